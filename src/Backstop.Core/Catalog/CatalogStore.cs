@@ -1,0 +1,357 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace Backstop.Core.Catalog;
+
+/// <summary>
+/// The catalog on SQLite (WAL, foreign keys, versioned migrations). Recording a snapshot is one transaction;
+/// size history is read from recorded snapshots, so there is no separate history file to corrupt.
+/// </summary>
+public sealed class CatalogStore : IDisposable
+{
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE sources (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL
+        );
+        CREATE TABLE snapshots (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL REFERENCES sources(name),
+            state TEXT NOT NULL CHECK (state IN ('running', 'committed', 'failed')),
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            raw_bytes INTEGER NOT NULL DEFAULT 0,
+            stored_bytes INTEGER NOT NULL DEFAULT 0,
+            facts TEXT NOT NULL DEFAULT '{}',
+            warnings TEXT NOT NULL DEFAULT '[]',
+            error TEXT
+        );
+        CREATE INDEX snapshots_by_source ON snapshots(source, started_at);
+        CREATE TABLE artifacts (
+            snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            file_name TEXT NOT NULL,
+            raw_bytes INTEGER NOT NULL,
+            stored_bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            compression TEXT NOT NULL,
+            facts TEXT NOT NULL,
+            PRIMARY KEY (snapshot_id, name)
+        );
+        CREATE TABLE copies (
+            snapshot_id TEXT NOT NULL,
+            artifact TEXT NOT NULL,
+            target TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt')),
+            checked_at TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (snapshot_id, artifact, target),
+            FOREIGN KEY (snapshot_id, artifact) REFERENCES artifacts(snapshot_id, name) ON DELETE CASCADE
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            level TEXT NOT NULL,
+            source TEXT,
+            snapshot_id TEXT,
+            message TEXT NOT NULL
+        );
+        """,
+    ];
+
+    private readonly SqliteConnection _db;
+
+    private CatalogStore(SqliteConnection db) => _db = db;
+
+    public static int SchemaVersion => Migrations.Length;
+
+    public static CatalogStore Open(string path)
+    {
+        SQLitePCL.Batteries_V2.Init();
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        try
+        {
+            db.Open();
+            Exec(db, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;");
+            Migrate(db);
+            return new CatalogStore(db);
+        }
+        catch (SqliteException e)
+        {
+            db.Dispose();
+            throw new Plugins.BackupException($"catalog {path} cannot be opened: {e.Message}", e);
+        }
+    }
+
+    private static void Migrate(SqliteConnection db)
+    {
+        var version = Convert.ToInt32(Scalar(db, "PRAGMA user_version"), CultureInfo.InvariantCulture);
+        if (version > Migrations.Length)
+        {
+            throw new Plugins.BackupException(
+                $"the catalog has schema version {version}, newer than this backstop knows ({Migrations.Length}); upgrade backstop");
+        }
+
+        for (var v = version; v < Migrations.Length; v++)
+        {
+            using var tx = db.BeginTransaction();
+            using (var cmd = db.CreateCommand())
+            {
+                cmd.Transaction = tx;
+                cmd.CommandText = Migrations[v] + $"\nPRAGMA user_version = {v + 1};";
+                cmd.ExecuteNonQuery();
+            }
+
+            tx.Commit();
+        }
+    }
+
+    public void EnsureSource(string name, string kind)
+    {
+        using var cmd = Command("INSERT INTO sources(name, kind) VALUES ($n, $k) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind",
+            ("$n", name), ("$k", kind));
+        cmd.ExecuteNonQuery();
+    }
+
+    public void BeginSnapshot(string id, string source, string kind, DateTimeOffset startedAt, string host)
+    {
+        using var tx = _db.BeginTransaction();
+        EnsureSource(source, kind);
+        using (var cmd = Command(
+                   "INSERT INTO snapshots(id, source, state, started_at, host, pid) VALUES ($id, $s, 'running', $t, $h, $p)",
+                   ("$id", id), ("$s", source), ("$t", Time(startedAt)), ("$h", host), ("$p", Environment.ProcessId)))
+        {
+            cmd.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+    }
+
+    /// <summary>Records the outcome of a snapshot, its artifacts and its copies, in one transaction.</summary>
+    public void FinishSnapshot(SnapshotInfo s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        using var tx = _db.BeginTransaction();
+        using (var cmd = Command(
+                   """
+                   UPDATE snapshots SET state = $st, finished_at = $f, raw_bytes = $r, stored_bytes = $sb, facts = $facts,
+                       warnings = $w, error = $e WHERE id = $id
+                   """,
+                   ("$st", StateName(s.State)), ("$f", s.FinishedAt is { } f ? Time(f) : null), ("$r", s.RawBytes),
+                   ("$sb", s.StoredBytes), ("$facts", JsonSerializer.Serialize(s.Facts)), ("$w", JsonSerializer.Serialize(s.Warnings)),
+                   ("$e", s.Error), ("$id", s.Id)))
+        {
+            if (cmd.ExecuteNonQuery() != 1)
+            {
+                throw new InvalidOperationException($"snapshot {s.Id} was not begun in the catalog");
+            }
+        }
+
+        foreach (var a in s.Artifacts)
+        {
+            using (var cmd = Command(
+                       """
+                       INSERT OR REPLACE INTO artifacts(snapshot_id, name, file_name, raw_bytes, stored_bytes, sha256, compression, facts)
+                       VALUES ($id, $n, $fn, $r, $sb, $h, $c, $facts)
+                       """,
+                       ("$id", s.Id), ("$n", a.Name), ("$fn", a.FileName), ("$r", a.RawBytes), ("$sb", a.StoredBytes),
+                       ("$h", a.Sha256), ("$c", a.Compression), ("$facts", JsonSerializer.Serialize(a.Facts))))
+            {
+                cmd.ExecuteNonQuery();
+            }
+
+            foreach (var c in a.Copies)
+            {
+                SetCopy(s.Id, a.Name, c);
+            }
+        }
+
+        tx.Commit();
+    }
+
+    public void SetCopy(string snapshotId, string artifact, CopyInfo copy)
+    {
+        ArgumentNullException.ThrowIfNull(copy);
+        using var cmd = Command(
+            "INSERT OR REPLACE INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES ($id, $a, $t, $s, $c, $e)",
+            ("$id", snapshotId), ("$a", artifact), ("$t", copy.Target), ("$s", copy.State.ToString().ToLowerInvariant()),
+            ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Copy states found by one verify pass, recorded together.</summary>
+    public void SetCopies(IEnumerable<(string SnapshotId, string Artifact, CopyInfo Copy)> copies)
+    {
+        ArgumentNullException.ThrowIfNull(copies);
+        using var tx = _db.BeginTransaction();
+        foreach (var (id, artifact, copy) in copies)
+        {
+            SetCopy(id, artifact, copy);
+        }
+
+        tx.Commit();
+    }
+
+    /// <summary>Snapshots left 'running' by a process that died: recorded as failed with the reason.</summary>
+    public IReadOnlyList<SnapshotInfo> FailInterrupted(DateTimeOffset now)
+    {
+        var running = Snapshots().Where(s => s.State == SnapshotState.Running).ToList();
+        foreach (var s in running)
+        {
+            using var cmd = Command(
+                "UPDATE snapshots SET state = 'failed', finished_at = $f, error = $e WHERE id = $id AND state = 'running'",
+                ("$f", Time(now)), ("$id", s.Id),
+                ("$e", $"interrupted: the run on {s.Host} that started it at {Time(s.StartedAt)} ended without finishing (killed or crashed)"));
+            cmd.ExecuteNonQuery();
+        }
+
+        return running;
+    }
+
+    public void AddEvent(string level, string? source, string? snapshotId, string message)
+    {
+        using var cmd = Command("INSERT INTO events(at, level, source, snapshot_id, message) VALUES ($a, $l, $s, $id, $m)",
+            ("$a", Time(DateTimeOffset.UtcNow)), ("$l", level), ("$s", source), ("$id", snapshotId), ("$m", message));
+        cmd.ExecuteNonQuery();
+    }
+
+    public IReadOnlyList<CatalogEvent> Events(int limit = 100)
+    {
+        using var cmd = Command("SELECT at, level, source, snapshot_id, message FROM events ORDER BY id DESC LIMIT $l", ("$l", limit));
+        using var r = cmd.ExecuteReader();
+        var list = new List<CatalogEvent>();
+        while (r.Read())
+        {
+            list.Add(new CatalogEvent(ParseTime(r.GetString(0)), r.GetString(1), Str(r, 2), Str(r, 3), r.GetString(4)));
+        }
+
+        return list;
+    }
+
+    /// <summary>All snapshots (optionally of one source), oldest first, with their artifacts and copies.</summary>
+    public IReadOnlyList<SnapshotInfo> Snapshots(string? source = null)
+    {
+        var copies = new Dictionary<(string, string), List<CopyInfo>>();
+        using (var cmd = Command(
+                   "SELECT c.snapshot_id, c.artifact, c.target, c.state, c.checked_at, c.error FROM copies c JOIN snapshots s ON s.id = c.snapshot_id WHERE $src IS NULL OR s.source = $src ORDER BY c.target",
+                   ("$src", source)))
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                var key = (r.GetString(0), r.GetString(1));
+                if (!copies.TryGetValue(key, out var list))
+                {
+                    copies[key] = list = [];
+                }
+
+                list.Add(new CopyInfo(r.GetString(2), Enum.Parse<CopyState>(r.GetString(3), ignoreCase: true), ParseTime(r.GetString(4)), Str(r, 5)));
+            }
+        }
+
+        var artifacts = new Dictionary<string, List<ArtifactInfo>>();
+        using (var cmd = Command(
+                   "SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE $src IS NULL OR s.source = $src ORDER BY a.rowid",
+                   ("$src", source)))
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                var id = r.GetString(0);
+                if (!artifacts.TryGetValue(id, out var list))
+                {
+                    artifacts[id] = list = [];
+                }
+
+                var name = r.GetString(1);
+                list.Add(new ArtifactInfo(name, r.GetString(2), r.GetInt64(3), r.GetInt64(4), r.GetString(5), r.GetString(6),
+                    Facts(r.GetString(7)), copies.GetValueOrDefault((id, name)) ?? []));
+            }
+        }
+
+        var result = new List<SnapshotInfo>();
+        using (var cmd = Command(
+                   """
+                   SELECT s.id, s.source, src.kind, s.state, s.started_at, s.finished_at, s.host, s.raw_bytes, s.stored_bytes, s.facts, s.warnings, s.error
+                   FROM snapshots s JOIN sources src ON src.name = s.source WHERE $src IS NULL OR s.source = $src ORDER BY s.started_at, s.id
+                   """,
+                   ("$src", source)))
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                var id = r.GetString(0);
+                result.Add(new SnapshotInfo(
+                    id, r.GetString(1), r.GetString(2), Enum.Parse<SnapshotState>(r.GetString(3), ignoreCase: true),
+                    ParseTime(r.GetString(4)), r.IsDBNull(5) ? null : ParseTime(r.GetString(5)), r.GetString(6),
+                    r.GetInt64(7), r.GetInt64(8), Facts(r.GetString(9)),
+                    JsonSerializer.Deserialize<List<string>>(r.GetString(10)) ?? [], Str(r, 11),
+                    artifacts.GetValueOrDefault(id) ?? []));
+            }
+        }
+
+        return result;
+    }
+
+    public SnapshotInfo? Snapshot(string id) =>
+        Snapshots().FirstOrDefault(s => string.Equals(s.Id, id, StringComparison.Ordinal));
+
+    public IReadOnlyList<(string Name, string Kind)> Sources()
+    {
+        using var cmd = Command("SELECT name, kind FROM sources ORDER BY name");
+        using var r = cmd.ExecuteReader();
+        var list = new List<(string, string)>();
+        while (r.Read())
+        {
+            list.Add((r.GetString(0), r.GetString(1)));
+        }
+
+        return list;
+    }
+
+    public void Dispose() => _db.Dispose();
+
+    internal static string Time(DateTimeOffset t) => Util.Json.Time(t);
+
+    private static DateTimeOffset ParseTime(string s) =>
+        DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+
+    private static string StateName(SnapshotState s) => s.ToString().ToLowerInvariant();
+
+    private static Dictionary<string, long> Facts(string json) =>
+        JsonSerializer.Deserialize<Dictionary<string, long>>(json) ?? [];
+
+    private static string? Str(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+
+    private SqliteCommand Command(string sql, params (string Name, object? Value)[] parameters)
+    {
+        var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+
+        return cmd;
+    }
+
+    private static void Exec(SqliteConnection db, string sql)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private static object? Scalar(SqliteConnection db, string sql)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar();
+    }
+}

@@ -1,0 +1,64 @@
+namespace Backstop.Core.Catalog;
+
+public enum SnapshotState
+{
+    Running,
+    Committed,
+    Failed,
+}
+
+public enum CopyState
+{
+    /// <summary>Read back (or stat'ed with a server-side checksum) and matched.</summary>
+    Verified,
+
+    /// <summary>The upload or its verification failed.</summary>
+    Failed,
+
+    /// <summary>Was verified once, and is gone now.</summary>
+    Missing,
+
+    /// <summary>Present, but its size or hash no longer matches.</summary>
+    Corrupt,
+}
+
+public sealed record CopyInfo(string Target, CopyState State, DateTimeOffset CheckedAt, string? Error);
+
+public sealed record ArtifactInfo(
+    string Name,
+    string FileName,
+    long RawBytes,
+    long StoredBytes,
+    string Sha256,
+    string Compression,
+    IReadOnlyDictionary<string, long> Facts,
+    IReadOnlyList<CopyInfo> Copies);
+
+public sealed record SnapshotInfo(
+    string Id,
+    string Source,
+    string Kind,
+    SnapshotState State,
+    DateTimeOffset StartedAt,
+    DateTimeOffset? FinishedAt,
+    string Host,
+    long RawBytes,
+    long StoredBytes,
+    IReadOnlyDictionary<string, long> Facts,
+    IReadOnlyList<string> Warnings,
+    string? Error,
+    IReadOnlyList<ArtifactInfo> Artifacts)
+{
+    /// <summary>Targets that hold a verified copy of every artifact of this snapshot.</summary>
+    public IReadOnlyList<string> VerifiedTargets =>
+        Artifacts.Count == 0
+            ? []
+            : Artifacts.SelectMany(a => a.Copies).Select(c => c.Target).Distinct(StringComparer.Ordinal)
+                .Where(t => Artifacts.All(a => a.Copies.Any(c => c.Target == t && c.State == CopyState.Verified)))
+                .Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>A snapshot counts only when committed with at least <paramref name="minCopies"/> verified copies.</summary>
+    public bool IsValid(int minCopies) => State == SnapshotState.Committed && VerifiedTargets.Count >= minCopies;
+}
+
+public sealed record CatalogEvent(DateTimeOffset At, string Level, string? Source, string? SnapshotId, string Message);

@@ -1,0 +1,50 @@
+namespace Backstop.Core.Config;
+
+/// <summary>The whole configuration, validated: every path absolute, every quantity parsed.</summary>
+public sealed record BackstopConfig(
+    string File,
+    string CatalogPath,
+    string StagingPath,
+    Policy Policy,
+    CompressionOptions Compression,
+    IReadOnlyList<TargetDefinition> Targets,
+    IReadOnlyList<SourceDefinition> Sources)
+{
+    public string LockPath => CatalogPath + ".lock";
+
+    public SourceDefinition? Source(string name) => Sources.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.Ordinal));
+}
+
+/// <summary>Global policy: how many verified copies make a snapshot valid, and the default recovery point objective.</summary>
+public sealed record Policy(int MinCopies, TimeSpan Rpo);
+
+/// <summary>zstd level (1–19) and worker threads (0 = single-threaded).</summary>
+public sealed record CompressionOptions(int Level, int Workers);
+
+public sealed record TargetDefinition(string Name, string Kind, object Options, ConfigLocation Location);
+
+public sealed record SourceDefinition(
+    string Name,
+    string Kind,
+    object Options,
+    Expectations Expect,
+    TimeSpan Rpo,
+    int MinCopies,
+    IReadOnlyList<string> Targets,
+    ConfigLocation Location);
+
+public enum AnomalyAction
+{
+    Fail,
+    Warn,
+}
+
+/// <summary>Rules a snapshot must meet to count.</summary>
+public sealed record Expectations(
+    long? MinBytes,
+    IReadOnlyDictionary<string, long> MinFacts,
+    int? MaxShrinkPercent,
+    AnomalyAction OnAnomaly)
+{
+    public static Expectations None { get; } = new(null, new Dictionary<string, long>(), null, AnomalyAction.Fail);
+}

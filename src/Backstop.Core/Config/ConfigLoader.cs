@@ -1,0 +1,179 @@
+using System.Text.RegularExpressions;
+using Backstop.Core.Plugins;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Backstop.Core.Config;
+
+/// <summary>Reads <c>backstop.yaml</c> strictly: an unknown key, a wrong type or a bad value names file, line and column.</summary>
+public static partial class ConfigLoader
+{
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    private static partial Regex NamePattern();
+
+    public static BackstopConfig Load(string file, PluginRegistry plugins)
+    {
+        ArgumentNullException.ThrowIfNull(plugins);
+        var full = Path.GetFullPath(file);
+        string text;
+        try
+        {
+            text = System.IO.File.ReadAllText(full);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException(
+                $"{file}: cannot read the configuration ({e.Message}); give one with --config FILE or BACKSTOP_CONFIG");
+        }
+
+        return Parse(text, full, plugins);
+    }
+
+    public static BackstopConfig Parse(string text, string file, PluginRegistry plugins)
+    {
+        ArgumentNullException.ThrowIfNull(plugins);
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (YamlException e)
+        {
+            var inner = e.InnerException?.Message is { Length: > 0 } m ? m : e.Message;
+            throw new ConfigException(new ConfigLocation(file, e.Start.Line, e.Start.Column), $"invalid YAML: {Trim(inner)}");
+        }
+
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        {
+            throw new ConfigException(new ConfigLocation(file, 1, 1), "the configuration must be a mapping with 'targets' and 'sources'");
+        }
+
+        var top = new ConfigMap(root, file, "");
+        var catalog = top.String("catalog") ?? "./state/catalog.db";
+        if (catalog.Contains("://", StringComparison.Ordinal))
+        {
+            throw top.Error("catalog", "only a SQLite file path is supported as the catalog in this version");
+        }
+
+        var catalogPath = top.ResolvePath(catalog);
+        var staging = top.PathValue("staging") ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
+
+        var policyMap = top.Map("policy");
+        var minCopies = policyMap?.Int("min_copies", 1, 100) ?? 1;
+        var rpo = policyMap?.Duration("rpo") ?? TimeSpan.FromHours(24);
+        policyMap?.EnsureAllKeysKnown();
+        if (rpo <= TimeSpan.Zero)
+        {
+            throw policyMap!.Error("rpo", "must be longer than zero");
+        }
+
+        var compressionMap = top.Map("compression");
+        var compression = new CompressionOptions(
+            compressionMap?.Int("level", 1, 19) ?? 3,
+            compressionMap?.Int("workers", 0, 64) ?? Math.Min(Environment.ProcessorCount, 8));
+        compressionMap?.EnsureAllKeysKnown();
+
+        var targets = new List<TargetDefinition>();
+        foreach (var t in top.MapList("targets"))
+        {
+            var name = CheckName(t, "target");
+            var kindName = t.RequireString("kind");
+            var kind = plugins.Target(kindName)
+                ?? throw t.Error("kind", $"unknown target kind '{kindName}'; known kinds: {string.Join(", ", plugins.TargetKinds)}");
+            if (targets.Any(x => x.Name == name))
+            {
+                throw t.Error("name", $"a target named '{name}' is already defined; target names must be unique");
+            }
+
+            var options = kind.ParseOptions(t);
+            t.EnsureAllKeysKnown();
+            targets.Add(new TargetDefinition(name, kindName, options, t.Location));
+        }
+
+        if (targets.Count == 0)
+        {
+            throw new ConfigException(top.LocationOf("targets"), "targets: at least one target is needed (for example {name: local, kind: local, path: ./backups})");
+        }
+
+        var sources = new List<SourceDefinition>();
+        foreach (var s in top.MapList("sources"))
+        {
+            var name = CheckName(s, "source");
+            var kindName = s.RequireString("kind");
+            var kind = plugins.Source(kindName)
+                ?? throw s.Error("kind", $"unknown source kind '{kindName}'; known kinds: {string.Join(", ", plugins.SourceKinds)}");
+            if (sources.Any(x => x.Name == name))
+            {
+                throw s.Error("name", $"a source named '{name}' is already defined; source names must be unique");
+            }
+
+            var expect = ParseExpectations(s.Map("expect"), kind);
+            var sourceRpo = s.Duration("rpo") ?? rpo;
+            var sourceTargets = s.StringList("targets") ?? targets.Select(t => t.Name).ToList();
+            foreach (var tn in sourceTargets)
+            {
+                if (targets.All(t => t.Name != tn))
+                {
+                    throw s.Error("targets", $"no target is named '{tn}'; defined targets: {string.Join(", ", targets.Select(t => t.Name))}");
+                }
+            }
+
+            var sourceMinCopies = s.Int("min_copies", 1, 100) ?? Math.Min(minCopies, sourceTargets.Count);
+            if (sourceMinCopies > sourceTargets.Count)
+            {
+                throw new ConfigException(
+                    s.LocationOf(s.Has("min_copies") ? "min_copies" : "name"),
+                    $"{s.Path}: min_copies is {sourceMinCopies} but the source has only {sourceTargets.Count} target(s); add targets or lower min_copies");
+            }
+
+            var options = kind.ParseOptions(s);
+            s.EnsureAllKeysKnown();
+            sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location));
+        }
+
+        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, targets, sources");
+        return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo), compression, targets, sources);
+    }
+
+    private static Expectations ParseExpectations(ConfigMap? map, ISourceKind kind)
+    {
+        if (map is null)
+        {
+            return Expectations.None;
+        }
+
+        var minBytes = map.Size("min_bytes");
+        var facts = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var fact in kind.Facts)
+        {
+            var key = "min_" + fact;
+            if (map.Has(key))
+            {
+                var v = fact == "bytes" ? map.Size(key)!.Value : map.Int(key, 0)!.Value;
+                facts[fact] = v;
+            }
+        }
+
+        var shrink = map.Percent("max_shrink");
+        var onAnomaly = map.Enum("on_anomaly", ("fail", AnomalyAction.Fail), ("warn", AnomalyAction.Warn)) ?? AnomalyAction.Fail;
+        map.EnsureAllKeysKnown($"'{kind.Kind}' sources accept min_bytes, {string.Join(", ", kind.Facts.Select(f => "min_" + f))}, max_shrink, on_anomaly");
+        return new Expectations(minBytes, facts, shrink, onAnomaly);
+    }
+
+    private static string CheckName(ConfigMap map, string what)
+    {
+        var name = map.RequireString("name");
+        if (!NamePattern().IsMatch(name))
+        {
+            throw map.Error("name", $"'{name}' is not a valid {what} name: use letters, digits, '.', '_' and '-' (it becomes a folder name)");
+        }
+
+        return name;
+    }
+
+    private static string Trim(string message)
+    {
+        var i = message.IndexOf("):", StringComparison.Ordinal);
+        return i > 0 && message.StartsWith('(') ? message[(i + 2)..].Trim() : message;
+    }
+}

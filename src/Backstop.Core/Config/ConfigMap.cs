@@ -1,0 +1,311 @@
+using System.Globalization;
+using YamlDotNet.RepresentationModel;
+
+namespace Backstop.Core.Config;
+
+/// <summary>
+/// A strict view of one YAML mapping: every read marks a key as known, <see cref="EnsureAllKeysKnown"/> rejects the
+/// rest, and every error names the file, line and column. Plugins read their typed options through it.
+/// </summary>
+public sealed class ConfigMap
+{
+    private readonly YamlMappingNode _node;
+    private readonly HashSet<string> _known = new(StringComparer.Ordinal);
+    private readonly string _baseDirectory;
+
+    public ConfigMap(YamlMappingNode node, string file, string path)
+    {
+        _node = node;
+        File = file;
+        Path = path;
+        _baseDirectory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(file)) ?? "/";
+    }
+
+    /// <summary>The configuration file this mapping came from.</summary>
+    public string File { get; }
+
+    /// <summary>Where this mapping sits in the document, e.g. <c>sources[2]</c>.</summary>
+    public string Path { get; }
+
+    public ConfigLocation Location => At(_node);
+
+    public ConfigLocation At(YamlNode node) => new(File, node.Start.Line, node.Start.Column);
+
+    public ConfigLocation LocationOf(string key) => Find(key) is { } n ? At(n) : Location;
+
+    public bool Has(string key)
+    {
+        _known.Add(key);
+        return Find(key) is not null and not YamlScalarNode { Value: null or "" or "~", Style: YamlDotNet.Core.ScalarStyle.Plain };
+    }
+
+    public ConfigException Error(string key, string message) => new(LocationOf(key), $"{Describe(key)}: {message}");
+
+    public string? String(string key)
+    {
+        var node = Get(key);
+        return node switch
+        {
+            null => null,
+            YamlScalarNode s => s.Value,
+            _ => throw Error(key, "expected a single value (a string), not a list or a mapping"),
+        };
+    }
+
+    public string RequireString(string key) =>
+        String(key) is { Length: > 0 } s ? s : throw new ConfigException(Location, $"{Path}: the key '{key}' is required");
+
+    public string? PathValue(string key) => String(key) is { Length: > 0 } s ? ResolvePath(s) : null;
+
+    public string ResolvePath(string value) => System.IO.Path.GetFullPath(System.IO.Path.Combine(_baseDirectory, ExpandHome(value)));
+
+    public int? Int(string key, int min = int.MinValue, int max = int.MaxValue)
+    {
+        var s = String(key);
+        if (s is null)
+        {
+            return null;
+        }
+
+        if (!int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v))
+        {
+            throw Error(key, $"'{s}' is not a whole number");
+        }
+
+        return v < min || v > max ? throw Error(key, $"{v} is out of range ({min}..{max})") : v;
+    }
+
+    public bool? Bool(string key)
+    {
+        var s = String(key);
+        return s switch
+        {
+            null => null,
+            "true" or "yes" or "on" => true,
+            "false" or "no" or "off" => false,
+            _ => throw Error(key, $"'{s}' is not true or false"),
+        };
+    }
+
+    public long? Size(string key)
+    {
+        var s = String(key);
+        if (s is null)
+        {
+            return null;
+        }
+
+        return Quantities.TryParseSize(s, out var v, out var err) ? v : throw Error(key, err);
+    }
+
+    public TimeSpan? Duration(string key)
+    {
+        var s = String(key);
+        if (s is null)
+        {
+            return null;
+        }
+
+        return Quantities.TryParseDuration(s, out var v, out var err) ? v : throw Error(key, err);
+    }
+
+    public int? Percent(string key)
+    {
+        var s = String(key);
+        if (s is null)
+        {
+            return null;
+        }
+
+        return Quantities.TryParsePercent(s, out var v, out var err) ? v : throw Error(key, err);
+    }
+
+    public SecretRef? Secret(string key)
+    {
+        var s = String(key);
+        return s is null ? null : new SecretRef(s, LocationOf(key));
+    }
+
+    public T? Enum<T>(string key, params (string Name, T Value)[] choices) where T : struct
+    {
+        var s = String(key);
+        if (s is null)
+        {
+            return null;
+        }
+
+        foreach (var (name, value) in choices)
+        {
+            if (string.Equals(name, s, StringComparison.Ordinal))
+            {
+                return value;
+            }
+        }
+
+        throw Error(key, $"'{s}' is not one of: {string.Join(", ", choices.Select(c => c.Name))}");
+    }
+
+    /// <summary>A list of strings; a single scalar is accepted as a list of one.</summary>
+    public IReadOnlyList<string>? StringList(string key)
+    {
+        var node = Get(key);
+        switch (node)
+        {
+            case null:
+                return null;
+            case YamlScalarNode s:
+                return s.Value is { Length: > 0 } v ? [v] : [];
+            case YamlSequenceNode seq:
+                var list = new List<string>();
+                foreach (var item in seq)
+                {
+                    if (item is not YamlScalarNode { Value: { } v2 })
+                    {
+                        throw new ConfigException(At(item), $"{Describe(key)}: every item must be a string");
+                    }
+
+                    list.Add(v2);
+                }
+
+                return list;
+            default:
+                throw Error(key, "expected a list of strings");
+        }
+    }
+
+    /// <summary>A mapping of string to string (e.g. environment variables).</summary>
+    public IReadOnlyList<(string Key, string Value, ConfigLocation Location)>? StringMap(string key)
+    {
+        var node = Get(key);
+        if (node is null)
+        {
+            return null;
+        }
+
+        if (node is not YamlMappingNode map)
+        {
+            throw Error(key, "expected a mapping of names to values");
+        }
+
+        var list = new List<(string, string, ConfigLocation)>();
+        foreach (var (k, v) in map.Children)
+        {
+            if (k is not YamlScalarNode { Value: { } name } || v is not YamlScalarNode { Value: var value })
+            {
+                throw new ConfigException(At(k), $"{Describe(key)}: every entry must be NAME: value");
+            }
+
+            list.Add((name, value ?? "", At(v)));
+        }
+
+        return list;
+    }
+
+    public ConfigMap? Map(string key)
+    {
+        var node = Get(key);
+        return node switch
+        {
+            null => null,
+            YamlMappingNode m => new ConfigMap(m, File, $"{Path}.{key}".TrimStart('.')),
+            YamlScalarNode { Value: null or "" } => null,
+            _ => throw Error(key, "expected a mapping (key: value pairs)"),
+        };
+    }
+
+    public IReadOnlyList<ConfigMap> MapList(string key)
+    {
+        var node = Get(key);
+        switch (node)
+        {
+            case null:
+            case YamlScalarNode { Value: null or "" }:
+                return [];
+            case YamlSequenceNode seq:
+                var list = new List<ConfigMap>();
+                var i = 0;
+                foreach (var item in seq)
+                {
+                    if (item is not YamlMappingNode m)
+                    {
+                        throw new ConfigException(At(item), $"{Describe(key)}[{i}]: expected a mapping (key: value pairs)");
+                    }
+
+                    list.Add(new ConfigMap(m, File, $"{Path}.{key}[{i}]".TrimStart('.')));
+                    i++;
+                }
+
+                return list;
+            default:
+                throw Error(key, "expected a list");
+        }
+    }
+
+    /// <summary>Keys present in the mapping that nothing asked for.</summary>
+    public IEnumerable<string> Keys => _node.Children.Keys.OfType<YamlScalarNode>().Select(k => k.Value ?? "");
+
+    /// <summary>Marks keys as read without reading them (used by wrappers that hand a mapping to a plugin).</summary>
+    public void MarkKnown(params string[] keys)
+    {
+        foreach (var k in keys)
+        {
+            _known.Add(k);
+        }
+    }
+
+    public void EnsureAllKeysKnown(string? hint = null)
+    {
+        foreach (var (k, _) in _node.Children)
+        {
+            var name = (k as YamlScalarNode)?.Value ?? "";
+            if (!_known.Contains(name))
+            {
+                var suggestion = _known.OrderBy(c => Distance(c, name)).FirstOrDefault(c => Distance(c, name) <= 2);
+                var more = suggestion is not null ? $" (did you mean '{suggestion}'?)" : hint is not null ? $" ({hint})" : "";
+                throw new ConfigException(At(k), $"{Describe(name)}: unknown key{more}");
+            }
+        }
+    }
+
+    private string Describe(string key) => string.IsNullOrEmpty(Path) ? key : $"{Path}.{key}";
+
+    private YamlNode? Get(string key)
+    {
+        _known.Add(key);
+        return Find(key);
+    }
+
+    private YamlNode? Find(string key)
+    {
+        foreach (var (k, v) in _node.Children)
+        {
+            if (k is YamlScalarNode { Value: { } name } && string.Equals(name, key, StringComparison.Ordinal))
+            {
+                return v;
+            }
+        }
+
+        return null;
+    }
+
+    private static string ExpandHome(string p) =>
+        p.StartsWith("~/", StringComparison.Ordinal)
+            ? System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), p[2..])
+            : p;
+
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (var i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (var j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (var i = 1; i <= a.Length; i++)
+        {
+            for (var j = 1; j <= b.Length; j++)
+            {
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            }
+        }
+
+        return d[a.Length, b.Length];
+    }
+}

@@ -1,0 +1,309 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Backstop.Core.Catalog;
+using Backstop.Core.Plugins;
+using Backstop.Core.Sealing;
+
+namespace Backstop.Core.Pipeline;
+
+/// <summary>A compressed block shared by the hashing stage and every copy; back to the pool when all are done.</summary>
+internal sealed class Block(byte[] data, int length, int users)
+{
+    private int _users = users;
+
+    public ReadOnlyMemory<byte> Memory => data.AsMemory(0, length);
+
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _users) == 0)
+        {
+            ArrayPool<byte>.Shared.Return(data);
+        }
+    }
+}
+
+/// <summary>One stage fed with blocks through a bounded queue on its own thread (hashing, or one target's copy).</summary>
+internal abstract class BlockStage
+{
+    private const int QueueDepth = 8;
+    private readonly BlockingCollection<Block> _queue = new(QueueDepth);
+    private Task? _task;
+
+    public void Start() =>
+        _task = Task.Factory.StartNew(Loop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    public void Add(Block block, CancellationToken cancellationToken) => _queue.Add(block, cancellationToken);
+
+    /// <summary>No more blocks; waits for the stage to drain.</summary>
+    public async Task CompleteAsync()
+    {
+        if (!_queue.IsAddingCompleted)
+        {
+            _queue.CompleteAdding();
+        }
+
+        if (_task is not null)
+        {
+            await _task.ConfigureAwait(false);
+        }
+    }
+
+    protected abstract void Consume(ReadOnlyMemory<byte> block);
+
+    private void Loop()
+    {
+        foreach (var block in _queue.GetConsumingEnumerable())
+        {
+            try
+            {
+                Consume(block.Memory);
+            }
+            finally
+            {
+                block.Release();
+            }
+        }
+    }
+}
+
+internal sealed class HashStage : BlockStage
+{
+    public IncrementalHash Hash { get; } = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+    protected override void Consume(ReadOnlyMemory<byte> block) => Hash.AppendData(block.Span);
+}
+
+/// <summary>One copy of the artifact going to one target. A failure is kept and fails this copy only.</summary>
+internal sealed class CopyStage(ITarget target, string key) : BlockStage
+{
+    public ITarget Target { get; } = target;
+
+    public string Key { get; } = key;
+
+    public ITargetUpload? Upload { get; set; }
+
+    public Exception? Error { get; set; }
+
+    public long Written { get; private set; }
+
+    protected override void Consume(ReadOnlyMemory<byte> block)
+    {
+        if (Error is not null || Upload is null)
+        {
+            return;
+        }
+
+        try
+        {
+            Upload.WriteAsync(block, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            Written += block.Length;
+        }
+        catch (Exception e)
+        {
+            Error = e;
+        }
+    }
+}
+
+/// <summary>The finished artifact: sizes, hash, facts, and the state of each copy after read-back.</summary>
+internal sealed record ArtifactResult(
+    string Name,
+    string FileName,
+    long RawBytes,
+    long StoredBytes,
+    string Sha256,
+    IReadOnlyDictionary<string, long> Facts,
+    IReadOnlyList<CopyInfo> Copies);
+
+/// <summary>
+/// The stream a source writes one artifact into: zstd (libzstd, with workers), then SHA-256 and every target's
+/// upload on their own threads through bounded queues. Memory stays bounded whatever the size. On completion
+/// each copy is committed, then read back and matched before it counts.
+/// </summary>
+internal sealed class ArtifactWriter : Stream, IArtifactWriter
+{
+    private readonly ZstdEncoder _encoder;
+    private readonly HashStage _hash = new();
+    private readonly List<CopyStage> _copies;
+    private readonly ArtifactProgress _progress;
+    private readonly IArtifactValidator? _validator;
+    private readonly CancellationToken _cancellation;
+    private bool _completed;
+    private bool _disposed;
+
+    private ArtifactWriter(string name, List<CopyStage> copies, int level, int workers, ArtifactProgress progress,
+        IArtifactValidator? validator, CancellationToken cancellationToken)
+    {
+        Name = name;
+        FileName = name + ".zst";
+        _copies = copies;
+        _progress = progress;
+        _validator = validator;
+        _cancellation = cancellationToken;
+        _encoder = new ZstdEncoder(level, workers, Emit);
+        _hash.Start();
+        foreach (var c in _copies)
+        {
+            c.Start();
+        }
+    }
+
+    public string Name { get; }
+
+    public string FileName { get; }
+
+    public ArtifactResult? Result { get; private set; }
+
+    public Stream Content => this;
+
+    public static async Task<ArtifactWriter> StartAsync(string source, string snapshot, string name, IReadOnlyList<ITarget> targets,
+        Config.CompressionOptions compression, ArtifactProgress progress, IArtifactValidator? validator, CancellationToken cancellationToken)
+    {
+        var copies = new List<CopyStage>();
+        foreach (var t in targets)
+        {
+            var stage = new CopyStage(t, Layout.Key(source, snapshot, name + ".zst"));
+            try
+            {
+                stage.Upload = await t.BeginPutAsync(stage.Key, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                stage.Error = e;
+            }
+
+            copies.Add(stage);
+        }
+
+        return new ArtifactWriter(name, copies, compression.Level, compression.Workers, progress, validator, cancellationToken);
+    }
+
+    private void Emit(byte[] data, int length)
+    {
+        var block = new Block(data, length, 1 + _copies.Count);
+        _progress.AddStored(length);
+        _hash.Add(block, _cancellation);
+        foreach (var c in _copies)
+        {
+            c.Add(block, _cancellation);
+        }
+    }
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_completed)
+        {
+            throw new InvalidOperationException($"artifact {Name} is already complete");
+        }
+
+        _encoder.Write(buffer);
+        _progress.AddRaw(buffer.Length);
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Write(buffer.Span);
+        return ValueTask.CompletedTask;
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Write(buffer.AsSpan(offset, count));
+        return Task.CompletedTask;
+    }
+
+    public async Task CompleteAsync(IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(facts);
+        _encoder.Finish();
+        _completed = true;
+        await DrainAsync().ConfigureAwait(false);
+        var sha = Convert.ToHexStringLower(_hash.Hash.GetHashAndReset());
+        var stored = _progress.StoredBytes;
+
+        _progress.Stage = "verifying";
+        var copies = await Task.WhenAll(_copies.Select(c => FinishCopyAsync(c, stored, sha, facts, cancellationToken))).ConfigureAwait(false);
+        _progress.Stage = "done";
+        _progress.Stop();
+        Result = new ArtifactResult(Name, FileName, _progress.RawBytes, stored, sha, facts, copies);
+    }
+
+    private async Task<CopyInfo> FinishCopyAsync(CopyStage c, long size, string sha, IReadOnlyDictionary<string, long> facts, CancellationToken ct)
+    {
+        if (c.Error is null && c.Upload is not null)
+        {
+            try
+            {
+                await c.Upload.CommitAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                c.Error = e;
+            }
+        }
+
+        if (c.Error is not null)
+        {
+            return new CopyInfo(c.Target.Name, CopyState.Failed, DateTimeOffset.UtcNow, CopyVerifier.Describe(c.Target, c.Key, c.Error, c.Written));
+        }
+
+        return await CopyVerifier.VerifyAsync(c.Target, c.Key, size, sha, deep: true, _validator, facts, ct).ConfigureAwait(false);
+    }
+
+    private async Task DrainAsync()
+    {
+        await _hash.CompleteAsync().ConfigureAwait(false);
+        foreach (var c in _copies)
+        {
+            await c.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        await DrainAsync().ConfigureAwait(false);
+        foreach (var c in _copies)
+        {
+            if (c.Upload is not null)
+            {
+                await c.Upload.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        _encoder.Dispose();
+        _hash.Hash.Dispose();
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_disposed)
+        {
+            DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _progress.RawBytes; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+}

@@ -1,0 +1,96 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Sealing;
+using Backstop.Core.Util;
+
+namespace Backstop.Core.Pipeline;
+
+/// <summary>Checks one copy: it exists with the right size, and (deep) its bytes hash to the recorded SHA-256 and pass the format check.</summary>
+public static class CopyVerifier
+{
+    public static async Task<CopyInfo> VerifyAsync(ITarget target, string key, long size, string sha256, bool deep,
+        IArtifactValidator? validator, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var now = DateTimeOffset.UtcNow;
+        try
+        {
+            if (!deep)
+            {
+                var info = await target.StatAsync(key, cancellationToken).ConfigureAwait(false);
+                if (info is null)
+                {
+                    return new CopyInfo(target.Name, CopyState.Missing, now, $"{Where(target, key)} is missing");
+                }
+
+                return info.Size != size
+                    ? new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} has {info.Size} bytes, {size} were stored")
+                    : new CopyInfo(target.Name, CopyState.Verified, now, null);
+            }
+
+            Stream raw;
+            try
+            {
+                raw = await target.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ObjectNotFoundException)
+            {
+                return new CopyInfo(target.Name, CopyState.Missing, now, $"{Where(target, key)} is missing");
+            }
+
+            await using var hashing = new HashingReadStream(raw);
+            string? formatError = null;
+            if (validator is not null)
+            {
+                try
+                {
+                    await using var content = new ZstdDecodeStream(hashing, leaveOpen: true);
+                    await validator.ValidateAsync(content, facts, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is InvalidDataException or BackupException or FormatException or EndOfStreamException)
+                {
+                    formatError = e.Message;
+                }
+            }
+
+            var actual = await hashing.FinishAsync(cancellationToken).ConfigureAwait(false);
+            if (hashing.BytesRead != size)
+            {
+                return new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} has {hashing.BytesRead} bytes, {size} were stored");
+            }
+
+            if (!string.Equals(actual, sha256, StringComparison.Ordinal))
+            {
+                return new CopyInfo(target.Name, CopyState.Corrupt, now,
+                    $"{Where(target, key)} does not match: SHA-256 {actual[..16]}…, {sha256[..16]}… was stored");
+            }
+
+            return formatError is not null
+                ? new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} fails its format check: {formatError}")
+                : new CopyInfo(target.Name, CopyState.Verified, now, null);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return new CopyInfo(target.Name, CopyState.Failed, now, Describe(target, key, e, null));
+        }
+    }
+
+    internal static string Where(ITarget target, string key) => $"copy on target '{target.Name}' ({key})";
+
+    /// <summary>The reason a copy failed, for a person: disk full gets the numbers.</summary>
+    internal static string Describe(ITarget target, string key, Exception e, long? written)
+    {
+        if (DiskSpace.IsDiskFull(e))
+        {
+            var free = target.FreeBytesAsync(CancellationToken.None).GetAwaiter().GetResult();
+            return $"target '{target.Name}' is full: no space left on device at {target.Where} while writing {key}" +
+                   (written is { } w ? $" after {Quantities.FormatSize(w)}" : "") +
+                   (free is { } f ? $" ({Quantities.FormatSize(f)} free)" : "") + "; free space there or move the target";
+        }
+
+        return e is BackupException or ObjectNotFoundException
+            ? e.Message
+            : $"{Where(target, key)}: {e.Message}";
+    }
+}

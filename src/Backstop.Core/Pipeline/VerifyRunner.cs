@@ -1,0 +1,72 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Core.Pipeline;
+
+/// <summary>One finding of <c>verify</c>: a copy, its state now, and why.</summary>
+public sealed record CopyCheck(string Source, string Snapshot, string Artifact, string Target, CopyState State, string? Error);
+
+/// <summary>
+/// <c>verify</c>: every copy of every committed snapshot still exists with the right size (deep: and its bytes
+/// hash to the recorded SHA-256 and pass the format check), and its snapshot's manifest is there. The states
+/// found are recorded, so <c>status</c> reflects them.
+/// </summary>
+public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog)
+{
+    public async Task<IReadOnlyList<CopyCheck>> RunAsync(IReadOnlyCollection<string> only, bool deep, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(only);
+        var targets = config.Targets.ToDictionary(t => t.Name, t => plugins.Target(t.Kind)!.Create(t), StringComparer.Ordinal);
+        var checks = new List<CopyCheck>();
+        var updates = new List<(string, string, CopyInfo)>();
+        foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
+        {
+            var source = plugins.Source(def.Kind)!.Create(def);
+            foreach (var snap in catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed))
+            {
+                foreach (var targetName in snap.Artifacts.SelectMany(a => a.Copies).Select(c => c.Target).Distinct(StringComparer.Ordinal))
+                {
+                    if (!targets.TryGetValue(targetName, out var target))
+                    {
+                        continue; // a target removed from the configuration: nothing to check it with
+                    }
+
+                    var manifest = await target.StatAsync(Layout.Key(def.Name, snap.Id, Layout.ManifestName), cancellationToken).ConfigureAwait(false);
+                    foreach (var a in snap.Artifacts)
+                    {
+                        var key = Layout.Key(def.Name, snap.Id, a.FileName);
+                        CopyInfo result;
+                        if (manifest is null)
+                        {
+                            result = new CopyInfo(target.Name, CopyState.Missing, DateTimeOffset.UtcNow,
+                                $"{Layout.ManifestName} of {snap.Id} is missing on target '{target.Name}', so its copies are not a backup there");
+                        }
+                        else
+                        {
+                            result = await CopyVerifier.VerifyAsync(target, key, a.StoredBytes, a.Sha256, deep,
+                                deep ? source.ValidatorFor(a.Name) : null, a.Facts, cancellationToken).ConfigureAwait(false);
+                        }
+
+                        var before = a.Copies.FirstOrDefault(c => c.Target == target.Name);
+                        if (result.State != CopyState.Verified && before?.State is CopyState.Failed)
+                        {
+                            continue; // never stored there: not news
+                        }
+
+                        updates.Add((snap.Id, a.Name, result));
+                        checks.Add(new CopyCheck(def.Name, snap.Id, a.Name, target.Name, result.State, result.Error));
+                    }
+                }
+            }
+        }
+
+        catalog.SetCopies(updates);
+        foreach (var c in checks.Where(c => c.State != CopyState.Verified))
+        {
+            catalog.AddEvent("error", c.Source, c.Snapshot, $"verify: {c.Error}");
+        }
+
+        return checks;
+    }
+}

@@ -1,0 +1,88 @@
+using Backstop.Core.Config;
+
+namespace Backstop.Core.Plugins;
+
+/// <summary>A kind of source (files, sqlite, postgres…): parses its typed options and creates sources.</summary>
+public interface ISourceKind
+{
+    string Kind { get; }
+
+    /// <summary>The facts this kind reports; <c>expect: {min_&lt;fact&gt;: …}</c> accepts exactly these.</summary>
+    IReadOnlyList<string> Facts { get; }
+
+    object ParseOptions(ConfigMap map);
+
+    ISource Create(SourceDefinition definition);
+}
+
+/// <summary>Base for a source kind with a typed options record.</summary>
+public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
+{
+    public abstract string Kind { get; }
+
+    public abstract IReadOnlyList<string> Facts { get; }
+
+    public abstract TOptions Parse(ConfigMap map);
+
+    public abstract ISource Create(SourceDefinition definition, TOptions options);
+
+    object ISourceKind.ParseOptions(ConfigMap map) => Parse(map);
+
+    ISource ISourceKind.Create(SourceDefinition definition) => Create(definition, (TOptions)definition.Options);
+}
+
+/// <summary>One thing to back up. It never knows where its bytes go.</summary>
+public interface ISource
+{
+    /// <summary>
+    /// Checks everything the capture needs before any work starts (tools resolved to absolute paths, files
+    /// readable, the server reachable). Throws <see cref="BackupException"/> with the reason and the fix.
+    /// </summary>
+    Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken);
+
+    /// <summary>Writes one stream per artifact into the sink and reports each artifact's facts.</summary>
+    Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Checks the format of an artifact as stored (decompressed), against the facts captured. Returns null when the
+    /// kind has no format check for that artifact.
+    /// </summary>
+    IArtifactValidator? ValidatorFor(string artifactName);
+
+    /// <summary>The stock-tool commands that restore this artifact without Backstop (FILE is the stored file, DEST the destination).</summary>
+    string RestoreRecipe(string artifactName, string storedFile);
+}
+
+/// <summary>What preflight learned: tools used (name → "path version") and staging space the capture needs.</summary>
+public sealed record SourcePreflight(IReadOnlyDictionary<string, string> Tools, long StagingBytesNeeded)
+{
+    public static SourcePreflight None { get; } = new(new Dictionary<string, string>(), 0);
+}
+
+/// <summary>Where a source writes its artifacts during capture.</summary>
+public interface ICaptureSink
+{
+    /// <summary>A private folder for this snapshot's temporary files; removed after the run.</summary>
+    string StagingDirectory { get; }
+
+    /// <summary>Starts an artifact (e.g. <c>files.tar</c>); the stream seals and ships while it is written.</summary>
+    Task<IArtifactWriter> BeginArtifactAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>A problem that does not fail the snapshot, recorded on it (e.g. a file changed while read).</summary>
+    void Warn(string message);
+}
+
+/// <summary>One artifact being written. Write the whole content, then <see cref="CompleteAsync"/> with its facts.</summary>
+public interface IArtifactWriter : IAsyncDisposable
+{
+    Stream Content { get; }
+
+    Task CompleteAsync(IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken);
+}
+
+/// <summary>Reads an artifact's content back (decompressed) and checks that it is what the source said it wrote.</summary>
+public interface IArtifactValidator
+{
+    /// <summary>Throws <see cref="BackupException"/> naming what is wrong.</summary>
+    Task ValidateAsync(Stream content, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken);
+}

@@ -1,0 +1,83 @@
+using Backstop.Core.Config;
+
+namespace Backstop.Core.Plugins;
+
+/// <summary>A kind of target (local, sftp, s3…): parses its typed options and creates targets.</summary>
+public interface ITargetKind
+{
+    string Kind { get; }
+
+    object ParseOptions(ConfigMap map);
+
+    ITarget Create(TargetDefinition definition);
+}
+
+public abstract class TargetKind<TOptions> : ITargetKind where TOptions : class
+{
+    public abstract string Kind { get; }
+
+    public abstract TOptions Parse(ConfigMap map);
+
+    public abstract ITarget Create(TargetDefinition definition, TOptions options);
+
+    object ITargetKind.ParseOptions(ConfigMap map) => Parse(map);
+
+    ITarget ITargetKind.Create(TargetDefinition definition) => Create(definition, (TOptions)definition.Options);
+}
+
+/// <summary>What a target can do, so that the pipeline decides once instead of asking each plugin.</summary>
+public sealed record TargetCapabilities(bool AtomicPublish, bool FreeSpaceQuery, bool ServerSideChecksum);
+
+/// <summary>An object on a target: its key (with '/' separators, relative to the target's root) and size.</summary>
+public sealed record ObjectInfo(string Key, long Size, DateTimeOffset Modified);
+
+/// <summary>
+/// One place backups are stored. It never knows what the bytes are. Keys are relative paths with '/'
+/// separators: <c>&lt;source&gt;/&lt;snapshot&gt;/&lt;file&gt;</c>.
+/// </summary>
+public interface ITarget
+{
+    string Name { get; }
+
+    /// <summary>A human description of where this target stores (a path, a URL), for messages.</summary>
+    string Where { get; }
+
+    TargetCapabilities Capabilities { get; }
+
+    /// <summary>Checks the target is reachable and writable; throws <see cref="BackupException"/> otherwise.</summary>
+    Task ProbeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Free bytes where the target stores, or null when it cannot tell.</summary>
+    Task<long?> FreeBytesAsync(CancellationToken cancellationToken);
+
+    /// <summary>Starts writing an object under a temporary name; it becomes visible at its key only on commit.</summary>
+    Task<ITargetUpload> BeginPutAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Opens an object for reading; throws <see cref="ObjectNotFoundException"/> when it is missing.</summary>
+    Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken);
+
+    Task<ObjectInfo?> StatAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Every object whose key starts with the prefix, temporary ones included.</summary>
+    IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>Deletes an object; deleting a missing object is not an error.</summary>
+    Task DeleteAsync(string key, CancellationToken cancellationToken);
+}
+
+/// <summary>An object being written. Disposing it without <see cref="CommitAsync"/> removes what was written.</summary>
+public interface ITargetUpload : IAsyncDisposable
+{
+    ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    /// <summary>Makes the object durable and visible at its key, whole.</summary>
+    Task CommitAsync(CancellationToken cancellationToken);
+}
+
+public sealed class ObjectNotFoundException(string target, string key)
+    : Exception($"target '{target}': {key} does not exist")
+{
+    public string Target { get; } = target;
+
+    public string Key { get; } = key;
+}

@@ -1,0 +1,128 @@
+using System.Runtime.InteropServices;
+
+namespace Backstop.Core.Util;
+
+/// <summary>The few libc calls .NET does not expose: flock, directory fsync, lstat with inode and owner, user names.</summary>
+public static partial class Posix
+{
+    internal const int LockEx = 2;
+    internal const int LockNb = 4;
+    internal const int LockUn = 8;
+    internal const int OCreat = 0x40;
+    internal const int ORdonly = 0x0;
+    internal const int ORdwr = 0x2;
+    internal const int ODirectory = 0x10000;
+    internal const int OCloexec = 0x80000;
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    internal static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    internal static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    internal static partial int Flock(int fd, int operation);
+
+    [LibraryImport("libc", EntryPoint = "ftruncate", SetLastError = true)]
+    internal static partial int Ftruncate(int fd, long length);
+
+    [LibraryImport("libc", EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int LstatNative(string path, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "getpwuid")]
+    private static partial nint Getpwuid(uint uid);
+
+    [LibraryImport("libc", EntryPoint = "getgrgid")]
+    private static partial nint Getgrgid(uint gid);
+
+    /// <summary>fsync(2) on a directory, so that a rename inside it is durable.</summary>
+    public static void FsyncDirectory(string path)
+    {
+        var fd = Open(path, ORdonly | ODirectory | OCloexec, 0);
+        if (fd < 0)
+        {
+            throw new IOException($"cannot open {path} to sync it: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                throw new IOException($"fsync of {path} failed: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+        }
+        finally
+        {
+            Close(fd);
+        }
+    }
+
+    /// <summary>lstat(2): the link itself, not what it points to. Returns false with the error when it fails.</summary>
+    public static unsafe bool TryLstat(string path, out FileStatus status, out string error)
+    {
+        var buffer = stackalloc byte[256];
+        if (LstatNative(path, buffer) != 0)
+        {
+            status = default;
+            error = Marshal.GetLastPInvokeErrorMessage();
+            return false;
+        }
+
+        error = "";
+        status = RuntimeInformation.ProcessArchitecture switch
+        {
+            // x86_64: dev 8, ino 8, nlink 8, mode 4, uid 4, gid 4, pad 4, rdev 8, size 8, blksize 8, blocks 8, atim 16, mtim 16
+            Architecture.X64 => new FileStatus(
+                *(ulong*)(buffer + 0), *(ulong*)(buffer + 8), *(ulong*)(buffer + 16), *(uint*)(buffer + 24),
+                *(uint*)(buffer + 28), *(uint*)(buffer + 32), *(long*)(buffer + 48),
+                *(long*)(buffer + 88), *(long*)(buffer + 96)),
+            // generic (arm64, riscv64): dev 8, ino 8, mode 4, nlink 4, uid 4, gid 4, rdev 8, pad 8, size 8, blksize 4, pad 4, blocks 8, atim 16, mtim 16
+            Architecture.Arm64 or Architecture.RiscV64 or Architecture.LoongArch64 => new FileStatus(
+                *(ulong*)(buffer + 0), *(ulong*)(buffer + 8), *(uint*)(buffer + 20), *(uint*)(buffer + 16),
+                *(uint*)(buffer + 24), *(uint*)(buffer + 28), *(long*)(buffer + 48),
+                *(long*)(buffer + 88), *(long*)(buffer + 96)),
+            _ => throw new PlatformNotSupportedException($"lstat layout for {RuntimeInformation.ProcessArchitecture} is not known"),
+        };
+        return true;
+    }
+
+    private static readonly Dictionary<uint, string> UserNames = [];
+    private static readonly Dictionary<uint, string> GroupNames = [];
+
+    public static string UserName(uint uid) => Name(UserNames, uid, Getpwuid);
+
+    public static string GroupName(uint gid) => Name(GroupNames, gid, Getgrgid);
+
+    private static string Name(Dictionary<uint, string> cache, uint id, Func<uint, nint> lookup)
+    {
+        lock (cache)
+        {
+            if (!cache.TryGetValue(id, out var name))
+            {
+                var entry = lookup(id);
+                // struct passwd and struct group both start with a char* name.
+                name = entry == 0 ? "" : Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(entry)) ?? "";
+                cache[id] = name;
+            }
+
+            return name;
+        }
+    }
+}
+
+/// <summary>What lstat says of one file system entry.</summary>
+public readonly record struct FileStatus(ulong Device, ulong Inode, ulong Links, uint Mode, uint Uid, uint Gid, long Size, long MtimeSeconds, long MtimeNanos)
+{
+    public uint Type => Mode & 0xF000;
+
+    public bool IsRegular => Type == 0x8000;
+
+    public bool IsDirectory => Type == 0x4000;
+
+    public bool IsSymlink => Type == 0xA000;
+
+    public DateTimeOffset Modified => DateTimeOffset.FromUnixTimeSeconds(MtimeSeconds).AddTicks(MtimeNanos / 100);
+}

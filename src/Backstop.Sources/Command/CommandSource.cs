@@ -1,0 +1,84 @@
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+
+namespace Backstop.Sources.Command;
+
+public sealed record CommandOptions(
+    IReadOnlyList<string> Command,
+    IReadOnlyList<(string Name, SecretRef Value)> Environment,
+    TimeSpan Timeout,
+    string Artifact);
+
+/// <summary>
+/// The stdout of a command is the artifact. A non-zero exit, a timeout or empty output fails it, with the tail of
+/// stderr in the error. No shell is involved: <c>command</c> is an argument vector.
+/// </summary>
+public sealed class CommandSourceKind : SourceKind<CommandOptions>
+{
+    public override string Kind => "command";
+
+    public override IReadOnlyList<string> Facts { get; } = ["bytes"];
+
+    public override CommandOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var argv = map.StringList("command");
+        if (argv is null || argv.Count == 0 || argv[0].Length == 0)
+        {
+            throw new ConfigException(map.LocationOf("command"),
+                $"{map.Path}.command: a command is required, as a list: [program, arg1, arg2] (no shell is used)");
+        }
+
+        var env = (map.StringMap("env") ?? []).Select(e => (e.Key, new SecretRef(e.Value, e.Location))).ToList();
+        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(1);
+        var artifact = map.String("artifact") ?? "output";
+        if (artifact.Contains('/', StringComparison.Ordinal) || artifact.StartsWith('.'))
+        {
+            throw map.Error("artifact", "an artifact name is a plain file name, like dump.sql");
+        }
+
+        return new CommandOptions(argv, env, timeout, artifact);
+    }
+
+    public override ISource Create(SourceDefinition definition, CommandOptions options) => new CommandSource(definition.Name, options);
+}
+
+internal sealed class CommandSource(string name, CommandOptions options) : ISource
+{
+    private string? _executable;
+
+    public Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            _executable = ChildProcess.ResolveTool(options.Command[0]);
+        }
+        catch (BackupException e)
+        {
+            throw new BackupException($"source '{name}': {e.Message}");
+        }
+
+        return Task.FromResult(new SourcePreflight(new Dictionary<string, string> { [Path.GetFileName(_executable)] = _executable }, 0));
+    }
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var env = options.Environment.ToDictionary(e => e.Name, e => e.Value.Resolve(), StringComparer.Ordinal);
+        await using var artifact = await sink.BeginArtifactAsync(options.Artifact, cancellationToken).ConfigureAwait(false);
+        var what = $"source '{name}': command {Path.GetFileName(_executable)}";
+        var bytes = await ChildProcess.RunToStreamAsync(_executable!, options.Command.Skip(1).ToList(), env, artifact.Content,
+            options.Timeout, what, cancellationToken).ConfigureAwait(false);
+        if (bytes == 0)
+        {
+            throw new BackupException($"{what} printed nothing on stdout: an empty output is never a backup");
+        }
+
+        await artifact.CompleteAsync(new Dictionary<string, long> { ["bytes"] = bytes }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) => null;
+
+    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{artifactName}";
+}

@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Text;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Sources.Common;
+
+/// <summary>
+/// What every source that runs a program needs: the program resolved to an absolute path at preflight (PATH is
+/// never trusted silently), arguments without a shell, secrets only in the child's environment, stdout streamed,
+/// the stderr tail kept for the error, and the exit code never lost.
+/// </summary>
+public static class ChildProcess
+{
+    private const int StderrTail = 4096;
+
+    /// <summary>Resolves a program to an absolute, executable path, or fails naming where it looked.</summary>
+    public static string ResolveTool(string program, string? searchPath = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(program);
+        if (program.Contains('/', StringComparison.Ordinal))
+        {
+            var full = Path.GetFullPath(program);
+            return IsExecutable(full)
+                ? full
+                : throw new BackupException($"program {full} does not exist or is not executable");
+        }
+
+        var path = searchPath ?? Environment.GetEnvironmentVariable("PATH") ?? "";
+        foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, program);
+            if (IsExecutable(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new BackupException(
+            $"program '{program}' was not found in PATH ({(path.Length > 0 ? path : "empty")}); install it, fix PATH, or give its absolute path");
+    }
+
+    private static bool IsExecutable(string path) =>
+        File.Exists(path) && (File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
+
+    /// <summary>
+    /// Runs a program and copies its stdout into <paramref name="output"/>. Fails on a non-zero exit, a timeout or
+    /// cancellation (the process tree is killed), with the stderr tail in the message.
+    /// </summary>
+    public static async Task<long> RunToStreamAsync(string executable, IReadOnlyList<string> arguments,
+        IReadOnlyDictionary<string, string> environment, Stream output, TimeSpan timeout, string what, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(arguments);
+        ArgumentNullException.ThrowIfNull(environment);
+        ArgumentNullException.ThrowIfNull(output);
+        var psi = new ProcessStartInfo(executable)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in arguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in environment)
+        {
+            psi.Environment[k] = v;
+        }
+
+        using var process = new Process { StartInfo = psi };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new BackupException($"{what}: cannot start {executable}: {e.Message}");
+        }
+
+        process.StandardInput.Close();
+        var stderr = new StringBuilder();
+        var stderrTask = Task.Run(async () =>
+        {
+            var buffer = new char[1024];
+            int n;
+            while ((n = await process.StandardError.ReadAsync(buffer, CancellationToken.None).ConfigureAwait(false)) > 0)
+            {
+                lock (stderr)
+                {
+                    stderr.Append(buffer, 0, n);
+                    if (stderr.Length > StderrTail * 2)
+                    {
+                        stderr.Remove(0, stderr.Length - StderrTail);
+                    }
+                }
+            }
+        }, CancellationToken.None);
+
+        using var timeoutCts = new CancellationTokenSource(timeout);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutCts.Token);
+        long copied = 0;
+        try
+        {
+            var buffer = new byte[1 << 17];
+            var stdout = process.StandardOutput.BaseStream;
+            int read;
+            while ((read = await stdout.ReadAsync(buffer, linked.Token).ConfigureAwait(false)) > 0)
+            {
+                await output.WriteAsync(buffer.AsMemory(0, read), linked.Token).ConfigureAwait(false);
+                copied += read;
+            }
+
+            await process.WaitForExitAsync(linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Kill(process);
+            if (timeoutCts.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new BackupException($"{what}: timed out after {Core.Config.Quantities.FormatDuration(timeout)} and was killed{Tail(stderr)}");
+            }
+
+            throw;
+        }
+        catch
+        {
+            Kill(process);
+            throw;
+        }
+
+        await stderrTask.ConfigureAwait(false);
+        if (process.ExitCode != 0)
+        {
+            var how = process.ExitCode > 128 ? $"was killed by signal {process.ExitCode - 128}" : $"exited with code {process.ExitCode}";
+            throw new BackupException($"{what} {how}{Tail(stderr)}");
+        }
+
+        return copied;
+    }
+
+    private static string Tail(StringBuilder stderr)
+    {
+        string text;
+        lock (stderr)
+        {
+            text = stderr.ToString().Trim();
+        }
+
+        if (text.Length == 0)
+        {
+            return " (no output on stderr)";
+        }
+
+        if (text.Length > 1000)
+        {
+            text = "…" + text[^1000..];
+        }
+
+        return ": " + text.ReplaceLineEndings(" | ");
+    }
+
+    private static void Kill(Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // already gone
+        }
+    }
+}

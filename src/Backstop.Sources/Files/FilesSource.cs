@@ -1,0 +1,281 @@
+using System.Formats.Tar;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+
+namespace Backstop.Sources.Files;
+
+public sealed record FilesOptions(IReadOnlyList<string> Paths, IReadOnlyList<string> Exclude);
+
+/// <summary>
+/// Paths as one pax tar (<c>files.tar</c>): folders, symlinks, hard links, modes, owners and times, so that
+/// <c>tar -x</c> alone restores it. A file that changes or vanishes while read is a warning; one that cannot be
+/// read fails the artifact unless excluded.
+/// </summary>
+public sealed class FilesSourceKind : SourceKind<FilesOptions>
+{
+    public override string Kind => "files";
+
+    public override IReadOnlyList<string> Facts { get; } = ["files", "bytes", "directories", "symlinks"];
+
+    public override FilesOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var paths = map.StringList("paths");
+        if (paths is null || paths.Count == 0)
+        {
+            throw new ConfigException(map.LocationOf("paths"), $"{map.Path}.paths: at least one path to back up is required");
+        }
+
+        var exclude = map.StringList("exclude") ?? [];
+        foreach (var e in exclude)
+        {
+            if (e.Trim().Length == 0)
+            {
+                throw map.Error("exclude", "an exclude pattern cannot be empty");
+            }
+        }
+
+        return new FilesOptions(paths.Select(map.ResolvePath).ToList(), exclude);
+    }
+
+    public override ISource Create(SourceDefinition definition, FilesOptions options) => new FilesSource(definition.Name, options);
+}
+
+internal sealed class FilesSource(string name, FilesOptions options) : ISource
+{
+    internal const string ArtifactName = "files.tar";
+    private readonly List<Glob> _exclude = options.Exclude.Select(e => new Glob(e)).ToList();
+
+    public Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        foreach (var p in options.Paths)
+        {
+            if (!Posix.TryLstat(p, out _, out var error))
+            {
+                throw new BackupException($"source '{name}': path {p} cannot be read ({error}); fix 'paths' or the permissions");
+            }
+        }
+
+        return Task.FromResult(SourcePreflight.None);
+    }
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        await using var artifact = await sink.BeginArtifactAsync(ArtifactName, cancellationToken).ConfigureAwait(false);
+        var facts = new Walker(name, _exclude, sink, cancellationToken);
+        using (var tar = new TarWriter(artifact.Content, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            foreach (var root in options.Paths)
+            {
+                facts.Walk(tar, root);
+            }
+        }
+
+        await artifact.CompleteAsync(facts.Facts(), cancellationToken).ConfigureAwait(false);
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) => artifactName == ArtifactName ? new TarValidator() : null;
+
+    public string RestoreRecipe(string artifactName, string storedFile) => $"mkdir -p DEST && zstd -dc {storedFile} | tar -xpf - -C DEST";
+
+    /// <summary>Walks the paths depth-first in name order and writes each entry.</summary>
+    private sealed class Walker(string source, List<Glob> exclude, ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        private readonly Dictionary<(ulong, ulong), string> _hardLinks = [];
+        private long _files;
+        private long _bytes;
+        private long _directories;
+        private long _symlinks;
+
+        public Dictionary<string, long> Facts() => new()
+        {
+            ["files"] = _files,
+            ["bytes"] = _bytes,
+            ["directories"] = _directories,
+            ["symlinks"] = _symlinks,
+        };
+
+        public void Walk(TarWriter tar, string root)
+        {
+            var stack = new Stack<string>();
+            stack.Push(root);
+            while (stack.Count > 0)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var path = stack.Pop();
+                if (!ReferenceEquals(path, root) && exclude.Any(g => g.Matches(path)))
+                {
+                    continue;
+                }
+
+                if (!Posix.TryLstat(path, out var st, out var error))
+                {
+                    sink.Warn($"{path} vanished before it was read ({error})");
+                    continue;
+                }
+
+                var entryName = path.TrimStart('/');
+                if (entryName.Length == 0)
+                {
+                    entryName = ".";
+                }
+
+                if (st.IsDirectory)
+                {
+                    Write(tar, Entry(TarEntryType.Directory, entryName, st));
+                    _directories++;
+                    string[] children;
+                    try
+                    {
+                        children = Directory.GetFileSystemEntries(path);
+                    }
+                    catch (DirectoryNotFoundException)
+                    {
+                        sink.Warn($"{path}/ vanished while it was read");
+                        continue;
+                    }
+                    catch (UnauthorizedAccessException e)
+                    {
+                        throw Unreadable(path, e.Message);
+                    }
+
+                    Array.Sort(children, StringComparer.Ordinal);
+                    for (var i = children.Length - 1; i >= 0; i--)
+                    {
+                        stack.Push(children[i]);
+                    }
+                }
+                else if (st.IsSymlink)
+                {
+                    var entry = Entry(TarEntryType.SymbolicLink, entryName, st);
+                    entry.LinkName = new FileInfo(path).LinkTarget ?? "";
+                    Write(tar, entry);
+                    _symlinks++;
+                }
+                else if (st.IsRegular)
+                {
+                    WriteFile(tar, path, entryName, st);
+                }
+                else
+                {
+                    sink.Warn($"{path} is a {TypeName(st)}, which is not backed up");
+                }
+            }
+        }
+
+        private void WriteFile(TarWriter tar, string path, string entryName, FileStatus st)
+        {
+            if (st.Links > 1 && _hardLinks.TryGetValue((st.Device, st.Inode), out var first))
+            {
+                var link = Entry(TarEntryType.HardLink, entryName, st);
+                link.LinkName = first;
+                Write(tar, link);
+                _files++;
+                return;
+            }
+
+            FileStream stream;
+            try
+            {
+                stream = new FileStream(path, new FileStreamOptions
+                {
+                    Mode = FileMode.Open,
+                    Access = FileAccess.Read,
+                    Share = FileShare.ReadWrite | FileShare.Delete,
+                    BufferSize = 0,
+                    Options = FileOptions.SequentialScan,
+                });
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                sink.Warn($"{path} vanished before it was read");
+                return;
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                throw Unreadable(path, e.Message);
+            }
+
+            var entry = Entry(TarEntryType.RegularFile, entryName, st);
+            using (var data = new FixedLengthStream(stream, st.Size))
+            {
+                entry.DataStream = data;
+                Write(tar, entry);
+                if (data.Shrank || data.Grew)
+                {
+                    sink.Warn($"{path} {(data.Shrank ? "shrank" : "grew")} while it was read; the copy holds its first {st.Size} bytes");
+                }
+                else if (Posix.TryLstat(path, out var after, out _) && (after.MtimeSeconds != st.MtimeSeconds || after.MtimeNanos != st.MtimeNanos || after.Size != st.Size))
+                {
+                    sink.Warn($"{path} changed while it was read; the copy may mix old and new content");
+                }
+            }
+
+            if (st.Links > 1)
+            {
+                _hardLinks[(st.Device, st.Inode)] = entryName;
+            }
+
+            _files++;
+            _bytes += st.Size;
+        }
+
+        private BackupException Unreadable(string path, string why) =>
+            new($"source '{source}': cannot read {path} ({why}); fix its permissions or add it to 'exclude'");
+
+        private static PaxTarEntry Entry(TarEntryType type, string name, FileStatus st)
+        {
+            var entry = new PaxTarEntry(type, name)
+            {
+                Mode = (UnixFileMode)(st.Mode & 0xFFF),
+                Uid = (int)st.Uid,
+                Gid = (int)st.Gid,
+                UserName = Posix.UserName(st.Uid),
+                GroupName = Posix.GroupName(st.Gid),
+                ModificationTime = st.Modified,
+            };
+            return entry;
+        }
+
+        private static void Write(TarWriter tar, TarEntry entry) => tar.WriteEntry(entry);
+
+        private static string TypeName(FileStatus st) => st.Type switch
+        {
+            0xC000 => "socket",
+            0x1000 => "named pipe",
+            0x2000 => "character device",
+            0x6000 => "block device",
+            _ => "special file",
+        };
+    }
+
+    /// <summary>Re-reads the stored tar and checks it holds the files and bytes the capture counted.</summary>
+    private sealed class TarValidator : IArtifactValidator
+    {
+        public async Task ValidateAsync(Stream content, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken)
+        {
+            long files = 0, bytes = 0;
+            await using var reader = new TarReader(content, leaveOpen: true);
+            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+            {
+                if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile)
+                {
+                    files++;
+                    bytes += entry.Length;
+                }
+                else if (entry.EntryType == TarEntryType.HardLink)
+                {
+                    files++;
+                }
+            }
+
+            if (files != facts.GetValueOrDefault("files") || bytes != facts.GetValueOrDefault("bytes"))
+            {
+                throw new BackupException(
+                    $"the tar holds {files} files and {bytes} bytes, the capture counted {facts.GetValueOrDefault("files")} files and {facts.GetValueOrDefault("bytes")} bytes");
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+using System.Buffers.Binary;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+using Microsoft.Data.Sqlite;
+
+namespace Backstop.Sources.Sqlite;
+
+public sealed record SqliteOptions(string Path);
+
+/// <summary>
+/// A SQLite database, copied consistently with SQLite's online backup API into staging, checked with
+/// <c>PRAGMA integrity_check</c>, counted (tables, rows), then shipped as the plain database file.
+/// </summary>
+public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
+{
+    public override string Kind => "sqlite";
+
+    public override IReadOnlyList<string> Facts { get; } = ["tables", "rows"];
+
+    public override SqliteOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        return new SqliteOptions(map.PathValue("path") ?? throw new ConfigException(map.Location, $"{map.Path}: the key 'path' (the database file) is required"));
+    }
+
+    public override ISource Create(SourceDefinition definition, SqliteOptions options) => new SqliteSource(definition.Name, options);
+}
+
+internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
+{
+    private string ArtifactName => Path.GetFileName(options.Path);
+
+    public Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        var file = new FileInfo(options.Path);
+        if (!file.Exists)
+        {
+            throw new BackupException($"source '{name}': the database {options.Path} does not exist; fix 'path'");
+        }
+
+        try
+        {
+            using var probe = file.OpenRead();
+            Span<byte> header = stackalloc byte[16];
+            if (probe.ReadAtLeast(header, 16, throwOnEndOfStream: false) < 16 || !header.SequenceEqual("SQLite format 3\0"u8))
+            {
+                throw new BackupException($"source '{name}': {options.Path} is not a SQLite 3 database");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BackupException($"source '{name}': cannot read {options.Path} ({e.Message}); fix its permissions");
+        }
+
+        var wal = new FileInfo(options.Path + "-wal");
+        var need = file.Length + (wal.Exists ? wal.Length : 0);
+        return Task.FromResult(new SourcePreflight(new Dictionary<string, string> { ["sqlite"] = "SQLite " + SqliteVersion() }, need));
+    }
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var copy = Path.Combine(sink.StagingDirectory, ArtifactName);
+        long tables, rows;
+        try
+        {
+            using (var src = Open(options.Path, SqliteOpenMode.ReadOnly))
+            using (var dst = Open(copy, SqliteOpenMode.ReadWriteCreate))
+            {
+                src.BackupDatabase(dst);
+            }
+
+            using var db = Open(copy, SqliteOpenMode.ReadOnly);
+            var check = Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()).ToList();
+            if (check is not ["ok"])
+            {
+                throw new BackupException($"source '{name}': PRAGMA integrity_check failed on the copy: {string.Join("; ", check.Take(5))}");
+            }
+
+            var names = Query(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+                .Select(r => (string)r[0]!).ToList();
+            tables = names.Count;
+            rows = 0;
+            foreach (var t in names)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                rows += Convert.ToInt64(Query(db, $"SELECT COUNT(*) FROM \"{t.Replace("\"", "\"\"", StringComparison.Ordinal)}\"")[0][0],
+                    System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode == 13)
+        {
+            throw new BackupException(
+                $"source '{name}': staging {sink.StagingDirectory} is full (SQLite: {e.Message}); {Quantities.FormatSize(DiskSpace.FreeBytes(sink.StagingDirectory))} free there, the database needs {Quantities.FormatSize(new FileInfo(options.Path).Length)}; free space or set 'staging' elsewhere");
+        }
+        catch (SqliteException e)
+        {
+            throw new BackupException($"source '{name}': SQLite error while copying {options.Path}: {e.Message}");
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
+        }
+
+        await using var artifact = await sink.BeginArtifactAsync(ArtifactName, cancellationToken).ConfigureAwait(false);
+        await using (var file = new FileStream(copy, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
+        {
+            await file.CopyToAsync(artifact.Content, 1 << 17, cancellationToken).ConfigureAwait(false);
+        }
+
+        await artifact.CompleteAsync(new Dictionary<string, long> { ["tables"] = tables, ["rows"] = rows }, cancellationToken).ConfigureAwait(false);
+        File.Delete(copy);
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) => new HeaderValidator();
+
+    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{artifactName}";
+
+    private static SqliteConnection Open(string path, SqliteOpenMode mode)
+    {
+        SQLitePCL.Batteries_V2.Init();
+        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = mode, Pooling = false }.ToString());
+        c.Open();
+        return c;
+    }
+
+    private static List<object?[]> Query(SqliteConnection db, string sql)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = sql;
+        using var r = cmd.ExecuteReader();
+        var list = new List<object?[]>();
+        while (r.Read())
+        {
+            var row = new object?[r.FieldCount];
+            r.GetValues(row!);
+            list.Add(row);
+        }
+
+        return list;
+    }
+
+    private static string SqliteVersion()
+    {
+        using var db = Open(":memory:", SqliteOpenMode.Memory);
+        return (string)Query(db, "SELECT sqlite_version()")[0][0]!;
+    }
+
+    /// <summary>The stored file is a whole SQLite database: its header, and a length of page size × page count.</summary>
+    private sealed class HeaderValidator : IArtifactValidator
+    {
+        public async Task ValidateAsync(Stream content, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken)
+        {
+            var header = new byte[100];
+            var n = await content.ReadAtLeastAsync(header, 100, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            if (n < 100 || !header.AsSpan(0, 16).SequenceEqual("SQLite format 3\0"u8))
+            {
+                throw new BackupException("the stored file does not start with a SQLite 3 header");
+            }
+
+            long pageSize = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(16));
+            if (pageSize == 1)
+            {
+                pageSize = 65536;
+            }
+
+            long pages = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(28));
+            long length = n;
+            var buffer = new byte[1 << 16];
+            int read;
+            while ((read = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                length += read;
+            }
+
+            if (pages > 0 && length != pageSize * pages)
+            {
+                throw new BackupException($"the stored database has {length} bytes, its header says {pages} pages of {pageSize}");
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+
+namespace Backstop.Targets.Local;
+
+public sealed record LocalOptions(string Path);
+
+public sealed class LocalTargetKind : TargetKind<LocalOptions>
+{
+    public override string Kind => "local";
+
+    public override LocalOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        return new LocalOptions(map.PathValue("path") ?? throw new ConfigException(map.Location, $"{map.Path}: the key 'path' is required for a local target"));
+    }
+
+    public override ITarget Create(TargetDefinition definition, LocalOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(options);
+        return new LocalTarget(definition.Name, options.Path);
+    }
+}
+
+/// <summary>
+/// A directory on a local (or mounted) file system: writes under a temporary name, fsyncs the file, renames it
+/// into place and fsyncs the folder, so an object is either whole at its key or absent.
+/// </summary>
+public sealed class LocalTarget(string name, string root) : ITarget
+{
+    private const string PartialSuffix = ".partial";
+
+    public string Name { get; } = name;
+
+    public string Where => root;
+
+    public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: true, ServerSideChecksum: false);
+
+    public Task ProbeAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            Directory.CreateDirectory(root);
+            var probe = Path.Combine(root, $".backstop-probe-{Environment.ProcessId}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+            return Task.CompletedTask;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BackupException($"target '{Name}': cannot write to {root}: {e.Message}; check the path and its permissions");
+        }
+    }
+
+    public Task<long?> FreeBytesAsync(CancellationToken cancellationToken) => Task.FromResult<long?>(DiskSpace.FreeBytes(root));
+
+    public Task<ITargetUpload> BeginPutAsync(string key, CancellationToken cancellationToken)
+    {
+        var final = PathOf(key);
+        var dir = Path.GetDirectoryName(final)!;
+        Directory.CreateDirectory(dir);
+        var temp = Path.Combine(dir, $".{Path.GetFileName(final)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}{PartialSuffix}");
+        var stream = new FileStream(temp, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            Share = FileShare.None,
+            BufferSize = 0,
+            Options = FileOptions.Asynchronous,
+        });
+        return Task.FromResult<ITargetUpload>(new Upload(stream, temp, final, dir));
+    }
+
+    public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
+    {
+        var path = PathOf(key);
+        try
+        {
+            return Task.FromResult<Stream>(new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.Open,
+                Access = FileAccess.Read,
+                Share = FileShare.Read,
+                BufferSize = 0,
+                Options = FileOptions.SequentialScan,
+            }));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new ObjectNotFoundException(Name, key);
+        }
+    }
+
+    public Task<ObjectInfo?> StatAsync(string key, CancellationToken cancellationToken)
+    {
+        var info = new FileInfo(PathOf(key));
+        return Task.FromResult(info.Exists ? new ObjectInfo(key, info.Length, info.LastWriteTimeUtc) : null);
+    }
+
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await Task.CompletedTask.ConfigureAwait(false);
+        if (!Directory.Exists(root))
+        {
+            yield break;
+        }
+
+        // Walk only the folders that can hold the prefix.
+        var slash = prefix.LastIndexOf('/');
+        var start = slash < 0 ? root : PathOf(prefix[..slash]);
+        if (!Directory.Exists(start))
+        {
+            yield break;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(start, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false }))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var key = Path.GetRelativePath(root, file).Replace(Path.DirectorySeparatorChar, '/');
+            if (!key.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var info = new FileInfo(file);
+            if (info.Exists)
+            {
+                yield return new ObjectInfo(key, info.Length, info.LastWriteTimeUtc);
+            }
+        }
+    }
+
+    public Task DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        var path = PathOf(key);
+        File.Delete(path);
+        // Remove folders left empty, up to the root.
+        var dir = Path.GetDirectoryName(path);
+        while (dir is not null && dir.Length > root.TrimEnd('/').Length && Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any())
+        {
+            Directory.Delete(dir);
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private string PathOf(string key)
+    {
+        if (key.Length == 0 || key.Split('/').Any(p => p is ".." or "." || p.Length == 0 && key.Length > 0 && !key.EndsWith('/')))
+        {
+            throw new ArgumentException($"invalid object key '{key}'", nameof(key));
+        }
+
+        return Path.Combine(root, key.Replace('/', Path.DirectorySeparatorChar));
+    }
+
+    private sealed class Upload(FileStream stream, string temp, string final, string dir) : ITargetUpload
+    {
+        private bool _committed;
+
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
+            stream.WriteAsync(data, cancellationToken);
+
+        public async Task CommitAsync(CancellationToken cancellationToken)
+        {
+            await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+            stream.Flush(flushToDisk: true);
+            await stream.DisposeAsync().ConfigureAwait(false);
+            File.Move(temp, final, overwrite: false);
+            Posix.FsyncDirectory(dir);
+            _committed = true;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
+            if (!_committed)
+            {
+                File.Delete(temp);
+            }
+        }
+
+    }
+}

@@ -1,0 +1,23 @@
+using Backstop.Core.Plugins;
+using Backstop.Sources.Command;
+using Backstop.Sources.Files;
+using Backstop.Sources.Sqlite;
+using Backstop.Targets.Local;
+
+namespace Backstop.Cli;
+
+/// <summary>The one explicit list of source and target kinds this program knows.</summary>
+internal static class Plugins
+{
+    public static PluginRegistry Registry { get; } = new(
+        sources:
+        [
+            new FilesSourceKind(),
+            new SqliteSourceKind(),
+            new CommandSourceKind(),
+        ],
+        targets:
+        [
+            new LocalTargetKind(),
+        ]);
+}

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Backstop.Core.Config;
+using Backstop.Core.Locking;
+using Backstop.Core.Plugins;
+using Backstop.Cli.Verbs;
+
+namespace Backstop.Cli;
+
+internal static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            cancel.Cancel();
+        });
+
+        var root = CommandLine.Build();
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                await Console.Error.WriteLineAsync($"backstop: error: {error.Message}").ConfigureAwait(false);
+            }
+
+            await Console.Error.WriteLineAsync("run 'backstop --help' for usage").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        try
+        {
+            return await parse.InvokeAsync(new InvocationConfiguration
+            {
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = null,
+            }, cancel.Token).ConfigureAwait(false);
+        }
+        catch (ConfigException e)
+        {
+            await Console.Error.WriteLineAsync($"backstop: error: {e.Message}").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+        catch (LockHeldException e)
+        {
+            await Console.Error.WriteLineAsync($"backstop: {e.Message}").ConfigureAwait(false);
+            return ExitCodes.Locked;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("backstop: interrupted; what this run wrote was removed and the snapshot recorded as failed").ConfigureAwait(false);
+            return ExitCodes.Interrupted;
+        }
+        catch (BackupException e)
+        {
+            await Console.Error.WriteLineAsync($"backstop: error: {e.Message}").ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+}

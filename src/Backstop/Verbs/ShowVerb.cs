@@ -1,0 +1,50 @@
+using Backstop.Cli.Rendering;
+using Backstop.Core.Config;
+using Spectre.Console;
+
+namespace Backstop.Cli.Verbs;
+
+internal static class ShowVerb
+{
+    public static Task<int> ExecuteAsync(Context context, string id, CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        using var catalog = Context.OpenCatalog(config);
+        var s = catalog.Snapshot(id) ?? throw new ConfigException($"SNAPSHOT {id}: no such snapshot in the catalog {config.CatalogPath}; see 'backstop list'");
+        if (context.Json)
+        {
+            JsonOutput.Write(ListVerb.Describe(s, config));
+            return Task.FromResult(ExitCodes.Ok);
+        }
+
+        var o = Terminal.Out;
+        var valid = s.IsValid(config.Source(s.Source)?.MinCopies ?? 1);
+        o.MarkupLine($"[bold]snapshot[/] {s.Id}   [bold]source[/] {Markup.Escape(s.Source)} ({s.Kind})   [bold]host[/] {Markup.Escape(s.Host)}");
+        o.MarkupLine($"[bold]state[/] {Terminal.StateMarkup(s.State.ToString().ToLowerInvariant())}{(valid ? " (valid)" : " [red](not valid)[/]")}   [bold]started[/] {s.StartedAt:u}   [bold]finished[/] {s.FinishedAt:u}");
+        o.MarkupLine($"[bold]size[/] {Quantities.FormatSize(s.RawBytes)} captured, {Quantities.FormatSize(s.StoredBytes)} stored");
+        o.MarkupLine($"[bold]facts[/] {Markup.Escape(string.Join(", ", s.Facts.Select(f => $"{f.Key}={f.Value}")))}");
+        if (s.Error is not null)
+        {
+            o.MarkupLine($"[red bold]error[/] {Markup.Escape(s.Error)}");
+        }
+
+        foreach (var w in s.Warnings)
+        {
+            o.MarkupLine($"[yellow]warning[/] {Markup.Escape(w)}");
+        }
+
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("artifact").AddColumn("file").AddColumn(new TableColumn("raw").RightAligned()).AddColumn(new TableColumn("stored").RightAligned())
+            .AddColumn("sha256").AddColumn("facts").AddColumn("copies");
+        foreach (var a in s.Artifacts)
+        {
+            table.AddRow(
+                Markup.Escape(a.Name), Markup.Escape(a.FileName), Quantities.FormatSize(a.RawBytes), Quantities.FormatSize(a.StoredBytes),
+                a.Sha256[..16] + "…", Markup.Escape(string.Join(", ", a.Facts.Select(f => $"{f.Key}={f.Value}"))),
+                string.Join("\n", a.Copies.Select(c => $"{Markup.Escape(c.Target)}: {Terminal.StateMarkup(c.State.ToString().ToLowerInvariant())}{(c.Error is null ? "" : " " + Markup.Escape(c.Error))}")));
+        }
+
+        o.Write(table);
+        return Task.FromResult(ExitCodes.Ok);
+    }
+}

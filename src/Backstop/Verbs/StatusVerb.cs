@@ -1,0 +1,77 @@
+using Backstop.Cli.Rendering;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Spectre.Console;
+
+namespace Backstop.Cli.Verbs;
+
+internal static class StatusVerb
+{
+    public static Task<int> ExecuteAsync(Context context, CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        using var catalog = Context.OpenCatalog(config);
+        var now = DateTimeOffset.UtcNow;
+        var statuses = StatusReport.Compute(config, catalog, now);
+        if (context.Json)
+        {
+            // Exactly the DESIGN contract that monitoring reads.
+            JsonOutput.Write(new
+            {
+                Sources = statuses.Select(s => new
+                {
+                    s.Name,
+                    s.Kind,
+                    State = s.State.ToString().ToLowerInvariant(),
+                    LastValid = s.LastValid is { } v
+                        ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies }
+                        : null,
+                    LastRun = s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
+                    s.RpoSeconds,
+                    s.RpoMet,
+                    LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds } : null,
+                }),
+            });
+        }
+        else
+        {
+            Render(statuses, now);
+        }
+
+        return Task.FromResult(statuses.All(s => s.State == SourceState.Ok) ? ExitCodes.Ok : ExitCodes.Failed);
+    }
+
+    private static void Render(IReadOnlyList<SourceStatus> statuses, DateTimeOffset now)
+    {
+        if (statuses.Count == 0)
+        {
+            Terminal.Out.MarkupLine("No sources are configured.");
+            return;
+        }
+
+        var table = new Table().Border(TableBorder.Rounded).Title("Backup status")
+            .AddColumn("source").AddColumn("kind").AddColumn("state").AddColumn("last valid backup")
+            .AddColumn(new TableColumn("age").RightAligned()).AddColumn(new TableColumn("RPO").RightAligned())
+            .AddColumn(new TableColumn("copies").RightAligned()).AddColumn(new TableColumn("size").RightAligned());
+        foreach (var s in statuses)
+        {
+            var state = s.State.ToString().ToLowerInvariant();
+            table.AddRow(
+                Markup.Escape(s.Name), s.Kind, Terminal.StateMarkup(state),
+                s.LastValid?.Snapshot ?? "[red]none[/]",
+                s.LastValid is { } v ? Terminal.Age(now - v.FinishedAt) : "-",
+                Quantities.FormatDuration(TimeSpan.FromSeconds(s.RpoSeconds)) + (s.RpoMet ? "" : " [red]missed[/]"),
+                $"{s.Copies}/{s.Targets}",
+                s.LastValid is { } v2 ? Quantities.FormatSize(v2.StoredBytes) : "-");
+        }
+
+        Terminal.Out.Write(table);
+        foreach (var s in statuses.Where(s => s.Reasons.Count > 0))
+        {
+            foreach (var reason in s.Reasons)
+            {
+                Terminal.Out.MarkupLine($"  [bold]{Markup.Escape(s.Name)}[/]: {Markup.Escape(reason)}");
+            }
+        }
+    }
+}
