@@ -42,6 +42,11 @@ public static partial class ConfigLoader
             var inner = e.InnerException?.Message is { Length: > 0 } m ? m : e.Message;
             throw new ConfigException(new ConfigLocation(file, e.Start.Line, e.Start.Column), $"invalid YAML: {Trim(inner)}");
         }
+        catch (InvalidOperationException)
+        {
+            // The scanner gives up on some malformed input without a position: find the last place it understood.
+            throw new ConfigException(LastGoodMark(text, file), "invalid YAML: the parser could not continue after this point (an unclosed '{', '[' or quote?)");
+        }
 
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
         {
@@ -118,7 +123,7 @@ public static partial class ConfigLoader
                 }
             }
 
-            var sourceMinCopies = s.Int("min_copies", 1, 100) ?? Math.Min(minCopies, sourceTargets.Count);
+            var sourceMinCopies = s.Int("min_copies", 1, 100) ?? minCopies;
             if (sourceMinCopies > sourceTargets.Count)
             {
                 throw new ConfigException(
@@ -133,6 +138,28 @@ public static partial class ConfigLoader
 
         top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, targets, sources");
         return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo), compression, targets, sources);
+    }
+
+    private static ConfigLocation LastGoodMark(string text, string file)
+    {
+        var parser = new Parser(new StringReader(text));
+        var mark = new ConfigLocation(file, 1, 1);
+        try
+        {
+            while (parser.MoveNext())
+            {
+                mark = new ConfigLocation(file, parser.Current!.End.Line, parser.Current.End.Column);
+            }
+        }
+        catch (Exception e) when (e is YamlException or InvalidOperationException)
+        {
+            if (e is YamlException y)
+            {
+                mark = new ConfigLocation(file, y.Start.Line, y.Start.Column);
+            }
+        }
+
+        return mark;
     }
 
     private static Expectations ParseExpectations(ConfigMap? map, ISourceKind kind)

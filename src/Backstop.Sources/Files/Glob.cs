@@ -18,7 +18,7 @@ internal sealed class Glob
         var p = pattern.TrimEnd('/');
         var anchored = p.StartsWith('/');
         var sb = new StringBuilder(anchored ? "^" : "(^|/)");
-        for (var i = anchored ? 1 : 0; i < p.Length; i++)
+        for (var i = 0; i < p.Length; i++)
         {
             var c = p[i];
             switch (c)

@@ -137,6 +137,11 @@ public sealed class LocalTarget(string name, string root) : ITarget
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         var path = PathOf(key);
+        if (!File.Exists(path))
+        {
+            return Task.CompletedTask;
+        }
+
         File.Delete(path);
         // Remove folders left empty, up to the root.
         var dir = Path.GetDirectoryName(path);

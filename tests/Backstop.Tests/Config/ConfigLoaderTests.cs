@@ -1,0 +1,148 @@
+using Backstop.Core.Config;
+using Backstop.Sources.Command;
+using Backstop.Sources.Files;
+using Backstop.Tests.Support;
+
+namespace Backstop.Tests.Config;
+
+public class ConfigLoaderTests
+{
+    private static BackstopConfig Parse(string yaml) => ConfigLoader.Parse(yaml, "/etc/backstop/backstop.yaml", new TestPlugins().Registry);
+
+    private static ConfigException Fails(string yaml) => Assert.Throws<ConfigException>(() => Parse(yaml));
+
+    private const string Valid = """
+        catalog: ./state/catalog.db
+        policy: { min_copies: 1, rpo: 6h }
+        targets:
+          - { name: local, kind: local, path: /var/backups/backstop }
+        sources:
+          - name: app-files
+            kind: files
+            paths: [/srv/app, data]
+            exclude: ["*.log"]
+            expect: { min_bytes: 150KB, min_files: 10, max_shrink: 50% }
+          - name: dump
+            kind: command
+            command: [pg_dump, -Fc, app]
+            env: { PGPASSWORD: "env:PGPASSWORD" }
+            timeout: 15m
+            rpo: 1h
+        """;
+
+    [Fact]
+    public void A_valid_configuration_is_read_with_paths_relative_to_the_file()
+    {
+        var c = Parse(Valid);
+        Assert.Equal("/etc/backstop/state/catalog.db", c.CatalogPath);
+        Assert.Equal("/etc/backstop/state/staging", c.StagingPath);
+        Assert.Equal(TimeSpan.FromHours(6), c.Policy.Rpo);
+        var files = c.Sources[0];
+        Assert.Equal(150_000, files.Expect.MinBytes);
+        Assert.Equal(10, files.Expect.MinFacts["files"]);
+        Assert.Equal(50, files.Expect.MaxShrinkPercent);
+        Assert.Equal(["/srv/app", "/etc/backstop/data"], ((FilesOptions)files.Options).Paths);
+        Assert.Equal(TimeSpan.FromHours(6), files.Rpo);
+        var dump = (CommandOptions)c.Sources[1].Options;
+        Assert.Equal(TimeSpan.FromMinutes(15), dump.Timeout);
+        Assert.Equal("env:PGPASSWORD", dump.Environment[0].Value.ToString());
+        Assert.Equal(TimeSpan.FromHours(1), c.Sources[1].Rpo);
+    }
+
+    [Fact]
+    public void An_unknown_key_names_file_line_column_and_a_suggestion()
+    {
+        var e = Fails(Valid.Replace("    exclude:", "    exlude:", StringComparison.Ordinal));
+        Assert.StartsWith("/etc/backstop/backstop.yaml:9:5: sources[0].exlude: unknown key (did you mean 'exclude'?)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_wrong_type_is_refused_where_it_is()
+    {
+        var e = Fails(Valid.Replace("paths: [/srv/app, data]", "paths: {a: b}", StringComparison.Ordinal));
+        Assert.Contains("backstop.yaml:8:12: sources[0].paths: expected a list of strings", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bad_size_is_refused_where_it_is()
+    {
+        var e = Fails(Valid.Replace("150KB", "1.5.0KB", StringComparison.Ordinal));
+        Assert.Contains("backstop.yaml:10:26: sources[0].expect.min_bytes:", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bad_duration_is_refused_where_it_is()
+    {
+        var e = Fails(Valid.Replace("rpo: 6h", "rpo: 6 hours", StringComparison.Ordinal));
+        Assert.Contains("backstop.yaml:2:31: policy.rpo: '6 hours' has an unknown unit", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Duplicate_source_names_are_refused()
+    {
+        var e = Fails(Valid.Replace("name: dump", "name: app-files", StringComparison.Ordinal));
+        Assert.Contains("a source named 'app-files' is already defined", e.Message, StringComparison.Ordinal);
+        Assert.Contains(":11:11:", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_expectation_on_a_fact_the_kind_does_not_report_is_refused()
+    {
+        var e = Fails(Valid.Replace("min_files: 10", "min_tables: 10", StringComparison.Ordinal));
+        Assert.Contains("sources[0].expect.min_tables: unknown key", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unknown_kinds_list_the_known_ones()
+    {
+        var e = Fails(Valid.Replace("kind: files", "kind: filez", StringComparison.Ordinal));
+        Assert.Contains("unknown source kind 'filez'; known kinds: command, files, sqlite", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Min_copies_above_the_number_of_targets_is_refused()
+    {
+        var e = Fails(Valid.Replace("min_copies: 1", "min_copies: 2", StringComparison.Ordinal));
+        Assert.Contains("min_copies is 2 but the source has only 1 target(s)", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Invalid_yaml_names_where_it_breaks()
+    {
+        var e = Fails("targets:\n  - { name: local, kind: local\nsources: []\n");
+        Assert.Contains("backstop.yaml:2:3:", e.Message, StringComparison.Ordinal);
+        Assert.Contains("invalid YAML", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_source_name_that_cannot_be_a_folder_is_refused()
+    {
+        var e = Fails(Valid.Replace("name: dump", "name: ../dump", StringComparison.Ordinal));
+        Assert.Contains("'../dump' is not a valid source name", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_source_naming_an_unknown_target_is_refused()
+    {
+        var e = Fails(Valid.Replace("rpo: 1h", "rpo: 1h\n    targets: [nas]", StringComparison.Ordinal));
+        Assert.Contains("no target is named 'nas'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_command_must_be_an_argument_list()
+    {
+        var e = Fails(Valid.Replace("command: [pg_dump, -Fc, app]", "command: []", StringComparison.Ordinal));
+        Assert.Contains("sources[1].command: a command is required", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Secret_references_are_read_only_when_resolved_and_never_printed()
+    {
+        var c = Parse(Valid);
+        var secret = ((CommandOptions)c.Sources[1].Options).Environment[0].Value;
+        Environment.SetEnvironmentVariable("PGPASSWORD", null);
+        var e = Assert.Throws<ConfigException>(secret.Resolve);
+        Assert.Contains("environment variable PGPASSWORD, which is not set", e.Message, StringComparison.Ordinal);
+        Assert.Equal("(inline secret)", new SecretRef("hunter2", default).ToString());
+    }
+}

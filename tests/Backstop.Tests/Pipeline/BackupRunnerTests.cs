@@ -1,0 +1,213 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Pipeline;
+using Backstop.Targets.Memory;
+using Backstop.Tests.Support;
+
+namespace Backstop.Tests.Pipeline;
+
+/// <summary>The pipeline in-process, with memory targets: fast, and every failure path reachable.</summary>
+public sealed class BackupRunnerTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private readonly TestPlugins _plugins = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private BackstopConfig Config(string sources, int minCopies = 1, params string[] targets)
+    {
+        var t = string.Join("\n", targets.Select(n => $"  - {{ name: {n}, kind: test }}"));
+        var yaml = $"catalog: ./catalog.db\npolicy: {{ min_copies: {minCopies}, rpo: 1h }}\ntargets:\n{t}\nsources:\n{sources}\n";
+        return ConfigLoader.Parse(yaml, _dir.Write("backstop.yaml", yaml), _plugins.Registry);
+    }
+
+    private static string Command(string name, string script, string extra = "") =>
+        $"  - {{ name: {name}, kind: command, command: [/bin/sh, -c, '{script}'], artifact: out.txt{extra} }}";
+
+    private async Task<(IReadOnlyList<SnapshotInfo> Results, CatalogStore Catalog)> RunAsync(BackstopConfig config, CancellationToken ct = default)
+    {
+        var catalog = CatalogStore.Open(config.CatalogPath);
+        var results = await new BackupRunner(config, _plugins.Registry, catalog, new RunObserver()).RunAsync([], ct);
+        return (results, catalog);
+    }
+
+    private MemoryTarget Memory(string name)
+    {
+        var t = new MemoryTarget(name);
+        _plugins.Targets[name] = t;
+        return t;
+    }
+
+    private FaultyTarget Faulty(string name)
+    {
+        var t = new FaultyTarget(name);
+        _plugins.Targets[name] = t;
+        return t;
+    }
+
+    [Fact]
+    public async Task A_proven_snapshot_has_its_copy_verified_and_its_manifest_written_last()
+    {
+        var target = Memory("m");
+        var (results, catalog) = await RunAsync(Config(Command("app", "printf hello-backstop"), 1, "m"));
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Committed, s.State);
+            Assert.Equal(["m"], s.VerifiedTargets);
+            Assert.Equal(14, s.RawBytes);
+            var keys = target.Objects.Keys.ToList();
+            Assert.Equal([$"app/{s.Id}/MANIFEST.json", $"app/{s.Id}/out.txt.zst"], keys.Order().ToList());
+            var manifest = Manifest.Parse(target.Objects[$"app/{s.Id}/MANIFEST.json"]);
+            Assert.Equal(s.Artifacts[0].Sha256, manifest.Artifacts[0].Sha256);
+            Assert.Equal(System.Security.Cryptography.SHA256.HashData(target.Objects[$"app/{s.Id}/out.txt.zst"]),
+                Convert.FromHexString(manifest.Artifacts[0].Sha256));
+            Assert.True(Assert.Single(catalog.Snapshots()).IsValid(1));
+        }
+    }
+
+    [Fact]
+    public async Task A_target_that_silently_corrupts_never_gets_a_verified_copy()
+    {
+        var target = Faulty("nas");
+        target.CorruptSilently = true;
+        var (results, catalog) = await RunAsync(Config(Command("app", "printf hello-backstop"), 1, "nas"));
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Failed, s.State);
+            Assert.Contains("does not match: SHA-256", s.Error, StringComparison.Ordinal);
+            Assert.Empty(target.Inner.Objects);
+            Assert.Equal(SourceState.Never, StatusReport.Compute(Config(Command("app", "x"), 1, "nas"), catalog, DateTimeOffset.UtcNow)[0].State);
+        }
+    }
+
+    [Fact]
+    public async Task A_full_target_fails_the_copy_with_the_numbers_and_leaves_nothing()
+    {
+        var target = Faulty("nas");
+        target.FailWrites = new IOException("No space left on device", 28);
+        var (results, catalog) = await RunAsync(Config(Command("app", "head -c 3000000 /dev/urandom"), 1, "nas"));
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Failed, s.State);
+            Assert.Contains("target 'nas' is full: no space left on device", s.Error, StringComparison.Ordinal);
+            Assert.Contains("free", s.Error, StringComparison.Ordinal);
+            Assert.Empty(target.Inner.Objects);
+            Assert.Empty(target.Inner.Pending);
+        }
+    }
+
+    [Fact]
+    public async Task One_failing_target_of_two_is_a_degraded_snapshot_when_one_copy_is_enough()
+    {
+        Memory("local");
+        Faulty("nas").FailWrites = new IOException("connection reset");
+        var config = Config(Command("app", "printf data"), 1, "local", "nas");
+        var (results, catalog) = await RunAsync(config);
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Committed, s.State);
+            Assert.Equal(["local"], s.VerifiedTargets);
+            var status = StatusReport.Compute(config, catalog, DateTimeOffset.UtcNow)[0];
+            Assert.Equal(SourceState.Degraded, status.State);
+            Assert.Contains(status.Reasons, r => r.Contains("no verified copy on target(s) nas", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task Min_copies_not_reached_fails_the_snapshot_and_removes_the_good_copy()
+    {
+        var local = Memory("local");
+        Faulty("nas").FailWrites = new IOException("connection reset");
+        var (results, catalog) = await RunAsync(Config(Command("app", "printf data"), 2, "local", "nas"));
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Failed, s.State);
+            Assert.Contains("1 of 2 target(s) hold a verified copy, 2 needed", s.Error, StringComparison.Ordinal);
+            Assert.Contains("connection reset", s.Error, StringComparison.Ordinal);
+            Assert.Empty(local.Objects);
+        }
+    }
+
+    [Fact]
+    public async Task A_failing_command_records_why_and_stores_nothing()
+    {
+        var target = Memory("m");
+        var (results, catalog) = await RunAsync(Config(Command("app", "echo connection refused >&2; exit 3"), 1, "m"));
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Failed, s.State);
+            Assert.Contains("exited with code 3: connection refused", s.Error, StringComparison.Ordinal);
+            Assert.Empty(target.Objects);
+        }
+    }
+
+    [Fact]
+    public async Task Folders_without_a_manifest_are_removed_by_the_next_run()
+    {
+        var target = Memory("m");
+        target.Replace("app/20250101T000000Z-abcd/out.txt.zst", [1, 2, 3]);
+        target.Replace("app/20250101T000001Z-abcd/out.txt.zst", [1, 2, 3]);
+        target.Replace("app/20250101T000001Z-abcd/MANIFEST.json", [1]);
+        target.Replace("someone-else/notes.txt", [1]);
+        var (_, catalog) = await RunAsync(Config(Command("app", "printf x"), 1, "m"));
+        catalog.Dispose();
+        Assert.DoesNotContain(target.Objects.Keys, k => k.StartsWith("app/20250101T000000Z-abcd/", StringComparison.Ordinal));
+        Assert.Contains("app/20250101T000001Z-abcd/MANIFEST.json", target.Objects.Keys);
+        Assert.Contains("someone-else/notes.txt", target.Objects.Keys);
+    }
+
+    [Fact]
+    public async Task A_snapshot_left_running_by_a_dead_run_is_recorded_as_failed()
+    {
+        Memory("m");
+        var config = Config(Command("app", "printf x"), 1, "m");
+        using (var catalog = CatalogStore.Open(config.CatalogPath))
+        {
+            catalog.BeginSnapshot("20250101T000000Z-dead", "app", "command", DateTimeOffset.UtcNow.AddMinutes(-5), "host");
+        }
+
+        var (_, c) = await RunAsync(config);
+        using (c)
+        {
+            var dead = c.Snapshot("20250101T000000Z-dead")!;
+            Assert.Equal(SnapshotState.Failed, dead.State);
+            Assert.Contains("interrupted", dead.Error, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Cancelling_a_run_removes_what_it_wrote_and_records_the_snapshot_failed()
+    {
+        var target = Memory("m");
+        var config = Config(Command("app", "head -c 2000000 /dev/urandom; sleep 30"), 1, "m");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1.5));
+        var catalog = CatalogStore.Open(config.CatalogPath);
+        using (catalog)
+        {
+            var run = new BackupRunner(config, _plugins.Registry, catalog, new RunObserver()).RunAsync([], cts.Token);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+            var s = Assert.Single(catalog.Snapshots());
+            Assert.Equal(SnapshotState.Failed, s.State);
+            Assert.Contains("cancelled", s.Error, StringComparison.Ordinal);
+            Assert.Empty(target.Objects);
+            Assert.Empty(target.Pending);
+        }
+    }
+
+    [Fact]
+    public async Task A_command_that_hangs_is_killed_at_its_timeout()
+    {
+        Memory("m");
+        var (results, catalog) = await RunAsync(Config(Command("app", "sleep 30", ", timeout: 1s"), 1, "m"));
+        using (catalog)
+        {
+            Assert.Contains("timed out after 1s and was killed", Assert.Single(results).Error, StringComparison.Ordinal);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+using System.Security.Cryptography;
+using Backstop.Core.Plugins;
+using Backstop.Targets.Local;
+using Backstop.Targets.Memory;
+using Backstop.Tests.Support;
+
+namespace Backstop.Tests.Targets;
+
+/// <summary>What every target must do, run against each one (like restic's backend test suite).</summary>
+public abstract class TargetConformance
+{
+    protected abstract ITarget Target { get; }
+
+    private static CancellationToken Ct => CancellationToken.None;
+
+    protected async Task PutAsync(string key, byte[] data)
+    {
+        await using var upload = await Target.BeginPutAsync(key, Ct);
+        for (var i = 0; i < data.Length; i += 1 << 20)
+        {
+            await upload.WriteAsync(data.AsMemory(i, Math.Min(1 << 20, data.Length - i)), Ct);
+        }
+
+        await upload.CommitAsync(Ct);
+    }
+
+    protected async Task<byte[]> ReadAsync(string key)
+    {
+        await using var s = await Target.OpenReadAsync(key, Ct);
+        var m = new MemoryStream();
+        await s.CopyToAsync(m, Ct);
+        return m.ToArray();
+    }
+
+    private async Task<List<ObjectInfo>> ListAsync(string prefix)
+    {
+        var list = new List<ObjectInfo>();
+        await foreach (var o in Target.ListAsync(prefix, Ct))
+        {
+            list.Add(o);
+        }
+
+        return list;
+    }
+
+    [Fact]
+    public async Task Put_then_read_stat_list_and_delete()
+    {
+        await Target.ProbeAsync(Ct);
+        var data = RandomNumberGenerator.GetBytes(100_000);
+        await PutAsync("src/20250101T000000Z-0001/a.zst", data);
+        Assert.Equal(data, await ReadAsync("src/20250101T000000Z-0001/a.zst"));
+        Assert.Equal(100_000, (await Target.StatAsync("src/20250101T000000Z-0001/a.zst", Ct))!.Size);
+        Assert.Equal(["src/20250101T000000Z-0001/a.zst"], (await ListAsync("src/")).Select(o => o.Key));
+        await Target.DeleteAsync("src/20250101T000000Z-0001/a.zst", Ct);
+        Assert.Null(await Target.StatAsync("src/20250101T000000Z-0001/a.zst", Ct));
+        Assert.Empty(await ListAsync("src/"));
+    }
+
+    [Fact]
+    public async Task An_object_is_invisible_at_its_key_until_committed_and_gone_if_abandoned()
+    {
+        await using (var upload = await Target.BeginPutAsync("s/x/pending.zst", Ct))
+        {
+            await upload.WriteAsync(new byte[] { 1, 2, 3 }, Ct);
+            Assert.Null(await Target.StatAsync("s/x/pending.zst", Ct));
+        }
+
+        Assert.Null(await Target.StatAsync("s/x/pending.zst", Ct));
+        Assert.Empty(await ListAsync("s/"));
+    }
+
+    [Fact]
+    public async Task A_missing_object_is_reported_as_missing()
+    {
+        await Assert.ThrowsAsync<ObjectNotFoundException>(() => Target.OpenReadAsync("nope/nope/nope", Ct));
+        Assert.Null(await Target.StatAsync("nope/nope/nope", Ct));
+        await Target.DeleteAsync("nope/nope/nope", Ct);
+    }
+
+    [Fact]
+    public async Task Large_objects_stream_through()
+    {
+        var data = new byte[24 << 20];
+        new Random(3).NextBytes(data);
+        await PutAsync("big/1/blob", data);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(await ReadAsync("big/1/blob")));
+    }
+
+    [Fact]
+    public async Task Unicode_names_round_trip()
+    {
+        await PutAsync("données/2025/résumé-日本.zst", [42]);
+        Assert.Equal([42], await ReadAsync("données/2025/résumé-日本.zst"));
+        Assert.Single(await ListAsync("données/"));
+    }
+
+    [Fact]
+    public async Task Concurrent_puts_do_not_mix()
+    {
+        var blobs = Enumerable.Range(0, 8).Select(i => RandomNumberGenerator.GetBytes(50_000 + i)).ToArray();
+        await Task.WhenAll(blobs.Select((b, i) => PutAsync($"c/1/{i}", b)));
+        for (var i = 0; i < blobs.Length; i++)
+        {
+            Assert.Equal(blobs[i], await ReadAsync($"c/1/{i}"));
+        }
+    }
+
+    [Fact]
+    public async Task List_filters_by_prefix()
+    {
+        await PutAsync("a/1/x", [1]);
+        await PutAsync("ab/1/x", [1]);
+        await PutAsync("b/1/x", [1]);
+        Assert.Equal(["a/1/x"], (await ListAsync("a/")).Select(o => o.Key));
+    }
+}
+
+public sealed class LocalTargetConformance : TargetConformance, IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public LocalTargetConformance() => Target = new LocalTarget("local", _dir["root"]);
+
+    protected override ITarget Target { get; }
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task Temporary_files_are_hidden_partials_beside_the_final_name()
+    {
+        await using var upload = await Target.BeginPutAsync("s/1/f.zst", CancellationToken.None);
+        var partials = Directory.GetFiles(_dir["root/s/1"]);
+        Assert.Matches(@"/\.f\.zst\.[0-9a-f]{8}\.partial$", Assert.Single(partials));
+    }
+
+    [Fact]
+    public async Task Deleting_the_last_object_removes_the_empty_folders()
+    {
+        await PutAsync("s/1/f.zst", [1]);
+        await Target.DeleteAsync("s/1/f.zst", CancellationToken.None);
+        Assert.False(Directory.Exists(_dir["root/s"]));
+        Assert.True(Directory.Exists(_dir["root"]));
+    }
+
+    [Fact]
+    public async Task Keys_cannot_escape_the_root()
+    {
+        await Assert.ThrowsAsync<ArgumentException>(() => Target.BeginPutAsync("../outside", CancellationToken.None));
+    }
+}
+
+public sealed class MemoryTargetConformance : TargetConformance
+{
+    protected override ITarget Target { get; } = new MemoryTarget("memory");
+}
