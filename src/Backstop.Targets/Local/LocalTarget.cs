@@ -72,7 +72,7 @@ public sealed class LocalTarget(string name, string root) : ITarget
             BufferSize = 0,
             Options = FileOptions.Asynchronous,
         });
-        return Task.FromResult<ITargetUpload>(new Upload(stream, temp, final, dir));
+        return Task.FromResult<ITargetUpload>(new Upload(this, stream, temp, final, dir));
     }
 
     public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
@@ -143,15 +143,28 @@ public sealed class LocalTarget(string name, string root) : ITarget
         }
 
         File.Delete(path);
-        // Remove folders left empty, up to the root.
-        var dir = Path.GetDirectoryName(path);
-        while (dir is not null && dir.Length > root.TrimEnd('/').Length && Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any())
+        PruneEmptyFolders(Path.GetDirectoryName(path));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Removes folders left empty, up to (not including) the root.</summary>
+    private void PruneEmptyFolders(string? dir)
+    {
+        var top = Path.TrimEndingDirectorySeparator(root);
+        while (dir is not null && dir.Length > top.Length && dir.StartsWith(top, StringComparison.Ordinal)
+               && Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any())
         {
-            Directory.Delete(dir);
+            try
+            {
+                Directory.Delete(dir);
+            }
+            catch (IOException)
+            {
+                return; // something was written there meanwhile
+            }
+
             dir = Path.GetDirectoryName(dir);
         }
-
-        return Task.CompletedTask;
     }
 
     private string PathOf(string key)
@@ -164,7 +177,7 @@ public sealed class LocalTarget(string name, string root) : ITarget
         return Path.Combine(root, key.Replace('/', Path.DirectorySeparatorChar));
     }
 
-    private sealed class Upload(FileStream stream, string temp, string final, string dir) : ITargetUpload
+    private sealed class Upload(LocalTarget target, FileStream stream, string temp, string final, string dir) : ITargetUpload
     {
         private bool _committed;
 
@@ -187,6 +200,7 @@ public sealed class LocalTarget(string name, string root) : ITarget
             if (!_committed)
             {
                 File.Delete(temp);
+                target.PruneEmptyFolders(dir);
             }
         }
 

@@ -1,0 +1,98 @@
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>The files source against GNU tar: what it stores, tar restores as it was.</summary>
+public sealed class FilesSourceTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public void Dispose() => _box.Dispose();
+
+    private string Stored(string source) => Directory.GetFiles(_box[$"backups/{source}"], "files.tar.zst", SearchOption.AllDirectories).Single();
+
+    [Fact]
+    public void Hard_links_symlinks_modes_owners_and_times_survive_a_stock_restore()
+    {
+        var r = _box.Shell("""
+            set -e
+            mkdir -p data/sub data/empty data/cache
+            printf 'hello' > data/a.txt
+            ln data/a.txt data/sub/hard.txt
+            ln -s ../a.txt data/sub/link.txt
+            printf 'secret' > data/private.key && chmod 600 data/private.key
+            printf 'x' > data/run.sh && chmod 755 data/run.sh
+            chown 1234:2345 data/run.sh
+            touch -d '2020-02-03 04:05:06' data/a.txt
+            printf 'junk' > data/debug.log
+            printf 'junk' > data/cache/c.bin
+            """);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data], exclude: ['*.log', 'cache'] }\n");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+
+        var list = _box.Shell($"zstd -dc '{Stored("f")}' | tar -tvf -");
+        Assert.Equal(0, list.ExitCode);
+        Assert.DoesNotContain("debug.log", list.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("cache", list.Stdout, StringComparison.Ordinal);
+
+        var restore = _box.Shell($"mkdir -p out && zstd -dc '{Stored("f")}' | tar -xpf - -C out --numeric-owner && " +
+                                 $"cd 'out{_box["data"]}' && stat -c '%n %a %u:%g %h %Y' a.txt sub/hard.txt private.key run.sh && readlink sub/link.txt && test -d empty");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        var lines = restore.Stdout.Split('\n');
+        var aTime = new DateTimeOffset(2020, 2, 3, 4, 5, 6, TimeZoneInfo.Local.GetUtcOffset(new DateTime(2020, 2, 3))).ToUnixTimeSeconds();
+        Assert.Equal($"a.txt 644 0:0 2 {aTime}", lines[0]);
+        Assert.StartsWith("sub/hard.txt 644 0:0 2", lines[1], StringComparison.Ordinal);
+        Assert.StartsWith("private.key 600", lines[2], StringComparison.Ordinal);
+        Assert.StartsWith("run.sh 755 1234:2345", lines[3], StringComparison.Ordinal);
+        Assert.Equal("../a.txt", lines[4]);
+    }
+
+    [Fact]
+    public void Facts_count_files_and_bytes_and_the_stored_tar_is_checked_against_them()
+    {
+        _box.Write("data/one.txt", "12345");
+        _box.Write("data/two/two.txt", "1234567890");
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data], expect: { min_files: 2 } }\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var show = _box.Run("list", "--json");
+        using var doc = System.Text.Json.JsonDocument.Parse(show.Stdout);
+        var facts = doc.RootElement.GetProperty("snapshots")[0].GetProperty("facts");
+        Assert.Equal(2, facts.GetProperty("files").GetInt64());
+        Assert.Equal(15, facts.GetProperty("bytes").GetInt64());
+        Assert.Equal(2, facts.GetProperty("directories").GetInt64());
+    }
+
+    [Fact]
+    public void A_path_that_does_not_exist_fails_preflight()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./nope] }\n");
+        var run = _box.Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"path {_box["nope"]} cannot be read", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_unreadable_file_fails_the_artifact_unless_excluded()
+    {
+        // Root reads everything, so run backstop as nobody over a tree nobody can mostly read.
+        var r = _box.Shell("""
+            set -e
+            mkdir -p data state backups
+            printf 'ok' > data/readable.txt
+            printf 'no' > data/locked.txt && chmod 000 data/locked.txt
+            chmod 777 state backups . && chmod 755 data
+            """);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data] }\n  - { name: g, kind: files, paths: [./data], exclude: [locked.txt] }\n");
+        Sandbox.Exec("chmod", "o+rx", Path.GetDirectoryName(_box.Root)!);
+        var run = Sandbox.ExecIn(_box.Root, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+            "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", "dotnet", Sandbox.BackstopDll, "--config", _box.Config, "run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"source 'f': cannot read {_box["data/locked.txt"]}", run.All, StringComparison.Ordinal);
+        Assert.Contains("fix its permissions or add it to 'exclude'", run.All, StringComparison.Ordinal);
+        Assert.Contains("g: snapshot", run.All, StringComparison.Ordinal);
+        Assert.Single(Directory.GetDirectories(_box["backups"]));
+    }
+}

@@ -1,0 +1,225 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Backstop.IntegrationTests.Support;
+
+/// <summary>The result of one run of the backstop program.</summary>
+public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public string All => Stdout + Stderr;
+
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Stdout}\n--- stderr\n{Stderr}";
+}
+
+/// <summary>
+/// A temporary folder with a configuration, and the real <c>backstop</c> program run as a child process, as a
+/// user would run it. Removed (and any tmpfs unmounted) afterwards.
+/// </summary>
+public sealed class Sandbox : IDisposable
+{
+    private readonly List<string> _mounts = [];
+
+    public Sandbox()
+    {
+        Root = Path.Combine(Path.GetTempPath(), "backstop-it-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(Root);
+    }
+
+    public string Root { get; }
+
+    public string this[string relative] => Path.Combine(Root, relative);
+
+    public string Config => this["backstop.yaml"];
+
+    public string Write(string relative, string content)
+    {
+        var p = this[relative];
+        Directory.CreateDirectory(Path.GetDirectoryName(p)!);
+        File.WriteAllText(p, content);
+        return p;
+    }
+
+    public void WriteConfig(string yaml) => Write("backstop.yaml", yaml);
+
+    public static string BackstopDll => Path.Combine(AppContext.BaseDirectory, "backstop.dll");
+
+    public ProcessStartInfo StartInfo(IEnumerable<string> args, IDictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = Root,
+        };
+        psi.ArgumentList.Add(BackstopDll);
+        psi.ArgumentList.Add("--config");
+        psi.ArgumentList.Add(Config);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.Environment["TERM"] = "dumb";
+        foreach (var (k, v) in env ?? new Dictionary<string, string>())
+        {
+            psi.Environment[k] = v;
+        }
+
+        return psi;
+    }
+
+    public CliResult Run(params string[] args) => Run(args, null);
+
+    public CliResult Run(IEnumerable<string> args, IDictionary<string, string>? env, TimeSpan? timeout = null)
+    {
+        using var p = Process.Start(StartInfo(args, env))!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout ?? TimeSpan.FromMinutes(3)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"backstop {string.Join(' ', args)} did not finish");
+        }
+
+        return new CliResult(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>Starts backstop without waiting; the caller kills or waits.</summary>
+    public RunningCli Start(params string[] args)
+    {
+        var p = Process.Start(StartInfo(args))!;
+        p.StandardInput.Close();
+        return new RunningCli(p);
+    }
+
+    /// <summary>Mounts a tmpfs of the given size (needs root, as CI runs).</summary>
+    public string Tmpfs(string relative, string size)
+    {
+        var dir = this[relative];
+        Directory.CreateDirectory(dir);
+        var r = Exec("mount", "-t", "tmpfs", "-o", $"size={size}", "tmpfs", dir);
+        Assert.True(r.ExitCode == 0, $"mounting a {size} tmpfs needs root (CI runs as root): {r.All}");
+        _mounts.Add(dir);
+        return dir;
+    }
+
+    public static CliResult Exec(string program, params string[] args) => ExecIn(null, program, args);
+
+    public static CliResult ExecIn(string? workingDirectory, string program, params string[] args)
+    {
+        var psi = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (workingDirectory is not null)
+        {
+            psi.WorkingDirectory = workingDirectory;
+        }
+
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        Process p;
+        try
+        {
+            p = Process.Start(psi)!;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException($"'{program}' is needed by this test and could not be started ({e.Message}); run ./test.sh, which installs it", e);
+        }
+
+        using (p)
+        {
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            p.WaitForExit();
+            return new CliResult(p.ExitCode, stdout.Result, stderr.Result);
+        }
+    }
+
+    /// <summary>Runs a shell pipeline, for stock-tool restores exactly as a person would type them.</summary>
+    public CliResult Shell(string script) => ExecIn(Root, "/bin/sh", "-c", script);
+
+    /// <summary>Files under a folder (relative paths), ignoring nothing: partials show up too.</summary>
+    public static IReadOnlyList<string> FilesUnder(string dir) =>
+        Directory.Exists(dir)
+            ? Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(dir, f)).Order(StringComparer.Ordinal).ToList()
+            : [];
+
+    public void Dispose()
+    {
+        foreach (var m in _mounts)
+        {
+            Exec("umount", "-l", m);
+        }
+
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+public sealed class RunningCli(Process process) : IDisposable
+{
+    private readonly Task<string> _stdout = process.StandardOutput.ReadToEndAsync();
+    private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();
+
+    public int Pid => process.Id;
+
+    public CliResult Wait(TimeSpan? timeout = null)
+    {
+        if (!process.WaitForExit(timeout ?? TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("backstop did not finish");
+        }
+
+        return new CliResult(process.ExitCode, _stdout.Result, _stderr.Result);
+    }
+
+    /// <summary>SIGKILL to backstop and its children: what the OOM killer or a power cut does.</summary>
+    public void KillHard()
+    {
+        Sandbox.Exec("pkill", "-KILL", "-P", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Sandbox.Exec("kill", "-KILL", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        process.WaitForExit();
+    }
+
+    public void Signal(string signal) => Sandbox.Exec("kill", "-" + signal, Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    public void Dispose()
+    {
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+        }
+
+        process.Dispose();
+    }
+
+    public static void WaitUntil(Func<bool> condition, string what, TimeSpan? timeout = null)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (sw.Elapsed > (timeout ?? TimeSpan.FromSeconds(60)))
+            {
+                throw new TimeoutException($"waited too long for: {what}");
+            }
+
+            Thread.Sleep(50);
+        }
+    }
+}
