@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds, and runs every test. Ends with: tests: N passed, N failed, N skipped
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+# Programs the integration tests run for real (stock-tool restores, signals, a small tmpfs, another user).
+packages=(zstd tar procps util-linux mount libzstd1 coreutils)
+missing=()
+for tool in zstd tar pkill setpriv mount; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing test dependencies: ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null \
+      || { echo "apt-get install failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
+  elif [ "${#missing[@]}" -gt 0 ]; then
+    echo "missing programs: ${missing[*]}; install them (apt-get install ${packages[*]}) or run this script as root"
+  fi
+fi
+
+echo "== restore and build"
+dotnet restore Backstop.slnx --nologo -v quiet || { echo "tests: 0 passed, 1 failed"; exit 1; }
+dotnet build Backstop.slnx -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly || { echo "tests: 0 passed, 1 failed"; exit 1; }
+
+passed=0; failed=0; skipped=0; status=0
+for project in tests/Backstop.Tests tests/Backstop.IntegrationTests; do
+  echo "== $project"
+  log="$(mktemp)"
+  dotnet test "$project" -c Release --no-build --nologo 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  summary="$(grep -E '^(Passed|Failed)!' "$log" | tail -n 1)"
+  if [ -z "$summary" ]; then
+    echo "no test summary from $project (exit $rc): counted as one failure"
+    failed=$((failed + 1)); status=1
+  else
+    p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$summary")
+    f=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$summary")
+    s=$(sed -E 's/.*Skipped: *([0-9]+).*/\1/' <<<"$summary")
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    [ "$rc" -ne 0 ] && status=1
+  fi
+  rm -f "$log"
+done
+
+[ "$failed" -gt 0 ] && status=1
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit $status
