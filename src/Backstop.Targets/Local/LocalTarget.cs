@@ -70,7 +70,7 @@ public sealed class LocalTarget(string name, string root) : ITarget
             Access = FileAccess.Write,
             Share = FileShare.None,
             BufferSize = 0,
-            Options = FileOptions.Asynchronous,
+            Options = FileOptions.None,
         });
         return Task.FromResult<ITargetUpload>(new Upload(this, stream, temp, final, dir));
     }
