@@ -1,3 +1,4 @@
+#:property PublishAot=false
 // Builds the benchmark's deterministic data set: about 20,000 files of 1–64 KiB and eight 64 MiB files,
 // half compressible text and half random. Same seed, same bytes.
 // Usage: dotnet run gen-data.cs -- DIR [small-file-count]

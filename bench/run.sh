@@ -39,8 +39,9 @@ measure() {
   for ((i = 0; i < runs; i++)); do
     bash -c "$setup" >/dev/null 2>&1
     sync
-    out=$( { /usr/bin/time -f '%e %M' bash -c "$cmd" >/dev/null 2>"$work/last.err"; } 2>&1 | tail -n 1) \
+    /usr/bin/time -f '%e %M' -o "$work/time.out" bash -c "$cmd" >/dev/null 2>"$work/last.err" \
       || { echo "$name failed:"; cat "$work/last.err"; exit 1; }
+    out=$(tail -n 1 "$work/time.out")
     times+=("${out% *}"); mems+=("${out#* }")
     echo "   $name run $((i + 1)): ${out% *}s, peak RSS $((${out#* } / 1024)) MiB"
   done
