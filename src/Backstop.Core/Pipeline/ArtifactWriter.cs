@@ -1,9 +1,9 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Backstop.Core.Catalog;
 using Backstop.Core.Plugins;
 using Backstop.Core.Sealing;
+using Backstop.Core.Util;
 
 namespace Backstop.Core.Pipeline;
 
@@ -18,7 +18,7 @@ internal sealed class Block(byte[] data, int length, int users)
     {
         if (Interlocked.Decrement(ref _users) == 0)
         {
-            ArrayPool<byte>.Shared.Return(data);
+            BlockPool.Return(data);
         }
     }
 }
@@ -26,7 +26,7 @@ internal sealed class Block(byte[] data, int length, int users)
 /// <summary>One stage fed with blocks through a bounded queue on its own thread (hashing, or one target's copy).</summary>
 internal abstract class BlockStage
 {
-    private const int QueueDepth = 8;
+    private const int QueueDepth = 4;
     private readonly BlockingCollection<Block> _queue = new(QueueDepth);
     private Task? _task;
 
@@ -127,7 +127,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
     private readonly HashStage _hash = new();
     private readonly List<CopyStage> _copies;
     private readonly ArtifactProgress _progress;
-    private readonly IArtifactValidator? _validator;
+    private readonly ValidationStage? _validation;
     private readonly CancellationToken _cancellation;
     private bool _completed;
     private bool _disposed;
@@ -139,7 +139,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         FileName = name + ".zst";
         _copies = copies;
         _progress = progress;
-        _validator = validator;
+        _validation = validator is null ? null : new ValidationStage(validator, cancellationToken);
         _cancellation = cancellationToken;
         _encoder = new ZstdEncoder(level, workers, Emit);
         _hash.Start();
@@ -199,6 +199,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         }
 
         _encoder.Write(buffer);
+        _validation?.Append(buffer);
         _progress.AddRaw(buffer.Length);
     }
 
@@ -224,17 +225,37 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         _encoder.Finish();
         _completed = true;
         await DrainAsync().ConfigureAwait(false);
+        if (_validation is not null)
+        {
+            IReadOnlyDictionary<string, long> found;
+            try
+            {
+                found = await _validation.FinishAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is BackupException or InvalidDataException or FormatException or EndOfStreamException)
+            {
+                throw new BackupException($"artifact {Name} fails its format check: {e.Message}", e);
+            }
+
+            if (ValidationStage.Mismatch(found, facts) is { } mismatch)
+            {
+                throw new BackupException($"artifact {Name} does not hold what the source reported: {mismatch}");
+            }
+        }
+
         var sha = Convert.ToHexStringLower(_hash.Hash.GetHashAndReset());
         var stored = _progress.StoredBytes;
 
-        _progress.Stage = "verifying";
-        var copies = await Task.WhenAll(_copies.Select(c => FinishCopyAsync(c, stored, sha, facts, cancellationToken))).ConfigureAwait(false);
-        _progress.Stage = "done";
+        _progress.Enter("committing");
+        await Task.WhenAll(_copies.Select(c => CommitCopyAsync(c, cancellationToken))).ConfigureAwait(false);
+        _progress.Enter("verifying");
+        var copies = await Task.WhenAll(_copies.Select(c => VerifyCopyAsync(c, stored, sha, facts, cancellationToken))).ConfigureAwait(false);
+        _progress.Enter("done");
         _progress.Stop();
         Result = new ArtifactResult(Name, FileName, _progress.RawBytes, stored, sha, facts, copies);
     }
 
-    private async Task<CopyInfo> FinishCopyAsync(CopyStage c, long size, string sha, IReadOnlyDictionary<string, long> facts, CancellationToken ct)
+    private static async Task CommitCopyAsync(CopyStage c, CancellationToken ct)
     {
         if (c.Error is null && c.Upload is not null)
         {
@@ -247,13 +268,17 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
                 c.Error = e;
             }
         }
+    }
 
+    private async Task<CopyInfo> VerifyCopyAsync(CopyStage c, long size, string sha, IReadOnlyDictionary<string, long> facts, CancellationToken ct)
+    {
         if (c.Error is not null)
         {
             return new CopyInfo(c.Target.Name, CopyState.Failed, DateTimeOffset.UtcNow, CopyVerifier.Describe(c.Target, c.Key, c.Error, c.Written));
         }
 
-        return await CopyVerifier.VerifyAsync(c.Target, c.Key, size, sha, deep: true, _validator, facts, ct).ConfigureAwait(false);
+        // Read back and hashed; the format was checked on the way in, on the same bytes.
+        return await CopyVerifier.VerifyAsync(c.Target, c.Key, size, sha, deep: true, validator: null, facts, ct).ConfigureAwait(false);
     }
 
     private async Task DrainAsync()
@@ -273,6 +298,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         }
 
         _disposed = true;
+        _validation?.Abort();
         await DrainAsync().ConfigureAwait(false);
         foreach (var c in _copies)
         {

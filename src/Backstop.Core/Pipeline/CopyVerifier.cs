@@ -46,7 +46,8 @@ public static class CopyVerifier
                 try
                 {
                     await using var content = new ZstdDecodeStream(hashing, leaveOpen: true);
-                    await validator.ValidateAsync(content, facts, cancellationToken).ConfigureAwait(false);
+                    var found = await validator.ReadFactsAsync(content, cancellationToken).ConfigureAwait(false);
+                    formatError = ValidationStage.Mismatch(found, facts);
                 }
                 catch (Exception e) when (e is InvalidDataException or BackupException or FormatException or EndOfStreamException)
                 {

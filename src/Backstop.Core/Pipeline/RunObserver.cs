@@ -22,6 +22,19 @@ public sealed class ArtifactProgress(string source, string name)
 
     public string Stage { get; set; } = "capturing";
 
+    /// <summary>How long each stage took (capturing, committing, verifying), for the log and the benchmark.</summary>
+    public List<(string Stage, TimeSpan Took)> Stages { get; } = [];
+
+    private TimeSpan _stageStart;
+
+    internal void Enter(string stage)
+    {
+        var now = _clock.Elapsed;
+        Stages.Add((Stage, now - _stageStart));
+        _stageStart = now;
+        Stage = stage;
+    }
+
     internal void AddRaw(long n) => Interlocked.Add(ref _raw, n);
 
     internal void AddStored(long n) => Interlocked.Add(ref _stored, n);

@@ -80,9 +80,12 @@ public interface IArtifactWriter : IAsyncDisposable
     Task CompleteAsync(IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken);
 }
 
-/// <summary>Reads an artifact's content back (decompressed) and checks that it is what the source said it wrote.</summary>
+/// <summary>
+/// Reads an artifact's content (as produced during the run, and as stored during <c>verify --deep</c>), checks its
+/// format, and returns the facts it finds there, which must equal the facts the source reported.
+/// </summary>
 public interface IArtifactValidator
 {
-    /// <summary>Throws <see cref="BackupException"/> naming what is wrong.</summary>
-    Task ValidateAsync(Stream content, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken);
+    /// <summary>Throws <see cref="BackupException"/> naming what is wrong with the format.</summary>
+    Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken);
 }

@@ -1,4 +1,4 @@
-using System.Buffers;
+using Backstop.Core.Util;
 
 namespace Backstop.Core.Sealing;
 
@@ -8,14 +8,12 @@ namespace Backstop.Core.Sealing;
 /// </summary>
 internal sealed unsafe class ZstdEncoder : IDisposable
 {
-    internal const int BlockSize = 1 << 20;
-
     private readonly Action<byte[], int> _emit;
     private nint _cctx;
     private byte[] _out;
     private int _outPos;
 
-    /// <param name="emit">Receives a rented block and its length; it owns the block and returns it to the pool.</param>
+    /// <param name="emit">Receives a block from <see cref="BlockPool"/> and its length; it owns the block and returns it.</param>
     public ZstdEncoder(int level, int workers, Action<byte[], int> emit)
     {
         _emit = emit;
@@ -30,9 +28,11 @@ internal sealed unsafe class ZstdEncoder : IDisposable
         if (workers > 0)
         {
             ZstdNative.Check(ZstdNative.SetParameter(_cctx, ZstdNative.NbWorkers, workers), "workers");
+            // 2 MiB jobs instead of the default 8 MiB: a third less memory for the same ratio and speed (bench/).
+            ZstdNative.Check(ZstdNative.SetParameter(_cctx, ZstdNative.JobSize, 2 << 20), "job size");
         }
 
-        _out = ArrayPool<byte>.Shared.Rent(BlockSize);
+        _out = BlockPool.Rent();
     }
 
     public void Write(ReadOnlySpan<byte> data) => Run(data, ZstdNative.EndContinue);
@@ -81,7 +81,7 @@ internal sealed unsafe class ZstdEncoder : IDisposable
     {
         var block = _out;
         var length = _outPos;
-        _out = ArrayPool<byte>.Shared.Rent(BlockSize);
+        _out = BlockPool.Rent();
         _outPos = 0;
         _emit(block, length);
     }
@@ -92,7 +92,7 @@ internal sealed unsafe class ZstdEncoder : IDisposable
         {
             ZstdNative.FreeCCtx(_cctx);
             _cctx = 0;
-            ArrayPool<byte>.Shared.Return(_out);
+            BlockPool.Return(_out);
         }
     }
 }

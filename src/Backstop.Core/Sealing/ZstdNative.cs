@@ -10,6 +10,7 @@ internal static unsafe partial class ZstdNative
     internal const int CompressionLevel = 100;
     internal const int ChecksumFlag = 201;
     internal const int NbWorkers = 400;
+    internal const int JobSize = 401;
 
     internal const int EndContinue = 0;
     internal const int EndFlush = 1;

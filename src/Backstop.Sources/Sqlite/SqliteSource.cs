@@ -150,13 +150,13 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
     /// <summary>The stored file is a whole SQLite database: its header, and a length of page size × page count.</summary>
     private sealed class HeaderValidator : IArtifactValidator
     {
-        public async Task ValidateAsync(Stream content, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken)
+        public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
         {
             var header = new byte[100];
             var n = await content.ReadAtLeastAsync(header, 100, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
             if (n < 100 || !header.AsSpan(0, 16).SequenceEqual("SQLite format 3\0"u8))
             {
-                throw new BackupException("the stored file does not start with a SQLite 3 header");
+                throw new BackupException("the file does not start with a SQLite 3 header");
             }
 
             long pageSize = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(16));
@@ -176,8 +176,10 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
 
             if (pages > 0 && length != pageSize * pages)
             {
-                throw new BackupException($"the stored database has {length} bytes, its header says {pages} pages of {pageSize}");
+                throw new BackupException($"the database has {length} bytes, its header says {pages} pages of {pageSize}");
             }
+
+            return new Dictionary<string, long>();
         }
     }
 }

@@ -20,7 +20,7 @@ internal sealed class PlainObserver(TextWriter output) : RunObserver
     {
         var seconds = Math.Max(progress.Elapsed.TotalSeconds, 0.001);
         Line(string.Create(CultureInfo.InvariantCulture,
-            $"{progress.Source}: {progress.Name}: {Quantities.FormatSize(progress.RawBytes)} captured, {Quantities.FormatSize(progress.StoredBytes)} stored, {progress.Elapsed.TotalSeconds:0.0}s ({Quantities.FormatSize((long)(progress.RawBytes / seconds))}/s), copies read back"));
+            $"{progress.Source}: {progress.Name}: {Quantities.FormatSize(progress.RawBytes)} captured, {Quantities.FormatSize(progress.StoredBytes)} stored, {progress.Elapsed.TotalSeconds:0.0}s ({Quantities.FormatSize((long)(progress.RawBytes / seconds))}/s; {string.Join(", ", progress.Stages.Select(s => $"{s.Stage} {s.Took.TotalSeconds:0.0}s"))}), copies read back"));
     }
 
     public override void SourceFinished(SnapshotInfo result)

@@ -210,4 +210,47 @@ public sealed class BackupRunnerTests : IDisposable
             Assert.Contains("timed out after 1s and was killed", Assert.Single(results).Error, StringComparison.Ordinal);
         }
     }
+
+    private const string TestSource = "  - { name: t, kind: test }";
+
+    [Fact]
+    public async Task Content_that_does_not_hold_what_the_source_reported_fails_the_snapshot()
+    {
+        var target = Memory("m");
+        _plugins.Content = new byte[3_000_000];
+        _plugins.Reported = new() { ["items"] = 38 };
+        _plugins.Found = () => new Dictionary<string, long> { ["items"] = 3 };
+        var (results, catalog) = await RunAsync(Config(TestSource, 1, "m"));
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Failed, s.State);
+            Assert.Equal("artifact test.bin does not hold what the source reported: items: 3 in the content, 38 reported by the source", s.Error);
+            Assert.Empty(target.Objects);
+        }
+    }
+
+    [Fact]
+    public async Task Content_that_fails_its_format_check_fails_the_snapshot()
+    {
+        Memory("m");
+        _plugins.Found = () => throw new Backstop.Core.Plugins.BackupException("not a tar: bad header checksum");
+        var (results, catalog) = await RunAsync(Config(TestSource, 1, "m"));
+        using (catalog)
+        {
+            Assert.Equal("artifact test.bin fails its format check: not a tar: bad header checksum", Assert.Single(results).Error);
+        }
+    }
+
+    [Fact]
+    public async Task Content_whose_check_agrees_is_committed()
+    {
+        Memory("m");
+        _plugins.Found = () => new Dictionary<string, long> { ["items"] = 1 };
+        var (results, catalog) = await RunAsync(Config(TestSource, 1, "m"));
+        using (catalog)
+        {
+            Assert.Equal(SnapshotState.Committed, Assert.Single(results).State);
+        }
+    }
 }
