@@ -56,9 +56,7 @@ public sealed class FilesSourceTests : IDisposable
         _box.Write("data/two/two.txt", "1234567890");
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data], expect: { min_files: 2 } }\n");
         Assert.Equal(0, _box.Run("run").ExitCode);
-        var show = _box.Run("list", "--json");
-        using var doc = System.Text.Json.JsonDocument.Parse(show.Stdout);
-        var facts = doc.RootElement.GetProperty("snapshots")[0].GetProperty("facts");
+        var facts = _box.Snapshots()[0].GetProperty("facts");
         Assert.Equal(2, facts.GetProperty("files").GetInt64());
         Assert.Equal(15, facts.GetProperty("bytes").GetInt64());
         Assert.Equal(2, facts.GetProperty("directories").GetInt64());
@@ -94,5 +92,31 @@ public sealed class FilesSourceTests : IDisposable
         Assert.Contains("fix its permissions or add it to 'exclude'", run.All, StringComparison.Ordinal);
         Assert.Contains("g: snapshot", run.All, StringComparison.Ordinal);
         Assert.Single(Directory.GetDirectories(_box["backups"]));
+    }
+
+    [Fact]
+    public void A_file_that_grows_while_read_is_a_warning_and_the_tar_stays_valid()
+    {
+        var r = _box.Shell("mkdir -p data && head -c 150000000 /dev/zero > data/growing.log && printf 'x' > data/other.txt");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
+        using var writer = System.Diagnostics.Process.Start("/bin/sh", ["-c", $"while :; do printf 'appended line\\n' >> '{_box["data/growing.log"]}'; done"]);
+        try
+        {
+            var run = _box.Run("run");
+            Assert.True(run.ExitCode == 0, run.ToString());
+            Assert.Contains("growing.log grew while it was read; the copy holds its first", run.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            writer.Kill();
+        }
+
+        var warnings = _box.Snapshots()[0].GetProperty("warnings");
+        Assert.Contains("grew while it was read", warnings[0].GetString(), StringComparison.Ordinal);
+        var list = _box.Shell($"zstd -dc '{Stored("f")}' | tar -tf -");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.Equal(3, list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length); // data/, growing.log, other.txt
+        Assert.Contains("data/other.txt", list.Stdout, StringComparison.Ordinal);
     }
 }

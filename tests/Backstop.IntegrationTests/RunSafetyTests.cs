@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Backstop.IntegrationTests.Support;
 
 namespace Backstop.IntegrationTests;
@@ -67,7 +66,7 @@ public sealed class RunSafetyTests : IDisposable
 
         var verify = _box.Run("verify", "--deep");
         Assert.True(verify.ExitCode == 0, verify.ToString());
-        var list = JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement.GetProperty("snapshots").EnumerateArray().ToList();
+        var list = _box.Snapshots();
         Assert.Contains(list, s => s.GetProperty("state").GetString() == "failed" &&
                                    s.GetProperty("error").GetString()!.Contains("interrupted", StringComparison.Ordinal));
     }
@@ -88,7 +87,7 @@ public sealed class RunSafetyTests : IDisposable
 
         Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
         Assert.Empty(Directory.GetFileSystemEntries(_box["state/staging"]));
-        var list = JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement.GetProperty("snapshots").EnumerateArray().Single();
+        var list = _box.Snapshots().Single();
         Assert.Equal("failed", list.GetProperty("state").GetString());
         Assert.Contains("cancelled", list.GetProperty("error").GetString(), StringComparison.Ordinal);
         // The lock was released: the next run does not have to take it over.

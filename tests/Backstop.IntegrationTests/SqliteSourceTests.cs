@@ -39,7 +39,7 @@ public sealed class SqliteSourceTests : IDisposable
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: db, kind: sqlite, path: ./app.db, expect: { max_shrink: 50% } }\n");
         var first = _box.Run("run");
         Assert.True(first.ExitCode == 0, first.ToString());
-        Assert.Contains("tables=38", _box.Run("show", Snapshots().Single()).Stdout, StringComparison.Ordinal);
+        Assert.Contains("tables=38", _box.Run("show", _box.Snapshots().Single().GetProperty("snapshot").GetString()!).Stdout, StringComparison.Ordinal);
 
         for (var i = 3; i < 38; i++)
         {
@@ -90,7 +90,4 @@ public sealed class SqliteSourceTests : IDisposable
         Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
     }
 
-    private List<string> Snapshots() =>
-        System.Text.Json.JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement.GetProperty("snapshots")
-            .EnumerateArray().Select(s => s.GetProperty("snapshot").GetString()!).ToList();
 }

@@ -87,7 +87,15 @@ public sealed class ConfigMap
         };
     }
 
-    public long? Size(string key)
+    public long? Size(string key) => Quantity<long>(key, Quantities.TryParseSize);
+
+    public TimeSpan? Duration(string key) => Quantity<TimeSpan>(key, Quantities.TryParseDuration);
+
+    public int? Percent(string key) => Quantity<int>(key, Quantities.TryParsePercent);
+
+    private delegate bool TryParse<T>(string text, out T value, out string error);
+
+    private T? Quantity<T>(string key, TryParse<T> parse) where T : struct
     {
         var s = String(key);
         if (s is null)
@@ -95,29 +103,7 @@ public sealed class ConfigMap
             return null;
         }
 
-        return Quantities.TryParseSize(s, out var v, out var err) ? v : throw Error(key, err);
-    }
-
-    public TimeSpan? Duration(string key)
-    {
-        var s = String(key);
-        if (s is null)
-        {
-            return null;
-        }
-
-        return Quantities.TryParseDuration(s, out var v, out var err) ? v : throw Error(key, err);
-    }
-
-    public int? Percent(string key)
-    {
-        var s = String(key);
-        if (s is null)
-        {
-            return null;
-        }
-
-        return Quantities.TryParsePercent(s, out var v, out var err) ? v : throw Error(key, err);
+        return parse(s, out var v, out var err) ? v : throw Error(key, err);
     }
 
     public SecretRef? Secret(string key)

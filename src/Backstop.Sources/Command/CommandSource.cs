@@ -8,7 +8,8 @@ public sealed record CommandOptions(
     IReadOnlyList<string> Command,
     IReadOnlyList<(string Name, SecretRef Value)> Environment,
     TimeSpan Timeout,
-    string Artifact);
+    string Artifact,
+    string WorkingDirectory);
 
 /// <summary>
 /// The stdout of a command is the artifact. A non-zero exit, a timeout or empty output fails it, with the tail of
@@ -38,7 +39,8 @@ public sealed class CommandSourceKind : SourceKind<CommandOptions>
             throw map.Error("artifact", "an artifact name is a plain file name, like dump.sql");
         }
 
-        return new CommandOptions(argv, env, timeout, artifact);
+        // Commands run in the configuration file's folder, whatever the caller's (cron's is $HOME).
+        return new CommandOptions(argv, env, timeout, artifact, map.ResolvePath("."));
     }
 
     public override ISource Create(SourceDefinition definition, CommandOptions options) => new CommandSource(definition.Name, options);
@@ -68,7 +70,7 @@ internal sealed class CommandSource(string name, CommandOptions options) : ISour
         var env = options.Environment.ToDictionary(e => e.Name, e => e.Value.Resolve(), StringComparer.Ordinal);
         await using var artifact = await sink.BeginArtifactAsync(options.Artifact, cancellationToken).ConfigureAwait(false);
         var what = $"source '{name}': command {Path.GetFileName(_executable)}";
-        var bytes = await ChildProcess.RunToStreamAsync(_executable!, options.Command.Skip(1).ToList(), env, artifact.Content,
+        var bytes = await ChildProcess.RunToStreamAsync(_executable!, options.Command.Skip(1).ToList(), env, options.WorkingDirectory, artifact.Content,
             options.Timeout, what, cancellationToken).ConfigureAwait(false);
         if (bytes == 0)
         {

@@ -47,7 +47,8 @@ public static class ChildProcess
     /// cancellation (the process tree is killed), with the stderr tail in the message.
     /// </summary>
     public static async Task<long> RunToStreamAsync(string executable, IReadOnlyList<string> arguments,
-        IReadOnlyDictionary<string, string> environment, Stream output, TimeSpan timeout, string what, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, string> environment, string workingDirectory, Stream output, TimeSpan timeout, string what,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         ArgumentNullException.ThrowIfNull(environment);
@@ -58,6 +59,7 @@ public static class ChildProcess
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
         };
         foreach (var a in arguments)
         {

@@ -72,6 +72,13 @@ public sealed class Sandbox : IDisposable
 
     public CliResult Run(params string[] args) => Run(args, null);
 
+    /// <summary>Runs a verb with --json and returns the document's root.</summary>
+    public System.Text.Json.JsonElement Json(params string[] args) =>
+        System.Text.Json.JsonDocument.Parse(Run([.. args, "--json"], null).Stdout).RootElement;
+
+    /// <summary>The snapshots as <c>list --json</c> shows them.</summary>
+    public IReadOnlyList<System.Text.Json.JsonElement> Snapshots() => Json("list").GetProperty("snapshots").EnumerateArray().ToList();
+
     public CliResult Run(IEnumerable<string> args, IDictionary<string, string>? env, TimeSpan? timeout = null)
     {
         using var p = Process.Start(StartInfo(args, env))!;
