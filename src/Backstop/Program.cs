@@ -65,6 +65,13 @@ internal static class Program
             await Console.Error.WriteLineAsync($"backstop: error: {e.Message}").ConfigureAwait(false);
             return ExitCodes.Failed;
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Decision: whatever else went wrong is a failure with its message, never a stack trace. The catalog
+            // holds what was proven before it happened.
+            await Console.Error.WriteLineAsync($"backstop: error: {e.Message} ({e.GetType().Name}); nothing unproven was recorded as good").ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
         finally
         {
             Console.CancelKeyPress -= onCancel;

@@ -44,6 +44,12 @@ public sealed class VerifyTests : IDisposable
         Assert.Contains("does not match: SHA-256", deep.Stdout, StringComparison.Ordinal);
         Assert.NotEqual("ok", State());
         Assert.Equal(1, _box.Run("status").ExitCode);
+
+        // A later size-only verify cannot clear what the deep one found.
+        var plain = _box.Run("verify");
+        Assert.Equal(1, plain.ExitCode);
+        Assert.Contains("found by a deep verify", plain.Stdout, StringComparison.Ordinal);
+        Assert.NotEqual("ok", State());
     }
 
     [Fact]

@@ -121,16 +121,33 @@ public sealed class CatalogStore : IDisposable
 
     public void BeginSnapshot(string id, string source, string kind, DateTimeOffset startedAt, string host)
     {
+        if (!TryBeginSnapshot(id, source, kind, startedAt, host))
+        {
+            throw new InvalidOperationException($"snapshot {id} already exists in the catalog");
+        }
+    }
+
+    /// <summary>Records a snapshot as running; false when the id is taken.</summary>
+    public bool TryBeginSnapshot(string id, string source, string kind, DateTimeOffset startedAt, string host)
+    {
         using var tx = _db.BeginTransaction();
         EnsureSource(source, kind);
         using (var cmd = Command(
                    "INSERT INTO snapshots(id, source, state, started_at, host, pid) VALUES ($id, $s, 'running', $t, $h, $p)",
                    ("$id", id), ("$s", source), ("$t", Time(startedAt)), ("$h", host), ("$p", Environment.ProcessId)))
         {
-            cmd.ExecuteNonQuery();
+            try
+            {
+                cmd.ExecuteNonQuery();
+            }
+            catch (SqliteException e) when (e.SqliteErrorCode == 19)
+            {
+                return false; // SQLITE_CONSTRAINT: the id is taken
+            }
         }
 
         tx.Commit();
+        return true;
     }
 
     /// <summary>Records the outcome of a snapshot, its artifacts and its copies, in one transaction.</summary>

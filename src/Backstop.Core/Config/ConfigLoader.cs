@@ -115,6 +115,11 @@ public static partial class ConfigLoader
             var expect = ParseExpectations(s.Map("expect"), kind);
             var sourceRpo = s.Duration("rpo") ?? rpo;
             var sourceTargets = s.StringList("targets") ?? targets.Select(t => t.Name).ToList();
+            if (sourceTargets.Distinct(StringComparer.Ordinal).Count() != sourceTargets.Count)
+            {
+                throw s.Error("targets", "a target is listed twice; each copy must be on a different target");
+            }
+
             foreach (var tn in sourceTargets)
             {
                 if (targets.All(t => t.Name != tn))

@@ -112,7 +112,7 @@ public static class Quantities
             error = "";
             return true;
         }
-        catch (Exception e) when (e is OverflowException or FormatException)
+        catch (Exception e) when (e is OverflowException or FormatException or ArgumentOutOfRangeException)
         {
             error = $"'{text}' is too large";
             return false;

@@ -42,6 +42,14 @@ public sealed class RunLock : IDisposable
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         if (Flock(fd, LockEx | LockNb) != 0)
         {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != 11) // EWOULDBLOCK: held by another process; anything else is a real error
+            {
+                var message = Marshal.GetLastPInvokeErrorMessage();
+                handle.Dispose();
+                throw new BackupException($"cannot lock {path}: {message}; the catalog folder must be on a local file system that supports flock");
+            }
+
             var holder = ReadAll(handle).Trim();
             handle.Dispose();
             throw new LockHeldException(

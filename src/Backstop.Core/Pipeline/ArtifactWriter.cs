@@ -75,7 +75,7 @@ internal sealed class HashStage : BlockStage
 }
 
 /// <summary>One copy of the artifact going to one target. A failure is kept and fails this copy only.</summary>
-internal sealed class CopyStage(ITarget target, string key) : BlockStage
+internal sealed class CopyStage(ITarget target, string key, CancellationToken cancellationToken) : BlockStage
 {
     public ITarget Target { get; } = target;
 
@@ -96,7 +96,7 @@ internal sealed class CopyStage(ITarget target, string key) : BlockStage
 
         try
         {
-            Upload.WriteAsync(block, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            Upload.WriteAsync(block, cancellationToken).AsTask().GetAwaiter().GetResult();
             Written += block.Length;
         }
         catch (Exception e)
@@ -139,9 +139,9 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         FileName = name + ".zst";
         _copies = copies;
         _progress = progress;
-        _validation = validator is null ? null : new ValidationStage(validator, cancellationToken);
         _cancellation = cancellationToken;
         _encoder = new ZstdEncoder(level, workers, Emit);
+        _validation = validator is null ? null : new ValidationStage(validator, cancellationToken);
         _hash.Start();
         foreach (var c in _copies)
         {
@@ -163,7 +163,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         var copies = new List<CopyStage>();
         foreach (var t in targets)
         {
-            var stage = new CopyStage(t, Layout.Key(source, snapshot, name + ".zst"));
+            var stage = new CopyStage(t, Layout.Key(source, snapshot, name + ".zst"), cancellationToken);
             try
             {
                 stage.Upload = await t.BeginPutAsync(stage.Key, cancellationToken).ConfigureAwait(false);
@@ -176,7 +176,19 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
             copies.Add(stage);
         }
 
-        return new ArtifactWriter(name, copies, compression.Level, compression.Workers, progress, validator, cancellationToken);
+        try
+        {
+            return new ArtifactWriter(name, copies, compression.Level, compression.Workers, progress, validator, cancellationToken);
+        }
+        catch
+        {
+            foreach (var c in copies.Where(c => c.Upload is not null))
+            {
+                await c.Upload!.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
     }
 
     private void Emit(byte[] data, int length)
@@ -277,7 +289,8 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
             return new CopyInfo(c.Target.Name, CopyState.Failed, DateTimeOffset.UtcNow, CopyVerifier.Describe(c.Target, c.Key, c.Error, c.Written));
         }
 
-        // Read back and hashed; the format was checked on the way in, on the same bytes.
+        // Read back and hashed: the stored bytes are the bytes the encoder produced. The format check ran on the raw
+        // bytes on the way in; decoding the stored copy again is left to 'verify --deep', which costs a full pass.
         return await CopyVerifier.VerifyAsync(c.Target, c.Key, size, sha, deep: true, validator: null, facts, ct).ConfigureAwait(false);
     }
 

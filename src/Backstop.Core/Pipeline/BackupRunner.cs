@@ -11,29 +11,46 @@ namespace Backstop.Core.Pipeline;
 /// One <c>run</c>: plan → preflight → capture → seal → ship → verify → commit → record, per source. A snapshot
 /// counts only when every step proved it; any failure cleans what the run wrote and records the reason.
 /// </summary>
-public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer)
+public sealed class BackupRunner
 {
-    private readonly Dictionary<string, ITarget> _targets = config.Targets.ToDictionary(
-        t => t.Name, t => plugins.Target(t.Kind)!.Create(t), StringComparer.Ordinal);
+    private readonly BackstopConfig _config;
+    private readonly PluginRegistry _plugins;
+    private readonly CatalogStore _catalog;
+    private readonly RunObserver _observer;
+    private readonly Dictionary<string, ITarget> _targets;
+
+    public BackupRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(plugins);
+        _config = config;
+        _plugins = plugins;
+        _catalog = catalog;
+        _observer = new GuardedObserver(observer);
+        _targets = config.Targets.ToDictionary(t => t.Name, t => plugins.Target(t.Kind)!.Create(t), StringComparer.Ordinal);
+    }
 
     /// <summary>Runs the named sources (all when empty). Returns one recorded snapshot per source.</summary>
     public async Task<IReadOnlyList<SnapshotInfo>> RunAsync(IReadOnlyCollection<string> only, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(only);
-        var sources = config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)).ToList();
-        foreach (var interrupted in catalog.FailInterrupted(DateTimeOffset.UtcNow))
+        var sources = _config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)).ToList();
+        foreach (var interrupted in _catalog.FailInterrupted(DateTimeOffset.UtcNow))
         {
-            observer.Notice($"snapshot {interrupted.Id} of '{interrupted.Source}' was interrupted by a run that died; recorded as failed");
+            _observer.Notice($"snapshot {interrupted.Id} of '{interrupted.Source}' was interrupted by a run that died; recorded as failed");
         }
 
-        CleanStaging();
-        await RemoveOrphansAsync(cancellationToken).ConfigureAwait(false);
+        var sweeper = new Sweeper(_config, _catalog, _observer);
+        sweeper.CleanStaging();
+        await sweeper.RemoveOrphansAsync(_targets.Values, cancellationToken).ConfigureAwait(false);
 
         var results = new List<SnapshotInfo>();
         foreach (var source in sources)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            results.Add(await RunSourceAsync(source, cancellationToken).ConfigureAwait(false));
+            var snapshot = await RunSourceAsync(source, cancellationToken).ConfigureAwait(false);
+            _observer.SourceFinished(snapshot);
+            results.Add(snapshot);
         }
 
         return results;
@@ -42,20 +59,21 @@ public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, 
     private async Task<SnapshotInfo> RunSourceAsync(SourceDefinition def, CancellationToken ct)
     {
         var started = DateTimeOffset.UtcNow;
-        var id = SnapshotId.New(started);
         var host = Environment.MachineName;
-        catalog.BeginSnapshot(id, def.Name, def.Kind, started, host);
-        observer.SourceStarted(def.Name, id);
-        var targets = def.Targets.Select(n => _targets[n]).ToList();
-        var staging = Path.Combine(config.StagingPath, id);
-        var source = plugins.Source(def.Kind)!.Create(def);
+        var id = BeginSnapshot(def, started, host);
+        _observer.SourceStarted(def.Name, id);
+        var targets = def.Targets.Distinct(StringComparer.Ordinal).Select(n => _targets[n]).ToList();
+        var staging = Path.Combine(_config.StagingPath, id);
         CaptureSink? sink = null;
+        var unavailable = new Dictionary<string, string>(StringComparer.Ordinal);
         var manifestsWritten = new List<ITarget>();
         try
         {
-            var preflight = await PreflightAsync(def, source, targets, ct).ConfigureAwait(false);
+            var source = _plugins.Source(def.Kind)!.Create(def);
+            var preflight = await PreflightAsync(def, source, targets, unavailable, ct).ConfigureAwait(false);
+            var usable = targets.Where(t => !unavailable.ContainsKey(t.Name)).ToList();
             Directory.CreateDirectory(staging);
-            sink = new CaptureSink(def.Name, id, staging, targets, config.Compression, source, observer);
+            sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, source, _observer);
             try
             {
                 await source.CaptureAsync(sink, ct).ConfigureAwait(false);
@@ -68,17 +86,16 @@ public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, 
                 }
             }
 
-            var artifacts = sink.Results.ToList();
             var incomplete = sink.Writers.Where(w => w.Result is null).Select(w => w.Name).ToList();
             if (incomplete.Count > 0)
             {
                 throw new BackupException($"artifact {string.Join(", ", incomplete)} was not completed by the '{def.Kind}' source");
             }
 
+            var artifacts = WithUnavailable(sink.Results.ToList(), unavailable);
             var raw = artifacts.Sum(a => a.RawBytes);
             var facts = SumFacts(artifacts.Select(a => a.Facts));
-            var history = ValidHistory(def);
-            var findings = ExpectationChecker.Check(def.Expect, artifacts.Select(a => (a.Name, a.RawBytes)).ToList(), raw, facts, history);
+            var findings = ExpectationChecker.Check(def.Expect, artifacts.Select(a => (a.Name, a.RawBytes)).ToList(), raw, facts, ValidHistory(def));
             var failures = findings.Where(f => f.Severity == FindingSeverity.Fail).Select(f => f.Message).ToList();
             if (failures.Count > 0)
             {
@@ -86,29 +103,31 @@ public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, 
             }
 
             var warnings = sink.Warnings.Concat(findings.Select(f => "expectation: " + f.Message)).ToList();
-            var good = GoodTargets(targets, artifacts);
-            RequireCopies(def, targets, artifacts, good);
+            RequireCopies(def, targets, artifacts);
 
-            var finished = DateTimeOffset.UtcNow;
             var tools = new Dictionary<string, string>(preflight.Tools) { ["zstd"] = "libzstd " + ZstdNative.Version() };
             var manifest = new Manifest(
-                Manifest.CurrentFormat, id, new ManifestSource(def.Name, def.Kind), host, started, finished, tools, raw,
+                Manifest.CurrentFormat, id, new ManifestSource(def.Name, def.Kind), host, started, DateTimeOffset.UtcNow, tools, raw,
                 artifacts.Sum(a => a.StoredBytes), facts, warnings,
                 artifacts.Select(a => new ManifestArtifact(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd", [],
                     a.Facts, source.RestoreRecipe(a.Name, a.FileName))).ToList());
-            var manifestFailures = await WriteManifestsAsync(def, id, manifest, good, manifestsWritten, ct).ConfigureAwait(false);
-            var copies = artifacts.Select(a => a with
+            var manifestFailures = await WriteManifestsAsync(def, id, manifest, GoodTargets(targets, artifacts), manifestsWritten, ct)
+                .ConfigureAwait(false);
+            artifacts = artifacts.Select(a => a with
             {
                 Copies = a.Copies.Select(c => manifestFailures.TryGetValue(c.Target, out var why)
                     ? c with { State = CopyState.Failed, Error = why }
                     : c).ToList(),
             }).ToList();
-            good = GoodTargets(targets, copies);
-            RequireCopies(def, targets, copies, good);
+            var good = RequireCopies(def, targets, artifacts);
 
-            var snapshot = Record(def, id, started, host, SnapshotState.Committed, copies, warnings, null);
-            observer.SourceFinished(snapshot);
-            return snapshot;
+            // A target that did not get the whole snapshot keeps none of it.
+            foreach (var t in targets.Where(t => !good.Contains(t.Name)))
+            {
+                await Orphans.DeleteFolderAsync(t, Layout.Folder(def.Name, id), _observer).ConfigureAwait(false);
+            }
+
+            return Record(def, id, started, host, SnapshotState.Committed, artifacts, warnings, null);
         }
         catch (Exception e)
         {
@@ -119,12 +138,12 @@ public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, 
                 _ => $"{e.GetType().Name}: {e.Message}",
             };
             await CleanupAsync(def, id, targets, manifestsWritten).ConfigureAwait(false);
-            var partial = sink?.Results.ToList() ?? [];
+            var partial = WithUnavailable(sink?.Results.ToList() ?? [], unavailable);
             var snapshot = Record(def, id, started, host, SnapshotState.Failed, partial, sink?.Warnings ?? [], reason);
-            catalog.AddEvent("error", def.Name, id, reason);
-            observer.SourceFinished(snapshot);
+            _catalog.AddEvent("error", def.Name, id, reason);
             if (e is OperationCanceledException)
             {
+                _observer.SourceFinished(snapshot);
                 throw;
             }
 
@@ -132,51 +151,85 @@ public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, 
         }
         finally
         {
-            TryDeleteDirectory(staging);
+            Sweeper.TryDeleteDirectory(staging, _observer);
         }
     }
 
-    private async Task<SourcePreflight> PreflightAsync(SourceDefinition def, ISource source, List<ITarget> targets, CancellationToken ct)
+    /// <summary>A new snapshot id, recorded as running; a clash with an existing id (same second) draws again.</summary>
+    private string BeginSnapshot(SourceDefinition def, DateTimeOffset started, string host)
     {
-        var preflight = await source.PreflightAsync(ct).ConfigureAwait(false);
-        foreach (var t in targets)
+        for (var attempt = 0; ; attempt++)
         {
-            await t.ProbeAsync(ct).ConfigureAwait(false);
+            var id = SnapshotId.New(started);
+            if (_catalog.TryBeginSnapshot(id, def.Name, def.Kind, started, host) || attempt == 20)
+            {
+                return id;
+            }
         }
+    }
 
-        var last = catalog.Snapshots(def.Name).LastOrDefault(s => s.State == SnapshotState.Committed);
-        var stagingFree = DiskSpace.FreeBytes(config.StagingPath);
+    /// <summary>
+    /// The source must be ready; each target must answer and have room. A target that is not ready fails only its
+    /// copy, as long as enough targets remain for <c>min_copies</c>.
+    /// </summary>
+    private async Task<SourcePreflight> PreflightAsync(SourceDefinition def, ISource source, List<ITarget> targets,
+        Dictionary<string, string> unavailable, CancellationToken ct)
+    {
+        ZstdNative.Version(); // libzstd present, or a clear message
+        var preflight = await source.PreflightAsync(ct).ConfigureAwait(false);
+        var stagingFree = DiskSpace.FreeBytes(_config.StagingPath);
         if (preflight.StagingBytesNeeded > 0 && stagingFree < preflight.StagingBytesNeeded)
         {
             throw new BackupException(
-                $"staging {config.StagingPath} has {Quantities.FormatSize(stagingFree)} free, and the '{def.Kind}' source needs {Quantities.FormatSize(preflight.StagingBytesNeeded)} there; free space or set 'staging' to a larger file system");
+                $"staging {_config.StagingPath} has {Quantities.FormatSize(stagingFree)} free, and the '{def.Kind}' source needs {Quantities.FormatSize(preflight.StagingBytesNeeded)} there; free space or set 'staging' to a larger file system");
         }
 
-        if (last is not null)
+        var last = _catalog.Snapshots(def.Name).LastOrDefault(s => s.State == SnapshotState.Committed);
+        var estimate = (last?.StoredBytes ?? 0) * 3 / 2;
+        foreach (var t in targets)
         {
-            var estimate = last.StoredBytes * 3 / 2;
-            foreach (var t in targets.Where(t => t.Capabilities.FreeSpaceQuery))
+            try
             {
-                if (await t.FreeBytesAsync(ct).ConfigureAwait(false) is { } free && free < estimate)
+                await t.ProbeAsync(ct).ConfigureAwait(false);
+                if (estimate > 0 && t.Capabilities.FreeSpaceQuery && await t.FreeBytesAsync(ct).ConfigureAwait(false) is { } free && free < estimate)
                 {
-                    throw new BackupException(
-                        $"target '{t.Name}' has {Quantities.FormatSize(free)} free at {t.Where}; the last snapshot of '{def.Name}' stored {Quantities.FormatSize(last.StoredBytes)}, so about {Quantities.FormatSize(estimate)} (×1.5) is needed; free space or move the target");
+                    unavailable[t.Name] =
+                        $"target '{t.Name}' has {Quantities.FormatSize(free)} free at {t.Where}; the last snapshot of '{def.Name}' stored {Quantities.FormatSize(last!.StoredBytes)}, so about {Quantities.FormatSize(estimate)} (×1.5) is needed; free space or move the target";
                 }
             }
+            catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+            {
+                unavailable[t.Name] = e is BackupException ? e.Message : $"target '{t.Name}': {e.Message}";
+            }
+        }
+
+        if (targets.Count - unavailable.Count < def.MinCopies)
+        {
+            throw new BackupException(string.Join("; ", unavailable.Values) +
+                                      (targets.Count > 1 ? $" ({targets.Count - unavailable.Count} of {targets.Count} targets ready, {def.MinCopies} needed)" : ""));
         }
 
         return preflight;
     }
 
-    private static List<string> GoodTargets(List<ITarget> targets, IReadOnlyList<ArtifactResult> artifacts) =>
-        targets.Where(t => artifacts.Count > 0 && artifacts.All(a => a.Copies.Any(c => c.Target == t.Name && c.State == CopyState.Verified)))
-            .Select(t => t.Name).ToList();
+    private static List<ArtifactResult> WithUnavailable(List<ArtifactResult> artifacts, Dictionary<string, string> unavailable) =>
+        unavailable.Count == 0
+            ? artifacts
+            : artifacts.Select(a => a with
+            {
+                Copies = a.Copies.Concat(unavailable.Select(u => new CopyInfo(u.Key, CopyState.Failed, DateTimeOffset.UtcNow, u.Value))).ToList(),
+            }).ToList();
 
-    private static void RequireCopies(SourceDefinition def, List<ITarget> targets, IReadOnlyList<ArtifactResult> artifacts, List<string> good)
+    private static HashSet<string> GoodTargets(List<ITarget> targets, IReadOnlyList<ArtifactResult> artifacts) =>
+        targets.Where(t => artifacts.Count > 0 && artifacts.All(a => a.Copies.Any(c => c.Target == t.Name && c.State == CopyState.Verified)))
+            .Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+
+    private static HashSet<string> RequireCopies(SourceDefinition def, List<ITarget> targets, IReadOnlyList<ArtifactResult> artifacts)
     {
+        var good = GoodTargets(targets, artifacts);
         if (good.Count >= def.MinCopies)
         {
-            return;
+            return good;
         }
 
         var reasons = artifacts.SelectMany(a => a.Copies).Where(c => c.State != CopyState.Verified)
@@ -185,28 +238,31 @@ public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, 
             $"{good.Count} of {targets.Count} target(s) hold a verified copy, {def.MinCopies} needed: {string.Join("; ", reasons)}");
     }
 
+    /// <summary>Writes the manifest last on each good target, and reads it back whole.</summary>
     private async Task<Dictionary<string, string>> WriteManifestsAsync(SourceDefinition def, string id, Manifest manifest,
-        List<string> good, List<ITarget> written, CancellationToken ct)
+        HashSet<string> good, List<ITarget> written, CancellationToken ct)
     {
         var failures = new Dictionary<string, string>(StringComparer.Ordinal);
         var bytes = manifest.ToBytes();
         var key = Layout.Key(def.Name, id, Layout.ManifestName);
-        foreach (var name in good)
+        foreach (var name in good.Order(StringComparer.Ordinal))
         {
             var t = _targets[name];
             try
             {
+                written.Add(t);
                 await using (var upload = await t.BeginPutAsync(key, ct).ConfigureAwait(false))
                 {
                     await upload.WriteAsync(bytes, ct).ConfigureAwait(false);
                     await upload.CommitAsync(ct).ConfigureAwait(false);
                 }
 
-                written.Add(t);
-                var info = await t.StatAsync(key, ct).ConfigureAwait(false);
-                if (info?.Size != bytes.Length)
+                await using var back = await t.OpenReadAsync(key, ct).ConfigureAwait(false);
+                var read = new MemoryStream();
+                await back.CopyToAsync(read, ct).ConfigureAwait(false);
+                if (!read.ToArray().AsSpan().SequenceEqual(bytes))
                 {
-                    failures[name] = $"{Layout.ManifestName} on target '{name}' did not read back whole";
+                    failures[name] = $"{Layout.ManifestName} on target '{name}' did not read back as written";
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -228,12 +284,12 @@ public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, 
                 state == SnapshotState.Failed
                     ? a.Copies.Select(c => c.State == CopyState.Verified ? c with { State = CopyState.Failed, Error = "removed: the snapshot failed" } : c).ToList()
                     : a.Copies)).ToList());
-        catalog.FinishSnapshot(snapshot);
+        _catalog.FinishSnapshot(snapshot);
         return snapshot;
     }
 
     private List<HistoryPoint> ValidHistory(SourceDefinition def) =>
-        catalog.Snapshots(def.Name).Where(s => s.IsValid(def.MinCopies)).Select(s => new HistoryPoint(s.RawBytes, s.Facts)).ToList();
+        _catalog.Snapshots(def.Name).Where(s => s.IsValid(def.MinCopies)).Select(s => new HistoryPoint(s.RawBytes, s.Facts)).ToList();
 
     private static Dictionary<string, long> SumFacts(IEnumerable<IReadOnlyDictionary<string, long>> all)
     {
@@ -260,67 +316,13 @@ public sealed class BackupRunner(BackstopConfig config, PluginRegistry plugins, 
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
             {
-                observer.Notice($"could not remove {Layout.ManifestName} of failed snapshot {id} from '{t.Name}': {e.Message}");
+                _observer.Notice($"could not remove {Layout.ManifestName} of failed snapshot {id} from '{t.Name}': {e.Message}");
             }
         }
 
         foreach (var t in targets)
         {
-            await Orphans.DeleteFolderAsync(t, Layout.Folder(def.Name, id), observer).ConfigureAwait(false);
-        }
-    }
-
-    private async Task RemoveOrphansAsync(CancellationToken ct)
-    {
-        foreach (var t in _targets.Values)
-        {
-            try
-            {
-                await t.ProbeAsync(ct).ConfigureAwait(false);
-            }
-            catch (BackupException)
-            {
-                continue; // the source using it fails its preflight with the reason
-            }
-
-            foreach (var folder in await Orphans.FindAsync(t, ct).ConfigureAwait(false))
-            {
-                await Orphans.DeleteFolderAsync(t, folder, observer).ConfigureAwait(false);
-                observer.Notice($"removed {folder} from target '{t.Name}': a snapshot folder without {Layout.ManifestName} (left by an interrupted run)");
-                catalog.AddEvent("warn", null, null, $"orphan {folder} removed from target '{t.Name}'");
-            }
-        }
-    }
-
-    private void CleanStaging()
-    {
-        if (!Directory.Exists(config.StagingPath))
-        {
-            return;
-        }
-
-        foreach (var d in Directory.EnumerateDirectories(config.StagingPath))
-        {
-            if (SnapshotId.IsValid(Path.GetFileName(d)))
-            {
-                TryDeleteDirectory(d);
-                observer.Notice($"removed staging leftovers {d}");
-            }
-        }
-    }
-
-    private void TryDeleteDirectory(string path)
-    {
-        try
-        {
-            if (Directory.Exists(path))
-            {
-                Directory.Delete(path, recursive: true);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            observer.Notice($"could not remove staging {path}: {e.Message}");
+            await Orphans.DeleteFolderAsync(t, Layout.Folder(def.Name, id), _observer).ConfigureAwait(false);
         }
     }
 }

@@ -9,6 +9,18 @@ namespace Backstop.Core.Pipeline;
 /// <summary>Checks one copy: it exists with the right size, and (deep) its bytes hash to the recorded SHA-256 and pass the format check.</summary>
 public static class CopyVerifier
 {
+    /// <summary>For artifacts without a format check: decompress to the end, so zstd's frame checksum is proven.</summary>
+    public static IArtifactValidator DecodeOnly { get; } = new DecodeOnlyValidator();
+
+    private sealed class DecodeOnlyValidator : IArtifactValidator
+    {
+        public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
+        {
+            await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+            return new Dictionary<string, long>();
+        }
+    }
+
     public static async Task<CopyInfo> VerifyAsync(ITarget target, string key, long size, string sha256, bool deep,
         IArtifactValidator? validator, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken)
     {
@@ -47,6 +59,11 @@ public static class CopyVerifier
                 {
                     await using var content = new ZstdDecodeStream(hashing, leaveOpen: true);
                     var found = await validator.ReadFactsAsync(content, cancellationToken).ConfigureAwait(false);
+                    if (!ReferenceEquals(validator, DecodeOnly))
+                    {
+                        await DecodeOnly.ReadFactsAsync(content, cancellationToken).ConfigureAwait(false); // to the frame's end and checksum
+                    }
+
                     formatError = ValidationStage.Mismatch(found, facts);
                 }
                 catch (Exception e) when (e is InvalidDataException or BackupException or FormatException or EndOfStreamException)

@@ -1,28 +1,38 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 
 namespace Backstop.Core.Pipeline;
 
-/// <summary>Snapshot folders without a manifest: never a backup, removed by the next run.</summary>
+/// <summary>Snapshot folders without a manifest on a target: never a backup.</summary>
 public static class Orphans
 {
-    public static async Task<IReadOnlyList<string>> FindAsync(ITarget target, CancellationToken cancellationToken)
+    /// <summary>Folders <c>&lt;source&gt;/&lt;snapshot&gt;/</c> of the given sources that hold no manifest, with their newest object's time.</summary>
+    public static async Task<IReadOnlyList<(string Folder, string Source, string Snapshot, DateTimeOffset Newest)>> FindAsync(
+        ITarget target, IReadOnlyCollection<string> sources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(target);
-        var folders = new Dictionary<string, bool>(StringComparer.Ordinal);
-        await foreach (var o in target.ListAsync("", cancellationToken).ConfigureAwait(false))
+        ArgumentNullException.ThrowIfNull(sources);
+        var folders = new Dictionary<string, (bool HasManifest, DateTimeOffset Newest)>(StringComparer.Ordinal);
+        foreach (var source in sources)
         {
-            var parts = o.Key.Split('/');
-            if (parts.Length < 3 || !SnapshotId.IsValid(parts[1]))
+            await foreach (var o in target.ListAsync(source + "/", cancellationToken).ConfigureAwait(false))
             {
-                continue;
-            }
+                var parts = o.Key.Split('/');
+                if (parts.Length < 3 || !SnapshotId.IsValid(parts[1]))
+                {
+                    continue;
+                }
 
-            var folder = $"{parts[0]}/{parts[1]}/";
-            var isManifest = parts.Length == 3 && parts[2] == Layout.ManifestName;
-            folders[folder] = folders.GetValueOrDefault(folder) || isManifest;
+                var folder = $"{parts[0]}/{parts[1]}/";
+                var (has, newest) = folders.GetValueOrDefault(folder);
+                folders[folder] = (has || (parts.Length == 3 && parts[2] == Layout.ManifestName), o.Modified > newest ? o.Modified : newest);
+            }
         }
 
-        return folders.Where(f => !f.Value).Select(f => f.Key).Order(StringComparer.Ordinal).ToList();
+        return folders.Where(f => !f.Value.HasManifest)
+            .Select(f => (f.Key, f.Key.Split('/')[0], f.Key.Split('/')[1], f.Value.Newest))
+            .OrderBy(f => f.Key, StringComparer.Ordinal).ToList();
     }
 
     public static async Task DeleteFolderAsync(ITarget target, string folder, RunObserver observer)
@@ -45,6 +55,97 @@ public static class Orphans
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
         {
             observer.Notice($"could not remove {folder} from target '{target.Name}': {e.Message}; the next run tries again");
+        }
+    }
+}
+
+/// <summary>
+/// What a run clears before it starts: leftovers of runs that died (staging folders, snapshot folders without a
+/// manifest). It only touches this configuration's sources, never a snapshot the catalog holds as committed, and
+/// leaves alone a folder it does not know that is younger than a day (another host's run may be writing it).
+/// </summary>
+internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunObserver observer)
+{
+    private static readonly TimeSpan UnknownGrace = TimeSpan.FromDays(1);
+    private readonly Dictionary<string, SnapshotState> _known = catalog.Snapshots().ToDictionary(s => s.Id, s => s.State, StringComparer.Ordinal);
+
+    public void CleanStaging()
+    {
+        IEnumerable<string> folders;
+        try
+        {
+            folders = Directory.Exists(config.StagingPath) ? Directory.GetDirectories(config.StagingPath) : [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            observer.Notice($"cannot list staging {config.StagingPath}: {e.Message}");
+            return;
+        }
+
+        foreach (var d in folders)
+        {
+            var id = Path.GetFileName(d);
+            if (SnapshotId.IsValid(id) && MayRemove(id, Directory.GetLastWriteTimeUtc(d)))
+            {
+                TryDeleteDirectory(d, observer);
+                observer.Notice($"removed staging leftovers {d}");
+            }
+        }
+    }
+
+    public async Task RemoveOrphansAsync(IEnumerable<ITarget> targets, CancellationToken ct)
+    {
+        var sources = config.Sources.Select(s => s.Name).ToList();
+        foreach (var t in targets)
+        {
+            IReadOnlyList<(string Folder, string Source, string Snapshot, DateTimeOffset Newest)> orphans;
+            try
+            {
+                await t.ProbeAsync(ct).ConfigureAwait(false);
+                orphans = await Orphans.FindAsync(t, sources, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+            {
+                continue; // the sources using this target meet the same problem in their preflight, with the reason
+            }
+
+            foreach (var o in orphans)
+            {
+                if (_known.GetValueOrDefault(o.Snapshot) == SnapshotState.Committed)
+                {
+                    observer.Notice($"target '{t.Name}' has no {Layout.ManifestName} for committed snapshot {o.Snapshot} of '{o.Source}'; kept as it is; run 'backstop verify'");
+                    continue;
+                }
+
+                if (!MayRemove(o.Snapshot, o.Newest.UtcDateTime))
+                {
+                    continue;
+                }
+
+                await Orphans.DeleteFolderAsync(t, o.Folder, observer).ConfigureAwait(false);
+                observer.Notice($"removed {o.Folder} from target '{t.Name}': a snapshot folder without {Layout.ManifestName} (left by an interrupted run)");
+                catalog.AddEvent("warn", o.Source, o.Snapshot, $"orphan {o.Folder} removed from target '{t.Name}'");
+            }
+        }
+    }
+
+    private bool MayRemove(string snapshot, DateTime newestUtc) =>
+        _known.TryGetValue(snapshot, out var state)
+            ? state == SnapshotState.Failed
+            : DateTime.UtcNow - newestUtc > UnknownGrace;
+
+    public static void TryDeleteDirectory(string path, RunObserver observer)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                Directory.Delete(path, recursive: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            observer.Notice($"could not remove staging {path}: {e.Message}");
         }
     }
 }

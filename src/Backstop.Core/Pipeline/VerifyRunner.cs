@@ -45,13 +45,19 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
                         else
                         {
                             result = await CopyVerifier.VerifyAsync(target, key, a.StoredBytes, a.Sha256, deep,
-                                deep ? source.ValidatorFor(a.Name) : null, a.Facts, cancellationToken).ConfigureAwait(false);
+                                deep ? source.ValidatorFor(a.Name) ?? CopyVerifier.DecodeOnly : null, a.Facts, cancellationToken).ConfigureAwait(false);
                         }
 
                         var before = a.Copies.FirstOrDefault(c => c.Target == target.Name);
                         if (result.State != CopyState.Verified && before?.State is CopyState.Failed)
                         {
                             continue; // never stored there: not news
+                        }
+
+                        if (!deep && result.State == CopyState.Verified && before?.State == CopyState.Corrupt)
+                        {
+                            // The right size proves nothing about content found corrupt: only a deep read clears it.
+                            result = before with { Error = $"{before.Error} (found by a deep verify; run 'backstop verify --deep' to check it again)" };
                         }
 
                         updates.Add((snap.Id, a.Name, result));

@@ -23,6 +23,22 @@ internal sealed unsafe class ZstdEncoder : IDisposable
             throw new OutOfMemoryException("zstd: cannot create a compression context");
         }
 
+        try
+        {
+            Configure(level, workers);
+        }
+        catch
+        {
+            ZstdNative.FreeCCtx(_cctx);
+            _cctx = 0;
+            throw;
+        }
+
+        _out = BlockPool.Rent();
+    }
+
+    private void Configure(int level, int workers)
+    {
         ZstdNative.Check(ZstdNative.SetParameter(_cctx, ZstdNative.CompressionLevel, level), "level");
         ZstdNative.Check(ZstdNative.SetParameter(_cctx, ZstdNative.ChecksumFlag, 1), "checksum flag");
         if (workers > 0)
@@ -31,8 +47,6 @@ internal sealed unsafe class ZstdEncoder : IDisposable
             // 2 MiB jobs instead of the default 8 MiB: a third less memory for the same ratio and speed (bench/).
             ZstdNative.Check(ZstdNative.SetParameter(_cctx, ZstdNative.JobSize, 2 << 20), "job size");
         }
-
-        _out = BlockPool.Rent();
     }
 
     public void Write(ReadOnlySpan<byte> data) => Run(data, ZstdNative.EndContinue);

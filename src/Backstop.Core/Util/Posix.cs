@@ -32,6 +32,11 @@ public static partial class Posix
     [LibraryImport("libc", EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int LstatNative(string path, byte* buffer);
 
+    [LibraryImport("libc", EntryPoint = "__lxstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int LxstatNative(int version, string path, byte* buffer);
+
+    private static bool _noLstatSymbol;
+
     [LibraryImport("libc", EntryPoint = "getpwuid")]
     private static partial nint Getpwuid(uint uid);
 
@@ -64,7 +69,25 @@ public static partial class Posix
     public static unsafe bool TryLstat(string path, out FileStatus status, out string error)
     {
         var buffer = stackalloc byte[256];
-        if (LstatNative(path, buffer) != 0)
+        int rc;
+        if (!_noLstatSymbol)
+        {
+            try
+            {
+                rc = LstatNative(path, buffer);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                _noLstatSymbol = true; // glibc before 2.33 exports only __lxstat
+                rc = LxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, path, buffer);
+            }
+        }
+        else
+        {
+            rc = LxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, path, buffer);
+        }
+
+        if (rc != 0)
         {
             status = default;
             error = Marshal.GetLastPInvokeErrorMessage();

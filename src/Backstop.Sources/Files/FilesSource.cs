@@ -5,7 +5,10 @@ using Backstop.Core.Util;
 
 namespace Backstop.Sources.Files;
 
-public sealed record FilesOptions(IReadOnlyList<string> Paths, IReadOnlyList<string> Exclude);
+public sealed record FilesOptions(IReadOnlyList<string> Paths, IReadOnlyList<string> Exclude)
+{
+    internal IReadOnlyList<Glob> Globs { get; } = Exclude.Select(e => new Glob(e)).ToList();
+}
 
 /// <summary>
 /// Paths as one pax tar (<c>files.tar</c>): folders, symlinks, hard links, modes, owners and times, so that
@@ -36,7 +39,14 @@ public sealed class FilesSourceKind : SourceKind<FilesOptions>
             }
         }
 
-        return new FilesOptions(paths.Select(map.ResolvePath).ToList(), exclude);
+        try
+        {
+            return new FilesOptions(paths.Select(map.ResolvePath).ToList(), exclude);
+        }
+        catch (ArgumentException e)
+        {
+            throw map.Error("exclude", $"a pattern is not valid ({e.Message})");
+        }
     }
 
     public override ISource Create(SourceDefinition definition, FilesOptions options) => new FilesSource(definition.Name, options);
@@ -45,7 +55,7 @@ public sealed class FilesSourceKind : SourceKind<FilesOptions>
 internal sealed class FilesSource(string name, FilesOptions options) : ISource
 {
     internal const string ArtifactName = "files.tar";
-    private readonly List<Glob> _exclude = options.Exclude.Select(e => new Glob(e)).ToList();
+    private readonly IReadOnlyList<Glob> _exclude = options.Globs;
 
     public Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
@@ -81,7 +91,7 @@ internal sealed class FilesSource(string name, FilesOptions options) : ISource
     public string RestoreRecipe(string artifactName, string storedFile) => $"mkdir -p DEST && zstd -dc {storedFile} | tar -xpf - -C DEST";
 
     /// <summary>Walks the paths depth-first in name order and writes each entry.</summary>
-    private sealed class Walker(string source, List<Glob> exclude, ICaptureSink sink, CancellationToken cancellationToken)
+    private sealed class Walker(string source, IReadOnlyList<Glob> exclude, ICaptureSink sink, CancellationToken cancellationToken)
     {
         private readonly Dictionary<(ulong, ulong), string> _hardLinks = [];
         private long _files;

@@ -23,7 +23,7 @@ public sealed class MemoryTarget(string name) : ITarget
 
     public IReadOnlyDictionary<string, byte[]> Objects => _objects.ToDictionary(kv => kv.Key, kv => kv.Value.Data, StringComparer.Ordinal);
 
-    public void Replace(string key, byte[] data) => _objects[key] = (data, DateTimeOffset.UtcNow);
+    public void Replace(string key, byte[] data, DateTimeOffset? modified = null) => _objects[key] = (data, modified ?? DateTimeOffset.UtcNow);
 
     public Task ProbeAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

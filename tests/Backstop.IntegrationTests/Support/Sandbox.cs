@@ -199,9 +199,15 @@ public sealed class RunningCli(Process process) : IDisposable
     /// <summary>SIGKILL to backstop and its children: what the OOM killer or a power cut does.</summary>
     public void KillHard()
     {
-        Sandbox.Exec("pkill", "-KILL", "-P", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Sandbox.Exec("kill", "-KILL", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // backstop first, so it cannot react to its children dying; then the children it left.
+        var pid = Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var children = Sandbox.Exec("pgrep", "-P", pid).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Sandbox.Exec("kill", "-KILL", pid);
         process.WaitForExit();
+        foreach (var child in children)
+        {
+            Sandbox.Exec("kill", "-KILL", child.Trim());
+        }
     }
 
     public void Signal(string signal) => Sandbox.Exec("kill", "-" + signal, Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -145,4 +145,34 @@ public class ConfigLoaderTests
         Assert.Contains("environment variable PGPASSWORD, which is not set", e.Message, StringComparison.Ordinal);
         Assert.Equal("(inline secret)", new SecretRef("hunter2", default).ToString());
     }
+
+    [Fact]
+    public void A_target_listed_twice_for_one_source_is_refused()
+    {
+        var e = Fails(Valid.Replace("rpo: 1h", "rpo: 1h\n    targets: [local, local]", StringComparison.Ordinal));
+        Assert.Contains("a target is listed twice", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_bad_exclude_pattern_is_a_configuration_error()
+    {
+        var e = Fails(Valid.Replace("exclude: [\"*.log\"]", "exclude: [\"[z-a]\"]", StringComparison.Ordinal));
+        Assert.Contains("sources[0].exclude: a pattern is not valid", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("0s")]
+    [InlineData("30d")]
+    public void A_command_timeout_out_of_range_is_refused(string timeout)
+    {
+        var e = Fails(Valid.Replace("timeout: 15m", $"timeout: {timeout}", StringComparison.Ordinal));
+        Assert.Contains("sources[1].timeout: must be longer than zero and at most 24d", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_huge_duration_is_an_error_not_a_crash()
+    {
+        var e = Fails(Valid.Replace("rpo: 6h", "rpo: 20000000w", StringComparison.Ordinal));
+        Assert.Contains("too large", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -148,18 +148,88 @@ public sealed class BackupRunnerTests : IDisposable
     }
 
     [Fact]
-    public async Task Folders_without_a_manifest_are_removed_by_the_next_run()
+    public async Task Folders_without_a_manifest_are_removed_by_the_next_run_when_nobody_can_still_be_writing_them()
     {
         var target = Memory("m");
-        target.Replace("app/20250101T000000Z-abcd/out.txt.zst", [1, 2, 3]);
-        target.Replace("app/20250101T000001Z-abcd/out.txt.zst", [1, 2, 3]);
-        target.Replace("app/20250101T000001Z-abcd/MANIFEST.json", [1]);
-        target.Replace("someone-else/notes.txt", [1]);
+        var old = DateTimeOffset.UtcNow.AddDays(-2);
+        target.Replace("app/20250101T000000Z-abcd/out.txt.zst", [1, 2, 3], old);
+        target.Replace("app/20250101T000001Z-abcd/out.txt.zst", [1, 2, 3], old);
+        target.Replace("app/20250101T000001Z-abcd/MANIFEST.json", [1], old);
+        target.Replace("app/20250101T000002Z-abcd/out.txt.zst", [1, 2, 3]); // unknown and recent: another host may be writing it
+        target.Replace("other-config-source/20250101T000000Z-abcd/x.zst", [1], old);
+        target.Replace("someone-else/notes.txt", [1], old);
         var (_, catalog) = await RunAsync(Config(Command("app", "printf x"), 1, "m"));
         catalog.Dispose();
         Assert.DoesNotContain(target.Objects.Keys, k => k.StartsWith("app/20250101T000000Z-abcd/", StringComparison.Ordinal));
         Assert.Contains("app/20250101T000001Z-abcd/MANIFEST.json", target.Objects.Keys);
+        Assert.Contains("app/20250101T000002Z-abcd/out.txt.zst", target.Objects.Keys);
+        Assert.Contains("other-config-source/20250101T000000Z-abcd/x.zst", target.Objects.Keys);
         Assert.Contains("someone-else/notes.txt", target.Objects.Keys);
+    }
+
+    [Fact]
+    public async Task A_committed_snapshot_whose_manifest_vanished_is_never_swept()
+    {
+        var target = Memory("m");
+        var config = Config(Command("app", "printf data"), 1, "m");
+        var (first, c1) = await RunAsync(config);
+        c1.Dispose();
+        var id = Assert.Single(first).Id;
+        await target.DeleteAsync($"app/{id}/MANIFEST.json", CancellationToken.None);
+        var (_, c2) = await RunAsync(config);
+        c2.Dispose();
+        Assert.Contains($"app/{id}/out.txt.zst", target.Objects.Keys);
+    }
+
+    [Fact]
+    public async Task A_target_that_cannot_be_reached_fails_only_its_copy_when_others_suffice()
+    {
+        Memory("local");
+        Faulty("nas").FailProbe = "connection to 127.0.0.1:22 refused";
+        var config = Config(Command("app", "printf data"), 1, "local", "nas");
+        var (results, catalog) = await RunAsync(config);
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Committed, s.State);
+            var nas = s.Artifacts[0].Copies.Single(c => c.Target == "nas");
+            Assert.Equal(CopyState.Failed, nas.State);
+            Assert.Contains("connection to 127.0.0.1:22 refused", nas.Error, StringComparison.Ordinal);
+            Assert.Equal(SourceState.Degraded, StatusReport.Compute(config, catalog, DateTimeOffset.UtcNow)[0].State);
+        }
+    }
+
+    [Fact]
+    public async Task Too_few_reachable_targets_fail_at_preflight_before_any_capture()
+    {
+        Memory("local");
+        Faulty("nas").FailProbe = "connection refused";
+        var (results, catalog) = await RunAsync(Config(Command("app", "touch captured; printf data"), 2, "local", "nas"));
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Failed, s.State);
+            Assert.Contains("target 'nas': connection refused (1 of 2 targets ready, 2 needed)", s.Error, StringComparison.Ordinal);
+            Assert.False(File.Exists(_dir["captured"]));
+        }
+    }
+
+    private sealed class BrokenDisplay : RunObserver
+    {
+        public override void SourceFinished(SnapshotInfo result) => throw new IOException("Broken pipe");
+
+        public override void ArtifactFinished(ArtifactProgress progress) => throw new IOException("Broken pipe");
+    }
+
+    [Fact]
+    public async Task A_display_that_fails_never_undoes_a_proven_snapshot()
+    {
+        var target = Memory("m");
+        var config = Config(Command("app", "printf data"), 1, "m");
+        using var catalog = CatalogStore.Open(config.CatalogPath);
+        var results = await new BackupRunner(config, _plugins.Registry, catalog, new BrokenDisplay()).RunAsync([], CancellationToken.None);
+        Assert.Equal(SnapshotState.Committed, Assert.Single(results).State);
+        Assert.Contains(target.Objects.Keys, k => k.EndsWith("MANIFEST.json", StringComparison.Ordinal));
     }
 
     [Fact]

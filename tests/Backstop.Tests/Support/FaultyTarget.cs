@@ -20,7 +20,11 @@ public sealed class FaultyTarget(string name) : ITarget
 
     public TargetCapabilities Capabilities => Inner.Capabilities;
 
-    public Task ProbeAsync(CancellationToken cancellationToken) => Inner.ProbeAsync(cancellationToken);
+    /// <summary>Refuse the probe, as an unreachable server would.</summary>
+    public string? FailProbe { get; set; }
+
+    public Task ProbeAsync(CancellationToken cancellationToken) =>
+        FailProbe is { } why ? throw new BackupException($"target '{Name}': {why}") : Inner.ProbeAsync(cancellationToken);
 
     public Task<long?> FreeBytesAsync(CancellationToken cancellationToken) => Task.FromResult<long?>(1234);
 
