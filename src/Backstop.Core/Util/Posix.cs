@@ -23,6 +23,15 @@ public static partial class Posix
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     internal static partial int Fsync(int fd);
 
+    [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
+    private static partial int SyncFileRange(SafeHandle fd, long offset, long count, uint flags);
+
+    /// <summary>
+    /// Starts writing a range of a file to disk without waiting (SYNC_FILE_RANGE_WRITE), so that the final fsync
+    /// has little left to do. Advisory: an error here is left for fsync to report.
+    /// </summary>
+    public static void StartWriteback(SafeHandle fd, long offset, long count) => SyncFileRange(fd, offset, count, 2);
+
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     internal static partial int Flock(int fd, int operation);
 

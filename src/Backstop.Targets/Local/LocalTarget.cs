@@ -179,10 +179,22 @@ public sealed class LocalTarget(string name, string root) : ITarget
 
     private sealed class Upload(LocalTarget target, FileStream stream, string temp, string final, string dir) : ITargetUpload
     {
+        private const long WritebackChunk = 8 << 20;
         private bool _committed;
+        private long _written;
+        private long _writebackStarted;
 
-        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
-            stream.WriteAsync(data, cancellationToken);
+        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            await stream.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+            _written += data.Length;
+            if (_written - _writebackStarted >= WritebackChunk)
+            {
+                // Let the disk work while we produce the rest: commit's fsync then waits for the tail only.
+                Posix.StartWriteback(stream.SafeFileHandle, _writebackStarted, _written - _writebackStarted);
+                _writebackStarted = _written;
+            }
+        }
 
         public async Task CommitAsync(CancellationToken cancellationToken)
         {
