@@ -1,6 +1,7 @@
 using Backstop.Core.Plugins;
 using Backstop.Sources.Command;
 using Backstop.Sources.Files;
+using Backstop.Sources.Postgres;
 using Backstop.Sources.Sqlite;
 using Backstop.Targets.Local;
 
@@ -15,6 +16,7 @@ internal static class Plugins
             new FilesSourceKind(),
             new SqliteSourceKind(),
             new CommandSourceKind(),
+            new PostgresSourceKind(),
         ],
         targets:
         [

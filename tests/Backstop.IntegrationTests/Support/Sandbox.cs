@@ -95,9 +95,11 @@ public sealed class Sandbox : IDisposable
     }
 
     /// <summary>Starts backstop without waiting; the caller kills or waits.</summary>
-    public RunningCli Start(params string[] args)
+    public RunningCli Start(params string[] args) => Start(args, null);
+
+    public RunningCli Start(IEnumerable<string> args, IDictionary<string, string>? env)
     {
-        var p = Process.Start(StartInfo(args))!;
+        var p = Process.Start(StartInfo(args, env))!;
         p.StandardInput.Close();
         return new RunningCli(p);
     }
@@ -115,7 +117,10 @@ public sealed class Sandbox : IDisposable
 
     public static CliResult Exec(string program, params string[] args) => ExecIn(null, program, args);
 
-    public static CliResult ExecIn(string? workingDirectory, string program, params string[] args)
+    public static CliResult ExecIn(string? workingDirectory, string program, params string[] args) => ExecEnv(workingDirectory, null, program, args);
+
+    /// <summary>Runs a program with extra environment variables (secrets go there, never in argv).</summary>
+    public static CliResult ExecEnv(string? workingDirectory, IDictionary<string, string>? env, string program, params string[] args)
     {
         var psi = new ProcessStartInfo(program)
         {
@@ -123,6 +128,11 @@ public sealed class Sandbox : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (k, v) in env ?? new Dictionary<string, string>())
+        {
+            psi.Environment[k] = v;
+        }
+
         if (workingDirectory is not null)
         {
             psi.WorkingDirectory = workingDirectory;
@@ -184,6 +194,8 @@ public sealed class RunningCli(Process process) : IDisposable
     private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();
 
     public int Pid => process.Id;
+
+    public bool HasExited => process.HasExited;
 
     public CliResult Wait(TimeSpan? timeout = null)
     {

@@ -1,0 +1,284 @@
+using System.Net.Sockets;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+using Npgsql;
+
+namespace Backstop.Sources.Postgres;
+
+public sealed record PostgresOptions(
+    string Host,
+    int Port,
+    string User,
+    SecretRef? Password,
+    IReadOnlyList<string>? Databases,
+    string? SslMode,
+    bool ExactRows,
+    IReadOnlyDictionary<string, string> Tools,
+    TimeSpan Timeout);
+
+/// <summary>
+/// A PostgreSQL server: one <c>&lt;db&gt;.dump</c> per database from <c>pg_dump -Fc -Z0</c> (Backstop compresses) and
+/// <c>globals.sql</c> from <c>pg_dumpall --globals-only</c>. Facts from the server (tables, rows); each dump is
+/// checked with <c>pg_restore --list</c> while it streams. The password only ever travels in the child's
+/// environment.
+/// </summary>
+public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
+{
+    public override string Kind => "postgres";
+
+    public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows", "roles"];
+
+    public override PostgresOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var databases = map.StringList("databases") is { } listed && !(listed.Count == 1 && listed[0] == "all") ? listed : null;
+        if (databases is not null)
+        {
+            if (databases.Count == 0)
+            {
+                throw map.Error("databases", "name the databases to back up, or say 'all'");
+            }
+
+            foreach (var d in databases.Where(d => d.Contains('/', StringComparison.Ordinal) || d.StartsWith('.')))
+            {
+                throw map.Error("databases", $"'{d}' cannot be a file name; rename the database or leave it out");
+            }
+        }
+
+        var tools = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (map.Map("tools") is { } t)
+        {
+            foreach (var name in new[] { "pg_dump", "pg_dumpall", "pg_restore" })
+            {
+                if (t.PathValue(name) is { } p)
+                {
+                    tools[name] = p;
+                }
+            }
+
+            t.EnsureAllKeysKnown("tools are pg_dump, pg_dumpall, pg_restore");
+        }
+
+        string[] sslModes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+        var sslMode = map.String("sslmode");
+        if (sslMode is not null && !sslModes.Contains(sslMode, StringComparer.Ordinal))
+        {
+            throw map.Error("sslmode", $"'{sslMode}' is not one of: {string.Join(", ", sslModes)}");
+        }
+        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(6);
+        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
+        {
+            throw map.Error("timeout", "must be longer than zero and at most 24d");
+        }
+
+        return new PostgresOptions(
+            map.String("host") ?? "127.0.0.1",
+            map.Int("port", 1, 65535) ?? 5432,
+            map.String("user") ?? "postgres",
+            map.Secret("password"),
+            databases,
+            sslMode,
+            map.Bool("exact_rows") ?? false,
+            tools,
+            timeout);
+    }
+
+    public override ISource Create(SourceDefinition definition, PostgresOptions options) => new PostgresSource(definition.Name, options);
+}
+
+internal sealed class PostgresSource(string name, PostgresOptions options) : ISource
+{
+    internal const string GlobalsArtifact = "globals.sql";
+    private PostgresTools? _tools;
+    private int _serverMajor;
+
+    private string Where => $"{options.Host}:{options.Port}";
+
+    public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        _tools = await PostgresTools.ResolveAsync(name, options.Tools, cancellationToken).ConfigureAwait(false);
+        await using var db = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+        _serverMajor = (int)(Convert.ToInt64(await ScalarAsync(db, "SHOW server_version_num", cancellationToken).ConfigureAwait(false),
+            System.Globalization.CultureInfo.InvariantCulture) / 10000);
+        if (_tools.Major < _serverMajor)
+        {
+            throw new BackupException(
+                $"source '{name}': the server at {Where} is PostgreSQL {_serverMajor}, newer than {_tools.PgDump} ({_tools.Version}); pg_dump must be at least the server's version: install postgresql-client-{_serverMajor} or set tools.pg_dump");
+        }
+
+        return new SourcePreflight(new Dictionary<string, string>
+        {
+            ["pg_dump"] = $"{_tools.PgDump} {_tools.Version}",
+            ["postgresql-server"] = _serverMajor.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }, 0);
+    }
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var tools = _tools ?? throw new InvalidOperationException("preflight first");
+        IReadOnlyList<string> databases;
+        long roles;
+        await using (var db = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false))
+        {
+            databases = options.Databases ?? await ListAsync(db,
+                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", cancellationToken).ConfigureAwait(false);
+            roles = Convert.ToInt64(await ScalarAsync(db, "SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_'", cancellationToken).ConfigureAwait(false),
+                System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        var env = Environment();
+        foreach (var database in databases)
+        {
+            var facts = await FactsAsync(database, cancellationToken).ConfigureAwait(false);
+            await using var artifact = await sink.BeginArtifactAsync(database + ".dump", cancellationToken).ConfigureAwait(false);
+            await ChildProcess.RunToStreamAsync(tools.PgDump,
+                ["-Fc", "-Z0", "--no-password", "-h", options.Host, "-p", Port, "-U", options.User, "-d", database],
+                env, "/", artifact.Content, options.Timeout, $"source '{name}': pg_dump of database {database} at {Where}", cancellationToken).ConfigureAwait(false);
+            await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
+        }
+
+        await using (var globals = await sink.BeginArtifactAsync(GlobalsArtifact, cancellationToken).ConfigureAwait(false))
+        {
+            await ChildProcess.RunToStreamAsync(tools.PgDumpAll,
+                ["--globals-only", "--no-password", "-h", options.Host, "-p", Port, "-U", options.User],
+                env, "/", globals.Content, options.Timeout, $"source '{name}': pg_dumpall --globals-only at {Where}", cancellationToken).ConfigureAwait(false);
+            await globals.CompleteAsync(new Dictionary<string, long> { ["roles"] = roles }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) =>
+        artifactName == GlobalsArtifact
+            ? new GlobalsValidator()
+            : new DumpValidator(name, options.Tools, _tools);
+
+    public string RestoreRecipe(string artifactName, string storedFile) =>
+        artifactName == GlobalsArtifact
+            ? $"zstd -dc {storedFile} | psql -h HOST -U USER -d postgres"
+            : $"createdb -h HOST -U USER DB && zstd -dc {storedFile} | pg_restore -h HOST -U USER -d DB --no-owner";
+
+    private string Port => options.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The child's environment: the password, never argv.</summary>
+    private Dictionary<string, string> Environment()
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["PGCONNECT_TIMEOUT"] = "30" };
+        if (options.Password is { } p)
+        {
+            env["PGPASSWORD"] = p.Resolve();
+        }
+
+        if (options.SslMode is { } ssl)
+        {
+            env["PGSSLMODE"] = ssl;
+        }
+
+        return env;
+    }
+
+    private async Task<Dictionary<string, long>> FactsAsync(string database, CancellationToken ct)
+    {
+        await using var db = await ConnectAsync(database, ct).ConfigureAwait(false);
+        const string userTables = """
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+            """;
+        var tables = await ListAsync(db, $"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) {userTables} ORDER BY 1", ct).ConfigureAwait(false);
+        long rows = 0;
+        if (options.ExactRows)
+        {
+            foreach (var t in tables)
+            {
+                rows += Convert.ToInt64(await ScalarAsync(db, $"SELECT count(*) FROM {t}", ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+        else
+        {
+            rows = Convert.ToInt64(await ScalarAsync(db, $"SELECT COALESCE(SUM(GREATEST(c.reltuples, 0)), 0)::bigint {userTables} AND c.relkind = 'r'", ct)
+                .ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, ["rows"] = rows };
+    }
+
+    private async Task<NpgsqlConnection> ConnectAsync(string database, CancellationToken ct)
+    {
+        var builder = new NpgsqlConnectionStringBuilder
+        {
+            Host = options.Host,
+            Port = options.Port,
+            Username = options.User,
+            Database = database,
+            Timeout = 15,
+            Pooling = false,
+            ApplicationName = "backstop",
+        };
+        if (options.Password is { } p)
+        {
+            builder.Password = p.Resolve();
+        }
+
+        if (options.SslMode is { } ssl)
+        {
+            builder.SslMode = Enum.Parse<SslMode>(ssl.Replace("-", "", StringComparison.Ordinal), ignoreCase: true);
+        }
+
+        var connection = new NpgsqlConnection(builder.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+            return connection;
+        }
+        catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw new BackupException($"source '{name}': {Explain(e, database)}");
+        }
+    }
+
+    private string Explain(Exception e, string database)
+    {
+        if (e is PostgresException pg)
+        {
+            return pg.SqlState switch
+            {
+                "28P01" => $"password authentication failed for user '{options.User}' at {Where}; check 'password'",
+                "28000" => $"the server at {Where} refused user '{options.User}' (pg_hba.conf): {pg.MessageText}",
+                "3D000" => $"database '{database}' does not exist at {Where}",
+                "57P03" => $"the server at {Where} is starting up or shutting down; try again",
+                _ => $"PostgreSQL at {Where}: {pg.MessageText} ({pg.SqlState})",
+            };
+        }
+
+        var socket = e as SocketException ?? e.InnerException as SocketException;
+        return socket?.SocketErrorCode switch
+        {
+            SocketError.ConnectionRefused => $"connection to PostgreSQL at {Where} refused: is the server running and listening there?",
+            SocketError.HostNotFound or SocketError.NoData => $"host '{options.Host}' not found (DNS); check 'host'",
+            SocketError.TimedOut => $"connection to PostgreSQL at {Where} timed out: check the address and the firewall",
+            _ => $"cannot connect to PostgreSQL at {Where}: {e.Message}",
+        };
+    }
+
+    private static async Task<object?> ScalarAsync(NpgsqlConnection db, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, db);
+        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
+    }
+
+    private static async Task<List<string>> ListAsync(NpgsqlConnection db, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, db);
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        var list = new List<string>();
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            list.Add(r.GetString(0));
+        }
+
+        return list;
+    }
+}

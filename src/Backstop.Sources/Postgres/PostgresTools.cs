@@ -1,0 +1,94 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+
+namespace Backstop.Sources.Postgres;
+
+/// <summary>
+/// pg_dump, pg_dumpall and pg_restore resolved to absolute paths: the configured path, else PATH, else the
+/// newest <c>/usr/lib/postgresql/*/bin</c>. Each must be at least the server's major version.
+/// </summary>
+internal sealed partial record PostgresTools(string PgDump, string PgDumpAll, string PgRestore, int Major, string Version)
+{
+    public const string ClusterDir = "/usr/lib/postgresql";
+
+    [GeneratedRegex(@"\(PostgreSQL\) (\d+)(?:\.(\d+))?")]
+    private static partial Regex VersionPattern();
+
+    public static async Task<PostgresTools> ResolveAsync(string source, IReadOnlyDictionary<string, string> configured, CancellationToken ct)
+    {
+        var dump = Resolve(source, "pg_dump", configured);
+        var dumpAll = Resolve(source, "pg_dumpall", configured);
+        var restore = Resolve(source, "pg_restore", configured);
+        var (major, version) = await VersionOfAsync(source, dump, ct).ConfigureAwait(false);
+        foreach (var other in new[] { dumpAll, restore })
+        {
+            var (m, v) = await VersionOfAsync(source, other, ct).ConfigureAwait(false);
+            if (m != major)
+            {
+                throw new BackupException($"source '{source}': {other} is version {v} but {dump} is {version}; use tools of one PostgreSQL version");
+            }
+        }
+
+        return new PostgresTools(dump, dumpAll, restore, major, version);
+    }
+
+    private static string Resolve(string source, string tool, IReadOnlyDictionary<string, string> configured)
+    {
+        if (configured.TryGetValue(tool, out var path))
+        {
+            try
+            {
+                return ChildProcess.ResolveTool(path);
+            }
+            catch (BackupException e)
+            {
+                throw new BackupException($"source '{source}': tools.{tool}: {e.Message}");
+            }
+        }
+
+        var searched = new List<string>();
+        try
+        {
+            return ChildProcess.ResolveTool(tool);
+        }
+        catch (BackupException)
+        {
+            searched.Add("PATH (" + (Environment.GetEnvironmentVariable("PATH") ?? "") + ")");
+        }
+
+        var clusters = Directory.Exists(ClusterDir)
+            ? Directory.GetDirectories(ClusterDir)
+                .Select(d => (Dir: d, Major: int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : -1))
+                .Where(d => d.Major > 0).OrderByDescending(d => d.Major).ToList()
+            : [];
+        foreach (var (dir, _) in clusters)
+        {
+            var candidate = Path.Combine(dir, "bin", tool);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        searched.Add($"{ClusterDir}/*/bin");
+        throw new BackupException(
+            $"source '{source}': {tool} was not found in {string.Join(" nor in ", searched)}; install the PostgreSQL client (apt-get install postgresql-client) or set tools.{tool}");
+    }
+
+    private static async Task<(int Major, string Version)> VersionOfAsync(string source, string tool, CancellationToken ct)
+    {
+        var output = new MemoryStream();
+        await ChildProcess.RunToStreamAsync(tool, ["--version"], new Dictionary<string, string>(), "/", output,
+            TimeSpan.FromSeconds(30), $"source '{source}': {tool} --version", ct).ConfigureAwait(false);
+        var text = System.Text.Encoding.UTF8.GetString(output.ToArray()).Trim();
+        var m = VersionPattern().Match(text);
+        if (!m.Success)
+        {
+            throw new BackupException($"source '{source}': cannot tell the version of {tool} from '{text}'");
+        }
+
+        return (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Success ? $"{m.Groups[1].Value}.{m.Groups[2].Value}" : m.Groups[1].Value);
+    }
+}

@@ -1,0 +1,214 @@
+using System.Globalization;
+using System.Text;
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>PostgreSQL with a real server: the audit's lost database, its 20-byte dump and its cron PATH.</summary>
+public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDisposable
+{
+    private readonly PostgresServer _pg;
+    private readonly Sandbox _box = new();
+    private readonly Dictionary<string, string> _env = new() { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+
+    public PostgresSourceTests(PostgresServer pg) => _pg = pg;
+
+    public void Dispose() => _box.Dispose();
+
+    private static string NewName(string prefix) => prefix + "_" + Guid.NewGuid().ToString("N")[..8];
+
+    private string Port => _pg.Port.ToString(CultureInfo.InvariantCulture);
+
+    private void Config(string database, string extra = "", int? port = null, string password = "env:PG_TEST_PASSWORD") =>
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" +
+                         $"  - {{ name: pg, kind: postgres, host: 127.0.0.1, port: {port ?? _pg.Port}, user: postgres, password: \"{password}\", databases: [{database}]{extra} }}\n");
+
+    private CliResult Run(params string[] args) => _box.Run(args, _env);
+
+    private string CreateShop(int tables, int rowsPerTable)
+    {
+        var db = NewName("shop");
+        _pg.Sql("postgres", $"CREATE DATABASE {db}");
+        var sql = new StringBuilder();
+        for (var i = 0; i < tables; i++)
+        {
+            sql.Append(CultureInfo.InvariantCulture, $"CREATE TABLE t{i:00} (id bigint PRIMARY KEY, name text, amount numeric(12,2));");
+            sql.Append(CultureInfo.InvariantCulture, $"INSERT INTO t{i:00} SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, {rowsPerTable + i}) g;");
+        }
+
+        sql.Append("ANALYZE;");
+        _pg.Sql(db, sql.ToString());
+        return db;
+    }
+
+    private string Facts(string db) =>
+        _pg.Scalar(db, "SELECT count(*) || ' tables, ' || (SELECT sum(n_live_tup) FROM pg_stat_user_tables) || ' rows' FROM pg_tables WHERE schemaname = 'public'");
+
+    private string Stored(string file) => Directory.GetFiles(_box["backups/pg"], file, SearchOption.AllDirectories).Single();
+
+    [Fact]
+    public void A_38_table_database_round_trips_through_stock_pg_restore_with_the_same_tables_and_rows()
+    {
+        var db = CreateShop(38, 100);
+        Config(db, ", exact_rows: true, expect: { min_tables: 30, min_rows: 3800 }");
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var snapshot = _box.Snapshots()[0];
+        Assert.Equal(38, snapshot.GetProperty("facts").GetProperty("tables").GetInt64());
+        Assert.Equal(38 * 100 + 37 * 38 / 2, snapshot.GetProperty("facts").GetProperty("rows").GetInt64());
+        Assert.Contains(snapshot.GetProperty("artifacts").EnumerateArray(), a => a.GetProperty("name").GetString() == "globals.sql");
+
+        // Stock tools alone: zstd and pg_restore, into a new database.
+        var copy = NewName("restored");
+        _pg.Sql("postgres", $"CREATE DATABASE {copy}");
+        var restore = Sandbox.ExecEnv(_box.Root, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password }, "/bin/sh", "-c",
+            $"zstd -dc '{Stored(db + ".dump.zst")}' | {_pg.Bin}/pg_restore -h 127.0.0.1 -p {Port} -U postgres -d {copy} --no-owner --exit-on-error");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        _pg.Sql(copy, "ANALYZE");
+        Assert.Equal(Facts(db), Facts(copy));
+        Assert.Equal(_pg.Scalar(db, "SELECT sum(amount) FROM t37"), _pg.Scalar(copy, "SELECT sum(amount) FROM t37"));
+    }
+
+    [Fact]
+    public void A_closed_port_fails_the_run_naming_host_and_port_and_no_snapshot_counts()
+    {
+        var closed = PostgresServer.FreePort();
+        Config("postgres", port: closed);
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"connection to PostgreSQL at 127.0.0.1:{closed} refused", run.All, StringComparison.Ordinal);
+        var status = _box.Json("status").GetProperty("sources")[0];
+        Assert.Equal("never", status.GetProperty("state").GetString());
+        Assert.Contains("refused", status.GetProperty("last_run").GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+    }
+
+    [Fact]
+    public void A_wrong_password_fails_saying_so()
+    {
+        Config("postgres", password: "wrong-password");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("password authentication failed for user 'postgres' at 127.0.0.1:", run.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("wrong-password", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_empty_database_fails_min_tables()
+    {
+        var db = NewName("empty");
+        _pg.Sql("postgres", $"CREATE DATABASE {db}");
+        Config(db, ", expect: { min_tables: 30 }");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("the source reported 0 tables, fewer than expect.min_tables 30", run.All, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+    }
+
+    [Fact]
+    public void Without_pg_dump_on_PATH_the_server_packages_tools_are_found()
+    {
+        var db = CreateShop(2, 10);
+        Config(db);
+        var run = _box.Run(["run"], new Dictionary<string, string>(_env) { ["PATH"] = "/nonexistent" });
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("/usr/lib/postgresql/", File.ReadAllText(Directory.GetFiles(_box["backups/pg"], "MANIFEST.json", SearchOption.AllDirectories).Single()),
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_configured_tool_that_does_not_exist_fails_preflight_naming_it()
+    {
+        Config("postgres", ", tools: { pg_dump: /nonexistent/pg_dump }");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("tools.pg_dump: program /nonexistent/pg_dump does not exist", run.All, StringComparison.Ordinal);
+    }
+
+    private string FakeTools(string body)
+    {
+        foreach (var tool in new[] { "pg_dump", "pg_dumpall", "pg_restore" })
+        {
+            var path = _box.Write($"fake/{tool}", $"#!/bin/sh\nREAL={_pg.Bin}/{tool}\n{body}\n");
+            File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
+        }
+
+        return $", tools: {{ pg_dump: ./fake/pg_dump, pg_dumpall: ./fake/pg_dumpall, pg_restore: ./fake/pg_restore }}";
+    }
+
+    [Fact]
+    public void A_server_newer_than_the_tools_fails_preflight()
+    {
+        Config("postgres", FakeTools("if [ \"$1\" = --version ]; then echo \"$(basename $0) (PostgreSQL) 9.6.24\"; exit 0; fi; exec $REAL \"$@\""));
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("is PostgreSQL 15, newer than", run.All.Replace("PostgreSQL 16", "PostgreSQL 15", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.Contains("(9.6); pg_dump must be at least the server's version", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_dump_killed_mid_way_fails_the_snapshot()
+    {
+        var db = CreateShop(3, 200_000);
+        Config(db, FakeTools("if [ \"$1\" = --version ]; then exec $REAL --version; fi; $REAL \"$@\" & pid=$!; sleep 0.3; kill -9 $pid; wait $pid"));
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.True(run.All.Contains("was killed by signal 9", StringComparison.Ordinal), run.ToString());
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+    }
+
+    [Fact]
+    public void The_password_never_appears_in_any_command_line_output_manifest_or_catalog()
+    {
+        var db = CreateShop(4, 300_000);
+        Config(db);
+        var seenPgDump = false;
+        var leaks = new List<string>();
+        using (var run = _box.Start(["run"], _env))
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            while (sw.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                foreach (var dir in Directory.GetDirectories("/proc").Where(d => char.IsAsciiDigit(Path.GetFileName(d)[0])))
+                {
+                    string cmdline;
+                    try
+                    {
+                        cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
+                    }
+                    catch (IOException)
+                    {
+                        continue;
+                    }
+                    catch (UnauthorizedAccessException)
+                    {
+                        continue;
+                    }
+
+                    seenPgDump |= cmdline.Contains("pg_dump", StringComparison.Ordinal) && cmdline.Contains(db, StringComparison.Ordinal);
+                    if (cmdline.Contains(PostgresServer.Password, StringComparison.Ordinal))
+                    {
+                        leaks.Add(cmdline);
+                    }
+                }
+
+                if (run.HasExited)
+                {
+                    break;
+                }
+            }
+
+            var result = run.Wait();
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.DoesNotContain(PostgresServer.Password, result.All, StringComparison.Ordinal);
+        }
+
+        Assert.True(seenPgDump, "the scan never overlapped pg_dump: it proves nothing");
+        Assert.Empty(leaks);
+        foreach (var file in Sandbox.FilesUnder(_box.Root))
+        {
+            var bytes = File.ReadAllBytes(_box[file]);
+            Assert.False(bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(PostgresServer.Password)) >= 0, $"{file} holds the password");
+        }
+    }
+}
