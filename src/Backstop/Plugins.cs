@@ -1,6 +1,7 @@
 using Backstop.Core.Plugins;
 using Backstop.Sources.Command;
 using Backstop.Sources.Files;
+using Backstop.Sources.MySql;
 using Backstop.Sources.Postgres;
 using Backstop.Sources.Sqlite;
 using Backstop.Targets.Local;
@@ -17,6 +18,7 @@ internal static class Plugins
             new SqliteSourceKind(),
             new CommandSourceKind(),
             new PostgresSourceKind(),
+            new MySqlSourceKind(),
         ],
         targets:
         [

@@ -1,0 +1,264 @@
+using System.Globalization;
+using System.Text;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+
+namespace Backstop.Sources.MySql;
+
+public sealed record MySqlOptions(
+    string Host,
+    int Port,
+    string User,
+    SecretRef? Password,
+    IReadOnlyList<string>? Databases,
+    bool ExactRows,
+    IReadOnlyDictionary<string, string> Tools,
+    TimeSpan Timeout);
+
+/// <summary>
+/// MariaDB or MySQL: one <c>&lt;db&gt;.sql</c> per database from <c>mariadb-dump</c>/<c>mysqldump
+/// --single-transaction --routines --events --triggers --hex-blob</c>. Facts through the client program; each dump
+/// must end with the dump's completion line and create the tables the server reported. The password only travels
+/// in a 0600 defaults file in staging.
+/// </summary>
+public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
+{
+    public override string Kind => "mysql";
+
+    public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows"];
+
+    public override MySqlOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var databases = map.StringList("databases") is { } listed && !(listed.Count == 1 && listed[0] == "all") ? listed : null;
+        foreach (var d in databases ?? [])
+        {
+            if (d.Length == 0 || d.Contains('/', StringComparison.Ordinal) || d.StartsWith('.') || d.Contains('`', StringComparison.Ordinal))
+            {
+                throw map.Error("databases", $"'{d}' cannot be a file name; rename the database or leave it out");
+            }
+        }
+
+        var tools = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (map.Map("tools") is { } t)
+        {
+            foreach (var name in new[] { "dump", "client" })
+            {
+                if (t.PathValue(name) is { } p)
+                {
+                    tools[name] = p;
+                }
+            }
+
+            t.EnsureAllKeysKnown("tools are dump (mariadb-dump or mysqldump) and client (mariadb or mysql)");
+        }
+
+        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(6);
+        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
+        {
+            throw map.Error("timeout", "must be longer than zero and at most 24d");
+        }
+
+        return new MySqlOptions(
+            map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 3306, map.String("user") ?? "root", map.Secret("password"),
+            databases, map.Bool("exact_rows") ?? false, tools, timeout);
+    }
+
+    public override ISource Create(SourceDefinition definition, MySqlOptions options) => new MySqlSource(definition.Name, options);
+}
+
+internal sealed class MySqlSource(string name, MySqlOptions options) : ISource
+{
+    internal const string Trailer = "-- Dump completed";
+    private static readonly string[] SystemSchemas = ["information_schema", "performance_schema", "sys"];
+    private string? _dump;
+    private string? _client;
+
+    private string Where => $"{options.Host}:{options.Port}";
+
+    public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        _dump = Resolve("dump", ["mariadb-dump", "mysqldump"]);
+        _client = Resolve("client", ["mariadb", "mysql"]);
+        var version = await QueryAsync(null, "SELECT VERSION()", cancellationToken).ConfigureAwait(false);
+        return new SourcePreflight(new Dictionary<string, string>
+        {
+            ["dump"] = _dump,
+            ["server"] = version.FirstOrDefault()?.FirstOrDefault() ?? "?",
+        }, 0);
+    }
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var defaults = WriteDefaultsFile(sink.StagingDirectory);
+        try
+        {
+            var databases = options.Databases ?? (await QueryAsync(null,
+                    $"SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ({string.Join(", ", SystemSchemas.Select(s => $"'{s}'"))}) ORDER BY 1",
+                    cancellationToken).ConfigureAwait(false))
+                .Select(r => r[0]).ToList();
+            foreach (var database in databases)
+            {
+                var facts = await FactsAsync(database, cancellationToken).ConfigureAwait(false);
+                await using var artifact = await sink.BeginArtifactAsync(database + ".sql", cancellationToken).ConfigureAwait(false);
+                await ChildProcess.RunToStreamAsync(_dump!,
+                    [$"--defaults-extra-file={defaults}", "-h", options.Host, "-P", Port, "-u", options.User, "--protocol=TCP",
+                     "--single-transaction", "--routines", "--events", "--triggers", "--hex-blob", "--default-character-set=utf8mb4", database],
+                    new Dictionary<string, string>(), "/", artifact.Content, options.Timeout,
+                    $"source '{name}': {Path.GetFileName(_dump)} of database {database} at {Where}", cancellationToken).ConfigureAwait(false);
+                await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            File.Delete(defaults);
+        }
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) => new DumpValidator();
+
+    public string RestoreRecipe(string artifactName, string storedFile) =>
+        $"mariadb -h HOST -u USER -p -e 'CREATE DATABASE DB' && zstd -dc {storedFile} | mariadb -h HOST -u USER -p DB";
+
+    private string Port => options.Port.ToString(CultureInfo.InvariantCulture);
+
+    private string Resolve(string key, string[] candidates)
+    {
+        if (options.Tools.TryGetValue(key, out var configured))
+        {
+            try
+            {
+                return ChildProcess.ResolveTool(configured);
+            }
+            catch (BackupException e)
+            {
+                throw new BackupException($"source '{name}': tools.{key}: {e.Message}");
+            }
+        }
+
+        foreach (var c in candidates)
+        {
+            try
+            {
+                return ChildProcess.ResolveTool(c);
+            }
+            catch (BackupException)
+            {
+                // try the next name
+            }
+        }
+
+        throw new BackupException(
+            $"source '{name}': neither {string.Join(" nor ", candidates)} was found in PATH ({Environment.GetEnvironmentVariable("PATH")}); install mariadb-client (or mysql-client), or set tools.{key}");
+    }
+
+    private async Task<Dictionary<string, long>> FactsAsync(string database, CancellationToken ct)
+    {
+        var q = database.Replace("'", "''", StringComparison.Ordinal);
+        var tables = (await QueryAsync(null,
+            $"SELECT table_name, COALESCE(table_rows, 0) FROM information_schema.tables WHERE table_schema = '{q}' AND table_type = 'BASE TABLE' ORDER BY 1", ct)
+            .ConfigureAwait(false)).ToList();
+        long rows = 0;
+        foreach (var t in tables)
+        {
+            rows += options.ExactRows
+                ? long.Parse((await QueryAsync(database, $"SELECT COUNT(*) FROM `{t[0].Replace("`", "``", StringComparison.Ordinal)}`", ct).ConfigureAwait(false))[0][0],
+                    CultureInfo.InvariantCulture)
+                : long.Parse(t[1], CultureInfo.InvariantCulture);
+        }
+
+        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, ["rows"] = rows };
+    }
+
+    /// <summary>Runs one query with the client program (tab-separated rows), with the password in a 0600 defaults file.</summary>
+    private async Task<List<string[]>> QueryAsync(string? database, string sql, CancellationToken ct)
+    {
+        var dir = Directory.CreateTempSubdirectory("backstop-mysql-");
+        var defaults = WriteDefaultsFile(dir.FullName);
+        try
+        {
+            var output = new MemoryStream();
+            List<string> args = [$"--defaults-extra-file={defaults}", "-h", options.Host, "-P", Port, "-u", options.User, "--protocol=TCP",
+                "--batch", "--skip-column-names", "--connect-timeout=15", "-e", sql];
+            if (database is not null)
+            {
+                args.Add(database);
+            }
+
+            try
+            {
+                await ChildProcess.RunToStreamAsync(_client!, args, new Dictionary<string, string>(), "/", output, TimeSpan.FromMinutes(10),
+                    $"source '{name}': {Path.GetFileName(_client)} at {Where}", ct).ConfigureAwait(false);
+            }
+            catch (BackupException e)
+            {
+                throw new BackupException(Explain(e.Message));
+            }
+
+            return Encoding.UTF8.GetString(output.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')).ToList();
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private string Explain(string message) =>
+        message.Contains("ERROR 2002", StringComparison.Ordinal) || message.Contains("ERROR 2003", StringComparison.Ordinal)
+            ? $"source '{name}': connection to MySQL/MariaDB at {Where} refused: is the server running and listening there? ({message})"
+            : message.Contains("ERROR 1045", StringComparison.Ordinal)
+                ? $"source '{name}': access denied for user '{options.User}' at {Where}: check 'password' ({message})"
+                : message;
+
+    /// <summary>The password for the client programs: a file only this user can read, never argv.</summary>
+    private string WriteDefaultsFile(string directory)
+    {
+        var path = Path.Combine(directory, $".my-{Guid.NewGuid():N}.cnf");
+        var text = new StringBuilder("[client]\n");
+        if (options.Password is { } p)
+        {
+            text.Append("password=\"").Append(p.Resolve().Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)).Append("\"\n");
+        }
+
+        using (var f = new FileStream(path, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew,
+                   Access = FileAccess.Write,
+                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+        {
+            f.Write(Encoding.UTF8.GetBytes(text.ToString()));
+        }
+
+        return path;
+    }
+
+    /// <summary>A whole dump: the completion line at its end, and the tables the server reported.</summary>
+    private sealed class DumpValidator : IArtifactValidator
+    {
+        public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
+        {
+            using var reader = new StreamReader(content, Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16, leaveOpen: true);
+            long tables = 0;
+            string? last = null;
+            while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+            {
+                if (line.StartsWith("CREATE TABLE `", StringComparison.Ordinal))
+                {
+                    tables++;
+                }
+
+                if (line.Length > 0)
+                {
+                    last = line;
+                }
+            }
+
+            return last is not null && last.StartsWith(Trailer, StringComparison.Ordinal)
+                ? new Dictionary<string, long> { ["tables"] = tables }
+                : throw new BackupException($"the dump does not end with its '{Trailer}' line: it is cut short");
+        }
+    }
+}

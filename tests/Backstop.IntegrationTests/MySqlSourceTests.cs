@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Text;
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>MariaDB with a real server: dump, facts, stock restore, and the failures.</summary>
+public sealed class MySqlSourceTests : IClassFixture<MariaDbServer>, IDisposable
+{
+    private readonly MariaDbServer _db;
+    private readonly Sandbox _box = new();
+    private readonly Dictionary<string, string> _env = new() { ["MY_TEST_PASSWORD"] = MariaDbServer.Password };
+
+    public MySqlSourceTests(MariaDbServer db) => _db = db;
+
+    public void Dispose() => _box.Dispose();
+
+    private static string NewName(string prefix) => prefix + "_" + Guid.NewGuid().ToString("N")[..8];
+
+    private void Config(string database, string extra = "", int? port = null, string password = "env:MY_TEST_PASSWORD") =>
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" +
+                         $"  - {{ name: my, kind: mysql, host: 127.0.0.1, port: {port ?? _db.Port}, user: {MariaDbServer.User}, password: \"{password}\", databases: [{database}]{extra} }}\n");
+
+    private CliResult Run(params string[] args) => _box.Run(args, _env);
+
+    private string CreateShop(int tables, int rows)
+    {
+        var db = NewName("shop");
+        var sql = new StringBuilder($"CREATE DATABASE {db}; USE {db};");
+        for (var i = 0; i < tables; i++)
+        {
+            sql.Append(CultureInfo.InvariantCulture, $"CREATE TABLE t{i:00} (id INT PRIMARY KEY, name VARCHAR(40), data BLOB);");
+            sql.Append(CultureInfo.InvariantCulture, $"INSERT INTO t{i:00} SELECT seq, CONCAT('item ', seq), UNHEX(MD5(seq)) FROM seq_1_to_{rows + i};");
+        }
+
+        _db.RootSql(sql.ToString());
+        return db;
+    }
+
+    private string Checksum(string db, int tables) =>
+        string.Join(",", Enumerable.Range(0, tables).Select(i => _db.RootSql($"SELECT COUNT(*), SUM(CRC32(CONCAT(id, name, HEX(data)))) FROM t{i:00}", db)));
+
+    [Fact]
+    public void A_database_round_trips_through_the_stock_client_with_the_same_tables_and_rows()
+    {
+        var db = CreateShop(12, 50);
+        Config(db, ", exact_rows: true, expect: { min_tables: 12 }");
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var facts = _box.Snapshots()[0].GetProperty("facts");
+        Assert.Equal(12, facts.GetProperty("tables").GetInt64());
+        Assert.Equal(12 * 50 + 66, facts.GetProperty("rows").GetInt64());
+
+        var stored = Directory.GetFiles(_box["backups/my"], db + ".sql.zst", SearchOption.AllDirectories).Single();
+        var copy = NewName("restored");
+        _db.RootSql($"CREATE DATABASE {copy}");
+        var restore = _box.Shell($"zstd -dc '{stored}' | mariadb --no-defaults -uroot --socket={_db.Socket} {copy}");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(Checksum(db, 12), Checksum(copy, 12));
+    }
+
+    [Fact]
+    public void A_closed_port_fails_naming_host_and_port()
+    {
+        var closed = PostgresServer.FreePort();
+        Config("mysql", port: closed);
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"connection to MySQL/MariaDB at 127.0.0.1:{closed} refused", run.All, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+    }
+
+    [Fact]
+    public void A_wrong_password_fails_saying_access_denied()
+    {
+        Config("mysql", password: "not-the-password");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"access denied for user '{MariaDbServer.User}'", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_empty_database_fails_min_tables()
+    {
+        var db = NewName("empty");
+        _db.RootSql($"CREATE DATABASE {db}");
+        Config(db, ", expect: { min_tables: 5 }");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("the source reported 0 tables, fewer than expect.min_tables 5", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_missing_client_fails_preflight_naming_where_it_looked()
+    {
+        Config("mysql");
+        var run = _box.Run(["run"], new Dictionary<string, string>(_env) { ["PATH"] = "/nonexistent" });
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("neither mariadb-dump nor mysqldump was found in PATH (/nonexistent)", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_dump_cut_short_is_refused_by_its_missing_completion_line()
+    {
+        var db = CreateShop(2, 10);
+        var fake = _box.Write("fake/mariadb-dump", "#!/bin/sh\nmariadb-dump \"$@\" | head -n 20\n");
+        File.SetUnixFileMode(fake, (UnixFileMode)0b111_101_101);
+        Config(db, ", tools: { dump: ./fake/mariadb-dump }");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("does not end with its '-- Dump completed' line", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_password_is_in_no_command_line_and_no_file_left_behind()
+    {
+        var db = CreateShop(2, 10);
+        Config(db);
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.DoesNotContain(MariaDbServer.Password, run.All, StringComparison.Ordinal);
+        foreach (var file in Sandbox.FilesUnder(_box.Root))
+        {
+            Assert.DoesNotContain(MariaDbServer.Password, File.ReadAllText(_box[file]), StringComparison.Ordinal);
+        }
+    }
+}
