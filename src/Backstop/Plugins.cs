@@ -3,6 +3,7 @@ using Backstop.Sources.Command;
 using Backstop.Sources.Files;
 using Backstop.Sources.MySql;
 using Backstop.Sources.Postgres;
+using Backstop.Sources.Redis;
 using Backstop.Sources.Sqlite;
 using Backstop.Targets.Local;
 
@@ -19,6 +20,7 @@ internal static class Plugins
             new CommandSourceKind(),
             new PostgresSourceKind(),
             new MySqlSourceKind(),
+            new RedisSourceKind(),
         ],
         targets:
         [

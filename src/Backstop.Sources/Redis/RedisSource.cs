@@ -1,0 +1,286 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Sources.Redis;
+
+public sealed record RedisOptions(string Host, int Port, string? User, SecretRef? Password, TimeSpan Timeout);
+
+/// <summary>
+/// A Redis server, captured the way a replica is: the replication handshake (<c>SYNC</c>) streams the RDB straight
+/// into the artifact <c>dump.rdb</c>, in both the sized and the diskless (EOF-marked) form. Facts from
+/// <c>INFO keyspace</c>; the RDB is checked while it streams (magic, version, EOF opcode, CRC64).
+/// </summary>
+public sealed class RedisSourceKind : SourceKind<RedisOptions>
+{
+    public override string Kind => "redis";
+
+    public override IReadOnlyList<string> Facts { get; } = ["keys", "databases"];
+
+    public override RedisOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(1);
+        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
+        {
+            throw map.Error("timeout", "must be longer than zero and at most 24d");
+        }
+
+        return new RedisOptions(map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 6379, map.String("user"), map.Secret("password"), timeout);
+    }
+
+    public override ISource Create(SourceDefinition definition, RedisOptions options) => new RedisSource(definition.Name, options);
+}
+
+internal sealed class RedisSource(string name, RedisOptions options) : ISource
+{
+    internal const string Artifact = "dump.rdb";
+
+    private string Where => $"{options.Host}:{options.Port}";
+
+    public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        await using var redis = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var info = await CommandAsync(redis, cancellationToken, "INFO", "server").ConfigureAwait(false) ?? "";
+        var version = info.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("redis_version:", StringComparison.Ordinal))?[14..] ?? "?";
+        return new SourcePreflight(new Dictionary<string, string> { ["redis-server"] = version }, 0);
+    }
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        await using var redis = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var keyspace = await CommandAsync(redis, cancellationToken, "INFO", "keyspace").ConfigureAwait(false) ?? "";
+        long keys = 0, databases = 0;
+        foreach (var line in keyspace.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("db", StringComparison.Ordinal) && l.Contains(':', StringComparison.Ordinal)))
+        {
+            var fields = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Split(',');
+            keys += long.Parse(fields.First(f => f.StartsWith("keys=", StringComparison.Ordinal))[5..], CultureInfo.InvariantCulture);
+            databases++;
+        }
+
+        await using var artifact = await sink.BeginArtifactAsync(Artifact, cancellationToken).ConfigureAwait(false);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.Timeout);
+        try
+        {
+            await SyncAsync(redis, artifact.Content, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new BackupException($"source '{name}': the RDB transfer from {Where} did not finish within {Quantities.FormatDuration(options.Timeout)}");
+        }
+        catch (IOException e)
+        {
+            throw new BackupException($"source '{name}': the RDB transfer from {Where} broke off: {e.Message}");
+        }
+
+        await artifact.CompleteAsync(new Dictionary<string, long> { ["keys"] = keys, ["databases"] = databases }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>SYNC, then the payload: <c>$&lt;length&gt;</c> followed by that many bytes, or <c>$EOF:&lt;mark&gt;</c> followed by bytes up to the mark.</summary>
+    private async Task SyncAsync(RespClient redis, Stream output, CancellationToken ct)
+    {
+        await redis.SendAsync(ct, "SYNC").ConfigureAwait(false);
+        string header;
+        do
+        {
+            header = await redis.ReadLineAsync(ct).ConfigureAwait(false); // empty lines: keepalives while the server forks
+        }
+        while (header.Length == 0);
+
+        if (header.StartsWith('-'))
+        {
+            throw new BackupException($"source '{name}': Redis at {Where} refused SYNC: {header[1..]}");
+        }
+
+        if (!header.StartsWith('$'))
+        {
+            throw new BackupException($"source '{name}': unexpected answer to SYNC from {Where}: {header[..Math.Min(40, header.Length)]}");
+        }
+
+        var buffer = new byte[1 << 17];
+        if (header.StartsWith("$EOF:", StringComparison.Ordinal))
+        {
+            await CopyUntilMarkAsync(redis.Stream, output, Encoding.ASCII.GetBytes(header[5..]), buffer, ct).ConfigureAwait(false);
+            return;
+        }
+
+        var remaining = long.Parse(header.AsSpan(1), CultureInfo.InvariantCulture);
+        while (remaining > 0)
+        {
+            var n = await redis.Stream.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, remaining)), ct).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new IOException($"the connection closed with {remaining} bytes of the RDB still to come");
+            }
+
+            await output.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            remaining -= n;
+        }
+    }
+
+    /// <summary>The diskless form: everything up to the 40-byte end mark (which may be followed by replication traffic).</summary>
+    private static async Task CopyUntilMarkAsync(Stream input, Stream output, byte[] mark, byte[] buffer, CancellationToken ct)
+    {
+        var window = new byte[buffer.Length + mark.Length];
+        var held = 0; // bytes kept back because they may be the start of the mark
+        while (true)
+        {
+            var n = await input.ReadAsync(buffer, ct).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new IOException("the connection closed before the RDB's end mark");
+            }
+
+            buffer.AsSpan(0, n).CopyTo(window.AsSpan(held));
+            var length = held + n;
+            var at = window.AsSpan(0, length).IndexOf(mark);
+            if (at >= 0)
+            {
+                await output.WriteAsync(window.AsMemory(0, at), ct).ConfigureAwait(false);
+                return;
+            }
+
+            var safe = Math.Max(0, length - (mark.Length - 1));
+            await output.WriteAsync(window.AsMemory(0, safe), ct).ConfigureAwait(false);
+            held = length - safe;
+            window.AsSpan(safe, held).CopyTo(window);
+        }
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) => new RdbValidator();
+
+    public string RestoreRecipe(string artifactName, string storedFile) =>
+        $"redis-cli -h HOST shutdown nosave; zstd -d < {storedFile} > REDIS_DIR/dump.rdb; start redis-server with --dir REDIS_DIR --appendonly no";
+
+    private async Task<RespClient> ConnectAsync(CancellationToken ct)
+    {
+        RespClient redis;
+        try
+        {
+            redis = await RespClient.ConnectAsync(options.Host, options.Port, TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            throw new BackupException(e.SocketErrorCode == SocketError.ConnectionRefused
+                ? $"source '{name}': connection to Redis at {Where} refused: is the server running and listening there?"
+                : $"source '{name}': cannot connect to Redis at {Where}: {e.Message}");
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new BackupException($"source '{name}': connection to Redis at {Where} timed out: check the address and the firewall");
+        }
+
+        try
+        {
+            if (options.Password is { } p)
+            {
+                var secret = p.Resolve();
+                await CommandAsync(redis, ct, options.User is { } user ? ["AUTH", user, secret] : ["AUTH", secret]).ConfigureAwait(false);
+            }
+
+            await CommandAsync(redis, ct, "PING").ConfigureAwait(false);
+            return redis;
+        }
+        catch
+        {
+            await redis.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task<string?> CommandAsync(RespClient redis, CancellationToken ct, params string[] args)
+    {
+        try
+        {
+            return await redis.CommandAsync(ct, args).ConfigureAwait(false);
+        }
+        catch (RedisErrorException e)
+        {
+            var verb = args[0];
+            throw new BackupException(e.Message switch
+            {
+                var m when m.StartsWith("WRONGPASS", StringComparison.Ordinal) || m.Contains("invalid password", StringComparison.Ordinal) =>
+                    $"source '{name}': authentication to Redis at {Where} failed: check 'password' (and 'user')",
+                var m when m.StartsWith("NOAUTH", StringComparison.Ordinal) => $"source '{name}': Redis at {Where} requires a password: set 'password'",
+                var m => $"source '{name}': Redis at {Where} answered {verb} with: {m}",
+            });
+        }
+        catch (IOException e)
+        {
+            throw new BackupException($"source '{name}': Redis at {Where}: {e.Message}");
+        }
+    }
+
+    /// <summary>An RDB file: <c>REDIS</c> and a 4-digit version, the EOF opcode (0xFF), and the CRC64 of everything before it.</summary>
+    internal sealed class RdbValidator : IArtifactValidator
+    {
+        public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
+        {
+            var buffer = new byte[1 << 17];
+            var tail = new byte[9];
+            var joinedBuffer = new byte[18];
+            var tailLength = 0;
+            ulong crc = 0;
+            long total = 0;
+            var header = new byte[9];
+            var headerLength = 0;
+            int n;
+            while ((n = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                var chunk = buffer.AsSpan(0, n);
+                if (headerLength < 9)
+                {
+                    var take = Math.Min(9 - headerLength, n);
+                    chunk[..take].CopyTo(header.AsSpan(headerLength));
+                    headerLength += take;
+                }
+
+                // Everything but the last 8 bytes goes into the CRC: hold back a 9-byte tail (EOF opcode + CRC).
+                if (n >= 9)
+                {
+                    crc = Crc64.Update(crc, tail.AsSpan(0, tailLength));
+                    crc = Crc64.Update(crc, chunk[..(n - 9)]);
+                    chunk[(n - 9)..].CopyTo(tail);
+                    tailLength = 9;
+                }
+                else
+                {
+                    var joined = joinedBuffer.AsSpan();
+                    tail.AsSpan(0, tailLength).CopyTo(joined);
+                    chunk.CopyTo(joined[tailLength..]);
+                    var length = tailLength + n;
+                    var release = Math.Max(0, length - 9);
+                    crc = Crc64.Update(crc, joined[..release]);
+                    joined[release..length].CopyTo(tail);
+                    tailLength = length - release;
+                }
+
+                total += n;
+            }
+
+            if (headerLength < 9 || !header.AsSpan(0, 5).SequenceEqual("REDIS"u8) || !header.AsSpan(5, 4).ToArray().All(b => char.IsAsciiDigit((char)b)))
+            {
+                throw new BackupException("not an RDB file: it does not start with REDIS and a 4-digit version");
+            }
+
+            if (tailLength < 9 || tail[0] != 0xFF)
+            {
+                throw new BackupException($"the RDB file ({total} bytes) does not end with its EOF opcode: it is cut short");
+            }
+
+            crc = Crc64.Update(crc, tail.AsSpan(0, 1));
+            var stored = BinaryPrimitives.ReadUInt64LittleEndian(tail.AsSpan(1));
+            if (stored != 0 && stored != crc)
+            {
+                throw new BackupException($"the RDB file's CRC64 does not match (stored {stored:x16}, computed {crc:x16})");
+            }
+
+            return new Dictionary<string, long>();
+        }
+    }
+}

@@ -1,0 +1,119 @@
+using Backstop.IntegrationTests.Support;
+using Backstop.Sources.Redis;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>Redis with a real server (the audit: "No valid Redis backups exist").</summary>
+public sealed class RedisSourceTests : IDisposable
+{
+    private readonly RedisServer _redis = new();
+    private readonly Sandbox _box = new();
+    private readonly Dictionary<string, string> _env = new() { ["REDIS_TEST_PASSWORD"] = RedisServer.Password };
+
+    public void Dispose()
+    {
+        _redis.Dispose();
+        _box.Dispose();
+    }
+
+    private void Config(string extra = "", int? port = null, string password = "env:REDIS_TEST_PASSWORD") =>
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" +
+                         $"  - {{ name: cache, kind: redis, host: 127.0.0.1, port: {port ?? _redis.Port}, password: \"{password}\"{extra} }}\n");
+
+    private CliResult Run(params string[] args) => _box.Run(args, _env);
+
+    private void Fill()
+    {
+        Assert.Equal("OK", _redis.Cli("EVAL", "for i=1,1000 do redis.call('SET','key:'..i, string.rep('v', i % 50)) end return 'OK'", "0").Stdout.Trim());
+        Assert.Equal("OK", _redis.Cli("-n", "3", "EVAL", "for i=1,10 do redis.call('HSET','h:'..i, 'f', i) end return 'OK'", "0").Stdout.Trim());
+    }
+
+    /// <summary>The stored RDB, decompressed with stock zstd, passes redis-check-rdb and loads into a new server with the same keys.</summary>
+    private void AssertRestores()
+    {
+        var stored = Directory.GetFiles(_box["backups/cache"], "dump.rdb.zst", SearchOption.AllDirectories).Single();
+        var dir = _box["restored"];
+        Directory.CreateDirectory(dir);
+        var r = _box.Shell($"zstd -d < '{stored}' > '{dir}/dump.rdb' && redis-check-rdb '{dir}/dump.rdb'");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("RDB looks OK", r.Stdout, StringComparison.Ordinal);
+        using var restored = new RedisServer(dir, password: false);
+        Assert.Equal("1000", restored.Cli("DBSIZE").Stdout.Trim());
+        Assert.Equal("10", restored.Cli("-n", "3", "DBSIZE").Stdout.Trim());
+        Assert.Equal(_redis.Cli("GET", "key:49").Stdout, restored.Cli("GET", "key:49").Stdout);
+    }
+
+    [Fact]
+    public void Keys_round_trip_through_sync_and_the_stored_rdb_passes_redis_check_rdb()
+    {
+        Fill();
+        Config(", expect: { min_keys: 1000 }");
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var facts = _box.Snapshots()[0].GetProperty("facts");
+        Assert.Equal(1010, facts.GetProperty("keys").GetInt64());
+        Assert.Equal(2, facts.GetProperty("databases").GetInt64());
+        AssertRestores();
+    }
+
+    [Fact]
+    public void The_diskless_eof_marked_transfer_works_too()
+    {
+        Fill();
+        _redis.Cli("CONFIG", "SET", "repl-diskless-sync", "yes");
+        _redis.Cli("CONFIG", "SET", "repl-diskless-sync-delay", "0");
+        Config();
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        AssertRestores();
+    }
+
+    [Fact]
+    public void A_closed_port_fails_naming_host_and_port()
+    {
+        var closed = PostgresServer.FreePort();
+        Config(port: closed);
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"connection to Redis at 127.0.0.1:{closed} refused", run.All, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+    }
+
+    [Fact]
+    public void A_wrong_password_fails_saying_so()
+    {
+        Config(password: "nope");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("authentication to Redis at 127.0.0.1:", run.All, StringComparison.Ordinal);
+        Assert.Contains("check 'password'", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_empty_redis_fails_min_keys()
+    {
+        Config(", expect: { min_keys: 1 }");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("the source reported 0 keys, fewer than expect.min_keys 1", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_corrupt_or_truncated_rdb_is_refused_by_its_check()
+    {
+        Fill();
+        var file = _box["fetched.rdb"];
+        Assert.Equal(0, _redis.Cli("--rdb", file).ExitCode);
+        var rdb = await File.ReadAllBytesAsync(file);
+        var validator = new RedisSource.RdbValidator();
+        await validator.ReadFactsAsync(new MemoryStream(rdb), CancellationToken.None);
+
+        var flipped = (byte[])rdb.Clone();
+        flipped[flipped.Length / 2] ^= 0x20;
+        var crc = await Assert.ThrowsAsync<Backstop.Core.Plugins.BackupException>(() => validator.ReadFactsAsync(new MemoryStream(flipped), CancellationToken.None));
+        Assert.Contains("CRC64 does not match", crc.Message, StringComparison.Ordinal);
+
+        var cut = await Assert.ThrowsAsync<Backstop.Core.Plugins.BackupException>(() => validator.ReadFactsAsync(new MemoryStream(rdb[..^100]), CancellationToken.None));
+        Assert.Contains("cut short", cut.Message, StringComparison.Ordinal);
+    }
+}
