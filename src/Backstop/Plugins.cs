@@ -1,5 +1,6 @@
 using Backstop.Core.Plugins;
 using Backstop.Sources.Command;
+using Backstop.Sources.Etcd;
 using Backstop.Sources.Files;
 using Backstop.Sources.MySql;
 using Backstop.Sources.Postgres;
@@ -21,6 +22,7 @@ internal static class Plugins
             new PostgresSourceKind(),
             new MySqlSourceKind(),
             new RedisSourceKind(),
+            new EtcdSourceKind(),
         ],
         targets:
         [

@@ -1,0 +1,271 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Sources.Etcd;
+
+public sealed record EtcdOptions(IReadOnlyList<Uri> Endpoints, string? User, SecretRef? Password, TimeSpan Timeout);
+
+/// <summary>
+/// An etcd cluster through its v3 JSON gateway: <c>POST /v3/maintenance/snapshot</c> streamed into the artifact
+/// <c>snapshot.db</c> (the first endpoint that answers). Facts: revision and key count; the snapshot's own
+/// trailing SHA-256 is checked while it streams.
+/// </summary>
+public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
+{
+    public override string Kind => "etcd";
+
+    public override IReadOnlyList<string> Facts { get; } = ["keys", "revision"];
+
+    public override EtcdOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var endpoints = new List<Uri>();
+        foreach (var e in map.StringList("endpoints") ?? ["http://127.0.0.1:2379"])
+        {
+            if (!Uri.TryCreate(e, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
+            {
+                throw map.Error("endpoints", $"'{e}' is not an http(s) URL like http://127.0.0.1:2379");
+            }
+
+            endpoints.Add(uri);
+        }
+
+        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(1);
+        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
+        {
+            throw map.Error("timeout", "must be longer than zero and at most 24d");
+        }
+
+        var user = map.String("user");
+        var password = map.Secret("password");
+        if ((user is null) != (password is null))
+        {
+            throw map.Error(user is null ? "password" : "user", "etcd authentication needs both 'user' and 'password'");
+        }
+
+        return new EtcdOptions(endpoints, user, password, timeout);
+    }
+
+    public override ISource Create(SourceDefinition definition, EtcdOptions options) => new EtcdSource(definition.Name, options);
+}
+
+internal sealed class EtcdSource(string name, EtcdOptions options) : ISource
+{
+    internal const string Artifact = "snapshot.db";
+    private Uri? _endpoint;
+    private string? _token;
+
+    public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        var failures = new List<string>();
+        foreach (var endpoint in options.Endpoints)
+        {
+            using var http = Client(TimeSpan.FromSeconds(15));
+            try
+            {
+                var version = await http.GetFromJsonAsync<JsonElement>(new Uri(endpoint, "/version"), cancellationToken).ConfigureAwait(false);
+                _endpoint = endpoint;
+                _token = await AuthenticateAsync(http, cancellationToken).ConfigureAwait(false);
+                return new SourcePreflight(new Dictionary<string, string>
+                {
+                    ["etcd"] = version.TryGetProperty("etcdserver", out var v) ? v.GetString() ?? "?" : "?",
+                    ["endpoint"] = endpoint.ToString(),
+                }, 0);
+            }
+            catch (HttpRequestException e)
+            {
+                failures.Add(Explain(endpoint, e));
+            }
+            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                failures.Add($"{Authority(endpoint)} timed out");
+            }
+        }
+
+        throw new BackupException($"source '{name}': no etcd endpoint answered: {string.Join("; ", failures)}");
+    }
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        var endpoint = _endpoint ?? throw new InvalidOperationException("preflight first");
+        using var http = Client(options.Timeout);
+        var count = await PostAsync(http, endpoint, "/v3/kv/range", new
+        {
+            key = Convert.ToBase64String([0]),
+            range_end = Convert.ToBase64String([0]),
+            count_only = true,
+        }, cancellationToken).ConfigureAwait(false);
+        var keys = count.TryGetProperty("count", out var c) ? long.Parse(c.GetString() ?? "0", CultureInfo.InvariantCulture) : 0;
+        var revision = long.Parse(count.GetProperty("header").GetProperty("revision").GetString() ?? "0", CultureInfo.InvariantCulture);
+
+        await using var artifact = await sink.BeginArtifactAsync(Artifact, cancellationToken).ConfigureAwait(false);
+        using var request = Request(endpoint, "/v3/maintenance/snapshot", new { });
+        try
+        {
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            await EnsureOkAsync(response, "/v3/maintenance/snapshot", cancellationToken).ConfigureAwait(false);
+            await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            using var reader = new StreamReader(body, Encoding.UTF8);
+            long remaining = -1;
+            // The gateway streams one JSON message a line: {"result":{"remaining_bytes":"…","blob":"<base64>"}}.
+            while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+            {
+                if (line.Length == 0)
+                {
+                    continue;
+                }
+
+                using var message = JsonDocument.Parse(line);
+                if (message.RootElement.TryGetProperty("error", out var error))
+                {
+                    throw new BackupException($"source '{name}': etcd at {Authority(endpoint)} stopped the snapshot: {error}");
+                }
+
+                var result = message.RootElement.GetProperty("result");
+                if (result.TryGetProperty("blob", out var blob))
+                {
+                    await artifact.Content.WriteAsync(blob.GetBytesFromBase64(), cancellationToken).ConfigureAwait(false);
+                }
+
+                remaining = result.TryGetProperty("remaining_bytes", out var r) ? long.Parse(r.GetString() ?? "0", CultureInfo.InvariantCulture) : 0;
+            }
+
+            if (remaining != 0)
+            {
+                throw new BackupException($"source '{name}': the snapshot stream from {Authority(endpoint)} ended with {remaining} bytes still to come");
+            }
+        }
+        catch (HttpRequestException e)
+        {
+            throw new BackupException($"source '{name}': {Explain(endpoint, e)}");
+        }
+        catch (IOException e)
+        {
+            throw new BackupException($"source '{name}': the snapshot stream from {Authority(endpoint)} broke off: {e.Message}");
+        }
+
+        await artifact.CompleteAsync(new Dictionary<string, long> { ["keys"] = keys, ["revision"] = revision }, cancellationToken).ConfigureAwait(false);
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) => new SnapshotValidator();
+
+    public string RestoreRecipe(string artifactName, string storedFile) =>
+        $"zstd -d < {storedFile} > snapshot.db && ETCDCTL_API=3 etcdctl snapshot restore snapshot.db --data-dir NEW_DATA_DIR";
+
+    private static HttpClient Client(TimeSpan timeout) => new(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15) })
+    {
+        Timeout = timeout,
+    };
+
+    private async Task<string?> AuthenticateAsync(HttpClient http, CancellationToken ct)
+    {
+        if (options.User is null)
+        {
+            return null;
+        }
+
+        var auth = await PostAsync(http, _endpoint!, "/v3/auth/authenticate", new { name = options.User, password = options.Password!.Resolve() }, ct)
+            .ConfigureAwait(false);
+        return auth.GetProperty("token").GetString();
+    }
+
+    private HttpRequestMessage Request(Uri endpoint, string path, object body)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(endpoint, path)) { Content = JsonContent.Create(body) };
+        if (_token is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", _token);
+        }
+
+        return request;
+    }
+
+    private async Task<JsonElement> PostAsync(HttpClient http, Uri endpoint, string path, object body, CancellationToken ct)
+    {
+        using var request = Request(endpoint, path, body);
+        try
+        {
+            using var response = await http.SendAsync(request, ct).ConfigureAwait(false);
+            await EnsureOkAsync(response, path, ct).ConfigureAwait(false);
+            return await response.Content.ReadFromJsonAsync<JsonElement>(ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new BackupException($"source '{name}': {Explain(endpoint, e)}");
+        }
+    }
+
+    private async Task EnsureOkAsync(HttpResponseMessage response, string path, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        var what = text.Contains("authentication failed", StringComparison.OrdinalIgnoreCase) || text.Contains("invalid auth", StringComparison.OrdinalIgnoreCase)
+            ? "authentication failed: check 'user' and 'password'"
+            : text.Contains("user name is empty", StringComparison.OrdinalIgnoreCase) || response.StatusCode == HttpStatusCode.Unauthorized
+                ? "the cluster requires authentication: set 'user' and 'password'"
+                : $"HTTP {(int)response.StatusCode}: {text.Trim()[..Math.Min(200, text.Trim().Length)]}";
+        throw new BackupException($"source '{name}': etcd answered {path} with {what}");
+    }
+
+    private static string Authority(Uri endpoint) => $"{endpoint.Host}:{endpoint.Port}";
+
+    private static string Explain(Uri endpoint, HttpRequestException e) =>
+        e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused }
+            ? $"connection to etcd at {Authority(endpoint)} refused: is the server running and listening there?"
+            : $"etcd at {Authority(endpoint)}: {e.Message}";
+
+    /// <summary>An etcd snapshot ends with the SHA-256 of everything before it (what <c>etcdctl snapshot restore</c> checks).</summary>
+    private sealed class SnapshotValidator : IArtifactValidator
+    {
+        public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
+        {
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buffer = new byte[1 << 17];
+            var tail = new byte[32];
+            var tailLength = 0;
+            var joined = new byte[64];
+            long total = 0;
+            int n;
+            while ((n = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                total += n;
+                if (n >= 32)
+                {
+                    sha.AppendData(tail, 0, tailLength);
+                    sha.AppendData(buffer, 0, n - 32);
+                    buffer.AsSpan(n - 32, 32).CopyTo(tail);
+                    tailLength = 32;
+                }
+                else
+                {
+                    tail.AsSpan(0, tailLength).CopyTo(joined);
+                    buffer.AsSpan(0, n).CopyTo(joined.AsSpan(tailLength));
+                    var length = tailLength + n;
+                    var release = Math.Max(0, length - 32);
+                    sha.AppendData(joined, 0, release);
+                    joined.AsSpan(release, length - release).CopyTo(tail);
+                    tailLength = length - release;
+                }
+            }
+
+            if (tailLength < 32 || !sha.GetHashAndReset().AsSpan().SequenceEqual(tail))
+            {
+                throw new BackupException($"the etcd snapshot ({total} bytes) does not end with the SHA-256 of its content: it is cut short or damaged");
+            }
+
+            return new Dictionary<string, long>();
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>etcd with a real server (the audit: etcd never backed up).</summary>
+public sealed class EtcdSourceTests : IDisposable
+{
+    private readonly EtcdServer _etcd = new();
+    private readonly Sandbox _box = new();
+
+    public void Dispose()
+    {
+        _etcd.Dispose();
+        _box.Dispose();
+    }
+
+    private void Config(string endpoints, string extra = "") =>
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + $"  - {{ name: etcd, kind: etcd, endpoints: [{endpoints}]{extra} }}\n");
+
+    [Fact]
+    public async Task A_snapshot_round_trips_through_etcdctl_snapshot_restore_with_the_same_keys()
+    {
+        await _etcd.PutAsync(200);
+        Config(_etcd.Endpoint, ", expect: { min_keys: 200 }");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var facts = _box.Snapshots()[0].GetProperty("facts");
+        Assert.Equal(200, facts.GetProperty("keys").GetInt64());
+        Assert.True(facts.GetProperty("revision").GetInt64() >= 201);
+
+        var stored = Directory.GetFiles(_box["backups/etcd"], "snapshot.db.zst", SearchOption.AllDirectories).Single();
+        var restoredDir = _box["restored-data"];
+        var restore = _box.Shell($"zstd -d < '{stored}' > snapshot.db && ETCDCTL_API=3 etcdctl snapshot restore snapshot.db --data-dir '{restoredDir}'");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        using var restored = new EtcdServer(restoredDir);
+        Assert.Equal(200, restored.KeyCount());
+        Assert.Equal(_etcd.Ctl("get", "/app/config/key-0042", "--print-value-only").Stdout, restored.Ctl("get", "/app/config/key-0042", "--print-value-only").Stdout);
+    }
+
+    [Fact]
+    public void A_closed_port_fails_naming_the_endpoint()
+    {
+        var closed = PostgresServer.FreePort();
+        Config($"http://127.0.0.1:{closed}");
+        var run = _box.Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"no etcd endpoint answered: connection to etcd at 127.0.0.1:{closed} refused", run.All, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+    }
+
+    [Fact]
+    public async Task The_next_endpoint_is_used_when_the_first_is_down()
+    {
+        await _etcd.PutAsync(3);
+        Config($"http://127.0.0.1:{PostgresServer.FreePort()}, {_etcd.Endpoint}");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+    }
+
+    [Fact]
+    public void An_empty_cluster_fails_min_keys()
+    {
+        Config(_etcd.Endpoint, ", expect: { min_keys: 1 }");
+        var run = _box.Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("the source reported 0 keys, fewer than expect.min_keys 1", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_damaged_snapshot_is_refused_by_its_own_hash()
+    {
+        await _etcd.PutAsync(20);
+        var file = _box["s.db"];
+        Assert.Equal(0, _etcd.Ctl("snapshot", "save", file).ExitCode);
+        var snapshot = await File.ReadAllBytesAsync(file);
+        var options = new Backstop.Sources.Etcd.EtcdOptions([new Uri(_etcd.Endpoint)], null, null, TimeSpan.FromMinutes(1));
+        var definition = new Backstop.Core.Config.SourceDefinition("e", "etcd", options, Backstop.Core.Config.Expectations.None, TimeSpan.FromDays(1), 1, ["l"], default);
+        var validator = new Backstop.Sources.Etcd.EtcdSourceKind().Create(definition, options).ValidatorFor("snapshot.db")!;
+        // etcdctl saves the stream as the server sends it: the content, then its SHA-256.
+        var withHash = snapshot;
+        await validator.ReadFactsAsync(new MemoryStream(withHash), CancellationToken.None);
+        var flipped = (byte[])withHash.Clone();
+        flipped[100] ^= 1;
+        await Assert.ThrowsAsync<Backstop.Core.Plugins.BackupException>(() => validator.ReadFactsAsync(new MemoryStream(flipped), CancellationToken.None));
+        await Assert.ThrowsAsync<Backstop.Core.Plugins.BackupException>(() => validator.ReadFactsAsync(new MemoryStream(withHash[..^10]), CancellationToken.None));
+    }
+}
