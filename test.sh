@@ -19,6 +19,13 @@ if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
   fi
 fi
 
+# A CouchDB-compatible server for the couchdb source's tests (npm), kept in .tools/ (not committed).
+if [ ! -x .tools/node_modules/.bin/pouchdb-server ]; then
+  echo "== installing pouchdb-server (npm)"
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error pouchdb-server@4.2.0 >/dev/null \
+    || { echo "npm install pouchdb-server failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
+fi
+
 echo "== restore and build"
 dotnet restore Backstop.slnx --nologo -v quiet || { echo "tests: 0 passed, 1 failed"; exit 1; }
 dotnet build Backstop.slnx -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly || { echo "tests: 0 passed, 1 failed"; exit 1; }

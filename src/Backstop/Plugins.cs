@@ -1,5 +1,6 @@
 using Backstop.Core.Plugins;
 using Backstop.Sources.Command;
+using Backstop.Sources.CouchDb;
 using Backstop.Sources.Etcd;
 using Backstop.Sources.Files;
 using Backstop.Sources.MySql;
@@ -23,6 +24,7 @@ internal static class Plugins
             new MySqlSourceKind(),
             new RedisSourceKind(),
             new EtcdSourceKind(),
+            new CouchDbSourceKind(),
         ],
         targets:
         [

@@ -1,0 +1,110 @@
+using System.Text.Json;
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>CouchDB with a CouchDB-compatible server (the audit: four CouchDB instances with no backup at all).</summary>
+public sealed class CouchDbSourceTests : IClassFixture<CouchServer>, IDisposable
+{
+    private readonly CouchServer _couch;
+    private readonly Sandbox _box = new();
+
+    public CouchDbSourceTests(CouchServer couch) => _couch = couch;
+
+    public void Dispose() => _box.Dispose();
+
+    private static string NewName(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
+
+    private void Config(string databases, string extra = "", string? url = null) =>
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + $"  - {{ name: couch, kind: couchdb, url: \"{url ?? _couch.Url}\", databases: [{databases}]{extra} }}\n");
+
+    private async Task<string> CreateLedgerAsync(int documents)
+    {
+        var db = NewName("ledger");
+        await _couch.SendAsync(HttpMethod.Put, "/" + db);
+        var docs = Enumerable.Range(0, documents).Select(i => new { _id = $"tx-{i:0000}", amount = i * 10, memo = $"transfer {i}" }).ToArray();
+        await _couch.SendAsync(HttpMethod.Post, $"/{db}/_bulk_docs", new { docs });
+        // A document edited twice (revision history) with an attachment.
+        var first = await _couch.SendAsync(HttpMethod.Get, $"/{db}/tx-0007");
+        var second = await _couch.SendAsync(HttpMethod.Put, $"/{db}/tx-0007",
+            $"{{\"_rev\":\"{first.GetProperty("_rev").GetString()}\",\"amount\":71,\"memo\":\"corrected\"}}");
+        await _couch.SendAsync(HttpMethod.Put, $"/{db}/tx-0007", new Dictionary<string, object>
+        {
+            ["_rev"] = second.GetProperty("rev").GetString()!,
+            ["amount"] = 72,
+            ["_attachments"] = new Dictionary<string, object>
+            {
+                ["receipt.txt"] = new { content_type = "text/plain", data = Convert.ToBase64String("receipt #7"u8.ToArray()) },
+            },
+        });
+        return db;
+    }
+
+    [Fact]
+    public async Task Documents_with_revisions_and_attachments_round_trip_through_bulk_docs_new_edits_false()
+    {
+        var db = await CreateLedgerAsync(120);
+        Config(db, ", expect: { min_documents: 100 }");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(120, _box.Snapshots()[0].GetProperty("facts").GetProperty("documents").GetInt64());
+
+        var stored = Directory.GetFiles(_box["backups/couch"], db + ".jsonl.zst", SearchOption.AllDirectories).Single();
+        var lines = _box.Shell($"zstd -dc '{stored}'").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var docs = lines.Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        var copy = NewName("restored");
+        await _couch.SendAsync(HttpMethod.Put, "/" + copy);
+        await _couch.SendAsync(HttpMethod.Post, $"/{copy}/_bulk_docs", new { new_edits = false, docs });
+
+        Assert.Equal(120, (await _couch.SendAsync(HttpMethod.Get, "/" + copy)).GetProperty("doc_count").GetInt64());
+        var original = await _couch.SendAsync(HttpMethod.Get, $"/{db}/tx-0007?revs=true");
+        var restored = await _couch.SendAsync(HttpMethod.Get, $"/{copy}/tx-0007?revs=true");
+        Assert.Equal(original.GetProperty("_rev").GetString(), restored.GetProperty("_rev").GetString());
+        Assert.Equal(3, restored.GetProperty("_revisions").GetProperty("ids").GetArrayLength());
+        var attachment = await _couch.Http.GetStringAsync(new Uri($"/{copy}/tx-0007/receipt.txt", UriKind.Relative));
+        Assert.Equal("receipt #7", attachment);
+    }
+
+    [Fact]
+    public async Task All_databases_each_get_an_artifact()
+    {
+        var a = await CreateLedgerAsync(10);
+        var b = await CreateLedgerAsync(12);
+        Config("all");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var artifacts = _box.Snapshots()[0].GetProperty("artifacts").EnumerateArray().Select(x => x.GetProperty("name").GetString()).ToList();
+        Assert.Contains(a + ".jsonl", artifacts);
+        Assert.Contains(b + ".jsonl", artifacts);
+    }
+
+    [Fact]
+    public void A_closed_port_fails_naming_host_and_port()
+    {
+        var closed = PostgresServer.FreePort();
+        Config("x", url: $"http://127.0.0.1:{closed}");
+        var run = _box.Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"connection to CouchDB at 127.0.0.1:{closed} refused", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_empty_database_fails_min_documents()
+    {
+        var db = NewName("empty");
+        await _couch.SendAsync(HttpMethod.Put, "/" + db);
+        Config(db, ", expect: { min_documents: 1 }");
+        var run = _box.Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("the source reported 0 documents, fewer than expect.min_documents 1", run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_database_that_does_not_exist_fails_naming_it()
+    {
+        Config("no-such-db");
+        var run = _box.Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("/no-such-db does not exist", run.All, StringComparison.Ordinal);
+    }
+}
