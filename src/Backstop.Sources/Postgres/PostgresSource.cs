@@ -97,8 +97,25 @@ internal sealed class PostgresSource(string name, PostgresOptions options) : ISo
 
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
-        _tools = await PostgresTools.ResolveAsync(name, options.Tools, cancellationToken).ConfigureAwait(false);
-        await using var db = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+        // The tools and the server are checked at the same time.
+        var tools = PostgresTools.ResolveAsync(name, options.Tools, cancellationToken);
+        var connect = ConnectAsync("postgres", cancellationToken);
+        try
+        {
+            _tools = await tools.ConfigureAwait(false);
+        }
+        catch
+        {
+            await Task.WhenAny(connect).ConfigureAwait(false);
+            if (connect.IsCompletedSuccessfully)
+            {
+                await (await connect.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
+        await using var db = await connect.ConfigureAwait(false);
         _serverMajor = (int)(Convert.ToInt64(await ScalarAsync(db, "SHOW server_version_num", cancellationToken).ConfigureAwait(false),
             System.Globalization.CultureInfo.InvariantCulture) / 10000);
         if (_tools.Major < _serverMajor)
@@ -131,12 +148,22 @@ internal sealed class PostgresSource(string name, PostgresOptions options) : ISo
         var env = Environment();
         foreach (var database in databases)
         {
-            var facts = await FactsAsync(database, cancellationToken).ConfigureAwait(false);
+            // The facts are read from the server while pg_dump runs: the dump does not wait for them.
+            var facts = FactsAsync(database, cancellationToken);
             await using var artifact = await sink.BeginArtifactAsync(database + ".dump", cancellationToken).ConfigureAwait(false);
-            await ChildProcess.RunToStreamAsync(tools.PgDump,
-                ["-Fc", "-Z0", "--no-password", "-h", options.Host, "-p", Port, "-U", options.User, "-d", database],
-                env, "/", artifact.Content, options.Timeout, $"source '{name}': pg_dump of database {database} at {Where}", cancellationToken).ConfigureAwait(false);
-            await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await ChildProcess.RunToStreamAsync(tools.PgDump,
+                    ["-Fc", "-Z0", "--no-password", "-h", options.Host, "-p", Port, "-U", options.User, "-d", database],
+                    env, "/", artifact.Content, options.Timeout, $"source '{name}': pg_dump of database {database} at {Where}", cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Never leave the facts query running behind a failed dump; its own error, if any, comes second.
+                await Task.WhenAny(facts).ConfigureAwait(false);
+            }
+
+            await artifact.CompleteAsync(await facts.ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         }
 
         await using (var globals = await sink.BeginArtifactAsync(GlobalsArtifact, cancellationToken).ConfigureAwait(false))

@@ -21,13 +21,14 @@ internal sealed partial record PostgresTools(string PgDump, string PgDumpAll, st
         var dump = Resolve(source, "pg_dump", configured);
         var dumpAll = Resolve(source, "pg_dumpall", configured);
         var restore = Resolve(source, "pg_restore", configured);
-        var (major, version) = await VersionOfAsync(source, dump, ct).ConfigureAwait(false);
-        foreach (var other in new[] { dumpAll, restore })
+        var versions = await Task.WhenAll(new[] { dump, dumpAll, restore }.Select(t => VersionOfAsync(source, t, ct))).ConfigureAwait(false);
+        var (major, version) = versions[0];
+        for (var i = 1; i < versions.Length; i++)
         {
-            var (m, v) = await VersionOfAsync(source, other, ct).ConfigureAwait(false);
-            if (m != major)
+            if (versions[i].Major != major)
             {
-                throw new BackupException($"source '{source}': {other} is version {v} but {dump} is {version}; use tools of one PostgreSQL version");
+                throw new BackupException(
+                    $"source '{source}': {(i == 1 ? dumpAll : restore)} is version {versions[i].Version} but {dump} is {version}; use tools of one PostgreSQL version");
             }
         }
 
