@@ -39,22 +39,8 @@ targets: [ { name: local, kind: local, path: $work/out/backstop } ]
 sources: [ { name: pgbench, kind: postgres, host: 127.0.0.1, port: $port, user: postgres, databases: [postgres] } ]
 YAML
 
-declare -A secs rss
-measure() {
-  local name="$1" setup="$2" cmd="$3" i out
-  local -a times mems
-  for ((i = 0; i < runs; i++)); do
-    bash -c "$setup" >/dev/null 2>&1
-    sync
-    /usr/bin/time -f '%e %M' -o "$work/time.out" bash -c "$cmd" >/dev/null 2>"$work/last.err" \
-      || { echo "$name failed:"; cat "$work/last.err"; exit 1; }
-    out=$(tail -n 1 "$work/time.out")
-    times+=("${out% *}"); mems+=("${out#* }")
-    echo "   $name run $((i + 1)): ${out% *}s, peak RSS $((${out#* } / 1024)) MiB"
-  done
-  secs[$name]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  rss[$name]=$(printf '%s\n' "${mems[@]}" | sort -n | tail -n 1)
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 conn="-h 127.0.0.1 -p $port -U postgres -d postgres"
 echo "== pg_dump -Fc (its own gzip)"
@@ -68,7 +54,6 @@ measure backstop "rm -rf $work/out $work/state && mkdir -p $work/out" "dotnet $w
 backstop_size=$(du -sb "$work/out/backstop" | cut -f1)
 rm -rf "$work/out" "$work/state"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 section="$work/section.md"
 {
   echo "## PostgreSQL"

@@ -32,22 +32,8 @@ files=$(find "$data" -type f ! -name .complete | wc -l)
 cat "$data"/large/* > /dev/null; find "$data/small" -type f -exec cat {} + > /dev/null   # warm the page cache for everyone
 
 # measure NAME SETUP COMMAND: runs SETUP (untimed) then COMMAND under /usr/bin/time, RUNS times.
-declare -A secs rss
-measure() {
-  local name="$1" setup="$2" cmd="$3" i out
-  local -a times mems
-  for ((i = 0; i < runs; i++)); do
-    bash -c "$setup" >/dev/null 2>&1
-    sync
-    /usr/bin/time -f '%e %M' -o "$work/time.out" bash -c "$cmd" >/dev/null 2>"$work/last.err" \
-      || { echo "$name failed:"; cat "$work/last.err"; exit 1; }
-    out=$(tail -n 1 "$work/time.out")
-    times+=("${out% *}"); mems+=("${out#* }")
-    echo "   $name run $((i + 1)): ${out% *}s, peak RSS $((${out#* } / 1024)) MiB"
-  done
-  secs[$name]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  rss[$name]=$(printf '%s\n' "${mems[@]}" | sort -n | tail -n 1)
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 cfg() { # cfg FILE PATHS...
   local file="$1"; shift
@@ -76,7 +62,6 @@ echo "== backstop on the data set ×4 (memory must stay flat)"
 measure backstop4x "rm -rf $work/out $work/state && mkdir -p $work/out" "${backstop[*]} -c $work/backstop-4x.yaml run"
 rm -rf "$work/out" "$work/state"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 mib() { echo $(( $1 / 1024 )); }
 machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr)"
 {

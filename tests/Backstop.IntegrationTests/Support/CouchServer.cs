@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -11,7 +10,7 @@ namespace Backstop.IntegrationTests.Support;
 /// </summary>
 public sealed class CouchServer : IDisposable
 {
-    private readonly Process _server;
+    private readonly ServerProcess _server;
 
     public CouchServer()
     {
@@ -20,40 +19,10 @@ public sealed class CouchServer : IDisposable
         Root = Path.Combine(Path.GetTempPath(), "backstop-couch-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(Root);
         Port = PostgresServer.FreePort();
-        var psi = new ProcessStartInfo(program)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Root,
-        };
-        foreach (var a in new[] { "--host", "127.0.0.1", "--port", Port.ToString(CultureInfo.InvariantCulture), "--dir", Root, "--no-stdout-logs" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        _server = Process.Start(psi)!;
-        _server.StandardOutput.ReadToEndAsync();
-        var log = _server.StandardError.ReadToEndAsync();
+        _server = new ServerProcess(program, ["--host", "127.0.0.1", "--port", Port.ToString(CultureInfo.InvariantCulture), "--dir", Root, "--no-stdout-logs"],
+            Root, "pouchdb-server (npm)");
         Http = new HttpClient { BaseAddress = new Uri(Url) };
-        var sw = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                if (Http.GetAsync(new Uri("/", UriKind.Relative)).Result.IsSuccessStatusCode)
-                {
-                    break;
-                }
-            }
-            catch (AggregateException)
-            {
-            }
-
-            Assert.False(_server.HasExited, "pouchdb-server exited: " + (_server.HasExited ? log.Result : ""));
-            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), "pouchdb-server did not answer in 60 s");
-            Thread.Sleep(200);
-        }
+        _server.WaitUntil(() => Http.GetAsync(new Uri("/", UriKind.Relative)).Result.IsSuccessStatusCode, "pouchdb-server");
     }
 
     public static string RepoRoot
@@ -95,22 +64,6 @@ public sealed class CouchServer : IDisposable
     public void Dispose()
     {
         Http.Dispose();
-        try
-        {
-            _server.Kill(entireProcessTree: true);
-            _server.WaitForExit(10_000);
-        }
-        catch (InvalidOperationException)
-        {
-        }
-
         _server.Dispose();
-        try
-        {
-            Directory.Delete(Root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 
@@ -7,53 +6,22 @@ namespace Backstop.IntegrationTests.Support;
 /// <summary>A real single-member etcd on free loopback ports, in a temporary folder; stopped afterwards.</summary>
 public sealed class EtcdServer : IDisposable
 {
-    private readonly Process _server;
+    private readonly ServerProcess _server;
 
     public EtcdServer(string? dataDir = null)
     {
-        Root = Path.Combine(Path.GetTempPath(), "backstop-etcd-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(Root);
-        DataDir = dataDir ?? Path.Combine(Root, "data");
+        var root = Path.Combine(Path.GetTempPath(), "backstop-etcd-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(root);
+        DataDir = dataDir ?? Path.Combine(root, "data");
         Port = PostgresServer.FreePort();
-        var peer = PostgresServer.FreePort();
-        var psi = new ProcessStartInfo("etcd")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[]
-                 {
-                     "--name", "t", "--data-dir", DataDir,
-                     "--listen-client-urls", Endpoint, "--advertise-client-urls", Endpoint,
-                     "--listen-peer-urls", $"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{peer}",
-                     "--initial-cluster", $"t=http://127.0.0.1:{peer}",
-                 })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        try
-        {
-            _server = Process.Start(psi)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("etcd is needed: run ./test.sh, which installs etcd-server", e);
-        }
-
-        _server.StandardOutput.ReadToEndAsync();
-        var log = _server.StandardError.ReadToEndAsync();
-        var sw = Stopwatch.StartNew();
-        while (Ctl("endpoint", "health").ExitCode != 0)
-        {
-            Assert.False(_server.HasExited, "etcd exited: " + (_server.HasExited ? log.Result : ""));
-            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), "etcd did not become healthy in 60 s");
-            Thread.Sleep(200);
-        }
+        var peer = $"http://127.0.0.1:{PostgresServer.FreePort().ToString(CultureInfo.InvariantCulture)}";
+        _server = new ServerProcess("etcd",
+        [
+            "--name", "t", "--data-dir", DataDir, "--listen-client-urls", Endpoint, "--advertise-client-urls", Endpoint,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", $"t={peer}",
+        ], root, "etcd-server and etcd-client");
+        _server.WaitUntil(() => Ctl("endpoint", "health").ExitCode == 0, "etcd");
     }
-
-    public string Root { get; }
 
     public string DataDir { get; }
 
@@ -86,24 +54,5 @@ public sealed class EtcdServer : IDisposable
         return r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            _server.Kill(entireProcessTree: true);
-            _server.WaitForExit(10_000);
-        }
-        catch (InvalidOperationException)
-        {
-        }
-
-        _server.Dispose();
-        try
-        {
-            Directory.Delete(Root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _server.Dispose();
 }

@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
 
 namespace Backstop.IntegrationTests.Support;
 
@@ -12,7 +10,7 @@ public sealed class MariaDbServer : IDisposable
 {
     public const string User = "backup";
     public const string Password = "My-s3cret-9d2e\"q";
-    private readonly Process _server;
+    private readonly ServerProcess _server;
 
     public MariaDbServer()
     {
@@ -28,33 +26,13 @@ public sealed class MariaDbServer : IDisposable
         var install = Sandbox.Exec("mariadb-install-db", "--no-defaults", $"--user={(root ? "mysql" : Environment.UserName)}",
             $"--datadir={Path.Combine(Root, "data")}", "--auth-root-authentication-method=normal", "--skip-test-db");
         Assert.True(install.ExitCode == 0, "mariadb-install-db failed (run ./test.sh, which installs mariadb-server): " + install);
-        var psi = new ProcessStartInfo("mariadbd")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[]
-                 {
-                     "--no-defaults", $"--user={(root ? "mysql" : Environment.UserName)}", $"--datadir={Path.Combine(Root, "data")}",
-                     "--bind-address=127.0.0.1", $"--port={Port}", $"--socket={Socket}", $"--pid-file={Path.Combine(Root, "pid")}",
-                     "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M",
-                 })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        _server = Process.Start(psi)!;
-        _server.StandardOutput.ReadToEndAsync();
-        var log = _server.StandardError.ReadToEndAsync();
-        var sw = Stopwatch.StartNew();
-        while (!Sandbox.Exec("mariadb", "--no-defaults", "-uroot", $"--socket={Socket}", "-e", "SELECT 1").ExitCode.Equals(0))
-        {
-            Assert.False(_server.HasExited, "mariadbd exited: " + (_server.HasExited ? log.Result : ""));
-            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), "mariadbd did not start in 60 s");
-            Thread.Sleep(200);
-        }
-
+        _server = new ServerProcess("mariadbd",
+        [
+            "--no-defaults", $"--user={(root ? "mysql" : Environment.UserName)}", $"--datadir={Path.Combine(Root, "data")}",
+            "--bind-address=127.0.0.1", $"--port={Port}", $"--socket={Socket}", $"--pid-file={Path.Combine(Root, "pid")}",
+            "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M",
+        ], Root, "mariadb-server");
+        _server.WaitUntil(() => Sandbox.Exec("mariadb", "--no-defaults", "-uroot", $"--socket={Socket}", "-e", "SELECT 1").ExitCode == 0, "mariadbd");
         RootSql($"CREATE USER '{User}'@'%' IDENTIFIED BY '{Password.Replace("\"", "\\\"", StringComparison.Ordinal)}'; GRANT ALL ON *.* TO '{User}'@'%';");
     }
 
@@ -78,24 +56,5 @@ public sealed class MariaDbServer : IDisposable
         return r.Stdout.Trim();
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            _server.Kill(entireProcessTree: true);
-            _server.WaitForExit(10_000);
-        }
-        catch (InvalidOperationException)
-        {
-        }
-
-        _server.Dispose();
-        try
-        {
-            Directory.Delete(Root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => _server.Dispose();
 }

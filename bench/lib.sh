@@ -1,0 +1,21 @@
+# Shared by bench/run.sh and bench/postgres.sh: timing with GNU time, medians, ratios.
+# measure NAME SETUP COMMAND: runs SETUP (untimed), then COMMAND under /usr/bin/time, RUNS times;
+# sets secs[NAME] (median seconds) and rss[NAME] (largest peak RSS, KiB). Needs $work and $runs.
+declare -A secs rss
+measure() {
+  local name="$1" setup="$2" cmd="$3" i out
+  local -a times mems
+  for ((i = 0; i < runs; i++)); do
+    bash -c "$setup" >/dev/null 2>&1
+    sync
+    /usr/bin/time -f '%e %M' -o "$work/time.out" bash -c "$cmd" >/dev/null 2>"$work/last.err" \
+      || { echo "$name failed:"; cat "$work/last.err"; exit 1; }
+    out=$(tail -n 1 "$work/time.out")
+    times+=("${out% *}"); mems+=("${out#* }")
+    echo "   $name run $((i + 1)): ${out% *}s, peak RSS $((${out#* } / 1024)) MiB"
+  done
+  secs[$name]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  rss[$name]=$(printf '%s\n' "${mems[@]}" | sort -n | tail -n 1)
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }

@@ -1,0 +1,91 @@
+using System.Diagnostics;
+
+namespace Backstop.IntegrationTests.Support;
+
+/// <summary>
+/// What every server fixture does: start a real server program in its own temporary folder, wait until it answers,
+/// and on dispose kill it and remove the folder. A program that is missing or dies at start fails the test with
+/// the way to install it, never a skip.
+/// </summary>
+public sealed class ServerProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly Task<string> _stderr;
+
+    public ServerProcess(string program, IEnumerable<string> args, string root, string install, string? workingDirectory = null)
+    {
+        Root = root;
+        var psi = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? root,
+        };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        try
+        {
+            _process = Process.Start(psi)!;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException($"{program} is needed: run ./test.sh, which installs {install}", e);
+        }
+
+        _process.StandardOutput.ReadToEndAsync();
+        _stderr = _process.StandardError.ReadToEndAsync();
+    }
+
+    public string Root { get; }
+
+    /// <summary>Polls until the server answers, failing with its log if it exits or takes too long.</summary>
+    public void WaitUntil(Func<bool> ready, string what, TimeSpan? timeout = null)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!Answers(ready))
+        {
+            Assert.False(_process.HasExited, $"{what} exited at start: {(_process.HasExited ? _stderr.Result : "")}");
+            Assert.True(sw.Elapsed < (timeout ?? TimeSpan.FromSeconds(60)), $"{what} did not answer in time");
+            Thread.Sleep(150);
+        }
+    }
+
+    private static bool Answers(Func<bool> ready)
+    {
+        try
+        {
+            return ready();
+        }
+        catch (Exception e) when (e is HttpRequestException or AggregateException or IOException or System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+        }
+        catch (InvalidOperationException)
+        {
+            // already gone
+        }
+
+        _process.Dispose();
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a file still held by a dying child; the temporary folder is cleaned by the system
+        }
+    }
+}
