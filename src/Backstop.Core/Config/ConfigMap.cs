@@ -93,6 +93,19 @@ public sealed class ConfigMap
 
     public int? Percent(string key) => Quantity<int>(key, Quantities.TryParsePercent);
 
+    /// <summary>A timeout: longer than zero and at most 24 days (what a timer can hold).</summary>
+    public TimeSpan Timeout(string key, TimeSpan fallback)
+    {
+        var timeout = Duration(key) ?? fallback;
+        return timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24)
+            ? throw Error(key, "must be longer than zero and at most 24d")
+            : timeout;
+    }
+
+    /// <summary><c>all</c> (null) or a list of names.</summary>
+    public IReadOnlyList<string>? AllOrList(string key) =>
+        StringList(key) is { } listed && !(listed.Count == 1 && listed[0] == "all") ? listed : null;
+
     private delegate bool TryParse<T>(string text, out T value, out string error);
 
     private T? Quantity<T>(string key, TryParse<T> parse) where T : struct

@@ -32,11 +32,7 @@ public sealed class CommandSourceKind : SourceKind<CommandOptions>
         }
 
         var env = (map.StringMap("env") ?? []).Select(e => (e.Key, new SecretRef(e.Value, e.Location))).ToList();
-        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(1);
-        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
-        {
-            throw map.Error("timeout", "must be longer than zero and at most 24d");
-        }
+        var timeout = map.Timeout("timeout", TimeSpan.FromHours(1));
         var artifact = map.String("artifact") ?? "output";
         if (artifact.Contains('/', StringComparison.Ordinal) || artifact.StartsWith('.'))
         {

@@ -32,7 +32,7 @@ public sealed class CouchDbSourceKind : SourceKind<CouchDbOptions>
             throw map.Error("url", $"'{url}' is not an http(s) URL without credentials, like http://127.0.0.1:5984 (credentials go in user/password)");
         }
 
-        var databases = map.StringList("databases") is { } listed && !(listed.Count == 1 && listed[0] == "all") ? listed : null;
+        var databases = map.AllOrList("databases");
         foreach (var d in databases ?? [])
         {
             if (d.Length == 0 || d.Contains('/', StringComparison.Ordinal) || d.StartsWith('.'))
@@ -41,11 +41,7 @@ public sealed class CouchDbSourceKind : SourceKind<CouchDbOptions>
             }
         }
 
-        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(6);
-        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
-        {
-            throw map.Error("timeout", "must be longer than zero and at most 24d");
-        }
+        var timeout = map.Timeout("timeout", TimeSpan.FromHours(6));
 
         return new CouchDbOptions(uri, map.String("user"), map.Secret("password"), databases, timeout);
     }

@@ -37,11 +37,7 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
             endpoints.Add(uri);
         }
 
-        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(1);
-        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
-        {
-            throw map.Error("timeout", "must be longer than zero and at most 24d");
-        }
+        var timeout = map.Timeout("timeout", TimeSpan.FromHours(1));
 
         var user = map.String("user");
         var password = map.Secret("password");

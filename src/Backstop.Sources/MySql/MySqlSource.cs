@@ -31,7 +31,7 @@ public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
     public override MySqlOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        var databases = map.StringList("databases") is { } listed && !(listed.Count == 1 && listed[0] == "all") ? listed : null;
+        var databases = map.AllOrList("databases");
         foreach (var d in databases ?? [])
         {
             if (d.Length == 0 || d.Contains('/', StringComparison.Ordinal) || d.StartsWith('.') || d.Contains('`', StringComparison.Ordinal))
@@ -54,11 +54,7 @@ public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
             t.EnsureAllKeysKnown("tools are dump (mariadb-dump or mysqldump) and client (mariadb or mysql)");
         }
 
-        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(6);
-        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
-        {
-            throw map.Error("timeout", "must be longer than zero and at most 24d");
-        }
+        var timeout = map.Timeout("timeout", TimeSpan.FromHours(6));
 
         return new MySqlOptions(
             map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 3306, map.String("user") ?? "root", map.Secret("password"),

@@ -32,7 +32,7 @@ public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
     public override PostgresOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        var databases = map.StringList("databases") is { } listed && !(listed.Count == 1 && listed[0] == "all") ? listed : null;
+        var databases = map.AllOrList("databases");
         if (databases is not null)
         {
             if (databases.Count == 0)
@@ -66,11 +66,7 @@ public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
         {
             throw map.Error("sslmode", $"'{sslMode}' is not one of: {string.Join(", ", sslModes)}");
         }
-        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(6);
-        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
-        {
-            throw map.Error("timeout", "must be longer than zero and at most 24d");
-        }
+        var timeout = map.Timeout("timeout", TimeSpan.FromHours(6));
 
         return new PostgresOptions(
             map.String("host") ?? "127.0.0.1",

@@ -23,11 +23,7 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
     public override RedisOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        var timeout = map.Duration("timeout") ?? TimeSpan.FromHours(1);
-        if (timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24))
-        {
-            throw map.Error("timeout", "must be longer than zero and at most 24d");
-        }
+        var timeout = map.Timeout("timeout", TimeSpan.FromHours(1));
 
         return new RedisOptions(map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 6379, map.String("user"), map.Secret("password"), timeout);
     }
