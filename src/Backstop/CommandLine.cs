@@ -61,6 +61,22 @@ internal static class CommandLine
         verify.SetAction((p, ct) => VerifyVerb.ExecuteAsync(Context.From(p), p.GetValue(verifySources) ?? [], p.GetValue(deep), ct));
         root.Add(verify);
 
+        var restoreSource = new Option<string>("--source", "-s") { Description = "The source to restore", HelpName = "NAME", Required = true };
+        var restoreSnapshot = new Option<string?>("--snapshot") { Description = "A snapshot id, or latest (default: the latest valid one)", HelpName = "ID" };
+        var restoreArtifact = new Option<string?>("--artifact") { Description = "Only this artifact (see show)", HelpName = "NAME" };
+        var restoreTo = new Option<string?>("--to") { Description = "Where: a folder (files), a file (sqlite, command)", HelpName = "DEST" };
+        var restoreForce = new Option<bool>("--force") { Description = "Restore over a destination that is not empty" };
+        var restoreExplain = new Option<bool>("--explain") { Description = "Print the stock-tool commands that restore it without backstop" };
+        var restore = new Command("restore", "Restore a snapshot (its hash is checked first; another target is used when a copy is bad)");
+        foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain })
+        {
+            restore.Add(o);
+        }
+
+        restore.SetAction((p, ct) => RestoreVerb.ExecuteAsync(Context.From(p), p.GetValue(restoreSource)!, p.GetValue(restoreSnapshot),
+            p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), ct));
+        root.Add(restore);
+
         var config = new Command("config", "Configuration");
         var check = new Command("check", "Validate the configuration");
         check.SetAction((p, ct) => ConfigVerb.CheckAsync(Context.From(p), ct));

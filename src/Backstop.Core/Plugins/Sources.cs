@@ -89,3 +89,15 @@ public interface IArtifactValidator
     /// <summary>Throws <see cref="BackupException"/> naming what is wrong with the format.</summary>
     Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken);
 }
+
+/// <summary>A source kind that can put an artifact back (<c>backstop restore</c>).</summary>
+public interface IRestorable
+{
+    /// <summary>
+    /// Restores one artifact's content (decompressed, already proven by its SHA-256) to the destination. Refuses a
+    /// non-empty destination unless <paramref name="force"/>. Returns the facts found in what was restored, to be
+    /// compared with the snapshot's.
+    /// </summary>
+    Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken);
+}

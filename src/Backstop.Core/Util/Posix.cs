@@ -46,6 +46,30 @@ public static partial class Posix
 
     private static bool _noLstatSymbol;
 
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LchownNative(string path, int uid, int gid);
+
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LinkNative(string existing, string created);
+
+    /// <summary>Sets the owner of a path without following a symlink.</summary>
+    public static void Lchown(string path, int uid, int gid)
+    {
+        if (LchownNative(path, uid, gid) != 0)
+        {
+            throw new IOException($"cannot set the owner of {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+    }
+
+    /// <summary>A hard link: <paramref name="created"/> becomes another name of <paramref name="existing"/>.</summary>
+    public static void HardLink(string existing, string created)
+    {
+        if (LinkNative(existing, created) != 0)
+        {
+            throw new IOException($"cannot link {created} to {existing}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "getpwuid")]
     private static partial nint Getpwuid(uint uid);
 

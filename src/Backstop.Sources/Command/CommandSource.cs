@@ -46,8 +46,15 @@ public sealed class CommandSourceKind : SourceKind<CommandOptions>
     public override ISource Create(SourceDefinition definition, CommandOptions options) => new CommandSource(definition.Name, options);
 }
 
-internal sealed class CommandSource(string name, CommandOptions options) : ISource
+internal sealed class CommandSource(string name, CommandOptions options) : ISource, IRestorable
 {
+    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken)
+    {
+        var path = RestoreDestination.File(destination, artifactName, force);
+        return new Dictionary<string, long> { ["bytes"] = await RestoreDestination.WriteFileAsync(path, content, cancellationToken).ConfigureAwait(false) };
+    }
+
     private string? _executable;
 
     public Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)

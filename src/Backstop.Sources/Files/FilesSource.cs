@@ -52,8 +52,12 @@ public sealed class FilesSourceKind : SourceKind<FilesOptions>
     public override ISource Create(SourceDefinition definition, FilesOptions options) => new FilesSource(definition.Name, options);
 }
 
-internal sealed class FilesSource(string name, FilesOptions options) : ISource
+internal sealed class FilesSource(string name, FilesOptions options) : ISource, IRestorable
 {
+    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken) =>
+        await TarExtractor.ExtractAsync(content, Common.RestoreDestination.Folder(destination, force), cancellationToken).ConfigureAwait(false);
+
     internal const string ArtifactName = "files.tar";
     private readonly IReadOnlyList<Glob> _exclude = options.Globs;
 

@@ -1,0 +1,125 @@
+using System.Formats.Tar;
+using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+
+namespace Backstop.Sources.Files;
+
+/// <summary>
+/// Extracts a tar into a folder and refuses anything that would land outside it: absolute names, <c>..</c>,
+/// hard links to outside, and writing through a symlink (a symlink may point anywhere; nothing is written through
+/// one). Modes and times are restored; owners too when running as root. Returns the files and bytes written.
+/// </summary>
+internal static class TarExtractor
+{
+    public static async Task<Dictionary<string, long>> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken)
+    {
+        long files = 0, bytes = 0;
+        var directories = new List<(string Path, TarEntry Entry)>();
+        var asRoot = Environment.UserName == "root";
+        await using var reader = new TarReader(tar, leaveOpen: true);
+        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        {
+            var path = Inside(root, entry.Name);
+            EnsureNoSymlinkOnTheWay(root, path, entry.Name);
+            switch (entry.EntryType)
+            {
+                case TarEntryType.Directory:
+                    Directory.CreateDirectory(path);
+                    directories.Add((path, entry));
+                    break;
+                case TarEntryType.RegularFile or TarEntryType.V7RegularFile:
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    DeleteExisting(path);
+                    await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+                    {
+                        if (entry.DataStream is { } data)
+                        {
+                            await data.CopyToAsync(file, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+
+                    Apply(path, entry, asRoot);
+                    files++;
+                    bytes += entry.Length;
+                    break;
+                case TarEntryType.HardLink:
+                    var target = Inside(root, entry.LinkName);
+                    EnsureNoSymlinkOnTheWay(root, target, entry.LinkName);
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    DeleteExisting(path);
+                    Posix.HardLink(target, path);
+                    files++;
+                    break;
+                case TarEntryType.SymbolicLink:
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    DeleteExisting(path);
+                    File.CreateSymbolicLink(path, entry.LinkName);
+                    if (asRoot)
+                    {
+                        Posix.Lchown(path, entry.Uid, entry.Gid);
+                    }
+
+                    break;
+                default:
+                    throw new BackupException($"tar entry {entry.Name} is a {entry.EntryType}, which backstop does not restore");
+            }
+        }
+
+        // Folders last, deepest first: writing their content changed their times.
+        foreach (var (path, entry) in directories.OrderByDescending(d => d.Path.Length))
+        {
+            Apply(path, entry, asRoot);
+        }
+
+        return new Dictionary<string, long> { ["files"] = files, ["bytes"] = bytes };
+    }
+
+    private static string Inside(string root, string name)
+    {
+        if (name.StartsWith('/') || name.Split('/').Any(part => part == ".."))
+        {
+            throw new BackupException($"refused: tar entry '{name}' would land outside the destination (absolute or '..')");
+        }
+
+        var full = Path.GetFullPath(Path.Combine(root, name));
+        var top = Path.TrimEndingDirectorySeparator(root);
+        return full == top || full.StartsWith(top + "/", StringComparison.Ordinal)
+            ? full
+            : throw new BackupException($"refused: tar entry '{name}' would land outside the destination");
+    }
+
+    /// <summary>No folder between the root and the entry may be a symlink: that is how archives write outside.</summary>
+    private static void EnsureNoSymlinkOnTheWay(string root, string path, string name)
+    {
+        var top = Path.TrimEndingDirectorySeparator(root);
+        var dir = Path.GetDirectoryName(path);
+        while (dir is not null && dir.Length > top.Length)
+        {
+            if (new DirectoryInfo(dir).LinkTarget is not null || new FileInfo(dir).LinkTarget is not null)
+            {
+                throw new BackupException($"refused: tar entry '{name}' would be written through the symlink {dir}");
+            }
+
+            dir = Path.GetDirectoryName(dir);
+        }
+    }
+
+    private static void DeleteExisting(string path)
+    {
+        if (new FileInfo(path).LinkTarget is not null || File.Exists(path))
+        {
+            File.Delete(path);
+        }
+    }
+
+    private static void Apply(string path, TarEntry entry, bool asRoot)
+    {
+        if (asRoot)
+        {
+            Posix.Lchown(path, entry.Uid, entry.Gid);
+        }
+
+        File.SetUnixFileMode(path, entry.Mode);
+        File.SetLastWriteTimeUtc(path, entry.ModificationTime.UtcDateTime);
+    }
+}

@@ -1,0 +1,93 @@
+using Backstop.Cli.Rendering;
+using Backstop.Core.Config;
+using Backstop.Core.Pipeline;
+using Spectre.Console;
+
+namespace Backstop.Cli.Verbs;
+
+internal static class RestoreVerb
+{
+    public static async Task<int> ExecuteAsync(Context context, string sourceName, string? snapshotId, string? artifact, string? destination,
+        bool force, bool explain, CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        var def = config.Source(sourceName)
+                  ?? throw new ConfigException($"--source {sourceName}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
+        using var catalog = Context.OpenCatalog(config);
+        var restorer = new Restorer(config, Plugins.Registry, catalog);
+        var snapshot = restorer.FindSnapshot(def, snapshotId);
+        if (explain)
+        {
+            return Explain(context, config, def, snapshot, artifact, destination);
+        }
+
+        if (string.IsNullOrEmpty(destination))
+        {
+            throw new ConfigException("--to: say where to restore (a folder, a file, or a database URI, depending on the source)");
+        }
+
+        var results = await restorer.RestoreAsync(def, snapshot, artifact, destination, force, cancellationToken).ConfigureAwait(false);
+        if (context.Json)
+        {
+            JsonOutput.Write(new
+            {
+                Snapshot = snapshot.Id,
+                Source = def.Name,
+                To = destination,
+                Artifacts = results.Select(r => new { r.Artifact, From = r.Target, r.SkippedCopies, r.Recorded, r.Found, r.Mismatch }),
+            });
+        }
+        else
+        {
+            foreach (var r in results)
+            {
+                foreach (var skipped in r.SkippedCopies)
+                {
+                    Terminal.Out.MarkupLine($"[yellow]skipped[/] {Markup.Escape(skipped)}");
+                }
+
+                var facts = string.Join(", ", r.Found.Select(f => $"{f.Key}={f.Value}" + (r.Recorded.TryGetValue(f.Key, out var rec) && rec != f.Value ? $" (recorded {rec})" : "")));
+                Terminal.Out.MarkupLine(r.Mismatch is null
+                    ? $"[green]restored[/] {Markup.Escape(r.Artifact)} of {snapshot.Id} from '{Markup.Escape(r.Target)}' to {Markup.Escape(destination)}: {Markup.Escape(facts)}, as recorded"
+                    : $"[red]restored, but not as recorded[/] {Markup.Escape(r.Artifact)}: {Markup.Escape(r.Mismatch)}");
+            }
+        }
+
+        return results.All(r => r.Mismatch is null) ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    /// <summary>The stock-tool commands that restore each artifact without Backstop, with the stored file's hash to check first.</summary>
+    private static int Explain(Context context, BackstopConfig config, SourceDefinition def, Core.Catalog.SnapshotInfo snapshot, string? artifact, string? destination)
+    {
+        var source = Plugins.Registry.Source(def.Kind)!.Create(def);
+        var local = config.Targets.FirstOrDefault(t => t.Kind == "local" && def.Targets.Contains(t.Name));
+        var steps = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact).Select(a =>
+        {
+            var file = local is not null
+                ? Path.Combine(((Backstop.Targets.Local.LocalOptions)local.Options).Path, Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
+                : $"{Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName)} (copied from a target first)";
+            var recipe = source.RestoreRecipe(a.Name, a.FileName).Replace(a.FileName, local is not null ? $"'{file}'" : a.FileName, StringComparison.Ordinal);
+            if (destination is not null)
+            {
+                recipe = recipe.Replace("DEST", destination, StringComparison.Ordinal);
+            }
+
+            return new { Artifact = a.Name, File = file, a.Sha256, Check = $"echo '{a.Sha256}  {(local is not null ? file : a.FileName)}' | sha256sum -c", Restore = recipe };
+        }).ToList();
+        if (context.Json)
+        {
+            JsonOutput.Write(new { Snapshot = snapshot.Id, Source = def.Name, Steps = steps });
+            return ExitCodes.Ok;
+        }
+
+        Console.WriteLine($"# Restore snapshot {snapshot.Id} of '{def.Name}' with stock tools (zstd, tar, …), without backstop:");
+        foreach (var s in steps)
+        {
+            Console.WriteLine($"# {s.Artifact}");
+            Console.WriteLine(s.Check);
+            Console.WriteLine(s.Restore);
+        }
+
+        return ExitCodes.Ok;
+    }
+}

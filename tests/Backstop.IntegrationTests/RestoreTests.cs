@@ -1,0 +1,116 @@
+using System.Security.Cryptography;
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>A backup is worth what its restore is worth: backstop's restore, and the stock recipe it explains.</summary>
+public sealed class RestoreTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public RestoreTests()
+    {
+        var r = _box.Shell("""
+            set -e
+            mkdir -p data/sub && printf 'alpha' > data/a.txt && printf 'beta' > data/sub/b.txt && chmod 640 data/sub/b.txt
+            ln -s ../a.txt data/sub/link && head -c 300000 /dev/urandom > data/blob.bin
+            """);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        _box.WriteConfig("catalog: ./state/catalog.db\ntargets:\n  - { name: first, kind: local, path: ./first }\n  - { name: second, kind: local, path: ./second }\n" +
+                         "sources:\n  - { name: f, kind: files, paths: [./data] }\n" + Yaml.Command("cmd", "printf command-output"));
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+    }
+
+    public void Dispose() => _box.Dispose();
+
+    private static Dictionary<string, string> Hashes(string root) =>
+        Directory.GetFiles(root, "*", SearchOption.AllDirectories).Where(f => new FileInfo(f).LinkTarget is null)
+            .ToDictionary(f => Path.GetRelativePath(root, f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
+
+    private string Restored(string dest) => Path.Combine(dest, _box["data"].TrimStart('/'));
+
+    [Fact]
+    public void Files_restore_with_the_same_content_modes_and_links_and_say_so()
+    {
+        var r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("files=3, bytes=300009, as recorded", r.Stdout, StringComparison.Ordinal);
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["out"])));
+        Assert.Equal("../a.txt", new FileInfo(Path.Combine(Restored(_box["out"]), "sub/link")).LinkTarget);
+        Assert.Equal((UnixFileMode)0b110_100_000, File.GetUnixFileMode(Path.Combine(Restored(_box["out"]), "sub/b.txt")));
+    }
+
+    [Fact]
+    public void A_non_empty_destination_is_refused_without_force()
+    {
+        _box.Write("out/keep.txt", "mine");
+        var r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("is not empty; choose an empty folder, or add --force", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal(["keep.txt"], Sandbox.FilesUnder(_box["out"]));
+        Assert.Equal(0, _box.Run("restore", "--source", "f", "--to", _box["out"], "--force").ExitCode);
+        Assert.Equal("mine", File.ReadAllText(_box["out/keep.txt"]));
+    }
+
+    [Fact]
+    public void A_corrupt_first_copy_falls_back_to_the_second_target()
+    {
+        var first = Directory.GetFiles(_box["first"], "files.tar.zst", SearchOption.AllDirectories).Single();
+        var bytes = File.ReadAllBytes(first);
+        bytes[bytes.Length / 2] ^= 0x10;
+        File.WriteAllBytes(first, bytes);
+        var r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("skipped copy on target 'first'", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("from 'second'", r.Stdout, StringComparison.Ordinal);
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["out"])));
+    }
+
+    [Fact]
+    public void With_every_copy_bad_nothing_is_written()
+    {
+        foreach (var copy in Directory.GetFiles(_box.Root, "files.tar.zst", SearchOption.AllDirectories))
+        {
+            File.WriteAllBytes(copy, [1, 2, 3]);
+        }
+
+        var r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("no copy of files.tar.zst", r.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["out"]));
+    }
+
+    [Fact]
+    public void The_explained_recipe_run_literally_restores_the_same_files()
+    {
+        var explain = _box.Run("restore", "--source", "f", "--explain", "--to", _box["stock"]);
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        var script = string.Join("\n", explain.Stdout.Split('\n').Where(l => !l.StartsWith('#')));
+        var r = _box.Shell("set -e\n" + script);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains(": OK", r.Stdout, StringComparison.Ordinal); // sha256sum -c
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["stock"])));
+    }
+
+    [Fact]
+    public void A_command_artifact_restores_to_a_file_and_its_recipe_too()
+    {
+        var r = _box.Run("restore", "--source", "cmd", "--to", _box["restored/"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("command-output", File.ReadAllText(_box["restored/dump.out"]));
+        Directory.CreateDirectory(_box["stock"]);
+        var explain = _box.Run("restore", "--source", "cmd", "--explain", "--to", _box["stock"]);
+        var script = string.Join("\n", explain.Stdout.Split('\n').Where(l => !l.StartsWith('#')));
+        Assert.True(_box.Shell("set -e\n" + script).ExitCode == 0);
+        Assert.Equal("command-output", File.ReadAllText(_box["stock/dump.out"]));
+    }
+
+    [Fact]
+    public void An_unknown_snapshot_is_a_usage_error()
+    {
+        var r = _box.Run("restore", "--source", "f", "--snapshot", "20200101T000000Z-0000", "--to", _box["out"]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("has no such snapshot", r.Stderr, StringComparison.Ordinal);
+    }
+}

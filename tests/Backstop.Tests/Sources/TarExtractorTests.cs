@@ -1,0 +1,87 @@
+using System.Formats.Tar;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Files;
+using Backstop.Tests.Support;
+
+namespace Backstop.Tests.Sources;
+
+/// <summary>Hostile archives: nothing may land outside the destination.</summary>
+public sealed class TarExtractorTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private static MemoryStream Tar(params TarEntry[] entries)
+    {
+        var m = new MemoryStream();
+        using (var w = new TarWriter(m, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            foreach (var e in entries)
+            {
+                w.WriteEntry(e);
+            }
+        }
+
+        m.Position = 0;
+        return m;
+    }
+
+    private static PaxTarEntry File(string name, string content) =>
+        new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(content)) };
+
+    private async Task<BackupException> Refused(MemoryStream tar)
+    {
+        var dest = _dir["dest"];
+        Directory.CreateDirectory(dest);
+        return await Assert.ThrowsAsync<BackupException>(() => TarExtractor.ExtractAsync(tar, dest, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Dot_dot_is_refused_and_nothing_is_written_outside()
+    {
+        var e = await Refused(Tar(File("ok.txt", "fine"), File("a/../../evil.txt", "pwned")));
+        Assert.Contains("would land outside the destination", e.Message, StringComparison.Ordinal);
+        Assert.False(System.IO.File.Exists(_dir["evil.txt"]));
+    }
+
+    [Fact]
+    public async Task An_absolute_name_is_refused()
+    {
+        var outside = _dir["abs-evil.txt"];
+        var e = await Refused(Tar(File(outside, "pwned")));
+        Assert.Contains("would land outside the destination", e.Message, StringComparison.Ordinal);
+        Assert.False(System.IO.File.Exists(outside));
+    }
+
+    [Fact]
+    public async Task Writing_through_a_symlink_is_refused()
+    {
+        var outside = _dir["outside"];
+        Directory.CreateDirectory(outside);
+        var link = new PaxTarEntry(TarEntryType.SymbolicLink, "link") { LinkName = outside };
+        var e = await Refused(Tar(link, File("link/evil.txt", "pwned")));
+        Assert.Contains("through the symlink", e.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+    }
+
+    [Fact]
+    public async Task A_hard_link_to_outside_is_refused()
+    {
+        var e = await Refused(Tar(new PaxTarEntry(TarEntryType.HardLink, "h") { LinkName = "../../etc/passwd" }));
+        Assert.Contains("would land outside the destination", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_plain_archive_is_extracted_with_its_counts()
+    {
+        var dest = _dir["dest"];
+        Directory.CreateDirectory(dest);
+        var facts = await TarExtractor.ExtractAsync(
+            Tar(new PaxTarEntry(TarEntryType.Directory, "d"), File("d/a.txt", "abc"), new PaxTarEntry(TarEntryType.HardLink, "d/b.txt") { LinkName = "d/a.txt" }),
+            dest, CancellationToken.None);
+        Assert.Equal(2, facts["files"]);
+        Assert.Equal(3, facts["bytes"]);
+        Assert.Equal("abc", await System.IO.File.ReadAllTextAsync(Path.Combine(dest, "d/b.txt")));
+    }
+}
