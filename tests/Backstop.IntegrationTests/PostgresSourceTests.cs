@@ -211,4 +211,27 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
             Assert.False(bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(PostgresServer.Password)) >= 0, $"{file} holds the password");
         }
     }
+
+    [Fact]
+    public void Restore_into_a_new_database_gives_the_same_tables_and_rows_and_refuses_a_full_one()
+    {
+        var db = CreateShop(38, 50);
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+        var copy = NewName("restored");
+        var to = $"postgresql://postgres@127.0.0.1:{Port}/{copy}";
+        var restore = Run("restore", "--source", "pg", "--artifact", db + ".dump", "--to", to);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Contains("tables=38, as recorded", restore.Stdout, StringComparison.Ordinal);
+        _pg.Sql(copy, "ANALYZE");
+        Assert.Equal(Facts(db), Facts(copy));
+
+        var again = Run("restore", "--source", "pg", "--artifact", db + ".dump", "--to", to);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains($"database {copy} at 127.0.0.1:{Port} already holds 38 tables", again.Stderr, StringComparison.Ordinal);
+
+        var withPassword = Run("restore", "--source", "pg", "--to", $"postgresql://postgres:secret@127.0.0.1:{Port}/x");
+        Assert.Equal(2, withPassword.ExitCode);
+        Assert.Contains("leave the password out of the URI", withPassword.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -47,11 +47,13 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         var restorable = source as IRestorable
                          ?? throw new BackupException(
                              $"'{def.Kind}' sources cannot be restored by backstop yet; restore with stock tools: 'backstop restore --source {def.Name} --explain' prints how");
-        var artifacts = artifact is null ? snapshot.Artifacts : snapshot.Artifacts.Where(a => a.Name == artifact).ToList();
-        if (artifacts.Count == 0)
+        var chosenNames = artifact is null ? snapshot.Artifacts.Select(a => a.Name).ToList() : snapshot.Artifacts.Where(a => a.Name == artifact).Select(a => a.Name).ToList();
+        if (chosenNames.Count == 0)
         {
             throw new ConfigException($"--artifact {artifact}: snapshot {snapshot.Id} has {string.Join(", ", snapshot.Artifacts.Select(a => a.Name))}");
         }
+
+        var artifacts = restorable.Plan(chosenNames, destination).Select(n => snapshot.Artifacts.First(a => a.Name == n)).ToList();
 
         var targets = config.Targets.Select(t => plugins.Target(t.Kind)!.Create(t)).ToDictionary(t => t.Name, StringComparer.Ordinal);
         var results = new List<RestoredArtifact>();

@@ -94,6 +94,12 @@ public interface IArtifactValidator
 public interface IRestorable
 {
     /// <summary>
+    /// The artifacts to restore, in order, when the caller named none (or the one named); throws
+    /// <see cref="Config.ConfigException"/> when the choice does not fit the destination.
+    /// </summary>
+    IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => artifacts;
+
+    /// <summary>
     /// Restores one artifact's content (decompressed, already proven by its SHA-256) to the destination. Refuses a
     /// non-empty destination unless <paramref name="force"/>. Returns the facts found in what was restored, to be
     /// compared with the snapshot's.

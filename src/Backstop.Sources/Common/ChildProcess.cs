@@ -46,8 +46,18 @@ public static class ChildProcess
     /// Runs a program and copies its stdout into <paramref name="output"/>. Fails on a non-zero exit, a timeout or
     /// cancellation (the process tree is killed), with the stderr tail in the message.
     /// </summary>
-    public static async Task<long> RunToStreamAsync(string executable, IReadOnlyList<string> arguments,
+    public static Task<long> RunToStreamAsync(string executable, IReadOnlyList<string> arguments,
         IReadOnlyDictionary<string, string> environment, string workingDirectory, Stream output, TimeSpan timeout, string what,
+        CancellationToken cancellationToken) =>
+        RunAsync(executable, arguments, environment, workingDirectory, null, output, timeout, what, cancellationToken);
+
+    /// <summary>Runs a program fed with <paramref name="input"/> on its stdin (a restore), with the same guarantees.</summary>
+    public static Task<long> RunWithInputAsync(string executable, IReadOnlyList<string> arguments,
+        IReadOnlyDictionary<string, string> environment, Stream input, TimeSpan timeout, string what, CancellationToken cancellationToken) =>
+        RunAsync(executable, arguments, environment, "/", input, Stream.Null, timeout, what, cancellationToken);
+
+    private static async Task<long> RunAsync(string executable, IReadOnlyList<string> arguments,
+        IReadOnlyDictionary<string, string> environment, string workingDirectory, Stream? input, Stream output, TimeSpan timeout, string what,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(arguments);
@@ -81,7 +91,28 @@ public static class ChildProcess
             throw new BackupException($"{what}: cannot start {executable}: {e.Message}");
         }
 
-        process.StandardInput.Close();
+        var feeding = input is null
+            ? Task.CompletedTask
+            : Task.Run(async () =>
+            {
+                try
+                {
+                    await input.CopyToAsync(process.StandardInput.BaseStream, cancellationToken).ConfigureAwait(false);
+                }
+                catch (IOException)
+                {
+                    // The program stopped reading (it failed, or needs no more): its exit code tells which.
+                }
+                finally
+                {
+                    process.StandardInput.Close();
+                }
+            }, CancellationToken.None);
+        if (input is null)
+        {
+            process.StandardInput.Close();
+        }
+
         var stderr = new StringBuilder();
         var stderrTask = Task.Run(async () =>
         {
@@ -133,6 +164,7 @@ public static class ChildProcess
         }
 
         await stderrTask.ConfigureAwait(false);
+        await feeding.ConfigureAwait(false);
         if (process.ExitCode != 0)
         {
             var how = process.ExitCode > 128 ? $"was killed by signal {process.ExitCode - 128}" : $"exited with code {process.ExitCode}";

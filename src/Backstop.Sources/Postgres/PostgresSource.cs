@@ -83,7 +83,7 @@ public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
     public override ISource Create(SourceDefinition definition, PostgresOptions options) => new PostgresSource(definition.Name, options);
 }
 
-internal sealed class PostgresSource(string name, PostgresOptions options) : ISource
+internal sealed partial class PostgresSource(string name, PostgresOptions options) : ISource
 {
     internal const string GlobalsArtifact = "globals.sql";
     private PostgresTools? _tools;

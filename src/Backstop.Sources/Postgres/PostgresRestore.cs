@@ -1,0 +1,113 @@
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+using Npgsql;
+
+namespace Backstop.Sources.Postgres;
+
+/// <summary>
+/// Restore into <c>postgresql://user@host:port/dbname</c>: the database is created when missing and refused when it
+/// holds tables (unless --force); the dump goes through <c>pg_restore --no-owner --exit-on-error</c>; the tables found
+/// afterwards are compared with the snapshot's. The password comes from PGPASSWORD or the source's configuration,
+/// never from the URI.
+/// </summary>
+internal sealed partial class PostgresSource : IRestorable
+{
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
+    {
+        var dumps = artifacts.Where(a => a != GlobalsArtifact).ToList();
+        if (dumps.Count > 1)
+        {
+            throw new ConfigException(
+                $"--artifact: this snapshot holds {dumps.Count} databases ({string.Join(", ", dumps)}) and --to names one; restore them one at a time");
+        }
+
+        return [.. artifacts.Where(a => a == GlobalsArtifact), .. dumps];
+    }
+
+    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken)
+    {
+        var target = Destination(destination);
+        var tools = _tools ?? await PostgresTools.ResolveAsync(name, options.Tools, cancellationToken).ConfigureAwait(false);
+        var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["PGCONNECT_TIMEOUT"] = "30" };
+        if (target.Password is { } password)
+        {
+            env["PGPASSWORD"] = password;
+        }
+
+        var port = target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (artifactName == GlobalsArtifact)
+        {
+            var psql = Path.Combine(Path.GetDirectoryName(tools.PgRestore)!, "psql");
+            await ChildProcess.RunWithInputAsync(psql, ["-h", target.Host, "-p", port, "-U", target.User, "-d", "postgres", "-q", "-f", "-"],
+                env, content, options.Timeout, $"psql (globals) at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
+            return new Dictionary<string, long>();
+        }
+
+        await using (var admin = await OpenAsync(target, "postgres", cancellationToken).ConfigureAwait(false))
+        {
+            var exists = await ScalarAsync(admin, $"SELECT count(*) FROM pg_database WHERE datname = '{target.Database.Replace("'", "''", StringComparison.Ordinal)}'",
+                cancellationToken).ConfigureAwait(false) is long n && n > 0;
+            if (!exists)
+            {
+                await ScalarAsync(admin, $"CREATE DATABASE \"{target.Database.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", cancellationToken).ConfigureAwait(false);
+            }
+            else if (!force)
+            {
+                await using var db = await OpenAsync(target, target.Database, cancellationToken).ConfigureAwait(false);
+                var tables = (long)(await ScalarAsync(db,
+                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+                    cancellationToken).ConfigureAwait(false))!;
+                if (tables > 0)
+                {
+                    throw new BackupException($"database {target.Database} at {target.Host}:{port} already holds {tables} tables; restore into a new database, or add --force");
+                }
+            }
+        }
+
+        await ChildProcess.RunWithInputAsync(tools.PgRestore,
+            ["-h", target.Host, "-p", port, "-U", target.User, "-d", target.Database, "--no-owner", "--exit-on-error"],
+            env, content, options.Timeout, $"pg_restore into {target.Database} at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
+
+        var restored = new PostgresSource(name, options with { Host = target.Host, Port = target.Port, User = target.User, Password = target.Password is null ? null : new SecretRef(target.Password, default) });
+        var facts = await restored.FactsAsync(target.Database, cancellationToken).ConfigureAwait(false);
+        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = facts["tables"] };
+    }
+
+    private sealed record Target(string Host, int Port, string User, string Database, string? Password);
+
+    private Target Destination(string destination)
+    {
+        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || (uri.Scheme != "postgresql" && uri.Scheme != "postgres"))
+        {
+            throw new ConfigException($"--to {destination}: a PostgreSQL destination is a URI like postgresql://user@host:5432/dbname");
+        }
+
+        if (uri.UserInfo.Contains(':', StringComparison.Ordinal))
+        {
+            throw new ConfigException("--to: leave the password out of the URI (it would be visible to every user); put it in PGPASSWORD");
+        }
+
+        var database = Uri.UnescapeDataString(uri.AbsolutePath.Trim('/'));
+        if (database.Length == 0)
+        {
+            throw new ConfigException($"--to {destination}: name the database to restore into, like postgresql://user@host:5432/dbname");
+        }
+
+        var password = System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } p ? p : options.Password?.Resolve();
+        return new Target(uri.Host, uri.Port > 0 ? uri.Port : 5432, uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : options.User, database, password);
+    }
+
+    private async Task<NpgsqlConnection> OpenAsync(Target target, string database, CancellationToken ct)
+    {
+        var other = new PostgresSource(name, options with
+        {
+            Host = target.Host,
+            Port = target.Port,
+            User = target.User,
+            Password = target.Password is null ? null : new SecretRef(target.Password, default),
+        });
+        return await other.ConnectAsync(database, ct).ConfigureAwait(false);
+    }
+}
