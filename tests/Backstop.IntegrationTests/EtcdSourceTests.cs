@@ -84,4 +84,19 @@ public sealed class EtcdSourceTests : IDisposable
         await Assert.ThrowsAsync<Backstop.Core.Plugins.BackupException>(() => validator.ReadFactsAsync(new MemoryStream(flipped), CancellationToken.None));
         await Assert.ThrowsAsync<Backstop.Core.Plugins.BackupException>(() => validator.ReadFactsAsync(new MemoryStream(withHash[..^10]), CancellationToken.None));
     }
+
+    [Fact]
+    public async Task Restore_writes_a_snapshot_that_etcdctl_restores()
+    {
+        await _etcd.PutAsync(30);
+        Config(_etcd.Endpoint);
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var r = _box.Run("restore", "--source", "etcd", "--to", _box["restored"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var data = _box["member"];
+        var restore = _box.Shell($"ETCDCTL_API=3 etcdctl snapshot restore '{_box["restored/snapshot.db"]}' --data-dir '{data}'");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        using var restored = new EtcdServer(data);
+        Assert.Equal(30, restored.KeyCount());
+    }
 }

@@ -124,4 +124,22 @@ public sealed class MySqlSourceTests : IClassFixture<MariaDbServer>, IDisposable
             Assert.DoesNotContain(MariaDbServer.Password, File.ReadAllText(_box[file]), StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public void Restore_into_a_new_database_gives_the_same_rows_and_refuses_a_full_one()
+    {
+        var db = CreateShop(6, 40);
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+        var copy = NewName("restored");
+        var to = $"mysql://{MariaDbServer.User}@127.0.0.1:{_db.Port}/{copy}";
+        var restore = Run("restore", "--source", "my", "--to", to);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Contains("tables=6, as recorded", restore.Stdout, StringComparison.Ordinal);
+        Assert.Equal(Checksum(db, 6), Checksum(copy, 6));
+
+        var again = Run("restore", "--source", "my", "--to", to);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains($"database {copy} at 127.0.0.1:{_db.Port} already holds 6 tables", again.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -116,4 +116,17 @@ public sealed class RedisSourceTests : IDisposable
         var cut = await Assert.ThrowsAsync<Backstop.Core.Plugins.BackupException>(() => validator.ReadFactsAsync(new MemoryStream(rdb[..^100]), CancellationToken.None));
         Assert.Contains("cut short", cut.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Restore_writes_a_dump_rdb_that_a_fresh_server_loads()
+    {
+        Fill();
+        Config();
+        Assert.Equal(0, Run("run").ExitCode);
+        var r = Run("restore", "--source", "cache", "--to", _box["restored"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using var restored = new RedisServer(_box["restored"], password: false);
+        Assert.Equal("1000", restored.Cli("DBSIZE").Stdout.Trim());
+        Assert.Equal(1, Run("restore", "--source", "cache", "--to", _box["restored"]).ExitCode); // dump.rdb exists now
+    }
 }

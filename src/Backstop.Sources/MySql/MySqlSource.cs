@@ -64,7 +64,7 @@ public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
     public override ISource Create(SourceDefinition definition, MySqlOptions options) => new MySqlSource(definition.Name, options);
 }
 
-internal sealed class MySqlSource(string name, MySqlOptions options) : ISource
+internal sealed partial class MySqlSource(string name, MySqlOptions options) : ISource
 {
     internal const string Trailer = "-- Dump completed";
     private static readonly string[] SystemSchemas = ["information_schema", "performance_schema", "sys"];

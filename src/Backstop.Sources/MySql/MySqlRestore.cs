@@ -1,0 +1,72 @@
+using System.Globalization;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+
+namespace Backstop.Sources.MySql;
+
+/// <summary>
+/// Restore into <c>mysql://user@host:port/dbname</c> (or <c>mariadb://</c>): the database is created when missing and
+/// refused when it holds tables (unless --force); the dump is fed to the client program; the tables found
+/// afterwards are compared with the snapshot's. The password is the source's, in a 0600 defaults file.
+/// </summary>
+internal sealed partial class MySqlSource : IRestorable
+{
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) =>
+        artifacts.Count > 1
+            ? throw new ConfigException($"--artifact: this snapshot holds {artifacts.Count} databases ({string.Join(", ", artifacts)}) and --to names one; restore them one at a time")
+            : artifacts;
+
+    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken)
+    {
+        var (host, port, user, database) = Destination(destination);
+        var target = new MySqlSource(name, options with { Host = host, Port = port, User = user });
+        target._client = target.Resolve("client", ["mariadb", "mysql"]);
+        var quoted = "`" + database.Replace("`", "``", StringComparison.Ordinal) + "`";
+        await target.QueryAsync(null, $"CREATE DATABASE IF NOT EXISTS {quoted}", cancellationToken).ConfigureAwait(false);
+        var before = (await target.FactsAsync(database, cancellationToken).ConfigureAwait(false))["tables"];
+        if (before > 0 && !force)
+        {
+            throw new BackupException($"database {database} at {host}:{port} already holds {before} tables; restore into a new database, or add --force");
+        }
+
+        var dir = Directory.CreateTempSubdirectory("backstop-mysql-");
+        try
+        {
+            var defaults = target.WriteDefaultsFile(dir.FullName);
+            await ChildProcess.RunWithInputAsync(target._client!,
+                [$"--defaults-extra-file={defaults}", "-h", host, "-P", port.ToString(CultureInfo.InvariantCulture), "-u", user, "--protocol=TCP", database],
+                new Dictionary<string, string>(), content, options.Timeout, $"{Path.GetFileName(target._client)} into {database} at {host}:{port}",
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+
+        var facts = await target.FactsAsync(database, cancellationToken).ConfigureAwait(false);
+        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = facts["tables"] };
+    }
+
+    private (string Host, int Port, string User, string Database) Destination(string destination)
+    {
+        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || (uri.Scheme != "mysql" && uri.Scheme != "mariadb"))
+        {
+            throw new ConfigException($"--to {destination}: a MySQL/MariaDB destination is a URI like mysql://user@host:3306/dbname");
+        }
+
+        if (uri.UserInfo.Contains(':', StringComparison.Ordinal))
+        {
+            throw new ConfigException("--to: leave the password out of the URI (it would be visible to every user); the source's password is used");
+        }
+
+        var database = Uri.UnescapeDataString(uri.AbsolutePath.Trim('/'));
+        if (database.Length == 0 || database.Contains('/', StringComparison.Ordinal))
+        {
+            throw new ConfigException($"--to {destination}: name the database to restore into, like mysql://user@host:3306/dbname");
+        }
+
+        return (uri.Host, uri.Port > 0 ? uri.Port : 3306, uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : options.User, database);
+    }
+}
