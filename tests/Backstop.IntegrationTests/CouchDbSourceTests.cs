@@ -107,4 +107,24 @@ public sealed class CouchDbSourceTests : IClassFixture<CouchServer>, IDisposable
         Assert.Equal(1, run.ExitCode);
         Assert.Contains("/no-such-db does not exist", run.All, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Restore_into_a_new_database_keeps_revisions_and_refuses_a_full_one()
+    {
+        var db = await CreateLedgerAsync(40);
+        Config(db);
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var copy = NewName("restored");
+        var to = $"{_couch.Url}/{copy}";
+        var r = _box.Run("restore", "--source", "couch", "--to", to);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("documents=40, as recorded", r.Stdout, StringComparison.Ordinal);
+        var original = await _couch.SendAsync(HttpMethod.Get, $"/{db}/tx-0007");
+        var restored = await _couch.SendAsync(HttpMethod.Get, $"/{copy}/tx-0007");
+        Assert.Equal(original.GetProperty("_rev").GetString(), restored.GetProperty("_rev").GetString());
+
+        var again = _box.Run("restore", "--source", "couch", "--to", to);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("already holds 40 documents", again.Stderr, StringComparison.Ordinal);
+    }
 }

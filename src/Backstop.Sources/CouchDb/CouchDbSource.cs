@@ -49,9 +49,84 @@ public sealed class CouchDbSourceKind : SourceKind<CouchDbOptions>
     public override ISource Create(SourceDefinition definition, CouchDbOptions options) => new CouchDbSource(definition.Name, options);
 }
 
-internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISource
+internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISource, IRestorable
 {
     private const int Page = 500;
+
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) =>
+        artifacts.Count > 1
+            ? throw new ConfigException($"--artifact: this snapshot holds {artifacts.Count} databases ({string.Join(", ", artifacts)}) and --to names one; restore them one at a time")
+            : artifacts;
+
+    /// <summary>
+    /// Into <c>http(s)://host:port/db</c> (credentials from the source): the database is created when missing and refused
+    /// when it holds documents (unless --force); documents go back through <c>_bulk_docs</c> with <c>new_edits: false</c>,
+    /// so their revisions and attachments are the same; the documents counted afterwards are compared.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken)
+    {
+        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https")
+            || uri.AbsolutePath.Trim('/').Length == 0 || uri.UserInfo.Length > 0)
+        {
+            throw new ConfigException($"--to {destination}: a CouchDB destination is a URL without credentials, like http://host:5984/dbname");
+        }
+
+        var target = new CouchDbSource(name, options with { Url = new Uri(uri.GetLeftPart(UriPartial.Authority)) });
+        using var http = target.Client();
+        var path = "/" + uri.AbsolutePath.Trim('/');
+        if (await target.GetRawAsync(http, path, cancellationToken).ConfigureAwait(false) is { } existing)
+        {
+            using var info = JsonDocument.Parse(existing);
+            var count = info.RootElement.GetProperty("doc_count").GetInt64();
+            if (count > 0 && !force)
+            {
+                throw new BackupException($"database {path.TrimStart('/')} at {uri.Host}:{uri.Port} already holds {count} documents; restore into a new database, or add --force");
+            }
+        }
+        else
+        {
+            using var created = await http.PutAsync(new Uri(path, UriKind.Relative), null, cancellationToken).ConfigureAwait(false);
+            if (!created.IsSuccessStatusCode)
+            {
+                throw new BackupException($"cannot create database {path.TrimStart('/')} at {uri.Host}:{uri.Port}: HTTP {(int)created.StatusCode}");
+            }
+        }
+
+        using var reader = new StreamReader(content, Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16, leaveOpen: true);
+        var batch = new List<JsonElement>();
+        long sent = 0;
+        while (true)
+        {
+            var line = await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false);
+            if (line is { Length: > 0 })
+            {
+                using var doc = JsonDocument.Parse(line);
+                batch.Add(doc.RootElement.Clone());
+            }
+
+            if (batch.Count > 0 && (batch.Count == Page || line is null))
+            {
+                using var response = await http.PostAsJsonAsync(new Uri(path + "/_bulk_docs", UriKind.Relative), new { new_edits = false, docs = batch }, cancellationToken)
+                    .ConfigureAwait(false);
+                if (!response.IsSuccessStatusCode)
+                {
+                    throw new BackupException($"_bulk_docs into {path.TrimStart('/')} answered HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
+                }
+
+                sent += batch.Count;
+                batch.Clear();
+            }
+
+            if (line is null)
+            {
+                break;
+            }
+        }
+
+        var after = (await target.GetAsync(http, path, cancellationToken).ConfigureAwait(false)).GetProperty("doc_count").GetInt64();
+        return new Dictionary<string, long> { ["databases"] = 1, ["documents"] = after };
+    }
 
     private string Where => $"{options.Url.Host}:{options.Url.Port}";
 
