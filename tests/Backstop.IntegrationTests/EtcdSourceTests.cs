@@ -99,4 +99,26 @@ public sealed class EtcdSourceTests : IDisposable
         using var restored = new EtcdServer(data);
         Assert.Equal(30, restored.KeyCount());
     }
+
+    [Fact]
+    public void With_authentication_on_a_wrong_password_fails_and_the_right_one_works()
+    {
+        Assert.Equal(0, _etcd.Ctl("user", "add", "root:Etcd-Pass-1").ExitCode);
+        Assert.Equal(0, _etcd.Ctl("auth", "enable").ExitCode);
+        var env = new Dictionary<string, string> { ["ETCD_PASSWORD"] = "Etcd-Pass-1" };
+        Config(_etcd.Endpoint, ", user: root, password: \"env:ETCD_PASSWORD\"");
+        var good = _box.Run(["run"], env);
+        Assert.True(good.ExitCode == 0, good.ToString());
+
+        Config(_etcd.Endpoint, ", user: root, password: wrong-pass");
+        var bad = _box.Run("run");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("authentication failed: check 'user' and 'password'", bad.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("wrong-pass", bad.All, StringComparison.Ordinal);
+
+        Config(_etcd.Endpoint);
+        var none = _box.Run("run");
+        Assert.Equal(1, none.ExitCode);
+        Assert.Contains("requires authentication: set 'user' and 'password'", none.All, StringComparison.Ordinal);
+    }
 }

@@ -129,4 +129,79 @@ public sealed class RedisSourceTests : IDisposable
         Assert.Equal("1000", restored.Cli("DBSIZE").Stdout.Trim());
         Assert.Equal(1, Run("restore", "--source", "cache", "--to", _box["restored"]).ExitCode); // dump.rdb exists now
     }
+
+    /// <summary>A server that answers like Redis, then drops the connection in the middle of the RDB.</summary>
+    private static async Task ServeTruncatedSyncAsync(System.Net.Sockets.TcpListener listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            using var client = await listener.AcceptTcpClientAsync(ct);
+            await using var stream = client.GetStream();
+            var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+            async Task Send(string s) => await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(s), ct);
+            while (await reader.ReadLineAsync(ct) is { } header && header.StartsWith('*'))
+            {
+                var args = new List<string>();
+                for (var i = 0; i < int.Parse(header[1..], System.Globalization.CultureInfo.InvariantCulture); i++)
+                {
+                    await reader.ReadLineAsync(ct);
+                    args.Add((await reader.ReadLineAsync(ct))!);
+                }
+
+                switch (args[0].ToUpperInvariant())
+                {
+                    case "INFO":
+                        var body = args.Count > 1 && args[1] == "keyspace" ? "# Keyspace\r\ndb0:keys=5,expires=0,avg_ttl=0\r\n" : "# Server\r\nredis_version:7.0.15\r\n";
+                        await Send($"${body.Length}\r\n{body}\r\n");
+                        break;
+                    case "SYNC":
+                        await Send("\n$1000000\r\nREDIS0010");
+                        await stream.WriteAsync(new byte[5000], ct);
+                        client.Client.Close(); // the server goes away mid-transfer
+                        goto next;
+                    default:
+                        await Send("+OK\r\n");
+                        break;
+                }
+            }
+
+            next:;
+        }
+    }
+
+    [Fact]
+    public async Task A_transfer_that_breaks_off_fails_the_snapshot_and_stores_nothing()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var server = ServeTruncatedSyncAsync(listener, cts.Token);
+        try
+        {
+            Config(port: ((System.Net.IPEndPoint)listener.LocalEndpoint).Port);
+            var run = Run("run");
+            Assert.Equal(1, run.ExitCode);
+            Assert.Contains("the RDB transfer from 127.0.0.1:", run.All, StringComparison.Ordinal);
+            Assert.Contains("broke off", run.All, StringComparison.Ordinal);
+            Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+        }
+        finally
+        {
+            await cts.CancelAsync();
+            listener.Stop();
+            try
+            {
+                await server;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+    }
 }
