@@ -127,4 +127,23 @@ public sealed class CouchDbSourceTests : IClassFixture<CouchServer>, IDisposable
         Assert.Equal(1, again.ExitCode);
         Assert.Contains("already holds 40 documents", again.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_wrong_password_fails_saying_so_and_the_right_one_works()
+    {
+        using var secured = new CouchServer(); // its own server: an admin changes what anonymous requests may do
+        await secured.SendAsync(HttpMethod.Put, "/books");
+        await secured.SendAsync(HttpMethod.Post, "/books", new { title = "one" });
+        await secured.SendAsync(HttpMethod.Put, "/_config/admins/admin", "\"Couch-Secret-3\"");
+        var env = new Dictionary<string, string> { ["COUCH_PASSWORD"] = "Couch-Secret-3" };
+        Config("books", ", user: admin, password: \"env:COUCH_PASSWORD\"", secured.Url);
+        var good = _box.Run(["run"], env);
+        Assert.True(good.ExitCode == 0, good.ToString());
+
+        Config("books", ", user: admin, password: not-it", secured.Url);
+        var bad = _box.Run("run");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("refused the credentials: check 'user' and 'password'", bad.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("not-it", bad.All, StringComparison.Ordinal);
+    }
 }

@@ -175,7 +175,7 @@ public sealed class RedisSourceTests : IDisposable
         var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var server = ServeTruncatedSyncAsync(listener, cts.Token);
+        var server = Task.Run(() => ServeTruncatedSyncAsync(listener, cts.Token)); // off the test's synchronization context
         try
         {
             Config(port: ((System.Net.IPEndPoint)listener.LocalEndpoint).Port);
