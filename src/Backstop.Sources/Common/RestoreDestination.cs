@@ -41,6 +41,25 @@ public static class RestoreDestination
         return path;
     }
 
+    /// <summary>A destination database takes one dump: more than one must be restored one at a time.</summary>
+    public static IReadOnlyList<string> OneDatabase(IReadOnlyList<string> dumps) =>
+        dumps.Count > 1
+            ? throw new Core.Config.ConfigException(
+                $"--artifact: this snapshot holds {dumps.Count} databases ({string.Join(", ", dumps)}) and --to names one; restore them one at a time")
+            : dumps;
+
+    /// <summary>Writes FOLDER/NAME, then reads it back through the artifact's format check and returns what that found.</summary>
+    public static async Task<IReadOnlyDictionary<string, long>> CheckedFileInFolderAsync(string destination, string name, bool force, Stream content,
+        IArtifactValidator check, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(check);
+        var path = File(Path.EndsInDirectorySeparator(destination) ? destination : destination + "/", name, force);
+        await WriteFileAsync(path, content, cancellationToken).ConfigureAwait(false);
+        await using var written = System.IO.File.OpenRead(path);
+        return await check.ReadFactsAsync(written, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Writes the content under a temporary name beside the path, then renames it into place.</summary>
     public static async Task<long> WriteFileAsync(string path, Stream content, CancellationToken cancellationToken)
     {

@@ -53,10 +53,7 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
 {
     private const int Page = 500;
 
-    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) =>
-        artifacts.Count > 1
-            ? throw new ConfigException($"--artifact: this snapshot holds {artifacts.Count} databases ({string.Join(", ", artifacts)}) and --to names one; restore them one at a time")
-            : artifacts;
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => Common.RestoreDestination.OneDatabase(artifacts);
 
     /// <summary>
     /// Into <c>http(s)://host:port/db</c> (credentials from the source): the database is created when missing and refused

@@ -55,14 +55,9 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
 internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IRestorable
 {
     /// <summary>Writes <c>snapshot.db</c> into a folder, for <c>etcdctl snapshot restore</c>; its trailing hash is checked.</summary>
-    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
-        CancellationToken cancellationToken)
-    {
-        var path = Common.RestoreDestination.File(Path.EndsInDirectorySeparator(destination) ? destination : destination + "/", Artifact, force);
-        await Common.RestoreDestination.WriteFileAsync(path, content, cancellationToken).ConfigureAwait(false);
-        await using var written = File.OpenRead(path);
-        return await new SnapshotValidator().ReadFactsAsync(written, cancellationToken).ConfigureAwait(false);
-    }
+    public Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken) =>
+        Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, new SnapshotValidator(), cancellationToken);
 
     internal const string Artifact = "snapshot.db";
     private Uri? _endpoint;

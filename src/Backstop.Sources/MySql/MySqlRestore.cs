@@ -12,10 +12,7 @@ namespace Backstop.Sources.MySql;
 /// </summary>
 internal sealed partial class MySqlSource : IRestorable
 {
-    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) =>
-        artifacts.Count > 1
-            ? throw new ConfigException($"--artifact: this snapshot holds {artifacts.Count} databases ({string.Join(", ", artifacts)}) and --to names one; restore them one at a time")
-            : artifacts;
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => Common.RestoreDestination.OneDatabase(artifacts);
 
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)

@@ -15,13 +15,7 @@ internal sealed partial class PostgresSource : IRestorable
 {
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
     {
-        var dumps = artifacts.Where(a => a != GlobalsArtifact).ToList();
-        if (dumps.Count > 1)
-        {
-            throw new ConfigException(
-                $"--artifact: this snapshot holds {dumps.Count} databases ({string.Join(", ", dumps)}) and --to names one; restore them one at a time");
-        }
-
+        var dumps = RestoreDestination.OneDatabase(artifacts.Where(a => a != GlobalsArtifact).ToList());
         return [.. artifacts.Where(a => a == GlobalsArtifact), .. dumps];
     }
 

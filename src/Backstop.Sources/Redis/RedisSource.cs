@@ -34,14 +34,9 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
 internal sealed class RedisSource(string name, RedisOptions options) : ISource, IRestorable
 {
     /// <summary>Writes <c>dump.rdb</c> into a folder (for a redis-server started with that --dir), checked as it was stored.</summary>
-    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
-        CancellationToken cancellationToken)
-    {
-        var path = Common.RestoreDestination.File(Path.EndsInDirectorySeparator(destination) ? destination : destination + "/", Artifact, force);
-        await Common.RestoreDestination.WriteFileAsync(path, content, cancellationToken).ConfigureAwait(false);
-        await using var written = File.OpenRead(path);
-        return await new RdbValidator().ReadFactsAsync(written, cancellationToken).ConfigureAwait(false);
-    }
+    public Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken) =>
+        Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, new RdbValidator(), cancellationToken);
 
     internal const string Artifact = "dump.rdb";
 
