@@ -146,4 +146,26 @@ public sealed class CouchDbSourceTests : IClassFixture<CouchServer>, IDisposable
         Assert.Contains("refused the credentials: check 'user' and 'password'", bad.All, StringComparison.Ordinal);
         Assert.DoesNotContain("not-it", bad.All, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_server_that_dies_mid_transfer_fails_the_snapshot_and_stores_nothing()
+    {
+        var db = NewName("scans");
+        await _couch.SendAsync(HttpMethod.Put, "/" + db);
+        var scan = Convert.ToBase64String(new byte[64 * 1024]);
+        var docs = Enumerable.Range(0, 20).Select(i => new Dictionary<string, object>
+        {
+            ["_id"] = $"scan-{i:00}",
+            ["_attachments"] = new Dictionary<string, object> { ["page.bin"] = new { content_type = "application/octet-stream", data = scan } },
+        }).ToArray();
+        await _couch.SendAsync(HttpMethod.Post, $"/{db}/_bulk_docs", new { docs });
+        using var proxy = new FaultProxy(_couch.Port, budget: 300 * 1024); // a few documents pass, then the server is gone
+        Config(db, url: $"http://127.0.0.1:{proxy.Port}");
+        var run = _box.Run("run");
+        Assert.True(proxy.Tripped, "the transfer was smaller than the proxy's budget");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"CouchDB at 127.0.0.1:{proxy.Port} broke off the connection while sending /{db}/scan-", run.All, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+        Assert.Equal("failed", _box.Snapshots()[0].GetProperty("state").GetString());
+    }
 }

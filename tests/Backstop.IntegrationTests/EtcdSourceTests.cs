@@ -121,4 +121,18 @@ public sealed class EtcdSourceTests : IDisposable
         Assert.Equal(1, none.ExitCode);
         Assert.Contains("requires authentication: set 'user' and 'password'", none.All, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_server_that_dies_mid_snapshot_fails_the_snapshot_and_stores_nothing()
+    {
+        await _etcd.PutAsync(300);
+        using var proxy = new FaultProxy(_etcd.Port, budget: 16 * 1024); // /version and the key count pass, the snapshot is cut
+        Config($"http://127.0.0.1:{proxy.Port}");
+        var run = _box.Run("run");
+        Assert.True(proxy.Tripped, "the snapshot was smaller than the proxy's budget");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains($"the snapshot stream from 127.0.0.1:{proxy.Port} broke off", run.All, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+        Assert.Equal("failed", _box.Snapshots()[0].GetProperty("state").GetString());
+    }
 }

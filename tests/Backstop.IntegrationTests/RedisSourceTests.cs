@@ -90,6 +90,31 @@ public sealed class RedisSourceTests : IDisposable
     }
 
     [Fact]
+    public void An_acl_user_with_replication_rights_works_and_one_without_is_told_what_is_missing()
+    {
+        Fill();
+        Assert.Equal("OK", _redis.Cli("ACL", "SETUSER", "backup", "on", ">Backup-Pass-9", "~*", "+@all").Stdout.Trim());
+        Assert.Equal("OK", _redis.Cli("ACL", "SETUSER", "reader", "on", ">Reader-Pass-9", "~*", "+@read", "+info", "+ping").Stdout.Trim());
+        _env["REDIS_USER_PASSWORD"] = "Backup-Pass-9";
+        Config(", user: backup", password: "env:REDIS_USER_PASSWORD");
+        var good = Run("run");
+        Assert.True(good.ExitCode == 0, good.ToString());
+        AssertRestores();
+
+        Config(", user: backup", password: "Reader-Pass-9");
+        var wrong = Run("run");
+        Assert.Equal(1, wrong.ExitCode);
+        Assert.Contains("authentication to Redis at 127.0.0.1:", wrong.All, StringComparison.Ordinal);
+
+        Config(", user: reader", password: "Reader-Pass-9");
+        var limited = Run("run");
+        Assert.Equal(1, limited.ExitCode);
+        Assert.Contains("refused SYNC: NOPERM", limited.All, StringComparison.Ordinal);
+        Assert.Contains("grant it with ACL SETUSER reader +sync", limited.All, StringComparison.Ordinal);
+        Assert.Equal("committed,failed,failed", string.Join(",", _box.Snapshots().Select(s => s.GetProperty("state").GetString()).Order()));
+    }
+
+    [Fact]
     public void An_empty_redis_fails_min_keys()
     {
         Config(", expect: { min_keys: 1 }");

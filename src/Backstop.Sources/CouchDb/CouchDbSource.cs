@@ -247,9 +247,14 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
         }
         catch (HttpRequestException e)
         {
-            throw new BackupException(e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused }
-                ? $"source '{name}': connection to CouchDB at {Where} refused: is the server running and listening there?"
-                : $"source '{name}': CouchDB at {Where}: {e.Message}");
+            throw new BackupException(e.InnerException switch
+            {
+                SocketException { SocketErrorCode: SocketError.ConnectionRefused } =>
+                    $"source '{name}': connection to CouchDB at {Where} refused: is the server running and listening there?",
+                IOException io =>
+                    $"source '{name}': CouchDB at {Where} broke off the connection while sending {path.Split('?')[0]}: {(io.InnerException ?? io).Message} (did the server stop or restart?)",
+                _ => $"source '{name}': CouchDB at {Where}: {e.Message}",
+            });
         }
         catch (TaskCanceledException) when (!ct.IsCancellationRequested)
         {

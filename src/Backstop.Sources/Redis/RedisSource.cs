@@ -95,7 +95,10 @@ internal sealed class RedisSource(string name, RedisOptions options) : ISource, 
 
         if (header.StartsWith('-'))
         {
-            throw new BackupException($"source '{name}': Redis at {Where} refused SYNC: {header[1..]}");
+            var hint = header.StartsWith("-NOPERM", StringComparison.Ordinal)
+                ? $": the backup needs the replication command; grant it with ACL SETUSER {options.User ?? "default"} +sync (or +@admin)"
+                : "";
+            throw new BackupException($"source '{name}': Redis at {Where} refused SYNC: {header[1..]}{hint}");
         }
 
         if (!header.StartsWith('$'))
