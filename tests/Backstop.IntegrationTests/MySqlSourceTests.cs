@@ -100,6 +100,21 @@ public sealed class MySqlSourceTests : IClassFixture<MariaDbServer>, IDisposable
     }
 
     [Fact]
+    public void A_dump_tool_older_than_the_server_fails_preflight_naming_both_versions()
+    {
+        var db = CreateShop(1, 1);
+        var fake = _box.Write("fake/mariadb-dump",
+            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'mariadb-dump  Ver 10.17 Distrib 10.3.39-MariaDB, for debian-linux-gnu (x86_64)'; exit 0; }\nexec mariadb-dump \"$@\"\n");
+        File.SetUnixFileMode(fake, (UnixFileMode)0b111_101_101);
+        Config(db, ", tools: { dump: ./fake/mariadb-dump }");
+        var run = Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("is version 10.3.39-MariaDB, older than the server at 127.0.0.1:", run.All, StringComparison.Ordinal);
+        Assert.Contains("install a client of version 10.11 or newer and set tools.dump", run.All, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+    }
+
+    [Fact]
     public void A_dump_cut_short_is_refused_by_its_missing_completion_line()
     {
         var db = CreateShop(2, 10);

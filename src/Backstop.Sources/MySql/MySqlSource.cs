@@ -77,13 +77,64 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
     {
         _dump = Resolve("dump", ["mariadb-dump", "mysqldump"]);
         _client = Resolve("client", ["mariadb", "mysql"]);
-        var version = await QueryAsync(null, "SELECT VERSION()", cancellationToken).ConfigureAwait(false);
+        var server = (await QueryAsync(null, "SELECT VERSION()", cancellationToken).ConfigureAwait(false)).FirstOrDefault()?.FirstOrDefault() ?? "?";
+        var dumpVersion = await ToolVersionAsync(_dump, cancellationToken).ConfigureAwait(false);
+        CheckToolVersion(dumpVersion, server);
         return new SourcePreflight(new Dictionary<string, string>
         {
             ["dump"] = _dump,
-            ["server"] = version.FirstOrDefault()?.FirstOrDefault() ?? "?",
+            ["dump_version"] = dumpVersion,
+            ["server"] = server,
         }, 0);
     }
+
+    /// <summary>What <c>--version</c> says, e.g. "10.11.19-MariaDB" or "8.0.36".</summary>
+    private async Task<string> ToolVersionAsync(string tool, CancellationToken ct)
+    {
+        using var output = new MemoryStream();
+        await ChildProcess.RunToStreamAsync(tool, ["--version"], new Dictionary<string, string>(), "/", output,
+            TimeSpan.FromSeconds(30), $"source '{name}': {tool} --version", ct).ConfigureAwait(false);
+        var text = Encoding.UTF8.GetString(output.ToArray()).Trim();
+        // MariaDB: "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, …"; MySQL: "mysqldump  Ver 8.0.36 for Linux …".
+        var m = ToolVersionPattern().Match(text);
+        return m.Success ? m.Groups["v"].Value : throw new BackupException($"source '{name}': cannot tell the version of {tool} from '{text}'");
+    }
+
+    /// <summary>
+    /// A dump tool older than a server of its own family can miss what the newer server has (new column types,
+    /// options, system tables); refuse it at preflight. Across families (a MariaDB client on a MySQL server) the
+    /// versions do not compare, and the dump's own checks still apply.
+    /// </summary>
+    private void CheckToolVersion(string tool, string server)
+    {
+        var toolMaria = tool.Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
+        var serverMaria = server.Contains("MariaDB", StringComparison.OrdinalIgnoreCase);
+        if (toolMaria != serverMaria || MajorMinor(tool) is not { } t || MajorMinor(server) is not { } s)
+        {
+            return;
+        }
+
+        if (t.CompareTo(s) < 0)
+        {
+            throw new BackupException(
+                $"source '{name}': {_dump} is version {tool}, older than the server at {Where} ({server}); " +
+                $"install a client of version {s.Major}.{s.Minor} or newer and set tools.dump to it");
+        }
+    }
+
+    private static (int Major, int Minor)? MajorMinor(string version)
+    {
+        var m = MajorMinorPattern().Match(version);
+        return m.Success
+            ? (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture))
+            : null;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:Distrib\s+(?<v>\d+\.\d+[\w.\-]*)|Ver\s+(?<v>\d+\.\d+\.\d+[\w.\-]*)\s+for)")]
+    private static partial System.Text.RegularExpressions.Regex ToolVersionPattern();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(\d+)\.(\d+)")]
+    private static partial System.Text.RegularExpressions.Regex MajorMinorPattern();
 
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
