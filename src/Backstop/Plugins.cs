@@ -8,6 +8,7 @@ using Backstop.Sources.Postgres;
 using Backstop.Sources.Redis;
 using Backstop.Sources.Sqlite;
 using Backstop.Targets.Local;
+using Backstop.Targets.S3;
 
 namespace Backstop.Cli;
 
@@ -29,5 +30,6 @@ internal static class Plugins
         targets:
         [
             new LocalTargetKind(),
+            new S3TargetKind(),
         ]);
 }

@@ -36,8 +36,14 @@ public static class CopyVerifier
                     return new CopyInfo(target.Name, CopyState.Missing, now, $"{Where(target, key)} is missing");
                 }
 
-                return info.Size != size
-                    ? new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} has {info.Size} bytes, {size} were stored")
+                if (info.Size != size)
+                {
+                    return new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} has {info.Size} bytes, {size} were stored");
+                }
+
+                return info.Sha256 is { } recorded && !string.Equals(recorded, sha256, StringComparison.OrdinalIgnoreCase)
+                    ? new CopyInfo(target.Name, CopyState.Corrupt, now,
+                        $"{Where(target, key)} was replaced: the target records SHA-256 {recorded[..16]}…, {sha256[..16]}… was stored")
                     : new CopyInfo(target.Name, CopyState.Verified, now, null);
             }
 

@@ -28,8 +28,11 @@ public abstract class TargetKind<TOptions> : ITargetKind where TOptions : class
 /// <summary>What a target can do, so that the pipeline decides once instead of asking each plugin.</summary>
 public sealed record TargetCapabilities(bool AtomicPublish, bool FreeSpaceQuery, bool ServerSideChecksum);
 
-/// <summary>An object on a target: its key (with '/' separators, relative to the target's root) and size.</summary>
-public sealed record ObjectInfo(string Key, long Size, DateTimeOffset Modified);
+/// <summary>
+/// An object on a target: its key (with '/' separators, relative to the target's root), size, and the SHA-256 of
+/// its bytes when the target keeps one beside the object (S3 metadata), so a stat can tell a replaced object.
+/// </summary>
+public sealed record ObjectInfo(string Key, long Size, DateTimeOffset Modified, string? Sha256 = null);
 
 /// <summary>
 /// One place backups are stored. It never knows what the bytes are. Keys are relative paths with '/'

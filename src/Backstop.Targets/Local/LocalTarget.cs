@@ -198,10 +198,15 @@ public sealed class LocalTarget(string name, string root) : ITarget
 
         public async Task CommitAsync(CancellationToken cancellationToken)
         {
+            if (_written == 0)
+            {
+                throw new BackupException($"target '{target.Name}': refusing to store {Path.GetFileName(final)} empty");
+            }
+
             await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
             stream.Flush(flushToDisk: true);
             await stream.DisposeAsync().ConfigureAwait(false);
-            File.Move(temp, final, overwrite: false);
+            File.Move(temp, final, overwrite: true); // rename(2): the old object until this instant, the new one after
             Posix.FsyncDirectory(dir);
             _committed = true;
         }

@@ -85,6 +85,11 @@ public sealed class MemoryTarget(string name) : ITarget
         public Task CommitAsync(CancellationToken cancellationToken)
         {
             ObjectDisposedException.ThrowIf(_done, this);
+            if (_buffer.Length == 0)
+            {
+                throw new BackupException($"target '{_target.Name}': refusing to store {_key} empty");
+            }
+
             _target._objects[_key] = (_buffer.ToArray(), DateTimeOffset.UtcNow);
             _done = true;
             _target.Pending.TryRemove(_key, out _);

@@ -66,7 +66,8 @@ public sealed class ServerProcess : IDisposable
         }
     }
 
-    public void Dispose()
+    /// <summary>Kills the server and keeps its folder (a server that goes down and comes back later).</summary>
+    public void Kill()
     {
         try
         {
@@ -77,7 +78,14 @@ public sealed class ServerProcess : IDisposable
         {
             // already gone
         }
+    }
 
+    /// <summary>Stops the process with a signal (SIGSTOP freezes it: a server that hangs with its port open).</summary>
+    public void Signal(int signal) => _ = Posix.Kill(_process.Id, signal);
+
+    public void Dispose()
+    {
+        Kill();
         _process.Dispose();
         try
         {
@@ -88,4 +96,13 @@ public sealed class ServerProcess : IDisposable
             // a file still held by a dying child; the temporary folder is cleaned by the system
         }
     }
+}
+
+internal static partial class Posix
+{
+    public const int SigStop = 19;
+    public const int SigCont = 18;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill")]
+    public static partial int Kill(int pid, int signal);
 }

@@ -1,0 +1,412 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Targets.S3;
+
+public sealed record S3Options(
+    Uri? Endpoint,
+    string Region,
+    string Bucket,
+    string Prefix,
+    SecretRef? AccessKey,
+    SecretRef? SecretKey,
+    bool PathStyle,
+    int PartSize);
+
+public sealed class S3TargetKind : TargetKind<S3Options>
+{
+    private const int MinPart = 5 << 20;
+
+    public override string Kind => "s3";
+
+    public override S3Options Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var bucket = map.RequireString("bucket");
+        Uri? endpoint = null;
+        if (map.String("endpoint") is { } e)
+        {
+            if (!Uri.TryCreate(e, UriKind.Absolute, out endpoint) || endpoint.Scheme is not ("http" or "https"))
+            {
+                throw map.Error("endpoint", $"'{e}' is not an http(s) URL, e.g. https://s3.example.com or http://127.0.0.1:9000");
+            }
+        }
+
+        var access = map.Secret("access_key");
+        var secret = map.Secret("secret_key");
+        if ((access is null) != (secret is null))
+        {
+            throw map.Error(access is null ? "secret_key" : "access_key", "give both access_key and secret_key, or neither (then the AWS environment and instance credentials are used)");
+        }
+
+        var partSize = map.Size("part_size") ?? 16L << 20;
+        if (partSize is < MinPart or > 1L << 30)
+        {
+            throw map.Error("part_size", "must be between 5MiB (the S3 minimum) and 1GiB");
+        }
+
+        var prefix = (map.String("prefix") ?? "").Trim('/');
+        return new S3Options(endpoint, map.String("region") ?? "us-east-1", bucket, prefix.Length == 0 ? "" : prefix + "/",
+            access, secret, map.Bool("path_style") ?? endpoint is not null, (int)partSize);
+    }
+
+    public override ITarget Create(TargetDefinition definition, S3Options options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new S3Target(definition.Name, options);
+    }
+}
+
+/// <summary>
+/// An S3 bucket (AWS or compatible: MinIO, Ceph, R2, B2). Objects appear whole when their upload completes, so no
+/// temporary name is needed; large objects go up in parts with one part buffered at a time. The SHA-256 of the
+/// stored bytes is recorded in the object's metadata (<c>x-amz-meta-sha256</c>), so a HEAD can tell a replaced
+/// object without reading it.
+/// </summary>
+public sealed class S3Target : ITarget, IDisposable
+{
+    internal const string ShaMetadata = "sha256";
+    private const long CopyLimit = 5L << 30; // the largest single server-side copy
+    private readonly S3Options _options;
+    private readonly Lazy<AmazonS3Client> _client;
+
+    public S3Target(string name, S3Options options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Name = name;
+        _options = options;
+        _client = new Lazy<AmazonS3Client>(CreateClient);
+    }
+
+    public string Name { get; }
+
+    public string Where => $"s3://{_options.Bucket}/{_options.Prefix}" + (_options.Endpoint is { } e ? $" at {e.Authority}" : "");
+
+    public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: false, ServerSideChecksum: true);
+
+    private AmazonS3Client Client => _client.Value;
+
+    private AmazonS3Client CreateClient()
+    {
+        var config = new AmazonS3Config
+        {
+            ForcePathStyle = _options.PathStyle,
+            AuthenticationRegion = _options.Region,
+            // Plain PUTs with a content length: S3-compatible servers do not all speak aws-chunked trailers.
+            RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
+            ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+            MaxErrorRetry = 0, // retries are Backstop's, per target, with the reason in the message
+            Timeout = Timeout.InfiniteTimeSpan, // and so are timeouts
+        };
+        if (_options.Endpoint is { } endpoint)
+        {
+            config.ServiceURL = endpoint.ToString();
+        }
+        else
+        {
+            config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(_options.Region);
+        }
+
+        return _options.AccessKey is { } access
+            ? new AmazonS3Client(new BasicAWSCredentials(access.Resolve(), _options.SecretKey!.Resolve()), config)
+            : new AmazonS3Client(config);
+    }
+
+    private string FullKey(string key)
+    {
+        if (key.Length == 0 || key.Split('/').Any(p => p is ".." or "." or ""))
+        {
+            throw new ArgumentException($"invalid object key '{key}'", nameof(key));
+        }
+
+        return _options.Prefix + key;
+    }
+
+    public async Task ProbeAsync(CancellationToken cancellationToken)
+    {
+        var probe = FullKey($".backstop-probe-{Environment.ProcessId}");
+        await Guard("probe (write and delete a small object)", probe, async () =>
+        {
+            await Client.PutObjectAsync(new PutObjectRequest
+            {
+                BucketName = _options.Bucket, Key = probe, InputStream = new MemoryStream([1]), UseChunkEncoding = false,
+            }, cancellationToken).ConfigureAwait(false);
+            await Client.DeleteObjectAsync(_options.Bucket, probe, cancellationToken).ConfigureAwait(false);
+            return true;
+        }).ConfigureAwait(false);
+    }
+
+    public Task<long?> FreeBytesAsync(CancellationToken cancellationToken) => Task.FromResult<long?>(null);
+
+    public Task<ITargetUpload> BeginPutAsync(string key, CancellationToken cancellationToken) =>
+        Task.FromResult<ITargetUpload>(new Upload(this, FullKey(key)));
+
+    public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
+    {
+        var full = FullKey(key);
+        var response = await Guard("read", full, async () =>
+        {
+            try
+            {
+                return await Client.GetObjectAsync(_options.Bucket, full, cancellationToken).ConfigureAwait(false);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                throw new ObjectNotFoundException(Name, key);
+            }
+        }).ConfigureAwait(false);
+        return new ResponseStream(response);
+    }
+
+    public async Task<ObjectInfo?> StatAsync(string key, CancellationToken cancellationToken)
+    {
+        var full = FullKey(key);
+        return await Guard("stat", full, async () =>
+        {
+            try
+            {
+                var m = await Client.GetObjectMetadataAsync(_options.Bucket, full, cancellationToken).ConfigureAwait(false);
+                return new ObjectInfo(key, m.ContentLength, m.LastModified ?? DateTime.UtcNow, m.Metadata[ShaMetadata] is { Length: 64 } sha ? sha : null);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+        }).ConfigureAwait(false);
+    }
+
+    public async IAsyncEnumerable<ObjectInfo> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        string? token = null;
+        do
+        {
+            var request = new ListObjectsV2Request { BucketName = _options.Bucket, Prefix = _options.Prefix + prefix, ContinuationToken = token };
+            var page = await Guard("list", request.Prefix, () => Client.ListObjectsV2Async(request, cancellationToken)).ConfigureAwait(false);
+            foreach (var o in page.S3Objects ?? [])
+            {
+                yield return new ObjectInfo(o.Key[_options.Prefix.Length..], o.Size ?? 0, o.LastModified ?? DateTime.UtcNow);
+            }
+
+            token = page.IsTruncated == true ? page.NextContinuationToken : null;
+        }
+        while (token is not null);
+    }
+
+    public async Task DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        var full = FullKey(key);
+        await Guard("delete", full, () => Client.DeleteObjectAsync(_options.Bucket, full, cancellationToken)).ConfigureAwait(false);
+    }
+
+    /// <summary>Turns S3 and network failures into a message naming the target, the operation and the likely fix.</summary>
+    private async Task<T> Guard<T>(string operation, string key, Func<Task<T>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized || e.ErrorCode is "InvalidAccessKeyId" or "SignatureDoesNotMatch")
+        {
+            throw new BackupException($"target '{Name}': {Where} refused the credentials ({e.ErrorCode}) on {operation}: check access_key and secret_key");
+        }
+        catch (AmazonS3Exception e) when (e.ErrorCode == "NoSuchBucket")
+        {
+            throw new BackupException($"target '{Name}': the bucket '{_options.Bucket}' does not exist at {Where}; create it or fix 'bucket'");
+        }
+        catch (AmazonS3Exception e)
+        {
+            throw new BackupException($"target '{Name}': {operation} of {key} at {Where} failed: {e.ErrorCode ?? ((int)e.StatusCode).ToString(CultureInfo.InvariantCulture)} {e.Message}");
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or SocketException or AmazonClientException)
+        {
+            var root = e;
+            while (root.InnerException is not null)
+            {
+                root = root.InnerException;
+            }
+
+            throw new BackupException(root is SocketException { SocketErrorCode: SocketError.ConnectionRefused }
+                ? $"target '{Name}': connection to {Where} refused on {operation}: is the server running?"
+                : $"target '{Name}': {operation} of {key} at {Where} failed: {root.Message}");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_client.IsValueCreated)
+        {
+            _client.Value.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// One object going up: bytes collect in a part buffer; a full buffer becomes a part of a multipart upload. An
+    /// object smaller than one part is sent with a single PUT at commit. Disposed without commit: the multipart
+    /// upload is aborted, so nothing is left.
+    /// </summary>
+    private sealed class Upload(S3Target target, string key) : ITargetUpload
+    {
+        private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(target._options.PartSize);
+        private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private readonly List<PartETag> _parts = [];
+        private int _filled;
+        private long _size;
+        private string? _uploadId;
+        private bool _committed;
+        private bool _disposed;
+
+        private AmazonS3Client Client => target.Client;
+
+        private string Bucket => target._options.Bucket;
+
+        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            _sha.AppendData(data.Span);
+            _size += data.Length;
+            while (data.Length > 0)
+            {
+                var n = Math.Min(data.Length, _buffer.Length - _filled);
+                data[..n].CopyTo(_buffer.AsMemory(_filled));
+                _filled += n;
+                data = data[n..];
+                if (_filled == _buffer.Length)
+                {
+                    await SendPartAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        private async Task SendPartAsync(CancellationToken ct)
+        {
+            _uploadId ??= (await target.Guard("start of a multipart upload", key, () => Client.InitiateMultipartUploadAsync(
+                new InitiateMultipartUploadRequest { BucketName = Bucket, Key = key }, ct)).ConfigureAwait(false)).UploadId;
+            var number = _parts.Count + 1;
+            var response = await target.Guard($"upload of part {number}", key, () => Client.UploadPartAsync(new UploadPartRequest
+            {
+                BucketName = Bucket,
+                Key = key,
+                UploadId = _uploadId,
+                PartNumber = number,
+                InputStream = new MemoryStream(_buffer, 0, _filled, writable: false),
+                PartSize = _filled,
+                UseChunkEncoding = false,
+            }, ct)).ConfigureAwait(false);
+            _parts.Add(new PartETag(number, response.ETag));
+            _filled = 0;
+        }
+
+        public async Task CommitAsync(CancellationToken cancellationToken)
+        {
+            if (_size == 0)
+            {
+                throw new BackupException($"target '{target.Name}': refusing to store {key} empty");
+            }
+
+            var sha = Convert.ToHexStringLower(_sha.GetHashAndReset());
+            if (_uploadId is null)
+            {
+                var put = new PutObjectRequest
+                {
+                    BucketName = Bucket, Key = key, InputStream = new MemoryStream(_buffer, 0, _filled, writable: false), UseChunkEncoding = false,
+                };
+                put.Metadata[ShaMetadata] = sha;
+                await target.Guard("upload", key, () => Client.PutObjectAsync(put, cancellationToken)).ConfigureAwait(false);
+                _committed = true;
+                return;
+            }
+
+            if (_filled > 0)
+            {
+                await SendPartAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await target.Guard("completion of the multipart upload", key, () => Client.CompleteMultipartUploadAsync(
+                new CompleteMultipartUploadRequest { BucketName = Bucket, Key = key, UploadId = _uploadId, PartETags = _parts },
+                cancellationToken)).ConfigureAwait(false);
+            _committed = true;
+            if (_size <= CopyLimit)
+            {
+                // Metadata is fixed when an upload starts, before the hash is known: a server-side copy onto itself adds it.
+                var copy = new CopyObjectRequest
+                {
+                    SourceBucket = Bucket, SourceKey = key, DestinationBucket = Bucket, DestinationKey = key,
+                    MetadataDirective = S3MetadataDirective.REPLACE,
+                };
+                copy.Metadata[ShaMetadata] = sha;
+                try
+                {
+                    await Client.CopyObjectAsync(copy, cancellationToken).ConfigureAwait(false);
+                }
+                catch (AmazonS3Exception)
+                {
+                    // Some S3-compatible servers mis-decode the copy source (s3rver 3.7 takes "%2F" literally). The object
+                    // is whole and is verified by reading it back; it only lacks the metadata shortcut.
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _sha.Dispose();
+            if (!_committed && _uploadId is not null)
+            {
+                try
+                {
+                    await Client.AbortMultipartUploadAsync(Bucket, key, _uploadId, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException)
+                {
+                    // left for the next run's sweep of stale uploads
+                }
+            }
+        }
+    }
+
+    /// <summary>The body of a GET, disposing the response with it.</summary>
+    private sealed class ResponseStream(GetObjectResponse response) : Stream
+    {
+        private readonly Stream _body = response.ResponseStream;
+
+        public override int Read(byte[] buffer, int offset, int count) => _body.Read(buffer, offset, count);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _body.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            _body.ReadAsync(buffer, offset, count, cancellationToken);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _body.Dispose();
+                response.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,66 @@
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.IntegrationTests.Support;
+using Backstop.Targets.S3;
+using Backstop.Tests.Targets;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>The conformance suite against an S3-compatible server; each test in its own prefix.</summary>
+public sealed class S3TargetConformance : TargetConformance, IClassFixture<S3Server>
+{
+    public S3TargetConformance(S3Server s3)
+    {
+        ArgumentNullException.ThrowIfNull(s3);
+        Target = new S3Target("s3", new S3Options(new Uri(s3.Endpoint), "us-east-1", s3.Bucket, "t-" + Guid.NewGuid().ToString("N")[..8] + "/",
+            new SecretRef(S3Server.AccessKey, new ConfigLocation("test", 1, 1)), new SecretRef(S3Server.SecretKey, new ConfigLocation("test", 1, 1)), PathStyle: true, PartSize: 5 << 20));
+    }
+
+    protected override ITarget Target { get; }
+
+    [Fact]
+    public async Task The_sha256_of_the_stored_bytes_is_in_the_object_metadata_small_and_multipart()
+    {
+        foreach (var size in new[] { 1000, (12 << 20) + 5 })
+        {
+            var data = new byte[size];
+            new Random(size).NextBytes(data);
+            await PutAsync($"m/1/{size}", data);
+            var info = await Target.StatAsync($"m/1/{size}", CancellationToken.None);
+            Assert.Equal(size, info!.Size);
+            if (size < 5 << 20)
+            {
+                Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(data)), info.Sha256);
+            }
+            else
+            {
+                // Multipart: added by a server-side copy, which s3rver 3.7 refuses (it does not decode "%2F" in the copy source).
+                Assert.True(info.Sha256 is null || info.Sha256 == Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(data)));
+                Assert.Equal(data, await ReadAsync($"m/1/{size}"));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task An_abandoned_multipart_upload_leaves_nothing()
+    {
+        await using (var upload = await Target.BeginPutAsync("p/1/big", CancellationToken.None))
+        {
+            await upload.WriteAsync(new byte[11 << 20], CancellationToken.None); // two parts sent
+        }
+
+        Assert.Null(await Target.StatAsync("p/1/big", CancellationToken.None));
+        Assert.Empty(await ListAllAsync("p/"));
+    }
+
+    private async Task<List<ObjectInfo>> ListAllAsync(string prefix)
+    {
+        var list = new List<ObjectInfo>();
+        await foreach (var o in Target.ListAsync(prefix, CancellationToken.None))
+        {
+            list.Add(o);
+        }
+
+        return list;
+    }
+}
