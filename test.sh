@@ -5,9 +5,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 # Programs the integration tests run for real (stock-tool restores, signals, a small tmpfs, another user).
-packages=(zstd tar procps util-linux mount libzstd1 coreutils postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools etcd-server etcd-client)
+packages=(zstd tar procps util-linux mount libzstd1 coreutils postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools etcd-server etcd-client rclone openssh-server openssh-client)
 missing=()
-for tool in zstd tar pkill setpriv mount runuser pg_dump mariadbd redis-server redis-check-rdb etcd etcdctl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in zstd tar pkill setpriv mount runuser pg_dump mariadbd redis-server redis-check-rdb etcd etcdctl rclone sshd ssh-keygen ssh-keyscan; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing test dependencies: ${packages[*]}"
@@ -19,11 +19,11 @@ if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
   fi
 fi
 
-# A CouchDB-compatible server for the couchdb source's tests (npm), kept in .tools/ (not committed).
-if [ ! -x .tools/node_modules/.bin/pouchdb-server ]; then
-  echo "== installing pouchdb-server (npm)"
-  npm install --prefix .tools --no-audit --no-fund --loglevel=error pouchdb-server@4.2.0 >/dev/null \
-    || { echo "npm install pouchdb-server failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
+# A CouchDB-compatible server (couchdb source) and an S3-compatible server (s3 target) from npm, kept in .tools/ (not committed).
+if [ ! -x .tools/node_modules/.bin/pouchdb-server ] || [ ! -x .tools/node_modules/.bin/s3rver ]; then
+  echo "== installing pouchdb-server and s3rver (npm)"
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error pouchdb-server@4.2.0 s3rver@3.7.1 >/dev/null \
+    || { echo "npm install pouchdb-server s3rver failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
 fi
 
 echo "== restore and build"

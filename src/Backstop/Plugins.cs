@@ -8,7 +8,9 @@ using Backstop.Sources.Postgres;
 using Backstop.Sources.Redis;
 using Backstop.Sources.Sqlite;
 using Backstop.Targets.Local;
+using Backstop.Targets.Rclone;
 using Backstop.Targets.S3;
+using Backstop.Targets.Sftp;
 
 namespace Backstop.Cli;
 
@@ -31,5 +33,7 @@ internal static class Plugins
         [
             new LocalTargetKind(),
             new S3TargetKind(),
+            new SftpTargetKind(),
+            new RcloneTargetKind(),
         ]);
 }

@@ -1,7 +1,9 @@
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.IntegrationTests.Support;
+using Backstop.Targets.Rclone;
 using Backstop.Targets.S3;
+using Backstop.Targets.Sftp;
 using Backstop.Tests.Targets;
 
 namespace Backstop.IntegrationTests;
@@ -62,5 +64,37 @@ public sealed class S3TargetConformance : TargetConformance, IClassFixture<S3Ser
         }
 
         return list;
+    }
+}
+
+/// <summary>The conformance suite against a real sshd through rclone's SFTP backend, host key pinned.</summary>
+public sealed class SftpTargetConformance : TargetConformance, IClassFixture<SshServer>
+{
+    public SftpTargetConformance(SshServer ssh)
+    {
+        ArgumentNullException.ThrowIfNull(ssh);
+        Target = new SftpTarget("nas", new SftpOptions("127.0.0.1", ssh.Port, SshServer.User, new SecretRef("file:" + ssh.ClientKey, new ConfigLocation("test", 1, 1)),
+            HostKey.Parse(ssh.HostKeyLine)!, ssh["store-" + Guid.NewGuid().ToString("N")[..8]], null));
+    }
+
+    protected override ITarget Target { get; }
+}
+
+/// <summary>The conformance suite through the rclone program with a remote defined in the environment (type local).</summary>
+public sealed class RcloneTargetConformance : TargetConformance, IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "backstop-rclone-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public RcloneTargetConformance() =>
+        Target = new RcloneTarget("drive", $"testremote:{_dir}", new Dictionary<string, string> { ["RCLONE_CONFIG_TESTREMOTE_TYPE"] = "local" }, null, "testremote");
+
+    protected override ITarget Target { get; }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
     }
 }
