@@ -70,6 +70,10 @@ internal static class Program
             // Decision: whatever else went wrong is a failure with its message, never a stack trace. The catalog
             // holds what was proven before it happened.
             await Console.Error.WriteLineAsync($"backstop: error: {e.Message} ({e.GetType().Name}); nothing unproven was recorded as good").ConfigureAwait(false);
+            if (Environment.GetEnvironmentVariable("BACKSTOP_DEBUG") == "1")
+            {
+                await Console.Error.WriteLineAsync(e.ToString()).ConfigureAwait(false); // for developers; never by default
+            }
             return ExitCodes.Failed;
         }
         finally

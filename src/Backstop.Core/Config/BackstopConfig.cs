@@ -21,7 +21,13 @@ public sealed record Policy(int MinCopies, TimeSpan Rpo);
 /// <summary>zstd level (1–19) and worker threads (0 = single-threaded).</summary>
 public sealed record CompressionOptions(int Level, int Workers);
 
-public sealed record TargetDefinition(string Name, string Kind, object Options, ConfigLocation Location);
+/// <summary>A configured target; <c>timeout</c> bounds each operation on it, <c>retries</c> the retries of idempotent ones.</summary>
+public sealed record TargetDefinition(string Name, string Kind, object Options, ConfigLocation Location, TimeSpan Timeout, int Retries)
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
+
+    public const int DefaultRetries = 3;
+}
 
 public sealed record SourceDefinition(
     string Name,

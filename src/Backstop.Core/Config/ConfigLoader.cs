@@ -90,9 +90,11 @@ public static partial class ConfigLoader
                 throw t.Error("name", $"a target named '{name}' is already defined; target names must be unique");
             }
 
+            var timeout = t.Timeout("timeout", TargetDefinition.DefaultTimeout);
+            var retries = t.Int("retries", 0, 10) ?? TargetDefinition.DefaultRetries;
             var options = kind.ParseOptions(t);
             t.EnsureAllKeysKnown();
-            targets.Add(new TargetDefinition(name, kindName, options, t.Location));
+            targets.Add(new TargetDefinition(name, kindName, options, t.Location, timeout, retries));
         }
 
         if (targets.Count == 0)

@@ -27,7 +27,7 @@ public sealed class BackupRunner
         _plugins = plugins;
         _catalog = catalog;
         _observer = new GuardedObserver(observer);
-        _targets = config.Targets.ToDictionary(t => t.Name, t => plugins.Target(t.Kind)!.Create(t), StringComparer.Ordinal);
+        _targets = config.Targets.ToDictionary(t => t.Name, t => GuardedTarget.Create(plugins, t), StringComparer.Ordinal);
     }
 
     /// <summary>Runs the named sources (all when empty). Returns one recorded snapshot per source.</summary>
@@ -45,12 +45,23 @@ public sealed class BackupRunner
         await sweeper.RemoveOrphansAsync(_targets.Values, cancellationToken).ConfigureAwait(false);
 
         var results = new List<SnapshotInfo>();
+        var healer = new Healer(_catalog, _targets, _observer);
         foreach (var source in sources)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var snapshot = await RunSourceAsync(source, cancellationToken).ConfigureAwait(false);
             _observer.SourceFinished(snapshot);
             results.Add(snapshot);
+
+            // The new snapshot first (it is what the RPO needs), then copies missing from earlier ones.
+            try
+            {
+                await healer.HealAsync(source, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is BackupException or IOException or ObjectNotFoundException)
+            {
+                _observer.Notice($"healing the copies of '{source.Name}' stopped: {e.Message}");
+            }
         }
 
         return results;

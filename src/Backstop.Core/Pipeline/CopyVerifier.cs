@@ -94,6 +94,10 @@ public static class CopyVerifier
                 ? new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} fails its format check: {formatError}")
                 : new CopyInfo(target.Name, CopyState.Verified, now, null);
         }
+        catch (InvalidDataException e)
+        {
+            return new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)}: {e.Message}");
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             return new CopyInfo(target.Name, CopyState.Failed, now, Describe(target, key, e, null));

@@ -55,7 +55,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
         var artifacts = restorable.Plan(chosenNames, destination).Select(n => snapshot.Artifacts.First(a => a.Name == n)).ToList();
 
-        var targets = config.Targets.Select(t => plugins.Target(t.Kind)!.Create(t)).ToDictionary(t => t.Name, StringComparer.Ordinal);
+        var targets = config.Targets.Select(t => GuardedTarget.Create(plugins, t)).ToDictionary(t => t.Name, StringComparer.Ordinal);
         var results = new List<RestoredArtifact>();
         foreach (var a in artifacts)
         {

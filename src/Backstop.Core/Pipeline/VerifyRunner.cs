@@ -17,7 +17,7 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
     public async Task<IReadOnlyList<CopyCheck>> RunAsync(IReadOnlyCollection<string> only, bool deep, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(only);
-        var targets = config.Targets.ToDictionary(t => t.Name, t => plugins.Target(t.Kind)!.Create(t), StringComparer.Ordinal);
+        var targets = config.Targets.ToDictionary(t => t.Name, t => GuardedTarget.Create(plugins, t), StringComparer.Ordinal);
         var checks = new List<CopyCheck>();
         var updates = new List<(string, string, CopyInfo)>();
         foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))

@@ -337,6 +337,7 @@ public class RcloneTarget : ITarget
         private long _written;
         private bool _finished;
         private bool _committed;
+        private bool _disposed;
 
         public Upload(RcloneTarget target, string temp, string final, Process process)
         {
@@ -387,6 +388,12 @@ public class RcloneTarget : ITarget
 
         public async ValueTask DisposeAsync()
         {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
             if (!_finished || !_process.HasExited)
             {
                 Kill(_process);
@@ -435,10 +442,13 @@ public class RcloneTarget : ITarget
 
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
 
+        private bool _disposed;
+
         protected override void Dispose(bool disposing)
         {
-            if (disposing)
+            if (disposing && !_disposed)
             {
+                _disposed = true;
                 if (!process.HasExited)
                 {
                     Kill(process);

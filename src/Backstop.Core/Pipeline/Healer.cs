@@ -1,0 +1,156 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Core.Pipeline;
+
+/// <summary>
+/// Brings every committed snapshot of a source back to a verified copy on each of its targets: a copy that failed
+/// at run time, went missing or was found corrupt by <c>verify</c> is copied again from a verified copy on another
+/// target, read back and matched, then recorded. The manifest goes last, so a heal cut short leaves no manifest
+/// and the catalog still says which copies are missing.
+/// </summary>
+internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, ITarget> targets, RunObserver observer)
+{
+    private readonly Dictionary<string, string?> _reachable = new(StringComparer.Ordinal);
+
+    public async Task HealAsync(SourceDefinition def, CancellationToken ct)
+    {
+        foreach (var snapshot in catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed))
+        {
+            foreach (var name in def.Targets.Distinct(StringComparer.Ordinal))
+            {
+                ct.ThrowIfCancellationRequested();
+                var lacking = snapshot.Artifacts
+                    .Where(a => !a.Copies.Any(c => c.Target == name && c.State == CopyState.Verified)).ToList();
+                if (lacking.Count == 0 || await UnreachableAsync(targets[name], ct).ConfigureAwait(false) is { } why)
+                {
+                    continue;
+                }
+
+                await HealOntoAsync(def, snapshot, targets[name], lacking, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Why a target cannot take copies now (probed once per run), or null.</summary>
+    private async Task<string?> UnreachableAsync(ITarget target, CancellationToken ct)
+    {
+        if (!_reachable.TryGetValue(target.Name, out var why))
+        {
+            try
+            {
+                await target.ProbeAsync(ct).ConfigureAwait(false);
+                why = null;
+            }
+            catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+            {
+                why = e.Message;
+                observer.Notice($"target '{target.Name}' still lacks copies and cannot take them now: {e.Message}");
+            }
+
+            _reachable[target.Name] = why;
+        }
+
+        return why;
+    }
+
+    private async Task HealOntoAsync(SourceDefinition def, SnapshotInfo snapshot, ITarget to, List<ArtifactInfo> lacking, CancellationToken ct)
+    {
+        var healed = 0;
+        foreach (var artifact in lacking)
+        {
+            var key = Layout.Key(def.Name, snapshot.Id, artifact.FileName);
+            var from = artifact.Copies
+                .Where(c => c.State == CopyState.Verified && c.Target != to.Name && targets.ContainsKey(c.Target))
+                .Select(c => targets[c.Target]).FirstOrDefault();
+            if (from is null)
+            {
+                observer.Notice($"{artifact.FileName} of snapshot {snapshot.Id} has no verified copy to heal '{to.Name}' from");
+                return;
+            }
+
+            CopyInfo result;
+            try
+            {
+                await CopyAsync(from, to, key, ct).ConfigureAwait(false);
+                result = await CopyVerifier.VerifyAsync(to, key, artifact.StoredBytes, artifact.Sha256, deep: true, validator: null, artifact.Facts, ct)
+                    .ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                result = new CopyInfo(to.Name, CopyState.Failed, DateTimeOffset.UtcNow, "heal: " + CopyVerifier.Describe(to, key, e, null));
+            }
+
+            catalog.SetCopy(snapshot.Id, artifact.Name, result);
+            if (result.State != CopyState.Verified)
+            {
+                observer.Notice($"could not heal {artifact.FileName} of snapshot {snapshot.Id} onto '{to.Name}': {result.Error}");
+                catalog.AddEvent("warn", def.Name, snapshot.Id, $"heal of {artifact.FileName} onto '{to.Name}' failed: {result.Error}");
+                return;
+            }
+
+            healed++;
+        }
+
+        // Every artifact is there and matched: the manifest last, read back byte for byte.
+        var manifestKey = Layout.Key(def.Name, snapshot.Id, Layout.ManifestName);
+        var holder = snapshot.Artifacts.SelectMany(a => a.Copies)
+            .Where(c => c.State == CopyState.Verified && c.Target != to.Name && targets.ContainsKey(c.Target))
+            .Select(c => targets[c.Target]).FirstOrDefault();
+        try
+        {
+            if (holder is not null && await ReadAllAsync(holder, manifestKey, ct).ConfigureAwait(false) is { } manifest)
+            {
+                await using (var upload = await to.BeginPutAsync(manifestKey, ct).ConfigureAwait(false))
+                {
+                    await upload.WriteAsync(manifest, ct).ConfigureAwait(false);
+                    await upload.CommitAsync(ct).ConfigureAwait(false);
+                }
+
+                if (!(await ReadAllAsync(to, manifestKey, ct).ConfigureAwait(false) ?? []).AsSpan().SequenceEqual(manifest))
+                {
+                    throw new BackupException($"{Layout.ManifestName} on target '{to.Name}' did not read back as written");
+                }
+            }
+        }
+        catch (Exception e) when (e is BackupException or IOException or ObjectNotFoundException)
+        {
+            observer.Notice($"healed copies of snapshot {snapshot.Id} on '{to.Name}' lack their {Layout.ManifestName}: {e.Message}");
+            catalog.AddEvent("warn", def.Name, snapshot.Id, $"heal onto '{to.Name}': {Layout.ManifestName} not written: {e.Message}");
+            return;
+        }
+
+        observer.Notice($"healed snapshot {snapshot.Id} of '{def.Name}' onto '{to.Name}': {healed} artifact(s) copied from a verified copy, read back and matched");
+        catalog.AddEvent("info", def.Name, snapshot.Id, $"healed onto '{to.Name}' ({healed} artifact(s))");
+    }
+
+    private static async Task CopyAsync(ITarget from, ITarget to, string key, CancellationToken ct)
+    {
+        await using var source = await from.OpenReadAsync(key, ct).ConfigureAwait(false);
+        await using var upload = await to.BeginPutAsync(key, ct).ConfigureAwait(false);
+        var buffer = new byte[1 << 20];
+        int n;
+        while ((n = await source.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        {
+            await upload.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+        }
+
+        await upload.CommitAsync(ct).ConfigureAwait(false);
+    }
+
+    private static async Task<byte[]?> ReadAllAsync(ITarget target, string key, CancellationToken ct)
+    {
+        try
+        {
+            await using var s = await target.OpenReadAsync(key, ct).ConfigureAwait(false);
+            var m = new MemoryStream();
+            await s.CopyToAsync(m, ct).ConfigureAwait(false);
+            return m.ToArray();
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+    }
+}
