@@ -57,8 +57,10 @@ public sealed class RemoteTargetTests : IDisposable
         _ssh.Stop();
         var degraded = Run("run");
         Assert.True(degraded.ExitCode == 0, degraded.ToString());
-        Assert.Contains("target 'nas'", degraded.All, StringComparison.Ordinal);
+        Assert.Contains("files: DEGRADED: copy on 'nas' failed: target 'nas':", degraded.Stdout, StringComparison.Ordinal);
         Assert.Equal(2, Status().GetProperty("last_valid").GetProperty("verified_copies").GetInt32());
+        Assert.Equal("failed", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("nas").GetString());
+        Assert.Equal("verified", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("s3").GetString());
         Assert.Equal("degraded", Status().GetProperty("state").GetString());
         Assert.Equal(1, Run("status").ExitCode);
 
@@ -117,6 +119,32 @@ public sealed class RemoteTargetTests : IDisposable
         Assert.Contains("healed snapshot", heal.All, StringComparison.Ordinal);
         var again = Run("verify", "--deep");
         Assert.True(again.ExitCode == 0, again.ToString());
+    }
+
+    [Fact]
+    public async Task An_s3_object_replaced_with_the_same_size_is_caught_by_a_plain_verify_through_its_metadata()
+    {
+        Config(LocalYaml + _s3.TargetYaml(), minCopies: 1);
+        Assert.Equal(0, Run("run").ExitCode);
+        var target = new Backstop.Targets.S3.S3Target("s3", new Backstop.Targets.S3.S3Options(new Uri(_s3.Endpoint), "us-east-1", _s3.Bucket, "",
+            new Backstop.Core.Config.SecretRef(S3Server.AccessKey, new Backstop.Core.Config.ConfigLocation("t", 1, 1)),
+            new Backstop.Core.Config.SecretRef(S3Server.SecretKey, new Backstop.Core.Config.ConfigLocation("t", 1, 1)), true, 5 << 20));
+        var key = "";
+        await foreach (var o in target.ListAsync("files/", CancellationToken.None))
+        {
+            key = o.Key.EndsWith(".zst", StringComparison.Ordinal) ? o.Key : key;
+        }
+
+        var size = (await target.StatAsync(key, CancellationToken.None))!.Size;
+        await using (var upload = await target.BeginPutAsync(key, CancellationToken.None))
+        {
+            await upload.WriteAsync(new byte[size], CancellationToken.None); // another writer: same size, other bytes
+            await upload.CommitAsync(CancellationToken.None);
+        }
+
+        var verify = Run("verify");
+        Assert.Equal(1, verify.ExitCode);
+        Assert.Contains("was replaced: the target records SHA-256", verify.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -58,6 +58,12 @@ public sealed record SnapshotInfo(
                 .Order(StringComparer.Ordinal).ToList();
 
     /// <summary>A snapshot counts only when committed with at least <paramref name="minCopies"/> verified copies.</summary>
+    /// <summary>Each copy that is not verified, with its reason ("target 'nas': …"), one line per target.</summary>
+    public IReadOnlyList<string> CopyProblems =>
+        Artifacts.SelectMany(a => a.Copies).Where(c => c.State != CopyState.Verified)
+            .GroupBy(c => c.Target, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => $"copy on '{g.Key}' {g.First().State.ToString().ToLowerInvariant()}: {g.First().Error ?? "(no reason recorded)"}").ToList();
+
     public bool IsValid(int minCopies) => State == SnapshotState.Committed && VerifiedTargets.Count >= minCopies;
 }
 

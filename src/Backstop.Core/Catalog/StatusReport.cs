@@ -11,7 +11,9 @@ public enum SourceState
     Never,
 }
 
-public sealed record LastValid(string Snapshot, DateTimeOffset FinishedAt, long StoredBytes, int VerifiedCopies);
+/// <summary>The newest valid snapshot; <see cref="Copies"/> holds, per configured target, the state of its copy there
+/// (verified, missing, corrupt, failed, or none when the target never got one).</summary>
+public sealed record LastValid(string Snapshot, DateTimeOffset FinishedAt, long StoredBytes, int VerifiedCopies, IReadOnlyDictionary<string, string> Copies);
 
 public sealed record LastRun(string Snapshot, string State, string? Error);
 
@@ -90,9 +92,19 @@ public static class StatusReport
 
         return new SourceStatus(
             def.Name, def.Kind, state,
-            valid is null ? null : new LastValid(valid.Id, valid.FinishedAt!.Value, valid.StoredBytes, valid.VerifiedTargets.Count),
+            valid is null ? null : new LastValid(valid.Id, valid.FinishedAt!.Value, valid.StoredBytes, valid.VerifiedTargets.Count, CopyStates(def, valid)),
             last is null ? null : new LastRun(last.Id, last.State.ToString().ToLowerInvariant(), last.Error),
             (long)def.Rpo.TotalSeconds, rpoMet, null, reasons,
             valid?.VerifiedTargets.Count ?? 0, def.Targets.Count);
     }
+
+    /// <summary>Per configured target: verified when every artifact is verified there, else the worst state found.</summary>
+    private static Dictionary<string, string> CopyStates(SourceDefinition def, SnapshotInfo snapshot) =>
+        def.Targets.Distinct(StringComparer.Ordinal).ToDictionary(t => t, t =>
+        {
+            var states = snapshot.Artifacts.Select(a => a.Copies.FirstOrDefault(c => c.Target == t)?.State).ToList();
+            return states.Count > 0 && states.All(x => x == CopyState.Verified) ? "verified"
+                : states.Any(x => x is null) ? "none"
+                : states.Where(x => x != CopyState.Verified).Select(x => x!.Value.ToString().ToLowerInvariant()).First();
+        }, StringComparer.Ordinal);
 }

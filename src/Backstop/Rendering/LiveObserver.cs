@@ -24,6 +24,14 @@ internal sealed class LiveObserver : RunObserver
             _lines.Enqueue($"[yellow]{Markup.Escape(result.Source)}: warning:[/] {Markup.Escape(w)}");
         }
 
+        if (result.State == SnapshotState.Committed)
+        {
+            foreach (var problem in result.CopyProblems)
+            {
+                _lines.Enqueue($"[yellow]{Markup.Escape(result.Source)}: degraded:[/] {Markup.Escape(problem)}");
+            }
+        }
+
         _lines.Enqueue(result.State == SnapshotState.Committed
             ? $"[green]✔[/] {Markup.Escape(result.Source)}: snapshot {result.Id} committed, {Quantities.FormatSize(result.StoredBytes)} stored, verified on {Markup.Escape(string.Join(", ", result.VerifiedTargets))}"
             : $"[red]✘ {Markup.Escape(result.Source)}: snapshot {result.Id} failed:[/] {Markup.Escape(result.Error ?? "")}");

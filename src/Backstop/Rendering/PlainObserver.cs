@@ -31,6 +31,14 @@ internal sealed class PlainObserver(TextWriter output) : RunObserver
             Line($"{result.Source}: warning: {w}");
         }
 
+        if (result.State == SnapshotState.Committed)
+        {
+            foreach (var problem in result.CopyProblems)
+            {
+                Line($"{result.Source}: DEGRADED: {problem}");
+            }
+        }
+
         Line(result.State == SnapshotState.Committed
             ? $"{result.Source}: snapshot {result.Id} committed: {Quantities.FormatSize(result.RawBytes)} → {Quantities.FormatSize(result.StoredBytes)}, verified on {string.Join(", ", result.VerifiedTargets)}"
             : $"{result.Source}: snapshot {result.Id} FAILED: {result.Error}");

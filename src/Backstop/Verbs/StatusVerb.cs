@@ -15,7 +15,7 @@ internal static class StatusVerb
         var statuses = StatusReport.Compute(config, catalog, now);
         if (context.Json)
         {
-            // Exactly the DESIGN contract that monitoring reads.
+            // The DESIGN contract that monitoring reads, plus last_valid.copies (state per configured target).
             JsonOutput.Write(new
             {
                 Sources = statuses.Select(s => new
@@ -24,7 +24,7 @@ internal static class StatusVerb
                     s.Kind,
                     State = s.State.ToString().ToLowerInvariant(),
                     LastValid = s.LastValid is { } v
-                        ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies }
+                        ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies, v.Copies }
                         : null,
                     LastRun = s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
                     s.RpoSeconds,
