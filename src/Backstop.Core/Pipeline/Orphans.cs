@@ -9,11 +9,26 @@ public static class Orphans
 {
     /// <summary>Folders <c>&lt;source&gt;/&lt;snapshot&gt;/</c> of the given sources that hold no manifest, with their newest object's time.</summary>
     public static async Task<IReadOnlyList<(string Folder, string Source, string Snapshot, DateTimeOffset Newest)>> FindAsync(
+        ITarget target, IReadOnlyCollection<string> sources, CancellationToken cancellationToken) =>
+        (await FindAllAsync(target, sources, cancellationToken).ConfigureAwait(false)).Folders;
+
+    /// <summary>A target's temporary name for an upload in progress: <c>.name.xxxxxxxx.partial</c> beside the final name.</summary>
+    public static bool IsPartial(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var name = key[(key.LastIndexOf('/') + 1)..];
+        return name.StartsWith('.') && name.EndsWith(".partial", StringComparison.Ordinal);
+    }
+
+    /// <summary>Folders without a manifest, and temporary objects (with their snapshot) left by uploads that never finished.</summary>
+    public static async Task<(IReadOnlyList<(string Folder, string Source, string Snapshot, DateTimeOffset Newest)> Folders,
+        IReadOnlyList<(string Key, string Snapshot, DateTimeOffset Modified)> Partials)> FindAllAsync(
         ITarget target, IReadOnlyCollection<string> sources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(sources);
         var folders = new Dictionary<string, (bool HasManifest, DateTimeOffset Newest)>(StringComparer.Ordinal);
+        var partials = new List<(string Key, string Snapshot, DateTimeOffset Modified)>();
         foreach (var source in sources)
         {
             await foreach (var o in target.ListAsync(source + "/", cancellationToken).ConfigureAwait(false))
@@ -24,15 +39,20 @@ public static class Orphans
                     continue;
                 }
 
+                if (IsPartial(o.Key))
+                {
+                    partials.Add((o.Key, parts[1], o.Modified));
+                }
+
                 var folder = $"{parts[0]}/{parts[1]}/";
                 var (has, newest) = folders.GetValueOrDefault(folder);
                 folders[folder] = (has || (parts.Length == 3 && parts[2] == Layout.ManifestName), o.Modified > newest ? o.Modified : newest);
             }
         }
 
-        return folders.Where(f => !f.Value.HasManifest)
+        return (folders.Where(f => !f.Value.HasManifest)
             .Select(f => (f.Key, f.Key.Split('/')[0], f.Key.Split('/')[1], f.Value.Newest))
-            .OrderBy(f => f.Key, StringComparer.Ordinal).ToList();
+            .OrderBy(f => f.Key, StringComparer.Ordinal).ToList(), partials);
     }
 
     public static async Task DeleteFolderAsync(ITarget target, string folder, RunObserver observer)
@@ -67,6 +87,7 @@ public static class Orphans
 internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunObserver observer)
 {
     private static readonly TimeSpan UnknownGrace = TimeSpan.FromDays(1);
+    private readonly Dictionary<string, SnapshotInfo> _snapshots = catalog.Snapshots().ToDictionary(s => s.Id, StringComparer.Ordinal);
     private readonly Dictionary<string, SnapshotState> _known = catalog.Snapshots().ToDictionary(s => s.Id, s => s.State, StringComparer.Ordinal);
 
     public void CleanStaging()
@@ -99,20 +120,40 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
         foreach (var t in targets)
         {
             IReadOnlyList<(string Folder, string Source, string Snapshot, DateTimeOffset Newest)> orphans;
+            IReadOnlyList<(string Key, string Snapshot, DateTimeOffset Modified)> partials;
             try
             {
                 await t.ProbeAsync(ct).ConfigureAwait(false);
-                orphans = await Orphans.FindAsync(t, sources, ct).ConfigureAwait(false);
+                (orphans, partials) = await Orphans.FindAllAsync(t, sources, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
             {
                 continue; // the sources using this target meet the same problem in their preflight, with the reason
             }
 
+            // Temporary objects of uploads killed with their run (kill -9, a power cut) inside folders that stay.
+            foreach (var p in partials.Where(p => _known.GetValueOrDefault(p.Snapshot) == SnapshotState.Committed))
+            {
+                try
+                {
+                    await t.DeleteAsync(p.Key, ct).ConfigureAwait(false);
+                    observer.Notice($"removed {p.Key} from target '{t.Name}': the temporary object of an upload that never finished");
+                }
+                catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+                {
+                    observer.Notice($"could not remove {p.Key} from target '{t.Name}': {e.Message}; the next run tries again");
+                }
+            }
+
             foreach (var o in orphans)
             {
                 if (_known.GetValueOrDefault(o.Snapshot) == SnapshotState.Committed)
                 {
+                    if (!_snapshots[o.Snapshot].VerifiedTargets.Contains(t.Name))
+                    {
+                        continue; // its copy there failed or went missing: healing writes it whole, manifest last
+                    }
+
                     observer.Notice($"target '{t.Name}' has no {Layout.ManifestName} for committed snapshot {o.Snapshot} of '{o.Source}'; kept as it is; run 'backstop verify'");
                     continue;
                 }

@@ -16,7 +16,7 @@ public sealed class BackupRunnerTests : IDisposable
 
     private BackstopConfig Config(string sources, int minCopies = 1, params string[] targets)
     {
-        var t = string.Join("\n", targets.Select(n => $"  - {{ name: {n}, kind: test }}"));
+        var t = string.Join("\n", targets.Select(n => $"  - {{ name: {n}, kind: test, timeout: 2s, retries: 1 }}"));
         var yaml = $"catalog: ./catalog.db\npolicy: {{ min_copies: {minCopies}, rpo: 1h }}\ntargets:\n{t}\nsources:\n{sources}\n";
         return ConfigLoader.Parse(yaml, _dir.Write("backstop.yaml", yaml), _plugins.Registry);
     }
@@ -165,6 +165,93 @@ public sealed class BackupRunnerTests : IDisposable
         Assert.Contains("app/20250101T000002Z-abcd/out.txt.zst", target.Objects.Keys);
         Assert.Contains("other-config-source/20250101T000000Z-abcd/x.zst", target.Objects.Keys);
         Assert.Contains("someone-else/notes.txt", target.Objects.Keys);
+    }
+
+    [Fact]
+    public async Task Temporary_objects_left_in_a_committed_snapshot_by_a_killed_upload_are_removed_by_the_next_run()
+    {
+        var target = Memory("m");
+        var config = Config(Command("app", "printf data"), 1, "m");
+        var (first, c1) = await RunAsync(config);
+        c1.Dispose();
+        var id = Assert.Single(first).Id;
+        await using (var upload = await target.BeginPutAsync($"app/{id}/.out.txt.zst.0badf00d.partial", CancellationToken.None))
+        {
+            await upload.WriteAsync(new byte[] { 1, 2 }, CancellationToken.None);
+            await upload.CommitAsync(CancellationToken.None);
+        }
+
+        var (_, c2) = await RunAsync(config);
+        c2.Dispose();
+        Assert.DoesNotContain($"app/{id}/.out.txt.zst.0badf00d.partial", target.Objects.Keys);
+        Assert.Contains($"app/{id}/out.txt.zst", target.Objects.Keys);
+        Assert.Contains($"app/{id}/MANIFEST.json", target.Objects.Keys);
+    }
+
+    [Fact]
+    public async Task A_target_whose_writes_hang_and_ignore_cancellation_fails_its_copy_at_the_timeout()
+    {
+        Memory("local");
+        Faulty("nas").HangWrites = true;
+        var config = Config(Command("app", "printf data"), 1, "local", "nas");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var (results, catalog) = await RunAsync(config);
+        using (catalog)
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"took {watch.Elapsed}");
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Committed, s.State);
+            var nas = s.Artifacts[0].Copies.Single(c => c.Target == "nas");
+            Assert.Equal(CopyState.Failed, nas.State);
+            Assert.Contains("target 'nas': write of app/", nas.Error, StringComparison.Ordinal);
+            Assert.Contains("did not finish within 2s", nas.Error, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task The_next_run_heals_a_failed_copy_from_a_verified_one_and_records_it()
+    {
+        var local = Memory("local");
+        var nas = Faulty("nas");
+        nas.FailWrites = new IOException("connection reset by peer");
+        var config = Config(Command("app", "printf data-to-keep"), 1, "local", "nas");
+        var (first, c1) = await RunAsync(config);
+        c1.Dispose();
+        var id = Assert.Single(first).Id;
+        Assert.Equal(["local"], first[0].VerifiedTargets);
+        Assert.DoesNotContain($"app/{id}/out.txt.zst", nas.Inner.Objects.Keys);
+
+        nas.FailWrites = null;
+        var (_, catalog) = await RunAsync(config);
+        using (catalog)
+        {
+            var healed = catalog.Snapshots("app").Single(s => s.Id == id);
+            Assert.Equal(["local", "nas"], healed.VerifiedTargets);
+            Assert.Equal(local.Objects[$"app/{id}/out.txt.zst"], nas.Inner.Objects[$"app/{id}/out.txt.zst"]);
+            Assert.Equal(local.Objects[$"app/{id}/MANIFEST.json"], nas.Inner.Objects[$"app/{id}/MANIFEST.json"]);
+            Assert.Contains(catalog.Events(), e => e.Message.Contains("healed onto 'nas'", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task A_heal_onto_a_target_that_corrupts_is_recorded_failed_and_never_verified()
+    {
+        Memory("local");
+        var nas = Faulty("nas");
+        nas.FailWrites = new IOException("no route to host");
+        var config = Config(Command("app", "printf data"), 1, "local", "nas");
+        var (_, c1) = await RunAsync(config);
+        c1.Dispose();
+        nas.FailWrites = null;
+        nas.CorruptSilently = true;
+        var (_, catalog) = await RunAsync(config);
+        using (catalog)
+        {
+            var first = catalog.Snapshots("app")[0];
+            Assert.Equal(["local"], first.VerifiedTargets);
+            Assert.Equal(CopyState.Corrupt, first.Artifacts[0].Copies.Single(c => c.Target == "nas").State);
+            Assert.DoesNotContain($"app/{first.Id}/MANIFEST.json", nas.Inner.Objects.Keys);
+        }
     }
 
     [Fact]

@@ -14,6 +14,9 @@ public sealed class FaultyTarget(string name) : ITarget
     /// <summary>Throw this from writes.</summary>
     public Exception? FailWrites { get; set; }
 
+    /// <summary>Writes never return and ignore cancellation, as on a hung NFS mount.</summary>
+    public bool HangWrites { get; set; }
+
     public string Name => Inner.Name;
 
     public string Where => Inner.Where;
@@ -46,6 +49,11 @@ public sealed class FaultyTarget(string name) : ITarget
             if (target.FailWrites is { } e)
             {
                 throw e;
+            }
+
+            if (target.HangWrites)
+            {
+                return new ValueTask(Task.Delay(Timeout.Infinite, CancellationToken.None));
             }
 
             return inner.WriteAsync(data, cancellationToken);
