@@ -19,3 +19,17 @@ measure() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# replace_section HEADING FILE: puts FILE's text in bench/RESULTS.md in place of the section that starts with
+# "## HEADING" (up to the next "## " heading), or at the end when there is none; everything else is kept.
+replace_section() {
+  local heading="$1" section="$2" results="$here/RESULTS.md"
+  touch "$results"
+  awk -v file="$section" -v h="## $heading" '
+    index($0, h) == 1 { skip = 1; while ((getline line < file) > 0) print line; print ""; next }
+    /^## / && skip { skip = 0 }
+    !skip { print }
+  ' "$results" > "$results.new"
+  grep -q "^## $heading" "$results" || { echo; cat "$section"; } >> "$results.new"
+  mv "$results.new" "$results"
+}

@@ -76,14 +76,5 @@ section="$work/section.md"
   echo "measured 3.7–4.4 s across sessions): read the ratios with that in mind."
 } > "$section"
 
-results="$here/RESULTS.md"
-touch "$results"
-# Replace the PostgreSQL section (up to the next "## " heading), keep everything else.
-awk -v file="$section" '
-  /^## PostgreSQL/ { skip = 1; while ((getline line < file) > 0) print line; print ""; next }
-  /^## / && skip { skip = 0 }
-  !skip { print }
-' "$results" > "$results.new"
-grep -q '^## PostgreSQL' "$results" || { echo; cat "$section"; } >> "$results.new"
-mv "$results.new" "$results"
+replace_section PostgreSQL "$section"
 cat "$section"

@@ -148,6 +148,36 @@ public sealed class RemoteTargetTests : IDisposable
     }
 
     [Fact]
+    public void A_nas_that_fills_up_fails_its_copy_cleanly_and_the_local_copy_commits()
+    {
+        var full = _box.Tmpfs("nas-disk", "256k");
+        Config(LocalYaml + _ssh.TargetYaml(full), minCopies: 1);
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("files: DEGRADED: copy on 'nas' failed: target 'nas':", run.Stdout, StringComparison.Ordinal);
+        Assert.Equal("failed", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("nas").GetString());
+        Assert.Empty(Directory.GetFiles(full, "*", SearchOption.AllDirectories)); // no partial left on the NAS
+    }
+
+    [Fact]
+    public void An_rclone_remote_from_an_rclone_conf_file_round_trips_through_run_verify_and_restore()
+    {
+        // Any remote rclone knows (Google Drive, OneDrive, B2…); here an S3 one on s3rver, defined in rclone's own file.
+        _box.Write("rclone.conf",
+            $"[offsite]\ntype = s3\nprovider = Other\nendpoint = {_s3.Endpoint}\naccess_key_id = {S3Server.AccessKey}\nsecret_access_key = {S3Server.SecretKey}\n");
+        Config("  - { name: drive, kind: rclone, remote: \"offsite:" + _s3.Bucket + "/rclone\", config: ./rclone.conf }\n", minCopies: 1);
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("verified on drive", run.Stdout, StringComparison.Ordinal);
+        Assert.Single(Directory.GetFiles(Path.Combine(_s3.Root, _s3.Bucket, "rclone"), "files.tar.zst*", SearchOption.AllDirectories));
+        var deep = Run("verify", "--deep");
+        Assert.True(deep.ExitCode == 0, deep.ToString());
+        var restore = Run("restore", "--source", "files", "--to", _box["restored"]);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(File.ReadAllBytes(_box["data/photo.bin"]), File.ReadAllBytes(_box["restored/data/photo.bin"]));
+    }
+
+    [Fact]
     public void A_wrong_host_key_is_refused_naming_the_fingerprint_the_server_presented()
     {
         var other = _box["other_key"];
