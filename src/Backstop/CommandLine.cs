@@ -67,15 +67,22 @@ internal static class CommandLine
         var restoreTo = new Option<string?>("--to") { Description = "Where: a folder (files), a file (sqlite, command)", HelpName = "DEST" };
         var restoreForce = new Option<bool>("--force") { Description = "Restore over a destination that is not empty" };
         var restoreExplain = new Option<bool>("--explain") { Description = "Print the stock-tool commands that restore it without backstop" };
+        var restoreIdentity = new Option<string[]>("--identity", "-i") { Description = "An age identity file for encrypted snapshots (besides encryption.identities)", HelpName = "FILE" };
         var restore = new Command("restore", "Restore a snapshot (its hash is checked first; another target is used when a copy is bad)");
-        foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain })
+        foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain, restoreIdentity })
         {
             restore.Add(o);
         }
 
         restore.SetAction((p, ct) => RestoreVerb.ExecuteAsync(Context.From(p), p.GetValue(restoreSource)!, p.GetValue(restoreSnapshot),
-            p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), ct));
+            p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), p.GetValue(restoreIdentity) ?? [], ct));
         root.Add(restore);
+
+        var keygenOutput = new Option<string>("--output", "-o") { Description = "The identity file to write (created 0600, never overwritten)", HelpName = "FILE", Required = true };
+        var keygen = new Command("keygen", "Make an age identity for encryption: writes the secret key file and prints its recipient (age1…)");
+        keygen.Add(keygenOutput);
+        keygen.SetAction((p, ct) => Task.FromResult(KeygenVerb.Execute(Context.From(p), p.GetValue(keygenOutput)!)));
+        root.Add(keygen);
 
         var config = new Command("config", "Configuration");
         var check = new Command("check", "Validate the configuration");

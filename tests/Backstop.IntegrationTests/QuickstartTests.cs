@@ -55,7 +55,7 @@ public sealed class QuickstartTests : IDisposable
         // Exactly the DESIGN contract.
         Assert.Equal(["name", "kind", "state", "last_valid", "last_run", "rpo_seconds", "rpo_met", "last_drill"],
             sources[0].EnumerateObject().Select(p => p.Name));
-        Assert.Equal(["snapshot", "finished_at", "stored_bytes", "verified_copies"],
+        Assert.Equal(["snapshot", "finished_at", "stored_bytes", "verified_copies", "copies"],
             sources[0].GetProperty("last_valid").EnumerateObject().Select(p => p.Name));
         Assert.Equal(["snapshot", "state", "error"], sources[0].GetProperty("last_run").EnumerateObject().Select(p => p.Name));
         Assert.Equal(1, sources[0].GetProperty("last_valid").GetProperty("verified_copies").GetInt32());

@@ -10,10 +10,20 @@ public sealed record BackstopConfig(
     IReadOnlyList<TargetDefinition> Targets,
     IReadOnlyList<SourceDefinition> Sources)
 {
+    /// <summary>Encryption of every artifact in the age format; null when artifacts are stored unencrypted.</summary>
+    public EncryptionOptions? Encryption { get; init; }
+
     public string LockPath => CatalogPath + ".lock";
 
     public SourceDefinition? Source(string name) => Sources.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.Ordinal));
 }
+
+/// <summary>
+/// <c>encryption</c>: the age recipients every artifact is encrypted to (X25519 <c>age1…</c>), or one passphrase
+/// (scrypt, alone, as the format requires); and the identity files (<c>file:</c> secret references) that restore
+/// and a deep verify use to read the content back.
+/// </summary>
+public sealed record EncryptionOptions(IReadOnlyList<string> Recipients, SecretRef? Passphrase, IReadOnlyList<SecretRef> Identities);
 
 /// <summary>Global policy: how many verified copies make a snapshot valid, and the default recovery point objective.</summary>
 public sealed record Policy(int MinCopies, TimeSpan Rpo);

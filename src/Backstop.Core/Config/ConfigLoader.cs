@@ -144,7 +144,56 @@ public static partial class ConfigLoader
         }
 
         top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, targets, sources");
-        return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo), compression, targets, sources);
+        return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo), compression, targets, sources)
+        {
+            Encryption = ParseEncryption(top.Map("encryption")),
+        };
+    }
+
+    private static EncryptionOptions? ParseEncryption(ConfigMap? map)
+    {
+        if (map is null)
+        {
+            return null;
+        }
+
+        var recipients = map.StringList("recipients") ?? [];
+        foreach (var r in recipients)
+        {
+            try
+            {
+                Sealing.Age.AgeRecipient.Parse(r);
+            }
+            catch (Sealing.Age.AgeException e)
+            {
+                throw map.Error("recipients", e.Message + "; 'backstop keygen' makes a key and prints its recipient");
+            }
+        }
+
+        var passphrase = map.Secret("passphrase");
+        if (passphrase is not null && recipients.Count > 0)
+        {
+            throw map.Error("passphrase", "a passphrase cannot be combined with recipients (the age format allows an scrypt stanza only alone); use one or the other");
+        }
+
+        if (passphrase is null && recipients.Count == 0)
+        {
+            throw map.Error("recipients", "give at least one recipient (age1…, from 'backstop keygen') or a passphrase (env:NAME or file:/path)");
+        }
+
+        var identities = new List<SecretRef>();
+        foreach (var i in map.StringList("identities") ?? [])
+        {
+            if (!i.StartsWith("file:", StringComparison.Ordinal))
+            {
+                throw map.Error("identities", $"'{i}': identities are files (file:/path/to/key.txt), never inline keys");
+            }
+
+            identities.Add(new SecretRef("file:" + map.ResolvePath(i[5..]), map.LocationOf("identities")));
+        }
+
+        map.EnsureAllKeysKnown();
+        return new EncryptionOptions(recipients, passphrase, identities);
     }
 
     private static ConfigLocation LastGoodMark(string text, string file)

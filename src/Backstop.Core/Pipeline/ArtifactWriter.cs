@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Backstop.Core.Catalog;
 using Backstop.Core.Plugins;
 using Backstop.Core.Sealing;
+using Backstop.Core.Sealing.Age;
 using Backstop.Core.Util;
 
 namespace Backstop.Core.Pipeline;
@@ -129,24 +130,78 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
     private readonly ArtifactProgress _progress;
     private readonly ValidationStage? _validation;
     private readonly CancellationToken _cancellation;
+    private readonly AgeEncryptor? _age;
+    private byte[]? _pending;
+    private int _pendingLength;
     private bool _completed;
     private bool _disposed;
 
-    private ArtifactWriter(string name, List<CopyStage> copies, int level, int workers, ArtifactProgress progress,
-        IArtifactValidator? validator, CancellationToken cancellationToken)
+    private ArtifactWriter(string name, string fileName, List<CopyStage> copies, int level, int workers, IReadOnlyList<AgeRecipient>? recipients,
+        ArtifactProgress progress, IArtifactValidator? validator, CancellationToken cancellationToken)
     {
         Name = name;
-        FileName = name + ".zst";
+        FileName = fileName;
         _copies = copies;
         _progress = progress;
         _cancellation = cancellationToken;
-        _encoder = new ZstdEncoder(level, workers, Emit);
+        _encoder = new ZstdEncoder(level, workers, recipients is null ? Emit : EncryptThenEmit);
         _validation = validator is null ? null : new ValidationStage(validator, cancellationToken);
         _hash.Start();
         foreach (var c in _copies)
         {
             c.Start();
         }
+
+        _age = recipients is null ? null : new AgeEncryptor(recipients, Accumulate); // the header goes out first
+    }
+
+    /// <summary>zstd's output, sealed in the age format; the sealed chunks are gathered into pool blocks.</summary>
+    private void EncryptThenEmit(byte[] data, int length)
+    {
+        try
+        {
+            _age!.Write(data.AsSpan(0, length));
+        }
+        finally
+        {
+            BlockPool.Return(data);
+        }
+    }
+
+    private void Accumulate(ReadOnlyMemory<byte> sealedBytes)
+    {
+        while (sealedBytes.Length > 0)
+        {
+            _pending ??= BlockPool.Rent();
+            var n = Math.Min(sealedBytes.Length, _pending.Length - _pendingLength);
+            sealedBytes[..n].CopyTo(_pending.AsMemory(_pendingLength));
+            _pendingLength += n;
+            sealedBytes = sealedBytes[n..];
+            if (_pendingLength == _pending.Length)
+            {
+                FlushPending();
+            }
+        }
+    }
+
+    private void FlushPending()
+    {
+        if (_pending is null)
+        {
+            return;
+        }
+
+        var block = _pending;
+        var length = _pendingLength;
+        _pending = null;
+        _pendingLength = 0;
+        if (length == 0)
+        {
+            BlockPool.Return(block);
+            return;
+        }
+
+        Emit(block, length);
     }
 
     public string Name { get; }
@@ -158,12 +213,14 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
     public Stream Content => this;
 
     public static async Task<ArtifactWriter> StartAsync(string source, string snapshot, string name, IReadOnlyList<ITarget> targets,
-        Config.CompressionOptions compression, ArtifactProgress progress, IArtifactValidator? validator, CancellationToken cancellationToken)
+        Config.CompressionOptions compression, IReadOnlyList<AgeRecipient>? recipients, ArtifactProgress progress, IArtifactValidator? validator,
+        CancellationToken cancellationToken)
     {
+        var fileName = name + ".zst" + (recipients is null ? "" : Sealed.AgeSuffix);
         var copies = new List<CopyStage>();
         foreach (var t in targets)
         {
-            var stage = new CopyStage(t, Layout.Key(source, snapshot, name + ".zst"), cancellationToken);
+            var stage = new CopyStage(t, Layout.Key(source, snapshot, fileName), cancellationToken);
             try
             {
                 stage.Upload = await t.BeginPutAsync(stage.Key, cancellationToken).ConfigureAwait(false);
@@ -178,7 +235,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
 
         try
         {
-            return new ArtifactWriter(name, copies, compression.Level, compression.Workers, progress, validator, cancellationToken);
+            return new ArtifactWriter(name, fileName, copies, compression.Level, compression.Workers, recipients, progress, validator, cancellationToken);
         }
         catch
         {
@@ -235,6 +292,12 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
     {
         ArgumentNullException.ThrowIfNull(facts);
         _encoder.Finish();
+        if (_age is not null)
+        {
+            _age.Finish();
+            FlushPending();
+        }
+
         _completed = true;
         await DrainAsync().ConfigureAwait(false);
         if (_validation is not null)
@@ -322,6 +385,13 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         }
 
         _encoder.Dispose();
+        _age?.Dispose();
+        if (_pending is not null)
+        {
+            BlockPool.Return(_pending);
+            _pending = null;
+        }
+
         _hash.Hash.Dispose();
         await base.DisposeAsync().ConfigureAwait(false);
     }

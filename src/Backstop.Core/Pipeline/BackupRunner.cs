@@ -18,6 +18,7 @@ public sealed class BackupRunner
     private readonly CatalogStore _catalog;
     private readonly RunObserver _observer;
     private readonly Dictionary<string, ITarget> _targets;
+    private readonly IReadOnlyList<Sealing.Age.AgeRecipient>? _recipients;
 
     public BackupRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer)
     {
@@ -28,6 +29,7 @@ public sealed class BackupRunner
         _catalog = catalog;
         _observer = new GuardedObserver(observer);
         _targets = config.Targets.ToDictionary(t => t.Name, t => GuardedTarget.Create(plugins, t), StringComparer.Ordinal);
+        _recipients = Sealed.Recipients(config.Encryption);
     }
 
     /// <summary>Runs the named sources (all when empty). Returns one recorded snapshot per source.</summary>
@@ -84,7 +86,7 @@ public sealed class BackupRunner
             var preflight = await PreflightAsync(def, source, targets, unavailable, ct).ConfigureAwait(false);
             var usable = targets.Where(t => !unavailable.ContainsKey(t.Name)).ToList();
             Directory.CreateDirectory(staging);
-            sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, source, _observer);
+            sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, _recipients, source, _observer);
             try
             {
                 await source.CaptureAsync(sink, ct).ConfigureAwait(false);
@@ -120,8 +122,8 @@ public sealed class BackupRunner
             var manifest = new Manifest(
                 Manifest.CurrentFormat, id, new ManifestSource(def.Name, def.Kind), host, started, DateTimeOffset.UtcNow, tools, raw,
                 artifacts.Sum(a => a.StoredBytes), facts, warnings,
-                artifacts.Select(a => new ManifestArtifact(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd", [],
-                    a.Facts, source.RestoreRecipe(a.Name, a.FileName))).ToList());
+                artifacts.Select(a => new ManifestArtifact(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd",
+                    _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, Recipe(source, a.Name, a.FileName))).ToList());
             var manifestFailures = await WriteManifestsAsync(def, id, manifest, GoodTargets(targets, artifacts), manifestsWritten, ct)
                 .ConfigureAwait(false);
             artifacts = artifacts.Select(a => a with
@@ -164,6 +166,18 @@ public sealed class BackupRunner
         {
             Sweeper.TryDeleteDirectory(staging, _observer);
         }
+    }
+
+    /// <summary>The stock-tool recipe: for an encrypted artifact, age -d first, then the source's own recipe.</summary>
+    internal static string Recipe(ISource source, string artifact, string fileName)
+    {
+        if (!Sealed.IsEncrypted(fileName))
+        {
+            return source.RestoreRecipe(artifact, fileName);
+        }
+
+        var compressed = fileName[..^Sealed.AgeSuffix.Length];
+        return $"age -d -i KEY_FILE -o {compressed} {fileName} && " + source.RestoreRecipe(artifact, compressed);
     }
 
     /// <summary>A new snapshot id, recorded as running; a clash with an existing id (same second) draws again.</summary>

@@ -10,6 +10,7 @@ internal sealed class CaptureSink(
     string stagingDirectory,
     IReadOnlyList<ITarget> targets,
     CompressionOptions compression,
+    IReadOnlyList<Sealing.Age.AgeRecipient>? recipients,
     ISource plugin,
     RunObserver observer) : ICaptureSink
 {
@@ -31,7 +32,7 @@ internal sealed class CaptureSink(
         }
 
         var progress = new ArtifactProgress(source, name);
-        var writer = await ArtifactWriter.StartAsync(source, snapshot, name, targets, compression, progress,
+        var writer = await ArtifactWriter.StartAsync(source, snapshot, name, targets, compression, recipients, progress,
             plugin.ValidatorFor(name), cancellationToken).ConfigureAwait(false);
         _writers.Add(writer);
         observer.ArtifactStarted(progress);

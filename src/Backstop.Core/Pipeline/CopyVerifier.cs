@@ -21,9 +21,19 @@ public static class CopyVerifier
         }
     }
 
+    /// <summary>
+    /// One copy. An encrypted copy's content is checked only with <paramref name="identities"/>; without them its
+    /// stored bytes are still read back and hashed.
+    /// </summary>
     public static async Task<CopyInfo> VerifyAsync(ITarget target, string key, long size, string sha256, bool deep,
-        IArtifactValidator? validator, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken)
+        IArtifactValidator? validator, IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken,
+        IReadOnlyList<Sealing.Age.AgeIdentity>? identities = null)
     {
+        if (Sealed.IsEncrypted(key) && (identities is null || identities.Count == 0))
+        {
+            validator = null;
+        }
+
         ArgumentNullException.ThrowIfNull(target);
         var now = DateTimeOffset.UtcNow;
         try
@@ -63,7 +73,7 @@ public static class CopyVerifier
             {
                 try
                 {
-                    await using var content = new ZstdDecodeStream(hashing, leaveOpen: true);
+                    await using var content = Sealed.Open(hashing, key, identities ?? []);
                     var found = await validator.ReadFactsAsync(content, cancellationToken).ConfigureAwait(false);
                     if (!ReferenceEquals(validator, DecodeOnly))
                     {
@@ -72,7 +82,7 @@ public static class CopyVerifier
 
                     formatError = ValidationStage.Mismatch(found, facts);
                 }
-                catch (Exception e) when (e is InvalidDataException or BackupException or FormatException or EndOfStreamException)
+                catch (Exception e) when (e is InvalidDataException or BackupException or FormatException or EndOfStreamException or Sealing.Age.AgeException)
                 {
                     formatError = e.Message;
                 }
@@ -94,7 +104,7 @@ public static class CopyVerifier
                 ? new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} fails its format check: {formatError}")
                 : new CopyInfo(target.Name, CopyState.Verified, now, null);
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or Sealing.Age.AgeException)
         {
             return new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)}: {e.Message}");
         }

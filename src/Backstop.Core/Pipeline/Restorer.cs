@@ -21,6 +21,13 @@ public sealed record RestoredArtifact(
 /// </summary>
 public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog)
 {
+    private IReadOnlyList<Sealing.Age.AgeIdentity>? _identities;
+
+    /// <summary>Identity files given on the command line (<c>--identity</c>), besides the configuration's.</summary>
+    public IReadOnlyList<string> ExtraIdentityFiles { get; init; } = [];
+
+    private IReadOnlyList<Sealing.Age.AgeIdentity> Identities => _identities ??= Sealed.Identities(config.Encryption, ExtraIdentityFiles);
+
     public SnapshotInfo FindSnapshot(SourceDefinition def, string? snapshot)
     {
         ArgumentNullException.ThrowIfNull(def);
@@ -89,7 +96,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             await using var stored = new Util.HashingReadStream(
                 await chosen.OpenReadAsync(Layout.Key(snapshot.Source, snapshot.Id, a.FileName), cancellationToken).ConfigureAwait(false));
             IReadOnlyDictionary<string, long> found;
-            await using (var content = new ZstdDecodeStream(stored, leaveOpen: true))
+            await using (var content = Sealed.Open(stored, a.FileName, Identities))
             {
                 found = await restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken).ConfigureAwait(false);
                 await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end

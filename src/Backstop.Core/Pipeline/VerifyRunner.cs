@@ -18,6 +18,7 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
     {
         ArgumentNullException.ThrowIfNull(only);
         var targets = config.Targets.ToDictionary(t => t.Name, t => GuardedTarget.Create(plugins, t), StringComparer.Ordinal);
+        var identities = deep ? Sealing.Sealed.Identities(config.Encryption) : [];
         var checks = new List<CopyCheck>();
         var updates = new List<(string, string, CopyInfo)>();
         foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
@@ -45,7 +46,7 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
                         else
                         {
                             result = await CopyVerifier.VerifyAsync(target, key, a.StoredBytes, a.Sha256, deep,
-                                deep ? source.ValidatorFor(a.Name) ?? CopyVerifier.DecodeOnly : null, a.Facts, cancellationToken).ConfigureAwait(false);
+                                deep ? source.ValidatorFor(a.Name) ?? CopyVerifier.DecodeOnly : null, a.Facts, cancellationToken, identities).ConfigureAwait(false);
                         }
 
                         var before = a.Copies.FirstOrDefault(c => c.Target == target.Name);

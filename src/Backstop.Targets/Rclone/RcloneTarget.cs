@@ -315,6 +315,36 @@ public class RcloneTarget : ITarget
         Check(code, stderr, operation);
     }
 
+    /// <summary>
+    /// Publishes an uploaded temporary object under its final name. A move that fails on a transient error (an SSH
+    /// server refusing a burst of new sessions makes rclone mistake the source for a folder) is checked and tried
+    /// again: done when the final object is there and the temporary one is gone.
+    /// </summary>
+    private async Task MoveAsync(string temp, string final, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var (code, _, stderr) = await CaptureAsync(["moveto", temp, final], ct).ConfigureAwait(false);
+            if (code == 0)
+            {
+                return;
+            }
+
+            if (attempt == 3)
+            {
+                Check(code, stderr, $"move of {temp} to its final name");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(500 * attempt), ct).ConfigureAwait(false);
+            var (finalCode, _, _) = await CaptureAsync(["lsjson", "--stat", final], ct).ConfigureAwait(false);
+            var (tempCode, _, _) = await CaptureAsync(["lsjson", "--stat", temp], ct).ConfigureAwait(false);
+            if (finalCode == 0 && tempCode != 0)
+            {
+                return; // the first move did happen
+            }
+        }
+    }
+
     private static void Kill(Process process)
     {
         try
@@ -382,7 +412,7 @@ public class RcloneTarget : ITarget
             }
 
             await FinishAsync($"upload of {_final}", cancellationToken).ConfigureAwait(false);
-            await _target.RunAsync(["moveto", _temp, _final], $"move of {_temp} to its final name", cancellationToken).ConfigureAwait(false);
+            await _target.MoveAsync(_temp, _final, cancellationToken).ConfigureAwait(false);
             _committed = true;
         }
 

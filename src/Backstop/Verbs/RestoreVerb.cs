@@ -8,17 +8,17 @@ namespace Backstop.Cli.Verbs;
 internal static class RestoreVerb
 {
     public static async Task<int> ExecuteAsync(Context context, string sourceName, string? snapshotId, string? artifact, string? destination,
-        bool force, bool explain, CancellationToken cancellationToken)
+        bool force, bool explain, IReadOnlyList<string> identityFiles, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
         var def = config.Source(sourceName)
                   ?? throw new ConfigException($"--source {sourceName}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
         using var catalog = Context.OpenCatalog(config);
-        var restorer = new Restorer(config, Plugins.Registry, catalog);
+        var restorer = new Restorer(config, Plugins.Registry, catalog) { ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList() };
         var snapshot = restorer.FindSnapshot(def, snapshotId);
         if (explain)
         {
-            return Explain(context, config, def, snapshot, artifact, destination);
+            return Explain(context, config, def, snapshot, artifact, destination, identityFiles);
         }
 
         if (string.IsNullOrEmpty(destination))
@@ -57,8 +57,10 @@ internal static class RestoreVerb
     }
 
     /// <summary>The stock-tool commands that restore each artifact without Backstop, with the stored file's hash to check first.</summary>
-    private static int Explain(Context context, BackstopConfig config, SourceDefinition def, Core.Catalog.SnapshotInfo snapshot, string? artifact, string? destination)
+    private static int Explain(Context context, BackstopConfig config, SourceDefinition def, Core.Catalog.SnapshotInfo snapshot, string? artifact, string? destination,
+        IReadOnlyList<string> identityFiles)
     {
+        var key = identityFiles.Select(Path.GetFullPath).Concat(config.Encryption?.Identities.Select(i => i.Reference[5..]) ?? []).FirstOrDefault();
         var source = Plugins.Registry.Source(def.Kind)!.Create(def);
         var local = config.Targets.FirstOrDefault(t => t.Kind == "local" && def.Targets.Contains(t.Name));
         var steps = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact).Select(a =>
@@ -66,7 +68,11 @@ internal static class RestoreVerb
             var file = local is not null
                 ? Path.Combine(((Backstop.Targets.Local.LocalOptions)local.Options).Path, Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
                 : $"{Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName)} (copied from a target first)";
-            var recipe = source.RestoreRecipe(a.Name, a.FileName).Replace(a.FileName, local is not null ? $"'{file}'" : a.FileName, StringComparison.Ordinal);
+            var recipe = BackupRunner.Recipe(source, a.Name, a.FileName).Replace(a.FileName, local is not null ? $"'{file}'" : a.FileName, StringComparison.Ordinal);
+            if (key is not null)
+            {
+                recipe = recipe.Replace("KEY_FILE", $"'{key}'", StringComparison.Ordinal);
+            }
             if (destination is not null)
             {
                 recipe = recipe.Replace("DEST", destination, StringComparison.Ordinal);

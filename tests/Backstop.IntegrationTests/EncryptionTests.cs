@@ -1,0 +1,151 @@
+using System.Security.Cryptography;
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>
+/// Encrypted snapshots in the age format: restored by Backstop, and by <c>age -d | zstd -d | tar -x</c> alone (the
+/// promise: restorable with stock tools even if Backstop is gone).
+/// </summary>
+public sealed class EncryptionTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public EncryptionTests()
+    {
+        var random = new byte[400_000];
+        new Random(11).NextBytes(random);
+        File.WriteAllBytes(_box.Write("data/scan.bin", ""), random);
+        _box.Write("data/sub/notes.txt", string.Concat(Enumerable.Repeat("secret ledger line\n", 3000)));
+    }
+
+    public void Dispose() => _box.Dispose();
+
+    private static Dictionary<string, string> Hashes(string root) =>
+        Directory.GetFiles(root, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(root, f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
+
+    private string Restored(string dest) => Path.Combine(dest, _box["data"].TrimStart('/'));
+
+    private string Keygen(string file = "key.txt")
+    {
+        var r = _box.Run("keygen", "-o", _box[file]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        return r.Stdout.Trim();
+    }
+
+    private void Config(string encryption) =>
+        _box.WriteConfig(Yaml.LocalTarget() + encryption + "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+
+    private string Stored => Directory.GetFiles(_box["backups/files"], "files.tar.zst.age", SearchOption.AllDirectories).Single();
+
+    [Fact]
+    public void An_encrypted_snapshot_restores_by_backstop_and_by_age_zstd_tar_alone_with_identical_hashes()
+    {
+        var recipient = Keygen();
+        Assert.StartsWith("age1", recipient, StringComparison.Ordinal);
+        Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./key.txt\"] }}\n");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.StartsWith("age-encryption.org/v1\n", File.ReadAllText(Stored)[..22], StringComparison.Ordinal);
+        Assert.DoesNotContain("secret ledger line", File.ReadAllText(Stored), StringComparison.Ordinal);
+
+        var restore = _box.Run("restore", "--source", "files", "--to", _box["by-backstop"]);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["by-backstop"])));
+
+        Directory.CreateDirectory(_box["by-stock-tools"]);
+        var stock = _box.Shell($"age -d -i key.txt '{Stored}' | zstd -d | tar -xf - -C by-stock-tools");
+        Assert.True(stock.ExitCode == 0, stock.ToString());
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["by-stock-tools"])));
+
+        var deep = _box.Run("verify", "--deep");
+        Assert.True(deep.ExitCode == 0, deep.ToString());
+    }
+
+    [Fact]
+    public void The_explain_recipe_run_literally_reproduces_the_data()
+    {
+        var recipient = Keygen();
+        Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./key.txt\"] }}\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var explain = _box.Run("restore", "--source", "files", "--explain", "--to", _box["explained"]);
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        var recipe = explain.Stdout.Split('\n').Single(l => l.StartsWith("age -d", StringComparison.Ordinal));
+        Assert.Contains(_box["key.txt"], recipe, StringComparison.Ordinal);
+        var check = explain.Stdout.Split('\n').Single(l => l.Contains("sha256sum -c", StringComparison.Ordinal));
+        Directory.CreateDirectory(_box["work"]);
+        var r = Sandbox.ExecEnv(_box["work"], null, "/bin/sh", "-c", $"set -e; mkdir -p '{_box["explained"]}'; {check}; {recipe}");
+        Assert.True(r.ExitCode == 0, r.ToString() + "\n" + recipe);
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["explained"])));
+    }
+
+    [Fact]
+    public void Without_the_identity_restore_refuses_naming_the_fix_and_a_wrong_one_is_refused()
+    {
+        var recipient = Keygen();
+        Config($"encryption: {{ recipients: [{recipient}] }}\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        Assert.Equal(0, _box.Run("verify", "--deep").ExitCode); // the stored bytes are still read back and hashed
+
+        var none = _box.Run("restore", "--source", "files", "--to", _box["out"]);
+        Assert.Equal(1, none.ExitCode);
+        Assert.Contains("is encrypted: give the identity file under encryption.identities", none.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_box["out"]) && Directory.EnumerateFileSystemEntries(_box["out"]).Any());
+
+        Keygen("other.txt");
+        var wrong = _box.Run("restore", "--source", "files", "--to", _box["out"], "--identity", _box["other.txt"]);
+        Assert.Equal(1, wrong.ExitCode);
+        Assert.Contains("no identity matches", wrong.Stderr, StringComparison.Ordinal);
+
+        var right = _box.Run("restore", "--source", "files", "--to", _box["out"], "--identity", _box["key.txt"]);
+        Assert.True(right.ExitCode == 0, right.ToString());
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["out"])));
+    }
+
+    [Fact]
+    public void A_passphrase_encrypts_for_age_p_and_restores()
+    {
+        Config("encryption: { passphrase: \"env:BACKUP_PASSPHRASE\" }\n");
+        var env = new Dictionary<string, string> { ["BACKUP_PASSPHRASE"] = "Correct-Horse-7" };
+        var run = _box.Run(["run"], env);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var restore = _box.Run(["restore", "--source", "files", "--to", _box["out"]], env);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["out"])));
+        var header = File.ReadAllText(Stored).Split('\n')[1];
+        Assert.StartsWith("-> scrypt ", header, StringComparison.Ordinal);
+        Assert.DoesNotContain("Correct-Horse-7", run.All + File.ReadAllText(Directory.GetFiles(_box["backups"], "MANIFEST.json", SearchOption.AllDirectories)[0]),
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Keygen_writes_a_0600_file_that_age_reads_and_never_overwrites_it()
+    {
+        var recipient = Keygen();
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_box["key.txt"]));
+        var fromAge = Sandbox.ExecEnv(_box.Root, null, "age-keygen", "-y", _box["key.txt"]);
+        Assert.Equal(recipient, fromAge.Stdout.Trim());
+        var before = File.ReadAllText(_box["key.txt"]);
+        var again = _box.Run("keygen", "-o", _box["key.txt"]);
+        Assert.Equal(2, again.ExitCode);
+        Assert.Contains("never overwrites a key", again.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllText(_box["key.txt"]));
+    }
+
+    [Fact]
+    public void A_bad_recipient_or_a_passphrase_with_recipients_is_a_configuration_error_with_its_place()
+    {
+        Config("encryption: { recipients: [age1notakey] }\n");
+        var bad = _box.Run("run");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("backstop.yaml:", bad.Stderr, StringComparison.Ordinal);
+        Assert.Contains("is not an age recipient", bad.Stderr, StringComparison.Ordinal);
+
+        var recipient = Keygen();
+        Config($"encryption: {{ recipients: [{recipient}], passphrase: \"env:X\" }}\n");
+        var both = _box.Run("run");
+        Assert.Equal(2, both.ExitCode);
+        Assert.Contains("a passphrase cannot be combined with recipients", both.Stderr, StringComparison.Ordinal);
+    }
+}
