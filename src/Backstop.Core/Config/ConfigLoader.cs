@@ -143,10 +143,11 @@ public static partial class ConfigLoader
             sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location));
         }
 
-        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, targets, sources");
+        var encryption = ParseEncryption(top.Map("encryption"));
+        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, targets, sources");
         return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo), compression, targets, sources)
         {
-            Encryption = ParseEncryption(top.Map("encryption")),
+            Encryption = encryption,
         };
     }
 

@@ -55,6 +55,7 @@ public class RcloneTarget : ITarget
     private readonly IReadOnlyDictionary<string, string> _env;
     private readonly string? _program;
     private readonly SemaphoreSlim _mkdirLock = new(1, 1);
+    private readonly SemaphoreSlim _commands = new(3, 3);
     private readonly HashSet<string> _folders = new(StringComparer.Ordinal);
     private string? _resolved;
 
@@ -292,6 +293,21 @@ public class RcloneTarget : ITarget
     }
 
     private async Task<(int Code, string Stdout, string Stderr)> CaptureAsync(IReadOnlyList<string> args, CancellationToken ct)
+    {
+        // Few short commands at once: each opens a new session, and an SSH server drops new sessions beyond a burst
+        // (OpenSSH's MaxStartups 10:30:100), which rclone then reports as "doesn't exist".
+        await _commands.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await CaptureOnceAsync(args, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _commands.Release();
+        }
+    }
+
+    private async Task<(int Code, string Stdout, string Stderr)> CaptureOnceAsync(IReadOnlyList<string> args, CancellationToken ct)
     {
         using var process = Start(args, redirectInput: false);
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
