@@ -78,6 +78,16 @@ internal static class CommandLine
             p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), p.GetValue(restoreIdentity) ?? [], ct));
         root.Add(restore);
 
+        var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
+        var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
+        var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };
+        var prune = new Command("prune", "Apply retention: remove snapshots no rule keeps (never the newest valid one)");
+        prune.Add(pruneSources);
+        prune.Add(pruneDryRun);
+        prune.Add(pruneForce);
+        prune.SetAction((p, ct) => PruneVerb.ExecuteAsync(Context.From(p), p.GetValue(pruneSources) ?? [], p.GetValue(pruneDryRun), p.GetValue(pruneForce), ct));
+        root.Add(prune);
+
         var keygenOutput = new Option<string>("--output", "-o") { Description = "The identity file to write (created 0600, never overwritten)", HelpName = "FILE", Required = true };
         var keygen = new Command("keygen", "Make an age identity for encryption: writes the secret key file and prints its recipient (age1…)");
         keygen.Add(keygenOutput);
@@ -89,6 +99,14 @@ internal static class CommandLine
         check.SetAction((p, ct) => ConfigVerb.CheckAsync(Context.From(p), ct));
         config.Add(check);
         root.Add(config);
+
+        var rebuildForce = new Option<bool>("--force") { Description = "Replace a catalog that holds snapshots (the old one is kept beside it)" };
+        var rebuild = new Command("rebuild", "Recreate the catalog from the manifests on the targets");
+        rebuild.Add(rebuildForce);
+        rebuild.SetAction((p, ct) => CatalogVerb.RebuildAsync(Context.From(p), p.GetValue(rebuildForce), ct));
+        var catalogCommand = new Command("catalog", "The catalog of snapshots");
+        catalogCommand.Add(rebuild);
+        root.Add(catalogCommand);
 
         return root;
     }

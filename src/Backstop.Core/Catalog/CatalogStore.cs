@@ -62,6 +62,21 @@ public sealed class CatalogStore : IDisposable
             message TEXT NOT NULL
         );
         """,
+        """
+        CREATE TABLE copies_v2 (
+            snapshot_id TEXT NOT NULL,
+            artifact TEXT NOT NULL,
+            target TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt', 'pruned')),
+            checked_at TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (snapshot_id, artifact, target),
+            FOREIGN KEY (snapshot_id, artifact) REFERENCES artifacts(snapshot_id, name) ON DELETE CASCADE
+        );
+        INSERT INTO copies_v2 SELECT * FROM copies;
+        DROP TABLE copies;
+        ALTER TABLE copies_v2 RENAME TO copies;
+        """,
     ];
 
     private readonly SqliteConnection _db;

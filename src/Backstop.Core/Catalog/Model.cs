@@ -20,6 +20,9 @@ public enum CopyState
 
     /// <summary>Present, but its size or hash no longer matches.</summary>
     Corrupt,
+
+    /// <summary>Removed on purpose by retention (<c>prune</c>).</summary>
+    Pruned,
 }
 
 public sealed record CopyInfo(string Target, CopyState State, DateTimeOffset CheckedAt, string? Error);
@@ -60,7 +63,7 @@ public sealed record SnapshotInfo(
     /// <summary>A snapshot counts only when committed with at least <paramref name="minCopies"/> verified copies.</summary>
     /// <summary>Each copy that is not verified, with its reason ("target 'nas': …"), one line per target.</summary>
     public IReadOnlyList<string> CopyProblems =>
-        Artifacts.SelectMany(a => a.Copies).Where(c => c.State != CopyState.Verified)
+        Artifacts.SelectMany(a => a.Copies).Where(c => c.State is not (CopyState.Verified or CopyState.Pruned))
             .GroupBy(c => c.Target, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => $"copy on '{g.Key}' {g.First().State.ToString().ToLowerInvariant()}: {g.First().Error ?? "(no reason recorded)"}").ToList();
 

@@ -47,7 +47,11 @@ public sealed record SourceDefinition(
     TimeSpan Rpo,
     int MinCopies,
     IReadOnlyList<string> Targets,
-    ConfigLocation Location);
+    ConfigLocation Location)
+{
+    /// <summary>The source's retention rules (its own, else the global ones); null when none are configured.</summary>
+    public Retention.RetentionRules? Retention { get; init; }
+}
 
 public enum AnomalyAction
 {

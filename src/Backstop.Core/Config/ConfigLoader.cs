@@ -102,6 +102,7 @@ public static partial class ConfigLoader
             throw new ConfigException(top.LocationOf("targets"), "targets: at least one target is needed (for example {name: local, kind: local, path: ./backups})");
         }
 
+        var retention = Retention.RetentionRules.Parse(top.Map("retention"));
         var sources = new List<SourceDefinition>();
         foreach (var s in top.MapList("sources"))
         {
@@ -138,13 +139,17 @@ public static partial class ConfigLoader
                     $"{s.Path}: min_copies is {sourceMinCopies} but the source has only {sourceTargets.Count} target(s); add targets or lower min_copies");
             }
 
+            var sourceRetention = Retention.RetentionRules.Parse(s.Map("retention")) ?? retention;
             var options = kind.ParseOptions(s);
             s.EnsureAllKeysKnown();
-            sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location));
+            sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
+            {
+                Retention = sourceRetention,
+            });
         }
 
         var encryption = ParseEncryption(top.Map("encryption"));
-        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, targets, sources");
+        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, targets, sources");
         return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo), compression, targets, sources)
         {
             Encryption = encryption,

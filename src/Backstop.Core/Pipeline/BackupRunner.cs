@@ -140,7 +140,7 @@ public sealed class BackupRunner
                 await Orphans.DeleteFolderAsync(t, Layout.Folder(def.Name, id), _observer).ConfigureAwait(false);
             }
 
-            return Record(def, id, started, host, SnapshotState.Committed, artifacts, warnings, null);
+            return Record(def, id, started, host, SnapshotState.Committed, artifacts, warnings, null, manifest.FinishedAt);
         }
         catch (Exception e)
         {
@@ -299,11 +299,12 @@ public sealed class BackupRunner
         return failures;
     }
 
+    /// <summary>Records the outcome; a committed snapshot finishes when its manifest says (so a rebuilt catalog says the same).</summary>
     private SnapshotInfo Record(SourceDefinition def, string id, DateTimeOffset started, string host, SnapshotState state,
-        IReadOnlyList<ArtifactResult> artifacts, IReadOnlyList<string> warnings, string? error)
+        IReadOnlyList<ArtifactResult> artifacts, IReadOnlyList<string> warnings, string? error, DateTimeOffset? finished = null)
     {
         var snapshot = new SnapshotInfo(
-            id, def.Name, def.Kind, state, started, DateTimeOffset.UtcNow, host,
+            id, def.Name, def.Kind, state, started, finished ?? DateTimeOffset.UtcNow, host,
             artifacts.Sum(a => a.RawBytes), artifacts.Sum(a => a.StoredBytes), SumFacts(artifacts.Select(a => a.Facts)), warnings.ToList(), error,
             artifacts.Select(a => new ArtifactInfo(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd", a.Facts,
                 state == SnapshotState.Failed

@@ -21,6 +21,11 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
             foreach (var name in def.Targets.Distinct(StringComparer.Ordinal))
             {
                 ct.ThrowIfCancellationRequested();
+                if (snapshot.Artifacts.Any(a => a.Copies.Any(c => c.Target == name && c.State == CopyState.Pruned)))
+                {
+                    continue; // retention let it go there on purpose
+                }
+
                 var lacking = snapshot.Artifacts
                     .Where(a => !a.Copies.Any(c => c.Target == name && c.State == CopyState.Verified)).ToList();
                 if (lacking.Count == 0 || await UnreachableAsync(targets[name], ct).ConfigureAwait(false) is { } why)

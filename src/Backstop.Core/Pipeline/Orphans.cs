@@ -149,6 +149,13 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
             {
                 if (_known.GetValueOrDefault(o.Snapshot) == SnapshotState.Committed)
                 {
+                    if (_snapshots[o.Snapshot].Artifacts.SelectMany(a => a.Copies).Any(c => c.Target == t.Name && c.State == CopyState.Pruned))
+                    {
+                        await Orphans.DeleteFolderAsync(t, o.Folder, observer).ConfigureAwait(false);
+                        observer.Notice($"removed {o.Folder} from target '{t.Name}': the rest of a prune that was interrupted");
+                        continue;
+                    }
+
                     if (!_snapshots[o.Snapshot].VerifiedTargets.Contains(t.Name))
                     {
                         continue; // its copy there failed or went missing: healing writes it whole, manifest last

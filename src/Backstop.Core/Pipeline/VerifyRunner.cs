@@ -26,7 +26,8 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
             var source = plugins.Source(def.Kind)!.Create(def);
             foreach (var snap in catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed))
             {
-                foreach (var targetName in snap.Artifacts.SelectMany(a => a.Copies).Select(c => c.Target).Distinct(StringComparer.Ordinal))
+                foreach (var targetName in snap.Artifacts.SelectMany(a => a.Copies).Where(c => c.State != CopyState.Pruned)
+                             .Select(c => c.Target).Distinct(StringComparer.Ordinal))
                 {
                     if (!targets.TryGetValue(targetName, out var target))
                     {

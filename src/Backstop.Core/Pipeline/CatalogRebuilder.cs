@@ -1,0 +1,115 @@
+using System.Text.Json;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Core.Pipeline;
+
+public sealed record RebuildResult(int Snapshots, int Sources, IReadOnlyList<string> Problems);
+
+/// <summary>
+/// <c>catalog rebuild</c>: a new catalog from the manifests on the targets, so the catalog is never a single point of
+/// failure. A copy counts as verified when its manifest is there and the object has the recorded size (what a
+/// plain <c>verify</c> checks); <c>verify --deep</c> afterwards reads every byte. Failed runs left no manifest, so they
+/// are not recreated (their history is lost with the old catalog; nothing of theirs was kept).
+/// </summary>
+public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugins, RunObserver observer)
+{
+    public async Task<RebuildResult> RebuildAsync(CatalogStore catalog, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        var problems = new List<string>();
+        var found = new Dictionary<string, (Manifest Manifest, Dictionary<string, List<CopyInfo>> Copies)>(StringComparer.Ordinal);
+        foreach (var def in config.Targets)
+        {
+            var target = GuardedTarget.Create(plugins, def);
+            List<ObjectInfo> objects;
+            try
+            {
+                objects = [];
+                await foreach (var o in target.ListAsync("", ct).ConfigureAwait(false))
+                {
+                    objects.Add(o);
+                }
+            }
+            catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"target '{target.Name}' could not be listed: {e.Message}; its snapshots are not in the new catalog, run it again when it answers");
+                continue;
+            }
+
+            var sizes = objects.ToDictionary(o => o.Key, o => o.Size, StringComparer.Ordinal);
+            foreach (var key in objects.Select(o => o.Key).Where(k => k.EndsWith("/" + Layout.ManifestName, StringComparison.Ordinal) && k.Count(c => c == '/') == 2))
+            {
+                Manifest manifest;
+                try
+                {
+                    await using var s = await target.OpenReadAsync(key, ct).ConfigureAwait(false);
+                    var m = new MemoryStream();
+                    await s.CopyToAsync(m, ct).ConfigureAwait(false);
+                    manifest = Manifest.Parse(m.ToArray());
+                }
+                catch (Exception e) when (e is JsonException or BackupException or IOException or ObjectNotFoundException or NotSupportedException)
+                {
+                    problems.Add($"{key} on '{target.Name}' cannot be read as a manifest: {e.Message}");
+                    continue;
+                }
+
+                if (manifest.Format > Manifest.CurrentFormat || $"{manifest.Source.Name}/{manifest.Snapshot}/{Layout.ManifestName}" != key)
+                {
+                    problems.Add($"{key} on '{target.Name}' is not a manifest this backstop understands (format {manifest.Format}, snapshot {manifest.Snapshot})");
+                    continue;
+                }
+
+                if (!found.TryGetValue(manifest.Snapshot, out var entry))
+                {
+                    entry = (manifest, new Dictionary<string, List<CopyInfo>>(StringComparer.Ordinal));
+                    found[manifest.Snapshot] = entry;
+                }
+                else if (!entry.Manifest.Artifacts.Select(a => a.Sha256).SequenceEqual(manifest.Artifacts.Select(a => a.Sha256)))
+                {
+                    problems.Add($"snapshot {manifest.Snapshot} has different manifests on different targets; '{target.Name}' is ignored for it");
+                    continue;
+                }
+
+                foreach (var a in manifest.Artifacts)
+                {
+                    var objectKey = Layout.Key(manifest.Source.Name, manifest.Snapshot, a.File);
+                    var copy = sizes.TryGetValue(objectKey, out var size)
+                        ? size == a.StoredBytes
+                            ? new CopyInfo(target.Name, CopyState.Verified, DateTimeOffset.UtcNow, null)
+                            : new CopyInfo(target.Name, CopyState.Corrupt, DateTimeOffset.UtcNow, $"{objectKey} has {size} bytes, {a.StoredBytes} were stored")
+                        : new CopyInfo(target.Name, CopyState.Missing, DateTimeOffset.UtcNow, $"{objectKey} is missing on '{target.Name}'");
+                    if (!entry.Copies.TryGetValue(a.Name, out var list))
+                    {
+                        entry.Copies[a.Name] = list = [];
+                    }
+
+                    list.Add(copy);
+                }
+            }
+        }
+
+        foreach (var (id, (m, copies)) in found.OrderBy(f => f.Key, StringComparer.Ordinal))
+        {
+            if (!catalog.TryBeginSnapshot(id, m.Source.Name, m.Source.Kind, m.StartedAt, m.Host))
+            {
+                problems.Add($"snapshot {id} is already in the catalog");
+                continue;
+            }
+
+            catalog.FinishSnapshot(new SnapshotInfo(id, m.Source.Name, m.Source.Kind, SnapshotState.Committed, m.StartedAt, m.FinishedAt, m.Host,
+                m.RawBytes, m.StoredBytes, m.Facts, m.Warnings, null,
+                m.Artifacts.Select(a => new ArtifactInfo(a.Name, a.File, a.RawBytes, a.StoredBytes, a.Sha256, a.Compression, a.Facts,
+                    copies.GetValueOrDefault(a.Name) ?? [])).ToList()));
+        }
+
+        foreach (var p in problems)
+        {
+            observer.Notice(p);
+        }
+
+        catalog.AddEvent("warn", null, null, $"catalog rebuilt from manifests: {found.Count} snapshot(s)");
+        return new RebuildResult(found.Count, found.Values.Select(f => f.Manifest.Source.Name).Distinct(StringComparer.Ordinal).Count(), problems);
+    }
+}

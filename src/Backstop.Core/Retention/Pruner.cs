@@ -1,0 +1,70 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Pipeline;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Core.Retention;
+
+/// <summary>One line of <c>prune</c>: a snapshot on a target (or "-" when it holds nothing), kept or removed, and why.</summary>
+public sealed record PruneLine(string Source, string Target, string Snapshot, DateTimeOffset Time, bool Keep, string Why);
+
+/// <summary>
+/// Applies each source's retention rules per target, over the snapshots with a verified copy there: failed
+/// snapshots never count, the newest valid one is always kept, and a source whose newest snapshot is not valid is
+/// left alone (unless forced), so a run of failures can never eat the last good backups. A copy is marked pruned
+/// in the catalog before its folder is removed (manifest first), so an interrupted prune is finished by the next run.
+/// </summary>
+public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer)
+{
+    public async Task<IReadOnlyList<PruneLine>> RunAsync(IReadOnlyCollection<string> only, bool dryRun, bool force, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(only);
+        var targets = config.Targets.ToDictionary(t => t.Name, t => GuardedTarget.Create(plugins, t), StringComparer.Ordinal);
+        var lines = new List<PruneLine>();
+        foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
+        {
+            if (def.Retention is not { IsEmpty: false } rules)
+            {
+                observer.Notice($"'{def.Name}': no retention rules configured; nothing pruned");
+                continue;
+            }
+
+            var snapshots = catalog.Snapshots(def.Name).Where(s => s.State != SnapshotState.Running).ToList();
+            var newest = snapshots.LastOrDefault();
+            if (newest is not null && !newest.IsValid(def.MinCopies) && !force)
+            {
+                observer.Notice(
+                    $"'{def.Name}': the newest snapshot {newest.Id} is not valid ({newest.Error ?? "too few verified copies"}); nothing pruned until a run succeeds (or use --force)");
+                continue;
+            }
+
+            foreach (var s in snapshots.Where(s => s.State == SnapshotState.Failed))
+            {
+                lines.Add(new PruneLine(def.Name, "-", s.Id, s.StartedAt, true, "failed: never counts, holds no data"));
+            }
+
+            foreach (var targetName in def.Targets.Distinct(StringComparer.Ordinal))
+            {
+                var here = snapshots.Where(s => s.State == SnapshotState.Committed && s.Artifacts.Count > 0
+                                                && s.Artifacts.All(a => a.Copies.Any(c => c.Target == targetName && c.State == CopyState.Verified))).ToList();
+                var decisions = RetentionPolicy.Decide(here.Select(s => new RetentionCandidate(s.Id, s.StartedAt)), rules);
+                foreach (var d in decisions.OrderBy(d => d.Time))
+                {
+                    lines.Add(new PruneLine(def.Name, targetName, d.Id, d.Time, d.Keep, string.Join("; ", d.Reasons)));
+                    if (d.Keep || dryRun)
+                    {
+                        continue;
+                    }
+
+                    var snapshot = here.Single(s => s.Id == d.Id);
+                    catalog.SetCopies(snapshot.Artifacts.Select(a =>
+                        (snapshot.Id, a.Name, new CopyInfo(targetName, CopyState.Pruned, DateTimeOffset.UtcNow, $"pruned: {d.Reasons[0]}"))));
+                    await Orphans.DeleteFolderAsync(targets[targetName], Layout.Folder(def.Name, snapshot.Id), observer).ConfigureAwait(false);
+                    catalog.AddEvent("info", def.Name, snapshot.Id, $"pruned from '{targetName}': {d.Reasons[0]}");
+                }
+            }
+        }
+
+        return lines;
+    }
+}

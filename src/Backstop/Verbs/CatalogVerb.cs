@@ -1,0 +1,61 @@
+using Backstop.Cli.Rendering;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Locking;
+using Backstop.Core.Pipeline;
+
+namespace Backstop.Cli.Verbs;
+
+/// <summary><c>backstop catalog rebuild [--force]</c>: the catalog again, from the manifests on the targets.</summary>
+internal static class CatalogVerb
+{
+    public static async Task<int> RebuildAsync(Context context, bool force, CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        using var runLock = RunLock.Acquire(config.LockPath);
+        if (File.Exists(config.CatalogPath))
+        {
+            int held;
+            using (var existing = CatalogStore.Open(config.CatalogPath))
+            {
+                held = existing.Snapshots().Count;
+            }
+
+            if (held > 0 && !force)
+            {
+                throw new ConfigException(
+                    $"the catalog {config.CatalogPath} holds {held} snapshot(s); rebuilding replaces it (failed runs' history is not on the targets): add --force, and the old one is kept beside it");
+            }
+
+            var kept = $"{config.CatalogPath}.replaced-{DateTime.UtcNow:yyyyMMddTHHmmssZ}";
+            File.Move(config.CatalogPath, kept);
+            foreach (var suffix in new[] { "-wal", "-shm" })
+            {
+                if (File.Exists(config.CatalogPath + suffix))
+                {
+                    File.Move(config.CatalogPath + suffix, kept + suffix);
+                }
+            }
+
+            if (held > 0)
+            {
+                await Console.Error.WriteLineAsync($"backstop: the old catalog is kept as {kept}").ConfigureAwait(false);
+            }
+        }
+
+        using var catalog = Context.OpenCatalog(config);
+        var observer = new PlainObserver(context.Json ? Console.Error : Console.Out);
+        var result = await new CatalogRebuilder(config, Plugins.Registry, observer).RebuildAsync(catalog, cancellationToken).ConfigureAwait(false);
+        if (context.Json)
+        {
+            JsonOutput.Write(new { result.Snapshots, result.Sources, result.Problems });
+        }
+        else
+        {
+            Console.WriteLine($"catalog rebuilt from the manifests on {config.Targets.Count} target(s): {result.Snapshots} snapshot(s) of {result.Sources} source(s)" +
+                              (result.Problems.Count > 0 ? $"; {result.Problems.Count} problem(s) above" : "") + "; run 'backstop verify --deep' to read every copy back");
+        }
+
+        return result.Problems.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+}

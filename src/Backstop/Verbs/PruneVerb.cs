@@ -1,0 +1,47 @@
+using Backstop.Cli.Rendering;
+using Backstop.Core.Config;
+using Backstop.Core.Locking;
+using Backstop.Core.Pipeline;
+using Backstop.Core.Retention;
+using Spectre.Console;
+
+namespace Backstop.Cli.Verbs;
+
+/// <summary><c>backstop prune [--dry-run] [--force] [--source NAME]</c>: apply retention, saying for each snapshot why it stays or goes.</summary>
+internal static class PruneVerb
+{
+    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool dryRun, bool force, CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        foreach (var name in only.Where(n => config.Source(n) is null))
+        {
+            throw new ConfigException($"--source {name}: no source has that name in {config.File}");
+        }
+
+        using var runLock = RunLock.Acquire(config.LockPath); // never while a run writes
+        using var catalog = Context.OpenCatalog(config);
+        var observer = new PlainObserver(context.Json ? Console.Error : Console.Out);
+        var lines = await new Pruner(config, Plugins.Registry, catalog, observer).RunAsync(only, dryRun, force, cancellationToken).ConfigureAwait(false);
+        if (context.Json)
+        {
+            JsonOutput.Write(new
+            {
+                DryRun = dryRun,
+                Snapshots = lines.Select(l => new { l.Source, l.Target, l.Snapshot, l.Time, Action = l.Keep ? "keep" : dryRun ? "would remove" : "removed", l.Why }),
+            });
+            return ExitCodes.Ok;
+        }
+
+        foreach (var l in lines)
+        {
+            var action = l.Keep ? "[green]keep[/]  " : dryRun ? "[yellow]would remove[/]" : "[red]removed[/]";
+            Terminal.Out.MarkupLine($"{action} {Markup.Escape(l.Source)} {l.Snapshot} on {Markup.Escape(l.Target)}: {Markup.Escape(l.Why)}");
+        }
+
+        var removed = lines.Count(l => !l.Keep);
+        Terminal.Out.MarkupLine(dryRun
+            ? $"{removed} snapshot cop{(removed == 1 ? "y" : "ies")} would be removed (dry run: nothing was)"
+            : $"{removed} snapshot cop{(removed == 1 ? "y" : "ies")} removed");
+        return ExitCodes.Ok;
+    }
+}

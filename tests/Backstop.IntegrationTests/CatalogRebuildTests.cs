@@ -1,0 +1,78 @@
+using System.Text.Json;
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>The catalog is never a single point of failure: it comes back from the manifests on the targets.</summary>
+public sealed class CatalogRebuildTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public void Dispose() => _box.Dispose();
+
+    private static string Normalize(string json)
+    {
+        // checked_at is the time a copy was last checked: a rebuild checks again.
+        using var doc = JsonDocument.Parse(json);
+        return System.Text.RegularExpressions.Regex.Replace(doc.RootElement.ToString(), "\"checked_at\":\"[^\"]*\"", "");
+    }
+
+    [Fact]
+    public void Catalog_deleted_then_rebuilt_gives_the_same_list_and_status()
+    {
+        _box.Write("data/a.txt", "alpha");
+        _box.WriteConfig(
+            "catalog: ./state/catalog.db\nstaging: ./state/staging\npolicy: { min_copies: 1, rpo: 24h }\ntargets:\n" +
+            "  - { name: local, kind: local, path: ./backups }\n  - { name: second, kind: local, path: ./second }\n" +
+            "sources:\n  - { name: files, kind: files, paths: [./data] }\n" + Yaml.Command("app", "echo ledger"));
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(0, _box.Run("run").ExitCode);
+            Thread.Sleep(1100);
+        }
+
+        var list = Normalize(_box.Run("list", "--json").Stdout);
+        var status = _box.Run("status", "--json").Stdout;
+        foreach (var f in Directory.GetFiles(_box["state"], "catalog.db*"))
+        {
+            File.Delete(f);
+        }
+
+        Assert.Equal(1, _box.Run("status").ExitCode); // no catalog: nothing known, never "ok"
+        var rebuild = _box.Run("catalog", "rebuild");
+        Assert.True(rebuild.ExitCode == 0, rebuild.ToString());
+        Assert.Contains("4 snapshot(s) of 2 source(s)", rebuild.Stdout, StringComparison.Ordinal);
+        Assert.Equal(list, Normalize(_box.Run("list", "--json").Stdout));
+        Assert.Equal(status, _box.Run("status", "--json").Stdout);
+        Assert.Equal(0, _box.Run("verify", "--deep").ExitCode);
+    }
+
+    [Fact]
+    public void A_catalog_with_snapshots_is_replaced_only_with_force_and_kept_beside()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo ledger"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var refused = _box.Run("catalog", "rebuild");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("add --force", refused.Stderr, StringComparison.Ordinal);
+        var forced = _box.Run("catalog", "rebuild", "--force");
+        Assert.True(forced.ExitCode == 0, forced.ToString());
+        Assert.Single(Directory.GetFiles(_box["state"], "catalog.db.replaced-*"), f => !f.EndsWith("-wal", StringComparison.Ordinal) && !f.EndsWith("-shm", StringComparison.Ordinal));
+        Assert.Single(_box.Snapshots());
+    }
+
+    [Fact]
+    public void A_copy_missing_on_a_target_is_rebuilt_as_missing_not_verified()
+    {
+        _box.WriteConfig(
+            "catalog: ./state/catalog.db\nstaging: ./state/staging\npolicy: { min_copies: 1, rpo: 24h }\ntargets:\n" +
+            "  - { name: local, kind: local, path: ./backups }\n  - { name: second, kind: local, path: ./second }\n" +
+            "sources:\n" + Yaml.Command("app", "echo ledger"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        File.Delete(Directory.GetFiles(_box["second"], "dump.out.zst", SearchOption.AllDirectories).Single());
+        Assert.Equal(0, _box.Run("catalog", "rebuild", "--force").ExitCode);
+        var status = JsonDocument.Parse(_box.Run("status", "--json").Stdout).RootElement.GetProperty("sources")[0];
+        Assert.Equal("missing", status.GetProperty("last_valid").GetProperty("copies").GetProperty("second").GetString());
+        Assert.Equal("degraded", status.GetProperty("state").GetString());
+    }
+}

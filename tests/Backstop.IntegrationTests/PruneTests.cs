@@ -1,0 +1,93 @@
+using System.Text.Json;
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>Retention from the command line: nothing good is ever deleted, and every decision says why.</summary>
+public sealed class PruneTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public void Dispose() => _box.Dispose();
+
+    private void Config(string retention, string script = "date +%s%N") =>
+        _box.WriteConfig(Yaml.LocalTarget() + $"retention: {retention}\n" + "sources:\n" + Yaml.Command("app", script));
+
+    private void RunTimes(int n, int exitCode)
+    {
+        for (var i = 0; i < n; i++)
+        {
+            Assert.Equal(exitCode, _box.Run("run").ExitCode);
+            Thread.Sleep(1100); // snapshot ids are per second
+        }
+    }
+
+    private List<string> StoredSnapshots() =>
+        Directory.Exists(_box["backups/app"]) ? Directory.GetDirectories(_box["backups/app"]).Select(d => Path.GetFileName(d)).Order().ToList() : [];
+
+    [Fact]
+    public void Dry_run_says_why_each_stays_or_goes_and_prune_removes_only_those()
+    {
+        Config("{ last: 2 }");
+        RunTimes(4, 0);
+        var before = StoredSnapshots();
+        Assert.Equal(4, before.Count);
+
+        var dry = _box.Run("prune", "--dry-run");
+        Assert.True(dry.ExitCode == 0, dry.ToString());
+        Assert.Contains($"keep   app {before[3]} on local: newest valid snapshot; last 2", dry.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"keep   app {before[2]} on local: last 2", dry.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"would remove app {before[0]} on local: matches no rule (last 2)", dry.Stdout, StringComparison.Ordinal);
+        Assert.Contains("2 snapshot copies would be removed (dry run: nothing was)", dry.Stdout, StringComparison.Ordinal);
+        Assert.Equal(before, StoredSnapshots());
+
+        var prune = _box.Run("prune");
+        Assert.True(prune.ExitCode == 0, prune.ToString());
+        Assert.Equal(before[2..], StoredSnapshots());
+        Assert.Equal(0, _box.Run("verify", "--deep").ExitCode); // pruned copies are not "missing"
+        var status = JsonDocument.Parse(_box.Run("status", "--json").Stdout).RootElement.GetProperty("sources")[0];
+        Assert.Equal("ok", status.GetProperty("state").GetString());
+        Assert.Equal(0, _box.Run("run").ExitCode); // and the next run neither heals nor sweeps them back
+        Assert.Equal(3, StoredSnapshots().Count);
+    }
+
+    [Fact]
+    public void Prune_never_removes_the_last_valid_snapshot_when_the_newest_runs_failed()
+    {
+        Config("{ last: 1 }");
+        RunTimes(3, 0);
+        var good = StoredSnapshots();
+        Config("{ last: 1 }", "exit 3");
+        RunTimes(2, 1);
+
+        var refused = _box.Run("prune");
+        Assert.Equal(0, refused.ExitCode);
+        Assert.Contains("is not valid", refused.Stdout, StringComparison.Ordinal);
+        Assert.Contains("nothing pruned until a run succeeds (or use --force)", refused.Stdout, StringComparison.Ordinal);
+        Assert.Equal(good, StoredSnapshots());
+
+        var forced = _box.Run("prune", "--force");
+        Assert.True(forced.ExitCode == 0, forced.ToString());
+        Assert.Contains("failed: never counts, holds no data", forced.Stdout, StringComparison.Ordinal);
+        Assert.Equal([good[^1]], StoredSnapshots()); // the newest valid one stays, whatever failed after it
+        var restore = _box.Run("restore", "--source", "app", "--to", _box["restored/"]);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+    }
+
+    [Fact]
+    public void Without_rules_nothing_is_pruned_and_bad_rules_are_configuration_errors()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo x"));
+        RunTimes(2, 0);
+        var none = _box.Run("prune");
+        Assert.Equal(0, none.ExitCode);
+        Assert.Contains("no retention rules configured; nothing pruned", none.Stdout, StringComparison.Ordinal);
+        Assert.Equal(2, StoredSnapshots().Count);
+
+        Config("{ last: 2, dayly: 7 }");
+        var bad = _box.Run("prune");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("dayly", bad.Stderr, StringComparison.Ordinal);
+        Assert.Contains("backstop.yaml:", bad.Stderr, StringComparison.Ordinal);
+    }
+}
