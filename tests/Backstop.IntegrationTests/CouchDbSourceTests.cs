@@ -168,4 +168,22 @@ public sealed class CouchDbSourceTests : IClassFixture<CouchServer>, IDisposable
         Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
         Assert.Equal("failed", _box.Snapshots()[0].GetProperty("state").GetString());
     }
+
+    /// <summary>The restore --explain recipe (curl and jq) run as printed: the same documents and revisions.</summary>
+    [Fact]
+    public async Task The_explain_recipe_run_literally_restores_the_same_documents_and_revisions()
+    {
+        var db = await CreateLedgerAsync(15);
+        Config(db);
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var copy = NewName("explained");
+        var explain = _box.Run("restore", "--source", "couch", "--explain", "--to", $"{_couch.Url}/{copy}");
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        var recipe = explain.Stdout.Split('\n').Single(l => l.StartsWith("curl", StringComparison.Ordinal));
+        var r = _box.Shell(recipe);
+        Assert.True(r.ExitCode == 0, r.ToString() + "\n" + recipe);
+        Assert.Equal(15, (await _couch.SendAsync(HttpMethod.Get, "/" + copy)).GetProperty("doc_count").GetInt32());
+        Assert.Equal((await _couch.SendAsync(HttpMethod.Get, $"/{db}/tx-0007")).GetProperty("_rev").GetString(),
+            (await _couch.SendAsync(HttpMethod.Get, $"/{copy}/tx-0007")).GetProperty("_rev").GetString());
+    }
 }

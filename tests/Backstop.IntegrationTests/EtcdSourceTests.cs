@@ -135,4 +135,20 @@ public sealed class EtcdSourceTests : IDisposable
         Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
         Assert.Equal("failed", _box.Snapshots()[0].GetProperty("state").GetString());
     }
+
+    /// <summary>The restore --explain recipe run as printed: etcdctl restores a member with the same keys.</summary>
+    [Fact]
+    public async Task The_explain_recipe_run_literally_restores_a_member_with_the_same_keys()
+    {
+        await _etcd.PutAsync(25);
+        Config(_etcd.Endpoint);
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var explain = _box.Run("restore", "--source", "etcd", "--explain", "--to", _box["explained"]);
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        var recipe = explain.Stdout.Split('\n').Single(l => l.StartsWith("mkdir", StringComparison.Ordinal));
+        var r = _box.Shell(recipe);
+        Assert.True(r.ExitCode == 0, r.ToString() + "\n" + recipe);
+        using var restored = new EtcdServer(_box["explained/data"]);
+        Assert.Equal(25, restored.KeyCount());
+    }
 }

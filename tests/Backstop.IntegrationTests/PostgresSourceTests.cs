@@ -234,4 +234,23 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         Assert.Equal(2, withPassword.ExitCode);
         Assert.Contains("leave the password out of the URI", withPassword.Stderr, StringComparison.Ordinal);
     }
+
+    /// <summary>The restore --explain recipe, with --to filled in, run as printed by a shell: the same tables and rows.</summary>
+    [Fact]
+    public void The_explain_recipe_run_literally_restores_the_same_tables_and_rows()
+    {
+        var db = CreateShop(5, 20);
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+        var copy = NewName("explained");
+        var explain = Run("restore", "--source", "pg", "--artifact", db + ".dump", "--explain", "--to", $"postgresql://postgres@127.0.0.1:{Port}/{copy}");
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        var recipe = explain.Stdout.Split('\n').Single(l => l.StartsWith("createdb", StringComparison.Ordinal));
+        var check = explain.Stdout.Split('\n').Single(l => l.Contains("sha256sum -c", StringComparison.Ordinal));
+        var r = Sandbox.ExecEnv(_box.Root, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password, ["PATH"] = $"{_pg.Bin}:/usr/bin:/bin" },
+            "/bin/sh", "-c", $"set -e; {check}; {recipe}");
+        Assert.True(r.ExitCode == 0, r.ToString() + "\n" + recipe);
+        _pg.Sql(copy, "ANALYZE");
+        Assert.Equal(Facts(db), Facts(copy));
+    }
 }

@@ -96,7 +96,8 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             await using var stored = new Util.HashingReadStream(
                 await chosen.OpenReadAsync(Layout.Key(snapshot.Source, snapshot.Id, a.FileName), cancellationToken).ConfigureAwait(false));
             IReadOnlyDictionary<string, long> found;
-            await using (var content = Sealed.Open(stored, a.FileName, Identities))
+            await using (var decoded = Sealed.Open(stored, a.FileName, Identities))
+            await using (var content = new Util.ReadAheadStream(decoded)) // read, hash, decrypt and decompress while the source kind writes
             {
                 found = await restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken).ConfigureAwait(false);
                 await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end

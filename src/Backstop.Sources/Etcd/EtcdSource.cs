@@ -159,7 +159,7 @@ internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IR
     public IArtifactValidator? ValidatorFor(string artifactName) => new SnapshotValidator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
-        $"zstd -d < {storedFile} > snapshot.db && ETCDCTL_API=3 etcdctl snapshot restore snapshot.db --data-dir NEW_DATA_DIR";
+        $"mkdir -p DEST && zstd -d < {storedFile} > DEST/snapshot.db && ETCDCTL_API=3 etcdctl snapshot restore DEST/snapshot.db --data-dir DEST/data  # then: etcd --data-dir DEST/data";
 
     private static HttpClient Client(TimeSpan timeout) => new(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15) })
     {

@@ -15,20 +15,21 @@ internal static class TarExtractor
     {
         long files = 0, bytes = 0;
         var directories = new List<(string Path, TarEntry Entry)>();
+        var safe = new SafeFolders(root);
         var asRoot = Environment.UserName == "root";
         await using var reader = new TarReader(tar, leaveOpen: true);
         while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var path = Inside(root, entry.Name);
-            EnsureNoSymlinkOnTheWay(root, path, entry.Name);
+            safe.Check(path, entry.Name);
             switch (entry.EntryType)
             {
                 case TarEntryType.Directory:
-                    Directory.CreateDirectory(path);
+                    safe.Create(path);
                     directories.Add((path, entry));
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile:
-                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    safe.Create(Path.GetDirectoryName(path)!);
                     DeleteExisting(path);
                     await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
                     {
@@ -44,16 +45,17 @@ internal static class TarExtractor
                     break;
                 case TarEntryType.HardLink:
                     var target = Inside(root, entry.LinkName);
-                    EnsureNoSymlinkOnTheWay(root, target, entry.LinkName);
-                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    safe.Check(target, entry.LinkName);
+                    safe.Create(Path.GetDirectoryName(path)!);
                     DeleteExisting(path);
                     Posix.HardLink(target, path);
                     files++;
                     break;
                 case TarEntryType.SymbolicLink:
-                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    safe.Create(Path.GetDirectoryName(path)!);
                     DeleteExisting(path);
                     File.CreateSymbolicLink(path, entry.LinkName);
+                    safe.Forget(path); // a folder of that name checked before is a symlink now
                     if (asRoot)
                     {
                         Posix.Lchown(path, entry.Uid, entry.Gid);
@@ -88,25 +90,50 @@ internal static class TarExtractor
             : throw new BackupException($"refused: tar entry '{name}' would land outside the destination");
     }
 
-    /// <summary>No folder between the root and the entry may be a symlink: that is how archives write outside.</summary>
-    private static void EnsureNoSymlinkOnTheWay(string root, string path, string name)
+    /// <summary>
+    /// No folder between the root and an entry may be a symlink: that is how archives write outside. Folders found
+    /// real (or created here) are remembered, so a tar of many files does not check every level for every file; a
+    /// symlink created by the archive drops what was remembered under its name.
+    /// </summary>
+    private sealed class SafeFolders(string root)
     {
-        var top = Path.TrimEndingDirectorySeparator(root);
-        var dir = Path.GetDirectoryName(path);
-        while (dir is not null && dir.Length > top.Length)
+        private readonly string _top = Path.TrimEndingDirectorySeparator(root);
+        private readonly HashSet<string> _known = new(StringComparer.Ordinal);
+
+        public void Check(string path, string name)
         {
-            if (new DirectoryInfo(dir).LinkTarget is not null || new FileInfo(dir).LinkTarget is not null)
+            var dir = Path.GetDirectoryName(path);
+            while (dir is not null && dir.Length > _top.Length && !_known.Contains(dir))
             {
-                throw new BackupException($"refused: tar entry '{name}' would be written through the symlink {dir}");
+                if (Posix.TryLstat(dir, out var st, out _) && st.IsSymlink)
+                {
+                    throw new BackupException($"refused: tar entry '{name}' would be written through the symlink {dir}");
+                }
+
+                dir = Path.GetDirectoryName(dir);
+            }
+        }
+
+        /// <summary>Creates the folder (checked by <see cref="Check"/> beforehand) and remembers it and its parents.</summary>
+        public void Create(string dir)
+        {
+            if (_known.Contains(dir))
+            {
+                return;
             }
 
-            dir = Path.GetDirectoryName(dir);
+            Directory.CreateDirectory(dir);
+            for (var d = dir; d is not null && d.Length > _top.Length && _known.Add(d); d = Path.GetDirectoryName(d))
+            {
+            }
         }
+
+        public void Forget(string path) => _known.RemoveWhere(k => k == path || k.StartsWith(path + "/", StringComparison.Ordinal));
     }
 
     private static void DeleteExisting(string path)
     {
-        if (new FileInfo(path).LinkTarget is not null || File.Exists(path))
+        if (Posix.TryLstat(path, out _, out _))
         {
             File.Delete(path);
         }

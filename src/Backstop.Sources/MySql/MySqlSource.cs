@@ -167,7 +167,7 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
     public IArtifactValidator? ValidatorFor(string artifactName) => new DumpValidator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
-        $"mariadb -h HOST -u USER -p -e 'CREATE DATABASE DB' && zstd -dc {storedFile} | mariadb -h HOST -u USER -p DB";
+        $"mariadb -h HOST -P PORT -u USER --protocol=TCP -e 'CREATE DATABASE `DB`' && zstd -dc {storedFile} | mariadb -h HOST -P PORT -u USER --protocol=TCP DB";
 
     private string Port => options.Port.ToString(CultureInfo.InvariantCulture);
 

@@ -178,8 +178,8 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
         artifactName == GlobalsArtifact
-            ? $"zstd -dc {storedFile} | psql -h HOST -U USER -d postgres"
-            : $"createdb -h HOST -U USER DB && zstd -dc {storedFile} | pg_restore -h HOST -U USER -d DB --no-owner";
+            ? $"zstd -dc {storedFile} | psql -h HOST -p PORT -U USER -d postgres"
+            : $"createdb -h HOST -p PORT -U USER DB && zstd -dc {storedFile} | pg_restore -h HOST -p PORT -U USER -d DB --no-owner";
 
     private string Port => options.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 

@@ -159,7 +159,7 @@ internal sealed class RedisSource(string name, RedisOptions options) : ISource, 
     public IArtifactValidator? ValidatorFor(string artifactName) => new RdbValidator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
-        $"redis-cli -h HOST shutdown nosave; zstd -d < {storedFile} > REDIS_DIR/dump.rdb; start redis-server with --dir REDIS_DIR --appendonly no";
+        $"mkdir -p DEST && zstd -d < {storedFile} > DEST/dump.rdb && redis-check-rdb DEST/dump.rdb  # then: redis-server --dir DEST --appendonly no";
 
     private async Task<RespClient> ConnectAsync(CancellationToken ct)
     {

@@ -75,7 +75,7 @@ internal static class RestoreVerb
             }
             if (destination is not null)
             {
-                recipe = recipe.Replace("DEST", destination, StringComparison.Ordinal);
+                recipe = FillIn(recipe, destination);
             }
 
             return new { Artifact = a.Name, File = file, a.Sha256, Check = $"echo '{a.Sha256}  {(local is not null ? file : a.FileName)}' | sha256sum -c", Restore = recipe };
@@ -95,5 +95,27 @@ internal static class RestoreVerb
         }
 
         return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// The recipe's placeholders filled from --to: a folder or file for DEST; for a database URI
+    /// (postgresql://user@host:port/db, mysql://…, http://host:port/db) HOST, PORT, USER, DB and URL.
+    /// </summary>
+    private static string FillIn(string recipe, string destination)
+    {
+        if (Uri.TryCreate(destination, UriKind.Absolute, out var uri) && uri.Scheme is "postgresql" or "postgres" or "mysql" or "http" or "https")
+        {
+            var port = uri.IsDefaultPort || uri.Port < 0
+                ? uri.Scheme switch { "mysql" => "3306", "http" => "5984", "https" => "6984", _ => "5432" }
+                : uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return recipe
+                .Replace("URL", $"{uri.Scheme}://{uri.Host}:{port}", StringComparison.Ordinal)
+                .Replace("HOST", uri.Host, StringComparison.Ordinal)
+                .Replace("PORT", port, StringComparison.Ordinal)
+                .Replace("USER", uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : Environment.UserName, StringComparison.Ordinal)
+                .Replace("DB", Uri.UnescapeDataString(uri.AbsolutePath.Trim('/')), StringComparison.Ordinal);
+        }
+
+        return recipe.Replace("DEST", $"'{destination}'", StringComparison.Ordinal);
     }
 }
