@@ -40,6 +40,13 @@ measure tar "rm -rf $r/out && mkdir -p $r/out" "zstd -d -c -q $stored | tar -xf 
 echo "== backstop restore (SHA-256 of the copy first, then zstd, tar extraction with checks, hashed again)"
 measure restore "rm -rf $r/out" "$backstop -c $r/files.yaml restore --source bench --to $r/out"
 rm -rf "$r/out"
+if [ -d /dev/shm ] && [ "$(df --output=avail -k /dev/shm | tail -n 1)" -gt $(( bytes / 1024 * 2 )) ]; then
+  shm="/dev/shm/backstop-restore-bench"
+  echo "== the same into tmpfs (no disk: CPU only)"
+  measure tarshm "rm -rf $shm && mkdir -p $shm" "zstd -d -c -q $stored | tar -xf - -C $shm"
+  measure restoreshm "rm -rf $shm" "$backstop -c $r/files.yaml restore --source bench --to $shm"
+  rm -rf "$shm"
+fi
 
 # --- PostgreSQL
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -79,13 +86,21 @@ section="$r/section.md"
   echo "| --- | ---: | ---: | ---: |"
   echo "| files ($((bytes / 1048576)) MiB): \`zstd -d \| tar -x\` | ${secs[tar]} | 1.00 | $((${rss[tar]} / 1024)) MiB |"
   echo "| files: **backstop restore** | ${secs[restore]} | $(ratio "${secs[restore]}" "${secs[tar]}") | $((${rss[restore]} / 1024)) MiB |"
+  if [ -n "${secs[tarshm]:-}" ]; then
+    echo "| files into tmpfs: \`zstd -d \| tar -x\` | ${secs[tarshm]} | 1.00 | $((${rss[tarshm]} / 1024)) MiB |"
+    echo "| files into tmpfs: **backstop restore** | ${secs[restoreshm]} | $(ratio "${secs[restoreshm]}" "${secs[tarshm]}") | $((${rss[restoreshm]} / 1024)) MiB |"
+  fi
   if [ -n "$pg" ]; then
     echo "| pgbench -s $scale: \`zstd -d \| pg_restore -d\` | ${secs[pgstock]} | 1.00 | $((${rss[pgstock]} / 1024)) MiB |"
     echo "| pgbench: **backstop restore** (creates the database, compares tables and rows) | ${secs[pgrestore]} | $(ratio "${secs[pgrestore]}" "${secs[pgstock]}") | $((${rss[pgrestore]} / 1024)) MiB |"
   fi
   echo
-  echo "Goal (issue 5): ≤ 1.1× the stock pipeline. Backstop reads the stored copy twice (its SHA-256 is checked before"
-  echo "anything is written, as the restore must never write from a bad copy), then decompresses and writes."
+  echo "Goal (issue 5): ≤ 1.1× the stock pipeline — met for PostgreSQL, **not met for files**. Backstop reads the stored"
+  echo "copy twice (its SHA-256 is checked before anything is written, so a restore never writes from a bad copy: ≈0.8 s"
+  echo "for this set), hashes it again while restoring, and extracts on one thread with its safety checks (no '..', no"
+  echo "write through a symlink), while \`zstd | tar\` run as two processes. Identical disk runs vary by a factor of 3"
+  echo "here (write-back of the previous run); the tmpfs rows show the CPU cost alone. Next steps: extract into a"
+  echo "staging folder beside the destination while hashing once, and publish by rename when the hash matches."
 } > "$section"
 replace_section Restore "$section"
 cat "$section"

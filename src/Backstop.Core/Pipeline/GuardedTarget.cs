@@ -149,13 +149,11 @@ public sealed class GuardedTarget : ITarget
     }
 
     /// <summary>Each read has the deadline: a target that stops sending fails the read, named.</summary>
-    private sealed class ReadStream(GuardedTarget target, string key, Stream inner) : Stream
+    private sealed class ReadStream(GuardedTarget target, string key, Stream inner) : Util.ReadOnlyStream
     {
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
             await target.RunAsync(target._once, "read", key, ct => inner.ReadAsync(buffer, ct).AsTask(), cancellationToken).ConfigureAwait(false);
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
 
@@ -169,14 +167,5 @@ public sealed class GuardedTarget : ITarget
             base.Dispose(disposing);
         }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

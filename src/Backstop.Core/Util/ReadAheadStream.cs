@@ -7,7 +7,7 @@ namespace Backstop.Core.Util;
 /// a copy, hashing it, decompressing) runs while the consumer (a tar extraction, a database client) works. An error
 /// of the producer is thrown to the reader at the point it happened. Memory: at most four blocks.
 /// </summary>
-public sealed class ReadAheadStream : Stream
+public sealed class ReadAheadStream : ReadOnlyStream
 {
     private const int BlockSize = 1 << 20;
     private readonly BlockingCollection<(byte[]? Data, int Length, Exception? Error)> _queue = new(4);
@@ -97,7 +97,6 @@ public sealed class ReadAheadStream : Stream
         return count;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -105,8 +104,6 @@ public sealed class ReadAheadStream : Stream
         return ValueTask.FromResult(Read(buffer.Span));
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     protected override void Dispose(bool disposing)
     {
@@ -128,13 +125,4 @@ public sealed class ReadAheadStream : Stream
         base.Dispose(disposing);
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -463,7 +463,7 @@ public class RcloneTarget : ITarget
     }
 
     /// <summary>The stdout of <c>rclone cat</c>; at its end the exit code must be 0, or reading fails with rclone's message.</summary>
-    private sealed class ProcessReadStream(RcloneTarget target, Process process, string key) : Stream
+    private sealed class ProcessReadStream(RcloneTarget target, Process process, string key) : Backstop.Core.Util.ReadOnlyStream
     {
         private readonly Stream _out = process.StandardOutput.BaseStream;
         private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();
@@ -483,8 +483,6 @@ public class RcloneTarget : ITarget
             return n;
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count).GetAwaiter().GetResult();
 
@@ -506,14 +504,5 @@ public class RcloneTarget : ITarget
             base.Dispose(disposing);
         }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -492,7 +492,7 @@ public sealed class AgeEncryptor : IDisposable
 }
 
 /// <summary>Decrypts an age stream while it is read; any truncation or alteration is an error, never a short read.</summary>
-public sealed class AgeDecryptStream : Stream
+public sealed class AgeDecryptStream : Util.ReadOnlyStream
 {
     private const int SealedChunk = AgeFormat.ChunkSize + AgeFormat.TagSize;
     private readonly Stream _input;
@@ -598,7 +598,6 @@ public sealed class AgeDecryptStream : Stream
         return n;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -606,8 +605,6 @@ public sealed class AgeDecryptStream : Stream
         return ValueTask.FromResult(Read(buffer.Span));
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     protected override void Dispose(bool disposing)
     {
@@ -623,13 +620,4 @@ public sealed class AgeDecryptStream : Stream
         base.Dispose(disposing);
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
