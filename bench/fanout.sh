@@ -14,18 +14,10 @@ for tool in rclone /usr/sbin/sshd ssh-keygen /usr/bin/time "$repo/.tools/node_mo
   command -v "$tool" >/dev/null || [ -x "$tool" ] || { echo "bench needs $tool: run ./test.sh first"; exit 1; }
 done
 
-echo "== building backstop (Release)"
-dotnet build "$repo/src/Backstop/Backstop.csproj" -c Release -o "$work/bin" --nologo -v quiet >/dev/null
-backstop="dotnet $work/bin/backstop.dll"
-data="$work/data"
-if [ ! -f "$data/.complete" ]; then
-  rm -rf "$data"; dotnet run "$here/gen-data.cs" -- "$data" 20000; touch "$data/.complete"
-fi
-bytes=$(du -sb --exclude=.complete "$data" | cut -f1)
-cat "$data"/large/* > /dev/null; find "$data/small" -type f -exec cat {} + > /dev/null
-
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
+build_backstop
+files_data_set
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # An sshd and an s3rver on loopback, stopped on exit.

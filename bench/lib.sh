@@ -33,3 +33,24 @@ replace_section() {
   grep -q "^## $heading" "$results" || { echo; cat "$section"; } >> "$results.new"
   mv "$results.new" "$results"
 }
+
+# build_backstop: the program in Release into $work/bin; sets backstop (a command line) for the scripts.
+build_backstop() {
+  echo "== building backstop (Release)"
+  dotnet build "$repo/src/Backstop/Backstop.csproj" -c Release -o "$work/bin" --nologo -v quiet >/dev/null
+  backstop="dotnet $work/bin/backstop.dll"
+}
+
+# files_data_set: the files data set of bench/run.sh in $work/data (made once), read into the page cache;
+# sets data and bytes.
+files_data_set() {
+  data="$work/data"
+  if [ ! -f "$data/.complete" ]; then
+    echo "== generating the data set in $data"
+    rm -rf "$data"
+    dotnet run "$here/gen-data.cs" -- "$data" 20000
+    touch "$data/.complete"
+  fi
+  bytes=$(du -sb --exclude=.complete "$data" | cut -f1)
+  cat "$data"/large/* > /dev/null; find "$data/small" -type f -exec cat {} + > /dev/null
+}

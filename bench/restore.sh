@@ -12,17 +12,10 @@ scale="${SCALE:-50}"
 mkdir -p "$work"
 for tool in zstd tar /usr/bin/time; do command -v "$tool" >/dev/null || { echo "bench needs $tool"; exit 1; }; done
 
-echo "== building backstop (Release)"
-dotnet build "$repo/src/Backstop/Backstop.csproj" -c Release -o "$work/bin" --nologo -v quiet >/dev/null
-backstop="dotnet $work/bin/backstop.dll"
-data="$work/data"
-if [ ! -f "$data/.complete" ]; then
-  rm -rf "$data"; dotnet run "$here/gen-data.cs" -- "$data" 20000; touch "$data/.complete"
-fi
-bytes=$(du -sb --exclude=.complete "$data" | cut -f1)
-
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
+build_backstop
+files_data_set
 
 # --- files: one snapshot, restored again and again
 r="$work/restore"; rm -rf "$r"; mkdir -p "$r"
