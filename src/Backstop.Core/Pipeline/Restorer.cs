@@ -96,11 +96,17 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             await using var stored = new Util.HashingReadStream(
                 await chosen.OpenReadAsync(Layout.Key(snapshot.Source, snapshot.Id, a.FileName), cancellationToken).ConfigureAwait(false));
             IReadOnlyDictionary<string, long> found;
-            await using (var decoded = Sealed.Open(stored, a.FileName, Identities))
-            await using (var content = new Util.ReadAheadStream(decoded)) // read, hash, decrypt and decompress while the source kind writes
+            // Three stages on their own threads: read and hash the copy; decrypt and decompress; the source kind's writes.
+            await using (var hashed = new Util.ReadAheadStream(stored))
             {
-                found = await restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken).ConfigureAwait(false);
-                await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end
+                await using (var decoded = Sealed.Open(hashed, a.FileName, Identities))
+                await using (var content = new Util.ReadAheadStream(decoded))
+                {
+                    found = await restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken).ConfigureAwait(false);
+                    await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end
+                }
+
+                await hashed.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // every stored byte goes through the hash
             }
 
             if (!string.Equals(await stored.FinishAsync(cancellationToken).ConfigureAwait(false), a.Sha256, StringComparison.Ordinal))
