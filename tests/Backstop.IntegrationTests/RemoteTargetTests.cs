@@ -178,6 +178,16 @@ public sealed class RemoteTargetTests : IDisposable
     }
 
     [Fact]
+    public void Without_rclone_in_path_the_copy_fails_saying_what_to_install()
+    {
+        Config("  - { name: drive, kind: rclone, remote: \"gdrive:backups\" }\n", minCopies: 1);
+        var run = _box.Run(["run"], new Dictionary<string, string> { ["PATH"] = "/nonexistent" });
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("target 'drive': the rclone program is needed and was not found in PATH (/nonexistent); install it (apt-get install rclone)", run.All,
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_wrong_host_key_is_refused_naming_the_fingerprint_the_server_presented()
     {
         var other = _box["other_key"];
