@@ -33,7 +33,7 @@ public sealed class GuardedTarget : ITarget
                 .AddRetry(new RetryStrategyOptions
                 {
                     ShouldHandle = new PredicateBuilder()
-                        .Handle<BackupException>().Handle<IOException>().Handle<TimeoutRejectedException>().Handle<HttpRequestException>(),
+                        .Handle<BackupException>(e => !e.Permanent).Handle<IOException>().Handle<TimeoutRejectedException>().Handle<HttpRequestException>(),
                     MaxRetryAttempts = retries,
                     BackoffType = DelayBackoffType.Exponential,
                     Delay = TimeSpan.FromSeconds(1),

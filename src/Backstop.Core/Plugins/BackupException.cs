@@ -9,4 +9,7 @@ public class BackupException : Exception
     public BackupException(string message) : base(message) { }
 
     public BackupException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>Trying again cannot help (a program missing, credentials or a host key refused): never retried.</summary>
+    public bool Permanent { get; init; }
 }

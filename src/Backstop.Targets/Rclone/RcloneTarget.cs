@@ -236,9 +236,14 @@ public class RcloneTarget : ITarget
     {
         if (code != 0)
         {
-            throw new BackupException(Explain(operation, stderr));
+            throw new BackupException(Explain(operation, stderr)) { Permanent = IsPermanent(stderr) };
         }
     }
+
+    /// <summary>Failures another attempt cannot fix: a refused host key or login, a remote rclone does not know.</summary>
+    protected virtual bool IsPermanent(string stderr) =>
+        stderr.Contains("knownhosts", StringComparison.OrdinalIgnoreCase) || stderr.Contains("unable to authenticate", StringComparison.OrdinalIgnoreCase)
+        || stderr.Contains("didn't find section in config file", StringComparison.OrdinalIgnoreCase);
 
     private string Program => _resolved ??= ResolveProgram();
 
@@ -246,7 +251,7 @@ public class RcloneTarget : ITarget
     {
         if (_program is not null)
         {
-            return File.Exists(_program) ? _program : throw new BackupException($"target '{Name}': rclone: {_program} does not exist");
+            return File.Exists(_program) ? _program : throw new BackupException($"target '{Name}': rclone: {_program} does not exist") { Permanent = true };
         }
 
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
@@ -259,7 +264,10 @@ public class RcloneTarget : ITarget
         }
 
         throw new BackupException(
-            $"target '{Name}': the rclone program is needed and was not found in PATH ({Environment.GetEnvironmentVariable("PATH")}); install it (apt-get install rclone) or set 'rclone: /path/to/rclone'");
+            $"target '{Name}': the rclone program is needed and was not found in PATH ({Environment.GetEnvironmentVariable("PATH")}); install it (apt-get install rclone) or set 'rclone: /path/to/rclone'")
+        {
+            Permanent = true,
+        };
     }
 
     private Process Start(IReadOnlyList<string> args, bool redirectInput)

@@ -215,11 +215,11 @@ public sealed class S3Target : ITarget, IDisposable
         }
         catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized || e.ErrorCode is "InvalidAccessKeyId" or "SignatureDoesNotMatch")
         {
-            throw new BackupException($"target '{Name}': {Where} refused the credentials ({e.ErrorCode}) on {operation}: check access_key and secret_key");
+            throw new BackupException($"target '{Name}': {Where} refused the credentials ({e.ErrorCode}) on {operation}: check access_key and secret_key") { Permanent = true };
         }
         catch (AmazonS3Exception e) when (e.ErrorCode == "NoSuchBucket")
         {
-            throw new BackupException($"target '{Name}': the bucket '{_options.Bucket}' does not exist at {Where}; create it or fix 'bucket'");
+            throw new BackupException($"target '{Name}': the bucket '{_options.Bucket}' does not exist at {Where}; create it or fix 'bucket'") { Permanent = true };
         }
         catch (AmazonS3Exception e)
         {
