@@ -16,24 +16,12 @@ if [ "$(id -u)" = 0 ]; then
 fi
 for tool in restic borg zstd tar /usr/bin/time; do command -v "$tool" >/dev/null || { echo "bench needs $tool"; exit 1; }; done
 
-echo "== building backstop (Release)"
-dotnet build "$repo/src/Backstop/Backstop.csproj" -c Release -o "$work/bin" --nologo -v quiet >/dev/null
-backstop=(dotnet "$work/bin/backstop.dll")
-
-data="$work/data"
-if [ ! -f "$data/.complete" ]; then
-  echo "== generating the data set in $data"
-  rm -rf "$data"
-  dotnet run "$here/gen-data.cs" -- "$data" 20000
-  touch "$data/.complete"
-fi
-bytes=$(du -sb --exclude=.complete "$data" | cut -f1)
-files=$(find "$data" -type f ! -name .complete | wc -l)
-cat "$data"/large/* > /dev/null; find "$data/small" -type f -exec cat {} + > /dev/null   # warm the page cache for everyone
-
-# measure NAME SETUP COMMAND: runs SETUP (untimed) then COMMAND under /usr/bin/time, RUNS times.
+# measure, ratio, build_backstop, files_data_set
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
+build_backstop
+files_data_set   # made once, then read into the page cache for everyone
+files=$(find "$data" -type f ! -name .complete | wc -l)
 
 cfg() { # cfg FILE PATHS...
   local file="$1"; shift
@@ -48,7 +36,7 @@ echo "== floor: tar -cf - | zstd -3 -T0"
 measure floor "rm -rf $work/out && mkdir -p $work/out" "tar -cf - -C $data . | zstd -3 -T0 -q -o $work/out/floor.tar.zst"
 floor_size=$(stat -c %s "$work/out/floor.tar.zst")
 echo "== backstop run (files → local, with read-back verify)"
-measure backstop "rm -rf $work/out $work/state && mkdir -p $work/out" "${backstop[*]} -c $work/backstop.yaml run"
+measure backstop "rm -rf $work/out $work/state && mkdir -p $work/out" "$backstop -c $work/backstop.yaml run"
 backstop_size=$(du -sb "$work/out/backstop" | cut -f1)
 echo "== restic backup (full, new repository)"
 export RESTIC_PASSWORD=bench-only-password
@@ -59,7 +47,7 @@ export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS
 measure borg "rm -rf $work/out && mkdir -p $work/out && borg init -e none $work/out/borg" "borg create --compression zstd,3 $work/out/borg::a $data"
 borg_size=$(du -sb "$work/out/borg" | cut -f1)
 echo "== backstop on the data set ×4 (memory must stay flat)"
-measure backstop4x "rm -rf $work/out $work/state && mkdir -p $work/out" "${backstop[*]} -c $work/backstop-4x.yaml run"
+measure backstop4x "rm -rf $work/out $work/state && mkdir -p $work/out" "$backstop -c $work/backstop-4x.yaml run"
 rm -rf "$work/out" "$work/state"
 
 mib() { echo $(( $1 / 1024 )); }
