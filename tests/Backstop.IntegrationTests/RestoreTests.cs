@@ -82,6 +82,66 @@ public sealed class RestoreTests : IDisposable
     }
 
     [Fact]
+    public void A_copy_that_decodes_but_fails_its_hash_is_never_published_and_the_next_target_is_used()
+    {
+        // A zstd skippable frame appended: the content still decodes whole; only the SHA-256 tells.
+        var first = Directory.GetFiles(_box["first"], "files.tar.zst", SearchOption.AllDirectories).Single();
+        using (var f = new FileStream(first, FileMode.Append))
+        {
+            f.Write([0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, (byte)'e', (byte)'v', (byte)'i', (byte)'l']);
+        }
+
+        var r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("skipped copy on 'first' is corrupt: SHA-256", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("from 'second'", r.Stdout, StringComparison.Ordinal);
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["out"])));
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(_box["out"]), e => Path.GetFileName(e).StartsWith(".backstop-restore-", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_restore_onto_a_full_disk_fails_naming_it_and_leaves_nothing_behind()
+    {
+        var small = _box.Tmpfs("small", "128k"); // the 300 kB blob cannot fit
+        var r = _box.Run("restore", "--source", "f", "--to", Path.Combine(small, "out"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("No space left on device", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("the copy on 'first' is good and what this restore wrote was removed", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(small));
+
+        Directory.CreateDirectory(Path.Combine(small, "mine"));
+        Assert.Equal(1, _box.Run("restore", "--source", "f", "--to", small, "--force").ExitCode);
+        Assert.Equal([Path.Combine(small, "mine")], Directory.GetFileSystemEntries(small));
+    }
+
+    [Fact]
+    public void A_restore_killed_midway_leaves_only_a_hidden_staging_which_the_next_restore_removes()
+    {
+        // Enough data that the restore is still writing when it is killed.
+        Assert.Equal(0, _box.Shell("for i in $(seq 1 40); do head -c 2000000 /dev/urandom > data/big$i.bin; done").ExitCode);
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var dest = _box["killed"];
+        using (var running = _box.Start(["restore", "--source", "f", "--to", dest], null))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!(Directory.Exists(dest) && Directory.EnumerateFiles(dest, "big*", SearchOption.AllDirectories).Any()) && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(5);
+            }
+
+            running.KillHard();
+        }
+
+        var left = Directory.GetFileSystemEntries(dest);
+        Assert.All(left, e => Assert.StartsWith(".backstop-restore-", Path.GetFileName(e), StringComparison.Ordinal));
+        var r = _box.Run("restore", "--source", "f", "--to", dest);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(dest)));
+        Assert.Equal([Path.Combine(dest, _box["data"].TrimStart('/').Split('/')[0])], Directory.GetFileSystemEntries(dest));
+    }
+
+    [Fact]
     public void The_explained_recipe_run_literally_restores_the_same_files()
     {
         var explain = _box.Run("restore", "--source", "f", "--explain", "--to", _box["stock"]);

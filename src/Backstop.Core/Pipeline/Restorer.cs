@@ -16,8 +16,9 @@ public sealed record RestoredArtifact(
 
 /// <summary>
 /// <c>restore</c>: picks the snapshot (latest valid by default), and for each artifact the first target whose copy
-/// still hashes to the recorded SHA-256 (falling back to the next when one is missing or corrupt) — the hash is
-/// checked before anything is written — then decompresses it into the source kind's restore.
+/// still hashes to the recorded SHA-256 (falling back to the next when one is missing or corrupt), decrypts and
+/// decompresses it into the source kind's restore. Nothing from a copy that fails its hash reaches the destination:
+/// file-shaped kinds stage aside and publish after the hash matched; database kinds get the copy after it was checked.
 /// </summary>
 public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog)
 {
@@ -66,57 +67,138 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         var results = new List<RestoredArtifact>();
         foreach (var a in artifacts)
         {
-            var skipped = new List<string>();
-            ITarget? chosen = null;
-            // Verified copies first, in the source's target order; the hash is checked before anything is written.
-            foreach (var name in a.Copies.OrderBy(c => c.State == CopyState.Verified ? 0 : 1).Select(c => c.Target))
-            {
-                if (!targets.TryGetValue(name, out var t))
-                {
-                    continue;
-                }
-
-                var key = Layout.Key(snapshot.Source, snapshot.Id, a.FileName);
-                var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken)
-                    .ConfigureAwait(false);
-                if (check.State == CopyState.Verified)
-                {
-                    chosen = t;
-                    break;
-                }
-
-                skipped.Add(check.Error ?? $"copy on '{name}' is {check.State.ToString().ToLowerInvariant()}");
-            }
-
-            if (chosen is null)
-            {
-                throw new BackupException($"no copy of {a.FileName} of snapshot {snapshot.Id} matches its SHA-256: {string.Join("; ", skipped)}");
-            }
-
-            await using var stored = new Util.HashingReadStream(
-                await chosen.OpenReadAsync(Layout.Key(snapshot.Source, snapshot.Id, a.FileName), cancellationToken).ConfigureAwait(false));
-            IReadOnlyDictionary<string, long> found;
-            // Three stages on their own threads: read and hash the copy; decrypt and decompress; the source kind's writes.
-            await using (var hashed = new Util.ReadAheadStream(stored))
-            {
-                await using (var decoded = Sealed.Open(hashed, a.FileName, Identities))
-                await using (var content = new Util.ReadAheadStream(decoded))
-                {
-                    found = await restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken).ConfigureAwait(false);
-                    await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end
-                }
-
-                await hashed.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // every stored byte goes through the hash
-            }
-
-            if (!string.Equals(await stored.FinishAsync(cancellationToken).ConfigureAwait(false), a.Sha256, StringComparison.Ordinal))
-            {
-                throw new BackupException($"the copy of {a.FileName} on '{chosen.Name}' changed while it was being restored; restore again");
-            }
-
-            results.Add(new RestoredArtifact(a.Name, chosen.Name, skipped, a.Facts, found, ValidationStage.Mismatch(found, a.Facts)));
+            // Verified copies first, in the source's target order.
+            var candidates = a.Copies.OrderBy(c => c.State == CopyState.Verified ? 0 : 1)
+                .Select(c => targets.GetValueOrDefault(c.Target)).OfType<ITarget>().ToList();
+            var key = Layout.Key(snapshot.Source, snapshot.Id, a.FileName);
+            var (target, skipped, found) = restorable is IStagedRestorable staged
+                ? await StagedAsync(staged, snapshot, a, key, candidates, destination, force, cancellationToken).ConfigureAwait(false)
+                : await CheckedFirstAsync(restorable, snapshot, a, key, candidates, destination, force, cancellationToken).ConfigureAwait(false);
+            results.Add(new RestoredArtifact(a.Name, target, skipped, a.Facts, found, ValidationStage.Mismatch(found, a.Facts)));
         }
 
         return results;
     }
+
+    /// <summary>
+    /// One read of the copy: it is hashed while its content is staged beside the destination, and the staged restore
+    /// is published only when the hash matches. A copy that fails (missing, unreadable, corrupt, another hash) is
+    /// discarded and the next target tried; a failure with a copy that proves good is the destination's, and thrown.
+    /// </summary>
+    private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> StagedAsync(IStagedRestorable restorable,
+        SnapshotInfo snapshot, ArtifactInfo a, string key, IReadOnlyList<ITarget> candidates, string destination, bool force,
+        CancellationToken cancellationToken)
+    {
+        var skipped = new List<string>();
+        foreach (var t in candidates)
+        {
+            StagedRestore? stage = null;
+            try
+            {
+                string sha;
+                await using (var stored = new Util.HashingReadStream(await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false)))
+                {
+                    stage = await ThroughPipelineAsync(stored, a.FileName,
+                        content => restorable.StageAsync(a.Name, content, destination, force, cancellationToken), cancellationToken).ConfigureAwait(false);
+                    sha = await stored.FinishAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                if (string.Equals(sha, a.Sha256, StringComparison.Ordinal))
+                {
+                    stage.Publish();
+                    return (t.Name, skipped, stage.Found);
+                }
+
+                skipped.Add($"copy on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {a.Sha256}");
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                stage?.Discard();
+                stage = null;
+                // Whose fault? Read the copy once more: a copy that proves its SHA-256 means the restore itself failed.
+                var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken)
+                    .ConfigureAwait(false);
+                if (check.State == CopyState.Verified)
+                {
+                    if (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new BackupException(
+                            $"cannot restore into {destination}: {e.Message}; the copy on '{t.Name}' is good and what this restore wrote was removed: " +
+                            "free space or fix the permissions there, then restore again", e);
+                    }
+
+                    throw;
+                }
+
+                skipped.Add(check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}");
+            }
+            finally
+            {
+                stage?.Discard(); // not published: a bad hash, an error or a cancel
+            }
+        }
+
+        throw NoGoodCopy(snapshot, a, skipped);
+    }
+
+    /// <summary>Restores that write into a server: the copy's SHA-256 is checked before anything is written, then it is read again.</summary>
+    private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> CheckedFirstAsync(IRestorable restorable,
+        SnapshotInfo snapshot, ArtifactInfo a, string key, IReadOnlyList<ITarget> candidates, string destination, bool force,
+        CancellationToken cancellationToken)
+    {
+        var skipped = new List<string>();
+        ITarget? chosen = null;
+        foreach (var t in candidates)
+        {
+            var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken)
+                .ConfigureAwait(false);
+            if (check.State == CopyState.Verified)
+            {
+                chosen = t;
+                break;
+            }
+
+            skipped.Add(check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}");
+        }
+
+        if (chosen is null)
+        {
+            throw NoGoodCopy(snapshot, a, skipped);
+        }
+
+        await using var stored = new Util.HashingReadStream(await chosen.OpenReadAsync(key, cancellationToken).ConfigureAwait(false));
+        var found = await ThroughPipelineAsync(stored, a.FileName,
+            content => restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (!string.Equals(await stored.FinishAsync(cancellationToken).ConfigureAwait(false), a.Sha256, StringComparison.Ordinal))
+        {
+            throw new BackupException($"the copy of {a.FileName} on '{chosen.Name}' changed while it was being restored; restore again");
+        }
+
+        return (chosen.Name, skipped, found);
+    }
+
+    /// <summary>
+    /// Three stages on their own threads: read (and hash) the copy; decrypt and decompress; the source kind's writes.
+    /// Every stored byte goes through <paramref name="stored"/>, also those after the content's end.
+    /// </summary>
+    private async Task<T> ThroughPipelineAsync<T>(Stream stored, string fileName, Func<Stream, Task<T>> restore, CancellationToken cancellationToken)
+    {
+        T result;
+        await using (var hashed = new Util.ReadAheadStream(stored))
+        {
+            await using (var decoded = Sealed.Open(hashed, fileName, Identities))
+            await using (var content = new Util.ReadAheadStream(decoded))
+            {
+                result = await restore(content).ConfigureAwait(false);
+                await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end
+            }
+
+            await hashed.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+        }
+
+        return result;
+    }
+
+    private static BackupException NoGoodCopy(SnapshotInfo snapshot, ArtifactInfo a, List<string> skipped) =>
+        new($"no copy of {a.FileName} of snapshot {snapshot.Id} matches its SHA-256: {string.Join("; ", skipped)}");
 }

@@ -107,3 +107,64 @@ public interface IRestorable
     Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// A restore written where nothing sees it yet (a hidden folder or file beside the destination, on the same file
+/// system): <see cref="Publish"/> renames it into the destination's names once the copy it came from has proven its
+/// SHA-256; <see cref="Discard"/> removes it and anything the restore created.
+/// </summary>
+public sealed class StagedRestore(IReadOnlyDictionary<string, long> found, Action publish, Action discard)
+{
+    private bool _done;
+
+    /// <summary>The facts found in what was staged, to be compared with the snapshot's.</summary>
+    public IReadOnlyDictionary<string, long> Found => found;
+
+    /// <summary>Moves what was staged into place; when that fails, what was not moved yet is removed.</summary>
+    public void Publish()
+    {
+        ObjectDisposedException.ThrowIf(_done, this);
+        _done = true;
+        try
+        {
+            publish();
+        }
+        catch
+        {
+            discard();
+            throw;
+        }
+    }
+
+    /// <summary>Removes what was staged; does nothing once published or discarded.</summary>
+    public void Discard()
+    {
+        if (!_done)
+        {
+            _done = true;
+            discard();
+        }
+    }
+}
+
+/// <summary>
+/// A source kind whose restore can be staged: the restore reads the copy once, hashing it while the content is
+/// written aside, and publishes only when the hash matches (a bad copy is discarded and the next target tried).
+/// Kinds that write into a server (databases) are <see cref="IRestorable"/> only: their copy is proven first.
+/// </summary>
+public interface IStagedRestorable : IRestorable
+{
+    /// <summary>
+    /// Writes one artifact's content (decompressed, not yet proven) aside the destination and returns what to publish.
+    /// Refuses a non-empty destination unless <paramref name="force"/>. On an error nothing is left behind.
+    /// </summary>
+    Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken);
+
+    async Task<IReadOnlyDictionary<string, long>> IRestorable.RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken)
+    {
+        var staged = await StageAsync(artifactName, content, destination, force, cancellationToken).ConfigureAwait(false);
+        staged.Publish();
+        return staged.Found;
+    }
+}

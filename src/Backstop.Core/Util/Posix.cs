@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Backstop.Core.Util;
 
-/// <summary>The few libc calls .NET does not expose: flock, directory fsync, lstat with inode and owner, user names.</summary>
+/// <summary>The few libc calls .NET does not expose: flock, directory fsync, lstat with inode and owner, user names, rename, lean file writes.</summary>
 public static partial class Posix
 {
     internal const int LockEx = 2;
@@ -67,6 +67,133 @@ public static partial class Posix
         if (LinkNative(existing, created) != 0)
         {
             throw new IOException($"cannot link {created} to {existing}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameNative(string from, string to);
+
+    /// <summary>rename(2): atomic, replaces a file or symlink at <paramref name="to"/>, never copies.</summary>
+    public static void Rename(string from, string to)
+    {
+        if (RenameNative(from, to) != 0)
+        {
+            throw new IOException($"cannot move {from} to {to}: {Marshal.GetLastPInvokeErrorMessage()}", Marshal.GetLastPInvokeError());
+        }
+    }
+
+    private const int OWronly = 0x1;
+    private const int OExcl = 0x80;
+    private const int ONofollow = 0x20000;
+    internal const int Eexist = 17;
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static unsafe partial nint WriteNative(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc", EntryPoint = "fchown", SetLastError = true)]
+    private static partial int FchownNative(int fd, int uid, int gid);
+
+    [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
+    private static partial int FchmodNative(int fd, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "futimens", SetLastError = true)]
+    private static unsafe partial int FutimensNative(int fd, long* times);
+
+    /// <summary>
+    /// A file being restored: created new (never over an existing name, never through a symlink) and written with
+    /// plain write(2) calls; owner, mode and time go through the descriptor. Fewer system calls per file than a
+    /// FileStream (no lock, no position tracking), which counts when a restore writes many small files.
+    /// </summary>
+    public sealed class NewFile : IDisposable
+    {
+        private readonly string _path;
+        private int _fd;
+
+        private NewFile(string path, int fd) => (_path, _fd) = (path, fd);
+
+        /// <summary>Creates <paramref name="path"/> (mode 0600 until <see cref="Finish"/>); null when the name exists.</summary>
+        public static NewFile? TryCreate(string path)
+        {
+            var fd = Open(path, OWronly | OCreat | OExcl | ONofollow | OCloexec, 0x180);
+            if (fd >= 0)
+            {
+                return new NewFile(path, fd);
+            }
+
+            return Marshal.GetLastPInvokeError() == Eexist
+                ? null
+                : throw new IOException($"cannot create {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+
+        public unsafe void Write(ReadOnlySpan<byte> data)
+        {
+            fixed (byte* start = data)
+            {
+                var done = 0;
+                while (done < data.Length)
+                {
+                    var n = WriteNative(_fd, start + done, data.Length - done);
+                    if (n < 0)
+                    {
+                        if (Marshal.GetLastPInvokeError() == 4)
+                        {
+                            continue; // EINTR
+                        }
+
+                        throw new IOException($"cannot write {_path}: {Marshal.GetLastPInvokeErrorMessage()}");
+                    }
+
+                    done += (int)n;
+                }
+            }
+        }
+
+        /// <summary>Sets the owner (when <paramref name="owner"/>), the mode and the modification time (to the nanosecond), and closes.</summary>
+        public unsafe void Finish(bool owner, int uid, int gid, uint mode, DateTimeOffset modified)
+        {
+            if (owner && FchownNative(_fd, uid, gid) != 0)
+            {
+                throw new IOException($"cannot set the owner of {_path}: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+
+            if (FchmodNative(_fd, mode & 0xFFF) != 0)
+            {
+                throw new IOException($"cannot set the mode of {_path}: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+
+            var ticks = modified.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
+            var times = stackalloc long[4];
+            times[0] = 0;
+            times[1] = (1L << 30) - 2; // UTIME_OMIT: the access time is left as it is
+            times[2] = Math.DivRem(ticks, TimeSpan.TicksPerSecond, out var rest);
+            times[3] = rest * 100;
+            if (times[3] < 0)
+            {
+                times[2] -= 1;
+                times[3] += 1_000_000_000;
+            }
+
+            if (FutimensNative(_fd, times) != 0)
+            {
+                throw new IOException($"cannot set the time of {_path}: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+
+            var rc = Close(_fd);
+            _fd = -1;
+            if (rc != 0)
+            {
+                throw new IOException($"cannot write {_path}: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+        }
+
+        /// <summary>Closes the descriptor when <see cref="Finish"/> was not reached (an error on the way).</summary>
+        public void Dispose()
+        {
+            if (_fd >= 0)
+            {
+                Close(_fd);
+                _fd = -1;
+            }
         }
     }
 

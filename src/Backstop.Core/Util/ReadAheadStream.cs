@@ -1,18 +1,23 @@
-using System.Collections.Concurrent;
-
 namespace Backstop.Core.Util;
 
 /// <summary>
 /// Reads an inner stream on its own thread, up to four 1 MiB blocks ahead, so that what produces the bytes (reading
 /// a copy, hashing it, decompressing) runs while the consumer (a tar extraction, a database client) works. An error
-/// of the producer is thrown to the reader at the point it happened. Memory: at most four blocks.
+/// of the producer is thrown to the reader at the point it happened. Memory: four blocks, allocated once and reused.
+/// The two sides wait on a monitor, never spin: on a small machine a spinning waiter takes the core the other side
+/// needs.
 /// </summary>
 public sealed class ReadAheadStream : ReadOnlyStream
 {
     private const int BlockSize = 1 << 20;
-    private readonly BlockingCollection<(byte[]? Data, int Length, Exception? Error)> _queue = new(4);
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _producer;
+    private const int Blocks = 4;
+    private readonly object _gate = new();
+    private readonly Queue<(byte[] Data, int Length)> _filled = new(Blocks);
+    private readonly Stack<byte[]> _free = new(Blocks);
+    private readonly Thread _producer;
+    private Exception? _error;
+    private bool _producerDone;
+    private bool _stopping;
     private byte[]? _current;
     private int _offset;
     private int _length;
@@ -21,16 +26,37 @@ public sealed class ReadAheadStream : ReadOnlyStream
     public ReadAheadStream(Stream inner)
     {
         ArgumentNullException.ThrowIfNull(inner);
-        _producer = Task.Factory.StartNew(() => Produce(inner), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        for (var i = 0; i < Blocks; i++)
+        {
+            _free.Push(GC.AllocateUninitializedArray<byte>(BlockSize));
+        }
+
+        _producer = new Thread(() => Produce(inner)) { IsBackground = true, Name = "backstop read-ahead" };
+        _producer.Start();
     }
 
     private void Produce(Stream inner)
     {
         try
         {
-            while (!_stop.IsCancellationRequested)
+            while (true)
             {
-                var block = new byte[BlockSize];
+                byte[] block;
+                lock (_gate)
+                {
+                    while (_free.Count == 0 && !_stopping)
+                    {
+                        Monitor.Wait(_gate);
+                    }
+
+                    if (_stopping)
+                    {
+                        return;
+                    }
+
+                    block = _free.Pop();
+                }
+
                 var filled = 0;
                 int n;
                 while (filled < block.Length && (n = inner.Read(block, filled, block.Length - filled)) > 0)
@@ -38,57 +64,45 @@ public sealed class ReadAheadStream : ReadOnlyStream
                     filled += n;
                 }
 
-                if (filled > 0)
+                lock (_gate)
                 {
-                    _queue.Add((block, filled, null), _stop.Token);
-                }
+                    if (filled > 0)
+                    {
+                        _filled.Enqueue((block, filled));
+                    }
 
-                if (filled < block.Length)
-                {
-                    break;
+                    if (filled < block.Length)
+                    {
+                        _producerDone = true;
+                    }
+
+                    Monitor.PulseAll(_gate);
+                    if (_producerDone)
+                    {
+                        return;
+                    }
                 }
             }
-
-            _queue.Add((null, 0, null), _stop.Token);
-        }
-        catch (OperationCanceledException)
-        {
         }
         catch (Exception e)
         {
-            try
+            lock (_gate)
             {
-                _queue.Add((null, 0, e), _stop.Token);
-            }
-            catch (OperationCanceledException)
-            {
+                _error = e;
+                _producerDone = true;
+                Monitor.PulseAll(_gate);
             }
         }
     }
 
     public override int Read(Span<byte> buffer)
     {
-        while (_current is null || _offset == _length)
+        if (_current is null || _offset == _length)
         {
-            if (_ended)
+            if (!NextBlock())
             {
                 return 0;
             }
-
-            var (data, length, error) = _queue.Take();
-            if (error is not null)
-            {
-                _ended = true;
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
-            }
-
-            if (data is null)
-            {
-                _ended = true;
-                return 0;
-            }
-
-            (_current, _offset, _length) = (data, 0, length);
         }
 
         var count = Math.Min(buffer.Length, _length - _offset);
@@ -97,6 +111,44 @@ public sealed class ReadAheadStream : ReadOnlyStream
         return count;
     }
 
+    /// <summary>Hands the finished block back to the producer and takes the next one; false at the end.</summary>
+    private bool NextBlock()
+    {
+        if (_ended)
+        {
+            return false;
+        }
+
+        lock (_gate)
+        {
+            if (_current is not null)
+            {
+                _free.Push(_current);
+                _current = null;
+                Monitor.PulseAll(_gate);
+            }
+
+            while (_filled.Count == 0 && !_producerDone)
+            {
+                Monitor.Wait(_gate);
+            }
+
+            if (_filled.Count > 0)
+            {
+                (_current, _length) = _filled.Dequeue();
+                _offset = 0;
+                return true;
+            }
+
+            _ended = true;
+            if (_error is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_error).Throw();
+            }
+
+            return false;
+        }
+    }
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -104,25 +156,19 @@ public sealed class ReadAheadStream : ReadOnlyStream
         return ValueTask.FromResult(Read(buffer.Span));
     }
 
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            _stop.Cancel();
-            try
+            lock (_gate)
             {
-                _producer.Wait();
-            }
-            catch (AggregateException)
-            {
+                _stopping = true;
+                Monitor.PulseAll(_gate);
             }
 
-            _stop.Dispose();
-            _queue.Dispose();
+            _producer.Join();
         }
 
         base.Dispose(disposing);
     }
-
 }

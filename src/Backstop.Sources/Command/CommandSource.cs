@@ -46,13 +46,13 @@ public sealed class CommandSourceKind : SourceKind<CommandOptions>
     public override ISource Create(SourceDefinition definition, CommandOptions options) => new CommandSource(definition.Name, options);
 }
 
-internal sealed class CommandSource(string name, CommandOptions options) : ISource, IRestorable
+internal sealed class CommandSource(string name, CommandOptions options) : ISource, IStagedRestorable
 {
-    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
-        CancellationToken cancellationToken)
+    public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
         var path = RestoreDestination.File(destination, artifactName, force);
-        return new Dictionary<string, long> { ["bytes"] = await RestoreDestination.WriteFileAsync(path, content, cancellationToken).ConfigureAwait(false) };
+        var (temp, bytes) = await Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
+        return Staging.FileAside(temp, path, new Dictionary<string, long> { ["bytes"] = bytes });
     }
 
     private string? _executable;

@@ -52,11 +52,10 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
     public override ISource Create(SourceDefinition definition, EtcdOptions options) => new EtcdSource(definition.Name, options);
 }
 
-internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IRestorable
+internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IStagedRestorable
 {
     /// <summary>Writes <c>snapshot.db</c> into a folder, for <c>etcdctl snapshot restore</c>; its trailing hash is checked.</summary>
-    public Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
-        CancellationToken cancellationToken) =>
+    public Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken) =>
         Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, new SnapshotValidator(), cancellationToken);
 
     internal const string Artifact = "snapshot.db";

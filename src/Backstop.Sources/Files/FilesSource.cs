@@ -52,11 +52,23 @@ public sealed class FilesSourceKind : SourceKind<FilesOptions>
     public override ISource Create(SourceDefinition definition, FilesOptions options) => new FilesSource(definition.Name, options);
 }
 
-internal sealed class FilesSource(string name, FilesOptions options) : ISource, IRestorable
+internal sealed class FilesSource(string name, FilesOptions options) : ISource, IStagedRestorable
 {
-    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
-        CancellationToken cancellationToken) =>
-        await TarExtractor.ExtractAsync(content, Common.RestoreDestination.Folder(destination, force), cancellationToken).ConfigureAwait(false);
+    /// <summary>Extracts into a staging folder inside the destination; publishing moves its top-level names into place.</summary>
+    public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
+    {
+        var folder = Common.Staging.Folder.Begin(destination, force);
+        try
+        {
+            var extraction = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken).ConfigureAwait(false);
+            return folder.Staged(extraction.Facts, () => TarExtractor.ApplyRoot(folder.Destination, extraction.Root));
+        }
+        catch
+        {
+            folder.Discard();
+            throw;
+        }
+    }
 
     internal const string ArtifactName = "files.tar";
     private readonly IReadOnlyList<Glob> _exclude = options.Globs;

@@ -11,12 +11,17 @@ namespace Backstop.Sources.Files;
 /// </summary>
 internal static class TarExtractor
 {
-    public static async Task<Dictionary<string, long>> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken)
+    /// <summary>What an extraction wrote, and the archive's entry for the folder itself when it had one.</summary>
+    internal sealed record TarExtraction(Dictionary<string, long> Facts, TarEntry? Root);
+
+    public static async Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken)
     {
         long files = 0, bytes = 0;
         var directories = new List<(string Path, TarEntry Entry)>();
+        TarEntry? rootEntry = null;
         var safe = new SafeFolders(root);
         var asRoot = Environment.UserName == "root";
+        var buffer = new byte[1 << 18];
         await using var reader = new TarReader(tar, leaveOpen: true);
         while (reader.GetNextEntry(copyData: false) is { } entry)
         {
@@ -25,34 +30,36 @@ internal static class TarExtractor
             safe.Check(path, entry.Name);
             switch (entry.EntryType)
             {
+                case TarEntryType.Directory when path == Path.TrimEndingDirectorySeparator(root):
+                    rootEntry = entry; // the destination's own mode and time, for the caller to apply
+                    break;
                 case TarEntryType.Directory:
                     safe.Create(path);
                     directories.Add((path, entry));
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile:
                     safe.Create(Path.GetDirectoryName(path)!);
-                    DeleteExisting(path);
-                    // Synchronous on purpose: the bytes are produced ahead on another thread, and a thread-pool hop per
-                    // small file costs more than the write. Mode, owner and time go through the open handle.
-                    using (var file = new FileStream(path, new FileStreamOptions
-                           {
-                               Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
-                               UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                           }))
+                    // Synchronous on purpose: the bytes are produced ahead on other threads, and a thread-pool hop per
+                    // small file costs more than the write.
+                    var file = Posix.NewFile.TryCreate(path);
+                    if (file is null)
+                    {
+                        File.Delete(path); // the archive names it twice, or --force over an existing file
+                        file = Posix.NewFile.TryCreate(path) ?? throw new IOException($"cannot create {path}: it keeps coming back");
+                    }
+
+                    using (file)
                     {
                         if (entry.DataStream is { } data)
                         {
-                            cancellationToken.ThrowIfCancellationRequested();
-                            data.CopyTo(file, 1 << 16);
+                            int n;
+                            while ((n = data.Read(buffer)) > 0)
+                            {
+                                file.Write(buffer.AsSpan(0, n));
+                            }
                         }
 
-                        if (asRoot)
-                        {
-                            Posix.Lchown(path, entry.Uid, entry.Gid);
-                        }
-
-                        File.SetUnixFileMode(file.SafeFileHandle, entry.Mode);
-                        File.SetLastWriteTimeUtc(file.SafeFileHandle, entry.ModificationTime.UtcDateTime);
+                        file.Finish(asRoot, entry.Uid, entry.Gid, (uint)entry.Mode, entry.ModificationTime);
                     }
 
                     files++;
@@ -88,7 +95,16 @@ internal static class TarExtractor
             Apply(path, entry, asRoot);
         }
 
-        return new Dictionary<string, long> { ["files"] = files, ["bytes"] = bytes };
+        return new TarExtraction(new Dictionary<string, long> { ["files"] = files, ["bytes"] = bytes }, rootEntry);
+    }
+
+    /// <summary>Applies the archive's entry for its top folder (a backup of '/') to the folder restored into.</summary>
+    public static void ApplyRoot(string folder, TarEntry? rootEntry)
+    {
+        if (rootEntry is not null)
+        {
+            Apply(folder, rootEntry, Environment.UserName == "root");
+        }
     }
 
     private static string Inside(string root, string name)

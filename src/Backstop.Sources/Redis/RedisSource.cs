@@ -31,11 +31,10 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
     public override ISource Create(SourceDefinition definition, RedisOptions options) => new RedisSource(definition.Name, options);
 }
 
-internal sealed class RedisSource(string name, RedisOptions options) : ISource, IRestorable
+internal sealed class RedisSource(string name, RedisOptions options) : ISource, IStagedRestorable
 {
     /// <summary>Writes <c>dump.rdb</c> into a folder (for a redis-server started with that --dir), checked as it was stored.</summary>
-    public Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
-        CancellationToken cancellationToken) =>
+    public Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken) =>
         Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, new RdbValidator(), cancellationToken);
 
     internal const string Artifact = "dump.rdb";

@@ -27,17 +27,16 @@ public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
     public override ISource Create(SourceDefinition definition, SqliteOptions options) => new SqliteSource(definition.Name, options);
 }
 
-internal sealed class SqliteSource(string name, SqliteOptions options) : ISource, IRestorable
+internal sealed class SqliteSource(string name, SqliteOptions options) : ISource, IStagedRestorable
 {
     /// <summary>Writes the database file, then checks it as the backup was checked: integrity, tables and rows.</summary>
-    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
-        CancellationToken cancellationToken)
+    public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
         var path = Common.RestoreDestination.File(destination, artifactName, force);
-        await Common.RestoreDestination.WriteFileAsync(path, content, cancellationToken).ConfigureAwait(false);
+        var (temp, _) = await Common.Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
         try
         {
-            using var db = Open(path, SqliteOpenMode.ReadOnly);
+            using var db = Open(temp, SqliteOpenMode.ReadOnly);
             if (Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()).ToList() is not ["ok"])
             {
                 throw new BackupException($"the restored database {path} fails PRAGMA integrity_check");
@@ -46,7 +45,12 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
             var tables = Query(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").Select(r => (string)r[0]!).ToList();
             var rows = tables.Sum(t => Convert.ToInt64(Query(db, $"SELECT COUNT(*) FROM \"{t.Replace("\"", "\"\"", StringComparison.Ordinal)}\"")[0][0],
                 System.Globalization.CultureInfo.InvariantCulture));
-            return new Dictionary<string, long> { ["tables"] = tables.Count, ["rows"] = rows };
+            return Common.Staging.FileAside(temp, path, new Dictionary<string, long> { ["tables"] = tables.Count, ["rows"] = rows });
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
         }
         finally
         {

@@ -77,9 +77,9 @@ public sealed class TarExtractorTests : IDisposable
     {
         var dest = _dir["dest"];
         Directory.CreateDirectory(dest);
-        var facts = await TarExtractor.ExtractAsync(
+        var facts = (await TarExtractor.ExtractAsync(
             Tar(new PaxTarEntry(TarEntryType.Directory, "d"), File("d/a.txt", "abc"), new PaxTarEntry(TarEntryType.HardLink, "d/b.txt") { LinkName = "d/a.txt" }),
-            dest, CancellationToken.None);
+            dest, CancellationToken.None)).Facts;
         Assert.Equal(2, facts["files"]);
         Assert.Equal(3, facts["bytes"]);
         Assert.Equal("abc", await System.IO.File.ReadAllTextAsync(Path.Combine(dest, "d/b.txt")));

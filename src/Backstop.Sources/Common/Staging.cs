@@ -1,0 +1,235 @@
+using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+
+namespace Backstop.Sources.Common;
+
+/// <summary>
+/// Where a file-shaped restore is written before its copy has proven its SHA-256: a hidden folder inside the
+/// destination folder, or a hidden file beside the destination file. Both are on the destination's file system, so
+/// publishing is a rename per top-level name, never a copy; discarding removes the staging and any folder the restore
+/// created. A staging left by a killed restore (its process gone) is removed by the next restore into that place.
+/// </summary>
+public static class Staging
+{
+    public const string Prefix = ".backstop-restore-";
+
+    /// <summary>A folder restore: checks the destination, creates it when missing, and the staging folder inside it.</summary>
+    public sealed class Folder
+    {
+        private readonly bool _created;
+
+        private Folder(string destination, string path, bool created) => (Destination, Path, _created) = (destination, path, created);
+
+        /// <summary>The destination folder (absolute).</summary>
+        public string Destination { get; }
+
+        /// <summary>The staging folder: write here.</summary>
+        public string Path { get; }
+
+        public static Folder Begin(string destination, bool force)
+        {
+            var dir = System.IO.Path.GetFullPath(destination);
+            if (File.Exists(dir))
+            {
+                throw new BackupException($"--to {destination} is a file; restore into a folder");
+            }
+
+            var created = !Directory.Exists(dir);
+            if (!created)
+            {
+                RemoveStale(dir);
+                if (!force && Directory.EnumerateFileSystemEntries(dir).Any())
+                {
+                    throw new BackupException($"--to {destination} is not empty; choose an empty folder, or add --force to restore over it");
+                }
+            }
+
+            Directory.CreateDirectory(dir);
+            var staging = System.IO.Path.Combine(dir, StagingName());
+            Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            return new Folder(dir, staging, created);
+        }
+
+        /// <summary>
+        /// Moves everything staged into the destination. A name already there (with --force) is replaced when it is a
+        /// file or symlink, merged when both are folders, and refused when a folder would be replaced by a file.
+        /// </summary>
+        public void Publish()
+        {
+            Merge(Path, Destination);
+            Directory.Delete(Path);
+        }
+
+        public void Discard()
+        {
+            RemoveTree(Path);
+            if (_created && Directory.Exists(Destination) && !Directory.EnumerateFileSystemEntries(Destination).Any())
+            {
+                Directory.Delete(Destination);
+            }
+        }
+
+        public StagedRestore Staged(IReadOnlyDictionary<string, long> found, Action? afterPublish = null) =>
+            new(found, () =>
+            {
+                Publish();
+                afterPublish?.Invoke();
+            }, Discard);
+    }
+
+    /// <summary>A file restore: the content goes to a hidden file beside <paramref name="path"/>, renamed over it on publish.</summary>
+    public static async Task<(string Temp, long Bytes)> WriteAsideAsync(string path, Stream content, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var dir = System.IO.Path.GetDirectoryName(path)!;
+        RemoveStale(dir);
+        var temp = System.IO.Path.Combine(dir, StagingName() + "-" + System.IO.Path.GetFileName(path));
+        try
+        {
+            await using var file = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+            await content.CopyToAsync(file, 1 << 18, cancellationToken).ConfigureAwait(false);
+            file.Flush(flushToDisk: true);
+            return (temp, file.Length);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>What publishes or discards a file written by <see cref="WriteAsideAsync"/>.</summary>
+    public static StagedRestore FileAside(string temp, string path, IReadOnlyDictionary<string, long> found) =>
+        new(found, () => File.Move(temp, path, overwrite: true), () => File.Delete(temp));
+
+    private static string StagingName() => $"{Prefix}{Environment.ProcessId}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
+
+    /// <summary>Removes stagings in <paramref name="dir"/> whose restore process is gone.</summary>
+    private static void RemoveStale(string dir)
+    {
+        foreach (var entry in Directory.EnumerateFileSystemEntries(dir, Prefix + "*"))
+        {
+            var rest = System.IO.Path.GetFileName(entry)[Prefix.Length..];
+            var dash = rest.IndexOf('-', StringComparison.Ordinal);
+            if (dash > 0 && int.TryParse(rest[..dash], out var pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+            {
+                if (Posix.TryLstat(entry, out var st, out _) && st.IsDirectory)
+                {
+                    RemoveTree(entry);
+                }
+                else
+                {
+                    File.Delete(entry);
+                }
+            }
+        }
+    }
+
+    private static void Merge(string from, string to)
+    {
+        foreach (var entry in Directory.GetFileSystemEntries(from))
+        {
+            var target = System.IO.Path.Combine(to, System.IO.Path.GetFileName(entry));
+            if (!Posix.TryLstat(entry, out var staged, out var error))
+            {
+                throw new IOException($"cannot read {entry}: {error}");
+            }
+
+            if (!Posix.TryLstat(target, out var there, out _))
+            {
+                MoveInto(entry, target, staged);
+                continue;
+            }
+
+            if (staged.IsDirectory && there.IsDirectory)
+            {
+                // Merge, then give the folder the archive's mode and time (read before its content moved out).
+                MakeWritable(entry, staged);
+                Merge(entry, target);
+                Directory.Delete(entry);
+                if (Environment.UserName == "root")
+                {
+                    Posix.Lchown(target, (int)staged.Uid, (int)staged.Gid);
+                }
+
+                File.SetUnixFileMode(target, (UnixFileMode)(staged.Mode & 0xFFF));
+                File.SetLastWriteTimeUtc(target, staged.Modified.UtcDateTime);
+                continue;
+            }
+
+            if (there.IsDirectory)
+            {
+                throw new BackupException($"cannot restore {target}: a folder is there and the backup has a file; remove it, or restore into an empty folder");
+            }
+
+            if (staged.IsDirectory)
+            {
+                throw new BackupException($"cannot restore the folder {target}: a file is there; remove it, or restore into an empty folder");
+            }
+
+            Posix.Rename(entry, target); // replaces the file or symlink in one step
+        }
+    }
+
+    /// <summary>Moving a folder to another parent rewrites its '..': a folder restored without write permission gets it for the move.</summary>
+    private static void MoveInto(string entry, string target, FileStatus staged)
+    {
+        var readOnlyFolder = staged.IsDirectory && (staged.Mode & 0x80) == 0 && Environment.UserName != "root";
+        if (readOnlyFolder)
+        {
+            File.SetUnixFileMode(entry, (UnixFileMode)((staged.Mode | 0x80) & 0xFFF));
+        }
+
+        Posix.Rename(entry, target);
+        if (readOnlyFolder)
+        {
+            File.SetUnixFileMode(target, (UnixFileMode)(staged.Mode & 0xFFF));
+            File.SetLastWriteTimeUtc(target, staged.Modified.UtcDateTime);
+        }
+    }
+
+    private static void MakeWritable(string dir, FileStatus st)
+    {
+        if ((st.Mode & 0x1C0) != 0x1C0)
+        {
+            File.SetUnixFileMode(dir, (UnixFileMode)((st.Mode | 0x1C0) & 0xFFF));
+        }
+    }
+
+    /// <summary>Removes a tree without following symlinks, also folders restored without write permission.</summary>
+    private static void RemoveTree(string path)
+    {
+        if (!Directory.Exists(path))
+        {
+            return;
+        }
+
+        try
+        {
+            Directory.Delete(path, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            OpenUp(path);
+            Directory.Delete(path, recursive: true);
+        }
+    }
+
+    private static void OpenUp(string dir)
+    {
+        if (!Posix.TryLstat(dir, out var st, out _) || !st.IsDirectory)
+        {
+            return;
+        }
+
+        MakeWritable(dir, st);
+        foreach (var sub in Directory.EnumerateDirectories(dir))
+        {
+            OpenUp(sub);
+        }
+    }
+}
