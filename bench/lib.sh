@@ -1,21 +1,38 @@
 # Shared by bench/run.sh and bench/postgres.sh: timing with GNU time, medians, ratios.
 # measure NAME SETUP COMMAND: runs SETUP (untimed), then COMMAND under /usr/bin/time, RUNS times;
 # sets secs[NAME] (median seconds) and rss[NAME] (largest peak RSS, KiB). Needs $work and $runs.
-declare -A secs rss
+declare -A secs rss times_of mems_of
+# run_once NAME SETUP COMMAND: one timed run, appended to the runs of NAME.
+run_once() {
+  local name="$1" setup="$2" cmd="$3" out
+  bash -c "$setup" >/dev/null 2>&1
+  sync
+  /usr/bin/time -f '%e %M' -o "$work/time.out" bash -c "$cmd" >/dev/null 2>"$work/last.err" \
+    || { echo "$name failed:"; cat "$work/last.err"; exit 1; }
+  out=$(tail -n 1 "$work/time.out")
+  times_of[$name]+="${out% *} "; mems_of[$name]+="${out#* } "
+  echo "   $name: ${out% *}s, peak RSS $((${out#* } / 1024)) MiB"
+}
+
+# summarize NAME: secs[NAME] (median seconds) and rss[NAME] (largest peak RSS, KiB) from its runs.
+summarize() {
+  local name="$1"
+  secs[$name]=$(printf '%s\n' ${times_of[$name]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  rss[$name]=$(printf '%s\n' ${mems_of[$name]} | sort -n | tail -n 1)
+}
+
 measure() {
-  local name="$1" setup="$2" cmd="$3" i out
-  local -a times mems
-  for ((i = 0; i < runs; i++)); do
-    bash -c "$setup" >/dev/null 2>&1
-    sync
-    /usr/bin/time -f '%e %M' -o "$work/time.out" bash -c "$cmd" >/dev/null 2>"$work/last.err" \
-      || { echo "$name failed:"; cat "$work/last.err"; exit 1; }
-    out=$(tail -n 1 "$work/time.out")
-    times+=("${out% *}"); mems+=("${out#* }")
-    echo "   $name run $((i + 1)): ${out% *}s, peak RSS $((${out#* } / 1024)) MiB"
-  done
-  secs[$name]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  rss[$name]=$(printf '%s\n' "${mems[@]}" | sort -n | tail -n 1)
+  local i
+  for ((i = 0; i < runs; i++)); do run_once "$@"; done
+  summarize "$1"
+}
+
+# measure_turns NAME_A SETUP_A COMMAND_A NAME_B SETUP_B COMMAND_B: as measure for both, taking turns run by run,
+# so that the machine's drift (write-back of the previous run, discards) falls on both alike.
+measure_turns() {
+  local i
+  for ((i = 0; i < runs; i++)); do run_once "$1" "$2" "$3"; run_once "$4" "$5" "$6"; done
+  summarize "$1"; summarize "$4"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
