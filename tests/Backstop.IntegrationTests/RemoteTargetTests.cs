@@ -246,6 +246,24 @@ public sealed class RemoteTargetTests : IDisposable
             f => f.Contains(Snapshot(fail), StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void An_s3_copy_that_breaks_off_mid_restore_is_discarded_and_the_local_copy_restores()
+    {
+        Config(_s3.TargetYaml() + LocalYaml, minCopies: 2);
+        Assert.Equal(0, Run("run").ExitCode);
+        using var proxy = new FaultProxy(_s3.Port, budget: 64 * 1024, FaultProxy.Direction.Down);
+        Config($"  - {{ name: s3, kind: s3, endpoint: \"http://127.0.0.1:{proxy.Port}\", bucket: {_s3.Bucket}, access_key: \"env:S3_KEY\", secret_key: \"env:S3_SECRET\", retries: 0 }}\n" +
+               LocalYaml, minCopies: 2);
+        var restore = Run("restore", "--source", "files", "--to", _box["restored"]);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.True(proxy.Tripped);
+        Assert.Contains("skipped copy on target 's3'", restore.Stdout, StringComparison.Ordinal);
+        Assert.Contains("could not be read", restore.Stdout, StringComparison.Ordinal);
+        Assert.Contains("from 'local'", restore.Stdout, StringComparison.Ordinal);
+        Assert.Equal(File.ReadAllBytes(_box["data/photo.bin"]), File.ReadAllBytes(Path.Combine(_box["restored"], _box["data/photo.bin"].TrimStart('/'))));
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(_box["restored"]), e => Path.GetFileName(e).StartsWith(".backstop-restore-", StringComparison.Ordinal));
+    }
+
     private string Snapshot(CliResult run) =>
         System.Text.RegularExpressions.Regex.Match(run.All, @"snapshot (\d{8}T\d{6}Z-[0-9a-f]{4}) started").Groups[1].Value;
 }

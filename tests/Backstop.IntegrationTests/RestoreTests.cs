@@ -106,7 +106,7 @@ public sealed class RestoreTests : IDisposable
         var r = _box.Run("restore", "--source", "f", "--to", Path.Combine(small, "out"));
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("No space left on device", r.Stderr, StringComparison.Ordinal);
-        Assert.Contains("the copy on 'first' is good and what this restore wrote was removed", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("what this restore wrote was removed: free space or fix the permissions there", r.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
         Assert.Empty(Directory.GetFileSystemEntries(small));
 

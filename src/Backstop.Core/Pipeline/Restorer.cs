@@ -67,8 +67,9 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         var results = new List<RestoredArtifact>();
         foreach (var a in artifacts)
         {
-            // Verified copies first, in the source's target order.
+            // Verified copies first, in the order the configuration lists the targets (the user's preference).
             var candidates = a.Copies.OrderBy(c => c.State == CopyState.Verified ? 0 : 1)
+                .ThenBy(c => config.Targets.Select(t => t.Name).ToList().IndexOf(c.Target))
                 .Select(c => targets.GetValueOrDefault(c.Target)).OfType<ITarget>().ToList();
             var key = Layout.Key(snapshot.Source, snapshot.Id, a.FileName);
             var (target, skipped, found) = restorable is IStagedRestorable staged
@@ -83,20 +84,23 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// <summary>
     /// One read of the copy: it is hashed while its content is staged beside the destination, and the staged restore
     /// is published only when the hash matches. A copy that fails (missing, unreadable, corrupt, another hash) is
-    /// discarded and the next target tried; a failure with a copy that proves good is the destination's, and thrown.
+    /// discarded and the next target tried. A failure that is not the copy's (the destination refuses or fills up, or
+    /// the key does not open a copy that proves good) is thrown, with what was staged removed.
     /// </summary>
     private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> StagedAsync(IStagedRestorable restorable,
         SnapshotInfo snapshot, ArtifactInfo a, string key, IReadOnlyList<ITarget> candidates, string destination, bool force,
         CancellationToken cancellationToken)
     {
+        Sealed.RequireIdentities(a.FileName, Identities);
         var skipped = new List<string>();
         foreach (var t in candidates)
         {
             StagedRestore? stage = null;
+            var faults = new ReadFaults();
             try
             {
                 string sha;
-                await using (var stored = new Util.HashingReadStream(await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false)))
+                await using (var stored = new Util.HashingReadStream(new ReadFaults.Watch(await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false), faults)))
                 {
                     stage = await ThroughPipelineAsync(stored, a.FileName,
                         content => restorable.StageAsync(a.Name, content, destination, force, cancellationToken), cancellationToken).ConfigureAwait(false);
@@ -111,26 +115,23 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
                 skipped.Add($"copy on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {a.Sha256}");
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not (OperationCanceledException or DestinationException))
             {
                 stage?.Discard();
                 stage = null;
-                // Whose fault? Read the copy once more: a copy that proves its SHA-256 means the restore itself failed.
-                var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken)
-                    .ConfigureAwait(false);
-                if (check.State == CopyState.Verified)
+                if (await CopysFaultAsync(t, key, a, e, faults, cancellationToken).ConfigureAwait(false) is { } problem)
                 {
-                    if (e is IOException or UnauthorizedAccessException)
-                    {
-                        throw new BackupException(
-                            $"cannot restore into {destination}: {e.Message}; the copy on '{t.Name}' is good and what this restore wrote was removed: " +
-                            "free space or fix the permissions there, then restore again", e);
-                    }
-
-                    throw;
+                    skipped.Add(problem);
+                    continue;
                 }
 
-                skipped.Add(check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}");
+                if (e is IOException or UnauthorizedAccessException && e is not Sealing.Age.AgeException)
+                {
+                    throw new BackupException(
+                        $"cannot restore into {destination}: {e.Message}; what this restore wrote was removed: free space or fix the permissions there, then restore again", e);
+                }
+
+                throw;
             }
             finally
             {
@@ -141,11 +142,85 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         throw NoGoodCopy(snapshot, a, skipped);
     }
 
+    /// <summary>
+    /// Whether a failed staged restore was the copy's fault, and how: a copy that is missing or could not be read is
+    /// skipped at once; content that did not decode or was refused (zstd, age, a tar or format check) may be a bad copy
+    /// or a bad backup, so the copy is read again; a write that failed with nothing wrong on the read side is the
+    /// destination's (null).
+    /// </summary>
+    private static async Task<string?> CopysFaultAsync(ITarget t, string key, ArtifactInfo a, Exception e, ReadFaults faults, CancellationToken cancellationToken)
+    {
+        if (e is ObjectNotFoundException)
+        {
+            return $"{CopyVerifier.Where(t, key)} is missing";
+        }
+
+        var decoding = e is InvalidDataException or FormatException or EndOfStreamException or Sealing.Age.AgeException or BackupException;
+        if (faults.First is { } readError && !decoding)
+        {
+            return $"{CopyVerifier.Where(t, key)} could not be read: {readError.Message}";
+        }
+
+        if (!decoding && e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken).ConfigureAwait(false);
+        return check.State == CopyState.Verified ? null : check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}";
+    }
+
+    /// <summary>The first error a read of the copy threw, to tell a copy that failed from a restore that failed.</summary>
+    private sealed class ReadFaults
+    {
+        public Exception? First { get; private set; }
+
+        public sealed class Watch(Stream inner, ReadFaults faults) : Util.ReadOnlyStream
+        {
+            public override int Read(Span<byte> buffer)
+            {
+                try
+                {
+                    return inner.Read(buffer);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    faults.First ??= e;
+                    throw;
+                }
+            }
+
+            public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+            {
+                try
+                {
+                    return await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    faults.First ??= e;
+                    throw;
+                }
+            }
+
+            protected override void Dispose(bool disposing)
+            {
+                if (disposing)
+                {
+                    inner.Dispose();
+                }
+
+                base.Dispose(disposing);
+            }
+        }
+    }
+
     /// <summary>Restores that write into a server: the copy's SHA-256 is checked before anything is written, then it is read again.</summary>
     private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> CheckedFirstAsync(IRestorable restorable,
         SnapshotInfo snapshot, ArtifactInfo a, string key, IReadOnlyList<ITarget> candidates, string destination, bool force,
         CancellationToken cancellationToken)
     {
+        Sealed.RequireIdentities(a.FileName, Identities);
         var skipped = new List<string>();
         ITarget? chosen = null;
         foreach (var t in candidates)

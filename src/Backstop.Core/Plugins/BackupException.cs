@@ -13,3 +13,9 @@ public class BackupException : Exception
     /// <summary>Trying again cannot help (a program missing, credentials or a host key refused): never retried.</summary>
     public bool Permanent { get; init; }
 }
+
+/// <summary>
+/// A restore's destination refuses before anything is read (not empty, a file exists, a file where a folder should
+/// be): the copies are not in question, so no other target is tried and no copy is read again.
+/// </summary>
+public sealed class DestinationException(string message) : BackupException(message);

@@ -58,6 +58,17 @@ public static class Sealed
         return identities;
     }
 
+    /// <summary>Refuses, with the fix, to open an encrypted artifact without an identity.</summary>
+    public static void RequireIdentities(string fileName, IReadOnlyList<AgeIdentity> identities)
+    {
+        ArgumentNullException.ThrowIfNull(identities);
+        if (IsEncrypted(fileName) && identities.Count == 0)
+        {
+            throw new BackupException(
+                $"{fileName} is encrypted: give the identity file under encryption.identities in the configuration (or --identity FILE)");
+        }
+    }
+
     /// <summary>
     /// The raw content of a stored artifact: decrypted (when it is an age file) and decompressed while read. An
     /// encrypted artifact without an identity is refused with the fix.
@@ -71,12 +82,7 @@ public static class Sealed
             return new ZstdDecodeStream(stored, leaveOpen: true);
         }
 
-        if (identities.Count == 0)
-        {
-            throw new BackupException(
-                $"{fileName} is encrypted: give the identity file under encryption.identities in the configuration (or --identity FILE)");
-        }
-
+        RequireIdentities(fileName, identities);
         try
         {
             return new ZstdDecodeStream(new AgeDecryptStream(stored, identities, leaveOpen: true), leaveOpen: false);

@@ -16,10 +16,9 @@ public static class RestoreDestination
 
         if (System.IO.File.Exists(path) && !force)
         {
-            throw new BackupException($"{path} exists; choose another --to, or add --force to replace it");
+            throw new DestinationException($"{path} exists; choose another --to, or add --force to replace it");
         }
 
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         return path;
     }
 

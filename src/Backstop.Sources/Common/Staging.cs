@@ -31,7 +31,7 @@ public static class Staging
             var dir = System.IO.Path.GetFullPath(destination);
             if (File.Exists(dir))
             {
-                throw new BackupException($"--to {destination} is a file; restore into a folder");
+                throw new DestinationException($"--to {destination} is a file; restore into a folder");
             }
 
             var created = !Directory.Exists(dir);
@@ -40,7 +40,7 @@ public static class Staging
                 RemoveStale(dir);
                 if (!force && Directory.EnumerateFileSystemEntries(dir).Any())
                 {
-                    throw new BackupException($"--to {destination} is not empty; choose an empty folder, or add --force to restore over it");
+                    throw new DestinationException($"--to {destination} is not empty; choose an empty folder, or add --force to restore over it");
                 }
             }
 
@@ -82,6 +82,7 @@ public static class Staging
     {
         ArgumentNullException.ThrowIfNull(content);
         var dir = System.IO.Path.GetDirectoryName(path)!;
+        Directory.CreateDirectory(dir);
         RemoveStale(dir);
         var temp = System.IO.Path.Combine(dir, StagingName() + "-" + System.IO.Path.GetFileName(path));
         try
@@ -163,12 +164,12 @@ public static class Staging
 
             if (there.IsDirectory)
             {
-                throw new BackupException($"cannot restore {target}: a folder is there and the backup has a file; remove it, or restore into an empty folder");
+                throw new DestinationException($"cannot restore {target}: a folder is there and the backup has a file; remove it, or restore into an empty folder");
             }
 
             if (staged.IsDirectory)
             {
-                throw new BackupException($"cannot restore the folder {target}: a file is there; remove it, or restore into an empty folder");
+                throw new DestinationException($"cannot restore the folder {target}: a file is there; remove it, or restore into an empty folder");
             }
 
             Posix.Rename(entry, target); // replaces the file or symlink in one step

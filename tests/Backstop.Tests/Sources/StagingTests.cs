@@ -88,7 +88,7 @@ public sealed class StagingTests : IDisposable
         System.IO.File.WriteAllText(Path.Combine(dest, "keep.txt"), "mine");
         System.IO.File.WriteAllText(Path.Combine(dest, "d/a.txt"), "old");
         System.IO.File.WriteAllText(Path.Combine(dest, "d/other.txt"), "mine too");
-        await Assert.ThrowsAsync<BackupException>(() => Stage(dest, force: false, File("d/a.txt", "new")));
+        await Assert.ThrowsAsync<DestinationException>(() => Stage(dest, force: false, File("d/a.txt", "new")));
 
         (await Stage(dest, force: true, Dir("d", (UnixFileMode)0b111_000_000), File("d/a.txt", "new"))).Publish();
         Assert.Equal(["d", "d/a.txt", "d/other.txt", "keep.txt"], Names(dest));
@@ -104,7 +104,7 @@ public sealed class StagingTests : IDisposable
         var dest = _dir["dest"];
         Directory.CreateDirectory(Path.Combine(dest, "x.txt"));
         var staged = await Stage(dest, force: true, File("x.txt", "x"));
-        var e = Assert.Throws<BackupException>(staged.Publish);
+        var e = Assert.Throws<DestinationException>(staged.Publish);
         Assert.Contains("a folder is there and the backup has a file", e.Message, StringComparison.Ordinal);
         Assert.Equal(["x.txt"], Names(dest));
     }
