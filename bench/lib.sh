@@ -51,10 +51,12 @@ replace_section() {
   mv "$results.new" "$results"
 }
 
-# build_backstop: the program in Release into $work/bin; sets backstop (a command line) for the scripts.
+# build_backstop: the program in Release (ReadyToRun) into $work/bin; sets backstop (a command line) for the scripts.
 build_backstop() {
-  echo "== building backstop (Release)"
-  dotnet build "$repo/src/Backstop/Backstop.csproj" -c Release -o "$work/bin" --nologo -v quiet >/dev/null
+  echo "== building backstop (Release, published ReadyToRun as ./backstop builds it)"
+  rm -rf "$work/bin"
+  dotnet publish "$repo/src/Backstop/Backstop.csproj" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+    -o "$work/bin" --nologo -v quiet >/dev/null
   backstop="dotnet $work/bin/backstop.dll"
 }
 
