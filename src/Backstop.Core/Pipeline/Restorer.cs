@@ -259,7 +259,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     private async Task<T> ThroughPipelineAsync<T>(Stream stored, string fileName, Func<Stream, Task<T>> restore, CancellationToken cancellationToken)
     {
         T result;
-        await using (var hashed = new Util.ReadAheadStream(stored))
+        await using (var hashed = new Util.ReadAheadStream(stored, asyncReads: true))
         {
             await using (var decoded = Sealed.Open(hashed, fileName, Identities))
             await using (var content = new Util.ReadAheadStream(decoded))

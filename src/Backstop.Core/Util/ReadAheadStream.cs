@@ -23,9 +23,17 @@ public sealed class ReadAheadStream : ReadOnlyStream
     private int _length;
     private bool _ended;
 
-    public ReadAheadStream(Stream inner)
+    private readonly bool _asyncReads;
+
+    /// <param name="inner">What is read ahead.</param>
+    /// <param name="asyncReads">
+    /// Read the inner stream through ReadAsync into the blocks (waited on this stream's own thread): for streams whose
+    /// asynchronous path is their real one (a target's guarded read), so that no read goes through a copy.
+    /// </param>
+    public ReadAheadStream(Stream inner, bool asyncReads = false)
     {
         ArgumentNullException.ThrowIfNull(inner);
+        _asyncReads = asyncReads;
         for (var i = 0; i < Blocks; i++)
         {
             _free.Push(GC.AllocateUninitializedArray<byte>(BlockSize));
@@ -59,7 +67,7 @@ public sealed class ReadAheadStream : ReadOnlyStream
 
                 var filled = 0;
                 int n;
-                while (filled < block.Length && (n = inner.Read(block, filled, block.Length - filled)) > 0)
+                while (filled < block.Length && (n = ReadInto(inner, block, filled)) > 0)
                 {
                     filled += n;
                 }
@@ -93,6 +101,17 @@ public sealed class ReadAheadStream : ReadOnlyStream
                 Monitor.PulseAll(_gate);
             }
         }
+    }
+
+    private int ReadInto(Stream inner, byte[] block, int filled)
+    {
+        if (!_asyncReads)
+        {
+            return inner.Read(block, filled, block.Length - filled);
+        }
+
+        var read = inner.ReadAsync(block.AsMemory(filled));
+        return read.IsCompletedSuccessfully ? read.Result : read.AsTask().GetAwaiter().GetResult();
     }
 
     public override int Read(Span<byte> buffer)
