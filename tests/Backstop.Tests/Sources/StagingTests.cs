@@ -14,20 +14,7 @@ public sealed class StagingTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static MemoryStream Tar(params TarEntry[] entries)
-    {
-        var m = new MemoryStream();
-        using (var w = new TarWriter(m, TarEntryFormat.Pax, leaveOpen: true))
-        {
-            foreach (var e in entries)
-            {
-                w.WriteEntry(e);
-            }
-        }
-
-        m.Position = 0;
-        return m;
-    }
+    private static MemoryStream Tar(params TarEntry[] entries) => Tars.Of(entries);
 
     private static PaxTarEntry Dir(string name, UnixFileMode mode) => new(TarEntryType.Directory, name) { Mode = mode, ModificationTime = Then };
 

@@ -12,20 +12,7 @@ public sealed class TarExtractorTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static MemoryStream Tar(params TarEntry[] entries)
-    {
-        var m = new MemoryStream();
-        using (var w = new TarWriter(m, TarEntryFormat.Pax, leaveOpen: true))
-        {
-            foreach (var e in entries)
-            {
-                w.WriteEntry(e);
-            }
-        }
-
-        m.Position = 0;
-        return m;
-    }
+    private static MemoryStream Tar(params TarEntry[] entries) => Tars.Of(entries);
 
     private static PaxTarEntry File(string name, string content) =>
         new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(content)) };
