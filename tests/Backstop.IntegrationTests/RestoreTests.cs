@@ -116,6 +116,21 @@ public sealed class RestoreTests : IDisposable
     }
 
     [Fact]
+    public void A_forced_restore_over_a_mount_point_stops_naming_it_and_leaves_no_staging()
+    {
+        var dest = _box["over"];
+        var sub = Path.Combine(dest, _box["data"].TrimStart('/'), "sub");
+        Directory.CreateDirectory(sub);
+        _box.Tmpfs(Path.GetRelativePath(_box.Root, sub), "1m"); // another file system inside the destination
+        var r = _box.Run("restore", "--source", "f", "--to", dest, "--force");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("cannot finish the restore into", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("cross-device", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(dest), e => Path.GetFileName(e).StartsWith(".backstop-restore-", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_restore_killed_midway_leaves_only_a_hidden_staging_which_the_next_restore_removes()
     {
         // Enough data that the restore is still writing when it is killed.

@@ -109,7 +109,17 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
                 if (string.Equals(sha, a.Sha256, StringComparison.Ordinal))
                 {
-                    stage.Publish();
+                    try
+                    {
+                        stage.Publish();
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new DestinationException(
+                            $"cannot finish the restore into {destination}: {e.Message}; the names moved before this are in place and the rest of the " +
+                            "staging was removed: fix the cause, then restore again with --force");
+                    }
+
                     return (t.Name, skipped, stage.Found);
                 }
 
@@ -155,12 +165,12 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             return $"{CopyVerifier.Where(t, key)} is missing";
         }
 
-        var decoding = e is InvalidDataException or FormatException or EndOfStreamException or Sealing.Age.AgeException or BackupException;
-        if (faults.First is { } readError && !decoding)
+        if (faults.First is { } readError)
         {
-            return $"{CopyVerifier.Where(t, key)} could not be read: {readError.Message}";
+            return $"{CopyVerifier.Where(t, key)} could not be read: {readError.Message}"; // the target's transport, whatever followed
         }
 
+        var decoding = e is InvalidDataException or FormatException or EndOfStreamException or Sealing.Age.AgeException or BackupException;
         if (!decoding && e is IOException or UnauthorizedAccessException)
         {
             return null;
