@@ -97,6 +97,8 @@ public sealed class EncryptionTests : IDisposable
         var wrong = _box.Run("restore", "--source", "files", "--to", _box["out"], "--identity", _box["other.txt"]);
         Assert.Equal(1, wrong.ExitCode);
         Assert.Contains("no identity matches", wrong.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("matches its SHA-256", wrong.Stderr, StringComparison.Ordinal); // the key is wrong, not the copy
+        Assert.False(Directory.Exists(_box["out"]) && Directory.EnumerateFileSystemEntries(_box["out"]).Any());
 
         var right = _box.Run("restore", "--source", "files", "--to", _box["out"], "--identity", _box["key.txt"]);
         Assert.True(right.ExitCode == 0, right.ToString());
