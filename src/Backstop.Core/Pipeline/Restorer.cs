@@ -68,8 +68,9 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         foreach (var a in artifacts)
         {
             // Verified copies first, in the order the configuration lists the targets (the user's preference).
+            var order = config.Targets.Select(t => t.Name).ToList();
             var candidates = a.Copies.OrderBy(c => c.State == CopyState.Verified ? 0 : 1)
-                .ThenBy(c => config.Targets.Select(t => t.Name).ToList().IndexOf(c.Target))
+                .ThenBy(c => order.IndexOf(c.Target))
                 .Select(c => targets.GetValueOrDefault(c.Target)).OfType<ITarget>().ToList();
             var key = Layout.Key(snapshot.Source, snapshot.Id, a.FileName);
             var (target, skipped, found) = restorable is IStagedRestorable staged
@@ -135,7 +136,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                     continue;
                 }
 
-                if (e is IOException or UnauthorizedAccessException && e is not Sealing.Age.AgeException)
+                if (IsDestinationFault(e))
                 {
                     throw new BackupException(
                         $"cannot restore into {destination}: {e.Message}; what this restore wrote was removed: free space or fix the permissions there, then restore again", e);
@@ -170,8 +171,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             return $"{CopyVerifier.Where(t, key)} could not be read: {readError.Message}"; // the target's transport, whatever followed
         }
 
-        var decoding = e is InvalidDataException or FormatException or EndOfStreamException or Sealing.Age.AgeException or BackupException;
-        if (!decoding && e is IOException or UnauthorizedAccessException)
+        if (IsDestinationFault(e))
         {
             return null;
         }
@@ -179,6 +179,13 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken).ConfigureAwait(false);
         return check.State == CopyState.Verified ? null : check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}";
     }
+
+    /// <summary>
+    /// A write that failed (full disk, permissions) rather than content that did not decode: EndOfStreamException and
+    /// AgeException are IOExceptions too, but they speak of the content.
+    /// </summary>
+    private static bool IsDestinationFault(Exception e) =>
+        e is IOException or UnauthorizedAccessException && e is not (EndOfStreamException or Sealing.Age.AgeException or InvalidDataException);
 
     /// <summary>The first error a read of the copy threw, to tell a copy that failed from a restore that failed.</summary>
     private sealed class ReadFaults
