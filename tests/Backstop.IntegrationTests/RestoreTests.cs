@@ -133,22 +133,59 @@ public sealed class RestoreTests : IDisposable
     [Fact]
     public void A_restore_killed_midway_leaves_only_a_hidden_staging_which_the_next_restore_removes()
     {
-        // Enough data that the restore is still writing when it is killed.
         Assert.Equal(0, _box.Shell("for i in $(seq 1 40); do head -c 2000000 /dev/urandom > data/big$i.bin; done").ExitCode);
         Assert.Equal(0, _box.Run("run").ExitCode);
+
+        // The copy on 'first' is fed through a FIFO that stops after its first 20 MB, so the restore is midway when it
+        // is killed, whatever the machine's speed (a race against a fast restore made this test flaky).
+        var copy = Directory.GetFiles(_box["first"], "files.tar.zst", SearchOption.AllDirectories).MaxBy(f => new FileInfo(f).Length)!; // the second snapshot, with the big files
+        var aside = copy + ".aside";
+        File.Move(copy, aside);
+        Assert.Equal(0, Sandbox.Exec("mkfifo", copy).ExitCode);
+        using var release = new ManualResetEventSlim();
+        var feeder = new Thread(() =>
+        {
+            try
+            {
+                using var fifo = new FileStream(copy, FileMode.Open, FileAccess.Write);
+                using var from = File.OpenRead(aside);
+                var buffer = new byte[1 << 20];
+                for (var sent = 0; sent < 20; sent++)
+                {
+                    from.ReadExactly(buffer);
+                    fifo.Write(buffer);
+                }
+
+                fifo.Flush();
+                release.Wait(TimeSpan.FromMinutes(2));
+            }
+            catch (IOException)
+            {
+                // the reader was killed: a broken pipe
+            }
+        }) { IsBackground = true };
+        feeder.Start();
+
         var dest = _box["killed"];
         using (var running = _box.Start(["restore", "--source", "f", "--to", dest], null))
         {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
             while (!(Directory.Exists(dest) && Directory.EnumerateFiles(dest, "big*", SearchOption.AllDirectories).Any()) && DateTime.UtcNow < deadline)
             {
                 Thread.Sleep(5);
             }
 
+            Assert.False(running.HasExited, "the restore ended before it was killed: " + (running.HasExited ? running.Wait().ToString() : ""));
             running.KillHard();
         }
 
+        release.Set();
+        Assert.True(feeder.Join(TimeSpan.FromSeconds(30)));
+        File.Delete(copy);
+        File.Move(aside, copy);
+
         var left = Directory.GetFileSystemEntries(dest);
+        Assert.NotEmpty(left);
         Assert.All(left, e => Assert.StartsWith(".backstop-restore-", Path.GetFileName(e), StringComparison.Ordinal));
         var r = _box.Run("restore", "--source", "f", "--to", dest);
         Assert.True(r.ExitCode == 0, r.ToString());
