@@ -51,8 +51,8 @@ internal sealed class CommandSource(string name, CommandOptions options) : ISour
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
         var path = RestoreDestination.File(destination, artifactName, force);
-        var (temp, bytes) = await Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
-        return Staging.FileAside(temp, path, new Dictionary<string, long> { ["bytes"] = bytes });
+        var aside = await Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
+        return aside.Staged(new Dictionary<string, long> { ["bytes"] = aside.Bytes });
     }
 
     private string? _executable;

@@ -36,20 +36,20 @@ public static class RestoreDestination
         ArgumentNullException.ThrowIfNull(destination);
         ArgumentNullException.ThrowIfNull(check);
         var path = File(Path.EndsInDirectorySeparator(destination) ? destination : destination + "/", name, force);
-        var (temp, _) = await Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
+        var aside = await Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
         try
         {
             IReadOnlyDictionary<string, long> found;
-            await using (var written = System.IO.File.OpenRead(temp))
+            await using (var written = System.IO.File.OpenRead(aside.Temp))
             {
                 found = await check.ReadFactsAsync(written, cancellationToken).ConfigureAwait(false);
             }
 
-            return Staging.FileAside(temp, path, found);
+            return aside.Staged(found);
         }
         catch
         {
-            System.IO.File.Delete(temp);
+            aside.Remove();
             throw;
         }
     }

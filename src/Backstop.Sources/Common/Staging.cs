@@ -16,9 +16,9 @@ public static class Staging
     /// <summary>A folder restore: checks the destination, creates it when missing, and the staging folder inside it.</summary>
     public sealed class Folder
     {
-        private readonly bool _created;
+        private readonly string? _createdTop;
 
-        private Folder(string destination, string path, bool created) => (Destination, Path, _created) = (destination, path, created);
+        private Folder(string destination, string path, string? createdTop) => (Destination, Path, _createdTop) = (destination, path, createdTop);
 
         /// <summary>The destination folder (absolute).</summary>
         public string Destination { get; }
@@ -34,8 +34,8 @@ public static class Staging
                 throw new DestinationException($"--to {destination} is a file; restore into a folder");
             }
 
-            var created = !Directory.Exists(dir);
-            if (!created)
+            var createdTop = TopMissing(dir);
+            if (createdTop is null)
             {
                 RemoveStale(dir);
                 if (!force && Directory.EnumerateFileSystemEntries(dir).Any())
@@ -47,7 +47,7 @@ public static class Staging
             Directory.CreateDirectory(dir);
             var staging = System.IO.Path.Combine(dir, StagingName());
             Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            return new Folder(dir, staging, created);
+            return new Folder(dir, staging, createdTop);
         }
 
         /// <summary>
@@ -63,10 +63,7 @@ public static class Staging
         public void Discard()
         {
             RemoveTree(Path);
-            if (_created && Directory.Exists(Destination) && !Directory.EnumerateFileSystemEntries(Destination).Any())
-            {
-                Directory.Delete(Destination);
-            }
+            RemoveEmpty(Destination, _createdTop);
         }
 
         public StagedRestore Staged(IReadOnlyDictionary<string, long> found, Action? afterPublish = null) =>
@@ -77,35 +74,81 @@ public static class Staging
             }, Discard);
     }
 
-    /// <summary>A file restore: the content goes to a hidden file beside <paramref name="path"/>, renamed over it on publish.</summary>
-    public static async Task<(string Temp, long Bytes)> WriteAsideAsync(string path, Stream content, CancellationToken cancellationToken)
+    /// <summary>
+    /// A file restore: the content goes to a hidden file beside <paramref name="path"/>, renamed over it on publish.
+    /// Folders created for it are removed again, when still empty, if the restore is not published.
+    /// </summary>
+    public static async Task<Aside> WriteAsideAsync(string path, Stream content, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(content);
         var dir = System.IO.Path.GetDirectoryName(path)!;
+        var createdTop = TopMissing(dir);
         Directory.CreateDirectory(dir);
         RemoveStale(dir);
-        var temp = System.IO.Path.Combine(dir, StagingName() + "-" + System.IO.Path.GetFileName(path));
+        var aside = new Aside(System.IO.Path.Combine(dir, StagingName() + "-" + System.IO.Path.GetFileName(path)), path, createdTop);
         try
         {
-            await using var file = new FileStream(temp, new FileStreamOptions
+            await using var file = new FileStream(aside.Temp, new FileStreamOptions
             {
                 Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, BufferSize = 0,
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
             await content.CopyToAsync(file, 1 << 18, cancellationToken).ConfigureAwait(false);
             file.Flush(flushToDisk: true);
-            return (temp, file.Length);
+            aside.Bytes = file.Length;
+            return aside;
         }
         catch
         {
-            File.Delete(temp);
+            aside.Remove();
             throw;
         }
     }
 
-    /// <summary>What publishes or discards a file written by <see cref="WriteAsideAsync"/>.</summary>
-    public static StagedRestore FileAside(string temp, string path, IReadOnlyDictionary<string, long> found) =>
-        new(found, () => File.Move(temp, path, overwrite: true), () => File.Delete(temp));
+    /// <summary>A file written beside its destination by <see cref="WriteAsideAsync"/>, not yet in place.</summary>
+    public sealed class Aside(string temp, string path, string? createdTop)
+    {
+        /// <summary>The hidden file: read it back here.</summary>
+        public string Temp { get; } = temp;
+
+        public long Bytes { get; internal set; }
+
+        /// <summary>Deletes the hidden file and the folders created for it that are still empty.</summary>
+        public void Remove()
+        {
+            File.Delete(Temp);
+            RemoveEmpty(System.IO.Path.GetDirectoryName(Temp)!, createdTop);
+        }
+
+        /// <summary>What publishes (a rename over the destination's name) or discards it.</summary>
+        public StagedRestore Staged(IReadOnlyDictionary<string, long> found) => new(found, () => File.Move(Temp, path, overwrite: true), Remove);
+    }
+
+    /// <summary>Removes <paramref name="dir"/> and its parents up to <paramref name="createdTop"/> (folders a restore created) while they are empty.</summary>
+    private static void RemoveEmpty(string dir, string? createdTop)
+    {
+        for (var d = dir; createdTop is not null && d is not null && d.Length >= createdTop.Length; d = System.IO.Path.GetDirectoryName(d))
+        {
+            if (!Directory.Exists(d) || Directory.EnumerateFileSystemEntries(d).Any())
+            {
+                return;
+            }
+
+            Directory.Delete(d);
+        }
+    }
+
+    /// <summary>The outermost folder of <paramref name="dir"/> that does not exist yet (null when it exists).</summary>
+    private static string? TopMissing(string dir)
+    {
+        string? top = null;
+        for (var d = dir; d is not null && !Directory.Exists(d); d = System.IO.Path.GetDirectoryName(d))
+        {
+            top = d;
+        }
+
+        return top;
+    }
 
     private static string StagingName() => $"{Prefix}{Environment.ProcessId}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
 

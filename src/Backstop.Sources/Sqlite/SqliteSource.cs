@@ -33,10 +33,10 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
         var path = Common.RestoreDestination.File(destination, artifactName, force);
-        var (temp, _) = await Common.Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
+        var aside = await Common.Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
         try
         {
-            using var db = Open(temp, SqliteOpenMode.ReadOnly);
+            using var db = Open(aside.Temp, SqliteOpenMode.ReadOnly);
             if (Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()).ToList() is not ["ok"])
             {
                 throw new BackupException($"the restored database {path} fails PRAGMA integrity_check");
@@ -45,11 +45,11 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
             var tables = Query(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").Select(r => (string)r[0]!).ToList();
             var rows = tables.Sum(t => Convert.ToInt64(Query(db, $"SELECT COUNT(*) FROM \"{t.Replace("\"", "\"\"", StringComparison.Ordinal)}\"")[0][0],
                 System.Globalization.CultureInfo.InvariantCulture));
-            return Common.Staging.FileAside(temp, path, new Dictionary<string, long> { ["tables"] = tables.Count, ["rows"] = rows });
+            return aside.Staged(new Dictionary<string, long> { ["tables"] = tables.Count, ["rows"] = rows });
         }
         catch
         {
-            File.Delete(temp);
+            aside.Remove();
             throw;
         }
         finally

@@ -58,7 +58,7 @@ public sealed class StagingTests : IDisposable
         var dest = _dir["new/dest"];
         var staged = await Stage(dest, force: false, Dir("d", (UnixFileMode)0b101_101_101), File("x.txt", "x"));
         staged.Discard();
-        Assert.False(Directory.Exists(dest));
+        Assert.False(Directory.Exists(_dir["new"])); // and its parent, created for it
 
         var existing = _dir["existing"];
         Directory.CreateDirectory(existing);
@@ -120,5 +120,22 @@ public sealed class StagingTests : IDisposable
         Assert.Equal(["x.txt"], Names(dest));
         Assert.Equal((UnixFileMode)0b111_101_000, System.IO.File.GetUnixFileMode(dest));
         Assert.Equal(Then.UtcDateTime, Directory.GetLastWriteTimeUtc(dest));
+    }
+
+    [Fact]
+    public async Task A_file_restore_that_is_discarded_removes_the_folders_it_created_and_only_those()
+    {
+        Directory.CreateDirectory(_dir["kept"]);
+        var aside = await Staging.WriteAsideAsync(_dir["kept/a/b/db.sqlite"], new MemoryStream([1, 2, 3]), CancellationToken.None);
+        Assert.Equal(3, aside.Bytes);
+        Assert.Equal(_dir["kept/a/b"], Path.GetDirectoryName(aside.Temp));
+        Assert.StartsWith(Staging.Prefix, Path.GetFileName(aside.Temp), StringComparison.Ordinal);
+        aside.Staged(new Dictionary<string, long>()).Discard();
+        Assert.True(Directory.Exists(_dir["kept"]));
+        Assert.Empty(Directory.GetFileSystemEntries(_dir["kept"]));
+
+        var published = await Staging.WriteAsideAsync(_dir["kept/a/db.sqlite"], new MemoryStream([4]), CancellationToken.None);
+        published.Staged(new Dictionary<string, long>()).Publish();
+        Assert.Equal(["a", "a/db.sqlite"], Names(_dir["kept"]));
     }
 }
