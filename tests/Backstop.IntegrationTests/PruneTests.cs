@@ -52,6 +52,33 @@ public sealed class PruneTests : IDisposable
     }
 
     [Fact]
+    public void A_prune_the_target_refuses_exits_1_naming_the_cause_and_the_next_run_finishes_it()
+    {
+        Config("{ last: 1 }");
+        RunTimes(3, 0);
+        var before = StoredSnapshots();
+        _box.ReadOnly("backups");
+        var prune = _box.Run("prune");
+        Assert.True(prune.ExitCode == 1, prune.ToString());
+        Assert.Contains($"removal pending app {before[0]} on local: matches no rule (last 1)", prune.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Read-only file system", prune.Stdout, StringComparison.Ordinal); // the target's own reason
+        Assert.Contains($"keep   app {before[2]} on local", prune.Stdout, StringComparison.Ordinal);
+        Assert.Contains("0 snapshot copies removed", prune.Stdout, StringComparison.Ordinal);
+        Assert.Contains("2 snapshot copies could not be removed", prune.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", prune.All, StringComparison.Ordinal);
+        Assert.Equal(before, StoredSnapshots());
+
+        _box.Unmount("backups");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("pruned earlier, the target refused its removal then", run.Stdout, StringComparison.Ordinal);
+        var after = StoredSnapshots();
+        Assert.Equal(2, after.Count);
+        Assert.Equal(before[2], after[0]);
+        Assert.Equal(0, _box.Run("verify", "--deep").ExitCode);
+    }
+
+    [Fact]
     public void Prune_never_removes_the_last_valid_snapshot_when_the_newest_runs_failed()
     {
         Config("{ last: 1 }");

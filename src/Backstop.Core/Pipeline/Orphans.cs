@@ -20,9 +20,13 @@ public static class Orphans
         return name.StartsWith('.') && name.EndsWith(".partial", StringComparison.Ordinal);
     }
 
-    /// <summary>Folders without a manifest, and temporary objects (with their snapshot) left by uploads that never finished.</summary>
+    /// <summary>
+    /// Folders without a manifest, temporary objects (with their snapshot) left by uploads that never finished, and the
+    /// folders that have a manifest (a prune the target refused leaves those).
+    /// </summary>
     public static async Task<(IReadOnlyList<(string Folder, string Source, string Snapshot, DateTimeOffset Newest)> Folders,
-        IReadOnlyList<(string Key, string Snapshot, DateTimeOffset Modified)> Partials)> FindAllAsync(
+        IReadOnlyList<(string Key, string Snapshot, DateTimeOffset Modified)> Partials,
+        IReadOnlyList<(string Folder, string Snapshot)> Complete)> FindAllAsync(
         ITarget target, IReadOnlyCollection<string> sources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(target);
@@ -52,10 +56,12 @@ public static class Orphans
 
         return (folders.Where(f => !f.Value.HasManifest)
             .Select(f => (f.Key, f.Key.Split('/')[0], f.Key.Split('/')[1], f.Value.Newest))
-            .OrderBy(f => f.Key, StringComparer.Ordinal).ToList(), partials);
+            .OrderBy(f => f.Key, StringComparer.Ordinal).ToList(), partials,
+            folders.Where(f => f.Value.HasManifest).Select(f => (f.Key, f.Key.Split('/')[1])).OrderBy(f => f.Key, StringComparer.Ordinal).ToList());
     }
 
-    public static async Task DeleteFolderAsync(ITarget target, string folder, RunObserver observer)
+    /// <summary>Removes a snapshot folder, manifest first; false (with a notice naming the cause) when the target refused or was unreachable.</summary>
+    public static async Task<bool> DeleteFolderAsync(ITarget target, string folder, RunObserver observer)
     {
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(observer);
@@ -71,10 +77,13 @@ public static class Orphans
             {
                 await target.DeleteAsync(k, CancellationToken.None).ConfigureAwait(false);
             }
+
+            return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
         {
             observer.Notice($"could not remove {folder} from target '{target.Name}': {e.Message}; the next run tries again");
+            return false;
         }
     }
 }
@@ -121,10 +130,11 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
         {
             IReadOnlyList<(string Folder, string Source, string Snapshot, DateTimeOffset Newest)> orphans;
             IReadOnlyList<(string Key, string Snapshot, DateTimeOffset Modified)> partials;
+            IReadOnlyList<(string Folder, string Snapshot)> complete;
             try
             {
                 await t.ProbeAsync(ct).ConfigureAwait(false);
-                (orphans, partials) = await Orphans.FindAllAsync(t, sources, ct).ConfigureAwait(false);
+                (orphans, partials, complete) = await Orphans.FindAllAsync(t, sources, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
             {
@@ -145,14 +155,26 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
                 }
             }
 
+            // Snapshots pruned from this target whose removal the target refused (the manifest is still there).
+            foreach (var c in complete.Where(c => IsPrunedFrom(c.Snapshot, t.Name)))
+            {
+                if (await Orphans.DeleteFolderAsync(t, c.Folder, observer).ConfigureAwait(false))
+                {
+                    observer.Notice($"removed {c.Folder} from target '{t.Name}': pruned earlier, the target refused its removal then");
+                }
+            }
+
             foreach (var o in orphans)
             {
                 if (_known.GetValueOrDefault(o.Snapshot) == SnapshotState.Committed)
                 {
-                    if (_snapshots[o.Snapshot].Artifacts.SelectMany(a => a.Copies).Any(c => c.Target == t.Name && c.State == CopyState.Pruned))
+                    if (IsPrunedFrom(o.Snapshot, t.Name))
                     {
-                        await Orphans.DeleteFolderAsync(t, o.Folder, observer).ConfigureAwait(false);
-                        observer.Notice($"removed {o.Folder} from target '{t.Name}': the rest of a prune that was interrupted");
+                        if (await Orphans.DeleteFolderAsync(t, o.Folder, observer).ConfigureAwait(false))
+                        {
+                            observer.Notice($"removed {o.Folder} from target '{t.Name}': the rest of a prune that was interrupted");
+                        }
+
                         continue;
                     }
 
@@ -170,12 +192,20 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
                     continue;
                 }
 
-                await Orphans.DeleteFolderAsync(t, o.Folder, observer).ConfigureAwait(false);
-                observer.Notice($"removed {o.Folder} from target '{t.Name}': a snapshot folder without {Layout.ManifestName} (left by an interrupted run)");
-                catalog.AddEvent("warn", o.Source, o.Snapshot, $"orphan {o.Folder} removed from target '{t.Name}'");
+                if (await Orphans.DeleteFolderAsync(t, o.Folder, observer).ConfigureAwait(false))
+                {
+                    observer.Notice($"removed {o.Folder} from target '{t.Name}': a snapshot folder without {Layout.ManifestName} (left by an interrupted run)");
+                    catalog.AddEvent("warn", o.Source, o.Snapshot, $"orphan {o.Folder} removed from target '{t.Name}'");
+                }
             }
         }
     }
+
+    /// <summary>A committed snapshot whose every copy on this target was pruned (a prune decided it goes).</summary>
+    private bool IsPrunedFrom(string snapshot, string target) =>
+        _known.GetValueOrDefault(snapshot) == SnapshotState.Committed
+        && _snapshots[snapshot].Artifacts.SelectMany(a => a.Copies).Where(c => c.Target == target).ToList() is { Count: > 0 } copies
+        && copies.All(c => c.State == CopyState.Pruned);
 
     private bool MayRemove(string snapshot, DateTime newestUtc) =>
         _known.TryGetValue(snapshot, out var state)

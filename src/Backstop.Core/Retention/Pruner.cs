@@ -5,8 +5,11 @@ using Backstop.Core.Plugins;
 
 namespace Backstop.Core.Retention;
 
-/// <summary>One line of <c>prune</c>: a snapshot on a target (or "-" when it holds nothing), kept or removed, and why.</summary>
-public sealed record PruneLine(string Source, string Target, string Snapshot, DateTimeOffset Time, bool Keep, string Why);
+/// <summary>
+/// One line of <c>prune</c>: a snapshot on a target (or "-" when it holds nothing), kept or removed, and why.
+/// <paramref name="Pending"/>: it goes, but the target did not let it be removed yet (the next run removes it).
+/// </summary>
+public sealed record PruneLine(string Source, string Target, string Snapshot, DateTimeOffset Time, bool Keep, string Why, bool Pending = false);
 
 /// <summary>
 /// Applies each source's retention rules per target, over the snapshots with a verified copy there: failed
@@ -50,17 +53,22 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 var decisions = RetentionPolicy.Decide(here.Select(s => new RetentionCandidate(s.Id, s.StartedAt)), rules);
                 foreach (var d in decisions.OrderBy(d => d.Time))
                 {
-                    lines.Add(new PruneLine(def.Name, targetName, d.Id, d.Time, d.Keep, string.Join("; ", d.Reasons)));
+                    var line = new PruneLine(def.Name, targetName, d.Id, d.Time, d.Keep, string.Join("; ", d.Reasons));
                     if (d.Keep || dryRun)
                     {
+                        lines.Add(line);
                         continue;
                     }
 
+                    // Recorded pruned first: a removal that fails or is interrupted is finished by the next run's sweep.
                     var snapshot = here.Single(s => s.Id == d.Id);
                     catalog.SetCopies(snapshot.Artifacts.Select(a =>
                         (snapshot.Id, a.Name, new CopyInfo(targetName, CopyState.Pruned, DateTimeOffset.UtcNow, $"pruned: {d.Reasons[0]}"))));
-                    await Orphans.DeleteFolderAsync(targets[targetName], Layout.Folder(def.Name, snapshot.Id), observer).ConfigureAwait(false);
-                    catalog.AddEvent("info", def.Name, snapshot.Id, $"pruned from '{targetName}': {d.Reasons[0]}");
+                    var removed = await Orphans.DeleteFolderAsync(targets[targetName], Layout.Folder(def.Name, snapshot.Id), observer).ConfigureAwait(false);
+                    lines.Add(line with { Pending = !removed });
+                    catalog.AddEvent(removed ? "info" : "warn", def.Name, snapshot.Id, removed
+                        ? $"pruned from '{targetName}': {d.Reasons[0]}"
+                        : $"pruned from '{targetName}' ({d.Reasons[0]}) but not removed yet: the target refused; the next run removes it");
                 }
             }
         }

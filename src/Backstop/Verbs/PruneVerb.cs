@@ -22,26 +22,36 @@ internal static class PruneVerb
         using var catalog = Context.OpenCatalog(config);
         var observer = new PlainObserver(context.Json ? Console.Error : Console.Out);
         var lines = await new Pruner(config, Plugins.Registry, catalog, observer).RunAsync(only, dryRun, force, cancellationToken).ConfigureAwait(false);
+        var pending = lines.Count(l => l.Pending);
         if (context.Json)
         {
             JsonOutput.Write(new
             {
                 DryRun = dryRun,
-                Snapshots = lines.Select(l => new { l.Source, l.Target, l.Snapshot, l.Time, Action = l.Keep ? "keep" : dryRun ? "would remove" : "removed", l.Why }),
+                Snapshots = lines.Select(l => new
+                {
+                    l.Source, l.Target, l.Snapshot, l.Time, Action = l.Keep ? "keep" : dryRun ? "would remove" : l.Pending ? "removal pending" : "removed", l.Why,
+                }),
             });
-            return ExitCodes.Ok;
+            return pending == 0 ? ExitCodes.Ok : ExitCodes.Failed;
         }
 
         foreach (var l in lines)
         {
-            var action = l.Keep ? "[green]keep[/]  " : dryRun ? "[yellow]would remove[/]" : "[red]removed[/]";
+            var action = l.Keep ? "[green]keep[/]  " : dryRun ? "[yellow]would remove[/]" : l.Pending ? "[red]removal pending[/]" : "[red]removed[/]";
             Terminal.Out.MarkupLine($"{action} {Markup.Escape(l.Source)} {l.Snapshot} on {Markup.Escape(l.Target)}: {Markup.Escape(l.Why)}");
         }
 
-        var removed = lines.Count(l => !l.Keep);
+        var removed = lines.Count(l => !l.Keep && !l.Pending);
         Terminal.Out.MarkupLine(dryRun
             ? $"{removed} snapshot cop{(removed == 1 ? "y" : "ies")} would be removed (dry run: nothing was)"
             : $"{removed} snapshot cop{(removed == 1 ? "y" : "ies")} removed");
-        return ExitCodes.Ok;
+        if (pending > 0)
+        {
+            Console.Error.WriteLine($"{pending} snapshot cop{(pending == 1 ? "y" : "ies")} could not be removed (the target refused, see above); " +
+                                    "they no longer count as backups and the next run removes them");
+        }
+
+        return pending == 0 ? ExitCodes.Ok : ExitCodes.Failed;
     }
 }

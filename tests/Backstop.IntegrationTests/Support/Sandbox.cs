@@ -115,6 +115,29 @@ public sealed class Sandbox : IDisposable
         return dir;
     }
 
+    /// <summary>
+    /// Makes a folder read-only with a read-only bind mount of itself (needs root, as CI runs; permissions would not stop
+    /// root): writes and deletions there fail with EROFS until <see cref="Unmount"/>.
+    /// </summary>
+    public string ReadOnly(string relative)
+    {
+        var dir = this[relative];
+        var r = Exec("mount", "--bind", dir, dir);
+        Assert.True(r.ExitCode == 0, $"a bind mount needs root (CI runs as root): {r.All}");
+        _mounts.Add(dir);
+        r = Exec("mount", "-o", "remount,bind,ro", dir);
+        Assert.True(r.ExitCode == 0, r.All);
+        return dir;
+    }
+
+    public void Unmount(string relative)
+    {
+        var dir = this[relative];
+        var r = Exec("umount", dir);
+        Assert.True(r.ExitCode == 0, r.All);
+        _mounts.Remove(dir);
+    }
+
     public static CliResult Exec(string program, params string[] args) => ExecIn(null, program, args);
 
     public static CliResult ExecIn(string? workingDirectory, string program, params string[] args) => ExecEnv(workingDirectory, null, program, args);
