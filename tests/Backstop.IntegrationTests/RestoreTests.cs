@@ -116,18 +116,37 @@ public sealed class RestoreTests : IDisposable
     }
 
     [Fact]
-    public void A_forced_restore_over_a_mount_point_stops_naming_it_and_leaves_no_staging()
+    public void A_forced_restore_over_a_mount_point_copies_across_it_with_modes_and_leaves_no_staging()
     {
         var dest = _box["over"];
-        var sub = Path.Combine(dest, _box["data"].TrimStart('/'), "sub");
+        var sub = Path.Combine(Restored(dest), "sub");
         Directory.CreateDirectory(sub);
-        _box.Tmpfs(Path.GetRelativePath(_box.Root, sub), "1m"); // another file system inside the destination
+        _box.Tmpfs(Path.GetRelativePath(_box.Root, sub), "1m"); // another file system inside the destination: rename cannot reach it
+        File.WriteAllText(Path.Combine(sub, "b.txt"), "old");
+        var r = _box.Run("restore", "--source", "f", "--to", dest, "--force");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(dest)));
+        Assert.Equal((UnixFileMode)0b110_100_000, File.GetUnixFileMode(Path.Combine(sub, "b.txt")));
+        Assert.Equal("../a.txt", new FileInfo(Path.Combine(sub, "link")).LinkTarget);
+        Assert.Equal(File.GetLastWriteTimeUtc(_box["data/sub/b.txt"]), File.GetLastWriteTimeUtc(Path.Combine(sub, "b.txt")));
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(dest, "*", SearchOption.AllDirectories),
+            e => Path.GetFileName(e).StartsWith(".backstop-restore-", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_forced_restore_that_cannot_write_part_of_the_tree_stops_naming_it_and_leaves_no_staging()
+    {
+        var dest = _box["over"];
+        var sub = Path.Combine(Restored(dest), "sub");
+        Directory.CreateDirectory(sub);
+        _box.ReadOnly(Path.GetRelativePath(_box.Root, sub));
         var r = _box.Run("restore", "--source", "f", "--to", dest, "--force");
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("cannot finish the restore into", r.Stderr, StringComparison.Ordinal);
-        Assert.Contains("cross-device", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Read-only file system", r.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
-        Assert.DoesNotContain(Directory.GetFileSystemEntries(dest), e => Path.GetFileName(e).StartsWith(".backstop-restore-", StringComparison.Ordinal));
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(dest, "*", SearchOption.AllDirectories),
+            e => Path.GetFileName(e).StartsWith(".backstop-restore-", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -195,13 +195,7 @@ public static class Staging
                 MakeWritable(entry, staged);
                 Merge(entry, target);
                 Directory.Delete(entry);
-                if (Environment.UserName == "root")
-                {
-                    Posix.Lchown(target, (int)staged.Uid, (int)staged.Gid);
-                }
-
-                File.SetUnixFileMode(target, (UnixFileMode)(staged.Mode & 0xFFF));
-                File.SetLastWriteTimeUtc(target, staged.Modified.UtcDateTime);
+                ApplyStatus(target, staged);
                 continue;
             }
 
@@ -215,7 +209,10 @@ public static class Staging
                 throw new DestinationException($"cannot restore the folder {target}: a file is there; remove it, or restore into an empty folder");
             }
 
-            Posix.Rename(entry, target); // replaces the file or symlink in one step
+            if (!TryRename(entry, target)) // replaces the file or symlink in one step
+            {
+                CopyAcross(entry, target, staged);
+            }
         }
     }
 
@@ -228,12 +225,97 @@ public static class Staging
             File.SetUnixFileMode(entry, (UnixFileMode)((staged.Mode | 0x80) & 0xFFF));
         }
 
-        Posix.Rename(entry, target);
+        if (!TryRename(entry, target))
+        {
+            CopyAcross(entry, target, staged);
+            return;
+        }
+
         if (readOnlyFolder)
         {
             File.SetUnixFileMode(target, (UnixFileMode)(staged.Mode & 0xFFF));
             File.SetLastWriteTimeUtc(target, staged.Modified.UtcDateTime);
         }
+    }
+
+    private const int CrossDevice = 18; // EXDEV
+
+    /// <summary>rename(2), or false when <paramref name="target"/> is on another file system (a mount point inside the destination).</summary>
+    private static bool TryRename(string entry, string target)
+    {
+        try
+        {
+            Posix.Rename(entry, target);
+            return true;
+        }
+        catch (IOException e) when (e.HResult == CrossDevice)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Publishing onto another file system: what rename cannot move is copied, a file to a hidden name beside its
+    /// destination then renamed over it (so a reader never sees half a file), a folder created then merged; owner,
+    /// mode and time are the archive's. Names hard-linked together in the archive become separate files there.
+    /// </summary>
+    private static void CopyAcross(string entry, string target, FileStatus staged)
+    {
+        if (staged.IsDirectory)
+        {
+            Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Merge(entry, target);
+            Directory.Delete(entry);
+            ApplyStatus(target, staged);
+            return;
+        }
+
+        var temp = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(target)!, StagingName() + "-" + System.IO.Path.GetFileName(target));
+        try
+        {
+            if (staged.IsSymlink)
+            {
+                File.CreateSymbolicLink(temp, new FileInfo(entry).LinkTarget!);
+                if (Environment.UserName == "root")
+                {
+                    Posix.Lchown(temp, (int)staged.Uid, (int)staged.Gid);
+                }
+            }
+            else if (staged.IsRegular)
+            {
+                File.Copy(entry, temp);
+                ApplyStatus(temp, staged);
+            }
+            else
+            {
+                throw new IOException($"cannot move {entry} to {target}: it is on another file system, and only files, folders and symlinks are copied across");
+            }
+
+            Posix.Rename(temp, target);
+        }
+        catch (IOException e) when (e.HResult is > 0 and < 4096) // an errno: name the destination, not the hidden copy
+        {
+            File.Delete(temp);
+            throw new IOException($"cannot write {target} (another file system inside the destination): {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(e.HResult)}", e.HResult);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+
+        File.Delete(entry);
+    }
+
+    private static void ApplyStatus(string path, FileStatus st)
+    {
+        if (Environment.UserName == "root")
+        {
+            Posix.Lchown(path, (int)st.Uid, (int)st.Gid);
+        }
+
+        File.SetUnixFileMode(path, (UnixFileMode)(st.Mode & 0xFFF));
+        File.SetLastWriteTimeUtc(path, st.Modified.UtcDateTime);
     }
 
     private static void MakeWritable(string dir, FileStatus st)
