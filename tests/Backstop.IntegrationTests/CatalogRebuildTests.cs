@@ -39,6 +39,9 @@ public sealed class CatalogRebuildTests : IDisposable
         }
 
         Assert.Equal(1, _box.Run("status").ExitCode); // no catalog: nothing known, never "ok"
+        var restore = _box.Run("restore", "--source", "files", "--to", _box["out"]);
+        Assert.Equal(1, restore.ExitCode);
+        Assert.Contains("holds no snapshot of 'files'; if the catalog was lost or replaced, 'backstop catalog rebuild' recreates it", restore.Stderr, StringComparison.Ordinal);
         var rebuild = _box.Run("catalog", "rebuild");
         Assert.True(rebuild.ExitCode == 0, rebuild.ToString());
         Assert.Contains("4 snapshot(s) of 2 source(s)", rebuild.Stdout, StringComparison.Ordinal);

@@ -68,6 +68,39 @@ public sealed class RestoreTests : IDisposable
     }
 
     [Fact]
+    public void Latest_is_the_newest_snapshot_with_a_verified_copy_even_short_of_min_copies_and_says_what_it_passed_over()
+    {
+        // Two copies required; the newest snapshot's copy on 'first' is found corrupt, the one on 'second' is good.
+        _box.WriteConfig("catalog: ./state/catalog.db\npolicy: { min_copies: 2 }\ntargets:\n  - { name: first, kind: local, path: ./first }\n" +
+                         "  - { name: second, kind: local, path: ./second }\nsources:\n  - { name: f, kind: files, paths: [./data] }\n");
+        Thread.Sleep(1100); // snapshot ids are per second
+        File.WriteAllText(_box["data/a.txt"], "newest");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var copies = Directory.GetFiles(_box.Root, "files.tar.zst", SearchOption.AllDirectories).Where(f => File.ReadAllBytes(f).Length > 0)
+            .GroupBy(f => Path.GetFileName(Path.GetDirectoryName(f))).OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
+        var newest = copies[^1].Key!;
+        var onFirst = copies[^1].Single(f => f.StartsWith(_box["first"], StringComparison.Ordinal));
+        File.WriteAllBytes(onFirst, [.. File.ReadAllBytes(onFirst).Select((b, i) => i == 100 ? (byte)(b ^ 1) : b)]);
+        Assert.Equal(1, _box.Run("verify", "--deep").ExitCode);
+
+        var r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains($"note: snapshot {newest} has 1 verified copy of the 2 required (copy on 'first' corrupt", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"of {newest} from 'second'", r.Stdout, StringComparison.Ordinal);
+        Assert.Equal("newest", File.ReadAllText(Path.Combine(Restored(_box["out"]), "a.txt")));
+
+        // With no good copy left anywhere, the one before it is restored, and the newer one named.
+        var onSecond = copies[^1].Single(f => f.StartsWith(_box["second"], StringComparison.Ordinal));
+        File.Delete(onSecond);
+        Assert.Equal(1, _box.Run("verify").ExitCode);
+        r = _box.Run("restore", "--source", "f", "--to", _box["older"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains($"note: snapshot {newest} is newer but has no verified copy (copy on 'first' corrupt", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"restoring {copies[^2].Key}", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal("alpha", File.ReadAllText(Path.Combine(Restored(_box["older"]), "a.txt")));
+    }
+
+    [Fact]
     public void With_every_copy_bad_nothing_is_written()
     {
         foreach (var copy in Directory.GetFiles(_box.Root, "files.tar.zst", SearchOption.AllDirectories))

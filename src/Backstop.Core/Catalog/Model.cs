@@ -60,13 +60,13 @@ public sealed record SnapshotInfo(
                 .Where(t => Artifacts.All(a => a.Copies.Any(c => c.Target == t && c.State == CopyState.Verified)))
                 .Order(StringComparer.Ordinal).ToList();
 
-    /// <summary>A snapshot counts only when committed with at least <paramref name="minCopies"/> verified copies.</summary>
     /// <summary>Each copy that is not verified, with its reason ("target 'nas': …"), one line per target.</summary>
     public IReadOnlyList<string> CopyProblems =>
         Artifacts.SelectMany(a => a.Copies).Where(c => c.State is not (CopyState.Verified or CopyState.Pruned))
             .GroupBy(c => c.Target, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => $"copy on '{g.Key}' {g.First().State.ToString().ToLowerInvariant()}: {g.First().Error ?? "(no reason recorded)"}").ToList();
 
+    /// <summary>A snapshot counts only when committed with at least <paramref name="minCopies"/> verified copies.</summary>
     public bool IsValid(int minCopies) => State == SnapshotState.Committed && VerifiedTargets.Count >= minCopies;
 }
 

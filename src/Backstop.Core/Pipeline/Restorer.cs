@@ -29,14 +29,38 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
     private IReadOnlyList<Sealing.Age.AgeIdentity> Identities => _identities ??= Sealed.Identities(config.Encryption, ExtraIdentityFiles);
 
+    private readonly List<string> _notes = [];
+
+    /// <summary>What the choice of snapshot passed over or found short (said before restoring).</summary>
+    public IReadOnlyList<string> Notes => _notes;
+
     public SnapshotInfo FindSnapshot(SourceDefinition def, string? snapshot)
     {
         ArgumentNullException.ThrowIfNull(def);
         var snapshots = catalog.Snapshots(def.Name);
         if (snapshot is null or "latest")
         {
-            return snapshots.LastOrDefault(s => s.IsValid(def.MinCopies))
-                   ?? throw new BackupException($"source '{def.Name}' has no valid snapshot to restore; see 'backstop list --source {def.Name}'");
+            // The newest snapshot that has a verified copy somewhere, even when short of min_copies: after a night whose
+            // second target was down, the newest data is on the first target, and an older snapshot is not what a user
+            // restoring "latest" wants. Whatever is passed over, or short, is said.
+            var committed = snapshots.Where(s => s.State == SnapshotState.Committed).ToList();
+            var chosen = committed.LastOrDefault(s => s.VerifiedTargets.Count > 0)
+                         ?? throw new BackupException(snapshots.Count == 0
+                             ? $"the catalog {config.CatalogPath} holds no snapshot of '{def.Name}'; if the catalog was lost or replaced, " +
+                               "'backstop catalog rebuild' recreates it from the manifests on the targets"
+                             : $"source '{def.Name}' has no snapshot with a verified copy to restore; see 'backstop list --source {def.Name}'");
+            foreach (var newer in committed.Skip(committed.IndexOf(chosen) + 1).Where(s => s.CopyProblems.Count > 0))
+            {
+                _notes.Add($"snapshot {newer.Id} is newer but has no verified copy ({string.Join("; ", newer.CopyProblems)}); restoring {chosen.Id}");
+            }
+
+            if (chosen.VerifiedTargets.Count < def.MinCopies)
+            {
+                _notes.Add($"snapshot {chosen.Id} has {chosen.VerifiedTargets.Count} verified cop{(chosen.VerifiedTargets.Count == 1 ? "y" : "ies")} " +
+                           $"of the {def.MinCopies} required ({string.Join("; ", chosen.CopyProblems)}); restoring from what there is");
+            }
+
+            return chosen;
         }
 
         var found = snapshots.FirstOrDefault(s => s.Id == snapshot)

@@ -16,6 +16,11 @@ internal static class RestoreVerb
         using var catalog = Context.OpenCatalog(config);
         var restorer = new Restorer(config, Plugins.Registry, catalog) { ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList() };
         var snapshot = restorer.FindSnapshot(def, snapshotId);
+        foreach (var note in restorer.Notes)
+        {
+            Console.Error.WriteLine($"backstop: note: {note}");
+        }
+
         if (explain)
         {
             return Explain(context, config, def, snapshot, artifact, destination, identityFiles);
@@ -34,6 +39,7 @@ internal static class RestoreVerb
                 Snapshot = snapshot.Id,
                 Source = def.Name,
                 To = destination,
+                restorer.Notes,
                 Artifacts = results.Select(r => new { r.Artifact, From = r.Target, r.SkippedCopies, r.Recorded, r.Found, r.Mismatch }),
             });
         }
