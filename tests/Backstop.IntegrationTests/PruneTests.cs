@@ -49,6 +49,11 @@ public sealed class PruneTests : IDisposable
         Assert.Equal("ok", status.GetProperty("state").GetString());
         Assert.Equal(0, _box.Run("run").ExitCode); // and the next run neither heals nor sweeps them back
         Assert.Equal(3, StoredSnapshots().Count);
+
+        var gone = _box.Run("restore", "--source", "app", "--snapshot", before[0], "--to", _box["out/"]);
+        Assert.Equal(1, gone.ExitCode);
+        Assert.Contains($"snapshot {before[0]} was pruned from every target (pruned: matches no rule", gone.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_box["out"])); // nothing written, not even the folder
     }
 
     [Fact]

@@ -271,6 +271,22 @@ public sealed class RestoreTests : IDisposable
     }
 
     [Fact]
+    public void A_file_restore_with_every_copy_bad_leaves_not_even_the_folders_it_made()
+    {
+        foreach (var copy in Directory.GetFiles(_box.Root, "dump.out.zst", SearchOption.AllDirectories))
+        {
+            var bytes = File.ReadAllBytes(copy);
+            bytes[^1] ^= 0x40; // decodes to other bytes, or not at all
+            File.WriteAllBytes(copy, bytes);
+        }
+
+        var r = _box.Run("restore", "--source", "cmd", "--to", _box["new/nested/"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("no copy of dump.out.zst", r.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_box["new"]), string.Join(", ", Directory.Exists(_box["new"]) ? Sandbox.FilesUnder(_box["new"]) : []));
+    }
+
+    [Fact]
     public void An_unknown_snapshot_is_a_usage_error()
     {
         var r = _box.Run("restore", "--source", "f", "--snapshot", "20200101T000000Z-0000", "--to", _box["out"]);

@@ -65,9 +65,18 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
         var found = snapshots.FirstOrDefault(s => s.Id == snapshot)
                     ?? throw new ConfigException($"--snapshot {snapshot}: source '{def.Name}' has no such snapshot; see 'backstop list --source {def.Name}'");
-        return found.State == SnapshotState.Committed
-            ? found
-            : throw new BackupException($"snapshot {snapshot} is {found.State.ToString().ToLowerInvariant()}, not a backup: {found.Error}");
+        if (found.State != SnapshotState.Committed)
+        {
+            throw new BackupException($"snapshot {snapshot} is {found.State.ToString().ToLowerInvariant()}, not a backup: {found.Error}");
+        }
+
+        var copies = found.Artifacts.SelectMany(a => a.Copies).ToList();
+        if (copies.Count > 0 && copies.All(c => c.State == CopyState.Pruned))
+        {
+            _notes.Add($"snapshot {snapshot} was pruned from every target ({copies[0].Error}); a copy whose removal failed may still restore, its hash decides");
+        }
+
+        return found;
     }
 
     public async Task<IReadOnlyList<RestoredArtifact>> RestoreAsync(SourceDefinition def, SnapshotInfo snapshot, string? artifact,
