@@ -107,6 +107,27 @@ public sealed class PruneTests : IDisposable
     }
 
     [Fact]
+    public void Even_forced_prune_keeps_the_newest_valid_snapshot_on_every_target()
+    {
+        // min_copies 2: the newest snapshot's copy on 'a' is found corrupt, so it is not valid; the one before is.
+        _box.WriteConfig("catalog: ./state/catalog.db\npolicy: { min_copies: 2 }\nretention: { last: 1 }\ntargets:\n" +
+                         "  - { name: a, kind: local, path: ./a }\n  - { name: b, kind: local, path: ./b }\nsources:\n" + Yaml.Command("app", "date +%s%N"));
+        RunTimes(2, 0);
+        var ids = Directory.GetDirectories(_box["b/app"]).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        var corrupt = Path.Combine(_box["a/app"], ids[1]!, "dump.out.zst");
+        File.AppendAllText(corrupt, "x");
+        Assert.Equal(1, _box.Run("verify").ExitCode);
+
+        var forced = _box.Run("prune", "--force");
+        Assert.True(forced.ExitCode == 0, forced.ToString());
+        Assert.Contains($"keep   app {ids[0]} on b: newest valid snapshot (2 verified copies); never pruned, also with --force", forced.Stdout, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(_box["b/app"], ids[0]!)));
+        Assert.True(Directory.Exists(Path.Combine(_box["a/app"], ids[0]!)));
+        var status = JsonDocument.Parse(_box.Run("status", "--json").Stdout).RootElement.GetProperty("sources")[0];
+        Assert.Equal(ids[0], status.GetProperty("last_valid").GetProperty("snapshot").GetString());
+    }
+
+    [Fact]
     public void Without_rules_nothing_is_pruned_and_bad_rules_are_configuration_errors()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo x"));

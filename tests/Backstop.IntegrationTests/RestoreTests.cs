@@ -287,6 +287,36 @@ public sealed class RestoreTests : IDisposable
     }
 
     [Fact]
+    public void A_copy_that_cannot_be_opened_is_skipped_never_blamed_on_the_destination()
+    {
+        var first = Directory.GetFiles(_box["first"], "files.tar.zst", SearchOption.AllDirectories).Single();
+        File.Delete(first);
+        Directory.CreateDirectory(first); // opening it fails (EISDIR/EACCES), as an unreadable file would for a non-root user
+        var r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("could not be opened", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("from 'second'", r.Stdout, StringComparison.Ordinal);
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["out"])));
+    }
+
+    [Fact]
+    public void Copies_only_on_targets_no_longer_configured_are_named_and_a_folder_at_a_file_path_is_refused()
+    {
+        Directory.CreateDirectory(_box["restored/dump.out"]);
+        var r = _box.Run("restore", "--source", "cmd", "--to", _box["restored/"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("dump.out is a folder; the backup is a file: choose another --to", r.Stderr, StringComparison.Ordinal);
+
+        _box.WriteConfig("catalog: ./state/catalog.db\ntargets:\n  - { name: third, kind: local, path: ./third }\n" +
+                         "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
+        r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("copies on 'first', 'second', no longer in", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("add the target back to restore from it", r.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_box["out"]));
+    }
+
+    [Fact]
     public void An_unknown_snapshot_is_a_usage_error()
     {
         var r = _box.Run("restore", "--source", "f", "--snapshot", "20200101T000000Z-0000", "--to", _box["out"]);

@@ -49,7 +49,7 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
                     await s.CopyToAsync(m, ct).ConfigureAwait(false);
                     manifest = Manifest.Parse(m.ToArray());
                 }
-                catch (Exception e) when (e is JsonException or BackupException or IOException or ObjectNotFoundException or NotSupportedException)
+                catch (Exception e) when (e is JsonException or BackupException or IOException or UnauthorizedAccessException or ObjectNotFoundException or NotSupportedException)
                 {
                     problems.Add($"{key} on '{target.Name}' cannot be read as a manifest: {e.Message}");
                     continue;

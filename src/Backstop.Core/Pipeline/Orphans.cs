@@ -115,9 +115,10 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
         foreach (var d in folders)
         {
             var id = Path.GetFileName(d);
-            if (SnapshotId.IsValid(id) && MayRemove(id, Directory.GetLastWriteTimeUtc(d)))
+            // A staging outlives its run only when the run died or its removal failed; committed or failed, it is spent.
+            var spent = _known.TryGetValue(id, out var state) ? state != SnapshotState.Running : MayRemove(id, Directory.GetLastWriteTimeUtc(d));
+            if (SnapshotId.IsValid(id) && spent && TryDeleteDirectory(d, observer))
             {
-                TryDeleteDirectory(d, observer);
                 observer.Notice($"removed staging leftovers {d}");
             }
         }
@@ -212,7 +213,8 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
             ? state == SnapshotState.Failed
             : DateTime.UtcNow - newestUtc > UnknownGrace;
 
-    public static void TryDeleteDirectory(string path, RunObserver observer)
+    /// <summary>Removes a staging folder; false (with a notice) when it could not be removed.</summary>
+    public static bool TryDeleteDirectory(string path, RunObserver observer)
     {
         try
         {
@@ -220,10 +222,13 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
             {
                 Directory.Delete(path, recursive: true);
             }
+
+            return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             observer.Notice($"could not remove staging {path}: {e.Message}");
+            return false;
         }
     }
 }

@@ -131,13 +131,30 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         {
             StagedRestore? stage = null;
             var faults = new ReadFaults();
+            Stream opened;
+            try
+            {
+                opened = await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ObjectNotFoundException)
+            {
+                skipped.Add($"{CopyVerifier.Where(t, key)} is missing");
+                continue;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
+            {
+                skipped.Add($"{CopyVerifier.Where(t, key)} could not be opened: {e.Message}"); // the copy's side, never the destination's
+                continue;
+            }
+
             try
             {
                 string sha;
-                await using (var stored = new Util.HashingReadStream(new ReadFaults.Watch(await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false), faults)))
+                await using (var stored = new Util.HashingReadStream(new ReadFaults.Watch(opened, faults)))
                 {
                     stage = await ThroughPipelineAsync(stored, a.FileName,
-                        content => restorable.StageAsync(a.Name, content, destination, force, cancellationToken), cancellationToken).ConfigureAwait(false);
+                        content => restorable.StageAsync(a.Name, content, destination, force, cancellationToken), cancellationToken,
+                        discard: staged => staged.Discard()).ConfigureAwait(false);
                     sha = await stored.FinishAsync(cancellationToken).ConfigureAwait(false);
                 }
 
@@ -306,24 +323,47 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// Three stages on their own threads: read (and hash) the copy; decrypt and decompress; the source kind's writes.
     /// Every stored byte goes through <paramref name="stored"/>, also those after the content's end.
     /// </summary>
-    private async Task<T> ThroughPipelineAsync<T>(Stream stored, string fileName, Func<Stream, Task<T>> restore, CancellationToken cancellationToken)
+    /// <remarks>
+    /// When the restore returned but what follows fails (bytes after the content that do not decode, a read error in
+    /// the tail, a cancel), <paramref name="discard"/> undoes the result: a staging must not outlive its copy.
+    /// </remarks>
+    private async Task<T> ThroughPipelineAsync<T>(Stream stored, string fileName, Func<Stream, Task<T>> restore, CancellationToken cancellationToken,
+        Action<T>? discard = null)
     {
-        T result;
-        await using (var hashed = new Util.ReadAheadStream(stored, asyncReads: true))
+        T result = default!;
+        var returned = false;
+        try
         {
-            await using (var decoded = Sealed.Open(hashed, fileName, Identities))
-            await using (var content = new Util.ReadAheadStream(decoded))
+            await using (var hashed = new Util.ReadAheadStream(stored, asyncReads: true))
             {
-                result = await restore(content).ConfigureAwait(false);
-                await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end
-            }
+                await using (var decoded = Sealed.Open(hashed, fileName, Identities))
+                await using (var content = new Util.ReadAheadStream(decoded))
+                {
+                    result = await restore(content).ConfigureAwait(false);
+                    returned = true;
+                    await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end
+                }
 
-            await hashed.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+                await hashed.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch when (returned && discard is not null)
+        {
+            discard(result);
+            throw;
         }
 
         return result;
     }
 
-    private static BackupException NoGoodCopy(SnapshotInfo snapshot, ArtifactInfo a, List<string> skipped) =>
-        new($"no copy of {a.FileName} of snapshot {snapshot.Id} matches its SHA-256: {string.Join("; ", skipped)}");
+    private BackupException NoGoodCopy(SnapshotInfo snapshot, ArtifactInfo a, List<string> skipped)
+    {
+        var gone = a.Copies.Select(c => c.Target).Distinct(StringComparer.Ordinal).Where(n => config.Targets.All(t => t.Name != n)).ToList();
+        if (gone.Count > 0)
+        {
+            skipped.Add($"copies on {string.Join(", ", gone.Select(n => $"'{n}'"))}, no longer in {config.File}, were not tried: add the target back to restore from it");
+        }
+
+        return new($"no copy of {a.FileName} of snapshot {snapshot.Id} matches its SHA-256: {string.Join("; ", skipped)}");
+    }
 }

@@ -41,6 +41,8 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 continue;
             }
 
+            // Kept on every target whatever the rules or --force say: the last snapshot that is a whole backup.
+            var newestValid = snapshots.LastOrDefault(s => s.IsValid(def.MinCopies));
             foreach (var s in snapshots.Where(s => s.State == SnapshotState.Failed))
             {
                 lines.Add(new PruneLine(def.Name, "-", s.Id, s.StartedAt, true, "failed: never counts, holds no data"));
@@ -51,8 +53,11 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 var here = snapshots.Where(s => s.State == SnapshotState.Committed && s.Artifacts.Count > 0
                                                 && s.Artifacts.All(a => a.Copies.Any(c => c.Target == targetName && c.State == CopyState.Verified))).ToList();
                 var decisions = RetentionPolicy.Decide(here.Select(s => new RetentionCandidate(s.Id, s.StartedAt)), rules);
-                foreach (var d in decisions.OrderBy(d => d.Time))
+                foreach (var decided in decisions.OrderBy(d => d.Time))
                 {
+                    var d = !decided.Keep && decided.Id == newestValid?.Id
+                        ? decided with { Keep = true, Reasons = [$"newest valid snapshot ({def.MinCopies} verified copies); never pruned, also with --force"] }
+                        : decided;
                     var line = new PruneLine(def.Name, targetName, d.Id, d.Time, d.Keep, string.Join("; ", d.Reasons));
                     if (d.Keep || dryRun)
                     {

@@ -135,6 +135,12 @@ public sealed class ReadAheadStream : ReadOnlyStream
     {
         if (_ended)
         {
+            // A failed read fails every read after it too: a caller that swallowed the first must not see a clean end.
+            if (_error is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_error).Throw();
+            }
+
             return false;
         }
 

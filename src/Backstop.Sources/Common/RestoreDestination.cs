@@ -14,6 +14,11 @@ public static class RestoreDestination
             path = Path.Combine(path, name);
         }
 
+        if (Directory.Exists(path))
+        {
+            throw new DestinationException($"{path} is a folder; the backup is a file: choose another --to (a file path, or a folder to put {name} in)");
+        }
+
         if (System.IO.File.Exists(path) && !force)
         {
             throw new DestinationException($"{path} exists; choose another --to, or add --force to replace it");

@@ -56,6 +56,7 @@ public static class Staging
         /// </summary>
         public void Publish()
         {
+            RefuseConflicts(Path, Destination); // before anything moves: a conflict found midway would leave half a restore
             Merge(Path, Destination);
             Directory.Delete(Path);
         }
@@ -191,28 +192,55 @@ public static class Staging
 
             if (staged.IsDirectory && there.IsDirectory)
             {
-                // Merge, then give the folder the archive's mode and time (read before its content moved out).
+                // Merge, then give the folder the archive's mode and time (read before its content moved out). Both
+                // sides need write permission meanwhile (a non-root restore over read-only folders).
                 MakeWritable(entry, staged);
+                MakeWritable(target, there);
                 Merge(entry, target);
                 Directory.Delete(entry);
                 ApplyStatus(target, staged);
                 continue;
             }
 
-            if (there.IsDirectory)
-            {
-                throw new DestinationException($"cannot restore {target}: a folder is there and the backup has a file; remove it, or restore into an empty folder");
-            }
-
-            if (staged.IsDirectory)
-            {
-                throw new DestinationException($"cannot restore the folder {target}: a file is there; remove it, or restore into an empty folder");
-            }
-
+            Refuse(target, staged, there);
             if (!TryRename(entry, target)) // replaces the file or symlink in one step
             {
                 CopyAcross(entry, target, staged);
             }
+        }
+    }
+
+    /// <summary>Every name where the staging and the destination disagree on folder or not, found before anything moves.</summary>
+    private static void RefuseConflicts(string from, string to)
+    {
+        foreach (var entry in Directory.EnumerateFileSystemEntries(from))
+        {
+            var target = System.IO.Path.Combine(to, System.IO.Path.GetFileName(entry));
+            if (!Posix.TryLstat(target, out var there, out _) || !Posix.TryLstat(entry, out var staged, out _))
+            {
+                continue;
+            }
+
+            if (staged.IsDirectory && there.IsDirectory)
+            {
+                RefuseConflicts(entry, target);
+                continue;
+            }
+
+            Refuse(target, staged, there);
+        }
+    }
+
+    private static void Refuse(string target, FileStatus staged, FileStatus there)
+    {
+        if (there.IsDirectory)
+        {
+            throw new DestinationException($"cannot restore {target}: a folder is there and the backup has a file; remove it, or restore into an empty folder (nothing was moved)");
+        }
+
+        if (staged.IsDirectory)
+        {
+            throw new DestinationException($"cannot restore the folder {target}: a file or symlink is there; remove it, or restore into an empty folder (nothing was moved)");
         }
     }
 
@@ -293,10 +321,12 @@ public static class Staging
 
             Posix.Rename(temp, target);
         }
-        catch (IOException e) when (e.HResult is > 0 and < 4096) // an errno: name the destination, not the hidden copy
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) // name the destination, not the hidden copy
         {
             File.Delete(temp);
-            throw new IOException($"cannot write {target} (another file system inside the destination): {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(e.HResult)}", e.HResult);
+            var reason = e is IOException && e.HResult is > 0 and < 4096 ? System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(e.HResult)
+                : e is UnauthorizedAccessException ? "permission denied" : e.Message;
+            throw new IOException($"cannot write {target} (another file system inside the destination): {reason}", e.HResult);
         }
         catch
         {

@@ -34,6 +34,7 @@ internal static class TarExtractor
                     rootEntry = entry; // the destination's own mode and time, for the caller to apply
                     break;
                 case TarEntryType.Directory:
+                    safe.CheckFolder(path, entry.Name);
                     safe.Create(path);
                     directories.Add((path, entry));
                     break;
@@ -142,6 +143,20 @@ internal static class TarExtractor
                 }
 
                 dir = Path.GetDirectoryName(dir);
+            }
+        }
+
+        /// <summary>
+        /// A folder entry's own name must not already be something else: a symlink the archive made there would be
+        /// followed by the folder's creation, its mode and time, and every entry under it.
+        /// </summary>
+        public void CheckFolder(string path, string name)
+        {
+            if (!_known.Contains(path) && Posix.TryLstat(path, out var st, out _) && !st.IsDirectory)
+            {
+                throw new BackupException(st.IsSymlink
+                    ? $"refused: tar entry '{name}' would make a folder of the symlink {path} (writing through it)"
+                    : $"refused: tar entry '{name}' is a folder where the archive already put a file");
             }
         }
 

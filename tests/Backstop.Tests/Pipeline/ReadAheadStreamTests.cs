@@ -66,6 +66,7 @@ public sealed class ReadAheadStreamTests
         Assert.Equal("the target broke off", e.Message);
         Assert.Equal(data.AsSpan(0, (int)copy.Length).ToArray(), copy.ToArray());
         Assert.True(copy.Length >= 2 << 20); // the whole blocks read before the error were handed over
+        Assert.Throws<IOException>(() => ahead.Read(new byte[10])); // and again: a swallowed error never turns into a clean end
     }
 
     [Fact]

@@ -90,10 +90,11 @@ public sealed class StagingTests : IDisposable
     {
         var dest = _dir["dest"];
         Directory.CreateDirectory(Path.Combine(dest, "x.txt"));
-        var staged = await Stage(dest, force: true, File("x.txt", "x"));
+        var staged = await Stage(dest, force: true, File("a.txt", "a"), Dir("d", (UnixFileMode)0b111_101_101), File("d/b.txt", "b"), File("x.txt", "x"));
         var e = Assert.Throws<DestinationException>(staged.Publish);
         Assert.Contains("a folder is there and the backup has a file", e.Message, StringComparison.Ordinal);
-        Assert.Equal(["x.txt"], Names(dest));
+        Assert.Contains("(nothing was moved)", e.Message, StringComparison.Ordinal);
+        Assert.Equal(["x.txt"], Names(dest)); // found before anything moved: no half restore
     }
 
     [Fact]

@@ -53,6 +53,25 @@ public sealed class TarExtractorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_folder_entry_over_the_archives_own_symlink_is_refused_and_nothing_outside_changes()
+    {
+        var outside = _dir["outside"];
+        Directory.CreateDirectory(outside);
+        System.IO.File.SetUnixFileMode(outside, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var link = new PaxTarEntry(TarEntryType.SymbolicLink, "x") { LinkName = outside };
+        var folder = new PaxTarEntry(TarEntryType.Directory, "x") { Mode = (UnixFileMode)0b111_111_111 };
+        var e = await Refused(Tar(link, folder, File("x/evil.txt", "pwned")));
+        Assert.Contains("would make a folder of the symlink", e.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, System.IO.File.GetUnixFileMode(outside));
+
+        Directory.Delete(_dir["dest"], recursive: true);
+        e = await Refused(Tar(link, folder)); // the folder's mode alone would have been set through the link
+        Assert.Contains("would make a folder of the symlink", e.Message, StringComparison.Ordinal);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, System.IO.File.GetUnixFileMode(outside));
+    }
+
+    [Fact]
     public async Task A_hard_link_to_outside_is_refused()
     {
         var e = await Refused(Tar(new PaxTarEntry(TarEntryType.HardLink, "h") { LinkName = "../../etc/passwd" }));
