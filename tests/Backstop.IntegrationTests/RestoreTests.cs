@@ -317,6 +317,29 @@ public sealed class RestoreTests : IDisposable
     }
 
     [Fact]
+    public void A_non_root_restore_over_read_only_folders_with_force_succeeds_and_keeps_their_modes()
+    {
+        // Root could write anywhere: the restores run as nobody, over a tree with a folder nobody may write (0555).
+        var r = _box.Shell("""
+            set -e
+            mkdir -p data/ro && printf 'locked' > data/ro/f.txt && chmod 555 data/ro
+            """);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        Assert.Equal(0, _box.Shell("mkdir -p out && chmod -R a+rwX state first second out . && chmod 555 data/ro").ExitCode);
+        Sandbox.Exec("chmod", "o+rx", Path.GetDirectoryName(_box.Root)!);
+        CliResult AsNobody(params string[] args) => Sandbox.ExecIn(_box.Root, "setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--",
+            "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", "dotnet", Sandbox.BackstopDll, "--config", _box.Config, .. args]);
+
+        var first = AsNobody("restore", "--source", "f", "--to", _box["out"]);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var again = AsNobody("restore", "--source", "f", "--to", _box["out"], "--force");
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Equal("locked", File.ReadAllText(Path.Combine(Restored(_box["out"]), "ro/f.txt")));
+        Assert.Equal((UnixFileMode)0b101_101_101, File.GetUnixFileMode(Path.Combine(Restored(_box["out"]), "ro")));
+    }
+
+    [Fact]
     public void An_unknown_snapshot_is_a_usage_error()
     {
         var r = _box.Run("restore", "--source", "f", "--snapshot", "20200101T000000Z-0000", "--to", _box["out"]);
