@@ -168,6 +168,23 @@ public sealed class BackupRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task The_staging_of_a_committed_snapshot_left_behind_is_removed_by_the_next_run()
+    {
+        var config = Config(Command("app", "printf data"), 1, "m");
+        Memory("m");
+        var (first, c1) = await RunAsync(config);
+        c1.Dispose();
+        var id = Assert.Single(first).Id;
+        var spent = Path.Combine(config.StagingPath, id); // killed after the commit, before its staging was removed
+        Directory.CreateDirectory(spent);
+        await File.WriteAllTextAsync(Path.Combine(spent, "app.dump"), "a whole dump");
+
+        var (_, c2) = await RunAsync(config);
+        c2.Dispose();
+        Assert.False(Directory.Exists(spent));
+    }
+
+    [Fact]
     public async Task Temporary_objects_left_in_a_committed_snapshot_by_a_killed_upload_are_removed_by_the_next_run()
     {
         var target = Memory("m");
