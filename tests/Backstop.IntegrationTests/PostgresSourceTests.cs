@@ -235,6 +235,55 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         Assert.Contains("leave the password out of the URI", withPassword.Stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_restore_from_s3_downloads_the_dump_once_through_a_spool_and_leaves_none()
+    {
+        using var s3 = new S3Server();
+        using var proxy = new FaultProxy(s3.Port, budget: long.MaxValue / 2); // never faults: counts what S3 sends
+        var db = NewName("blob");
+        _pg.Sql("postgres", $"CREATE DATABASE {db}");
+        _pg.Sql(db, "CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 150000) g; ANALYZE;");
+        _box.WriteConfig("catalog: ./state/catalog.db\nstaging: ./state/staging\ntargets:\n" +
+                         $"  - {{ name: s3, kind: s3, endpoint: \"http://127.0.0.1:{proxy.Port}\", bucket: {s3.Bucket}, access_key: \"env:S3_KEY\", secret_key: \"env:S3_SECRET\" }}\n" +
+                         $"sources:\n  - {{ name: pg, kind: postgres, host: 127.0.0.1, port: {Port}, user: postgres, password: \"env:PG_TEST_PASSWORD\", databases: [{db}] }}\n");
+        var env = new Dictionary<string, string>(_env);
+        foreach (var (k, v) in S3Server.Env)
+        {
+            env[k] = v;
+        }
+
+        var run = _box.Run(["run"], env);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var dump = new FileInfo(Directory.GetFiles(Path.Combine(s3.Root, s3.Bucket), $"{db}.dump.zst._S3rver_object", SearchOption.AllDirectories).Single()).Length;
+        Assert.True(dump > 2_000_000, $"the dump is {dump} bytes: too small to tell one download from two");
+
+        var before = proxy.Forwarded;
+        var copy = NewName("restored");
+        var restore = _box.Run(["restore", "--source", "pg", "--artifact", db + ".dump", "--to", $"postgresql://postgres@127.0.0.1:{Port}/{copy}"], env);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        var downloaded = proxy.Forwarded - before;
+        Assert.InRange(downloaded, dump, dump + dump / 4); // once (it was twice: a full check, then the restore's read)
+        _pg.Sql(copy, "ANALYZE");
+        Assert.Equal(Facts(db), Facts(copy));
+        Assert.Empty(Directory.GetFiles(_box["state/staging"], ".backstop-spool-*"));
+    }
+
+    [Fact]
+    public void Without_room_for_a_spool_the_copy_is_checked_whole_then_read_again_and_said_so()
+    {
+        var db = CreateShop(3, 50);
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+        _box.Tmpfs("state/staging", "1m"); // less than the copy plus its margin
+        var copy = NewName("restored");
+        var restore = Run("restore", "--source", "pg", "--artifact", db + ".dump", "--to", $"postgresql://postgres@127.0.0.1:{Port}/{copy}");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Contains("note: staging", restore.Stderr, StringComparison.Ordinal);
+        Assert.Contains("spool of " + db + ".dump.zst: the copy is checked whole, then read again", restore.Stderr, StringComparison.Ordinal);
+        _pg.Sql(copy, "ANALYZE");
+        Assert.Equal(Facts(db), Facts(copy));
+    }
+
     /// <summary>The restore --explain recipe, with --to filled in, run as printed by a shell: the same tables and rows.</summary>
     [Fact]
     public void The_explain_recipe_run_literally_restores_the_same_tables_and_rows()

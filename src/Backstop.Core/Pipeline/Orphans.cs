@@ -102,9 +102,11 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
     public void CleanStaging()
     {
         IEnumerable<string> folders;
+        IEnumerable<string> spools;
         try
         {
             folders = Directory.Exists(config.StagingPath) ? Directory.GetDirectories(config.StagingPath) : [];
+            spools = Directory.Exists(config.StagingPath) ? Directory.GetFiles(config.StagingPath, Restorer.SpoolPrefix + "*") : [];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -120,6 +122,20 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
             if (SnapshotId.IsValid(id) && spent && TryDeleteDirectory(d, observer))
             {
                 observer.Notice($"removed staging leftovers {d}");
+            }
+        }
+
+        // The spool of a database restore whose process is gone (killed): a whole copy of a dump.
+        foreach (var f in spools.Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), Restorer.SpoolPrefix)))
+        {
+            try
+            {
+                File.Delete(f);
+                observer.Notice($"removed {f}, left by a restore that was killed");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                observer.Notice($"could not remove {f}: {e.Message}");
             }
         }
     }

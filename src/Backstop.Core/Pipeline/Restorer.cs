@@ -282,41 +282,152 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         }
     }
 
-    /// <summary>Restores that write into a server: the copy's SHA-256 is checked before anything is written, then it is read again.</summary>
+    /// <summary>
+    /// Kinds that write into a server (a database) cannot be staged and renamed into place, so the copy proves its
+    /// SHA-256 before anything is sent. It is read once: into a spool file in the staging folder while it is hashed,
+    /// then restored from there. Without room for the spool, the copy is checked whole, then read a second time.
+    /// </summary>
     private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> CheckedFirstAsync(IRestorable restorable,
         SnapshotInfo snapshot, ArtifactInfo a, string key, IReadOnlyList<ITarget> candidates, string destination, bool force,
         CancellationToken cancellationToken)
     {
         Sealed.RequireIdentities(a.FileName, Identities);
         var skipped = new List<string>();
-        ITarget? chosen = null;
         foreach (var t in candidates)
         {
-            var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken)
-                .ConfigureAwait(false);
-            if (check.State == CopyState.Verified)
+            var (spool, problem) = await SpoolAsync(t, key, a, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
             {
-                chosen = t;
-                break;
+                skipped.Add(problem);
+                continue;
             }
 
-            skipped.Add(check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}");
+            if (spool is null)
+            {
+                var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken)
+                    .ConfigureAwait(false);
+                if (check.State != CopyState.Verified)
+                {
+                    skipped.Add(check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}");
+                    continue;
+                }
+            }
+
+            try
+            {
+                var stored = spool is null ? await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false) : File.OpenRead(spool);
+                await using var hashed = new Util.HashingReadStream(stored);
+                var found = await ThroughPipelineAsync(hashed, a.FileName,
+                    content => restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken), cancellationToken).ConfigureAwait(false);
+                if (!string.Equals(await hashed.FinishAsync(cancellationToken).ConfigureAwait(false), a.Sha256, StringComparison.Ordinal))
+                {
+                    throw new BackupException($"the copy of {a.FileName} on '{t.Name}' changed while it was being restored; restore again");
+                }
+
+                return (t.Name, skipped, found);
+            }
+            finally
+            {
+                if (spool is not null)
+                {
+                    File.Delete(spool);
+                }
+            }
         }
 
-        if (chosen is null)
+        throw NoGoodCopy(snapshot, a, skipped);
+    }
+
+    /// <summary>Names of spool files in the staging folder: <c>.backstop-spool-PID-xxxxxxxx-FILE</c>.</summary>
+    internal const string SpoolPrefix = ".backstop-spool-";
+
+    /// <summary>
+    /// Reads the copy once into a spool file (0600) in the staging folder, hashing it: the spool's path when it is the
+    /// stored bytes; a problem when the copy is missing, unreadable or another; neither when the staging has no room
+    /// or refuses (the caller checks the copy whole and reads it again instead).
+    /// </summary>
+    private async Task<(string? Spool, string? Problem)> SpoolAsync(ITarget t, string key, ArtifactInfo a, CancellationToken cancellationToken)
+    {
+        string path;
+        try
         {
-            throw NoGoodCopy(snapshot, a, skipped);
-        }
+            Directory.CreateDirectory(config.StagingPath);
+            foreach (var old in Directory.EnumerateFiles(config.StagingPath, SpoolPrefix + "*").Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), SpoolPrefix)))
+            {
+                File.Delete(old); // left by a restore that was killed
+            }
 
-        await using var stored = new Util.HashingReadStream(await chosen.OpenReadAsync(key, cancellationToken).ConfigureAwait(false));
-        var found = await ThroughPipelineAsync(stored, a.FileName,
-            content => restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken), cancellationToken).ConfigureAwait(false);
-        if (!string.Equals(await stored.FinishAsync(cancellationToken).ConfigureAwait(false), a.Sha256, StringComparison.Ordinal))
+            if (Util.DiskSpace.FreeBytes(config.StagingPath) < a.StoredBytes + (64L << 20))
+            {
+                _notes.Add($"staging {config.StagingPath} has no room for a {a.StoredBytes}-byte spool of {a.FileName}: the copy is checked whole, then read again");
+                return (null, null);
+            }
+
+            path = Path.Combine(config.StagingPath, Util.Stale.Name(SpoolPrefix) + "-" + a.FileName);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new BackupException($"the copy of {a.FileName} on '{chosen.Name}' changed while it was being restored; restore again");
+            _notes.Add($"staging {config.StagingPath} cannot hold a spool ({e.Message}): the copy is checked whole, then read again");
+            return (null, null);
         }
 
-        return (chosen.Name, skipped, found);
+        Stream opened;
+        try
+        {
+            opened = await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException)
+        {
+            return (null, $"{CopyVerifier.Where(t, key)} is missing");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
+        {
+            return (null, $"{CopyVerifier.Where(t, key)} could not be opened: {e.Message}");
+        }
+
+        var faults = new ReadFaults();
+        try
+        {
+            string sha;
+            long size;
+            await using (var stored = new Util.HashingReadStream(new ReadFaults.Watch(opened, faults)))
+            await using (var file = new FileStream(path, new FileStreamOptions
+                         {
+                             Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                         }))
+            {
+                await stored.CopyToAsync(file, 1 << 20, cancellationToken).ConfigureAwait(false);
+                sha = await stored.FinishAsync(cancellationToken).ConfigureAwait(false);
+                size = file.Length;
+            }
+
+            if (size == a.StoredBytes && string.Equals(sha, a.Sha256, StringComparison.Ordinal))
+            {
+                return (path, null);
+            }
+
+            File.Delete(path);
+            return (null, size != a.StoredBytes
+                ? $"{CopyVerifier.Where(t, key)} has {size} bytes, {a.StoredBytes} were stored"
+                : $"copy on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {a.Sha256}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
+        {
+            File.Delete(path);
+            if (faults.First is { } readError)
+            {
+                return (null, $"{CopyVerifier.Where(t, key)} could not be read: {readError.Message}");
+            }
+
+            // Writing the spool failed with the copy's reads clean: the staging's side (full, read-only).
+            _notes.Add($"the spool in {config.StagingPath} failed ({e.Message}): the copy is checked whole, then read again");
+            return (null, null);
+        }
+        catch
+        {
+            File.Delete(path);
+            throw;
+        }
     }
 
     /// <summary>

@@ -151,16 +151,14 @@ public static class Staging
         return top;
     }
 
-    private static string StagingName() => $"{Prefix}{Environment.ProcessId}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
+    private static string StagingName() => Stale.Name(Prefix);
 
     /// <summary>Removes stagings in <paramref name="dir"/> whose restore process is gone.</summary>
     private static void RemoveStale(string dir)
     {
         foreach (var entry in Directory.EnumerateFileSystemEntries(dir, Prefix + "*"))
         {
-            var rest = System.IO.Path.GetFileName(entry)[Prefix.Length..];
-            var dash = rest.IndexOf('-', StringComparison.Ordinal);
-            if (dash > 0 && int.TryParse(rest[..dash], out var pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+            if (Stale.OwnerIsGone(System.IO.Path.GetFileName(entry), Prefix))
             {
                 if (Posix.TryLstat(entry, out var st, out _) && st.IsDirectory)
                 {

@@ -31,7 +31,20 @@ internal static class RestoreVerb
             throw new ConfigException("--to: say where to restore (a folder, a file, or a database URI, depending on the source)");
         }
 
-        var results = await restorer.RestoreAsync(def, snapshot, artifact, destination, force, cancellationToken).ConfigureAwait(false);
+        var said = restorer.Notes.Count;
+        IReadOnlyList<Core.Pipeline.RestoredArtifact> results;
+        try
+        {
+            results = await restorer.RestoreAsync(def, snapshot, artifact, destination, force, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var note in restorer.Notes.Skip(said))
+            {
+                Console.Error.WriteLine($"backstop: note: {note}");
+            }
+        }
+
         if (context.Json)
         {
             JsonOutput.Write(new

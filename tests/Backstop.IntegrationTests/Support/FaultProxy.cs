@@ -35,6 +35,7 @@ public sealed class FaultProxy : IDisposable
     private readonly Direction _direction;
     private readonly ProxyFault _fault;
     private long _budget;
+    private long _forwarded;
     private int _tripped;
 
     public FaultProxy(int upstreamPort, long budget, Direction direction = Direction.Down, ProxyFault fault = ProxyFault.Vanish)
@@ -49,6 +50,9 @@ public sealed class FaultProxy : IDisposable
     }
 
     public int Port { get; }
+
+    /// <summary>Bytes forwarded so far in the metered direction (with a budget never spent, the proxy only counts).</summary>
+    public long Forwarded => Interlocked.Read(ref _forwarded);
 
     /// <summary>True once the fault has happened.</summary>
     public bool Tripped => Volatile.Read(ref _tripped) == 1;
@@ -119,6 +123,10 @@ public sealed class FaultProxy : IDisposable
                 if (allowed > 0)
                 {
                     await to.SendAsync(buffer.AsMemory(0, allowed), SocketFlags.None, _stop.Token);
+                    if (metered)
+                    {
+                        Interlocked.Add(ref _forwarded, allowed);
+                    }
                 }
 
                 if (allowed < n)

@@ -168,7 +168,7 @@ public sealed class BackupRunnerTests : IDisposable
     }
 
     [Fact]
-    public async Task The_staging_of_a_committed_snapshot_left_behind_is_removed_by_the_next_run()
+    public async Task The_staging_of_a_committed_snapshot_and_a_dead_restores_spool_are_removed_by_the_next_run()
     {
         var config = Config(Command("app", "printf data"), 1, "m");
         Memory("m");
@@ -178,10 +178,16 @@ public sealed class BackupRunnerTests : IDisposable
         var spent = Path.Combine(config.StagingPath, id); // killed after the commit, before its staging was removed
         Directory.CreateDirectory(spent);
         await File.WriteAllTextAsync(Path.Combine(spent, "app.dump"), "a whole dump");
+        var deadSpool = Path.Combine(config.StagingPath, ".backstop-spool-999999999-0badf00d-db.dump.zst"); // no such process
+        var liveSpool = Path.Combine(config.StagingPath, $".backstop-spool-{Environment.ProcessId}-0badf00d-db.dump.zst");
+        await File.WriteAllTextAsync(deadSpool, "spooled");
+        await File.WriteAllTextAsync(liveSpool, "spooled");
 
         var (_, c2) = await RunAsync(config);
         c2.Dispose();
         Assert.False(Directory.Exists(spent));
+        Assert.False(File.Exists(deadSpool));
+        Assert.True(File.Exists(liveSpool)); // a running restore's
     }
 
     [Fact]
