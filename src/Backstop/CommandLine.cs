@@ -32,9 +32,14 @@ internal static class CommandLine
             AllowMultipleArgumentsPerToken = false,
         };
 
-        var run = new Command("run", "Back up now: capture, seal, ship, verify, commit");
+        var noPrune = new Option<bool>("--no-prune")
+        {
+            Description = "Do not apply retention after the run (by default each source whose backup is valid is pruned by its rules)",
+        };
+        var run = new Command("run", "Back up now: capture, seal, ship, verify, commit; then apply retention to the sources backed up");
         run.Add(sources);
-        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], ct));
+        run.Add(noPrune);
+        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), ct));
         root.Add(run);
 
         var status = new Command("status", "Per source: state, last valid backup and its age against the RPO, copies");

@@ -13,11 +13,12 @@ public sealed class PruneTests : IDisposable
     private void Config(string retention, string script = "date +%s%N") =>
         _box.WriteConfig(Yaml.LocalTarget() + $"retention: {retention}\n" + "sources:\n" + Yaml.Command("app", script));
 
+    /// <summary>Builds a history: runs that leave retention to the prune verb under test.</summary>
     private void RunTimes(int n, int exitCode)
     {
         for (var i = 0; i < n; i++)
         {
-            Assert.Equal(exitCode, _box.Run("run").ExitCode);
+            Assert.Equal(exitCode, _box.Run("run", "--no-prune").ExitCode);
             Thread.Sleep(1100); // snapshot ids are per second
         }
     }
@@ -47,7 +48,7 @@ public sealed class PruneTests : IDisposable
         Assert.Equal(0, _box.Run("verify", "--deep").ExitCode); // pruned copies are not "missing"
         var status = JsonDocument.Parse(_box.Run("status", "--json").Stdout).RootElement.GetProperty("sources")[0];
         Assert.Equal("ok", status.GetProperty("state").GetString());
-        Assert.Equal(0, _box.Run("run").ExitCode); // and the next run neither heals nor sweeps them back
+        Assert.Equal(0, _box.Run("run", "--no-prune").ExitCode); // and the next run neither heals nor sweeps them back
         Assert.Equal(3, StoredSnapshots().Count);
 
         var gone = _box.Run("restore", "--source", "app", "--snapshot", before[0], "--to", _box["out/"]);
@@ -74,13 +75,38 @@ public sealed class PruneTests : IDisposable
         Assert.Equal(before, StoredSnapshots());
 
         _box.Unmount("backups");
-        var run = _box.Run("run");
+        var run = _box.Run("run", "--no-prune");
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("pruned earlier, the target refused its removal then", run.Stdout, StringComparison.Ordinal);
         var after = StoredSnapshots();
         Assert.Equal(2, after.Count);
         Assert.Equal(before[2], after[0]);
         Assert.Equal(0, _box.Run("verify", "--deep").ExitCode);
+    }
+
+    [Fact]
+    public void A_run_applies_retention_to_the_sources_it_backed_up_and_a_failed_run_prunes_nothing()
+    {
+        Config("{ last: 2 }");
+        RunTimes(2, 0);
+        var first = StoredSnapshots()[0];
+        var third = _box.Run("run");
+        Assert.True(third.ExitCode == 0, third.ToString());
+        Assert.Contains($"app: pruned snapshot {first} from 'local': matches no rule (last 2)", third.Stdout, StringComparison.Ordinal);
+        Assert.Equal(2, StoredSnapshots().Count);
+        Assert.DoesNotContain(first, StoredSnapshots());
+        Thread.Sleep(1100);
+
+        var kept = StoredSnapshots();
+        Config("{ last: 2 }", "exit 3");
+        var failed = _box.Run("run");
+        Assert.Equal(1, failed.ExitCode);
+        Assert.DoesNotContain("pruned", failed.Stdout, StringComparison.Ordinal);
+        Assert.Equal(kept, StoredSnapshots()); // a failed backup prunes nothing
+
+        Config("{ last: 2 }");
+        Assert.Equal(0, _box.Run("run", "--no-prune").ExitCode);
+        Assert.Equal(3, StoredSnapshots().Count);
     }
 
     [Fact]
