@@ -69,15 +69,16 @@ public sealed class EncryptionTests : IDisposable
         var recipient = Keygen();
         Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./key.txt\"] }}\n");
         Assert.Equal(0, _box.Run("run").ExitCode);
-        var explain = _box.Run("restore", "--source", "files", "--explain", "--to", _box["explained"]);
+        var dest = _box["explained it's; DEST $(x)"]; // a quote, a space, a ';', a placeholder's name: one shell word all the same
+        var explain = _box.Run("restore", "--source", "files", "--explain", "--to", dest);
         Assert.True(explain.ExitCode == 0, explain.ToString());
         var recipe = explain.Stdout.Split('\n').Single(l => l.StartsWith("age -d", StringComparison.Ordinal));
         Assert.Contains(_box["key.txt"], recipe, StringComparison.Ordinal);
         var check = explain.Stdout.Split('\n').Single(l => l.Contains("sha256sum -c", StringComparison.Ordinal));
         Directory.CreateDirectory(_box["work"]);
-        var r = Sandbox.ExecEnv(_box["work"], null, "/bin/sh", "-c", $"set -e; mkdir -p '{_box["explained"]}'; {check}; {recipe}");
+        var r = Sandbox.ExecEnv(_box["work"], null, "/bin/sh", "-c", $"set -e; {check}; {recipe}");
         Assert.True(r.ExitCode == 0, r.ToString() + "\n" + recipe);
-        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["explained"])));
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(dest)));
     }
 
     [Fact]
@@ -119,7 +120,19 @@ public sealed class EncryptionTests : IDisposable
         Assert.StartsWith("-> scrypt ", header, StringComparison.Ordinal);
         Assert.DoesNotContain("Correct-Horse-7", run.All + File.ReadAllText(Directory.GetFiles(_box["backups"], "MANIFEST.json", SearchOption.AllDirectories)[0]),
             StringComparison.Ordinal);
+
+        // The stock recipe lets age ask for the passphrase (no -i); typed at a terminal (script gives age one).
+        var explain = _box.Run(["restore", "--source", "files", "--explain", "--to", _box["by-age"]], env);
+        var recipe = explain.Stdout.Split('\n').Single(l => l.StartsWith("age -d", StringComparison.Ordinal));
+        Assert.StartsWith("age -d -o files.tar.zst ", recipe, StringComparison.Ordinal);
+        Assert.Contains("age -d -o", File.ReadAllText(Directory.GetFiles(_box["backups"], "MANIFEST.json", SearchOption.AllDirectories)[0]), StringComparison.Ordinal);
+        Directory.CreateDirectory(_box["work"]);
+        var typed = Sandbox.ExecIn(_box["work"], "/bin/sh", "-c", $"printf 'Correct-Horse-7\\n' | script -qec {Quote(recipe)} /dev/null");
+        Assert.True(typed.ExitCode == 0, typed.ToString() + "\n" + recipe);
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["by-age"])));
     }
+
+    private static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     [Fact]
     public void Keygen_writes_a_0600_file_that_age_reads_and_never_overwrites_it()
@@ -145,6 +158,19 @@ public sealed class EncryptionTests : IDisposable
         Assert.Contains("is not an age recipient", bad.Stderr, StringComparison.Ordinal);
 
         var recipient = Keygen();
+        // A secret key pasted where the recipient goes (a common slip) is refused without ever being printed.
+        var secret = File.ReadAllLines(_box["key.txt"]).Single(l => l.StartsWith("AGE-SECRET-KEY-", StringComparison.Ordinal));
+        Config($"encryption: {{ recipients: [{secret}] }}\n");
+        var pasted = _box.Run("run");
+        Assert.Equal(2, pasted.ExitCode);
+        Assert.Contains("this is a secret key (AGE-SECRET-KEY-…), not a recipient", pasted.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret[15..], pasted.All, StringComparison.Ordinal);
+        Config($"encryption: {{ recipients: [{recipient}], identities: [\"{secret}\"] }}\n");
+        var inline = _box.Run("run");
+        Assert.Equal(2, inline.ExitCode);
+        Assert.Contains("never inline keys", inline.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret[15..], inline.All, StringComparison.Ordinal);
+
         Config($"encryption: {{ recipients: [{recipient}], passphrase: \"env:X\" }}\n");
         var both = _box.Run("run");
         Assert.Equal(2, both.ExitCode);

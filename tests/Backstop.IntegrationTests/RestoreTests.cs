@@ -340,6 +340,20 @@ public sealed class RestoreTests : IDisposable
     }
 
     [Fact]
+    public void Explain_refuses_an_unknown_artifact_and_a_password_in_the_uri_without_printing_it()
+    {
+        var unknown = _box.Run("restore", "--source", "f", "--explain", "--artifact", "nope", "--to", _box["x"]);
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("--artifact nope: snapshot", unknown.Stderr, StringComparison.Ordinal);
+        Assert.Contains("has files.tar", unknown.Stderr, StringComparison.Ordinal);
+
+        var password = _box.Run("restore", "--source", "f", "--explain", "--to", "postgresql://bob:hunter2@127.0.0.1:5432/app");
+        Assert.Equal(2, password.ExitCode);
+        Assert.Contains("leave the password out of the URI", password.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", password.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_unknown_snapshot_is_a_usage_error()
     {
         var r = _box.Run("restore", "--source", "f", "--snapshot", "20200101T000000Z-0000", "--to", _box["out"]);

@@ -192,7 +192,7 @@ public static partial class ConfigLoader
         {
             if (!i.StartsWith("file:", StringComparison.Ordinal))
             {
-                throw map.Error("identities", $"'{i}': identities are files (file:/path/to/key.txt), never inline keys");
+                throw map.Error("identities", "identities are files (file:/path/to/key.txt), never inline keys (the value is not shown: it may be a key)");
             }
 
             identities.Add(new SecretRef("file:" + map.ResolvePath(i[5..]), map.LocationOf("identities")));

@@ -123,7 +123,7 @@ public sealed class BackupRunner
                 Manifest.CurrentFormat, id, new ManifestSource(def.Name, def.Kind), host, started, DateTimeOffset.UtcNow, tools, raw,
                 artifacts.Sum(a => a.StoredBytes), facts, warnings,
                 artifacts.Select(a => new ManifestArtifact(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd",
-                    _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, Recipe(source, a.Name, a.FileName))).ToList());
+                    _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, Recipe(source, a.Name, a.FileName, _config.Encryption?.Passphrase is not null))).ToList());
             var manifestFailures = await WriteManifestsAsync(def, id, manifest, GoodTargets(targets, artifacts), manifestsWritten, ct)
                 .ConfigureAwait(false);
             artifacts = artifacts.Select(a => a with
@@ -169,7 +169,8 @@ public sealed class BackupRunner
     }
 
     /// <summary>The stock-tool recipe: for an encrypted artifact, age -d first, then the source's own recipe.</summary>
-    internal static string Recipe(ISource source, string artifact, string fileName)
+    /// <remarks>A passphrase-sealed file is opened by age asking for the passphrase (no -i: an identity would stop it asking).</remarks>
+    internal static string Recipe(ISource source, string artifact, string fileName, bool passphrase)
     {
         if (!Sealed.IsEncrypted(fileName))
         {
@@ -177,7 +178,7 @@ public sealed class BackupRunner
         }
 
         var compressed = fileName[..^Sealed.AgeSuffix.Length];
-        return $"age -d -i KEY_FILE -o {compressed} {fileName} && " + source.RestoreRecipe(artifact, compressed);
+        return (passphrase ? $"age -d -o {compressed} {fileName} && " : $"age -d -i KEY_FILE -o {compressed} {fileName} && ") + source.RestoreRecipe(artifact, compressed);
     }
 
     /// <summary>A new snapshot id, recorded as running; a clash with an existing id (same second) draws again.</summary>

@@ -49,8 +49,15 @@ public interface ISource
     /// </summary>
     IArtifactValidator? ValidatorFor(string artifactName);
 
-    /// <summary>The stock-tool commands that restore this artifact without Backstop (FILE is the stored file, DEST the destination).</summary>
+    /// <summary>
+    /// The stock-tool commands that restore this artifact without Backstop: the stored file's name, and the
+    /// placeholders DEST (a folder) or URL, HOST, PORT, USER, DB (a server), each a whole shell word or joined to a
+    /// path with '/', never inside quotes (they are filled in quoted).
+    /// </summary>
     string RestoreRecipe(string artifactName, string storedFile);
+
+    /// <summary>The user a server restore connects as when the destination URI names none (the source's own).</summary>
+    string? RestoreUser => null;
 }
 
 /// <summary>What preflight learned: tools used (name → "path version") and staging space the capture needs.</summary>

@@ -167,7 +167,9 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
     public IArtifactValidator? ValidatorFor(string artifactName) => new DumpValidator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
-        $"mariadb -h HOST -P PORT -u USER --protocol=TCP -e 'CREATE DATABASE `DB`' && zstd -dc {storedFile} | mariadb -h HOST -P PORT -u USER --protocol=TCP DB";
+        $"mariadb-admin -h HOST -P PORT -u USER --protocol=TCP create DB && zstd -dc {storedFile} | mariadb -h HOST -P PORT -u USER --protocol=TCP DB";
+
+    public string? RestoreUser => options.User;
 
     private string Port => options.Port.ToString(CultureInfo.InvariantCulture);
 

@@ -79,25 +79,38 @@ internal static class RestoreVerb
     private static int Explain(Context context, BackstopConfig config, SourceDefinition def, Core.Catalog.SnapshotInfo snapshot, string? artifact, string? destination,
         IReadOnlyList<string> identityFiles)
     {
+        if (artifact is not null && snapshot.Artifacts.All(a => a.Name != artifact))
+        {
+            throw new ConfigException($"--artifact {artifact}: snapshot {snapshot.Id} has {string.Join(", ", snapshot.Artifacts.Select(a => a.Name))}");
+        }
+
         var key = identityFiles.Select(Path.GetFullPath).Concat(config.Encryption?.Identities.Select(i => i.Reference[5..]) ?? []).FirstOrDefault();
         var source = Plugins.Registry.Source(def.Kind)!.Create(def);
-        var local = config.Targets.FirstOrDefault(t => t.Kind == "local" && def.Targets.Contains(t.Name));
+        var places = destination is null ? [] : Places(destination, source.RestoreUser);
+        var passphrase = config.Encryption?.Passphrase is not null;
         var steps = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact).Select(a =>
         {
+            // A local target that holds a verified copy of this artifact, when there is one: its file is the recipe's input.
+            var local = config.Targets.Where(t => t.Kind == "local" && def.Targets.Contains(t.Name))
+                .OrderBy(t => a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified) ? 0 : 1)
+                .FirstOrDefault(t => a.Copies.Any(c => c.Target == t.Name && c.State != Core.Catalog.CopyState.Pruned));
             var file = local is not null
                 ? Path.Combine(((Backstop.Targets.Local.LocalOptions)local.Options).Path, Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
                 : $"{Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName)} (copied from a target first)";
-            var recipe = BackupRunner.Recipe(source, a.Name, a.FileName).Replace(a.FileName, local is not null ? $"'{file}'" : a.FileName, StringComparison.Ordinal);
-            if (key is not null)
+            var values = new Dictionary<string, string>(places, StringComparer.Ordinal);
+            if (local is not null)
             {
-                recipe = recipe.Replace("KEY_FILE", $"'{key}'", StringComparison.Ordinal);
-            }
-            if (destination is not null)
-            {
-                recipe = FillIn(recipe, destination);
+                values[a.FileName] = file;
             }
 
-            return new { Artifact = a.Name, File = file, a.Sha256, Check = $"echo '{a.Sha256}  {(local is not null ? file : a.FileName)}' | sha256sum -c", Restore = recipe };
+            if (key is not null)
+            {
+                values["KEY_FILE"] = key;
+            }
+
+            var recipe = FillIn(BackupRunner.Recipe(source, a.Name, a.FileName, passphrase), values);
+            var check = $"echo {Quote($"{a.Sha256}  {(local is not null ? file : a.FileName)}")} | sha256sum -c";
+            return new { Artifact = a.Name, File = file, a.Sha256, Check = check, Restore = recipe };
         }).ToList();
         if (context.Json)
         {
@@ -116,25 +129,48 @@ internal static class RestoreVerb
         return ExitCodes.Ok;
     }
 
-    /// <summary>
-    /// The recipe's placeholders filled from --to: a folder or file for DEST; for a database URI
-    /// (postgresql://user@host:port/db, mysql://…, http://host:port/db) HOST, PORT, USER, DB and URL.
-    /// </summary>
-    private static string FillIn(string recipe, string destination)
+    /// <summary>The placeholders --to fills in: DEST for a folder; URL, HOST, PORT, USER, DB for a server (never a password).</summary>
+    private static Dictionary<string, string> Places(string destination, string? sourceUser)
     {
         if (Uri.TryCreate(destination, UriKind.Absolute, out var uri) && uri.Scheme is "postgresql" or "postgres" or "mysql" or "http" or "https")
         {
+            if (uri.UserInfo.Contains(':', StringComparison.Ordinal))
+            {
+                throw new ConfigException("--to: leave the password out of the URI (it would be visible to every user and printed here); the stock tools ask for it, or read PGPASSWORD / MYSQL_PWD");
+            }
+
             var port = uri.IsDefaultPort || uri.Port < 0
                 ? uri.Scheme switch { "mysql" => "3306", "http" => "5984", "https" => "6984", _ => "5432" }
                 : uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return recipe
-                .Replace("URL", $"{uri.Scheme}://{uri.Host}:{port}", StringComparison.Ordinal)
-                .Replace("HOST", uri.Host, StringComparison.Ordinal)
-                .Replace("PORT", port, StringComparison.Ordinal)
-                .Replace("USER", uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : Environment.UserName, StringComparison.Ordinal)
-                .Replace("DB", Uri.UnescapeDataString(uri.AbsolutePath.Trim('/')), StringComparison.Ordinal);
+            return new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["URL"] = $"{uri.Scheme}://{uri.Host}:{port}",
+                ["HOST"] = uri.Host,
+                ["PORT"] = port,
+                ["USER"] = uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : sourceUser ?? Environment.UserName,
+                ["DB"] = Uri.UnescapeDataString(uri.AbsolutePath.Trim('/')),
+            };
         }
 
-        return recipe.Replace("DEST", $"'{destination}'", StringComparison.Ordinal);
+        return new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = destination };
     }
+
+    /// <summary>
+    /// Each placeholder (a whole word) and the stored file's name replaced once, in one pass, by its value quoted for
+    /// the shell: a value that holds another placeholder's name, a quote or a ';' stays what it is.
+    /// </summary>
+    private static string FillIn(string recipe, IReadOnlyDictionary<string, string> values)
+    {
+        if (values.Count == 0)
+        {
+            return recipe;
+        }
+
+        var pattern = string.Join("|", values.Keys.OrderByDescending(k => k.Length).Select(k =>
+            k.All(c => char.IsAsciiLetterUpper(c) || c == '_') ? $@"(?<![\w.]){k}(?![\w.])" : System.Text.RegularExpressions.Regex.Escape(k)));
+        return System.Text.RegularExpressions.Regex.Replace(recipe, pattern, m => Quote(values[m.Value]));
+    }
+
+    /// <summary>One shell word, whatever it holds: single quotes, with each ' written as '\''.</summary>
+    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }

@@ -26,6 +26,13 @@ public abstract class AgeRecipient
     {
         ArgumentNullException.ThrowIfNull(text);
         var trimmed = text.Trim();
+        if (trimmed.StartsWith("AGE-SECRET-KEY-", StringComparison.OrdinalIgnoreCase))
+        {
+            // Never echoed: it would land in a terminal, a CI log or the journal.
+            throw new AgeException("this is a secret key (AGE-SECRET-KEY-…), not a recipient: put the key in an identity file (0600) under " +
+                                   "encryption.identities, and give its recipient (age1…, printed by 'backstop keygen' or 'age-keygen -y FILE') here");
+        }
+
         (string Hrp, byte[] Data) decoded;
         try
         {
@@ -33,16 +40,19 @@ public abstract class AgeRecipient
         }
         catch (FormatException e)
         {
-            throw new AgeException($"'{trimmed}' is not an age recipient: {e.Message}");
+            throw new AgeException($"'{Shown(trimmed)}' is not an age recipient: {e.Message}");
         }
 
         if (decoded.Hrp != "age" || decoded.Data.Length != 32)
         {
-            throw new AgeException($"'{trimmed}' is not an X25519 age recipient (age1… with 32 bytes)");
+            throw new AgeException($"'{Shown(trimmed)}' is not an X25519 age recipient (age1… with 32 bytes)");
         }
 
         return new X25519Recipient(decoded.Data);
     }
+
+    /// <summary>A recipient is public, but a mistyped value may be anything: only its start is shown.</summary>
+    private static string Shown(string text) => text.Length <= 12 ? text : text[..12] + "…";
 }
 
 /// <summary>Something that can unwrap a file key: an X25519 identity (AGE-SECRET-KEY-1…) or a passphrase.</summary>
