@@ -51,6 +51,36 @@ public sealed class CatalogRebuildTests : IDisposable
     }
 
     [Fact]
+    public void A_damaged_catalog_points_to_rebuild_which_moves_it_aside_with_force()
+    {
+        _box.Write("data/a.txt", "alpha");
+        _box.WriteConfig("catalog: ./state/catalog.db\nstaging: ./state/staging\ntargets:\n  - { name: local, kind: local, path: ./backups }\n" +
+                         "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var list = Normalize(_box.Run("list", "--json").Stdout);
+        foreach (var f in Directory.GetFiles(_box["state"], "catalog.db*"))
+        {
+            File.Delete(f);
+        }
+
+        File.WriteAllText(_box["state/catalog.db"], "this is not a database, a half-written file would look like this");
+        var status = _box.Run("status");
+        Assert.Equal(1, status.ExitCode);
+        Assert.Contains("'backstop catalog rebuild --force' recreates it", status.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", status.All, StringComparison.Ordinal);
+
+        var refused = _box.Run("catalog", "rebuild");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("add --force to move it aside", refused.Stderr, StringComparison.Ordinal);
+
+        var rebuilt = _box.Run("catalog", "rebuild", "--force");
+        Assert.True(rebuilt.ExitCode == 0, rebuilt.ToString());
+        Assert.Contains("the old catalog is kept as", rebuilt.Stderr, StringComparison.Ordinal);
+        Assert.Single(Directory.GetFiles(_box["state"], "catalog.db.replaced-*"));
+        Assert.Equal(list, Normalize(_box.Run("list", "--json").Stdout));
+    }
+
+    [Fact]
     public void A_catalog_with_snapshots_is_replaced_only_with_force_and_kept_beside()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo ledger"));

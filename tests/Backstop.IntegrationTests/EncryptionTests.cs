@@ -107,6 +107,27 @@ public sealed class EncryptionTests : IDisposable
     }
 
     [Fact]
+    public void A_deep_verify_with_a_key_that_does_not_open_the_copies_says_so_and_never_calls_them_corrupt()
+    {
+        var recipient = Keygen();
+        Keygen("other.txt");
+        Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./key.txt\"] }}\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+
+        Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./other.txt\"] }}\n"); // the key rotated, the old one dropped
+        var deep = _box.Run("verify", "--deep");
+        Assert.Equal(1, deep.ExitCode);
+        var said = System.Text.RegularExpressions.Regex.Replace(deep.All, @"\s+", " "); // the table wraps long lines
+        Assert.Contains("matches its SHA-256, but the configured key does not open it", said, StringComparison.Ordinal);
+        Assert.Contains("files.tar.zst.age: no identity matches", said, StringComparison.Ordinal);
+        Assert.DoesNotContain("corrupt", deep.All, StringComparison.OrdinalIgnoreCase);
+
+        Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./key.txt\"] }}\n");
+        var again = _box.Run("verify", "--deep");
+        Assert.True(again.ExitCode == 0, again.ToString());
+    }
+
+    [Fact]
     public void A_passphrase_encrypts_for_age_p_and_restores()
     {
         Config("encryption: { passphrase: \"env:BACKUP_PASSPHRASE\" }\n");
@@ -146,6 +167,19 @@ public sealed class EncryptionTests : IDisposable
         Assert.Equal(2, again.ExitCode);
         Assert.Contains("never overwrites a key", again.Stderr, StringComparison.Ordinal);
         Assert.Equal(before, File.ReadAllText(_box["key.txt"]));
+    }
+
+    [Fact]
+    public void Keygen_onto_a_full_disk_fails_and_leaves_no_half_key()
+    {
+        var tiny = _box.Tmpfs("tiny", "64k");
+        _box.Shell($"head -c 1000000 /dev/zero > '{tiny}/fill'"); // fails when the disk is full, as intended
+        var r = _box.Run("keygen", "-o", Path.Combine(tiny, "key.txt"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("cannot write the key to", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("No space left on device", r.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(tiny, "key.txt")));
+        Assert.Equal("", r.Stdout); // no recipient printed for a key that does not exist
     }
 
     [Fact]

@@ -100,7 +100,8 @@ public sealed class CatalogStore : IDisposable
         catch (SqliteException e)
         {
             db.Dispose();
-            throw new Plugins.BackupException($"catalog {path} cannot be opened: {e.Message}", e);
+            throw new Plugins.BackupException(
+                $"catalog {path} cannot be opened: {e.Message}; if it is damaged, 'backstop catalog rebuild --force' recreates it from the manifests on the targets (the damaged file is kept)", e);
         }
     }
 

@@ -69,6 +69,7 @@ public static class CopyVerifier
 
             await using var hashing = new HashingReadStream(raw);
             string? formatError = null;
+            string? keyError = null;
             if (validator is not null)
             {
                 try
@@ -81,6 +82,10 @@ public static class CopyVerifier
                     }
 
                     formatError = ValidationStage.Mismatch(found, facts);
+                }
+                catch (SealKeyException e)
+                {
+                    keyError = e.Message; // said only if the bytes prove good: then the key is the problem, not the copy
                 }
                 catch (Exception e) when (e is InvalidDataException or BackupException or FormatException or EndOfStreamException or Sealing.Age.AgeException)
                 {
@@ -98,6 +103,14 @@ public static class CopyVerifier
             {
                 return new CopyInfo(target.Name, CopyState.Corrupt, now,
                     $"{Where(target, key)} does not match: SHA-256 {actual[..16]}…, {sha256[..16]}… was stored");
+            }
+
+            if (keyError is not null)
+            {
+                // Not corrupt (the bytes are the stored ones, so healing cannot help), yet not proven restorable either.
+                return new CopyInfo(target.Name, CopyState.Failed, now,
+                    $"{Where(target, key)} matches its SHA-256, but the configured key does not open it ({keyError}): " +
+                    "check encryption.identities (a rotated key must stay listed while backups made for it are kept)");
             }
 
             return formatError is not null

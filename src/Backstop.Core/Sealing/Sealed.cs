@@ -87,9 +87,16 @@ public static class Sealed
         {
             return new ZstdDecodeStream(new AgeDecryptStream(stored, identities, leaveOpen: true), leaveOpen: false);
         }
+        catch (AgeKeyException e)
+        {
+            throw new SealKeyException($"{fileName}: {e.Message}");
+        }
         catch (AgeException e)
         {
             throw new BackupException($"{fileName}: {e.Message}");
         }
     }
 }
+
+/// <summary>An encrypted artifact that the configured identities do not open: a matter of keys, not of the copy.</summary>
+public sealed class SealKeyException(string message) : BackupException(message);

@@ -16,9 +16,21 @@ internal static class CatalogVerb
         if (File.Exists(config.CatalogPath))
         {
             int held;
-            using (var existing = CatalogStore.Open(config.CatalogPath))
+            string? damaged = null;
+            try
             {
+                using var existing = CatalogStore.Open(config.CatalogPath);
                 held = existing.Snapshots().Count;
+            }
+            catch (Core.Plugins.BackupException e)
+            {
+                // Damaged, or of a newer backstop: exactly when a rebuild is needed. Moved aside unread, never migrated.
+                (held, damaged) = (0, e.Message);
+            }
+
+            if (damaged is not null && !force)
+            {
+                throw new ConfigException($"{damaged}; add --force to move it aside (it is kept) and rebuild from the manifests on the targets");
             }
 
             if (held > 0 && !force)
@@ -37,7 +49,7 @@ internal static class CatalogVerb
                 }
             }
 
-            if (held > 0)
+            if (held > 0 || damaged is not null)
             {
                 await Console.Error.WriteLineAsync($"backstop: the old catalog is kept as {kept}").ConfigureAwait(false);
             }

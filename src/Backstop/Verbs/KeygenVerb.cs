@@ -11,26 +11,38 @@ internal static class KeygenVerb
     {
         var path = Path.GetFullPath(output);
         var identity = X25519Identity.Generate();
+        FileStream file;
         try
         {
             // Created 0600 from the first byte, and never over an existing key (that would lose every backup made with it).
-            using var file = new FileStream(path, new FileStreamOptions
+            file = new FileStream(path, new FileStreamOptions
             {
                 Mode = FileMode.CreateNew,
                 Access = FileAccess.Write,
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
-            var text = System.Text.Encoding.ASCII.GetBytes(identity.ToFileText(DateTimeOffset.UtcNow));
-            file.Write(text);
-            file.Flush(flushToDisk: true);
         }
-        catch (IOException) when (File.Exists(path))
+        catch (IOException) when (File.Exists(path) || Directory.Exists(path))
         {
             throw new ConfigException($"--output {output}: the file exists; keygen never overwrites a key (backups made with it would be lost): choose another name");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new ConfigException($"--output {output}: cannot create it: {e.Message}");
+        }
+
+        try
+        {
+            using (file)
+            {
+                file.Write(System.Text.Encoding.ASCII.GetBytes(identity.ToFileText(DateTimeOffset.UtcNow)));
+                file.Flush(flushToDisk: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            File.Delete(path); // ours, just made: half a key must not look like one
+            throw new Core.Plugins.BackupException($"cannot write the key to {path}: {e.Message}; nothing was kept");
         }
 
         if (context.Json)

@@ -126,7 +126,7 @@ public sealed class AgeTests : IDisposable
         Assert.Equal(0, Exec("age", "-r", recipient, "-o", _dir["data.age"], _dir["plain"]).Code);
         Assert.Equal(plain, Decrypt(File.ReadAllBytes(_dir["data.age"]), [.. identities]));
 
-        var wrong = Assert.Throws<AgeException>(() => Decrypt(File.ReadAllBytes(_dir["data.age"]), X25519Identity.Generate()));
+        var wrong = Assert.Throws<AgeKeyException>(() => Decrypt(File.ReadAllBytes(_dir["data.age"]), X25519Identity.Generate()));
         Assert.Contains("no identity matches", wrong.Message, StringComparison.Ordinal);
     }
 
@@ -139,7 +139,7 @@ public sealed class AgeTests : IDisposable
 
         Assert.True(File.Exists(_dir["p.age"]), r.Stderr + r.Stdout);
         Assert.Equal("ledger\n"u8.ToArray(), Decrypt(File.ReadAllBytes(_dir["p.age"]), new ScryptPassphrase("Pass-Phrase-9")));
-        Assert.Contains("wrong passphrase", Assert.Throws<AgeException>(() => Decrypt(File.ReadAllBytes(_dir["p.age"]), new ScryptPassphrase("nope"))).Message,
+        Assert.Contains("wrong passphrase", Assert.Throws<AgeKeyException>(() => Decrypt(File.ReadAllBytes(_dir["p.age"]), new ScryptPassphrase("nope"))).Message,
             StringComparison.Ordinal);
 
         File.WriteAllBytes(_dir["mine.age"], Encrypt("from backstop"u8.ToArray(), new ScryptPassphrase("Pass-Phrase-9", logN: 15).Recipient));
@@ -181,6 +181,16 @@ public sealed class AgeTests : IDisposable
         var cipher = Encrypt("shared"u8.ToArray(), a.Recipient, b.Recipient);
         Assert.Equal("shared"u8.ToArray(), Decrypt(cipher, a));
         Assert.Equal("shared"u8.ToArray(), Decrypt(cipher, b));
+    }
+
+    [Fact]
+    public void A_header_mixing_an_scrypt_stanza_with_others_is_refused_whatever_key_is_given()
+    {
+        var x = X25519Identity.Generate();
+        var pass = new ScryptPassphrase("pw", logN: 10);
+        var cipher = Encrypt("mixed"u8.ToArray(), x.Recipient, pass.Recipient);
+        Assert.Contains("only stanza", Assert.ThrowsAny<AgeException>(() => Decrypt(cipher, x)).Message, StringComparison.Ordinal);
+        Assert.Contains("only stanza", Assert.ThrowsAny<AgeException>(() => Decrypt(cipher, pass)).Message, StringComparison.Ordinal);
     }
 
     [Fact]

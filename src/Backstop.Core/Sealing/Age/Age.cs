@@ -11,7 +11,10 @@ public sealed record AgeStanza(string Type, IReadOnlyList<string> Args, byte[] B
 /// Anything wrong with an age file or key: a clear message, never a partial result. Bad data: an altered or
 /// truncated file reads as corrupt wherever stored bytes are checked.
 /// </summary>
-public sealed class AgeException(string message) : IOException(message);
+public class AgeException(string message) : IOException(message);
+
+/// <summary>The file is sound as far as can be told, but none of the given identities opens it (another key, a wrong passphrase).</summary>
+public sealed class AgeKeyException(string message) : AgeException(message);
 
 /// <summary>Someone who can read what is encrypted: an X25519 public key (age1…) or a passphrase.</summary>
 public abstract class AgeRecipient
@@ -227,7 +230,7 @@ public sealed class ScryptPassphrase(string passphrase, int logN = ScryptPassphr
         }
 
         var key = LibCrypto.Scrypt(Encoding.UTF8.GetBytes(passphrase), [.. Encoding.ASCII.GetBytes(Label), .. salt], work);
-        return AgeFormat.TryOpen(key, s.Body) ?? throw new AgeException("wrong passphrase");
+        return AgeFormat.TryOpen(key, s.Body) ?? throw new AgeKeyException("wrong passphrase");
     }
 }
 
@@ -385,6 +388,11 @@ public static class AgeFormat
             throw new AgeException("a malformed age header (no stanza, or no --- line)");
         }
 
+        if (stanzas.Count > 1 && stanzas.Any(st => st.Type == "scrypt"))
+        {
+            throw new AgeException("an scrypt stanza must be the only stanza of the header"); // whatever key opens the others, as age refuses it
+        }
+
         var macText = line[4..];
         var covered = raw.GetRange(0, raw.Count - 1 - macText.Length - 1).ToArray(); // up to and including "---"
         byte[]? fileKey = null;
@@ -399,7 +407,7 @@ public static class AgeFormat
 
         if (fileKey is null)
         {
-            throw new AgeException(
+            throw new AgeKeyException(
                 $"no identity matches: the file is for {string.Join(", ", stanzas.Select(s => s.Type).Distinct())} recipient(s) that the given key(s) are not");
         }
 
