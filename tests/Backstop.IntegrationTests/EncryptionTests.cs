@@ -121,6 +121,10 @@ public sealed class EncryptionTests : IDisposable
         Assert.Contains("matches its SHA-256, but the configured key does not open it", said, StringComparison.Ordinal);
         Assert.Contains("files.tar.zst.age: no identity matches", said, StringComparison.Ordinal);
         Assert.DoesNotContain("corrupt", deep.All, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(1, _box.Run("verify", "--deep").ExitCode); // said again every time, never "not news"
+        var plain = _box.Run("verify");
+        Assert.Equal(1, plain.ExitCode); // a size proves nothing about a key
+        Assert.Contains("run 'backstop verify --deep' to check it again", System.Text.RegularExpressions.Regex.Replace(plain.All, @"\s+", " "), StringComparison.Ordinal);
 
         Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./key.txt\"] }}\n");
         var again = _box.Run("verify", "--deep");

@@ -269,6 +269,26 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
     }
 
     [Fact]
+    public void A_stored_dump_longer_than_recorded_is_never_spooled_past_its_size_and_nothing_is_sent()
+    {
+        var db = CreateShop(3, 50);
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+        using (var f = new FileStream(Stored(db + ".dump.zst"), FileMode.Append))
+        {
+            f.Write(new byte[3 << 20]); // the wrong object, 3 MB too long
+        }
+
+        var copy = NewName("restored");
+        var restore = Run("restore", "--source", "pg", "--artifact", db + ".dump", "--to", $"postgresql://postgres@127.0.0.1:{Port}/{copy}");
+        Assert.Equal(1, restore.ExitCode);
+        Assert.Contains("bytes stored", restore.Stderr, StringComparison.Ordinal);
+        Assert.Contains("has more than the", restore.Stderr, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_box["state/staging"], ".backstop-spool-*"));
+        Assert.Equal("0", _pg.Scalar("postgres", $"SELECT count(*) FROM pg_database WHERE datname = '{copy}'")); // nothing sent
+    }
+
+    [Fact]
     public void Without_room_for_a_spool_the_copy_is_checked_whole_then_read_again_and_said_so()
     {
         var db = CreateShop(3, 50);

@@ -98,6 +98,16 @@ public sealed class RestoreTests : IDisposable
         Assert.Contains($"of {newest} from 'second'", r.Stdout, StringComparison.Ordinal);
         Assert.Equal("newest", File.ReadAllText(Path.Combine(Restored(_box["out"]), "a.txt")));
 
+        // With 'second' gone from the configuration, its copy cannot be read: the one before it is restored, and why said.
+        _box.WriteConfig("catalog: ./state/catalog.db\npolicy: { min_copies: 1 }\ntargets:\n  - { name: first, kind: local, path: ./first }\n" +
+                         "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
+        r = _box.Run("restore", "--source", "f", "--to", _box["without-second"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains($"note: snapshot {newest} is newer but verified only on 'second', no longer in", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal("alpha", File.ReadAllText(Path.Combine(Restored(_box["without-second"]), "a.txt")));
+        _box.WriteConfig("catalog: ./state/catalog.db\npolicy: { min_copies: 2 }\ntargets:\n  - { name: first, kind: local, path: ./first }\n" +
+                         "  - { name: second, kind: local, path: ./second }\nsources:\n  - { name: f, kind: files, paths: [./data] }\n");
+
         // With no good copy left anywhere, the one before it is restored, and the newer one named.
         var onSecond = copies[^1].Single(f => f.StartsWith(_box["second"], StringComparison.Ordinal));
         File.Delete(onSecond);

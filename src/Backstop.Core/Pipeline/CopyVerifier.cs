@@ -109,7 +109,7 @@ public static class CopyVerifier
             {
                 // Not corrupt (the bytes are the stored ones, so healing cannot help), yet not proven restorable either.
                 return new CopyInfo(target.Name, CopyState.Failed, now,
-                    $"{Where(target, key)} matches its SHA-256, but the configured key does not open it ({keyError}): " +
+                    $"{Where(target, key)} matches its SHA-256, but {KeyFailure} ({keyError}): " +
                     "check encryption.identities (a rotated key must stay listed while backups made for it are kept)");
             }
 
@@ -126,6 +126,16 @@ public static class CopyVerifier
             return new CopyInfo(target.Name, CopyState.Failed, now, Describe(target, key, e, null));
         }
     }
+
+    private const string KeyFailure = "the configured key does not open it";
+
+    /// <summary>
+    /// A copy whose bytes are the stored ones but which the configured identities do not open: reported by every deep
+    /// verify until the key is fixed, kept by a plain one (a size proves nothing about a key), never healed (the
+    /// same bytes would come back).
+    /// </summary>
+    public static bool IsKeyFailure(CopyInfo? copy) =>
+        copy is { State: CopyState.Failed, Error: { } error } && error.Contains(KeyFailure, StringComparison.Ordinal);
 
     internal static string Where(ITarget target, string key) => $"copy on target '{target.Name}' ({key})";
 

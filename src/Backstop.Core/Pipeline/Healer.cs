@@ -27,7 +27,7 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
                 }
 
                 var lacking = snapshot.Artifacts
-                    .Where(a => !a.Copies.Any(c => c.Target == name && c.State == CopyState.Verified)).ToList();
+                    .Where(a => !a.Copies.Any(c => c.Target == name && (c.State == CopyState.Verified || CopyVerifier.IsKeyFailure(c)))).ToList();
                 if (lacking.Count == 0 || await UnreachableAsync(targets[name], ct).ConfigureAwait(false) is { } why)
                 {
                     continue;

@@ -43,15 +43,24 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             // The newest snapshot that has a verified copy somewhere, even when short of min_copies: after a night whose
             // second target was down, the newest data is on the first target, and an older snapshot is not what a user
             // restoring "latest" wants. Whatever is passed over, or short, is said.
+            var configured = config.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
             var committed = snapshots.Where(s => s.State == SnapshotState.Committed).ToList();
-            var chosen = committed.LastOrDefault(s => s.VerifiedTargets.Count > 0)
+            var chosen = committed.LastOrDefault(s => s.VerifiedTargets.Any(configured.Contains))
                          ?? throw new BackupException(snapshots.Count == 0
                              ? $"the catalog {config.CatalogPath} holds no snapshot of '{def.Name}'; if the catalog was lost or replaced, " +
                                "'backstop catalog rebuild' recreates it from the manifests on the targets"
                              : $"source '{def.Name}' has no snapshot with a verified copy to restore; see 'backstop list --source {def.Name}'");
-            foreach (var newer in committed.Skip(committed.IndexOf(chosen) + 1).Where(s => s.CopyProblems.Count > 0))
+            foreach (var newer in committed.Skip(committed.IndexOf(chosen) + 1))
             {
-                _notes.Add($"snapshot {newer.Id} is newer but has no verified copy ({string.Join("; ", newer.CopyProblems)}); restoring {chosen.Id}");
+                var elsewhere = newer.VerifiedTargets.Where(t => !configured.Contains(t)).ToList();
+                if (elsewhere.Count > 0)
+                {
+                    _notes.Add($"snapshot {newer.Id} is newer but verified only on {string.Join(", ", elsewhere.Select(t => $"'{t}'"))}, no longer in {config.File}; restoring {chosen.Id}");
+                }
+                else if (newer.CopyProblems.Count > 0)
+                {
+                    _notes.Add($"snapshot {newer.Id} is newer but has no verified copy ({string.Join("; ", newer.CopyProblems)}); restoring {chosen.Id}");
+                }
             }
 
             if (chosen.VerifiedTargets.Count < def.MinCopies)
@@ -396,9 +405,24 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                              Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                          }))
             {
-                await stored.CopyToAsync(file, 1 << 20, cancellationToken).ConfigureAwait(false);
+                // Never more than the stored size and one byte: a longer object (the wrong one) must not fill the staging.
+                var buffer = new byte[1 << 20];
+                size = 0;
+                int n;
+                while (size <= a.StoredBytes && (n = await stored.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, a.StoredBytes + 1 - size)), cancellationToken)
+                           .ConfigureAwait(false)) > 0)
+                {
+                    await file.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                    size += n;
+                }
+
+                if (size > a.StoredBytes)
+                {
+                    File.Delete(path);
+                    return (null, $"{CopyVerifier.Where(t, key)} has more than the {a.StoredBytes} bytes stored");
+                }
+
                 sha = await stored.FinishAsync(cancellationToken).ConfigureAwait(false);
-                size = file.Length;
             }
 
             if (size == a.StoredBytes && string.Equals(sha, a.Sha256, StringComparison.Ordinal))

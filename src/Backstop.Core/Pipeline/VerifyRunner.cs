@@ -14,6 +14,8 @@ public sealed record CopyCheck(string Source, string Snapshot, string Artifact, 
 /// </summary>
 public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog)
 {
+    private const string DeepHint = " (found by a deep verify; run 'backstop verify --deep' to check it again)";
+
     public async Task<IReadOnlyList<CopyCheck>> RunAsync(IReadOnlyCollection<string> only, bool deep, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(only);
@@ -51,15 +53,16 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
                         }
 
                         var before = a.Copies.FirstOrDefault(c => c.Target == target.Name);
-                        if (result.State != CopyState.Verified && before?.State is CopyState.Failed)
+                        var keyFailure = CopyVerifier.IsKeyFailure(before);
+                        if (result.State != CopyState.Verified && before?.State is CopyState.Failed && !keyFailure)
                         {
                             continue; // never stored there: not news
                         }
 
-                        if (!deep && result.State == CopyState.Verified && before?.State == CopyState.Corrupt)
+                        if (!deep && result.State == CopyState.Verified && (before?.State == CopyState.Corrupt || keyFailure))
                         {
-                            // The right size proves nothing about content found corrupt: only a deep read clears it.
-                            result = before with { Error = $"{before.Error} (found by a deep verify; run 'backstop verify --deep' to check it again)" };
+                            // The right size proves nothing about content found corrupt, or about a key: only a deep read clears it.
+                            result = before! with { Error = before.Error!.EndsWith(DeepHint, StringComparison.Ordinal) ? before.Error : before.Error + DeepHint };
                         }
 
                         updates.Add((snap.Id, a.Name, result));

@@ -55,6 +55,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 var decisions = RetentionPolicy.Decide(here.Select(s => new RetentionCandidate(s.Id, s.StartedAt)), rules);
                 foreach (var decided in decisions.OrderBy(d => d.Time))
                 {
+                    ct.ThrowIfCancellationRequested(); // Ctrl-C stops between snapshots, never inside one's removal
                     var d = !decided.Keep && decided.Id == newestValid?.Id
                         ? decided with { Keep = true, Reasons = [$"newest valid snapshot ({def.MinCopies} verified copies); never pruned, also with --force"] }
                         : decided;

@@ -221,6 +221,7 @@ public static class Staging
 
             if (staged.IsDirectory && there.IsDirectory)
             {
+                MakeWritable(entry, staged); // an archive folder without owner read (0311) is listed all the same; the merge needs it anyway
                 RefuseConflicts(entry, target);
                 continue;
             }

@@ -22,10 +22,10 @@ internal static class CatalogVerb
                 using var existing = CatalogStore.Open(config.CatalogPath);
                 held = existing.Snapshots().Count;
             }
-            catch (Core.Plugins.BackupException e)
+            catch (Exception e) when (e is Core.Plugins.BackupException or Microsoft.Data.Sqlite.SqliteException)
             {
                 // Damaged, or of a newer backstop: exactly when a rebuild is needed. Moved aside unread, never migrated.
-                (held, damaged) = (0, e.Message);
+                (held, damaged) = (0, e is Core.Plugins.BackupException ? e.Message : $"catalog {config.CatalogPath} cannot be read: {e.Message}");
             }
 
             if (damaged is not null && !force)

@@ -22,7 +22,11 @@ internal static class KeygenVerb
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
         }
-        catch (IOException) when (File.Exists(path) || Directory.Exists(path))
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && Directory.Exists(path))
+        {
+            throw new ConfigException($"--output {output}: that is a folder; name the key file to create (for example {Path.Combine(output, "backstop-key.txt")})");
+        }
+        catch (IOException) when (File.Exists(path))
         {
             throw new ConfigException($"--output {output}: the file exists; keygen never overwrites a key (backups made with it would be lost): choose another name");
         }

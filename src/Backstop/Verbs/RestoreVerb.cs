@@ -91,9 +91,8 @@ internal static class RestoreVerb
         var steps = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact).Select(a =>
         {
             // A local target that holds a verified copy of this artifact, when there is one: its file is the recipe's input.
-            var local = config.Targets.Where(t => t.Kind == "local" && def.Targets.Contains(t.Name))
-                .OrderBy(t => a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified) ? 0 : 1)
-                .FirstOrDefault(t => a.Copies.Any(c => c.Target == t.Name && c.State != Core.Catalog.CopyState.Pruned));
+            var local = config.Targets.FirstOrDefault(t => t.Kind == "local" && def.Targets.Contains(t.Name)
+                                                           && a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified));
             var file = local is not null
                 ? Path.Combine(((Backstop.Targets.Local.LocalOptions)local.Options).Path, Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
                 : $"{Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName)} (copied from a target first)";

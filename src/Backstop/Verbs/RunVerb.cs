@@ -36,23 +36,31 @@ internal static class RunVerb
         }
 
         var runner = new BackupRunner(config, Plugins.Registry, catalog, observer);
-        var work = runner.RunAsync(only, cancellationToken);
+        var work = BackUpThenPruneAsync();
         var results = observer is LiveObserver live ? await live.ShowWhileAsync(work).ConfigureAwait(false) : await work.ConfigureAwait(false);
 
-        // Retention for each source whose backup this run is valid: a failed or short one prunes nothing (its older
-        // snapshots are what is left), and the pruner's own rules keep the newest valid snapshot on every target.
-        var prunable = results.Where(r => config.Source(r.Source) is { Retention.IsEmpty: false } def && r.IsValid(def.MinCopies))
-            .Select(r => r.Source).Distinct(StringComparer.Ordinal).ToList();
-        if (prune && prunable.Count > 0 && !cancellationToken.IsCancellationRequested)
+        // Inside the run (and its live display, which shows the pruning too).
+        async Task<IReadOnlyList<SnapshotInfo>> BackUpThenPruneAsync()
         {
-            var lines = await new Core.Retention.Pruner(config, Plugins.Registry, catalog, observer)
-                .RunAsync(prunable, dryRun: false, force: false, cancellationToken).ConfigureAwait(false);
-            foreach (var l in lines.Where(l => !l.Keep))
+            var done = await runner.RunAsync(only, cancellationToken).ConfigureAwait(false);
+
+            // Retention for each source whose backup this run is valid: a failed or short one prunes nothing (its
+            // older snapshots are what is left), and the pruner's own rules keep the newest valid snapshot on every target.
+            var prunable = done.Where(r => config.Source(r.Source) is { Retention.IsEmpty: false } def && r.IsValid(def.MinCopies))
+                .Select(r => r.Source).Distinct(StringComparer.Ordinal).ToList();
+            if (prune && prunable.Count > 0 && !cancellationToken.IsCancellationRequested)
             {
-                observer.Notice(l.Pending
-                    ? $"{l.Source}: snapshot {l.Snapshot} pruned from '{l.Target}' ({l.Why}) but not removed yet: the target refused; the next run removes it"
-                    : $"{l.Source}: pruned snapshot {l.Snapshot} from '{l.Target}': {l.Why}");
+                var lines = await new Core.Retention.Pruner(config, Plugins.Registry, catalog, observer)
+                    .RunAsync(prunable, dryRun: false, force: false, cancellationToken).ConfigureAwait(false);
+                foreach (var l in lines.Where(l => !l.Keep))
+                {
+                    observer.Notice(l.Pending
+                        ? $"{l.Source}: snapshot {l.Snapshot} pruned from '{l.Target}' ({l.Why}) but not removed yet: the target refused; the next run removes it"
+                        : $"{l.Source}: pruned snapshot {l.Snapshot} from '{l.Target}': {l.Why}");
+                }
             }
+
+            return done;
         }
 
         if (context.Json)
