@@ -110,6 +110,33 @@ public sealed class PruneTests : IDisposable
     }
 
     [Fact]
+    public void A_snapshot_being_restored_is_kept_by_a_prune_meanwhile_and_removed_by_a_later_one()
+    {
+        Config("{ last: 1 }");
+        RunTimes(2, 0);
+        var before = StoredSnapshots();
+        var copy = Path.Combine(_box["backups/app"], before[0], "dump.out.zst");
+        File.Move(copy, copy + ".aside");
+        Assert.Equal(0, Sandbox.Exec("mkfifo", copy).ExitCode); // the restore waits on it: midway, on any machine
+        using (var restore = _box.Start("restore", "--source", "app", "--snapshot", before[0], "--to", _box["out/"]))
+        {
+            RunningCli.WaitUntil(() => File.Exists(_box[$"state/restoring/{before[0]}-{restore.Pid}"]), "the restore to mark its snapshot");
+            var prune = _box.Run("prune");
+            Assert.True(prune.ExitCode == 0, prune.ToString());
+            Assert.Contains($"keep   app {before[0]} on local: being restored (pid {restore.Pid}); matches no rule (last 1)", prune.Stdout, StringComparison.Ordinal);
+            Assert.Equal(before, StoredSnapshots());
+            restore.KillHard();
+        }
+
+        File.Delete(copy);
+        File.Move(copy + ".aside", copy);
+        var later = _box.Run("prune");
+        Assert.True(later.ExitCode == 0, later.ToString());
+        Assert.Contains($"removed app {before[0]} on local", later.Stdout, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(_box["state/restoring"])); // the dead restore's mark is gone too
+    }
+
+    [Fact]
     public void Prune_never_removes_the_last_valid_snapshot_when_the_newest_runs_failed()
     {
         Config("{ last: 1 }");

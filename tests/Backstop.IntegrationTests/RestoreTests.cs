@@ -327,8 +327,13 @@ public sealed class RestoreTests : IDisposable
                          "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
         r = _box.Run("restore", "--source", "f", "--to", _box["out"]);
         Assert.Equal(1, r.ExitCode);
-        Assert.Contains("copies on 'first', 'second', no longer in", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("has verified copies only on 'first', 'second', no longer in", r.Stderr, StringComparison.Ordinal);
         Assert.Contains("add the target back to restore from it", r.Stderr, StringComparison.Ordinal);
+
+        var id = Directory.GetDirectories(_box["first/f"]).Select(Path.GetFileName).Single()!; // named: the copies are tried, and named
+        r = _box.Run("restore", "--source", "f", "--snapshot", id, "--to", _box["out"]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("copies on 'first', 'second', no longer in", r.Stderr, StringComparison.Ordinal);
         Assert.False(Directory.Exists(_box["out"]));
     }
 

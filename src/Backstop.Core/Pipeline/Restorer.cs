@@ -45,11 +45,15 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             // restoring "latest" wants. Whatever is passed over, or short, is said.
             var configured = config.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
             var committed = snapshots.Where(s => s.State == SnapshotState.Committed).ToList();
+            var gone = committed.SelectMany(s => s.VerifiedTargets).Where(t => !configured.Contains(t)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             var chosen = committed.LastOrDefault(s => s.VerifiedTargets.Any(configured.Contains))
                          ?? throw new BackupException(snapshots.Count == 0
                              ? $"the catalog {config.CatalogPath} holds no snapshot of '{def.Name}'; if the catalog was lost or replaced, " +
                                "'backstop catalog rebuild' recreates it from the manifests on the targets"
-                             : $"source '{def.Name}' has no snapshot with a verified copy to restore; see 'backstop list --source {def.Name}'");
+                             : gone.Count > 0
+                                 ? $"source '{def.Name}' has verified copies only on {string.Join(", ", gone.Select(t => $"'{t}'"))}, no longer in {config.File}: " +
+                                   "add the target back to restore from it"
+                                 : $"source '{def.Name}' has no snapshot with a verified copy to restore; see 'backstop list --source {def.Name}'");
             foreach (var newer in committed.Skip(committed.IndexOf(chosen) + 1))
             {
                 var elsewhere = newer.VerifiedTargets.Where(t => !configured.Contains(t)).ToList();
@@ -107,6 +111,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
         var targets = config.Targets.Select(t => GuardedTarget.Create(plugins, t)).ToDictionary(t => t.Name, StringComparer.Ordinal);
         var results = new List<RestoredArtifact>();
+        using var reading = RestoreMarks.Mark(config, snapshot.Id); // a prune meanwhile keeps it
         foreach (var a in artifacts)
         {
             // Verified copies first, in the order the configuration lists the targets (the user's preference).

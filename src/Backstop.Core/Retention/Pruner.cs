@@ -59,6 +59,11 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                     var d = !decided.Keep && decided.Id == newestValid?.Id
                         ? decided with { Keep = true, Reasons = [$"newest valid snapshot ({def.MinCopies} verified copies); never pruned, also with --force"] }
                         : decided;
+                    if (!d.Keep && RestoreMarks.Readers(config, d.Id) is [var reader, ..])
+                    {
+                        d = d with { Keep = true, Reasons = [$"being restored (pid {reader}); {d.Reasons[0]}: a later prune removes it"] };
+                    }
+
                     var line = new PruneLine(def.Name, targetName, d.Id, d.Time, d.Keep, string.Join("; ", d.Reasons));
                     if (d.Keep || dryRun)
                     {

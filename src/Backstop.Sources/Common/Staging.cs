@@ -221,8 +221,26 @@ public static class Staging
 
             if (staged.IsDirectory && there.IsDirectory)
             {
-                MakeWritable(entry, staged); // an archive folder without owner read (0311) is listed all the same; the merge needs it anyway
-                RefuseConflicts(entry, target);
+                // An archive folder without owner read (0311) is listed all the same, then given its mode back (the
+                // merge reads it to apply it later).
+                var closed = (staged.Mode & 0x1C0) != 0x1C0;
+                if (closed)
+                {
+                    MakeWritable(entry, staged);
+                }
+
+                try
+                {
+                    RefuseConflicts(entry, target);
+                }
+                finally
+                {
+                    if (closed)
+                    {
+                        File.SetUnixFileMode(entry, (UnixFileMode)(staged.Mode & 0xFFF));
+                    }
+                }
+
                 continue;
             }
 

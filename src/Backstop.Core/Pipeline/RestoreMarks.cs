@@ -1,0 +1,89 @@
+using Backstop.Core.Config;
+
+namespace Backstop.Core.Pipeline;
+
+/// <summary>
+/// A restore marks the snapshot it reads (a file <c>SNAPSHOT-PID</c> in <c>restoring/</c> beside the catalog), so that a
+/// prune that runs meanwhile (a scheduled <c>run</c> applies retention) keeps it instead of deleting it mid-read.
+/// Restores take no lock: a long one must never hold up the night's backups. A mark whose process is gone counts for
+/// nothing and is removed by the next prune.
+/// </summary>
+public static class RestoreMarks
+{
+    private static string Folder(BackstopConfig config) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(config.CatalogPath))!, "restoring");
+
+    /// <summary>Marks <paramref name="snapshot"/> as being read by this process until the result is disposed.</summary>
+    public static IDisposable Mark(BackstopConfig config, string snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var path = Path.Combine(Folder(config), $"{snapshot}-{Environment.ProcessId}");
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllText(path, "");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new Removal(null); // a read-only state folder: the restore goes on unmarked
+        }
+
+        return new Removal(path);
+    }
+
+    /// <summary>The process ids of live restores reading <paramref name="snapshot"/>; marks of dead ones are removed.</summary>
+    public static IReadOnlyList<int> Readers(BackstopConfig config, string snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var dir = Folder(config);
+        if (!Directory.Exists(dir))
+        {
+            return [];
+        }
+
+        var readers = new List<int>();
+        foreach (var f in Directory.EnumerateFiles(dir, snapshot + "-*"))
+        {
+            if (!int.TryParse(Path.GetFileName(f)[(snapshot.Length + 1)..], System.Globalization.NumberStyles.None,
+                    System.Globalization.CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            if (Directory.Exists($"/proc/{pid}"))
+            {
+                readers.Add(pid);
+            }
+            else
+            {
+                try
+                {
+                    File.Delete(f);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // left for the next prune
+                }
+            }
+        }
+
+        return readers;
+    }
+
+    private sealed class Removal(string? path) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (path is not null)
+            {
+                try
+                {
+                    File.Delete(path);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // a dead mark counts for nothing
+                }
+            }
+        }
+    }
+}
