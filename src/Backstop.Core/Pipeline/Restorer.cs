@@ -145,19 +145,10 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         {
             StagedRestore? stage = null;
             var faults = new ReadFaults();
-            Stream opened;
-            try
+            var (opened, unopened) = await OpenCopyAsync(t, key, cancellationToken).ConfigureAwait(false);
+            if (opened is null)
             {
-                opened = await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
-            }
-            catch (ObjectNotFoundException)
-            {
-                skipped.Add($"{CopyVerifier.Where(t, key)} is missing");
-                continue;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
-            {
-                skipped.Add($"{CopyVerifier.Where(t, key)} could not be opened: {e.Message}"); // the copy's side, never the destination's
+                skipped.Add(unopened!);
                 continue;
             }
 
@@ -352,6 +343,23 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         throw NoGoodCopy(snapshot, a, skipped);
     }
 
+    /// <summary>Opens a copy, or says why not: missing, or refused (a permission, EIO); always the copy's side, never the destination's.</summary>
+    private static async Task<(Stream? Stream, string? Problem)> OpenCopyAsync(ITarget t, string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false), null);
+        }
+        catch (ObjectNotFoundException)
+        {
+            return (null, $"{CopyVerifier.Where(t, key)} is missing");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
+        {
+            return (null, $"{CopyVerifier.Where(t, key)} could not be opened: {e.Message}");
+        }
+    }
+
     /// <summary>Names of spool files in the staging folder: <c>.backstop-spool-PID-xxxxxxxx-FILE</c>.</summary>
     internal const string SpoolPrefix = ".backstop-spool-";
 
@@ -385,18 +393,10 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             return (null, null);
         }
 
-        Stream opened;
-        try
+        var (opened, unopened) = await OpenCopyAsync(t, key, cancellationToken).ConfigureAwait(false);
+        if (opened is null)
         {
-            opened = await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
-        }
-        catch (ObjectNotFoundException)
-        {
-            return (null, $"{CopyVerifier.Where(t, key)} is missing");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
-        {
-            return (null, $"{CopyVerifier.Where(t, key)} could not be opened: {e.Message}");
+            return (null, unopened);
         }
 
         var faults = new ReadFaults();
