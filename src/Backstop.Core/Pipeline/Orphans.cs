@@ -218,11 +218,15 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
         }
     }
 
-    /// <summary>A committed snapshot whose every copy on this target was pruned (a prune decided it goes).</summary>
+    /// <summary>
+    /// A committed snapshot whose every copy on this target was pruned (a prune decided it goes), and that no restore
+    /// is reading now (an explicit <c>restore --snapshot</c> of it may still run from a copy not yet removed).
+    /// </summary>
     private bool IsPrunedFrom(string snapshot, string target) =>
         _known.GetValueOrDefault(snapshot) == SnapshotState.Committed
         && _snapshots[snapshot].Artifacts.SelectMany(a => a.Copies).Where(c => c.Target == target).ToList() is { Count: > 0 } copies
-        && copies.All(c => c.State == CopyState.Pruned);
+        && copies.All(c => c.State == CopyState.Pruned)
+        && RestoreMarks.Readers(config, snapshot).Count == 0;
 
     private bool MayRemove(string snapshot, DateTime newestUtc) =>
         _known.TryGetValue(snapshot, out var state)
