@@ -36,10 +36,15 @@ internal static class CommandLine
         {
             Description = "Do not apply retention after the run (by default each source whose backup is valid is pruned by its rules)",
         };
-        var run = new Command("run", "Back up now: capture, seal, ship, verify, commit; then apply retention to the sources backed up");
+        var acceptShrink = new Option<bool>("--accept-shrink")
+        {
+            Description = "Accept, for this run only, a count that fell to 0 or a shrink past max_shrink (needs --source); recorded on the snapshot, and history restarts there",
+        };
+        var run = new Command("run", "Back up now: capture, seal, ship, verify, commit; then apply retention to the sources backed up. Exit 0 all good, 1 a backup failed, 3 all valid but some degraded (a copy failed, an expectation warned)");
         run.Add(sources);
         run.Add(noPrune);
-        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), ct));
+        run.Add(acceptShrink);
+        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), p.GetValue(acceptShrink), ct));
         root.Add(run);
 
         var status = new Command("status", "Per source: state, last valid backup and its age against the RPO, copies");
@@ -100,7 +105,7 @@ internal static class CommandLine
         root.Add(keygen);
 
         var config = new Command("config", "Configuration");
-        var check = new Command("check", "Validate the configuration");
+        var check = new Command("check", "Validate the configuration and print the expectations in force per source");
         check.SetAction((p, ct) => ConfigVerb.CheckAsync(Context.From(p), ct));
         config.Add(check);
         root.Add(config);

@@ -12,6 +12,10 @@ internal static class ExitCodes
     /// <summary>Usage or configuration error.</summary>
     public const int Usage = 2;
 
+    /// <summary>Every snapshot is valid, but some is degraded: a copy failed while others met <c>min_copies</c>, or an
+    /// expectation warned (restic's "created, but incomplete").</summary>
+    public const int Degraded = 3;
+
     /// <summary>Another run holds the lock (EX_TEMPFAIL).</summary>
     public const int Locked = 75;
 

@@ -11,9 +11,12 @@ public enum SourceState
     Never,
 }
 
-/// <summary>The newest valid snapshot; <see cref="Copies"/> holds, per configured target, the state of its copy there
-/// (verified, missing, corrupt, failed, or none when the target never got one).</summary>
-public sealed record LastValid(string Snapshot, DateTimeOffset FinishedAt, long StoredBytes, int VerifiedCopies, IReadOnlyDictionary<string, string> Copies);
+/// <summary>The state of a snapshot's copy on one configured target (verified, failed, missing, corrupt, pruned, or none
+/// when the target never got one), and why it is not verified.</summary>
+public sealed record CopyStatus(string State, string? Error);
+
+/// <summary>The newest valid snapshot; <see cref="Copies"/> holds, per configured target, the state of its copy there.</summary>
+public sealed record LastValid(string Snapshot, DateTimeOffset FinishedAt, long StoredBytes, int VerifiedCopies, IReadOnlyDictionary<string, CopyStatus> Copies);
 
 public sealed record LastRun(string Snapshot, string State, string? Error);
 
@@ -75,18 +78,12 @@ public static class StatusReport
         }
         else
         {
-            var missing = def.Targets.Where(t => !valid.VerifiedTargets.Contains(t)).ToList();
-            if (missing.Count > 0)
-            {
-                reasons.Add($"no verified copy on target(s) {string.Join(", ", missing)}");
-            }
-
+            reasons.AddRange(DegradedReasons(def, valid));
             if (newestCommitted is not null && !ReferenceEquals(newestCommitted, valid) && newestCommitted.StartedAt > valid.StartedAt)
             {
                 reasons.Add($"newer snapshot {newestCommitted.Id} lost its verified copies (see verify); relying on {valid.Id}");
             }
 
-            reasons.AddRange(valid.Warnings.Where(w => w.StartsWith("expectation:", StringComparison.Ordinal)));
             state = reasons.Count > 0 ? SourceState.Degraded : SourceState.Ok;
         }
 
@@ -98,13 +95,44 @@ public static class StatusReport
             valid?.VerifiedTargets.Count ?? 0, def.Targets.Count);
     }
 
-    /// <summary>Per configured target: verified when every artifact is verified there, else the worst state found.</summary>
-    private static Dictionary<string, string> CopyStates(SourceDefinition def, SnapshotInfo snapshot) =>
-        def.Targets.Distinct(StringComparer.Ordinal).ToDictionary(t => t, t =>
+    /// <summary>
+    /// Why a valid snapshot is degraded: a configured target without a verified copy (with the copy's reason), or an
+    /// expectation that warned. Empty when it is fully good. <c>status</c> and <c>run</c>'s exit code 3 both use this.
+    /// </summary>
+    public static IReadOnlyList<string> DegradedReasons(SourceDefinition def, SnapshotInfo snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(def);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var reasons = new List<string>();
+        foreach (var (target, copy) in CopyStates(def, snapshot).Where(c => c.Value.State != "verified"))
         {
-            var states = snapshot.Artifacts.Select(a => a.Copies.FirstOrDefault(c => c.Target == t)?.State).ToList();
-            return states.Count > 0 && states.All(x => x == CopyState.Verified) ? "verified"
-                : states.Any(x => x is null) ? "none"
-                : states.Where(x => x != CopyState.Verified).Select(x => x!.Value.ToString().ToLowerInvariant()).First();
+            reasons.Add($"no verified copy on target '{target}' ({copy.State}{(copy.Error is null ? "" : ": " + copy.Error)})");
+        }
+
+        reasons.AddRange(snapshot.Warnings.Where(w => w.StartsWith("expectation:", StringComparison.Ordinal)));
+        return reasons;
+    }
+
+    /// <summary>Per configured target: verified when every artifact is verified there, else the worst state found and its reason.</summary>
+    public static IReadOnlyDictionary<string, CopyStatus> CopyStates(SourceDefinition def, SnapshotInfo snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(def);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        return def.Targets.Distinct(StringComparer.Ordinal).ToDictionary(t => t, t =>
+        {
+            var copies = snapshot.Artifacts.Select(a => a.Copies.FirstOrDefault(c => c.Target == t)).ToList();
+            if (copies.Count > 0 && copies.All(x => x?.State == CopyState.Verified))
+            {
+                return new CopyStatus("verified", null);
+            }
+
+            if (copies.Count == 0 || copies.Any(x => x is null))
+            {
+                return new CopyStatus("none", $"target '{t}' never got a copy of snapshot {snapshot.Id} (added to the configuration after it, or never healed)");
+            }
+
+            var bad = copies.First(x => x!.State != CopyState.Verified)!;
+            return new CopyStatus(bad.State.ToString().ToLowerInvariant(), bad.Error ?? "(no reason recorded)");
         }, StringComparer.Ordinal);
+    }
 }

@@ -4,82 +4,132 @@ namespace Backstop.Core.Checks;
 
 public enum FindingSeverity
 {
+    /// <summary>Recorded on the snapshot, which counts but is degraded.</summary>
     Warn,
+
+    /// <summary>The snapshot does not count.</summary>
     Fail,
+
+    /// <summary>A shrink the user accepted for this run (<c>run --accept-shrink</c>): recorded, not degraded.</summary>
+    Accepted,
 }
 
 /// <summary>One broken expectation, with the numbers.</summary>
 public sealed record Finding(FindingSeverity Severity, string Message);
 
-/// <summary>A past valid snapshot's size and facts, for shrink checks.</summary>
-public sealed record HistoryPoint(long RawBytes, IReadOnlyDictionary<string, long> Facts);
+/// <summary>One artifact's raw size and facts.</summary>
+public sealed record ArtifactShape(string Name, long RawBytes, IReadOnlyDictionary<string, long> Facts);
+
+/// <summary>A snapshot's raw size and facts, in total and per artifact: the one being checked, or a past valid one.</summary>
+public sealed record SnapshotShape(string? Snapshot, long RawBytes, IReadOnlyDictionary<string, long> Facts, IReadOnlyList<ArtifactShape> Artifacts)
+{
+    /// <summary>A shape of one artifact named "a" (tests and single-artifact sources).</summary>
+    public static SnapshotShape Single(long rawBytes, IReadOnlyDictionary<string, long> facts, string? snapshot = null) =>
+        new(snapshot, rawBytes, facts, [new ArtifactShape("a", rawBytes, facts)]);
+}
 
 /// <summary>
 /// Checks a captured snapshot against its source's expectations: an empty artifact always fails; <c>min_bytes</c>
-/// and <c>min_&lt;fact&gt;</c>; <c>max_shrink</c> against the median of the last five valid snapshots.
+/// and <c>min_&lt;fact&gt;</c>; a count fact that falls to 0 from the last valid snapshot; <c>max_shrink</c> against
+/// the median of the last five valid snapshots (raw bytes and every count fact, in total and per artifact); a first
+/// snapshot that holds nothing is a warning.
 /// </summary>
 public static class ExpectationChecker
 {
     public const int HistoryDepth = 5;
 
+    /// <summary>Facts that count containers, not content: a snapshot with databases but no tables holds nothing.</summary>
+    private static readonly HashSet<string> ContainerFacts = new(StringComparer.Ordinal) { "databases" };
+
+    /// <summary>The prefix of a warning that records a shrink accepted with <c>--accept-shrink</c>; history restarts there.</summary>
+    public const string AcceptedPrefix = "accepted: ";
+
+    /// <param name="expect">The source's rules.</param>
+    /// <param name="countFacts">The kind's count facts (<see cref="Plugins.ISourceKind.CountFacts"/>).</param>
+    /// <param name="now">The snapshot being checked.</param>
+    /// <param name="history">Past valid snapshots, oldest first, since the last accepted shrink.</param>
+    /// <param name="acceptShrink">This run accepts a fall to 0 or a shrink (<c>run --accept-shrink</c>).</param>
     public static IReadOnlyList<Finding> Check(
         Expectations expect,
-        IReadOnlyList<(string Name, long RawBytes)> artifacts,
-        long rawBytes,
-        IReadOnlyDictionary<string, long> facts,
-        IReadOnlyList<HistoryPoint> history)
+        IReadOnlyList<string> countFacts,
+        SnapshotShape now,
+        IReadOnlyList<SnapshotShape> history,
+        bool acceptShrink = false)
     {
         ArgumentNullException.ThrowIfNull(expect);
-        ArgumentNullException.ThrowIfNull(artifacts);
-        ArgumentNullException.ThrowIfNull(facts);
+        ArgumentNullException.ThrowIfNull(countFacts);
+        ArgumentNullException.ThrowIfNull(now);
         ArgumentNullException.ThrowIfNull(history);
         var findings = new List<Finding>();
-        if (artifacts.Count == 0)
+        if (now.Artifacts.Count == 0)
         {
             findings.Add(new Finding(FindingSeverity.Fail, "the source produced no artifact"));
         }
 
-        foreach (var (name, raw) in artifacts)
+        foreach (var a in now.Artifacts.Where(a => a.RawBytes == 0))
         {
-            if (raw == 0)
-            {
-                findings.Add(new Finding(FindingSeverity.Fail, $"artifact {name} is empty (0 bytes): an empty dump is never a backup"));
-            }
+            findings.Add(new Finding(FindingSeverity.Fail, $"artifact {a.Name} is empty (0 bytes): an empty dump is never a backup"));
         }
 
-        if (expect.MinBytes is { } minBytes && rawBytes < minBytes)
+        if (expect.MinBytes is { } minBytes && now.RawBytes < minBytes)
         {
             findings.Add(new Finding(FindingSeverity.Fail,
-                $"the snapshot holds {rawBytes} bytes ({Quantities.FormatSize(rawBytes)}), less than expect.min_bytes {minBytes} ({Quantities.FormatSize(minBytes)})"));
+                $"the snapshot holds {now.RawBytes} bytes ({Quantities.FormatSize(now.RawBytes)}), less than expect.min_bytes {minBytes} ({Quantities.FormatSize(minBytes)})"));
         }
 
         foreach (var (fact, min) in expect.MinFacts)
         {
-            var have = facts.GetValueOrDefault(fact);
+            var have = now.Facts.GetValueOrDefault(fact);
             if (have < min)
             {
                 findings.Add(new Finding(FindingSeverity.Fail, $"the source reported {have} {fact}, fewer than expect.min_{fact} {min}"));
             }
         }
 
+        var anomaly = acceptShrink ? FindingSeverity.Accepted : expect.OnAnomaly == AnomalyAction.Warn ? FindingSeverity.Warn : FindingSeverity.Fail;
+        var fellToZero = new HashSet<string>(StringComparer.Ordinal);
+        if (!expect.AllowEmpty && history.Count > 0)
+        {
+            CheckFallToZero(countFacts, now, history[^1], anomaly, fellToZero, findings);
+        }
+
         if (expect.MaxShrinkPercent is { } maxShrink && history.Count > 0)
         {
             var recent = history.TakeLast(HistoryDepth).ToList();
-            var severity = expect.OnAnomaly == AnomalyAction.Warn ? FindingSeverity.Warn : FindingSeverity.Fail;
-            CheckShrink("bytes", rawBytes, recent.Select(h => h.RawBytes).ToList(), maxShrink, severity, findings);
-            foreach (var (fact, value) in facts)
+            CheckShrink("bytes", now.RawBytes, recent.Select(h => h.RawBytes).ToList(), maxShrink, anomaly, findings);
+            foreach (var fact in countFacts.Where(f => !fellToZero.Contains(f)))
             {
-                if (fact == "bytes")
-                {
-                    continue;
-                }
-
                 var past = recent.Where(h => h.Facts.ContainsKey(fact)).Select(h => h.Facts[fact]).ToList();
-                if (past.Count > 0)
+                CheckShrink(fact, now.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, findings);
+            }
+
+            // Per artifact, where the total could hide it (one database of several losing its tables).
+            if (now.Artifacts.Count > 1 || recent.Any(h => h.Artifacts.Count > 1))
+            {
+                foreach (var a in now.Artifacts)
                 {
-                    CheckShrink(fact, value, past, maxShrink, severity, findings);
+                    var pastA = recent.Select(h => h.Artifacts.FirstOrDefault(x => x.Name == a.Name)).OfType<ArtifactShape>().ToList();
+                    if (pastA.Count == 0)
+                    {
+                        continue;
+                    }
+
+                    CheckShrink($"artifact {a.Name}: bytes", a.RawBytes, pastA.Select(p => p.RawBytes).ToList(), maxShrink, anomaly, findings);
+                    foreach (var fact in countFacts.Where(f => !fellToZero.Contains(a.Name + "/" + f)))
+                    {
+                        var past = pastA.Where(p => p.Facts.ContainsKey(fact)).Select(p => p.Facts[fact]).ToList();
+                        CheckShrink($"artifact {a.Name}: {fact}", a.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, findings);
+                    }
                 }
             }
+        }
+
+        var content = countFacts.Where(f => !ContainerFacts.Contains(f)).ToList();
+        if (!expect.AllowEmpty && history.Count == 0 && content.Count > 0 && content.All(f => now.Facts.GetValueOrDefault(f) == 0))
+        {
+            findings.Add(new Finding(FindingSeverity.Warn,
+                $"the first snapshot holds nothing ({string.Join(", ", content.Select(f => f + " 0"))}): check that the source points at the data " +
+                "(a disk or share that is not mounted, a wrong path, database or server); if it is meant to be empty, set expect: {allow_empty: true}"));
         }
 
         return findings;
@@ -91,6 +141,57 @@ public static class ExpectationChecker
         ArgumentNullException.ThrowIfNull(values);
         var sorted = values.Order().ToList();
         return sorted.Count == 0 ? 0 : sorted[(sorted.Count - 1) / 2];
+    }
+
+    /// <summary>How to accept it, unless it was accepted.</summary>
+    private static string Hint(FindingSeverity severity, string more = "") =>
+        severity == FindingSeverity.Accepted ? "" : "; if this is intended, run once with --source NAME --accept-shrink" + more;
+
+    /// <summary>A count that was above 0 in the last valid snapshot and is 0 now, in total, per artifact, or an artifact gone.</summary>
+    private static void CheckFallToZero(IReadOnlyList<string> countFacts, SnapshotShape now, SnapshotShape last, FindingSeverity severity,
+        HashSet<string> fellToZero, List<Finding> findings)
+    {
+        var since = last.Snapshot is null ? "the last valid snapshot" : $"the last valid snapshot {last.Snapshot}";
+        foreach (var fact in countFacts)
+        {
+            if (last.Facts.GetValueOrDefault(fact) is var was && was > 0 && now.Facts.GetValueOrDefault(fact) == 0)
+            {
+                fellToZero.Add(fact);
+                findings.Add(new Finding(severity,
+                    $"{fact} fell to 0 from {was} in {since}: the source looks emptied (an unmounted disk, a wiped or dropped database?){Hint(severity)}"));
+            }
+        }
+
+        foreach (var a in last.Artifacts)
+        {
+            var counted = countFacts.Where(f => a.Facts.GetValueOrDefault(f) > 0).ToList();
+            if (counted.Count == 0)
+            {
+                continue;
+            }
+
+            var current = now.Artifacts.FirstOrDefault(x => x.Name == a.Name);
+            if (current is null)
+            {
+                if (!counted.All(fellToZero.Contains))
+                {
+                    findings.Add(new Finding(severity,
+                        $"artifact {a.Name} ({string.Join(", ", counted.Select(f => $"{a.Facts[f]} {f}"))} in {since}) is gone: a database dropped or renamed?{Hint(severity)}"));
+                }
+
+                continue;
+            }
+
+            foreach (var fact in counted.Where(f => current.Facts.GetValueOrDefault(f) == 0))
+            {
+                fellToZero.Add(a.Name + "/" + fact);
+                if (!fellToZero.Contains(fact))
+                {
+                    findings.Add(new Finding(severity,
+                        $"artifact {a.Name}: {fact} fell to 0 from {a.Facts[fact]} in {since}: emptied or wiped?{Hint(severity)}"));
+                }
+            }
+        }
     }
 
     private static void CheckShrink(string what, long now, IReadOnlyList<long> past, int maxShrink, FindingSeverity severity, List<Finding> findings)
@@ -106,7 +207,7 @@ public static class ExpectationChecker
         {
             var shrink = (int)(((Int128)(median - now) * 100) / median);
             findings.Add(new Finding(severity,
-                $"{what} shrank by {shrink}% ({now} against a median of {median} over the last {past.Count} valid snapshots), more than expect.max_shrink {maxShrink}%"));
+                $"{what} shrank by {shrink}% ({now} against a median of {median} over the last {past.Count} valid snapshots), more than expect.max_shrink {maxShrink}%{Hint(severity, ", or set expect: {max_shrink: none}")}"));
         }
     }
 }

@@ -59,12 +59,67 @@ public enum AnomalyAction
     Warn,
 }
 
-/// <summary>Rules a snapshot must meet to count.</summary>
+/// <summary>
+/// Rules a snapshot must meet to count. With no <c>expect:</c> block at all the defaults still apply
+/// (<see cref="Default"/>): a count fact that falls to 0 fails, <c>max_shrink: 50%</c> against history, and a first
+/// snapshot that holds nothing is degraded. Each is opted out of explicitly (<c>max_shrink: none</c>,
+/// <c>allow_empty: true</c>).
+/// </summary>
 public sealed record Expectations(
     long? MinBytes,
     IReadOnlyDictionary<string, long> MinFacts,
     int? MaxShrinkPercent,
     AnomalyAction OnAnomaly)
 {
-    public static Expectations None { get; } = new(null, new Dictionary<string, long>(), null, AnomalyAction.Fail);
+    public const int DefaultMaxShrinkPercent = 50;
+
+    /// <summary>An empty source is expected: no fall-to-zero rule, no warning for a first snapshot that holds nothing.</summary>
+    public bool AllowEmpty { get; init; }
+
+    /// <summary>Every path of the source must be a mount point (an unmounted disk is refused at preflight).</summary>
+    public bool Mount { get; init; }
+
+    /// <summary>The keys the user wrote (the others are defaults), for <c>config check</c>.</summary>
+    public IReadOnlySet<string> Written { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>What applies when a source has no <c>expect:</c> block.</summary>
+    public static Expectations Default { get; } = new(null, new Dictionary<string, long>(), DefaultMaxShrinkPercent, AnomalyAction.Fail);
+
+    /// <summary>No optional rule at all (only "an empty artifact fails", which always applies): for tests of one rule.</summary>
+    public static Expectations None { get; } = new(null, new Dictionary<string, long>(), null, AnomalyAction.Fail) { AllowEmpty = true };
+
+    /// <summary>The rules in force, one line each, defaults marked: what <c>config check</c> prints.</summary>
+    public IReadOnlyList<string> Describe(IReadOnlyList<string> countFacts)
+    {
+        ArgumentNullException.ThrowIfNull(countFacts);
+        string Mark(string key) => Written.Contains(key) ? "" : " (default)";
+        var counts = countFacts.Count == 0 ? "" : string.Join(", ", countFacts);
+        var rules = new List<string> { "an empty artifact fails (always)" };
+        if (MinBytes is { } b)
+        {
+            rules.Add($"min_bytes: {Quantities.FormatSize(b)}");
+        }
+
+        rules.AddRange(MinFacts.Select(f => $"min_{f.Key}: {f.Value}"));
+        if (AllowEmpty)
+        {
+            rules.Add("allow_empty: true: an empty source is accepted (no fall-to-zero rule, no warning for an empty first snapshot)");
+        }
+        else if (counts.Length > 0)
+        {
+            rules.Add($"a count ({counts}) that falls to 0 from the last valid snapshot fails, in total and per artifact{Mark("allow_empty")}");
+            rules.Add($"a first snapshot that holds nothing is degraded{Mark("allow_empty")}");
+        }
+
+        rules.Add(MaxShrinkPercent is { } m
+            ? $"max_shrink: {m}% against the median of the last 5 valid snapshots, for raw bytes{(counts.Length > 0 ? " and " + counts : "")}, in total and per artifact{Mark("max_shrink")}"
+            : "max_shrink: none (no shrink check)");
+        rules.Add($"on_anomaly: {(OnAnomaly == AnomalyAction.Warn ? "warn (a broken rule above, other than min_*, makes the snapshot degraded)" : "fail")}{Mark("on_anomaly")}");
+        if (Mount)
+        {
+            rules.Add("mount: true: every path must be a mount point");
+        }
+
+        return rules;
+    }
 }

@@ -228,9 +228,10 @@ public static partial class ConfigLoader
     {
         if (map is null)
         {
-            return Expectations.None;
+            return Expectations.Default;
         }
 
+        var written = map.Keys.ToHashSet(StringComparer.Ordinal);
         var minBytes = map.Size("min_bytes");
         var facts = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var fact in kind.Facts)
@@ -243,10 +244,23 @@ public static partial class ConfigLoader
             }
         }
 
-        var shrink = map.Percent("max_shrink");
+        int? shrink = Expectations.DefaultMaxShrinkPercent;
+        if (map.String("max_shrink") is { } s)
+        {
+            shrink = s == "none" ? null : map.Percent("max_shrink");
+        }
+
         var onAnomaly = map.Enum("on_anomaly", ("fail", AnomalyAction.Fail), ("warn", AnomalyAction.Warn)) ?? AnomalyAction.Fail;
-        map.EnsureAllKeysKnown($"'{kind.Kind}' sources accept min_bytes, {string.Join(", ", kind.Facts.Select(f => "min_" + f))}, max_shrink, on_anomaly");
-        return new Expectations(minBytes, facts, shrink, onAnomaly);
+        var allowEmpty = map.Bool("allow_empty") ?? false;
+        var mount = map.Bool("mount") ?? false;
+        if (mount && !kind.ChecksMounts)
+        {
+            throw map.Error("mount", $"'{kind.Kind}' sources have no paths to check; mount applies to files sources");
+        }
+
+        map.EnsureAllKeysKnown(
+            $"'{kind.Kind}' sources accept min_bytes, {string.Join(", ", kind.Facts.Select(f => "min_" + f))}, max_shrink (a percentage or none), on_anomaly, allow_empty{(kind.ChecksMounts ? ", mount" : "")}");
+        return new Expectations(minBytes, facts, shrink, onAnomaly) { AllowEmpty = allowEmpty, Mount = mount, Written = written };
     }
 
     private static string CheckName(ConfigMap map, string what)

@@ -20,6 +20,9 @@ public sealed class BackupRunner
     private readonly Dictionary<string, ITarget> _targets;
     private readonly IReadOnlyList<Sealing.Age.AgeRecipient>? _recipients;
 
+    /// <summary>This run accepts a fall to 0 or a shrink past <c>max_shrink</c> (<c>run --source NAME --accept-shrink</c>), recorded on the snapshot.</summary>
+    public bool AcceptShrink { get; init; }
+
     public BackupRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -108,14 +111,23 @@ public sealed class BackupRunner
             var artifacts = WithUnavailable(sink.Results.ToList(), unavailable);
             var raw = artifacts.Sum(a => a.RawBytes);
             var facts = SumFacts(artifacts.Select(a => a.Facts));
-            var findings = ExpectationChecker.Check(def.Expect, artifacts.Select(a => (a.Name, a.RawBytes)).ToList(), raw, facts, ValidHistory(def));
+            var shape = new SnapshotShape(id, raw, facts, artifacts.Select(a => new ArtifactShape(a.Name, a.RawBytes, a.Facts)).ToList());
+            var findings = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, ValidHistory(def), AcceptShrink);
+            findings = findings.Select(f => f with { Message = f.Message.Replace("--source NAME", "--source " + def.Name, StringComparison.Ordinal) }).ToList();
             var failures = findings.Where(f => f.Severity == FindingSeverity.Fail).Select(f => f.Message).ToList();
             if (failures.Count > 0)
             {
                 throw new BackupException("expectations not met: " + string.Join("; ", failures));
             }
 
-            var warnings = sink.Warnings.Concat(findings.Select(f => "expectation: " + f.Message)).ToList();
+            if (AcceptShrink && findings.All(f => f.Severity != FindingSeverity.Accepted))
+            {
+                _observer.Notice($"{def.Name}: --accept-shrink given, but nothing shrank: nothing was accepted");
+            }
+
+            var warnings = sink.Warnings.Concat(findings.Select(f => f.Severity == FindingSeverity.Accepted
+                ? ExpectationChecker.AcceptedPrefix + f.Message + " (run --accept-shrink)"
+                : "expectation: " + f.Message)).ToList();
             RequireCopies(def, targets, artifacts);
 
             var tools = new Dictionary<string, string>(preflight.Tools) { ["zstd"] = "libzstd " + ZstdNative.Version() };
@@ -315,8 +327,14 @@ public sealed class BackupRunner
         return snapshot;
     }
 
-    private List<HistoryPoint> ValidHistory(SourceDefinition def) =>
-        _catalog.Snapshots(def.Name).Where(s => s.IsValid(def.MinCopies)).Select(s => new HistoryPoint(s.RawBytes, s.Facts)).ToList();
+    /// <summary>Valid snapshots, oldest first, from the newest one whose shrink was accepted (history restarts there).</summary>
+    private List<SnapshotShape> ValidHistory(SourceDefinition def)
+    {
+        var valid = _catalog.Snapshots(def.Name).Where(s => s.IsValid(def.MinCopies)).ToList();
+        var restart = valid.FindLastIndex(s => s.Warnings.Any(w => w.StartsWith(ExpectationChecker.AcceptedPrefix, StringComparison.Ordinal)));
+        return valid.Skip(Math.Max(restart, 0)).Select(s => new SnapshotShape(s.Id, s.RawBytes, s.Facts,
+            s.Artifacts.Select(a => new ArtifactShape(a.Name, a.RawBytes, a.Facts)).ToList())).ToList();
+    }
 
     private static Dictionary<string, long> SumFacts(IEnumerable<IReadOnlyDictionary<string, long>> all)
     {

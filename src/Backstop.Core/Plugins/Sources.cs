@@ -10,6 +10,16 @@ public interface ISourceKind
     /// <summary>The facts this kind reports; <c>expect: {min_&lt;fact&gt;: …}</c> accepts exactly these.</summary>
     IReadOnlyList<string> Facts { get; }
 
+    /// <summary>
+    /// The facts that count what the source holds (files, tables, rows, keys, documents…): the default expectations
+    /// catch one that falls to 0 or shrinks past <c>max_shrink</c>. Not sizes already covered by raw bytes, not
+    /// positions such as etcd's revision.
+    /// </summary>
+    IReadOnlyList<string> CountFacts { get; }
+
+    /// <summary>Whether the kind has paths that <c>expect: {mount: true}</c> can require to be mount points.</summary>
+    bool ChecksMounts => false;
+
     object ParseOptions(ConfigMap map);
 
     ISource Create(SourceDefinition definition);
@@ -21,6 +31,10 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public abstract string Kind { get; }
 
     public abstract IReadOnlyList<string> Facts { get; }
+
+    public abstract IReadOnlyList<string> CountFacts { get; }
+
+    public virtual bool ChecksMounts => false;
 
     public abstract TOptions Parse(ConfigMap map);
 

@@ -21,6 +21,8 @@ public sealed class CommandSourceKind : SourceKind<CommandOptions>
 
     public override IReadOnlyList<string> Facts { get; } = ["bytes"];
 
+    public override IReadOnlyList<string> CountFacts { get; } = [];
+
     public override CommandOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

@@ -23,6 +23,8 @@ public sealed class CouchDbSourceKind : SourceKind<CouchDbOptions>
 
     public override IReadOnlyList<string> Facts { get; } = ["databases", "documents"];
 
+    public override IReadOnlyList<string> CountFacts { get; } = ["databases", "documents"];
+
     public override CouchDbOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

@@ -23,6 +23,8 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
 
     public override IReadOnlyList<string> Facts { get; } = ["keys", "revision"];
 
+    public override IReadOnlyList<string> CountFacts { get; } = ["keys"];
+
     public override EtcdOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

@@ -21,6 +21,10 @@ public sealed class FilesSourceKind : SourceKind<FilesOptions>
 
     public override IReadOnlyList<string> Facts { get; } = ["files", "bytes", "directories", "symlinks"];
 
+    public override IReadOnlyList<string> CountFacts { get; } = ["files"];
+
+    public override bool ChecksMounts => true;
+
     public override FilesOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

@@ -28,6 +28,8 @@ public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
 
     public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows"];
 
+    public override IReadOnlyList<string> CountFacts { get; } = ["databases", "tables", "rows"];
+
     public override MySqlOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

@@ -29,6 +29,8 @@ public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
 
     public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows", "roles"];
 
+    public override IReadOnlyList<string> CountFacts { get; } = ["databases", "tables", "rows"];
+
     public override PostgresOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

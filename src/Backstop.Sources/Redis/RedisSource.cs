@@ -20,6 +20,8 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
 
     public override IReadOnlyList<string> Facts { get; } = ["keys", "databases"];
 
+    public override IReadOnlyList<string> CountFacts { get; } = ["keys"];
+
     public override RedisOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

@@ -18,6 +18,8 @@ public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
 
     public override IReadOnlyList<string> Facts { get; } = ["tables", "rows"];
 
+    public override IReadOnlyList<string> CountFacts { get; } = ["tables", "rows"];
+
     public override SqliteOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

@@ -8,7 +8,7 @@ namespace Backstop.Cli.Verbs;
 
 internal static class RunVerb
 {
-    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool prune, CancellationToken cancellationToken)
+    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool prune, bool acceptShrink, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
         foreach (var name in only)
@@ -18,6 +18,11 @@ internal static class RunVerb
                 throw new ConfigException(
                     $"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
             }
+        }
+
+        if (acceptShrink && only.Count == 0)
+        {
+            throw new ConfigException("--accept-shrink: name the source(s) whose shrink you accept with --source NAME; it never applies to every source at once");
         }
 
         if (config.Sources.Count == 0)
@@ -35,7 +40,7 @@ internal static class RunVerb
             catalog.AddEvent("warn", null, null, $"lock taken over from {previous}");
         }
 
-        var runner = new BackupRunner(config, Plugins.Registry, catalog, observer);
+        var runner = new BackupRunner(config, Plugins.Registry, catalog, observer) { AcceptShrink = acceptShrink };
         var work = BackUpThenPruneAsync();
         var results = observer is LiveObserver live ? await live.ShowWhileAsync(work).ConfigureAwait(false) : await work.ConfigureAwait(false);
 
@@ -79,11 +84,24 @@ internal static class RunVerb
                     VerifiedCopies = s.VerifiedTargets.Count,
                     s.Facts,
                     s.Warnings,
+                    Degraded = s.State == SnapshotState.Committed ? StatusReport.DegradedReasons(config.Source(s.Source)!, s) : [],
                     s.Error,
                 }),
             });
         }
 
-        return results.All(r => r.State == SnapshotState.Committed) ? ExitCodes.Ok : ExitCodes.Failed;
+        if (results.Any(r => r.State != SnapshotState.Committed))
+        {
+            return ExitCodes.Failed;
+        }
+
+        // Valid, but not whole: said on stderr and by exit code 3, so a cron wrapper never mails "success" for it.
+        var degraded = results.Select(r => (r, Reasons: StatusReport.DegradedReasons(config.Source(r.Source)!, r))).Where(x => x.Reasons.Count > 0).ToList();
+        foreach (var (r, reasons) in degraded)
+        {
+            await Console.Error.WriteLineAsync($"backstop: {r.Source}: snapshot {r.Id} is valid but degraded: {string.Join("; ", reasons)}").ConfigureAwait(false);
+        }
+
+        return degraded.Count > 0 ? ExitCodes.Degraded : ExitCodes.Ok;
     }
 }

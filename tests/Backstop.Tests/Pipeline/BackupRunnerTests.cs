@@ -113,8 +113,62 @@ public sealed class BackupRunnerTests : IDisposable
             Assert.Equal(["local"], s.VerifiedTargets);
             var status = StatusReport.Compute(config, catalog, DateTimeOffset.UtcNow)[0];
             Assert.Equal(SourceState.Degraded, status.State);
-            Assert.Contains(status.Reasons, r => r.Contains("no verified copy on target(s) nas", StringComparison.Ordinal));
+            Assert.Contains(status.Reasons, r => r.StartsWith("no verified copy on target 'nas' (failed: ", StringComparison.Ordinal)
+                                                 && r.Contains("connection reset", StringComparison.Ordinal));
+            var nas = status.LastValid!.Copies["nas"];
+            Assert.Equal("failed", nas.State);
+            Assert.Contains("connection reset", nas.Error, StringComparison.Ordinal);
+            Assert.Equal(new CopyStatus("verified", null), status.LastValid.Copies["local"]);
+            Assert.NotEmpty(StatusReport.DegradedReasons(config.Sources[0], s));
         }
+    }
+
+    [Fact]
+    public async Task Without_an_expect_block_an_emptied_source_fails_and_accept_shrink_takes_it_once_and_restarts_history()
+    {
+        Memory("m");
+        var config = Config("  - { name: app, kind: test }", 1, "m");
+        using var catalog = CatalogStore.Open(config.CatalogPath);
+        async Task<SnapshotInfo> Run(bool accept = false) =>
+            Assert.Single(await new BackupRunner(config, _plugins.Registry, catalog, new RunObserver()) { AcceptShrink = accept }.RunAsync([], default));
+
+        _plugins.Reported = new() { ["items"] = 30 };
+        Assert.Equal(SnapshotState.Committed, (await Run()).State);
+
+        _plugins.Reported = new() { ["items"] = 0 };
+        var emptied = await Run();
+        Assert.Equal(SnapshotState.Failed, emptied.State);
+        Assert.Contains("items fell to 0 from 30", emptied.Error, StringComparison.Ordinal);
+        Assert.Contains("--source app --accept-shrink", emptied.Error, StringComparison.Ordinal);
+
+        var accepted = await Run(accept: true);
+        Assert.Equal(SnapshotState.Committed, accepted.State);
+        Assert.Contains(accepted.Warnings, w => w.StartsWith("accepted: items fell to 0 from 30", StringComparison.Ordinal));
+        Assert.Empty(StatusReport.DegradedReasons(config.Sources[0], accepted));
+
+        // History restarts at the accepted snapshot: the same emptiness is not refused again.
+        Assert.Equal(SnapshotState.Committed, (await Run()).State);
+    }
+
+    [Fact]
+    public async Task A_first_snapshot_that_holds_nothing_is_degraded_unless_allow_empty()
+    {
+        Memory("m");
+        _plugins.Reported = new() { ["items"] = 0 };
+        var (results, catalog) = await RunAsync(Config("  - { name: app, kind: test }", 1, "m"));
+        using (catalog)
+        {
+            var s = Assert.Single(results);
+            Assert.Equal(SnapshotState.Committed, s.State);
+            var status = StatusReport.Compute(Config("  - { name: app, kind: test }", 1, "m"), catalog, DateTimeOffset.UtcNow)[0];
+            Assert.Equal(SourceState.Degraded, status.State);
+            Assert.Contains(status.Reasons, r => r.Contains("the first snapshot holds nothing (items 0)", StringComparison.Ordinal));
+        }
+
+        var allowed = Config("  - { name: other, kind: test, expect: { allow_empty: true } }", 1, "m");
+        using var catalog2 = CatalogStore.Open(allowed.CatalogPath);
+        var s2 = Assert.Single(await new BackupRunner(allowed, _plugins.Registry, catalog2, new RunObserver()).RunAsync([], default));
+        Assert.Empty(StatusReport.DegradedReasons(allowed.Sources[0], s2));
     }
 
     [Fact]

@@ -31,6 +31,8 @@ public sealed class TestPlugins
 
         public override IReadOnlyList<string> Facts { get; } = ["items"];
 
+        public override IReadOnlyList<string> CountFacts { get; } = ["items"];
+
         public override TestOptions Parse(ConfigMap map) => new();
 
         public override ISource Create(SourceDefinition definition, TestOptions options) => new TestSource(plugins);
