@@ -114,7 +114,63 @@ public sealed class CatalogRebuildTests : IDisposable
         File.Delete(Directory.GetFiles(_box["second"], "dump.out.zst", SearchOption.AllDirectories).Single());
         Assert.Equal(0, _box.Run("catalog", "rebuild", "--force").ExitCode);
         var status = JsonDocument.Parse(_box.Run("status", "--json").Stdout).RootElement.GetProperty("sources")[0];
-        Assert.Equal("missing", status.GetProperty("last_valid").GetProperty("copies").GetProperty("second").GetString());
+        var second = status.GetProperty("last_valid").GetProperty("copies").GetProperty("second");
+        Assert.Equal("missing", second.GetProperty("state").GetString());
+        Assert.Contains("dump.out.zst is missing on 'second'", second.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.Equal("degraded", status.GetProperty("state").GetString());
     }
+    [Fact]
+    public void A_hostile_manifest_is_refused_by_rebuild_and_nothing_is_written_outside_the_destination()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo ledger"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var manifestPath = Directory.GetFiles(_box["backups/app"], "MANIFEST.json", SearchOption.AllDirectories).Single();
+        var folder = Path.GetDirectoryName(manifestPath)!;
+        var json = File.ReadAllText(manifestPath);
+
+        // The artifact renamed to climb out of --to, its stored file moved to match, as an attacker with write access to the NAS would.
+        File.WriteAllText(manifestPath, json.Replace("\"dump.out\"", "\"../../../escaped\"", StringComparison.Ordinal)
+            .Replace("\"dump.out.zst\"", "\"../../../escaped.zst\"", StringComparison.Ordinal));
+        var rebuilt = _box.Run("catalog", "rebuild", "--force");
+        Assert.Contains("is refused: artifact name '../../../escaped' is not a safe file name", rebuilt.All, StringComparison.Ordinal);
+        Assert.Empty(_box.Snapshots());
+        var restore = _box.Run("restore", "--source", "app", "--to", _box["out/deep/er"]);
+        Assert.NotEqual(0, restore.ExitCode);
+        Assert.False(File.Exists(_box["escaped"]) || File.Exists(_box["out/escaped"]));
+
+        foreach (var (from, to, why) in new[]
+                 {
+                     ("\"format\": 1", "\"format\": 7", "format 7 is not one this backstop reads"),
+                     ("\"raw_bytes\": ", "\"raw_bytes\": -", "a size is negative"),
+                     ("\"sha256\": \"", "\"sha256\": \"zz", "has a malformed SHA-256"),
+                 })
+        {
+            File.WriteAllText(manifestPath, json.Replace(from, to, StringComparison.Ordinal));
+            var r = _box.Run("catalog", "rebuild", "--force");
+            Assert.Contains(why, r.All, StringComparison.Ordinal);
+            Assert.Contains(Path.GetRelativePath(_box["backups"], manifestPath), r.All, StringComparison.Ordinal);
+        }
+
+        File.WriteAllText(manifestPath, json);
+        Assert.Equal(0, _box.Run("catalog", "rebuild", "--force").ExitCode);
+        Assert.Single(_box.Snapshots());
+        Assert.True(Directory.Exists(folder));
+    }
+
+    [Fact]
+    public void A_rebuilt_copy_is_verified_only_when_its_bytes_read_back_with_the_recorded_hash()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo ledger"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var stored = Directory.GetFiles(_box["backups/app"], "dump.out.zst", SearchOption.AllDirectories).Single();
+        var bytes = File.ReadAllBytes(stored);
+        bytes[^1] ^= 0xff; // same size, other bytes: a size check alone would call it verified
+        File.WriteAllBytes(stored, bytes);
+        _box.Run("catalog", "rebuild", "--force");
+        var copy = _box.Json("status").GetProperty("sources")[0];
+        Assert.Equal("never", copy.GetProperty("state").GetString());
+        var show = _box.Run("show", _box.Snapshots().Single().GetProperty("snapshot").GetString()!);
+        Assert.Contains("corrupt", show.Stdout, StringComparison.Ordinal);
+    }
 }
+

@@ -56,11 +56,11 @@ public sealed class RemoteTargetTests : IDisposable
 
         _ssh.Stop();
         var degraded = Run("run");
-        Assert.True(degraded.ExitCode == 0, degraded.ToString());
+        Assert.True(degraded.ExitCode == 3, degraded.ToString());
         Assert.Contains("files: DEGRADED: copy on 'nas' failed: target 'nas':", degraded.Stdout, StringComparison.Ordinal);
         Assert.Equal(2, Status().GetProperty("last_valid").GetProperty("verified_copies").GetInt32());
-        Assert.Equal("failed", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("nas").GetString());
-        Assert.Equal("verified", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("s3").GetString());
+        Assert.Equal("failed", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("nas").GetProperty("state").GetString());
+        Assert.Equal("verified", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("s3").GetProperty("state").GetString());
         Assert.Equal("degraded", Status().GetProperty("state").GetString());
         Assert.Equal(1, Run("status").ExitCode);
 
@@ -153,9 +153,9 @@ public sealed class RemoteTargetTests : IDisposable
         var full = _box.Tmpfs("nas-disk", "256k");
         Config(LocalYaml + _ssh.TargetYaml(full), minCopies: 1);
         var run = Run("run");
-        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.True(run.ExitCode == 3, run.ToString());
         Assert.Contains("files: DEGRADED: copy on 'nas' failed: target 'nas':", run.Stdout, StringComparison.Ordinal);
-        Assert.Equal("failed", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("nas").GetString());
+        Assert.Equal("failed", Status().GetProperty("last_valid").GetProperty("copies").GetProperty("nas").GetProperty("state").GetString());
         Assert.Empty(Directory.GetFiles(full, "*", SearchOption.AllDirectories)); // no partial left on the NAS
     }
 
@@ -209,7 +209,7 @@ public sealed class RemoteTargetTests : IDisposable
         Config(LocalYaml + hung, minCopies: 1);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var run = Run("run");
-        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.True(run.ExitCode == 3, run.ToString());
         Assert.True(proxy.Tripped);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
         Assert.Contains("target 's3':", run.All, StringComparison.Ordinal);
@@ -225,7 +225,7 @@ public sealed class RemoteTargetTests : IDisposable
             var dying = $"  - {{ name: s3, kind: s3, endpoint: \"http://127.0.0.1:{proxy.Port}\", bucket: {_s3.Bucket}, access_key: \"env:S3_KEY\", secret_key: \"env:S3_SECRET\", retries: 0 }}\n";
             Config(LocalYaml + dying, minCopies: 1);
             var run = Run("run");
-            Assert.True(run.ExitCode == 0, run.ToString());
+            Assert.True(run.ExitCode == 3, run.ToString());
             Assert.True(proxy.Tripped);
             Assert.Equal("degraded", Status().GetProperty("state").GetString());
         }

@@ -11,6 +11,9 @@ public static partial class ConfigLoader
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     private static partial Regex NamePattern();
 
+    /// <summary>A source, target or kind name: letters, digits, '.', '_' and '-' (it becomes a folder name).</summary>
+    public static bool IsValidName(string name) => NamePattern().IsMatch(name) && name is not ("." or "..");
+
     public static BackstopConfig Load(string file, PluginRegistry plugins)
     {
         ArgumentNullException.ThrowIfNull(plugins);
@@ -266,7 +269,7 @@ public static partial class ConfigLoader
     private static string CheckName(ConfigMap map, string what)
     {
         var name = map.RequireString("name");
-        if (!NamePattern().IsMatch(name))
+        if (!IsValidName(name))
         {
             throw map.Error("name", $"'{name}' is not a valid {what} name: use letters, digits, '.', '_' and '-' (it becomes a folder name)");
         }

@@ -26,6 +26,11 @@ internal sealed class CaptureSink(
 
     public async Task<IArtifactWriter> BeginArtifactAsync(string name, CancellationToken cancellationToken)
     {
+        if (!Util.SafeNames.IsSafeFileName(name))
+        {
+            throw new BackupException($"the '{source}' source named an artifact '{name}', which is not a safe file name (a source must encode names it gets from a server)");
+        }
+
         if (_writers.Any(w => w.Name == name))
         {
             throw new InvalidOperationException($"artifact {name} was already written in this snapshot");

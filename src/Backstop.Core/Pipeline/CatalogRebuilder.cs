@@ -9,8 +9,9 @@ public sealed record RebuildResult(int Snapshots, int Sources, IReadOnlyList<str
 
 /// <summary>
 /// <c>catalog rebuild</c>: a new catalog from the manifests on the targets, so the catalog is never a single point of
-/// failure. A copy counts as verified when its manifest is there and the object has the recorded size (what a
-/// plain <c>verify</c> checks); <c>verify --deep</c> afterwards reads every byte. Failed runs left no manifest, so they
+/// failure. Manifests are untrusted input: each is validated (<see cref="Manifest.ParseUntrusted"/>) before use. A copy
+/// counts as verified only when read back whole with the SHA-256 its manifest records (a manifest alone proves nothing
+/// about the bytes beside it); <c>verify --deep</c> also decodes the content. Failed runs left no manifest, so they
 /// are not recreated (their history is lost with the old catalog; nothing of theirs was kept).
 /// </summary>
 public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugins, RunObserver observer)
@@ -47,7 +48,12 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
                     await using var s = await target.OpenReadAsync(key, ct).ConfigureAwait(false);
                     var m = new MemoryStream();
                     await s.CopyToAsync(m, ct).ConfigureAwait(false);
-                    manifest = Manifest.Parse(m.ToArray());
+                    manifest = Manifest.ParseUntrusted(m.ToArray(), $"{key} on '{target.Name}'");
+                }
+                catch (InvalidManifestException e)
+                {
+                    problems.Add(e.Message);
+                    continue;
                 }
                 catch (Exception e) when (e is JsonException or BackupException or IOException or UnauthorizedAccessException or ObjectNotFoundException or NotSupportedException)
                 {
@@ -55,9 +61,9 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
                     continue;
                 }
 
-                if (manifest.Format > Manifest.CurrentFormat || $"{manifest.Source.Name}/{manifest.Snapshot}/{Layout.ManifestName}" != key)
+                if ($"{manifest.Source.Name}/{manifest.Snapshot}/{Layout.ManifestName}" != key)
                 {
-                    problems.Add($"{key} on '{target.Name}' is not a manifest this backstop understands (format {manifest.Format}, snapshot {manifest.Snapshot})");
+                    problems.Add($"{key} on '{target.Name}' is refused: it describes {manifest.Source.Name}/{manifest.Snapshot}, not the folder it is in");
                     continue;
                 }
 
@@ -74,10 +80,11 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
 
                 foreach (var a in manifest.Artifacts)
                 {
+                    // A copy is verified only once read back: its bytes must hash to what the manifest says was stored.
                     var objectKey = Layout.Key(manifest.Source.Name, manifest.Snapshot, a.File);
                     var copy = sizes.TryGetValue(objectKey, out var size)
                         ? size == a.StoredBytes
-                            ? new CopyInfo(target.Name, CopyState.Verified, DateTimeOffset.UtcNow, null)
+                            ? await CopyVerifier.VerifyAsync(target, objectKey, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, ct).ConfigureAwait(false)
                             : new CopyInfo(target.Name, CopyState.Corrupt, DateTimeOffset.UtcNow, $"{objectKey} has {size} bytes, {a.StoredBytes} were stored")
                         : new CopyInfo(target.Name, CopyState.Missing, DateTimeOffset.UtcNow, $"{objectKey} is missing on '{target.Name}'");
                     if (!entry.Copies.TryGetValue(a.Name, out var list))

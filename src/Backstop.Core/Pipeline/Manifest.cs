@@ -27,7 +27,91 @@ public sealed record Manifest(
 
     public static Manifest Parse(ReadOnlySpan<byte> json) =>
         JsonSerializer.Deserialize<Manifest>(json, Json.Options) ?? throw new JsonException("empty manifest");
+
+    /// <summary>
+    /// A manifest read back from a target, validated before anything uses it: a known format, a well-formed snapshot
+    /// id and source name, artifact and file names in the safe alphabet (no '/', "..", leading '.'), sizes not
+    /// negative, SHA-256 as 64 hex digits. <paramref name="where"/> names it in the error.
+    /// </summary>
+    public static Manifest ParseUntrusted(ReadOnlySpan<byte> json, string where)
+    {
+        Manifest m;
+        try
+        {
+            m = Parse(json);
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or ArgumentException)
+        {
+            throw new InvalidManifestException($"{where} is not valid JSON of a manifest: {e.Message}");
+        }
+
+        var problem = m.Problem();
+        return problem is null ? m : throw new InvalidManifestException($"{where} is refused: {problem}");
+    }
+
+    private string? Problem()
+    {
+        if (Format != CurrentFormat)
+        {
+            return $"format {Format} is not one this backstop reads (it reads format {CurrentFormat}; a newer backstop wrote it?)";
+        }
+
+        if (Snapshot is null || !SnapshotId.IsValid(Snapshot))
+        {
+            return $"snapshot id '{Shorten(Snapshot)}' is not one backstop makes";
+        }
+
+        if (Source?.Name is null || !Config.ConfigLoader.IsValidName(Source.Name) || Source.Kind is null || !Config.ConfigLoader.IsValidName(Source.Kind))
+        {
+            return $"source '{Shorten(Source?.Name)}' ({Shorten(Source?.Kind)}) is not a valid source name and kind";
+        }
+
+        if (RawBytes < 0 || StoredBytes < 0)
+        {
+            return "a size is negative";
+        }
+
+        if (Artifacts is null || Artifacts.Count == 0)
+        {
+            return "it lists no artifact";
+        }
+
+        foreach (var a in Artifacts)
+        {
+            if (a?.Name is null || !SafeNames.IsSafeFileName(a.Name))
+            {
+                return $"artifact name '{Shorten(a?.Name)}' is not a safe file name (letters, digits, ._%+=@-; no '/', '..' or leading '.')";
+            }
+
+            if (a.File is null || !(a.File == a.Name + ".zst" || a.File == a.Name + ".zst" + Sealing.Sealed.AgeSuffix))
+            {
+                return $"artifact {a.Name} names its file '{Shorten(a.File)}', not {a.Name}.zst[.age]";
+            }
+
+            if (a.RawBytes < 0 || a.StoredBytes < 0)
+            {
+                return $"artifact {a.Name} has a negative size";
+            }
+
+            if (a.Sha256 is null || a.Sha256.Length != 64 || !a.Sha256.All(c => c is (>= '0' and <= '9') or (>= 'a' and <= 'f')))
+            {
+                return $"artifact {a.Name} has a malformed SHA-256 '{Shorten(a.Sha256)}'";
+            }
+
+            if (a.Facts is not null && a.Facts.Any(f => f.Value < 0))
+            {
+                return $"artifact {a.Name} has a negative fact";
+            }
+        }
+
+        return Artifacts.Select(a => a.Name).Distinct(StringComparer.Ordinal).Count() != Artifacts.Count ? "an artifact is listed twice" : null;
+    }
+
+    private static string Shorten(string? s) => s is null ? "(none)" : s.Length > 60 ? s[..60] + "…" : s.ReplaceLineEndings(" ");
 }
+
+/// <summary>A manifest from a target that cannot be trusted as one.</summary>
+public sealed class InvalidManifestException(string message) : Plugins.BackupException(message);
 
 public sealed record ManifestSource(string Name, string Kind);
 

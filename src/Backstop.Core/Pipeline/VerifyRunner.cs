@@ -7,6 +7,12 @@ namespace Backstop.Core.Pipeline;
 /// <summary>One finding of <c>verify</c>: a copy, its state now, and why.</summary>
 public sealed record CopyCheck(string Source, string Snapshot, string Artifact, string Target, CopyState State, string? Error);
 
+/// <summary>A committed snapshot that has no verified copy on one of its source's configured targets, and why.</summary>
+public sealed record LackingCopy(string Source, string Snapshot, string Target, string State, string Error);
+
+/// <summary>What <c>verify</c> found: every copy checked, and every configured target a snapshot lacks a copy on.</summary>
+public sealed record VerifyReport(IReadOnlyList<CopyCheck> Copies, IReadOnlyList<LackingCopy> Lacking);
+
 /// <summary>
 /// <c>verify</c>: every copy of every committed snapshot still exists with the right size (deep: and its bytes
 /// hash to the recorded SHA-256 and pass the format check), and its snapshot's manifest is there. The states
@@ -16,7 +22,7 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
 {
     private const string DeepHint = " (found by a deep verify; run 'backstop verify --deep' to check it again)";
 
-    public async Task<IReadOnlyList<CopyCheck>> RunAsync(IReadOnlyCollection<string> only, bool deep, CancellationToken cancellationToken)
+    public async Task<VerifyReport> RunAsync(IReadOnlyCollection<string> only, bool deep, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(only);
         var targets = config.Targets.ToDictionary(t => t.Name, t => GuardedTarget.Create(plugins, t), StringComparer.Ordinal);
@@ -78,6 +84,22 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
             catalog.AddEvent("error", c.Source, c.Snapshot, $"verify: {c.Error}");
         }
 
-        return checks;
+        // With what was just recorded: a snapshot short of a configured target is not "all verified" (status calls it degraded).
+        var lacking = new List<LackingCopy>();
+        foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
+        {
+            foreach (var snap in catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed && s.VerifiedTargets.Count > 0))
+            {
+                foreach (var (target, copy) in StatusReport.CopyStates(def, snap).Where(c => c.Value.State is not ("verified" or "pruned")))
+                {
+                    if (!checks.Any(c => c.Snapshot == snap.Id && c.Target == target && c.State != CopyState.Verified))
+                    {
+                        lacking.Add(new LackingCopy(def.Name, snap.Id, target, copy.State, copy.Error ?? "(no reason recorded)"));
+                    }
+                }
+            }
+        }
+
+        return new VerifyReport(checks, lacking);
     }
 }

@@ -36,9 +36,9 @@ public sealed class CommandSourceKind : SourceKind<CommandOptions>
         var env = (map.StringMap("env") ?? []).Select(e => (e.Key, new SecretRef(e.Value, e.Location))).ToList();
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(1));
         var artifact = map.String("artifact") ?? "output";
-        if (artifact.Contains('/', StringComparison.Ordinal) || artifact.StartsWith('.'))
+        if (!Core.Util.SafeNames.IsSafeFileName(artifact))
         {
-            throw map.Error("artifact", "an artifact name is a plain file name, like dump.sql");
+            throw map.Error("artifact", "an artifact name is a plain file name of letters, digits and ._%+=@- (no '/', '..' or leading '.'), like dump.sql");
         }
 
         // Commands run in the configuration file's folder, whatever the caller's (cron's is $HOME).

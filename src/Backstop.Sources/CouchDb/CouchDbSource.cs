@@ -1,3 +1,4 @@
+using Backstop.Core.Util;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -147,7 +148,7 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
         {
             var path = "/" + Uri.EscapeDataString(database);
             var before = (await GetAsync(http, path, cancellationToken).ConfigureAwait(false)).GetProperty("doc_count").GetInt64();
-            await using var artifact = await sink.BeginArtifactAsync(database + ".jsonl", cancellationToken).ConfigureAwait(false);
+            await using var artifact = await sink.BeginArtifactAsync(SafeNames.Encode(database) + ".jsonl", cancellationToken).ConfigureAwait(false);
             long written = 0;
             string? startAfter = null;
             while (true)

@@ -53,10 +53,14 @@ public sealed class FilesSourceKind : SourceKind<FilesOptions>
         }
     }
 
-    public override ISource Create(SourceDefinition definition, FilesOptions options) => new FilesSource(definition.Name, options);
+    public override ISource Create(SourceDefinition definition, FilesOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new FilesSource(definition.Name, options, definition.Expect.Mount);
+    }
 }
 
-internal sealed class FilesSource(string name, FilesOptions options) : ISource, IStagedRestorable
+internal sealed class FilesSource(string name, FilesOptions options, bool requireMounts = false) : ISource, IStagedRestorable
 {
     /// <summary>Extracts into a staging folder inside the destination; publishing moves its top-level names into place.</summary>
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
@@ -84,6 +88,17 @@ internal sealed class FilesSource(string name, FilesOptions options) : ISource, 
             if (!Posix.TryLstat(p, out _, out var error))
             {
                 throw new BackupException($"source '{name}': path {p} cannot be read ({error}); fix 'paths' or the permissions");
+            }
+        }
+
+        if (requireMounts)
+        {
+            var points = MountTable.MountPoints();
+            var unmounted = options.Paths.Where(p => !MountTable.IsMountPoint(p, points)).ToList();
+            if (unmounted.Count > 0)
+            {
+                throw new BackupException(
+                    $"source '{name}': {string.Join(", ", unmounted)} {(unmounted.Count == 1 ? "is" : "are")} not a mount point (expect.mount is true): the disk or share is not mounted; mount it, or remove expect.mount if the path is not meant to be one");
             }
         }
 

@@ -1,3 +1,4 @@
+using Backstop.Core.Util;
 using System.Globalization;
 using System.Text;
 using Backstop.Core.Config;
@@ -151,7 +152,7 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
             foreach (var database in databases)
             {
                 var facts = await FactsAsync(database, cancellationToken).ConfigureAwait(false);
-                await using var artifact = await sink.BeginArtifactAsync(database + ".sql", cancellationToken).ConfigureAwait(false);
+                await using var artifact = await sink.BeginArtifactAsync(SafeNames.Encode(database) + ".sql", cancellationToken).ConfigureAwait(false);
                 await ChildProcess.RunToStreamAsync(_dump!,
                     [$"--defaults-extra-file={defaults}", "-h", options.Host, "-P", Port, "-u", options.User, "--protocol=TCP",
                      "--single-transaction", "--routines", "--events", "--triggers", "--hex-blob", "--default-character-set=utf8mb4", database],

@@ -1,3 +1,4 @@
+using Backstop.Core.Util;
 using System.Net.Sockets;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
@@ -148,7 +149,7 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         {
             // The facts are read from the server while pg_dump runs: the dump does not wait for them.
             var facts = FactsAsync(database, cancellationToken);
-            await using var artifact = await sink.BeginArtifactAsync(database + ".dump", cancellationToken).ConfigureAwait(false);
+            await using var artifact = await sink.BeginArtifactAsync(SafeNames.Encode(database) + ".dump", cancellationToken).ConfigureAwait(false);
             try
             {
                 await ChildProcess.RunToStreamAsync(tools.PgDump,

@@ -6,7 +6,8 @@ using Backstop.Core.Util;
 
 namespace Backstop.Targets.Local;
 
-public sealed record LocalOptions(string Path);
+/// <summary>A local target: its folder (never created with its parents), and an optional marker file that must be in it.</summary>
+public sealed record LocalOptions(string Path, string? Marker = null);
 
 public sealed class LocalTargetKind : TargetKind<LocalOptions>
 {
@@ -15,22 +16,31 @@ public sealed class LocalTargetKind : TargetKind<LocalOptions>
     public override LocalOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        return new LocalOptions(map.PathValue("path") ?? throw new ConfigException(map.Location, $"{map.Path}: the key 'path' is required for a local target"));
+        var path = map.PathValue("path") ?? throw new ConfigException(map.Location, $"{map.Path}: the key 'path' is required for a local target");
+        var marker = map.String("marker");
+        if (marker is not null && (marker.Length == 0 || marker.Contains('/', StringComparison.Ordinal) || marker is "." or ".."))
+        {
+            throw map.Error("marker", "a file name in the target's folder (like .backstop-target), without '/'");
+        }
+
+        return new LocalOptions(path, marker);
     }
 
     public override ITarget Create(TargetDefinition definition, LocalOptions options)
     {
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(options);
-        return new LocalTarget(definition.Name, options.Path);
+        return new LocalTarget(definition.Name, options.Path, options.Marker);
     }
 }
 
 /// <summary>
 /// A directory on a local (or mounted) file system: writes under a temporary name, fsyncs the file, renames it
-/// into place and fsyncs the folder, so an object is either whole at its key or absent.
+/// into place and fsyncs the folder, so an object is either whole at its key or absent. Its folder is created only when
+/// its parent exists (an unmounted share's mount point is not filled silently), and with a <c>marker</c> it is never
+/// created: the marker file must be there.
 /// </summary>
-public sealed class LocalTarget(string name, string root) : ITarget
+public sealed class LocalTarget(string name, string root, string? marker = null) : ITarget
 {
     private const string PartialSuffix = ".partial";
 
@@ -44,7 +54,7 @@ public sealed class LocalTarget(string name, string root) : ITarget
     {
         try
         {
-            Directory.CreateDirectory(root);
+            EnsureRoot();
             var probe = Path.Combine(root, $".backstop-probe-{Environment.ProcessId}");
             File.WriteAllBytes(probe, []);
             File.Delete(probe);
@@ -56,12 +66,44 @@ public sealed class LocalTarget(string name, string root) : ITarget
         }
     }
 
+    /// <summary>
+    /// The target's folder is there, or is created when its parent exists and no marker is configured; the marker is
+    /// there when configured. A share unmounted before or during a run is never written under.
+    /// </summary>
+    private void EnsureRoot()
+    {
+        if (!Directory.Exists(root))
+        {
+            var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(root));
+            if (marker is not null)
+            {
+                throw new BackupException(
+                    $"target '{Name}': {root} does not exist, so its marker {marker} is not there: is the disk or share mounted? (Backstop never creates a target folder that has a marker)");
+            }
+
+            if (parent is null || !Directory.Exists(parent))
+            {
+                throw new BackupException(
+                    $"target '{Name}': {root} does not exist, nor does its parent {parent}: is the disk or share mounted? Backstop never creates a target's parent folders; create them yourself if this path is right");
+            }
+
+            Directory.CreateDirectory(root);
+        }
+
+        if (marker is not null && !File.Exists(Path.Combine(root, marker)))
+        {
+            throw new BackupException(
+                $"target '{Name}': the marker file {marker} is not in {root}: the disk or share is not mounted there, or this is the wrong folder; once it is the right one, create it (touch {Path.Combine(root, marker)})");
+        }
+    }
+
     public Task<long?> FreeBytesAsync(CancellationToken cancellationToken) => Task.FromResult<long?>(DiskSpace.FreeBytes(root));
 
     public Task<ITargetUpload> BeginPutAsync(string key, CancellationToken cancellationToken)
     {
         var final = PathOf(key);
         var dir = Path.GetDirectoryName(final)!;
+        EnsureRoot();
         Directory.CreateDirectory(dir);
         var temp = Path.Combine(dir, $".{Path.GetFileName(final)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}{PartialSuffix}");
         var stream = new FileStream(temp, new FileStreamOptions

@@ -33,6 +33,42 @@ public sealed class LocalTargetConformance : TargetConformance, IDisposable
     }
 
     [Fact]
+    public async Task A_folder_whose_parent_is_missing_is_never_created()
+    {
+        var unmounted = new LocalTarget("nas", _dir["mnt/nas/backstop"]);
+        var e = await Assert.ThrowsAsync<BackupException>(() => unmounted.ProbeAsync(CancellationToken.None));
+        Assert.Contains("nor does its parent", e.Message, StringComparison.Ordinal);
+        Assert.Contains("mounted", e.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<BackupException>(() => unmounted.BeginPutAsync("s/1/f.zst", CancellationToken.None));
+        Assert.False(Directory.Exists(_dir["mnt"]));
+
+        // The leaf alone is created when its parent is there.
+        Directory.CreateDirectory(_dir["mnt/nas"]);
+        await unmounted.ProbeAsync(CancellationToken.None);
+        Assert.True(Directory.Exists(_dir["mnt/nas/backstop"]));
+    }
+
+    [Fact]
+    public async Task A_marker_must_be_in_the_folder_before_and_during_a_run()
+    {
+        var share = new LocalTarget("nas", _dir["share"], ".backstop-target");
+        var e = await Assert.ThrowsAsync<BackupException>(() => share.ProbeAsync(CancellationToken.None));
+        Assert.Contains("marker", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_dir["share"])); // never created when a marker is configured
+
+        Directory.CreateDirectory(_dir["share"]);
+        e = await Assert.ThrowsAsync<BackupException>(() => share.ProbeAsync(CancellationToken.None));
+        Assert.Contains("the marker file .backstop-target is not in", e.Message, StringComparison.Ordinal);
+        _dir.Write("share/.backstop-target", "");
+        await share.ProbeAsync(CancellationToken.None);
+
+        // Unmounted mid-run: the next object is refused rather than written onto the mount point.
+        File.Delete(_dir["share/.backstop-target"]);
+        await Assert.ThrowsAsync<BackupException>(() => share.BeginPutAsync("s/1/f.zst", CancellationToken.None));
+        Assert.False(Directory.Exists(_dir["share/s"]));
+    }
+
+    [Fact]
     public async Task Keys_cannot_escape_the_root()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => Target.BeginPutAsync("../outside", CancellationToken.None));

@@ -1,0 +1,65 @@
+using Backstop.Core.Pipeline;
+using Backstop.Core.Util;
+
+namespace Backstop.Tests.Util;
+
+public class SafeNamesTests
+{
+    [Theory]
+    [InlineData("gx", "gx")]
+    [InlineData("app_db-2.v1", "app_db-2.v1")]
+    [InlineData("../../../x", "%2E%2E%2F.%2E%2F.%2E%2Fx")]
+    [InlineData("host=127.0.0.1 port=5433 dbname=evil", "host%3D127.0.0.1%20port%3D5433%20dbname%3Devil")]
+    [InlineData("--result-file=/tmp/x", "--result-file%3D%2Ftmp%2Fx")]
+    [InlineData("a\\'; DROP DATABASE y; --", "a%5C%27%3B%20DROP%20DATABASE%20y%3B%20--")]
+    [InlineData("line\nbreak", "line%0Abreak")]
+    [InlineData("100%", "100%25")]
+    [InlineData(".hidden", "%2Ehidden")]
+    [InlineData("café", "caf%C3%A9")]
+    public void Hostile_names_encode_to_safe_file_names_and_back(string name, string encoded)
+    {
+        Assert.Equal(encoded, SafeNames.Encode(name));
+        Assert.True(SafeNames.IsSafeFileName(SafeNames.Encode(name) + ".dump"));
+        Assert.Equal(name, SafeNames.Decode(encoded));
+    }
+
+    [Theory]
+    [InlineData("../x")]
+    [InlineData("a/b")]
+    [InlineData(".x")]
+    [InlineData("a..b")]
+    [InlineData("")]
+    [InlineData("a b")]
+    [InlineData("a\nb")]
+    public void Unsafe_names_are_recognised(string name) => Assert.False(SafeNames.IsSafeFileName(name));
+
+    [Fact]
+    public void Inside_refuses_every_way_out_of_the_folder()
+    {
+        Assert.Equal("/restore/to/a.db", SafeNames.Inside("/restore/to", "a.db"));
+        Assert.Equal("/restore/to/sub/a.db", SafeNames.Inside("/restore/to/", "sub/a.db"));
+        Assert.Throws<PathOutsideException>(() => SafeNames.Inside("/restore/to", "../x"));
+        Assert.Throws<PathOutsideException>(() => SafeNames.Inside("/restore/to", "/etc/cron.d/x"));
+        Assert.Throws<PathOutsideException>(() => SafeNames.Inside("/restore/to", "sub/../../to2/x"));
+        Assert.Throws<PathOutsideException>(() => SafeNames.Inside("/restore/to", "."));
+    }
+
+    private static byte[] ManifestJson(string artifact = "db.dump", string file = "db.dump.zst", int format = 1, string sha = "ab") =>
+        System.Text.Encoding.UTF8.GetBytes($$"""
+            {"format": {{format}}, "snapshot": "20260101T000000Z-abcd", "source": {"name": "pg", "kind": "postgres"}, "host": "h",
+             "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z", "tools": {}, "raw_bytes": 10, "stored_bytes": 5,
+             "facts": {}, "warnings": [], "artifacts": [{"name": "{{artifact}}", "file": "{{file}}", "raw_bytes": 10, "stored_bytes": 5,
+             "sha256": "{{string.Concat(Enumerable.Repeat(sha, 32))}}", "compression": "zstd", "encryption_recipients": [], "facts": {}, "restore": "x"}]}
+            """);
+
+    [Fact]
+    public void A_manifest_from_a_target_is_validated_before_use()
+    {
+        Assert.Equal("db.dump", Manifest.ParseUntrusted(ManifestJson(), "m").Artifacts[0].Name);
+        Assert.Contains("not a safe file name", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(ManifestJson("../../x", "../../x.zst"), "pg/x/MANIFEST.json on 'nas'")).Message, StringComparison.Ordinal);
+        Assert.Contains("pg/x/MANIFEST.json on 'nas'", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(ManifestJson(format: 2), "pg/x/MANIFEST.json on 'nas'")).Message, StringComparison.Ordinal);
+        Assert.Contains("names its file", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(ManifestJson(file: "other.zst"), "m")).Message, StringComparison.Ordinal);
+        Assert.Contains("malformed SHA-256", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(ManifestJson(sha: "AB"), "m")).Message, StringComparison.Ordinal);
+        Assert.Contains("not valid JSON", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted("{"u8, "m")).Message, StringComparison.Ordinal);
+    }
+}
