@@ -212,6 +212,68 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         }
     }
 
+    private static string Conninfo(string database) => "dbname='" + database.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
+
+    private static string YamlString(string s) =>
+        "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal) + "\"";
+
+    [Fact]
+    public void Hostile_database_names_are_data_never_code_backed_up_and_restored_under_their_own_name()
+    {
+        // A listener where a name read as a connection string would send pg_dump, with PGPASSWORD.
+        using var decoy = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        decoy.Start();
+        var decoyPort = ((System.Net.IPEndPoint)decoy.LocalEndpoint).Port;
+        var contacted = 0;
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                using var c = await decoy.AcceptTcpClientAsync();
+                Interlocked.Increment(ref contacted);
+            }
+        });
+
+        var suffix = Guid.NewGuid().ToString("N")[..6];
+        var names = new[]
+        {
+            $"host=127.0.0.1 port={decoyPort} dbname=evil{suffix}",
+            $"--result-file=/tmp/x{suffix}",
+            $"a\\'; DROP DATABASE y; --{suffix}",
+            $"quote\"d 'name' {suffix}",
+            $"new\nline{suffix}",
+            $"../../x{suffix}",
+            $"café ✓{suffix}",
+        };
+        foreach (var (n, i) in names.Select((n, i) => (n, i)))
+        {
+            _pg.Sql("postgres", $"CREATE DATABASE \"{n.Replace("\"", "\"\"", StringComparison.Ordinal)}\"");
+            _pg.Sql(Conninfo(n), $"CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, {10 + i});");
+        }
+
+        Config(string.Join(", ", names.Select(YamlString)), ", exact_rows: true");
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(0, contacted);
+        Assert.False(File.Exists($"/tmp/x{suffix}"));
+        var artifacts = _box.Snapshots().Single().GetProperty("artifacts").EnumerateArray().Select(a => a.GetProperty("name").GetString()!).ToList();
+        foreach (var n in names)
+        {
+            Assert.Contains(Backstop.Core.Util.SafeNames.Encode(n) + ".dump", artifacts);
+        }
+
+        Assert.All(Directory.GetFiles(_box["backups"], "*", SearchOption.AllDirectories), f => Assert.StartsWith(_box["backups/pg/"], f, StringComparison.Ordinal));
+
+        // Restored under a hostile name of its own: the same rows, and nothing else contacted.
+        var into = $"host=127.0.0.1 port={decoyPort} dbname=restored{suffix}";
+        var restore = Run("restore", "--source", "pg", "--artifact", Backstop.Core.Util.SafeNames.Encode(names[0]) + ".dump",
+            "--to", $"postgresql://postgres@127.0.0.1:{Port}/{Uri.EscapeDataString(into)}");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal("10", _pg.Scalar(Conninfo(into), "SELECT count(*) FROM t"));
+        Assert.Equal(0, contacted);
+        decoy.Stop();
+    }
+
     [Fact]
     public void Restore_into_a_new_database_gives_the_same_tables_and_rows_and_refuses_a_full_one()
     {

@@ -74,7 +74,7 @@ public sealed class SftpTargetConformance : TargetConformance, IClassFixture<Ssh
     {
         ArgumentNullException.ThrowIfNull(ssh);
         Target = new SftpTarget("nas", new SftpOptions("127.0.0.1", ssh.Port, SshServer.User, new SecretRef("file:" + ssh.ClientKey, new ConfigLocation("test", 1, 1)),
-            HostKey.Parse(ssh.HostKeyLine)!, ssh["store-" + Guid.NewGuid().ToString("N")[..8]], null));
+            HostKey.Parse(ssh.HostKeyLine)!, ssh["store-" + Guid.NewGuid().ToString("N")[..8]], null), ssh["state-" + Guid.NewGuid().ToString("N")[..8] + "/nas"]);
     }
 
     protected override ITarget Target { get; }

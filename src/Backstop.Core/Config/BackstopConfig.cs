@@ -34,6 +34,9 @@ public sealed record CompressionOptions(int Level, int Workers);
 /// <summary>A configured target; <c>timeout</c> bounds each operation on it, <c>retries</c> the retries of idempotent ones.</summary>
 public sealed record TargetDefinition(string Name, string Kind, object Options, ConfigLocation Location, TimeSpan Timeout, int Retries)
 {
+    /// <summary>Backstop's private state for this target (a 0700 folder beside the catalog, e.g. a pinned known_hosts file).</summary>
+    public string StateDirectory { get; init; } = "";
+
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
 
     public const int DefaultRetries = 3;

@@ -97,7 +97,10 @@ public static partial class ConfigLoader
             var retries = t.Int("retries", 0, 10) ?? TargetDefinition.DefaultRetries;
             var options = kind.ParseOptions(t);
             t.EnsureAllKeysKnown();
-            targets.Add(new TargetDefinition(name, kindName, options, t.Location, timeout, retries));
+            targets.Add(new TargetDefinition(name, kindName, options, t.Location, timeout, retries)
+            {
+                StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", name),
+            });
         }
 
         if (targets.Count == 0)

@@ -11,8 +11,15 @@ public static partial class Posix
     internal const int OCreat = 0x40;
     internal const int ORdonly = 0x0;
     internal const int ORdwr = 0x2;
-    internal const int ODirectory = 0x10000;
     internal const int OCloexec = 0x80000;
+
+    /// <summary>O_DIRECTORY and O_NOFOLLOW differ by architecture: arm and arm64 have 040000 and 0100000, x86_64 and the
+    /// generic ABI (riscv64, loongarch64) 0200000 and 0400000. The wrong one on arm64 is O_DIRECT or O_LARGEFILE.</summary>
+    internal static readonly int ODirectory = IsArm ? 0x4000 : 0x10000;
+
+    internal static readonly int ONofollow = IsArm ? 0x8000 : 0x20000;
+
+    private static bool IsArm => RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm or Architecture.Armv6;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int Open(string path, int flags, int mode);
@@ -84,7 +91,6 @@ public static partial class Posix
 
     private const int OWronly = 0x1;
     private const int OExcl = 0x80;
-    private const int ONofollow = 0x20000;
     internal const int Eexist = 17;
 
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]

@@ -38,9 +38,9 @@ public sealed class CouchDbSourceKind : SourceKind<CouchDbOptions>
         var databases = map.AllOrList("databases");
         foreach (var d in databases ?? [])
         {
-            if (d.Length == 0 || d.Contains('/', StringComparison.Ordinal) || d.StartsWith('.'))
+            if (d.Length == 0)
             {
-                throw map.Error("databases", $"'{d}' cannot be a file name; leave it out");
+                throw map.Error("databases", "a database name cannot be empty");
             }
         }
 

@@ -34,15 +34,15 @@ internal sealed partial class PostgresSource : IRestorable
         if (artifactName == GlobalsArtifact)
         {
             var psql = Path.Combine(Path.GetDirectoryName(tools.PgRestore)!, "psql");
-            await ChildProcess.RunWithInputAsync(psql, ["-h", target.Host, "-p", port, "-U", target.User, "-d", "postgres", "-q", "-f", "-"],
+            await ChildProcess.RunWithInputAsync(psql, ["-d", Conninfo.Of(target.Host, target.Port, target.User, "postgres"), "-q", "-f", "-"],
                 env, content, options.Timeout, $"psql (globals) at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
             return new Dictionary<string, long>();
         }
 
         await using (var admin = await OpenAsync(target, "postgres", cancellationToken).ConfigureAwait(false))
         {
-            var exists = await ScalarAsync(admin, $"SELECT count(*) FROM pg_database WHERE datname = '{target.Database.Replace("'", "''", StringComparison.Ordinal)}'",
-                cancellationToken).ConfigureAwait(false) is long n && n > 0;
+            var exists = await ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", cancellationToken, target.Database)
+                .ConfigureAwait(false) is long n && n > 0;
             if (!exists)
             {
                 await ScalarAsync(admin, $"CREATE DATABASE \"{target.Database.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", cancellationToken).ConfigureAwait(false);
@@ -61,7 +61,7 @@ internal sealed partial class PostgresSource : IRestorable
         }
 
         await ChildProcess.RunWithInputAsync(tools.PgRestore,
-            ["-h", target.Host, "-p", port, "-U", target.User, "-d", target.Database, "--no-owner", "--exit-on-error"],
+            ["-d", Conninfo.Of(target.Host, target.Port, target.User, target.Database), "--no-owner", "--exit-on-error"],
             env, content, options.Timeout, $"pg_restore into {target.Database} at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
 
         var restored = new PostgresSource(name, options with { Host = target.Host, Port = target.Port, User = target.User, Password = target.Password is null ? null : new SecretRef(target.Password, default) });

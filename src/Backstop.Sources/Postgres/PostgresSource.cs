@@ -43,9 +43,9 @@ public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
                 throw map.Error("databases", "name the databases to back up, or say 'all'");
             }
 
-            foreach (var d in databases.Where(d => d.Contains('/', StringComparison.Ordinal) || d.StartsWith('.')))
+            foreach (var d in databases.Where(d => d.Length == 0 || d.Contains('\0', StringComparison.Ordinal)))
             {
-                throw map.Error("databases", $"'{d}' cannot be a file name; rename the database or leave it out");
+                throw map.Error("databases", "a database name cannot be empty or hold a NUL character");
             }
         }
 
@@ -153,7 +153,7 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
             try
             {
                 await ChildProcess.RunToStreamAsync(tools.PgDump,
-                    ["-Fc", "-Z0", "--no-password", "-h", options.Host, "-p", Port, "-U", options.User, "-d", database],
+                    ["-Fc", "-Z0", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, database)],
                     env, "/", artifact.Content, options.Timeout, $"source '{name}': pg_dump of database {database} at {Where}", cancellationToken).ConfigureAwait(false);
             }
             finally
@@ -168,7 +168,7 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         await using (var globals = await sink.BeginArtifactAsync(GlobalsArtifact, cancellationToken).ConfigureAwait(false))
         {
             await ChildProcess.RunToStreamAsync(tools.PgDumpAll,
-                ["--globals-only", "--no-password", "-h", options.Host, "-p", Port, "-U", options.User],
+                ["--globals-only", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, null)],
                 env, "/", globals.Content, options.Timeout, $"source '{name}': pg_dumpall --globals-only at {Where}", cancellationToken).ConfigureAwait(false);
             await globals.CompleteAsync(new Dictionary<string, long> { ["roles"] = roles }, cancellationToken).ConfigureAwait(false);
         }
@@ -291,9 +291,14 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         };
     }
 
-    private static async Task<object?> ScalarAsync(NpgsqlConnection db, string sql, CancellationToken ct)
+    private static async Task<object?> ScalarAsync(NpgsqlConnection db, string sql, CancellationToken ct, params object[] parameters)
     {
         await using var cmd = new NpgsqlCommand(sql, db);
+        foreach (var p in parameters)
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = p });
+        }
+
         return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
     }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Util;
 using Backstop.Targets.Rclone;
 
 namespace Backstop.Targets.Sftp;
@@ -67,7 +68,7 @@ public sealed class SftpTargetKind : TargetKind<SftpOptions>
     {
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(options);
-        return new SftpTarget(definition.Name, options);
+        return new SftpTarget(definition.Name, options, definition.StateDirectory);
     }
 }
 
@@ -77,30 +78,31 @@ public sealed class SftpTarget : RcloneTarget
     private const string Remote = "backstopsftp";
     private readonly SftpOptions _options;
 
-    public SftpTarget(string name, SftpOptions options)
-        : base(name, $"{Remote}:{options?.Path}", Environment(options!), options!.Program,
+    public SftpTarget(string name, SftpOptions options, string stateDirectory)
+        : base(name, $"{Remote}:{options?.Path}", Environment(options!, stateDirectory), options!.Program,
             $"sftp://{options.User}@{options.Host}:{options.Port.ToString(CultureInfo.InvariantCulture)}{(options.Path.StartsWith('/') ? "" : "/")}{options.Path}")
     {
         _options = options;
     }
 
     /// <summary>
-    /// A known_hosts file holding only the pinned key (rclone checks the server against it), named by its content so
-    /// that runs reuse it instead of leaving one per run. It holds a public key only.
+    /// A known_hosts file holding only the pinned key (rclone checks the server against it), in the target's private
+    /// folder beside the catalog (0700, checked to be this user's, the file created O_EXCL|O_NOFOLLOW): never at a
+    /// predictable path under a shared /tmp, where another user could plant their own key first.
     /// </summary>
-    private static string WriteKnownHosts(SftpOptions o)
+    private static string WriteKnownHosts(SftpOptions o, string stateDirectory)
     {
-        var dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"backstop-known-hosts-{System.Environment.UserName}");
-        Directory.CreateDirectory(dir);
-        File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var file = System.IO.Path.Combine(dir, Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{o.Host}:{o.Port}:{o.HostKey.Blob}")))[..16]);
+        if (stateDirectory.Length == 0)
+        {
+            throw new InvalidOperationException("an SFTP target needs its state folder (set by the configuration loader)");
+        }
+
         var host = o.Port == 22 ? o.Host : $"[{o.Host}]:{o.Port.ToString(CultureInfo.InvariantCulture)}";
-        File.WriteAllText(file, $"{host} {o.HostKey.Type} {o.HostKey.Blob}\n");
-        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        return file;
+        PrivateFolder.Ensure(System.IO.Path.GetDirectoryName(stateDirectory)!);
+        return PrivateFolder.WriteFile(stateDirectory, "known_hosts", System.Text.Encoding.UTF8.GetBytes($"{host} {o.HostKey.Type} {o.HostKey.Blob}\n"));
     }
 
-    private static Dictionary<string, string> Environment(SftpOptions o)
+    private static Dictionary<string, string> Environment(SftpOptions o, string stateDirectory)
     {
         var prefix = $"RCLONE_CONFIG_{Remote.ToUpperInvariant()}_";
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -109,7 +111,7 @@ public sealed class SftpTarget : RcloneTarget
             [prefix + "HOST"] = o.Host,
             [prefix + "PORT"] = o.Port.ToString(CultureInfo.InvariantCulture),
             [prefix + "USER"] = o.User,
-            [prefix + "KNOWN_HOSTS_FILE"] = WriteKnownHosts(o),
+            [prefix + "KNOWN_HOSTS_FILE"] = WriteKnownHosts(o, stateDirectory),
             [prefix + "SHELL_TYPE"] = "none", // never run commands on the NAS
             [prefix + "DISABLE_HASHCHECK"] = "true",
             [prefix + "MD5SUM_COMMAND"] = "none",

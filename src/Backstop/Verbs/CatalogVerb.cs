@@ -40,6 +40,11 @@ internal static class CatalogVerb
             }
 
             var kept = $"{config.CatalogPath}.replaced-{DateTime.UtcNow:yyyyMMddTHHmmssZ}";
+            for (var n = 2; File.Exists(kept) || File.Exists(kept + "-wal"); n++)
+            {
+                kept = $"{config.CatalogPath}.replaced-{DateTime.UtcNow:yyyyMMddTHHmmssZ}-{n}"; // two rebuilds within a second
+            }
+
             File.Move(config.CatalogPath, kept);
             foreach (var suffix in new[] { "-wal", "-shm" })
             {
@@ -65,7 +70,7 @@ internal static class CatalogVerb
         else
         {
             Console.WriteLine($"catalog rebuilt from the manifests on {config.Targets.Count} target(s): {result.Snapshots} snapshot(s) of {result.Sources} source(s)" +
-                              (result.Problems.Count > 0 ? $"; {result.Problems.Count} problem(s) above" : "") + "; run 'backstop verify --deep' to read every copy back");
+                              (result.Problems.Count > 0 ? $"; {result.Problems.Count} problem(s) above" : "") + "; every copy was read back and hashed ('backstop verify --deep' also decodes the content)");
         }
 
         return result.Problems.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
