@@ -140,6 +140,49 @@ public sealed class MySqlSourceTests : IClassFixture<MariaDbServer>, IDisposable
         }
     }
 
+    private static string Quoted(string name) => "`" + name.Replace("`", "``", StringComparison.Ordinal) + "`";
+
+    [Fact]
+    public void Hostile_database_names_are_data_never_code_backed_up_and_restored_under_their_own_name()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..6];
+        var victim = "y" + suffix;
+        _db.RootSql($"CREATE DATABASE {victim}");
+        var names = new[]
+        {
+            $"--result-file=/tmp/x{suffix}",
+            $"a\\'; DROP DATABASE {victim}; --{suffix}",
+            $"quote\"d 'n' `b` {suffix}",
+            $"new\nline{suffix}",
+            $"../../x{suffix}",
+            $"café ✓{suffix}",
+        };
+        foreach (var (n, i) in names.Select((n, i) => (n, i)))
+        {
+            _db.RootSql($"CREATE DATABASE {Quoted(n)}; USE {Quoted(n)}; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_{10 + i};");
+        }
+
+        Config(string.Join(", ", names.Select(n =>
+            "\"" + n.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal) + "\"")),
+            ", exact_rows: true");
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.False(File.Exists($"/tmp/x{suffix}"));
+        Assert.Equal(victim, _db.RootSql($"SHOW DATABASES LIKE '{victim}'"));
+        var snapshot = _box.Snapshots().Single();
+        Assert.Equal(names.Length * 10 + 15, snapshot.GetProperty("facts").GetProperty("rows").GetInt64());
+        var artifacts = snapshot.GetProperty("artifacts").EnumerateArray().Select(a => a.GetProperty("name").GetString()!).ToList();
+        Assert.Equal(names.Select(n => Backstop.Core.Util.SafeNames.Encode(n) + ".sql").Order(StringComparer.Ordinal), artifacts.Order(StringComparer.Ordinal));
+        Assert.All(Directory.GetFiles(_box["backups"], "*", SearchOption.AllDirectories), f => Assert.StartsWith(_box["backups/my/"], f, StringComparison.Ordinal));
+
+        var into = $"--into 'restored' {suffix}";
+        var restore = Run("restore", "--source", "my", "--artifact", Backstop.Core.Util.SafeNames.Encode(names[1]) + ".sql",
+            "--to", $"mysql://{MariaDbServer.User}@127.0.0.1:{_db.Port}/{Uri.EscapeDataString(into)}");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal("11", _db.RootSql($"SELECT COUNT(*) FROM {Quoted(into)}.t"));
+        Assert.Equal(victim, _db.RootSql($"SHOW DATABASES LIKE '{victim}'"));
+    }
+
     [Fact]
     public void Restore_into_a_new_database_gives_the_same_rows_and_refuses_a_full_one()
     {

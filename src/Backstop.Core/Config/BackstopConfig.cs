@@ -52,6 +52,9 @@ public sealed record SourceDefinition(
     IReadOnlyList<string> Targets,
     ConfigLocation Location)
 {
+    /// <summary>Backstop's private state for this source (a 0700 folder beside the catalog, e.g. a client's password file).</summary>
+    public string StateDirectory { get; init; } = "";
+
     /// <summary>The source's retention rules (its own, else the global ones); null when none are configured.</summary>
     public Retention.RetentionRules? Retention { get; init; }
 }

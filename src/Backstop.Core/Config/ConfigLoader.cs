@@ -151,6 +151,7 @@ public static partial class ConfigLoader
             sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
             {
                 Retention = sourceRetention,
+                StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", "source-" + name),
             });
         }
 

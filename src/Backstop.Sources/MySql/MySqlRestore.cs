@@ -1,6 +1,7 @@
 using System.Globalization;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Util;
 using Backstop.Sources.Common;
 
 namespace Backstop.Sources.MySql;
@@ -18,28 +19,28 @@ internal sealed partial class MySqlSource : IRestorable
         CancellationToken cancellationToken)
     {
         var (host, port, user, database) = Destination(destination);
-        var target = new MySqlSource(name, options with { Host = host, Port = port, User = user });
+        var target = new MySqlSource(name, options with { Host = host, Port = port, User = user }, stateDirectory);
         target._client = target.Resolve("client", ["mariadb", "mysql"]);
-        var quoted = "`" + database.Replace("`", "``", StringComparison.Ordinal) + "`";
-        await target.QueryAsync(null, $"CREATE DATABASE IF NOT EXISTS {quoted}", cancellationToken).ConfigureAwait(false);
+        await target.QueryAsync(null, $"CREATE DATABASE IF NOT EXISTS {Identifier(database)}", cancellationToken).ConfigureAwait(false);
         var before = (await target.FactsAsync(database, cancellationToken).ConfigureAwait(false))["tables"];
         if (before > 0 && !force)
         {
             throw new BackupException($"database {database} at {host}:{port} already holds {before} tables; restore into a new database, or add --force");
         }
 
-        var dir = Directory.CreateTempSubdirectory("backstop-mysql-");
+        // The client reads the password from a 0600 file in the source's private folder (never argv, never /tmp).
+        PrivateFolder.Ensure(Path.GetDirectoryName(stateDirectory)!);
+        var defaults = target.WriteDefaultsFile(PrivateFolder.Ensure(stateDirectory));
         try
         {
-            var defaults = target.WriteDefaultsFile(dir.FullName);
             await ChildProcess.RunWithInputAsync(target._client!,
-                [$"--defaults-extra-file={defaults}", "-h", host, "-P", port.ToString(CultureInfo.InvariantCulture), "-u", user, "--protocol=TCP", database],
+                [$"--defaults-extra-file={defaults}", "-h", host, "-P", port.ToString(CultureInfo.InvariantCulture), "-u", user, "--protocol=TCP", "--", database],
                 new Dictionary<string, string>(), content, options.Timeout, $"{Path.GetFileName(target._client)} into {database} at {host}:{port}",
                 cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            dir.Delete(recursive: true);
+            File.Delete(defaults);
         }
 
         var facts = await target.FactsAsync(database, cancellationToken).ConfigureAwait(false);
@@ -59,7 +60,7 @@ internal sealed partial class MySqlSource : IRestorable
         }
 
         var database = Uri.UnescapeDataString(uri.AbsolutePath.Trim('/'));
-        if (database.Length == 0 || database.Contains('/', StringComparison.Ordinal))
+        if (database.Length == 0)
         {
             throw new ConfigException($"--to {destination}: name the database to restore into, like mysql://user@host:3306/dbname");
         }

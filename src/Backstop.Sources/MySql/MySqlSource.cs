@@ -4,6 +4,7 @@ using System.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Sources.Common;
+using MySqlConnector;
 
 namespace Backstop.Sources.MySql;
 
@@ -19,9 +20,10 @@ public sealed record MySqlOptions(
 
 /// <summary>
 /// MariaDB or MySQL: one <c>&lt;db&gt;.sql</c> per database from <c>mariadb-dump</c>/<c>mysqldump
-/// --single-transaction --routines --events --triggers --hex-blob</c>. Facts through the client program; each dump
-/// must end with the dump's completion line and create the tables the server reported. The password only travels
-/// in a 0600 defaults file in staging.
+/// --single-transaction --routines --events --triggers --hex-blob</c>. Facts and health through MySqlConnector with
+/// parameters (names are data, never SQL text); each database name reaches the dump tool after <c>--</c>. Each dump
+/// must end with the dump's completion line and create the tables the server reported. The password travels only
+/// over the connector's connection and in a 0600 defaults file in staging (or the source's private folder).
 /// </summary>
 public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
 {
@@ -37,9 +39,9 @@ public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
         var databases = map.AllOrList("databases");
         foreach (var d in databases ?? [])
         {
-            if (d.Length == 0 || d.Contains('/', StringComparison.Ordinal) || d.StartsWith('.') || d.Contains('`', StringComparison.Ordinal))
+            if (d.Length == 0 || d.Contains('\0', StringComparison.Ordinal))
             {
-                throw map.Error("databases", $"'{d}' cannot be a file name; rename the database or leave it out");
+                throw map.Error("databases", "a database name cannot be empty or hold a NUL character");
             }
         }
 
@@ -64,10 +66,14 @@ public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
             databases, map.Bool("exact_rows") ?? false, tools, timeout);
     }
 
-    public override ISource Create(SourceDefinition definition, MySqlOptions options) => new MySqlSource(definition.Name, options);
+    public override ISource Create(SourceDefinition definition, MySqlOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new MySqlSource(definition.Name, options, definition.StateDirectory);
+    }
 }
 
-internal sealed partial class MySqlSource(string name, MySqlOptions options) : ISource
+internal sealed partial class MySqlSource(string name, MySqlOptions options, string stateDirectory) : ISource
 {
     internal const string Trailer = "-- Dump completed";
     private static readonly string[] SystemSchemas = ["information_schema", "performance_schema", "sys"];
@@ -79,7 +85,6 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
         _dump = Resolve("dump", ["mariadb-dump", "mysqldump"]);
-        _client = Resolve("client", ["mariadb", "mysql"]);
         var server = (await QueryAsync(null, "SELECT VERSION()", cancellationToken).ConfigureAwait(false)).FirstOrDefault()?.FirstOrDefault() ?? "?";
         var dumpVersion = await ToolVersionAsync(_dump, cancellationToken).ConfigureAwait(false);
         CheckToolVersion(dumpVersion, server);
@@ -146,8 +151,8 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
         try
         {
             var databases = options.Databases ?? (await QueryAsync(null,
-                    $"SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ({string.Join(", ", SystemSchemas.Select(s => $"'{s}'"))}) ORDER BY 1",
-                    cancellationToken).ConfigureAwait(false))
+                    "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN (@s0, @s1, @s2) ORDER BY 1",
+                    cancellationToken, ("@s0", SystemSchemas[0]), ("@s1", SystemSchemas[1]), ("@s2", SystemSchemas[2])).ConfigureAwait(false))
                 .Select(r => r[0]).ToList();
             foreach (var database in databases)
             {
@@ -155,7 +160,7 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
                 await using var artifact = await sink.BeginArtifactAsync(SafeNames.Encode(database) + ".sql", cancellationToken).ConfigureAwait(false);
                 await ChildProcess.RunToStreamAsync(_dump!,
                     [$"--defaults-extra-file={defaults}", "-h", options.Host, "-P", Port, "-u", options.User, "--protocol=TCP",
-                     "--single-transaction", "--routines", "--events", "--triggers", "--hex-blob", "--default-character-set=utf8mb4", database],
+                     "--single-transaction", "--routines", "--events", "--triggers", "--hex-blob", "--default-character-set=utf8mb4", "--", database],
                     new Dictionary<string, string>(), "/", artifact.Content, options.Timeout,
                     $"source '{name}': {Path.GetFileName(_dump)} of database {database} at {Where}", cancellationToken).ConfigureAwait(false);
                 await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
@@ -208,15 +213,14 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
 
     private async Task<Dictionary<string, long>> FactsAsync(string database, CancellationToken ct)
     {
-        var q = database.Replace("'", "''", StringComparison.Ordinal);
-        var tables = (await QueryAsync(null,
-            $"SELECT table_name, COALESCE(table_rows, 0) FROM information_schema.tables WHERE table_schema = '{q}' AND table_type = 'BASE TABLE' ORDER BY 1", ct)
-            .ConfigureAwait(false)).ToList();
+        var tables = await QueryAsync(null,
+            "SELECT table_name, COALESCE(table_rows, 0) FROM information_schema.tables WHERE table_schema = @db AND table_type = 'BASE TABLE' ORDER BY 1",
+            ct, ("@db", database)).ConfigureAwait(false);
         long rows = 0;
         foreach (var t in tables)
         {
             rows += options.ExactRows
-                ? long.Parse((await QueryAsync(database, $"SELECT COUNT(*) FROM `{t[0].Replace("`", "``", StringComparison.Ordinal)}`", ct).ConfigureAwait(false))[0][0],
+                ? long.Parse((await QueryAsync(null, $"SELECT COUNT(*) FROM {Identifier(database)}.{Identifier(t[0])}", ct).ConfigureAwait(false))[0][0],
                     CultureInfo.InvariantCulture)
                 : long.Parse(t[1], CultureInfo.InvariantCulture);
         }
@@ -224,45 +228,85 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options) : I
         return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, ["rows"] = rows };
     }
 
-    /// <summary>Runs one query with the client program (tab-separated rows), with the password in a 0600 defaults file.</summary>
-    private async Task<List<string[]>> QueryAsync(string? database, string sql, CancellationToken ct)
+    /// <summary>A MySQL identifier quoted: in backticks, a backtick doubled (identifiers cannot be parameters).</summary>
+    internal static string Identifier(string name) => "`" + name.Replace("`", "``", StringComparison.Ordinal) + "`";
+
+    /// <summary>A connection through MySqlConnector: the password travels in its handshake, never in argv or a file.</summary>
+    private async Task<MySqlConnection> ConnectAsync(string? database, CancellationToken ct)
     {
-        var dir = Directory.CreateTempSubdirectory("backstop-mysql-");
-        var defaults = WriteDefaultsFile(dir.FullName);
+        var builder = new MySqlConnectionStringBuilder
+        {
+            Server = options.Host,
+            Port = (uint)options.Port,
+            UserID = options.User,
+            ConnectionTimeout = 15,
+            Pooling = false,
+            ApplicationName = "backstop",
+        };
+        if (database is not null)
+        {
+            builder.Database = database;
+        }
+
+        if (options.Password is { } p)
+        {
+            builder.Password = p.Resolve();
+        }
+
+        var connection = new MySqlConnection(builder.ConnectionString);
         try
         {
-            var output = new MemoryStream();
-            List<string> args = [$"--defaults-extra-file={defaults}", "-h", options.Host, "-P", Port, "-u", options.User, "--protocol=TCP",
-                "--batch", "--skip-column-names", "--connect-timeout=15", "-e", sql];
-            if (database is not null)
-            {
-                args.Add(database);
-            }
-
-            try
-            {
-                await ChildProcess.RunToStreamAsync(_client!, args, new Dictionary<string, string>(), "/", output, TimeSpan.FromMinutes(10),
-                    $"source '{name}': {Path.GetFileName(_client)} at {Where}", ct).ConfigureAwait(false);
-            }
-            catch (BackupException e)
-            {
-                throw new BackupException(Explain(e.Message));
-            }
-
-            return Encoding.UTF8.GetString(output.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')).ToList();
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+            return connection;
         }
-        finally
+        catch (MySqlException e)
         {
-            dir.Delete(recursive: true);
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw new BackupException(Explain(e));
         }
     }
 
-    private string Explain(string message) =>
-        message.Contains("ERROR 2002", StringComparison.Ordinal) || message.Contains("ERROR 2003", StringComparison.Ordinal)
-            ? $"source '{name}': connection to MySQL/MariaDB at {Where} refused: is the server running and listening there? ({message})"
-            : message.Contains("ERROR 1045", StringComparison.Ordinal)
-                ? $"source '{name}': access denied for user '{options.User}' at {Where}: check 'password' ({message})"
-                : message;
+    /// <summary>Runs one query with parameters; every value comes back as invariant text (NULL as empty).</summary>
+    private async Task<List<string[]>> QueryAsync(string? database, string sql, CancellationToken ct, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = await ConnectAsync(database, ct).ConfigureAwait(false);
+        try
+        {
+            await using var command = new MySqlCommand(sql, connection) { CommandTimeout = 600 };
+            foreach (var (n, v) in parameters)
+            {
+                command.Parameters.AddWithValue(n, v);
+            }
+
+            await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            var rows = new List<string[]>();
+            while (await reader.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var row = new string[reader.FieldCount];
+                for (var i = 0; i < row.Length; i++)
+                {
+                    row[i] = reader.IsDBNull(i) ? "" : Convert.ToString(reader.GetValue(i), CultureInfo.InvariantCulture) ?? "";
+                }
+
+                rows.Add(row);
+            }
+
+            return rows;
+        }
+        catch (MySqlException e)
+        {
+            throw new BackupException(Explain(e));
+        }
+    }
+
+    private string Explain(MySqlException e) => e.ErrorCode switch
+    {
+        MySqlErrorCode.UnableToConnectToHost =>
+            $"source '{name}': connection to MySQL/MariaDB at {Where} refused: is the server running and listening there? ({e.Message})",
+        MySqlErrorCode.AccessDenied => $"source '{name}': access denied for user '{options.User}' at {Where}: check 'password' ({e.Message})",
+        MySqlErrorCode.UnknownDatabase => $"source '{name}': {e.Message} at {Where}",
+        _ => $"source '{name}': MySQL/MariaDB at {Where}: {e.Message} ({(int)e.ErrorCode})",
+    };
 
     /// <summary>The password for the client programs: a file only this user can read, never argv.</summary>
     private string WriteDefaultsFile(string directory)
