@@ -212,6 +212,26 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         }
     }
 
+    [Fact]
+    public void Rows_are_exact_in_the_dumps_own_snapshot_without_analyze_and_estimates_are_labelled()
+    {
+        // Freshly loaded, never analysed: the planner thinks the table is empty (the rows=0 for 10,700 rows).
+        var db = NewName("fresh");
+        _pg.Sql("postgres", $"CREATE DATABASE {db}");
+        _pg.Sql(db, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10700);");
+        Config(db, ", expect: { min_rows: 10000 }");
+        var run = Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal(10700, _box.Snapshots().Last().GetProperty("facts").GetProperty("rows").GetInt64());
+
+        Config(db, ", exact_rows: false");
+        var estimated = Run("run");
+        Assert.True(estimated.ExitCode == 0, estimated.ToString());
+        var facts = _box.Snapshots().Last().GetProperty("facts");
+        Assert.False(facts.TryGetProperty("rows", out _));
+        Assert.True(facts.TryGetProperty("rows_estimated", out _));
+    }
+
     private static string Conninfo(string database) => "dbname='" + database.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
 
     private static string YamlString(string s) =>

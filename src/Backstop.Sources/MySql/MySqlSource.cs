@@ -63,7 +63,7 @@ public sealed class MySqlSourceKind : SourceKind<MySqlOptions>
 
         return new MySqlOptions(
             map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 3306, map.String("user") ?? "root", map.Secret("password"),
-            databases, map.Bool("exact_rows") ?? false, tools, timeout);
+            databases, Postgres.PostgresSourceKind.ExactRows(map), tools, timeout);
     }
 
     public override ISource Create(SourceDefinition definition, MySqlOptions options)
@@ -225,7 +225,8 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options, str
                 : long.Parse(t[1], CultureInfo.InvariantCulture);
         }
 
-        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, ["rows"] = rows };
+        // InnoDB's table_rows is an estimate: recorded under its own name, never used by an expectation.
+        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, [options.ExactRows ? "rows" : "rows_estimated"] = rows };
     }
 
     /// <summary>A MySQL identifier quoted: in backticks, a backtick doubled (identifiers cannot be parameters).</summary>

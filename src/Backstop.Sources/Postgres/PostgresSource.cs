@@ -78,9 +78,25 @@ public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
             map.Secret("password"),
             databases,
             sslMode,
-            map.Bool("exact_rows") ?? false,
+            ExactRows(map),
             tools,
             timeout);
+    }
+
+    /// <summary>
+    /// Rows are counted exactly by default, inside the dump's own snapshot. <c>exact_rows: false</c> (very large
+    /// databases) records the planner's estimate as <c>rows_estimated</c>, which no expectation ever uses: so
+    /// <c>min_rows</c> with it is refused here.
+    /// </summary>
+    internal static bool ExactRows(ConfigMap map)
+    {
+        var exact = map.Bool("exact_rows") ?? true;
+        if (!exact && map.Map("expect") is { } expect && expect.Has("min_rows"))
+        {
+            throw expect.Error("min_rows", "needs exact row counts, and exact_rows is false (rows are then the planner's estimates, recorded as rows_estimated); remove one of them");
+        }
+
+        return exact;
     }
 
     public override ISource Create(SourceDefinition definition, PostgresOptions options) => new PostgresSource(definition.Name, options);
@@ -147,22 +163,9 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         var env = Environment();
         foreach (var database in databases)
         {
-            // The facts are read from the server while pg_dump runs: the dump does not wait for them.
-            var facts = FactsAsync(database, cancellationToken);
             await using var artifact = await sink.BeginArtifactAsync(SafeNames.Encode(database) + ".dump", cancellationToken).ConfigureAwait(false);
-            try
-            {
-                await ChildProcess.RunToStreamAsync(tools.PgDump,
-                    ["-Fc", "-Z0", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, database)],
-                    env, "/", artifact.Content, options.Timeout, $"source '{name}': pg_dump of database {database} at {Where}", cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                // Never leave the facts query running behind a failed dump; its own error, if any, comes second.
-                await Task.WhenAny(facts).ConfigureAwait(false);
-            }
-
-            await artifact.CompleteAsync(await facts.ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            var facts = await DumpAsync(tools, database, env, artifact.Content, cancellationToken).ConfigureAwait(false);
+            await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
         }
 
         await using (var globals = await sink.BeginArtifactAsync(GlobalsArtifact, cancellationToken).ConfigureAwait(false))
@@ -205,9 +208,65 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         return env;
     }
 
+    /// <summary>
+    /// One database's dump and its facts. Exact (the default): a REPEATABLE READ transaction exports its snapshot,
+    /// pg_dump runs with <c>--snapshot</c> of it, and the tables and rows are counted in that same transaction while
+    /// pg_dump runs, so the counts are exactly what the dump holds. Estimated: the planner's figures, as rows_estimated.
+    /// </summary>
+    private async Task<Dictionary<string, long>> DumpAsync(PostgresTools tools, string database, Dictionary<string, string> env, Stream output,
+        CancellationToken ct)
+    {
+        List<string> args = ["-Fc", "-Z0", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, database)];
+        var what = $"source '{name}': pg_dump of database {database} at {Where}";
+        if (!options.ExactRows)
+        {
+            // The facts are read from the server while pg_dump runs: the dump does not wait for them.
+            var estimated = FactsAsync(database, ct);
+            try
+            {
+                await ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, options.Timeout, what, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Never leave the facts query running behind a failed dump; its own error, if any, comes second.
+                await Task.WhenAny(estimated).ConfigureAwait(false);
+            }
+
+            return await estimated.ConfigureAwait(false);
+        }
+
+        await using var db = await ConnectAsync(database, ct).ConfigureAwait(false);
+        await using var tx = await db.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
+        await ScalarAsync(db, "SET TRANSACTION READ ONLY", ct).ConfigureAwait(false);
+        var snapshot = (string)(await ScalarAsync(db, "SELECT pg_export_snapshot()", ct).ConfigureAwait(false))!;
+        args.Add("--snapshot=" + snapshot);
+        var dump = ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, options.Timeout, what, ct);
+        Dictionary<string, long> facts;
+        try
+        {
+            facts = await CountAsync(db, exact: true, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await Task.WhenAny(dump).ConfigureAwait(false);
+            throw;
+        }
+
+        // The exporting transaction stays open until pg_dump is done with its snapshot.
+        await dump.ConfigureAwait(false);
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        return facts;
+    }
+
     private async Task<Dictionary<string, long>> FactsAsync(string database, CancellationToken ct)
     {
         await using var db = await ConnectAsync(database, ct).ConfigureAwait(false);
+        return await CountAsync(db, options.ExactRows, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Tables, and rows counted (exact) or the planner's estimate (recorded as rows_estimated, never as rows).</summary>
+    private static async Task<Dictionary<string, long>> CountAsync(NpgsqlConnection db, bool exact, CancellationToken ct)
+    {
         const string userTables = """
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -215,18 +274,18 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
             """;
         var tables = await ListAsync(db, $"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) {userTables} ORDER BY 1", ct).ConfigureAwait(false);
-        long rows = 0;
-        if (options.ExactRows)
+        if (!exact)
         {
-            foreach (var t in tables)
-            {
-                rows += Convert.ToInt64(await ScalarAsync(db, $"SELECT count(*) FROM {t}", ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
-            }
-        }
-        else
-        {
-            rows = Convert.ToInt64(await ScalarAsync(db, $"SELECT COALESCE(SUM(GREATEST(c.reltuples, 0)), 0)::bigint {userTables} AND c.relkind = 'r'", ct)
+            var estimate = Convert.ToInt64(await ScalarAsync(db, $"SELECT COALESCE(SUM(GREATEST(c.reltuples, 0)), 0)::bigint {userTables} AND c.relkind = 'r'", ct)
                 .ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
+            return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, ["rows_estimated"] = estimate };
+        }
+
+        long rows = 0;
+        foreach (var t in tables)
+        {
+            // Partitioned parents count their partitions' rows; ONLY keeps each row counted once.
+            rows += Convert.ToInt64(await ScalarAsync(db, $"SELECT count(*) FROM ONLY {t}", ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
         }
 
         return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, ["rows"] = rows };

@@ -21,8 +21,16 @@ public class PostgresConfigTests
         Assert.Null(o.Databases);
         Assert.Equal("127.0.0.1", o.Host);
         Assert.Equal(5432, o.Port);
-        Assert.False(o.ExactRows);
+        Assert.True(o.ExactRows); // counted in the dump's own snapshot unless exact_rows: false
         Assert.Null(o.Password);
+    }
+
+    [Fact]
+    public void Estimated_rows_cannot_be_used_by_min_rows()
+    {
+        Assert.False(Parse("exact_rows: false").ExactRows);
+        var e = Assert.Throws<ConfigException>(() => Parse("exact_rows: false, expect: { min_rows: 10 }"));
+        Assert.Contains("min_rows: needs exact row counts", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -42,7 +50,7 @@ public class PostgresConfigTests
     [InlineData("sslmode: sometimes", "'sometimes' is not one of: disable, allow, prefer, require, verify-ca, verify-full")]
     [InlineData("tools: { psql: /usr/bin/psql }", "sources[0].tools.psql: unknown key")]
     [InlineData("port: 99999", "99999 is out of range")]
-    [InlineData("databases: [../etc]", "cannot be a file name")]
+    [InlineData("databases: [\"\"]", "a database name cannot be empty")]
     [InlineData("expect: { min_documents: 3 }", "min_documents: unknown key")]
     public void Mistakes_are_refused_where_they_are(string source, string message)
     {
