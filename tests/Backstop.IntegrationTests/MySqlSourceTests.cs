@@ -140,6 +140,25 @@ public sealed class MySqlSourceTests : IClassFixture<MariaDbServer>, IDisposable
         }
     }
 
+    [Fact]
+    public void A_restore_that_fails_midway_drops_the_database_it_created()
+    {
+        var db = CreateShop(3, 5);
+        _db.RootSql($"CREATE PROCEDURE {db}.p() SELECT 1");
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+
+        // A restoring user who may create tables but not routines: the load stops after the tables.
+        var user = "r" + Guid.NewGuid().ToString("N")[..8];
+        _db.RootSql($"CREATE USER '{user}'@'%' IDENTIFIED BY '{MariaDbServer.Password.Replace("'", "''", StringComparison.Ordinal)}'; " +
+                    $"GRANT SELECT, INSERT, CREATE, DROP, ALTER, INDEX, LOCK TABLES, REFERENCES, CREATE VIEW, SHOW VIEW ON *.* TO '{user}'@'%'");
+        var copy = NewName("half");
+        var failed = Run("restore", "--source", "my", "--to", $"mysql://{user}@127.0.0.1:{_db.Port}/{copy}");
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains("denied", failed.Stderr, StringComparison.OrdinalIgnoreCase); // stopped midway by the routine, not before
+        Assert.Equal("", _db.RootSql($"SHOW DATABASES LIKE '{copy}'"));
+    }
+
     private static string Quoted(string name) => "`" + name.Replace("`", "``", StringComparison.Ordinal) + "`";
 
     [Fact]

@@ -232,6 +232,63 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         Assert.True(facts.TryGetProperty("rows_estimated", out _));
     }
 
+    [Fact]
+    public void A_globals_restore_never_changes_a_live_servers_roles_without_force_and_compares_them_after()
+    {
+        var role = NewName("app_role");
+        _pg.Sql("postgres", $"CREATE ROLE {role} LOGIN PASSWORD 'first-pass'");
+        var db = CreateShop(2, 5);
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+        var hash = $"SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'";
+        var original = _pg.Scalar("postgres", hash);
+
+        // The same roles as the file has them: nothing to change, restored and compared.
+        var to = $"postgresql://postgres@127.0.0.1:{Port}/{db}";
+        var same = Run("restore", "--source", "pg", "--artifact", "globals.sql", "--to", to);
+        Assert.True(same.ExitCode == 0, same.ToString());
+        Assert.Contains("roles=", same.Stdout, StringComparison.Ordinal);
+        Assert.Contains("as recorded", same.Stdout, StringComparison.Ordinal);
+
+        // The live server's role changed since: refused, and its password left as it is.
+        _pg.Sql("postgres", $"ALTER ROLE {role} PASSWORD 'second-pass'");
+        var changed = _pg.Scalar("postgres", hash);
+        var refused = Run("restore", "--source", "pg", "--artifact", "globals.sql", "--to", to);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains($"already has role(s) {role} with other attributes or another password", refused.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("SCRAM", refused.All, StringComparison.Ordinal);
+        Assert.Equal(changed, _pg.Scalar("postgres", hash));
+
+        var forced = Run("restore", "--source", "pg", "--artifact", "globals.sql", "--to", to, "--force");
+        Assert.True(forced.ExitCode == 0, forced.ToString());
+        Assert.Equal(original, _pg.Scalar("postgres", hash));
+        _pg.Sql("postgres", $"DROP ROLE {role}");
+    }
+
+    [Fact]
+    public void A_restore_that_fails_midway_leaves_no_database_it_created_and_no_half_filled_one()
+    {
+        var ghost = NewName("ghost");
+        var db = CreateShop(3, 5);
+        _pg.Sql("postgres", $"CREATE ROLE {ghost}");
+        _pg.Sql(db, $"GRANT SELECT ON t02 TO {ghost}");
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+        _pg.Sql(db, $"REVOKE SELECT ON t02 FROM {ghost}");
+        _pg.Sql("postgres", $"DROP ROLE {ghost}"); // the dump's GRANT now fails after its tables were created
+
+        var fresh = NewName("fresh");
+        var failed = Run("restore", "--source", "pg", "--artifact", db + ".dump", "--to", $"postgresql://postgres@127.0.0.1:{Port}/{fresh}");
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains(ghost, failed.All, StringComparison.Ordinal);
+        Assert.Equal("0", _pg.Scalar("postgres", $"SELECT count(*) FROM pg_database WHERE datname = '{fresh}'"));
+
+        var empty = NewName("empty");
+        _pg.Sql("postgres", $"CREATE DATABASE {empty}");
+        Assert.Equal(1, Run("restore", "--source", "pg", "--artifact", db + ".dump", "--to", $"postgresql://postgres@127.0.0.1:{Port}/{empty}").ExitCode);
+        Assert.Equal("0", _pg.Scalar(empty, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"));
+    }
+
     private static string Conninfo(string database) => "dbname='" + database.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
 
     private static string YamlString(string s) =>
@@ -304,7 +361,7 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         var to = $"postgresql://postgres@127.0.0.1:{Port}/{copy}";
         var restore = Run("restore", "--source", "pg", "--artifact", db + ".dump", "--to", to);
         Assert.True(restore.ExitCode == 0, restore.ToString());
-        Assert.Contains("tables=38, as recorded", restore.Stdout, StringComparison.Ordinal);
+        Assert.Matches("tables=38, rows=[0-9]+, as recorded", restore.Stdout); // rows compared too: counted exactly at backup
         _pg.Sql(copy, "ANALYZE");
         Assert.Equal(Facts(db), Facts(copy));
 

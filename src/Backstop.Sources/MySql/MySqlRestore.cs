@@ -8,8 +8,9 @@ namespace Backstop.Sources.MySql;
 
 /// <summary>
 /// Restore into <c>mysql://user@host:port/dbname</c> (or <c>mariadb://</c>): the database is created when missing and
-/// refused when it holds tables (unless --force); the dump is fed to the client program; the tables found
-/// afterwards are compared with the snapshot's. The password is the source's, in a 0600 defaults file.
+/// refused when it holds tables (unless --force); the dump is fed to the client program; a database the restore
+/// created is dropped when the load fails; the tables found afterwards are compared with the snapshot's. The password
+/// is the source's, in a 0600 defaults file in the source's private folder.
 /// </summary>
 internal sealed partial class MySqlSource : IRestorable
 {
@@ -21,6 +22,8 @@ internal sealed partial class MySqlSource : IRestorable
         var (host, port, user, database) = Destination(destination);
         var target = new MySqlSource(name, options with { Host = host, Port = port, User = user }, stateDirectory);
         target._client = target.Resolve("client", ["mariadb", "mysql"]);
+        var created = (await target.QueryAsync(null, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = @db", cancellationToken, ("@db", database))
+            .ConfigureAwait(false))[0][0] == "0";
         await target.QueryAsync(null, $"CREATE DATABASE IF NOT EXISTS {Identifier(database)}", cancellationToken).ConfigureAwait(false);
         var before = (await target.FactsAsync(database, cancellationToken).ConfigureAwait(false))["tables"];
         if (before > 0 && !force)
@@ -37,6 +40,21 @@ internal sealed partial class MySqlSource : IRestorable
                 [$"--defaults-extra-file={defaults}", "-h", host, "-P", port.ToString(CultureInfo.InvariantCulture), "-u", user, "--protocol=TCP", "--", database],
                 new Dictionary<string, string>(), content, options.Timeout, $"{Path.GetFileName(target._client)} into {database} at {host}:{port}",
                 cancellationToken).ConfigureAwait(false);
+        }
+        catch when (created)
+        {
+            // The client stopped midway (a dump's DDL commits as it goes): the database this restore made is dropped, so
+            // nothing half-restored stays behind. One that existed before is left, and the error says where it stopped.
+            try
+            {
+                await target.QueryAsync(null, $"DROP DATABASE IF EXISTS {Identifier(database)}", CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (BackupException e)
+            {
+                await Console.Error.WriteLineAsync($"backstop: could not drop database {database} created by the failed restore: {e.Message}; drop it by hand").ConfigureAwait(false);
+            }
+
+            throw;
         }
         finally
         {

@@ -7,8 +7,9 @@ namespace Backstop.Sources.Postgres;
 
 /// <summary>
 /// Restore into <c>postgresql://user@host:port/dbname</c>: the database is created when missing and refused when it
-/// holds tables (unless --force); the dump goes through <c>pg_restore --no-owner --exit-on-error</c>; the tables found
-/// afterwards are compared with the snapshot's. The password comes from PGPASSWORD or the source's configuration,
+/// holds tables (unless --force, which replaces the dump's objects); the dump goes through <c>pg_restore --no-owner
+/// --exit-on-error --single-transaction</c>, so a failure leaves the database as it was (and one the restore created is
+/// dropped); the tables and rows found afterwards are compared with the snapshot's. Globals: see <c>RestoreGlobalsAsync</c>. The password comes from PGPASSWORD or the source's configuration,
 /// never from the URI.
 /// </summary>
 internal sealed partial class PostgresSource : IRestorable
@@ -33,12 +34,10 @@ internal sealed partial class PostgresSource : IRestorable
         var port = target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (artifactName == GlobalsArtifact)
         {
-            var psql = Path.Combine(Path.GetDirectoryName(tools.PgRestore)!, "psql");
-            await ChildProcess.RunWithInputAsync(psql, ["-d", Conninfo.Of(target.Host, target.Port, target.User, "postgres"), "-q", "-f", "-"],
-                env, content, options.Timeout, $"psql (globals) at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
-            return new Dictionary<string, long>();
+            return await RestoreGlobalsAsync(target, tools, env, content, force, cancellationToken).ConfigureAwait(false);
         }
 
+        var created = false;
         await using (var admin = await OpenAsync(target, "postgres", cancellationToken).ConfigureAwait(false))
         {
             var exists = await ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", cancellationToken, target.Database)
@@ -46,6 +45,7 @@ internal sealed partial class PostgresSource : IRestorable
             if (!exists)
             {
                 await ScalarAsync(admin, $"CREATE DATABASE \"{target.Database.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", cancellationToken).ConfigureAwait(false);
+                created = true;
             }
             else if (!force)
             {
@@ -60,13 +60,49 @@ internal sealed partial class PostgresSource : IRestorable
             }
         }
 
-        await ChildProcess.RunWithInputAsync(tools.PgRestore,
-            ["-d", Conninfo.Of(target.Host, target.Port, target.User, target.Database), "--no-owner", "--exit-on-error"],
-            env, content, options.Timeout, $"pg_restore into {target.Database} at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
+        // One transaction: a restore that fails midway leaves the database as it was (never half-filled); --force
+        // replaces the objects the dump holds (--clean --if-exists) inside that same transaction.
+        List<string> args = ["-d", Conninfo.Of(target.Host, target.Port, target.User, target.Database), "--no-owner", "--exit-on-error", "--single-transaction"];
+        if (force)
+        {
+            args.AddRange(["--clean", "--if-exists"]);
+        }
+
+        try
+        {
+            await ChildProcess.RunWithInputAsync(tools.PgRestore, args, env, content, options.Timeout,
+                $"pg_restore into {target.Database} at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
+        }
+        catch when (created)
+        {
+            await DropCreatedAsync(target, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
 
         var restored = new PostgresSource(name, options with { Host = target.Host, Port = target.Port, User = target.User, Password = target.Password is null ? null : new SecretRef(target.Password, default) });
         var facts = await restored.FactsAsync(target.Database, cancellationToken).ConfigureAwait(false);
-        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = facts["tables"] };
+        var found = new Dictionary<string, long> { ["databases"] = 1, ["tables"] = facts["tables"] };
+        if (facts.TryGetValue("rows", out var rows))
+        {
+            found["rows"] = rows;
+        }
+
+        return found;
+    }
+
+    /// <summary>Removes the database this restore created, after a failure (nothing half-restored stays behind).</summary>
+    private async Task DropCreatedAsync(Target target, CancellationToken ct)
+    {
+        try
+        {
+            await using var admin = await OpenAsync(target, "postgres", ct).ConfigureAwait(false);
+            await ScalarAsync(admin, $"DROP DATABASE IF EXISTS \"{target.Database.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is BackupException or NpgsqlException)
+        {
+            // Decision: the restore's own error is what the user needs; this one is added to the log, not raised over it.
+            Console.Error.WriteLine($"backstop: could not drop database {target.Database} created by the failed restore: {e.Message}; drop it by hand");
+        }
     }
 
     private sealed record Target(string Host, int Port, string User, string Database, string? Password);

@@ -65,9 +65,19 @@ internal static class RestoreVerb
                     Terminal.Out.MarkupLine($"[yellow]skipped[/] {Markup.Escape(skipped)}");
                 }
 
-                var facts = string.Join(", ", r.Found.Select(f => $"{f.Key}={f.Value}" + (r.Recorded.TryGetValue(f.Key, out var rec) && rec != f.Value ? $" (recorded {rec})" : "")));
+                // Say which facts were compared and which could not be: "as recorded" only ever about what was compared.
+                var compared = r.Found.Where(f => r.Recorded.ContainsKey(f.Key)).ToList();
+                var notCompared = r.Recorded.Keys.Where(k => !r.Found.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+                var facts = compared.Count == 0
+                    ? "its SHA-256 matched; no fact could be compared in what was restored"
+                    : string.Join(", ", compared.Select(f => $"{f.Key}={f.Value}")) + ", as recorded";
+                if (notCompared.Count > 0 && compared.Count > 0)
+                {
+                    facts += $" (not compared: {string.Join(", ", notCompared)})";
+                }
+
                 Terminal.Out.MarkupLine(r.Mismatch is null
-                    ? $"[green]restored[/] {Markup.Escape(r.Artifact)} of {snapshot.Id} from '{Markup.Escape(r.Target)}' to {Markup.Escape(destination)}: {Markup.Escape(facts)}, as recorded"
+                    ? $"[green]restored[/] {Markup.Escape(r.Artifact)} of {snapshot.Id} from '{Markup.Escape(r.Target)}' to {Markup.Escape(destination)}: {Markup.Escape(facts)}"
                     : $"[red]restored, but not as recorded[/] {Markup.Escape(r.Artifact)}: {Markup.Escape(r.Mismatch)}");
             }
         }
