@@ -231,6 +231,36 @@ public sealed class CatalogStore : IDisposable
         tx.Commit();
     }
 
+    /// <summary>
+    /// Records what one verify pass found, compare-and-set: each copy is updated only while it is still as the verify
+    /// read it (state and time of its last check), so a copy pruned meanwhile is never resurrected and a newer check
+    /// (a heal, another verify) is never overwritten. Returns the results that were not recorded for that reason.
+    /// </summary>
+    public IReadOnlyList<(string SnapshotId, string Artifact, string Target)> SetCopiesIfUnchanged(IEnumerable<(string SnapshotId, string Artifact, CopyInfo Copy, CopyInfo? Before)> copies)
+    {
+        ArgumentNullException.ThrowIfNull(copies);
+        using var tx = _db.BeginTransaction();
+        var skipped = new List<(string, string, string)>();
+        foreach (var (id, artifact, copy, before) in copies)
+        {
+            using var cmd = before is null
+                ? Command(
+                    "INSERT OR IGNORE INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES ($id, $a, $t, $s, $c, $e)",
+                    ("$id", id), ("$a", artifact), ("$t", copy.Target), ("$s", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)), ("$e", copy.Error))
+                : Command(
+                    "UPDATE copies SET state = $s, checked_at = $c, error = $e WHERE snapshot_id = $id AND artifact = $a AND target = $t AND state = $ps AND checked_at = $pc",
+                    ("$id", id), ("$a", artifact), ("$t", copy.Target), ("$s", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)), ("$e", copy.Error),
+                    ("$ps", before.State.ToString().ToLowerInvariant()), ("$pc", Time(before.CheckedAt)));
+            if (cmd.ExecuteNonQuery() == 0)
+            {
+                skipped.Add((id, artifact, copy.Target));
+            }
+        }
+
+        tx.Commit();
+        return skipped;
+    }
+
     /// <summary>Snapshots left 'running' by a process that died: recorded as failed with the reason.</summary>
     public IReadOnlyList<SnapshotInfo> FailInterrupted(DateTimeOffset now)
     {

@@ -107,11 +107,15 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             throw new ConfigException($"--artifact {artifact}: snapshot {snapshot.Id} has {string.Join(", ", snapshot.Artifacts.Select(a => a.Name))}");
         }
 
-        var artifacts = restorable.Plan(chosenNames, destination).Select(n => snapshot.Artifacts.First(a => a.Name == n)).ToList();
-
+        var planned = restorable.Plan(chosenNames, destination);
         var targets = config.Targets.Select(t => GuardedTarget.Create(plugins, t)).ToDictionary(t => t.Name, StringComparer.Ordinal);
         var results = new List<RestoredArtifact>();
-        using var reading = RestoreMarks.Mark(config, snapshot.Id); // a prune meanwhile keeps it
+
+        // Marked first, then the copies chosen from the catalog as it is now: a prune that marked them pruned before
+        // this mark either sees it and puts them back (it re-checks after marking), or is already recorded here.
+        using var reading = RestoreMarks.Mark(config, snapshot.Id);
+        snapshot = catalog.Snapshot(snapshot.Id) ?? snapshot;
+        var artifacts = planned.Select(n => snapshot.Artifacts.First(a => a.Name == n)).ToList();
         foreach (var a in artifacts)
         {
             // Verified copies first, in the order the configuration lists the targets (the user's preference).

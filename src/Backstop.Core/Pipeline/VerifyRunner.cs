@@ -22,13 +22,16 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
 {
     private const string DeepHint = " (found by a deep verify; run 'backstop verify --deep' to check it again)";
 
+    /// <summary>Runs between the checks and their recording (interleaving tests).</summary>
+    internal Func<Task>? BeforeRecording { get; init; }
+
     public async Task<VerifyReport> RunAsync(IReadOnlyCollection<string> only, bool deep, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(only);
         var targets = config.Targets.ToDictionary(t => t.Name, t => GuardedTarget.Create(plugins, t), StringComparer.Ordinal);
         var identities = deep ? Sealing.Sealed.Identities(config.Encryption) : [];
         var checks = new List<CopyCheck>();
-        var updates = new List<(string, string, CopyInfo)>();
+        var updates = new List<(string, string, CopyInfo, CopyInfo?)>();
         foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
         {
             var source = plugins.Source(def.Kind)!.Create(def);
@@ -71,14 +74,21 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
                             result = before! with { Error = before.Error!.EndsWith(DeepHint, StringComparison.Ordinal) ? before.Error : before.Error + DeepHint };
                         }
 
-                        updates.Add((snap.Id, a.Name, result));
+                        updates.Add((snap.Id, a.Name, result, before));
                         checks.Add(new CopyCheck(def.Name, snap.Id, a.Name, target.Name, result.State, result.Error));
                     }
                 }
             }
         }
 
-        catalog.SetCopies(updates);
+        if (BeforeRecording is { } hook)
+        {
+            await hook().ConfigureAwait(false);
+        }
+
+        // Compare-and-set: what changed since it was read (a prune, a heal, a newer check) wins over this pass.
+        var superseded = catalog.SetCopiesIfUnchanged(updates).ToHashSet();
+        checks.RemoveAll(c => superseded.Contains((c.Snapshot, c.Artifact, c.Target)));
         foreach (var c in checks.Where(c => c.State != CopyState.Verified))
         {
             catalog.AddEvent("error", c.Source, c.Snapshot, $"verify: {c.Error}");

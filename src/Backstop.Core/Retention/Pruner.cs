@@ -19,6 +19,9 @@ public sealed record PruneLine(string Source, string Target, string Snapshot, Da
 /// </summary>
 public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer)
 {
+    /// <summary>Called with the snapshot id between the restore-mark check and the marking of its copies (interleaving tests).</summary>
+    internal Action<string>? BeforeMarkingPruned { get; init; }
+
     public async Task<IReadOnlyList<PruneLine>> RunAsync(IReadOnlyCollection<string> only, bool dryRun, bool force, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(only);
@@ -73,8 +76,19 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
 
                     // Recorded pruned first: a removal that fails or is interrupted is finished by the next run's sweep.
                     var snapshot = here.Single(s => s.Id == d.Id);
+                    BeforeMarkingPruned?.Invoke(snapshot.Id);
                     catalog.SetCopies(snapshot.Artifacts.Select(a =>
                         (snapshot.Id, a.Name, new CopyInfo(targetName, CopyState.Pruned, DateTimeOffset.UtcNow, $"pruned: {d.Reasons[0]}"))));
+
+                    // A restore that marked the snapshot after the check above chose its copies before they were marked
+                    // pruned, or will see them pruned: in the first case they are put back and kept.
+                    if (RestoreMarks.Readers(config, d.Id) is [var late, ..])
+                    {
+                        catalog.SetCopies(snapshot.Artifacts.Select(a => (snapshot.Id, a.Name, a.Copies.First(c => c.Target == targetName))));
+                        lines.Add(line with { Keep = true, Why = $"being restored (pid {late}); {d.Reasons[0]}: a later prune removes it" });
+                        continue;
+                    }
+
                     var removed = await Orphans.DeleteFolderAsync(targets[targetName], Layout.Folder(def.Name, snapshot.Id), observer).ConfigureAwait(false);
                     lines.Add(line with { Pending = !removed });
                     catalog.AddEvent(removed ? "info" : "warn", def.Name, snapshot.Id, removed
