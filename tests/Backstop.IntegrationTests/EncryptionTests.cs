@@ -126,6 +126,17 @@ public sealed class EncryptionTests : IDisposable
         Assert.Equal(1, plain.ExitCode); // a size proves nothing about a key
         Assert.Contains("run 'backstop verify --deep' to check it again", System.Text.RegularExpressions.Regex.Replace(plain.All, @"\s+", " "), StringComparison.Ordinal);
 
+        // The key's fault, never the copy's: still a valid backup (degraded, saying why), 'latest' restores with the right
+        // key, and the stock recipe is still printed.
+        var status = _box.Json("status").GetProperty("sources")[0];
+        Assert.Equal("degraded", status.GetProperty("state").GetString());
+        Assert.Equal(1, status.GetProperty("last_valid").GetProperty("verified_copies").GetInt32());
+        var restored = _box.Run("restore", "--source", "files", "--to", _box["out-right-key"], "--identity", _box["key.txt"]);
+        Assert.True(restored.ExitCode == 0, restored.ToString());
+        var explain = _box.Run("restore", "--source", "files", "--explain");
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        Assert.Contains("age -d", explain.Stdout, StringComparison.Ordinal);
+
         Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./key.txt\"] }}\n");
         var again = _box.Run("verify", "--deep");
         Assert.True(again.ExitCode == 0, again.ToString());

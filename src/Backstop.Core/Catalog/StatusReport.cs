@@ -109,6 +109,11 @@ public static class StatusReport
             reasons.Add($"no verified copy on target '{target}' ({copy.State}{(copy.Error is null ? "" : ": " + copy.Error)})");
         }
 
+        foreach (var (target, copy) in CopyStates(def, snapshot).Where(c => c.Value.State == "verified" && c.Value.Error is not null))
+        {
+            reasons.Add(copy.Error!);
+        }
+
         reasons.AddRange(snapshot.Warnings.Where(w => w.StartsWith("expectation:", StringComparison.Ordinal)));
         return reasons;
     }
@@ -123,7 +128,8 @@ public static class StatusReport
             var copies = snapshot.Artifacts.Select(a => a.Copies.FirstOrDefault(c => c.Target == t)).ToList();
             if (copies.Count > 0 && copies.All(x => x?.State == CopyState.Verified))
             {
-                return new CopyStatus("verified", null);
+                // Verified, with the key problem a deep verify found, if any (the copy is good; the configured key does not open it).
+                return new CopyStatus("verified", copies.Select(x => x!.Error).FirstOrDefault(e => e is not null));
             }
 
             if (copies.Count == 0 || copies.Any(x => x is null))

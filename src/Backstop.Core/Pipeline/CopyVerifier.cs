@@ -107,8 +107,9 @@ public static class CopyVerifier
 
             if (keyError is not null)
             {
-                // Not corrupt (the bytes are the stored ones, so healing cannot help), yet not proven restorable either.
-                return new CopyInfo(target.Name, CopyState.Failed, now,
+                // The key's fault, never the copy's: the bytes are the stored ones (healing cannot help), so the copy stays
+                // verified (restorable with the right key, 'latest' unchanged), and the key problem is kept with it and said.
+                return new CopyInfo(target.Name, CopyState.Verified, now,
                     $"{Where(target, key)} matches its SHA-256, but {KeyFailure} ({keyError}): " +
                     "check encryption.identities (a rotated key must stay listed while backups made for it are kept)");
             }
@@ -130,12 +131,12 @@ public static class CopyVerifier
     private const string KeyFailure = "the configured key does not open it";
 
     /// <summary>
-    /// A copy whose bytes are the stored ones but which the configured identities do not open: reported by every deep
-    /// verify until the key is fixed, kept by a plain one (a size proves nothing about a key), never healed (the
-    /// same bytes would come back).
+    /// A copy whose bytes are the stored ones but which the configured identities do not open: still verified (the
+    /// copy is good, the key is not), reported by every deep verify until the key is fixed, kept by a plain one (a size
+    /// proves nothing about a key), never healed (the same bytes would come back), and a reason for status to say degraded.
     /// </summary>
     public static bool IsKeyFailure(CopyInfo? copy) =>
-        copy is { State: CopyState.Failed, Error: { } error } && error.Contains(KeyFailure, StringComparison.Ordinal);
+        copy is { Error: { } error } && error.Contains(KeyFailure, StringComparison.Ordinal);
 
     internal static string Where(ITarget target, string key) => $"copy on target '{target.Name}' ({key})";
 

@@ -19,7 +19,8 @@ internal static class VerifyVerb
         using var catalog = Context.OpenCatalog(config);
         var report = await new VerifyRunner(config, Plugins.Registry, catalog).RunAsync(only, deep, cancellationToken).ConfigureAwait(false);
         var checks = report.Copies;
-        var bad = checks.Where(c => c.State != CopyState.Verified).ToList();
+        // A verified copy with an error is one the configured key does not open: the key's problem, said every time.
+        var bad = checks.Where(c => c.State != CopyState.Verified || c.Error is not null).ToList();
         if (context.Json)
         {
             JsonOutput.Write(new
@@ -35,7 +36,7 @@ internal static class VerifyVerb
         {
             foreach (var c in bad)
             {
-                Terminal.Out.MarkupLine($"[red]{c.State.ToString().ToLowerInvariant()}[/] {Markup.Escape(c.Source)} {c.Snapshot} {Markup.Escape(c.Artifact)} on '{Markup.Escape(c.Target)}': {Markup.Escape(c.Error ?? "")}");
+                Terminal.Out.MarkupLine($"[red]{(c.State == CopyState.Verified ? "key" : c.State.ToString().ToLowerInvariant())}[/] {Markup.Escape(c.Source)} {c.Snapshot} {Markup.Escape(c.Artifact)} on '{Markup.Escape(c.Target)}': {Markup.Escape(c.Error ?? "")}");
             }
 
             foreach (var l in report.Lacking)
