@@ -77,6 +77,9 @@ public sealed class CatalogStore : IDisposable
         DROP TABLE copies;
         ALTER TABLE copies_v2 RENAME TO copies;
         """,
+        """
+        ALTER TABLE artifacts ADD COLUMN reported TEXT NOT NULL DEFAULT '[]';
+        """,
     ];
 
     private readonly SqliteConnection _db;
@@ -190,11 +193,11 @@ public sealed class CatalogStore : IDisposable
         {
             using (var cmd = Command(
                        """
-                       INSERT OR REPLACE INTO artifacts(snapshot_id, name, file_name, raw_bytes, stored_bytes, sha256, compression, facts)
-                       VALUES ($id, $n, $fn, $r, $sb, $h, $c, $facts)
+                       INSERT OR REPLACE INTO artifacts(snapshot_id, name, file_name, raw_bytes, stored_bytes, sha256, compression, facts, reported)
+                       VALUES ($id, $n, $fn, $r, $sb, $h, $c, $facts, $rep)
                        """,
                        ("$id", s.Id), ("$n", a.Name), ("$fn", a.FileName), ("$r", a.RawBytes), ("$sb", a.StoredBytes),
-                       ("$h", a.Sha256), ("$c", a.Compression), ("$facts", JsonSerializer.Serialize(a.Facts))))
+                       ("$h", a.Sha256), ("$c", a.Compression), ("$facts", JsonSerializer.Serialize(a.Facts)), ("$rep", JsonSerializer.Serialize(a.Reported))))
             {
                 cmd.ExecuteNonQuery();
             }
@@ -320,7 +323,7 @@ public sealed class CatalogStore : IDisposable
 
         var artifacts = new Dictionary<string, List<ArtifactInfo>>();
         using (var cmd = Command(
-                   "SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE $src IS NULL OR s.source = $src ORDER BY a.rowid",
+                   "SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts, a.reported FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE $src IS NULL OR s.source = $src ORDER BY a.rowid",
                    ("$src", source)))
         using (var r = cmd.ExecuteReader())
         {
@@ -334,7 +337,10 @@ public sealed class CatalogStore : IDisposable
 
                 var name = r.GetString(1);
                 list.Add(new ArtifactInfo(name, r.GetString(2), r.GetInt64(3), r.GetInt64(4), r.GetString(5), r.GetString(6),
-                    Facts(r.GetString(7)), copies.GetValueOrDefault((id, name)) ?? []));
+                    Facts(r.GetString(7)), copies.GetValueOrDefault((id, name)) ?? [])
+                {
+                    Reported = JsonSerializer.Deserialize<List<string>>(r.GetString(8)) ?? [],
+                });
             }
         }
 

@@ -35,7 +35,11 @@ public sealed record ArtifactInfo(
     string Sha256,
     string Compression,
     IReadOnlyDictionary<string, long> Facts,
-    IReadOnlyList<CopyInfo> Copies);
+    IReadOnlyList<CopyInfo> Copies)
+{
+    /// <summary>Facts taken from the source's word alone: the artifact's format check could not re-derive them from the content.</summary>
+    public IReadOnlyList<string> Reported { get; init; } = [];
+}
 
 public sealed record SnapshotInfo(
     string Id,

@@ -115,7 +115,11 @@ internal sealed record ArtifactResult(
     long StoredBytes,
     string Sha256,
     IReadOnlyDictionary<string, long> Facts,
-    IReadOnlyList<CopyInfo> Copies);
+    IReadOnlyList<CopyInfo> Copies)
+{
+    /// <summary>Facts the format check did not re-derive from the content (the source's word alone).</summary>
+    public IReadOnlyList<string> Reported { get; init; } = [];
+}
 
 /// <summary>
 /// The stream a source writes one artifact into: zstd (libzstd, with workers), then SHA-256 and every target's
@@ -300,6 +304,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
 
         _completed = true;
         await DrainAsync().ConfigureAwait(false);
+        IReadOnlyCollection<string> rederived = [];
         if (_validation is not null)
         {
             IReadOnlyDictionary<string, long> found;
@@ -316,6 +321,8 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
             {
                 throw new BackupException($"artifact {Name} does not hold what the source reported: {mismatch}");
             }
+
+            rederived = found.Keys.ToList();
         }
 
         var sha = Convert.ToHexStringLower(_hash.Hash.GetHashAndReset());
@@ -327,7 +334,10 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         var copies = await Task.WhenAll(_copies.Select(c => VerifyCopyAsync(c, stored, sha, facts, cancellationToken))).ConfigureAwait(false);
         _progress.Enter("done");
         _progress.Stop();
-        Result = new ArtifactResult(Name, FileName, _progress.RawBytes, stored, sha, facts, copies);
+        Result = new ArtifactResult(Name, FileName, _progress.RawBytes, stored, sha, facts, copies)
+        {
+            Reported = facts.Keys.Where(k => !rederived.Contains(k)).Order(StringComparer.Ordinal).ToList(),
+        };
     }
 
     private static async Task CommitCopyAsync(CopyStage c, CancellationToken ct)

@@ -135,7 +135,8 @@ public sealed class BackupRunner
                 Manifest.CurrentFormat, id, new ManifestSource(def.Name, def.Kind), host, started, DateTimeOffset.UtcNow, tools, raw,
                 artifacts.Sum(a => a.StoredBytes), facts, warnings,
                 artifacts.Select(a => new ManifestArtifact(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd",
-                    _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, Recipe(source, a.Name, a.FileName, _config.Encryption?.Passphrase is not null))).ToList());
+                    _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, Recipe(source, a.Name, a.FileName, _config.Encryption?.Passphrase is not null),
+                    a.Reported)).ToList());
             var manifestFailures = await WriteManifestsAsync(def, id, manifest, GoodTargets(targets, artifacts), manifestsWritten, ct)
                 .ConfigureAwait(false);
             artifacts = artifacts.Select(a => a with
@@ -322,7 +323,7 @@ public sealed class BackupRunner
             artifacts.Select(a => new ArtifactInfo(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd", a.Facts,
                 state == SnapshotState.Failed
                     ? a.Copies.Select(c => c.State == CopyState.Verified ? c with { State = CopyState.Failed, Error = "removed: the snapshot failed" } : c).ToList()
-                    : a.Copies)).ToList());
+                    : a.Copies) { Reported = a.Reported }).ToList());
         _catalog.FinishSnapshot(snapshot);
         return snapshot;
     }

@@ -108,7 +108,7 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
             catalog.FinishSnapshot(new SnapshotInfo(id, m.Source.Name, m.Source.Kind, SnapshotState.Committed, m.StartedAt, m.FinishedAt, m.Host,
                 m.RawBytes, m.StoredBytes, m.Facts, m.Warnings, null,
                 m.Artifacts.Select(a => new ArtifactInfo(a.Name, a.File, a.RawBytes, a.StoredBytes, a.Sha256, a.Compression, a.Facts,
-                    copies.GetValueOrDefault(a.Name) ?? [])).ToList()));
+                    copies.GetValueOrDefault(a.Name) ?? []) { Reported = a.Reported ?? [] }).ToList()));
         }
 
         foreach (var p in problems)

@@ -124,4 +124,5 @@ public sealed record ManifestArtifact(
     string Compression,
     IReadOnlyList<string> EncryptionRecipients,
     IReadOnlyDictionary<string, long> Facts,
-    string Restore);
+    string Restore,
+    IReadOnlyList<string>? Reported = null);

@@ -63,6 +63,7 @@ internal static class ListVerb
             a.Sha256,
             a.Compression,
             a.Facts,
+            a.Reported,
             Copies = a.Copies.Select(c => new { c.Target, State = c.State.ToString().ToLowerInvariant(), c.CheckedAt, c.Error }),
         }),
     };

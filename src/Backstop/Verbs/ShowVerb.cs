@@ -40,7 +40,7 @@ internal static class ShowVerb
         {
             table.AddRow(
                 Markup.Escape(a.Name), Markup.Escape(a.FileName), Quantities.FormatSize(a.RawBytes), Quantities.FormatSize(a.StoredBytes),
-                a.Sha256[..16] + "…", Markup.Escape(string.Join(", ", a.Facts.Select(f => $"{f.Key}={f.Value}"))),
+                a.Sha256[..16] + "…", Markup.Escape(string.Join(", ", a.Facts.Select(f => $"{f.Key}={f.Value}" + (a.Reported.Contains(f.Key) ? " (reported)" : "")))),
                 string.Join("\n", a.Copies.Select(c => $"{Markup.Escape(c.Target)}: {Terminal.StateMarkup(c.State.ToString().ToLowerInvariant())}{(c.Error is null ? "" : " " + Markup.Escape(c.Error))}")));
         }
 

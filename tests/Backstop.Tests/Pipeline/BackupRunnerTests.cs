@@ -151,6 +151,27 @@ public sealed class BackupRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Facts_the_format_check_did_not_rederive_are_marked_reported_in_the_catalog_and_manifest()
+    {
+        var target = Memory("m");
+        _plugins.Reported = new() { ["items"] = 3 };
+        var (unchecked_, catalog) = await RunAsync(Config("  - { name: app, kind: test }", 1, "m"));
+        using (catalog)
+        {
+            var s = Assert.Single(unchecked_);
+            Assert.Equal(["items"], catalog.Snapshot(s.Id)!.Artifacts[0].Reported);
+            Assert.Equal(["items"], Manifest.Parse(target.Objects[$"app/{s.Id}/MANIFEST.json"]).Artifacts[0].Reported);
+        }
+
+        _plugins.Found = () => new Dictionary<string, long> { ["items"] = 3 };
+        var (checkedRun, catalog2) = await RunAsync(Config("  - { name: app2, kind: test }", 1, "m"));
+        using (catalog2)
+        {
+            Assert.Empty(catalog2.Snapshot(Assert.Single(checkedRun).Id)!.Artifacts[0].Reported);
+        }
+    }
+
+    [Fact]
     public async Task A_first_snapshot_that_holds_nothing_is_degraded_unless_allow_empty()
     {
         Memory("m");
