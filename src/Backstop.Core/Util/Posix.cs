@@ -30,6 +30,16 @@ public static partial class Posix
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     internal static partial int Fsync(int fd);
 
+    [LibraryImport("libc", EntryPoint = "posix_fadvise")]
+    private static partial int PosixFadvise(SafeHandle fd, long offset, long length, int advice);
+
+    /// <summary>
+    /// Drops the file's clean pages from the page cache (POSIX_FADV_DONTNEED, 4 on every Linux architecture), so the
+    /// next read comes from the disk: a read-back then proves what the disk holds, not what memory still has.
+    /// Best effort: a file system that ignores the advice reads from the cache as before.
+    /// </summary>
+    public static void DropCachedPages(SafeHandle fd) => _ = PosixFadvise(fd, 0, 0, 4);
+
     [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
     private static partial int SyncFileRange(SafeHandle fd, long offset, long count, uint flags);
 

@@ -122,14 +122,19 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
         var path = PathOf(key);
         try
         {
-            return Task.FromResult<Stream>(new FileStream(path, new FileStreamOptions
+            var stream = new FileStream(path, new FileStreamOptions
             {
                 Mode = FileMode.Open,
                 Access = FileAccess.Read,
                 Share = FileShare.Read,
                 BufferSize = 0,
                 Options = FileOptions.SequentialScan,
-            }));
+            });
+
+            // Every read of a stored object (the read-back after commit, verify --deep, a restore) reads the disk:
+            // pages still cached from the write would prove only what memory holds.
+            Posix.DropCachedPages(stream.SafeFileHandle);
+            return Task.FromResult<Stream>(stream);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {

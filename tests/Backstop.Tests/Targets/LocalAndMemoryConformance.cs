@@ -69,6 +69,30 @@ public sealed class LocalTargetConformance : TargetConformance, IDisposable
     }
 
     [Fact]
+    public async Task A_read_back_reads_the_disk_not_the_page_cache()
+    {
+        var data = new byte[4 << 20];
+        Random.Shared.NextBytes(data);
+        await PutAsync("s/1/big.zst", data); // committed: written and fsynced, so its pages are clean and still cached
+        var file = _dir["root/s/1/big.zst"];
+        Assert.True(CachedPages(file) > 0, "a freshly written file should be in the page cache");
+        await using (await Target.OpenReadAsync("s/1/big.zst", CancellationToken.None))
+        {
+            Assert.Equal(0, CachedPages(file)); // dropped before the first byte is read
+        }
+    }
+
+    /// <summary>Resident pages of a file, from util-linux's fincore.</summary>
+    private static long CachedPages(string file)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("fincore", ["--bytes", "--noheadings", "--output", "PAGES", file]) { RedirectStandardOutput = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd().Trim();
+        p.WaitForExit();
+        return long.Parse(output, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
     public async Task Keys_cannot_escape_the_root()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => Target.BeginPutAsync("../outside", CancellationToken.None));
