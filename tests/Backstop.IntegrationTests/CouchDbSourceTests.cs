@@ -41,6 +41,47 @@ public sealed class CouchDbSourceTests : IClassFixture<CouchServer>, IDisposable
     }
 
     [Fact]
+    public async Task A_120_MB_attachment_streams_through_backup_and_restore_in_bounded_memory()
+    {
+        // 120 MB: the largest attachment pouchdb-server takes here (200 MB fails inside it with "Invalid array length");
+        // the document's line is 160 MB of base64, more than the 150 MiB memory goal, so a held line would show.
+        var db = NewName("blobs");
+        await _couch.SendAsync(HttpMethod.Put, "/" + db);
+        var data = new byte[120_000_000];
+        new Random(7).NextBytes(data);
+        using (var put = new ByteArrayContent(data))
+        {
+            put.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+            using var response = await _couch.Http.PutAsync(new Uri($"{_couch.Url}/{db}/scan-001/scan.bin"), put);
+            Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        await _couch.SendAsync(HttpMethod.Post, $"/{db}/_bulk_docs", new { docs = Enumerable.Range(0, 50).Select(i => new { _id = $"d{i:00}", n = i }).ToArray() });
+        Config(db);
+        using (var running = _box.Start("run"))
+        {
+            var (run, peak) = running.WaitMeasuringPeak();
+            Assert.True(run.ExitCode == 0, run.ToString());
+            Assert.True(peak < 150L << 20, $"backup peak RSS {peak >> 20} MiB, goal 150 MiB");
+        }
+
+        var copy = NewName("blobs-restored");
+        using (var running = _box.Start("restore", "--source", "couch", "--to", $"{_couch.Url}/{copy}"))
+        {
+            var (restore, peak) = running.WaitMeasuringPeak();
+            Assert.True(restore.ExitCode == 0, restore.ToString());
+            Assert.Contains("documents=51, as recorded", restore.Stdout, StringComparison.Ordinal);
+            Assert.True(peak < 150L << 20, $"restore peak RSS {peak >> 20} MiB, goal 150 MiB");
+        }
+
+        var original = await _couch.SendAsync(HttpMethod.Get, $"/{db}/scan-001");
+        var restored = await _couch.SendAsync(HttpMethod.Get, $"/{copy}/scan-001");
+        Assert.Equal(original.GetProperty("_attachments").GetProperty("scan.bin").GetProperty("digest").GetString(),
+            restored.GetProperty("_attachments").GetProperty("scan.bin").GetProperty("digest").GetString());
+        Assert.Equal(original.GetProperty("_rev").GetString(), restored.GetProperty("_rev").GetString());
+    }
+
+    [Fact]
     public async Task Documents_with_revisions_and_attachments_round_trip_through_bulk_docs_new_edits_false()
     {
         var db = await CreateLedgerAsync(120);

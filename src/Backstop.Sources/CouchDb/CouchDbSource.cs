@@ -93,36 +93,61 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
             }
         }
 
-        using var reader = new StreamReader(content, Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16, leaveOpen: true);
-        var batch = new List<JsonElement>();
-        long sent = 0;
-        while (true)
+        // Line by line, never a whole large document: small ones go in batches, a large one (an attachment) alone,
+        // streamed from the copy into the request.
+        var reader = new JsonLineReader(content);
+        var batch = new List<byte[]>();
+        long batchBytes = 0;
+        async Task FlushAsync()
         {
-            var line = await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false);
-            if (line is { Length: > 0 })
+            if (batch.Count == 0)
             {
-                using var doc = JsonDocument.Parse(line);
-                batch.Add(doc.RootElement.Clone());
+                return;
             }
 
-            if (batch.Count > 0 && (batch.Count == Page || line is null))
+            var body = new MemoryStream();
+            body.Write("""{"new_edits":false,"docs":["""u8);
+            for (var i = 0; i < batch.Count; i++)
             {
-                using var response = await http.PostAsJsonAsync(new Uri(path + "/_bulk_docs", UriKind.Relative), new { new_edits = false, docs = batch }, cancellationToken)
-                    .ConfigureAwait(false);
-                if (!response.IsSuccessStatusCode)
+                if (i > 0)
                 {
-                    throw new BackupException($"_bulk_docs into {path.TrimStart('/')} answered HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)}");
+                    body.WriteByte((byte)',');
                 }
 
-                sent += batch.Count;
-                batch.Clear();
+                body.Write(batch[i]);
             }
 
-            if (line is null)
-            {
-                break;
-            }
+            body.Write("]}"u8);
+            using var json = new ByteArrayContent(body.GetBuffer(), 0, (int)body.Length);
+            json.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            await PostBulkAsync(http, path, json, cancellationToken).ConfigureAwait(false);
+            batch.Clear();
+            batchBytes = 0;
         }
+
+        while (await reader.NextAsync(LargeLine, cancellationToken).ConfigureAwait(false) is var (bytes, complete))
+        {
+            if (complete)
+            {
+                if (bytes.Length > 0)
+                {
+                    batch.Add(bytes);
+                    batchBytes += bytes.Length;
+                    if (batch.Count == Page || batchBytes > LargeLine)
+                    {
+                        await FlushAsync().ConfigureAwait(false);
+                    }
+                }
+
+                continue;
+            }
+
+            await FlushAsync().ConfigureAwait(false);
+            using var streamed = new StreamedDocumentContent(bytes, reader).Json();
+            await PostBulkAsync(http, path, streamed, cancellationToken).ConfigureAwait(false);
+        }
+
+        await FlushAsync().ConfigureAwait(false);
 
         var after = (await target.GetAsync(http, path, cancellationToken).ConfigureAwait(false)).GetProperty("doc_count").GetInt64();
         return new Dictionary<string, long> { ["databases"] = 1, ["documents"] = after };
@@ -159,14 +184,12 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
                 foreach (var id in ids)
                 {
                     // One document with its revision history and attachments inline: what _bulk_docs with new_edits:false takes back.
-                    var doc = await GetRawAsync(http, $"{path}/{Uri.EscapeDataString(id)}?revs=true&attachments=true", cancellationToken).ConfigureAwait(false);
-                    if (doc is null)
+                    if (!await CopyDocumentAsync(http, $"{path}/{Uri.EscapeDataString(id)}?revs=true&attachments=true", artifact.Content, cancellationToken)
+                            .ConfigureAwait(false))
                     {
                         continue; // deleted between the listing and the read
                     }
 
-                    await artifact.Content.WriteAsync(doc, cancellationToken).ConfigureAwait(false);
-                    await artifact.Content.WriteAsync("\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
                     written++;
                 }
 
@@ -224,6 +247,98 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
         return doc.RootElement.Clone();
     }
 
+    /// <summary>A line of the backup larger than this is never held: it is streamed (restore) or copied through (capture).</summary>
+    private const int LargeLine = 8 << 20;
+
+    /// <summary>
+    /// Copies one document (with its attachments inline) from the server into the artifact as one line, streamed: the
+    /// body's newlines are formatting only (JSON strings cannot hold a raw one) and are left out. False for 404.
+    /// </summary>
+    private async Task<bool> CopyDocumentAsync(HttpClient http, string path, Stream output, CancellationToken ct)
+    {
+        try
+        {
+            using var response = await http.GetAsync(new Uri(path, UriKind.Relative), HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                return false;
+            }
+
+            if (!response.IsSuccessStatusCode)
+            {
+                throw await RefusedAsync(response, path, ct).ConfigureAwait(false);
+            }
+
+            await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            var buffer = new byte[1 << 16];
+            int n;
+            long copied = 0;
+            while ((n = await body.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            {
+                var kept = 0;
+                for (var i = 0; i < n; i++)
+                {
+                    if (buffer[i] is not ((byte)'\n' or (byte)'\r'))
+                    {
+                        buffer[kept++] = buffer[i];
+                    }
+                }
+
+                await output.WriteAsync(buffer.AsMemory(0, kept), ct).ConfigureAwait(false);
+                copied += kept;
+            }
+
+            if (copied == 0)
+            {
+                throw new BackupException($"source '{name}': CouchDB at {Where} answered {path.Split('?')[0]} with an empty body");
+            }
+
+            await output.WriteAsync("\n"u8.ToArray(), ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (HttpRequestException e)
+        {
+            throw new BackupException(Explain(e, path));
+        }
+        catch (IOException e)
+        {
+            throw new BackupException($"source '{name}': CouchDB at {Where} broke off the connection while sending {path.Split('?')[0]}: {(e.InnerException ?? e).Message} (did the server stop or restart?)");
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new BackupException($"source '{name}': CouchDB at {Where} did not answer {path.Split('?')[0]} in time");
+        }
+    }
+
+    private static async Task PostBulkAsync(HttpClient http, string path, HttpContent content, CancellationToken ct)
+    {
+        using var response = await http.PostAsync(new Uri(path + "/_bulk_docs", UriKind.Relative), content, ct).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new BackupException($"_bulk_docs into {path.TrimStart('/')} answered HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false)}");
+        }
+    }
+
+    private async Task<BackupException> RefusedAsync(HttpResponseMessage response, string path, CancellationToken ct)
+    {
+        if (response.StatusCode == HttpStatusCode.Unauthorized)
+        {
+            return new BackupException($"source '{name}': CouchDB at {Where} refused the credentials: check 'user' and 'password'");
+        }
+
+        var text = (await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false)).Trim();
+        return new BackupException($"source '{name}': CouchDB at {Where} answered {path} with HTTP {(int)response.StatusCode}: {text[..Math.Min(200, text.Length)]}");
+    }
+
+    private string Explain(HttpRequestException e, string path) => e.InnerException switch
+    {
+        SocketException { SocketErrorCode: SocketError.ConnectionRefused } =>
+            $"source '{name}': connection to CouchDB at {Where} refused: is the server running and listening there?",
+        IOException io =>
+            $"source '{name}': CouchDB at {Where} broke off the connection while sending {path.Split('?')[0]}: {(io.InnerException ?? io).Message} (did the server stop or restart?)",
+        _ => $"source '{name}': CouchDB at {Where}: {e.Message}",
+    };
+
     /// <summary>The body of a GET, or null for 404.</summary>
     private async Task<byte[]?> GetRawAsync(HttpClient http, string path, CancellationToken ct)
     {
@@ -265,37 +380,21 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
         }
     }
 
-    /// <summary>Every line a JSON document with an <c>_id</c> and a <c>_rev</c>; their number is the documents fact.</summary>
+    /// <summary>Every line a JSON document with an <c>_id</c> and a <c>_rev</c>; their number is the documents fact. Streamed.</summary>
     private sealed class JsonLinesValidator : IArtifactValidator
     {
         public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
         {
-            using var reader = new StreamReader(content, Encoding.UTF8, detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16, leaveOpen: true);
-            long documents = 0;
-            while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+            var scanner = new JsonLineScanner();
+            var buffer = new byte[1 << 16];
+            int n;
+            while ((n = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
             {
-                if (line.Length == 0)
-                {
-                    continue;
-                }
-
-                try
-                {
-                    using var doc = JsonDocument.Parse(line);
-                    if (!doc.RootElement.TryGetProperty("_id", out _) || !doc.RootElement.TryGetProperty("_rev", out _))
-                    {
-                        throw new BackupException($"line {documents + 1} is a JSON value without _id and _rev");
-                    }
-                }
-                catch (JsonException e)
-                {
-                    throw new BackupException($"line {documents + 1} is not JSON: {e.Message}");
-                }
-
-                documents++;
+                scanner.Feed(buffer.AsSpan(0, n));
             }
 
-            return new Dictionary<string, long> { ["documents"] = documents };
+            scanner.Finish();
+            return new Dictionary<string, long> { ["documents"] = scanner.Documents };
         }
     }
 }

@@ -231,6 +231,32 @@ public sealed class RunningCli(Process process) : IDisposable
         return new CliResult(process.ExitCode, _stdout.Result, _stderr.Result);
     }
 
+    /// <summary>Waits for the end, reading the kernel's peak resident size (VmHWM) as it goes: the bytes it last saw.</summary>
+    public (CliResult Result, long PeakRssBytes) WaitMeasuringPeak(TimeSpan? timeout = null)
+    {
+        long peak = 0;
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(5));
+        while (!process.HasExited && DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var line = File.ReadLines($"/proc/{Pid}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+                if (line is not null)
+                {
+                    peak = Math.Max(peak, long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024);
+                }
+            }
+            catch (IOException)
+            {
+                // gone between the check and the read
+            }
+
+            Thread.Sleep(20);
+        }
+
+        return (Wait(TimeSpan.FromSeconds(30)), peak);
+    }
+
     /// <summary>SIGKILL to backstop and its children: what the OOM killer or a power cut does.</summary>
     public void KillHard()
     {
