@@ -93,4 +93,39 @@ public sealed class RunSafetyTests : IDisposable
         // The lock was released: the next run does not have to take it over.
         Assert.DoesNotContain("took over", _box.Run("run", "--source", "files").All, StringComparison.Ordinal);
     }
+    [Fact]
+    public void Ctrl_c_stops_a_run_and_its_child_within_2_seconds()
+    {
+        _box.Write("data/a.txt", "a");
+        var marker = "backstop-ctrl-c-" + Guid.NewGuid().ToString("N")[..8];
+        Config($"head -c 3000000 /dev/urandom; exec -a {marker} sleep 60");
+        using var run = _box.Start("run", "--source", "slow");
+        RunningCli.WaitUntil(PartialExists, "the run to be writing its artifact");
+        RunningCli.WaitUntil(() => Sandbox.Exec("pgrep", "-f", marker).ExitCode == 0, "the child to be running");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        run.Signal("INT");
+        var r = run.Wait(TimeSpan.FromSeconds(30));
+        clock.Stop();
+        Assert.Equal(130, r.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"stopped after {clock.Elapsed.TotalSeconds:0.0}s");
+        Assert.NotEqual(0, Sandbox.Exec("pgrep", "-f", marker).ExitCode); // the child is gone too
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+    }
+
+    [Fact]
+    public void Ctrl_c_stops_a_restore_within_2_seconds_and_leaves_nothing_at_the_destination()
+    {
+        _box.Shell("mkdir -p data && head -c 300000000 /dev/urandom > data/big.bin");
+        _box.WriteConfig(Yaml.LocalTarget() + "compression: { level: 1 }\nsources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        using var restore = _box.Start("restore", "--source", "files", "--to", _box["out"]);
+        RunningCli.WaitUntil(() => Directory.Exists(_box["out"]) && Sandbox.FilesUnder(_box["out"]).Count > 0, "the restore to be writing");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        restore.Signal("INT");
+        var r = restore.Wait(TimeSpan.FromSeconds(30));
+        clock.Stop();
+        Assert.Equal(130, r.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"stopped after {clock.Elapsed.TotalSeconds:0.0}s");
+        Assert.True(!Directory.Exists(_box["out"]) || Sandbox.FilesUnder(_box["out"]).Count == 0, string.Join(", ", Directory.Exists(_box["out"]) ? Sandbox.FilesUnder(_box["out"]) : []));
+    }
 }

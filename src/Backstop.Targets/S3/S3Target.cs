@@ -254,7 +254,8 @@ public sealed class S3Target : ITarget, IDisposable
     /// </summary>
     private sealed class Upload(S3Target target, string key) : ITargetUpload
     {
-        private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(target._options.PartSize);
+        /// <summary>Grows by doubling up to one part: a manifest of 2 KB holds 64 KiB, not the part size, per upload.</summary>
+        private byte[] _buffer = GC.AllocateUninitializedArray<byte>(Math.Min(64 << 10, target._options.PartSize));
         private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         private readonly List<PartETag> _parts = [];
         private int _filled;
@@ -273,11 +274,18 @@ public sealed class S3Target : ITarget, IDisposable
             _size += data.Length;
             while (data.Length > 0)
             {
+                if (_filled + data.Length > _buffer.Length && _buffer.Length < target._options.PartSize)
+                {
+                    var grown = GC.AllocateUninitializedArray<byte>((int)Math.Min((long)target._options.PartSize, Math.Max((long)_buffer.Length * 2, _filled + data.Length)));
+                    _buffer.AsSpan(0, _filled).CopyTo(grown);
+                    _buffer = grown;
+                }
+
                 var n = Math.Min(data.Length, _buffer.Length - _filled);
                 data[..n].CopyTo(_buffer.AsMemory(_filled));
                 _filled += n;
                 data = data[n..];
-                if (_filled == _buffer.Length)
+                if (_filled == target._options.PartSize)
                 {
                     await SendPartAsync(cancellationToken).ConfigureAwait(false);
                 }
