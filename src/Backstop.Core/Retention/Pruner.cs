@@ -1,7 +1,10 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
-using Backstop.Core.Pipeline;
+using Backstop.Core.Maintenance;
 using Backstop.Core.Plugins;
+using Backstop.Core.Restore;
+using Backstop.Core.Run;
+using Backstop.Core.Storage;
 
 namespace Backstop.Core.Retention;
 

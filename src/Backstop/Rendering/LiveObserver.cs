@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
-using Backstop.Core.Pipeline;
+using Backstop.Core.Run;
 using Spectre.Console;
 
 namespace Backstop.Cli.Rendering;

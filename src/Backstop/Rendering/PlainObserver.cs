@@ -1,7 +1,7 @@
 using System.Globalization;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
-using Backstop.Core.Pipeline;
+using Backstop.Core.Run;
 
 namespace Backstop.Cli.Rendering;
 

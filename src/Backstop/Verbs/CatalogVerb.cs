@@ -2,7 +2,7 @@ using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Locking;
-using Backstop.Core.Pipeline;
+using Backstop.Core.Maintenance;
 
 namespace Backstop.Cli.Verbs;
 

@@ -1,7 +1,6 @@
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Locking;
-using Backstop.Core.Pipeline;
 using Backstop.Core.Retention;
 using Spectre.Console;
 

@@ -1,6 +1,8 @@
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
-using Backstop.Core.Pipeline;
+using Backstop.Core.Restore;
+using Backstop.Core.Run;
+using Backstop.Core.Storage;
 using Spectre.Console;
 
 namespace Backstop.Cli.Verbs;
@@ -32,7 +34,7 @@ internal static class RestoreVerb
         }
 
         var said = restorer.Notes.Count;
-        IReadOnlyList<Core.Pipeline.RestoredArtifact> results;
+        IReadOnlyList<Core.Restore.RestoredArtifact> results;
         try
         {
             results = await restorer.RestoreAsync(def, snapshot, artifact, destination, force, cancellationToken).ConfigureAwait(false);
@@ -104,8 +106,8 @@ internal static class RestoreVerb
             var local = config.Targets.FirstOrDefault(t => t.Kind == "local" && def.Targets.Contains(t.Name)
                                                            && a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified));
             var file = local is not null
-                ? Path.Combine(((Backstop.Targets.Local.LocalOptions)local.Options).Path, Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
-                : $"{Core.Pipeline.Layout.Key(snapshot.Source, snapshot.Id, a.FileName)} (copied from a target first)";
+                ? Path.Combine(((Backstop.Targets.Local.LocalOptions)local.Options).Path, Core.Storage.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
+                : $"{Core.Storage.Layout.Key(snapshot.Source, snapshot.Id, a.FileName)} (copied from a target first)";
             var values = new Dictionary<string, string>(places, StringComparer.Ordinal);
             if (local is not null)
             {

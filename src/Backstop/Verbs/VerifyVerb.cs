@@ -1,7 +1,7 @@
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
-using Backstop.Core.Pipeline;
+using Backstop.Core.Verify;
 using Spectre.Console;
 
 namespace Backstop.Cli.Verbs;

@@ -1,6 +1,7 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
-using Backstop.Core.Pipeline;
+using Backstop.Core.Run;
+using Backstop.Core.Storage;
 using Backstop.Targets.Memory;
 using Backstop.Tests.Support;
 

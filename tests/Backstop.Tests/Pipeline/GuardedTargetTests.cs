@@ -1,5 +1,5 @@
-using Backstop.Core.Pipeline;
 using Backstop.Core.Plugins;
+using Backstop.Core.Storage;
 using Backstop.Targets.Memory;
 
 namespace Backstop.Tests.Pipeline;

@@ -1,7 +1,10 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
-using Backstop.Core.Pipeline;
+using Backstop.Core.Restore;
 using Backstop.Core.Retention;
+using Backstop.Core.Run;
+using Backstop.Core.Storage;
+using Backstop.Core.Verify;
 using Backstop.Targets.Memory;
 using Backstop.Tests.Support;
 

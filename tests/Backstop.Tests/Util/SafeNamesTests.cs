@@ -1,4 +1,4 @@
-using Backstop.Core.Pipeline;
+using Backstop.Core.Storage;
 using Backstop.Core.Util;
 
 namespace Backstop.Tests.Util;

@@ -1,11 +1,14 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Checks;
 using Backstop.Core.Config;
+using Backstop.Core.Maintenance;
 using Backstop.Core.Plugins;
 using Backstop.Core.Sealing;
+using Backstop.Core.Storage;
 using Backstop.Core.Util;
+using Backstop.Core.Verify;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Run;
 
 /// <summary>
 /// One <c>run</c>: plan → preflight → capture → seal → ship → verify → commit → record, per source. A snapshot

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Storage;
 
 /// <summary>Snapshot ids: UTC time, sortable, with a random suffix: <c>20251214T060007Z-3f9a</c>.</summary>
 public static partial class SnapshotId

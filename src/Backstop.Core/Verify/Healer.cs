@@ -1,8 +1,10 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Run;
+using Backstop.Core.Storage;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Verify;
 
 /// <summary>
 /// Brings every committed snapshot of a source back to a verified copy on each of its targets: a copy that failed

@@ -1,10 +1,11 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Run;
 using Backstop.Core.Sealing;
 using Backstop.Core.Util;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Verify;
 
 /// <summary>Checks one copy: it exists with the right size, and (deep) its bytes hash to the recorded SHA-256 and pass the format check.</summary>
 public static class CopyVerifier

@@ -2,11 +2,13 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Backstop.Core.Catalog;
 using Backstop.Core.Plugins;
-using Backstop.Core.Sealing;
 using Backstop.Core.Sealing.Age;
+using Backstop.Core.Sealing;
+using Backstop.Core.Storage;
 using Backstop.Core.Util;
+using Backstop.Core.Verify;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Run;
 
 /// <summary>A compressed block shared by the hashing stage and every copy; back to the pool when all are done.</summary>
 internal sealed class Block(byte[] data, int length, int users)

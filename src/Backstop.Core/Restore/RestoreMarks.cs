@@ -1,6 +1,6 @@
 using Backstop.Core.Config;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Restore;
 
 /// <summary>
 /// A restore marks the snapshot it reads (a file <c>SNAPSHOT-PID</c> in <c>restoring/</c> beside the catalog), so that a

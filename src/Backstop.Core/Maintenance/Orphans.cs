@@ -1,8 +1,11 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Restore;
+using Backstop.Core.Run;
+using Backstop.Core.Storage;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Maintenance;
 
 /// <summary>Snapshot folders without a manifest on a target: never a backup.</summary>
 public static class Orphans

@@ -1,9 +1,12 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Run;
 using Backstop.Core.Sealing;
+using Backstop.Core.Storage;
+using Backstop.Core.Verify;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Restore;
 
 /// <summary>What one artifact's restore did: where from, and the facts recorded against those found.</summary>
 public sealed record RestoredArtifact(

@@ -1,11 +1,11 @@
 using System.Runtime.CompilerServices;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Polly;
 using Polly.Retry;
 using Polly.Timeout;
+using Polly;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Storage;
 
 /// <summary>
 /// Every target as the pipeline sees it: each operation has a deadline (<c>timeout</c> on the target) and the

@@ -1,4 +1,4 @@
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Run;
 
 /// <summary>
 /// Shields the pipeline from its audience: a display that fails (a closed pipe, a full log disk) never fails or

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Backstop.Core.Util;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Storage;
 
 /// <summary>
 /// <c>MANIFEST.json</c>, written last on each target: the commit marker. Everything needed to rebuild the catalog

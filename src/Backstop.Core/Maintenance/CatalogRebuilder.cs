@@ -2,8 +2,11 @@ using System.Text.Json;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Run;
+using Backstop.Core.Storage;
+using Backstop.Core.Verify;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Maintenance;
 
 public sealed record RebuildResult(int Snapshots, int Sources, IReadOnlyList<string> Problems);
 

@@ -1,8 +1,9 @@
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Storage;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Verify;
 
 /// <summary>One finding of <c>verify</c>: a copy, its state now, and why.</summary>
 public sealed record CopyCheck(string Source, string Snapshot, string Artifact, string Target, CopyState State, string? Error);

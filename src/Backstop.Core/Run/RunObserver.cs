@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Backstop.Core.Catalog;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Run;
 
 /// <summary>Live counters of one artifact, read by progress displays while the pipeline writes them.</summary>
 public sealed class ArtifactProgress(string source, string name)

@@ -1,7 +1,7 @@
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Run;
 
 /// <summary>Hands a source one <see cref="ArtifactWriter"/> per artifact and keeps their results.</summary>
 internal sealed class CaptureSink(

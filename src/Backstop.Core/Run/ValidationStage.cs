@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
 
-namespace Backstop.Core.Pipeline;
+namespace Backstop.Core.Run;
 
 /// <summary>
 /// Runs a source's format check on the artifact's raw bytes while they are produced, on its own thread, through
