@@ -95,6 +95,23 @@ public sealed class FilesSourceTests : IDisposable
     }
 
     [Fact]
+    public void A_file_whose_name_is_not_utf8_fails_the_artifact_instead_of_being_skipped()
+    {
+        // Latin-1 'é' (0xE9) from an old system: .NET cannot open it under the name it decodes, and it used to be
+        // skipped with a "vanished" warning while the run said ok.
+        var r = _box.Shell("mkdir -p data && printf 'x' > \"data/caf$(printf '\\351').txt\" && printf 'y' > data/good.txt");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data] }\n  - { name: g, kind: files, paths: [./data], exclude: ['caf*.txt'] }\n");
+        var run = _box.Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("its name is not valid UTF-8", run.All, StringComparison.Ordinal);
+        Assert.Contains("rename it (convmv -f latin1 -t utf8) or exclude it", run.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("vanished", run.All, StringComparison.Ordinal);
+        Assert.Contains("g: snapshot", run.All, StringComparison.Ordinal);
+        Assert.Single(Directory.GetDirectories(_box["backups"])); // only g's
+    }
+
+    [Fact]
     public void A_file_that_grows_while_read_is_a_warning_and_the_tar_stays_valid()
     {
         var r = _box.Shell("mkdir -p data && head -c 150000000 /dev/zero > data/growing.log && printf 'x' > data/other.txt");

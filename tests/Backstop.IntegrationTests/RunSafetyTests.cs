@@ -97,8 +97,8 @@ public sealed class RunSafetyTests : IDisposable
     public void Ctrl_c_stops_a_run_and_its_child_within_2_seconds()
     {
         _box.Write("data/a.txt", "a");
-        var marker = "backstop-ctrl-c-" + Guid.NewGuid().ToString("N")[..8];
-        Config($"head -c 3000000 /dev/urandom; exec -a {marker} sleep 60");
+        var marker = "^sleep 60." + Random.Shared.Next(100000, 999999).ToString(System.Globalization.CultureInfo.InvariantCulture); // this test's sleep only
+        Config($"head -c 3000000 /dev/urandom; {marker[1..]}");
         using var run = _box.Start("run", "--source", "slow");
         RunningCli.WaitUntil(PartialExists, "the run to be writing its artifact");
         RunningCli.WaitUntil(() => Sandbox.Exec("pgrep", "-f", marker).ExitCode == 0, "the child to be running");

@@ -70,8 +70,14 @@ public interface ISource
     /// </summary>
     string RestoreRecipe(string artifactName, string storedFile);
 
-    /// <summary>The user a server restore connects as when the destination URI names none (the source's own).</summary>
-    string? RestoreUser => null;
+    /// <summary>
+    /// The placeholders <c>--to</c> fills in a stock-tool recipe (<c>restore --explain</c>): DEST for a folder, by
+    /// default; a kind that restores into a server parses its own URI into URL, HOST, PORT, USER, DB (never a password).
+    /// </summary>
+    IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
+        Uri.TryCreate(destination, UriKind.Absolute, out var uri) && uri.UserInfo.Contains(':', StringComparison.Ordinal)
+            ? throw new ConfigException("--to: leave the password out of the URI (it would be visible to every user and printed in the recipe)")
+            : new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = destination };
 }
 
 /// <summary>What preflight learned: tools used (name → "path version") and staging space the capture needs.</summary>

@@ -8,6 +8,7 @@ using System.Text;
 using System.Text.Json;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
 
 namespace Backstop.Sources.CouchDb;
 
@@ -58,6 +59,13 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
 
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => Common.RestoreDestination.OneDatabase(artifacts);
 
+    private static readonly Dictionary<string, int> Schemes = new(StringComparer.Ordinal) { ["http"] = 5984, ["https"] = 6984 };
+
+    private const string DestinationExample = "http://host:5984/dbname";
+
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
+        ServerDestination.Parse(destination, Schemes, DestinationExample, null).Places;
+
     /// <summary>
     /// Into <c>http(s)://host:port/db</c> (credentials from the source): the database is created when missing and refused
     /// when it holds documents (unless --force); documents go back through <c>_bulk_docs</c> with <c>new_edits: false</c>,
@@ -66,10 +74,11 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)
     {
-        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https")
-            || uri.AbsolutePath.Trim('/').Length == 0 || uri.UserInfo.Length > 0)
+        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, null);
+        d.RequireDatabase(DestinationExample);
+        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || uri.UserInfo.Length > 0)
         {
-            throw new ConfigException($"--to {destination}: a CouchDB destination is a URL without credentials, like http://host:5984/dbname");
+            throw new ConfigException($"--to {destination}: a CouchDB destination is a URL without credentials (they come from the source's user and password), like {DestinationExample}");
         }
 
         var target = new CouchDbSource(name, options with { Url = new Uri(uri.GetLeftPart(UriPartial.Authority)) });

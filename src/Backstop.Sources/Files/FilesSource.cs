@@ -157,6 +157,13 @@ internal sealed class FilesSource(string name, FilesOptions options, bool requir
 
                 if (!Posix.TryLstat(path, out var st, out var error))
                 {
+                    if (path.Contains('\uFFFD', StringComparison.Ordinal))
+                    {
+                        // Listed by the folder but not found under the name .NET decoded: its bytes are not UTF-8. It
+                        // cannot be stored under its own name, and skipping it would be a backup missing a file.
+                        throw Unreadable(path, "its name is not valid UTF-8, and backstop stores names as UTF-8 (pax); rename it (convmv -f latin1 -t utf8) or exclude it");
+                    }
+
                     sink.Warn($"{path} vanished before it was read ({error})");
                     continue;
                 }
@@ -194,9 +201,7 @@ internal sealed class FilesSource(string name, FilesOptions options, bool requir
                 }
                 else if (st.IsSymlink)
                 {
-                    var entry = Entry(TarEntryType.SymbolicLink, entryName, st);
-                    entry.LinkName = new FileInfo(path).LinkTarget ?? "";
-                    Write(tar, entry);
+                    Write(tar, Entry(TarEntryType.SymbolicLink, entryName, st, new FileInfo(path).LinkTarget ?? ""));
                     _symlinks++;
                 }
                 else if (st.IsRegular)
@@ -214,9 +219,7 @@ internal sealed class FilesSource(string name, FilesOptions options, bool requir
         {
             if (st.Links > 1 && _hardLinks.TryGetValue((st.Device, st.Inode), out var first))
             {
-                var link = Entry(TarEntryType.HardLink, entryName, st);
-                link.LinkName = first;
-                Write(tar, link);
+                Write(tar, Entry(TarEntryType.HardLink, entryName, st, first));
                 _files++;
                 return;
             }
@@ -270,17 +273,26 @@ internal sealed class FilesSource(string name, FilesOptions options, bool requir
         private BackupException Unreadable(string path, string why) =>
             new($"source '{source}': cannot read {path} ({why}); fix its permissions or add it to 'exclude'");
 
-        private static PaxTarEntry Entry(TarEntryType type, string name, FileStatus st)
+        /// <summary>
+        /// A pax entry; a GNU one when the name or link target holds a newline: .NET's reader refuses a pax record whose
+        /// value holds one (a valid record, which GNU tar reads), while GNU long-name entries carry any byte but NUL.
+        /// </summary>
+        private static PosixTarEntry Entry(TarEntryType type, string name, FileStatus st, string? linkName = null)
         {
-            var entry = new PaxTarEntry(type, name)
+            PosixTarEntry entry = name.Contains('\n', StringComparison.Ordinal) || linkName?.Contains('\n', StringComparison.Ordinal) == true
+                ? new GnuTarEntry(type, name)
+                : new PaxTarEntry(type, name);
+            if (linkName is not null)
             {
-                Mode = (UnixFileMode)(st.Mode & 0xFFF),
-                Uid = (int)st.Uid,
-                Gid = (int)st.Gid,
-                UserName = Posix.UserName(st.Uid),
-                GroupName = Posix.GroupName(st.Gid),
-                ModificationTime = st.Modified,
-            };
+                entry.LinkName = linkName;
+            }
+
+            entry.Mode = (UnixFileMode)(st.Mode & 0xFFF);
+            entry.Uid = (int)st.Uid;
+            entry.Gid = (int)st.Gid;
+            entry.UserName = Posix.UserName(st.Uid);
+            entry.GroupName = Posix.GroupName(st.Gid);
+            entry.ModificationTime = st.Modified;
             return entry;
         }
 

@@ -65,24 +65,16 @@ internal sealed partial class MySqlSource : IRestorable
         return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = facts["tables"] };
     }
 
+    private static readonly Dictionary<string, int> Schemes = new(StringComparer.Ordinal) { ["mysql"] = 3306, ["mariadb"] = 3306 };
+
+    private const string DestinationExample = "mysql://user@host:3306/dbname";
+
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
+        ServerDestination.Parse(destination, Schemes, DestinationExample, options.User).Places;
+
     private (string Host, int Port, string User, string Database) Destination(string destination)
     {
-        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || (uri.Scheme != "mysql" && uri.Scheme != "mariadb"))
-        {
-            throw new ConfigException($"--to {destination}: a MySQL/MariaDB destination is a URI like mysql://user@host:3306/dbname");
-        }
-
-        if (uri.UserInfo.Contains(':', StringComparison.Ordinal))
-        {
-            throw new ConfigException("--to: leave the password out of the URI (it would be visible to every user); the source's password is used");
-        }
-
-        var database = Uri.UnescapeDataString(uri.AbsolutePath.Trim('/'));
-        if (database.Length == 0)
-        {
-            throw new ConfigException($"--to {destination}: name the database to restore into, like mysql://user@host:3306/dbname");
-        }
-
-        return (uri.Host, uri.Port > 0 ? uri.Port : 3306, uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : options.User, database);
+        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
+        return (d.Host, d.Port, d.User, d.RequireDatabase(DestinationExample));
     }
 }

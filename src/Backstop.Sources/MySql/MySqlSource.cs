@@ -177,8 +177,6 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options, str
     public string RestoreRecipe(string artifactName, string storedFile) =>
         $"mariadb-admin -h HOST -P PORT -u USER --protocol=TCP create DB && zstd -dc {storedFile} | mariadb -h HOST -P PORT -u USER --protocol=TCP DB";
 
-    public string? RestoreUser => options.User;
-
     private string Port => options.Port.ToString(CultureInfo.InvariantCulture);
 
     private string Resolve(string key, string[] candidates)

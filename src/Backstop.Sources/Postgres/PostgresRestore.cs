@@ -107,26 +107,19 @@ internal sealed partial class PostgresSource : IRestorable
 
     private sealed record Target(string Host, int Port, string User, string Database, string? Password);
 
+    private static readonly Dictionary<string, int> Schemes = new(StringComparer.Ordinal) { ["postgresql"] = 5432, ["postgres"] = 5432 };
+
+    private const string DestinationExample = "postgresql://user@host:5432/dbname";
+
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
+        ServerDestination.Parse(destination, Schemes, DestinationExample, options.User).Places;
+
     private Target Destination(string destination)
     {
-        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || (uri.Scheme != "postgresql" && uri.Scheme != "postgres"))
-        {
-            throw new ConfigException($"--to {destination}: a PostgreSQL destination is a URI like postgresql://user@host:5432/dbname");
-        }
-
-        if (uri.UserInfo.Contains(':', StringComparison.Ordinal))
-        {
-            throw new ConfigException("--to: leave the password out of the URI (it would be visible to every user); put it in PGPASSWORD");
-        }
-
-        var database = Uri.UnescapeDataString(uri.AbsolutePath.Trim('/'));
-        if (database.Length == 0)
-        {
-            throw new ConfigException($"--to {destination}: name the database to restore into, like postgresql://user@host:5432/dbname");
-        }
-
+        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
+        var database = d.RequireDatabase(DestinationExample);
         var password = System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } p ? p : options.Password?.Resolve();
-        return new Target(uri.Host, uri.Port > 0 ? uri.Port : 5432, uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : options.User, database, password);
+        return new Target(d.Host, d.Port, d.User, database, password);
     }
 
     private async Task<NpgsqlConnection> OpenAsync(Target target, string database, CancellationToken ct)

@@ -187,8 +187,6 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
             ? $"zstd -dc {storedFile} | psql -h HOST -p PORT -U USER -d postgres"
             : $"createdb -h HOST -p PORT -U USER DB && zstd -dc {storedFile} | pg_restore -h HOST -p PORT -U USER -d DB --no-owner";
 
-    public string? RestoreUser => options.User;
-
     private string Port => options.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The child's environment: the password, never argv.</summary>

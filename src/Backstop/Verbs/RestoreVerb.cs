@@ -98,7 +98,7 @@ internal static class RestoreVerb
 
         var key = identityFiles.Select(Path.GetFullPath).Concat(config.Encryption?.Identities.Select(i => i.Reference[5..]) ?? []).FirstOrDefault();
         var source = Plugins.Registry.Source(def.Kind)!.Create(def);
-        var places = destination is null ? [] : Places(destination, source.RestoreUser);
+        var places = destination is null ? new Dictionary<string, string>(StringComparer.Ordinal) : source.RecipePlaces(destination);
         var passphrase = config.Encryption?.Passphrase is not null;
         var steps = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact).Select(a =>
         {
@@ -138,32 +138,6 @@ internal static class RestoreVerb
         }
 
         return ExitCodes.Ok;
-    }
-
-    /// <summary>The placeholders --to fills in: DEST for a folder; URL, HOST, PORT, USER, DB for a server (never a password).</summary>
-    private static Dictionary<string, string> Places(string destination, string? sourceUser)
-    {
-        if (Uri.TryCreate(destination, UriKind.Absolute, out var uri) && uri.Scheme is "postgresql" or "postgres" or "mysql" or "http" or "https")
-        {
-            if (uri.UserInfo.Contains(':', StringComparison.Ordinal))
-            {
-                throw new ConfigException("--to: leave the password out of the URI (it would be visible to every user and printed here); the stock tools ask for it, or read PGPASSWORD / MYSQL_PWD");
-            }
-
-            var port = uri.IsDefaultPort || uri.Port < 0
-                ? uri.Scheme switch { "mysql" => "3306", "http" => "5984", "https" => "6984", _ => "5432" }
-                : uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return new Dictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["URL"] = $"{uri.Scheme}://{uri.Host}:{port}",
-                ["HOST"] = uri.Host,
-                ["PORT"] = port,
-                ["USER"] = uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : sourceUser ?? Environment.UserName,
-                ["DB"] = Uri.UnescapeDataString(uri.AbsolutePath.Trim('/')),
-            };
-        }
-
-        return new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = destination };
     }
 
     /// <summary>
