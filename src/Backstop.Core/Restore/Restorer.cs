@@ -151,23 +151,22 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         foreach (var t in candidates)
         {
             StagedRestore? stage = null;
-            var faults = new ReadFaults();
-            var (opened, unopened) = await OpenCopyAsync(t, key, cancellationToken).ConfigureAwait(false);
-            if (opened is null)
+            var (read, unopened) = await CopyRead.OpenAsync(t, key, cancellationToken).ConfigureAwait(false);
+            if (read is null)
             {
-                skipped.Add(unopened!);
+                skipped.Add(unopened!.Problem);
                 continue;
             }
 
             try
             {
                 string sha;
-                await using (var stored = new Util.HashingReadStream(new ReadFaults.Watch(opened, faults)))
+                await using (read)
                 {
-                    stage = await ThroughPipelineAsync(stored, a.FileName,
+                    stage = await ThroughPipelineAsync(read.Stored, a.FileName,
                         content => restorable.StageAsync(a.Name, content, destination, force, cancellationToken), cancellationToken,
                         discard: staged => staged.Discard()).ConfigureAwait(false);
-                    sha = await stored.FinishAsync(cancellationToken).ConfigureAwait(false);
+                    sha = await read.FinishAsync(cancellationToken).ConfigureAwait(false);
                 }
 
                 if (string.Equals(sha, a.Sha256, StringComparison.Ordinal))
@@ -192,13 +191,13 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             {
                 stage?.Discard();
                 stage = null;
-                if (await CopysFaultAsync(t, key, a, e, faults, cancellationToken).ConfigureAwait(false) is { } problem)
+                if (await CopysFaultAsync(t, key, a, e, read.ReadFault, cancellationToken).ConfigureAwait(false) is { } problem)
                 {
                     skipped.Add(problem);
                     continue;
                 }
 
-                if (IsDestinationFault(e))
+                if (CopyRead.IsDestinationFault(e))
                 {
                     throw new BackupException(
                         $"cannot restore into {destination}: {e.Message}; what this restore wrote was removed: free space or fix the permissions there, then restore again", e);
@@ -221,77 +220,25 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// or a bad backup, so the copy is read again; a write that failed with nothing wrong on the read side is the
     /// destination's (null).
     /// </summary>
-    private static async Task<string?> CopysFaultAsync(ITarget t, string key, ArtifactInfo a, Exception e, ReadFaults faults, CancellationToken cancellationToken)
+    private static async Task<string?> CopysFaultAsync(ITarget t, string key, ArtifactInfo a, Exception e, Exception? readFault, CancellationToken cancellationToken)
     {
         if (e is ObjectNotFoundException)
         {
-            return $"{CopyVerifier.Where(t, key)} is missing";
+            return $"{CopyRead.Where(t, key)} is missing";
         }
 
-        if (faults.First is { } readError)
+        if (readFault is not null)
         {
-            return $"{CopyVerifier.Where(t, key)} could not be read: {readError.Message}"; // the target's transport, whatever followed
+            return $"{CopyRead.Where(t, key)} could not be read: {readFault.Message}"; // the target's transport, whatever followed
         }
 
-        if (IsDestinationFault(e))
+        if (CopyRead.IsDestinationFault(e))
         {
             return null;
         }
 
         var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken).ConfigureAwait(false);
         return check.State == CopyState.Verified ? null : check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}";
-    }
-
-    /// <summary>
-    /// A write that failed (full disk, permissions) rather than content that did not decode: EndOfStreamException and
-    /// AgeException are IOExceptions too, but they speak of the content.
-    /// </summary>
-    private static bool IsDestinationFault(Exception e) =>
-        e is IOException or UnauthorizedAccessException && e is not (EndOfStreamException or Sealing.Age.AgeException or InvalidDataException);
-
-    /// <summary>The first error a read of the copy threw, to tell a copy that failed from a restore that failed.</summary>
-    private sealed class ReadFaults
-    {
-        public Exception? First { get; private set; }
-
-        public sealed class Watch(Stream inner, ReadFaults faults) : Util.ReadOnlyStream
-        {
-            public override int Read(Span<byte> buffer)
-            {
-                try
-                {
-                    return inner.Read(buffer);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    faults.First ??= e;
-                    throw;
-                }
-            }
-
-            public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-            {
-                try
-                {
-                    return await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    faults.First ??= e;
-                    throw;
-                }
-            }
-
-            protected override void Dispose(bool disposing)
-            {
-                if (disposing)
-                {
-                    inner.Dispose();
-                }
-
-                base.Dispose(disposing);
-            }
-        }
     }
 
     /// <summary>
@@ -350,23 +297,6 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         throw NoGoodCopy(snapshot, a, skipped);
     }
 
-    /// <summary>Opens a copy, or says why not: missing, or refused (a permission, EIO); always the copy's side, never the destination's.</summary>
-    private static async Task<(Stream? Stream, string? Problem)> OpenCopyAsync(ITarget t, string key, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return (await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false), null);
-        }
-        catch (ObjectNotFoundException)
-        {
-            return (null, $"{CopyVerifier.Where(t, key)} is missing");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
-        {
-            return (null, $"{CopyVerifier.Where(t, key)} could not be opened: {e.Message}");
-        }
-    }
-
     /// <summary>Names of spool files in the staging folder: <c>.backstop-spool-PID-xxxxxxxx-FILE</c>.</summary>
     internal const string SpoolPrefix = ".backstop-spool-";
 
@@ -400,18 +330,18 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             return (null, null);
         }
 
-        var (opened, unopened) = await OpenCopyAsync(t, key, cancellationToken).ConfigureAwait(false);
-        if (opened is null)
+        var (read, unopened) = await CopyRead.OpenAsync(t, key, cancellationToken).ConfigureAwait(false);
+        if (read is null)
         {
-            return (null, unopened);
+            return (null, unopened!.Problem);
         }
 
-        var faults = new ReadFaults();
         try
         {
             string sha;
             long size;
-            await using (var stored = new Util.HashingReadStream(new ReadFaults.Watch(opened, faults)))
+            var stored = read.Stored;
+            await using (read)
             await using (var file = new FileStream(path, new FileStreamOptions
                          {
                              Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
@@ -431,10 +361,10 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                 if (size > a.StoredBytes)
                 {
                     File.Delete(path);
-                    return (null, $"{CopyVerifier.Where(t, key)} has more than the {a.StoredBytes} bytes stored");
+                    return (null, $"{CopyRead.Where(t, key)} has more than the {a.StoredBytes} bytes stored");
                 }
 
-                sha = await stored.FinishAsync(cancellationToken).ConfigureAwait(false);
+                sha = await read.FinishAsync(cancellationToken).ConfigureAwait(false);
             }
 
             if (size == a.StoredBytes && string.Equals(sha, a.Sha256, StringComparison.Ordinal))
@@ -444,15 +374,15 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
             File.Delete(path);
             return (null, size != a.StoredBytes
-                ? $"{CopyVerifier.Where(t, key)} has {size} bytes, {a.StoredBytes} were stored"
+                ? $"{CopyRead.Where(t, key)} has {size} bytes, {a.StoredBytes} were stored"
                 : $"copy on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {a.Sha256}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
         {
             File.Delete(path);
-            if (faults.First is { } readError)
+            if (read.ReadFault is { } readError)
             {
-                return (null, $"{CopyVerifier.Where(t, key)} could not be read: {readError.Message}");
+                return (null, $"{CopyRead.Where(t, key)} could not be read: {readError.Message}");
             }
 
             // Writing the spool failed with the copy's reads clean: the staging's side (full, read-only).

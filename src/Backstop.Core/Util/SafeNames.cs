@@ -75,13 +75,14 @@ public static partial class SafeNames
     /// <paramref name="root"/>/<paramref name="relative"/>, proven to stay inside <paramref name="root"/> (no '..',
     /// no absolute part): the one check every path a restore writes goes through.
     /// </summary>
-    public static string Inside(string root, string relative)
+    public static string Inside(string root, string relative, bool allowRoot = false)
     {
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(relative);
         var top = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
         var full = Path.GetFullPath(Path.Combine(top, relative));
-        if (Path.IsPathRooted(relative) || !(full.StartsWith(top + "/", StringComparison.Ordinal) || (top == "/" && full.Length > 1)))
+        var inside = full.StartsWith(top + "/", StringComparison.Ordinal) || (top == "/" && full.Length > 1) || (allowRoot && full == top);
+        if (Path.IsPathRooted(relative) || !inside)
         {
             throw new PathOutsideException($"'{relative}' would be written outside {top}: refused (a name from a tampered or hostile manifest or archive?)");
         }

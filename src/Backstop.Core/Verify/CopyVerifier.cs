@@ -3,6 +3,7 @@ using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Run;
 using Backstop.Core.Sealing;
+using Backstop.Core.Storage;
 using Backstop.Core.Util;
 
 namespace Backstop.Core.Verify;
@@ -58,24 +59,20 @@ public static class CopyVerifier
                     : new CopyInfo(target.Name, CopyState.Verified, now, null);
             }
 
-            Stream raw;
-            try
+            var (read, unavailable) = await CopyRead.OpenAsync(target, key, cancellationToken).ConfigureAwait(false);
+            if (read is null)
             {
-                raw = await target.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
-            }
-            catch (ObjectNotFoundException)
-            {
-                return new CopyInfo(target.Name, CopyState.Missing, now, $"{Where(target, key)} is missing");
+                return new CopyInfo(target.Name, unavailable!.Missing ? CopyState.Missing : CopyState.Failed, now, unavailable.Problem);
             }
 
-            await using var hashing = new HashingReadStream(raw);
+            await using var hashing = read;
             string? formatError = null;
             string? keyError = null;
             if (validator is not null)
             {
                 try
                 {
-                    await using var content = Sealed.Open(hashing, key, identities ?? []);
+                    await using var content = Sealed.Open(hashing.Stored, key, identities ?? []);
                     var found = await validator.ReadFactsAsync(content, cancellationToken).ConfigureAwait(false);
                     if (!ReferenceEquals(validator, DecodeOnly))
                     {
@@ -139,7 +136,7 @@ public static class CopyVerifier
     public static bool IsKeyFailure(CopyInfo? copy) =>
         copy is { Error: { } error } && error.Contains(KeyFailure, StringComparison.Ordinal);
 
-    internal static string Where(ITarget target, string key) => $"copy on target '{target.Name}' ({key})";
+    internal static string Where(ITarget target, string key) => CopyRead.Where(target, key);
 
     /// <summary>The reason a copy failed, for a person: disk full gets the numbers.</summary>
     internal static string Describe(ITarget target, string key, Exception e, long? written)

@@ -80,7 +80,7 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
             CopyInfo result;
             try
             {
-                await CopyAsync(from, to, key, ct).ConfigureAwait(false);
+                await CopyAsync(from, to, key, artifact, ct).ConfigureAwait(false);
                 result = await CopyVerifier.VerifyAsync(to, key, artifact.StoredBytes, artifact.Sha256, deep: true, validator: null, artifact.Facts, ct)
                     .ConfigureAwait(false);
             }
@@ -132,18 +132,37 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
         catalog.AddEvent("info", def.Name, snapshot.Id, $"healed onto '{to.Name}' ({healed} artifact(s))");
     }
 
-    private static async Task CopyAsync(ITarget from, ITarget to, string key, CancellationToken ct)
+    /// <summary>
+    /// Copies a verified copy onto another target, hashing what it reads: a source copy that no longer holds the stored
+    /// bytes is never committed elsewhere, and is said to be the source's fault, not the new target's.
+    /// </summary>
+    private static async Task CopyAsync(ITarget from, ITarget to, string key, ArtifactInfo artifact, CancellationToken ct)
     {
-        await using var source = await from.OpenReadAsync(key, ct).ConfigureAwait(false);
-        await using var upload = await to.BeginPutAsync(key, ct).ConfigureAwait(false);
-        var buffer = new byte[1 << 20];
-        int n;
-        while ((n = await source.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        var (read, unavailable) = await CopyRead.OpenAsync(from, key, ct).ConfigureAwait(false);
+        if (read is null)
         {
-            await upload.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            throw new BackupException($"the copy to heal from is gone: {unavailable!.Problem}");
         }
 
-        await upload.CommitAsync(ct).ConfigureAwait(false);
+        await using (read)
+        await using (var upload = await to.BeginPutAsync(key, ct).ConfigureAwait(false))
+        {
+            var buffer = new byte[1 << 20];
+            int n;
+            while ((n = await read.Stored.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            {
+                await upload.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            }
+
+            var sha = await read.FinishAsync(ct).ConfigureAwait(false);
+            if (!string.Equals(sha, artifact.Sha256, StringComparison.Ordinal))
+            {
+                throw new BackupException(
+                    $"the copy to heal from ({CopyRead.Where(from, key)}) no longer matches: SHA-256 {sha[..16]}…, {artifact.Sha256[..16]}… was stored; nothing was written; run 'backstop verify --deep'");
+            }
+
+            await upload.CommitAsync(ct).ConfigureAwait(false);
+        }
     }
 
     private static async Task<byte[]?> ReadAllAsync(ITarget target, string key, CancellationToken ct)

@@ -115,11 +115,14 @@ internal static class TarExtractor
             throw new BackupException($"refused: tar entry '{name}' would land outside the destination (absolute or '..')");
         }
 
-        var full = Path.GetFullPath(Path.Combine(root, name));
-        var top = Path.TrimEndingDirectorySeparator(root);
-        return full == top || full.StartsWith(top + "/", StringComparison.Ordinal)
-            ? full
-            : throw new BackupException($"refused: tar entry '{name}' would land outside the destination");
+        try
+        {
+            return Core.Util.SafeNames.Inside(root, name, allowRoot: true); // the one containment check every restore path goes through
+        }
+        catch (Core.Util.PathOutsideException)
+        {
+            throw new BackupException($"refused: tar entry '{name}' would land outside the destination");
+        }
     }
 
     /// <summary>

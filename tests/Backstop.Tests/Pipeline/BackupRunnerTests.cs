@@ -194,6 +194,32 @@ public sealed class BackupRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_heal_never_copies_a_source_copy_that_no_longer_matches()
+    {
+        var local = Memory("local");
+        var nas = Faulty("nas");
+        nas.FailWrites = new IOException("connection reset");
+        var config = Config(Command("app", "printf data-to-heal"), 1, "local", "nas");
+        using var catalog = CatalogStore.Open(config.CatalogPath);
+        var first = Assert.Single(await new BackupRunner(config, _plugins.Registry, catalog, new RunObserver()).RunAsync([], default));
+        var key = $"app/{first.Id}/out.txt.zst";
+
+        // The only good copy rots on the local disk (same size, other bytes); the NAS is back.
+        var rotten = local.Objects[key].ToArray();
+        rotten[^1] ^= 0xff;
+        local.Replace(key, rotten);
+        nas.FailWrites = null;
+        await Task.Delay(1100);
+        await new BackupRunner(config, _plugins.Registry, catalog, new RunObserver()).RunAsync([], default);
+
+        Assert.DoesNotContain(key, nas.Inner.Objects.Keys); // nothing committed from the rotten copy
+        var copy = catalog.Snapshot(first.Id)!.Artifacts[0].Copies.Single(c => c.Target == "nas");
+        Assert.NotEqual(CopyState.Verified, copy.State);
+        Assert.Contains("the copy to heal from (copy on target 'local'", copy.Error, StringComparison.Ordinal);
+        Assert.Contains("no longer matches", copy.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Min_copies_not_reached_fails_the_snapshot_and_removes_the_good_copy()
     {
         var local = Memory("local");
