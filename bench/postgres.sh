@@ -49,9 +49,20 @@ fc_size=$(stat -c %s "$work/out/fc.dump")
 echo "== pg_dump -Fc -Z0 | zstd -3 -T0"
 measure z0 "rm -rf $work/out && mkdir -p $work/out" "$bin/pg_dump -Fc -Z0 $conn | zstd -3 -T0 -q -o $work/out/z0.dump.zst"
 z0_size=$(stat -c %s "$work/out/z0.dump.zst")
-echo "== backstop run (pg_dump -Fc -Z0 → zstd → SHA-256 → local, pg_restore --list while streaming, read-back)"
-measure backstop "rm -rf $work/out $work/state && mkdir -p $work/out" "dotnet $work/bin/backstop.dll -c $work/backstop.yaml run"
-backstop_size=$(du -sb "$work/out/backstop" | cut -f1)
+# backstop, backstop with exact_rows: false and, when BASELINE_BIN names a published older backstop (e.g. the previous
+# commit), that one: taking turns run by run, so the server's warming caches and the machine's drift fall on all alike.
+sed 's/databases: \[postgres\] }/databases: [postgres], exact_rows: false }/' "$work/backstop.yaml" > "$work/backstop-estimated.yaml"
+echo "== backstop run (pg_dump -Fc -Z0 → zstd → SHA-256 → local, pg_restore --list while streaming, exact rows, read-back),"
+echo "   with exact_rows: false, and the baseline ${BASELINE_BIN:-(none)}, taking turns"
+fresh="rm -rf $work/out $work/state && mkdir -p $work/out"
+for ((i = 0; i < runs; i++)); do
+  run_once backstop "$fresh" "dotnet $work/bin/backstop.dll -c $work/backstop.yaml run"
+  [ "$i" = 0 ] && backstop_size=$(du -sb "$work/out/backstop" | cut -f1)
+  run_once estimated "$fresh" "dotnet $work/bin/backstop.dll -c $work/backstop-estimated.yaml run"
+  if [ -n "${BASELINE_BIN:-}" ]; then run_once baseline "$fresh" "dotnet $BASELINE_BIN/backstop.dll -c $work/backstop.yaml run"; fi
+done
+summarize backstop; summarize estimated
+if [ -n "${BASELINE_BIN:-}" ]; then summarize baseline; fi
 rm -rf "$work/out" "$work/state"
 
 section="$work/section.md"
@@ -65,7 +76,11 @@ section="$work/section.md"
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"
   echo "| \`pg_dump -Fc\` (gzip inside) | ${secs[fc]} | $(ratio "${secs[fc]}" "${secs[z0]}") | 1.00 | $((${rss[fc]} / 1024)) MiB | $((fc_size / 1048576)) MiB |"
   echo "| \`pg_dump -Fc -Z0 \| zstd -3 -T0\` | ${secs[z0]} | 1.00 | $(ratio "${secs[z0]}" "${secs[fc]}") | $((${rss[z0]} / 1024)) MiB | $((z0_size / 1048576)) MiB |"
-  echo "| **backstop run** (+ globals, SHA-256, pg_restore --list, fsync, read-back) | ${secs[backstop]} | $(ratio "${secs[backstop]}" "${secs[z0]}") | $(ratio "${secs[backstop]}" "${secs[fc]}") | $((${rss[backstop]} / 1024)) MiB | $((backstop_size / 1048576)) MiB |"
+  echo "| **backstop run** (+ globals, SHA-256, pg_restore --list, exact rows in the dump's snapshot, fsync, read-back) | ${secs[backstop]} | $(ratio "${secs[backstop]}" "${secs[z0]}") | $(ratio "${secs[backstop]}" "${secs[fc]}") | $((${rss[backstop]} / 1024)) MiB | $((backstop_size / 1048576)) MiB |"
+  echo "| backstop run, \`exact_rows: false\` | ${secs[estimated]} | $(ratio "${secs[estimated]}" "${secs[z0]}") | $(ratio "${secs[estimated]}" "${secs[fc]}") | $((${rss[estimated]} / 1024)) MiB | |"
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    echo "| baseline backstop (${BASELINE_LABEL:-$BASELINE_BIN}) | ${secs[baseline]} | $(ratio "${secs[baseline]}" "${secs[z0]}") | $(ratio "${secs[baseline]}" "${secs[fc]}") | $((${rss[baseline]} / 1024)) MiB | |"
+  fi
   echo
   echo "Goals (issue 3): backstop ≤ 1.1× \`pg_dump -Fc -Z0 | zstd\` and faster than \`pg_dump -Fc\`."
   echo

@@ -40,6 +40,10 @@ public sealed class SqliteSourceTests : IDisposable
         var first = _box.Run("run");
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Contains("tables=38", _box.Run("show", _box.Snapshots().Single().GetProperty("snapshot").GetString()!).Stdout, StringComparison.Ordinal);
+        // The format check opened the stored bytes and counted both: neither is the source's word alone.
+        Assert.Empty(_box.Snapshots().Single().GetProperty("artifacts")[0].GetProperty("reported").EnumerateArray());
+        Assert.Equal(0, _box.Run("verify", "--deep").ExitCode);
+        Assert.False(Directory.Exists(_box["state/private"]) && Directory.GetFiles(_box["state/private"], "*.db", SearchOption.AllDirectories).Length > 0);
 
         for (var i = 3; i < 38; i++)
         {

@@ -26,11 +26,18 @@ public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
         return new SqliteOptions(map.PathValue("path") ?? throw new ConfigException(map.Location, $"{map.Path}: the key 'path' (the database file) is required"));
     }
 
-    public override ISource Create(SourceDefinition definition, SqliteOptions options) => new SqliteSource(definition.Name, options);
+    public override ISource Create(SourceDefinition definition, SqliteOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new SqliteSource(definition.Name, options, definition.StateDirectory);
+    }
 }
 
-internal sealed class SqliteSource(string name, SqliteOptions options) : ISource, IStagedRestorable
+internal sealed class SqliteSource(string name, SqliteOptions options, string stateDirectory = "") : ISource, IStagedRestorable
 {
+    /// <summary>The run's staging folder while capturing (the format check spools there); null otherwise.</summary>
+    private string? _staging;
+
     /// <summary>Writes the database file, then checks it as the backup was checked: integrity, tables and rows.</summary>
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
@@ -44,10 +51,7 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
                 throw new BackupException($"the restored database {path} fails PRAGMA integrity_check");
             }
 
-            var tables = Query(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").Select(r => (string)r[0]!).ToList();
-            var rows = tables.Sum(t => Convert.ToInt64(Query(db, $"SELECT COUNT(*) FROM \"{t.Replace("\"", "\"\"", StringComparison.Ordinal)}\"")[0][0],
-                System.Globalization.CultureInfo.InvariantCulture));
-            return aside.Staged(new Dictionary<string, long> { ["tables"] = tables.Count, ["rows"] = rows });
+            return aside.Staged(Count(db, cancellationToken));
         }
         catch
         {
@@ -85,7 +89,7 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
         }
 
         var wal = new FileInfo(options.Path + "-wal");
-        var need = file.Length + (wal.Exists ? wal.Length : 0);
+        var need = 2 * (file.Length + (wal.Exists ? wal.Length : 0)); // the copy, and the format check's own
         return Task.FromResult(new SourcePreflight(new Dictionary<string, string> { ["sqlite"] = "SQLite " + SqliteVersion() }, need));
     }
 
@@ -93,7 +97,8 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
     {
         ArgumentNullException.ThrowIfNull(sink);
         var copy = Path.Combine(sink.StagingDirectory, ArtifactName);
-        long tables, rows;
+        _staging = sink.StagingDirectory;
+        Dictionary<string, long> facts;
         try
         {
             using (var src = Open(options.Path, SqliteOpenMode.ReadOnly))
@@ -109,16 +114,7 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
                 throw new BackupException($"source '{name}': PRAGMA integrity_check failed on the copy: {string.Join("; ", check.Take(5))}");
             }
 
-            var names = Query(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-                .Select(r => (string)r[0]!).ToList();
-            tables = names.Count;
-            rows = 0;
-            foreach (var t in names)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                rows += Convert.ToInt64(Query(db, $"SELECT COUNT(*) FROM \"{t.Replace("\"", "\"\"", StringComparison.Ordinal)}\"")[0][0],
-                    System.Globalization.CultureInfo.InvariantCulture);
-            }
+            facts = Count(db, cancellationToken);
         }
         catch (SqliteException e) when (e.SqliteErrorCode == 13)
         {
@@ -140,11 +136,33 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
             await file.CopyToAsync(artifact.Content, 1 << 17, cancellationToken).ConfigureAwait(false);
         }
 
-        await artifact.CompleteAsync(new Dictionary<string, long> { ["tables"] = tables, ["rows"] = rows }, cancellationToken).ConfigureAwait(false);
+        await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
         File.Delete(copy);
     }
 
-    public IArtifactValidator? ValidatorFor(string artifactName) => new HeaderValidator();
+    /// <summary>Tables and rows, counted the same way at capture, in the format check and after a restore.</summary>
+    private static Dictionary<string, long> Count(SqliteConnection db, CancellationToken ct)
+    {
+        var names = Query(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").Select(r => (string)r[0]!).ToList();
+        long rows = 0;
+        foreach (var t in names)
+        {
+            ct.ThrowIfCancellationRequested();
+            rows += Convert.ToInt64(Query(db, $"SELECT COUNT(*) FROM \"{t.Replace("\"", "\"\"", StringComparison.Ordinal)}\"")[0][0],
+                System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return new Dictionary<string, long> { ["tables"] = names.Count, ["rows"] = rows };
+    }
+
+    /// <summary>
+    /// The format check re-derives tables and rows from the stored bytes: spooled (0600) into the run's staging, or the
+    /// source's private folder for verify --deep, opened, integrity-checked and counted, then removed.
+    /// </summary>
+    public IArtifactValidator? ValidatorFor(string artifactName) =>
+        _staging is not null ? new DatabaseValidator(_staging, isPrivate: false)
+        : stateDirectory.Length > 0 ? new DatabaseValidator(stateDirectory, isPrivate: true)
+        : throw new InvalidOperationException("an SQLite source needs its state folder (set by the configuration loader)");
 
     public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{artifactName}";
 
@@ -178,39 +196,76 @@ internal sealed class SqliteSource(string name, SqliteOptions options) : ISource
         return (string)Query(db, "SELECT sqlite_version()")[0][0]!;
     }
 
-    /// <summary>The stored file is a whole SQLite database: its header, and a length of page size × page count.</summary>
-    private sealed class HeaderValidator : IArtifactValidator
+    /// <summary>
+    /// The stored file is a whole SQLite database: its header, a length of page size × page count, PRAGMA
+    /// integrity_check, and the tables and rows it holds (re-derived from the bytes, compared with the source's).
+    /// </summary>
+    private sealed class DatabaseValidator(string folder, bool isPrivate) : IArtifactValidator
     {
         public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
         {
-            var header = new byte[100];
-            var n = await content.ReadAtLeastAsync(header, 100, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-            if (n < 100 || !header.AsSpan(0, 16).SequenceEqual("SQLite format 3\0"u8))
+            if (isPrivate)
             {
-                throw new BackupException("the file does not start with a SQLite 3 header");
+                PrivateFolder.Ensure(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(folder))!);
+                PrivateFolder.Ensure(folder);
             }
 
-            long pageSize = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(16));
-            if (pageSize == 1)
+            var path = Path.Combine(folder, $".backstop-check-{Guid.NewGuid():N}.db");
+            try
             {
-                pageSize = 65536;
-            }
+                long pageSize, pages, length;
+                await using (var spool = new FileStream(path, new FileStreamOptions
+                             {
+                                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                             }))
+                {
+                    var header = new byte[100];
+                    var n = await content.ReadAtLeastAsync(header, 100, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+                    if (n < 100 || !header.AsSpan(0, 16).SequenceEqual("SQLite format 3\0"u8))
+                    {
+                        throw new BackupException("the file does not start with a SQLite 3 header");
+                    }
 
-            long pages = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(28));
-            long length = n;
-            var buffer = new byte[1 << 16];
-            int read;
-            while ((read = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                    pageSize = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(16));
+                    if (pageSize == 1)
+                    {
+                        pageSize = 65536;
+                    }
+
+                    pages = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(28));
+                    await spool.WriteAsync(header.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                    length = n;
+                    var buffer = new byte[1 << 16];
+                    int read;
+                    while ((read = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                    {
+                        await spool.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                        length += read;
+                    }
+                }
+
+                if (pages > 0 && length != pageSize * pages)
+                {
+                    throw new BackupException($"the database has {length} bytes, its header says {pages} pages of {pageSize}");
+                }
+
+                using var db = Open(path, SqliteOpenMode.ReadOnly);
+                if (Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()).ToList() is not ["ok"])
+                {
+                    throw new BackupException("the stored database fails PRAGMA integrity_check");
+                }
+
+                return Count(db, cancellationToken);
+            }
+            catch (SqliteException e)
             {
-                length += read;
+                throw new BackupException($"the stored database cannot be read by SQLite: {e.Message}");
             }
-
-            if (pages > 0 && length != pageSize * pages)
+            finally
             {
-                throw new BackupException($"the database has {length} bytes, its header says {pages} pages of {pageSize}");
+                SqliteConnection.ClearAllPools();
+                File.Delete(path);
             }
-
-            return new Dictionary<string, long>();
         }
     }
 }
