@@ -219,7 +219,7 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         if (!options.ExactRows)
         {
             // The facts are read from the server while pg_dump runs: the dump does not wait for them.
-            var estimated = FactsAsync(database, ct);
+            var estimated = Task.Run(() => FactsAsync(database, ct), ct); // never holds up pg_dump's start (Npgsql's open is partly synchronous)
             try
             {
                 await ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, options.Timeout, what, ct).ConfigureAwait(false);
