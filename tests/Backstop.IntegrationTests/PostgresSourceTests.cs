@@ -355,6 +355,18 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         Assert.True(restore.ExitCode == 0, restore.ToString());
         Assert.Equal("10", _pg.Scalar(Conninfo(into), "SELECT count(*) FROM t"));
         Assert.Equal(0, contacted);
+
+        // The stock recipe, run literally, does the same: the name is never read as a connection string.
+        var explainedInto = $"host=127.0.0.1 port={decoyPort} dbname=explained{suffix}";
+        var explain = Run("restore", "--source", "pg", "--explain", "--artifact", Backstop.Core.Util.SafeNames.Encode(names[0]) + ".dump",
+            "--to", $"postgresql://postgres@127.0.0.1:{Port}/{Uri.EscapeDataString(explainedInto)}");
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        var script = string.Join("\n", explain.Stdout.Split('\n').Where(l => !l.StartsWith('#')));
+        var ran = Sandbox.ExecEnv(_box.Root, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password, ["PATH"] = $"{_pg.Bin}:/usr/bin:/bin" },
+            "bash", "-e", "-c", script);
+        Assert.True(ran.ExitCode == 0, ran + "\n" + script);
+        Assert.Equal("10", _pg.Scalar(Conninfo(explainedInto), "SELECT count(*) FROM t"));
+        Assert.Equal(0, contacted);
         decoy.Stop();
     }
 

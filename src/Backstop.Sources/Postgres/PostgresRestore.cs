@@ -111,8 +111,11 @@ internal sealed partial class PostgresSource : IRestorable
 
     private const string DestinationExample = "postgresql://user@host:5432/dbname";
 
-    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
-        ServerDestination.Parse(destination, Schemes, DestinationExample, options.User).Places;
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination)
+    {
+        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
+        return new Dictionary<string, string>(d.Places, StringComparer.Ordinal) { ["DB_CONNINFO"] = "dbname=" + Conninfo.Quote(d.Database) };
+    }
 
     private Target Destination(string destination)
     {

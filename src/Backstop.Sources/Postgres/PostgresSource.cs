@@ -185,7 +185,9 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     public string RestoreRecipe(string artifactName, string storedFile) =>
         artifactName == GlobalsArtifact
             ? $"zstd -dc {storedFile} | psql -h HOST -p PORT -U USER -d postgres"
-            : $"createdb -h HOST -p PORT -U USER DB && zstd -dc {storedFile} | pg_restore -h HOST -p PORT -U USER -d DB --no-owner";
+            // DB_CONNINFO is dbname='DB' quoted for libpq: a bare name holding '=' would be read as a connection string
+            // (another server, with PGPASSWORD); inside a quoted value it is only ever a name.
+            : $"createdb -h HOST -p PORT -U USER DB && zstd -dc {storedFile} | pg_restore -h HOST -p PORT -U USER -d DB_CONNINFO --no-owner --exit-on-error --single-transaction";
 
     private string Port => options.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
