@@ -93,7 +93,7 @@ section="$r/section.md"
   fi
   if [ -n "$pg" ]; then
     echo "| pgbench -s $scale: \`zstd -d \| pg_restore -d\` | ${secs[pgstock]} | 1.00 | $((${rss[pgstock]} / 1024)) MiB |"
-    echo "| pgbench: **backstop restore** (creates the database, compares its tables) | ${secs[pgrestore]} | $(ratio "${secs[pgrestore]}" "${secs[pgstock]}") | $((${rss[pgrestore]} / 1024)) MiB |"
+    echo "| pgbench: **backstop restore** (creates the database, restores in one transaction, compares its tables and rows) | ${secs[pgrestore]} | $(ratio "${secs[pgrestore]}" "${secs[pgstock]}") | $((${rss[pgrestore]} / 1024)) MiB |"
   fi
   echo
   cat "$here/restore-notes.md"

@@ -325,6 +325,18 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
             }
 
             rederived = found.Keys.ToList();
+
+            // What only the content says (a source that leaves a count to its format check) is recorded as found.
+            if (found.Keys.Any(k => !facts.ContainsKey(k)))
+            {
+                var merged = new Dictionary<string, long>(facts, StringComparer.Ordinal);
+                foreach (var (k, v) in found.Where(f => !facts.ContainsKey(f.Key)))
+                {
+                    merged[k] = v;
+                }
+
+                facts = merged;
+            }
         }
 
         var sha = Convert.ToHexStringLower(_hash.Hash.GetHashAndReset());

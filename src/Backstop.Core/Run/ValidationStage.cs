@@ -65,8 +65,9 @@ internal sealed class ValidationStage
     /// <summary>The facts found in the content against the facts the source reported: null when they agree.</summary>
     public static string? Mismatch(IReadOnlyDictionary<string, long> found, IReadOnlyDictionary<string, long> reported)
     {
-        var wrong = found.Where(f => reported.GetValueOrDefault(f.Key, -1) != f.Value)
-            .Select(f => $"{f.Key}: {f.Value} in the content, {(reported.TryGetValue(f.Key, out var r) ? r.ToString(System.Globalization.CultureInfo.InvariantCulture) : "none")} reported by the source")
+        // Facts on both sides must agree; a fact only the content gives (the source left it to the check) is not a mismatch.
+        var wrong = found.Where(f => reported.TryGetValue(f.Key, out var r) && r != f.Value)
+            .Select(f => $"{f.Key}: {f.Value} in the content, {reported[f.Key].ToString(System.Globalization.CultureInfo.InvariantCulture)} reported by the source")
             .ToList();
         return wrong.Count == 0 ? null : string.Join("; ", wrong);
     }

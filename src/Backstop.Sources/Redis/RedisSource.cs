@@ -4,6 +4,8 @@ using System.Net.Sockets;
 using System.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Redis;
 
@@ -30,14 +32,39 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
         return new RedisOptions(map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 6379, map.String("user"), map.Secret("password"), timeout);
     }
 
-    public override ISource Create(SourceDefinition definition, RedisOptions options) => new RedisSource(definition.Name, options);
+    public override ISource Create(SourceDefinition definition, RedisOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new RedisSource(definition.Name, options, definition.StateDirectory);
+    }
 }
 
-internal sealed class RedisSource(string name, RedisOptions options) : ISource, IStagedRestorable
+internal sealed partial class RedisSource(string name, RedisOptions options, string stateDirectory = "") : ISource, IStagedRestorable
 {
+    /// <summary>The run's staging folder while capturing (the format check spools the RDB there for redis-check-rdb).</summary>
+    private string? _staging;
+
     /// <summary>Writes <c>dump.rdb</c> into a folder (for a redis-server started with that --dir), checked as it was stored.</summary>
     public Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken) =>
-        Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, new RdbValidator(), cancellationToken);
+        Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, Validator(), cancellationToken);
+
+    /// <summary>redis-check-rdb, the stock tool that reads every key of an RDB, when it is installed (redis-tools).</summary>
+    private static string? CheckTool()
+    {
+        try
+        {
+            return ChildProcess.ResolveTool("redis-check-rdb");
+        }
+        catch (BackupException)
+        {
+            return null;
+        }
+    }
+
+    private RdbValidator Validator() =>
+        CheckTool() is { } tool && (_staging ?? (stateDirectory.Length > 0 ? stateDirectory : null)) is { } folder
+            ? new RdbValidator(tool, folder, isPrivate: _staging is null)
+            : new RdbValidator();
 
     internal const string Artifact = "dump.rdb";
 
@@ -55,6 +82,7 @@ internal sealed class RedisSource(string name, RedisOptions options) : ISource, 
     {
         ArgumentNullException.ThrowIfNull(sink);
         await using var redis = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        _staging = sink.StagingDirectory;
         var keyspace = await CommandAsync(redis, cancellationToken, "INFO", "keyspace").ConfigureAwait(false) ?? "";
         long keys = 0, databases = 0;
         foreach (var line in keyspace.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("db", StringComparison.Ordinal) && l.Contains(':', StringComparison.Ordinal)))
@@ -80,7 +108,10 @@ internal sealed class RedisSource(string name, RedisOptions options) : ISource, 
             throw new BackupException($"source '{name}': the RDB transfer from {Where} broke off: {e.Message}");
         }
 
-        await artifact.CompleteAsync(new Dictionary<string, long> { ["keys"] = keys, ["databases"] = databases }, cancellationToken).ConfigureAwait(false);
+        // With redis-check-rdb the keys and databases are read from the RDB itself (INFO was taken before the fork, and a
+        // busy server moves on); without it, INFO's figures are recorded, marked reported.
+        await artifact.CompleteAsync(CheckTool() is null ? new Dictionary<string, long> { ["keys"] = keys, ["databases"] = databases } : new Dictionary<string, long>(),
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>SYNC, then the payload: <c>$&lt;length&gt;</c> followed by that many bytes, or <c>$EOF:&lt;mark&gt;</c> followed by bytes up to the mark.</summary>
@@ -157,7 +188,7 @@ internal sealed class RedisSource(string name, RedisOptions options) : ISource, 
         }
     }
 
-    public IArtifactValidator? ValidatorFor(string artifactName) => new RdbValidator();
+    public IArtifactValidator? ValidatorFor(string artifactName) => Validator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
         $"mkdir -p DEST && zstd -d < {storedFile} > DEST/dump.rdb && redis-check-rdb DEST/dump.rdb  # then: redis-server --dir DEST --appendonly no";
@@ -221,10 +252,60 @@ internal sealed class RedisSource(string name, RedisOptions options) : ISource, 
         }
     }
 
-    /// <summary>An RDB file: <c>REDIS</c> and a 4-digit version, the EOF opcode (0xFF), and the CRC64 of everything before it.</summary>
-    internal sealed class RdbValidator : IArtifactValidator
+    /// <summary>
+    /// An RDB file: <c>REDIS</c> and a 4-digit version, the EOF opcode (0xFF), and the CRC64 of everything before it.
+    /// With <c>redis-check-rdb</c> (the stock tool), the bytes are also spooled (0600) and read key by key by it: the keys
+    /// and databases are then facts of the content, not of INFO.
+    /// </summary>
+    internal sealed partial class RdbValidator(string? checkTool = null, string? folder = null, bool isPrivate = false) : IArtifactValidator
     {
         public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
+        {
+            if (checkTool is null || folder is null)
+            {
+                return await CheckAsync(content, null, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (isPrivate)
+            {
+                PrivateFolder.Ensure(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(folder))!);
+                PrivateFolder.Ensure(folder);
+            }
+
+            var path = Path.Combine(folder, $".backstop-check-{Guid.NewGuid():N}.rdb");
+            try
+            {
+                await using (var spool = new FileStream(path, new FileStreamOptions
+                             {
+                                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                             }))
+                {
+                    await CheckAsync(content, spool, cancellationToken).ConfigureAwait(false);
+                }
+
+                using var report = new MemoryStream();
+                await ChildProcess.RunToStreamAsync(checkTool, [path], new Dictionary<string, string>(), folder, report, TimeSpan.FromHours(1),
+                    "redis-check-rdb", cancellationToken).ConfigureAwait(false);
+                var lines = Encoding.UTF8.GetString(report.ToArray()).Split('\n');
+                var keys = lines.Select(l => KeysRead().Match(l)).FirstOrDefault(m => m.Success)
+                           ?? throw new BackupException("redis-check-rdb did not say how many keys it read");
+                return new Dictionary<string, long>
+                {
+                    ["keys"] = long.Parse(keys.Groups[1].Value, CultureInfo.InvariantCulture),
+                    ["databases"] = lines.Count(l => l.Contains("] Selecting DB ID ", StringComparison.Ordinal)),
+                };
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+
+        [System.Text.RegularExpressions.GeneratedRegex(@"^\[info\] (\d+) keys read")]
+        private static partial System.Text.RegularExpressions.Regex KeysRead();
+
+        /// <summary>Magic, EOF opcode and CRC64 while streaming, each block also written to <paramref name="copy"/> when given.</summary>
+        private static async Task<IReadOnlyDictionary<string, long>> CheckAsync(Stream content, Stream? copy, CancellationToken cancellationToken)
         {
             var buffer = new byte[1 << 17];
             var tail = new byte[9];
@@ -237,6 +318,11 @@ internal sealed class RedisSource(string name, RedisOptions options) : ISource, 
             int n;
             while ((n = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
             {
+                if (copy is not null)
+                {
+                    await copy.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                }
+
                 var chunk = buffer.AsSpan(0, n);
                 if (headerLength < 9)
                 {
