@@ -135,6 +135,16 @@ public sealed class CommandSourceConformance : SourceConformance
 
     protected override void CheckRestored(string artifact, string destination) =>
         Assert.Equal(File.ReadAllBytes(Box["data/raw.bin"]), File.ReadAllBytes(Path.Combine(destination, artifact)));
+
+    [Fact]
+    public void A_restore_says_which_facts_it_compared()
+    {
+        Box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Fill());
+        Assert.Equal(0, Box.Run("run").ExitCode);
+        var r = Box.Run("restore", "--source", "s", "--to", Box["out/"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Matches("restored dump.out of .*: bytes=[0-9]+, as recorded", r.Stdout);
+    }
 }
 
 public sealed class RedisSourceConformance : SourceConformance

@@ -7,6 +7,8 @@ using System.Text;
 using System.Text.Json;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Etcd;
 
@@ -51,14 +53,39 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
         return new EtcdOptions(endpoints, user, password, timeout);
     }
 
-    public override ISource Create(SourceDefinition definition, EtcdOptions options) => new EtcdSource(definition.Name, options);
+    public override ISource Create(SourceDefinition definition, EtcdOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new EtcdSource(definition.Name, options, definition.StateDirectory);
+    }
 }
 
-internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IStagedRestorable
+internal sealed class EtcdSource(string name, EtcdOptions options, string stateDirectory = "") : ISource, IStagedRestorable
 {
+    /// <summary>The run's staging folder while capturing (the format check spools the snapshot there for etcdctl).</summary>
+    private string? _staging;
+
     /// <summary>Writes <c>snapshot.db</c> into a folder, for <c>etcdctl snapshot restore</c>; its trailing hash is checked.</summary>
     public Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken) =>
-        Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, new SnapshotValidator(), cancellationToken);
+        Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, Validator(), cancellationToken);
+
+    /// <summary>etcdctl, whose <c>snapshot status</c> reads the revision out of a snapshot file, when it is installed.</summary>
+    private static string? Etcdctl()
+    {
+        try
+        {
+            return ChildProcess.ResolveTool("etcdctl");
+        }
+        catch (BackupException)
+        {
+            return null;
+        }
+    }
+
+    private SnapshotValidator Validator() =>
+        Etcdctl() is { } tool && (_staging ?? (stateDirectory.Length > 0 ? stateDirectory : null)) is { } folder
+            ? new SnapshotValidator(tool, folder, isPrivate: _staging is null)
+            : new SnapshotValidator();
 
     internal const string Artifact = "snapshot.db";
     private Uri? _endpoint;
@@ -98,6 +125,7 @@ internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IS
     {
         ArgumentNullException.ThrowIfNull(sink);
         var endpoint = _endpoint ?? throw new InvalidOperationException("preflight first");
+        _staging = sink.StagingDirectory;
         using var http = Client(options.Timeout);
         var count = await PostAsync(http, endpoint, "/v3/kv/range", new
         {
@@ -154,10 +182,18 @@ internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IS
             throw new BackupException($"source '{name}': the snapshot stream from {Authority(endpoint)} broke off: {e.Message}");
         }
 
-        await artifact.CompleteAsync(new Dictionary<string, long> { ["keys"] = keys, ["revision"] = revision }, cancellationToken).ConfigureAwait(false);
+        // With etcdctl the revision is read from the snapshot itself (the one asked before it may be older on a busy
+        // cluster); the live key count is the server's word (the snapshot's totalKey counts every revision).
+        var facts = new Dictionary<string, long> { ["keys"] = keys };
+        if (Etcdctl() is null)
+        {
+            facts["revision"] = revision;
+        }
+
+        await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
     }
 
-    public IArtifactValidator? ValidatorFor(string artifactName) => new SnapshotValidator();
+    public IArtifactValidator? ValidatorFor(string artifactName) => Validator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
         $"mkdir -p DEST && zstd -d < {storedFile} > DEST/snapshot.db && ETCDCTL_API=3 etcdctl snapshot restore DEST/snapshot.db --data-dir DEST/data  # then: etcd --data-dir DEST/data";
@@ -228,10 +264,54 @@ internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IS
             ? $"connection to etcd at {Authority(endpoint)} refused: is the server running and listening there?"
             : $"etcd at {Authority(endpoint)}: {e.Message}";
 
-    /// <summary>An etcd snapshot ends with the SHA-256 of everything before it (what <c>etcdctl snapshot restore</c> checks).</summary>
-    private sealed class SnapshotValidator : IArtifactValidator
+    /// <summary>
+    /// An etcd snapshot ends with the SHA-256 of everything before it (what <c>etcdctl snapshot restore</c> checks). With
+    /// etcdctl, the bytes are also spooled (0600) and <c>etcdctl snapshot status</c> reads the revision out of them.
+    /// </summary>
+    private sealed class SnapshotValidator(string? etcdctl = null, string? folder = null, bool isPrivate = false) : IArtifactValidator
     {
         public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
+        {
+            if (etcdctl is null || folder is null)
+            {
+                return await CheckAsync(content, null, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (isPrivate)
+            {
+                PrivateFolder.Ensure(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(folder))!);
+                PrivateFolder.Ensure(folder);
+            }
+
+            var path = Path.Combine(folder, $".backstop-check-{Guid.NewGuid():N}.db");
+            try
+            {
+                await using (var spool = new FileStream(path, new FileStreamOptions
+                             {
+                                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                             }))
+                {
+                    await CheckAsync(content, spool, cancellationToken).ConfigureAwait(false);
+                }
+
+                using var report = new MemoryStream();
+                await ChildProcess.RunToStreamAsync(etcdctl, ["snapshot", "status", path, "-w", "json"], new Dictionary<string, string> { ["ETCDCTL_API"] = "3" },
+                    folder, report, TimeSpan.FromMinutes(30), "etcdctl snapshot status", cancellationToken).ConfigureAwait(false);
+                using var status = JsonDocument.Parse(report.ToArray());
+                return new Dictionary<string, long> { ["revision"] = status.RootElement.GetProperty("revision").GetInt64() };
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                throw new BackupException($"etcdctl snapshot status did not give the snapshot's revision: {e.Message}");
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+
+        /// <summary>The trailing SHA-256 while streaming, each block also written to <paramref name="copy"/> when given.</summary>
+        private static async Task<IReadOnlyDictionary<string, long>> CheckAsync(Stream content, Stream? copy, CancellationToken cancellationToken)
         {
             using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             var buffer = new byte[1 << 17];
@@ -242,6 +322,11 @@ internal sealed class EtcdSource(string name, EtcdOptions options) : ISource, IS
             int n;
             while ((n = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
             {
+                if (copy is not null)
+                {
+                    await copy.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                }
+
                 total += n;
                 if (n >= 32)
                 {
