@@ -57,7 +57,7 @@ cfg three 3 "$(local_t a)" "$(local_t b)" "$(local_t c)"
 cfg s3 1 "$(s3_t)"
 cfg sftp 1 "$(sftp_t)"
 cfg mixed 3 "$(local_t a)" "$(sftp_t)" "$(s3_t)"
-reset="rm -rf $work/out $work/state $srv/s3/bench/bench && mkdir -p $work/out"
+reset="rm -rf $work/out $work/state $srv/s3/bench/bench && mkdir -p $work/out/a $work/out/b $work/out/c"
 
 for c in one three s3 sftp mixed; do
   echo "== backstop run → $c"

@@ -54,7 +54,7 @@ z0_size=$(stat -c %s "$work/out/z0.dump.zst")
 sed 's/databases: \[postgres\] }/databases: [postgres], exact_rows: false }/' "$work/backstop.yaml" > "$work/backstop-estimated.yaml"
 echo "== backstop run (pg_dump -Fc -Z0 → zstd → SHA-256 → local, pg_restore --list while streaming, exact rows, read-back),"
 echo "   with exact_rows: false, and the baseline ${BASELINE_BIN:-(none)}, taking turns"
-fresh="rm -rf $work/out $work/state && mkdir -p $work/out"
+fresh="rm -rf $work/out $work/state && mkdir -p $work/out/backstop"
 for ((i = 0; i < runs; i++)); do
   run_once backstop "$fresh" "dotnet $work/bin/backstop.dll -c $work/backstop.yaml run"
   [ "$i" = 0 ] && backstop_size=$(du -sb "$work/out/backstop" | cut -f1)

@@ -36,7 +36,7 @@ echo "== floor: tar -cf - | zstd -3 -T0"
 measure floor "rm -rf $work/out && mkdir -p $work/out" "tar -cf - -C $data . | zstd -3 -T0 -q -o $work/out/floor.tar.zst"
 floor_size=$(stat -c %s "$work/out/floor.tar.zst")
 echo "== backstop run (files → local, with read-back verify)"
-measure backstop "rm -rf $work/out $work/state && mkdir -p $work/out" "$backstop -c $work/backstop.yaml run"
+measure backstop "rm -rf $work/out $work/state && mkdir -p $work/out/backstop" "$backstop -c $work/backstop.yaml run"
 backstop_size=$(du -sb "$work/out/backstop" | cut -f1)
 echo "== restic backup (full, new repository)"
 export RESTIC_PASSWORD=bench-only-password
@@ -47,7 +47,7 @@ export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS
 measure borg "rm -rf $work/out && mkdir -p $work/out && borg init -e none $work/out/borg" "borg create --compression zstd,3 $work/out/borg::a $data"
 borg_size=$(du -sb "$work/out/borg" | cut -f1)
 echo "== backstop on the data set ×4 (memory must stay flat)"
-measure backstop4x "rm -rf $work/out $work/state && mkdir -p $work/out" "$backstop -c $work/backstop-4x.yaml run"
+measure backstop4x "rm -rf $work/out $work/state && mkdir -p $work/out/backstop" "$backstop -c $work/backstop-4x.yaml run"
 rm -rf "$work/out" "$work/state"
 
 mib() { echo $(( $1 / 1024 )); }

@@ -49,12 +49,14 @@ public static class ExpectationChecker
     /// <param name="now">The snapshot being checked.</param>
     /// <param name="history">Past valid snapshots, oldest first, since the last accepted shrink.</param>
     /// <param name="acceptShrink">This run accepts a fall to 0 or a shrink (<c>run --accept-shrink</c>).</param>
+    /// <param name="historyAccepted">The history starts at a snapshot whose shrink the user accepted (an emptiness they chose).</param>
     public static IReadOnlyList<Finding> Check(
         Expectations expect,
         IReadOnlyList<string> countFacts,
         SnapshotShape now,
         IReadOnlyList<SnapshotShape> history,
-        bool acceptShrink = false)
+        bool acceptShrink = false,
+        bool historyAccepted = false)
     {
         ArgumentNullException.ThrowIfNull(expect);
         ArgumentNullException.ThrowIfNull(countFacts);
@@ -125,12 +127,14 @@ public static class ExpectationChecker
         }
 
         // A fact the source does not report now (rows when they are only estimated) is not a zero.
+        // Empty now and never held anything: said on every run (a second empty run is no more proof than the first).
         var content = countFacts.Where(f => !ContainerFacts.Contains(f) && now.Facts.ContainsKey(f)).ToList();
-        if (!expect.AllowEmpty && history.Count == 0 && content.Count > 0 && content.All(f => now.Facts.GetValueOrDefault(f) == 0))
+        if (!expect.AllowEmpty && !historyAccepted && !acceptShrink && content.Count > 0 && content.All(f => now.Facts.GetValueOrDefault(f) == 0)
+            && history.All(h => content.All(f => h.Facts.GetValueOrDefault(f) == 0)))
         {
             findings.Add(new Finding(FindingSeverity.Warn,
-                $"the first snapshot holds nothing ({string.Join(", ", content.Select(f => f + " 0"))}): check that the source points at the data " +
-                "(a disk or share that is not mounted, a wrong path, database or server); if it is meant to be empty, set expect: {allow_empty: true}"));
+                $"{(history.Count == 0 ? "the first snapshot" : "the source has never held anything and this snapshot")} holds nothing ({string.Join(", ", content.Select(f => f + " 0"))}): " +
+                "check that the source points at the data (a disk or share that is not mounted, a wrong path, database or server); if it is meant to be empty, set expect: {allow_empty: true}"));
         }
 
         return findings;

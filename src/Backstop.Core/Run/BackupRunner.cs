@@ -115,7 +115,8 @@ public sealed class BackupRunner
             var raw = artifacts.Sum(a => a.RawBytes);
             var facts = SumFacts(artifacts.Select(a => a.Facts));
             var shape = new SnapshotShape(id, raw, facts, artifacts.Select(a => new ArtifactShape(a.Name, a.RawBytes, a.Facts)).ToList());
-            var findings = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, ValidHistory(def), AcceptShrink);
+            var (history, historyAccepted) = ValidHistory(def);
+            var findings = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, history, AcceptShrink, historyAccepted);
             findings = findings.Select(f => f with { Message = f.Message.Replace("--source NAME", "--source " + def.Name, StringComparison.Ordinal) }).ToList();
             var failures = findings.Where(f => f.Severity == FindingSeverity.Fail).Select(f => f.Message).ToList();
             if (failures.Count > 0)
@@ -332,12 +333,12 @@ public sealed class BackupRunner
     }
 
     /// <summary>Valid snapshots, oldest first, from the newest one whose shrink was accepted (history restarts there).</summary>
-    private List<SnapshotShape> ValidHistory(SourceDefinition def)
+    private (List<SnapshotShape> History, bool Accepted) ValidHistory(SourceDefinition def)
     {
         var valid = _catalog.Snapshots(def.Name).Where(s => s.IsValid(def.MinCopies)).ToList();
         var restart = valid.FindLastIndex(s => s.Warnings.Any(w => w.StartsWith(ExpectationChecker.AcceptedPrefix, StringComparison.Ordinal)));
-        return valid.Skip(Math.Max(restart, 0)).Select(s => new SnapshotShape(s.Id, s.RawBytes, s.Facts,
-            s.Artifacts.Select(a => new ArtifactShape(a.Name, a.RawBytes, a.Facts)).ToList())).ToList();
+        return (valid.Skip(Math.Max(restart, 0)).Select(s => new SnapshotShape(s.Id, s.RawBytes, s.Facts,
+            s.Artifacts.Select(a => new ArtifactShape(a.Name, a.RawBytes, a.Facts)).ToList())).ToList(), restart >= 0);
     }
 
     private static Dictionary<string, long> SumFacts(IEnumerable<IReadOnlyDictionary<string, long>> all)

@@ -66,6 +66,11 @@ public sealed record Manifest(
             return $"source '{Shorten(Source?.Name)}' ({Shorten(Source?.Kind)}) is not a valid source name and kind";
         }
 
+        if (Host is null || Tools is null || Facts is null || Warnings is null || Warnings.Any(w => w is null))
+        {
+            return "a required field (host, tools, facts, warnings) is missing or null";
+        }
+
         if (RawBytes < 0 || StoredBytes < 0)
         {
             return "a size is negative";
@@ -80,7 +85,7 @@ public sealed record Manifest(
         {
             if (a?.Name is null || !SafeNames.IsSafeFileName(a.Name))
             {
-                return $"artifact name '{Shorten(a?.Name)}' is not a safe file name (letters, digits, ._%+=@-; no '/', '..' or leading '.')";
+                return $"artifact name '{Shorten(a?.Name)}' is not a safe file name (no '/', '\\', control character, '..' or leading '.')";
             }
 
             if (a.File is null || !(a.File == a.Name + ".zst" || a.File == a.Name + ".zst" + Sealing.Sealed.AgeSuffix))
@@ -93,12 +98,17 @@ public sealed record Manifest(
                 return $"artifact {a.Name} has a negative size";
             }
 
+            if (a.Compression is not "zstd" || a.Facts is null || a.Restore is null || a.EncryptionRecipients is null)
+            {
+                return $"artifact {a.Name} lacks a required field (compression zstd, facts, restore, encryption_recipients)";
+            }
+
             if (a.Sha256 is null || a.Sha256.Length != 64 || !a.Sha256.All(c => c is (>= '0' and <= '9') or (>= 'a' and <= 'f')))
             {
                 return $"artifact {a.Name} has a malformed SHA-256 '{Shorten(a.Sha256)}'";
             }
 
-            if (a.Facts is not null && a.Facts.Any(f => f.Value < 0))
+            if (a.Facts.Any(f => f.Value < 0))
             {
                 return $"artifact {a.Name} has a negative fact";
             }

@@ -1,74 +1,97 @@
 using System.Text;
-using System.Text.RegularExpressions;
 
 namespace Backstop.Core.Util;
 
 /// <summary>
 /// Names that become file names and object keys (artifacts, their stored files) come from servers (database names)
-/// and from targets (manifests): they are kept to one safe alphabet — letters, digits and <c>._%+=@-</c>, no leading
-/// '.', no "..", no '/', at most 255 characters — and anything else is percent-encoded on the way in.
+/// and from targets (manifests): they are kept to one safe alphabet — any printable character but <c>/</c> and <c>\</c>
+/// (no control or format character, no line separator), no leading '.', no "..", at most 255 UTF-8 bytes — and
+/// anything else is percent-encoded on the way in (a '%' too). Names that were file names before stay as they were.
 /// </summary>
-public static partial class SafeNames
+public static class SafeNames
 {
-    [GeneratedRegex("^[A-Za-z0-9_%+=@-][A-Za-z0-9._%+=@-]{0,254}$")]
-    private static partial Regex Pattern();
+    private const int MaxBytes = 255;
+
+    /// <summary>Encoded names longer than this (in UTF-8 bytes) are shortened, keeping room for ".dump.zst.age".</summary>
+    private const int MaxEncodedBytes = 200;
 
     public static bool IsSafeFileName(string name) =>
-        !string.IsNullOrEmpty(name) && Pattern().IsMatch(name) && !name.Contains("..", StringComparison.Ordinal);
+        !string.IsNullOrEmpty(name) && !name.StartsWith('.') && !name.Contains("..", StringComparison.Ordinal)
+        && Encoding.UTF8.GetByteCount(name) <= MaxBytes && IsSafeText(name);
+
+    private static bool IsSafeText(string name)
+    {
+        for (var i = 0; i < name.Length; i++)
+        {
+            if (char.IsHighSurrogate(name[i]) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1]))
+            {
+                i++; // a whole pair: a character beyond the BMP
+                continue;
+            }
+
+            if (name[i] != '%' && !IsSafeChar(name[i])) // '%' is the escape: allowed, and escaped itself when a name holds one
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool IsSafeChar(char c) =>
+        c is not ('/' or '\\' or '%') && System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c) is not (
+            System.Globalization.UnicodeCategory.Control or System.Globalization.UnicodeCategory.Format
+            or System.Globalization.UnicodeCategory.Surrogate or System.Globalization.UnicodeCategory.LineSeparator
+            or System.Globalization.UnicodeCategory.ParagraphSeparator or System.Globalization.UnicodeCategory.OtherNotAssigned);
 
     /// <summary>
-    /// A name from a server as a safe file name: letters, digits, '_' and '-' stay, a '.' stays unless it leads or
-    /// follows another, every other UTF-8 byte becomes <c>%XX</c> (so <c>../x</c> is <c>%2E%2E%2Fx</c>). Reversible
-    /// with <see cref="Decode"/>; names that were already safe and free of '%' are unchanged.
+    /// A name from a server as a safe file name: safe characters stay, a '.' stays unless it leads or follows another,
+    /// every other character becomes <c>%XX</c> per UTF-8 byte (so <c>../x</c> is <c>%2E%2E%2F.%2E%2F.%2E%2Fx</c>…). A name
+    /// whose encoding passes 200 bytes keeps its start and gets <c>~</c> and 16 hex digits of its SHA-256, so two long
+    /// names never collide.
     /// </summary>
     public static string Encode(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
         var sb = new StringBuilder(name.Length);
-        var previous = -1;
-        foreach (var b in Encoding.UTF8.GetBytes(name))
+        var previousDot = false;
+        for (var i = 0; i < name.Length; i++)
         {
-            var c = (char)b;
-            var keep = c is (>= 'A' and <= 'Z') or (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_' or '-'
-                       || (c == '.' && previous >= 0 && previous != '.');
-            previous = b;
+            var c = name[i];
+            var pair = char.IsHighSurrogate(c) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1]);
+            var text = pair ? name.Substring(i, 2) : c.ToString();
+            var keep = pair || (c == '.' ? sb.Length > 0 && !previousDot : IsSafeChar(c));
             if (keep)
             {
-                sb.Append(c);
+                sb.Append(text);
             }
             else
             {
-                sb.Append('%').Append(((int)b).ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+                foreach (var b in Encoding.UTF8.GetBytes(text))
+                {
+                    sb.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+                }
             }
+
+            previousDot = c == '.';
+            i += pair ? 1 : 0;
         }
 
-        return sb.Length == 0 ? "%" : sb.ToString();
-    }
-
-    /// <summary>The name <see cref="Encode"/> was given.</summary>
-    public static string Decode(string encoded)
-    {
-        ArgumentNullException.ThrowIfNull(encoded);
-        if (encoded == "%")
+        var encoded = sb.Length == 0 ? "%" : sb.ToString();
+        if (Encoding.UTF8.GetByteCount(encoded) <= MaxEncodedBytes)
         {
-            return "";
+            return encoded;
         }
 
-        var bytes = new List<byte>(encoded.Length);
-        for (var i = 0; i < encoded.Length; i++)
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(name)))[..16];
+        var cut = encoded.Length;
+        while (Encoding.UTF8.GetByteCount(encoded.AsSpan(0, cut)) > MaxEncodedBytes - 17 || (cut > 0 && char.IsLowSurrogate(encoded[cut])) ||
+               (cut > 0 && encoded.LastIndexOf('%', cut - 1) is var p && p >= 0 && p > cut - 3))
         {
-            if (encoded[i] == '%' && i + 2 < encoded.Length && Uri.IsHexDigit(encoded[i + 1]) && Uri.IsHexDigit(encoded[i + 2]))
-            {
-                bytes.Add(Convert.ToByte(encoded.Substring(i + 1, 2), 16));
-                i += 2;
-            }
-            else
-            {
-                bytes.AddRange(Encoding.UTF8.GetBytes(encoded[i].ToString()));
-            }
+            cut--;
         }
 
-        return Encoding.UTF8.GetString(bytes.ToArray());
+        return encoded[..cut].TrimEnd('.') + "~" + hash;
     }
 
     /// <summary>

@@ -38,7 +38,7 @@ public sealed class CommandSourceKind : SourceKind<CommandOptions>
         var artifact = map.String("artifact") ?? "output";
         if (!Core.Util.SafeNames.IsSafeFileName(artifact))
         {
-            throw map.Error("artifact", "an artifact name is a plain file name of letters, digits and ._%+=@- (no '/', '..' or leading '.'), like dump.sql");
+            throw map.Error("artifact", "an artifact name is a plain file name (no '/', '\\', control character, '..' or leading '.'), like dump.sql");
         }
 
         // Commands run in the configuration file's folder, whatever the caller's (cron's is $HOME).

@@ -138,7 +138,7 @@ internal sealed class CouchDbSource(string name, CouchDbOptions options) : ISour
         {
             if (complete)
             {
-                if (bytes.Length > 0)
+                if (bytes.AsSpan().IndexOfAnyExcept(" \t\r"u8) >= 0) // a blank line (as the check skips it) is no document
                 {
                     batch.Add(bytes);
                     batchBytes += bytes.Length;

@@ -48,9 +48,19 @@ internal sealed class JsonLineScanner
     {
         if (_inString)
         {
+            if (b < 0x20)
+            {
+                throw Bad(b == '\n' ? "is cut short inside a string" : "holds a raw control character inside a string");
+            }
+
             if (_escape)
             {
                 _escape = false;
+                if (b is not ((byte)'"' or (byte)'\\' or (byte)'/' or (byte)'b' or (byte)'f' or (byte)'n' or (byte)'r' or (byte)'t' or (byte)'u'))
+                {
+                    throw Bad($"holds an invalid escape \\{(char)b} inside a string");
+                }
+
                 Capture(0); // an escaped character never matches _id or _rev
             }
             else if (b == '\\')
@@ -67,10 +77,6 @@ internal sealed class JsonLineScanner
                     _hasId |= _keyLength == 3 && key.SequenceEqual("_id"u8);
                     _hasRev |= _keyLength == 4 && key.SequenceEqual("_rev"u8);
                 }
-            }
-            else if (b < 0x20)
-            {
-                throw Bad(b == '\n' ? "is cut short inside a string" : "holds a raw control character inside a string");
             }
             else if (_capturing)
             {

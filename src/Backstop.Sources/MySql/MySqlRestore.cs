@@ -25,17 +25,18 @@ internal sealed partial class MySqlSource : IRestorable
         var created = (await target.QueryAsync(null, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = @db", cancellationToken, ("@db", database))
             .ConfigureAwait(false))[0][0] == "0";
         await target.QueryAsync(null, $"CREATE DATABASE IF NOT EXISTS {Identifier(database)}", cancellationToken).ConfigureAwait(false);
-        var before = (await target.FactsAsync(database, cancellationToken).ConfigureAwait(false))["tables"];
-        if (before > 0 && !force)
-        {
-            throw new BackupException($"database {database} at {host}:{port} already holds {before} tables; restore into a new database, or add --force");
-        }
-
-        // The client reads the password from a 0600 file in the source's private folder (never argv, never /tmp).
-        PrivateFolder.Ensure(Path.GetDirectoryName(stateDirectory)!);
-        var defaults = target.WriteDefaultsFile(PrivateFolder.Ensure(stateDirectory));
+        string? defaults = null;
         try
         {
+            var before = (await target.FactsAsync(database, cancellationToken).ConfigureAwait(false))["tables"];
+            if (before > 0 && !force)
+            {
+                throw new BackupException($"database {database} at {host}:{port} already holds {before} tables; restore into a new database, or add --force");
+            }
+
+            // The client reads the password from a 0600 file in the source's private folder (never argv, never /tmp).
+            PrivateFolder.Ensure(Path.GetDirectoryName(stateDirectory)!);
+            defaults = target.WriteDefaultsFile(PrivateFolder.Ensure(stateDirectory));
             await ChildProcess.RunWithInputAsync(target._client!,
                 [$"--defaults-extra-file={defaults}", "-h", host, "-P", port.ToString(CultureInfo.InvariantCulture), "-u", user, "--protocol=TCP", "--", database],
                 new Dictionary<string, string>(), content, options.Timeout, $"{Path.GetFileName(target._client)} into {database} at {host}:{port}",
@@ -43,8 +44,9 @@ internal sealed partial class MySqlSource : IRestorable
         }
         catch when (created)
         {
-            // The client stopped midway (a dump's DDL commits as it goes): the database this restore made is dropped, so
-            // nothing half-restored stays behind. One that existed before is left, and the error says where it stopped.
+            // Anything that stops the restore after the database was made (the client midway, whose DDL commits as it
+            // goes; a check before it; Ctrl-C) drops it, so nothing half-restored stays. One that existed is left, and
+            // the error says where it stopped.
             try
             {
                 await target.QueryAsync(null, $"DROP DATABASE IF EXISTS {Identifier(database)}", CancellationToken.None).ConfigureAwait(false);
@@ -58,7 +60,10 @@ internal sealed partial class MySqlSource : IRestorable
         }
         finally
         {
-            File.Delete(defaults);
+            if (defaults is not null)
+            {
+                File.Delete(defaults);
+            }
         }
 
         var facts = await target.FactsAsync(database, cancellationToken).ConfigureAwait(false);

@@ -240,14 +240,23 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         await ScalarAsync(db, "SET TRANSACTION READ ONLY", ct).ConfigureAwait(false);
         var snapshot = (string)(await ScalarAsync(db, "SELECT pg_export_snapshot()", ct).ConfigureAwait(false))!;
         args.Add("--snapshot=" + snapshot);
-        var dump = ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, options.Timeout, what, ct);
+        using var dumping = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var dump = ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, options.Timeout, what, dumping.Token);
         Dictionary<string, long> facts;
         try
         {
             facts = await CountAsync(db, exact: true, ct).ConfigureAwait(false);
         }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+        {
+            // A count that fails stops the dump at once (never hours later), and says why.
+            await dumping.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAny(dump).ConfigureAwait(false);
+            throw new BackupException($"source '{name}': counting the rows of database {database} at {Where} in the dump's snapshot failed: {e.Message}");
+        }
         catch
         {
+            await dumping.CancelAsync().ConfigureAwait(false);
             await Task.WhenAny(dump).ConfigureAwait(false);
             throw;
         }
@@ -352,7 +361,9 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
 
     private static async Task<object?> ScalarAsync(NpgsqlConnection db, string sql, CancellationToken ct, params object[] parameters)
     {
-        await using var cmd = new NpgsqlCommand(sql, db);
+        // No command timeout of its own (Npgsql's default, 30 s, would fail a count(*) over a large table); Ctrl-C and
+        // SIGTERM stop it through the token.
+        await using var cmd = new NpgsqlCommand(sql, db) { CommandTimeout = 0 };
         foreach (var p in parameters)
         {
             cmd.Parameters.Add(new NpgsqlParameter { Value = p });

@@ -61,6 +61,8 @@ internal sealed class SqliteSource(string name, SqliteOptions options, string st
         finally
         {
             SqliteConnection.ClearAllPools();
+            File.Delete(aside.Temp + "-wal"); // opening a WAL-mode database, even read-only, makes these beside it
+            File.Delete(aside.Temp + "-shm");
         }
     }
 
@@ -265,6 +267,8 @@ internal sealed class SqliteSource(string name, SqliteOptions options, string st
             {
                 SqliteConnection.ClearAllPools();
                 File.Delete(path);
+                File.Delete(path + "-wal"); // opening a WAL-mode database, even read-only, makes these
+                File.Delete(path + "-shm");
             }
         }
     }

@@ -37,8 +37,8 @@ public sealed class LocalTargetKind : TargetKind<LocalOptions>
 /// <summary>
 /// A directory on a local (or mounted) file system: writes under a temporary name, fsyncs the file, renames it
 /// into place and fsyncs the folder, so an object is either whole at its key or absent. Its folder is created only when
-/// its parent exists (an unmounted share's mount point is not filled silently), and with a <c>marker</c> it is never
-/// created: the marker file must be there.
+/// its parent exists and is not empty (an unmounted share's mount point is not filled silently), and with a
+/// <c>marker</c> it is never created: the marker file must be there.
 /// </summary>
 public sealed class LocalTarget(string name, string root, string? marker = null) : ITarget
 {
@@ -85,6 +85,15 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
             {
                 throw new BackupException(
                     $"target '{Name}': {root} does not exist, nor does its parent {parent}: is the disk or share mounted? Backstop never creates a target's parent folders; create them yourself if this path is right");
+            }
+
+            // An empty parent is what a mount point looks like while its disk is not mounted: creating the folder there
+            // would put the backups on the wrong disk, hidden once the right one is mounted again.
+            if (!Directory.EnumerateFileSystemEntries(parent).Any())
+            {
+                throw new BackupException(
+                    $"target '{Name}': {root} does not exist and its parent {parent} is empty, as an unmounted mount point is: is the disk or share mounted? " +
+                    $"If this is right, create {root} yourself (and consider marker: .backstop-target)");
             }
 
             Directory.CreateDirectory(root);

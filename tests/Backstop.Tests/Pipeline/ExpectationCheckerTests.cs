@@ -141,6 +141,15 @@ public class ExpectationCheckerTests
     }
 
     [Fact]
+    public void A_source_that_never_held_anything_stays_degraded_run_after_run()
+    {
+        var empty = SnapshotShape.Single(2048, new Dictionary<string, long> { ["tables"] = 0 });
+        var f = Assert.Single(ExpectationChecker.Check(Expectations.Default, ["tables"], empty, [empty, empty]));
+        Assert.Equal(FindingSeverity.Warn, f.Severity);
+        Assert.Contains("has never held anything", f.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_accepted_shrink_is_recorded_not_failed_and_says_no_hint()
     {
         var f = ExpectationChecker.Check(Expectations.Default, Counts, SnapshotShape.Single(100, new Dictionary<string, long> { ["tables"] = 0 }),

@@ -43,6 +43,8 @@ public class JsonLineScannerTests
     [InlineData("{\"_id\":\"a\",\"_rev\":\"1\"]\n", "does not match")]
     [InlineData("{\"_id\":\"a\",\"_rev\":\"1\"} {}\n", "has more after its object")]
     [InlineData("{\"_id\":\"a\",\"_rev\":\"1\"}\n{\"_id\":\"b\",\"_rev\":\"1\",\"x\":\"a\u0001b\"}\n", "line 2 holds a raw control character")]
+    [InlineData("{\"_id\":\"a\\\n\",\"_rev\":\"1\"}\n", "line 1 is cut short inside a string")]
+    [InlineData("{\"_id\":\"a\\q\",\"_rev\":\"1\"}\n", "holds an invalid escape \\q")]
     public void Damaged_lines_are_refused_naming_the_line(string text, string message) =>
         Assert.Contains(message, Assert.Throws<BackupException>(() => Scan(text)).Message, StringComparison.Ordinal);
 }

@@ -9,7 +9,11 @@ public sealed class LocalTargetConformance : TargetConformance, IDisposable
 {
     private readonly TempDir _dir = new();
 
-    public LocalTargetConformance() => Target = new LocalTarget("local", _dir["root"]);
+    public LocalTargetConformance()
+    {
+        Directory.CreateDirectory(_dir["root"]);
+        Target = new LocalTarget("local", _dir["root"]);
+    }
 
     protected override ITarget Target { get; }
 
@@ -42,8 +46,14 @@ public sealed class LocalTargetConformance : TargetConformance, IDisposable
         await Assert.ThrowsAsync<BackupException>(() => unmounted.BeginPutAsync("s/1/f.zst", CancellationToken.None));
         Assert.False(Directory.Exists(_dir["mnt"]));
 
-        // The leaf alone is created when its parent is there.
+        // An empty parent is an unmounted mount point's look: still refused.
         Directory.CreateDirectory(_dir["mnt/nas"]);
+        e = await Assert.ThrowsAsync<BackupException>(() => unmounted.ProbeAsync(CancellationToken.None));
+        Assert.Contains("is empty, as an unmounted mount point is", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_dir["mnt/nas/backstop"]));
+
+        // The leaf alone is created when its parent is there and holds something.
+        _dir.Write("mnt/nas/other-share-data.txt", "x");
         await unmounted.ProbeAsync(CancellationToken.None);
         Assert.True(Directory.Exists(_dir["mnt/nas/backstop"]));
     }
