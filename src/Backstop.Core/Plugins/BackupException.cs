@@ -19,3 +19,9 @@ public class BackupException : Exception
 /// be): the copies are not in question, so no other target is tried and no copy is read again.
 /// </summary>
 public sealed class DestinationException(string message) : BackupException(message);
+
+/// <summary>
+/// A format check's helper program (redis-check-rdb, etcdctl) failed to run or to answer: says nothing about the copy's
+/// bytes, so a verify records the copy as failed to check, never as corrupt.
+/// </summary>
+public sealed class CheckToolException(string message) : BackupException(message);

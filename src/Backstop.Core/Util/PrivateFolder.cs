@@ -68,13 +68,21 @@ public static partial class PrivateFolder
         }
 
         var temp = Path.Combine(folder, $".{name}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}.tmp");
-        using (var file = Posix.NewFile.TryCreate(temp) ?? throw new BackupException($"cannot create {temp}: the name exists"))
+        try
         {
-            file.Write(content);
-            file.Finish(owner: false, 0, 0, 0x180, DateTimeOffset.UtcNow);
-        }
+            using (var file = Posix.NewFile.TryCreate(temp) ?? throw new BackupException($"cannot create {temp}: the name exists"))
+            {
+                file.Write(content);
+                file.Finish(owner: false, 0, 0, 0x180, DateTimeOffset.UtcNow);
+            }
 
-        File.Move(temp, path, overwrite: true);
-        return path;
+            File.Move(temp, path, overwrite: true);
+            return path;
+        }
+        catch
+        {
+            File.Delete(temp); // a full disk or a failed rename leaves no half file behind
+            throw;
+        }
     }
 }

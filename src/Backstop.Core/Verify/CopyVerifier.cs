@@ -68,6 +68,7 @@ public static class CopyVerifier
             await using var hashing = read;
             string? formatError = null;
             string? keyError = null;
+            string? toolError = null;
             if (validator is not null)
             {
                 try
@@ -85,6 +86,10 @@ public static class CopyVerifier
                 {
                     keyError = e.Message; // said only if the bytes prove good: then the key is the problem, not the copy
                 }
+                catch (CheckToolException e)
+                {
+                    toolError = e.Message; // the checker failed, not the copy: said only if the bytes prove good
+                }
                 catch (Exception e) when (e is InvalidDataException or BackupException or FormatException or EndOfStreamException or Sealing.Age.AgeException)
                 {
                     formatError = e.Message;
@@ -101,6 +106,12 @@ public static class CopyVerifier
             {
                 return new CopyInfo(target.Name, CopyState.Corrupt, now,
                     $"{Where(target, key)} does not match: SHA-256 {actual[..16]}…, {sha256[..16]}… was stored");
+            }
+
+            if (toolError is not null)
+            {
+                return new CopyInfo(target.Name, CopyState.Failed, now,
+                    $"{Where(target, key)} matches its SHA-256, but its format check could not run: {toolError}; fix the tool, then verify --deep again");
             }
 
             if (keyError is not null)

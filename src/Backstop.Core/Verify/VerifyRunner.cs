@@ -89,7 +89,17 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
 
         // Compare-and-set: what changed since it was read (a prune, a heal, a newer check) wins over this pass.
         var superseded = catalog.SetCopiesIfUnchanged(updates).ToHashSet();
-        checks.RemoveAll(c => superseded.Contains((c.Snapshot, c.Artifact, c.Target)));
+        if (superseded.Count > 0)
+        {
+            // Not recorded, yet still said and counted: only a copy pruned meanwhile is no longer this pass's business.
+            var now = catalog.Snapshots().SelectMany(x => x.Artifacts.SelectMany(a => a.Copies.Select(c => ((x.Id, a.Name, c.Target), c.State))))
+                .ToDictionary(k => k.Item1, k => k.State);
+            checks.RemoveAll(c => superseded.Contains((c.Snapshot, c.Artifact, c.Target))
+                                  && now.GetValueOrDefault((c.Snapshot, c.Artifact, c.Target)) == CopyState.Pruned);
+            checks = checks.Select(c => superseded.Contains((c.Snapshot, c.Artifact, c.Target)) && c.State != CopyState.Verified
+                ? c with { Error = c.Error + " (not recorded: the copy was checked again meanwhile)" }
+                : c).ToList();
+        }
         foreach (var c in checks.Where(c => c.State != CopyState.Verified))
         {
             catalog.AddEvent("error", c.Source, c.Snapshot, $"verify: {c.Error}");

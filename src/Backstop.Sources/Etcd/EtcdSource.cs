@@ -69,17 +69,25 @@ internal sealed class EtcdSource(string name, EtcdOptions options, string stateD
     public Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken) =>
         Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, Validator(), cancellationToken);
 
-    /// <summary>etcdctl, whose <c>snapshot status</c> reads the revision out of a snapshot file, when it is installed.</summary>
+    /// <summary>
+    /// The tool whose <c>snapshot status</c> reads the revision out of a snapshot file: etcdutl (etcd 3.5 and later; 3.6
+    /// dropped it from etcdctl), else etcdctl; null when neither is installed.
+    /// </summary>
     private static string? Etcdctl()
     {
-        try
+        foreach (var tool in new[] { "etcdutl", "etcdctl" })
         {
-            return ChildProcess.ResolveTool("etcdctl");
+            try
+            {
+                return ChildProcess.ResolveTool(tool);
+            }
+            catch (BackupException)
+            {
+                // the next one
+            }
         }
-        catch (BackupException)
-        {
-            return null;
-        }
+
+        return null;
     }
 
     private SnapshotValidator Validator() =>
@@ -295,14 +303,18 @@ internal sealed class EtcdSource(string name, EtcdOptions options, string stateD
                 }
 
                 using var report = new MemoryStream();
-                await ChildProcess.RunToStreamAsync(etcdctl, ["snapshot", "status", path, "-w", "json"], new Dictionary<string, string> { ["ETCDCTL_API"] = "3" },
-                    folder, report, TimeSpan.FromMinutes(30), "etcdctl snapshot status", cancellationToken).ConfigureAwait(false);
-                using var status = JsonDocument.Parse(report.ToArray());
-                return new Dictionary<string, long> { ["revision"] = status.RootElement.GetProperty("revision").GetInt64() };
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-            {
-                throw new BackupException($"etcdctl snapshot status did not give the snapshot's revision: {e.Message}");
+                try
+                {
+                    await ChildProcess.RunToStreamAsync(etcdctl, ["snapshot", "status", path, "-w", "json"], new Dictionary<string, string> { ["ETCDCTL_API"] = "3" },
+                        folder, report, TimeSpan.FromMinutes(30), $"{Path.GetFileName(etcdctl)} snapshot status", cancellationToken).ConfigureAwait(false);
+                    using var status = JsonDocument.Parse(report.ToArray());
+                    return new Dictionary<string, long> { ["revision"] = status.RootElement.GetProperty("revision").GetInt64() };
+                }
+                catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or BackupException && e is not CheckToolException)
+                {
+                    // The snapshot's own hash passed above: a tool that cannot read it is the tool's problem.
+                    throw new CheckToolException($"{etcdctl} snapshot status did not give the snapshot's revision: {e.Message}");
+                }
             }
             finally
             {

@@ -209,19 +209,27 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options, str
             $"source '{name}': neither {string.Join(" nor ", candidates)} was found in PATH ({Environment.GetEnvironmentVariable("PATH")}); install mariadb-client (or mysql-client), or set tools.{key}");
     }
 
+    /// <summary>
+    /// Tables and rows of one database, read in one transaction WITH CONSISTENT SNAPSHOT (every table counted at the same
+    /// moment, just before the dump starts its own), with the source's timeout rather than a fixed one.
+    /// </summary>
     private async Task<Dictionary<string, long>> FactsAsync(string database, CancellationToken ct)
     {
-        var tables = await QueryAsync(null,
+        await using var connection = await ConnectAsync(null, ct).ConfigureAwait(false);
+        await QueryOnAsync(connection, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", ct).ConfigureAwait(false);
+        var tables = await QueryOnAsync(connection,
             "SELECT table_name, COALESCE(table_rows, 0) FROM information_schema.tables WHERE table_schema = @db AND table_type = 'BASE TABLE' ORDER BY 1",
             ct, ("@db", database)).ConfigureAwait(false);
         long rows = 0;
         foreach (var t in tables)
         {
             rows += options.ExactRows
-                ? long.Parse((await QueryAsync(null, $"SELECT COUNT(*) FROM {Identifier(database)}.{Identifier(t[0])}", ct).ConfigureAwait(false))[0][0],
+                ? long.Parse((await QueryOnAsync(connection, $"SELECT COUNT(*) FROM {Identifier(database)}.{Identifier(t[0])}", ct).ConfigureAwait(false))[0][0],
                     CultureInfo.InvariantCulture)
                 : long.Parse(t[1], CultureInfo.InvariantCulture);
         }
+
+        await QueryOnAsync(connection, "COMMIT", ct).ConfigureAwait(false);
 
         // InnoDB's table_rows is an estimate: recorded under its own name, never used by an expectation.
         return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, [options.ExactRows ? "rows" : "rows_estimated"] = rows };
@@ -265,13 +273,20 @@ internal sealed partial class MySqlSource(string name, MySqlOptions options, str
         }
     }
 
-    /// <summary>Runs one query with parameters; every value comes back as invariant text (NULL as empty).</summary>
+    /// <summary>Runs one query with parameters on a connection of its own.</summary>
     private async Task<List<string[]>> QueryAsync(string? database, string sql, CancellationToken ct, params (string Name, object Value)[] parameters)
     {
         await using var connection = await ConnectAsync(database, ct).ConfigureAwait(false);
+        return await QueryOnAsync(connection, sql, ct, parameters).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs one query with parameters; every value comes back as invariant text (NULL as empty).</summary>
+    private async Task<List<string[]>> QueryOnAsync(MySqlConnection connection, string sql, CancellationToken ct, params (string Name, object Value)[] parameters)
+    {
         try
         {
-            await using var command = new MySqlCommand(sql, connection) { CommandTimeout = 600 };
+            // The source's timeout, not a fixed one: counting a large table must not fail a night's backup at 10 minutes.
+            await using var command = new MySqlCommand(sql, connection) { CommandTimeout = (int)Math.Min(int.MaxValue, options.Timeout.TotalSeconds) };
             foreach (var (n, v) in parameters)
             {
                 command.Parameters.AddWithValue(n, v);

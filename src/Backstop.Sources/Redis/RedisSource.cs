@@ -284,8 +284,16 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
                 }
 
                 using var report = new MemoryStream();
-                await ChildProcess.RunToStreamAsync(checkTool, [path], new Dictionary<string, string>(), folder, report, TimeSpan.FromHours(1),
-                    "redis-check-rdb", cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await ChildProcess.RunToStreamAsync(checkTool, [path], new Dictionary<string, string>(), folder, report, TimeSpan.FromHours(1),
+                        "redis-check-rdb", cancellationToken).ConfigureAwait(false);
+                }
+                catch (BackupException e) when (e is not CheckToolException)
+                {
+                    // The RDB's own checks (magic, EOF, CRC64) passed above: a tool that refuses it is too old or broken.
+                    throw new CheckToolException($"{checkTool} refused an RDB whose own checks pass (older than the server's RDB version?): {e.Message}");
+                }
                 var lines = Encoding.UTF8.GetString(report.ToArray()).Split('\n');
                 var keys = lines.Select(l => KeysRead().Match(l)).FirstOrDefault(m => m.Success)
                            ?? throw new BackupException("redis-check-rdb did not say how many keys it read");

@@ -2,6 +2,7 @@ using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Run;
 using Backstop.Core.Storage;
+using Backstop.Core.Verify;
 using Backstop.Targets.Memory;
 using Backstop.Tests.Support;
 
@@ -217,6 +218,23 @@ public sealed class BackupRunnerTests : IDisposable
         Assert.NotEqual(CopyState.Verified, copy.State);
         Assert.Contains("the copy to heal from (copy on target 'local'", copy.Error, StringComparison.Ordinal);
         Assert.Contains("no longer matches", copy.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_format_check_tool_that_fails_in_a_deep_verify_never_calls_a_good_copy_corrupt()
+    {
+        Memory("m");
+        _plugins.Found = () => new Dictionary<string, long> { ["items"] = 1 };
+        var config = Config("  - { name: app, kind: test }", 1, "m");
+        using var catalog = CatalogStore.Open(config.CatalogPath);
+        var s = Assert.Single(await new BackupRunner(config, _plugins.Registry, catalog, new RunObserver()).RunAsync([], default));
+
+        _plugins.Found = () => throw new Backstop.Core.Plugins.CheckToolException("redis-check-rdb refused an RDB whose own checks pass");
+        var report = await new VerifyRunner(config, _plugins.Registry, catalog).RunAsync([], deep: true, default);
+        var copy = Assert.Single(report.Copies);
+        Assert.Equal(CopyState.Failed, copy.State);
+        Assert.Contains("matches its SHA-256, but its format check could not run", copy.Error, StringComparison.Ordinal);
+        Assert.Equal(s.Id, copy.Snapshot);
     }
 
     [Fact]

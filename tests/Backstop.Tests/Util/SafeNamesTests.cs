@@ -76,5 +76,9 @@ public class SafeNamesTests
         Assert.Contains("names its file", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(ManifestJson(file: "other.zst"), "m")).Message, StringComparison.Ordinal);
         Assert.Contains("malformed SHA-256", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(ManifestJson(sha: "AB"), "m")).Message, StringComparison.Ordinal);
         Assert.Contains("not valid JSON", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted("{"u8, "m")).Message, StringComparison.Ordinal);
+        var nullCompression = System.Text.Encoding.UTF8.GetString(ManifestJson()).Replace("\"compression\": \"zstd\"", "\"compression\": null", StringComparison.Ordinal);
+        Assert.Contains("lacks a required field", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(System.Text.Encoding.UTF8.GetBytes(nullCompression), "m")).Message, StringComparison.Ordinal);
+        var nullHost = System.Text.Encoding.UTF8.GetString(ManifestJson()).Replace("\"host\": \"h\"", "\"host\": null", StringComparison.Ordinal);
+        Assert.Contains("missing or null", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(System.Text.Encoding.UTF8.GetBytes(nullHost), "m")).Message, StringComparison.Ordinal);
     }
 }
