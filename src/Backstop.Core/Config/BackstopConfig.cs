@@ -114,7 +114,7 @@ public sealed record Expectations(
         else if (counts.Length > 0)
         {
             rules.Add($"a count ({counts}) that falls to 0 from the last valid snapshot fails, in total and per artifact{Mark("allow_empty")}");
-            rules.Add($"a first snapshot that holds nothing is degraded{Mark("allow_empty")}");
+            rules.Add($"a snapshot of a source that has never held anything is degraded (said on every run until it holds something){Mark("allow_empty")}");
         }
 
         rules.Add(MaxShrinkPercent is { } m
