@@ -7,7 +7,6 @@ using System.Text;
 using System.Text.Json;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
 using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Etcd;
@@ -285,41 +284,22 @@ internal sealed class EtcdSource(string name, EtcdOptions options, string stateD
                 return await CheckAsync(content, null, cancellationToken).ConfigureAwait(false);
             }
 
-            if (isPrivate)
+            return await CheckSpool.RunAsync(folder, isPrivate, ".db", spool => CheckAsync(content, spool, cancellationToken), async path =>
             {
-                PrivateFolder.Ensure(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(folder))!);
-                PrivateFolder.Ensure(folder);
-            }
-
-            var path = Path.Combine(folder, $".backstop-check-{Guid.NewGuid():N}.db");
-            try
-            {
-                await using (var spool = new FileStream(path, new FileStreamOptions
-                             {
-                                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                             }))
-                {
-                    await CheckAsync(content, spool, cancellationToken).ConfigureAwait(false);
-                }
-
                 using var report = new MemoryStream();
                 try
                 {
                     await ChildProcess.RunToStreamAsync(etcdctl, ["snapshot", "status", path, "-w", "json"], new Dictionary<string, string> { ["ETCDCTL_API"] = "3" },
                         folder, report, TimeSpan.FromMinutes(30), $"{Path.GetFileName(etcdctl)} snapshot status", cancellationToken).ConfigureAwait(false);
                     using var status = JsonDocument.Parse(report.ToArray());
-                    return new Dictionary<string, long> { ["revision"] = status.RootElement.GetProperty("revision").GetInt64() };
+                    return (IReadOnlyDictionary<string, long>)new Dictionary<string, long> { ["revision"] = status.RootElement.GetProperty("revision").GetInt64() };
                 }
                 catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or BackupException && e is not CheckToolException)
                 {
                     // The snapshot's own hash passed above: a tool that cannot read it is the tool's problem.
                     throw new CheckToolException($"{etcdctl} snapshot status did not give the snapshot's revision: {e.Message}");
                 }
-            }
-            finally
-            {
-                File.Delete(path);
-            }
+            }).ConfigureAwait(false);
         }
 
         /// <summary>The trailing SHA-256 while streaming, each block also written to <paramref name="copy"/> when given.</summary>

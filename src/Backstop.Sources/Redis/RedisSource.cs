@@ -4,7 +4,6 @@ using System.Net.Sockets;
 using System.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
 using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Redis;
@@ -266,23 +265,8 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
                 return await CheckAsync(content, null, cancellationToken).ConfigureAwait(false);
             }
 
-            if (isPrivate)
+            return await CheckSpool.RunAsync(folder, isPrivate, ".rdb", spool => CheckAsync(content, spool, cancellationToken), async path =>
             {
-                PrivateFolder.Ensure(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(folder))!);
-                PrivateFolder.Ensure(folder);
-            }
-
-            var path = Path.Combine(folder, $".backstop-check-{Guid.NewGuid():N}.rdb");
-            try
-            {
-                await using (var spool = new FileStream(path, new FileStreamOptions
-                             {
-                                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                             }))
-                {
-                    await CheckAsync(content, spool, cancellationToken).ConfigureAwait(false);
-                }
-
                 using var report = new MemoryStream();
                 try
                 {
@@ -294,19 +278,16 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
                     // The RDB's own checks (magic, EOF, CRC64) passed above: a tool that refuses it is too old or broken.
                     throw new CheckToolException($"{checkTool} refused an RDB whose own checks pass (older than the server's RDB version?): {e.Message}");
                 }
+
                 var lines = Encoding.UTF8.GetString(report.ToArray()).Split('\n');
                 var keys = lines.Select(l => KeysRead().Match(l)).FirstOrDefault(m => m.Success)
-                           ?? throw new BackupException("redis-check-rdb did not say how many keys it read");
-                return new Dictionary<string, long>
+                           ?? throw new CheckToolException("redis-check-rdb did not say how many keys it read");
+                return (IReadOnlyDictionary<string, long>)new Dictionary<string, long>
                 {
                     ["keys"] = long.Parse(keys.Groups[1].Value, CultureInfo.InvariantCulture),
                     ["databases"] = lines.Count(l => l.Contains("] Selecting DB ID ", StringComparison.Ordinal)),
                 };
-            }
-            finally
-            {
-                File.Delete(path);
-            }
+            }).ConfigureAwait(false);
         }
 
         [System.Text.RegularExpressions.GeneratedRegex(@"^\[info\] (\d+) keys read")]

@@ -206,70 +206,58 @@ internal sealed class SqliteSource(string name, SqliteOptions options, string st
     {
         public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
         {
-            if (isPrivate)
+            long pageSize = 0, pages = 0, length = 0;
+            return await Common.CheckSpool.RunAsync(folder, isPrivate, ".db", async spool =>
             {
-                PrivateFolder.Ensure(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(folder))!);
-                PrivateFolder.Ensure(folder);
-            }
-
-            var path = Path.Combine(folder, $".backstop-check-{Guid.NewGuid():N}.db");
-            try
-            {
-                long pageSize, pages, length;
-                await using (var spool = new FileStream(path, new FileStreamOptions
-                             {
-                                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                             }))
+                var header = new byte[100];
+                var n = await content.ReadAtLeastAsync(header, 100, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+                if (n < 100 || !header.AsSpan(0, 16).SequenceEqual("SQLite format 3\0"u8))
                 {
-                    var header = new byte[100];
-                    var n = await content.ReadAtLeastAsync(header, 100, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-                    if (n < 100 || !header.AsSpan(0, 16).SequenceEqual("SQLite format 3\0"u8))
-                    {
-                        throw new BackupException("the file does not start with a SQLite 3 header");
-                    }
-
-                    pageSize = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(16));
-                    if (pageSize == 1)
-                    {
-                        pageSize = 65536;
-                    }
-
-                    pages = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(28));
-                    await spool.WriteAsync(header.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-                    length = n;
-                    var buffer = new byte[1 << 16];
-                    int read;
-                    while ((read = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
-                    {
-                        await spool.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                        length += read;
-                    }
+                    throw new BackupException("the file does not start with a SQLite 3 header");
                 }
 
+                pageSize = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(16));
+                if (pageSize == 1)
+                {
+                    pageSize = 65536;
+                }
+
+                pages = BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(28));
+                await spool.WriteAsync(header.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                length = n;
+                var buffer = new byte[1 << 16];
+                int read;
+                while ((read = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    await spool.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                    length += read;
+                }
+            }, path =>
+            {
                 if (pages > 0 && length != pageSize * pages)
                 {
                     throw new BackupException($"the database has {length} bytes, its header says {pages} pages of {pageSize}");
                 }
 
-                using var db = Open(path, SqliteOpenMode.ReadOnly);
-                if (Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()).ToList() is not ["ok"])
+                try
                 {
-                    throw new BackupException("the stored database fails PRAGMA integrity_check");
-                }
+                    using var db = Open(path, SqliteOpenMode.ReadOnly);
+                    if (Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()).ToList() is not ["ok"])
+                    {
+                        throw new BackupException("the stored database fails PRAGMA integrity_check");
+                    }
 
-                return Count(db, cancellationToken);
-            }
-            catch (SqliteException e)
-            {
-                throw new BackupException($"the stored database cannot be read by SQLite: {e.Message}");
-            }
-            finally
-            {
-                SqliteConnection.ClearAllPools();
-                File.Delete(path);
-                File.Delete(path + "-wal"); // opening a WAL-mode database, even read-only, makes these
-                File.Delete(path + "-shm");
-            }
+                    return Task.FromResult<IReadOnlyDictionary<string, long>>(Count(db, cancellationToken));
+                }
+                catch (SqliteException e)
+                {
+                    throw new BackupException($"the stored database cannot be read by SQLite: {e.Message}");
+                }
+                finally
+                {
+                    SqliteConnection.ClearAllPools();
+                }
+            }).ConfigureAwait(false);
         }
     }
 }
