@@ -57,6 +57,19 @@ public sealed class RedisSourceTests : IDisposable
     }
 
     [Fact]
+    public void Without_redis_check_rdb_the_keys_are_infos_and_marked_reported()
+    {
+        Fill();
+        Config(", expect: { min_keys: 1000 }");
+        var env = new Dictionary<string, string>(_env) { ["PATH"] = "/nonexistent" }; // no redis-check-rdb to be found
+        var run = _box.Run(["run"], env);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var artifact = _box.Snapshots()[0].GetProperty("artifacts")[0];
+        Assert.Equal(1010, artifact.GetProperty("facts").GetProperty("keys").GetInt64());
+        Assert.Equal(["databases", "keys"], artifact.GetProperty("reported").EnumerateArray().Select(r => r.GetString()).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void The_diskless_eof_marked_transfer_works_too()
     {
         Fill();
