@@ -104,14 +104,10 @@ public static class StatusReport
         ArgumentNullException.ThrowIfNull(def);
         ArgumentNullException.ThrowIfNull(snapshot);
         var reasons = new List<string>();
-        foreach (var (target, copy) in CopyStates(def, snapshot).Where(c => c.Value.State != "verified"))
+        foreach (var (target, copy) in CopyStates(def, snapshot).Where(c => c.Value.Error is not null))
         {
-            reasons.Add($"no verified copy on target '{target}' ({copy.State}{(copy.Error is null ? "" : ": " + copy.Error)})");
-        }
-
-        foreach (var (target, copy) in CopyStates(def, snapshot).Where(c => c.Value.State == "verified" && c.Value.Error is not null))
-        {
-            reasons.Add(copy.Error!);
+            // Not verified, with why; or verified with a key problem a deep verify found (the copy is good, the key not).
+            reasons.Add(copy.State == "verified" ? copy.Error! : $"no verified copy on target '{target}' ({copy.State}: {copy.Error})");
         }
 
         reasons.AddRange(snapshot.Warnings.Where(w => w.StartsWith("expectation:", StringComparison.Ordinal)));

@@ -49,6 +49,7 @@ public static class ExpectationChecker
     /// <param name="now">The snapshot being checked.</param>
     /// <param name="history">Past valid snapshots, oldest first, since the last accepted shrink.</param>
     /// <param name="acceptShrink">This run accepts a fall to 0 or a shrink (<c>run --accept-shrink</c>).</param>
+    /// <param name="source">The source's name, for the hint that says how to accept a shrink.</param>
     /// <param name="historyAccepted">The history starts at a snapshot whose shrink the user accepted (an emptiness they chose).</param>
     public static IReadOnlyList<Finding> Check(
         Expectations expect,
@@ -56,7 +57,8 @@ public static class ExpectationChecker
         SnapshotShape now,
         IReadOnlyList<SnapshotShape> history,
         bool acceptShrink = false,
-        bool historyAccepted = false)
+        bool historyAccepted = false,
+        string source = "NAME")
     {
         ArgumentNullException.ThrowIfNull(expect);
         ArgumentNullException.ThrowIfNull(countFacts);
@@ -89,20 +91,21 @@ public static class ExpectationChecker
         }
 
         var anomaly = acceptShrink ? FindingSeverity.Accepted : expect.OnAnomaly == AnomalyAction.Warn ? FindingSeverity.Warn : FindingSeverity.Fail;
+        var hint = acceptShrink ? "" : $"; if this is intended, run once with --source {source} --accept-shrink"; // how to accept it, unless accepted
         var fellToZero = new HashSet<string>(StringComparer.Ordinal);
         if (!expect.AllowEmpty && history.Count > 0)
         {
-            CheckFallToZero(countFacts, now, history[^1], anomaly, fellToZero, findings);
+            CheckFallToZero(countFacts, now, history[^1], anomaly, hint, fellToZero, findings);
         }
 
         if (expect.MaxShrinkPercent is { } maxShrink && history.Count > 0)
         {
             var recent = history.TakeLast(HistoryDepth).ToList();
-            CheckShrink("bytes", now.RawBytes, recent.Select(h => h.RawBytes).ToList(), maxShrink, anomaly, findings);
+            CheckShrink("bytes", now.RawBytes, recent.Select(h => h.RawBytes).ToList(), maxShrink, anomaly, hint, findings);
             foreach (var fact in countFacts.Where(f => !fellToZero.Contains(f) && now.Facts.ContainsKey(f)))
             {
                 var past = recent.Where(h => h.Facts.ContainsKey(fact)).Select(h => h.Facts[fact]).ToList();
-                CheckShrink(fact, now.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, findings);
+                CheckShrink(fact, now.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, hint, findings);
             }
 
             // Per artifact, where the total could hide it (one database of several losing its tables).
@@ -116,11 +119,11 @@ public static class ExpectationChecker
                         continue;
                     }
 
-                    CheckShrink($"artifact {a.Name}: bytes", a.RawBytes, pastA.Select(p => p.RawBytes).ToList(), maxShrink, anomaly, findings);
+                    CheckShrink($"artifact {a.Name}: bytes", a.RawBytes, pastA.Select(p => p.RawBytes).ToList(), maxShrink, anomaly, hint, findings);
                     foreach (var fact in countFacts.Where(f => !fellToZero.Contains(a.Name + "/" + f) && a.Facts.ContainsKey(f)))
                     {
                         var past = pastA.Where(p => p.Facts.ContainsKey(fact)).Select(p => p.Facts[fact]).ToList();
-                        CheckShrink($"artifact {a.Name}: {fact}", a.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, findings);
+                        CheckShrink($"artifact {a.Name}: {fact}", a.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, hint, findings);
                     }
                 }
             }
@@ -148,12 +151,8 @@ public static class ExpectationChecker
         return sorted.Count == 0 ? 0 : sorted[(sorted.Count - 1) / 2];
     }
 
-    /// <summary>How to accept it, unless it was accepted.</summary>
-    private static string Hint(FindingSeverity severity, string more = "") =>
-        severity == FindingSeverity.Accepted ? "" : "; if this is intended, run once with --source NAME --accept-shrink" + more;
-
     /// <summary>A count that was above 0 in the last valid snapshot and is 0 now, in total, per artifact, or an artifact gone.</summary>
-    private static void CheckFallToZero(IReadOnlyList<string> countFacts, SnapshotShape now, SnapshotShape last, FindingSeverity severity,
+    private static void CheckFallToZero(IReadOnlyList<string> countFacts, SnapshotShape now, SnapshotShape last, FindingSeverity severity, string hint,
         HashSet<string> fellToZero, List<Finding> findings)
     {
         var since = last.Snapshot is null ? "the last valid snapshot" : $"the last valid snapshot {last.Snapshot}";
@@ -163,7 +162,7 @@ public static class ExpectationChecker
             {
                 fellToZero.Add(fact);
                 findings.Add(new Finding(severity,
-                    $"{fact} fell to 0 from {was} in {since}: the source looks emptied (an unmounted disk, a wiped or dropped database?){Hint(severity)}"));
+                    $"{fact} fell to 0 from {was} in {since}: the source looks emptied (an unmounted disk, a wiped or dropped database?){hint}"));
             }
         }
 
@@ -181,7 +180,7 @@ public static class ExpectationChecker
                 if (!counted.All(fellToZero.Contains))
                 {
                     findings.Add(new Finding(severity,
-                        $"artifact {a.Name} ({string.Join(", ", counted.Select(f => $"{a.Facts[f]} {f}"))} in {since}) is gone: a database dropped or renamed?{Hint(severity)}"));
+                        $"artifact {a.Name} ({string.Join(", ", counted.Select(f => $"{a.Facts[f]} {f}"))} in {since}) is gone: a database dropped or renamed?{hint}"));
                 }
 
                 continue;
@@ -193,13 +192,13 @@ public static class ExpectationChecker
                 if (!fellToZero.Contains(fact))
                 {
                     findings.Add(new Finding(severity,
-                        $"artifact {a.Name}: {fact} fell to 0 from {a.Facts[fact]} in {since}: emptied or wiped?{Hint(severity)}"));
+                        $"artifact {a.Name}: {fact} fell to 0 from {a.Facts[fact]} in {since}: emptied or wiped?{hint}"));
                 }
             }
         }
     }
 
-    private static void CheckShrink(string what, long now, IReadOnlyList<long> past, int maxShrink, FindingSeverity severity, List<Finding> findings)
+    private static void CheckShrink(string what, long now, IReadOnlyList<long> past, int maxShrink, FindingSeverity severity, string hint, List<Finding> findings)
     {
         var median = Median(past);
         if (median <= 0)
@@ -212,7 +211,7 @@ public static class ExpectationChecker
         {
             var shrink = (int)(((Int128)(median - now) * 100) / median);
             findings.Add(new Finding(severity,
-                $"{what} shrank by {shrink}% ({now} against a median of {median} over the last {past.Count} valid snapshots), more than expect.max_shrink {maxShrink}%{Hint(severity, ", or set expect: {max_shrink: none}")}"));
+                $"{what} shrank by {shrink}% ({now} against a median of {median} over the last {past.Count} valid snapshots), more than expect.max_shrink {maxShrink}%{(hint.Length == 0 ? "" : hint + ", or set expect: {max_shrink: none}")}"));
         }
     }
 }

@@ -116,8 +116,7 @@ public sealed class BackupRunner
             var facts = SumFacts(artifacts.Select(a => a.Facts));
             var shape = new SnapshotShape(id, raw, facts, artifacts.Select(a => new ArtifactShape(a.Name, a.RawBytes, a.Facts)).ToList());
             var (history, historyAccepted) = ValidHistory(def);
-            var findings = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, history, AcceptShrink, historyAccepted);
-            findings = findings.Select(f => f with { Message = f.Message.Replace("--source NAME", "--source " + def.Name, StringComparison.Ordinal) }).ToList();
+            var findings = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, history, AcceptShrink, historyAccepted, def.Name);
             var failures = findings.Where(f => f.Severity == FindingSeverity.Fail).Select(f => f.Message).ToList();
             if (failures.Count > 0)
             {
