@@ -88,6 +88,22 @@ internal static class CommandLine
             p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), p.GetValue(restoreIdentity) ?? [], ct));
         root.Add(restore);
 
+        var drillSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
+        var drillSnapshot = new Option<string?>("--snapshot")
+        {
+            Description = "Which snapshot: latest (default), random (any valid one), or an id (with one --source)", HelpName = "ID|latest|random",
+        };
+        var drillIdentity = new Option<string[]>("--identity", "-i") { Description = "An age identity file for encrypted snapshots (besides encryption.identities)", HelpName = "FILE" };
+        var drill = new Command("drill",
+            "Prove a backup restores: restore a snapshot into a scratch place Backstop creates and always removes (a folder, a throwaway server), " +
+            "compare its facts, run the kind's checks and smoke queries, and measure the restore (the RTO). Recorded, with an evidence file in drills/ " +
+            "beside the catalog. Exit 0 when every drill passed, 1 otherwise");
+        drill.Add(drillSources);
+        drill.Add(drillSnapshot);
+        drill.Add(drillIdentity);
+        drill.SetAction((p, ct) => DrillVerb.ExecuteAsync(Context.From(p), p.GetValue(drillSources) ?? [], p.GetValue(drillSnapshot), p.GetValue(drillIdentity) ?? [], ct));
+        root.Add(drill);
+
         var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
         var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };

@@ -8,7 +8,7 @@ namespace Backstop.Core.Catalog;
 /// The catalog on SQLite (WAL, foreign keys, versioned migrations). Recording a snapshot is one transaction;
 /// size history is read from recorded snapshots, so there is no separate history file to corrupt.
 /// </summary>
-public sealed class CatalogStore : IDisposable
+public sealed partial class CatalogStore : IDisposable
 {
     private static readonly string[] Migrations =
     [
@@ -79,6 +79,23 @@ public sealed class CatalogStore : IDisposable
         """,
         """
         ALTER TABLE artifacts ADD COLUMN reported TEXT NOT NULL DEFAULT '[]';
+        """,
+        """
+        CREATE TABLE drills (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            snapshot_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
+            seconds REAL NOT NULL,
+            setup_seconds REAL NOT NULL,
+            rto_seconds INTEGER,
+            rto_met INTEGER CHECK (rto_met IN (0, 1)),
+            error TEXT,
+            evidence TEXT,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX drills_by_source ON drills(source, id);
         """,
     ];
 

@@ -20,7 +20,8 @@ public sealed record LastValid(string Snapshot, DateTimeOffset FinishedAt, long 
 
 public sealed record LastRun(string Snapshot, string State, string? Error);
 
-public sealed record LastDrill(string Snapshot, bool Passed, double Seconds);
+/// <summary>The newest drill: <see cref="Seconds"/> is the measured RTO; <see cref="RtoSeconds"/> the objective (null when none).</summary>
+public sealed record LastDrill(string Snapshot, bool Passed, double Seconds, DateTimeOffset At, long? RtoSeconds, bool? RtoMet, string? Error);
 
 /// <summary>One source's line of <c>status</c>: the contract that monitoring reads.</summary>
 public sealed record SourceStatus(
@@ -44,13 +45,15 @@ public static class StatusReport
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(catalog);
         var all = catalog.Snapshots().GroupBy(s => s.Source).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        return config.Sources.Select(def => Compute(def, all.GetValueOrDefault(def.Name) ?? [], now)).ToList();
+        var drills = catalog.Drills().GroupBy(d => d.Source).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        return config.Sources.Select(def => Compute(def, all.GetValueOrDefault(def.Name) ?? [], now, drills.GetValueOrDefault(def.Name))).ToList();
     }
 
-    public static SourceStatus Compute(SourceDefinition def, IReadOnlyList<SnapshotInfo> snapshots, DateTimeOffset now)
+    public static SourceStatus Compute(SourceDefinition def, IReadOnlyList<SnapshotInfo> snapshots, DateTimeOffset now, IReadOnlyList<DrillInfo>? drills = null)
     {
         ArgumentNullException.ThrowIfNull(def);
         ArgumentNullException.ThrowIfNull(snapshots);
+        drills ??= [];
         var finished = snapshots.Where(s => s.State != SnapshotState.Running).ToList();
         var last = finished.LastOrDefault();
         var valid = finished.LastOrDefault(s => s.IsValid(def.MinCopies));
@@ -79,6 +82,7 @@ public static class StatusReport
         else
         {
             reasons.AddRange(DegradedReasons(def, valid));
+            reasons.AddRange(DrillReasons(def, drills, now));
             if (newestCommitted is not null && !ReferenceEquals(newestCommitted, valid) && newestCommitted.StartedAt > valid.StartedAt)
             {
                 reasons.Add($"newer snapshot {newestCommitted.Id} lost its verified copies (see verify); relying on {valid.Id}");
@@ -91,7 +95,8 @@ public static class StatusReport
             def.Name, def.Kind, state,
             valid is null ? null : new LastValid(valid.Id, valid.FinishedAt!.Value, valid.StoredBytes, valid.VerifiedTargets.Count, CopyStates(def, valid)),
             last is null ? null : new LastRun(last.Id, last.State.ToString().ToLowerInvariant(), last.Error),
-            (long)def.Rpo.TotalSeconds, rpoMet, null, reasons,
+            (long)def.Rpo.TotalSeconds, rpoMet,
+            drills.LastOrDefault() is { } d ? new LastDrill(d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Error) : null, reasons,
             valid?.VerifiedTargets.Count ?? 0, def.Targets.Count);
     }
 
@@ -111,6 +116,38 @@ public static class StatusReport
         }
 
         reasons.AddRange(snapshot.Warnings.Where(w => w.StartsWith("expectation:", StringComparison.Ordinal)));
+        return reasons;
+    }
+
+    /// <summary>
+    /// Why the drills make a source degraded: with <c>drill: {every: …}</c>, the last drill failed, or no drill passed
+    /// within that interval (or ever). Without it, a failed last drill is still said: a backup that does not restore
+    /// in practice is not ok.
+    /// </summary>
+    public static IReadOnlyList<string> DrillReasons(SourceDefinition def, IReadOnlyList<DrillInfo> drills, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(def);
+        ArgumentNullException.ThrowIfNull(drills);
+        var reasons = new List<string>();
+        if (drills.LastOrDefault() is { Passed: false } failed)
+        {
+            reasons.Add($"the last drill ({failed.At.UtcDateTime:yyyy-MM-dd HH:mm}Z, snapshot {failed.Snapshot}) failed: {failed.Error ?? "see its evidence file"}; " +
+                        $"fix it and run 'backstop drill --source {def.Name}'");
+        }
+        else if (def.Drill.Every is { } every)
+        {
+            var passed = drills.LastOrDefault(d => d.Passed);
+            if (passed is null)
+            {
+                reasons.Add($"no drill has passed yet and drill.every is {Quantities.FormatDuration(every)}: run 'backstop drill --source {def.Name}'");
+            }
+            else if (now - passed.At > every)
+            {
+                reasons.Add($"the last passed drill is {Quantities.FormatDuration(now - passed.At)} old, drill.every is {Quantities.FormatDuration(every)}: " +
+                            $"run 'backstop drill --source {def.Name}'");
+            }
+        }
+
         return reasons;
     }
 

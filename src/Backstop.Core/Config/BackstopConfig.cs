@@ -26,7 +26,24 @@ public sealed record BackstopConfig(
 public sealed record EncryptionOptions(IReadOnlyList<string> Recipients, SecretRef? Passphrase, IReadOnlyList<SecretRef> Identities);
 
 /// <summary>Global policy: how many verified copies make a snapshot valid, and the default recovery point objective.</summary>
-public sealed record Policy(int MinCopies, TimeSpan Rpo);
+public sealed record Policy(int MinCopies, TimeSpan Rpo)
+{
+    /// <summary>The default recovery time objective a drill must meet (<c>policy: {rto: 30m}</c>); null when none is set.</summary>
+    public TimeSpan? Rto { get; init; }
+
+    /// <summary>How often every source must pass a drill (<c>policy: {drill: {every: 7d}}</c>); null when not required.</summary>
+    public TimeSpan? DrillEvery { get; init; }
+}
+
+/// <summary>
+/// A source's drills: how often one must pass (<c>drill: {every: 7d}</c>, else the policy's), the recovery time
+/// objective the measured restore must meet (<c>rto: 30m</c>), and the kind's own drill options (a drill server,
+/// smoke queries, a spot check, a command).
+/// </summary>
+public sealed record DrillPolicy(TimeSpan? Every, TimeSpan? Rto, object? Options)
+{
+    public static DrillPolicy None { get; } = new(null, null, null);
+}
 
 /// <summary>zstd level (1–19) and worker threads (0 = single-threaded).</summary>
 public sealed record CompressionOptions(int Level, int Workers);
@@ -57,6 +74,9 @@ public sealed record SourceDefinition(
 
     /// <summary>The source's retention rules (its own, else the global ones); null when none are configured.</summary>
     public Retention.RetentionRules? Retention { get; init; }
+
+    /// <summary>The source's drill rules and options.</summary>
+    public DrillPolicy Drill { get; init; } = DrillPolicy.None;
 }
 
 public enum AnomalyAction

@@ -69,7 +69,11 @@ public static partial class ConfigLoader
         var policyMap = top.Map("policy");
         var minCopies = policyMap?.Int("min_copies", 1, 100) ?? 1;
         var rpo = policyMap?.Duration("rpo") ?? TimeSpan.FromHours(24);
-        policyMap?.EnsureAllKeysKnown();
+        var policyRto = Positive(policyMap, "rto");
+        var policyDrill = policyMap?.Map("drill");
+        var policyDrillEvery = Positive(policyDrill, "every");
+        policyDrill?.EnsureAllKeysKnown("policy.drill keys are: every (the kinds' own drill keys go under each source's drill:)");
+        policyMap?.EnsureAllKeysKnown("policy keys are: min_copies, rpo, rto, drill");
         if (rpo <= TimeSpan.Zero)
         {
             throw policyMap!.Error("rpo", "must be longer than zero");
@@ -146,21 +150,34 @@ public static partial class ConfigLoader
             }
 
             var sourceRetention = Retention.RetentionRules.Parse(s.Map("retention")) ?? retention;
+            var sourceRto = Positive(s, "rto") ?? policyRto;
+            var drillMap = s.Map("drill");
+            var drillEvery = Positive(drillMap, "every") ?? policyDrillEvery;
+            var drillOptions = drillMap is null ? null : kind.ParseDrillOptions(drillMap);
+            drillMap?.EnsureAllKeysKnown($"drill keys of a {kindName} source are: {string.Join(", ", new[] { "every" }.Concat(kind.DrillKeys))}");
             var options = kind.ParseOptions(s);
             s.EnsureAllKeysKnown();
             sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
             {
                 Retention = sourceRetention,
+                Drill = new DrillPolicy(drillEvery, sourceRto, drillOptions),
                 StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", "source-" + name),
             });
         }
 
         var encryption = ParseEncryption(top.Map("encryption"));
         top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, targets, sources");
-        return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo), compression, targets, sources)
+        return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo) { Rto = policyRto, DrillEvery = policyDrillEvery }, compression, targets, sources)
         {
             Encryption = encryption,
         };
+    }
+
+    /// <summary>A duration that must be longer than zero (an RTO, a drill interval), or null when the key is absent.</summary>
+    private static TimeSpan? Positive(ConfigMap? map, string key)
+    {
+        var value = map?.Duration(key);
+        return value is { } v && v <= TimeSpan.Zero ? throw map!.Error(key, "must be longer than zero") : value;
     }
 
     private static EncryptionOptions? ParseEncryption(ConfigMap? map)

@@ -22,6 +22,15 @@ public interface ISourceKind
 
     object ParseOptions(ConfigMap map);
 
+    /// <summary>
+    /// The kind's own keys of a source's <c>drill:</c> block (besides <c>every</c>), parsed into its options record; null
+    /// when it has none. <see cref="DrillKeys"/> names them for the unknown-key error.
+    /// </summary>
+    object? ParseDrillOptions(ConfigMap map) => null;
+
+    /// <summary>The kind's own <c>drill:</c> keys.</summary>
+    IReadOnlyList<string> DrillKeys => [];
+
     ISource Create(SourceDefinition definition);
 }
 
@@ -39,6 +48,10 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public abstract TOptions Parse(ConfigMap map);
 
     public abstract ISource Create(SourceDefinition definition, TOptions options);
+
+    public virtual object? ParseDrillOptions(ConfigMap map) => null;
+
+    public virtual IReadOnlyList<string> DrillKeys => [];
 
     object ISourceKind.ParseOptions(ConfigMap map) => Parse(map);
 

@@ -30,6 +30,9 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// <summary>Identity files given on the command line (<c>--identity</c>), besides the configuration's.</summary>
     public IReadOnlyList<string> ExtraIdentityFiles { get; init; } = [];
 
+    /// <summary>When set, each stage of the restore adds its busy time here (a drill's phases).</summary>
+    public RestoreTimings? Timings { get; init; }
+
     private IReadOnlyList<Sealing.Age.AgeIdentity> Identities => _identities ??= Sealed.Identities(config.Encryption, ExtraIdentityFiles);
 
     private readonly List<string> _notes = [];
@@ -254,7 +257,9 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         var skipped = new List<string>();
         foreach (var t in candidates)
         {
+            var spooling = System.Diagnostics.Stopwatch.GetTimestamp();
             var (spool, problem) = await SpoolAsync(t, key, a, cancellationToken).ConfigureAwait(false);
+            Timings?.AddFetch(System.Diagnostics.Stopwatch.GetTimestamp() - spooling);
             if (problem is not null)
             {
                 skipped.Add(problem);
@@ -411,12 +416,22 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         var returned = false;
         try
         {
-            await using (var hashed = new Util.ReadAheadStream(stored, asyncReads: true))
+            var timings = Timings;
+            await using (var hashed = new Util.ReadAheadStream(timings?.Fetching(stored) ?? stored, asyncReads: true))
             {
-                await using (var decoded = Sealed.Open(hashed, fileName, Identities))
-                await using (var content = new Util.ReadAheadStream(decoded))
+                await using (var decoded = Sealed.Open(timings?.DecodeInput(hashed) ?? hashed, fileName, Identities))
+                await using (var content = new Util.ReadAheadStream(timings?.DecodeOutput(decoded) ?? decoded))
                 {
-                    result = await restore(content).ConfigureAwait(false);
+                    var loading = System.Diagnostics.Stopwatch.GetTimestamp();
+                    try
+                    {
+                        result = await restore(timings?.LoadInput(content) ?? content).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        timings?.AddLoad(System.Diagnostics.Stopwatch.GetTimestamp() - loading);
+                    }
+
                     returned = true;
                     await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // to the frame's end
                 }

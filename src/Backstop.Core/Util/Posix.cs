@@ -325,3 +325,35 @@ public readonly record struct FileStatus(ulong Device, ulong Inode, ulong Links,
 
     public DateTimeOffset Modified => DateTimeOffset.FromUnixTimeSeconds(MtimeSeconds).AddTicks(MtimeNanos / 100);
 }
+
+/// <summary>Users by name, and whether this process runs as root (drills run scratch servers as an unprivileged user then).</summary>
+public static partial class PosixUsers
+{
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint Geteuid();
+
+    [LibraryImport("libc", EntryPoint = "getpwnam", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint Getpwnam(string name);
+
+    public static bool IsRoot => Geteuid() == 0;
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int KillNative(int pid, int signal);
+
+    /// <summary>Sends a signal (SIGTERM 15, SIGINT 2…) to a process; false when it is gone.</summary>
+    public static bool Signal(int pid, int signal) => KillNative(pid, signal) == 0;
+
+    /// <summary>The uid and gid of a user, or null when no such user exists. struct passwd: two char*, then uid_t and gid_t.</summary>
+    public static (int Uid, int Gid)? Lookup(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        var entry = Getpwnam(name);
+        if (entry == 0)
+        {
+            return null;
+        }
+
+        var offset = 2 * IntPtr.Size;
+        return (Marshal.ReadInt32(entry, offset), Marshal.ReadInt32(entry, offset + 4));
+    }
+}

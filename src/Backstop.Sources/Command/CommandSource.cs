@@ -15,7 +15,7 @@ public sealed record CommandOptions(
 /// The stdout of a command is the artifact. A non-zero exit, a timeout or empty output fails it, with the tail of
 /// stderr in the error. No shell is involved: <c>command</c> is an argument vector.
 /// </summary>
-public sealed class CommandSourceKind : SourceKind<CommandOptions>
+public sealed partial class CommandSourceKind : SourceKind<CommandOptions>
 {
     public override string Kind => "command";
 
@@ -48,7 +48,7 @@ public sealed class CommandSourceKind : SourceKind<CommandOptions>
     public override ISource Create(SourceDefinition definition, CommandOptions options) => new CommandSource(definition.Name, options);
 }
 
-internal sealed class CommandSource(string name, CommandOptions options) : ISource, IStagedRestorable
+internal sealed partial class CommandSource(string name, CommandOptions options) : ISource, IStagedRestorable
 {
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {

@@ -15,7 +15,7 @@ public sealed record FilesOptions(IReadOnlyList<string> Paths, IReadOnlyList<str
 /// <c>tar -x</c> alone restores it. A file that changes or vanishes while read is a warning; one that cannot be
 /// read fails the artifact unless excluded.
 /// </summary>
-public sealed class FilesSourceKind : SourceKind<FilesOptions>
+public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
 {
     public override string Kind => "files";
 
@@ -60,7 +60,7 @@ public sealed class FilesSourceKind : SourceKind<FilesOptions>
     }
 }
 
-internal sealed class FilesSource(string name, FilesOptions options, bool requireMounts = false) : ISource, IStagedRestorable
+internal sealed partial class FilesSource(string name, FilesOptions options, bool requireMounts = false) : ISource, IStagedRestorable
 {
     /// <summary>Extracts into a staging folder inside the destination; publishing moves its top-level names into place.</summary>
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)

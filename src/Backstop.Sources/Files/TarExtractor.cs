@@ -16,7 +16,7 @@ internal static class TarExtractor
 
     public static async Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken)
     {
-        long files = 0, bytes = 0;
+        long files = 0, bytes = 0, folders = 0, symlinks = 0;
         var directories = new List<(string Path, TarEntry Entry)>();
         TarEntry? rootEntry = null;
         var safe = new SafeFolders(root);
@@ -32,11 +32,13 @@ internal static class TarExtractor
             {
                 case TarEntryType.Directory when path == Path.TrimEndingDirectorySeparator(root):
                     rootEntry = entry; // the destination's own mode and time, for the caller to apply
+                    folders++;
                     break;
                 case TarEntryType.Directory:
                     safe.CheckFolder(path, entry.Name);
                     safe.Create(path);
                     directories.Add((path, entry));
+                    folders++;
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile:
                     safe.Create(Path.GetDirectoryName(path)!);
@@ -79,6 +81,7 @@ internal static class TarExtractor
                     DeleteExisting(path);
                     File.CreateSymbolicLink(path, entry.LinkName);
                     safe.Forget(path); // a folder of that name checked before is a symlink now
+                    symlinks++;
                     if (asRoot)
                     {
                         Posix.Lchown(path, entry.Uid, entry.Gid);
@@ -96,7 +99,7 @@ internal static class TarExtractor
             Apply(path, entry, asRoot);
         }
 
-        return new TarExtraction(new Dictionary<string, long> { ["files"] = files, ["bytes"] = bytes }, rootEntry);
+        return new TarExtraction(new Dictionary<string, long> { ["files"] = files, ["bytes"] = bytes, ["directories"] = folders, ["symlinks"] = symlinks }, rootEntry);
     }
 
     /// <summary>Applies the archive's entry for its top folder (a backup of '/') to the folder restored into.</summary>

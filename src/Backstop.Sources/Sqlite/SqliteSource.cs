@@ -33,7 +33,7 @@ public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
     }
 }
 
-internal sealed class SqliteSource(string name, SqliteOptions options, string stateDirectory = "") : ISource, IStagedRestorable
+internal sealed partial class SqliteSource(string name, SqliteOptions options, string stateDirectory = "") : ISource, IStagedRestorable
 {
     /// <summary>The run's staging folder while capturing (the format check spools there); null otherwise.</summary>
     private string? _staging;

@@ -29,7 +29,7 @@ internal static class StatusVerb
                     LastRun = s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
                     s.RpoSeconds,
                     s.RpoMet,
-                    LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds } : null,
+                    LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet } : null,
                 }),
             });
         }
@@ -52,7 +52,7 @@ internal static class StatusVerb
         var table = new Table().Border(TableBorder.Rounded).Title("Backup status")
             .AddColumn("source").AddColumn("kind").AddColumn("state").AddColumn("last valid backup")
             .AddColumn(new TableColumn("age").RightAligned()).AddColumn(new TableColumn("RPO").RightAligned())
-            .AddColumn(new TableColumn("copies").RightAligned()).AddColumn(new TableColumn("size").RightAligned());
+            .AddColumn(new TableColumn("copies").RightAligned()).AddColumn(new TableColumn("size").RightAligned()).AddColumn("last drill (RTO)");
         foreach (var s in statuses)
         {
             var state = s.State.ToString().ToLowerInvariant();
@@ -62,7 +62,8 @@ internal static class StatusVerb
                 s.LastValid is { } v ? Terminal.Age(now - v.FinishedAt) : "-",
                 Quantities.FormatDuration(TimeSpan.FromSeconds(s.RpoSeconds)) + (s.RpoMet ? "" : " [red]missed[/]"),
                 $"{s.Copies}/{s.Targets}",
-                s.LastValid is { } v2 ? Quantities.FormatSize(v2.StoredBytes) : "-");
+                s.LastValid is { } v2 ? Quantities.FormatSize(v2.StoredBytes) : "-",
+                DrillCell(s.LastDrill, now));
         }
 
         Terminal.Out.Write(table);
@@ -73,5 +74,18 @@ internal static class StatusVerb
                 Terminal.Out.MarkupLine($"  [bold]{Markup.Escape(s.Name)}[/]: {Markup.Escape(reason)}");
             }
         }
+    }
+
+    /// <summary>The last drill: its age, passed or failed, the measured RTO against the objective.</summary>
+    private static string DrillCell(LastDrill? d, DateTimeOffset now)
+    {
+        if (d is null)
+        {
+            return "[yellow]never[/]";
+        }
+
+        var rto = Quantities.FormatDuration(TimeSpan.FromSeconds(Math.Max(1, Math.Round(d.Seconds))));
+        var objective = d.RtoSeconds is { } o ? $" of {Quantities.FormatDuration(TimeSpan.FromSeconds(o))}{(d.RtoMet == false ? " [red]missed[/]" : "")}" : "";
+        return $"{(d.Passed ? "[green]passed[/]" : "[red]failed[/]")} {Terminal.Age(now - d.At)} ago ({rto}{objective})";
     }
 }

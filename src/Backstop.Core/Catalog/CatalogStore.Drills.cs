@@ -1,0 +1,54 @@
+namespace Backstop.Core.Catalog;
+
+/// <summary>
+/// A drill as recorded: the snapshot restored, whether every check passed, the measured RTO (<see cref="Seconds"/>,
+/// without the scratch server's setup), the objective it was held to, and the evidence file. <see cref="Detail"/> is
+/// the drill's JSON (phases, checks, copies used), kept whole for <c>show</c> and auditors.
+/// </summary>
+public sealed record DrillInfo(
+    long Id,
+    string Source,
+    string Snapshot,
+    DateTimeOffset At,
+    bool Passed,
+    double Seconds,
+    double SetupSeconds,
+    long? RtoSeconds,
+    bool? RtoMet,
+    string? Error,
+    string? Evidence,
+    string Detail);
+
+public sealed partial class CatalogStore
+{
+    /// <summary>Records one drill (passed or failed); returns its id.</summary>
+    public long AddDrill(DrillInfo drill)
+    {
+        ArgumentNullException.ThrowIfNull(drill);
+        using var cmd = Command(
+            "INSERT INTO drills(source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail) " +
+            "VALUES ($s, $id, $at, $p, $sec, $setup, $rto, $met, $e, $ev, $d) RETURNING id",
+            ("$s", drill.Source), ("$id", drill.Snapshot), ("$at", Time(drill.At)), ("$p", drill.Passed ? 1 : 0), ("$sec", drill.Seconds),
+            ("$setup", drill.SetupSeconds), ("$rto", drill.RtoSeconds), ("$met", drill.RtoMet is { } m ? (m ? 1 : 0) : null), ("$e", drill.Error),
+            ("$ev", drill.Evidence), ("$d", drill.Detail));
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    /// <summary>Drills, oldest first (of one source, or of one snapshot, when given).</summary>
+    public IReadOnlyList<DrillInfo> Drills(string? source = null, string? snapshot = null)
+    {
+        using var cmd = Command(
+            "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail FROM drills " +
+            "WHERE ($s IS NULL OR source = $s) AND ($id IS NULL OR snapshot_id = $id) ORDER BY id",
+            ("$s", source), ("$id", snapshot));
+        using var r = cmd.ExecuteReader();
+        var list = new List<DrillInfo>();
+        while (r.Read())
+        {
+            list.Add(new DrillInfo(r.GetInt64(0), r.GetString(1), r.GetString(2), ParseTime(r.GetString(3)), r.GetInt64(4) == 1, r.GetDouble(5), r.GetDouble(6),
+                r.IsDBNull(7) ? null : r.GetInt64(7), r.IsDBNull(8) ? null : r.GetInt64(8) == 1, Str(r, 9), Str(r, 10), r.GetString(11)));
+        }
+
+        return list;
+    }
+}

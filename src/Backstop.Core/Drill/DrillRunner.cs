@@ -1,0 +1,278 @@
+using System.Diagnostics;
+using System.Globalization;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Restore;
+using Backstop.Core.Sealing;
+
+namespace Backstop.Core.Drill;
+
+/// <summary>
+/// <c>drill</c>: for each source, restores a snapshot into a scratch place the source kind sets up (a folder, a
+/// throwaway server, a scratch database), through the same path as <c>restore</c>; compares the facts found with
+/// the snapshot's; runs the kind's checks (integrity, keys in a live server, smoke queries, a spot check); times it
+/// (the measured RTO); always removes the scratch place; records the drill in the catalog and leaves an evidence file.
+/// </summary>
+public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog)
+{
+    /// <summary>Scratch folders in the staging folder: <c>.backstop-drill-PID-xxxxxxxx</c>.</summary>
+    public const string ScratchPrefix = ".backstop-drill-";
+
+    /// <summary>Identity files given on the command line (<c>--identity</c>), besides the configuration's.</summary>
+    public IReadOnlyList<string> ExtraIdentityFiles { get; init; } = [];
+
+    /// <summary>Progress lines ("restoring…", "checking…"); null for none.</summary>
+    public Action<string>? Progress { get; init; }
+
+    /// <summary>For tests: called once the scratch place is set up and the restore is about to start.</summary>
+    public Func<string, Task>? AfterSetup { get; init; }
+
+    /// <summary>Folder of the evidence files: <c>drills/</c> beside the catalog.</summary>
+    public string EvidenceFolder => Path.Combine(Path.GetDirectoryName(config.CatalogPath)!, "drills");
+
+    /// <summary>Drills each source (all, or those named) once; a source that cannot be drilled is a failed drill, said why.</summary>
+    public async Task<IReadOnlyList<DrillResult>> RunAsync(IReadOnlyCollection<string> only, string? snapshot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(only);
+        var notes = await DrillSweeper.SweepAsync(config, plugins, cancellationToken).ConfigureAwait(false);
+        foreach (var note in notes)
+        {
+            Progress?.Invoke(note);
+        }
+
+        var results = new List<DrillResult>();
+        foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
+        {
+            var result = await DrillAsync(def, snapshot, cancellationToken).ConfigureAwait(false);
+            results.Add(Record(def, result));
+        }
+
+        return results;
+    }
+
+    private async Task<DrillResult> DrillAsync(SourceDefinition def, string? snapshotChoice, CancellationToken cancellationToken)
+    {
+        var at = DateTimeOffset.UtcNow;
+        var rto = def.Drill.Rto is { } r ? (long)r.TotalSeconds : (long?)null;
+        var phases = new Dictionary<string, double>(StringComparer.Ordinal);
+        var checks = new List<DrillCheck>();
+        var notes = new List<string>();
+        var copies = new List<DrillCopy>();
+        SnapshotInfo? snapshot = null;
+        string? scratchDescription = null;
+        IReadOnlyDictionary<string, string> tools = new Dictionary<string, string>();
+        double seconds = 0;
+
+        DrillResult Result(string? error)
+        {
+            var passed = error is null && checks.All(c => c.Passed);
+            bool? met = rto is { } o && (error is null || seconds > o) ? seconds <= o : null;
+            if (met == false && passed)
+            {
+                passed = false;
+            }
+
+            return new DrillResult(def.Name, def.Kind, snapshot?.Id, at, passed, Math.Round(seconds, 3), rto, met, phases, checks,
+                error ?? (met == false ? $"the restore took {Seconds(seconds)}, more than the rto of {Quantities.FormatDuration(TimeSpan.FromSeconds(rto!.Value))}" : null)
+                ?? (checks.FirstOrDefault(c => !c.Passed) is { } bad ? $"check '{bad.Name}' failed: expected {bad.Expected}, found {bad.Found}" : null))
+            {
+                Scratch = scratchDescription,
+                Copies = copies,
+                Notes = notes,
+                Tools = tools,
+            };
+        }
+
+        var restorer = new Restorer(config, plugins, catalog) { ExtraIdentityFiles = ExtraIdentityFiles, Timings = new RestoreTimings() };
+        try
+        {
+            snapshot = Choose(def, restorer, snapshotChoice);
+            notes.AddRange(restorer.Notes);
+        }
+        catch (Exception e) when (e is BackupException or ConfigException)
+        {
+            return Result(e.Message);
+        }
+
+        var source = plugins.Source(def.Kind)!.Create(def);
+        if (source is not IDrillable drillable)
+        {
+            return Result($"'{def.Kind}' sources cannot be drilled");
+        }
+
+        if (snapshot.Artifacts.Any(a => Sealed.IsEncrypted(a.FileName)) && config.Encryption?.Identities.Count is null or 0
+                                                                        && config.Encryption?.Passphrase is null && ExtraIdentityFiles.Count == 0)
+        {
+            return Result($"the key is not on this host: snapshot {snapshot.Id} is encrypted and no identity is configured (encryption.identities) " +
+                          "or given (--identity); a restore here would fail the same way. Put the identity file where the drill runs, or drill with --identity FILE");
+        }
+
+        var folder = CreateScratchFolder(def);
+        var token = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
+        var artifacts = snapshot.Artifacts.Select(a => new DrillArtifact(a.Name, a.Facts, a.Reported)).ToList();
+        var scope = new DrillScope(folder, token, snapshot.Id, snapshot.StartedAt, artifacts, def.Drill.Options, notes.Add);
+        IDrillScratch? scratch = null;
+        string? error = null;
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            Progress?.Invoke($"{def.Name}: setting up the scratch place for snapshot {snapshot.Id}");
+            scratch = await drillable.OpenScratchAsync(scope, cancellationToken).ConfigureAwait(false);
+            phases["setup"] = Round(clock.Elapsed);
+            scratchDescription = scratch.Description;
+            tools = scratch.Tools;
+            if (AfterSetup is not null)
+            {
+                await AfterSetup(folder).ConfigureAwait(false);
+            }
+
+            var started = Stopwatch.GetTimestamp();
+            foreach (var name in scratch.Order(snapshot.Artifacts.Select(a => a.Name).ToList()))
+            {
+                Progress?.Invoke($"{def.Name}: restoring {name} into {scratch.Description}");
+                var said = restorer.Notes.Count;
+                var restored = (await restorer.RestoreAsync(def, snapshot, name, scratch.Destination(name), force: false, cancellationToken).ConfigureAwait(false)).Single();
+                notes.AddRange(restorer.Notes.Skip(said));
+                copies.Add(new DrillCopy(restored.Artifact, restored.Target, restored.SkippedCopies));
+                var artifact = snapshot.Artifacts.Single(a => a.Name == name);
+                checks.AddRange(CompareFacts(artifact, restored, notes));
+            }
+
+            var timings = restorer.Timings!;
+            var loading = Stopwatch.GetTimestamp();
+            await scratch.LoadAsync(cancellationToken).ConfigureAwait(false);
+            var loaded = Stopwatch.GetElapsedTime(loading);
+            Progress?.Invoke($"{def.Name}: checking what was restored");
+            var checking = Stopwatch.GetTimestamp();
+            checks.AddRange(await scratch.CheckAsync(cancellationToken).ConfigureAwait(false));
+            phases["checks"] = Round(Stopwatch.GetElapsedTime(checking));
+            phases["fetch_and_hash"] = Round(timings.FetchAndHash);
+            phases["decrypt_and_decompress"] = Round(timings.DecryptAndDecompress);
+            phases["load"] = Round(timings.Load + loaded);
+            seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            error = e is BackupException or ConfigException or IOException or UnauthorizedAccessException or OperationCanceledException
+                ? e.Message
+                : $"{e.Message} ({e.GetType().Name})";
+            notes.AddRange(restorer.Notes.Where(n => !notes.Contains(n)));
+        }
+        finally
+        {
+            // Always, also on Ctrl-C: the scratch servers stop, scratch databases are dropped, the folder goes.
+            var removing = Stopwatch.GetTimestamp();
+            var leftover = await RemoveAsync(scratch, folder).ConfigureAwait(false);
+            phases["teardown"] = Round(Stopwatch.GetElapsedTime(removing));
+            if (leftover is not null)
+            {
+                error = error is null ? leftover : $"{error}; {leftover}";
+            }
+        }
+
+        return Result(error);
+    }
+
+    private SnapshotInfo Choose(SourceDefinition def, Restorer restorer, string? choice)
+    {
+        if (choice != "random")
+        {
+            return restorer.FindSnapshot(def, choice);
+        }
+
+        var configured = config.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var candidates = catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed && s.VerifiedTargets.Any(configured.Contains)).ToList();
+        return candidates.Count == 0
+            ? restorer.FindSnapshot(def, null) // says why there is none
+            : candidates[System.Security.Cryptography.RandomNumberGenerator.GetInt32(candidates.Count)];
+    }
+
+    /// <summary>
+    /// Each fact the snapshot recorded against the same fact found in what was restored. A recorded fact not found
+    /// (the restore cannot count it) and an estimated one are said, not compared.
+    /// </summary>
+    private static IEnumerable<DrillCheck> CompareFacts(ArtifactInfo artifact, RestoredArtifact restored, List<string> notes)
+    {
+        foreach (var (fact, recorded) in artifact.Facts.OrderBy(f => f.Key, StringComparer.Ordinal))
+        {
+            if (fact.EndsWith("_estimated", StringComparison.Ordinal))
+            {
+                var exact = fact[..^"_estimated".Length];
+                notes.Add(restored.Found.TryGetValue(exact, out var counted)
+                    ? $"{artifact.Name}: {exact} was estimated at backup ({recorded}), so it is not compared; the restore counted {counted} exactly"
+                    : $"{artifact.Name}: {exact} was estimated at backup ({recorded}), so it is not compared");
+                continue;
+            }
+
+            if (!restored.Found.TryGetValue(fact, out var found))
+            {
+                notes.Add($"{artifact.Name}: {fact} ({recorded} at backup) cannot be counted in what was restored, so it is not compared");
+                continue;
+            }
+
+            var how = artifact.Reported.Contains(fact) ? " (as the source reported it)" : "";
+            yield return new DrillCheck($"{artifact.Name}: {fact}{how}", recorded.ToString(CultureInfo.InvariantCulture), found.ToString(CultureInfo.InvariantCulture),
+                recorded == found);
+        }
+    }
+
+    /// <summary>The drill's private scratch folder in the staging folder (0700), named after this process for the sweep.</summary>
+    private string CreateScratchFolder(SourceDefinition def)
+    {
+        Directory.CreateDirectory(config.StagingPath);
+        var folder = Path.Combine(config.StagingPath, Util.Stale.Name(ScratchPrefix));
+        Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.WriteAllText(Path.Combine(folder, DrillSweeper.SourceFile), def.Name);
+        return folder;
+    }
+
+    /// <summary>Disposes the scratch (servers, databases), then removes the folder and what it recorded; a message when something stayed.</summary>
+    private static async Task<string?> RemoveAsync(IDrillScratch? scratch, string folder)
+    {
+        var problems = new List<string>();
+        if (scratch is not null)
+        {
+            try
+            {
+                await scratch.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                problems.Add($"the scratch place was not fully removed: {e.Message}");
+            }
+        }
+
+        problems.AddRange(DrillSweeper.RemoveFolder(folder));
+        return problems.Count == 0 ? null : string.Join("; ", problems);
+    }
+
+    /// <summary>Records the drill in the catalog and writes its evidence files.</summary>
+    private DrillResult Record(SourceDefinition def, DrillResult result)
+    {
+        string? evidence = null;
+        try
+        {
+            evidence = DrillEvidence.Write(EvidenceFolder, result);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            result = result with { Notes = [.. result.Notes, $"the evidence file could not be written in {EvidenceFolder}: {e.Message}"] };
+        }
+
+        result = result with { Evidence = evidence };
+        if (result.Snapshot is not null)
+        {
+            catalog.AddDrill(new DrillInfo(0, def.Name, result.Snapshot, result.At, result.Passed, result.Seconds, result.Phases.GetValueOrDefault("setup"),
+                result.RtoSeconds, result.RtoMet, result.Error, evidence, System.Text.Json.JsonSerializer.Serialize(result, Util.Json.Options)));
+        }
+
+        catalog.AddEvent(result.Passed ? "info" : "error", def.Name, result.Snapshot,
+            result.Passed ? $"drill passed in {Seconds(result.Seconds)}" : $"drill failed: {result.Error}");
+        return result;
+    }
+
+    private static double Round(TimeSpan t) => Math.Round(t.TotalSeconds, 3);
+
+    internal static string Seconds(double s) => s < 10 ? s.ToString("0.0", CultureInfo.InvariantCulture) + "s" : Quantities.FormatDuration(TimeSpan.FromSeconds(Math.Round(s)));
+}

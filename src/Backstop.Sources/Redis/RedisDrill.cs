@@ -1,0 +1,98 @@
+using System.Globalization;
+using System.Net.Sockets;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+
+namespace Backstop.Sources.Redis;
+
+/// <summary>
+/// A Redis drill: <c>dump.rdb</c> is restored into a scratch folder (read through its format check), then a scratch
+/// <c>redis-server</c> on a free loopback port loads it (the load phase: a real recovery starts a server on the file);
+/// the keys and databases that server holds are compared with the snapshot's. Nothing is saved by that server.
+/// </summary>
+internal sealed partial class RedisSource : IDrillable
+{
+    public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        string server;
+        try
+        {
+            server = ChildProcess.ResolveTool("redis-server");
+        }
+        catch (BackupException e)
+        {
+            throw new BackupException($"source '{name}': the drill loads the RDB into a scratch redis-server: {e.Message} (apt-get install redis-server)");
+        }
+
+        var version = await VersionAsync(server, cancellationToken).ConfigureAwait(false);
+        var folder = FolderScratch.Create(scope, "redis");
+        ScratchServer? running = null;
+        var port = 0;
+        return new FolderScratch($"a scratch redis-server {version} loading {folder}/{Artifact}", folder, async ct =>
+        {
+            await using var redis = await RespClient.ConnectAsync("127.0.0.1", port, TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
+            var keyspace = await redis.CommandAsync(ct, "INFO", "keyspace").ConfigureAwait(false) ?? "";
+            long keys = 0, databases = 0;
+            var perDb = new List<string>();
+            foreach (var line in keyspace.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("db", StringComparison.Ordinal) && l.Contains(':', StringComparison.Ordinal)))
+            {
+                var count = long.Parse(line.Split(':')[1].Split(',').First(f => f.StartsWith("keys=", StringComparison.Ordinal))[5..], CultureInfo.InvariantCulture);
+                keys += count;
+                databases++;
+                perDb.Add($"{line.Split(':')[0]}={count}");
+            }
+
+            scope.Note($"the scratch redis-server holds {(perDb.Count == 0 ? "no keys" : string.Join(", ", perDb))}");
+            var recorded = scope.Artifacts.Single(a => a.Name == Artifact).Facts;
+            var checks = new List<DrillCheck>();
+            foreach (var (fact, found) in new[] { ("keys", keys), ("databases", databases) })
+            {
+                if (recorded.TryGetValue(fact, out var expected))
+                {
+                    checks.Add(new DrillCheck($"{fact} in the scratch redis-server", expected.ToString(CultureInfo.InvariantCulture),
+                        found.ToString(CultureInfo.InvariantCulture), expected == found));
+                }
+            }
+
+            return checks;
+        }, new Dictionary<string, string> { ["redis-server"] = $"{server} {version}" }, load: async ct =>
+        {
+            port = ScratchServer.FreePort();
+            running = await ScratchServer.StartAsync(scope, "redis-server", server,
+                ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", Artifact,
+                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", ""],
+                null, ReadyAsync, options.Timeout, ct).ConfigureAwait(false);
+
+            async Task<bool> ReadyAsync(CancellationToken c)
+            {
+                try
+                {
+                    await using var redis = await RespClient.ConnectAsync("127.0.0.1", port, TimeSpan.FromSeconds(2), c).ConfigureAwait(false);
+                    var persistence = await redis.CommandAsync(c, "INFO", "persistence").ConfigureAwait(false) ?? "";
+                    return persistence.Contains("loading:0", StringComparison.Ordinal);
+                }
+                catch (Exception e) when (e is SocketException or IOException or RedisErrorException)
+                {
+                    return false; // not listening yet, or still loading
+                }
+            }
+        }, stop: async () =>
+        {
+            if (running is not null)
+            {
+                await running.DisposeAsync().ConfigureAwait(false);
+            }
+        });
+    }
+
+    private static async Task<string> VersionAsync(string server, CancellationToken ct)
+    {
+        var output = new MemoryStream();
+        await ChildProcess.RunToStreamAsync(server, ["--version"], new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30),
+            "redis-server --version", ct).ConfigureAwait(false);
+        var text = System.Text.Encoding.UTF8.GetString(output.ToArray());
+        var v = text.Split(' ').FirstOrDefault(w => w.StartsWith("v=", StringComparison.Ordinal));
+        return v is null ? text.Trim() : v[2..];
+    }
+}

@@ -1,0 +1,39 @@
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+using Microsoft.Data.Sqlite;
+
+namespace Backstop.Sources.Sqlite;
+
+/// <summary>
+/// An SQLite drill: the database file is restored into a scratch folder (the restore counts its tables and rows,
+/// compared with the snapshot's), then opened again on its own and put through <c>PRAGMA integrity_check</c>.
+/// </summary>
+internal sealed partial class SqliteSource : IDrillable
+{
+    public Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        var folder = FolderScratch.Create(scope, "sqlite");
+        return Task.FromResult<IDrillScratch>(new FolderScratch($"the scratch folder {folder}", folder, ct =>
+        {
+            var checks = new List<DrillCheck>();
+            foreach (var artifact in scope.Artifacts)
+            {
+                ct.ThrowIfCancellationRequested();
+                var path = Core.Util.SafeNames.Inside(folder, artifact.Name);
+                try
+                {
+                    using var db = Open(path, SqliteOpenMode.ReadOnly);
+                    var result = string.Join("; ", Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()));
+                    checks.Add(new DrillCheck($"{artifact.Name}: PRAGMA integrity_check", "ok", result, result == "ok"));
+                }
+                finally
+                {
+                    SqliteConnection.ClearAllPools();
+                }
+            }
+
+            return Task.FromResult<IReadOnlyList<DrillCheck>>(checks);
+        }, new Dictionary<string, string> { ["sqlite"] = "built in " + SqliteVersion() }));
+    }
+}

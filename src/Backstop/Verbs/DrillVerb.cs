@@ -1,0 +1,64 @@
+using Backstop.Cli.Rendering;
+using Backstop.Core.Config;
+using Backstop.Core.Drill;
+using Spectre.Console;
+
+namespace Backstop.Cli.Verbs;
+
+internal static class DrillVerb
+{
+    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, string? snapshot, IReadOnlyList<string> identityFiles,
+        CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        foreach (var name in only.Where(n => config.Source(n) is null))
+        {
+            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
+        }
+
+        if (snapshot is not null && snapshot is not ("latest" or "random") && only.Count != 1)
+        {
+            throw new ConfigException($"--snapshot {snapshot}: a snapshot id belongs to one source; name it with --source");
+        }
+
+        using var catalog = Context.OpenCatalog(config);
+        var runner = new DrillRunner(config, Plugins.Registry, catalog)
+        {
+            ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList(),
+            Progress = line => Console.Error.WriteLine($"backstop: {line}"),
+        };
+        var results = await runner.RunAsync(only, snapshot, cancellationToken).ConfigureAwait(false);
+        if (context.Json)
+        {
+            JsonOutput.Write(new { Drills = results });
+        }
+        else
+        {
+            foreach (var r in results)
+            {
+                var rto = r.RtoSeconds is { } o
+                    ? $", RTO objective {Quantities.FormatDuration(TimeSpan.FromSeconds(o))} {(r.RtoMet == true ? "met" : r.RtoMet == false ? "[red]missed[/]" : "not measured")}"
+                    : "";
+                Terminal.Out.MarkupLine(r.Passed
+                    ? $"[green]drill passed[/] {Markup.Escape(r.Source)} snapshot {r.Snapshot}: restored in {DrillRunner.Seconds(r.Seconds)}{rto} ({r.Checks.Count} checks)"
+                    : $"[red]drill failed[/] {Markup.Escape(r.Source)}{(r.Snapshot is null ? "" : $" snapshot {r.Snapshot}")}: {Markup.Escape(r.Error ?? "")}{rto}");
+                foreach (var c in r.Checks.Where(c => !c.Passed))
+                {
+                    Terminal.Out.MarkupLine($"  [red]failed[/] {Markup.Escape(c.Name)}: expected {Markup.Escape(c.Expected)}, found {Markup.Escape(c.Found)}");
+                }
+
+                foreach (var note in r.Notes)
+                {
+                    Terminal.Out.MarkupLine($"  note: {Markup.Escape(note)}");
+                }
+
+                if (r.Evidence is not null)
+                {
+                    Terminal.Out.MarkupLine($"  evidence: {Markup.Escape(r.Evidence)}");
+                }
+            }
+        }
+
+        return results.Count > 0 && results.All(r => r.Passed) ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+}
