@@ -172,6 +172,30 @@ public sealed class ConfigMap
         }
     }
 
+    /// <summary>A list whose items are each a string or a mapping (e.g. <c>smoke: ["SELECT …", {database: app, sql: "…"}]</c>).</summary>
+    public IReadOnlyList<(string? Text, ConfigMap? Map, ConfigLocation Location)>? MixedList(string key)
+    {
+        var node = Get(key);
+        if (node is null)
+        {
+            return null;
+        }
+
+        var items = node is YamlSequenceNode seq ? seq.Children.ToList() : [node];
+        var list = new List<(string?, ConfigMap?, ConfigLocation)>();
+        for (var i = 0; i < items.Count; i++)
+        {
+            list.Add(items[i] switch
+            {
+                YamlScalarNode { Value: { } v } => (v, null, At(items[i])),
+                YamlMappingNode m => (null, new ConfigMap(m, File, $"{Path}.{key}[{i}]".TrimStart('.')), At(items[i])),
+                _ => throw new ConfigException(At(items[i]), $"{Describe(key)}[{i}]: expected a string or a mapping"),
+            });
+        }
+
+        return list;
+    }
+
     /// <summary>A mapping of string to string (e.g. environment variables).</summary>
     public IReadOnlyList<(string Key, string Value, ConfigLocation Location)>? StringMap(string key)
     {

@@ -12,8 +12,15 @@ public sealed record DrillArtifact(string Name, IReadOnlyDictionary<string, long
 /// <c>drill:</c> options, and a way to record what must be cleaned up if this process dies (<see cref="Leave"/>).
 /// </summary>
 public sealed class DrillScope(string folder, string token, string snapshotId, DateTimeOffset snapshotStartedAt, IReadOnlyList<DrillArtifact> artifacts,
-    object? options, Action<string> note)
+    object? options, Action<string> note, Func<string, int, CancellationToken, Task<byte[]>> peek)
 {
+    /// <summary>
+    /// The first bytes of an artifact's content (decrypted, decompressed), read from a copy before the restore: what a
+    /// kind needs to set the scratch place up (the server version a dump came from). Not hash-checked: only the
+    /// restore's content is trusted, and it is.
+    /// </summary>
+    public Task<byte[]> PeekAsync(string artifact, int bytes, CancellationToken cancellationToken) => peek(artifact, bytes, cancellationToken);
+
     /// <summary>The scratch folder: everything the drill writes on this host goes here.</summary>
     public string Folder => folder;
 

@@ -18,7 +18,9 @@ public sealed class ScratchServer : IAsyncDisposable
     private readonly string _log;
     private readonly Task _pump;
 
-    private ScratchServer(Process process, string log, Task pump) => (_process, _log, _pump) = (process, log, pump);
+    private readonly int _stopSignal;
+
+    private ScratchServer(Process process, string log, Task pump, int stopSignal) => (_process, _log, _pump, _stopSignal) = (process, log, pump, stopSignal);
 
     public int Pid => _process.Id;
 
@@ -72,7 +74,7 @@ public sealed class ScratchServer : IAsyncDisposable
     /// </summary>
     public static async Task<ScratchServer> StartAsync(DrillScope scope, string name, string executable, IReadOnlyList<string> arguments,
         (string Name, int Uid, int Gid)? user, Func<CancellationToken, Task<bool>> ready, TimeSpan timeout, CancellationToken cancellationToken,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, int stopSignal = 15)
     {
         ArgumentNullException.ThrowIfNull(scope);
         ArgumentNullException.ThrowIfNull(arguments);
@@ -83,7 +85,8 @@ public sealed class ScratchServer : IAsyncDisposable
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
-            WorkingDirectory = scope.Folder,
+            // In its drill's folder (which names it), unless it runs as another user, who may not be let in there.
+            WorkingDirectory = user is null ? scope.Folder : "/",
         };
         if (user is { } u)
         {
@@ -116,7 +119,7 @@ public sealed class ScratchServer : IAsyncDisposable
         }
 
         var pump = PumpAsync(process, log);
-        var server = new ScratchServer(process, log, pump);
+        var server = new ScratchServer(process, log, pump, stopSignal);
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -193,14 +196,14 @@ public sealed class ScratchServer : IAsyncDisposable
         await Task.WhenAll(Copy(process.StandardOutput), Copy(process.StandardError)).ConfigureAwait(false);
     }
 
-    /// <summary>Stops the server: SIGTERM (a fast shutdown for postgres and redis), then SIGKILL after 30 s.</summary>
+    /// <summary>Stops the server: its stop signal (SIGTERM; SIGINT, a fast shutdown, for postgres), then SIGKILL after 30 s.</summary>
     public async ValueTask DisposeAsync()
     {
         try
         {
             if (!_process.HasExited)
             {
-                PosixUsers.Signal(_process.Id, 15);
+                PosixUsers.Signal(_process.Id, _stopSignal);
                 using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(30));
                 try
                 {

@@ -79,7 +79,11 @@ internal sealed partial class PostgresSource : IRestorable
             throw;
         }
 
-        var restored = new PostgresSource(name, options with { Host = target.Host, Port = target.Port, User = target.User, Password = target.Password is null ? null : new SecretRef(target.Password, default) });
+        var restored = new PostgresSource(name, options with
+        {
+            Host = target.Host, Port = target.Port, User = target.User, Password = target.Password is null ? null : new SecretRef(target.Password, default),
+            SslMode = target.SslMode ?? options.SslMode,
+        });
         var facts = await restored.FactsAsync(target.Database, cancellationToken).ConfigureAwait(false);
         var found = new Dictionary<string, long> { ["databases"] = 1, ["tables"] = facts["tables"] };
         if (facts.TryGetValue("rows", out var rows))
@@ -105,7 +109,11 @@ internal sealed partial class PostgresSource : IRestorable
         }
     }
 
-    private sealed record Target(string Host, int Port, string User, string Database, string? Password);
+    private sealed record Target(string Host, int Port, string User, string Database, string? Password)
+    {
+        /// <summary>An sslmode the URI asks for (<c>?sslmode=disable</c>), over the source's.</summary>
+        public string? SslMode { get; init; }
+    }
 
     private static readonly Dictionary<string, int> Schemes = new(StringComparer.Ordinal) { ["postgresql"] = 5432, ["postgres"] = 5432 };
 
@@ -122,7 +130,8 @@ internal sealed partial class PostgresSource : IRestorable
         var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
         var database = d.RequireDatabase(DestinationExample);
         var password = System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } p ? p : options.Password?.Resolve();
-        return new Target(d.Host, d.Port, d.User, database, password);
+        var query = Uri.TryCreate(destination, UriKind.Absolute, out var uri) ? System.Web.HttpUtility.ParseQueryString(uri.Query) : null;
+        return new Target(d.Host, d.Port, d.User, database, password) { SslMode = query?["sslmode"] };
     }
 
     private async Task<NpgsqlConnection> OpenAsync(Target target, string database, CancellationToken ct)
@@ -133,6 +142,7 @@ internal sealed partial class PostgresSource : IRestorable
             Port = target.Port,
             User = target.User,
             Password = target.Password is null ? null : new SecretRef(target.Password, default),
+            SslMode = target.SslMode ?? options.SslMode,
         });
         return await other.ConnectAsync(database, ct).ConfigureAwait(false);
     }

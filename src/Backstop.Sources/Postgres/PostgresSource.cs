@@ -24,7 +24,7 @@ public sealed record PostgresOptions(
 /// checked with <c>pg_restore --list</c> while it streams. The password only ever travels in the child's
 /// environment.
 /// </summary>
-public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
+public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
 {
     public override string Kind => "postgres";
 
@@ -99,7 +99,11 @@ public sealed class PostgresSourceKind : SourceKind<PostgresOptions>
         return exact;
     }
 
-    public override ISource Create(SourceDefinition definition, PostgresOptions options) => new PostgresSource(definition.Name, options);
+    public override ISource Create(SourceDefinition definition, PostgresOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new PostgresSource(definition.Name, options) { DrillOptions = definition.Drill.Options as PostgresDrillOptions };
+    }
 }
 
 internal sealed partial class PostgresSource(string name, PostgresOptions options) : ISource

@@ -70,7 +70,8 @@ internal sealed partial class RedisSource : IDrillable
                 {
                     await using var redis = await RespClient.ConnectAsync("127.0.0.1", port, TimeSpan.FromSeconds(2), c).ConfigureAwait(false);
                     var persistence = await redis.CommandAsync(c, "INFO", "persistence").ConfigureAwait(false) ?? "";
-                    return persistence.Contains("loading:0", StringComparison.Ordinal);
+                    // "loading:0" as a whole line: Redis 7 also has "async_loading:0", which says nothing about the RDB.
+                    return persistence.Split('\n').Any(l => l.Trim() == "loading:0");
                 }
                 catch (Exception e) when (e is SocketException or IOException or RedisErrorException)
                 {

@@ -12,16 +12,17 @@ internal static class ListVerb
         var config = context.LoadConfig();
         using var catalog = Context.OpenCatalog(config);
         var snapshots = catalog.Snapshots().Where(s => only.Count == 0 || only.Contains(s.Source)).ToList();
+        var drills = catalog.Drills().ToLookup(d => d.Snapshot, StringComparer.Ordinal);
         if (context.Json)
         {
-            JsonOutput.Write(new { Snapshots = snapshots.Select(s => Describe(s, config)) });
+            JsonOutput.Write(new { Snapshots = snapshots.Select(s => Describe(s, config, drills[s.Id].ToList())) });
             return Task.FromResult(ExitCodes.Ok);
         }
 
         var table = new Table().Border(TableBorder.Rounded)
             .AddColumn("snapshot").AddColumn("source").AddColumn("state").AddColumn("started (UTC)")
             .AddColumn(new TableColumn("took").RightAligned()).AddColumn(new TableColumn("raw").RightAligned())
-            .AddColumn(new TableColumn("stored").RightAligned()).AddColumn("verified on").AddColumn("note");
+            .AddColumn(new TableColumn("stored").RightAligned()).AddColumn("verified on").AddColumn("drill").AddColumn("note");
         foreach (var s in snapshots)
         {
             var minCopies = config.Source(s.Source)?.MinCopies ?? 1;
@@ -31,6 +32,7 @@ internal static class ListVerb
                 s.FinishedAt is { } f ? Terminal.Age(f - s.StartedAt) : "-",
                 Quantities.FormatSize(s.RawBytes), Quantities.FormatSize(s.StoredBytes),
                 Markup.Escape(string.Join(", ", s.VerifiedTargets)),
+                drills[s.Id].LastOrDefault() is { } d ? (d.Passed ? "[green]passed[/] " : "[red]failed[/] ") + Core.Drill.DrillRunner.Seconds(d.Seconds) : "",
                 Markup.Escape(s.Error ?? (s.Warnings.Count > 0 ? $"{s.Warnings.Count} warning(s)" : "")));
         }
 
@@ -38,7 +40,7 @@ internal static class ListVerb
         return Task.FromResult(ExitCodes.Ok);
     }
 
-    internal static object Describe(SnapshotInfo s, BackstopConfig config) => new
+    internal static object Describe(SnapshotInfo s, BackstopConfig config, IReadOnlyList<DrillInfo> drills) => new
     {
         Snapshot = s.Id,
         s.Source,
@@ -66,5 +68,6 @@ internal static class ListVerb
             a.Reported,
             Copies = a.Copies.Select(c => new { c.Target, State = c.State.ToString().ToLowerInvariant(), c.CheckedAt, c.Error }),
         }),
+        Drills = drills.Select(d => new { d.At, d.Passed, d.Seconds, d.RtoSeconds, d.RtoMet, d.Error, d.Evidence }),
     };
 }

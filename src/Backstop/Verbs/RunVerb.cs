@@ -40,6 +40,11 @@ internal static class RunVerb
             catalog.AddEvent("warn", null, null, $"lock taken over from {previous}");
         }
 
+        foreach (var swept in await Core.Drill.DrillSweeper.SweepAsync(config, Plugins.Registry, cancellationToken).ConfigureAwait(false))
+        {
+            observer.Notice(swept); // a drill killed with -9 left a scratch server or folder
+        }
+
         var runner = new BackupRunner(config, Plugins.Registry, catalog, observer) { AcceptShrink = acceptShrink };
         var work = BackUpThenPruneAsync();
         var results = observer is LiveObserver live ? await live.ShowWhileAsync(work).ConfigureAwait(false) : await work.ConfigureAwait(false);

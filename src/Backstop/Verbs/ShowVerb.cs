@@ -13,7 +13,7 @@ internal static class ShowVerb
         var s = catalog.Snapshot(id) ?? throw new ConfigException($"SNAPSHOT {id}: no such snapshot in the catalog {config.CatalogPath}; see 'backstop list'");
         if (context.Json)
         {
-            JsonOutput.Write(ListVerb.Describe(s, config));
+            JsonOutput.Write(ListVerb.Describe(s, config, catalog.Drills(snapshot: s.Id)));
             return Task.FromResult(ExitCodes.Ok);
         }
 
@@ -45,6 +45,13 @@ internal static class ShowVerb
         }
 
         o.Write(table);
+        foreach (var d in catalog.Drills(snapshot: s.Id))
+        {
+            o.MarkupLine($"[bold]drill[/] {d.At:u} {(d.Passed ? "[green]passed[/]" : "[red]failed[/]")} restored in {Core.Drill.DrillRunner.Seconds(d.Seconds)}" +
+                         (d.RtoSeconds is { } rto ? $" (rto {Quantities.FormatDuration(TimeSpan.FromSeconds(rto))}{(d.RtoMet == false ? " [red]missed[/]" : " met")})" : "") +
+                         (d.Error is null ? "" : $": {Markup.Escape(d.Error)}") + (d.Evidence is null ? "" : $"\n      evidence: {Markup.Escape(d.Evidence)}"));
+        }
+
         return Task.FromResult(ExitCodes.Ok);
     }
 }

@@ -1,0 +1,57 @@
+using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+
+namespace Backstop.Sources.Common;
+
+/// <summary>Folders a drill's scratch server writes to, owned by the user it runs as.</summary>
+public static class ScratchFolders
+{
+    /// <summary>
+    /// A folder for a scratch server's data, owned by <paramref name="user"/> (when running as root): inside the drill's
+    /// scratch folder when that user can reach it, else a private folder under <c>/var/tmp</c> (0700, that user's),
+    /// recorded for the sweep. Without a user, simply inside the scratch folder.
+    /// </summary>
+    public static string ReachableBy(DrillScope scope, (string Name, int Uid, int Gid)? user, string name)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        if (user is not { } u)
+        {
+            var inside = Path.Combine(scope.Folder, name);
+            Directory.CreateDirectory(inside, Private);
+            return inside;
+        }
+
+        // The scratch folder lets others through (never list); every folder above must too.
+        File.SetUnixFileMode(scope.Folder, Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        string folder;
+        if (Traversable(scope.Folder))
+        {
+            folder = Path.Combine(scope.Folder, name);
+        }
+        else
+        {
+            folder = Path.Combine("/var/tmp", Path.GetFileName(scope.Folder) + "-" + name);
+            scope.Leave("dir:" + folder);
+            scope.Note($"user {u.Name} cannot reach the staging folder (a folder above it is closed to others), so the scratch data is in {folder}, removed afterwards");
+        }
+
+        Directory.CreateDirectory(folder, Private);
+        Posix.Lchown(folder, u.Uid, u.Gid);
+        return folder;
+    }
+
+    /// <summary>Whether every folder from / down to <paramref name="path"/> lets others through (o+x).</summary>
+    private static bool Traversable(string path)
+    {
+        for (var dir = Path.GetFullPath(path); dir is not null; dir = Path.GetDirectoryName(dir))
+        {
+            if ((File.GetUnixFileMode(dir) & UnixFileMode.OtherExecute) == 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
