@@ -54,17 +54,18 @@ public sealed class ScratchServer : IAsyncDisposable
         throw new BackupException("running as root, the drill needs an unprivileged user for its scratch server (database servers refuse root), and neither postgres nor nobody exists");
     }
 
-    /// <summary>Gives a folder (and what is in it) to the scratch server's user, when there is one.</summary>
-    public static void GiveTo((string Name, int Uid, int Gid)? user, string folder)
+    /// <summary>Gives a file, or a folder and what is in it, to the scratch server's user, when there is one.</summary>
+    public static void GiveTo((string Name, int Uid, int Gid)? user, string path)
     {
         if (user is not { } u)
         {
             return;
         }
 
-        foreach (var path in Directory.EnumerateFileSystemEntries(folder, "*", SearchOption.AllDirectories).Prepend(folder))
+        var all = Directory.Exists(path) ? Directory.EnumerateFileSystemEntries(path, "*", SearchOption.AllDirectories).Prepend(path) : [path];
+        foreach (var entry in all)
         {
-            Posix.Lchown(path, u.Uid, u.Gid);
+            Posix.Lchown(entry, u.Uid, u.Gid);
         }
     }
 

@@ -90,7 +90,25 @@ internal sealed partial class PostgresSource : IDrillable
         var run = user is { } u ? (Program: ChildProcess.ResolveTool("setpriv"), Prefix: new[] { $"--reuid={u.Uid}", $"--regid={u.Gid}", "--clear-groups", "--" })
             : (Program: (string?)null, Prefix: Array.Empty<string>());
         var initdb = Path.Combine(bin, "initdb");
-        var initArgs = new List<string> { "-D", data, "-U", DrillSuperuser, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync" };
+        // The cluster listens on loopback, where every local user can reach it while the drill runs: its superuser has
+        // the password the restore will use anyway (PGPASSWORD, else the source's), never a trust rule. Only a source
+        // without any password gets trust, and the drill says so.
+        var password = System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } pw ? pw : options.Password?.Resolve();
+        var initArgs = new List<string> { "-D", data, "-U", DrillSuperuser, "-E", "UTF8", "--locale=C", "--no-sync" };
+        var pwfile = Path.Combine(root, "pwfile");
+        if (password is null)
+        {
+            initArgs.Add("--auth=trust");
+            scope.Note("the source has no password, so the throwaway cluster trusts loopback connections while the drill runs");
+        }
+        else
+        {
+            await File.WriteAllTextAsync(pwfile, password + "\n", ct).ConfigureAwait(false);
+            File.SetUnixFileMode(pwfile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            ScratchServer.GiveTo(user, pwfile);
+            initArgs.AddRange(["--auth=scram-sha-256", "--pwfile=" + pwfile]);
+        }
+
         var log = new MemoryStream();
         try
         {
@@ -102,6 +120,10 @@ internal sealed partial class PostgresSource : IDrillable
         {
             throw new BackupException($"source '{name}': {e.Message}");
         }
+        finally
+        {
+            File.Delete(pwfile);
+        }
 
         var port = ScratchServer.FreePort();
         var postgres = await ScratchServer.StartAsync(scope, "postgres", Path.Combine(bin, "postgres"),
@@ -111,7 +133,7 @@ internal sealed partial class PostgresSource : IDrillable
             {
                 try
                 {
-                    await using var db = await OpenScratchAsync(port, "postgres", c).ConfigureAwait(false);
+                    await using var db = await At("127.0.0.1", port, DrillSuperuser, password, throwaway: true).ConnectAsync("postgres", c).ConfigureAwait(false);
                     return true;
                 }
                 catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
@@ -125,7 +147,7 @@ internal sealed partial class PostgresSource : IDrillable
         }
 
         var version = await ToolVersionAsync(Path.Combine(bin, "postgres"), ct).ConfigureAwait(false);
-        return new Scratch(this, $"a throwaway PostgreSQL {major} cluster on 127.0.0.1:{port}", postgres, "127.0.0.1", port, DrillSuperuser, "?sslmode=disable",
+        return new Scratch(this, $"a throwaway PostgreSQL {major} cluster on 127.0.0.1:{port}", postgres, "127.0.0.1", port, DrillSuperuser, password, "?sslmode=disable",
             databases, databases.ToDictionary(d => d.Value, d => d.Value, StringComparer.Ordinal), drill.Smoke, includeGlobals: true,
             new Dictionary<string, string>
             {
@@ -163,7 +185,8 @@ internal sealed partial class PostgresSource : IDrillable
         }
 
         var version = await ToolVersionAsync(tools.PgRestore, ct).ConfigureAwait(false);
-        return new Scratch(this, $"scratch databases backstop_drill_{scope.Token}_* on the drill server {d.Host}:{d.Port}", null, d.Host, d.Port, d.User, "",
+        return new Scratch(this, $"scratch databases backstop_drill_{scope.Token}_* on the drill server {d.Host}:{d.Port}", null, d.Host, d.Port, d.User,
+            System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } pw ? pw : options.Password?.Resolve(), "",
             databases, scratchNames, drill.Smoke, includeGlobals: false,
             new Dictionary<string, string> { ["pg_restore"] = $"{tools.PgRestore} {version}" }, drop: scratchNames.Values.ToList());
     }
@@ -186,19 +209,16 @@ internal sealed partial class PostgresSource : IDrillable
         return null;
     }
 
-    /// <summary>This source's settings pointed at another server: the throwaway cluster (trust, no TLS), or a drill server.</summary>
-    private PostgresSource At(string host, int port, string user, bool throwaway) =>
+    /// <summary>This source's settings pointed at the throwaway cluster or a drill server, with the password the restore uses there.</summary>
+    private PostgresSource At(string host, int port, string user, string? password, bool throwaway) =>
         new(name, options with
         {
-            Host = host, Port = port, User = user, Password = throwaway ? null : options.Password, SslMode = throwaway ? "disable" : options.SslMode,
+            Host = host, Port = port, User = user, Password = password is null ? null : new SecretRef(password, default),
+            SslMode = throwaway ? "disable" : options.SslMode,
         });
 
     private PostgresSource OnServer(ServerDestination d) =>
         new(name, options with { Host = d.Host, Port = d.Port, User = d.User });
-
-    private Task<NpgsqlConnection> OpenScratchAsync(int port, string database, CancellationToken ct) =>
-        new PostgresSource(name, options with { Host = "127.0.0.1", Port = port, User = DrillSuperuser, Password = null, SslMode = "disable" })
-            .ConnectAsync(database, ct);
 
     /// <summary>
     /// The folder of the server binaries: <c>drill.bin</c>, else <c>/usr/lib/postgresql/MAJOR/bin</c> for the dump's
@@ -242,7 +262,7 @@ internal sealed partial class PostgresSource : IDrillable
     }
 
     /// <summary>The throwaway cluster, or the scratch databases on a drill server.</summary>
-    private sealed class Scratch(PostgresSource source, string description, ScratchServer? server, string host, int port, string user, string query,
+    private sealed class Scratch(PostgresSource source, string description, ScratchServer? server, string host, int port, string user, string? password, string query,
         Dictionary<string, string> databases, Dictionary<string, string> restoredAs, IReadOnlyList<SmokeQuery> smoke, bool includeGlobals,
         IReadOnlyDictionary<string, string> tools, List<string> drop) : IDrillScratch
     {
@@ -284,7 +304,7 @@ internal sealed partial class PostgresSource : IDrillable
             const string Expected = "a first column that is true or a non-zero number";
             try
             {
-                await using var db = await source.At(host, port, user, throwaway: server is not null).ConnectAsync(database, ct).ConfigureAwait(false);
+                await using var db = await source.At(host, port, user, password, throwaway: server is not null).ConnectAsync(database, ct).ConfigureAwait(false);
                 await using var cmd = new NpgsqlCommand(sql, db) { CommandTimeout = 0 };
                 await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 if (!await r.ReadAsync(ct).ConfigureAwait(false) || r.FieldCount == 0)
@@ -308,7 +328,7 @@ internal sealed partial class PostgresSource : IDrillable
             {
                 try
                 {
-                    await using var admin = await source.At(host, port, user, throwaway: false).ConnectAsync("postgres", CancellationToken.None).ConfigureAwait(false);
+                    await using var admin = await source.At(host, port, user, password, throwaway: server is not null).ConnectAsync("postgres", CancellationToken.None).ConfigureAwait(false);
                     foreach (var database in drop)
                     {
                         await ScalarAsync(admin, $"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)", CancellationToken.None).ConfigureAwait(false);

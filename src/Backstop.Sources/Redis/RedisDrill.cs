@@ -29,9 +29,31 @@ internal sealed partial class RedisSource : IDrillable
         var folder = FolderScratch.Create(scope, "redis");
         ScratchServer? running = null;
         var port = 0;
+        // Loopback is open to every local user while the drill runs: the scratch server asks for a password of its
+        // own, given in a 0600 config file (never argv, which ps shows).
+        var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+        var conf = Path.Combine(scope.Folder, "redis.conf");
+        await File.WriteAllTextAsync(conf, $"requirepass {password}\n", cancellationToken).ConfigureAwait(false);
+        File.SetUnixFileMode(conf, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        async Task<RespClient> ConnectAsync(TimeSpan timeout, CancellationToken c)
+        {
+            var client = await RespClient.ConnectAsync("127.0.0.1", port, timeout, c).ConfigureAwait(false);
+            try
+            {
+                await client.CommandAsync(c, "AUTH", password).ConfigureAwait(false);
+                return client;
+            }
+            catch
+            {
+                await client.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+
         return new FolderScratch($"a scratch redis-server {version} loading {folder}/{Artifact}", folder, async ct =>
         {
-            await using var redis = await RespClient.ConnectAsync("127.0.0.1", port, TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
+            await using var redis = await ConnectAsync(TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
             var keyspace = await redis.CommandAsync(ct, "INFO", "keyspace").ConfigureAwait(false) ?? "";
             long keys = 0, databases = 0;
             var perDb = new List<string>();
@@ -60,7 +82,7 @@ internal sealed partial class RedisSource : IDrillable
         {
             port = ScratchServer.FreePort();
             running = await ScratchServer.StartAsync(scope, "redis-server", server,
-                ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", Artifact,
+                [conf, "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", Artifact,
                  "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", ""],
                 null, ReadyAsync, options.Timeout, ct).ConfigureAwait(false);
 
@@ -68,7 +90,7 @@ internal sealed partial class RedisSource : IDrillable
             {
                 try
                 {
-                    await using var redis = await RespClient.ConnectAsync("127.0.0.1", port, TimeSpan.FromSeconds(2), c).ConfigureAwait(false);
+                    await using var redis = await ConnectAsync(TimeSpan.FromSeconds(2), c).ConfigureAwait(false);
                     var persistence = await redis.CommandAsync(c, "INFO", "persistence").ConfigureAwait(false) ?? "";
                     // "loading:0" as a whole line: Redis 7 also has "async_loading:0", which says nothing about the RDB.
                     return persistence.Split('\n').Any(l => l.Trim() == "loading:0");
