@@ -11,11 +11,13 @@ public static class ScratchFolders
     /// scratch folder when that user can reach it, else a private folder under <c>/var/tmp</c> (0700, that user's),
     /// recorded for the sweep. Without a user, simply inside the scratch folder.
     /// </summary>
-    public static string ReachableBy(DrillScope scope, (string Name, int Uid, int Gid)? user, string name)
+    /// <param name="maxLength">The longest path the server accepts for a file in that folder (a Unix socket: 107 bytes).</param>
+    public static string ReachableBy(DrillScope scope, (string Name, int Uid, int Gid)? user, string name, int maxLength = 4000)
     {
         ArgumentNullException.ThrowIfNull(scope);
         const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-        if (user is not { } u)
+        var fits = Path.Combine(scope.Folder, name, "mysqld.sock").Length <= maxLength;
+        if (user is null && fits)
         {
             var inside = Path.Combine(scope.Folder, name);
             Directory.CreateDirectory(inside, Private);
@@ -23,9 +25,13 @@ public static class ScratchFolders
         }
 
         // The scratch folder lets others through (never list); every folder above must too.
-        File.SetUnixFileMode(scope.Folder, Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        if (user is not null)
+        {
+            File.SetUnixFileMode(scope.Folder, Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        }
+
         string folder;
-        if (Traversable(scope.Folder))
+        if (fits && Traversable(scope.Folder))
         {
             folder = Path.Combine(scope.Folder, name);
         }
@@ -33,11 +39,17 @@ public static class ScratchFolders
         {
             folder = Path.Combine("/var/tmp", Path.GetFileName(scope.Folder) + "-" + name);
             scope.Leave("dir:" + folder);
-            scope.Note($"user {u.Name} cannot reach the staging folder (a folder above it is closed to others), so the scratch data is in {folder}, removed afterwards");
+            scope.Note(fits
+                ? $"user {user!.Value.Name} cannot reach the staging folder (a folder above it is closed to others), so the scratch data is in {folder}, removed afterwards"
+                : $"the staging folder's path is too long for the scratch server's socket, so the scratch data is in {folder}, removed afterwards");
         }
 
         Directory.CreateDirectory(folder, Private);
-        Posix.Lchown(folder, u.Uid, u.Gid);
+        if (user is { } owner)
+        {
+            Posix.Lchown(folder, owner.Uid, owner.Gid);
+        }
+
         return folder;
     }
 

@@ -66,8 +66,10 @@ internal sealed partial class MySqlSource : IRestorable
             }
         }
 
+        // Tables, and rows when the source counts them exactly (an estimate is never compared).
         var facts = await target.FactsAsync(database, cancellationToken).ConfigureAwait(false);
-        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = facts["tables"] };
+        facts.Remove("rows_estimated");
+        return facts;
     }
 
     private static readonly Dictionary<string, int> Schemes = new(StringComparer.Ordinal) { ["mysql"] = 3306, ["mariadb"] = 3306 };

@@ -1,0 +1,279 @@
+using System.Globalization;
+using System.Text;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+using MySqlConnector;
+
+namespace Backstop.Sources.MySql;
+
+/// <summary>
+/// <c>drill:</c> for mysql: <c>server</c> (a drill server, <c>mysql://user@host:port</c>, where scratch databases are
+/// made; by default a throwaway <c>mariadbd</c>), <c>smoke</c> queries.
+/// </summary>
+public sealed record MySqlDrillOptions(string? Server, IReadOnlyList<(string? Database, string Sql)> Smoke);
+
+public sealed partial class MySqlSourceKind
+{
+    public override IReadOnlyList<string> DrillKeys { get; } = ["server", "smoke"];
+
+    public override object? ParseDrillOptions(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var server = map.String("server");
+        if (server is not null)
+        {
+            ServerDestination d;
+            try
+            {
+                d = ServerDestination.Parse(server, MySqlSource.DrillSchemes, "mysql://user@host:3306", null);
+            }
+            catch (ConfigException e) when (e.Location is null)
+            {
+                throw map.Error("server", e.Message);
+            }
+
+            if (d.Database.Length > 0)
+            {
+                throw map.Error("server", "name the server only (mysql://user@host:port): the drill makes its own scratch databases there");
+            }
+        }
+
+        return new MySqlDrillOptions(server, SmokeQueries.Parse(map));
+    }
+}
+
+/// <summary>
+/// A MySQL/MariaDB drill: a throwaway <c>mariadbd</c> (its data in the drill's scratch folder, run as the mysql user
+/// when Backstop is root, a drill user created by an init file with the password the restore uses), or scratch
+/// databases with random names on a drill server; every database restored through <c>restore</c>'s path (tables and
+/// rows compared), then the smoke queries.
+/// </summary>
+internal sealed partial class MySqlSource : IDrillable
+{
+    internal static readonly Dictionary<string, int> DrillSchemes = new(StringComparer.Ordinal) { ["mysql"] = 3306, ["mariadb"] = 3306 };
+
+    private const string DrillUser = "backstop_drill";
+
+    internal MySqlDrillOptions? DrillOptions { get; init; }
+
+    public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        var drill = scope.Options as MySqlDrillOptions ?? new MySqlDrillOptions(null, []);
+        var databases = scope.Artifacts.ToDictionary(a => a.Name, a => Uri.UnescapeDataString(Path.GetFileNameWithoutExtension(a.Name)), StringComparer.Ordinal);
+        var client = Resolve("client", ["mariadb", "mysql"]);
+        var tools = new Dictionary<string, string> { ["client"] = $"{client} {await ToolVersionAsync(client, cancellationToken).ConfigureAwait(false)}" };
+        if (drill.Server is { } server)
+        {
+            var d = ServerDestination.Parse(server, DrillSchemes, "mysql://user@host:3306", options.User);
+            var on = new MySqlSource(name, options with { Host = d.Host, Port = d.Port, User = d.User }, stateDirectory);
+            var scratchNames = new Dictionary<string, string>(StringComparer.Ordinal);
+            var i = 0;
+            foreach (var database in databases.Values)
+            {
+                var scratch = $"backstop_drill_{scope.Token}_{i++}";
+                var taken = await on.QueryAsync(null, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = @db", cancellationToken, ("@db", scratch))
+                    .ConfigureAwait(false);
+                if (taken[0][0] != "0")
+                {
+                    throw new BackupException($"source '{name}': the drill server {d.Host}:{d.Port} already has a database named {scratch}; drill again");
+                }
+
+                scratchNames[database] = scratch;
+                scope.Leave($"db:{scratch}");
+            }
+
+            return new Scratch(on, $"scratch databases backstop_drill_{scope.Token}_* on the drill server {d.Host}:{d.Port}", null, databases, scratchNames,
+                drill.Smoke, tools, scratchNames.Values.ToList());
+        }
+
+        return await OpenThrowawayAsync(scope, drill, databases, tools, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<IDrillScratch> OpenThrowawayAsync(DrillScope scope, MySqlDrillOptions drill, Dictionary<string, string> databases,
+        Dictionary<string, string> tools, CancellationToken ct)
+    {
+        string install, daemon;
+        try
+        {
+            install = ResolveFirst("mariadb-install-db", "mysql_install_db");
+            daemon = ResolveFirst("mariadbd", "mysqld");
+        }
+        catch (BackupException e)
+        {
+            throw new BackupException($"source '{name}': the drill loads the dumps into a throwaway server: {e.Message} (apt-get install mariadb-server), or set drill.server");
+        }
+
+        var user = ScratchServer.UnprivilegedUser("mysql");
+        var root = ScratchFolders.ReachableBy(scope, user, "mariadb", maxLength: 100);
+        var data = Path.Combine(root, "data");
+        var runAs = user?.Name ?? System.Environment.UserName;
+        var log = new MemoryStream();
+        await ChildProcess.RunToStreamAsync(install,
+            ["--no-defaults", $"--user={runAs}", $"--datadir={data}", "--auth-root-authentication-method=socket", "--skip-test-db"],
+            new Dictionary<string, string>(), "/", log, TimeSpan.FromMinutes(10), $"source '{name}': {Path.GetFileName(install)} for the drill's throwaway server", ct)
+            .ConfigureAwait(false);
+
+        // Loopback is open to every local user while the drill runs: the drill user has the password the restore uses
+        // (the source's), set by an init file only the server's user can read, removed once the server runs.
+        var password = options.Password?.Resolve();
+        var init = Path.Combine(root, "init.sql");
+        var quoted = password is null ? "" : $" IDENTIFIED BY '{password.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal)}'";
+        await File.WriteAllTextAsync(init,
+            $"CREATE USER '{DrillUser}'@'127.0.0.1'{quoted};\nGRANT ALL ON *.* TO '{DrillUser}'@'127.0.0.1' WITH GRANT OPTION;\n", ct).ConfigureAwait(false);
+        File.SetUnixFileMode(init, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        ScratchServer.GiveTo(user, root);
+        if (password is null)
+        {
+            scope.Note("the source has no password, so the throwaway server's drill user has none while the drill runs");
+        }
+
+        var port = ScratchServer.FreePort();
+        var local = new MySqlSource(name, options with { Host = "127.0.0.1", Port = port, User = DrillUser }, stateDirectory);
+        ScratchServer server;
+        try
+        {
+            // mariadbd drops to --user itself when started as root.
+            server = await ScratchServer.StartAsync(scope, "mariadbd", daemon,
+                ["--no-defaults", $"--user={runAs}", $"--datadir={data}", "--bind-address=127.0.0.1", $"--port={port.ToString(CultureInfo.InvariantCulture)}",
+                 $"--socket={Path.Combine(root, "mysqld.sock")}", $"--pid-file={Path.Combine(root, "mysqld.pid")}", $"--init-file={init}", "--skip-name-resolve",
+                 "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin", "--log-error=" + Path.Combine(root, "error.log")],
+                null, async c =>
+                {
+                    try
+                    {
+                        await local.QueryAsync(null, "SELECT 1", c).ConfigureAwait(false);
+                        return true;
+                    }
+                    catch (BackupException)
+                    {
+                        return false;
+                    }
+                }, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(init);
+        }
+
+        var version = (await local.QueryAsync(null, "SELECT VERSION()", ct).ConfigureAwait(false))[0][0];
+        tools["server"] = $"{daemon} {version}";
+        return new Scratch(local, $"a throwaway {version} server on 127.0.0.1:{port}", server, databases,
+            databases.Values.ToDictionary(d => d, d => d, StringComparer.Ordinal), drill.Smoke, tools, []);
+    }
+
+    private static string ResolveFirst(params string[] names)
+    {
+        foreach (var n in names.SkipLast(1))
+        {
+            try
+            {
+                return ChildProcess.ResolveTool(n);
+            }
+            catch (BackupException)
+            {
+                // the next name
+            }
+        }
+
+        return ChildProcess.ResolveTool(names[^1]);
+    }
+
+    /// <summary>Drops a scratch database a killed drill left on the drill server.</summary>
+    public async Task<string?> SweepAsync(string leftover, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(leftover);
+        var database = leftover[3..];
+        if (!database.StartsWith("backstop_drill_", StringComparison.Ordinal))
+        {
+            return $"a killed drill of '{name}' recorded {database}, which is not a drill's scratch database; left alone";
+        }
+
+        var server = DrillOptions?.Server ?? throw new BackupException($"source '{name}' has no drill.server any more; drop database {database} by hand");
+        var d = ServerDestination.Parse(server, DrillSchemes, "mysql://user@host:3306", options.User);
+        await new MySqlSource(name, options with { Host = d.Host, Port = d.Port, User = d.User }, stateDirectory)
+            .QueryAsync(null, $"DROP DATABASE IF EXISTS {Identifier(database)}", cancellationToken).ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>Where this source connects: <c>mysql://user@host:port/</c> and the database.</summary>
+    private string UriOf(string database) =>
+        $"mysql://{Uri.EscapeDataString(options.User)}@{options.Host}:{options.Port.ToString(CultureInfo.InvariantCulture)}/{Uri.EscapeDataString(database)}";
+
+    private sealed class Scratch(MySqlSource at, string description, ScratchServer? server, Dictionary<string, string> databases,
+        Dictionary<string, string> restoredAs, IReadOnlyList<(string? Database, string Sql)> smoke, IReadOnlyDictionary<string, string> tools, List<string> drop)
+        : IDrillScratch
+    {
+        public string Description => description;
+
+        public IReadOnlyDictionary<string, string> Tools => tools;
+
+        public string Destination(string artifact) => at.UriOf(restoredAs[databases[artifact]]);
+
+        public async Task<IReadOnlyList<DrillCheck>> CheckAsync(CancellationToken cancellationToken)
+        {
+            const string Expected = "a first column that is true or a non-zero number";
+            var checks = new List<DrillCheck>();
+            foreach (var (database, sql) in smoke)
+            {
+                var label = $"smoke: {sql}" + (database is null ? "" : $" (in {database})");
+                var db = database ?? (databases.Count == 1 ? databases.Values.Single() : null);
+                if (db is null || !restoredAs.TryGetValue(db, out var restored))
+                {
+                    checks.Add(new DrillCheck(label, Expected, db is null
+                        ? $"not run: the snapshot has {databases.Count} databases ({string.Join(", ", databases.Values)}); say which with {{database: NAME, sql: …}}"
+                        : $"not run: the snapshot has no database {db}", false));
+                    continue;
+                }
+
+                try
+                {
+                    await using var connection = await at.ConnectAsync(restored, cancellationToken).ConfigureAwait(false);
+                    await using var command = new MySqlCommand(sql, connection) { CommandTimeout = 0 };
+                    await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false) || reader.FieldCount == 0)
+                    {
+                        checks.Add(new DrillCheck(label, Expected, "no row", false));
+                        continue;
+                    }
+
+                    var value = reader.IsDBNull(0) ? null : reader.GetValue(0);
+                    checks.Add(new DrillCheck(label, Expected, value is null ? "NULL" : Convert.ToString(value, CultureInfo.InvariantCulture) ?? "", SmokeQueries.Passes(value)));
+                }
+                catch (MySqlException e)
+                {
+                    checks.Add(new DrillCheck(label, Expected, $"error: {e.Message}", false));
+                }
+            }
+
+            return checks;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            var problems = new StringBuilder();
+            foreach (var database in drop)
+            {
+                try
+                {
+                    await at.QueryAsync(null, $"DROP DATABASE IF EXISTS {Identifier(database)}", CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (BackupException e)
+                {
+                    problems.Append(CultureInfo.InvariantCulture, $"the scratch database {database} could not be dropped: {e.Message}; drop it by hand. ");
+                }
+            }
+
+            if (server is not null)
+            {
+                await server.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (problems.Length > 0)
+            {
+                throw new BackupException(problems.ToString().Trim());
+            }
+        }
+    }
+}
