@@ -59,7 +59,7 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
     }
 }
 
-internal sealed class EtcdSource(string name, EtcdOptions options, string stateDirectory = "") : ISource, IStagedRestorable
+internal sealed partial class EtcdSource(string name, EtcdOptions options, string stateDirectory = "") : ISource, IStagedRestorable
 {
     /// <summary>The run's staging folder while capturing (the format check spools the snapshot there for etcdctl).</summary>
     private string? _staging;

@@ -1,0 +1,111 @@
+using System.Globalization;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+
+namespace Backstop.Sources.Etcd;
+
+/// <summary>
+/// An etcd drill: <c>snapshot.db</c> is restored into a scratch folder (its trailing hash checked), then
+/// <c>etcdutl</c>/<c>etcdctl snapshot restore</c> makes a member's data from it and a scratch <c>etcd</c> runs that member
+/// on free loopback ports (the load phase); its revision and key count are compared with the snapshot's.
+/// </summary>
+internal sealed partial class EtcdSource : IDrillable
+{
+    public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        string etcd;
+        try
+        {
+            etcd = ChildProcess.ResolveTool("etcd");
+        }
+        catch (BackupException e)
+        {
+            throw new BackupException($"source '{name}': the drill runs the snapshot in a scratch etcd member: {e.Message} (apt-get install etcd-server)");
+        }
+
+        var restoreTool = Etcdctl() ?? throw new BackupException(
+            $"source '{name}': the drill needs etcdutl or etcdctl to turn the snapshot into a member's data (apt-get install etcd-client)");
+        var version = await FirstLineAsync(etcd, ["--version"], cancellationToken).ConfigureAwait(false);
+        var folder = FolderScratch.Create(scope, "etcd");
+        var data = Path.Combine(scope.Folder, "member");
+        ScratchServer? running = null;
+        var clientPort = 0;
+        if (options.User is null)
+        {
+            scope.Note("the source has no etcd authentication, so the scratch member answers anyone on loopback while the drill runs");
+        }
+
+        return new FolderScratch($"a scratch etcd member ({version}) restored from {folder}/{Artifact}", folder, async ct =>
+        {
+            var scratch = new EtcdSource(name, options with { Endpoints = [new Uri($"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}")] });
+            await scratch.PreflightAsync(ct).ConfigureAwait(false); // connects, and logs in with the source's user when the snapshot has auth on
+            using var http = Client(TimeSpan.FromMinutes(5));
+            var count = await scratch.PostAsync(http, scratch._endpoint!, "/v3/kv/range", new
+            {
+                key = Convert.ToBase64String([0]),
+                range_end = Convert.ToBase64String([0]),
+                count_only = true,
+            }, ct).ConfigureAwait(false);
+            var keys = count.TryGetProperty("count", out var c) ? long.Parse(c.GetString() ?? "0", CultureInfo.InvariantCulture) : 0;
+            var revision = long.Parse(count.GetProperty("header").GetProperty("revision").GetString() ?? "0", CultureInfo.InvariantCulture);
+            var recorded = scope.Artifacts.Single(a => a.Name == Artifact).Facts;
+            var checks = new List<DrillCheck>();
+            foreach (var (fact, found) in new[] { ("keys", keys), ("revision", revision) })
+            {
+                if (recorded.TryGetValue(fact, out var expected))
+                {
+                    checks.Add(new DrillCheck($"{fact} in the scratch etcd member", expected.ToString(CultureInfo.InvariantCulture),
+                        found.ToString(CultureInfo.InvariantCulture), expected == found));
+                }
+            }
+
+            return checks;
+        }, new Dictionary<string, string> { ["etcd"] = $"{etcd} {version}", ["restore"] = restoreTool }, load: async ct =>
+        {
+            clientPort = ScratchServer.FreePort();
+            var peerPort = ScratchServer.FreePort();
+            var peer = $"http://127.0.0.1:{peerPort.ToString(CultureInfo.InvariantCulture)}";
+            var client = $"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}";
+            var env = new Dictionary<string, string> { ["ETCDCTL_API"] = "3" };
+            await ChildProcess.RunToStreamAsync(restoreTool,
+                ["snapshot", "restore", Path.Combine(folder, Artifact), "--data-dir", data, "--name", "drill", "--initial-cluster", $"drill={peer}",
+                 "--initial-advertise-peer-urls", peer],
+                env, scope.Folder, Stream.Null, options.Timeout, $"source '{name}': {Path.GetFileName(restoreTool)} snapshot restore", ct).ConfigureAwait(false);
+            running = await ScratchServer.StartAsync(scope, "etcd", etcd,
+                ["--name", "drill", "--data-dir", data, "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                 "--initial-advertise-peer-urls", peer, "--initial-cluster", $"drill={peer}", "--initial-cluster-state", "existing"],
+                null, async c =>
+                {
+                    try
+                    {
+                        using var http = Client(TimeSpan.FromSeconds(2));
+                        using var health = await http.GetAsync(new Uri($"{client}/health"), c).ConfigureAwait(false);
+                        return health.IsSuccessStatusCode;
+                    }
+                    catch (HttpRequestException)
+                    {
+                        return false;
+                    }
+                    catch (TaskCanceledException) when (!c.IsCancellationRequested)
+                    {
+                        return false;
+                    }
+                }, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
+        }, stop: async () =>
+        {
+            if (running is not null)
+            {
+                await running.DisposeAsync().ConfigureAwait(false);
+            }
+        });
+    }
+
+    private static async Task<string> FirstLineAsync(string tool, IReadOnlyList<string> args, CancellationToken ct)
+    {
+        var output = new MemoryStream();
+        await ChildProcess.RunToStreamAsync(tool, args, new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30), $"{tool} --version", ct)
+            .ConfigureAwait(false);
+        return System.Text.Encoding.UTF8.GetString(output.ToArray()).Split('\n')[0].Trim();
+    }
+}
