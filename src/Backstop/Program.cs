@@ -57,7 +57,7 @@ internal static class Program
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            await Console.Error.WriteLineAsync("backstop: interrupted; what this run wrote was removed and the snapshot recorded as failed").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("backstop: interrupted; what it had written was removed (a run's snapshot is recorded as failed; a drill's scratch place is gone)").ConfigureAwait(false);
             return ExitCodes.Interrupted;
         }
         catch (BackupException e)

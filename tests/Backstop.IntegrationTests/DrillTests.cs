@@ -335,4 +335,44 @@ public sealed class DrillTests : IDisposable
         Assert.False(Directory.Exists($"/proc/{server}"), "the next drill kills the scratch server the killed one left");
         AssertNothingLeft();
     }
+
+    [Fact]
+    public void A_drill_stopped_by_sigterm_stops_its_scratch_server_removes_its_folder_and_exits_130()
+    {
+        using var redis = new RedisServer(password: false);
+        Assert.Equal("OK", redis.Cli("EVAL", "for i=1,200000 do redis.call('SET','key:'..i, string.rep('v', 100)) end return 'OK'", "0").Stdout.Trim());
+        _box.WriteConfig(Yaml.LocalTarget() + $"sources:\n  - {{ name: cache, kind: redis, port: {redis.Port} }}\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var staging = _box["state/staging"];
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            using var drill = _box.Start("drill");
+            string? server = null;
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!drill.HasExited && DateTime.UtcNow < deadline && (server = RecordedServer(staging)) is null)
+            {
+                Thread.Sleep(2);
+            }
+
+            if (server is null || drill.HasExited)
+            {
+                drill.Wait();
+                continue;
+            }
+
+            drill.Signal("TERM");
+            var r = drill.Wait(TimeSpan.FromSeconds(60));
+            if (r.ExitCode == 0)
+            {
+                continue; // it had finished before the signal came
+            }
+
+            Assert.True(r.ExitCode == 130, r.ToString());
+            Assert.False(Directory.Exists($"/proc/{server}"), "the scratch redis-server is stopped");
+            AssertNothingLeft();
+            return;
+        }
+
+        Assert.Fail("the drill was never caught with its scratch server running");
+    }
 }

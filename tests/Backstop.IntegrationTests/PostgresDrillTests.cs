@@ -128,4 +128,16 @@ public sealed class PostgresDrillTests : IClassFixture<PostgresServer>, IDisposa
         Assert.Contains("a_orders", r.Stdout, StringComparison.Ordinal);
         AssertNothingLeft();
     }
+
+    [Fact]
+    public void The_dump_header_reader_finds_the_server_version_in_a_real_pg_dump()
+    {
+        var db = Shop();
+        var file = _box["shop.dump"];
+        var dump = Sandbox.ExecEnv(null, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password }, Path.Combine(_pg.Bin, "pg_dump"),
+            ["-Fc", "-h", "127.0.0.1", "-p", _pg.Port.ToString(CultureInfo.InvariantCulture), "-U", "postgres", "-f", file, db]);
+        Assert.True(dump.ExitCode == 0, dump.ToString());
+        var major = int.Parse(_pg.Scalar("postgres", "SHOW server_version_num"), CultureInfo.InvariantCulture) / 10000;
+        Assert.Equal(major, Backstop.Sources.Postgres.CustomDumpHeader.ServerMajor(File.ReadAllBytes(file).AsSpan(0, 8192)));
+    }
 }
