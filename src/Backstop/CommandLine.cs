@@ -104,6 +104,15 @@ internal static class CommandLine
         drill.SetAction((p, ct) => DrillVerb.ExecuteAsync(Context.From(p), p.GetValue(drillSources) ?? [], p.GetValue(drillSnapshot), p.GetValue(drillIdentity) ?? [], ct));
         root.Add(drill);
 
+        var doctorSources = new Option<string[]>("--source", "-s") { Description = "Only this source and its targets (repeatable)", HelpName = "NAME" };
+        var doctor = new Command("doctor",
+            "Check everything backups depend on without backing anything up: every source's and target's preflight (tools, credentials, a probe " +
+            "object), free space, replication, databases no source covers, crontabs and timers, single points of failure, freshness, drills, " +
+            "clocks, the configuration file's permissions. Exit 1 when a check fails; warnings alone exit 0");
+        doctor.Add(doctorSources);
+        doctor.SetAction((p, ct) => DoctorVerb.ExecuteAsync(Context.From(p), p.GetValue(doctorSources) ?? [], ct));
+        root.Add(doctor);
+
         var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
         var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };

@@ -15,6 +15,12 @@ public sealed record BackstopConfig(
 
     public string LockPath => CatalogPath + ".lock";
 
+    /// <summary>Where the configuration writes a secret's value itself (not <c>env:</c> or <c>file:</c>).</summary>
+    public IReadOnlyList<ConfigLocation> InlineSecrets { get; init; } = [];
+
+    /// <summary><c>doctor:</c> what it reads besides the configuration.</summary>
+    public DoctorOptions Doctor { get; init; } = DoctorOptions.Default;
+
     public SourceDefinition? Source(string name) => Sources.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.Ordinal));
 }
 
@@ -43,6 +49,16 @@ public sealed record Policy(int MinCopies, TimeSpan Rpo)
 public sealed record DrillPolicy(TimeSpan? Every, TimeSpan? Rto, object? Options)
 {
     public static DrillPolicy None { get; } = new(null, null, null);
+}
+
+/// <summary>
+/// <c>doctor: {crontabs: [...], systemd: [...]}</c>: the crontab files (system or user format) and the folders of
+/// systemd units whose timers <c>doctor</c> checks. A configured list replaces the default.
+/// </summary>
+public sealed record DoctorOptions(IReadOnlyList<string> Crontabs, IReadOnlyList<string> SystemdFolders)
+{
+    /// <summary>The system crontab, <c>/etc/cron.d</c>, the users' crontabs; the administrator's systemd units.</summary>
+    public static DoctorOptions Default { get; } = new(["/etc/crontab", "/etc/cron.d/*", "/var/spool/cron/crontabs/*"], ["/etc/systemd/system"]);
 }
 
 /// <summary>zstd level (1–19) and worker threads (0 = single-threaded).</summary>

@@ -166,10 +166,18 @@ public static partial class ConfigLoader
         }
 
         var encryption = ParseEncryption(top.Map("encryption"));
-        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, targets, sources");
+        var doctorMap = top.Map("doctor");
+        var doctor = new DoctorOptions(
+            doctorMap?.StringList("crontabs")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.Crontabs,
+            doctorMap?.StringList("systemd")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.SystemdFolders);
+        doctorMap?.EnsureAllKeysKnown("doctor keys are: crontabs (files, globs allowed), systemd (folders of unit files)");
+        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, doctor, targets, sources");
         return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo) { Rto = policyRto, DrillEvery = policyDrillEvery }, compression, targets, sources)
         {
             Encryption = encryption,
+            Doctor = doctor,
+            InlineSecrets = top.Secrets.Where(x => !x.Reference.StartsWith("env:", StringComparison.Ordinal) && !x.Reference.StartsWith("file:", StringComparison.Ordinal))
+                .Select(x => x.Location).ToList(),
         };
     }
 

@@ -13,6 +13,14 @@ public sealed class ConfigMap
     private readonly HashSet<string> _known = new(StringComparer.Ordinal);
     private readonly string _baseDirectory;
 
+    /// <summary>Every secret read from this document (shared by a mapping and the mappings under it).</summary>
+    private List<SecretRef> _secrets = [];
+
+    /// <summary>The secrets read so far from this document, where they come from: <c>doctor</c> flags inline ones in a readable file.</summary>
+    public IReadOnlyList<SecretRef> Secrets => _secrets;
+
+    private ConfigMap Child(YamlMappingNode node, string path) => new(node, File, path) { _secrets = _secrets };
+
     public ConfigMap(YamlMappingNode node, string file, string path)
     {
         _node = node;
@@ -122,7 +130,14 @@ public sealed class ConfigMap
     public SecretRef? Secret(string key)
     {
         var s = String(key);
-        return s is null ? null : new SecretRef(s, LocationOf(key));
+        if (s is null)
+        {
+            return null;
+        }
+
+        var secret = new SecretRef(s, LocationOf(key));
+        _secrets.Add(secret);
+        return secret;
     }
 
     public T? Enum<T>(string key, params (string Name, T Value)[] choices) where T : struct
@@ -188,7 +203,7 @@ public sealed class ConfigMap
             list.Add(items[i] switch
             {
                 YamlScalarNode { Value: { } v } => (v, null, At(items[i])),
-                YamlMappingNode m => (null, new ConfigMap(m, File, $"{Path}.{key}[{i}]".TrimStart('.')), At(items[i])),
+                YamlMappingNode m => (null, Child(m, $"{Path}.{key}[{i}]".TrimStart('.')), At(items[i])),
                 _ => throw new ConfigException(At(items[i]), $"{Describe(key)}[{i}]: expected a string or a mapping"),
             });
         }
@@ -230,7 +245,7 @@ public sealed class ConfigMap
         return node switch
         {
             null => null,
-            YamlMappingNode m => new ConfigMap(m, File, $"{Path}.{key}".TrimStart('.')),
+            YamlMappingNode m => Child(m, $"{Path}.{key}".TrimStart('.')),
             YamlScalarNode { Value: null or "" } => null,
             _ => throw Error(key, "expected a mapping (key: value pairs)"),
         };
@@ -254,7 +269,7 @@ public sealed class ConfigMap
                         throw new ConfigException(At(item), $"{Describe(key)}[{i}]: expected a mapping (key: value pairs)");
                     }
 
-                    list.Add(new ConfigMap(m, File, $"{Path}.{key}[{i}]".TrimStart('.')));
+                    list.Add(Child(m, $"{Path}.{key}[{i}]".TrimStart('.')));
                     i++;
                 }
 

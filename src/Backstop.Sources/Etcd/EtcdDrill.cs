@@ -109,3 +109,9 @@ internal sealed partial class EtcdSource : IDrillable
         return System.Text.Encoding.UTF8.GetString(output.ToArray()).Split('\n')[0].Trim();
     }
 }
+
+/// <summary>Where an etcd source's data lives, for <c>doctor</c>'s single-point-of-failure check.</summary>
+internal sealed partial class EtcdSource : IHealthChecked
+{
+    public SourcePlace Place => new(options.Endpoints.Count == 1 ? options.Endpoints[0].Host : $"a cluster of {options.Endpoints.Count} endpoints", []);
+}

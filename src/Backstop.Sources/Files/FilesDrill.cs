@@ -89,3 +89,9 @@ internal sealed partial class FilesSource : IDrillable
         return await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false);
     }
 }
+
+/// <summary>Where a files source's data lives, for <c>doctor</c>'s single-point-of-failure check.</summary>
+internal sealed partial class FilesSource : IHealthChecked
+{
+    public SourcePlace Place => new(null, options.Paths);
+}

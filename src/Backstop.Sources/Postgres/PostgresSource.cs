@@ -16,7 +16,11 @@ public sealed record PostgresOptions(
     string? SslMode,
     bool ExactRows,
     IReadOnlyDictionary<string, string> Tools,
-    TimeSpan Timeout);
+    TimeSpan Timeout)
+{
+    /// <summary><c>replication:</c> what <c>doctor</c> requires of the replicas.</summary>
+    public Replication? Replication { get; init; }
+}
 
 /// <summary>
 /// A PostgreSQL server: one <c>&lt;db&gt;.dump</c> per database from <c>pg_dump -Fc -Z0</c> (Backstop compresses) and
@@ -80,7 +84,10 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
             sslMode,
             ExactRows(map),
             tools,
-            timeout);
+            timeout)
+        {
+            Replication = Replication.Parse(map),
+        };
     }
 
     /// <summary>

@@ -8,7 +8,11 @@ using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Redis;
 
-public sealed record RedisOptions(string Host, int Port, string? User, SecretRef? Password, TimeSpan Timeout);
+public sealed record RedisOptions(string Host, int Port, string? User, SecretRef? Password, TimeSpan Timeout)
+{
+    /// <summary><c>replication:</c> what <c>doctor</c> requires of the replicas.</summary>
+    public Replication? Replication { get; init; }
+}
 
 /// <summary>
 /// A Redis server, captured the way a replica is: the replication handshake (<c>SYNC</c>) streams the RDB straight
@@ -28,7 +32,10 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
         ArgumentNullException.ThrowIfNull(map);
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(1));
 
-        return new RedisOptions(map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 6379, map.String("user"), map.Secret("password"), timeout);
+        return new RedisOptions(map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 6379, map.String("user"), map.Secret("password"), timeout)
+        {
+            Replication = Replication.Parse(map),
+        };
     }
 
     public override ISource Create(SourceDefinition definition, RedisOptions options)

@@ -37,3 +37,9 @@ internal sealed partial class SqliteSource : IDrillable
         }, new Dictionary<string, string> { ["sqlite"] = "built in " + SqliteVersion() }));
     }
 }
+
+/// <summary>Where an SQLite source's data lives, for <c>doctor</c>'s single-point-of-failure check.</summary>
+internal sealed partial class SqliteSource : IHealthChecked
+{
+    public SourcePlace Place => new(null, [options.Path]);
+}

@@ -71,7 +71,7 @@ public sealed class S3TargetKind : TargetKind<S3Options>
 /// stored bytes is recorded in the object's metadata (<c>x-amz-meta-sha256</c>), so a HEAD can tell a replaced
 /// object without reading it.
 /// </summary>
-public sealed class S3Target : ITarget, IDisposable
+public sealed class S3Target : ITarget, IServerClock, IDisposable
 {
     internal const string ShaMetadata = "sha256";
     private const long CopyLimit = 5L << 30; // the largest single server-side copy
@@ -93,6 +93,16 @@ public sealed class S3Target : ITarget, IDisposable
     public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: false, ServerSideChecksum: true);
 
     private AmazonS3Client Client => _client.Value;
+
+    /// <summary>The Date header of a plain request to the endpoint (any answer, even 403, carries the server's time).</summary>
+    public async Task<DateTimeOffset?> ServerTimeAsync(CancellationToken cancellationToken)
+    {
+        var endpoint = _options.Endpoint ?? new Uri($"https://s3.{_options.Region}.amazonaws.com/");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
+        using var request = new HttpRequestMessage(HttpMethod.Head, endpoint);
+        using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return response.Headers.Date;
+    }
 
     private AmazonS3Client CreateClient()
     {

@@ -1,0 +1,424 @@
+using System.Globalization;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Util;
+
+namespace Backstop.Core.Doctor;
+
+/// <summary>
+/// <c>doctor</c>: every preflight of every source and target without backing anything up (tools, credentials,
+/// reachability; a probe object written, read back and deleted on each target; free space), then the health of what
+/// the backups depend on: replication, coverage of the servers' databases, the crontabs and timers, single points of
+/// failure, freshness against the RPO, drills, clocks and the configuration file's permissions. Findings only: it
+/// changes nothing but its probe objects, which it removes.
+/// </summary>
+public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog)
+{
+    /// <summary>The PATH an interactive shell has here (to tell what cron's PATH misses); the process's own by default.</summary>
+    public string CurrentPath { get; init; } = Environment.GetEnvironmentVariable("PATH") ?? "";
+
+    public async Task<IReadOnlyList<Finding>> RunAsync(IReadOnlyCollection<string> only, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(only);
+        var findings = new List<Finding>();
+        var sources = config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)).ToList();
+        var targetNames = sources.SelectMany(s => s.Targets).ToHashSet(StringComparer.Ordinal);
+        var targets = config.Targets.Where(t => only.Count == 0 || targetNames.Contains(t.Name)).ToList();
+
+        long stagingNeeded = 0;
+        foreach (var def in sources)
+        {
+            var (preflight, found) = await PreflightAsync(def, cancellationToken).ConfigureAwait(false);
+            findings.AddRange(found);
+            stagingNeeded += preflight?.StagingBytesNeeded ?? 0;
+        }
+
+        findings.Add(StagingSpace(stagingNeeded));
+        foreach (var t in targets)
+        {
+            findings.AddRange(await TargetAsync(t, cancellationToken).ConfigureAwait(false));
+        }
+
+        findings.AddRange(await CoverageAsync(sources, cancellationToken).ConfigureAwait(false));
+        findings.AddRange(SinglePointsOfFailure(sources));
+        findings.AddRange(Freshness(sources));
+        findings.AddRange(Schedules());
+        findings.AddRange(ConfigFile());
+        return findings;
+    }
+
+    private async Task<(SourcePreflight? Preflight, List<Finding> Findings)> PreflightAsync(SourceDefinition def, CancellationToken ct)
+    {
+        var findings = new List<Finding>();
+        var subject = $"source '{def.Name}' ({def.Kind})";
+        var source = plugins.Source(def.Kind)!.Create(def);
+        SourcePreflight preflight;
+        try
+        {
+            preflight = await source.PreflightAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is BackupException or ConfigException)
+        {
+            findings.Add(new Finding("preflight", subject, FindingStatus.Fail, e.Message, $"fix it, then 'backstop doctor --source {def.Name}'"));
+            return (null, findings);
+        }
+
+        var tools = preflight.Tools.Count == 0 ? "reachable and readable" : string.Join(", ", preflight.Tools.Select(t => $"{t.Key} {t.Value}"));
+        findings.Add(new Finding("preflight", subject, FindingStatus.Ok, tools));
+        if (source is IHealthChecked health)
+        {
+            try
+            {
+                findings.AddRange(await health.CheckHealthAsync(ct).ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is BackupException or ConfigException or IOException)
+            {
+                findings.Add(new Finding("replication", subject, FindingStatus.Fail, e.Message));
+            }
+        }
+
+        return (preflight, findings);
+    }
+
+    private Finding StagingSpace(long needed)
+    {
+        var folder = config.StagingPath;
+        var existing = folder;
+        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+        {
+            existing = parent;
+        }
+
+        var free = DiskSpace.FreeBytes(existing);
+        return free < needed
+            ? new Finding("space", $"staging {folder}", FindingStatus.Fail,
+                $"{Quantities.FormatSize(free)} free, the sources' captures need {Quantities.FormatSize(needed)}", "free space there, or set staging: to a larger disk")
+            : new Finding("space", $"staging {folder}", FindingStatus.Ok, $"{Quantities.FormatSize(free)} free{(needed > 0 ? $", {Quantities.FormatSize(needed)} needed" : "")}");
+    }
+
+    /// <summary>The target's probe, a probe object written, read back and deleted, its free space against what the sources stored there last.</summary>
+    private async Task<List<Finding>> TargetAsync(TargetDefinition definition, CancellationToken ct)
+    {
+        var findings = new List<Finding>();
+        var subject = $"target '{definition.Name}' ({definition.Kind})";
+        var target = Storage.GuardedTarget.Create(plugins, definition);
+        var key = $".backstop-doctor/{Stale.Name("probe-")}";
+        try
+        {
+            await target.ProbeAsync(ct).ConfigureAwait(false);
+            var payload = System.Text.Encoding.UTF8.GetBytes($"backstop doctor probe {Guid.NewGuid()}\n");
+            await using (var upload = await target.BeginPutAsync(key, ct).ConfigureAwait(false))
+            {
+                await upload.WriteAsync(payload, ct).ConfigureAwait(false);
+                await upload.CommitAsync(ct).ConfigureAwait(false);
+            }
+
+            byte[] back;
+            await using (var read = await target.OpenReadAsync(key, ct).ConfigureAwait(false))
+            using (var copy = new MemoryStream())
+            {
+                await read.CopyToAsync(copy, ct).ConfigureAwait(false);
+                back = copy.ToArray();
+            }
+
+            await target.DeleteAsync(key, ct).ConfigureAwait(false);
+            if (!back.AsSpan().SequenceEqual(payload))
+            {
+                findings.Add(new Finding("target", subject, FindingStatus.Fail, $"a probe object written to {target.Where} read back different", "check the storage"));
+                return findings;
+            }
+
+            findings.Add(new Finding("target", subject, FindingStatus.Ok, $"a probe object was written, read back and deleted at {target.Where}"));
+        }
+        catch (Exception e) when (e is BackupException or IOException or ObjectNotFoundException or UnauthorizedAccessException)
+        {
+            findings.Add(new Finding("target", subject, FindingStatus.Fail, e.Message, "fix the target's address, credentials or permissions"));
+            try
+            {
+                await target.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception cleanup) when (cleanup is BackupException or IOException or UnauthorizedAccessException)
+            {
+                // Decision: the probe's own failure is what matters; a probe object that could not be removed either is said once below.
+                findings.Add(new Finding("target", subject, FindingStatus.Warn, $"the probe object {key} may be left on the target: {cleanup.Message}"));
+            }
+
+            return findings;
+        }
+
+        // Free space against the estimate: the last valid snapshot of every source stored there.
+        var estimate = config.Sources.Where(s => s.Targets.Contains(definition.Name))
+            .Select(s => catalog.Snapshots(s.Name).LastOrDefault(x => x.IsValid(s.MinCopies))?.StoredBytes ?? 0).Sum();
+        if (await SafeAsync(() => target.FreeBytesAsync(ct)).ConfigureAwait(false) is { } free)
+        {
+            findings.Add(free < estimate
+                ? new Finding("space", subject, FindingStatus.Fail, $"{Quantities.FormatSize(free)} free; the next backups need about {Quantities.FormatSize(estimate)}",
+                    "free space, or prune (backstop prune)")
+                : free < 2 * estimate
+                    ? new Finding("space", subject, FindingStatus.Warn, $"{Quantities.FormatSize(free)} free: room for less than two more backups of {Quantities.FormatSize(estimate)}",
+                        "free space, or tighten retention")
+                    : new Finding("space", subject, FindingStatus.Ok, $"{Quantities.FormatSize(free)} free, the last backups stored {Quantities.FormatSize(estimate)}"));
+        }
+
+        var raw = plugins.Target(definition.Kind)!.Create(definition);
+        var serverTime = raw is IServerClock clock ? await SafeAsync(() => clock.ServerTimeAsync(ct)).ConfigureAwait(false) : null;
+        (raw as IDisposable)?.Dispose();
+        if (serverTime is not null)
+        {
+            var skew = (serverTime.Value - DateTimeOffset.UtcNow).Duration();
+            findings.Add(skew > TimeSpan.FromMinutes(5)
+                ? new Finding("clock", subject, FindingStatus.Fail, $"the server's clock is {Quantities.FormatDuration(skew)} from this host's: signed requests fail past 15 minutes",
+                    "run NTP (systemd-timesyncd or chrony) on this host")
+                : skew > TimeSpan.FromMinutes(1)
+                    ? new Finding("clock", subject, FindingStatus.Warn, $"the server's clock is {Quantities.FormatDuration(skew)} from this host's", "run NTP on this host")
+                    : new Finding("clock", subject, FindingStatus.Ok, $"clocks agree within {Math.Round(skew.TotalSeconds).ToString(CultureInfo.InvariantCulture)}s"));
+        }
+
+        return findings;
+    }
+
+    private static async Task<T?> SafeAsync<T>(Func<Task<T?>> f) where T : struct
+    {
+        try
+        {
+            return await f().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is BackupException or IOException or HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Databases on a server that no configured source backs up (all sources count, whichever were asked about).</summary>
+    private async Task<List<Finding>> CoverageAsync(List<SourceDefinition> asked, CancellationToken ct)
+    {
+        var inventories = new List<(SourceDefinition Def, ServerInventory Inventory)>();
+        foreach (var def in config.Sources)
+        {
+            if (plugins.Source(def.Kind)!.Create(def) is IHealthChecked health)
+            {
+                try
+                {
+                    if (await health.InventoryAsync(ct).ConfigureAwait(false) is { } inventory)
+                    {
+                        inventories.Add((def, inventory));
+                    }
+                }
+                catch (Exception e) when (e is BackupException or ConfigException or IOException)
+                {
+                    // The preflight finding already says why the server cannot be reached.
+                }
+            }
+        }
+
+        var findings = new List<Finding>();
+        foreach (var server in inventories.GroupBy(i => i.Inventory.Server, StringComparer.Ordinal))
+        {
+            if (!server.Any(s => asked.Contains(s.Def)))
+            {
+                continue;
+            }
+
+            var covered = server.Any(s => s.Inventory.Covered is null)
+                ? server.First().Inventory.Databases.ToHashSet(StringComparer.Ordinal)
+                : server.SelectMany(s => s.Inventory.Covered!).ToHashSet(StringComparer.Ordinal);
+            var missing = server.First().Inventory.Databases.Where(d => !covered.Contains(d)).Order(StringComparer.Ordinal).ToList();
+            var sources = string.Join(", ", server.Select(s => $"'{s.Def.Name}'"));
+            findings.Add(missing.Count == 0
+                ? new Finding("coverage", server.Key, FindingStatus.Ok, $"every database is backed up (by {sources})")
+                : new Finding("coverage", server.Key, FindingStatus.Warn,
+                    $"{missing.Count} database{(missing.Count == 1 ? "" : "s")} no source backs up: {string.Join(", ", missing)}",
+                    $"add {(missing.Count == 1 ? "it" : "them")} to the databases of {sources}, or use databases: all"));
+        }
+
+        return findings;
+    }
+
+    /// <summary>Every target on the source's own host or file system; one copy; an encryption key kept nowhere here.</summary>
+    private List<Finding> SinglePointsOfFailure(List<SourceDefinition> sources)
+    {
+        var findings = new List<Finding>();
+        foreach (var def in sources)
+        {
+            var subject = $"source '{def.Name}'";
+            if (def.MinCopies == 1)
+            {
+                findings.Add(new Finding("redundancy", subject, FindingStatus.Warn,
+                    def.Targets.Count == 1 ? "one target, one copy: losing that target loses every backup" : "min_copies is 1: a snapshot counts with a single copy",
+                    "add a second target (another host or a cloud bucket) and set min_copies: 2"));
+            }
+
+            if (plugins.Source(def.Kind)!.Create(def) is not IHealthChecked { Place: var place })
+            {
+                continue;
+            }
+
+            var targets = def.Targets.Select(n => config.Targets.First(t => t.Name == n)).ToList();
+            var local = targets.Where(t => t.Kind == "local").ToList();
+            if (local.Count != targets.Count)
+            {
+                continue; // a copy is elsewhere
+            }
+
+            var sameHost = place.Host is null or "127.0.0.1" or "localhost" or "::1";
+            if (!sameHost)
+            {
+                continue;
+            }
+
+            var sameFs = place.Paths.Count > 0 && local.All(t => TargetPath(t) is { } tp && place.Paths.Any(p => SameFileSystem(p, tp)));
+            findings.Add(new Finding("redundancy", subject, FindingStatus.Warn,
+                sameFs
+                    ? "every target is on the same file system as the source: one disk failure loses the data and its backups"
+                    : "every target is on this host, as the source is: losing the host loses the data and its backups",
+                "add a target on another host (sftp, s3, rclone)"));
+        }
+
+        if (config.Encryption is { Recipients.Count: > 0 } e && e.Identities.Count == 0 && e.Passphrase is null)
+        {
+            findings.Add(new Finding("redundancy", "encryption", FindingStatus.Warn,
+                "backups are encrypted and no identity is configured on this host: drills and restores here cannot decrypt",
+                "keep the identity file where restores run (encryption.identities), and a copy offline"));
+        }
+
+        return findings;
+    }
+
+    private static string? TargetPath(TargetDefinition t) =>
+        t.Options.GetType().GetProperty("Path")?.GetValue(t.Options) as string;
+
+    private static bool SameFileSystem(string a, string b)
+    {
+        static string Existing(string p)
+        {
+            while (!Path.Exists(p) && Path.GetDirectoryName(p) is { } parent)
+            {
+                p = parent;
+            }
+
+            return p;
+        }
+
+        return Posix.TryLstat(Existing(a), out var sa, out _) && Posix.TryLstat(Existing(b), out var sb, out _) && sa.Device == sb.Device;
+    }
+
+    /// <summary>Freshness against the RPO and the last drill, from what the catalog recorded.</summary>
+    private List<Finding> Freshness(List<SourceDefinition> sources)
+    {
+        var findings = new List<Finding>();
+        var now = DateTimeOffset.UtcNow;
+        var statuses = StatusReport.Compute(config, catalog, now);
+        foreach (var s in statuses.Where(s => sources.Any(d => d.Name == s.Name)))
+        {
+            var subject = $"source '{s.Name}'";
+            var reasons = string.Join("; ", s.Reasons);
+            findings.Add(s.State switch
+            {
+                SourceState.Ok => new Finding("freshness", subject, FindingStatus.Ok,
+                    $"last valid backup {Ago(now - s.LastValid!.FinishedAt)} ago, RPO {Quantities.FormatDuration(TimeSpan.FromSeconds(s.RpoSeconds))}"),
+                SourceState.Degraded => new Finding("freshness", subject, FindingStatus.Warn, $"degraded: {reasons}", "see 'backstop status'"),
+                _ => new Finding("freshness", subject, FindingStatus.Fail, $"{s.State.ToString().ToLowerInvariant()}: {reasons}", $"run 'backstop run --source {s.Name}' and read its error"),
+            });
+
+            var def = sources.First(d => d.Name == s.Name);
+            findings.Add(s.LastDrill switch
+            {
+                null => new Finding("drill", subject, def.Drill.Every is null ? FindingStatus.Warn : FindingStatus.Fail,
+                    "never drilled: no restore of this source has been proven", $"run 'backstop drill --source {s.Name}', and set drill: {{every: 7d}}"),
+                { Passed: false } d => new Finding("drill", subject, FindingStatus.Fail, $"the last drill failed: {d.Error}", $"fix it, then 'backstop drill --source {s.Name}'"),
+                { } d when def.Drill.Every is { } every && now - d.At > every => new Finding("drill", subject, FindingStatus.Fail,
+                    $"the last drill is {Ago(now - d.At)} old, drill.every is {Quantities.FormatDuration(every)}", $"run 'backstop drill --source {s.Name}'"),
+                { } d => new Finding("drill", subject, FindingStatus.Ok,
+                    $"passed {Ago(now - d.At)} ago, restored in {d.Seconds.ToString("0.0", CultureInfo.InvariantCulture)}s" +
+                    (d.RtoSeconds is { } rto ? $" (rto {Quantities.FormatDuration(TimeSpan.FromSeconds(rto))})" : "")),
+            });
+        }
+
+        return findings;
+    }
+
+    /// <summary>An age to the minute (days and hours when longer).</summary>
+    private static string Ago(TimeSpan t) =>
+        t.TotalMinutes < 1 ? $"{(int)t.TotalSeconds}s"
+        : t.TotalHours < 1 ? $"{(int)t.TotalMinutes}m"
+        : t.TotalDays < 2 ? $"{(int)t.TotalHours}h{t.Minutes:00}m"
+        : $"{(int)t.TotalDays}d{t.Hours}h";
+
+    private List<Finding> Schedules()
+    {
+        var findings = new List<Finding>();
+        foreach (var pattern in config.Doctor.Crontabs)
+        {
+            foreach (var file in Expand(pattern))
+            {
+                string text;
+                try
+                {
+                    text = File.ReadAllText(file);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    findings.Add(new Finding("schedule", file, FindingStatus.Warn, $"cannot be read: {e.Message}", "run doctor as root to read every crontab"));
+                    continue;
+                }
+
+                bool? system = file == "/etc/crontab" || file.StartsWith("/etc/cron.d/", StringComparison.Ordinal) ? true
+                    : file.StartsWith("/var/spool/cron/", StringComparison.Ordinal) ? false : null;
+                findings.AddRange(Doctor.Schedules.CheckCrontab(file, text, system, CurrentPath, HomeOf));
+            }
+        }
+
+        foreach (var folder in config.Doctor.SystemdFolders)
+        {
+            findings.AddRange(Doctor.Schedules.CheckTimers(folder, CurrentPath));
+        }
+
+        return findings;
+    }
+
+    private static IEnumerable<string> Expand(string pattern)
+    {
+        if (!pattern.Contains('*', StringComparison.Ordinal))
+        {
+            return File.Exists(pattern) ? [pattern] : [];
+        }
+
+        var folder = Path.GetDirectoryName(pattern)!;
+        return Directory.Exists(folder)
+            ? Directory.GetFiles(folder, Path.GetFileName(pattern)).Where(f => !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal)
+            : [];
+    }
+
+    private static string? HomeOf(string user)
+    {
+        foreach (var line in File.Exists("/etc/passwd") ? File.ReadLines("/etc/passwd") : [])
+        {
+            var f = line.Split(':');
+            if (f.Length > 5 && f[0] == user)
+            {
+                return f[5];
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>An inline secret in a configuration file other users can read.</summary>
+    private List<Finding> ConfigFile()
+    {
+        var mode = File.GetUnixFileMode(config.File);
+        var readable = (mode & UnixFileMode.OtherRead) != 0;
+        if (config.InlineSecrets.Count == 0)
+        {
+            return [new Finding("secrets", config.File, FindingStatus.Ok, "no secret is written in the file (env: and file: references only)")];
+        }
+
+        var where = string.Join(", ", config.InlineSecrets.Select(l => $"line {l.Line.ToString(CultureInfo.InvariantCulture)}"));
+        return readable
+            ? [new Finding("secrets", config.File, FindingStatus.Fail, $"every user on this host can read it, and it holds {config.InlineSecrets.Count} secret(s) written inline ({where})",
+                $"chmod 600 {config.File}, and move the secrets to env: or file: references")]
+            : [new Finding("secrets", config.File, FindingStatus.Warn, $"it holds {config.InlineSecrets.Count} secret(s) written inline ({where}); only its owner can read it",
+                "prefer env: or file: references")];
+    }
+}

@@ -1,0 +1,143 @@
+using System.Globalization;
+using Backstop.Core.Plugins;
+using Npgsql;
+
+namespace Backstop.Sources.Postgres;
+
+/// <summary>
+/// <c>doctor</c> for PostgreSQL: the databases no source covers, and replication. The audit's "cluster" had two
+/// servers that were never replicas: pg_stat_replication empty on the primary, and a "replica" that was a primary of
+/// its own, another system identifier, with none of the primary's tables. Each of those is named here.
+/// </summary>
+internal sealed partial class PostgresSource : IHealthChecked
+{
+    public SourcePlace Place => new(options.Host, []);
+
+    public async Task<ServerInventory?> InventoryAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+        var all = await ListAsync(db, "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres' ORDER BY 1", cancellationToken)
+            .ConfigureAwait(false);
+        return new ServerInventory($"postgres {Where}", all, options.Databases);
+    }
+
+    public async Task<IReadOnlyList<Finding>> CheckHealthAsync(CancellationToken cancellationToken)
+    {
+        if (options.Replication is not { } want)
+        {
+            return [];
+        }
+
+        var findings = new List<Finding>();
+        var subject = $"source '{name}' ({Where})";
+        await using var primary = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+        var rows = new List<(string App, string Addr, string State, double? Lag)>();
+        await using (var cmd = new NpgsqlCommand(
+                         "SELECT coalesce(application_name, ''), coalesce(client_addr::text, 'local'), coalesce(state, 'unknown'), EXTRACT(EPOCH FROM replay_lag)::float8 FROM pg_stat_replication",
+                         primary))
+        await using (var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                rows.Add((r.GetString(0), r.GetString(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetDouble(3)));
+            }
+        }
+
+        var streaming = rows.Where(x => x.State == "streaming").ToList();
+        var described = string.Join(", ", rows.Select(x => $"{(x.App.Length > 0 ? x.App + "@" : "")}{x.Addr} {x.State}" +
+                                                           (x.Lag is { } l ? $" (replay lag {l.ToString("0.#", CultureInfo.InvariantCulture)}s)" : "")));
+        findings.Add(streaming.Count >= want.MinReplicas
+            ? new Finding("replication", subject, FindingStatus.Ok, $"{streaming.Count} replica(s) streaming: {described}")
+            : new Finding("replication", subject, FindingStatus.Fail,
+                $"{streaming.Count} replica(s) streaming, min_replicas is {want.MinReplicas}; pg_stat_replication has {rows.Count} row(s){(rows.Count > 0 ? ": " + described : "")}",
+                "start the replicas, and check their primary_conninfo and this server's pg_hba.conf replication rule"));
+        if (want.MaxLag is { } maxLag && streaming.Where(x => x.Lag is { } l && l > maxLag.TotalSeconds).ToList() is { Count: > 0 } behind)
+        {
+            findings.Add(new Finding("replication", subject, FindingStatus.Fail,
+                $"replica(s) behind by more than max_lag {Core.Config.Quantities.FormatDuration(maxLag)}: {string.Join(", ", behind.Select(b => $"{b.Addr} {b.Lag!.Value:0}s"))}",
+                "check the replicas' disks and network"));
+        }
+
+        if (want.Replicas.Count == 0)
+        {
+            return findings;
+        }
+
+        var systemId = Convert.ToString(await ScalarAsync(primary, "SELECT system_identifier FROM pg_control_system()", cancellationToken).ConfigureAwait(false),
+            CultureInfo.InvariantCulture);
+        var databases = await ListAsync(primary, "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1", cancellationToken)
+            .ConfigureAwait(false);
+        var tables = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var database in databases)
+        {
+            await using var db = await ConnectAsync(database, cancellationToken).ConfigureAwait(false);
+            tables[database] = await TableCountAsync(db, cancellationToken).ConfigureAwait(false);
+        }
+
+        foreach (var (host, port) in want.Replicas)
+        {
+            findings.Add(await CheckReplicaAsync(host, port, systemId, tables, cancellationToken).ConfigureAwait(false));
+        }
+
+        return findings;
+    }
+
+    /// <summary>One listed replica, from its own side: reachable, in recovery, the primary's cluster, streaming, the same tables.</summary>
+    private async Task<Finding> CheckReplicaAsync(string host, int port, string? systemId, Dictionary<string, long> tables, CancellationToken ct)
+    {
+        var subject = $"replica {host}:{port.ToString(CultureInfo.InvariantCulture)} of '{name}'";
+        var replica = new PostgresSource(name, options with { Host = host, Port = port });
+        var problems = new List<string>();
+        try
+        {
+            await using var db = await replica.ConnectAsync("postgres", ct).ConfigureAwait(false);
+            if (await ScalarAsync(db, "SELECT pg_is_in_recovery()", ct).ConfigureAwait(false) is not true)
+            {
+                problems.Add("it is not in recovery: it is a primary of its own, not a replica");
+            }
+
+            var id = Convert.ToString(await ScalarAsync(db, "SELECT system_identifier FROM pg_control_system()", ct).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            if (id != systemId)
+            {
+                problems.Add($"its system identifier is {id}, the primary's is {systemId}: it is another cluster, not a copy of this one");
+            }
+
+            var receiver = await ScalarAsync(db, "SELECT status FROM pg_stat_wal_receiver", ct).ConfigureAwait(false) as string;
+            if (receiver != "streaming")
+            {
+                problems.Add(receiver is null ? "it receives no WAL (no row in pg_stat_wal_receiver)" : $"its WAL receiver is {receiver}, not streaming");
+            }
+
+            var present = await ListAsync(db, "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn", ct).ConfigureAwait(false);
+            foreach (var (database, count) in tables)
+            {
+                if (!present.Contains(database))
+                {
+                    problems.Add($"database {database} ({count} tables on the primary) does not exist there");
+                    continue;
+                }
+
+                await using var d = await replica.ConnectAsync(database, ct).ConfigureAwait(false);
+                var here = await TableCountAsync(d, ct).ConfigureAwait(false);
+                if (here != count)
+                {
+                    problems.Add($"database {database} has {here} tables there, {count} on the primary");
+                }
+            }
+        }
+        catch (BackupException e)
+        {
+            return new Finding("replication", subject, FindingStatus.Fail, $"cannot be checked: {e.Message}", "check that it runs, and that this source's user may connect to it");
+        }
+
+        return problems.Count == 0
+            ? new Finding("replication", subject, FindingStatus.Ok, $"in recovery, streaming, the same cluster ({systemId}) and the same tables in {tables.Count} database(s)")
+            : new Finding("replication", subject, FindingStatus.Fail, string.Join("; ", problems),
+                "rebuild it as a replica of the primary (pg_basebackup -R), then check again");
+    }
+
+    private static async Task<long> TableCountAsync(NpgsqlConnection db, CancellationToken ct) =>
+        Convert.ToInt64(await ScalarAsync(db,
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+            ct).ConfigureAwait(false), CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,54 @@
+using Backstop.Cli.Rendering;
+using Backstop.Core.Config;
+using Backstop.Core.Doctor;
+using Backstop.Core.Plugins;
+using Spectre.Console;
+
+namespace Backstop.Cli.Verbs;
+
+internal static class DoctorVerb
+{
+    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        foreach (var name in only.Where(n => config.Source(n) is null))
+        {
+            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
+        }
+
+        using var catalog = Context.OpenCatalog(config);
+        var findings = await new DoctorRunner(config, Plugins.Registry, catalog).RunAsync(only, cancellationToken).ConfigureAwait(false);
+        if (context.Json)
+        {
+            JsonOutput.Write(new
+            {
+                Checks = findings.Select(f => new { f.Check, f.Subject, Status = f.Status.ToString().ToLowerInvariant(), f.Message, f.Fix }),
+            });
+        }
+        else
+        {
+            foreach (var f in findings)
+            {
+                var status = f.Status switch
+                {
+                    FindingStatus.Ok => "[green]ok  [/]",
+                    FindingStatus.Warn => "[yellow]warn[/]",
+                    _ => "[red]FAIL[/]",
+                };
+                Terminal.Out.MarkupLine($"{status} {Markup.Escape(f.Check),-11} {Markup.Escape(f.Subject)}: {Markup.Escape(f.Message)}");
+                if (f.Fix is not null && f.Status != FindingStatus.Ok)
+                {
+                    Terminal.Out.MarkupLine($"     fix: {Markup.Escape(f.Fix)}");
+                }
+            }
+
+            var failed = findings.Count(f => f.Status == FindingStatus.Fail);
+            var warned = findings.Count(f => f.Status == FindingStatus.Warn);
+            Terminal.Out.MarkupLine(failed > 0
+                ? $"[red]{failed} check(s) failed[/], {warned} warning(s), {findings.Count} checks"
+                : $"[green]no check failed[/], {warned} warning(s), {findings.Count} checks");
+        }
+
+        return findings.Any(f => f.Status == FindingStatus.Fail) ? ExitCodes.Failed : ExitCodes.Ok;
+    }
+}
