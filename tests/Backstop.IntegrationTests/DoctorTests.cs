@@ -165,4 +165,22 @@ public sealed class DoctorTests : IClassFixture<PostgresServer>, IDisposable
         Assert.DoesNotContain(Directory.GetFiles(_box["backups"], "*", SearchOption.AllDirectories), f => f.Contains(".backstop-doctor", StringComparison.Ordinal));
         Assert.Contains("warn redundancy", r.Stdout, StringComparison.Ordinal); // one target, one copy
     }
+
+    [Fact]
+    public void Redis_replication_needs_its_replicas_online()
+    {
+        using var primary = new RedisServer(password: false);
+        _box.WriteConfig(Yaml.LocalTarget() + Doctor() + "sources:\n" +
+                         $"  - {{ name: cache, kind: redis, port: {primary.Port}, replication: {{ min_replicas: 1, max_lag: 30s }} }}\n");
+        var alone = One(Checks(), "replication", "source 'cache'");
+        Assert.Equal("fail", alone.GetProperty("status").GetString());
+        Assert.Contains("0 replica(s) online, min_replicas is 1; none is connected", alone.GetProperty("message").GetString(), StringComparison.Ordinal);
+
+        using var replica = new RedisServer(password: false);
+        Assert.Equal("OK", replica.Cli("REPLICAOF", "127.0.0.1", primary.Port.ToString(CultureInfo.InvariantCulture)).Stdout.Trim());
+        RunningCli.WaitUntil(() => primary.Cli("INFO", "replication").Stdout.Contains("state=online", StringComparison.Ordinal), "the replica online");
+        var online = One(Checks(), "replication", "source 'cache'");
+        Assert.Equal("ok", online.GetProperty("status").GetString());
+        Assert.Contains($"127.0.0.1:{replica.Port} online", online.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
 }

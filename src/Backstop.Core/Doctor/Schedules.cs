@@ -27,11 +27,13 @@ public static class Schedules
 
     private static readonly HashSet<string> Shells = new(StringComparer.Ordinal) { "sh", "bash", "dash", "zsh", "ksh", "python", "python3", "perl", "ruby", "php", "node" };
 
-    /// <summary>Programs that run the command after their own options (the command is what is checked).</summary>
-    private static readonly Dictionary<string, int> Wrappers = new(StringComparer.Ordinal)
+    /// <summary>Programs that run the command after their own options (the command is what is checked): how many plain
+    /// arguments come before it, and which of their options take a value.</summary>
+    private static readonly Dictionary<string, (int Arguments, string[] Valued)> Wrappers = new(StringComparer.Ordinal)
     {
-        ["exec"] = 0, ["nice"] = 0, ["ionice"] = 0, ["nohup"] = 0, ["chronic"] = 0, ["env"] = 0, ["sudo"] = 0, ["timeout"] = 1, ["flock"] = 1,
-        ["run-one"] = 0, ["setsid"] = 0, ["stdbuf"] = 0, ["cronic"] = 0,
+        ["exec"] = (0, []), ["nice"] = (0, ["-n"]), ["ionice"] = (0, ["-c", "-n", "-p"]), ["nohup"] = (0, []), ["chronic"] = (0, []), ["env"] = (0, ["-u", "-C"]),
+        ["sudo"] = (0, ["-u", "-g"]), ["timeout"] = (1, ["-s", "-k", "--signal", "--kill-after"]), ["flock"] = (1, ["-w", "-E", "--timeout", "--conflict-exit-code"]),
+        ["run-one"] = (0, []), ["setsid"] = (0, []), ["stdbuf"] = (0, ["-i", "-o", "-e"]), ["cronic"] = (0, []),
     };
 
     /// <summary>
@@ -162,15 +164,15 @@ public static class Schedules
             }
 
             // Wrappers run what follows their options.
-            while (w < words.Count && Wrappers.TryGetValue(Path.GetFileName(words[w]), out var args))
+            while (w < words.Count && Wrappers.TryGetValue(Path.GetFileName(words[w]), out var wrapper))
             {
                 w++;
                 while (w < words.Count && (words[w].StartsWith('-') || Assignment(words[w]) is not null))
                 {
-                    w++;
+                    w += wrapper.Valued.Contains(words[w]) ? 2 : 1;
                 }
 
-                w += args;
+                w += wrapper.Arguments;
             }
 
             if (w >= words.Count)
@@ -187,6 +189,7 @@ public static class Schedules
                     if (!Directory.Exists(dir))
                     {
                         problems.Add(($"folder {dir} does not exist (moved or deleted?)", "fix the cd, or remove the entry"));
+                        return problems; // what follows runs nowhere (or, after ';', somewhere else): one problem is the news
                     }
 
                     cwd = dir;
@@ -404,7 +407,13 @@ public static class Schedules
                 continue;
             }
 
-            if (bare.StartsWith('>') || bare.StartsWith('<'))
+            if (bare is "&>" or "&>>")
+            {
+                i++;
+                continue;
+            }
+
+            if (bare.StartsWith('>') || bare.StartsWith('<') || bare.StartsWith("&>", StringComparison.Ordinal))
             {
                 continue; // >file, 2>&1
             }
