@@ -122,7 +122,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             scratch = await drillable.OpenScratchAsync(scope, cancellationToken).ConfigureAwait(false);
             phases["setup"] = Round(clock.Elapsed);
             scratchDescription = scratch.Description;
-            tools = scratch.Tools;
+            tools = new Dictionary<string, string>(scratch.Tools) { ["backstop"] = BackstopVersion };
             if (AfterSetup is not null)
             {
                 await AfterSetup(folder).ConfigureAwait(false);
@@ -302,6 +302,11 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             result.Passed ? $"drill passed in {Seconds(result.Seconds)}" : $"drill failed: {result.Error}");
         return result;
     }
+
+    /// <summary>This program's version, for the evidence.</summary>
+    private static string BackstopVersion =>
+        typeof(DrillRunner).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
 
     private static double Round(TimeSpan t) => Math.Round(t.TotalSeconds, 3);
 
