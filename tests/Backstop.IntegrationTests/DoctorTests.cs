@@ -183,4 +183,45 @@ public sealed class DoctorTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Equal("ok", online.GetProperty("status").GetString());
         Assert.Contains($"127.0.0.1:{replica.Port} online", online.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void An_s3_target_is_probed_and_its_clock_compared_and_a_skewed_one_fails()
+    {
+        using var s3 = new S3Server();
+        _box.WriteConfig(Yaml.LocalTarget().Replace("targets:\n  - { name: local, kind: local, path: ./backups }\n", "targets:\n" + s3.TargetYaml(), StringComparison.Ordinal) +
+                         Doctor() + "sources:\n" + Yaml.Command("app", "echo x"));
+        var checks = Checks(S3Server.Env);
+        Assert.Equal("ok", One(checks, "target", "target 's3'").GetProperty("status").GetString());
+        Assert.Equal("ok", One(checks, "clock", "target 's3'").GetProperty("status").GetString());
+
+        // A server one hour behind (it answers every request with 403 and its Date, as S3 does to a bad signature).
+        using var skewed = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        skewed.Start();
+        var port = ((System.Net.IPEndPoint)skewed.LocalEndpoint).Port;
+        using var stop = new CancellationTokenSource();
+        _ = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var client = await skewed.AcceptTcpClientAsync(stop.Token);
+                var stream = client.GetStream();
+                var buffer = new byte[8192];
+                var seen = "";
+                while (!seen.Contains("\r\n\r\n", StringComparison.Ordinal) && await stream.ReadAsync(buffer, stop.Token) is var n and > 0)
+                {
+                    seen += System.Text.Encoding.ASCII.GetString(buffer, 0, n);
+                }
+
+                var date = DateTimeOffset.UtcNow.AddHours(-1).ToString("r", CultureInfo.InvariantCulture);
+                await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"HTTP/1.1 403 Forbidden\r\nDate: {date}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), stop.Token);
+            }
+        });
+        _box.WriteConfig(Yaml.LocalTarget().Replace("targets:\n  - { name: local, kind: local, path: ./backups }\n",
+                             $"targets:\n  - {{ name: s3, kind: s3, endpoint: \"http://127.0.0.1:{port}\", bucket: b, access_key: \"env:S3_KEY\", secret_key: \"env:S3_SECRET\", retries: 0, timeout: 5s }}\n",
+                             StringComparison.Ordinal) + Doctor() + "sources:\n" + Yaml.Command("app", "echo x"));
+        var clock = One(Checks(S3Server.Env), "clock", "target 's3'");
+        stop.Cancel();
+        Assert.Equal("fail", clock.GetProperty("status").GetString());
+        Assert.Contains("1h from this host's", clock.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
 }

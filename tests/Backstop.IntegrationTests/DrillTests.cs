@@ -375,4 +375,19 @@ public sealed class DrillTests : IDisposable
 
         Assert.Fail("the drill was never caught with its scratch server running");
     }
+
+    [Fact]
+    public void A_redis_drill_without_redis_server_on_this_host_fails_naming_the_package_and_leaves_nothing()
+    {
+        using var redis = new RedisServer(password: false);
+        redis.Cli("SET", "k", "v");
+        _box.WriteConfig(Yaml.LocalTarget() + $"sources:\n  - {{ name: cache, kind: redis, port: {redis.Port} }}\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var r = _box.Run(["drill", "--json"], new Dictionary<string, string> { ["PATH"] = "/nonexistent" });
+        Assert.True(r.ExitCode == 1, r.ToString());
+        var error = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("drills")[0].GetProperty("error").GetString();
+        Assert.Contains("'redis-server' was not found in PATH (/nonexistent)", error, StringComparison.Ordinal);
+        Assert.Contains("apt-get install redis-server", error, StringComparison.Ordinal);
+        AssertNothingLeft();
+    }
 }

@@ -32,6 +32,36 @@ public sealed class EtcdDrillTests : IDisposable
     }
 }
 
+/// <summary>etcd drills of a cluster with authentication on: the scratch member keeps the snapshot's users.</summary>
+public sealed class EtcdAuthDrillTests : IDisposable
+{
+    private readonly EtcdServer _etcd = new();
+    private readonly Sandbox _box = new();
+
+    public void Dispose()
+    {
+        _etcd.Dispose();
+        _box.Dispose();
+    }
+
+    [Fact]
+    public async Task An_etcd_drill_of_a_cluster_with_authentication_logs_in_to_the_scratch_member_as_the_source_does()
+    {
+        await _etcd.PutAsync(40);
+        Assert.Equal(0, _etcd.Ctl("user", "add", "root:Etcd-Pass-1").ExitCode);
+        Assert.Equal(0, _etcd.Ctl("auth", "enable").ExitCode);
+        _box.WriteConfig(Yaml.LocalTarget() + $"sources:\n  - {{ name: etcd, kind: etcd, endpoints: [{_etcd.Endpoint}], user: root, password: \"env:ETCD_PASSWORD\" }}\n");
+        var env = new Dictionary<string, string> { ["ETCD_PASSWORD"] = "Etcd-Pass-1" };
+        Assert.Equal(0, _box.Run(["run"], env).ExitCode);
+        var r = _box.Run(["drill", "--json"], env);
+        var d = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("drills")[0];
+        Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
+        Assert.Equal("40", d.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "keys in the scratch etcd member").GetProperty("found").GetString());
+        Assert.DoesNotContain(d.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("answers anyone", StringComparison.Ordinal));
+        Assert.Empty(DrillTests.ProcessesNaming(_box.Root));
+    }
+}
+
 /// <summary>CouchDB drills (scratch databases on the server) against a real CouchDB-compatible server.</summary>
 public sealed class CouchDbDrillTests : IClassFixture<CouchServer>, IDisposable
 {
@@ -99,5 +129,21 @@ public sealed class CouchDbDrillTests : IClassFixture<CouchServer>, IDisposable
         Assert.True(next.ExitCode == 0, next.ToString());
         Assert.Contains("removed what a killed drill of 'couch' left", next.All, StringComparison.Ordinal);
         Assert.Empty(await ScratchDatabasesAsync());
+    }
+
+    [Fact]
+    public async Task A_couchdb_drill_whose_drill_server_refuses_fails_naming_it_and_creates_nothing()
+    {
+        var db = "refused_" + Guid.NewGuid().ToString("N")[..8];
+        await _couch.SendAsync(HttpMethod.Put, "/" + db);
+        await _couch.SendAsync(HttpMethod.Post, $"/{db}/_bulk_docs", new { docs = new[] { new { _id = "a" } } });
+        var closed = PostgresServer.FreePort();
+        _box.WriteConfig(Yaml.LocalTarget() + $"sources:\n  - {{ name: couch, kind: couchdb, url: \"{_couch.Url}\", databases: [{db}], drill: {{ server: \"http://127.0.0.1:{closed}\" }} }}\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var r = _box.Run("drill");
+        Assert.True(r.ExitCode == 1, r.ToString());
+        Assert.Contains($"127.0.0.1:{closed}", r.Stdout, StringComparison.Ordinal);
+        Assert.Empty(await ScratchDatabasesAsync());
+        Assert.Empty(Directory.GetDirectories(_box["state/staging"], ".backstop-drill-*"));
     }
 }

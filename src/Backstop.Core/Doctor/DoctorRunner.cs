@@ -104,6 +104,22 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
         var subject = $"target '{definition.Name}' ({definition.Kind})";
         var target = Storage.GuardedTarget.Create(plugins, definition);
         var key = $".backstop-doctor/{Stale.Name("probe-")}";
+
+        // The clock first: a skewed one is often why signed requests (and so the probe below) fail.
+        var raw = plugins.Target(definition.Kind)!.Create(definition);
+        var serverTime = raw is IServerClock clock ? await SafeAsync(() => clock.ServerTimeAsync(ct)).ConfigureAwait(false) : null;
+        (raw as IDisposable)?.Dispose();
+        if (serverTime is not null)
+        {
+            var skew = (serverTime.Value - DateTimeOffset.UtcNow).Duration();
+            findings.Add(skew > TimeSpan.FromMinutes(5)
+                ? new Finding("clock", subject, FindingStatus.Fail, $"the server's clock is {Quantities.FormatDuration(skew)} from this host's: signed requests fail past 15 minutes",
+                    "run NTP (systemd-timesyncd or chrony) on this host")
+                : skew > TimeSpan.FromMinutes(1)
+                    ? new Finding("clock", subject, FindingStatus.Warn, $"the server's clock is {Quantities.FormatDuration(skew)} from this host's", "run NTP on this host")
+                    : new Finding("clock", subject, FindingStatus.Ok, $"clocks agree within {Math.Round(skew.TotalSeconds).ToString(CultureInfo.InvariantCulture)}s"));
+        }
+
         try
         {
             await target.ProbeAsync(ct).ConfigureAwait(false);
@@ -159,20 +175,6 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
                     ? new Finding("space", subject, FindingStatus.Warn, $"{Quantities.FormatSize(free)} free: room for less than two more backups of {Quantities.FormatSize(estimate)}",
                         "free space, or tighten retention")
                     : new Finding("space", subject, FindingStatus.Ok, $"{Quantities.FormatSize(free)} free, the last backups stored {Quantities.FormatSize(estimate)}"));
-        }
-
-        var raw = plugins.Target(definition.Kind)!.Create(definition);
-        var serverTime = raw is IServerClock clock ? await SafeAsync(() => clock.ServerTimeAsync(ct)).ConfigureAwait(false) : null;
-        (raw as IDisposable)?.Dispose();
-        if (serverTime is not null)
-        {
-            var skew = (serverTime.Value - DateTimeOffset.UtcNow).Duration();
-            findings.Add(skew > TimeSpan.FromMinutes(5)
-                ? new Finding("clock", subject, FindingStatus.Fail, $"the server's clock is {Quantities.FormatDuration(skew)} from this host's: signed requests fail past 15 minutes",
-                    "run NTP (systemd-timesyncd or chrony) on this host")
-                : skew > TimeSpan.FromMinutes(1)
-                    ? new Finding("clock", subject, FindingStatus.Warn, $"the server's clock is {Quantities.FormatDuration(skew)} from this host's", "run NTP on this host")
-                    : new Finding("clock", subject, FindingStatus.Ok, $"clocks agree within {Math.Round(skew.TotalSeconds).ToString(CultureInfo.InvariantCulture)}s"));
         }
 
         return findings;

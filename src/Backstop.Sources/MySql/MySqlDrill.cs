@@ -159,6 +159,18 @@ internal sealed partial class MySqlSource : IDrillable
 
         var version = (await local.QueryAsync(null, "SELECT VERSION()", ct).ConfigureAwait(false))[0][0];
         tools["server"] = $"{daemon} {version}";
+        if (databases.Count > 0)
+        {
+            // The dump's header names the server it came from ("-- Server version	10.11.19-MariaDB-0+deb12u1").
+            var header = Encoding.UTF8.GetString(await scope.PeekAsync(databases.Keys.First(), 4096, ct).ConfigureAwait(false));
+            var from = header.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("-- Server version", StringComparison.Ordinal))?["-- Server version".Length..].Trim();
+            if (from is not null && (from.Contains("MariaDB", StringComparison.OrdinalIgnoreCase) != version.Contains("MariaDB", StringComparison.OrdinalIgnoreCase)
+                                     || MajorMinor(from) != MajorMinor(version)))
+            {
+                scope.Note($"the dumps come from a {from} server and the throwaway server is {version}: what restores here may differ from a restore into the " +
+                           "source's own version; set drill.server to a server of that version to drill exactly");
+            }
+        }
         return new Scratch(local, $"a throwaway {version} server on 127.0.0.1:{port}", server, databases,
             databases.Values.ToDictionary(d => d, d => d, StringComparer.Ordinal), drill.Smoke, tools, []);
     }
