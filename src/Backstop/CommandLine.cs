@@ -113,6 +113,12 @@ internal static class CommandLine
         doctor.SetAction((p, ct) => DoctorVerb.ExecuteAsync(Context.From(p), p.GetValue(doctorSources) ?? [], ct));
         root.Add(doctor);
 
+        var notifyTest = new Command("test", "Send a test message to every notifier (exit 1 when one could not be delivered)");
+        notifyTest.SetAction((p, ct) => NotifyVerb.TestAsync(Context.From(p), ct));
+        var notify = new Command("notify", "Notifiers (notify: in the configuration)");
+        notify.Add(notifyTest);
+        root.Add(notify);
+
         var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
         var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };

@@ -141,6 +141,8 @@ public sealed class DoctorTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Equal("fail", secrets.GetProperty("status").GetString());
         Assert.Contains("line 8", secrets.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Contains("chmod 600", secrets.GetProperty("fix").GetString(), StringComparison.Ordinal);
+        File.SetUnixFileMode(_box.Config, (UnixFileMode)0b110_100_000); // its group can read it: as bad
+        Assert.Contains("group", One(Checks(new Dictionary<string, string>()), "secrets", _box.Config).GetProperty("message").GetString(), StringComparison.Ordinal);
         File.SetUnixFileMode(_box.Config, (UnixFileMode)0b110_000_000);
         Assert.Equal("warn", One(Checks(new Dictionary<string, string>()), "secrets", _box.Config).GetProperty("status").GetString());
     }
@@ -223,5 +225,19 @@ public sealed class DoctorTests : IClassFixture<PostgresServer>, IDisposable
         stop.Cancel();
         Assert.Equal("fail", clock.GetProperty("status").GetString());
         Assert.Contains("1h from this host's", clock.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_backup_user_without_pg_monitor_is_told_to_get_it_instead_of_blaming_the_replicas()
+    {
+        var user = NewName("backup");
+        _pg.Sql("postgres", $"CREATE ROLE {user} LOGIN PASSWORD '{PostgresServer.Password}'");
+        _box.WriteConfig(Yaml.LocalTarget() + Doctor() + "sources:\n" +
+                         $"  - {{ name: pg, kind: postgres, host: 127.0.0.1, port: {_pg.Port}, user: {user}, password: \"env:PG_TEST_PASSWORD\", databases: [postgres], " +
+                         "replication: { min_replicas: 1 } }\n");
+        var replication = One(Checks(), "replication", "source 'pg'");
+        Assert.Equal("fail", replication.GetProperty("status").GetString());
+        Assert.Contains("may not read the replication statistics", replication.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains($"GRANT pg_monitor TO \"{user}\"", replication.GetProperty("fix").GetString(), StringComparison.Ordinal);
     }
 }

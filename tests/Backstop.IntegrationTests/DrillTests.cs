@@ -265,15 +265,18 @@ public sealed class DrillTests : IDisposable
         using var redis = new RedisServer(password: false);
         Assert.Equal("OK", redis.Cli("EVAL", "for i=1,500 do redis.call('SET','key:'..i, i) end return 'OK'", "0").Stdout.Trim());
         Assert.Equal("OK", redis.Cli("-n", "2", "EVAL", "for i=1,7 do redis.call('SET','k:'..i, i) end return 'OK'", "0").Stdout.Trim());
+        // Keys alive at the backup whose TTL passes before the drill: the snapshot has them, and so must the drill.
+        Assert.Equal("OK", redis.Cli("EVAL", "for i=1,5 do redis.call('SET','session:'..i, i, 'PX', 4000) end return 'OK'", "0").Stdout.Trim());
         _box.WriteConfig(Yaml.LocalTarget() + $"sources:\n  - {{ name: cache, kind: redis, port: {redis.Port} }}\n");
         Assert.Equal(0, _box.Run("run").ExitCode);
+        Thread.Sleep(4500);
         var d = DrillJson();
         Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
         var checks = d.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c.GetProperty("found").GetString());
-        Assert.Equal("507", checks["keys in the scratch redis-server"]);
+        Assert.Equal("512", checks["keys in the scratch redis-server"]);
         Assert.Equal("2", checks["databases in the scratch redis-server"]);
         Assert.Contains("scratch redis-server", d.GetProperty("scratch").GetString(), StringComparison.Ordinal);
-        Assert.Contains(d.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("db0=500, db2=7", StringComparison.Ordinal));
+        Assert.Contains(d.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("db0=505, db2=7", StringComparison.Ordinal));
         AssertNothingLeft();
     }
 
@@ -304,7 +307,7 @@ public sealed class DrillTests : IDisposable
         string? server = null;
         for (var attempt = 0; attempt < 5 && server is null; attempt++)
         {
-            using var drill = _box.Start("drill");
+            using var drill = _box.Start(["drill"], new Dictionary<string, string> { ["BACKSTOP_TEST_SECRET"] = "not-for-scratch-servers" });
             // Freeze the drill the moment it has recorded its scratch redis-server, then kill it: what -9 leaves behind.
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (!drill.HasExited && DateTime.UtcNow < deadline && (server = RecordedServer(staging)) is null)
@@ -327,6 +330,8 @@ public sealed class DrillTests : IDisposable
 
         Assert.True(server is not null, "the drill was never caught with its scratch server running");
         Assert.True(Directory.Exists($"/proc/{server}"), "the scratch redis-server should outlive the killed drill");
+        // It was started with none of backstop's environment (which holds the secrets of env: references).
+        Assert.DoesNotContain("not-for-scratch-servers", File.ReadAllText($"/proc/{server}/environ"), StringComparison.Ordinal);
         Assert.NotEmpty(Directory.GetDirectories(staging, ".backstop-drill-*"));
 
         var next = _box.Run("drill");

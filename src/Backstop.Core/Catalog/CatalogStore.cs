@@ -97,6 +97,26 @@ public sealed partial class CatalogStore : IDisposable
         );
         CREATE INDEX drills_by_source ON drills(source, id);
         """,
+        """
+        CREATE TABLE notify_state (
+            notifier TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            state TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (notifier, subject)
+        );
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            notifier TEXT NOT NULL,
+            event TEXT NOT NULL,
+            subject TEXT,
+            delivered INTEGER NOT NULL CHECK (delivered IN (0, 1)),
+            attempts INTEGER NOT NULL,
+            error TEXT
+        );
+        CREATE INDEX notifications_by_notifier ON notifications(notifier, id);
+        """,
     ];
 
     private readonly SqliteConnection _db;

@@ -18,6 +18,9 @@ public sealed record BackstopConfig(
     /// <summary>Where the configuration writes a secret's value itself (not <c>env:</c> or <c>file:</c>).</summary>
     public IReadOnlyList<ConfigLocation> InlineSecrets { get; init; } = [];
 
+    /// <summary>Every notifier: the top level's (<see cref="Notify.NotifierDefinition.Source"/> null) and the sources' own.</summary>
+    public IReadOnlyList<Notify.NotifierDefinition> Notify { get; init; } = [];
+
     /// <summary><c>doctor:</c> what it reads besides the configuration.</summary>
     public DoctorOptions Doctor { get; init; } = DoctorOptions.Default;
 

@@ -113,6 +113,7 @@ public static partial class ConfigLoader
         }
 
         var retention = Retention.RetentionRules.Parse(top.Map("retention"));
+        var notifiers = Notify.NotifyConfig.Parse(top, null).ToList();
         var sources = new List<SourceDefinition>();
         foreach (var s in top.MapList("sources"))
         {
@@ -155,6 +156,7 @@ public static partial class ConfigLoader
             var drillEvery = Positive(drillMap, "every") ?? policyDrillEvery;
             var drillOptions = drillMap is null ? null : kind.ParseDrillOptions(drillMap);
             drillMap?.EnsureAllKeysKnown($"drill keys of a {kindName} source are: {string.Join(", ", new[] { "every" }.Concat(kind.DrillKeys))}");
+            notifiers.AddRange(Notify.NotifyConfig.Parse(s, name));
             var options = kind.ParseOptions(s);
             s.EnsureAllKeysKnown();
             sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
@@ -171,11 +173,17 @@ public static partial class ConfigLoader
             doctorMap?.StringList("crontabs")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.Crontabs,
             doctorMap?.StringList("systemd")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.SystemdFolders);
         doctorMap?.EnsureAllKeysKnown("doctor keys are: crontabs (files, globs allowed), systemd (folders of unit files)");
-        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, doctor, targets, sources");
+        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, notify, doctor, targets, sources");
+        foreach (var twice in notifiers.GroupBy(n => n.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            throw new ConfigException(twice.Last().Location, $"a notifier named '{twice.Key}' is already defined; notifier names must be unique");
+        }
+
         return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo) { Rto = policyRto, DrillEvery = policyDrillEvery }, compression, targets, sources)
         {
             Encryption = encryption,
             Doctor = doctor,
+            Notify = notifiers,
             InlineSecrets = top.Secrets.Where(x => !x.Reference.StartsWith("env:", StringComparison.Ordinal) && !x.Reference.StartsWith("file:", StringComparison.Ordinal))
                 .Select(x => x.Location).ToList(),
         };

@@ -410,7 +410,8 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
     private List<Finding> ConfigFile()
     {
         var mode = File.GetUnixFileMode(config.File);
-        var readable = (mode & UnixFileMode.OtherRead) != 0;
+        var readable = (mode & (UnixFileMode.OtherRead | UnixFileMode.GroupRead)) != 0;
+        var who = (mode & UnixFileMode.OtherRead) != 0 ? "every user on this host" : Posix.TryLstat(config.File, out var st, out _) ? $"group {Posix.GroupName(st.Gid)}" : "its group";
         if (config.InlineSecrets.Count == 0)
         {
             return [new Finding("secrets", config.File, FindingStatus.Ok, "no secret is written in the file (env: and file: references only)")];
@@ -418,7 +419,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
 
         var where = string.Join(", ", config.InlineSecrets.Select(l => $"line {l.Line.ToString(CultureInfo.InvariantCulture)}"));
         return readable
-            ? [new Finding("secrets", config.File, FindingStatus.Fail, $"every user on this host can read it, and it holds {config.InlineSecrets.Count} secret(s) written inline ({where})",
+            ? [new Finding("secrets", config.File, FindingStatus.Fail, $"{who} can read it, and it holds {config.InlineSecrets.Count} secret(s) written inline ({where})",
                 $"chmod 600 {config.File}, and move the secrets to env: or file: references")]
             : [new Finding("secrets", config.File, FindingStatus.Warn, $"it holds {config.InlineSecrets.Count} secret(s) written inline ({where}); only its owner can read it",
                 "prefer env: or file: references")];

@@ -95,7 +95,7 @@ public static class Schedules
             entries++;
             var cwd = home ?? (user is null ? null : homeOf(user));
             var problems = CheckCommand(command, cronPath, currentPath, cwd, "cron's PATH", fix: path =>
-                $"write the absolute path in the crontab, or add PATH={path}:{cronPath} above the entry");
+                $"write the absolute path in the crontab, or add PATH={path}:{cronPath} above the entry", home: cwd);
             foreach (var (problem, fix) in problems)
             {
                 findings.Add(new Finding("schedule", where, FindingStatus.Fail, $"{problem} (entry: {command})", fix));
@@ -152,7 +152,7 @@ public static class Schedules
 
     /// <summary>The problems of one shell command line: each simple command's program, a shell's script, a folder cd'ed into.</summary>
     internal static List<(string Problem, string Fix)> CheckCommand(string command, string searchPath, string currentPath, string? cwd, string pathName,
-        Func<string, string> fix)
+        Func<string, string> fix, string? home = null)
     {
         var problems = new List<(string, string)>();
         foreach (var words in SimpleCommands(command))
@@ -183,7 +183,7 @@ public static class Schedules
             var program = words[w];
             if (program == "cd")
             {
-                var dir = w + 1 < words.Count ? Expand(words[w + 1], cwd) : null;
+                var dir = w + 1 < words.Count ? Expand(words[w + 1], cwd, home) : null;
                 if (dir is not null && !dir.Contains('$', StringComparison.Ordinal))
                 {
                     if (!Directory.Exists(dir))
@@ -206,7 +206,7 @@ public static class Schedules
             string? resolved;
             if (program.Contains('/', StringComparison.Ordinal))
             {
-                resolved = Expand(program, cwd);
+                resolved = Expand(program, cwd, home);
                 if (resolved is null)
                 {
                     continue;
@@ -240,8 +240,11 @@ public static class Schedules
             // An interpreter's script: the first argument that is not an option.
             if (Shells.Contains(Path.GetFileName(resolved)))
             {
+                var options = words.Skip(w + 1).TakeWhile(a => a.StartsWith('-')).ToList();
                 var script = words.Skip(w + 1).FirstOrDefault(a => !a.StartsWith('-'));
-                if (script is not null && words.Skip(w + 1).All(a => a != "-c") && Expand(script, cwd) is { } path && !path.Contains('$', StringComparison.Ordinal)
+                // -c and -e run a string, -m a module: no script file then (also combined, as in bash -lc).
+                var inline = options.Any(o => o is "-m" or "-e" or "-E" || (!o.StartsWith("--", StringComparison.Ordinal) && o.Contains('c', StringComparison.Ordinal)));
+                if (script is not null && !inline && Expand(script, cwd, home) is { } path && !path.Contains('$', StringComparison.Ordinal)
                     && !File.Exists(path))
                 {
                     problems.Add(($"the script {path} does not exist (moved or deleted?)", "fix the path, or remove the entry if the job is retired"));
@@ -252,12 +255,12 @@ public static class Schedules
         return problems;
     }
 
-    /// <summary>A path made absolute: ~ is the home folder, a relative one is relative to the folder the command runs in.</summary>
-    private static string? Expand(string path, string? cwd)
+    /// <summary>A path made absolute: ~ is the crontab owner's home folder, a relative one is relative to the folder the command runs in.</summary>
+    private static string? Expand(string path, string? cwd, string? home)
     {
         if (path.StartsWith("~/", StringComparison.Ordinal))
         {
-            return Environment.GetEnvironmentVariable("HOME") is { Length: > 0 } h ? Path.Combine(h, path[2..]) : null;
+            return home is { Length: > 0 } h ? Path.Combine(h, path[2..]) : null;
         }
 
         return Path.IsPathRooted(path) ? path : cwd is null ? null : Path.GetFullPath(Path.Combine(cwd, path));
@@ -353,6 +356,17 @@ public static class Schedules
                 continue;
             }
 
+            if ((c == '$' && i + 1 < command.Length && command[i + 1] == '(') || c == '`')
+            {
+                // $(…) and `…`: a word of their own making, kept whole (what runs inside is only known when it runs).
+                var close = c == '`' ? command.IndexOf('`', i + 1) : Matching(command, i + 1);
+                var end = close < 0 ? command.Length - 1 : close;
+                word.Append(command, i, end - i + 1);
+                inWord = true;
+                i = end;
+                continue;
+            }
+
             if (c == '&' && ((i > 0 && command[i - 1] is '>' or '<') || (i + 1 < command.Length && command[i + 1] == '>')))
             {
                 word.Append(c); // 2>&1, &>file: a redirection, not a background job
@@ -392,6 +406,22 @@ public static class Schedules
             word.Append(c);
             inWord = true;
         }
+    }
+
+    /// <summary>The index of the ')' that closes the '(' at <paramref name="open"/>, or -1.</summary>
+    private static int Matching(string text, int open)
+    {
+        var depth = 0;
+        for (var i = open; i < text.Length; i++)
+        {
+            depth += text[i] switch { '(' => 1, ')' => -1, _ => 0 };
+            if (depth == 0)
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     private static List<string> DropRedirections(List<string> words)

@@ -262,6 +262,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
     private static async Task<string?> RemoveAsync(IDrillScratch? scratch, string folder)
     {
         var problems = new List<string>();
+        var keep = new List<string>();
         if (scratch is not null)
         {
             try
@@ -270,11 +271,15 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                problems.Add($"the scratch place was not fully removed: {e.Message}");
+                problems.Add($"the scratch place was not fully removed: {e.Message}; the next drill or run retries");
+                // The scratch databases stay recorded (the folder with them), for the next sweep to drop.
+                keep.AddRange(File.Exists(Path.Combine(folder, DrillScope.LeftoversFile))
+                    ? File.ReadAllLines(Path.Combine(folder, DrillScope.LeftoversFile)).Where(l => l.StartsWith("db:", StringComparison.Ordinal))
+                    : []);
             }
         }
 
-        problems.AddRange(DrillSweeper.RemoveFolder(folder));
+        problems.AddRange(DrillSweeper.RemoveFolder(folder, keep));
         return problems.Count == 0 ? null : string.Join("; ", problems);
     }
 

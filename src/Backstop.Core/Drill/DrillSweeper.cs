@@ -29,25 +29,39 @@ public static class DrillSweeper
         {
             var sourceName = ReadOrNull(Path.Combine(folder, SourceFile));
             var def = sourceName is null ? null : config.Source(sourceName);
+            var kept = new List<string>();
             foreach (var line in Leftovers(folder).Where(l => l.StartsWith("db:", StringComparison.Ordinal)))
             {
+                string? problem;
                 if (def is null || plugins.Source(def.Kind)?.Create(def) is not IDrillable drillable)
                 {
-                    said.Add($"a killed drill of '{sourceName}' left {line[3..]}, and that source is no longer configured: remove it by hand");
-                    continue;
+                    problem = $"a killed drill of '{sourceName}' left the scratch database {line[3..]}, and that source is no longer configured: drop it by hand on its drill server";
                 }
-
-                try
+                else
                 {
-                    if (await drillable.SweepAsync(line, cancellationToken).ConfigureAwait(false) is { } problem)
+                    try
                     {
-                        said.Add(problem);
+                        problem = await drillable.SweepAsync(line, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                    {
+                        // Decision: a sweep never stops the run or drill it precedes; the record stays for the next one.
+                        problem = $"a killed drill of '{sourceName}' left the scratch database {line[3..]}, which could not be dropped yet: {e.Message}; the next run retries";
+                        kept.Add(line);
                     }
                 }
-                catch (Exception e) when (e is BackupException or IOException or InvalidOperationException)
+
+                if (problem is not null)
                 {
-                    said.Add($"a killed drill of '{sourceName}' left {line[3..]}, which could not be removed: {e.Message}; remove it by hand");
+                    said.Add(problem);
                 }
+            }
+
+            if (kept.Count > 0)
+            {
+                // Processes and data go now; the record of what could not be dropped stays, for the next sweep.
+                said.AddRange(RemoveFolder(folder, keep: kept));
+                continue;
             }
 
             said.AddRange(RemoveFolder(folder));
@@ -57,8 +71,11 @@ public static class DrillSweeper
         return said;
     }
 
-    /// <summary>Kills the scratch servers a drill recorded, removes the folders it recorded elsewhere, then its own folder.</summary>
-    internal static IReadOnlyList<string> RemoveFolder(string folder)
+    /// <summary>
+    /// Kills the scratch servers a drill recorded, removes the folders it recorded elsewhere, then its own folder; with
+    /// <paramref name="keep"/>, everything but the record of those leftovers (scratch databases not dropped yet).
+    /// </summary>
+    internal static IReadOnlyList<string> RemoveFolder(string folder, IReadOnlyList<string>? keep = null)
     {
         var problems = new List<string>();
         foreach (var line in Leftovers(folder))
@@ -78,8 +95,32 @@ public static class DrillSweeper
             }
         }
 
+        if (keep is { Count: > 0 })
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(folder).Where(e => Path.GetFileName(e) is not (SourceFile or DrillScope.LeftoversFile)).ToList())
+            {
+                problems.AddRange(Directory.Exists(entry) ? Delete(entry) : DeleteFile(entry));
+            }
+
+            File.WriteAllLines(Path.Combine(folder, DrillScope.LeftoversFile), keep);
+            return problems;
+        }
+
         problems.AddRange(Delete(folder));
         return problems;
+    }
+
+    private static IEnumerable<string> DeleteFile(string path)
+    {
+        try
+        {
+            File.Delete(path);
+            return [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [$"{path} could not be removed: {e.Message}"];
+        }
     }
 
     private static IEnumerable<string> Delete(string path)

@@ -337,6 +337,14 @@ public static partial class PosixUsers
 
     public static bool IsRoot => Geteuid() == 0;
 
+    public static uint EffectiveUid => Geteuid();
+
+    [LibraryImport("libc", EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int MkdirNative(string path, int mode);
+
+    /// <summary>mkdir(2): false when the path exists (as anything) or cannot be made; never adopts an existing folder.</summary>
+    public static bool MakeDirectory(string path, int mode) => MkdirNative(path, mode) == 0;
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int KillNative(int pid, int signal);
 

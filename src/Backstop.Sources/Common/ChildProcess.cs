@@ -51,6 +51,23 @@ public static class ChildProcess
         CancellationToken cancellationToken) =>
         RunAsync(executable, arguments, environment, workingDirectory, null, output, timeout, what, cancellationToken);
 
+    /// <summary>
+    /// Runs a program with none of this process's environment (only PATH, LANG and TZ, and <paramref name="environment"/>):
+    /// for programs run as another user (a drill's initdb), whose environment that user could read.
+    /// </summary>
+    public static Task<long> RunCleanToStreamAsync(string executable, IReadOnlyList<string> arguments,
+        IReadOnlyDictionary<string, string> environment, string workingDirectory, Stream output, TimeSpan timeout, string what,
+        CancellationToken cancellationToken) =>
+        RunAsync(executable, arguments, environment, workingDirectory, null, output, timeout, what, cancellationToken, clean: true);
+
+    /// <summary>The whole environment a clean child gets, before its own variables.</summary>
+    public static IReadOnlyDictionary<string, string> CleanEnvironment { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ["LANG"] = "C.UTF-8",
+        ["TZ"] = "UTC",
+    };
+
     /// <summary>Runs a program fed with <paramref name="input"/> on its stdin (a restore), with the same guarantees.</summary>
     public static Task<long> RunWithInputAsync(string executable, IReadOnlyList<string> arguments,
         IReadOnlyDictionary<string, string> environment, Stream input, TimeSpan timeout, string what, CancellationToken cancellationToken) =>
@@ -58,7 +75,7 @@ public static class ChildProcess
 
     private static async Task<long> RunAsync(string executable, IReadOnlyList<string> arguments,
         IReadOnlyDictionary<string, string> environment, string workingDirectory, Stream? input, Stream output, TimeSpan timeout, string what,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool clean = false)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         ArgumentNullException.ThrowIfNull(environment);
@@ -74,6 +91,15 @@ public static class ChildProcess
         foreach (var a in arguments)
         {
             psi.ArgumentList.Add(a);
+        }
+
+        if (clean)
+        {
+            psi.Environment.Clear();
+            foreach (var (k, v) in CleanEnvironment)
+            {
+                psi.Environment[k] = v;
+            }
         }
 
         foreach (var (k, v) in environment)

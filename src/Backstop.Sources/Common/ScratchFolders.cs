@@ -37,8 +37,14 @@ public static class ScratchFolders
         }
         else
         {
+            // A shared folder: made here and now (never one that exists, which another user could have planted), and ours.
             folder = Path.Combine("/var/tmp", Path.GetFileName(scope.Folder) + "-" + name);
             scope.Leave("dir:" + folder);
+            if (!PosixUsers.MakeDirectory(folder, 0b111_000_000) || !Posix.TryLstat(folder, out var made, out _) || !made.IsDirectory || made.Uid != PosixUsers.EffectiveUid)
+            {
+                throw new BackupException($"cannot make the scratch folder {folder} of its own (it exists, or is not this user's): remove it, and drill again");
+            }
+
             scope.Note(fits
                 ? $"user {user!.Value.Name} cannot reach the staging folder (a folder above it is closed to others), so the scratch data is in {folder}, removed afterwards"
                 : $"the staging folder's path is too long for the scratch server's socket, so the scratch data is in {folder}, removed afterwards");
@@ -51,6 +57,17 @@ public static class ScratchFolders
         }
 
         return folder;
+    }
+
+    /// <summary>Writes a secret into a new file (0600; never through an existing name or symlink).</summary>
+    public static void WriteSecret(string path, string secret)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        using var file = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        file.Write(System.Text.Encoding.UTF8.GetBytes(secret + "\n"));
     }
 
     /// <summary>Whether every folder from / down to <paramref name="path"/> lets others through (o+x).</summary>

@@ -107,7 +107,10 @@ public sealed class ScratchServer : IAsyncDisposable
             info.ArgumentList.Add(a);
         }
 
-        foreach (var (k, v) in environment ?? new Dictionary<string, string>())
+        // None of this process's environment (it may hold S3 keys, a passphrase, PGPASSWORD): a server run as another
+        // user could have it read through /proc by that user.
+        info.Environment.Clear();
+        foreach (var (k, v) in ChildProcess.CleanEnvironment.Concat(environment ?? new Dictionary<string, string>()))
         {
             info.Environment[k] = v;
         }
@@ -171,7 +174,12 @@ public sealed class ScratchServer : IAsyncDisposable
 
     private static async Task PumpAsync(Process process, string log)
     {
-        await using var file = new FileStream(log, FileMode.Create, FileAccess.Write, FileShare.ReadWrite, 4096, FileOptions.Asynchronous);
+        // 0600: a failed COPY's log lines can hold rows of the restored data.
+        await using var file = new FileStream(log, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.ReadWrite, Options = FileOptions.Asynchronous,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
         var gate = new SemaphoreSlim(1);
 
         async Task Copy(StreamReader from)

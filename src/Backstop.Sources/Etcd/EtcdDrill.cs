@@ -31,14 +31,13 @@ internal sealed partial class EtcdSource : IDrillable
         var data = Path.Combine(scope.Folder, "member");
         ScratchServer? running = null;
         var clientPort = 0;
-        if (options.User is null)
-        {
-            scope.Note("the source has no etcd authentication, so the scratch member answers anyone on loopback while the drill runs");
-        }
+        // A member restored from a cluster without authentication would answer anyone on loopback: it gets a root user
+        // with a random password, and authentication on, as soon as it listens.
+        var checking = options;
 
         return new FolderScratch($"a scratch etcd member ({version}) restored from {folder}/{Artifact}", folder, async ct =>
         {
-            var scratch = new EtcdSource(name, options with { Endpoints = [new Uri($"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}")] });
+            var scratch = new EtcdSource(name, checking with { Endpoints = [new Uri($"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}")] });
             await scratch.PreflightAsync(ct).ConfigureAwait(false); // connects, and logs in with the source's user when the snapshot has auth on
             using var http = Client(TimeSpan.FromMinutes(5));
             var count = await scratch.PostAsync(http, scratch._endpoint!, "/v3/kv/range", new
@@ -92,6 +91,10 @@ internal sealed partial class EtcdSource : IDrillable
                         return false;
                     }
                 }, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
+            if (options.User is null)
+            {
+                checking = await LockAsync(new Uri(client), scope, ct).ConfigureAwait(false);
+            }
         }, stop: async () =>
         {
             if (running is not null)
@@ -99,6 +102,27 @@ internal sealed partial class EtcdSource : IDrillable
                 await running.DisposeAsync().ConfigureAwait(false);
             }
         });
+    }
+
+    /// <summary>Turns authentication on in the scratch member: a root user with a random password; the options to reach it.</summary>
+    private async Task<EtcdOptions> LockAsync(Uri client, DrillScope scope, CancellationToken ct)
+    {
+        var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+        var open = new EtcdSource(name, options with { Endpoints = [client] }) { _endpoint = client };
+        using var http = Client(TimeSpan.FromSeconds(30));
+        try
+        {
+            await open.PostAsync(http, client, "/v3/auth/user/add", new { name = "root", password }, ct).ConfigureAwait(false);
+            await open.PostAsync(http, client, "/v3/auth/user/grant", new { user = "root", role = "root" }, ct).ConfigureAwait(false);
+            await open.PostAsync(http, client, "/v3/auth/enable", new { }, ct).ConfigureAwait(false);
+        }
+        catch (BackupException e)
+        {
+            scope.Note($"authentication could not be turned on in the scratch member ({e.Message}), so it answers anyone on loopback while the drill runs");
+            return options;
+        }
+
+        return options with { User = "root", Password = new Core.Config.SecretRef(password, default) };
     }
 
     private static async Task<string> FirstLineAsync(string tool, IReadOnlyList<string> args, CancellationToken ct)

@@ -68,9 +68,13 @@ internal sealed partial class FilesSource : IDrillable
             }
         }
 
-        if (compared == 0 && picked.Count > 0)
+        if (compared == 0)
         {
-            scope.Note($"spot check: all {picked.Count} picked files changed since the snapshot, so none could be compared with the live source");
+            // Nothing compared is no check at all: said, never reported as a passed one.
+            scope.Note(picked.Count == 0
+                ? "spot check: the snapshot holds no regular file to compare"
+                : $"spot check: all {picked.Count} picked files changed since the snapshot (or are gone), so none could be compared with the live source");
+            return [];
         }
 
         var found = differing.Count == 0

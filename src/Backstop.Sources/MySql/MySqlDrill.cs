@@ -110,27 +110,24 @@ internal sealed partial class MySqlSource : IDrillable
         var data = Path.Combine(root, "data");
         var runAs = user?.Name ?? System.Environment.UserName;
         var log = new MemoryStream();
-        await ChildProcess.RunToStreamAsync(install,
+        await ChildProcess.RunCleanToStreamAsync(install,
             ["--no-defaults", $"--user={runAs}", $"--datadir={data}", "--auth-root-authentication-method=socket", "--skip-test-db"],
             new Dictionary<string, string>(), "/", log, TimeSpan.FromMinutes(10), $"source '{name}': {Path.GetFileName(install)} for the drill's throwaway server", ct)
             .ConfigureAwait(false);
 
-        // Loopback is open to every local user while the drill runs: the drill user has the password the restore uses
-        // (the source's), set by an init file only the server's user can read, removed once the server runs.
-        var password = options.Password?.Resolve();
+        // Loopback is open to every local user while the drill runs: the drill user has a random password, set by an init
+        // file only the server's user can read (removed once the server runs); the restore reads it from a file of ours.
+        var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
         var init = Path.Combine(root, "init.sql");
-        var quoted = password is null ? "" : $" IDENTIFIED BY '{password.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal)}'";
-        await File.WriteAllTextAsync(init,
-            $"CREATE USER '{DrillUser}'@'127.0.0.1'{quoted};\nGRANT ALL ON *.* TO '{DrillUser}'@'127.0.0.1' WITH GRANT OPTION;\n", ct).ConfigureAwait(false);
-        File.SetUnixFileMode(init, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        ScratchFolders.WriteSecret(init,
+            $"CREATE USER '{DrillUser}'@'127.0.0.1' IDENTIFIED BY '{password}';\nGRANT ALL ON *.* TO '{DrillUser}'@'127.0.0.1' WITH GRANT OPTION;");
         ScratchServer.GiveTo(user, root);
-        if (password is null)
-        {
-            scope.Note("the source has no password, so the throwaway server's drill user has none while the drill runs");
-        }
+        var restorePassword = Path.Combine(scope.Folder, "restore-password");
+        ScratchFolders.WriteSecret(restorePassword, password);
 
         var port = ScratchServer.FreePort();
-        var local = new MySqlSource(name, options with { Host = "127.0.0.1", Port = port, User = DrillUser }, stateDirectory);
+        var local = new MySqlSource(name, options with { Host = "127.0.0.1", Port = port, User = DrillUser, Password = new SecretRef("file:" + restorePassword, default) },
+            stateDirectory);
         ScratchServer server;
         try
         {
@@ -172,7 +169,7 @@ internal sealed partial class MySqlSource : IDrillable
             }
         }
         return new Scratch(local, $"a throwaway {version} server on 127.0.0.1:{port}", server, databases,
-            databases.Values.ToDictionary(d => d, d => d, StringComparer.Ordinal), drill.Smoke, tools, []);
+            databases.Values.ToDictionary(d => d, d => d, StringComparer.Ordinal), drill.Smoke, tools, []) { PasswordFile = restorePassword };
     }
 
     private static string ResolveFirst(params string[] names)
@@ -221,7 +218,11 @@ internal sealed partial class MySqlSource : IDrillable
 
         public IReadOnlyDictionary<string, string> Tools => tools;
 
-        public string Destination(string artifact) => at.UriOf(restoredAs[databases[artifact]]);
+        /// <summary>The file of the throwaway server's drill password, named in the destination for the restore.</summary>
+        public string? PasswordFile { get; init; }
+
+        public string Destination(string artifact) =>
+            at.UriOf(restoredAs[databases[artifact]]) + (PasswordFile is null ? "" : "?password_file=" + Uri.EscapeDataString(PasswordFile));
 
         public async Task<IReadOnlyList<DrillCheck>> CheckAsync(CancellationToken cancellationToken)
         {

@@ -20,7 +20,12 @@ internal sealed partial class MySqlSource : IRestorable
         CancellationToken cancellationToken)
     {
         var (host, port, user, database) = Destination(destination);
-        var target = new MySqlSource(name, options with { Host = host, Port = port, User = user }, stateDirectory);
+        // ?password_file=PATH (a file only this user reads) over the source's password.
+        var passwordFile = Uri.TryCreate(destination, UriKind.Absolute, out var uri) ? System.Web.HttpUtility.ParseQueryString(uri.Query)["password_file"] : null;
+        var target = new MySqlSource(name, options with
+        {
+            Host = host, Port = port, User = user, Password = passwordFile is { Length: > 0 } ? new SecretRef("file:" + passwordFile, default) : options.Password,
+        }, stateDirectory);
         target._client = target.Resolve("client", ["mariadb", "mysql"]);
         var created = (await target.QueryAsync(null, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = @db", cancellationToken, ("@db", database))
             .ConfigureAwait(false))[0][0] == "0";

@@ -90,29 +90,22 @@ internal sealed partial class PostgresSource : IDrillable
         var run = user is { } u ? (Program: ChildProcess.ResolveTool("setpriv"), Prefix: new[] { $"--reuid={u.Uid}", $"--regid={u.Gid}", "--clear-groups", "--" })
             : (Program: (string?)null, Prefix: Array.Empty<string>());
         var initdb = Path.Combine(bin, "initdb");
-        // The cluster listens on loopback, where every local user can reach it while the drill runs: its superuser has
-        // the password the restore will use anyway (PGPASSWORD, else the source's), never a trust rule. Only a source
-        // without any password gets trust, and the drill says so.
-        var password = System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } pw ? pw : options.Password?.Resolve();
-        var initArgs = new List<string> { "-D", data, "-U", DrillSuperuser, "-E", "UTF8", "--locale=C", "--no-sync" };
+        // The cluster listens on loopback, where every local user can reach it while the drill runs: its superuser has a
+        // random password of its own. initdb reads it from a file of the server's user; the restore from one of ours,
+        // named in the destination (password_file=), so it never travels in argv or the environment of a child it does not need.
+        var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
+        var initArgs = new List<string> { "-D", data, "-U", DrillSuperuser, "-E", "UTF8", "--locale=C", "--no-sync", "--auth=scram-sha-256" };
         var pwfile = Path.Combine(root, "pwfile");
-        if (password is null)
-        {
-            initArgs.Add("--auth=trust");
-            scope.Note("the source has no password, so the throwaway cluster trusts loopback connections while the drill runs");
-        }
-        else
-        {
-            await File.WriteAllTextAsync(pwfile, password + "\n", ct).ConfigureAwait(false);
-            File.SetUnixFileMode(pwfile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            ScratchServer.GiveTo(user, pwfile);
-            initArgs.AddRange(["--auth=scram-sha-256", "--pwfile=" + pwfile]);
-        }
+        ScratchFolders.WriteSecret(pwfile, password);
+        ScratchServer.GiveTo(user, pwfile);
+        initArgs.Add("--pwfile=" + pwfile);
+        var restorePassword = Path.Combine(scope.Folder, "restore-password");
+        ScratchFolders.WriteSecret(restorePassword, password);
 
         var log = new MemoryStream();
         try
         {
-            await ChildProcess.RunToStreamAsync(run.Program ?? initdb, run.Program is null ? initArgs : [.. run.Prefix, initdb, .. initArgs],
+            await ChildProcess.RunCleanToStreamAsync(run.Program ?? initdb, run.Program is null ? initArgs : [.. run.Prefix, initdb, .. initArgs],
                 new Dictionary<string, string>(), "/", log, TimeSpan.FromMinutes(10), $"initdb of the drill's throwaway cluster{(user is { } v ? $" (as {v.Name})" : "")}",
                 ct).ConfigureAwait(false);
         }
@@ -136,9 +129,9 @@ internal sealed partial class PostgresSource : IDrillable
                     await using var db = await At("127.0.0.1", port, DrillSuperuser, password, throwaway: true).ConnectAsync("postgres", c).ConfigureAwait(false);
                     return true;
                 }
-                catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+                catch (Exception e) when (e is BackupException or NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
                 {
-                    return false;
+                    return false; // not listening yet, or starting up (57P03)
                 }
             }, TimeSpan.FromMinutes(2), ct, stopSignal: 2).ConfigureAwait(false);
         if (dumpMajor is { } m && m != major)
@@ -147,7 +140,8 @@ internal sealed partial class PostgresSource : IDrillable
         }
 
         var version = await ToolVersionAsync(Path.Combine(bin, "postgres"), ct).ConfigureAwait(false);
-        return new Scratch(this, $"a throwaway PostgreSQL {major} cluster on 127.0.0.1:{port}", postgres, "127.0.0.1", port, DrillSuperuser, password, "?sslmode=disable",
+        return new Scratch(this, $"a throwaway PostgreSQL {major} cluster on 127.0.0.1:{port}", postgres, "127.0.0.1", port, DrillSuperuser, password,
+            $"?sslmode=disable&tablespaces=skip&password_file={Uri.EscapeDataString(restorePassword)}",
             databases, databases.ToDictionary(d => d.Value, d => d.Value, StringComparer.Ordinal), drill.Smoke, includeGlobals: true,
             new Dictionary<string, string>
             {
@@ -186,7 +180,7 @@ internal sealed partial class PostgresSource : IDrillable
 
         var version = await ToolVersionAsync(tools.PgRestore, ct).ConfigureAwait(false);
         return new Scratch(this, $"scratch databases backstop_drill_{scope.Token}_* on the drill server {d.Host}:{d.Port}", null, d.Host, d.Port, d.User,
-            System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } pw ? pw : options.Password?.Resolve(), "",
+            System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } pw ? pw : options.Password?.Resolve(), "?tablespaces=skip",
             databases, scratchNames, drill.Smoke, includeGlobals: false,
             new Dictionary<string, string> { ["pg_restore"] = $"{tools.PgRestore} {version}" }, drop: scratchNames.Values.ToList());
     }
@@ -205,8 +199,15 @@ internal sealed partial class PostgresSource : IDrillable
         var d = ServerDestination.Parse(drill, new Dictionary<string, int>(StringComparer.Ordinal) { ["postgresql"] = 5432, ["postgres"] = 5432 },
             "postgresql://user@host:5432", options.User);
         await using var admin = await OnServer(d).ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
-        await ScalarAsync(admin, $"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)", cancellationToken).ConfigureAwait(false);
+        await ScalarAsync(admin, await DropSqlAsync(admin, database, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         return null;
+    }
+
+    /// <summary>DROP DATABASE for a scratch database: WITH (FORCE) (closing what still uses it) on PostgreSQL 13 and later, which have it.</summary>
+    private static async Task<string> DropSqlAsync(NpgsqlConnection admin, string database, CancellationToken ct)
+    {
+        var version = Convert.ToInt64(await ScalarAsync(admin, "SHOW server_version_num", ct).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        return $"DROP DATABASE IF EXISTS \"{database}\"{(version >= 130000 ? " WITH (FORCE)" : "")}";
     }
 
     /// <summary>This source's settings pointed at the throwaway cluster or a drill server, with the password the restore uses there.</summary>
@@ -331,7 +332,7 @@ internal sealed partial class PostgresSource : IDrillable
                     await using var admin = await source.At(host, port, user, password, throwaway: server is not null).ConnectAsync("postgres", CancellationToken.None).ConfigureAwait(false);
                     foreach (var database in drop)
                     {
-                        await ScalarAsync(admin, $"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)", CancellationToken.None).ConfigureAwait(false);
+                        await ScalarAsync(admin, await DropSqlAsync(admin, database, CancellationToken.None).ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
                     }
                 }
                 catch (Exception e) when (e is BackupException or NpgsqlException)

@@ -73,6 +73,11 @@ internal sealed partial class PostgresSource
         var script = new StringBuilder();
         foreach (var line in lines)
         {
+            if (target.SkipTablespaces && (line.StartsWith("CREATE TABLESPACE ", StringComparison.Ordinal) || line.Contains(" TABLESPACE ", StringComparison.Ordinal)))
+            {
+                continue; // a tablespace's LOCATION is a folder of the source's host: never created elsewhere
+            }
+
             var role = RoleOf(line, "CREATE ROLE ") ?? RoleOf(line, "ALTER ROLE ");
             var skip = role is not null && ((line.StartsWith("CREATE ROLE ", StringComparison.Ordinal) && present.ContainsKey(role))
                                             || (line.StartsWith("ALTER ROLE ", StringComparison.Ordinal) && line.Contains(" WITH ", StringComparison.Ordinal) && same.Contains(role)));

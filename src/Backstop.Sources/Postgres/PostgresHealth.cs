@@ -31,6 +31,16 @@ internal sealed partial class PostgresSource : IHealthChecked
         var findings = new List<Finding>();
         var subject = $"source '{name}' ({Where})";
         await using var primary = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+        // Without pg_read_all_stats (pg_monitor) the replication views show their rows with every detail NULL: the
+        // replicas would look stopped. That is said as what it is.
+        if (await ScalarAsync(primary, "SELECT rolsuper OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') FROM pg_roles WHERE rolname = current_user",
+                cancellationToken).ConfigureAwait(false) is not true)
+        {
+            return [new Finding("replication", subject, FindingStatus.Fail,
+                $"user '{options.User}' may not read the replication statistics (pg_stat_replication shows no state without pg_read_all_stats)",
+                $"GRANT pg_monitor TO \"{options.User}\" on the primary and the replicas")];
+        }
+
         var rows = new List<(string App, string Addr, string State, double? Lag)>();
         await using (var cmd = new NpgsqlCommand(
                          "SELECT coalesce(application_name, ''), coalesce(client_addr::text, 'local'), coalesce(state, 'unknown'), EXTRACT(EPOCH FROM replay_lag)::float8 FROM pg_stat_replication",

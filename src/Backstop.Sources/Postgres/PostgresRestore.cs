@@ -68,6 +68,11 @@ internal sealed partial class PostgresSource : IRestorable
             args.AddRange(["--clean", "--if-exists"]);
         }
 
+        if (target.SkipTablespaces)
+        {
+            args.Add("--no-tablespaces");
+        }
+
         try
         {
             await ChildProcess.RunWithInputAsync(tools.PgRestore, args, env, content, options.Timeout,
@@ -113,6 +118,9 @@ internal sealed partial class PostgresSource : IRestorable
     {
         /// <summary>An sslmode the URI asks for (<c>?sslmode=disable</c>), over the source's.</summary>
         public string? SslMode { get; init; }
+
+        /// <summary><c>?tablespaces=skip</c>: restore without the dump's tablespaces (their paths are the source host's).</summary>
+        public bool SkipTablespaces { get; init; }
     }
 
     private static readonly Dictionary<string, int> Schemes = new(StringComparer.Ordinal) { ["postgresql"] = 5432, ["postgres"] = 5432 };
@@ -129,9 +137,11 @@ internal sealed partial class PostgresSource : IRestorable
     {
         var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
         var database = d.RequireDatabase(DestinationExample);
-        var password = System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } p ? p : options.Password?.Resolve();
         var query = Uri.TryCreate(destination, UriKind.Absolute, out var uri) ? System.Web.HttpUtility.ParseQueryString(uri.Query) : null;
-        return new Target(d.Host, d.Port, d.User, database, password) { SslMode = query?["sslmode"] };
+        // ?password_file=PATH (a file only this user reads, as libpq's passfile) over PGPASSWORD over the source's password.
+        var password = query?["password_file"] is { Length: > 0 } file ? new SecretRef("file:" + file, default).Resolve()
+            : System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } p ? p : options.Password?.Resolve();
+        return new Target(d.Host, d.Port, d.User, database, password) { SslMode = query?["sslmode"], SkipTablespaces = query?["tablespaces"] == "skip" };
     }
 
     private async Task<NpgsqlConnection> OpenAsync(Target target, string database, CancellationToken ct)

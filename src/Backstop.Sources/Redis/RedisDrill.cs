@@ -81,9 +81,13 @@ internal sealed partial class RedisSource : IDrillable
         }, new Dictionary<string, string> { ["redis-server"] = $"{server} {version}" }, load: async ct =>
         {
             port = ScratchServer.FreePort();
+            // Started as a replica (of a port nothing listens on): a primary drops keys whose TTL passed while it loads the
+            // RDB, and the snapshot's count has them; a replica loads every key the file holds.
+            var nowhere = ScratchServer.FreePort();
             running = await ScratchServer.StartAsync(scope, "redis-server", server,
                 [conf, "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", Artifact,
-                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", ""],
+                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", "",
+                 "--replicaof", "127.0.0.1", nowhere.ToString(CultureInfo.InvariantCulture)],
                 null, ReadyAsync, options.Timeout, ct).ConfigureAwait(false);
 
             async Task<bool> ReadyAsync(CancellationToken c)

@@ -18,6 +18,12 @@ internal static class DoctorVerb
 
         using var catalog = Context.OpenCatalog(config);
         var findings = await new DoctorRunner(config, Plugins.Registry, catalog).RunAsync(only, cancellationToken).ConfigureAwait(false);
+        if (only.Count == 0)
+        {
+            using var notifier = new Core.Notify.Notifier(config, catalog, line => Console.Error.WriteLine($"backstop: {line}"));
+            await notifier.DoctorFinishedAsync(findings, cancellationToken).ConfigureAwait(false);
+        }
+
         if (context.Json)
         {
             JsonOutput.Write(new

@@ -28,6 +28,11 @@ internal static class DrillVerb
             Progress = line => Console.Error.WriteLine($"backstop: {line}"),
         };
         var results = await runner.RunAsync(only, snapshot, cancellationToken).ConfigureAwait(false);
+        using (var notifier = new Core.Notify.Notifier(config, catalog, line => Console.Error.WriteLine($"backstop: {line}")))
+        {
+            await notifier.DrillsFinishedAsync(results, cancellationToken).ConfigureAwait(false);
+        }
+
         if (context.Json)
         {
             JsonOutput.Write(new { Drills = results });

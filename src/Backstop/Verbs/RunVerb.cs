@@ -46,12 +46,14 @@ internal static class RunVerb
         }
 
         var runner = new BackupRunner(config, Plugins.Registry, catalog, observer) { AcceptShrink = acceptShrink };
+        using var notifier = new Core.Notify.Notifier(config, catalog, observer.Notice);
         var work = BackUpThenPruneAsync();
         var results = observer is LiveObserver live ? await live.ShowWhileAsync(work).ConfigureAwait(false) : await work.ConfigureAwait(false);
 
         // Inside the run (and its live display, which shows the pruning too).
         async Task<IReadOnlyList<SnapshotInfo>> BackUpThenPruneAsync()
         {
+            await notifier.RunStartingAsync(only.Count > 0 ? only : config.Sources.Select(s => s.Name).ToList(), cancellationToken).ConfigureAwait(false);
             var done = await runner.RunAsync(only, cancellationToken).ConfigureAwait(false);
 
             // Retention for each source whose backup this run is valid: a failed or short one prunes nothing (its
@@ -70,6 +72,8 @@ internal static class RunVerb
                 }
             }
 
+            // Told from what was recorded, after it was: never before, and never changing the run's outcome.
+            await notifier.RunFinishedAsync(done, cancellationToken).ConfigureAwait(false);
             return done;
         }
 

@@ -48,7 +48,7 @@ internal static class ShowVerb
         foreach (var d in catalog.Drills(snapshot: s.Id))
         {
             o.MarkupLine($"[bold]drill[/] {d.At:u} {(d.Passed ? "[green]passed[/]" : "[red]failed[/]")} restored in {Core.Drill.DrillRunner.Seconds(d.Seconds)}" +
-                         (d.RtoSeconds is { } rto ? $" (rto {Quantities.FormatDuration(TimeSpan.FromSeconds(rto))}{(d.RtoMet == false ? " [red]missed[/]" : " met")})" : "") +
+                         (d.RtoSeconds is { } rto ? $" (rto {Quantities.FormatDuration(TimeSpan.FromSeconds(rto))}{(d.RtoMet switch { false => " [red]missed[/]", true => " met", null => " not measured" })})" : "") +
                          (d.Error is null ? "" : $": {Markup.Escape(d.Error)}") + (d.Evidence is null ? "" : $"\n      evidence: {Markup.Escape(d.Evidence)}"));
         }
 

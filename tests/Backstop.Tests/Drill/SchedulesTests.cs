@@ -56,4 +56,19 @@ public class SchedulesTests
         Assert.Contains("'sh' is not in cron's PATH (/nowhere); here it is /usr/bin/sh", Assert.Single(f).Message.Replace("/bin/sh;", "/usr/bin/sh;", StringComparison.Ordinal),
             StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Command_substitutions_inline_scripts_and_modules_are_not_taken_for_programs_or_files()
+    {
+        Assert.Equal(FindingStatus.Ok, Assert.Single(Check("0 3 * * * /bin/true > /srv/db-$(date +\\%F).sql 2>&1\n")).Status);
+        Assert.Equal(FindingStatus.Ok, Assert.Single(Check("0 3 * * * echo `date` $(hostname -s)\n")).Status);
+        Assert.Equal(FindingStatus.Ok, Assert.Single(Check("0 3 * * * sh -ec 'exit 0'\n0 4 * * * sh -c 'exit 0'\n")).Status);
+    }
+
+    [Fact]
+    public void A_tilde_is_the_crontab_owners_home()
+    {
+        var f = Schedules.CheckCrontab("/var/spool/cron/crontabs/app", "0 3 * * * ~/bin/backup.sh\n", false, "/usr/bin:/bin", _ => "/home/app-that-does-not-exist");
+        Assert.Contains("/home/app-that-does-not-exist/bin/backup.sh does not exist", Assert.Single(f).Message, StringComparison.Ordinal);
+    }
 }

@@ -1,0 +1,145 @@
+using Backstop.Core.Config;
+
+namespace Backstop.Core.Notify;
+
+/// <summary>The events a notifier can be told of.</summary>
+public static class NotifyEvents
+{
+    public const string Failed = "failed";
+    public const string Stale = "stale";
+    public const string Degraded = "degraded";
+    public const string Recovered = "recovered";
+    public const string DrillFailed = "drill_failed";
+    public const string DoctorFailed = "doctor_failed";
+    public const string Success = "success";
+
+    public static IReadOnlyList<string> All { get; } = [Failed, Stale, Degraded, Recovered, DrillFailed, DoctorFailed, Success];
+
+    /// <summary>Every event but <c>success</c>, which is opt-in.</summary>
+    public static IReadOnlyList<string> Default { get; } = [Failed, Stale, Degraded, Recovered, DrillFailed, DoctorFailed];
+}
+
+/// <summary>
+/// One notifier (<c>notify: [{kind, events, …}]</c>, at the top level or a source's own): its name (given, or the kind
+/// and its place), the events it wants, and the kind's options. <see cref="Source"/> is null for a top-level one.
+/// </summary>
+public sealed record NotifierDefinition(string Name, string Kind, IReadOnlySet<string> Events, object Options, ConfigLocation Location, string? Source);
+
+public sealed record EmailNotifier(string Host, int Port, EmailSecurity Security, string? User, SecretRef? Password, string From, IReadOnlyList<string> To);
+
+public enum EmailSecurity
+{
+    StartTls,
+    Tls,
+    None,
+}
+
+/// <summary>
+/// A URL to POST the event to (<c>webhook</c>: JSON; <c>ntfy</c>: the text to a topic), or to ping (<c>healthchecks</c>).
+/// The URL is a secret reference: a Slack hook's path, a ping UUID or an ntfy topic is what grants access, so it is
+/// never printed whole (only its host).
+/// </summary>
+public sealed record UrlNotifier(SecretRef Url, SecretRef? Token)
+{
+    /// <summary>The URL, checked when it is used (an env: or file: reference is only known then).</summary>
+    public Uri Resolve()
+    {
+        var text = Url.Resolve();
+        return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.UserInfo.Length == 0
+            ? uri
+            : throw new ConfigException(Url.Location, $"the notifier's url ({Url}) is not an http(s) URL without credentials");
+    }
+}
+
+public static class NotifyConfig
+{
+    public static readonly IReadOnlyList<string> Kinds = ["email", "webhook", "healthchecks", "ntfy"];
+
+    /// <summary>Parses a <c>notify:</c> list (the top level's, or a source's when <paramref name="source"/> is set).</summary>
+    public static IReadOnlyList<NotifierDefinition> Parse(ConfigMap parent, string? source)
+    {
+        ArgumentNullException.ThrowIfNull(parent);
+        var list = new List<NotifierDefinition>();
+        foreach (var map in parent.MapList("notify"))
+        {
+            var kind = map.RequireString("kind");
+            if (!Kinds.Contains(kind))
+            {
+                throw map.Error("kind", $"unknown notifier kind '{kind}'; known kinds: {string.Join(", ", Kinds)}");
+            }
+
+            if (map.Has("on"))
+            {
+                throw map.Error("on", "the key is 'events' (YAML 1.1 tools, Helm's among them, read 'on' as true)");
+            }
+
+            var events = map.StringList("events") ?? (kind == "healthchecks" ? [] : NotifyEvents.Default);
+            foreach (var e in events.Where(e => !NotifyEvents.All.Contains(e)))
+            {
+                throw map.Error("events", $"unknown event '{e}'; events are: {string.Join(", ", NotifyEvents.All)}");
+            }
+
+            object options = kind switch
+            {
+                "email" => Email(map),
+                _ => Url(map, kind),
+            };
+            var name = map.String("name") ?? $"{kind}{(source is null ? "" : $"@{source}")}#{list.Count(n => n.Kind == kind) + 1}";
+            map.EnsureAllKeysKnown(kind switch
+            {
+                "email" => "email keys are: name, kind, events, host, port, security, user, password, from, to",
+                "ntfy" => "ntfy keys are: name, kind, events, url, token",
+                _ => $"{kind} keys are: name, kind, events, url",
+            });
+            list.Add(new NotifierDefinition(name, kind, events.ToHashSet(StringComparer.Ordinal), options, map.Location, source));
+        }
+
+        return list;
+    }
+
+    private static EmailNotifier Email(ConfigMap map)
+    {
+        var security = map.Enum("security", ("starttls", EmailSecurity.StartTls), ("tls", EmailSecurity.Tls), ("none", EmailSecurity.None)) ?? EmailSecurity.StartTls;
+        var to = map.StringList("to");
+        if (to is null || to.Count == 0)
+        {
+            throw new ConfigException(map.LocationOf("to"), $"{map.Path}.to: name at least one recipient");
+        }
+
+        var from = map.String("from") ?? throw new ConfigException(map.Location, $"{map.Path}: 'from' (the sender's address) is required");
+        foreach (var address in to.Append(from).Where(a => !MimeKit.MailboxAddress.TryParse(a, out _)))
+        {
+            throw map.Error(to.Contains(address) ? "to" : "from", $"'{address}' is not an e-mail address");
+        }
+
+        var user = map.String("user");
+        var password = map.Secret("password");
+        if ((user is null) != (password is null))
+        {
+            throw map.Error(user is null ? "password" : "user", "SMTP authentication needs both 'user' and 'password'");
+        }
+
+        var host = map.String("host") ?? throw new ConfigException(map.Location, $"{map.Path}: 'host' (the SMTP server) is required");
+        return new EmailNotifier(host, map.Int("port", 1, 65535) ?? (security == EmailSecurity.Tls ? 465 : 587), security, user, password, from, to);
+    }
+
+    private static UrlNotifier Url(ConfigMap map, string kind)
+    {
+        var url = map.Secret("url") ?? throw new ConfigException(map.Location, $"{map.Path}: 'url' is required (env:NAME keeps a hook's secret path out of the file)");
+        var notifier = new UrlNotifier(url, kind == "ntfy" ? map.Secret("token") : null);
+        if (!url.Reference.StartsWith("env:", StringComparison.Ordinal) && !url.Reference.StartsWith("file:", StringComparison.Ordinal))
+        {
+            if (!Uri.TryCreate(url.Reference, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                throw map.Error("url", "not an http(s) URL");
+            }
+
+            if (uri.UserInfo.Length > 0)
+            {
+                throw map.Error("url", "leave credentials out of the URL; ntfy takes token: env:NAME");
+            }
+        }
+
+        return notifier;
+    }
+}
