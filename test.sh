@@ -20,10 +20,10 @@ if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
 fi
 
 # A CouchDB-compatible server (couchdb source) and an S3-compatible server (s3 target) from npm, kept in .tools/ (not committed).
-if [ ! -x .tools/node_modules/.bin/pouchdb-server ] || [ ! -x .tools/node_modules/.bin/s3rver ]; then
-  echo "== installing pouchdb-server and s3rver (npm)"
-  npm install --prefix .tools --no-audit --no-fund --loglevel=error pouchdb-server@4.2.0 s3rver@3.7.1 >/dev/null \
-    || { echo "npm install pouchdb-server s3rver failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
+if [ ! -x .tools/node_modules/.bin/pouchdb-server ] || [ ! -x .tools/node_modules/.bin/s3rver ] || [ ! -x .tools/node_modules/.bin/maildev ]; then
+  echo "== installing pouchdb-server, s3rver and maildev (npm)"
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error pouchdb-server@4.2.0 s3rver@3.7.1 maildev@3.0.0 >/dev/null \
+    || { echo "npm install pouchdb-server s3rver maildev failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
 fi
 
 echo "== restore and build"

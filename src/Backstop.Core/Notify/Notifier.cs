@@ -27,6 +27,11 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
     public async Task RunStartingAsync(IReadOnlyCollection<string> sources, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(sources);
+        if (config.Notify.Count == 0)
+        {
+            return;
+        }
+
         foreach (var n in config.Notify.Where(n => n.Kind == "healthchecks" && (n.Source is null || sources.Contains(n.Source))))
         {
             await DeliverAsync(n, "start", n.Source, sink => ((HealthchecksSink)sink).PingAsync("start", null, ct), ct).ConfigureAwait(false);
@@ -37,6 +42,11 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
     public async Task RunFinishedAsync(IReadOnlyList<SnapshotInfo> results, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(results);
+        if (config.Notify.Count == 0)
+        {
+            return;
+        }
+
         var now = DateTimeOffset.UtcNow;
         var statuses = StatusReport.Compute(config, catalog, now).ToDictionary(s => s.Name, StringComparer.Ordinal);
         string Summary(SnapshotInfo s)
@@ -76,6 +86,11 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
     /// </summary>
     public async Task EvaluateAsync(CancellationToken ct)
     {
+        if (config.Notify.Count == 0)
+        {
+            return;
+        }
+
         var now = DateTimeOffset.UtcNow;
         foreach (var status in StatusReport.Compute(config, catalog, now))
         {
@@ -125,6 +140,11 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
     public async Task DrillsFinishedAsync(IEnumerable<Drill.DrillResult> drills, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(drills);
+        if (config.Notify.Count == 0)
+        {
+            return;
+        }
+
         foreach (var d in drills.Where(d => !d.Passed))
         {
             var text = $"The restore drill of '{d.Source}' ({d.Kind}) failed{(d.Snapshot is null ? "" : $" on snapshot {d.Snapshot}")}: {d.Error}" +

@@ -13,6 +13,7 @@ internal static class StatusVerb
         using var catalog = Context.OpenCatalog(config);
         var now = DateTimeOffset.UtcNow;
         var statuses = StatusReport.Compute(config, catalog, now);
+        var failingNotifiers = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
         if (context.Json)
         {
             // The DESIGN contract that monitoring reads, plus last_valid.copies (state per configured target).
@@ -31,11 +32,23 @@ internal static class StatusVerb
                     s.RpoMet,
                     LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet } : null,
                 }),
+                // A notifier whose last delivery failed: people may not have been told (never changes the sources' states).
+                Notifiers = config.Notify.Select(n => new
+                {
+                    n.Name,
+                    n.Kind,
+                    Failing = failingNotifiers.FirstOrDefault(f => f.Notifier == n.Name) is { } f ? new { f.At, f.Event, f.Subject, f.Error } : null,
+                }),
             });
         }
         else
         {
             Render(statuses, now);
+            foreach (var f in failingNotifiers)
+            {
+                Terminal.Out.MarkupLine($"  [red]notifier '{Markup.Escape(f.Notifier)}' failed[/] {Terminal.Age(now - f.At)} ago to deliver '{Markup.Escape(f.Event)}'" +
+                                        $"{(f.Subject is null ? "" : $" for '{Markup.Escape(f.Subject)}'")}: {Markup.Escape(f.Error ?? "")}");
+            }
         }
 
         return Task.FromResult(statuses.All(s => s.State == SourceState.Ok) ? ExitCodes.Ok : ExitCodes.Failed);
