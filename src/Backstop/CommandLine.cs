@@ -119,6 +119,15 @@ internal static class CommandLine
         notify.Add(notifyTest);
         root.Add(notify);
 
+        var textfile = new Option<string?>("--textfile")
+        {
+            Description = "Write them into this file for node_exporter's textfile collector (atomically: written aside, then renamed)", HelpName = "PATH",
+        };
+        var metrics = new Command("metrics", "The Prometheus metrics of what the catalog recorded (state per source, last success, age, RPO, copies, drills, runs), on stdout or --textfile");
+        metrics.Add(textfile);
+        metrics.SetAction((p, ct) => MetricsVerb.ExecuteAsync(Context.From(p), p.GetValue(textfile), ct));
+        root.Add(metrics);
+
         var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
         var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };

@@ -1,0 +1,124 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Prometheus;
+
+namespace Backstop.Core.Metrics;
+
+/// <summary>
+/// The catalog's recorded state as Prometheus metrics (prometheus-net), the same for <c>serve</c>'s <c>/metrics</c>
+/// and <c>metrics --textfile</c>: one gauge per state with a <c>state</c> label, timestamps as Unix seconds, base
+/// units in the names, <c>_total</c> only on the counter, labels bounded (source, kind, target, outcome, notifier).
+/// </summary>
+public static class MetricsExporter
+{
+    /// <summary>A registry holding the metrics as the catalog has them now.</summary>
+    public static CollectorRegistry Collect(BackstopConfig config, CatalogStore catalog, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(catalog);
+        var registry = Prometheus.Metrics.NewCustomRegistry();
+        var f = Prometheus.Metrics.WithCustomRegistry(registry);
+        string[] sk = ["source", "kind"];
+        var state = f.CreateGauge("backstop_source_state", "1 for the source's current state (ok, degraded, failing, stale, never), 0 for the others.",
+            new GaugeConfiguration { LabelNames = ["source", "kind", "state"] });
+        var lastSuccess = f.CreateGauge("backstop_last_success_timestamp_seconds", "When the newest valid snapshot finished (Unix seconds).", new GaugeConfiguration { LabelNames = sk });
+        var age = f.CreateGauge("backstop_last_valid_age_seconds", "Age of the newest valid snapshot.", new GaugeConfiguration { LabelNames = sk });
+        var rpo = f.CreateGauge("backstop_rpo_seconds", "The source's recovery point objective.", new GaugeConfiguration { LabelNames = sk });
+        var duration = f.CreateGauge("backstop_last_run_duration_seconds", "How long the source's last finished run took.", new GaugeConfiguration { LabelNames = sk });
+        var stored = f.CreateGauge("backstop_stored_bytes", "Bytes stored per copy of the newest valid snapshot.", new GaugeConfiguration { LabelNames = sk });
+        var copies = f.CreateGauge("backstop_verified_copies", "1 when the target holds a verified copy of the newest valid snapshot, else 0.",
+            new GaugeConfiguration { LabelNames = ["source", "target"] });
+        var drillAt = f.CreateGauge("backstop_last_drill_timestamp_seconds", "When the last restore drill ran (Unix seconds).", new GaugeConfiguration { LabelNames = sk });
+        var drillPassed = f.CreateGauge("backstop_last_drill_passed", "1 when the last restore drill passed, else 0.", new GaugeConfiguration { LabelNames = sk });
+        var drillSeconds = f.CreateGauge("backstop_drill_duration_seconds", "The last drill's measured RTO: restore and checks, wall clock.", new GaugeConfiguration { LabelNames = sk });
+        var rto = f.CreateGauge("backstop_rto_seconds", "The source's recovery time objective (only for sources that set one).", new GaugeConfiguration { LabelNames = sk });
+        var runs = f.CreateCounter("backstop_runs_total", "Runs recorded in the catalog, by outcome (valid, failed).", new CounterConfiguration { LabelNames = ["source", "outcome"] });
+        var notifier = f.CreateGauge("backstop_notifier_failing", "1 when the notifier's last delivery failed, else 0.", new GaugeConfiguration { LabelNames = ["notifier", "kind"] });
+
+        var statuses = StatusReport.Compute(config, catalog, now);
+        var snapshots = catalog.Snapshots().GroupBy(s => s.Source).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        foreach (var s in statuses)
+        {
+            var def = config.Source(s.Name)!;
+            foreach (var st in Enum.GetValues<SourceState>())
+            {
+                state.WithLabels(s.Name, s.Kind, st.ToString().ToLowerInvariant()).Set(st == s.State ? 1 : 0);
+            }
+
+            rpo.WithLabels(s.Name, s.Kind).Set(s.RpoSeconds);
+            if (def.Drill.Rto is { } r)
+            {
+                rto.WithLabels(s.Name, s.Kind).Set(r.TotalSeconds);
+            }
+
+            if (s.LastValid is { } v)
+            {
+                lastSuccess.WithLabels(s.Name, s.Kind).Set(v.FinishedAt.ToUnixTimeMilliseconds() / 1000.0);
+                age.WithLabels(s.Name, s.Kind).Set(Math.Max(0, (now - v.FinishedAt).TotalSeconds));
+                stored.WithLabels(s.Name, s.Kind).Set(v.StoredBytes);
+                foreach (var (target, copy) in v.Copies)
+                {
+                    copies.WithLabels(s.Name, target).Set(copy.State == "verified" ? 1 : 0);
+                }
+            }
+
+            var mine = snapshots.GetValueOrDefault(s.Name) ?? [];
+            if (mine.LastOrDefault(x => x.FinishedAt is not null) is { } last)
+            {
+                duration.WithLabels(s.Name, s.Kind).Set((last.FinishedAt!.Value - last.StartedAt).TotalSeconds);
+            }
+
+            // Every outcome is exported (0 included), so a rate() over it starts from a known value.
+            runs.WithLabels(s.Name, "valid").IncTo(mine.Count(x => x.IsValid(def.MinCopies)));
+            runs.WithLabels(s.Name, "failed").IncTo(mine.Count(x => x.State != SnapshotState.Running && !x.IsValid(def.MinCopies)));
+            if (s.LastDrill is { } d)
+            {
+                drillAt.WithLabels(s.Name, s.Kind).Set(d.At.ToUnixTimeMilliseconds() / 1000.0);
+                drillPassed.WithLabels(s.Name, s.Kind).Set(d.Passed ? 1 : 0);
+                drillSeconds.WithLabels(s.Name, s.Kind).Set(d.Seconds);
+            }
+        }
+
+        var failing = Notify.Notifier.Failing(catalog).Select(n => n.Notifier).ToHashSet(StringComparer.Ordinal);
+        foreach (var n in config.Notify)
+        {
+            notifier.WithLabels(n.Name, n.Kind).Set(failing.Contains(n.Name) ? 1 : 0);
+        }
+
+        return registry;
+    }
+
+    /// <summary>The metrics in the Prometheus text format.</summary>
+    public static async Task WriteAsync(BackstopConfig config, CatalogStore catalog, Stream output, CancellationToken cancellationToken)
+    {
+        var registry = Collect(config, catalog, DateTimeOffset.UtcNow);
+        await registry.CollectAndExportAsTextAsync(output, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes node_exporter's textfile (<c>*.prom</c>) atomically: into a temporary file beside it, then renamed, so the
+    /// collector never reads half a file.
+    /// </summary>
+    public static async Task WriteTextfileAsync(BackstopConfig config, CatalogStore catalog, string path, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var full = Path.GetFullPath(path);
+        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            await using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write))
+            {
+                await WriteAsync(config, catalog, file, cancellationToken).ConfigureAwait(false);
+                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                file.Flush(flushToDisk: true);
+            }
+
+            File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+}
