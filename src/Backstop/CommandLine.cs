@@ -128,6 +128,12 @@ internal static class CommandLine
         metrics.SetAction((p, ct) => MetricsVerb.ExecuteAsync(Context.From(p), p.GetValue(textfile), ct));
         root.Add(metrics);
 
+        var serve = new Command("serve",
+            "Run the schedules in the foreground (plain log lines for systemd or Kubernetes): backups, drills and deep verifies when due, " +
+            "catching up at start, never two of one source at once; notifications; /metrics, /api/status and /healthz on serve.listen (127.0.0.1:8080)");
+        serve.SetAction((p, ct) => ServeVerb.ExecuteAsync(Context.From(p), ct));
+        root.Add(serve);
+
         var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
         var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };

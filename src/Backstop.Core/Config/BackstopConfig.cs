@@ -21,6 +21,12 @@ public sealed record BackstopConfig(
     /// <summary>Every notifier: the top level's (<see cref="Notify.NotifierDefinition.Source"/> null) and the sources' own.</summary>
     public IReadOnlyList<Notify.NotifierDefinition> Notify { get; init; } = [];
 
+    /// <summary><c>serve:</c> the scheduler's and the web side's settings.</summary>
+    public ServeOptions Serve { get; init; } = ServeOptions.Default;
+
+    /// <summary><c>verify: {deep_schedule: …}</c>: when <c>serve</c> reads every copy back (verify --deep).</summary>
+    public Schedule? DeepVerifySchedule { get; init; }
+
     /// <summary><c>doctor:</c> what it reads besides the configuration.</summary>
     public DoctorOptions Doctor { get; init; } = DoctorOptions.Default;
 
@@ -52,6 +58,9 @@ public sealed record Policy(int MinCopies, TimeSpan Rpo)
 public sealed record DrillPolicy(TimeSpan? Every, TimeSpan? Rto, object? Options)
 {
     public static DrillPolicy None { get; } = new(null, null, null);
+
+    /// <summary><c>drill: {schedule: "0 4 * * 0"}</c>: when <c>serve</c> drills (else every <see cref="Every"/>, if set).</summary>
+    public Schedule? Schedule { get; init; }
 }
 
 /// <summary>
@@ -96,6 +105,9 @@ public sealed record SourceDefinition(
 
     /// <summary>The source's drill rules and options.</summary>
     public DrillPolicy Drill { get; init; } = DrillPolicy.None;
+
+    /// <summary>When <c>serve</c> backs the source up (its own <c>schedule:</c>, else the policy's); null: never on its own.</summary>
+    public Schedule? Schedule { get; init; }
 }
 
 public enum AnomalyAction

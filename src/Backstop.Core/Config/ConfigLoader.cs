@@ -70,10 +70,13 @@ public static partial class ConfigLoader
         var minCopies = policyMap?.Int("min_copies", 1, 100) ?? 1;
         var rpo = policyMap?.Duration("rpo") ?? TimeSpan.FromHours(24);
         var policyRto = Positive(policyMap, "rto");
+        var policyZone = Schedule.ParseZone(policyMap, TimeZoneInfo.Utc);
+        var policySchedule = policyMap is null ? null : Schedule.Parse(policyMap, "schedule", policyZone);
         var policyDrill = policyMap?.Map("drill");
         var policyDrillEvery = Positive(policyDrill, "every");
-        policyDrill?.EnsureAllKeysKnown("policy.drill keys are: every (the kinds' own drill keys go under each source's drill:)");
-        policyMap?.EnsureAllKeysKnown("policy keys are: min_copies, rpo, rto, drill");
+        var policyDrillSchedule = policyDrill is null ? null : Schedule.Parse(policyDrill, "schedule", policyZone);
+        policyDrill?.EnsureAllKeysKnown("policy.drill keys are: every, schedule (the kinds' own drill keys go under each source's drill:)");
+        policyMap?.EnsureAllKeysKnown("policy keys are: min_copies, rpo, rto, schedule, schedule_timezone, drill");
         if (rpo <= TimeSpan.Zero)
         {
             throw policyMap!.Error("rpo", "must be longer than zero");
@@ -154,26 +157,37 @@ public static partial class ConfigLoader
             var sourceRto = Positive(s, "rto") ?? policyRto;
             var drillMap = s.Map("drill");
             var drillEvery = Positive(drillMap, "every") ?? policyDrillEvery;
+            var zone = Schedule.ParseZone(s, policyZone);
+            var sourceSchedule = Schedule.Parse(s, "schedule", zone) ?? policySchedule;
+            var drillSchedule = (drillMap is null ? null : Schedule.Parse(drillMap, "schedule", zone)) ?? policyDrillSchedule;
             var drillOptions = drillMap is null ? null : kind.ParseDrillOptions(drillMap);
-            drillMap?.EnsureAllKeysKnown($"drill keys of a {kindName} source are: {string.Join(", ", new[] { "every" }.Concat(kind.DrillKeys))}");
+            drillMap?.EnsureAllKeysKnown($"drill keys of a {kindName} source are: {string.Join(", ", new[] { "every", "schedule" }.Concat(kind.DrillKeys))}");
             notifiers.AddRange(Notify.NotifyConfig.Parse(s, name));
             var options = kind.ParseOptions(s);
             s.EnsureAllKeysKnown();
             sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
             {
                 Retention = sourceRetention,
-                Drill = new DrillPolicy(drillEvery, sourceRto, drillOptions),
+                Drill = new DrillPolicy(drillEvery, sourceRto, drillOptions) { Schedule = drillSchedule },
+                Schedule = sourceSchedule,
                 StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", "source-" + name),
             });
         }
 
         var encryption = ParseEncryption(top.Map("encryption"));
+        var serveMap = top.Map("serve");
+        var serve = new ServeOptions(serveMap?.Int("parallel", 1, 64) ?? 1, serveMap?.String("listen") ?? ServeOptions.Default.Listen, serveMap?.Secret("token"),
+            serveMap?.Duration("jitter") ?? TimeSpan.Zero);
+        serveMap?.EnsureAllKeysKnown("serve keys are: parallel, listen, token, jitter");
+        var verifyMap = top.Map("verify");
+        var deepSchedule = verifyMap is null ? null : Schedule.Parse(verifyMap, "deep_schedule", Schedule.ParseZone(verifyMap, policyZone));
+        verifyMap?.EnsureAllKeysKnown("verify keys are: deep_schedule, schedule_timezone");
         var doctorMap = top.Map("doctor");
         var doctor = new DoctorOptions(
             doctorMap?.StringList("crontabs")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.Crontabs,
             doctorMap?.StringList("systemd")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.SystemdFolders);
         doctorMap?.EnsureAllKeysKnown("doctor keys are: crontabs (files, globs allowed), systemd (folders of unit files)");
-        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, notify, doctor, targets, sources");
+        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, notify, serve, verify, doctor, targets, sources");
         foreach (var twice in notifiers.GroupBy(n => n.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
         {
             throw new ConfigException(twice.Last().Location, $"a notifier named '{twice.Key}' is already defined; notifier names must be unique");
@@ -184,6 +198,8 @@ public static partial class ConfigLoader
             Encryption = encryption,
             Doctor = doctor,
             Notify = notifiers,
+            Serve = serve,
+            DeepVerifySchedule = deepSchedule,
             InlineSecrets = top.Secrets.Where(x => !x.Reference.StartsWith("env:", StringComparison.Ordinal) && !x.Reference.StartsWith("file:", StringComparison.Ordinal))
                 .Select(x => x.Location).ToList(),
         };

@@ -40,42 +40,9 @@ internal static class RunVerb
             catalog.AddEvent("warn", null, null, $"lock taken over from {previous}");
         }
 
-        foreach (var swept in await Core.Drill.DrillSweeper.SweepAsync(config, Plugins.Registry, cancellationToken).ConfigureAwait(false))
-        {
-            observer.Notice(swept); // a drill killed with -9 left a scratch server or folder
-        }
-
-        var runner = new BackupRunner(config, Plugins.Registry, catalog, observer) { AcceptShrink = acceptShrink };
-        using var notifier = new Core.Notify.Notifier(config, catalog, observer.Notice);
-        var work = BackUpThenPruneAsync();
-        var results = observer is LiveObserver live ? await live.ShowWhileAsync(work).ConfigureAwait(false) : await work.ConfigureAwait(false);
-
-        // Inside the run (and its live display, which shows the pruning too).
-        async Task<IReadOnlyList<SnapshotInfo>> BackUpThenPruneAsync()
-        {
-            await notifier.RunStartingAsync(only.Count > 0 ? only : config.Sources.Select(s => s.Name).ToList(), cancellationToken).ConfigureAwait(false);
-            var done = await runner.RunAsync(only, cancellationToken).ConfigureAwait(false);
-
-            // Retention for each source whose backup this run is valid: a failed or short one prunes nothing (its
-            // older snapshots are what is left), and the pruner's own rules keep the newest valid snapshot on every target.
-            var prunable = done.Where(r => config.Source(r.Source) is { Retention.IsEmpty: false } def && r.IsValid(def.MinCopies))
-                .Select(r => r.Source).Distinct(StringComparer.Ordinal).ToList();
-            if (prune && prunable.Count > 0 && !cancellationToken.IsCancellationRequested)
-            {
-                var lines = await new Core.Retention.Pruner(config, Plugins.Registry, catalog, observer)
-                    .RunAsync(prunable, dryRun: false, force: false, cancellationToken).ConfigureAwait(false);
-                foreach (var l in lines.Where(l => !l.Keep))
-                {
-                    observer.Notice(l.Pending
-                        ? $"{l.Source}: snapshot {l.Snapshot} pruned from '{l.Target}' ({l.Why}) but not removed yet: the target refused; the next run removes it"
-                        : $"{l.Source}: pruned snapshot {l.Snapshot} from '{l.Target}': {l.Why}");
-                }
-            }
-
-            // Told from what was recorded, after it was: never before, and never changing the run's outcome.
-            await notifier.RunFinishedAsync(done, cancellationToken).ConfigureAwait(false);
-            return done;
-        }
+        var results = observer is LiveObserver live
+            ? await live.ShowWhileAsync(RunJob.RunAsync(config, Plugins.Registry, catalog, observer, only, prune, acceptShrink, cancellationToken)).ConfigureAwait(false)
+            : await RunJob.RunAsync(config, Plugins.Registry, catalog, observer, only, prune, acceptShrink, cancellationToken).ConfigureAwait(false);
 
         if (context.Json)
         {

@@ -16,8 +16,26 @@ internal static class StatusVerb
         var failingNotifiers = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
         if (context.Json)
         {
-            // The DESIGN contract that monitoring reads, plus last_valid.copies (state per configured target).
-            JsonOutput.Write(new
+            JsonOutput.Write(Document(config, statuses, failingNotifiers));
+        }
+        else
+        {
+            Render(statuses, now);
+            foreach (var f in failingNotifiers)
+            {
+                Terminal.Out.MarkupLine($"  [red]notifier '{Markup.Escape(f.Notifier)}' failed[/] {Terminal.Age(now - f.At)} ago to deliver '{Markup.Escape(f.Event)}'" +
+                                        $"{(f.Subject is null ? "" : $" for '{Markup.Escape(f.Subject)}'")}: {Markup.Escape(f.Error ?? "")}");
+            }
+        }
+
+        return Task.FromResult(statuses.All(s => s.State == SourceState.Ok) ? ExitCodes.Ok : ExitCodes.Failed);
+    }
+
+    /// <summary>
+    /// The DESIGN contract that monitoring reads (<c>status --json</c>, and <c>serve</c>'s <c>/api/status</c>), plus
+    /// last_valid.copies (state per configured target) and the notifiers' failures.
+    /// </summary>
+    internal static object Document(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers) => new
             {
                 Sources = statuses.Select(s => new
                 {
@@ -39,20 +57,7 @@ internal static class StatusVerb
                     n.Kind,
                     Failing = failingNotifiers.FirstOrDefault(f => f.Notifier == n.Name) is { } f ? new { f.At, f.Event, f.Subject, f.Error } : null,
                 }),
-            });
-        }
-        else
-        {
-            Render(statuses, now);
-            foreach (var f in failingNotifiers)
-            {
-                Terminal.Out.MarkupLine($"  [red]notifier '{Markup.Escape(f.Notifier)}' failed[/] {Terminal.Age(now - f.At)} ago to deliver '{Markup.Escape(f.Event)}'" +
-                                        $"{(f.Subject is null ? "" : $" for '{Markup.Escape(f.Subject)}'")}: {Markup.Escape(f.Error ?? "")}");
-            }
-        }
-
-        return Task.FromResult(statuses.All(s => s.State == SourceState.Ok) ? ExitCodes.Ok : ExitCodes.Failed);
-    }
+            };
 
     private static void Render(IReadOnlyList<SourceStatus> statuses, DateTimeOffset now)
     {

@@ -1,0 +1,356 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Locking;
+using Backstop.Core.Plugins;
+using Backstop.Core.Run;
+
+namespace Backstop.Core.Serve;
+
+/// <summary>A scheduled job: a source's backup, a source's drill, or the deep verify of everything.</summary>
+public sealed record ServeJob(string Kind, string? Source, Schedule? Schedule, TimeSpan? Every)
+{
+    public string Name => Source is null ? Kind : $"{Kind} {Source}";
+}
+
+/// <summary>
+/// <c>serve</c>'s scheduler: runs what is due, at most <c>serve.parallel</c> jobs at once and never two of one source;
+/// under the same lock as <c>run</c> (a manual run in between is waited for, and the slot it delayed is said and run
+/// after it); with jitter; catching up at start a source never backed up or whose last valid backup is older than
+/// its schedule's interval. Every minute the sources' states are evaluated for notifications (a stale source is told
+/// even when nothing runs). Cancelling stops what runs cleanly; the runs record themselves as interrupted.
+/// </summary>
+public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Func<RunObserver> observer, Action<string> log)
+{
+    private readonly Dictionary<ServeJob, DateTimeOffset> _next = [];
+    private readonly HashSet<string> _busy = new(StringComparer.Ordinal);
+    private readonly List<Task> _running = [];
+    private readonly SemaphoreSlim _parallel = new(config.Serve.Parallel);
+    private readonly SemaphoreSlim _lockGate = new(1);
+    private RunLock? _lock;
+    private int _holders;
+
+    /// <summary>The jobs and when each is next due (the dashboard's "next run").</summary>
+    public IReadOnlyDictionary<ServeJob, DateTimeOffset> NextDue
+    {
+        get
+        {
+            lock (_next)
+            {
+                return new Dictionary<ServeJob, DateTimeOffset>(_next);
+            }
+        }
+    }
+
+    /// <summary>How often the loop looks (tests shorten it).</summary>
+    public TimeSpan Tick { get; init; } = TimeSpan.FromSeconds(1);
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        PlanAtStart(now);
+        if (_next.Count == 0)
+        {
+            log("no source has a schedule (schedule: \"0 3 * * *\" per source or in policy): serve only evaluates states and notifies");
+        }
+
+        var nextEvaluation = now;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                now = DateTimeOffset.UtcNow;
+                foreach (var job in Due(now))
+                {
+                    Start(job, now, cancellationToken);
+                }
+
+                if (now >= nextEvaluation)
+                {
+                    nextEvaluation = now + TimeSpan.FromMinutes(1);
+                    await EvaluateAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                lock (_running)
+                {
+                    _running.RemoveAll(t => t.IsCompleted);
+                }
+
+                await Task.Delay(Tick, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping: what runs was cancelled with the same token and records itself; wait for it below.
+        }
+
+        Task[] left;
+        lock (_running)
+        {
+            left = [.. _running];
+        }
+
+        if (left.Length > 0)
+        {
+            log($"stopping: waiting for {left.Length} job(s) to record their interruption");
+        }
+
+        await Task.WhenAll(left.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+        log("stopped");
+    }
+
+    /// <summary>
+    /// Catch-up: a source never backed up, or whose newest valid backup is older than its schedule's interval, is due
+    /// now; a drill whose last pass is older than drill.every is too. The rest wait for their next slot.
+    /// </summary>
+    private void PlanAtStart(DateTimeOffset now)
+    {
+        using var catalog = CatalogStore.Open(config.CatalogPath);
+        var statuses = StatusReport.Compute(config, catalog, now).ToDictionary(s => s.Name, StringComparer.Ordinal);
+        foreach (var def in config.Sources)
+        {
+            var status = statuses[def.Name];
+            if (def.Schedule is { } schedule)
+            {
+                var job = new ServeJob("run", def.Name, schedule, null);
+                var behind = status.LastValid is null || now - status.LastValid.FinishedAt > schedule.Interval(now);
+                _next[job] = behind ? now : schedule.Next(now) ?? DateTimeOffset.MaxValue;
+                if (behind)
+                {
+                    log($"{def.Name}: catch-up: {(status.LastValid is null ? "never backed up" : $"its newest valid backup ({status.LastValid.Snapshot}) is older than its schedule's interval")}; running now");
+                }
+            }
+
+            if (def.Drill.Schedule is not null || def.Drill.Every is not null)
+            {
+                var job = new ServeJob("drill", def.Name, def.Drill.Schedule, def.Drill.Every);
+                var lastPassed = catalog.Drills(def.Name).LastOrDefault(d => d.Passed)?.At;
+                _next[job] = def.Drill.Schedule is { } ds
+                    ? ds.Next(now) ?? DateTimeOffset.MaxValue
+                    : lastPassed is { } at && now - at < def.Drill.Every!.Value ? at + def.Drill.Every.Value : now + TimeSpan.FromMinutes(1); // after the catch-up runs
+            }
+        }
+
+        if (config.DeepVerifySchedule is { } verify)
+        {
+            _next[new ServeJob("verify", null, verify, null)] = verify.Next(now) ?? DateTimeOffset.MaxValue;
+        }
+
+        foreach (var (job, at) in _next.Where(j => j.Value > now).OrderBy(j => j.Value))
+        {
+            log($"{job.Name}: next at {Util.Json.Time(at)}");
+        }
+    }
+
+    private List<ServeJob> Due(DateTimeOffset now)
+    {
+        lock (_next)
+        {
+            var due = _next.Where(j => j.Value <= now).Select(j => j.Key).OrderBy(j => j.Kind == "run" ? 0 : 1).ToList();
+            foreach (var job in due)
+            {
+                // The next slot is set now, from this one: a slot is never run twice, and a missed one is said, not lost.
+                _next[job] = job.Schedule?.Next(now) ?? (job.Every is { } every ? now + every : DateTimeOffset.MaxValue);
+            }
+
+            return due;
+        }
+    }
+
+    private void Start(ServeJob job, DateTimeOffset slot, CancellationToken ct)
+    {
+        var key = job.Source ?? "*";
+        lock (_busy)
+        {
+            if (_busy.Contains(key) || (key == "*" && _busy.Count > 0) || _busy.Contains("*"))
+            {
+                log($"{job.Name}: the slot of {Util.Json.Time(slot)} is skipped: a job of the same source is still running");
+                Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Util.Json.Time(slot)}: the previous one was still running");
+                return;
+            }
+
+            _busy.Add(key);
+        }
+
+        var task = Task.Run(async () =>
+        {
+            try
+            {
+                if (config.Serve.Jitter > TimeSpan.Zero)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * config.Serve.Jitter.TotalMilliseconds), ct).ConfigureAwait(false);
+                }
+
+                await _parallel.WaitAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    await HoldLockAsync(job, slot, ct).ConfigureAwait(false);
+                    try
+                    {
+                        await RunJobAsync(job, ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        await ReleaseLockAsync().ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    _parallel.Release();
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                log($"{job.Name}: stopped by serve's shutdown");
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Decision: one job's failure is its own; serve goes on with the others and the next slots.
+                log($"{job.Name}: failed: {e.Message}");
+                Record("error", job.Source, $"serve: {job.Name} failed: {e.Message}");
+            }
+            finally
+            {
+                lock (_busy)
+                {
+                    _busy.Remove(key);
+                }
+            }
+        }, CancellationToken.None);
+        lock (_running)
+        {
+            _running.Add(task);
+        }
+    }
+
+    private async Task RunJobAsync(ServeJob job, CancellationToken ct)
+    {
+        using var catalog = CatalogStore.Open(config.CatalogPath);
+        switch (job.Kind)
+        {
+            case "run":
+                log($"{job.Source}: run started");
+                var results = await RunJob.RunAsync(config, plugins, catalog, observer(), [job.Source!], prune: true, acceptShrink: false, ct).ConfigureAwait(false);
+                foreach (var r in results)
+                {
+                    var def = config.Source(r.Source);
+                    log(r.IsValid(def?.MinCopies ?? 1)
+                        ? $"{r.Source}: snapshot {r.Id} valid, verified on {string.Join(", ", r.VerifiedTargets)}"
+                        : $"{r.Source}: snapshot {r.Id} FAILED: {r.Error ?? string.Join("; ", r.CopyProblems)}");
+                }
+
+                break;
+            case "drill":
+                log($"{job.Source}: drill started");
+                var drills = await new Drill.DrillRunner(config, plugins, catalog) { Progress = line => log(line) }.RunAsync([job.Source!], null, ct).ConfigureAwait(false);
+                using (var notifier = new Notify.Notifier(config, catalog, log))
+                {
+                    await notifier.DrillsFinishedAsync(drills, ct).ConfigureAwait(false);
+                }
+
+                foreach (var d in drills)
+                {
+                    log(d.Passed ? $"{d.Source}: drill passed, restored in {Drill.DrillRunner.Seconds(d.Seconds)}" : $"{d.Source}: drill FAILED: {d.Error}");
+                }
+
+                break;
+            default:
+                log("verify --deep started");
+                var report = await new Verify.VerifyRunner(config, plugins, catalog).RunAsync([], deep: true, ct).ConfigureAwait(false);
+                var bad = report.Copies.Count(c => c.State != CopyState.Verified);
+                log($"verify --deep: {report.Copies.Count} copies read back, {bad} not verified");
+                break;
+        }
+    }
+
+    /// <summary>Takes the run lock for the first job that needs it, waiting for a manual run that holds it (said once).</summary>
+    private async Task HoldLockAsync(ServeJob job, DateTimeOffset slot, CancellationToken ct)
+    {
+        await _lockGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_holders++ > 0)
+            {
+                return;
+            }
+
+            var said = false;
+            while (true)
+            {
+                try
+                {
+                    _lock = RunLock.Acquire(config.LockPath);
+                    if (said)
+                    {
+                        log($"{job.Name}: the run lock is free again; the slot of {Util.Json.Time(slot)} runs now");
+                    }
+
+                    return;
+                }
+                catch (LockHeldException e)
+                {
+                    if (!said)
+                    {
+                        said = true;
+                        log($"{job.Name}: waiting: {e.Message}");
+                        Record("warn", job.Source, $"serve: {job.Name}, slot of {Util.Json.Time(slot)}, waited for another run holding the lock ({e.Message})");
+                    }
+
+                    await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                }
+            }
+        }
+        catch
+        {
+            _holders--;
+            throw;
+        }
+        finally
+        {
+            _lockGate.Release();
+        }
+    }
+
+    private async Task ReleaseLockAsync()
+    {
+        await _lockGate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            if (--_holders == 0)
+            {
+                _lock?.Dispose();
+                _lock = null;
+            }
+        }
+        finally
+        {
+            _lockGate.Release();
+        }
+    }
+
+    private async Task EvaluateAsync(CancellationToken ct)
+    {
+        try
+        {
+            using var catalog = CatalogStore.Open(config.CatalogPath);
+            using var notifier = new Notify.Notifier(config, catalog, log);
+            await notifier.EvaluateAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is BackupException or IOException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            log($"evaluating the sources' states failed: {e.Message}");
+        }
+    }
+
+    private void Record(string level, string? source, string message)
+    {
+        try
+        {
+            using var catalog = CatalogStore.Open(config.CatalogPath);
+            catalog.AddEvent(level, source, null, message);
+        }
+        catch (Exception e) when (e is BackupException or IOException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            log($"could not record '{message}': {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using System.Net;
+using Backstop.Cli.Rendering;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Serve;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Backstop.Cli.Verbs;
+
+/// <summary>
+/// <c>serve</c>: a foreground process that logs plain lines (systemd and Kubernetes collect them), runs the schedules
+/// (<see cref="ServeLoop"/>) and serves <c>/metrics</c>, <c>/api/status</c> and <c>/healthz</c> on loopback by default.
+/// SIGTERM and Ctrl-C stop it cleanly: what runs is cancelled and records itself.
+/// </summary>
+internal static class ServeVerb
+{
+    public static async Task<int> ExecuteAsync(Context context, CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        var endpoint = Listen(config);
+        using (var catalog = Context.OpenCatalog(config))
+        {
+            catalog.AddEvent("info", null, null, $"serve started (pid {Environment.ProcessId}), listening on {endpoint}");
+        }
+
+        void Log(string line) => Console.Out.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-dd'T'HH:mm:ss'Z'} {line}");
+        var loop = new ServeLoop(config, Plugins.Registry, () => new PlainObserver(Console.Out), Log);
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders(); // serve's own lines only; a request log would drown them
+        builder.WebHost.ConfigureKestrel(k => k.Listen(endpoint));
+        await using var app = builder.Build();
+        app.Use(async (http, next) =>
+        {
+            http.Response.Headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:";
+            http.Response.Headers["X-Content-Type-Options"] = "nosniff";
+            await next(http).ConfigureAwait(false);
+        });
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/metrics", async (HttpContext http) =>
+        {
+            http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            using var catalog = Context.OpenCatalog(config);
+            await Core.Metrics.MetricsExporter.WriteAsync(config, catalog, http.Response.Body, http.RequestAborted).ConfigureAwait(false);
+        });
+        app.MapGet("/api/status", (HttpContext http) =>
+        {
+            using var catalog = Context.OpenCatalog(config);
+            var statuses = StatusReport.Compute(config, catalog, DateTimeOffset.UtcNow);
+            var failing = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
+            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing), Core.Util.Json.Options), "application/json");
+        });
+
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new ConfigException($"serve.listen {config.Serve.Listen}: cannot listen there ({e.Message}); choose another address or port");
+        }
+
+        Log($"serve: listening on http://{endpoint}; {config.Sources.Count(s => s.Schedule is not null)} scheduled source(s), parallel {config.Serve.Parallel}");
+        try
+        {
+            await loop.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            using var catalog = Context.OpenCatalog(config);
+            catalog.AddEvent("info", null, null, cancellationToken.IsCancellationRequested ? "serve stopped by a signal; runs in flight were cancelled and recorded" : "serve stopped");
+        }
+
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>Where the web side listens: loopback by default; anywhere else only with a token (never an open dashboard on the network).</summary>
+    private static IPEndPoint Listen(BackstopConfig config)
+    {
+        var listen = config.Serve.Listen;
+        if (!IPEndPoint.TryParse(listen, out var endpoint) || endpoint.Port == 0)
+        {
+            throw new ConfigException($"serve.listen: '{listen}' is not an address and port like 127.0.0.1:8080");
+        }
+
+        if (!IPAddress.IsLoopback(endpoint.Address) && config.Serve.Token is null)
+        {
+            throw new ConfigException($"serve.listen: {listen} is reachable from other hosts; set serve.token (env:NAME) first, or listen on 127.0.0.1");
+        }
+
+        return endpoint;
+    }
+}
