@@ -41,6 +41,18 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         }
     }
 
+    /// <summary>"Run now", "drill now": the job is due at once (a source without a schedule gets a one-off job).</summary>
+    public void Trigger(string kind, string source)
+    {
+        lock (_next)
+        {
+            var job = _next.Keys.FirstOrDefault(j => j.Kind == kind && j.Source == source) ?? new ServeJob(kind, source, null, null);
+            _next[job] = DateTimeOffset.MinValue;
+        }
+
+        log($"{kind} {source}: asked for now (dashboard)");
+    }
+
     /// <summary>How often the loop looks (tests shorten it).</summary>
     public TimeSpan Tick { get; init; } = TimeSpan.FromSeconds(1);
 

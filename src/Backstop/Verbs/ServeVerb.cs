@@ -36,11 +36,52 @@ internal static class ServeVerb
         await using var app = builder.Build();
         app.Use(async (http, next) =>
         {
-            http.Response.Headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:";
+            http.Response.Headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'";
             http.Response.Headers["X-Content-Type-Options"] = "nosniff";
             await next(http).ConfigureAwait(false);
         });
         app.MapGet("/healthz", () => Results.Text("ok\n"));
+        var token = config.Serve.Token;
+        app.MapGet("/", (HttpContext http) =>
+        {
+            var csrf = http.Request.Cookies["backstop_csrf"] is { Length: 32 } c ? c : Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            http.Response.Cookies.Append("backstop_csrf", csrf, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, Path = "/" });
+            using var catalog = Context.OpenCatalog(config);
+            return Results.Content(Dashboard.Index(config, catalog, loop.NextDue, csrf, actions: token is not null), "text/html; charset=utf-8");
+        });
+        app.MapGet("/source/{name}", (string name) =>
+        {
+            if (config.Source(name) is not { } def)
+            {
+                return Results.NotFound();
+            }
+
+            using var catalog = Context.OpenCatalog(config);
+            return Results.Content(Dashboard.Source(config, catalog, def), "text/html; charset=utf-8");
+        });
+        app.MapPost("/source/{name}/{what}", async (string name, string what, HttpContext http) =>
+        {
+            // Changes state: only with serve's token, and only from a page this server rendered (the CSRF cookie and field agree).
+            if (token is null)
+            {
+                return Results.Text("read-only: set serve.token to allow run now and drill now\n", statusCode: 403);
+            }
+
+            var form = await http.Request.ReadFormAsync(http.RequestAborted).ConfigureAwait(false);
+            var cookie = http.Request.Cookies["backstop_csrf"] ?? "";
+            if (cookie.Length != 32 || !Same(form["csrf"].ToString(), cookie) || !Same(form["token"].ToString(), token.Resolve()))
+            {
+                return Results.Text("refused: a wrong token, or a form this server did not render\n", statusCode: 403);
+            }
+
+            if (config.Source(name) is null || what is not ("run" or "drill"))
+            {
+                return Results.NotFound();
+            }
+
+            loop.Trigger(what, name);
+            return Results.Redirect("/", permanent: false);
+        });
         app.MapGet("/metrics", async (HttpContext http) =>
         {
             http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -78,6 +119,9 @@ internal static class ServeVerb
 
         return ExitCodes.Ok;
     }
+
+    private static bool Same(string a, string b) =>
+        System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(a), System.Text.Encoding.UTF8.GetBytes(b));
 
     /// <summary>Where the web side listens: loopback by default; anywhere else only with a token (never an open dashboard on the network).</summary>
     private static IPEndPoint Listen(BackstopConfig config)

@@ -1,0 +1,152 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Serve;
+
+namespace Backstop.Cli.Rendering;
+
+/// <summary>
+/// serve's pages, rendered on the server from the catalog: the audit's status table (state, last valid backup and its
+/// age against the RPO, copies per target, last drill and its RTO, next scheduled run), and per source its history as
+/// inline SVG charts, snapshots and copies, drills, events and notification failures. No script, no asset from
+/// another host (the Content-Security-Policy forbids both); the page refreshes itself every 30 seconds.
+/// </summary>
+internal static class Dashboard
+{
+    private static string H(string? s) => HtmlEncoder.Default.Encode(s ?? "");
+
+    private const string Style = """
+        body{font:14px system-ui,sans-serif;margin:1.5rem;color:#1b1f24}
+        table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{padding:.35rem .7rem;border-bottom:1px solid #d0d7de;text-align:left;vertical-align:top}
+        th{background:#f6f8fa}.ok{color:#1a7f37;font-weight:600}.degraded{color:#9a6700;font-weight:600}.failing,.stale,.never,.failed{color:#cf222e;font-weight:600}
+        .muted{color:#57606a}a{color:#0969da}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem}form{display:inline}
+        """;
+
+    private static string Page(string title, string body) =>
+        $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"30\"><title>{H(title)}</title>" +
+        $"<style>{Style}</style></head><body>{body}<p class=\"muted\">backstop on {H(Environment.MachineName)} · {Core.Util.Json.Time(DateTimeOffset.UtcNow)}</p></body></html>";
+
+    private static string Age(TimeSpan t) => Terminal.Age(t);
+
+    /// <summary>The status table of every source.</summary>
+    public static string Index(BackstopConfig config, CatalogStore catalog, IReadOnlyDictionary<ServeJob, DateTimeOffset> next, string? csrf, bool actions)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var statuses = StatusReport.Compute(config, catalog, now);
+        var b = new StringBuilder();
+        b.Append("<h1>Backup status</h1><table id=\"status\"><thead><tr><th>source</th><th>kind</th><th>state</th><th>last valid backup</th><th>age / RPO</th>" +
+                 "<th>copies</th><th>last drill (RTO)</th><th>next run</th>" + (actions ? "<th></th>" : "") + "</tr></thead><tbody>");
+        foreach (var s in statuses)
+        {
+            var state = s.State.ToString().ToLowerInvariant();
+            var copies = s.LastValid is { } v
+                ? string.Join("<br>", v.Copies.Select(c => $"{H(c.Key)}: <span class=\"{(c.Value.State == "verified" ? "ok" : "failed")}\">{H(c.Value.State)}</span>"))
+                : "<span class=\"never\">none</span>";
+            var drill = s.LastDrill is { } d
+                ? $"<span class=\"{(d.Passed ? "ok" : "failed")}\">{(d.Passed ? "passed" : "failed")}</span> {Age(now - d.At)} ago ({d.Seconds.ToString("0.0", CultureInfo.InvariantCulture)}s" +
+                  (d.RtoSeconds is { } rto ? $" of {Quantities.FormatDuration(TimeSpan.FromSeconds(rto))}{(d.RtoMet == false ? ", missed" : "")}" : "") + ")"
+                : "<span class=\"muted\">never</span>";
+            var nextRun = next.Where(n => n.Key.Kind == "run" && n.Key.Source == s.Name).Select(n => n.Value).FirstOrDefault();
+            b.Append(CultureInfo.InvariantCulture, $"<tr data-source=\"{H(s.Name)}\" data-state=\"{state}\"><td><a href=\"/source/{Uri.EscapeDataString(s.Name)}\">{H(s.Name)}</a></td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{H(s.Kind)}</td><td class=\"{state}\" title=\"{H(string.Join("; ", s.Reasons))}\">{state}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{H(s.LastValid?.Snapshot ?? "none")}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{(s.LastValid is { } lv ? Age(now - lv.FinishedAt) : "-")} / {Quantities.FormatDuration(TimeSpan.FromSeconds(s.RpoSeconds))}{(s.RpoMet ? "" : " <span class=\"stale\">missed</span>")}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{copies}</td><td>{drill}</td><td>{(nextRun == default ? "<span class=\"muted\">not scheduled</span>" : Core.Util.Json.Time(nextRun))}</td>");
+            if (actions)
+            {
+                b.Append(CultureInfo.InvariantCulture, $"<td>{Action(s.Name, "run", csrf)} {Action(s.Name, "drill", csrf)}</td>");
+            }
+
+            b.Append("</tr>");
+        }
+
+        b.Append("</tbody></table>");
+        foreach (var s in statuses.Where(s => s.Reasons.Count > 0))
+        {
+            b.Append(CultureInfo.InvariantCulture, $"<p><b>{H(s.Name)}</b>: {H(string.Join("; ", s.Reasons))}</p>");
+        }
+
+        var failing = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
+        foreach (var f in failing)
+        {
+            b.Append(CultureInfo.InvariantCulture, $"<p class=\"failed\">notifier '{H(f.Notifier)}' failed {Age(now - f.At)} ago: {H(f.Error)}</p>");
+        }
+
+        return Page("Backup status", b.ToString());
+    }
+
+    /// <summary>A POST form ("run now", "drill now"), with the CSRF token of the page and a field for serve's token.</summary>
+    private static string Action(string source, string what, string? csrf) =>
+        $"<form method=\"post\" action=\"/source/{Uri.EscapeDataString(source)}/{what}\"><input type=\"hidden\" name=\"csrf\" value=\"{H(csrf)}\">" +
+        $"<input type=\"password\" name=\"token\" placeholder=\"token\" size=\"8\" aria-label=\"token\"><button>{what} now</button></form>";
+
+    /// <summary>One source: its history as charts, snapshots and copies, drills, events and notification failures.</summary>
+    public static string Source(BackstopConfig config, CatalogStore catalog, SourceDefinition def)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var snapshots = catalog.Snapshots(def.Name);
+        var finished = snapshots.Where(s => s.FinishedAt is not null).TakeLast(60).ToList();
+        var b = new StringBuilder();
+        b.Append(CultureInfo.InvariantCulture, $"<p><a href=\"/\">← all sources</a></p><h1>{H(def.Name)} <span class=\"muted\">({H(def.Kind)})</span></h1>");
+        b.Append("<h2>Stored size</h2>").Append(Chart(finished.Where(s => s.State == SnapshotState.Committed).Select(s => (s.StartedAt, (double)s.StoredBytes)).ToList(),
+            v => Quantities.FormatSize((long)v)));
+        b.Append("<h2>Duration</h2>").Append(Chart(finished.Select(s => (s.StartedAt, (s.FinishedAt!.Value - s.StartedAt).TotalSeconds)).ToList(),
+            v => v.ToString("0.0", CultureInfo.InvariantCulture) + "s"));
+
+        b.Append("<h2>Snapshots</h2><table><tr><th>snapshot</th><th>state</th><th>started</th><th>stored</th><th>copies</th><th>note</th></tr>");
+        foreach (var s in snapshots.AsEnumerable().Reverse().Take(50))
+        {
+            var state = s.State == SnapshotState.Committed && !s.IsValid(def.MinCopies) ? "invalid" : s.State.ToString().ToLowerInvariant();
+            var css = state == "committed" ? "ok" : "failed";
+            var copies = string.Join("<br>", s.Artifacts.SelectMany(a => a.Copies).GroupBy(c => c.Target).Select(g =>
+                $"{H(g.Key)}: {H(g.All(c => c.State == CopyState.Verified) ? "verified" : g.First(c => c.State != CopyState.Verified).State.ToString().ToLowerInvariant())}"));
+            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(s.Id)}</td><td class=\"{css}\">{H(state)}</td><td>{Core.Util.Json.Time(s.StartedAt)}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{Quantities.FormatSize(s.StoredBytes)}</td><td>{copies}</td><td>{H(s.Error ?? string.Join("; ", s.Warnings))}</td></tr>");
+        }
+
+        b.Append("</table><h2>Drills</h2><table><tr><th>when</th><th>snapshot</th><th>result</th><th>RTO measured</th><th>objective</th><th>error</th></tr>");
+        foreach (var d in catalog.Drills(def.Name).Reverse().Take(30))
+        {
+            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Util.Json.Time(d.At)}</td><td>{H(d.Snapshot)}</td><td class=\"{(d.Passed ? "ok" : "failed")}\">{(d.Passed ? "passed" : "failed")}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{d.Seconds.ToString("0.0", CultureInfo.InvariantCulture)}s</td><td>{(d.RtoSeconds is { } r ? Quantities.FormatDuration(TimeSpan.FromSeconds(r)) : "-")}</td><td>{H(d.Error)}</td></tr>");
+        }
+
+        b.Append("</table><h2>Events</h2><table><tr><th>when</th><th>level</th><th>message</th></tr>");
+        foreach (var e in catalog.Events(500).Where(e => e.Source == def.Name).Take(50))
+        {
+            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Util.Json.Time(e.At)}</td><td class=\"{(e.Level == "error" ? "failed" : e.Level == "warn" ? "degraded" : "muted")}\">{H(e.Level)}</td><td>{H(e.Message)}</td></tr>");
+        }
+
+        b.Append("</table><h2>Notification failures</h2><table><tr><th>when</th><th>notifier</th><th>event</th><th>error</th></tr>");
+        foreach (var n in catalog.Notifications().Where(n => !n.Delivered && (n.Subject == def.Name || n.Subject is null)).Take(30))
+        {
+            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Util.Json.Time(n.At)}</td><td>{H(n.Notifier)}</td><td>{H(n.Event)}</td><td>{H(n.Error)}</td></tr>");
+        }
+
+        b.Append("</table>");
+        return Page($"{def.Name} — backup history", b.ToString());
+    }
+
+    /// <summary>A small line chart as inline SVG: points over time, the last value labelled.</summary>
+    private static string Chart(IReadOnlyList<(DateTimeOffset At, double Value)> points, Func<double, string> label)
+    {
+        if (points.Count == 0)
+        {
+            return "<p class=\"muted\">no data yet</p>";
+        }
+
+        const int W = 600, Hgt = 120, Pad = 8;
+        var max = Math.Max(points.Max(p => p.Value), 1e-9);
+        var first = points[0].At;
+        var span = Math.Max((points[^1].At - first).TotalSeconds, 1);
+        string X(DateTimeOffset at) => (Pad + (W - 2 * Pad) * (points.Count == 1 ? 0.5 : (at - first).TotalSeconds / span)).ToString("0.#", CultureInfo.InvariantCulture);
+        string Y(double v) => (Hgt - Pad - (Hgt - 2 * Pad) * v / max).ToString("0.#", CultureInfo.InvariantCulture);
+        var line = string.Join(" ", points.Select(p => $"{X(p.At)},{Y(p.Value)}"));
+        var dots = string.Concat(points.Select(p => $"<circle cx=\"{X(p.At)}\" cy=\"{Y(p.Value)}\" r=\"2.5\" fill=\"#0969da\"><title>{Core.Util.Json.Time(p.At)}: {H(label(p.Value))}</title></circle>"));
+        return $"<svg width=\"{W}\" height=\"{Hgt}\" viewBox=\"0 0 {W} {Hgt}\" role=\"img\" aria-label=\"chart\"><rect width=\"{W}\" height=\"{Hgt}\" fill=\"#f6f8fa\"/>" +
+               $"<polyline points=\"{line}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"/>{dots}" +
+               $"<text x=\"{W - Pad}\" y=\"14\" text-anchor=\"end\" font-size=\"12\">max {H(label(max))}, last {H(label(points[^1].Value))}</text></svg>";
+    }
+}
