@@ -134,6 +134,18 @@ internal static class CommandLine
         serve.SetAction((p, ct) => ServeVerb.ExecuteAsync(Context.From(p), ct));
         root.Add(serve);
 
+        var installSystemd = new Option<bool>("--systemd") { Description = "Write a systemd service that runs 'backstop serve'" };
+        var installUser = new Option<bool>("--user") { Description = "A user service (~/.config/systemd/user) instead of a system one (/etc/systemd/system)" };
+        var installDir = new Option<string?>("--dir") { Description = "Write the unit into this folder instead", HelpName = "DIR" };
+        var install = new Command("install", "Install serve as a systemd service, with absolute paths (written, not enabled; the command to enable it is printed)");
+        install.Add(installSystemd);
+        install.Add(installUser);
+        install.Add(installDir);
+        install.SetAction((p, ct) => ScheduleVerb.InstallAsync(Context.From(p), p.GetValue(installSystemd), p.GetValue(installUser), p.GetValue(installDir), ct));
+        var schedule = new Command("schedule", "Running on a schedule");
+        schedule.Add(install);
+        root.Add(schedule);
+
         var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
         var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };

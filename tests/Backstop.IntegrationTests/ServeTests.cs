@@ -144,4 +144,25 @@ public sealed class ServeTests : IDisposable
         serve.Signal("TERM");
         serve.Wait(TimeSpan.FromSeconds(30));
     }
+
+    [Fact]
+    public void Schedule_install_writes_a_serve_unit_with_absolute_paths_that_systemd_analyze_verifies()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + Serve() + "sources:\n" + Yaml.Command("app", "echo data", ", schedule: \"0 3 * * *\""));
+        Directory.CreateDirectory(_box["units"]);
+        var r = _box.Run("schedule", "install", "--systemd", "--dir", "units");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var unit = _box["units/backstop-serve.service"];
+        var text = File.ReadAllText(unit);
+        var exec = text.Split('\n').Single(l => l.StartsWith("ExecStart=", StringComparison.Ordinal))["ExecStart=".Length..].Split(' ');
+        Assert.True(Path.IsPathRooted(exec[0]) && File.Exists(exec[0]), exec[0]);
+        Assert.Contains($"--config {_box.Config} serve", text, StringComparison.Ordinal);
+        var verify = Sandbox.Exec("systemd-analyze", "verify", "--man=no", unit);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        Assert.Contains("systemctl daemon-reload && systemctl enable --now backstop-serve.service", r.Stdout, StringComparison.Ordinal);
+
+        var bad = _box.Run("schedule", "install");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--systemd", bad.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -302,9 +302,9 @@ public sealed partial class CatalogStore : IDisposable
     }
 
     /// <summary>Snapshots left 'running' by a process that died: recorded as failed with the reason.</summary>
-    public IReadOnlyList<SnapshotInfo> FailInterrupted(DateTimeOffset now)
+    public IReadOnlyList<SnapshotInfo> FailInterrupted(DateTimeOffset now, Func<string, bool>? stillRunning = null)
     {
-        var running = Snapshots().Where(s => s.State == SnapshotState.Running).ToList();
+        var running = Snapshots().Where(s => s.State == SnapshotState.Running && stillRunning?.Invoke(s.Id) != true).ToList();
         foreach (var s in running)
         {
             using var cmd = Command(

@@ -112,11 +112,12 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
         if (serverTime is not null)
         {
             var skew = (serverTime.Value - DateTimeOffset.UtcNow).Duration();
+            var said = Quantities.FormatDuration(skew < TimeSpan.FromMinutes(1) ? skew : TimeSpan.FromMinutes(Math.Round(skew.TotalMinutes))); // "1h", not "1h0m"
             findings.Add(skew > TimeSpan.FromMinutes(5)
-                ? new Finding("clock", subject, FindingStatus.Fail, $"the server's clock is {Quantities.FormatDuration(skew)} from this host's: signed requests fail past 15 minutes",
+                ? new Finding("clock", subject, FindingStatus.Fail, $"the server's clock is {said} from this host's: signed requests fail past 15 minutes",
                     "run NTP (systemd-timesyncd or chrony) on this host")
                 : skew > TimeSpan.FromMinutes(1)
-                    ? new Finding("clock", subject, FindingStatus.Warn, $"the server's clock is {Quantities.FormatDuration(skew)} from this host's", "run NTP on this host")
+                    ? new Finding("clock", subject, FindingStatus.Warn, $"the server's clock is {said} from this host's", "run NTP on this host")
                     : new Finding("clock", subject, FindingStatus.Ok, $"clocks agree within {Math.Round(skew.TotalSeconds).ToString(CultureInfo.InvariantCulture)}s"));
         }
 

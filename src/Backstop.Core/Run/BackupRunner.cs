@@ -43,7 +43,7 @@ public sealed class BackupRunner
     {
         ArgumentNullException.ThrowIfNull(only);
         var sources = _config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)).ToList();
-        foreach (var interrupted in _catalog.FailInterrupted(DateTimeOffset.UtcNow))
+        foreach (var interrupted in _catalog.FailInterrupted(DateTimeOffset.UtcNow, id => InProcess.ContainsKey(id)))
         {
             _observer.Notice($"snapshot {interrupted.Id} of '{interrupted.Source}' was interrupted by a run that died; recorded as failed");
         }
@@ -54,25 +54,43 @@ public sealed class BackupRunner
 
         var results = new List<SnapshotInfo>();
         var healer = new Healer(_catalog, _targets, _observer);
-        foreach (var source in sources)
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var snapshot = await RunSourceAsync(source, cancellationToken).ConfigureAwait(false);
-            _observer.SourceFinished(snapshot);
-            results.Add(snapshot);
-
-            // The new snapshot first (it is what the RPO needs), then copies missing from earlier ones.
-            try
+            await RunSourcesAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_mine)
             {
-                await healer.HealAsync(source, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is BackupException or IOException or ObjectNotFoundException)
-            {
-                _observer.Notice($"healing the copies of '{source.Name}' stopped: {e.Message}");
+                foreach (var id in _mine)
+                {
+                    InProcess.TryRemove(id, out _);
+                }
             }
         }
 
         return results;
+
+        async Task RunSourcesAsync()
+        {
+            foreach (var source in sources)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var snapshot = await RunSourceAsync(source, cancellationToken).ConfigureAwait(false);
+                _observer.SourceFinished(snapshot);
+                results.Add(snapshot);
+
+                // The new snapshot first (it is what the RPO needs), then copies missing from earlier ones.
+                try
+                {
+                    await healer.HealAsync(source, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is BackupException or IOException or ObjectNotFoundException)
+                {
+                    _observer.Notice($"healing the copies of '{source.Name}' stopped: {e.Message}");
+                }
+            }
+        }
     }
 
     private async Task<SnapshotInfo> RunSourceAsync(SourceDefinition def, CancellationToken ct)
@@ -197,16 +215,32 @@ public sealed class BackupRunner
         return (passphrase ? $"age -d -o {compressed} {fileName} && " : $"age -d -i KEY_FILE -o {compressed} {fileName} && ") + source.RestoreRecipe(artifact, compressed);
     }
 
+    /// <summary>
+    /// The snapshots this process is running now (serve runs several sources at once, each with a runner of its own):
+    /// another runner's start-up never takes them for the leftovers of a run that died.
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> InProcess = new(StringComparer.Ordinal);
+
+    private readonly List<string> _mine = [];
+
     /// <summary>A new snapshot id, recorded as running; a clash with an existing id (same second) draws again.</summary>
     private string BeginSnapshot(SourceDefinition def, DateTimeOffset started, string host)
     {
         for (var attempt = 0; ; attempt++)
         {
             var id = SnapshotId.New(started);
+            InProcess.TryAdd(id, 0); // before the catalog has it: another runner's sweep may look at any moment
             if (_catalog.TryBeginSnapshot(id, def.Name, def.Kind, started, host) || attempt == 20)
             {
+                lock (_mine)
+                {
+                    _mine.Add(id);
+                }
+
                 return id;
             }
+
+            InProcess.TryRemove(id, out _);
         }
     }
 
