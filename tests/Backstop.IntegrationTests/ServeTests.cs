@@ -57,7 +57,16 @@ public sealed class ServeTests : IDisposable
         _box.WriteConfig(Yaml.LocalTarget() + Serve($", parallel: {parallel}") + "sources:\n" +
                          Yaml.Command("a", "sleep 2; echo a", ", schedule: \"0 3 * * *\"") + Yaml.Command("b", "sleep 2; echo b", ", schedule: \"0 3 * * *\""));
         using var serve = _box.Start("serve");
-        RunningCli.WaitUntil(() => Valid(_box, "a").Count == 1 && Valid(_box, "b").Count == 1, "both catch-up runs", TimeSpan.FromSeconds(60));
+        try
+        {
+            RunningCli.WaitUntil(() => Valid(_box, "a").Count == 1 && Valid(_box, "b").Count == 1, "both catch-up runs", TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            serve.Signal("TERM");
+            Assert.Fail($"both catch-up runs did not come: {serve.Wait(TimeSpan.FromSeconds(30))}\n{_box.Run("list")}");
+        }
+
         serve.Signal("TERM");
         serve.Wait(TimeSpan.FromSeconds(30));
         var a = Valid(_box, "a")[0];

@@ -147,25 +147,40 @@ public sealed partial class CatalogStore : IDisposable
 
     private static void Migrate(SqliteConnection db)
     {
-        var version = Convert.ToInt32(Scalar(db, "PRAGMA user_version"), CultureInfo.InvariantCulture);
-        if (version > Migrations.Length)
+        // Each step inside an IMMEDIATE transaction that reads the version again: two processes opening a new catalog
+        // at once (serve and a status, a run and a list) migrate it once, never twice ("table already exists").
+        while (true)
         {
-            throw new Plugins.BackupException(
-                $"the catalog has schema version {version}, newer than this backstop knows ({Migrations.Length}); upgrade backstop");
-        }
+            using var tx = db.BeginTransaction(deferred: false);
+            var version = Convert.ToInt32(Scalar(db, tx, "PRAGMA user_version"), CultureInfo.InvariantCulture);
+            if (version > Migrations.Length)
+            {
+                throw new Plugins.BackupException(
+                    $"the catalog has schema version {version}, newer than this backstop knows ({Migrations.Length}); upgrade backstop");
+            }
 
-        for (var v = version; v < Migrations.Length; v++)
-        {
-            using var tx = db.BeginTransaction();
+            if (version == Migrations.Length)
+            {
+                return;
+            }
+
             using (var cmd = db.CreateCommand())
             {
                 cmd.Transaction = tx;
-                cmd.CommandText = Migrations[v] + $"\nPRAGMA user_version = {v + 1};";
+                cmd.CommandText = Migrations[version] + $"\nPRAGMA user_version = {version + 1};";
                 cmd.ExecuteNonQuery();
             }
 
             tx.Commit();
         }
+    }
+
+    private static object? Scalar(SqliteConnection db, SqliteTransaction tx, string sql)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar();
     }
 
     public void EnsureSource(string name, string kind)
