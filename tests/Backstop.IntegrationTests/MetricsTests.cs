@@ -45,7 +45,7 @@ public sealed class MetricsTests : IDisposable
         Assert.Contains("backstop_rpo_seconds{source=\"app\",kind=\"command\"} 86400", text, StringComparison.Ordinal);
         var lastSuccess = text.Split('\n').Single(l => l.StartsWith("backstop_last_success_timestamp_seconds{source=\"app\"", StringComparison.Ordinal));
         var seconds = double.Parse(lastSuccess.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture);
-        Assert.InRange(DateTimeOffset.UtcNow.ToUnixTimeSeconds() - seconds, 0, 300);
+        Assert.InRange(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0 - seconds, 0, 300);
         Assert.DoesNotContain("snapshot=", text, StringComparison.Ordinal); // labels are bounded: never a snapshot id
     }
 
