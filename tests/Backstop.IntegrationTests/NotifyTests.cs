@@ -141,4 +141,32 @@ public sealed class NotifyTests : IClassFixture<MailServer>, IDisposable
         Assert.Contains("the key is 'events'", r.Stderr, StringComparison.Ordinal);
         Assert.Contains("backstop.yaml:", r.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_failed_drill_and_a_failing_doctor_are_told_and_a_source_of_its_own_notifier_is_told_only_of_itself()
+    {
+        using var hook = new HttpReceiver();
+        using var own = new HttpReceiver();
+        _box.WriteConfig(Yaml.LocalTarget() + $"notify:\n  - {{ name: ops, kind: webhook, url: \"{hook.Url("/ops")}\" }}\n" +
+                         "doctor: { crontabs: [], systemd: [] }\nsources:\n" +
+                         Yaml.Command("app", "echo data", $", drill: {{ command: [/bin/false] }}, notify: [{{ name: app-team, kind: webhook, url: \"{own.Url("/app")}\" }}]") +
+                         Yaml.Command("other", "echo other"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        Assert.Equal(1, _box.Run("drill", "--source", "app").ExitCode);
+        RunningCli.WaitUntil(() => hook.Requests.Any(r => r.Body.Contains("drill_failed", StringComparison.Ordinal)), "the drill_failed event");
+        var drill = JsonDocument.Parse(hook.Requests.First(r => r.Body.Contains("drill_failed", StringComparison.Ordinal)).Body).RootElement;
+        Assert.Equal("app", drill.GetProperty("source").GetString());
+        Assert.Contains("drill.command /bin/false", drill.GetProperty("error").GetString(), StringComparison.Ordinal);
+        // The source's own notifier hears of its source, never of another.
+        Assert.Contains(own.Requests, r => r.Body.Contains("drill_failed", StringComparison.Ordinal));
+        Assert.DoesNotContain(own.Requests, r => r.Body.Contains("\"other\"", StringComparison.Ordinal));
+
+        // doctor: a target gone (its folder removed) fails a check, told once; passing again is told as recovered.
+        Directory.Move(_box["backups"], _box["backups.away"]);
+        Assert.Equal(1, _box.Run("doctor").ExitCode);
+        Assert.Equal(1, _box.Run("doctor").ExitCode);
+        RunningCli.WaitUntil(() => hook.Requests.Any(r => r.Body.Contains("doctor_failed", StringComparison.Ordinal)), "the doctor_failed event");
+        Assert.Single(hook.Requests, r => r.Body.Contains("doctor_failed", StringComparison.Ordinal));
+        Assert.DoesNotContain(own.Requests, r => r.Body.Contains("doctor_failed", StringComparison.Ordinal)); // doctor is the top level's
+    }
 }

@@ -174,4 +174,22 @@ public sealed class ServeTests : IDisposable
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("--systemd", bad.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_source_that_goes_stale_while_nothing_runs_is_told_once_by_serve()
+    {
+        using var hook = new HttpReceiver();
+        _box.WriteConfig(Yaml.LocalTarget() + Serve() + $"notify:\n  - {{ kind: webhook, url: \"{hook.Url("/ops")}\" }}\nsources:\n" +
+                         Yaml.Command("app", "echo data", ", rpo: 2s"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        Thread.Sleep(2500); // past the RPO, with no schedule: nothing will run
+        using var serve = _box.Start("serve");
+        RunningCli.WaitUntil(() => hook.Requests.Any(r => r.Body.Contains("\"stale\"", StringComparison.Ordinal)), "the stale event", TimeSpan.FromSeconds(30));
+        Thread.Sleep(1500);
+        serve.Signal("TERM");
+        serve.Wait(TimeSpan.FromSeconds(30));
+        var stale = hook.Requests.Where(r => JsonDocument.Parse(r.Body).RootElement.GetProperty("event").GetString() == "stale").ToList();
+        Assert.Single(stale);
+        Assert.Contains("RPO is 2s", JsonDocument.Parse(stale[0].Body).RootElement.GetProperty("text").GetString(), StringComparison.Ordinal);
+    }
 }
