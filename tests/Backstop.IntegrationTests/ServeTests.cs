@@ -192,4 +192,23 @@ public sealed class ServeTests : IDisposable
         Assert.Single(stale);
         Assert.Contains("RPO is 2s", JsonDocument.Parse(stale[0].Body).RootElement.GetProperty("text").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_digest_summarises_every_source_on_its_schedule()
+    {
+        using var hook = new HttpReceiver();
+        _box.WriteConfig(Yaml.LocalTarget() + Serve() + $"notify:\n  - {{ kind: webhook, url: \"{hook.Url("/ops")}\", events: [failed], digest: \"* * * * *\" }}\nsources:\n" +
+                         Yaml.Command("app", "echo data") + Yaml.Command("broken", "exit 2"));
+        Assert.Equal(1, _box.Run("run").ExitCode);
+        using var serve = _box.Start("serve");
+        RunningCli.WaitUntil(() => hook.Requests.Any(r => r.Body.Contains("\"digest\"", StringComparison.Ordinal)), "the digest", TimeSpan.FromSeconds(75));
+        serve.Signal("TERM");
+        serve.Wait(TimeSpan.FromSeconds(30));
+        var digest = JsonDocument.Parse(hook.Requests.First(r => r.Body.Contains("\"digest\"", StringComparison.Ordinal)).Body).RootElement;
+        var text = digest.GetProperty("text").GetString()!;
+        Assert.Contains("1 of 2 source(s) ok", text, StringComparison.Ordinal);
+        Assert.Contains("- app (command): ok", text, StringComparison.Ordinal);
+        Assert.Contains("- broken (command): never", text, StringComparison.Ordinal);
+        Assert.Equal("never", digest.GetProperty("state").GetString());
+    }
 }

@@ -183,6 +183,26 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
         }
     }
 
+    /// <summary>The daily digest: every source's state in one message, to one notifier (<c>digest:</c>).</summary>
+    public async Task DigestAsync(string notifier, CancellationToken ct)
+    {
+        var n = config.Notify.First(x => x.Name == notifier);
+        var now = DateTimeOffset.UtcNow;
+        var statuses = StatusReport.Compute(config, catalog, now).Where(s => n.Source is null || s.Name == n.Source).ToList();
+        var text = new StringBuilder($"Backstop on {Environment.MachineName}: {statuses.Count(s => s.State == SourceState.Ok)} of {statuses.Count} source(s) ok.\n");
+        foreach (var s in statuses)
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture, $"- {s.Name} ({s.Kind}): {s.State.ToString().ToLowerInvariant()}");
+            text.Append(s.LastValid is { } v ? $", last valid backup {Quantities.FormatDuration(TimeSpan.FromMinutes(Math.Round((now - v.FinishedAt).TotalMinutes)))} ago" : ", no valid backup");
+            text.Append(s.LastDrill is { } d ? $", last drill {(d.Passed ? "passed" : "FAILED")}" : ", never drilled");
+            text.Append(s.Reasons.Count > 0 ? $": {string.Join("; ", s.Reasons)}\n" : "\n");
+        }
+
+        var worst = statuses.Select(s => s.State).DefaultIfEmpty(SourceState.Ok).Max().ToString().ToLowerInvariant();
+        await DeliverAsync(n, "digest", n.Source, sink => sink.SendAsync(new Notification("digest", n.Source, null, worst, null, null, now, text.ToString()), ct), ct)
+            .ConfigureAwait(false);
+    }
+
     /// <summary><c>notify test</c>: a test message to every notifier; the failures, by name.</summary>
     public async Task<IReadOnlyList<(string Notifier, string? Error)>> TestAsync(CancellationToken ct)
     {

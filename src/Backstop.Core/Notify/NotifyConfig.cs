@@ -23,7 +23,11 @@ public static class NotifyEvents
 /// One notifier (<c>notify: [{kind, events, …}]</c>, at the top level or a source's own): its name (given, or the kind
 /// and its place), the events it wants, and the kind's options. <see cref="Source"/> is null for a top-level one.
 /// </summary>
-public sealed record NotifierDefinition(string Name, string Kind, IReadOnlySet<string> Events, object Options, ConfigLocation Location, string? Source);
+public sealed record NotifierDefinition(string Name, string Kind, IReadOnlySet<string> Events, object Options, ConfigLocation Location, string? Source)
+{
+    /// <summary><c>digest: "0 8 * * *"</c>: when <c>serve</c> sends this notifier a summary of every source's state.</summary>
+    public Schedule? Digest { get; init; }
+}
 
 public sealed record EmailNotifier(string Host, int Port, EmailSecurity Security, string? User, SecretRef? Password, string From, IReadOnlyList<string> To);
 
@@ -85,13 +89,14 @@ public static class NotifyConfig
                 _ => Url(map, kind),
             };
             var name = map.String("name") ?? $"{kind}{(source is null ? "" : $"@{source}")}#{list.Count(n => n.Kind == kind) + 1}";
+            var digest = Schedule.Parse(map, "digest", Schedule.ParseZone(map, TimeZoneInfo.Utc));
             map.EnsureAllKeysKnown(kind switch
             {
-                "email" => "email keys are: name, kind, events, host, port, security, user, password, from, to",
-                "ntfy" => "ntfy keys are: name, kind, events, url, token",
-                _ => $"{kind} keys are: name, kind, events, url",
+                "email" => "email keys are: name, kind, events, digest, schedule_timezone, host, port, security, user, password, from, to",
+                "ntfy" => "ntfy keys are: name, kind, events, digest, schedule_timezone, url, token",
+                _ => $"{kind} keys are: name, kind, events, digest, schedule_timezone, url",
             });
-            list.Add(new NotifierDefinition(name, kind, events.ToHashSet(StringComparer.Ordinal), options, map.Location, source));
+            list.Add(new NotifierDefinition(name, kind, events.ToHashSet(StringComparer.Ordinal), options, map.Location, source) { Digest = digest });
         }
 
         return list;

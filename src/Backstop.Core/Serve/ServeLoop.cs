@@ -9,7 +9,10 @@ namespace Backstop.Core.Serve;
 /// <summary>A scheduled job: a source's backup, a source's drill, or the deep verify of everything.</summary>
 public sealed record ServeJob(string Kind, string? Source, Schedule? Schedule, TimeSpan? Every)
 {
-    public string Name => Source is null ? Kind : $"{Kind} {Source}";
+    /// <summary>The notifier of a digest job.</summary>
+    public string? Notifier { get; init; }
+
+    public string Name => Notifier is not null ? $"{Kind} to {Notifier}" : Source is null ? Kind : $"{Kind} {Source}";
 }
 
 /// <summary>
@@ -142,6 +145,11 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             }
         }
 
+        foreach (var n in config.Notify.Where(n => n.Digest is not null))
+        {
+            _next[new ServeJob("digest", null, n.Digest, null) { Notifier = n.Name }] = n.Digest!.Next(now) ?? DateTimeOffset.MaxValue;
+        }
+
         if (config.DeepVerifySchedule is { } verify)
         {
             _next[new ServeJob("verify", null, verify, null)] = verify.Next(now) ?? DateTimeOffset.MaxValue;
@@ -170,6 +178,31 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
     private void Start(ServeJob job, DateTimeOffset slot, CancellationToken ct)
     {
+        if (job.Kind == "digest")
+        {
+            // A message, not a run: no lock, no parallel slot.
+            var sending = Task.Run(async () =>
+            {
+                try
+                {
+                    using var catalog = CatalogStore.Open(config.CatalogPath);
+                    using var notifier = new Notify.Notifier(config, catalog, log);
+                    await notifier.DigestAsync(job.Notifier!, ct).ConfigureAwait(false);
+                    log($"{job.Name}: sent");
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    log($"{job.Name}: failed: {e.Message}"); // Decision: a digest that cannot be made is said; serve goes on
+                }
+            }, CancellationToken.None);
+            lock (_running)
+            {
+                _running.Add(sending);
+            }
+
+            return;
+        }
+
         var key = job.Source ?? "*";
         lock (_busy)
         {
