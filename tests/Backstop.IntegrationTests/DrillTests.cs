@@ -139,6 +139,22 @@ public sealed class DrillTests : IDisposable
     }
 
     [Fact]
+    public void A_spot_check_that_could_compare_nothing_claims_no_check_and_says_why()
+    {
+        FilesConfig(", drill: { spot_check: 100% }");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        foreach (var f in new[] { "data/a.txt", "data/sub/b.txt", "data/sub/c.bin" })
+        {
+            File.AppendAllText(_box[f], "changed since the snapshot"); // every file changed: nothing to compare
+        }
+
+        var d = DrillJson();
+        Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
+        Assert.DoesNotContain(d.GetProperty("checks").EnumerateArray(), c => c.GetProperty("name").GetString()!.StartsWith("spot check", StringComparison.Ordinal));
+        Assert.Contains(d.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("none could be compared", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void An_sqlite_drill_checks_integrity_tables_and_rows()
     {
         var db = _box["app.db"];

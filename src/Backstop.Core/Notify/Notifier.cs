@@ -128,7 +128,7 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
                     continue;
                 }
 
-                if (await DeliverAsync(n, @event, status.Name, sink => sink.SendAsync(notification, ct), ct).ConfigureAwait(false))
+                if (await DeliverAsync(n, @event, status.Name, sink => sink.SendAsync(notification, ct), ct).ConfigureAwait(false) is null)
                 {
                     catalog.SetNotifiedState(n.Name, status.Name, state, now);
                 }
@@ -176,7 +176,7 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
 
             var @event = state == "failed" ? NotifyEvents.DoctorFailed : NotifyEvents.Recovered;
             if (!n.Events.Contains(@event)
-                || await DeliverAsync(n, @event, null, sink => sink.SendAsync(new Notification(@event, null, null, state, null, null, now, text), ct), ct).ConfigureAwait(false))
+                || await DeliverAsync(n, @event, null, sink => sink.SendAsync(new Notification(@event, null, null, state, null, null, now, text), ct), ct).ConfigureAwait(false) is null)
             {
                 catalog.SetNotifiedState(n.Name, "doctor", state, now);
             }
@@ -210,9 +210,9 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
         foreach (var n in config.Notify)
         {
             var text = $"A test message from backstop on {Environment.MachineName} ({config.File}), notifier '{n.Name}'. Nothing is wrong.";
-            var ok = await DeliverAsync(n, "test", n.Source, sink => sink.SendAsync(new Notification("test", n.Source, null, null, null, null, DateTimeOffset.UtcNow, text), ct),
+            var error = await DeliverAsync(n, "test", n.Source, sink => sink.SendAsync(new Notification("test", n.Source, null, null, null, null, DateTimeOffset.UtcNow, text), ct),
                 ct).ConfigureAwait(false);
-            results.Add((n.Name, ok ? null : catalog.Notifications(1).FirstOrDefault()?.Error));
+            results.Add((n.Name, error));
         }
 
         return results;
@@ -226,8 +226,8 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
         }
     }
 
-    /// <summary>Tries a delivery three times; records the outcome; true when delivered. Never throws but for cancellation.</summary>
-    private async Task<bool> DeliverAsync(NotifierDefinition n, string @event, string? subject, Func<ISink, Task> send, CancellationToken ct)
+    /// <summary>Tries a delivery three times; records the outcome; returns null when delivered, else the last error. Never throws but for cancellation.</summary>
+    private async Task<string?> DeliverAsync(NotifierDefinition n, string @event, string? subject, Func<ISink, Task> send, CancellationToken ct)
     {
         var sink = Sink(n);
         string? error = null;
@@ -243,7 +243,7 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
             {
                 await send(sink).ConfigureAwait(false);
                 catalog.AddNotification(new NotificationInfo(DateTimeOffset.UtcNow, n.Name, @event, subject, true, attempts + 1, null));
-                return true;
+                return null;
             }
             catch (Exception e) when (e is NotifyException or ConfigException)
             {
@@ -258,7 +258,7 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
         catalog.AddNotification(new NotificationInfo(DateTimeOffset.UtcNow, n.Name, @event, subject, false, attempts, error));
         catalog.AddEvent("warn", subject, null, $"notifier '{n.Name}' could not deliver '{@event}': {error}");
         log?.Invoke($"notifier '{n.Name}' could not deliver '{@event}'{(subject is null ? "" : $" for '{subject}'")} after {attempts} attempts: {error}");
-        return false;
+        return error ?? "undelivered";
     }
 
     private ISink Sink(NotifierDefinition n) => n.Kind switch

@@ -40,14 +40,7 @@ internal sealed partial class EtcdSource : IDrillable
             var scratch = new EtcdSource(name, checking with { Endpoints = [new Uri($"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}")] });
             await scratch.PreflightAsync(ct).ConfigureAwait(false); // connects, and logs in with the source's user when the snapshot has auth on
             using var http = Client(TimeSpan.FromMinutes(5));
-            var count = await scratch.PostAsync(http, scratch._endpoint!, "/v3/kv/range", new
-            {
-                key = Convert.ToBase64String([0]),
-                range_end = Convert.ToBase64String([0]),
-                count_only = true,
-            }, ct).ConfigureAwait(false);
-            var keys = count.TryGetProperty("count", out var c) ? long.Parse(c.GetString() ?? "0", CultureInfo.InvariantCulture) : 0;
-            var revision = long.Parse(count.GetProperty("header").GetProperty("revision").GetString() ?? "0", CultureInfo.InvariantCulture);
+            var (keys, revision) = await scratch.CountAsync(http, scratch._endpoint!, ct).ConfigureAwait(false);
             var recorded = scope.Artifacts.Single(a => a.Name == Artifact).Facts;
             var checks = new List<DrillCheck>();
             foreach (var (fact, found) in new[] { ("keys", keys), ("revision", revision) })

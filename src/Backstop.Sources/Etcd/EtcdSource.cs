@@ -134,14 +134,7 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
         var endpoint = _endpoint ?? throw new InvalidOperationException("preflight first");
         _staging = sink.StagingDirectory;
         using var http = Client(options.Timeout);
-        var count = await PostAsync(http, endpoint, "/v3/kv/range", new
-        {
-            key = Convert.ToBase64String([0]),
-            range_end = Convert.ToBase64String([0]),
-            count_only = true,
-        }, cancellationToken).ConfigureAwait(false);
-        var keys = count.TryGetProperty("count", out var c) ? long.Parse(c.GetString() ?? "0", CultureInfo.InvariantCulture) : 0;
-        var revision = long.Parse(count.GetProperty("header").GetProperty("revision").GetString() ?? "0", CultureInfo.InvariantCulture);
+        var (keys, revision) = await CountAsync(http, endpoint, cancellationToken).ConfigureAwait(false);
 
         await using var artifact = await sink.BeginArtifactAsync(Artifact, cancellationToken).ConfigureAwait(false);
         using var request = Request(endpoint, "/v3/maintenance/snapshot", new { });
@@ -204,6 +197,19 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
         $"mkdir -p DEST && zstd -d < {storedFile} > DEST/snapshot.db && ETCDCTL_API=3 etcdctl snapshot restore DEST/snapshot.db --data-dir DEST/data  # then: etcd --data-dir DEST/data";
+
+    /// <summary>The live keys and the current revision, from one count-only range over the whole key space.</summary>
+    private async Task<(long Keys, long Revision)> CountAsync(HttpClient http, Uri endpoint, CancellationToken ct)
+    {
+        var count = await PostAsync(http, endpoint, "/v3/kv/range", new
+        {
+            key = Convert.ToBase64String([0]),
+            range_end = Convert.ToBase64String([0]),
+            count_only = true,
+        }, ct).ConfigureAwait(false);
+        var keys = count.TryGetProperty("count", out var c) ? long.Parse(c.GetString() ?? "0", CultureInfo.InvariantCulture) : 0;
+        return (keys, long.Parse(count.GetProperty("header").GetProperty("revision").GetString() ?? "0", CultureInfo.InvariantCulture));
+    }
 
     private static HttpClient Client(TimeSpan timeout) => new(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15) })
     {

@@ -36,28 +36,28 @@ internal static class StatusVerb
     /// last_valid.copies (state per configured target) and the notifiers' failures.
     /// </summary>
     internal static object Document(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers) => new
+        {
+            Sources = statuses.Select(s => new
             {
-                Sources = statuses.Select(s => new
-                {
-                    s.Name,
-                    s.Kind,
-                    State = s.State.ToString().ToLowerInvariant(),
-                    LastValid = s.LastValid is { } v
-                        ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies, v.Copies }
-                        : null,
-                    LastRun = s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
-                    s.RpoSeconds,
-                    s.RpoMet,
-                    LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet } : null,
-                }),
-                // A notifier whose last delivery failed: people may not have been told (never changes the sources' states).
-                Notifiers = config.Notify.Select(n => new
-                {
-                    n.Name,
-                    n.Kind,
-                    Failing = failingNotifiers.FirstOrDefault(f => f.Notifier == n.Name) is { } f ? new { f.At, f.Event, f.Subject, f.Error } : null,
-                }),
-            };
+                s.Name,
+                s.Kind,
+                State = s.State.ToString().ToLowerInvariant(),
+                LastValid = s.LastValid is { } v
+                    ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies, v.Copies }
+                    : null,
+                LastRun = s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
+                s.RpoSeconds,
+                s.RpoMet,
+                LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet } : null,
+            }),
+            // A notifier whose last delivery failed: people may not have been told (never changes the sources' states).
+            Notifiers = config.Notify.Select(n => new
+            {
+                n.Name,
+                n.Kind,
+                Failing = failingNotifiers.FirstOrDefault(f => f.Notifier == n.Name) is { } f ? new { f.At, f.Event, f.Subject, f.Error } : null,
+            }),
+        };
 
     private static void Render(IReadOnlyList<SourceStatus> statuses, DateTimeOffset now)
     {
