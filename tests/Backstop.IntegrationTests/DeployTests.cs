@@ -41,4 +41,101 @@ public sealed class DeployTests : IDisposable
         var check = Sandbox.ExecEnv(_box.Root, secrets.ToDictionary(s => s.Key, s => s.Value), "dotnet", [Sandbox.BackstopDll, "--config", _box["k8s.yaml"], "config", "check"]);
         Assert.True(check.ExitCode == 0, check.ToString());
     }
+
+    private static string Helm
+    {
+        get
+        {
+            var helm = Path.Combine(CouchServer.RepoRoot, ".tools", "bin", "helm");
+            Assert.True(File.Exists(helm), $"{helm} is missing: run ./test.sh, which installs helm");
+            return helm;
+        }
+    }
+
+    private static string Chart => Path.Combine(CouchServer.RepoRoot, "deploy", "helm", "backstop");
+
+    private static List<object> HelmTemplate(params string[] extra)
+    {
+        var result = Sandbox.Exec(Helm, ["template", "bk", Chart, "--namespace", "backstop", .. extra]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return KubernetesYaml.LoadAllFromString(result.Stdout);
+    }
+
+    [Fact]
+    public void The_helm_chart_lints_and_renders_serve_as_the_plain_manifests_do_with_a_valid_configuration()
+    {
+        var lint = Sandbox.Exec(Helm, "lint", "--strict", Chart);
+        Assert.True(lint.ExitCode == 0, lint.ToString());
+
+        // The plain manifests' Secret names every env: reference the default configuration makes.
+        var plain = KubernetesYaml.LoadAllFromString(File.ReadAllText(Path.Combine(CouchServer.RepoRoot, "deploy", "kubernetes", "backstop.yaml")));
+        var secrets = plain.OfType<V1Secret>().Single().StringData;
+        var objects = HelmTemplate([.. secrets.SelectMany(s => new[] { "--set-string", $"secrets.{s.Key}={s.Value}" })]);
+        Assert.Equal(["Secret", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment"], objects.Select(o => ((IKubernetesObject)o).Kind));
+
+        var deployment = objects.OfType<V1Deployment>().Single();
+        Assert.Equal(1, deployment.Spec.Replicas);
+        Assert.Equal("Recreate", deployment.Spec.Strategy.Type);
+        var pod = deployment.Spec.Template.Spec;
+        var container = pod.Containers.Single();
+        Assert.Equal(["--config", "/etc/backstop/backstop.yaml", "serve"], container.Args);
+        Assert.Equal("backstop:0.1.0", container.Image); // the chart's appVersion by default
+        Assert.True(pod.SecurityContext.RunAsNonRoot);
+        Assert.False(container.SecurityContext.AllowPrivilegeEscalation);
+        Assert.Equal("/healthz", container.ReadinessProbe.HttpGet.Path);
+        Assert.Equal(8080, container.Ports.Single().ContainerPort);
+        Assert.Matches("^[0-9a-f]{64}$", deployment.Spec.Template.Metadata.Annotations["checksum/config"]); // a config change rolls the pod
+        var secret = objects.OfType<V1Secret>().Single();
+        Assert.Equal(secret.Metadata.Name, container.EnvFrom.Single().SecretRef.Name);
+        var claim = objects.OfType<V1PersistentVolumeClaim>().Single();
+        Assert.Equal(claim.Metadata.Name, pod.Volumes.Single(v => v.Name == "state").PersistentVolumeClaim.ClaimName);
+        Assert.Equal("keep", claim.Metadata.Annotations["helm.sh/resource-policy"]); // the catalog outlives an uninstall
+        Assert.Equal(objects.OfType<V1ConfigMap>().Single().Metadata.Name, pod.Volumes.Single(v => v.Name == "config").ConfigMap.Name);
+
+        // The configuration the chart renders (toYaml of the values) is one backstop accepts, with the Secret's keys.
+        var config = objects.OfType<V1ConfigMap>().Single().Data["backstop.yaml"];
+        _box.Write("helm.yaml", config.Replace("/var/lib/backstop", _box["state"], StringComparison.Ordinal));
+        var check = Sandbox.ExecEnv(_box.Root, secret.StringData.ToDictionary(s => s.Key, s => s.Value), "dotnet", [Sandbox.BackstopDll, "--config", _box["helm.yaml"], "config", "check"]);
+        Assert.True(check.ExitCode == 0, check.ToString());
+
+        // A change of configuration changes the pod template's checksum.
+        var changed = HelmTemplate("--set", "config.policy.rpo=12h").OfType<V1Deployment>().Single();
+        Assert.NotEqual(deployment.Spec.Template.Metadata.Annotations["checksum/config"], changed.Spec.Template.Metadata.Annotations["checksum/config"]);
+    }
+
+    [Fact]
+    public void The_helm_chart_in_cronjob_mode_renders_a_forbid_cronjob_and_no_deployment_and_uses_an_existing_secret_and_claim()
+    {
+        var objects = HelmTemplate("--set", "mode=cronjob", "--set", "cronjob.timeZone=Europe/Paris", "--set", "existingSecret=made-by-hand",
+            "--set", "persistence.existingClaim=old-state", "--set", "config.serve.listen=127.0.0.1:9090");
+        Assert.Equal(["ConfigMap", "CronJob"], objects.Select(o => ((IKubernetesObject)o).Kind));
+        var cronJob = objects.OfType<V1CronJob>().Single();
+        Assert.Equal("Forbid", cronJob.Spec.ConcurrencyPolicy);
+        Assert.Equal("Europe/Paris", cronJob.Spec.TimeZone);
+        Assert.Equal(0, cronJob.Spec.JobTemplate.Spec.BackoffLimit);
+        var pod = cronJob.Spec.JobTemplate.Spec.Template.Spec;
+        Assert.Equal("Never", pod.RestartPolicy);
+        var container = pod.Containers.Single();
+        Assert.Equal(["--config", "/etc/backstop/backstop.yaml", "run"], container.Args);
+        Assert.Null(container.Ports); // run serves nothing
+        Assert.Equal("made-by-hand", container.EnvFrom.Single().SecretRef.Name);
+        Assert.Equal("old-state", pod.Volumes.Single(v => v.Name == "state").PersistentVolumeClaim.ClaimName);
+
+        // serve's port follows config.serve.listen.
+        var serve = HelmTemplate("--set", "config.serve.listen=127.0.0.1:9090").OfType<V1Deployment>().Single();
+        Assert.Equal(9090, serve.Spec.Template.Spec.Containers.Single().Ports.Single().ContainerPort);
+    }
+
+    [Fact]
+    public void The_helm_chart_refuses_values_that_cannot_work_naming_the_value()
+    {
+        var mode = Sandbox.Exec(Helm, "template", "bk", Chart, "--set", "mode=daemon");
+        Assert.NotEqual(0, mode.ExitCode);
+        Assert.Contains("mode", mode.Stderr, StringComparison.Ordinal);
+        Assert.Contains("serve", mode.Stderr, StringComparison.Ordinal); // the allowed values
+
+        var catalog = Sandbox.Exec(Helm, "template", "bk", Chart, "--set", "config.catalog=/tmp/catalog.db");
+        Assert.NotEqual(0, catalog.ExitCode); // a catalog off the persistent volume is lost with the pod
+        Assert.Contains("catalog", catalog.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
+using Backstop.Core.Config;
+using Cronos;
 using Backstop.IntegrationTests.Support;
 
 namespace Backstop.IntegrationTests;
@@ -173,6 +175,90 @@ public sealed class ServeTests : IDisposable
         var bad = _box.Run("schedule", "install");
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("--systemd", bad.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Schedule_install_timers_writes_a_run_service_and_timer_per_schedule_that_systemd_verifies_and_removes_its_own_stale_units()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + Serve(", jitter: 90s") + "verify: { deep_schedule: \"0 5 * * 0\" }\nsources:\n" +
+                         Yaml.Command("app", "echo data", ", schedule: \"*/30 * * * *\", drill: { schedule: \"0 4 * * 6\" }") +
+                         Yaml.Command("db", "echo data", ", schedule: \"0 3 * * *\", schedule_timezone: Europe/Paris, drill: { every: 7d }") +
+                         Yaml.Command("manual", "echo data"));
+        Directory.CreateDirectory(_box["units"]);
+        File.WriteAllText(_box["units/backstop-custom.service"], "[Service]\nExecStart=/bin/true\n"); // not ours: never touched
+        var r = _box.Run("schedule", "install", "--systemd", "--timers", "--dir", "units");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        string[] ours = ["backstop-drill-app", "backstop-run-app", "backstop-run-db", "backstop-verify-deep"];
+        Assert.Equal([.. ours.SelectMany(u => new[] { u + ".service", u + ".timer" }).Append("backstop-custom.service").Order(StringComparer.Ordinal)],
+            Directory.GetFiles(_box["units"]).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        var run = File.ReadAllText(_box["units/backstop-run-db.service"]);
+        Assert.Contains($"--config {_box.Config} run --source db", run, StringComparison.Ordinal);
+        Assert.Contains("Type=oneshot", run, StringComparison.Ordinal);
+        var timer = File.ReadAllText(_box["units/backstop-run-db.timer"]);
+        Assert.Contains("OnCalendar=*-*-* 3:0:00 Europe/Paris", timer, StringComparison.Ordinal);
+        Assert.Contains("Persistent=true", timer, StringComparison.Ordinal);
+        Assert.Contains("RandomizedDelaySec=90s", timer, StringComparison.Ordinal);
+        Assert.Contains("drill --source app", File.ReadAllText(_box["units/backstop-drill-app.service"]), StringComparison.Ordinal);
+        Assert.Contains("verify --deep", File.ReadAllText(_box["units/backstop-verify-deep.service"]), StringComparison.Ordinal);
+        foreach (var unit in ours)
+        {
+            var verify = Sandbox.Exec("systemd-analyze", "verify", "--man=no", _box[$"units/{unit}.timer"], _box[$"units/{unit}.service"]);
+            Assert.True(verify.ExitCode == 0, unit + ": " + verify);
+        }
+
+        Assert.Contains("enable --now backstop-drill-app.timer backstop-run-app.timer backstop-run-db.timer backstop-verify-deep.timer", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("db's drill.every is evaluated by 'backstop serve'", r.Stdout, StringComparison.Ordinal);
+
+        // app loses its schedules: its units go, the foreign unit stays.
+        _box.WriteConfig(Yaml.LocalTarget() + Serve() + "sources:\n" + Yaml.Command("app", "echo data") +
+                         Yaml.Command("db", "echo data", ", schedule: \"0 3 * * *\""));
+        var again = _box.Run("schedule", "install", "--systemd", "--timers", "--dir", "units");
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Equal(["backstop-custom.service", "backstop-run-db.service", "backstop-run-db.timer"],
+            Directory.GetFiles(_box["units"]).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Contains("removed", again.Stdout, StringComparison.Ordinal);
+
+        // Nothing scheduled: refused, nothing written.
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo data"));
+        var none = _box.Run("schedule", "install", "--systemd", "--timers", "--dir", "units");
+        Assert.Equal(2, none.ExitCode);
+        Assert.Contains("nothing is scheduled", none.Stderr, StringComparison.Ordinal);
+        Assert.True(File.Exists(_box["units/backstop-run-db.timer"]));
+    }
+
+    [Fact]
+    public void The_systemd_calendars_written_for_timers_fire_when_cronos_does_as_systemd_analyze_computes_them()
+    {
+        string[] crons = ["0 3 * * *", "*/15 * * * *", "30 2 * * 1-5", "0 9-17/4 * * *", "0 0 1,15 * 3", "5 4 * * SUN", "0 12 * JAN,JUL *", "@weekly", "0 22 * * FRI-SUN"];
+        foreach (var zone in new[] { "UTC", "Europe/Paris", "America/New_York" })
+        {
+            foreach (var cron in crons)
+            {
+                var schedule = new Schedule(cron, cron.StartsWith('@') ? CronExpression.Parse(cron) : CronExpression.Parse(cron, CronFormat.Standard), TimeZoneInfo.FindSystemTimeZoneById(zone));
+                var calendar = SystemdCalendar.From(schedule);
+                for (var attempt = 0; ; attempt++)
+                {
+                    var now = DateTimeOffset.UtcNow;
+                    var analyze = Sandbox.ExecEnv(null, new Dictionary<string, string> { ["TZ"] = "UTC" }, "systemd-analyze", "calendar", "--iterations=6", calendar);
+                    Assert.True(analyze.ExitCode == 0, $"{cron} → {calendar}: {analyze}");
+                    var systemd = analyze.Stdout.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("Next elapse:", StringComparison.Ordinal) || l.StartsWith("Iter. #", StringComparison.Ordinal))
+                        .Select(l => DateTimeOffset.ParseExact(l[(l.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim()[4..^4], "yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal)).ToList();
+                    var cronos = new List<DateTimeOffset>();
+                    var from = now;
+                    while (cronos.Count < 6 && schedule.Next(from) is { } next)
+                    {
+                        cronos.Add(next);
+                        from = next;
+                    }
+
+                    if (systemd.SequenceEqual(cronos) || attempt == 1)
+                    {
+                        Assert.True(systemd.SequenceEqual(cronos), $"{cron} ({zone}) → OnCalendar={calendar}\nsystemd: {string.Join(", ", systemd)}\ncronos:  {string.Join(", ", cronos)}");
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     [Fact]
