@@ -50,6 +50,37 @@ public sealed class MetricsTests : IDisposable
     }
 
     [Fact]
+    public void Runs_total_is_a_counter_that_retention_never_lowers_and_a_killed_run_counts_as_failed()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "retention: { last: 1 }\nsources:\n" + Yaml.Command("app", "echo data"));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(0, _box.Run("run").ExitCode);
+        }
+
+        Assert.Single(System.Text.Json.JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement.GetProperty("snapshots").EnumerateArray(),
+            s => s.GetProperty("valid").GetBoolean()); // retention kept one valid; the others' copies are pruned
+        var text = _box.Run("metrics").Stdout;
+        Assert.Contains("backstop_runs_total{source=\"app\",outcome=\"valid\"} 3", text, StringComparison.Ordinal);
+        Assert.Contains("backstop_runs_total{source=\"app\",outcome=\"failed\"} 0", text, StringComparison.Ordinal);
+
+        // A run killed with -9 is recorded failed by the next run, and counted.
+        _box.WriteConfig(Yaml.LocalTarget() + "retention: { last: 1 }\nsources:\n" + Yaml.Command("app", "sleep 30; echo data"));
+        using (var killed = _box.Start("run"))
+        {
+            RunningCli.WaitUntil(() => _box.Run("list", "--json").Stdout.Contains("\"running\"", StringComparison.Ordinal), "the run to begin", TimeSpan.FromSeconds(30));
+            killed.Signal("KILL");
+            killed.Wait(TimeSpan.FromSeconds(10));
+        }
+
+        _box.WriteConfig(Yaml.LocalTarget() + "retention: { last: 1 }\nsources:\n" + Yaml.Command("app", "echo data"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        text = _box.Run("metrics").Stdout;
+        Assert.Contains("backstop_runs_total{source=\"app\",outcome=\"valid\"} 4", text, StringComparison.Ordinal);
+        Assert.Contains("backstop_runs_total{source=\"app\",outcome=\"failed\"} 1", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_textfile_is_written_whole_for_node_exporter()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo data"));

@@ -34,13 +34,21 @@ public sealed partial class CatalogStore
         return (long)cmd.ExecuteScalar()!;
     }
 
+    /// <summary>What a source's state needs of its drills: the newest one and the newest that passed (one row when they are the same), oldest first.</summary>
+    public IReadOnlyList<DrillInfo> LatestDrills(string source) => ReadDrills(
+        "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail FROM drills " +
+        "WHERE id IN (SELECT max(id) FROM drills WHERE source = $s UNION SELECT max(id) FROM drills WHERE source = $s AND passed = 1) ORDER BY id",
+        ("$s", source));
+
     /// <summary>Drills, oldest first (of one source, or of one snapshot, when given).</summary>
-    public IReadOnlyList<DrillInfo> Drills(string? source = null, string? snapshot = null)
+    public IReadOnlyList<DrillInfo> Drills(string? source = null, string? snapshot = null) => ReadDrills(
+        "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail FROM drills " +
+        "WHERE ($s IS NULL OR source = $s) AND ($id IS NULL OR snapshot_id = $id) ORDER BY id",
+        ("$s", source), ("$id", snapshot));
+
+    private List<DrillInfo> ReadDrills(string sql, params (string Name, object? Value)[] parameters)
     {
-        using var cmd = Command(
-            "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail FROM drills " +
-            "WHERE ($s IS NULL OR source = $s) AND ($id IS NULL OR snapshot_id = $id) ORDER BY id",
-            ("$s", source), ("$id", snapshot));
+        using var cmd = Command(sql, parameters);
         using var r = cmd.ExecuteReader();
         var list = new List<DrillInfo>();
         while (r.Read())

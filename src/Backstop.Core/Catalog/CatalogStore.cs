@@ -117,6 +117,17 @@ public sealed partial class CatalogStore : IDisposable
         );
         CREATE INDEX notifications_by_notifier ON notifications(notifier, id);
         """,
+        """
+        CREATE TABLE run_counts (
+            source TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (source, outcome)
+        );
+        INSERT INTO run_counts(source, outcome, count)
+            SELECT source, CASE state WHEN 'committed' THEN 'valid' ELSE 'failed' END, count(*) FROM snapshots WHERE state <> 'running' GROUP BY 1, 2;
+        CREATE INDEX snapshots_running ON snapshots(state) WHERE state = 'running';
+        """,
     ];
 
     private readonly SqliteConnection _db;
@@ -221,11 +232,20 @@ public sealed partial class CatalogStore : IDisposable
         return true;
     }
 
-    /// <summary>Records the outcome of a snapshot, its artifacts and its copies, in one transaction.</summary>
-    public void FinishSnapshot(SnapshotInfo s)
+    /// <summary>
+    /// Records the outcome of a snapshot, its artifacts and its copies, in one transaction. A run's outcome
+    /// (<c>valid</c> or <c>failed</c>) adds one to the source's run counter, which retention never lowers; a rebuilt
+    /// record (from a manifest) passes none.
+    /// </summary>
+    public void FinishSnapshot(SnapshotInfo s, string? runOutcome = null)
     {
         ArgumentNullException.ThrowIfNull(s);
         using var tx = _db.BeginTransaction();
+        if (runOutcome is not null)
+        {
+            CountRun(s.Source, runOutcome);
+        }
+
         using (var cmd = Command(
                    """
                    UPDATE snapshots SET state = $st, finished_at = $f, raw_bytes = $r, stored_bytes = $sb, facts = $facts,
@@ -319,17 +339,44 @@ public sealed partial class CatalogStore : IDisposable
     /// <summary>Snapshots left 'running' by a process that died: recorded as failed with the reason.</summary>
     public IReadOnlyList<SnapshotInfo> FailInterrupted(DateTimeOffset now, Func<string, bool>? stillRunning = null)
     {
-        var running = Snapshots().Where(s => s.State == SnapshotState.Running && stillRunning?.Invoke(s.Id) != true).ToList();
+        var running = Load("s.state = 'running'").Where(s => stillRunning?.Invoke(s.Id) != true).ToList();
         foreach (var s in running)
         {
+            using var tx = _db.BeginTransaction();
             using var cmd = Command(
                 "UPDATE snapshots SET state = 'failed', finished_at = $f, error = $e WHERE id = $id AND state = 'running'",
                 ("$f", Time(now)), ("$id", s.Id),
                 ("$e", $"interrupted: the run on {s.Host} that started it at {Time(s.StartedAt)} ended without finishing (killed or crashed)"));
-            cmd.ExecuteNonQuery();
+            if (cmd.ExecuteNonQuery() == 1)
+            {
+                CountRun(s.Source, "failed");
+            }
+
+            tx.Commit();
         }
 
         return running;
+    }
+
+    /// <summary>Runs finished per source and outcome since the catalog began (pruned snapshots included): a Prometheus counter.</summary>
+    public IReadOnlyDictionary<(string Source, string Outcome), long> RunCounts()
+    {
+        using var cmd = Command("SELECT source, outcome, count FROM run_counts");
+        using var r = cmd.ExecuteReader();
+        var counts = new Dictionary<(string, string), long>();
+        while (r.Read())
+        {
+            counts[(r.GetString(0), r.GetString(1))] = r.GetInt64(2);
+        }
+
+        return counts;
+    }
+
+    private void CountRun(string source, string outcome)
+    {
+        using var cmd = Command("INSERT INTO run_counts(source, outcome, count) VALUES ($s, $o, 1) ON CONFLICT(source, outcome) DO UPDATE SET count = count + 1",
+            ("$s", source), ("$o", outcome));
+        cmd.ExecuteNonQuery();
     }
 
     public void AddEvent(string level, string? source, string? snapshotId, string message)
@@ -353,12 +400,24 @@ public sealed partial class CatalogStore : IDisposable
     }
 
     /// <summary>All snapshots (optionally of one source), oldest first, with their artifacts and copies.</summary>
-    public IReadOnlyList<SnapshotInfo> Snapshots(string? source = null)
+    public IReadOnlyList<SnapshotInfo> Snapshots(string? source = null) => Load("($src IS NULL OR s.source = $src)", ("$src", source));
+
+    /// <summary>
+    /// The newest <paramref name="limit"/> snapshots of a source (by start), oldest first: what a status needs, without
+    /// reading a long history (<c>serve</c> computes every source's state every minute).
+    /// </summary>
+    public IReadOnlyList<SnapshotInfo> RecentSnapshots(string source, int limit) =>
+        Load("s.id IN (SELECT id FROM snapshots WHERE source = $src ORDER BY started_at DESC, rowid DESC LIMIT $lim)", ("$src", source), ("$lim", limit)); // the index's own order
+
+    public SnapshotInfo? Snapshot(string id) => Load("s.id = $id", ("$id", id)).SingleOrDefault();
+
+    /// <summary>The snapshots that <paramref name="filter"/> (over <c>snapshots s</c>) selects, with their artifacts and copies.</summary>
+    private List<SnapshotInfo> Load(string filter, params (string Name, object? Value)[] parameters)
     {
         var copies = new Dictionary<(string, string), List<CopyInfo>>();
         using (var cmd = Command(
-                   "SELECT c.snapshot_id, c.artifact, c.target, c.state, c.checked_at, c.error FROM copies c JOIN snapshots s ON s.id = c.snapshot_id WHERE $src IS NULL OR s.source = $src ORDER BY c.target",
-                   ("$src", source)))
+                   $"SELECT c.snapshot_id, c.artifact, c.target, c.state, c.checked_at, c.error FROM copies c JOIN snapshots s ON s.id = c.snapshot_id WHERE {filter} ORDER BY c.target",
+                   parameters))
         using (var r = cmd.ExecuteReader())
         {
             while (r.Read())
@@ -375,8 +434,8 @@ public sealed partial class CatalogStore : IDisposable
 
         var artifacts = new Dictionary<string, List<ArtifactInfo>>();
         using (var cmd = Command(
-                   "SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts, a.reported FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE $src IS NULL OR s.source = $src ORDER BY a.rowid",
-                   ("$src", source)))
+                   $"SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts, a.reported FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE {filter} ORDER BY a.rowid",
+                   parameters))
         using (var r = cmd.ExecuteReader())
         {
             while (r.Read())
@@ -398,11 +457,11 @@ public sealed partial class CatalogStore : IDisposable
 
         var result = new List<SnapshotInfo>();
         using (var cmd = Command(
-                   """
+                   $"""
                    SELECT s.id, s.source, src.kind, s.state, s.started_at, s.finished_at, s.host, s.raw_bytes, s.stored_bytes, s.facts, s.warnings, s.error
-                   FROM snapshots s JOIN sources src ON src.name = s.source WHERE $src IS NULL OR s.source = $src ORDER BY s.started_at, s.id
+                   FROM snapshots s JOIN sources src ON src.name = s.source WHERE {filter} ORDER BY s.started_at, s.id
                    """,
-                   ("$src", source)))
+                   parameters))
         using (var r = cmd.ExecuteReader())
         {
             while (r.Read())
@@ -419,9 +478,6 @@ public sealed partial class CatalogStore : IDisposable
 
         return result;
     }
-
-    public SnapshotInfo? Snapshot(string id) =>
-        Snapshots().FirstOrDefault(s => string.Equals(s.Id, id, StringComparison.Ordinal));
 
     public IReadOnlyList<(string Name, string Kind)> Sources()
     {

@@ -44,9 +44,26 @@ public static class StatusReport
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(catalog);
-        var all = catalog.Snapshots().GroupBy(s => s.Source).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        var drills = catalog.Drills().GroupBy(d => d.Source).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        return config.Sources.Select(def => Compute(def, all.GetValueOrDefault(def.Name) ?? [], now, drills.GetValueOrDefault(def.Name))).ToList();
+        return config.Sources.Select(def => Compute(def, RecentEnough(catalog, def), now, catalog.LatestDrills(def.Name))).ToList();
+    }
+
+    /// <summary>
+    /// The newest snapshots of a source, enough for its state: a window that holds a valid snapshot (the newest
+    /// committed and the last finished are then in it too) or the whole history. Widened 8, 64, 512… so that a
+    /// long history is never read whole while the newest backups are good.
+    /// </summary>
+    public static IReadOnlyList<SnapshotInfo> RecentEnough(CatalogStore catalog, SourceDefinition def)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(def);
+        for (var limit = 8; ; limit *= 8)
+        {
+            var recent = catalog.RecentSnapshots(def.Name, limit);
+            if (recent.Count < limit || recent.Any(s => s.IsValid(def.MinCopies)))
+            {
+                return recent;
+            }
+        }
     }
 
     public static SourceStatus Compute(SourceDefinition def, IReadOnlyList<SnapshotInfo> snapshots, DateTimeOffset now, IReadOnlyList<DrillInfo>? drills = null)

@@ -100,7 +100,7 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
 {
     private static readonly TimeSpan UnknownGrace = TimeSpan.FromDays(1);
     private readonly Dictionary<string, SnapshotInfo> _snapshots = catalog.Snapshots().ToDictionary(s => s.Id, StringComparer.Ordinal);
-    private readonly Dictionary<string, SnapshotState> _known = catalog.Snapshots().ToDictionary(s => s.Id, s => s.State, StringComparer.Ordinal);
+    private Dictionary<string, SnapshotState> _known => field ??= _snapshots.ToDictionary(s => s.Key, s => s.Value.State, StringComparer.Ordinal);
 
     public void CleanStaging()
     {

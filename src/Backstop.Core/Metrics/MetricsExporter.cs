@@ -32,11 +32,12 @@ public static class MetricsExporter
         var drillPassed = f.CreateGauge("backstop_last_drill_passed", "1 when the last restore drill passed, else 0.", new GaugeConfiguration { LabelNames = sk });
         var drillSeconds = f.CreateGauge("backstop_drill_duration_seconds", "The last drill's measured RTO: restore and checks, wall clock.", new GaugeConfiguration { LabelNames = sk });
         var rto = f.CreateGauge("backstop_rto_seconds", "The source's recovery time objective (only for sources that set one).", new GaugeConfiguration { LabelNames = sk });
-        var runs = f.CreateCounter("backstop_runs_total", "Runs recorded in the catalog, by outcome (valid, failed).", new CounterConfiguration { LabelNames = ["source", "outcome"] });
+        var runs = f.CreateCounter("backstop_runs_total", "Runs finished since the catalog began, by outcome (valid, failed); retention never lowers it.",
+            new CounterConfiguration { LabelNames = ["source", "outcome"] });
         var notifier = f.CreateGauge("backstop_notifier_failing", "1 when the notifier's last delivery failed, else 0.", new GaugeConfiguration { LabelNames = ["notifier", "kind"] });
 
         var statuses = StatusReport.Compute(config, catalog, now);
-        var snapshots = catalog.Snapshots().GroupBy(s => s.Source).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var counts = catalog.RunCounts();
         foreach (var s in statuses)
         {
             var def = config.Source(s.Name)!;
@@ -62,15 +63,14 @@ public static class MetricsExporter
                 }
             }
 
-            var mine = snapshots.GetValueOrDefault(s.Name) ?? [];
-            if (mine.LastOrDefault(x => x.FinishedAt is not null) is { } last)
+            if (s.LastRun is not null && catalog.Snapshot(s.LastRun.Snapshot) is { FinishedAt: { } finished } last)
             {
-                duration.WithLabels(s.Name, s.Kind).Set((last.FinishedAt!.Value - last.StartedAt).TotalSeconds);
+                duration.WithLabels(s.Name, s.Kind).Set((finished - last.StartedAt).TotalSeconds);
             }
 
             // Every outcome is exported (0 included), so a rate() over it starts from a known value.
-            runs.WithLabels(s.Name, "valid").IncTo(mine.Count(x => x.IsValid(def.MinCopies)));
-            runs.WithLabels(s.Name, "failed").IncTo(mine.Count(x => x.State != SnapshotState.Running && !x.IsValid(def.MinCopies)));
+            runs.WithLabels(s.Name, "valid").IncTo(counts.GetValueOrDefault((s.Name, "valid")));
+            runs.WithLabels(s.Name, "failed").IncTo(counts.GetValueOrDefault((s.Name, "failed")));
             if (s.LastDrill is { } d)
             {
                 drillAt.WithLabels(s.Name, s.Kind).Set(d.At.ToUnixTimeMilliseconds() / 1000.0);

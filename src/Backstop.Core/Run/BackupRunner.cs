@@ -361,7 +361,7 @@ public sealed class BackupRunner
                 state == SnapshotState.Failed
                     ? a.Copies.Select(c => c.State == CopyState.Verified ? c with { State = CopyState.Failed, Error = "removed: the snapshot failed" } : c).ToList()
                     : a.Copies) { Reported = a.Reported }).ToList());
-        _catalog.FinishSnapshot(snapshot);
+        _catalog.FinishSnapshot(snapshot, snapshot.IsValid(def.MinCopies) ? "valid" : "failed");
         return snapshot;
     }
 

@@ -83,6 +83,20 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                 {
                     nextEvaluation = now + TimeSpan.FromMinutes(1);
                     await EvaluateAsync(cancellationToken).ConfigureAwait(false);
+                    bool idle;
+                    lock (_running)
+                    {
+                        idle = _running.All(t => t.IsCompleted);
+                    }
+
+                    if (idle)
+                    {
+                        // Nothing runs: give back what the minute's evaluations and scrapes left. The GC's gen0 budget
+                        // follows the CPU's cache size (≈80 MiB on the bench machine), so garbage would otherwise sit
+                        // in memory until it filled (measured: 175 MiB resident idle, against the 100 MiB goal). A full
+                        // collection of serve's small heap takes milliseconds once a minute.
+                        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                    }
                 }
 
                 lock (_running)

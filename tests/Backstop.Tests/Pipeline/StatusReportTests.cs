@@ -60,4 +60,37 @@ public class StatusReportTests
         var s = Status(Snap("1", SnapshotState.Committed, TimeSpan.FromHours(1), CopyState.Corrupt));
         Assert.Equal(SourceState.Never, s.State);
     }
+
+    [Fact]
+    public void The_state_from_the_catalog_reads_back_past_a_long_run_of_failures_to_the_last_valid_snapshot_as_the_whole_history_says()
+    {
+        using var dir = new Backstop.Tests.Support.TempDir();
+        using var catalog = CatalogStore.Open(dir["catalog.db"]);
+        var all = new List<SnapshotInfo>();
+        for (var i = 0; i < 100; i++)
+        {
+            // 20 valid snapshots, then 80 failed runs (past the first windows of 8 and 64), the newest an hour ago.
+            var snap = Snap($"2026{i:D4}", i < 20 ? SnapshotState.Committed : SnapshotState.Failed, TimeSpan.FromHours(100 - i), error: i < 20 ? null : "refused");
+            catalog.BeginSnapshot(snap.Id, "db", "sqlite", snap.StartedAt, "h");
+            catalog.FinishSnapshot(snap);
+            all.Add(snap);
+        }
+
+        var recent = StatusReport.RecentEnough(catalog, Def);
+        Assert.Equal(100, recent.Count); // widened 8, 64, then 512: the whole history, as no newer snapshot is valid
+        var fromCatalog = StatusReport.Compute(Def, recent, Now, catalog.LatestDrills("db"));
+        var fromHistory = StatusReport.Compute(Def, catalog.Snapshots("db"), Now);
+        Assert.Equal("20260019", fromCatalog.LastValid!.Snapshot);
+        Assert.Equal(fromHistory.State, fromCatalog.State);
+        Assert.Equal(fromHistory.LastValid, fromCatalog.LastValid with { Copies = fromHistory.LastValid!.Copies });
+        Assert.Equal(fromHistory.LastRun, fromCatalog.LastRun);
+        Assert.Equal(fromHistory.Reasons, fromCatalog.Reasons);
+
+        // A valid snapshot after them: the first window (8) is enough.
+        var fresh = Snap("20260100", SnapshotState.Committed, TimeSpan.FromMinutes(10));
+        catalog.BeginSnapshot(fresh.Id, "db", "sqlite", fresh.StartedAt, "h");
+        catalog.FinishSnapshot(fresh);
+        Assert.Equal(8, StatusReport.RecentEnough(catalog, Def).Count);
+        Assert.Equal(SourceState.Ok, StatusReport.Compute(Def, StatusReport.RecentEnough(catalog, Def), Now).State);
+    }
 }
