@@ -2,8 +2,9 @@
 # serve benchmark (issue 12). (1) /api/status latency with SOURCES sources × SNAPSHOTS snapshots in the catalog
 # (default 200 × 1,000, made by gen-catalog.cs through the catalog's own schema): REQUESTS sequential requests after
 # a warm-up, median, p95 and max, and the same for /metrics and the dashboard; `status --json` as a whole command.
-# (2) serve idle for IDLE seconds (default 600) on that catalog, every source scheduled but none due: CPU time used
-# (utime + stime from /proc) over the wall time, and resident memory (sampled every 10 s, and the kernel's peak).
+# (2) serve idle for IDLE seconds (default 600) on that catalog, every source scheduled but none due, scraped on
+# /metrics every 15 s as Prometheus would: CPU time used (utime + stime from /proc) over the wall time, and resident
+# memory (sampled every 5 s; at the end split into private anonymous memory, JIT code and shared file mappings).
 # Goals: /api/status < 100 ms; idle < 1% of a core and < 100 MiB. Writes the "## Serve" section of bench/RESULTS.md.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,21 +56,23 @@ bytes=$(curl -sf "http://127.0.0.1:$port/api/status" | wc -c)
 /usr/bin/time -f '%e %M' -o "$r/time.out" $backstop -c "$r/backstop.yaml" status --json > /dev/null || true
 read -r cmd_secs cmd_rss < <(tail -n 1 "$r/time.out")
 
-echo "== idle for $idle s (nothing due; the state of every source evaluated every minute)"
+echo "== idle for $idle s (nothing due; the state of every source evaluated every minute; /metrics scraped every 15 s)"
 ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
-sleep 30 # past start-up and the requests above
-t0=$(date +%s.%N); c0=$(ticks); max_rss=0
+sleep 70 # past start-up, the requests above and the first idle collection
+t0=$(date +%s.%N); c0=$(ticks); max_rss=0; n=0
 end=$(( $(date +%s) + idle ))
 while [ "$(date +%s)" -lt "$end" ]; do
+  [ $((n % 3)) = 0 ] && curl -sf -o /dev/null "http://127.0.0.1:$port/metrics"
   rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status"); [ "$rss" -gt "$max_rss" ] && max_rss=$rss
-  sleep 10
+  n=$((n + 1)); sleep 5
 done
 t1=$(date +%s.%N); c1=$(ticks)
 hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")
+read -r anon file shmem < <(awk '/^RssAnon/ { a = $2 } /^RssFile/ { f = $2 } /^RssShmem/ { s = $2 } END { print int(a / 1024), int(f / 1024), int(s / 1024) }' "/proc/$pid/status")
 cpu=$(awk -v c="$((c1 - c0))" -v hz="$hz" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", 100 * c / hz / (b - a) }')
 cpu_secs=$(awk -v c="$((c1 - c0))" -v hz="$hz" 'BEGIN { printf "%.2f", c / hz }')
-echo "   CPU $cpu% of a core ($cpu_secs s in $idle s), RSS max $((max_rss / 1024)) MiB, peak (VmHWM, start-up and requests included) $((hwm / 1024)) MiB"
+echo "   CPU $cpu% of a core ($cpu_secs s in $idle s), RSS max $((max_rss / 1024)) MiB (at the end: $anon MiB anonymous, $shmem MiB JIT code, $file MiB file mappings), peak (VmHWM, start-up and requests included) $((hwm / 1024)) MiB"
 kill -TERM $pid; wait $pid || true
 trap - EXIT
 grep -c "" "$r/serve.log" > /dev/null
@@ -89,9 +92,11 @@ Latency is curl's total time on loopback over $requests sequential requests.
 | dashboard \`/\` | $da_med ms | $da_p95 ms | $da_max ms |
 | \`backstop status --json\` (whole command, start-up included) | ${cmd_secs} s | | peak RSS $((cmd_rss / 1024)) MiB |
 
-| serve idle, $idle s | CPU | resident memory |
-| --- | ---: | ---: |
-| every source's state evaluated every minute | $cpu% of a core ($cpu_secs s) | max $((max_rss / 1024)) MiB (peak with start-up and the requests above: $((hwm / 1024)) MiB) |
+| serve idle, $idle s, /metrics scraped every 15 s | CPU | resident memory (max) | at the end: private (anonymous + JIT code) | shared file mappings (runtime, assemblies) |
+| --- | ---: | ---: | ---: | ---: |
+| every source's state evaluated every minute | $cpu% of a core ($cpu_secs s) | $((max_rss / 1024)) MiB | $((anon + shmem)) MiB ($anon + $shmem) | $file MiB |
+
+Peak resident memory with start-up and the requests above: $((hwm / 1024)) MiB.
 
 Goals (issue 12): \`/api/status\` < 100 ms with 200 × 1,000; idle < 1% of a core and < 100 MiB.
 MD

@@ -6,6 +6,7 @@ using Backstop.Sources.Files;
 using Backstop.Sources.MySql;
 using Backstop.Sources.Postgres;
 using Backstop.Sources.Redis;
+using Backstop.Sources.Registry;
 using Backstop.Sources.Sqlite;
 using Backstop.Targets.Local;
 using Backstop.Targets.Rclone;
@@ -28,6 +29,7 @@ internal static class Plugins
             new RedisSourceKind(),
             new EtcdSourceKind(),
             new CouchDbSourceKind(),
+            new RegistrySourceKind(),
         ],
         targets:
         [

@@ -40,26 +40,33 @@ internal static class ServeVerb
             http.Response.Headers["X-Content-Type-Options"] = "nosniff";
             await next(http).ConfigureAwait(false);
         });
-        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        // Plain request delegates, not minimal-API lambdas: those are compiled from expression trees at start-up, which
+        // loads System.Linq.Expressions and JITs code that stays resident (serve idles for days).
+        app.MapGet("/healthz", http => Results.Text("ok\n").ExecuteAsync(http));
         var token = config.Serve.Token;
-        app.MapGet("/", (HttpContext http) =>
+        app.MapGet("/", http =>
         {
             var csrf = http.Request.Cookies["backstop_csrf"] is { Length: 32 } c ? c : Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
             http.Response.Cookies.Append("backstop_csrf", csrf, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, Path = "/" });
             using var catalog = Context.OpenCatalog(config);
-            return Results.Content(Dashboard.Index(config, catalog, loop.NextDue, csrf, actions: token is not null), "text/html; charset=utf-8");
+            return Results.Content(Dashboard.Index(config, catalog, loop.NextDue, csrf, actions: token is not null), "text/html; charset=utf-8").ExecuteAsync(http);
         });
-        app.MapGet("/source/{name}", (string name) =>
+        app.MapGet("/source/{name}", http =>
         {
-            if (config.Source(name) is not { } def)
+            if (config.Source(http.Request.RouteValues["name"] as string ?? "") is not { } def)
             {
-                return Results.NotFound();
+                return Results.NotFound().ExecuteAsync(http);
             }
 
             using var catalog = Context.OpenCatalog(config);
-            return Results.Content(Dashboard.Source(config, catalog, def), "text/html; charset=utf-8");
+            return Results.Content(Dashboard.Source(config, catalog, def), "text/html; charset=utf-8").ExecuteAsync(http);
         });
-        app.MapPost("/source/{name}/{what}", async (string name, string what, HttpContext http) =>
+        app.MapPost("/source/{name}/{what}", async http =>
+        {
+            var result = await ActAsync(http.Request.RouteValues["name"] as string ?? "", http.Request.RouteValues["what"] as string ?? "", http).ConfigureAwait(false);
+            await result.ExecuteAsync(http).ConfigureAwait(false);
+        });
+        async Task<IResult> ActAsync(string name, string what, HttpContext http)
         {
             // Changes state: only with serve's token, and only from a page this server rendered (the CSRF cookie and field agree).
             if (token is null)
@@ -81,19 +88,20 @@ internal static class ServeVerb
 
             loop.Trigger(what, name);
             return Results.Redirect("/", permanent: false);
-        });
-        app.MapGet("/metrics", async (HttpContext http) =>
+        }
+
+        app.MapGet("/metrics", async http =>
         {
             http.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             using var catalog = Context.OpenCatalog(config);
             await Core.Metrics.MetricsExporter.WriteAsync(config, catalog, http.Response.Body, http.RequestAborted).ConfigureAwait(false);
         });
-        app.MapGet("/api/status", (HttpContext http) =>
+        app.MapGet("/api/status", http =>
         {
             using var catalog = Context.OpenCatalog(config);
             var statuses = StatusReport.Compute(config, catalog, DateTimeOffset.UtcNow);
             var failing = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
-            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing), Core.Util.Json.Options), "application/json");
+            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing), Core.Util.Json.Options), "application/json").ExecuteAsync(http);
         });
 
         try

@@ -1,0 +1,547 @@
+using System.Formats.Tar;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Sources.Registry;
+
+/// <summary>
+/// An OCI image layout (image-spec <c>image-layout.md</c>) written as a tar stream: <c>oci-layout</c>, every blob under
+/// <c>blobs/sha256/HEX</c> (manifests as the exact bytes the registry sent), and <c>index.json</c> last, with an
+/// <c>org.opencontainers.image.ref.name</c> annotation per tag. <c>skopeo copy oci-archive:FILE:TAG</c> reads it, and
+/// so does <c>tar -x</c> then <c>skopeo copy oci:DIR:TAG</c>. Blobs are streamed; each is checked against its digest
+/// and size as it is written, and a mismatch fails the artifact.
+/// </summary>
+internal sealed class OciLayoutWriter : IAsyncDisposable
+{
+    public const string RefName = "org.opencontainers.image.ref.name";
+    private static readonly DateTimeOffset Epoch = DateTimeOffset.UnixEpoch;
+    private readonly TarWriter _tar;
+    private readonly HashSet<string> _written = new(StringComparer.Ordinal);
+
+    private OciLayoutWriter(Stream output) => _tar = new TarWriter(output, TarEntryFormat.Ustar, leaveOpen: true);
+
+    public long Bytes { get; private set; }
+
+    public static async Task<OciLayoutWriter> CreateAsync(Stream output, CancellationToken cancellationToken)
+    {
+        var writer = new OciLayoutWriter(output);
+        await writer.FileAsync("oci-layout", """{"imageLayoutVersion":"1.0.0"}"""u8.ToArray(), cancellationToken).ConfigureAwait(false);
+        foreach (var dir in new[] { "blobs/", "blobs/sha256/" })
+        {
+            await writer._tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.Directory, dir) { Mode = DirMode, ModificationTime = Epoch }, cancellationToken).ConfigureAwait(false);
+        }
+
+        return writer;
+    }
+
+    public bool Has(string digest) => _written.Contains(digest);
+
+    /// <summary>A blob whose bytes are in hand (a manifest): its digest is what they hash to.</summary>
+    public async Task AddAsync(string digest, byte[] bytes, CancellationToken cancellationToken)
+    {
+        if (RegistryClient.Digest(bytes) != digest)
+        {
+            throw new BackupException($"blob {digest} does not hash to its digest");
+        }
+
+        if (_written.Add(digest))
+        {
+            await FileAsync(BlobPath(digest), bytes, cancellationToken).ConfigureAwait(false);
+            Bytes += bytes.Length;
+        }
+    }
+
+    /// <summary>A streamed blob: exactly <paramref name="size"/> bytes that must hash to <paramref name="digest"/>.</summary>
+    public async Task AddAsync(string digest, long size, Stream content, string what, CancellationToken cancellationToken)
+    {
+        if (!_written.Add(digest))
+        {
+            return;
+        }
+
+        await using var checkedContent = new DigestCheckedStream(content, size, digest, what);
+        await _tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.RegularFile, BlobPath(digest)) { Mode = FileMode, ModificationTime = Epoch, DataStream = checkedContent },
+            cancellationToken).ConfigureAwait(false);
+        checkedContent.EnsureComplete();
+        Bytes += size;
+    }
+
+    /// <summary>Writes <c>index.json</c>: the tags (each with its ref name) and the untagged manifests kept (referrers).</summary>
+    public Task FinishAsync(IEnumerable<Descriptor> manifests, IReadOnlyDictionary<string, string> annotations, CancellationToken cancellationToken) =>
+        FileAsync("index.json", IndexJson(manifests, annotations), cancellationToken);
+
+    public static byte[] IndexJson(IEnumerable<Descriptor> manifests, IReadOnlyDictionary<string, string> annotations)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("schemaVersion", 2);
+            json.WriteString("mediaType", RegistryClient.OciIndex);
+            json.WriteStartArray("manifests");
+            foreach (var d in manifests)
+            {
+                json.WriteStartObject();
+                json.WriteString("mediaType", d.MediaType);
+                json.WriteString("digest", d.Digest);
+                json.WriteNumber("size", d.Size);
+                if (d.ArtifactType is { } at)
+                {
+                    json.WriteString("artifactType", at);
+                }
+
+                if (d.Annotations.Count > 0)
+                {
+                    json.WriteStartObject("annotations");
+                    foreach (var (k, v) in d.Annotations.OrderBy(a => a.Key, StringComparer.Ordinal))
+                    {
+                        json.WriteString(k, v);
+                    }
+
+                    json.WriteEndObject();
+                }
+
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            if (annotations.Count > 0)
+            {
+                json.WriteStartObject("annotations");
+                foreach (var (k, v) in annotations.OrderBy(a => a.Key, StringComparer.Ordinal))
+                {
+                    json.WriteString(k, v);
+                }
+
+                json.WriteEndObject();
+            }
+
+            json.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
+    private async Task FileAsync(string name, byte[] bytes, CancellationToken cancellationToken)
+    {
+        using var data = new MemoryStream(bytes, writable: false);
+        await _tar.WriteEntryAsync(new UstarTarEntry(TarEntryType.RegularFile, name) { Mode = FileMode, ModificationTime = Epoch, DataStream = data }, cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    public static string BlobPath(string digest) => "blobs/sha256/" + digest["sha256:".Length..];
+
+    private const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    private const UnixFileMode DirMode = FileMode | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+
+    public ValueTask DisposeAsync() => _tar.DisposeAsync();
+}
+
+/// <summary>
+/// Exactly <c>size</c> bytes of a blob, hashed as they pass: a stream that ends early, runs long or hashes to another
+/// digest throws, naming the blob. Seekable only so that the tar writer reads the length up front.
+/// </summary>
+internal sealed class DigestCheckedStream(Stream inner, long size, string digest, string what) : Stream
+{
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private long _position;
+    private bool _checked;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => size;
+
+    public override long Position
+    {
+        get => _position;
+        set
+        {
+            if (value != _position)
+            {
+                throw new NotSupportedException("this stream reads forward only");
+            }
+        }
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var want = (int)Math.Min(buffer.Length, size - _position);
+        if (want == 0)
+        {
+            Check();
+            return 0;
+        }
+
+        var n = inner.Read(buffer[..want]);
+        return Account(buffer[..n]);
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var want = (int)Math.Min(buffer.Length, size - _position);
+        if (want == 0)
+        {
+            await CheckAsync(cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+
+        var n = await inner.ReadAsync(buffer[..want], cancellationToken).ConfigureAwait(false);
+        return Account(buffer.Span[..n]);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    private int Account(ReadOnlySpan<byte> read)
+    {
+        if (read.Length == 0)
+        {
+            throw new BackupException($"{what} ended after {_position.ToString(CultureInfo.InvariantCulture)} of its {size.ToString(CultureInfo.InvariantCulture)} bytes");
+        }
+
+        _hash.AppendData(read);
+        _position += read.Length;
+        return read.Length;
+    }
+
+    /// <summary>After the last byte: nothing more may follow, and the hash must be the digest.</summary>
+    public void EnsureComplete()
+    {
+        if (_position != size)
+        {
+            throw new BackupException($"{what} ended after {_position.ToString(CultureInfo.InvariantCulture)} of its {size.ToString(CultureInfo.InvariantCulture)} bytes");
+        }
+
+        Check();
+    }
+
+    private void Check()
+    {
+        if (_checked)
+        {
+            return;
+        }
+
+        Span<byte> one = stackalloc byte[1];
+        if (inner.Read(one) > 0)
+        {
+            throw new BackupException($"{what} has more than the {size.ToString(CultureInfo.InvariantCulture)} bytes its descriptor says");
+        }
+
+        Verify();
+    }
+
+    private async Task CheckAsync(CancellationToken cancellationToken)
+    {
+        if (_checked)
+        {
+            return;
+        }
+
+        var one = new byte[1];
+        if (await inner.ReadAsync(one, cancellationToken).ConfigureAwait(false) > 0)
+        {
+            throw new BackupException($"{what} has more than the {size.ToString(CultureInfo.InvariantCulture)} bytes its descriptor says");
+        }
+
+        Verify();
+    }
+
+    private void Verify()
+    {
+        _checked = true;
+        var actual = "sha256:" + Convert.ToHexStringLower(_hash.GetHashAndReset());
+        if (actual != digest)
+        {
+            throw new BackupException($"{what} hashes to {actual}, not to its digest {digest}: a corrupt or substituted blob");
+        }
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _hash.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>
+/// Reads an OCI layout tar as stored (the validator, the restore): only <c>oci-layout</c>, <c>index.json</c> and
+/// <c>blobs/sha256/HEX</c> regular files (and their folders) are allowed, never a link or a path elsewhere; every blob
+/// is hashed against its name; small JSON blobs are kept to walk the graph from <c>index.json</c>, in which every
+/// descriptor must name a blob present with its size (or a foreign layer, which registries never hold).
+/// </summary>
+internal static class OciLayoutReader
+{
+    private const long KeptLimit = 256L << 20;
+
+    /// <summary>What a layout holds once read.</summary>
+    public sealed record Layout(
+        IReadOnlyList<Descriptor> Index,
+        IReadOnlyDictionary<string, long> Blobs,
+        IReadOnlyDictionary<string, byte[]> Kept,
+        IReadOnlyList<(Descriptor Manifest, byte[] Bytes)> Manifests,
+        IReadOnlyList<Descriptor> Others)
+    {
+        public IReadOnlyList<(string Tag, Descriptor Manifest)> Tags =>
+            Index.Where(d => d.Annotations.ContainsKey(OciLayoutWriter.RefName)).Select(d => (d.Annotations[OciLayoutWriter.RefName], d)).ToList();
+
+        public IReadOnlyDictionary<string, long> Facts => new Dictionary<string, long>(StringComparer.Ordinal)
+        {
+            ["repositories"] = 1,
+            ["tags"] = Tags.Count,
+            ["manifests"] = Manifests.Count,
+            ["blobs"] = Others.Count,
+            ["bytes"] = Blobs.Values.Sum(),
+        };
+    }
+
+    /// <param name="large">Called with each blob too large to keep (or not JSON), streamed: the restore pushes it there.</param>
+    public static async Task<Layout> ReadAsync(Stream tar, Func<string, long, Stream, Task>? large, string what, CancellationToken cancellationToken)
+    {
+        // Read as a forward-only stream, whatever the caller's stream says it can do: the tar is read once, in order.
+        var reader = new TarReader(new ForwardOnly(tar), leaveOpen: true);
+        var blobs = new Dictionary<string, long>(StringComparer.Ordinal);
+        var kept = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        long keptBytes = 0;
+        byte[]? index = null;
+        var layoutSeen = false;
+        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        {
+            var name = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
+            if (entry.EntryType == TarEntryType.Directory && name.TrimEnd('/') is "" or "blobs" or "blobs/sha256")
+            {
+                continue;
+            }
+
+            if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile))
+            {
+                throw new BackupException($"{what}: the layout holds '{RegistryClient.Printable(name)}', a {entry.EntryType}; an OCI layout has only files and folders");
+            }
+
+            var data = entry.DataStream ?? Stream.Null;
+            if (name == "oci-layout")
+            {
+                var bytes = await ReadSmallAsync(data, 4096, what + " oci-layout", cancellationToken).ConfigureAwait(false);
+                layoutSeen = JsonDocument.Parse(bytes).RootElement.TryGetProperty("imageLayoutVersion", out _);
+                continue;
+            }
+
+            if (name == "index.json")
+            {
+                index = await ReadSmallAsync(data, RegistryClient.MaxManifestBytes * 4, what + " index.json", cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (!name.StartsWith("blobs/sha256/", StringComparison.Ordinal) || !RegistryClient.IsDigest("sha256:" + name["blobs/sha256/".Length..]))
+            {
+                throw new BackupException($"{what}: the layout holds '{RegistryClient.Printable(name)}', which is not oci-layout, index.json or blobs/sha256/<hex>");
+            }
+
+            var digest = "sha256:" + name["blobs/sha256/".Length..];
+            if (blobs.ContainsKey(digest))
+            {
+                throw new BackupException($"{what}: the layout holds blob {digest} twice");
+            }
+
+            var size = entry.Length;
+            blobs[digest] = size;
+            var blobWhat = $"{what}: blob {digest}";
+            if (size <= RegistryClient.MaxManifestBytes && keptBytes + size <= KeptLimit)
+            {
+                var bytes = await ReadSmallAsync(data, (int)size, blobWhat, cancellationToken).ConfigureAwait(false);
+                if (RegistryClient.Digest(bytes) != digest)
+                {
+                    throw new BackupException($"{blobWhat} hashes to {RegistryClient.Digest(bytes)}, not to its name: a corrupt or substituted blob");
+                }
+
+                if (bytes.Length > 0 && bytes[0] == (byte)'{' || large is null)
+                {
+                    kept[digest] = bytes;
+                    keptBytes += size;
+                }
+                else
+                {
+                    using var again = new MemoryStream(bytes, writable: false);
+                    await large(digest, size, again).ConfigureAwait(false);
+                }
+
+                continue;
+            }
+
+            await using var checkedData = new DigestCheckedStream(data, size, digest, blobWhat);
+            if (large is not null)
+            {
+                await large(digest, size, checkedData).ConfigureAwait(false);
+            }
+
+            await checkedData.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // what the callback left, and the check
+            checkedData.EnsureComplete();
+        }
+
+        if (!layoutSeen)
+        {
+            throw new BackupException($"{what}: no oci-layout file with an imageLayoutVersion; this is not an OCI image layout");
+        }
+
+        if (index is null)
+        {
+            throw new BackupException($"{what}: no index.json; the layout was cut short");
+        }
+
+        var top = Descriptor.ListOf(index, "manifests", what + " index.json");
+        var manifests = new List<(Descriptor, byte[])>();
+        var others = new Dictionary<string, Descriptor>(StringComparer.Ordinal);
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        void Walk(Descriptor d, int depth)
+        {
+            if (depth > 8)
+            {
+                throw new BackupException($"{what}: manifests nested more than 8 deep at {d.Digest}");
+            }
+
+            if (!visited.Add(d.Digest))
+            {
+                return;
+            }
+
+            if (!kept.TryGetValue(d.Digest, out var bytes))
+            {
+                throw new BackupException(blobs.ContainsKey(d.Digest)
+                    ? $"{what}: manifest {d.Digest} is not JSON"
+                    : $"{what}: index.json or a manifest names {d.Digest}, which the layout does not hold");
+            }
+
+            if (bytes.Length != d.Size)
+            {
+                throw new BackupException($"{what}: manifest {d.Digest} is {bytes.Length} bytes, its descriptor says {d.Size}");
+            }
+
+            var mediaType = RegistryClient.IsManifest(d.MediaType) ? d.MediaType : RegistryClient.MediaTypeOf(bytes)
+                ?? throw new BackupException($"{what}: {d.Digest} is not a manifest of a known type ({RegistryClient.Printable(d.MediaType)})");
+            manifests.Add((d with { MediaType = mediaType }, bytes));
+            if (RegistryClient.IsIndex(mediaType))
+            {
+                foreach (var child in Descriptor.ListOf(bytes, "manifests", $"{what}: index {d.Digest}"))
+                {
+                    Walk(child, depth + 1);
+                }
+
+                return;
+            }
+
+            var parts = RegistrySource.Parts(bytes, $"{what}: manifest {d.Digest}");
+            foreach (var (part, foreign) in parts)
+            {
+                if (blobs.TryGetValue(part.Digest, out var size))
+                {
+                    if (size != part.Size)
+                    {
+                        throw new BackupException($"{what}: blob {part.Digest} is {size} bytes, manifest {d.Digest} says {part.Size}");
+                    }
+
+                    others.TryAdd(part.Digest, part);
+                }
+                else if (!foreign)
+                {
+                    throw new BackupException($"{what}: manifest {d.Digest} names blob {part.Digest}, which the layout does not hold");
+                }
+            }
+        }
+
+        foreach (var d in top)
+        {
+            Walk(d, 0);
+        }
+
+        return new Layout(top, blobs, kept, manifests, others.Values.ToList());
+    }
+
+    private static async Task<byte[]> ReadSmallAsync(Stream data, int limit, string what, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int n;
+        while ((n = await data.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + n > limit)
+            {
+                throw new BackupException($"{what} is larger than {limit} bytes");
+            }
+
+            buffer.Write(chunk, 0, n);
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>The name Backstop gives a repository's layout artifact, and back.</summary>
+    public static string ArtifactName(string repository) => Core.Util.SafeNames.Encode(repository) + ".oci.tar";
+
+    public static string? RepositoryOf(string artifact)
+    {
+        if (!artifact.EndsWith(".oci.tar", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var repository = Uri.UnescapeDataString(artifact[..^".oci.tar".Length]);
+        return RegistryClient.IsRepository(repository) ? repository : null;
+    }
+
+    internal static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);
+
+    private sealed class ForwardOnly(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

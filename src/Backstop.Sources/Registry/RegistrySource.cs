@@ -1,0 +1,312 @@
+using System.Text.Json;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
+
+namespace Backstop.Sources.Registry;
+
+public sealed record RegistryOptions(Uri Url, string? User, SecretRef? Password, IReadOnlyList<string>? Repositories, IReadOnlyList<string>? Tags,
+    bool Referrers, TimeSpan Timeout);
+
+/// <summary>
+/// A container registry over the distribution API v2: every repository (or those listed), every tag (or those listed),
+/// each repository as an OCI image layout tar (<c>REPO.oci.tar</c>) holding every manifest as the exact bytes the
+/// registry sent (so every digest stays the same), every platform of an index, the referrers (signatures,
+/// attestations, SBOMs: by the referrers API, or by the cosign tag schema <c>sha256-HEX.sig/.att/.sbom</c>), and every
+/// blob, streamed and checked against its digest. Restores with <c>skopeo copy oci:DIR:TAG docker://…</c>.
+/// </summary>
+public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions>
+{
+    public override string Kind => "registry";
+
+    public override IReadOnlyList<string> Facts { get; } = ["repositories", "tags", "manifests", "blobs", "bytes"];
+
+    public override IReadOnlyList<string> CountFacts { get; } = ["repositories", "tags", "manifests", "blobs"];
+
+    public override RegistryOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var url = map.RequireString("url");
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.UserInfo.Length > 0
+            || uri.AbsolutePath.Trim('/').Length > 0 || uri.Query.Length > 0)
+        {
+            throw map.Error("url", $"'{url}' is not a registry URL without credentials or path, like https://registry.example.org or http://127.0.0.1:5000 (credentials go in user/password)");
+        }
+
+        var repositories = map.AllOrList("repositories");
+        foreach (var r in repositories ?? [])
+        {
+            if (!RegistryClient.IsRepository(r))
+            {
+                throw map.Error("repositories", $"'{r}' is not a repository name (lowercase letters, digits, '.', '_', '-', and '/' between parts)");
+            }
+        }
+
+        var tags = map.AllOrList("tags");
+        foreach (var t in tags ?? [])
+        {
+            if (!RegistryClient.IsTag(t))
+            {
+                throw map.Error("tags", $"'{t}' is not a tag (letters, digits, '_', '.', '-'; at most 128)");
+            }
+        }
+
+        var password = map.Secret("password");
+        var user = map.String("user");
+        if (password is not null && user is null)
+        {
+            throw map.Error("password", "a password needs a user");
+        }
+
+        return new RegistryOptions(uri, user, password, repositories, tags, map.Bool("referrers") ?? true, map.Timeout("timeout", TimeSpan.FromHours(6)));
+    }
+
+    public override ISource Create(SourceDefinition definition, RegistryOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new RegistrySource(definition.Name, options) { DrillOptions = definition.Drill.Options as RegistryDrillOptions };
+    }
+}
+
+internal sealed partial class RegistrySource(string name, RegistryOptions options) : ISource, IRestorable
+{
+    private static readonly string[] ReferrerSuffixes = ["", ".sig", ".att", ".sbom"];
+
+    private RegistryClient Client() => ClientFor(options.Url);
+
+    /// <summary>A client of another registry (a restore's or a drill's) with this source's credentials.</summary>
+    internal RegistryClient ClientFor(Uri registry) => new(registry, options.User, options.Password, options.Timeout);
+
+    public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        using var client = Client();
+        var version = await client.PingAsync(cancellationToken).ConfigureAwait(false);
+        return new SourcePreflight(new Dictionary<string, string> { ["registry"] = $"{client.Where} {version}" }, 0);
+    }
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        using var client = Client();
+        var repositories = options.Repositories ?? (await client.RepositoriesAsync(cancellationToken).ConfigureAwait(false)).Order(StringComparer.Ordinal).ToList();
+        foreach (var repository in repositories)
+        {
+            await CaptureRepositoryAsync(client, repository, sink, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task CaptureRepositoryAsync(RegistryClient client, string repository, ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        var all = await client.TagsAsync(repository, cancellationToken).ConfigureAwait(false);
+        var allTags = all.ToHashSet(StringComparer.Ordinal);
+        var wanted = new List<string>();
+        foreach (var tag in options.Tags ?? [.. all.Order(StringComparer.Ordinal)])
+        {
+            if (!allTags.Contains(tag))
+            {
+                throw new BackupException($"source '{name}': repository {repository} on {client.Where} has no tag '{tag}' (listed in tags:)");
+            }
+
+            wanted.Add(tag);
+        }
+
+        await using var artifact = await sink.BeginArtifactAsync(OciLayoutReader.ArtifactName(repository), cancellationToken).ConfigureAwait(false);
+        await using var layout = await OciLayoutWriter.CreateAsync(artifact.Content, cancellationToken).ConfigureAwait(false);
+        var index = new List<Descriptor>();
+        var untagged = new Dictionary<string, Descriptor>(StringComparer.Ordinal);
+        var manifests = 0;
+        var blobs = new HashSet<string>(StringComparer.Ordinal);
+        bool? referrersApi = options.Referrers ? null : false;
+        var done = new HashSet<string>(StringComparer.Ordinal);
+
+        async Task<Descriptor?> StoreAsync(string reference, Descriptor? expected, int depth)
+        {
+            if (depth > 8)
+            {
+                throw new BackupException($"source '{name}': manifests in {repository} are nested more than 8 deep at {reference}");
+            }
+
+            if (await client.ManifestAsync(repository, reference, cancellationToken).ConfigureAwait(false) is not { } m)
+            {
+                return expected is null ? null
+                    : throw new BackupException($"source '{name}': {repository}@{reference} is named by an index but the registry at {client.Where} does not have it");
+            }
+
+            if (expected is not null && (expected.Size != m.Bytes.Length || (RegistryClient.IsManifest(expected.MediaType) && expected.MediaType != m.MediaType)))
+            {
+                throw new BackupException($"source '{name}': {repository}@{reference} is {m.Bytes.Length} bytes of {m.MediaType}; its descriptor says {expected.Size} of {expected.MediaType}");
+            }
+
+            if (done.Add(m.Digest))
+            {
+                var what = $"{repository}@{m.Digest}";
+                if (RegistryClient.IsIndex(m.MediaType))
+                {
+                    foreach (var child in Descriptor.ListOf(m.Bytes, "manifests", what))
+                    {
+                        await StoreAsync(child.Digest, child, depth + 1).ConfigureAwait(false);
+                    }
+                }
+                else
+                {
+                    foreach (var (blob, foreign) in Parts(m.Bytes, what))
+                    {
+                        if (foreign)
+                        {
+                            sink.Warn($"{repository}: layer {blob.Digest} of {m.Digest} is a foreign (non-distributable) layer the registry does not hold; not stored");
+                            continue;
+                        }
+
+                        if (!layout.Has(blob.Digest))
+                        {
+                            using var response = await client.BlobAsync(repository, blob.Digest, cancellationToken).ConfigureAwait(false);
+                            await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+                            await layout.AddAsync(blob.Digest, blob.Size, body, $"blob {blob.Digest} of {repository} from {client.Where}", cancellationToken).ConfigureAwait(false);
+                        }
+
+                        blobs.Add(blob.Digest);
+                    }
+                }
+
+                await layout.AddAsync(m.Digest, m.Bytes, cancellationToken).ConfigureAwait(false);
+                manifests++;
+
+                if (referrersApi != false)
+                {
+                    var referrers = await client.ReferrersAsync(repository, m.Digest, cancellationToken).ConfigureAwait(false);
+                    referrersApi = referrers is not null;
+                    foreach (var r in referrers ?? [])
+                    {
+                        if (await StoreAsync(r.Digest, r, depth + 1).ConfigureAwait(false) is { } stored)
+                        {
+                            untagged.TryAdd(stored.Digest, stored with { Annotations = r.Annotations, ArtifactType = r.ArtifactType });
+                        }
+                    }
+                }
+            }
+
+            return new Descriptor(m.MediaType, m.Digest, m.Bytes.Length, new Dictionary<string, string>());
+        }
+
+        var queue = new Queue<string>(wanted);
+        var taken = new HashSet<string>(wanted, StringComparer.Ordinal);
+        while (queue.Count > 0)
+        {
+            var tag = queue.Dequeue();
+            if (await StoreAsync(tag, null, 0).ConfigureAwait(false) is not { } d)
+            {
+                sink.Warn($"{repository}:{tag} was deleted between the tag list and its read; not stored");
+                continue;
+            }
+
+            index.Add(d with { Annotations = new Dictionary<string, string> { [OciLayoutWriter.RefName] = tag } });
+
+            // The cosign tag schema: signatures, attestations and SBOMs of a manifest are tags named after its digest.
+            if (options.Referrers)
+            {
+                foreach (var digest in done.ToList())
+                {
+                    foreach (var suffix in ReferrerSuffixes)
+                    {
+                        var referrer = "sha256-" + digest["sha256:".Length..] + suffix;
+                        if (allTags.Contains(referrer) && taken.Add(referrer))
+                        {
+                            queue.Enqueue(referrer);
+                        }
+                    }
+                }
+            }
+        }
+
+        foreach (var d in untagged.Values.Where(u => index.All(i => i.Digest != u.Digest)))
+        {
+            index.Add(d);
+        }
+
+        await layout.FinishAsync(index, new Dictionary<string, string> { ["io.backstop.repository"] = repository }, cancellationToken).ConfigureAwait(false);
+        await layout.DisposeAsync().ConfigureAwait(false);
+        await artifact.CompleteAsync(new Dictionary<string, long>(StringComparer.Ordinal)
+        {
+            ["repositories"] = 1,
+            ["tags"] = index.Count(i => i.Annotations.ContainsKey(OciLayoutWriter.RefName)),
+            ["manifests"] = manifests,
+            ["blobs"] = blobs.Count,
+            ["bytes"] = layout.Bytes,
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An image manifest's config and layers; a layer with <c>urls</c> is foreign (non-distributable).</summary>
+    internal static IReadOnlyList<(Descriptor Blob, bool Foreign)> Parts(byte[] manifest, string what)
+    {
+        using var json = JsonDocument.Parse(manifest);
+        var parts = new List<(Descriptor, bool)>();
+        if (json.RootElement.TryGetProperty("config", out var config))
+        {
+            parts.Add((Descriptor.From(config, what), false));
+        }
+
+        if (json.RootElement.TryGetProperty("layers", out var layers) && layers.ValueKind == JsonValueKind.Array)
+        {
+            parts.AddRange(layers.EnumerateArray().Select(l => (Descriptor.From(l, what), l.TryGetProperty("urls", out _))));
+        }
+
+        return parts;
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) => new LayoutValidator(artifactName);
+
+    private sealed class LayoutValidator(string artifact) : IArtifactValidator
+    {
+        public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken) =>
+            (await OciLayoutReader.ReadAsync(content, null, artifact, cancellationToken).ConfigureAwait(false)).Facts;
+    }
+
+    /// <summary>
+    /// The stock recipe: unpack the layout into a fresh folder, then <c>skopeo copy</c> each tag with every platform
+    /// and the manifests' own bytes (<c>--preserve-digests</c>). REGISTRY is host:port[/prefix]; TLS_VERIFY is false for
+    /// a plain-http registry (log in first with <c>skopeo login</c> when it needs credentials).
+    /// </summary>
+    public string RestoreRecipe(string artifactName, string storedFile)
+    {
+        var repository = OciLayoutReader.RepositoryOf(artifactName) ?? "REPOSITORY";
+        return $"d=$(mktemp -d) && zstd -dc {storedFile} | tar -x -C \"$d\" && (for t in $(jq -r '.manifests[].annotations[\"{OciLayoutWriter.RefName}\"] // empty' \"$d/index.json\"); " +
+               $"do skopeo copy --all --preserve-digests --dest-tls-verify=TLS_VERIFY oci:\"$d\":\"$t\" docker://REGISTRY/{repository}:\"$t\" || exit 1; done); s=$?; rm -rf \"$d\"; [ $s = 0 ]";
+    }
+
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination)
+    {
+        var (uri, prefix) = Destination(destination);
+        return new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["REGISTRY"] = uri.Authority + (prefix.Length > 0 ? "/" + prefix : ""),
+            ["URL"] = uri.GetLeftPart(UriPartial.Authority),
+            ["HOST"] = uri.Host,
+            ["PORT"] = uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["TLS_VERIFY"] = uri.Scheme == "https" ? "true" : "false",
+        };
+    }
+
+    internal const string DestinationExample = "http(s)://HOST:PORT[/PREFIX]";
+
+    /// <summary><c>--to http(s)://HOST:PORT[/PREFIX]</c>: the registry, and a repository prefix (itself a repository path).</summary>
+    internal static (Uri Url, string Prefix) Destination(string destination)
+    {
+        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Host.Length == 0 || uri.Query.Length > 0)
+        {
+            throw new ConfigException($"--to {destination}: a registry source restores into a registry named like {DestinationExample}");
+        }
+
+        if (uri.UserInfo.Length > 0)
+        {
+            throw new ConfigException("--to: leave the credentials out of the URL; the source's user and password are used");
+        }
+
+        var prefix = uri.AbsolutePath.Trim('/');
+        if (prefix.Length > 0 && !RegistryClient.IsRepository(prefix))
+        {
+            throw new ConfigException($"--to {destination}: '{prefix}' is not a repository prefix (lowercase letters, digits, '.', '_', '-', '/')");
+        }
+
+        return (new Uri(uri.GetLeftPart(UriPartial.Authority)), prefix);
+    }
+}
