@@ -3,6 +3,7 @@ using Backstop.Sources.Command;
 using Backstop.Sources.CouchDb;
 using Backstop.Sources.Etcd;
 using Backstop.Sources.Files;
+using Backstop.Sources.Kubernetes;
 using Backstop.Sources.MySql;
 using Backstop.Sources.Postgres;
 using Backstop.Sources.Redis;
@@ -30,6 +31,7 @@ internal static class Plugins
             new EtcdSourceKind(),
             new CouchDbSourceKind(),
             new RegistrySourceKind(),
+            new KubernetesSourceKind(),
         ],
         targets:
         [

@@ -50,7 +50,8 @@ public static class StatusReport
     /// <summary>
     /// The newest snapshots of a source, enough for its state: a window that holds a valid snapshot (the newest
     /// committed and the last finished are then in it too) or the whole history. Widened 8, 64, 512… so that a
-    /// long history is never read whole while the newest backups are good.
+    /// long history is never read whole while the newest backups are good. Read without their facts (empty), which a
+    /// state does not use.
     /// </summary>
     public static IReadOnlyList<SnapshotInfo> RecentEnough(CatalogStore catalog, SourceDefinition def)
     {
@@ -58,7 +59,7 @@ public static class StatusReport
         ArgumentNullException.ThrowIfNull(def);
         for (var limit = 8; ; limit *= 8)
         {
-            var recent = catalog.RecentSnapshots(def.Name, limit);
+            var recent = catalog.RecentSnapshots(def.Name, limit, facts: false);
             if (recent.Count < limit || recent.Any(s => s.IsValid(def.MinCopies)))
             {
                 return recent;

@@ -175,6 +175,14 @@ public static partial class ConfigLoader
         }
 
         var encryption = ParseEncryption(top.Map("encryption"));
+        foreach (var def in sources.Where(_ => encryption is null))
+        {
+            if (plugins.Source(def.Kind)?.RequiresEncryption(def.Options) is { } why)
+            {
+                throw new ConfigException(def.Location, $"source '{def.Name}': {why}");
+            }
+        }
+
         var serveMap = top.Map("serve");
         var serve = new ServeOptions(serveMap?.Int("parallel", 1, 64) ?? 1, serveMap?.String("listen") ?? ServeOptions.Default.Listen, serveMap?.Secret("token"),
             serveMap?.Duration("jitter") ?? TimeSpan.Zero);

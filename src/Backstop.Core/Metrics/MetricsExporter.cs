@@ -63,9 +63,9 @@ public static class MetricsExporter
                 }
             }
 
-            if (s.LastRun is not null && catalog.Snapshot(s.LastRun.Snapshot) is { FinishedAt: { } finished } last)
+            if (s.LastRun is not null && catalog.SnapshotTimes(s.LastRun.Snapshot) is { } times)
             {
-                duration.WithLabels(s.Name, s.Kind).Set((finished - last.StartedAt).TotalSeconds);
+                duration.WithLabels(s.Name, s.Kind).Set((times.Finished - times.Started).TotalSeconds);
             }
 
             // Every outcome is exported (0 included), so a rate() over it starts from a known value.

@@ -31,6 +31,9 @@ public interface ISourceKind
     /// <summary>The kind's own <c>drill:</c> keys.</summary>
     IReadOnlyList<string> DrillKeys => [];
 
+    /// <summary>Why a source with these options must only be stored encrypted (its backup holds secrets), or null.</summary>
+    string? RequiresEncryption(object options) => null;
+
     ISource Create(SourceDefinition definition);
 }
 
@@ -52,6 +55,8 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public virtual object? ParseDrillOptions(ConfigMap map) => null;
 
     public virtual IReadOnlyList<string> DrillKeys => [];
+
+    public virtual string? RequiresEncryption(object options) => null;
 
     object ISourceKind.ParseOptions(ConfigMap map) => Parse(map);
 

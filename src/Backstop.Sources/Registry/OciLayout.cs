@@ -323,7 +323,7 @@ internal static class OciLayoutReader
     public static async Task<Layout> ReadAsync(Stream tar, Func<string, long, Stream, Task>? large, string what, CancellationToken cancellationToken)
     {
         // Read as a forward-only stream, whatever the caller's stream says it can do: the tar is read once, in order.
-        var reader = new TarReader(new ForwardOnly(tar), leaveOpen: true);
+        var reader = new TarReader(new Common.ForwardOnlyStream(tar), leaveOpen: true);
         var blobs = new Dictionary<string, long>(StringComparer.Ordinal);
         var kept = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         long keptBytes = 0;
@@ -513,35 +513,4 @@ internal static class OciLayoutReader
     }
 
     internal static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);
-
-    private sealed class ForwardOnly(Stream inner) : Stream
-    {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-
-        public override int Read(Span<byte> buffer) => inner.Read(buffer);
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
 }

@@ -1,0 +1,285 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Sources.Kubernetes;
+
+/// <summary>
+/// Restore into a cluster (<c>--to kube://[CONTEXT][/NAMESPACE]</c>: a context of the source's kubeconfig, or its own;
+/// with a namespace, every namespaced object goes there). First a server-side dry run of every object
+/// (<c>dryRun=All</c>): the API validates each as it would a real create. Then the objects are created in Velero's
+/// order — custom resource definitions, namespaces, storage classes, persistent volumes and claims, RBAC, service
+/// accounts, secrets, config maps, then workloads and the rest — each with its result: created, skipped (it exists;
+/// <c>--force</c> replaces it: updated), or failed with the API's reason. What fails does not stop the rest (a
+/// disaster restore takes what it can), but the restore fails, naming every object that did not go back.
+/// </summary>
+internal sealed partial class KubernetesSource : IRestorable
+{
+    private static readonly string[] Order =
+    [
+        "CustomResourceDefinition.apiextensions.k8s.io", "Namespace", "StorageClass.storage.k8s.io", "PersistentVolume", "PersistentVolumeClaim",
+        "ClusterRole.rbac.authorization.k8s.io", "ClusterRoleBinding.rbac.authorization.k8s.io", "Role.rbac.authorization.k8s.io", "RoleBinding.rbac.authorization.k8s.io",
+        "ServiceAccount", "Secret", "ConfigMap", "LimitRange", "ResourceQuota", "Service",
+    ];
+
+    private const string DestinationExample = "kube://[CONTEXT][/NAMESPACE][?namespace=FROM]";
+
+    /// <summary>
+    /// The context (null: the source's own), the namespace everything goes to (null: each its own), and the one
+    /// namespace of the backup to restore (<c>?namespace=FROM</c>; null: all).
+    /// </summary>
+    internal static (string? Context, string? Namespace, string? From) Destination(string destination)
+    {
+        if (!destination.StartsWith("kube://", StringComparison.Ordinal))
+        {
+            throw new ConfigException($"--to {destination}: a kubernetes source restores into a cluster named like {DestinationExample} (a context of the source's kubeconfig)");
+        }
+
+        var rest = destination["kube://".Length..];
+        string? from = null;
+        if (rest.IndexOf('?', StringComparison.Ordinal) is var q and >= 0)
+        {
+            from = rest[(q + 1)..].StartsWith("namespace=", StringComparison.Ordinal) ? rest[(q + 1 + "namespace=".Length)..] : null;
+            if (from is null || !KubeNames.IsName(from) || from.Contains('.', StringComparison.Ordinal))
+            {
+                throw new ConfigException($"--to {destination}: the only query is ?namespace=NAME (one namespace of the backup)");
+            }
+
+            rest = rest[..q];
+        }
+
+        var slash = rest.IndexOf('/', StringComparison.Ordinal);
+        var context = slash < 0 ? rest : rest[..slash];
+        var ns = slash < 0 ? "" : rest[(slash + 1)..].TrimEnd('/');
+        if (ns.Length > 0 && (!KubeNames.IsName(ns) || ns.Contains('.', StringComparison.Ordinal)))
+        {
+            throw new ConfigException($"--to {destination}: '{ns}' is not a namespace name");
+        }
+
+        return (context.Length > 0 ? context : null, ns.Length > 0 ? ns : null, from);
+    }
+
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
+        destination.StartsWith("kube://", StringComparison.Ordinal)
+            ? throw new ConfigException("--to: the stock recipe unpacks into a folder and applies it with kubectl to its current context: give a folder (--to DIR)")
+            : new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = destination };
+
+    public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
+        CancellationToken cancellationToken)
+    {
+        var (context, targetNamespace, from) = Destination(destination);
+        if (context is not null && options.Kubeconfig is null)
+        {
+            throw new ConfigException($"--to {destination}: the source has no kubeconfig to take the context '{context}' from; leave the context out (kube:///NAMESPACE)");
+        }
+
+        using var client = KubeClient.Create(options.Kubeconfig, context ?? options.Context);
+        var objects = new List<(string KindGroup, JsonObject Object)>();
+        long bytes = 0;
+        await foreach (var (kindGroup, _, o) in ReadAsync(content, cancellationToken).ConfigureAwait(false))
+        {
+            bytes += o.ToJsonString().Length;
+            if (bytes > 512L << 20)
+            {
+                throw new BackupException("the objects to restore pass 512 MiB; restore namespaces one at a time (--to kube://CONTEXT/NAMESPACE)");
+            }
+
+            objects.Add((kindGroup, o));
+        }
+
+        if (from is not null)
+        {
+            // One namespace's objects (a drill, or a restore of one namespace): nothing cluster-scoped, nothing of the others.
+            objects.RemoveAll(o => Namespace(o.Object) != from);
+            if (objects.Count == 0)
+            {
+                throw new BackupException($"the snapshot holds no object of namespace '{from}'");
+            }
+        }
+
+        if (targetNamespace is not null)
+        {
+            // Everything namespaced into one namespace: the stored namespaces are not made, the target is (when missing).
+            objects.RemoveAll(o => o.KindGroup == "Namespace");
+            foreach (var (_, o) in objects)
+            {
+                if (o["metadata"] is JsonObject meta && meta.ContainsKey("namespace"))
+                {
+                    meta["namespace"] = targetNamespace;
+                }
+            }
+
+            objects.Insert(0, ("Namespace", new JsonObject { ["apiVersion"] = "v1", ["kind"] = "Namespace", ["metadata"] = new JsonObject { ["name"] = targetNamespace } }));
+        }
+
+        var results = await ApplyAsync(client, objects, force, Console.Out, cancellationToken).ConfigureAwait(false);
+        var failed = results.Where(r => r.Outcome == "failed").ToList();
+        if (failed.Count > 0)
+        {
+            throw new BackupException($"{failed.Count} of {results.Count} objects did not go back into {client.Server}: " +
+                                      string.Join("; ", failed.Take(20).Select(f => $"{f.What}: {f.Reason}")) + (failed.Count > 20 ? "; …" : ""));
+        }
+
+        // What is there now, counted as the backup counted it (all of it, when nothing was moved to another namespace).
+        var found = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (from is not null)
+        {
+            found["ns/" + from] = results.Count(r => r.KindGroup != "Namespace"); // compared with the namespace's count in the backup
+        }
+        else
+        {
+            foreach (var r in results.Where(r => targetNamespace is null || r.KindGroup != "Namespace"))
+            {
+                Count(found, r.KindGroup, targetNamespace is null ? r.Namespace : null);
+            }
+
+            if (targetNamespace is not null)
+            {
+                found.Remove("objects");
+                found.Remove("namespaces");
+            }
+        }
+
+        found["created"] = results.Count(r => r.Outcome == "created");
+        found["skipped"] = results.Count(r => r.Outcome == "skipped");
+        found["updated"] = results.Count(r => r.Outcome == "updated");
+        return found;
+    }
+
+    internal sealed record ObjectResult(string KindGroup, string? Namespace, string What, string Outcome, string? Reason);
+
+    /// <summary>Dry run of all, then create in order; one result per object, each also written to <paramref name="log"/>.</summary>
+    internal static async Task<IReadOnlyList<ObjectResult>> ApplyAsync(KubeClient client, List<(string KindGroup, JsonObject Object)> objects, bool force, TextWriter log,
+        CancellationToken cancellationToken)
+    {
+        int Rank(string kindGroup) => Array.IndexOf(Order, kindGroup) is var i and >= 0 ? i : kindGroup.Contains('.', StringComparison.Ordinal) && !kindGroup.EndsWith(".k8s.io", StringComparison.Ordinal)
+            && !kindGroup.EndsWith(".apps", StringComparison.Ordinal) && !kindGroup.EndsWith(".batch", StringComparison.Ordinal) ? Order.Length + 2 : Order.Length + 1;
+        var ordered = objects.OrderBy(o => Rank(o.KindGroup)).ThenBy(o => o.KindGroup, StringComparer.Ordinal).ToList();
+        var restoredNamespaces = ordered.Where(o => o.KindGroup == "Namespace").Select(o => Name(o.Object)).ToHashSet(StringComparer.Ordinal);
+        var restoredKinds = ordered.Where(o => o.KindGroup == "CustomResourceDefinition.apiextensions.k8s.io")
+            .Select(o => $"{o.Object["spec"]?["names"]?["kind"]?.GetValue<string>()}.{o.Object["spec"]?["group"]?.GetValue<string>()}").ToHashSet(StringComparer.Ordinal);
+        var resources = await client.DiscoverAsync(cancellationToken).ConfigureAwait(false);
+        var results = new List<ObjectResult>();
+        var refused = new Dictionary<JsonObject, ObjectResult>();
+        var checkedFirst = new HashSet<JsonObject>();
+
+        async Task<ObjectResult?> DryRunAsync(KubeResource r, string kindGroup, string what, JsonObject o)
+        {
+            checkedFirst.Add(o);
+            var (status, body) = await client.SendAsync(HttpMethod.Post, r.Path(Namespace(o)) + "?dryRun=All", o, cancellationToken).ConfigureAwait(false);
+            var ok = (int)status is >= 200 and <= 299 || status == HttpStatusCode.Conflict
+                     || status == HttpStatusCode.NotFound && Namespace(o) is { } ns && restoredNamespaces.Contains(ns); // its namespace comes first
+            return ok ? null : new ObjectResult(kindGroup, Namespace(o), what, "failed", "refused by the dry run: " + KubeClient.Reason(status, body));
+        }
+
+        // 1. The dry run: every object as the API would take it, nothing written.
+        foreach (var (kindGroup, o) in ordered)
+        {
+            var what = Describe(kindGroup, o);
+            if (Resolve(resources, o) is not { } r)
+            {
+                if (!restoredKinds.Contains(kindGroup))
+                {
+                    refused[o] = new ObjectResult(kindGroup, Namespace(o), what, "failed", $"the cluster serves no {kindGroup} (is its CustomResourceDefinition installed?)");
+                }
+
+                continue;
+            }
+
+            if (await DryRunAsync(r, kindGroup, what, o).ConfigureAwait(false) is { } no)
+            {
+                refused[o] = no;
+            }
+        }
+
+        // 2. Create in order; what the dry run refused is reported, not sent.
+        var discoveredAfterCrds = false;
+        foreach (var (kindGroup, o) in ordered)
+        {
+            var what = Describe(kindGroup, o);
+            ObjectResult result;
+            if (refused.TryGetValue(o, out var no))
+            {
+                result = no;
+            }
+            else
+            {
+                var r = Resolve(resources, o);
+                if (r is null && !discoveredAfterCrds)
+                {
+                    // A custom resource whose definition this restore just created: wait until the API serves its kind.
+                    for (var i = 0; i < 60 && (r = Resolve(resources, o)) is null; i++)
+                    {
+                        await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+                        resources = await client.DiscoverAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
+                    discoveredAfterCrds = r is not null;
+                }
+
+                // A custom resource whose kind only now exists gets its dry run here, just before it is created.
+                result = r is null
+                    ? new ObjectResult(kindGroup, Namespace(o), what, "failed", $"the cluster serves no {kindGroup}, even after its CustomResourceDefinition was created")
+                    : (!checkedFirst.Contains(o) ? await DryRunAsync(r, kindGroup, what, o).ConfigureAwait(false) : null)
+                      ?? await CreateAsync(client, r, kindGroup, what, o, force, cancellationToken).ConfigureAwait(false);
+            }
+
+            results.Add(result);
+            await log.WriteLineAsync($"  {result.Outcome,-8} {result.What}{(result.Reason is null ? "" : ": " + result.Reason)}").ConfigureAwait(false);
+        }
+
+        return results;
+    }
+
+    private static async Task<ObjectResult> CreateAsync(KubeClient client, KubeResource r, string kindGroup, string what, JsonObject o, bool force, CancellationToken cancellationToken)
+    {
+        var (status, body) = await client.SendAsync(HttpMethod.Post, r.Path(Namespace(o)), o, cancellationToken).ConfigureAwait(false);
+        if ((int)status is >= 200 and <= 299)
+        {
+            return new ObjectResult(kindGroup, Namespace(o), what, "created", null);
+        }
+
+        if (status != HttpStatusCode.Conflict)
+        {
+            return new ObjectResult(kindGroup, Namespace(o), what, "failed", KubeClient.Reason(status, body));
+        }
+
+        if (!force)
+        {
+            return new ObjectResult(kindGroup, Namespace(o), what, "skipped", "it exists (--force replaces it)");
+        }
+
+        // --force: replace what is there, at its current resourceVersion.
+        var path = $"{r.Path(Namespace(o))}/{Uri.EscapeDataString(Name(o))}";
+        var (getStatus, current) = await client.SendAsync(HttpMethod.Get, path, null, cancellationToken).ConfigureAwait(false);
+        if ((int)getStatus is < 200 or > 299)
+        {
+            return new ObjectResult(kindGroup, Namespace(o), what, "failed", KubeClient.Reason(getStatus, current));
+        }
+
+        var replacement = o.DeepClone().AsObject();
+        replacement["metadata"]!["resourceVersion"] = JsonNode.Parse(current)?["metadata"]?["resourceVersion"]?.GetValue<string>();
+        var (putStatus, putBody) = await client.SendAsync(HttpMethod.Put, path, replacement, cancellationToken).ConfigureAwait(false);
+        return (int)putStatus is >= 200 and <= 299
+            ? new ObjectResult(kindGroup, Namespace(o), what, "updated", null)
+            : new ObjectResult(kindGroup, Namespace(o), what, "failed", KubeClient.Reason(putStatus, putBody));
+    }
+
+    /// <summary>The resource that serves an object, by its own apiVersion (group and version) and kind.</summary>
+    private static KubeResource? Resolve(IReadOnlyList<KubeResource> resources, JsonObject o)
+    {
+        var apiVersion = o["apiVersion"]?.GetValue<string>() ?? "";
+        var kind = o["kind"]?.GetValue<string>() ?? "";
+        var slash = apiVersion.IndexOf('/', StringComparison.Ordinal);
+        var (group, version) = slash < 0 ? ("", apiVersion) : (apiVersion[..slash], apiVersion[(slash + 1)..]);
+        var match = resources.FirstOrDefault(r => r.Group == group && r.Kind == kind);
+        return match is null ? null : match with { Version = version };
+    }
+
+    private static string Name(JsonObject o) => o["metadata"]?["name"]?.GetValue<string>() ?? "";
+
+    private static string? Namespace(JsonObject o) => o["metadata"]?["namespace"]?.GetValue<string>();
+
+    private static string Describe(string kindGroup, JsonObject o) => Namespace(o) is { } ns ? $"{kindGroup} {ns}/{Name(o)}" : $"{kindGroup} {Name(o)}";
+}

@@ -1,0 +1,337 @@
+using System.Formats.Tar;
+using System.Text;
+using System.Text.Json.Nodes;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Sources.Kubernetes;
+
+public sealed record KubernetesOptions(
+    string? Kubeconfig,
+    string? Context,
+    IReadOnlyList<string>? Namespaces,
+    IReadOnlyList<string> IncludeKinds,
+    IReadOnlyList<string> ExcludeKinds,
+    string? LabelSelector,
+    bool ClusterResources)
+{
+    /// <summary>Whether Secrets can be in the backup (not excluded, and not left out by an include list).</summary>
+    public bool TakesSecrets =>
+        !ExcludeKinds.Any(IsSecret) && (IncludeKinds.Count == 0 || IncludeKinds.Any(IsSecret));
+
+    private static bool IsSecret(string k) => k.Equals("Secret", StringComparison.OrdinalIgnoreCase) || k.Equals("secrets", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>
+/// Kubernetes objects through the official client: every kind the API server serves (custom resources included), of
+/// every namespace or those listed, filtered by kind and label, cluster-scoped kinds on request; each object as one
+/// YAML file in a tar (<c>NAMESPACE/Kind.group/NAME.yaml</c>, <c>_cluster/…</c> for cluster-scoped ones) with the
+/// server's own fields (status, managedFields, uid, resourceVersion, creationTimestamp, generation, selfLink) removed, so
+/// that <c>kubectl apply -f</c> restores it. Never stored: events, nodes, endpoints and endpoint slices, leases, and
+/// what a controller makes again (pods, replica sets, jobs and revisions it owns).
+/// </summary>
+public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
+{
+    public override string Kind => "kubernetes";
+
+    public override IReadOnlyList<string> Facts { get; } = ["objects", "namespaces", "secrets"];
+
+    public override IReadOnlyList<string> CountFacts { get; } = ["objects", "namespaces"];
+
+    public override KubernetesOptions Parse(ConfigMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var kubeconfig = map.PathValue("kubeconfig");
+        var context = map.String("context");
+        if (context is not null && kubeconfig is null)
+        {
+            throw map.Error("context", "a context needs the kubeconfig it is in (kubeconfig: ~/.kube/config)");
+        }
+
+        var namespaces = map.AllOrList("namespaces");
+        foreach (var ns in namespaces ?? [])
+        {
+            if (!KubeNames.IsName(ns) || ns.Contains('.', StringComparison.Ordinal))
+            {
+                throw map.Error("namespaces", $"'{ns}' is not a namespace name (lowercase letters, digits and '-')");
+            }
+        }
+
+        var include = map.StringList("include_kinds") ?? [];
+        var exclude = map.StringList("exclude_kinds") ?? [];
+        foreach (var k in include.Concat(exclude))
+        {
+            if (k.Length == 0 || !k.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-'))
+            {
+                throw map.Error(include.Contains(k) ? "include_kinds" : "exclude_kinds", $"'{k}' is not a kind (Deployment, Deployment.apps or deployments)");
+            }
+        }
+
+        return new KubernetesOptions(kubeconfig, context, namespaces, include, exclude, map.String("label_selector"), map.Bool("cluster_resources") ?? false);
+    }
+
+    public override string? RequiresEncryption(object options) =>
+        options is KubernetesOptions { TakesSecrets: true }
+            ? "this source would store the cluster's Secrets in the backup, readable by anyone who can read a target: configure encryption (backstop keygen), or add exclude_kinds: [Secret]"
+            : null;
+
+    public override ISource Create(SourceDefinition definition, KubernetesOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return new KubernetesSource(definition.Name, options) { DrillOptions = definition.Drill.Options as KubernetesDrillOptions };
+    }
+}
+
+internal sealed partial class KubernetesSource(string name, KubernetesOptions options) : ISource
+{
+    internal const string ArtifactName = "resources.tar";
+    internal const string ClusterFolder = "_cluster";
+
+    /// <summary>Kinds never stored: what the cluster makes and remakes on its own.</summary>
+    private static readonly HashSet<string> Never = new(StringComparer.Ordinal)
+    {
+        "Event", "Event.events.k8s.io", "Node", "Endpoints", "EndpointSlice.discovery.k8s.io", "Lease.coordination.k8s.io", "ComponentStatus",
+        "Binding", "PodMetrics.metrics.k8s.io", "NodeMetrics.metrics.k8s.io",
+    };
+
+    /// <summary>Kinds whose objects a controller makes again: left out when a controller owns them.</summary>
+    private static readonly HashSet<string> Owned = new(StringComparer.Ordinal)
+    {
+        "Pod", "ReplicaSet.apps", "ControllerRevision.apps", "Job.batch",
+    };
+
+    internal KubeClient Client() => KubeClient.Create(options.Kubeconfig, options.Context);
+
+    public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
+    {
+        using var client = Client();
+        var version = await client.GetAsync("/version", cancellationToken).ConfigureAwait(false);
+        return new SourcePreflight(new Dictionary<string, string> { ["kubernetes"] = $"{client.Server} {version["gitVersion"]?.GetValue<string>() ?? "?"}" }, 0);
+    }
+
+    /// <summary>The kinds this source takes, after the filters.</summary>
+    internal IReadOnlyList<KubeResource> Selected(IReadOnlyList<KubeResource> all) =>
+        all.Where(r => !Never.Contains(r.KindGroup) && r.Group != "metrics.k8s.io")
+            .Where(r => r.Namespaced || options.ClusterResources || r.KindGroup == "Namespace")
+            .Where(r => options.IncludeKinds.Count == 0 || options.IncludeKinds.Any(r.Matches) || r.KindGroup == "Namespace")
+            .Where(r => !options.ExcludeKinds.Any(r.Matches))
+            .GroupBy(r => r.KindGroup, StringComparer.Ordinal).Select(g => g.First()) // a kind served by two groups' versions: once
+            .OrderBy(r => r.KindGroup, StringComparer.Ordinal).ToList();
+
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        using var client = Client();
+        var resources = Selected(await client.DiscoverAsync(cancellationToken).ConfigureAwait(false));
+        var namespaceKind = resources.FirstOrDefault(r => r.KindGroup == "Namespace")
+                            ?? throw new BackupException($"source '{name}': the API server {client.Server} serves no Namespace kind");
+        var all = new List<JsonObject>();
+        await foreach (var ns in client.ListAsync(namespaceKind, null, null, cancellationToken).ConfigureAwait(false))
+        {
+            all.Add(ns);
+        }
+
+        var existing = all.Select(n => n["metadata"]?["name"]?.GetValue<string>() ?? "").ToHashSet(StringComparer.Ordinal);
+        foreach (var missing in options.Namespaces?.Where(n => !existing.Contains(n)) ?? [])
+        {
+            throw new BackupException($"source '{name}': namespace '{missing}' does not exist on {client.Server} (listed in namespaces:)");
+        }
+
+        var wanted = options.Namespaces?.ToHashSet(StringComparer.Ordinal) ?? existing;
+        var facts = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var artifact = await sink.BeginArtifactAsync(ArtifactName, cancellationToken).ConfigureAwait(false);
+        await using (var tar = new TarWriter(artifact.Content, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            async Task WriteAsync(KubeResource r, JsonObject o)
+            {
+                var (path, _) = PathOf(r, o, client.Server);
+                if (!seen.Add(path))
+                {
+                    return;
+                }
+
+                Clean(r, o);
+                var bytes = Encoding.UTF8.GetBytes(KubeYaml.Write(o));
+                using var data = new MemoryStream(bytes, writable: false);
+                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, path)
+                {
+                    DataStream = data,
+                    Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                    ModificationTime = DateTimeOffset.UnixEpoch,
+                }, cancellationToken).ConfigureAwait(false);
+                Count(facts, r.KindGroup, r.Namespaced ? o["metadata"]?["namespace"]?.GetValue<string>() : null);
+            }
+
+            foreach (var ns in all.Where(n => wanted.Contains(n["metadata"]?["name"]?.GetValue<string>() ?? "")))
+            {
+                if (options.LabelSelector is null || options.Namespaces is not null)
+                {
+                    await WriteAsync(namespaceKind, ns).ConfigureAwait(false);
+                }
+            }
+
+            foreach (var r in resources.Where(r => r.KindGroup != "Namespace"))
+            {
+                var scopes = !r.Namespaced ? [null] : options.Namespaces is null ? new string?[] { null } : options.Namespaces.Select(n => (string?)n).ToArray();
+                foreach (var scope in scopes)
+                {
+                    await foreach (var o in client.ListAsync(r, scope, options.LabelSelector, cancellationToken).ConfigureAwait(false))
+                    {
+                        var ns = o["metadata"]?["namespace"]?.GetValue<string>();
+                        if (r.Namespaced && (ns is null || !wanted.Contains(ns)) || Skip(r, o))
+                        {
+                            continue;
+                        }
+
+                        await WriteAsync(r, o).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+
+        await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Facts: objects, namespaces, secrets, a count per kind (<c>Deployment.apps=3</c>) and per namespace (<c>ns/shop=12</c>).</summary>
+    internal static void Count(Dictionary<string, long> facts, string kindGroup, string? ns)
+    {
+        if (ns is not null)
+        {
+            facts["ns/" + ns] = facts.GetValueOrDefault("ns/" + ns) + 1;
+        }
+
+        facts["objects"] = facts.GetValueOrDefault("objects") + 1;
+        facts["namespaces"] = facts.GetValueOrDefault("namespaces") + (kindGroup == "Namespace" ? 1 : 0);
+        facts["secrets"] = facts.GetValueOrDefault("secrets") + (kindGroup == "Secret" ? 1 : 0);
+        facts[kindGroup] = facts.GetValueOrDefault(kindGroup) + 1;
+    }
+
+    /// <summary>What a controller makes again, and tokens the cluster issues itself.</summary>
+    private static bool Skip(KubeResource r, JsonObject o)
+    {
+        if (Owned.Contains(r.KindGroup) && o["metadata"]?["ownerReferences"] is JsonArray owners && owners.Any(x => x?["controller"]?.GetValue<bool>() == true))
+        {
+            return true;
+        }
+
+        return r.KindGroup == "Secret" && o["type"]?.GetValue<string>() == "kubernetes.io/service-account-token";
+    }
+
+    /// <summary>The object's file in the tar, from names checked against Kubernetes' own rules (a server's names are not trusted as paths).</summary>
+    internal static (string Path, string Name) PathOf(KubeResource r, JsonObject o, string server)
+    {
+        var objectName = o["metadata"]?["name"]?.GetValue<string>() ?? "";
+        if (!KubeNames.IsName(objectName))
+        {
+            throw new BackupException($"the Kubernetes API server {server} sent a {r.KindGroup} named '{KubeClient.Printable(objectName)}', which is not an object name");
+        }
+
+        var folder = ClusterFolder;
+        if (r.Namespaced)
+        {
+            folder = o["metadata"]?["namespace"]?.GetValue<string>() ?? "";
+            if (!KubeNames.IsName(folder) || folder.Contains('.', StringComparison.Ordinal))
+            {
+                throw new BackupException($"the Kubernetes API server {server} sent a {r.KindGroup} in a namespace named '{KubeClient.Printable(folder)}', which is not a namespace name");
+            }
+        }
+
+        return ($"{folder}/{r.KindGroup}/{objectName}.yaml", objectName);
+    }
+
+    /// <summary>The fields the server sets, removed (as Velero does), so the object applies to any cluster.</summary>
+    internal static void Clean(KubeResource r, JsonObject o)
+    {
+        o.Remove("status");
+        if (o["metadata"] is JsonObject meta)
+        {
+            foreach (var field in new[] { "uid", "resourceVersion", "creationTimestamp", "generation", "selfLink", "managedFields", "deletionTimestamp", "deletionGracePeriodSeconds" })
+            {
+                meta.Remove(field);
+            }
+        }
+
+        if (r.KindGroup == "Service" && o["spec"] is JsonObject spec && spec["clusterIP"]?.GetValue<string>() != "None")
+        {
+            spec.Remove("clusterIP"); // the cluster gives a new one; the same address may be taken
+            spec.Remove("clusterIPs");
+        }
+
+        if (r.KindGroup == "PersistentVolume" && o["spec"]?["claimRef"] is JsonObject claim)
+        {
+            claim.Remove("uid");
+            claim.Remove("resourceVersion");
+        }
+    }
+
+    public IArtifactValidator? ValidatorFor(string artifactName) => new ResourcesValidator();
+
+    /// <summary>Re-reads the tar: only <c>NS/Kind.group/NAME.yaml</c> files, each one object whose kind and name are its path's.</summary>
+    private sealed class ResourcesValidator : IArtifactValidator
+    {
+        public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
+        {
+            var facts = new Dictionary<string, long>(StringComparer.Ordinal);
+            await foreach (var (kindGroup, ns, _) in ReadAsync(content, cancellationToken).ConfigureAwait(false))
+            {
+                Count(facts, kindGroup, ns);
+            }
+
+            return facts;
+        }
+    }
+
+    /// <summary>Every object of a stored tar: its kind (Kind.group), its namespace (null when cluster-scoped) and the object.</summary>
+    internal static async IAsyncEnumerable<(string KindGroup, string? Namespace, JsonObject Object)> ReadAsync(Stream content,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var reader = new TarReader(new Common.ForwardOnlyStream(content), leaveOpen: true);
+        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        {
+            var path = entry.Name;
+            if (entry.EntryType is TarEntryType.ExtendedAttributes or TarEntryType.GlobalExtendedAttributes)
+            {
+                continue;
+            }
+
+            var parts = path.Split('/');
+            if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || parts.Length != 3 || !parts[2].EndsWith(".yaml", StringComparison.Ordinal)
+                || (parts[0] != ClusterFolder && !KubeNames.IsName(parts[0])) || parts[1].Length == 0 || !parts[1].All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-'))
+            {
+                throw new BackupException($"the resources tar holds '{KubeClient.Printable(path)}' ({entry.EntryType}), which is not NAMESPACE/Kind.group/NAME.yaml");
+            }
+
+            if (entry.Length > 16 << 20)
+            {
+                throw new BackupException($"{path} is larger than 16 MiB; no Kubernetes object is");
+            }
+
+            using var buffer = new MemoryStream();
+            if (entry.DataStream is { } data)
+            {
+                await data.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+
+            var o = KubeYaml.Read(Encoding.UTF8.GetString(buffer.ToArray()), path) as JsonObject
+                    ?? throw new BackupException($"{path} is not a Kubernetes object (a mapping)");
+            var kind = o["kind"]?.GetValue<string>() ?? "";
+            var apiVersion = o["apiVersion"]?.GetValue<string>() ?? "";
+            var group = apiVersion.Contains('/', StringComparison.Ordinal) ? apiVersion[..apiVersion.IndexOf('/', StringComparison.Ordinal)] : "";
+            var kindGroup = group.Length == 0 ? kind : $"{kind}.{group}";
+            var objectName = o["metadata"]?["name"]?.GetValue<string>() ?? "";
+            var ns = o["metadata"]?["namespace"]?.GetValue<string>();
+            if (kindGroup != parts[1] || objectName + ".yaml" != parts[2] || (parts[0] == ClusterFolder ? ns is not null : ns != parts[0]))
+            {
+                throw new BackupException($"{path} holds {KubeClient.Printable(kindGroup)} {KubeClient.Printable(ns ?? "")}/{KubeClient.Printable(objectName)}, not what its path says");
+            }
+
+            yield return (kindGroup, ns, o);
+        }
+    }
+
+    /// <summary>Unpack, then <c>kubectl apply</c>: definitions and namespaces first, then everything (already-applied ones unchanged).</summary>
+    public string RestoreRecipe(string artifactName, string storedFile) =>
+        $"mkdir -p DEST && zstd -dc {storedFile} | tar -x -C DEST && for d in DEST/{ClusterFolder}/CustomResourceDefinition.apiextensions.k8s.io DEST/{ClusterFolder}/Namespace; " +
+        "do if [ -d \"$d\" ]; then kubectl apply -R -f \"$d\" || exit 1; fi; done && kubectl apply -R -f DEST";
+}

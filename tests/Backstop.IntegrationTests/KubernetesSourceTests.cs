@@ -1,0 +1,255 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Backstop.IntegrationTests.Support;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>
+/// The kubernetes source against <see cref="KubeApiServer"/> (an API server fixture: nothing here can run a real
+/// cluster), with kubectl — the real client — run against the same fixture to hold it to the protocol, and to run the
+/// stock recipe (the audit: "cluster secrets and configmaps never backed up, cron script failing").
+/// </summary>
+public sealed class KubernetesSourceTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+    private readonly KubeApiServer _api = new();
+
+    public void Dispose()
+    {
+        _api.Dispose();
+        _box.Dispose();
+    }
+
+    private static string Kubectl
+    {
+        get
+        {
+            var path = Path.Combine(CouchServer.RepoRoot, ".tools", "bin", "kubectl");
+            Assert.True(File.Exists(path), $"{path} is missing: run ./test.sh, which installs kubectl");
+            return path;
+        }
+    }
+
+    private static JsonObject Obj(string apiVersion, string kind, string? ns, string name, JsonObject? extra = null, JsonObject? labels = null)
+    {
+        var meta = new JsonObject { ["name"] = name };
+        if (ns is not null)
+        {
+            meta["namespace"] = ns;
+        }
+
+        if (labels is not null)
+        {
+            meta["labels"] = labels;
+        }
+
+        var o = new JsonObject { ["apiVersion"] = apiVersion, ["kind"] = kind, ["metadata"] = meta };
+        foreach (var (k, v) in extra ?? [])
+        {
+            o[k] = v?.DeepClone();
+        }
+
+        return o;
+    }
+
+    /// <summary>The second audit's estate, small: two namespaces, config, a secret, a service, a deployment and what its controller made, a ledger CRD and its objects, and what must never be stored.</summary>
+    private void Populate(KubeApiServer api)
+    {
+        foreach (var ns in new[] { "shop", "ledger" })
+        {
+            api.Add(Obj("v1", "Namespace", null, ns, labels: new JsonObject { ["team"] = "platform" }));
+        }
+
+        api.Add(Obj("v1", "ConfigMap", "shop", "settings", new JsonObject { ["data"] = new JsonObject { ["mode"] = "on", ["retries"] = "3", ["motd"] = "line one\nline two: yes\n" } }));
+        api.Add(Obj("v1", "ConfigMap", "shop", "flags", new JsonObject { ["data"] = new JsonObject { ["beta"] = "true" } }, new JsonObject { ["app"] = "shop" }));
+        api.Add(Obj("v1", "ConfigMap", "ledger", "peers", new JsonObject { ["data"] = new JsonObject { ["count"] = "9" } }));
+        api.Add(Obj("v1", "Secret", "shop", "db-password", new JsonObject { ["type"] = "Opaque", ["data"] = new JsonObject { ["password"] = "c2VjcmV0LXZhbHVl" } }));
+        api.Add(Obj("v1", "Secret", "shop", "default-token-x1", new JsonObject { ["type"] = "kubernetes.io/service-account-token" }));
+        api.Add(Obj("v1", "Service", "shop", "web", new JsonObject { ["spec"] = new JsonObject { ["clusterIP"] = "10.43.0.17", ["ports"] = new JsonArray(new JsonObject { ["port"] = 80 }) } }));
+        api.Add(Obj("apps/v1", "Deployment", "shop", "web", new JsonObject { ["spec"] = new JsonObject { ["replicas"] = 2 } }, new JsonObject { ["app"] = "shop" }));
+        var owner = new JsonArray(new JsonObject { ["apiVersion"] = "apps/v1", ["kind"] = "Deployment", ["name"] = "web", ["uid"] = "u-1", ["controller"] = true });
+        api.Add(Obj("apps/v1", "ReplicaSet", "shop", "web-5d9", new JsonObject { ["spec"] = new JsonObject { ["replicas"] = 2 } }));
+        var rs = Obj("apps/v1", "ReplicaSet", "shop", "web-5d9b");
+        rs["metadata"]!["ownerReferences"] = owner.DeepClone();
+        api.Add(rs);
+        var pod = Obj("v1", "Pod", "shop", "web-5d9b-x7", new JsonObject { ["spec"] = new JsonObject { ["containers"] = new JsonArray() } });
+        pod["metadata"]!["ownerReferences"] = new JsonArray(new JsonObject { ["apiVersion"] = "apps/v1", ["kind"] = "ReplicaSet", ["name"] = "web-5d9b", ["uid"] = "u-2", ["controller"] = true });
+        api.Add(pod);
+        api.Add(Obj("v1", "Pod", "shop", "debug", new JsonObject { ["spec"] = new JsonObject { ["containers"] = new JsonArray() } })); // a bare pod: kept
+        api.Add(Obj("v1", "Event", "shop", "web.17a", new JsonObject { ["reason"] = "Scheduled" }));
+        api.Add(Obj("coordination.k8s.io/v1", "Lease", "shop", "leader"));
+        api.Add(Obj("v1", "Node", null, "k3s-node-1"));
+        api.Add(Obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", null, "channels.ledger.example.org", new JsonObject
+        {
+            ["spec"] = new JsonObject
+            {
+                ["group"] = "ledger.example.org", ["scope"] = "Namespaced",
+                ["names"] = new JsonObject { ["plural"] = "channels", ["kind"] = "Channel" },
+                ["versions"] = new JsonArray(new JsonObject { ["name"] = "v1", ["served"] = true, ["storage"] = true }),
+            },
+        }));
+        foreach (var c in new[] { "orders", "payments", "audit", "settlement" })
+        {
+            api.Add(Obj("ledger.example.org/v1", "Channel", "ledger", c, new JsonObject { ["spec"] = new JsonObject { ["orderers"] = 3 } }));
+        }
+    }
+
+    private void Config(string extra = "", bool encrypted = true)
+    {
+        var kubeconfig = _api.WriteKubeconfig(_box["kubeconfig"]);
+        var encryption = "";
+        if (encrypted)
+        {
+            Assert.Equal(0, _box.Run("keygen", "-o", "key.txt").ExitCode);
+            var recipient = File.ReadAllLines(_box["key.txt"]).First(l => l.StartsWith("# public key: ", StringComparison.Ordinal))["# public key: ".Length..];
+            encryption = $"encryption: {{ recipients: [{recipient}], identities: [\"file:{_box["key.txt"]}\"] }}\n";
+        }
+
+        _box.WriteConfig(Yaml.LocalTarget() + encryption + "sources:\n" + $"  - {{ name: cluster, kind: kubernetes, kubeconfig: {kubeconfig}{extra} }}\n");
+    }
+
+    private JsonElement Facts() =>
+        JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement.GetProperty("snapshots")[0].GetProperty("artifacts")[0].GetProperty("facts");
+
+    [Fact]
+    public void The_fixture_speaks_the_protocol_kubectl_expects()
+    {
+        Populate(_api);
+        var kubeconfig = _api.WriteKubeconfig(_box["kubeconfig"]);
+        var get = Sandbox.Exec(Kubectl, "--kubeconfig", kubeconfig, "get", "configmaps", "-A", "-o", "name", "--chunk-size=2");
+        Assert.True(get.ExitCode == 0, get.ToString());
+        Assert.Equal(["configmap/flags", "configmap/peers", "configmap/settings"], get.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
+        Assert.Contains(_api.Requests, r => r.Contains("continue=", StringComparison.Ordinal)); // kubectl paged with the fixture's continue token
+        var crs = Sandbox.Exec(Kubectl, "--kubeconfig", kubeconfig, "get", "channels.ledger.example.org", "-n", "ledger", "-o", "name");
+        Assert.True(crs.ExitCode == 0, crs.ToString()); // discovery of a custom resource, as kubectl does it
+        Assert.Equal(4, crs.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        var missing = Sandbox.Exec(Kubectl, "--kubeconfig", kubeconfig, "get", "configmap", "nope", "-n", "shop");
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("configmaps \"nope\" not found", missing.Stderr, StringComparison.Ordinal); // a Status object, read by kubectl
+    }
+
+    [Fact]
+    public void Every_kind_is_stored_as_yaml_without_the_servers_fields_and_the_stock_recipe_applies_it_with_kubectl()
+    {
+        Populate(_api);
+        Config(", cluster_resources: true");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var facts = Facts();
+        Assert.Equal(3, facts.GetProperty("namespaces").GetInt64());      // default, shop, ledger
+        Assert.Equal(1, facts.GetProperty("secrets").GetInt64());           // the service-account token is the cluster's, not stored
+        Assert.Equal(4, facts.GetProperty("Channel.ledger.example.org").GetInt64());
+        Assert.Equal(2, facts.GetProperty("ReplicaSet.apps").GetInt64() + facts.GetProperty("Pod").GetInt64()); // web-5d9 and the bare pod; owned ones left out
+        Assert.False(facts.TryGetProperty("Event", out _));
+        Assert.False(facts.TryGetProperty("Lease.coordination.k8s.io", out _));
+        Assert.False(facts.TryGetProperty("Node", out _));
+        Assert.Equal(1, facts.GetProperty("CustomResourceDefinition.apiextensions.k8s.io").GetInt64()); // cluster-scoped: with cluster_resources
+        Assert.Contains(_api.Requests, r => r.Contains("limit=500", StringComparison.Ordinal) && r.Contains("continue=", StringComparison.Ordinal));
+
+        // The stock recipe, run literally into an empty cluster with kubectl: decrypt, unpack, apply.
+        using var fresh = new KubeApiServer();
+        var explain = _box.Run("restore", "--source", "cluster", "--explain", "--to", "restored");
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        var lines = explain.Stdout.Split('\n').Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+        var kubectlDir = Path.GetDirectoryName(Kubectl)!;
+        var script = $"export PATH={kubectlDir}:$PATH KUBECONFIG={fresh.WriteKubeconfig(_box["fresh.kubeconfig"])}\n" + string.Join("\n", lines.Select(l => l + " || exit 1"));
+        var r = _box.Shell(script);
+        Assert.True(r.ExitCode == 0, r.ToString());
+
+        var settings = fresh.Get("", "configmaps", "shop", "settings")!;
+        Assert.Equal("line one\nline two: yes\n", settings["data"]!["motd"]!.GetValue<string>()); // strings kept as strings ("on", "3", a multi-line value)
+        Assert.Equal("on", settings["data"]!["mode"]!.GetValue<string>());
+        var yaml = File.ReadAllText(_box["restored/shop/ConfigMap/settings.yaml"]);
+        foreach (var serverField in new[] { "uid:", "resourceVersion:", "creationTimestamp:", "managedFields:", "status:" })
+        {
+            Assert.DoesNotContain(serverField, yaml, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("10.43.0.17", File.ReadAllText(_box["restored/shop/Service/web.yaml"]), StringComparison.Ordinal); // the cluster gives a new address
+        Assert.Equal("c2VjcmV0LXZhbHVl", fresh.Get("", "secrets", "shop", "db-password")!["data"]!["password"]!.GetValue<string>());
+        Assert.Equal(4, fresh.All("ledger.example.org", "channels").Count);
+    }
+
+    [Fact]
+    public void Restore_dry_runs_every_object_creates_in_order_skips_what_exists_and_names_what_the_api_refuses()
+    {
+        Populate(_api);
+        _api.Add(Obj("v1", "ConfigMap", "shop", "blocked", new JsonObject { ["data"] = new JsonObject { ["x"] = "1" } }, new JsonObject { ["fixture/refuse"] = "true" }));
+        Config(", cluster_resources: true");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+
+        using var other = new KubeApiServer();
+        _api.WriteKubeconfig(_box["kubeconfig"], other); // context "other" in the source's kubeconfig
+        other.Add(Obj("v1", "Namespace", null, "shop"));
+        other.Add(Obj("v1", "ConfigMap", "shop", "settings", new JsonObject { ["data"] = new JsonObject { ["mode"] = "changed-there" } }));
+        var restore = _box.Run("restore", "--source", "cluster", "--to", "kube://other");
+        Assert.Equal(1, restore.ExitCode);
+        Assert.Contains("skipped  ConfigMap shop/settings: it exists (--force replaces it)", restore.Stdout, StringComparison.Ordinal);
+        Assert.Contains("created  Channel.ledger.example.org ledger/orders", restore.Stdout, StringComparison.Ordinal);
+        Assert.Contains("failed   ConfigMap shop/blocked: refused by the dry run: 422 Invalid", restore.Stdout, StringComparison.Ordinal);
+        Assert.Contains("admission webhook", restore.Stderr, StringComparison.Ordinal);
+        Assert.Equal("changed-there", other.Get("", "configmaps", "shop", "settings")!["data"]!["mode"]!.GetValue<string>()); // not replaced without --force
+        Assert.NotNull(other.Get("", "secrets", "shop", "db-password"));
+        Assert.Null(other.Get("", "configmaps", "shop", "blocked"));
+
+        // Velero's order: the definition before its objects, namespaces before what is in them, config before workloads.
+        var posts = other.Requests.Where(r => r.StartsWith("POST", StringComparison.Ordinal) && !r.Contains("dryRun", StringComparison.Ordinal)).ToList();
+        int At(string fragment) => posts.FindIndex(p => p.Contains(fragment, StringComparison.Ordinal));
+        Assert.True(At("/customresourcedefinitions") < At("/namespaces/ledger/channels"), string.Join("\n", posts));
+        Assert.True(At("/api/v1/namespaces?") < 0 || At("/api/v1/namespaces") < At("/namespaces/shop/secrets"));
+        Assert.True(At("/namespaces/shop/configmaps") < At("/namespaces/shop/deployments"), string.Join("\n", posts));
+        Assert.True(other.Requests.Count(r => r.Contains("dryRun=All", StringComparison.Ordinal)) >= posts.Count); // every object dry-run first
+
+        // --force replaces what exists.
+        var forced = _box.Run("restore", "--source", "cluster", "--to", "kube://other", "--force");
+        Assert.Contains("updated  ConfigMap shop/settings", forced.Stdout, StringComparison.Ordinal);
+        Assert.Equal("on", other.Get("", "configmaps", "shop", "settings")!["data"]!["mode"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Secrets_without_encryption_are_a_config_error_saying_why_and_excluding_them_is_the_way_out()
+    {
+        Config(encrypted: false);
+        var check = _box.Run("config", "check");
+        Assert.Equal(2, check.ExitCode);
+        Assert.Contains("would store the cluster's Secrets", check.Stderr, StringComparison.Ordinal);
+        Assert.Contains("exclude_kinds: [Secret]", check.Stderr, StringComparison.Ordinal);
+
+        Populate(_api);
+        Config(", exclude_kinds: [Secret], namespaces: [shop], label_selector: \"app=shop\"", encrypted: false);
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var facts = Facts();
+        Assert.Equal(0, facts.GetProperty("secrets").GetInt64());
+        Assert.Equal(1, facts.GetProperty("ConfigMap").GetInt64()); // flags (app=shop), not settings
+        Assert.Equal(1, facts.GetProperty("Deployment.apps").GetInt64());
+        Assert.Contains(_api.Requests, r => r.Contains("labelSelector=app%3Dshop", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_name_from_the_server_that_is_not_a_name_fails_the_backup_and_nothing_counts()
+    {
+        Populate(_api);
+        _api.Add(Obj("v1", "ConfigMap", "shop", "../../etc/cron.d/x"));
+        Config();
+        var run = _box.Run("run");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("which is not an object name", run.Stdout + run.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_box["backups/cluster"]) && Directory.EnumerateFiles(_box["backups/cluster"], "*.yaml", SearchOption.AllDirectories).Any());
+    }
+
+    [Fact]
+    public void A_drill_restores_one_namespace_into_a_scratch_namespace_counts_it_and_deletes_it()
+    {
+        Populate(_api);
+        Config(", drill: { namespace: ledger }");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var drill = _box.Run("drill", "--source", "cluster");
+        Assert.True(drill.ExitCode == 0, drill.ToString());
+        var evidence = File.ReadAllText(Directory.GetFiles(_box["state/drills"], "*.md").Single());
+        Assert.Contains("backstop-drill-", evidence, StringComparison.Ordinal);
+        Assert.Contains(_api.Requests, r => r.StartsWith("POST /apis/ledger.example.org/v1/namespaces/backstop-drill-", StringComparison.Ordinal));
+        Assert.DoesNotContain(_api.All("", "namespaces"), n => n["metadata"]!["name"]!.GetValue<string>().StartsWith("backstop-drill-", StringComparison.Ordinal));
+        Assert.Contains(_api.Requests, r => r.StartsWith("DELETE /api/v1/namespaces/backstop-drill-", StringComparison.Ordinal));
+    }
+}
