@@ -42,6 +42,31 @@ public sealed class DeployTests : IDisposable
         Assert.True(check.ExitCode == 0, check.ToString());
     }
 
+    [Fact]
+    public void The_per_node_volume_cronjob_loads_mounts_the_node_storage_read_only_and_its_configuration_is_valid()
+    {
+        var objects = KubernetesYaml.LoadAllFromString(File.ReadAllText(Path.Combine(CouchServer.RepoRoot, "deploy", "kubernetes", "volumes.yaml")));
+        Assert.Equal(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CronJob"], objects.Select(o => ((IKubernetesObject)o).Kind));
+        var role = objects.OfType<V1ClusterRole>().Single();
+        Assert.All(role.Rules, r => Assert.Equal(["get", "list"], r.Verbs)); // read-only
+        var cronJob = objects.OfType<V1CronJob>().Single();
+        var pod = cronJob.Spec.JobTemplate.Spec.Template.Spec;
+        Assert.False(string.IsNullOrEmpty(pod.NodeName)); // one per node
+        Assert.Equal("backstop-volumes", pod.ServiceAccountName);
+        var container = pod.Containers.Single();
+        Assert.Equal("spec.nodeName", container.Env.Single(e => e.Name == "NODE_NAME").ValueFrom.FieldRef.FieldPath);
+        var storage = container.VolumeMounts.Single(m => m.Name == "storage");
+        Assert.True(storage.ReadOnlyProperty);
+        Assert.Equal("/var/lib/rancher/k3s/storage", pod.Volumes.Single(v => v.Name == "storage").HostPath.Path);
+        Assert.Equal("/host/var/lib/rancher/k3s/storage", storage.MountPath);
+
+        var config = objects.OfType<V1ConfigMap>().Single().Data["backstop.yaml"];
+        _box.Write("volumes.yaml", config.Replace("/var/lib/backstop", _box["state"], StringComparison.Ordinal));
+        var check = Sandbox.ExecEnv(_box.Root, new Dictionary<string, string> { ["S3_ACCESS_KEY"] = "a", ["S3_SECRET_KEY"] = "b" }, "dotnet",
+            [Sandbox.BackstopDll, "--config", _box["volumes.yaml"], "config", "check"]);
+        Assert.True(check.ExitCode == 0, check.ToString());
+    }
+
     private static string Helm
     {
         get

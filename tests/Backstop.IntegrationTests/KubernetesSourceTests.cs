@@ -252,4 +252,65 @@ public sealed class KubernetesSourceTests : IDisposable
         Assert.DoesNotContain(_api.All("", "namespaces"), n => n["metadata"]!["name"]!.GetValue<string>().StartsWith("backstop-drill-", StringComparison.Ordinal));
         Assert.Contains(_api.Requests, r => r.StartsWith("DELETE /api/v1/namespaces/backstop-drill-", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Volume_data_on_this_node_is_backed_up_per_claim_and_what_is_elsewhere_is_named_not_skipped_silently()
+    {
+        Populate(_api);
+        // A k3s local-path volume on this node (node-a), one on node-b, an NFS volume, and a claim not bound yet.
+        var here = "/var/lib/rancher/k3s/storage/pvc-11_ledger_data";
+        Directory.CreateDirectory(_box[$"hostfs{here}/blocks"]);
+        File.WriteAllText(_box[$"hostfs{here}/blocks/000001.ldb"], "ledger block one");
+        File.WriteAllText(_box[$"hostfs{here}/CURRENT"], "MANIFEST-000002");
+        JsonObject Affinity(string node) => new()
+        {
+            ["required"] = new JsonObject
+            {
+                ["nodeSelectorTerms"] = new JsonArray(new JsonObject
+                {
+                    ["matchExpressions"] = new JsonArray(new JsonObject { ["key"] = "kubernetes.io/hostname", ["operator"] = "In", ["values"] = new JsonArray(node) }),
+                }),
+            },
+        };
+        _api.Add(Obj("v1", "PersistentVolume", null, "pvc-11", new JsonObject { ["spec"] = new JsonObject { ["hostPath"] = new JsonObject { ["path"] = here }, ["nodeAffinity"] = Affinity("node-a") } }));
+        _api.Add(Obj("v1", "PersistentVolume", null, "pvc-12", new JsonObject { ["spec"] = new JsonObject { ["local"] = new JsonObject { ["path"] = "/var/lib/rancher/k3s/storage/pvc-12_ledger_peer" }, ["nodeAffinity"] = Affinity("node-b") } }));
+        _api.Add(Obj("v1", "PersistentVolume", null, "nfs-1", new JsonObject { ["spec"] = new JsonObject { ["nfs"] = new JsonObject { ["server"] = "nas", ["path"] = "/export" } } }));
+        foreach (var (claim, bound) in new[] { ("data", "pvc-11"), ("peer", "pvc-12"), ("shared", "nfs-1"), ("pending", (string?)null) })
+        {
+            _api.Add(Obj("v1", "PersistentVolumeClaim", "ledger", claim, new JsonObject { ["spec"] = bound is null ? new JsonObject() : new JsonObject { ["volumeName"] = bound } }));
+        }
+
+        Config($", exclude_kinds: [Secret], pvcs: all, node: node-a, host_root: {_box["hostfs"]}", encrypted: false);
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var output = run.Stdout + run.Stderr;
+        Assert.Contains("volume pvc-12 of claim ledger/peer is on node node-b, not on this one (node-a)", output, StringComparison.Ordinal);
+        Assert.Contains("volume nfs-1 of claim ledger/shared is not a folder on a node", output, StringComparison.Ordinal);
+        Assert.Contains("persistent volume claim ledger/pending is not bound", output, StringComparison.Ordinal);
+        var artifacts = JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement.GetProperty("snapshots")[0].GetProperty("artifacts");
+        var volume = artifacts.EnumerateArray().Single(a => a.GetProperty("name").GetString() == "pvc%2Fledger%2Fdata.tar");
+        Assert.Equal(2, volume.GetProperty("facts").GetProperty("files").GetInt64());
+        Assert.Equal(31, volume.GetProperty("facts").GetProperty("bytes").GetInt64());
+
+        // Volume data restores into a folder (objects into a cluster): FOLDER/NAMESPACE/CLAIM, then the node's path.
+        var restore = _box.Run("restore", "--source", "cluster", "--to", "restored");
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal("ledger block one", File.ReadAllText(Directory.GetFiles(_box["restored/ledger/data"], "000001.ldb", SearchOption.AllDirectories).Single()));
+        var wrong = _box.Run("restore", "--source", "cluster", "--artifact", "resources.tar", "--to", "restored2");
+        Assert.Equal(2, wrong.ExitCode);
+        Assert.Contains("kube://", wrong.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Doctor_names_the_namespaces_and_volume_claims_no_source_covers()
+    {
+        Populate(_api);
+        _api.Add(Obj("v1", "PersistentVolumeClaim", "ledger", "data", new JsonObject { ["spec"] = new JsonObject() }));
+        Config(", exclude_kinds: [Secret], namespaces: [shop]", encrypted: false);
+        var doctor = _box.Run("doctor");
+        var output = doctor.Stdout + doctor.Stderr;
+        Assert.Contains("2 namespaces no source backs up: default, ledger", output, StringComparison.Ordinal);
+        Assert.Contains("1 persistent volume claim no source backs up: ledger/data", output, StringComparison.Ordinal);
+        Assert.Contains("pvcs", output, StringComparison.Ordinal);
+    }
 }

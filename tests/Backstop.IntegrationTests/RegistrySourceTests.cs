@@ -229,4 +229,15 @@ public sealed class RegistrySourceTests : IDisposable
         Assert.Equal(2, name.ExitCode);
         Assert.Contains("not a repository name", name.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Doctor_names_the_repositories_no_source_covers()
+    {
+        using var source = new RegistryServer();
+        Populate(source);
+        Config(source, ", repositories: [app/api]");
+        var doctor = _box.Run("doctor");
+        Assert.Contains("1 repository no source backs up: tools/db", doctor.Stdout + doctor.Stderr, StringComparison.Ordinal);
+        Assert.Contains("add it to the repositories of 'images', or use repositories: all", doctor.Stdout + doctor.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -203,7 +203,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
             {
                 try
                 {
-                    if (await health.InventoryAsync(ct).ConfigureAwait(false) is { } inventory)
+                    foreach (var inventory in await health.InventoriesAsync(ct).ConfigureAwait(false))
                     {
                         inventories.Add((def, inventory));
                     }
@@ -228,11 +228,13 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
                 : server.SelectMany(s => s.Inventory.Covered!).ToHashSet(StringComparer.Ordinal);
             var missing = server.First().Inventory.Databases.Where(d => !covered.Contains(d)).Order(StringComparer.Ordinal).ToList();
             var sources = string.Join(", ", server.Select(s => $"'{s.Def.Name}'"));
+            var (noun, key) = (server.First().Inventory.Noun, server.First().Inventory.Key);
+            var plural = noun.EndsWith('y') ? noun[..^1] + "ies" : noun + "s";
             findings.Add(missing.Count == 0
-                ? new Finding("coverage", server.Key, FindingStatus.Ok, $"every database is backed up (by {sources})")
+                ? new Finding("coverage", server.Key, FindingStatus.Ok, $"every {noun} is backed up (by {sources})")
                 : new Finding("coverage", server.Key, FindingStatus.Warn,
-                    $"{missing.Count} database{(missing.Count == 1 ? "" : "s")} no source backs up: {string.Join(", ", missing)}",
-                    $"add {(missing.Count == 1 ? "it" : "them")} to the databases of {sources}, or use databases: all"));
+                    $"{missing.Count} {(missing.Count == 1 ? noun : plural)} no source backs up: {string.Join(", ", missing)}",
+                    $"add {(missing.Count == 1 ? "it" : "them")} to the {key} of {sources}, or use {key}: all"));
         }
 
         return findings;

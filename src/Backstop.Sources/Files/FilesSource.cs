@@ -60,7 +60,7 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
     }
 }
 
-internal sealed partial class FilesSource(string name, FilesOptions options, bool requireMounts = false) : ISource, IStagedRestorable
+internal sealed partial class FilesSource(string name, FilesOptions options, bool requireMounts = false, string artifact = FilesSource.ArtifactName) : ISource, IStagedRestorable
 {
     /// <summary>Extracts into a staging folder inside the destination; publishing moves its top-level names into place.</summary>
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
@@ -108,9 +108,9 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        await using var artifact = await sink.BeginArtifactAsync(ArtifactName, cancellationToken).ConfigureAwait(false);
+        await using var writer = await sink.BeginArtifactAsync(artifact, cancellationToken).ConfigureAwait(false);
         var facts = new Walker(name, _exclude, sink, cancellationToken);
-        using (var tar = new TarWriter(artifact.Content, TarEntryFormat.Pax, leaveOpen: true))
+        using (var tar = new TarWriter(writer.Content, TarEntryFormat.Pax, leaveOpen: true))
         {
             foreach (var root in options.Paths)
             {
@@ -118,10 +118,10 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             }
         }
 
-        await artifact.CompleteAsync(facts.Facts(), cancellationToken).ConfigureAwait(false);
+        await writer.CompleteAsync(facts.Facts(), cancellationToken).ConfigureAwait(false);
     }
 
-    public IArtifactValidator? ValidatorFor(string artifactName) => artifactName == ArtifactName ? new TarValidator() : null;
+    public IArtifactValidator? ValidatorFor(string artifactName) => artifactName == artifact ? new TarValidator() : null;
 
     public string RestoreRecipe(string artifactName, string storedFile) => $"mkdir -p DEST && zstd -dc {storedFile} | tar -xpf - -C DEST";
 

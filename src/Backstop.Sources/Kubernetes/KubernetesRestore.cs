@@ -60,6 +60,17 @@ internal sealed partial class KubernetesSource : IRestorable
         return (context.Length > 0 ? context : null, ns.Length > 0 ? ns : null, from);
     }
 
+    /// <summary>Objects go into a cluster (<c>kube://…</c>); volume data into a folder.</summary>
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
+    {
+        var toCluster = destination.StartsWith("kube://", StringComparison.Ordinal);
+        var chosen = artifacts.Where(a => IsVolumeArtifact(a) != toCluster).ToList();
+        return chosen.Count > 0 ? chosen
+            : throw new ConfigException(toCluster
+                ? $"--to {destination}: the chosen artifacts are volume data; restore them into a folder (--to DIR)"
+                : $"--to {destination}: the snapshot's objects go into a cluster (--to kube://[CONTEXT][/NAMESPACE]); a folder takes volume data, and this snapshot has none");
+    }
+
     public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
         destination.StartsWith("kube://", StringComparison.Ordinal)
             ? throw new ConfigException("--to: the stock recipe unpacks into a folder and applies it with kubectl to its current context: give a folder (--to DIR)")
@@ -68,6 +79,15 @@ internal sealed partial class KubernetesSource : IRestorable
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)
     {
+        if (IsVolumeArtifact(artifactName))
+        {
+            // Volume data: into FOLDER/NAMESPACE/CLAIM, through the files source's staged restore.
+            var claim = Uri.UnescapeDataString(artifactName[..^".tar".Length])[VolumePrefix.Length..];
+            var staged = await FilesSourceFor(artifactName).StageAsync(artifactName, content, Path.Combine(destination, claim), force, cancellationToken).ConfigureAwait(false);
+            staged.Publish();
+            return staged.Found;
+        }
+
         var (context, targetNamespace, from) = Destination(destination);
         if (context is not null && options.Kubeconfig is null)
         {

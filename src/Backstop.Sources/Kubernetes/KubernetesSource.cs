@@ -15,6 +15,15 @@ public sealed record KubernetesOptions(
     string? LabelSelector,
     bool ClusterResources)
 {
+    /// <summary><c>pvcs:</c>: null (none), ["all"], or NAMESPACE/NAME entries.</summary>
+    public IReadOnlyList<string>? Pvcs { get; init; }
+
+    /// <summary>This node's name (<c>node:</c>), when not the NODE_NAME variable or the host name.</summary>
+    public string? Node { get; init; }
+
+    /// <summary>Where the node's file system is (<c>/</c>, or <c>/host</c> in a pod that mounts it there).</summary>
+    public string HostRoot { get; init; } = "/";
+
     /// <summary>Whether Secrets can be in the backup (not excluded, and not left out by an include list).</summary>
     public bool TakesSecrets =>
         !ExcludeKinds.Any(IsSecret) && (IncludeKinds.Count == 0 || IncludeKinds.Any(IsSecret));
@@ -67,7 +76,22 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
             }
         }
 
-        return new KubernetesOptions(kubeconfig, context, namespaces, include, exclude, map.String("label_selector"), map.Bool("cluster_resources") ?? false);
+        var pvcs = map.StringList("pvcs");
+        foreach (var p in pvcs ?? [])
+        {
+            var parts = p.Split('/');
+            if (!(p == "all" && pvcs!.Count == 1) && (parts.Length != 2 || !KubeNames.IsName(parts[0]) || !KubeNames.IsName(parts[1])))
+            {
+                throw map.Error("pvcs", $"'{p}' is not NAMESPACE/NAME of a persistent volume claim (or say all)");
+            }
+        }
+
+        return new KubernetesOptions(kubeconfig, context, namespaces, include, exclude, map.String("label_selector"), map.Bool("cluster_resources") ?? false)
+        {
+            Pvcs = pvcs,
+            Node = map.String("node"),
+            HostRoot = map.PathValue("host_root") ?? "/",
+        };
     }
 
     public override string? RequiresEncryption(object options) =>
@@ -122,7 +146,8 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     {
         ArgumentNullException.ThrowIfNull(sink);
         using var client = Client();
-        var resources = Selected(await client.DiscoverAsync(cancellationToken).ConfigureAwait(false));
+        var discovered = await client.DiscoverAsync(cancellationToken).ConfigureAwait(false);
+        var resources = Selected(discovered);
         var namespaceKind = resources.FirstOrDefault(r => r.KindGroup == "Namespace")
                             ?? throw new BackupException($"source '{name}': the API server {client.Server} serves no Namespace kind");
         var all = new List<JsonObject>();
@@ -139,58 +164,62 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
 
         var wanted = options.Namespaces?.ToHashSet(StringComparer.Ordinal) ?? existing;
         var facts = new Dictionary<string, long>(StringComparer.Ordinal);
-        await using var artifact = await sink.BeginArtifactAsync(ArtifactName, cancellationToken).ConfigureAwait(false);
-        await using (var tar = new TarWriter(artifact.Content, TarEntryFormat.Pax, leaveOpen: true))
+        await using (var artifact = await sink.BeginArtifactAsync(ArtifactName, cancellationToken).ConfigureAwait(false))
         {
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            async Task WriteAsync(KubeResource r, JsonObject o)
+            await using (var tar = new TarWriter(artifact.Content, TarEntryFormat.Pax, leaveOpen: true))
             {
-                var (path, _) = PathOf(r, o, client.Server);
-                if (!seen.Add(path))
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                async Task WriteAsync(KubeResource r, JsonObject o)
                 {
-                    return;
-                }
-
-                Clean(r, o);
-                var bytes = Encoding.UTF8.GetBytes(KubeYaml.Write(o));
-                using var data = new MemoryStream(bytes, writable: false);
-                await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, path)
-                {
-                    DataStream = data,
-                    Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-                    ModificationTime = DateTimeOffset.UnixEpoch,
-                }, cancellationToken).ConfigureAwait(false);
-                Count(facts, r.KindGroup, r.Namespaced ? o["metadata"]?["namespace"]?.GetValue<string>() : null);
-            }
-
-            foreach (var ns in all.Where(n => wanted.Contains(n["metadata"]?["name"]?.GetValue<string>() ?? "")))
-            {
-                if (options.LabelSelector is null || options.Namespaces is not null)
-                {
-                    await WriteAsync(namespaceKind, ns).ConfigureAwait(false);
-                }
-            }
-
-            foreach (var r in resources.Where(r => r.KindGroup != "Namespace"))
-            {
-                var scopes = !r.Namespaced ? [null] : options.Namespaces is null ? new string?[] { null } : options.Namespaces.Select(n => (string?)n).ToArray();
-                foreach (var scope in scopes)
-                {
-                    await foreach (var o in client.ListAsync(r, scope, options.LabelSelector, cancellationToken).ConfigureAwait(false))
+                    var (path, _) = PathOf(r, o, client.Server);
+                    if (!seen.Add(path))
                     {
-                        var ns = o["metadata"]?["namespace"]?.GetValue<string>();
-                        if (r.Namespaced && (ns is null || !wanted.Contains(ns)) || Skip(r, o))
-                        {
-                            continue;
-                        }
+                        return;
+                    }
 
-                        await WriteAsync(r, o).ConfigureAwait(false);
+                    Clean(r, o);
+                    var bytes = Encoding.UTF8.GetBytes(KubeYaml.Write(o));
+                    using var data = new MemoryStream(bytes, writable: false);
+                    await tar.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, path)
+                    {
+                        DataStream = data,
+                        Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                        ModificationTime = DateTimeOffset.UnixEpoch,
+                    }, cancellationToken).ConfigureAwait(false);
+                    Count(facts, r.KindGroup, r.Namespaced ? o["metadata"]?["namespace"]?.GetValue<string>() : null);
+                }
+
+                foreach (var ns in all.Where(n => wanted.Contains(n["metadata"]?["name"]?.GetValue<string>() ?? "")))
+                {
+                    if (options.LabelSelector is null || options.Namespaces is not null)
+                    {
+                        await WriteAsync(namespaceKind, ns).ConfigureAwait(false);
+                    }
+                }
+
+                foreach (var r in resources.Where(r => r.KindGroup != "Namespace"))
+                {
+                    var scopes = !r.Namespaced ? [null] : options.Namespaces is null ? new string?[] { null } : options.Namespaces.Select(n => (string?)n).ToArray();
+                    foreach (var scope in scopes)
+                    {
+                        await foreach (var o in client.ListAsync(r, scope, options.LabelSelector, cancellationToken).ConfigureAwait(false))
+                        {
+                            var ns = o["metadata"]?["namespace"]?.GetValue<string>();
+                            if (r.Namespaced && (ns is null || !wanted.Contains(ns)) || Skip(r, o))
+                            {
+                                continue;
+                            }
+
+                            await WriteAsync(r, o).ConfigureAwait(false);
+                        }
                     }
                 }
             }
+
+            await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
         }
 
-        await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
+        await CaptureVolumesAsync(client, sink, discovered, wanted, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Facts: objects, namespaces, secrets, a count per kind (<c>Deployment.apps=3</c>) and per namespace (<c>ns/shop=12</c>).</summary>
@@ -265,7 +294,10 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
         }
     }
 
-    public IArtifactValidator? ValidatorFor(string artifactName) => new ResourcesValidator();
+    public IArtifactValidator? ValidatorFor(string artifactName) =>
+        IsVolumeArtifact(artifactName) ? FilesSourceFor(artifactName).ValidatorFor(artifactName) : new ResourcesValidator();
+
+    private Files.FilesSource FilesSourceFor(string artifactName) => new(name, new Files.FilesOptions([], []), artifact: artifactName);
 
     /// <summary>Re-reads the tar: only <c>NS/Kind.group/NAME.yaml</c> files, each one object whose kind and name are its path's.</summary>
     private sealed class ResourcesValidator : IArtifactValidator
@@ -331,7 +363,8 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     }
 
     /// <summary>Unpack, then <c>kubectl apply</c>: definitions and namespaces first, then everything (already-applied ones unchanged).</summary>
-    public string RestoreRecipe(string artifactName, string storedFile) =>
-        $"mkdir -p DEST && zstd -dc {storedFile} | tar -x -C DEST && for d in DEST/{ClusterFolder}/CustomResourceDefinition.apiextensions.k8s.io DEST/{ClusterFolder}/Namespace; " +
+    public string RestoreRecipe(string artifactName, string storedFile) => IsVolumeArtifact(artifactName)
+        ? FilesSourceFor(artifactName).RestoreRecipe(artifactName, storedFile)
+        : $"mkdir -p DEST && zstd -dc {storedFile} | tar -x -C DEST && for d in DEST/{ClusterFolder}/CustomResourceDefinition.apiextensions.k8s.io DEST/{ClusterFolder}/Namespace; " +
         "do if [ -d \"$d\" ]; then kubectl apply -R -f \"$d\" || exit 1; fi; done && kubectl apply -R -f DEST";
 }

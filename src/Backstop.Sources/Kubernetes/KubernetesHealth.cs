@@ -1,0 +1,46 @@
+using System.Text.Json.Nodes;
+using Backstop.Core.Plugins;
+
+namespace Backstop.Sources.Kubernetes;
+
+/// <summary><c>doctor</c> for a cluster: the namespaces, and the persistent volume claims, that no source covers.</summary>
+internal sealed partial class KubernetesSource : IHealthChecked
+{
+    public SourcePlace Place => new(null, []);
+
+    public async Task<IReadOnlyList<ServerInventory>> InventoriesAsync(CancellationToken cancellationToken)
+    {
+        using var client = Client();
+        var resources = await client.DiscoverAsync(cancellationToken).ConfigureAwait(false);
+        var namespaces = new List<string>();
+        await foreach (var ns in client.ListAsync(resources.First(r => r.KindGroup == "Namespace"), null, null, cancellationToken).ConfigureAwait(false))
+        {
+            if (ns["metadata"]?["name"]?.GetValue<string>() is { } n && !n.StartsWith("backstop-drill-", StringComparison.Ordinal))
+            {
+                namespaces.Add(n);
+            }
+        }
+
+        var claims = new List<string>();
+        if (resources.FirstOrDefault(r => r.KindGroup == "PersistentVolumeClaim") is { } claimKind)
+        {
+            await foreach (JsonObject c in client.ListAsync(claimKind, null, null, cancellationToken).ConfigureAwait(false))
+            {
+                claims.Add($"{c["metadata"]?["namespace"]?.GetValue<string>()}/{c["metadata"]?["name"]?.GetValue<string>()}");
+            }
+        }
+
+        var wanted = options.Namespaces?.ToHashSet(StringComparer.Ordinal);
+        IReadOnlyList<string> coveredClaims = options.Pvcs is null ? []
+            : options.Pvcs is ["all"] ? claims.Where(c => wanted is null || wanted.Contains(c[..c.IndexOf('/', StringComparison.Ordinal)])).ToList()
+            : options.Pvcs;
+        return
+        [
+            new ServerInventory($"kubernetes {client.Server} namespaces", namespaces.Order(StringComparer.Ordinal).ToList(), options.Namespaces) { Noun = "namespace", Key = "namespaces" },
+            new ServerInventory($"kubernetes {client.Server} volume claims", claims.Order(StringComparer.Ordinal).ToList(), coveredClaims)
+            {
+                Noun = "persistent volume claim", Key = "pvcs",
+            },
+        ];
+    }
+}
