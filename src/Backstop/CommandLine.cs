@@ -43,8 +43,15 @@ internal static class CommandLine
         var run = new Command("run", "Back up now: capture, seal, ship, verify, commit; then apply retention to the sources backed up. Exit 0 all good, 1 a backup failed, 3 all valid but some degraded (a copy failed, an expectation warned)");
         run.Add(sources);
         run.Add(noPrune);
+        var wait = new Option<string?>("--wait")
+        {
+            Description = "When another run holds the lock, wait for it (up to DURATION, default 24h) instead of exiting 75; says so on stderr",
+            HelpName = "DURATION",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
         run.Add(acceptShrink);
-        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), p.GetValue(acceptShrink), ct));
+        run.Add(wait);
+        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), p.GetValue(acceptShrink), WaitOf(p, wait), ct));
         root.Add(run);
 
         var status = new Command("status", "Per source: state, last valid backup and its age against the RPO, copies");
@@ -182,5 +189,24 @@ internal static class CommandLine
         root.Add(catalogCommand);
 
         return root;
+    }
+
+    /// <summary><c>--wait</c> absent: null; bare: 24 hours; <c>--wait=30m</c>: that long.</summary>
+    private static TimeSpan? WaitOf(ParseResult p, Option<string?> option)
+    {
+        if (p.GetResult(option) is null)
+        {
+            return null;
+        }
+
+        var text = p.GetValue(option);
+        if (string.IsNullOrEmpty(text))
+        {
+            return TimeSpan.FromHours(24);
+        }
+
+        return Core.Config.Quantities.TryParseDuration(text, out var d, out var error) && d > TimeSpan.Zero
+            ? d
+            : throw new Core.Config.ConfigException($"--wait {text}: {(error.Length > 0 ? error : "must be longer than zero")} (a duration such as 30m or 2h)");
     }
 }

@@ -144,7 +144,7 @@ public sealed class KubernetesSourceTests : IDisposable
         Assert.False(facts.TryGetProperty("Lease.coordination.k8s.io", out _));
         Assert.False(facts.TryGetProperty("Node", out _));
         Assert.Equal(1, facts.GetProperty("CustomResourceDefinition.apiextensions.k8s.io").GetInt64()); // cluster-scoped: with cluster_resources
-        Assert.Contains(_api.Requests, r => r.Contains("limit=500", StringComparison.Ordinal) && r.Contains("continue=", StringComparison.Ordinal));
+        Assert.Contains(_api.Requests, r => r.Contains("limit=100", StringComparison.Ordinal) && r.Contains("continue=", StringComparison.Ordinal));
 
         // The stock recipe, run literally into an empty cluster with kubectl: decrypt, unpack, apply.
         using var fresh = new KubeApiServer();

@@ -32,6 +32,29 @@ public sealed class RunSafetyTests : IDisposable
     }
 
     [Fact]
+    public void Run_wait_queues_behind_the_holder_and_says_so_and_a_wait_that_runs_out_still_exits_75()
+    {
+        _box.Write("data/a.txt", "a");
+        Config("head -c 100000 /dev/urandom; sleep 4");
+        using var first = _box.Start("run");
+        RunningCli.WaitUntil(PartialExists, "the first run to start writing");
+        var impatient = _box.Run("run", "--wait=1s");
+        Assert.Equal(75, impatient.ExitCode);
+        Assert.Contains("still held after waiting", impatient.Stderr, StringComparison.Ordinal);
+
+        var queued = _box.Run("run", "--wait");
+        Assert.True(queued.ExitCode == 0, queued.ToString());
+        Assert.Contains("waiting up to 1d for the lock: another backstop run holds the lock", queued.Stderr, StringComparison.Ordinal);
+        Assert.True(first.Wait().ExitCode == 0);
+        Assert.Equal(2, System.Text.Json.JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement.GetProperty("snapshots").EnumerateArray()
+            .Count(s => s.GetProperty("source").GetString() == "slow" && s.GetProperty("valid").GetBoolean())); // the queued run backed up after the first
+
+        var bad = _box.Run("run", "--wait=soon");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--wait soon", bad.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void After_kill_9_the_next_run_cleans_up_and_earlier_snapshots_stay_good()
     {
         _box.Write("data/a.txt", "first");

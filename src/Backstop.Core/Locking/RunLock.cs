@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
 using static Backstop.Core.Util.Posix;
@@ -64,6 +65,40 @@ public sealed class RunLock : IDisposable
         RandomAccess.Write(handle, bytes, 0);
         RandomAccess.FlushToDisk(handle);
         return new RunLock(handle, path, previous.Length > 0 ? previous : null);
+    }
+
+    /// <summary>
+    /// Takes the lock, waiting up to <paramref name="wait"/> for another run to release it (polling each second);
+    /// <paramref name="waiting"/> is told once, with the holder, when it has to wait. Past the wait: LockHeldException.
+    /// </summary>
+    public static async Task<RunLock> AcquireAsync(string path, TimeSpan wait, Action<string> waiting, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(waiting);
+        var started = DateTimeOffset.UtcNow;
+        var said = false;
+        while (true)
+        {
+            try
+            {
+                return Acquire(path);
+            }
+            catch (LockHeldException e)
+            {
+                var waited = DateTimeOffset.UtcNow - started;
+                if (waited >= wait)
+                {
+                    throw new LockHeldException($"{e.Message}: still held after waiting {Quantities.FormatDuration(waited)} (--wait)");
+                }
+
+                if (!said)
+                {
+                    said = true;
+                    waiting(e.Message);
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     public void Dispose()

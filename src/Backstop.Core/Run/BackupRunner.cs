@@ -211,8 +211,13 @@ public sealed class BackupRunner
             return source.RestoreRecipe(artifact, fileName);
         }
 
-        var compressed = fileName[..^Sealed.AgeSuffix.Length];
-        return (passphrase ? $"age -d -o {compressed} {fileName} && " : $"age -d -i KEY_FILE -o {compressed} {fileName} && ") + source.RestoreRecipe(artifact, compressed);
+        // Decrypted into the pipe, never into a file: a recipe leaves no clear copy behind (in the current folder or anywhere).
+        var decrypt = passphrase ? $"age -d {fileName}" : $"age -d -i KEY_FILE {fileName}";
+        var recipe = source.RestoreRecipe(artifact, fileName);
+        var piped = recipe.Replace($"zstd -dc {fileName}", $"{decrypt} | zstd -dc", StringComparison.Ordinal)
+            .Replace($"zstd -d < {fileName}", $"{decrypt} | zstd -d", StringComparison.Ordinal);
+        return piped != recipe ? piped
+            : throw new InvalidOperationException($"the {artifact} recipe reads {fileName} other than through zstd -dc or zstd -d <; it cannot be decrypted into a pipe");
     }
 
     /// <summary>

@@ -41,6 +41,9 @@ internal sealed class KubeClient : k8s.Kubernetes
 
     public string Server { get; }
 
+    /// <summary>The largest answer taken (a page of 100 objects; an object is at most 1.5 MiB in etcd).</summary>
+    private const long MaxAnswer = 256L << 20;
+
     /// <summary>From a kubeconfig (and context), or, without one, the pod's service account.</summary>
     public static KubeClient Create(string? kubeconfig, string? context)
     {
@@ -83,6 +86,11 @@ internal sealed class KubeClient : k8s.Kubernetes
         try
         {
             using var response = await SendRequestRaw(text, request, cancellationToken).ConfigureAwait(false);
+            if (response.Content.Headers.ContentLength > MaxAnswer)
+            {
+                throw new BackupException($"the Kubernetes API server {Server} answered {KubeClient.Printable(pathAndQuery)} with {response.Content.Headers.ContentLength} bytes, more than the {MaxAnswer} taken");
+            }
+
             return (response.StatusCode, await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
         }
         catch (HttpOperationException e)
@@ -125,10 +133,10 @@ internal sealed class KubeClient : k8s.Kubernetes
         var code = ((int)status).ToString(CultureInfo.InvariantCulture);
         try
         {
-            if (JsonNode.Parse(body) is JsonObject o && o["kind"]?.GetValue<string>() == "Status")
+            if (JsonNode.Parse(body) is JsonObject o && o["kind"].Str() == "Status")
             {
-                var reason = o["reason"]?.GetValue<string>();
-                var message = o["message"]?.GetValue<string>();
+                var reason = o["reason"].Str();
+                var message = o["message"].Str();
                 return $"{code} {reason}{(message is null ? "" : ": " + Printable(message))}".Trim();
             }
         }
@@ -144,7 +152,7 @@ internal sealed class KubeClient : k8s.Kubernetes
     {
         var groupVersions = new List<(string Group, string Version)>();
         var core = await GetAsync("/api", cancellationToken).ConfigureAwait(false);
-        if (core["versions"] is JsonArray versions && versions.Select(v => v?.GetValue<string>()).Contains("v1"))
+        if (core["versions"] is JsonArray versions && versions.Select(v => v.Str()).Contains("v1"))
         {
             groupVersions.Add(("", "v1"));
         }
@@ -152,8 +160,8 @@ internal sealed class KubeClient : k8s.Kubernetes
         var groups = await GetAsync("/apis", cancellationToken).ConfigureAwait(false);
         foreach (var g in groups["groups"] as JsonArray ?? [])
         {
-            var name = g?["name"]?.GetValue<string>();
-            var preferred = g?["preferredVersion"]?["version"]?.GetValue<string>() ?? (g?["versions"] as JsonArray)?.FirstOrDefault()?["version"]?.GetValue<string>();
+            var name = g?["name"].Str();
+            var preferred = g?["preferredVersion"]?["version"].Str() ?? (g?["versions"] as JsonArray)?.FirstOrDefault()?["version"].Str();
             if (name is not null && preferred is not null && KubeNames.IsGroup(name) && KubeNames.IsVersion(preferred))
             {
                 groupVersions.Add((name, preferred));
@@ -176,20 +184,20 @@ internal sealed class KubeClient : k8s.Kubernetes
 
             foreach (var r in list["resources"] as JsonArray ?? [])
             {
-                var plural = r?["name"]?.GetValue<string>() ?? "";
-                var verbs = (r?["verbs"] as JsonArray ?? []).Select(v => v?.GetValue<string>() ?? "").ToList();
+                var plural = r?["name"].Str() ?? "";
+                var verbs = (r?["verbs"] as JsonArray ?? []).Select(v => v.Str() ?? "").ToList();
                 if (plural.Contains('/', StringComparison.Ordinal) || !verbs.Contains("list") || !KubeNames.IsPlural(plural))
                 {
                     continue;
                 }
 
-                var kind = r?["kind"]?.GetValue<string>() ?? "";
+                var kind = r?["kind"].Str() ?? "";
                 if (!KubeNames.IsKind(kind))
                 {
                     throw new BackupException($"the Kubernetes API server {Server} lists a kind named '{Printable(kind)}' in {path}, which is not a kind name");
                 }
 
-                resources.Add(new KubeResource(group, version, plural, kind, r?["namespaced"]?.GetValue<bool>() ?? false, verbs));
+                resources.Add(new KubeResource(group, version, plural, kind, r?["namespaced"].Flag() ?? false, verbs));
             }
         }
 
@@ -204,7 +212,7 @@ internal sealed class KubeClient : k8s.Kubernetes
         var pages = 0;
         do
         {
-            var query = $"{resource.Path(ns)}?limit=500" + (labelSelector is null ? "" : "&labelSelector=" + Uri.EscapeDataString(labelSelector))
+            var query = $"{resource.Path(ns)}?limit=100" + (labelSelector is null ? "" : "&labelSelector=" + Uri.EscapeDataString(labelSelector))
                         + (next is null ? "" : "&continue=" + Uri.EscapeDataString(next));
             var page = await GetAsync(query, cancellationToken).ConfigureAwait(false);
             foreach (var item in page["items"] as JsonArray ?? [])
@@ -218,7 +226,7 @@ internal sealed class KubeClient : k8s.Kubernetes
                 }
             }
 
-            next = page["metadata"]?["continue"]?.GetValue<string>() is { Length: > 0 } c ? c : null;
+            next = page["metadata"]?["continue"].Str() is { Length: > 0 } c ? c : null;
             if (++pages > 100_000)
             {
                 throw new BackupException($"the Kubernetes API server {Server} keeps paging {resource.Path(ns)}; stopped after 100,000 pages");
@@ -232,6 +240,16 @@ internal sealed class KubeClient : k8s.Kubernetes
         var clean = new string(text.Select(c => char.IsControl(c) ? '?' : c).ToArray());
         return clean.Length > 300 ? clean[..300] + "…" : clean;
     }
+}
+
+/// <summary>Values read from what a server or an archive sends: the wrong type is "absent", never an exception.</summary>
+internal static class JsonAccess
+{
+    public static string? Str(this JsonNode? node) =>
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
+
+    public static bool? Flag(this JsonNode? node) =>
+        node is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? v.GetValueKind() == JsonValueKind.True : null;
 }
 
 /// <summary>The names Kubernetes allows, checked on what a server sends before any becomes a path in the tar.</summary>

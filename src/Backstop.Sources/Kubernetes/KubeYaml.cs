@@ -99,6 +99,16 @@ internal static partial class KubeYaml
         var stream = new YamlStream();
         try
         {
+            // Aliases are refused before anything is built: each would be expanded again (a few KB can expand to GBs).
+            var parser = new Parser(new StringReader(yaml));
+            while (parser.MoveNext())
+            {
+                if (parser.Current is AnchorAlias)
+                {
+                    throw new BackupException($"{what} uses a YAML alias; Backstop writes none and reads none");
+                }
+            }
+
             stream.Load(new StringReader(yaml));
         }
         catch (YamlException e)

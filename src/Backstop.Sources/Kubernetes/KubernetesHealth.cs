@@ -15,7 +15,7 @@ internal sealed partial class KubernetesSource : IHealthChecked
         var namespaces = new List<string>();
         await foreach (var ns in client.ListAsync(resources.First(r => r.KindGroup == "Namespace"), null, null, cancellationToken).ConfigureAwait(false))
         {
-            if (ns["metadata"]?["name"]?.GetValue<string>() is { } n && !n.StartsWith("backstop-drill-", StringComparison.Ordinal))
+            if (ns["metadata"]?["name"].Str() is { } n && !n.StartsWith("backstop-drill-", StringComparison.Ordinal))
             {
                 namespaces.Add(n);
             }
@@ -26,7 +26,7 @@ internal sealed partial class KubernetesSource : IHealthChecked
         {
             await foreach (JsonObject c in client.ListAsync(claimKind, null, null, cancellationToken).ConfigureAwait(false))
             {
-                claims.Add($"{c["metadata"]?["namespace"]?.GetValue<string>()}/{c["metadata"]?["name"]?.GetValue<string>()}");
+                claims.Add($"{c["metadata"]?["namespace"].Str()}/{c["metadata"]?["name"].Str()}");
             }
         }
 

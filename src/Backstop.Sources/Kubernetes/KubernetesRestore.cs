@@ -82,8 +82,16 @@ internal sealed partial class KubernetesSource : IRestorable
         if (IsVolumeArtifact(artifactName))
         {
             // Volume data: into FOLDER/NAMESPACE/CLAIM, through the files source's staged restore.
-            var claim = Uri.UnescapeDataString(artifactName[..^".tar".Length])[VolumePrefix.Length..];
-            var staged = await FilesSourceFor(artifactName).StageAsync(artifactName, content, Path.Combine(destination, claim), force, cancellationToken).ConfigureAwait(false);
+            // The artifact's name comes from a manifest a target handed back: held to Kubernetes' names before it is a path.
+            var parts = Uri.UnescapeDataString(artifactName[..^".tar".Length])[VolumePrefix.Length..].Split('/');
+            if (parts.Length != 2 || !KubeNames.IsName(parts[0]) || parts[0].Contains('.', StringComparison.Ordinal) || !KubeNames.IsName(parts[1])
+                || parts[1].Contains(':', StringComparison.Ordinal))
+            {
+                throw new BackupException($"artifact {KubeClient.Printable(artifactName)} does not name NAMESPACE/CLAIM; refused");
+            }
+
+            var staged = await FilesSourceFor(artifactName).StageAsync(artifactName, content, Path.Combine(destination, parts[0], parts[1]), force, cancellationToken)
+                .ConfigureAwait(false);
             staged.Publish();
             return staged.Found;
         }
@@ -111,11 +119,18 @@ internal sealed partial class KubernetesSource : IRestorable
         if (from is not null)
         {
             // One namespace's objects (a drill, or a restore of one namespace): nothing cluster-scoped, nothing of the others.
-            objects.RemoveAll(o => Namespace(o.Object) != from);
+            objects.RemoveAll(o => Namespace(o.Object) != from && !(targetNamespace is null && o.KindGroup == "Namespace" && Name(o.Object) == from));
             if (objects.Count == 0)
             {
                 throw new BackupException($"the snapshot holds no object of namespace '{from}'");
             }
+        }
+
+        var spans = objects.Select(o => Namespace(o.Object)).Where(n => n is not null).Distinct().Count();
+        if (targetNamespace is not null && spans > 1)
+        {
+            throw new ConfigException($"--to {destination}: the snapshot's objects are in {spans} namespaces, and one namespace cannot take them all " +
+                                      "(two objects of one name would meet); name the one to restore with ?namespace=NAME, or leave the target namespace out");
         }
 
         if (targetNamespace is not null)
@@ -161,11 +176,20 @@ internal sealed partial class KubernetesSource : IRestorable
             }
         }
 
+        if (targetNamespace is not null && targetNamespace.StartsWith("backstop-drill-", StringComparison.Ordinal))
+        {
+            DrillResults[targetNamespace] = (results.Count(r => r.KindGroup != "Namespace" && r.Outcome is "created" or "skipped" or "updated"),
+                results.Count(r => r.Outcome == "left out"));
+        }
+
         found["created"] = results.Count(r => r.Outcome == "created");
         found["skipped"] = results.Count(r => r.Outcome == "skipped");
         found["updated"] = results.Count(r => r.Outcome == "updated");
         return found;
     }
+
+    /// <summary>What a drill's restore put into its scratch namespace (there, and left out as unsafe), for the drill's check.</summary>
+    internal static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (int There, int LeftOut)> DrillResults = new(StringComparer.Ordinal);
 
     internal sealed record ObjectResult(string KindGroup, string? Namespace, string What, string Outcome, string? Reason);
 
@@ -178,7 +202,7 @@ internal sealed partial class KubernetesSource : IRestorable
         var ordered = objects.OrderBy(o => Rank(o.KindGroup)).ThenBy(o => o.KindGroup, StringComparer.Ordinal).ToList();
         var restoredNamespaces = ordered.Where(o => o.KindGroup == "Namespace").Select(o => Name(o.Object)).ToHashSet(StringComparer.Ordinal);
         var restoredKinds = ordered.Where(o => o.KindGroup == "CustomResourceDefinition.apiextensions.k8s.io")
-            .Select(o => $"{o.Object["spec"]?["names"]?["kind"]?.GetValue<string>()}.{o.Object["spec"]?["group"]?.GetValue<string>()}").ToHashSet(StringComparer.Ordinal);
+            .Select(o => $"{o.Object["spec"]?["names"]?["kind"].Str()}.{o.Object["spec"]?["group"].Str()}").ToHashSet(StringComparer.Ordinal);
         var resources = await client.DiscoverAsync(cancellationToken).ConfigureAwait(false);
         var results = new List<ObjectResult>();
         var refused = new Dictionary<JsonObject, ObjectResult>();
@@ -214,7 +238,8 @@ internal sealed partial class KubernetesSource : IRestorable
         }
 
         // 2. Create in order; what the dry run refused is reported, not sent.
-        var discoveredAfterCrds = false;
+        var waitedFor = new HashSet<string>(StringComparer.Ordinal);
+        var drill = objects.FirstOrDefault(o => o.KindGroup == "Namespace").Object is { } first && Name(first).StartsWith("backstop-drill-", StringComparison.Ordinal);
         foreach (var (kindGroup, o) in ordered)
         {
             var what = Describe(kindGroup, o);
@@ -226,16 +251,21 @@ internal sealed partial class KubernetesSource : IRestorable
             else
             {
                 var r = Resolve(resources, o);
-                if (r is null && !discoveredAfterCrds)
+                if (r is null && waitedFor.Add(kindGroup))
                 {
-                    // A custom resource whose definition this restore just created: wait until the API serves its kind.
+                    // A custom resource whose definition this restore just created: wait (once per kind) until the API serves it.
                     for (var i = 0; i < 60 && (r = Resolve(resources, o)) is null; i++)
                     {
                         await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
                         resources = await client.DiscoverAsync(cancellationToken).ConfigureAwait(false);
                     }
+                }
 
-                    discoveredAfterCrds = r is not null;
+                if (drill && DrillSafe(kindGroup, o) is { } why)
+                {
+                    results.Add(new ObjectResult(kindGroup, Namespace(o), what, "left out", why));
+                    await log.WriteLineAsync($"  {"left out",-8} {what}: {why}").ConfigureAwait(false);
+                    continue;
                 }
 
                 // A custom resource whose kind only now exists gets its dry run here, just before it is created.
@@ -279,7 +309,7 @@ internal sealed partial class KubernetesSource : IRestorable
         }
 
         var replacement = o.DeepClone().AsObject();
-        replacement["metadata"]!["resourceVersion"] = JsonNode.Parse(current)?["metadata"]?["resourceVersion"]?.GetValue<string>();
+        replacement["metadata"]!["resourceVersion"] = JsonNode.Parse(current)?["metadata"]?["resourceVersion"].Str();
         var (putStatus, putBody) = await client.SendAsync(HttpMethod.Put, path, replacement, cancellationToken).ConfigureAwait(false);
         return (int)putStatus is >= 200 and <= 299
             ? new ObjectResult(kindGroup, Namespace(o), what, "updated", null)
@@ -289,17 +319,56 @@ internal sealed partial class KubernetesSource : IRestorable
     /// <summary>The resource that serves an object, by its own apiVersion (group and version) and kind.</summary>
     private static KubeResource? Resolve(IReadOnlyList<KubeResource> resources, JsonObject o)
     {
-        var apiVersion = o["apiVersion"]?.GetValue<string>() ?? "";
-        var kind = o["kind"]?.GetValue<string>() ?? "";
+        var apiVersion = o["apiVersion"].Str() ?? "";
+        var kind = o["kind"].Str() ?? "";
         var slash = apiVersion.IndexOf('/', StringComparison.Ordinal);
         var (group, version) = slash < 0 ? ("", apiVersion) : (apiVersion[..slash], apiVersion[(slash + 1)..]);
         var match = resources.FirstOrDefault(r => r.Group == group && r.Kind == kind);
         return match is null ? null : match with { Version = version };
     }
 
-    private static string Name(JsonObject o) => o["metadata"]?["name"]?.GetValue<string>() ?? "";
+    private static string Name(JsonObject o) => o["metadata"]?["name"].Str() ?? "";
 
-    private static string? Namespace(JsonObject o) => o["metadata"]?["namespace"]?.GetValue<string>();
+    private static string? Namespace(JsonObject o) => o["metadata"]?["namespace"].Str();
 
     private static string Describe(string kindGroup, JsonObject o) => Namespace(o) is { } ns ? $"{kindGroup} {ns}/{Name(o)}" : $"{kindGroup} {Name(o)}";
+
+    /// <summary>
+    /// In a drill's scratch namespace (on the production cluster) nothing may start working: workloads are scaled to
+    /// zero, cron jobs suspended, load balancers made cluster-internal; an Ingress (it would take live traffic for its
+    /// host) is not created. Returns why an object is left out, or null.
+    /// </summary>
+    private static string? DrillSafe(string kindGroup, JsonObject o)
+    {
+        switch (kindGroup)
+        {
+            case "Ingress.networking.k8s.io":
+                return "a drill creates no Ingress: it would take live traffic for its host";
+            case "Deployment.apps" or "StatefulSet.apps" or "ReplicaSet.apps":
+                if (o["spec"] is JsonObject spec)
+                {
+                    spec["replicas"] = 0;
+                }
+
+                return null;
+            case "CronJob.batch":
+                if (o["spec"] is JsonObject cron)
+                {
+                    cron["suspend"] = true;
+                }
+
+                return null;
+            case "DaemonSet.apps" or "Job.batch" or "Pod":
+                return "a drill starts nothing on the cluster's nodes";
+            case "Service":
+                if (o["spec"] is JsonObject svc && svc["type"].Str() is "LoadBalancer" or "NodePort")
+                {
+                    svc["type"] = "ClusterIP";
+                }
+
+                return null;
+            default:
+                return null;
+        }
+    }
 }

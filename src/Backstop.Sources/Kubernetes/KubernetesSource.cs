@@ -130,7 +130,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     {
         using var client = Client();
         var version = await client.GetAsync("/version", cancellationToken).ConfigureAwait(false);
-        return new SourcePreflight(new Dictionary<string, string> { ["kubernetes"] = $"{client.Server} {version["gitVersion"]?.GetValue<string>() ?? "?"}" }, 0);
+        return new SourcePreflight(new Dictionary<string, string> { ["kubernetes"] = $"{client.Server} {version["gitVersion"].Str() ?? "?"}" }, 0);
     }
 
     /// <summary>The kinds this source takes, after the filters.</summary>
@@ -156,7 +156,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
             all.Add(ns);
         }
 
-        var existing = all.Select(n => n["metadata"]?["name"]?.GetValue<string>() ?? "").ToHashSet(StringComparer.Ordinal);
+        var existing = all.Select(n => n["metadata"]?["name"].Str() ?? "").ToHashSet(StringComparer.Ordinal);
         foreach (var missing in options.Namespaces?.Where(n => !existing.Contains(n)) ?? [])
         {
             throw new BackupException($"source '{name}': namespace '{missing}' does not exist on {client.Server} (listed in namespaces:)");
@@ -186,10 +186,10 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
                         Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                         ModificationTime = DateTimeOffset.UnixEpoch,
                     }, cancellationToken).ConfigureAwait(false);
-                    Count(facts, r.KindGroup, r.Namespaced ? o["metadata"]?["namespace"]?.GetValue<string>() : null);
+                    Count(facts, r.KindGroup, r.Namespaced ? o["metadata"]?["namespace"].Str() : null);
                 }
 
-                foreach (var ns in all.Where(n => wanted.Contains(n["metadata"]?["name"]?.GetValue<string>() ?? "")))
+                foreach (var ns in all.Where(n => wanted.Contains(n["metadata"]?["name"].Str() ?? "")))
                 {
                     if (options.LabelSelector is null || options.Namespaces is not null)
                     {
@@ -204,7 +204,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
                     {
                         await foreach (var o in client.ListAsync(r, scope, options.LabelSelector, cancellationToken).ConfigureAwait(false))
                         {
-                            var ns = o["metadata"]?["namespace"]?.GetValue<string>();
+                            var ns = o["metadata"]?["namespace"].Str();
                             if (r.Namespaced && (ns is null || !wanted.Contains(ns)) || Skip(r, o))
                             {
                                 continue;
@@ -239,18 +239,18 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     /// <summary>What a controller makes again, and tokens the cluster issues itself.</summary>
     private static bool Skip(KubeResource r, JsonObject o)
     {
-        if (Owned.Contains(r.KindGroup) && o["metadata"]?["ownerReferences"] is JsonArray owners && owners.Any(x => x?["controller"]?.GetValue<bool>() == true))
+        if (Owned.Contains(r.KindGroup) && o["metadata"]?["ownerReferences"] is JsonArray owners && owners.Any(x => x?["controller"].Flag() == true))
         {
             return true;
         }
 
-        return r.KindGroup == "Secret" && o["type"]?.GetValue<string>() == "kubernetes.io/service-account-token";
+        return r.KindGroup == "Secret" && o["type"].Str() == "kubernetes.io/service-account-token";
     }
 
     /// <summary>The object's file in the tar, from names checked against Kubernetes' own rules (a server's names are not trusted as paths).</summary>
     internal static (string Path, string Name) PathOf(KubeResource r, JsonObject o, string server)
     {
-        var objectName = o["metadata"]?["name"]?.GetValue<string>() ?? "";
+        var objectName = o["metadata"]?["name"].Str() ?? "";
         if (!KubeNames.IsName(objectName))
         {
             throw new BackupException($"the Kubernetes API server {server} sent a {r.KindGroup} named '{KubeClient.Printable(objectName)}', which is not an object name");
@@ -259,7 +259,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
         var folder = ClusterFolder;
         if (r.Namespaced)
         {
-            folder = o["metadata"]?["namespace"]?.GetValue<string>() ?? "";
+            folder = o["metadata"]?["namespace"].Str() ?? "";
             if (!KubeNames.IsName(folder) || folder.Contains('.', StringComparison.Ordinal))
             {
                 throw new BackupException($"the Kubernetes API server {server} sent a {r.KindGroup} in a namespace named '{KubeClient.Printable(folder)}', which is not a namespace name");
@@ -281,10 +281,24 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
             }
         }
 
-        if (r.KindGroup == "Service" && o["spec"] is JsonObject spec && spec["clusterIP"]?.GetValue<string>() != "None")
+        if (o["metadata"] is JsonObject owned)
         {
-            spec.Remove("clusterIP"); // the cluster gives a new one; the same address may be taken
-            spec.Remove("clusterIPs");
+            owned.Remove("ownerReferences"); // the owners' uids are this cluster's: elsewhere the garbage collector deletes the object
+        }
+
+        if (r.KindGroup == "Service" && o["spec"] is JsonObject spec)
+        {
+            if (spec["clusterIP"].Str() != "None")
+            {
+                spec.Remove("clusterIP"); // the cluster gives a new one; the same address may be taken
+                spec.Remove("clusterIPs");
+            }
+
+            spec.Remove("healthCheckNodePort"); // node ports too: in the same cluster (a drill) they are taken
+            foreach (var port in spec["ports"] as JsonArray ?? [])
+            {
+                (port as JsonObject)?.Remove("nodePort");
+            }
         }
 
         if (r.KindGroup == "PersistentVolume" && o["spec"]?["claimRef"] is JsonObject claim)
@@ -347,12 +361,12 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
 
             var o = KubeYaml.Read(Encoding.UTF8.GetString(buffer.ToArray()), path) as JsonObject
                     ?? throw new BackupException($"{path} is not a Kubernetes object (a mapping)");
-            var kind = o["kind"]?.GetValue<string>() ?? "";
-            var apiVersion = o["apiVersion"]?.GetValue<string>() ?? "";
+            var kind = o["kind"].Str() ?? "";
+            var apiVersion = o["apiVersion"].Str() ?? "";
             var group = apiVersion.Contains('/', StringComparison.Ordinal) ? apiVersion[..apiVersion.IndexOf('/', StringComparison.Ordinal)] : "";
             var kindGroup = group.Length == 0 ? kind : $"{kind}.{group}";
-            var objectName = o["metadata"]?["name"]?.GetValue<string>() ?? "";
-            var ns = o["metadata"]?["namespace"]?.GetValue<string>();
+            var objectName = o["metadata"]?["name"].Str() ?? "";
+            var ns = o["metadata"]?["namespace"].Str();
             if (kindGroup != parts[1] || objectName + ".yaml" != parts[2] || (parts[0] == ClusterFolder ? ns is not null : ns != parts[0]))
             {
                 throw new BackupException($"{path} holds {KubeClient.Printable(kindGroup)} {KubeClient.Printable(ns ?? "")}/{KubeClient.Printable(objectName)}, not what its path says");

@@ -38,22 +38,22 @@ internal sealed partial class KubernetesSource
             claims.Add(c);
         }
 
-        string Key(JsonObject c) => $"{c["metadata"]?["namespace"]?.GetValue<string>()}/{c["metadata"]?["name"]?.GetValue<string>()}";
+        string Key(JsonObject c) => $"{c["metadata"]?["namespace"].Str()}/{c["metadata"]?["name"].Str()}";
         var chosen = selection.Count == 1 && selection[0] == "all"
-            ? claims.Where(c => wanted.Contains(c["metadata"]?["namespace"]?.GetValue<string>() ?? "")).OrderBy(Key, StringComparer.Ordinal).ToList()
+            ? claims.Where(c => wanted.Contains(c["metadata"]?["namespace"].Str() ?? "")).OrderBy(Key, StringComparer.Ordinal).ToList()
             : selection.Select(s => claims.FirstOrDefault(c => Key(c) == s)
                                     ?? throw new BackupException($"source '{name}': there is no PersistentVolumeClaim {s} on {client.Server} (listed in pvcs:)")).ToList();
         foreach (var claim in chosen)
         {
             var key = Key(claim);
-            var ns = claim["metadata"]!["namespace"]!.GetValue<string>();
-            var claimName = claim["metadata"]!["name"]!.GetValue<string>();
+            var ns = claim["metadata"]!["namespace"].Str()!;
+            var claimName = claim["metadata"]!["name"].Str()!;
             if (!KubeNames.IsName(ns) || !KubeNames.IsName(claimName))
             {
                 throw new BackupException($"the Kubernetes API server {client.Server} sent a claim named '{KubeClient.Printable(key)}', which is not a name");
             }
 
-            var volume = claim["spec"]?["volumeName"]?.GetValue<string>();
+            var volume = claim["spec"]?["volumeName"].Str();
             if (volume is null || !KubeNames.IsName(volume))
             {
                 sink.Warn($"persistent volume claim {key} is not bound to a volume; its data was not backed up");
@@ -61,13 +61,13 @@ internal sealed partial class KubernetesSource
             }
 
             var (status, body) = await client.SendAsync(HttpMethod.Get, $"/api/v1/persistentvolumes/{volume}", null, cancellationToken).ConfigureAwait(false);
-            if (status != HttpStatusCode.OK || JsonNode.Parse(body) is not JsonObject pv)
+            if (status != HttpStatusCode.OK || Parse(body) is not JsonObject pv)
             {
                 sink.Warn($"persistent volume {volume} of claim {key} cannot be read ({KubeClient.Reason(status, body)}); its data was not backed up");
                 continue;
             }
 
-            var path = pv["spec"]?["hostPath"]?["path"]?.GetValue<string>() ?? pv["spec"]?["local"]?["path"]?.GetValue<string>();
+            var path = pv["spec"]?["hostPath"]?["path"].Str() ?? pv["spec"]?["local"]?["path"].Str();
             if (path is null || !path.StartsWith('/') || path.Contains("/../", StringComparison.Ordinal) || path.EndsWith("/..", StringComparison.Ordinal))
             {
                 sink.Warn($"volume {volume} of claim {key} is not a folder on a node (CSI, NFS or a cloud disk): back it up where it lives (a files source on the NFS server, or the storage's snapshots)");
@@ -76,9 +76,16 @@ internal sealed partial class KubernetesSource
 
             var nodes = (pv["spec"]?["nodeAffinity"]?["required"]?["nodeSelectorTerms"] as JsonArray ?? [])
                 .SelectMany(t => t?["matchExpressions"] as JsonArray ?? [])
-                .Where(e => e?["key"]?.GetValue<string>() == "kubernetes.io/hostname" && e?["operator"]?.GetValue<string>() == "In")
-                .SelectMany(e => e?["values"] as JsonArray ?? []).Select(v => v?.GetValue<string>() ?? "").ToList();
-            if (nodes.Count > 0 && !nodes.Contains(Node, StringComparer.Ordinal))
+                .Where(e => e?["key"].Str() == "kubernetes.io/hostname" && e?["operator"].Str() == "In")
+                .SelectMany(e => e?["values"] as JsonArray ?? []).Select(v => v.Str() ?? "").ToList();
+            if (nodes.Count == 0)
+            {
+                sink.Warn($"volume {volume} of claim {key} is a host folder without node affinity: which node holds it cannot be told; skipped " +
+                          "(back the folder up with a files source on its node)");
+                continue;
+            }
+
+            if (!nodes.Contains(Node, StringComparer.Ordinal))
             {
                 sink.Warn($"volume {volume} of claim {key} is on node {string.Join(", ", nodes)}, not on this one ({Node}): skipped here; run backstop on that node (the CronJob per node in deploy/kubernetes)");
                 continue;
@@ -93,6 +100,18 @@ internal sealed partial class KubernetesSource
 
             var files = new FilesSource(name, new FilesOptions([folder], []), artifact: VolumeArtifact(ns, claimName));
             await files.CaptureAsync(sink, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static JsonNode? Parse(string body)
+    {
+        try
+        {
+            return JsonNode.Parse(body);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
         }
     }
 }

@@ -346,7 +346,16 @@ internal static class OciLayoutReader
             if (name == "oci-layout")
             {
                 var bytes = await ReadSmallAsync(data, 4096, what + " oci-layout", cancellationToken).ConfigureAwait(false);
-                layoutSeen = JsonDocument.Parse(bytes).RootElement.TryGetProperty("imageLayoutVersion", out _);
+                try
+                {
+                    using var json = JsonDocument.Parse(bytes);
+                    layoutSeen = json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("imageLayoutVersion", out _);
+                }
+                catch (JsonException)
+                {
+                    layoutSeen = false;
+                }
+
                 continue;
             }
 
@@ -370,7 +379,12 @@ internal static class OciLayoutReader
             var size = entry.Length;
             blobs[digest] = size;
             var blobWhat = $"{what}: blob {digest}";
-            if (size <= RegistryClient.MaxManifestBytes && keptBytes + size <= KeptLimit)
+            if (size <= RegistryClient.MaxManifestBytes && keptBytes + size > KeptLimit)
+            {
+                throw new BackupException($"{what}: its manifests pass {KeptLimit >> 20} MiB; no repository's are that large");
+            }
+
+            if (size <= RegistryClient.MaxManifestBytes)
             {
                 var bytes = await ReadSmallAsync(data, (int)size, blobWhat, cancellationToken).ConfigureAwait(false);
                 if (RegistryClient.Digest(bytes) != digest)
@@ -378,12 +392,12 @@ internal static class OciLayoutReader
                     throw new BackupException($"{blobWhat} hashes to {RegistryClient.Digest(bytes)}, not to its name: a corrupt or substituted blob");
                 }
 
-                if (bytes.Length > 0 && bytes[0] == (byte)'{' || large is null)
+                if (RegistryClient.MediaTypeOf(bytes) is not null)
                 {
-                    kept[digest] = bytes;
+                    kept[digest] = bytes; // a manifest: what the graph is walked from (its bytes are small)
                     keptBytes += size;
                 }
-                else
+                else if (large is not null)
                 {
                     using var again = new MemoryStream(bytes, writable: false);
                     await large(digest, size, again).ConfigureAwait(false);
@@ -413,6 +427,15 @@ internal static class OciLayoutReader
         }
 
         var top = Descriptor.ListOf(index, "manifests", what + " index.json");
+        foreach (var d in top)
+        {
+            // Tags become URL paths on restore: held to the tag grammar (no '/', '?', '..'), like names from a registry.
+            if (d.Annotations.TryGetValue(OciLayoutWriter.RefName, out var tag) && !RegistryClient.IsTag(tag))
+            {
+                throw new BackupException($"{what}: index.json tags {d.Digest} as '{RegistryClient.Printable(tag)}', which is not a tag");
+            }
+        }
+
         var manifests = new List<(Descriptor, byte[])>();
         var others = new Dictionary<string, Descriptor>(StringComparer.Ordinal);
         var visited = new HashSet<string>(StringComparer.Ordinal);
@@ -440,8 +463,13 @@ internal static class OciLayoutReader
                 throw new BackupException($"{what}: manifest {d.Digest} is {bytes.Length} bytes, its descriptor says {d.Size}");
             }
 
-            var mediaType = RegistryClient.IsManifest(d.MediaType) ? d.MediaType : RegistryClient.MediaTypeOf(bytes)
-                ?? throw new BackupException($"{what}: {d.Digest} is not a manifest of a known type ({RegistryClient.Printable(d.MediaType)})");
+            var mediaType = RegistryClient.MediaTypeOf(bytes)
+                            ?? throw new BackupException($"{what}: {d.Digest} is not a manifest of a known type ({RegistryClient.Printable(d.MediaType)})");
+            if (RegistryClient.IsManifest(d.MediaType) && RegistryClient.IsIndex(d.MediaType) != RegistryClient.IsIndex(mediaType))
+            {
+                throw new BackupException($"{what}: {d.Digest} is named as {RegistryClient.Printable(d.MediaType)} but is {mediaType}");
+            }
+
             manifests.Add((d with { MediaType = mediaType }, bytes));
             if (RegistryClient.IsIndex(mediaType))
             {

@@ -132,9 +132,14 @@ internal sealed partial class RegistryClient : IDisposable
             try
             {
                 using var json = JsonDocument.Parse(body);
-                if (json.RootElement.TryGetProperty(property, out var list) && list.ValueKind == JsonValueKind.Array)
+                if (json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty(property, out var list) && list.ValueKind == JsonValueKind.Array)
                 {
-                    all.AddRange(list.EnumerateArray().Select(e => e.GetString() ?? ""));
+                    all.AddRange(list.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : ""));
+                }
+
+                if (all.Count > 1_000_000 || seen.Count > 100_000)
+                {
+                    throw new BackupException($"the registry at {Where} keeps paging {first}: more than a million names or 100,000 pages; refused");
                 }
             }
             catch (JsonException e)
@@ -211,40 +216,65 @@ internal sealed partial class RegistryClient : IDisposable
             throw new BackupException($"the registry at {Where} sent {repository}:{reference} saying its digest is {Printable(said)}, but its bytes hash to {digest}");
         }
 
-        var mediaType = response.Content.Headers.ContentType?.MediaType ?? "";
-        if (!IsManifest(mediaType))
+        // The body says what it is (and must be shaped so): a header or a descriptor that says otherwise is not believed.
+        var served = response.Content.Headers.ContentType?.MediaType ?? "";
+        var mediaType = MediaTypeOf(bytes) ?? throw new BackupException(
+            $"{repository}:{reference} on {Where} is not a manifest Backstop takes ({Printable(served)}): only OCI and Docker schema 2 images and indexes");
+        if (IsManifest(served) && served != mediaType && !(IsIndex(served) == IsIndex(mediaType) && !HasDeclaredType(bytes)))
         {
-            mediaType = MediaTypeOf(bytes) ?? throw new BackupException(
-                $"{repository}:{reference} on {Where} is a manifest of a type Backstop does not take ({Printable(mediaType)}); only OCI and Docker schema 2 images and indexes");
+            throw new BackupException($"{repository}:{reference} on {Where} is served as {Printable(served)} but its body is {mediaType}; refused");
         }
 
         return (bytes, mediaType, digest);
     }
 
-    /// <summary>The <c>mediaType</c> a manifest's JSON declares, when it is one this client knows.</summary>
+    /// <summary>
+    /// What a manifest's JSON is: the <c>mediaType</c> it declares when it is one this client knows and the body has
+    /// that shape (an index its <c>manifests</c>, an image its <c>config</c> and <c>layers</c>), or, for an OCI body that
+    /// leaves the field out, what its shape says. Null for anything else (a config blob, a layer, another type).
+    /// </summary>
     public static string? MediaTypeOf(byte[] bytes)
     {
+        if (bytes.Length == 0 || bytes.Length > MaxManifestBytes)
+        {
+            return null;
+        }
+
         try
         {
             using var json = JsonDocument.Parse(bytes);
-            if (json.RootElement.ValueKind != JsonValueKind.Object)
+            var root = json.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
             {
                 return null;
             }
 
-            if (json.RootElement.TryGetProperty("mediaType", out var mt) && mt.ValueKind == JsonValueKind.String && IsManifest(mt.GetString()!))
+            var index = root.TryGetProperty("manifests", out var m) && m.ValueKind == JsonValueKind.Array;
+            var image = root.TryGetProperty("config", out var c) && c.ValueKind == JsonValueKind.Object && root.TryGetProperty("layers", out var l) && l.ValueKind == JsonValueKind.Array;
+            if (root.TryGetProperty("mediaType", out var mt))
             {
-                return mt.GetString();
+                var declared = mt.ValueKind == JsonValueKind.String ? mt.GetString()! : "";
+                return IsManifest(declared) && (IsIndex(declared) ? index && !image : image && !index) ? declared : null;
             }
 
-            // An OCI manifest or index may leave mediaType out: tell them apart by their fields.
-            return json.RootElement.TryGetProperty("manifests", out _) ? OciIndex
-                : json.RootElement.TryGetProperty("config", out _) && json.RootElement.TryGetProperty("layers", out _) ? OciManifest
-                : null;
+            return index && !image ? OciIndex : image && !index ? OciManifest : null;
         }
         catch (JsonException)
         {
             return null;
+        }
+    }
+
+    private static bool HasDeclaredType(byte[] bytes)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(bytes);
+            return json.RootElement.TryGetProperty("mediaType", out _);
+        }
+        catch (JsonException)
+        {
+            return false;
         }
     }
 
@@ -279,13 +309,17 @@ internal sealed partial class RegistryClient : IDisposable
             request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(OciIndex));
             return request;
         }, Scope(repository, "pull"), cancellationToken).ConfigureAwait(false);
-        if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.BadRequest or HttpStatusCode.MethodNotAllowed
-            || response.Content.Headers.ContentType?.MediaType != OciIndex)
+        if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.BadRequest or HttpStatusCode.MethodNotAllowed)
+        {
+            return null; // no referrers API here: the cosign tag schema is read instead
+        }
+
+        await EnsureAsync(response, path, cancellationToken).ConfigureAwait(false); // any other error fails: signatures are never dropped silently
+        if (response.Content.Headers.ContentType?.MediaType != OciIndex)
         {
             return null;
         }
 
-        await EnsureAsync(response, path, cancellationToken).ConfigureAwait(false);
         var bytes = await ReadLimitedAsync(response, MaxManifestBytes, path, cancellationToken).ConfigureAwait(false);
         return Descriptor.ListOf(bytes, "manifests", $"the referrers of {repository}@{digest} on {Where}");
     }
@@ -472,8 +506,9 @@ internal sealed partial class RegistryClient : IDisposable
 
         var url = new UriBuilder(realmUri) { Query = string.Join('&', query) }.Uri;
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        // Credentials go only to a realm on the registry's own host or over TLS: a registry cannot send them elsewhere in clear.
-        if (_user is not null && (realmUri.Scheme == "https" || realmUri.Host == _base.Host))
+        // Credentials go only over TLS, or in clear to the host of a registry itself reached in clear: a registry cannot
+        // send them elsewhere, nor down from TLS to plain HTTP.
+        if (_user is not null && (realmUri.Scheme == "https" || (_base.Scheme == "http" && realmUri.Host == _base.Host)))
         {
             request.Headers.Authorization = Basic();
         }
@@ -486,6 +521,10 @@ internal sealed partial class RegistryClient : IDisposable
         catch (HttpRequestException e)
         {
             throw new BackupException($"the token service {realmUri.GetLeftPart(UriPartial.Authority)} of the registry at {Where} cannot be reached ({e.Message})", e);
+        }
+        catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new BackupException($"the token service {realmUri.GetLeftPart(UriPartial.Authority)} of the registry at {Where} did not answer in time", e);
         }
 
         using (response)
@@ -546,7 +585,7 @@ internal sealed partial class RegistryClient : IDisposable
                     $"{(e.TryGetProperty("code", out var c) ? c.GetString() : "")} {(e.TryGetProperty("message", out var m) ? m.GetString() : "")}".Trim()).Select(Printable));
             }
         }
-        catch (Exception e) when (e is JsonException or BackupException or HttpRequestException or IOException)
+        catch (Exception e) when (e is JsonException or BackupException or HttpRequestException or IOException or InvalidOperationException)
         {
         }
 

@@ -82,7 +82,7 @@ internal sealed partial class RegistrySource : IDrillable
                 using var r = await http.GetAsync(new Uri(url, "/v2/"), ct).ConfigureAwait(false);
                 return r.IsSuccessStatusCode;
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
                 return false;
             }

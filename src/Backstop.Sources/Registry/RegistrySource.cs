@@ -238,7 +238,17 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
     /// <summary>An image manifest's config and layers; a layer with <c>urls</c> is foreign (non-distributable).</summary>
     internal static IReadOnlyList<(Descriptor Blob, bool Foreign)> Parts(byte[] manifest, string what)
     {
-        using var json = JsonDocument.Parse(manifest);
+        JsonDocument json;
+        try
+        {
+            json = JsonDocument.Parse(manifest);
+        }
+        catch (JsonException e)
+        {
+            throw new BackupException($"{what} is not JSON ({e.Message})");
+        }
+
+        using var document = json;
         var parts = new List<(Descriptor, bool)>();
         if (json.RootElement.TryGetProperty("config", out var config))
         {

@@ -8,7 +8,9 @@ namespace Backstop.Cli.Verbs;
 
 internal static class RunVerb
 {
-    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool prune, bool acceptShrink, CancellationToken cancellationToken)
+    /// <param name="wait">null: a held lock exits 75 at once; else how long to wait for it (--wait[=DURATION]).</param>
+    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool prune, bool acceptShrink, TimeSpan? wait,
+        CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
         foreach (var name in only)
@@ -31,7 +33,10 @@ internal static class RunVerb
             return ExitCodes.Failed;
         }
 
-        using var runLock = RunLock.Acquire(config.LockPath);
+        using var runLock = wait is { } w
+            ? await RunLock.AcquireAsync(config.LockPath, w, holder => Console.Error.WriteLine(
+                $"backstop: waiting up to {Quantities.FormatDuration(w)} for the lock: {holder}"), cancellationToken).ConfigureAwait(false)
+            : RunLock.Acquire(config.LockPath);
         using var catalog = Context.OpenCatalog(config);
         RunObserver observer = context.Interactive ? new LiveObserver() : new PlainObserver(context.Json ? Console.Error : Console.Out);
         if (runLock.TakenOverFrom is { } previous)

@@ -169,4 +169,16 @@ public sealed class OciLayoutTests
         Assert.Equal("https://auth.example/token", fields["realm"]);
         Assert.Equal("repository:app/api:pull", fields["scope"]);
     }
+
+    [Fact]
+    public async Task A_tag_in_the_index_that_is_not_a_tag_is_refused_before_it_becomes_a_url()
+    {
+        var (tar, manifest, _) = await LayoutAsync();
+        var bad = await RewriteAsync(tar, (e, d) => e.Name == "index.json"
+            ? [File(e.Name, Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(d).Replace("\"v1\"", "\"../../victim/manifests/latest\"", StringComparison.Ordinal)))]
+            : [Same(e, d)]);
+        var error = await Assert.ThrowsAsync<BackupException>(() => ReadAsync(bad));
+        Assert.Contains("which is not a tag", error.Message, StringComparison.Ordinal);
+        Assert.Contains(manifest, error.Message, StringComparison.Ordinal);
+    }
 }
