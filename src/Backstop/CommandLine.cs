@@ -21,7 +21,13 @@ internal static class CommandLine
 
     public static RootCommand Build()
     {
-        var root = new RootCommand("Backstop: backups that are reported good only when proven good.");
+        var root = new RootCommand("""
+            Backstop: backups that are reported good only when proven good.
+
+            Exit codes: 0 all good; 1 something failed (a backup, a copy check, a restore, a drill, a doctor check, or status
+            with a source not ok); 2 usage or configuration error (file:line:column or the flag); 3 run: every snapshot valid,
+            some degraded; 75 another run holds the lock (run --wait waits instead); 130 interrupted.
+            """);
         root.Add(Config);
         root.Add(Json);
 
@@ -54,20 +60,26 @@ internal static class CommandLine
         run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), p.GetValue(acceptShrink), WaitOf(p, wait), ct));
         root.Add(run);
 
-        var status = new Command("status", "Per source: state, last valid backup and its age against the RPO, copies");
-        status.SetAction((p, ct) => StatusVerb.ExecuteAsync(Context.From(p), ct));
+        var statusSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable); the exit code is theirs", HelpName = "NAME" };
+        var status = new Command("status", "Per source: state, last valid backup and its age against the RPO, copies. Exit 0 when every source shown is ok, 1 otherwise");
+        status.Add(statusSources);
+        status.SetAction((p, ct) => StatusVerb.ExecuteAsync(Context.From(p), p.GetValue(statusSources) ?? [], ct));
         root.Add(status);
 
         var listSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
-        var list = new Command("list", "Snapshots, newest last");
+        var listAll = new Option<bool>("--all") { Description = "Also the failed records older than each source's last backup (hidden by default)" };
+        var list = new Command("list", "Snapshots, newest last; failed records only since each source's last backup, unless --all");
         list.Add(listSources);
-        list.SetAction((p, ct) => ListVerb.ExecuteAsync(Context.From(p), p.GetValue(listSources) ?? [], ct));
+        list.Add(listAll);
+        list.SetAction((p, ct) => ListVerb.ExecuteAsync(Context.From(p), p.GetValue(listSources) ?? [], p.GetValue(listAll), ct));
         root.Add(list);
 
-        var snapshot = new Argument<string>("SNAPSHOT") { Description = "A snapshot id (see list)" };
+        var snapshot = new Argument<string>("SNAPSHOT") { Description = "A snapshot id, a prefix of one only it has (at least 4 characters), or latest (see list)" };
+        var showSources = new Option<string[]>("--source", "-s") { Description = "The source whose snapshot is meant (for latest, or to narrow a prefix)", HelpName = "NAME" };
         var show = new Command("show", "A snapshot's artifacts, copies and facts");
         show.Add(snapshot);
-        show.SetAction((p, ct) => ShowVerb.ExecuteAsync(Context.From(p), p.GetValue(snapshot)!, ct));
+        show.Add(showSources);
+        show.SetAction((p, ct) => ShowVerb.ExecuteAsync(Context.From(p), p.GetValue(snapshot)!, p.GetValue(showSources) ?? [], ct));
         root.Add(show);
 
         var verifySources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
@@ -79,9 +91,16 @@ internal static class CommandLine
         root.Add(verify);
 
         var restoreSource = new Option<string>("--source", "-s") { Description = "The source to restore", HelpName = "NAME", Required = true };
-        var restoreSnapshot = new Option<string?>("--snapshot") { Description = "A snapshot id, or latest (default: the latest valid one)", HelpName = "ID" };
+        var restoreSnapshot = new Option<string?>("--snapshot") { Description = "A snapshot id, a prefix only it has (at least 4 characters), or latest (the default: the newest with a verified copy)", HelpName = "ID" };
         var restoreArtifact = new Option<string?>("--artifact") { Description = "Only this artifact (see show)", HelpName = "NAME" };
-        var restoreTo = new Option<string?>("--to") { Description = "Where: a folder (files), a file (sqlite, command)", HelpName = "DEST" };
+        var restoreTo = new Option<string?>("--to")
+        {
+            Description = "Where, by kind: files → a folder (paths land under DEST/<their absolute path>); sqlite, command → a file; redis, etcd → a folder; " +
+                          "postgres → postgresql://USER@HOST:PORT/DB; mysql → mysql://USER@HOST:PORT/DB; couchdb → http://HOST:PORT/DB; " +
+                          "registry → http(s)://HOST:PORT[/PREFIX]; kubernetes → kube://[CONTEXT][/NAMESPACE][?namespace=FROM], its volume data → a folder. " +
+                          "Examples: --to /srv/restore, --to postgresql://postgres@127.0.0.1:5432/shop_copy, --to kube:///shop-restored?namespace=shop",
+            HelpName = "DEST",
+        };
         var restoreForce = new Option<bool>("--force") { Description = "Restore over a destination that is not empty" };
         var restoreExplain = new Option<bool>("--explain") { Description = "Print the stock-tool commands that restore it without backstop" };
         var restoreIdentity = new Option<string[]>("--identity", "-i") { Description = "An age identity file for encrypted snapshots (besides encryption.identities)", HelpName = "FILE" };

@@ -28,6 +28,22 @@ internal static class Program
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
+            // A mistyped verb or option: say which was meant, and not the errors it caused ("Required command was not provided").
+            var command = parse.CommandResult.Command;
+            var unknown = parse.UnmatchedTokens.FirstOrDefault();
+            if (unknown is not null)
+            {
+                var names = unknown.StartsWith('-')
+                    ? command.Options.Concat(root.Options.Where(o => o.Recursive)).SelectMany(o => o.Aliases.Prepend(o.Name))
+                    : command.Subcommands.SelectMany(c => c.Aliases.Prepend(c.Name));
+                var meant = Core.Util.Spelling.Closest(unknown.Split('=')[0], names);
+                var what = unknown.StartsWith('-') ? "option" : command.Subcommands.Count > 0 ? "command" : "argument";
+                await Console.Error.WriteLineAsync($"backstop: error: unknown {what} '{unknown}'" +
+                                                   (meant is not null ? $"; did you mean '{meant}'?" : "") +
+                                                   $" (backstop {(command == root ? "" : command.Name + " ")}--help lists them)").ConfigureAwait(false);
+                return ExitCodes.Usage;
+            }
+
             foreach (var error in parse.Errors)
             {
                 await Console.Error.WriteLineAsync($"backstop: error: {error.Message}").ConfigureAwait(false);

@@ -38,7 +38,11 @@ public sealed class CatalogRebuildTests : IDisposable
             File.Delete(f);
         }
 
-        Assert.Equal(1, _box.Run("status").ExitCode); // no catalog: nothing known, never "ok"
+        var lost = _box.Run("status");
+        Assert.Equal(1, lost.ExitCode); // no catalog: nothing known, never "ok"
+        Assert.Contains("does not exist, but target 'local' holds backups", lost.Stderr, StringComparison.Ordinal);
+        Assert.Contains("'backstop catalog rebuild' recreates it", lost.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(_box["state/catalog.db"])); // not started empty, quietly
         var restore = _box.Run("restore", "--source", "files", "--to", _box["out"]);
         Assert.Equal(1, restore.ExitCode);
         Assert.Contains("holds no snapshot of 'files'; if the catalog was lost or replaced, 'backstop catalog rebuild' recreates it", restore.Stderr, StringComparison.Ordinal);

@@ -16,6 +16,92 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void A_mistyped_verb_or_option_exits_2_saying_what_was_meant()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo data"));
+        var verb = _box.Run("stauts");
+        Assert.Equal(2, verb.ExitCode);
+        Assert.Contains("unknown command 'stauts'; did you mean 'status'?", verb.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Required command", verb.Stderr, StringComparison.Ordinal);
+        var option = _box.Run("run", "--no-prun");
+        Assert.Equal(2, option.ExitCode);
+        Assert.Contains("unknown option '--no-prun'; did you mean '--no-prune'?", option.Stderr, StringComparison.Ordinal);
+        NoStackTrace(option);
+    }
+
+    [Fact]
+    public void Status_takes_source_and_a_snapshot_is_named_by_latest_or_a_unique_prefix_everywhere()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo data") + Yaml.Command("broken", "exit 3"));
+        Assert.Equal(1, _box.Run("run").ExitCode);
+        Assert.Equal(0, _box.Run("status", "--source", "app").ExitCode);   // app alone is ok: its exit code
+        Assert.Equal(1, _box.Run("status", "--source", "broken").ExitCode);
+        var unknown = _box.Run("status", "--source", "nope");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("defined sources: app, broken", unknown.Stderr, StringComparison.Ordinal);
+
+        var id = System.Text.Json.JsonDocument.Parse(_box.Run("list", "--json", "--source", "app").Stdout).RootElement.GetProperty("snapshots")[0].GetProperty("snapshot").GetString()!;
+        var latest = _box.Run("show", "latest", "--source", "app");
+        Assert.True(latest.ExitCode == 0, latest.ToString());
+        Assert.Contains(id, latest.Stdout, StringComparison.Ordinal);
+        var ambiguous = _box.Run("show", "latest");
+        Assert.Equal(2, ambiguous.ExitCode);
+        Assert.Contains("of which source? add --source NAME", ambiguous.Stderr, StringComparison.Ordinal);
+        var prefix = id[..^3]; // the id less its last characters: still only this snapshot's
+        Assert.Contains(id, _box.Run("show", prefix, "--source", "app").Stdout, StringComparison.Ordinal);
+        var restored = _box.Run("restore", "--source", "app", "--snapshot", prefix, "--to", "out");
+        Assert.True(restored.ExitCode == 0, restored.ToString());
+        var none = _box.Run("show", "1999");
+        Assert.Equal(2, none.ExitCode);
+        Assert.Contains("no snapshot of that id or prefix", none.Stderr, StringComparison.Ordinal);
+        Assert.Contains("postgresql://", _box.Run("restore", "--help").Stdout, StringComparison.Ordinal); // --to for each kind
+        Assert.Contains("75 another run holds the lock", _box.Run("--help").Stdout.ReplaceLineEndings(" ").Replace("  ", " ", StringComparison.Ordinal), StringComparison.Ordinal); // the exit codes
+    }
+
+    [Fact]
+    public void List_shows_failures_since_the_last_backup_and_keep_failed_prunes_old_failed_records()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "if [ -f fail ]; then exit 3; fi; echo data"));
+        _box.Write("fail", "");
+        Assert.Equal(1, _box.Run("run").ExitCode);      // an old failure
+        File.Delete(_box["fail"]);
+        Assert.Equal(0, _box.Run("run").ExitCode);      // a backup
+        _box.Write("fail", "");
+        Assert.Equal(1, _box.Run("run").ExitCode);      // a failure since it
+        var shown = System.Text.Json.JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement;
+        Assert.Equal(["committed", "failed"], shown.GetProperty("snapshots").EnumerateArray().Select(x => x.GetProperty("state").GetString()));
+        Assert.Equal(1, shown.GetProperty("hidden_failed").GetInt32());
+        Assert.Contains("--all shows them", _box.Run("list").Stdout, StringComparison.Ordinal);
+        Assert.Equal(3, System.Text.Json.JsonDocument.Parse(_box.Run("list", "--json", "--all").Stdout).RootElement.GetProperty("snapshots").GetArrayLength());
+
+        // catalog: {keep_failed: 1s}: the next run removes the failed records past it, the event says how many, the counter keeps them.
+        Thread.Sleep(1500);
+        _box.WriteConfig(Yaml.LocalTarget().Replace("catalog: ./state/catalog.db", "catalog: { path: ./state/catalog.db, keep_failed: 1s }", StringComparison.Ordinal) +
+                         "sources:\n" + Yaml.Command("app", "echo data"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        var all = System.Text.Json.JsonDocument.Parse(_box.Run("list", "--json", "--all").Stdout).RootElement.GetProperty("snapshots");
+        Assert.DoesNotContain(all.EnumerateArray(), x => x.GetProperty("state").GetString() == "failed");
+        Assert.Contains("backstop_runs_total{source=\"app\",outcome=\"failed\"} 2", _box.Run("metrics").Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_a_terminal_a_long_capture_prints_progress_lines_and_with_json_they_go_to_stderr()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("slow", "for i in 1 2 3 4; do head -c 200000 /dev/urandom; sleep 1; done"));
+        var env = new Dictionary<string, string> { ["BACKSTOP_PROGRESS_SECONDS"] = "1" }; // 30 s by default
+        var plain = _box.Run(["run"], env);
+        Assert.True(plain.ExitCode == 0, plain.ToString());
+        var lines = plain.Stdout.Split('\n').Where(l => l.Contains("slow: dump.out: capturing: ", StringComparison.Ordinal) && l.Contains(" read, ", StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count >= 2, plain.Stdout);
+        Assert.Matches("/s$", lines[0]);
+
+        var json = _box.Run(["run", "--json"], env);
+        Assert.True(json.ExitCode == 0, json.ToString());
+        Assert.Contains(" read, ", json.Stderr, StringComparison.Ordinal);
+        System.Text.Json.JsonDocument.Parse(json.Stdout); // stdout stays one JSON document
+    }
+
+    [Fact]
     public void An_unknown_key_exits_2_with_file_line_and_column()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data], exclud: [x] }\n");

@@ -380,6 +380,6 @@ public sealed class RestoreTests : IDisposable
     {
         var r = _box.Run("restore", "--source", "f", "--snapshot", "20200101T000000Z-0000", "--to", _box["out"]);
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("has no such snapshot", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("source 'f' has no snapshot of that id or prefix", r.Stderr, StringComparison.Ordinal);
     }
 }

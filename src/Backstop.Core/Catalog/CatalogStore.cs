@@ -360,6 +360,33 @@ public sealed partial class CatalogStore : IDisposable
         return running;
     }
 
+    /// <summary>
+    /// Removes failed records that finished before <paramref name="before"/> (their artifacts and copies with them),
+    /// never a running or committed one; returns how many per source. The run counter keeps counting them.
+    /// </summary>
+    public IReadOnlyDictionary<string, int> PruneFailed(DateTimeOffset before)
+    {
+        using var tx = _db.BeginTransaction();
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        using (var cmd = Command("SELECT source, count(*) FROM snapshots WHERE state = 'failed' AND finished_at < $t GROUP BY source", ("$t", Time(before))))
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                counts[r.GetString(0)] = r.GetInt32(1);
+            }
+        }
+
+        if (counts.Count > 0)
+        {
+            using var delete = Command("DELETE FROM snapshots WHERE state = 'failed' AND finished_at < $t", ("$t", Time(before)));
+            delete.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+        return counts;
+    }
+
     /// <summary>Runs finished per source and outcome since the catalog began (pruned snapshots included): a Prometheus counter.</summary>
     public IReadOnlyDictionary<(string Source, string Outcome), long> RunCounts()
     {

@@ -18,6 +18,9 @@ public sealed record BackstopConfig(
     /// <summary>Where the configuration writes a secret's value itself (not <c>env:</c> or <c>file:</c>).</summary>
     public IReadOnlyList<ConfigLocation> InlineSecrets { get; init; } = [];
 
+    /// <summary><c>catalog: {keep_failed: 30d}</c>: failed records older than this leave the catalog (their count stays in the events).</summary>
+    public TimeSpan KeepFailed { get; init; } = TimeSpan.FromDays(30);
+
     /// <summary>Every notifier: the top level's (<see cref="Notify.NotifierDefinition.Source"/> null) and the sources' own.</summary>
     public IReadOnlyList<Notify.NotifierDefinition> Notify { get; init; } = [];
 

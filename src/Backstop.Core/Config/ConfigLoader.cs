@@ -57,7 +57,11 @@ public static partial class ConfigLoader
         }
 
         var top = new ConfigMap(root, file, "");
-        var catalog = top.String("catalog") ?? "./state/catalog.db";
+        // catalog: PATH, or catalog: { path: PATH, keep_failed: 30d }
+        var catalogMap = top.IsMap("catalog") ? top.Map("catalog") : null;
+        var catalog = (catalogMap is not null ? catalogMap.String("path") : top.String("catalog")) ?? "./state/catalog.db";
+        var keepFailed = Positive(catalogMap, "keep_failed") ?? TimeSpan.FromDays(30);
+        catalogMap?.EnsureAllKeysKnown("catalog keys are: path, keep_failed");
         if (catalog.Contains("://", StringComparison.Ordinal))
         {
             throw top.Error("catalog", "only a SQLite file path is supported as the catalog in this version");
@@ -204,6 +208,7 @@ public static partial class ConfigLoader
         return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo) { Rto = policyRto, DrillEvery = policyDrillEvery }, compression, targets, sources)
         {
             Encryption = encryption,
+            KeepFailed = keepFailed,
             Doctor = doctor,
             Notify = notifiers,
             Serve = serve,

@@ -239,6 +239,9 @@ public sealed class ConfigMap
         return list;
     }
 
+    /// <summary>Whether the key holds a mapping (a key that takes a value or a mapping, such as <c>catalog</c>).</summary>
+    public bool IsMap(string key) => Find(key) is YamlMappingNode;
+
     public ConfigMap? Map(string key)
     {
         var node = Get(key);
@@ -331,19 +334,5 @@ public sealed class ConfigMap
             ? System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), p[2..])
             : p;
 
-    private static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (var j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (var i = 1; i <= a.Length; i++)
-        {
-            for (var j = 1; j <= b.Length; j++)
-            {
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            }
-        }
-
-        return d[a.Length, b.Length];
-    }
+    private static int Distance(string a, string b) => Util.Spelling.Distance(a, b);
 }

@@ -82,8 +82,8 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             return chosen;
         }
 
-        var found = snapshots.FirstOrDefault(s => s.Id == snapshot)
-                    ?? throw new ConfigException($"--snapshot {snapshot}: source '{def.Name}' has no such snapshot; see 'backstop list --source {def.Name}'");
+        var found = SnapshotNames.Resolve(snapshots, snapshot, $"source '{def.Name}'")!; // an id, or a prefix only one snapshot has
+        snapshot = found.Id;
         if (found.State != SnapshotState.Committed)
         {
             throw new BackupException($"snapshot {snapshot} is {found.State.ToString().ToLowerInvariant()}, not a backup: {found.Error}");

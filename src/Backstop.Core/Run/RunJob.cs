@@ -22,6 +22,12 @@ public static class RunJob
             observer.Notice(swept); // a drill killed with -9 left a scratch server or folder
         }
 
+        // Failed records past catalog.keep_failed leave the catalog (the events keep their count; the run counter too).
+        foreach (var (source, count) in catalog.PruneFailed(DateTimeOffset.UtcNow - config.KeepFailed))
+        {
+            catalog.AddEvent("info", source, null, $"removed {count} failed record(s) older than {Quantities.FormatDuration(config.KeepFailed)} (catalog.keep_failed)");
+        }
+
         var runner = new BackupRunner(config, plugins, catalog, observer) { AcceptShrink = acceptShrink };
         using var notifier = new Notify.Notifier(config, catalog, observer.Notice);
         await notifier.RunStartingAsync(only.Count > 0 ? only : config.Sources.Select(s => s.Name).ToList(), cancellationToken).ConfigureAwait(false);

@@ -14,10 +14,45 @@ internal sealed class PlainObserver(TextWriter output) : RunObserver
 
     public override void SourceStarted(string source, string snapshotId) => Line($"{source}: snapshot {snapshotId} started");
 
-    public override void ArtifactStarted(ArtifactProgress progress) => Line($"{progress.Source}: {progress.Name}: capturing");
+    /// <summary>How often a line says how an artifact is going (30 s; <c>BACKSTOP_PROGRESS_SECONDS</c> changes it).</summary>
+    private static readonly TimeSpan Every = TimeSpan.FromSeconds(
+        int.TryParse(Environment.GetEnvironmentVariable("BACKSTOP_PROGRESS_SECONDS"), NumberStyles.None, CultureInfo.InvariantCulture, out var s) && s > 0 ? s : 30);
+
+    private readonly Dictionary<ArtifactProgress, Timer> _ticking = [];
+
+    public override void ArtifactStarted(ArtifactProgress progress)
+    {
+        ArgumentNullException.ThrowIfNull(progress);
+        Line($"{progress.Source}: {progress.Name}: capturing");
+        // Without a terminal (cron, systemd, --json) a long dump is not silent: a line every 30 s while it runs.
+        lock (_ticking)
+        {
+            _ticking[progress] = new Timer(_ => Tick(progress), null, Every, Every);
+        }
+    }
+
+    private void Tick(ArtifactProgress p)
+    {
+        var seconds = Math.Max(p.Elapsed.TotalSeconds, 0.001);
+        Line(string.Create(CultureInfo.InvariantCulture,
+            $"{p.Source}: {p.Name}: {p.Stage}: {Quantities.FormatSize(p.RawBytes)} read, {Quantities.FormatSize(p.StoredBytes)} stored, {p.Elapsed.TotalSeconds:0}s, {Quantities.FormatSize((long)(p.RawBytes / seconds))}/s"));
+    }
+
+    private void StopTicking(Func<ArtifactProgress, bool> which)
+    {
+        lock (_ticking)
+        {
+            foreach (var p in _ticking.Keys.Where(which).ToList())
+            {
+                _ticking[p].Dispose();
+                _ticking.Remove(p);
+            }
+        }
+    }
 
     public override void ArtifactFinished(ArtifactProgress progress)
     {
+        StopTicking(p => ReferenceEquals(p, progress));
         var seconds = Math.Max(progress.Elapsed.TotalSeconds, 0.001);
         Line(string.Create(CultureInfo.InvariantCulture,
             $"{progress.Source}: {progress.Name}: {Quantities.FormatSize(progress.RawBytes)} captured, {Quantities.FormatSize(progress.StoredBytes)} stored, {progress.Elapsed.TotalSeconds:0.0}s ({Quantities.FormatSize((long)(progress.RawBytes / seconds))}/s; {string.Join(", ", progress.Stages.Select(s => $"{s.Stage} {s.Took.TotalSeconds:0.0}s"))}), copies read back"));
@@ -26,6 +61,7 @@ internal sealed class PlainObserver(TextWriter output) : RunObserver
     public override void SourceFinished(SnapshotInfo result)
     {
         ArgumentNullException.ThrowIfNull(result);
+        StopTicking(p => p.Source == result.Source); // a failed artifact never finished
         foreach (var w in result.Warnings)
         {
             Line($"{result.Source}: warning: {w}");

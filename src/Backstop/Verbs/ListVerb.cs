@@ -7,15 +7,21 @@ namespace Backstop.Cli.Verbs;
 
 internal static class ListVerb
 {
-    public static Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
+    /// <param name="all">Also the failed records before each source's newest committed snapshot (hidden by default: they are history).</param>
+    public static Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool all, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
         using var catalog = Context.OpenCatalog(config);
-        var snapshots = catalog.Snapshots().Where(s => only.Count == 0 || only.Contains(s.Source)).ToList();
+        var every = catalog.Snapshots().Where(s => only.Count == 0 || only.Contains(s.Source)).ToList();
+        var lastCommitted = every.Where(s => s.State == SnapshotState.Committed).GroupBy(s => s.Source)
+            .ToDictionary(g => g.Key, g => g.Max(s => s.StartedAt), StringComparer.Ordinal);
+        var snapshots = all ? every
+            : every.Where(s => s.State != SnapshotState.Failed || !lastCommitted.TryGetValue(s.Source, out var last) || s.StartedAt > last).ToList();
+        var hidden = every.Count - snapshots.Count;
         var drills = catalog.Drills().ToLookup(d => d.Snapshot, StringComparer.Ordinal);
         if (context.Json)
         {
-            JsonOutput.Write(new { Snapshots = snapshots.Select(s => Describe(s, config, drills[s.Id].ToList())) });
+            JsonOutput.Write(new { Snapshots = snapshots.Select(s => Describe(s, config, drills[s.Id].ToList())), HiddenFailed = hidden });
             return Task.FromResult(ExitCodes.Ok);
         }
 
@@ -37,6 +43,11 @@ internal static class ListVerb
         }
 
         Terminal.Out.Write(table);
+        if (hidden > 0)
+        {
+            Terminal.Out.MarkupLine($"{hidden} failed record(s) older than their source's last backup not shown; --all shows them");
+        }
+
         return Task.FromResult(ExitCodes.Ok);
     }
 

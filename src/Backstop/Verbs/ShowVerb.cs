@@ -1,4 +1,5 @@
 using Backstop.Cli.Rendering;
+using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Spectre.Console;
 
@@ -6,11 +7,32 @@ namespace Backstop.Cli.Verbs;
 
 internal static class ShowVerb
 {
-    public static Task<int> ExecuteAsync(Context context, string id, CancellationToken cancellationToken)
+    /// <param name="id">An id, a prefix only one snapshot has, or <c>latest</c> (of <paramref name="only"/>, or of the one source).</param>
+    public static Task<int> ExecuteAsync(Context context, string id, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
         using var catalog = Context.OpenCatalog(config);
-        var s = catalog.Snapshot(id) ?? throw new ConfigException($"SNAPSHOT {id}: no such snapshot in the catalog {config.CatalogPath}; see 'backstop list'");
+        foreach (var name in only.Where(n => config.Source(n) is null))
+        {
+            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(d => d.Name))}");
+        }
+
+        var sources = only.Count > 0 ? only.ToList() : config.Sources.Select(d => d.Name).ToList();
+        var snapshots = sources.Count == config.Sources.Count ? catalog.Snapshots() : sources.SelectMany(n => catalog.Snapshots(n)).OrderBy(x => x.StartedAt).ToList();
+        var where = only.Count > 0 ? $"source {string.Join(", ", only.Select(n => $"'{n}'"))}" : $"the catalog {config.CatalogPath}";
+        var s = SnapshotNames.Resolve(snapshots, id, where);
+        if (s is null)
+        {
+            // latest: the newest backup (committed) of the one source named or configured.
+            if (sources.Count != 1)
+            {
+                throw new ConfigException($"SNAPSHOT latest: of which source? add --source NAME (defined: {string.Join(", ", config.Sources.Select(d => d.Name))})");
+            }
+
+            s = snapshots.LastOrDefault(x => x.State == SnapshotState.Committed)
+                ?? throw new ConfigException($"SNAPSHOT latest: source '{sources[0]}' has no committed snapshot yet; see 'backstop list --source {sources[0]}'");
+        }
+
         if (context.Json)
         {
             JsonOutput.Write(ListVerb.Describe(s, config, catalog.Drills(snapshot: s.Id)));

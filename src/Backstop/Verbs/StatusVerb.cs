@@ -7,12 +7,25 @@ namespace Backstop.Cli.Verbs;
 
 internal static class StatusVerb
 {
-    public static Task<int> ExecuteAsync(Context context, CancellationToken cancellationToken)
+    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
+        foreach (var name in only.Where(n => config.Source(n) is null))
+        {
+            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(d => d.Name))}");
+        }
+
+        // No catalog, but backups on a target: the catalog was lost or moved. Never start an empty one quietly.
+        if (!File.Exists(config.CatalogPath) && await LostCatalogAsync(config, cancellationToken).ConfigureAwait(false) is { } target)
+        {
+            await Console.Error.WriteLineAsync($"backstop: the catalog {config.CatalogPath} does not exist, but target '{target}' holds backups: " +
+                                               "the catalog was lost or moved; 'backstop catalog rebuild' recreates it from their manifests").ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+
         using var catalog = Context.OpenCatalog(config);
         var now = DateTimeOffset.UtcNow;
-        var statuses = StatusReport.Compute(config, catalog, now);
+        var statuses = StatusReport.Compute(config, catalog, now).Where(s => only.Count == 0 || only.Contains(s.Name)).ToList();
         var failingNotifiers = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
         if (context.Json)
         {
@@ -28,7 +41,32 @@ internal static class StatusVerb
             }
         }
 
-        return Task.FromResult(statuses.All(s => s.State == SourceState.Ok) ? ExitCodes.Ok : ExitCodes.Failed);
+        return statuses.All(s => s.State == SourceState.Ok) ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    /// <summary>The first target that answers and holds a snapshot manifest, or null.</summary>
+    private static async Task<string?> LostCatalogAsync(BackstopConfig config, CancellationToken cancellationToken)
+    {
+        foreach (var def in config.Targets)
+        {
+            try
+            {
+                var target = Core.Storage.GuardedTarget.Create(Plugins.Registry, def);
+                await foreach (var o in target.ListAsync("", cancellationToken).ConfigureAwait(false))
+                {
+                    if (o.Key.EndsWith("/" + Core.Storage.Layout.ManifestName, StringComparison.Ordinal))
+                    {
+                        return def.Name;
+                    }
+                }
+            }
+            catch (Exception e) when (e is Core.Plugins.BackupException or IOException or UnauthorizedAccessException)
+            {
+                // A target that does not answer says nothing either way; status goes on.
+            }
+        }
+
+        return null;
     }
 
     /// <summary>

@@ -76,8 +76,8 @@ public sealed class Sandbox : IDisposable
     public System.Text.Json.JsonElement Json(params string[] args) =>
         System.Text.Json.JsonDocument.Parse(Run([.. args, "--json"], null).Stdout).RootElement;
 
-    /// <summary>The snapshots as <c>list --json</c> shows them.</summary>
-    public IReadOnlyList<System.Text.Json.JsonElement> Snapshots() => Json("list").GetProperty("snapshots").EnumerateArray().ToList();
+    /// <summary>Every snapshot record, as <c>list --all --json</c> shows them (old failures included).</summary>
+    public IReadOnlyList<System.Text.Json.JsonElement> Snapshots() => Json("list", "--all").GetProperty("snapshots").EnumerateArray().ToList();
 
     public CliResult Run(IEnumerable<string> args, IDictionary<string, string>? env, TimeSpan? timeout = null)
     {
