@@ -82,6 +82,18 @@ internal static class CommandLine
         show.SetAction((p, ct) => ShowVerb.ExecuteAsync(Context.From(p), p.GetValue(snapshot)!, p.GetValue(showSources) ?? [], ct));
         root.Add(show);
 
+        var lsSnapshot = new Argument<string>("SNAPSHOT") { Description = "A snapshot id, a prefix only it has, or latest (with --source)" };
+        var lsPath = new Argument<string?>("PATH") { Description = "Only this path and what is under it (as backed up: /srv/app)", Arity = ArgumentArity.ZeroOrOne };
+        var lsSources = new Option<string[]>("--source", "-s") { Description = "The source whose snapshot is meant (for latest, or to narrow a prefix)", HelpName = "NAME" };
+        var lsArtifact = new Option<string?>("--artifact") { Description = "Only this artifact (see show); by default every tar artifact", HelpName = "NAME" };
+        var ls = new Command("ls", "What a snapshot's tar artifacts hold, streamed from a stored copy: mode, owner, size, time, name (--json: one object per entry)");
+        ls.Add(lsSnapshot);
+        ls.Add(lsPath);
+        ls.Add(lsSources);
+        ls.Add(lsArtifact);
+        ls.SetAction((p, ct) => LsVerb.ExecuteAsync(Context.From(p), p.GetValue(lsSnapshot)!, p.GetValue(lsPath), p.GetValue(lsSources) ?? [], p.GetValue(lsArtifact), ct));
+        root.Add(ls);
+
         var verifySources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var deep = new Option<bool>("--deep") { Description = "Read every copy back and check its SHA-256 and format, not only its size" };
         var verify = new Command("verify", "Check that every copy still exists with the right size (--deep: and content)");
@@ -104,14 +116,25 @@ internal static class CommandLine
         var restoreForce = new Option<bool>("--force") { Description = "Restore over a destination that is not empty" };
         var restoreExplain = new Option<bool>("--explain") { Description = "Print the stock-tool commands that restore it without backstop" };
         var restoreIdentity = new Option<string[]>("--identity", "-i") { Description = "An age identity file for encrypted snapshots (besides encryption.identities)", HelpName = "FILE" };
+        var restoreInclude = new Option<string[]>("--include")
+        {
+            Description = "Files snapshots: only the paths this glob matches, and what is under them (repeatable; /srv/app/config, *.conf, /etc/nginx/**)",
+            HelpName = "GLOB",
+        };
+        var restoreStrip = new Option<string?>("--strip-prefix")
+        {
+            Description = "Files snapshots: restore paths relative to this one (/srv/app/config/x lands as DEST/x with --strip-prefix /srv/app/config); the rest is left out",
+            HelpName = "PATH",
+        };
         var restore = new Command("restore", "Restore a snapshot (its hash is checked first; another target is used when a copy is bad)");
-        foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain, restoreIdentity })
+        foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain, restoreIdentity, restoreInclude, restoreStrip })
         {
             restore.Add(o);
         }
 
         restore.SetAction((p, ct) => RestoreVerb.ExecuteAsync(Context.From(p), p.GetValue(restoreSource)!, p.GetValue(restoreSnapshot),
-            p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), p.GetValue(restoreIdentity) ?? [], ct));
+            p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), p.GetValue(restoreIdentity) ?? [],
+            p.GetValue(restoreInclude) ?? [], p.GetValue(restoreStrip), ct));
         root.Add(restore);
 
         var drillSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };

@@ -213,3 +213,12 @@ public interface IStagedRestorable : IRestorable
         return staged.Found;
     }
 }
+
+/// <summary>
+/// A source kind whose restore can take part of an artifact (a files tar): only the paths that
+/// <c>--include</c> globs match, relative to <c>--strip-prefix</c>. The whole copy is still read and hash-checked.
+/// </summary>
+public interface IPartialRestore
+{
+    void Select(IReadOnlyList<string> include, string? stripPrefix);
+}

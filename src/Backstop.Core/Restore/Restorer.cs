@@ -37,6 +37,12 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
     private readonly List<string> _notes = [];
 
+    /// <summary><c>--include</c> globs: only the paths they match (and what is under them) are restored.</summary>
+    public IReadOnlyList<string> Include { get; init; } = [];
+
+    /// <summary><c>--strip-prefix</c>: paths restore relative to it; what is not under it is left out.</summary>
+    public string? StripPrefix { get; init; }
+
     /// <summary>What the choice of snapshot passed over or found short (said before restoring).</summary>
     public IReadOnlyList<string> Notes => _notes;
 
@@ -107,6 +113,11 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         var restorable = source as IRestorable
                          ?? throw new BackupException(
                              $"'{def.Kind}' sources cannot be restored by backstop yet; restore with stock tools: 'backstop restore --source {def.Name} --explain' prints how");
+        if (Include.Count > 0 || StripPrefix is not null)
+        {
+            (source as IPartialRestore ?? throw new ConfigException($"--include and --strip-prefix take part of a files snapshot; '{def.Name}' is a {def.Kind} source"))
+                .Select(Include, StripPrefix);
+        }
         var chosenNames = artifact is null ? snapshot.Artifacts.Select(a => a.Name).ToList() : snapshot.Artifacts.Where(a => a.Name == artifact).Select(a => a.Name).ToList();
         if (chosenNames.Count == 0)
         {

@@ -60,16 +60,59 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
     }
 }
 
-internal sealed partial class FilesSource(string name, FilesOptions options, bool requireMounts = false, string artifact = FilesSource.ArtifactName) : ISource, IStagedRestorable
+internal sealed partial class FilesSource(string name, FilesOptions options, bool requireMounts = false, string artifact = FilesSource.ArtifactName)
+    : ISource, IStagedRestorable, IPartialRestore
 {
+    private Func<string, string?>? _select;
+
+    /// <summary>
+    /// Part of the tar: entries whose absolute path (or a folder above it) an include glob matches, and with a strip
+    /// prefix only those under it, named relative to it. Facts are then said as selected_*, not compared with the backup's.
+    /// </summary>
+    public void Select(IReadOnlyList<string> include, string? stripPrefix)
+    {
+        var globs = include.Select(g => new Glob(g)).ToList();
+        var prefix = stripPrefix?.Trim('/');
+        _select = entry =>
+        {
+            var absolute = "/" + entry.TrimEnd('/');
+            if (globs.Count > 0 && !globs.Any(g => Ancestors(absolute).Any(g.Matches)))
+            {
+                return null;
+            }
+
+            if (string.IsNullOrEmpty(prefix))
+            {
+                return entry;
+            }
+
+            var relative = entry.TrimEnd('/');
+            return relative == prefix ? "." : relative.StartsWith(prefix + "/", StringComparison.Ordinal) ? relative[(prefix.Length + 1)..] : null;
+        };
+    }
+
+    private static IEnumerable<string> Ancestors(string path)
+    {
+        for (var p = path; p.Length > 1; p = p[..Math.Max(p.LastIndexOf('/'), 1)])
+        {
+            yield return p;
+        }
+    }
+
     /// <summary>Extracts into a staging folder inside the destination; publishing moves its top-level names into place.</summary>
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
         var folder = Common.Staging.Folder.Begin(destination, force);
         try
         {
-            var extraction = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken).ConfigureAwait(false);
-            return folder.Staged(extraction.Facts, () => TarExtractor.ApplyRoot(folder.Destination, extraction.Root));
+            var extraction = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken, _select).ConfigureAwait(false);
+            var facts = _select is null ? extraction.Facts : extraction.Facts.ToDictionary(f => "selected_" + f.Key, f => f.Value);
+            if (_select is not null && facts["selected_files"] + facts["selected_directories"] + facts["selected_symlinks"] == 0)
+            {
+                throw new BackupException("nothing in the snapshot matches --include/--strip-prefix; 'backstop ls SNAPSHOT' shows its paths");
+            }
+
+            return folder.Staged(facts, () => TarExtractor.ApplyRoot(folder.Destination, extraction.Root));
         }
         catch
         {

@@ -14,7 +14,8 @@ internal static class TarExtractor
     /// <summary>What an extraction wrote, and the archive's entry for the folder itself when it had one.</summary>
     internal sealed record TarExtraction(Dictionary<string, long> Facts, TarEntry? Root);
 
-    public static async Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken)
+    /// <param name="select">Maps an entry's name to the name it is restored under, or null to leave it out (a partial restore).</param>
+    public static async Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select = null)
     {
         long files = 0, bytes = 0, folders = 0, symlinks = 0;
         var directories = new List<(string Path, TarEntry Entry)>();
@@ -26,8 +27,19 @@ internal static class TarExtractor
         while (reader.GetNextEntry(copyData: false) is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var path = Inside(root, entry.Name);
-            safe.Check(path, entry.Name);
+            var name = entry.Name;
+            if (select is not null)
+            {
+                if (select(name) is not { } chosen)
+                {
+                    continue; // its data is skipped by the reader
+                }
+
+                name = chosen;
+            }
+
+            var path = Inside(root, name);
+            safe.Check(path, name);
             switch (entry.EntryType)
             {
                 case TarEntryType.Directory when path == Path.TrimEndingDirectorySeparator(root):
@@ -69,8 +81,10 @@ internal static class TarExtractor
                     bytes += entry.Length;
                     break;
                 case TarEntryType.HardLink:
-                    var target = Inside(root, entry.LinkName);
-                    safe.Check(target, entry.LinkName);
+                    var linked = select is null ? entry.LinkName
+                        : select(entry.LinkName) ?? throw new BackupException($"{entry.Name} is a hard link to {entry.LinkName}, which the selection leaves out; include it too");
+                    var target = Inside(root, linked);
+                    safe.Check(target, linked);
                     safe.Create(Path.GetDirectoryName(path)!);
                     DeleteExisting(path);
                     Posix.HardLink(target, path);
@@ -89,7 +103,7 @@ internal static class TarExtractor
 
                     break;
                 default:
-                    throw new BackupException($"tar entry {entry.Name} is a {entry.EntryType}, which backstop does not restore");
+                    throw new BackupException($"tar entry {name} is a {entry.EntryType}, which backstop does not restore");
             }
         }
 

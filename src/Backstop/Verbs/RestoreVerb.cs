@@ -10,13 +10,21 @@ namespace Backstop.Cli.Verbs;
 internal static class RestoreVerb
 {
     public static async Task<int> ExecuteAsync(Context context, string sourceName, string? snapshotId, string? artifact, string? destination,
-        bool force, bool explain, IReadOnlyList<string> identityFiles, CancellationToken cancellationToken)
+        bool force, bool explain, IReadOnlyList<string> identityFiles, IReadOnlyList<string> include, string? stripPrefix, CancellationToken cancellationToken)
     {
+        if (explain && (include.Count > 0 || stripPrefix is not null))
+        {
+            throw new ConfigException("--include and --strip-prefix: the stock recipe restores the whole artifact; name paths after it to tar -x instead");
+        }
+
         var config = context.LoadConfig();
         var def = config.Source(sourceName)
                   ?? throw new ConfigException($"--source {sourceName}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
         using var catalog = Context.OpenCatalog(config);
-        var restorer = new Restorer(config, Plugins.Registry, catalog) { ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList() };
+        var restorer = new Restorer(config, Plugins.Registry, catalog)
+        {
+            ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList(), Include = include, StripPrefix = stripPrefix,
+        };
         var snapshot = restorer.FindSnapshot(def, snapshotId);
         foreach (var note in restorer.Notes)
         {

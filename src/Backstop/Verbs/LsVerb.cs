@@ -1,0 +1,149 @@
+using System.Formats.Tar;
+using System.Globalization;
+using Backstop.Cli.Rendering;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Sealing;
+using Backstop.Core.Sealing.Age;
+
+namespace Backstop.Cli.Verbs;
+
+/// <summary>
+/// <c>ls SNAPSHOT [PATH]</c>: what a snapshot's tar artifacts hold, streamed from the first verified copy that opens
+/// (decrypted and decompressed on the way, never written anywhere), one line per entry as <c>tar -tv</c> prints it.
+/// A listing proves nothing about the copy: <c>verify --deep</c> and <c>restore</c> check its hash.
+/// </summary>
+internal static class LsVerb
+{
+    public static async Task<int> ExecuteAsync(Context context, string name, string? path, IReadOnlyCollection<string> only, string? artifact, CancellationToken cancellationToken)
+    {
+        var config = context.LoadConfig();
+        using var catalog = Context.OpenCatalog(config);
+        foreach (var n in only.Where(n => config.Source(n) is null))
+        {
+            throw new ConfigException($"--source {n}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(d => d.Name))}");
+        }
+
+        var sources = only.Count > 0 ? only.ToList() : config.Sources.Select(d => d.Name).ToList();
+        var snapshots = sources.SelectMany(n => catalog.Snapshots(n)).OrderBy(x => x.StartedAt).ToList();
+        var snapshot = SnapshotNames.Resolve(snapshots, name, only.Count > 0 ? $"source {string.Join(", ", only.Select(n => $"'{n}'"))}" : $"the catalog {config.CatalogPath}")
+                       ?? (sources.Count == 1
+                           ? snapshots.LastOrDefault(x => x.State == SnapshotState.Committed) ?? throw new ConfigException($"SNAPSHOT latest: source '{sources[0]}' has no committed snapshot yet")
+                           : throw new ConfigException($"SNAPSHOT latest: of which source? add --source NAME (defined: {string.Join(", ", config.Sources.Select(d => d.Name))})"));
+        var tars = snapshot.Artifacts.Where(a => artifact is null ? a.Name.EndsWith(".tar", StringComparison.Ordinal) : a.Name == artifact).ToList();
+        if (tars.Count == 0)
+        {
+            throw new ConfigException(artifact is null
+                ? $"snapshot {snapshot.Id} holds no tar artifact to list ({string.Join(", ", snapshot.Artifacts.Select(a => a.Name))}); 'backstop show {snapshot.Id}' describes it"
+                : $"--artifact {artifact}: snapshot {snapshot.Id} has {string.Join(", ", snapshot.Artifacts.Select(a => a.Name))}");
+        }
+
+        var prefix = path?.Trim('/');
+        var identities = Sealed.Identities(config.Encryption);
+        var entries = new List<object>();
+        var shown = 0;
+        foreach (var a in tars)
+        {
+            await using var content = await OpenAsync(config, snapshot, a, identities, cancellationToken).ConfigureAwait(false);
+            using var reader = new TarReader(new Backstop.Sources.Common.ForwardOnlyStream(content), leaveOpen: true);
+            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } e)
+            {
+                if (e.EntryType is TarEntryType.ExtendedAttributes or TarEntryType.GlobalExtendedAttributes)
+                {
+                    continue;
+                }
+
+                var entryName = e.Name.TrimEnd('/');
+                if (!string.IsNullOrEmpty(prefix) && entryName != prefix && !entryName.StartsWith(prefix + "/", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                shown++;
+                var type = e.EntryType switch
+                {
+                    TarEntryType.Directory => "directory",
+                    TarEntryType.SymbolicLink => "symlink",
+                    TarEntryType.HardLink => "hardlink",
+                    TarEntryType.RegularFile or TarEntryType.V7RegularFile => "file",
+                    _ => e.EntryType.ToString().ToLowerInvariant(),
+                };
+                if (context.Json)
+                {
+                    entries.Add(new
+                    {
+                        Artifact = a.Name, Name = "/" + entryName, Type = type, Mode = Convert.ToString((int)e.Mode, 8).PadLeft(4, '0'),
+                        e.Uid, e.Gid, Size = e.Length, Mtime = e.ModificationTime, Link = e.LinkName.Length > 0 ? e.LinkName : null,
+                    });
+                }
+                else
+                {
+                    var link = e.EntryType is TarEntryType.SymbolicLink ? $" -> {e.LinkName}" : e.EntryType is TarEntryType.HardLink ? $" link to /{e.LinkName}" : "";
+                    Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Length,12} {e.ModificationTime.UtcDateTime:yyyy-MM-dd HH:mm} /{entryName}{link}"));
+                }
+            }
+        }
+
+        if (context.Json)
+        {
+            JsonOutput.Write(new { Snapshot = snapshot.Id, Source = snapshot.Source, Entries = entries });
+        }
+        else if (shown == 0 && prefix is not null)
+        {
+            await Console.Error.WriteLineAsync($"backstop: nothing under /{prefix} in snapshot {snapshot.Id}").ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The artifact's content from the first verified copy that opens.</summary>
+    private static async Task<Stream> OpenAsync(BackstopConfig config, SnapshotInfo snapshot, ArtifactInfo a, IReadOnlyList<AgeIdentity> identities, CancellationToken ct)
+    {
+        var problems = new List<string>();
+        foreach (var copy in a.Copies.Where(c => c.State == CopyState.Verified))
+        {
+            if (config.Targets.FirstOrDefault(t => t.Name == copy.Target) is not { } definition)
+            {
+                continue;
+            }
+
+            Stream? stored = null;
+            try
+            {
+                var target = Core.Storage.GuardedTarget.Create(Plugins.Registry, definition);
+                stored = await target.OpenReadAsync(Core.Storage.Layout.Key(snapshot.Source, snapshot.Id, a.FileName), ct).ConfigureAwait(false);
+                return Sealed.Open(stored, a.FileName, identities);
+            }
+            catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+            {
+                if (stored is not null)
+                {
+                    await stored.DisposeAsync().ConfigureAwait(false);
+                }
+
+                problems.Add($"'{copy.Target}': {e.Message}");
+            }
+        }
+
+        throw new BackupException($"no copy of {a.FileName} could be read{(problems.Count > 0 ? ": " + string.Join("; ", problems) : " (none is verified on a configured target)")}");
+    }
+
+    /// <summary>drwxr-xr-x, as tar -tv and ls -l print it.</summary>
+    private static string Mode(TarEntry e)
+    {
+        var kind = e.EntryType switch { TarEntryType.Directory => 'd', TarEntryType.SymbolicLink => 'l', TarEntryType.HardLink => 'h', _ => '-' };
+        var m = (int)e.Mode;
+        var chars = new char[10];
+        chars[0] = kind;
+        var letters = "rwxrwxrwx";
+        for (var i = 0; i < 9; i++)
+        {
+            chars[i + 1] = (m & (1 << (8 - i))) != 0 ? letters[i] : '-';
+        }
+
+        return new string(chars);
+    }
+}
