@@ -102,6 +102,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Config_check_resolves_every_secret_reference_and_names_the_missing_ones_without_a_value()
+    {
+        _box.Write("token.txt", "s3cr3t-from-file\n");
+        _box.WriteConfig(Yaml.LocalTarget() + "notify:\n  - { kind: webhook, url: \"env:BACKSTOP_TEST_HOOK_UNSET\" }\n" +
+                         "  - { kind: ntfy, url: \"http://127.0.0.1:9/t\", token: \"file:./missing-token.txt\" }\n" +
+                         "  - { kind: ntfy, url: \"http://127.0.0.1:9/u\", token: \"file:./token.txt\" }\nsources:\n" + Yaml.Command("app", "echo data"));
+        var r = _box.Run("config", "check");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains($"{_box.Config}:", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("the environment variable BACKSTOP_TEST_HOOK_UNSET, which is not set", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("missing-token.txt cannot be read", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("2 of 3 secret reference(s) cannot be resolved", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cr3t-from-file", r.All, StringComparison.Ordinal);
+        var json = System.Text.Json.JsonDocument.Parse(_box.Run("config", "check", "--json").Stdout).RootElement;
+        Assert.False(json.GetProperty("valid").GetBoolean());
+        Assert.Equal(1, json.GetProperty("secrets").EnumerateArray().Count(x => x.GetProperty("resolved").GetBoolean()));
+
+        _box.Write("missing-token.txt", "t");
+        var ok = _box.Run(["config", "check"], new Dictionary<string, string> { ["BACKSTOP_TEST_HOOK_UNSET"] = "http://127.0.0.1:9/h" });
+        Assert.True(ok.ExitCode == 0, ok.ToString());
+        Assert.Contains("3 secret reference(s) resolved", ok.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_unknown_key_exits_2_with_file_line_and_column()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data], exclud: [x] }\n");

@@ -14,7 +14,7 @@ public sealed class ExamplesTests
         var env = new Dictionary<string, string>
         {
             ["SMTP_PASSWORD"] = "x", ["HC_PING_URL"] = "http://127.0.0.1:9/ping", ["MYSQL_BACKUP_PASSWORD"] = "x", ["PGPASSWORD"] = "x", ["REDIS_PASSWORD"] = "x",
-            ["COUCH_PASSWORD"] = "x", ["REGISTRY_PASSWORD"] = "x", ["BACKSTOP_TOKEN"] = "x", ["CHAT_WEBHOOK"] = "http://127.0.0.1:9/hook",
+            ["COUCH_PASSWORD"] = "x", ["REGISTRY_PASSWORD"] = "x", ["BACKSTOP_TOKEN"] = "x", ["CHAT_WEBHOOK"] = "http://127.0.0.1:9/hook", ["NAS_SSH_KEY"] = "x",
         };
         var check = Sandbox.ExecEnv(Path.GetTempPath(), env, "dotnet", [Sandbox.BackstopDll, "--config", file, "config", "check"]);
         Assert.True(check.ExitCode == 0, check.ToString());

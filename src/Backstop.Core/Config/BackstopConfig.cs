@@ -18,6 +18,9 @@ public sealed record BackstopConfig(
     /// <summary>Where the configuration writes a secret's value itself (not <c>env:</c> or <c>file:</c>).</summary>
     public IReadOnlyList<ConfigLocation> InlineSecrets { get; init; } = [];
 
+    /// <summary>Every secret reference in the file (env:, file:, inline), for <c>config check</c> to resolve.</summary>
+    public IReadOnlyList<SecretRef> SecretRefs { get; init; } = [];
+
     /// <summary><c>catalog: {keep_failed: 30d}</c>: failed records older than this leave the catalog (their count stays in the events).</summary>
     public TimeSpan KeepFailed { get; init; } = TimeSpan.FromDays(30);
 

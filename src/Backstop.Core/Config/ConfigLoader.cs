@@ -213,6 +213,7 @@ public static partial class ConfigLoader
             Notify = notifiers,
             Serve = serve,
             DeepVerifySchedule = deepSchedule,
+            SecretRefs = top.Secrets,
             InlineSecrets = top.Secrets.Where(x => !x.Reference.StartsWith("env:", StringComparison.Ordinal) && !x.Reference.StartsWith("file:", StringComparison.Ordinal))
                 .Select(x => x.Location).ToList(),
         };

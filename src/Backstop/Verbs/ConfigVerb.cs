@@ -7,11 +7,28 @@ internal static class ConfigVerb
     public static Task<int> CheckAsync(Context context, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
+
+        // Every env: and file: reference resolved now (never printed), so that 3 a.m. does not find PGPASSWORD unset.
+        var secrets = config.SecretRefs.Where(r => r.Reference.StartsWith("env:", StringComparison.Ordinal) || r.Reference.StartsWith("file:", StringComparison.Ordinal))
+            .Select(r =>
+            {
+                try
+                {
+                    _ = r.Resolve();
+                    return (Ref: r, Error: (string?)null);
+                }
+                catch (Core.Config.ConfigException e)
+                {
+                    return (Ref: r, Error: e.Message);
+                }
+            }).ToList();
+        var missing = secrets.Where(x => x.Error is not null).ToList();
         if (context.Json)
         {
             JsonOutput.Write(new
             {
-                Valid = true,
+                Valid = missing.Count == 0,
+                Secrets = secrets.Select(x => new { x.Ref.Reference, Location = x.Ref.Location.ToString(), Resolved = x.Error is null, x.Error }),
                 config.File,
                 Catalog = config.CatalogPath,
                 Staging = config.StagingPath,
@@ -23,9 +40,19 @@ internal static class ConfigVerb
                 }),
             });
         }
+        else if (missing.Count > 0)
+        {
+            foreach (var (_, error) in missing)
+            {
+                Console.Error.WriteLine($"backstop: error: {error}");
+            }
+
+            Console.Error.WriteLine($"backstop: {missing.Count} of {secrets.Count} secret reference(s) cannot be resolved here; set them (e.g. in the systemd unit's EnvironmentFile) or fix the paths");
+        }
         else
         {
-            Console.WriteLine($"{config.File}: valid ({config.Targets.Count} target(s), {config.Sources.Count} source(s); catalog {config.CatalogPath})");
+            Console.WriteLine($"{config.File}: valid ({config.Targets.Count} target(s), {config.Sources.Count} source(s); catalog {config.CatalogPath}; " +
+                              $"{secrets.Count} secret reference(s) resolved)");
             foreach (var s in config.Sources)
             {
                 Console.WriteLine($"source {s.Name} ({s.Kind}): {s.MinCopies} verified cop{(s.MinCopies == 1 ? "y" : "ies")} of {string.Join(", ", s.Targets)}; RPO {Core.Config.Quantities.FormatDuration(s.Rpo)}; expectations:");
@@ -36,6 +63,6 @@ internal static class ConfigVerb
             }
         }
 
-        return Task.FromResult(ExitCodes.Ok);
+        return Task.FromResult(missing.Count > 0 ? ExitCodes.Usage : ExitCodes.Ok);
     }
 }
