@@ -18,6 +18,39 @@ internal sealed record Context(string ConfigFile, bool Json)
 
     public static CatalogStore OpenCatalog(BackstopConfig config) => CatalogStore.Open(config.CatalogPath);
 
+    /// <summary>Every <c>--source</c> named must be a configured source: one message for every verb.</summary>
+    public static void RequireSources(BackstopConfig config, IEnumerable<string> names)
+    {
+        foreach (var name in names.Where(n => config.Source(n) is null))
+        {
+            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
+        }
+    }
+
+    /// <summary>
+    /// The snapshot a person named (show, ls): an id, a prefix only one snapshot has, or <c>latest</c> — the newest
+    /// committed one of the one source named with <c>--source</c>, or configured.
+    /// </summary>
+    public static SnapshotInfo FindSnapshot(BackstopConfig config, CatalogStore catalog, string name, IReadOnlyCollection<string> only)
+    {
+        RequireSources(config, only);
+        var sources = only.Count > 0 ? only.ToList() : config.Sources.Select(d => d.Name).ToList();
+        var snapshots = sources.SelectMany(n => catalog.Snapshots(n)).OrderBy(x => x.StartedAt).ToList();
+        var where = only.Count > 0 ? $"source {string.Join(", ", only.Select(n => $"'{n}'"))}" : $"the catalog {config.CatalogPath}";
+        if (SnapshotNames.Resolve(snapshots, name, where) is { } found)
+        {
+            return found;
+        }
+
+        if (sources.Count != 1)
+        {
+            throw new ConfigException($"SNAPSHOT latest: of which source? add --source NAME (defined: {string.Join(", ", config.Sources.Select(d => d.Name))})");
+        }
+
+        return snapshots.LastOrDefault(x => x.State == SnapshotState.Committed)
+               ?? throw new ConfigException($"SNAPSHOT latest: source '{sources[0]}' has no committed snapshot yet; see 'backstop list --source {sources[0]}'");
+    }
+
     /// <summary>True when progress may be drawn live: a terminal, and no JSON.</summary>
     public bool Interactive => !Json && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb");
 }

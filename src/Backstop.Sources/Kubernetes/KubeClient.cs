@@ -235,11 +235,7 @@ internal sealed class KubeClient : k8s.Kubernetes
         while (next is not null);
     }
 
-    internal static string Printable(string text)
-    {
-        var clean = new string(text.Select(c => char.IsControl(c) ? '?' : c).ToArray());
-        return clean.Length > 300 ? clean[..300] + "…" : clean;
-    }
+    internal static string Printable(string text) => Backstop.Core.Util.ServerText.Printable(text);
 }
 
 /// <summary>Values read from what a server or an archive sends: the wrong type is "absent", never an exception.</summary>

@@ -508,23 +508,8 @@ internal static class OciLayoutReader
         return new Layout(top, blobs, kept, manifests, others.Values.ToList());
     }
 
-    private static async Task<byte[]> ReadSmallAsync(Stream data, int limit, string what, CancellationToken cancellationToken)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await data.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > limit)
-            {
-                throw new BackupException($"{what} is larger than {limit} bytes");
-            }
-
-            buffer.Write(chunk, 0, n);
-        }
-
-        return buffer.ToArray();
-    }
+    private static Task<byte[]> ReadSmallAsync(Stream data, int limit, string what, CancellationToken cancellationToken) =>
+        Core.Util.ServerText.ReadAtMostAsync(data, limit, () => new BackupException($"{what} is larger than {limit} bytes"), cancellationToken);
 
     /// <summary>The name Backstop gives a repository's layout artifact, and back.</summary>
     public static string ArtifactName(string repository) => Core.Util.SafeNames.Encode(repository) + ".oci.tar";

@@ -607,28 +607,11 @@ internal sealed partial class RegistryClient : IDisposable
         }
 
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > limit)
-            {
-                throw new BackupException($"the registry at {Where} sent more than {limit} bytes for {Printable(what)}; refused");
-            }
-
-            buffer.Write(chunk, 0, n);
-        }
-
-        return buffer.ToArray();
+        return await Core.Util.ServerText.ReadAtMostAsync(stream, limit,
+            () => new BackupException($"the registry at {Where} sent more than {limit} bytes for {Printable(what)}; refused"), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Text from a server, made safe to print (no control characters, bounded).</summary>
-    internal static string Printable(string text)
-    {
-        var clean = new string(text.Select(c => char.IsControl(c) ? '?' : c).ToArray());
-        return clean.Length > 200 ? clean[..200] + "…" : clean;
-    }
+    internal static string Printable(string text) => Core.Util.ServerText.Printable(text);
 
     public void Dispose() => _http.Dispose();
 }

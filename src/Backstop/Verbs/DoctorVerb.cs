@@ -11,10 +11,7 @@ internal static class DoctorVerb
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
-        foreach (var name in only.Where(n => config.Source(n) is null))
-        {
-            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
-        }
+        Context.RequireSources(config, only);
 
         using var catalog = Context.OpenCatalog(config);
         var findings = await new DoctorRunner(config, Plugins.Registry, catalog).RunAsync(only, cancellationToken).ConfigureAwait(false);

@@ -11,10 +11,7 @@ internal static class DrillVerb
         CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
-        foreach (var name in only.Where(n => config.Source(n) is null))
-        {
-            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
-        }
+        Context.RequireSources(config, only);
 
         if (snapshot is not null && snapshot is not ("latest" or "random") && only.Count != 1)
         {

@@ -11,6 +11,7 @@ internal static class ListVerb
     public static Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool all, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
+        Context.RequireSources(config, only);
         using var catalog = Context.OpenCatalog(config);
         var every = catalog.Snapshots().Where(s => only.Count == 0 || only.Contains(s.Source)).ToList();
         var lastCommitted = every.Where(s => s.State == SnapshotState.Committed).GroupBy(s => s.Source)

@@ -20,17 +20,7 @@ internal static class LsVerb
     {
         var config = context.LoadConfig();
         using var catalog = Context.OpenCatalog(config);
-        foreach (var n in only.Where(n => config.Source(n) is null))
-        {
-            throw new ConfigException($"--source {n}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(d => d.Name))}");
-        }
-
-        var sources = only.Count > 0 ? only.ToList() : config.Sources.Select(d => d.Name).ToList();
-        var snapshots = sources.SelectMany(n => catalog.Snapshots(n)).OrderBy(x => x.StartedAt).ToList();
-        var snapshot = SnapshotNames.Resolve(snapshots, name, only.Count > 0 ? $"source {string.Join(", ", only.Select(n => $"'{n}'"))}" : $"the catalog {config.CatalogPath}")
-                       ?? (sources.Count == 1
-                           ? snapshots.LastOrDefault(x => x.State == SnapshotState.Committed) ?? throw new ConfigException($"SNAPSHOT latest: source '{sources[0]}' has no committed snapshot yet")
-                           : throw new ConfigException($"SNAPSHOT latest: of which source? add --source NAME (defined: {string.Join(", ", config.Sources.Select(d => d.Name))})"));
+        var snapshot = Context.FindSnapshot(config, catalog, name, only);
         var tars = snapshot.Artifacts.Where(a => artifact is null ? a.Name.EndsWith(".tar", StringComparison.Ordinal) : a.Name == artifact).ToList();
         if (tars.Count == 0)
         {

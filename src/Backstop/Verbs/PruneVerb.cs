@@ -12,10 +12,7 @@ internal static class PruneVerb
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool dryRun, bool force, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
-        foreach (var name in only.Where(n => config.Source(n) is null))
-        {
-            throw new ConfigException($"--source {name}: no source has that name in {config.File}");
-        }
+        Context.RequireSources(config, only);
 
         using var runLock = RunLock.Acquire(config.LockPath); // never while a run writes
         using var catalog = Context.OpenCatalog(config);

@@ -18,8 +18,8 @@ internal static class RestoreVerb
         }
 
         var config = context.LoadConfig();
-        var def = config.Source(sourceName)
-                  ?? throw new ConfigException($"--source {sourceName}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
+        Context.RequireSources(config, [sourceName]);
+        var def = config.Source(sourceName)!;
         using var catalog = Context.OpenCatalog(config);
         var restorer = new Restorer(config, Plugins.Registry, catalog)
         {

@@ -13,14 +13,7 @@ internal static class RunVerb
         CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
-        foreach (var name in only)
-        {
-            if (config.Source(name) is null)
-            {
-                throw new ConfigException(
-                    $"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(s => s.Name))}");
-            }
-        }
+        Context.RequireSources(config, only);
 
         if (acceptShrink && only.Count == 0)
         {

@@ -12,27 +12,7 @@ internal static class ShowVerb
     {
         var config = context.LoadConfig();
         using var catalog = Context.OpenCatalog(config);
-        foreach (var name in only.Where(n => config.Source(n) is null))
-        {
-            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(d => d.Name))}");
-        }
-
-        var sources = only.Count > 0 ? only.ToList() : config.Sources.Select(d => d.Name).ToList();
-        var snapshots = sources.Count == config.Sources.Count ? catalog.Snapshots() : sources.SelectMany(n => catalog.Snapshots(n)).OrderBy(x => x.StartedAt).ToList();
-        var where = only.Count > 0 ? $"source {string.Join(", ", only.Select(n => $"'{n}'"))}" : $"the catalog {config.CatalogPath}";
-        var s = SnapshotNames.Resolve(snapshots, id, where);
-        if (s is null)
-        {
-            // latest: the newest backup (committed) of the one source named or configured.
-            if (sources.Count != 1)
-            {
-                throw new ConfigException($"SNAPSHOT latest: of which source? add --source NAME (defined: {string.Join(", ", config.Sources.Select(d => d.Name))})");
-            }
-
-            s = snapshots.LastOrDefault(x => x.State == SnapshotState.Committed)
-                ?? throw new ConfigException($"SNAPSHOT latest: source '{sources[0]}' has no committed snapshot yet; see 'backstop list --source {sources[0]}'");
-        }
-
+        var s = Context.FindSnapshot(config, catalog, id, only);
         if (context.Json)
         {
             JsonOutput.Write(ListVerb.Describe(s, config, catalog.Drills(snapshot: s.Id)));

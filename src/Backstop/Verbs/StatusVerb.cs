@@ -10,10 +10,7 @@ internal static class StatusVerb
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
-        foreach (var name in only.Where(n => config.Source(n) is null))
-        {
-            throw new ConfigException($"--source {name}: no source has that name in {config.File}; defined sources: {string.Join(", ", config.Sources.Select(d => d.Name))}");
-        }
+        Context.RequireSources(config, only);
 
         // No catalog, but backups on a target: the catalog was lost or moved. Never start an empty one quietly.
         if (!File.Exists(config.CatalogPath) && await LostCatalogAsync(config, cancellationToken).ConfigureAwait(false) is { } target)

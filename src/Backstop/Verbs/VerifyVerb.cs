@@ -11,10 +11,7 @@ internal static class VerifyVerb
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool deep, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
-        foreach (var name in only.Where(n => config.Source(n) is null))
-        {
-            throw new ConfigException($"--source {name}: no source has that name in {config.File}");
-        }
+        Context.RequireSources(config, only);
 
         using var catalog = Context.OpenCatalog(config);
         var report = await new VerifyRunner(config, Plugins.Registry, catalog).RunAsync(only, deep, cancellationToken).ConfigureAwait(false);
