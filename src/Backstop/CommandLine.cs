@@ -220,6 +220,9 @@ internal static class CommandLine
         var check = new Command("check", "Validate the configuration and print the expectations in force per source");
         check.SetAction((p, ct) => ConfigVerb.CheckAsync(Context.From(p), ct));
         config.Add(check);
+        var reference = new Command("reference", "Print the configuration reference (Markdown): every key of every kind, its type, default and an example; docs/configuration.md is this");
+        reference.SetAction((p, ct) => ConfigVerb.ReferenceAsync(ct));
+        config.Add(reference);
         root.Add(config);
 
         var rebuildForce = new Option<bool>("--force") { Description = "Replace a catalog that holds snapshots (the old one is kept beside it)" };

@@ -63,7 +63,16 @@ internal static class Program
         }
         catch (ConfigException e)
         {
-            await Console.Error.WriteLineAsync($"backstop: error: {e.Message}").ConfigureAwait(false);
+            foreach (var error in e.Errors)
+            {
+                await Console.Error.WriteLineAsync($"backstop: error: {error.Message}").ConfigureAwait(false);
+            }
+
+            if (e.Errors.Count > 1)
+            {
+                await Console.Error.WriteLineAsync($"backstop: {e.Errors.Count} errors in the configuration").ConfigureAwait(false);
+            }
+
             return ExitCodes.Usage;
         }
         catch (LockHeldException e)

@@ -32,7 +32,14 @@ public static partial class ConfigLoader
         return Parse(text, full, plugins);
     }
 
-    public static BackstopConfig Parse(string text, string file, PluginRegistry plugins)
+    public static BackstopConfig Parse(string text, string file, PluginRegistry plugins) => Parse(text, file, plugins, null);
+
+    /// <summary>
+    /// Parses a configuration, reporting every error in one pass: each block (a target, a source, the policy…) is
+    /// read to its end or to its first error that stops it, a key that the reference does not list is reported
+    /// before what its absence causes, and the errors come in file order, block by block.
+    /// </summary>
+    public static BackstopConfig Parse(string text, string file, PluginRegistry plugins, KeyRecorder? recorder)
     {
         ArgumentNullException.ThrowIfNull(plugins);
         var stream = new YamlStream();
@@ -56,153 +63,250 @@ public static partial class ConfigLoader
             throw new ConfigException(new ConfigLocation(file, 1, 1), "the configuration must be a mapping with 'targets' and 'sources'");
         }
 
-        var top = new ConfigMap(root, file, "");
+        var document = new ConfigDocument(collect: true, recorder);
+        ConfigReference.CheckKeys(root, file, plugins, document);
+        var config = Read(new ConfigMap(root, file, "", document), file, plugins);
+        if (document.Errors.Count > 0)
+        {
+            throw new ConfigException(InFileOrder(document.Errors, root));
+        }
+
+        return config!;
+    }
+
+    /// <summary>Runs one block of the parse; an error that stops it is recorded, and the rest goes on.</summary>
+    private static T? Block<T>(ConfigDocument document, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (ConfigException e)
+        {
+            foreach (var error in e.Errors)
+            {
+                document.Report(error);
+            }
+
+            return default;
+        }
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or ArgumentException && document.Errors.Count > 0)
+        {
+            // A block that meets a value already reported as wrong (and read as absent) stops here: its error stands.
+            return default;
+        }
+    }
+
+    private static BackstopConfig? Read(ConfigMap top, string file, PluginRegistry plugins)
+    {
+        var document = top.Document;
+
         // catalog: PATH, or catalog: { path: PATH, keep_failed: 30d }
-        var catalogMap = top.IsMap("catalog") ? top.Map("catalog") : null;
-        var catalog = (catalogMap is not null ? catalogMap.String("path") : top.String("catalog")) ?? "./state/catalog.db";
-        var keepFailed = Positive(catalogMap, "keep_failed") ?? TimeSpan.FromDays(30);
-        catalogMap?.EnsureAllKeysKnown("catalog keys are: path, keep_failed");
-        if (catalog.Contains("://", StringComparison.Ordinal))
+        var (catalogPath, keepFailed) = Block(document, () =>
         {
-            throw top.Error("catalog", "only a SQLite file path is supported as the catalog in this version");
-        }
+            var catalogMap = top.IsMap("catalog") ? top.Map("catalog") : null;
+            var catalog = (catalogMap is not null ? catalogMap.StringOr("path", "./state/catalog.db") : top.String("catalog")) ?? "./state/catalog.db";
+            var keep = Positive(catalogMap, "keep_failed", TimeSpan.FromDays(30)) ?? TimeSpan.FromDays(30);
+            catalogMap?.EnsureAllKeysKnown("catalog keys are: path, keep_failed");
+            if (catalog.Contains("://", StringComparison.Ordinal))
+            {
+                throw top.Error("catalog", "only a SQLite file path is supported as the catalog in this version");
+            }
 
-        var catalogPath = top.ResolvePath(catalog);
-        var staging = top.PathValue("staging") ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
+            return (top.ResolvePath(catalog), keep);
+        });
+        catalogPath ??= top.ResolvePath("./state/catalog.db");
+        var staging = Block(document, () => top.PathValue("staging")) ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
 
-        var policyMap = top.Map("policy");
-        var minCopies = policyMap?.Int("min_copies", 1, 100) ?? 1;
-        var rpo = policyMap?.Duration("rpo") ?? TimeSpan.FromHours(24);
-        var policyRto = Positive(policyMap, "rto");
-        var policyZone = Schedule.ParseZone(policyMap, TimeZoneInfo.Utc);
-        var policySchedule = policyMap is null ? null : Schedule.Parse(policyMap, "schedule", policyZone);
-        var policyDrill = policyMap?.Map("drill");
-        var policyDrillEvery = Positive(policyDrill, "every");
-        var policyDrillSchedule = policyDrill is null ? null : Schedule.Parse(policyDrill, "schedule", policyZone);
-        policyDrill?.EnsureAllKeysKnown("policy.drill keys are: every, schedule (the kinds' own drill keys go under each source's drill:)");
-        policyMap?.EnsureAllKeysKnown("policy keys are: min_copies, rpo, rto, schedule, schedule_timezone, drill");
-        if (rpo <= TimeSpan.Zero)
+        var policyMap = Block(document, () => top.Map("policy"));
+        var minCopies = 1;
+        var rpo = TimeSpan.FromHours(24);
+        TimeSpan? policyRto = null, policyDrillEvery = null;
+        var policyZone = TimeZoneInfo.Utc;
+        Schedule? policySchedule = null, policyDrillSchedule = null;
+        Block(document, () =>
         {
-            throw policyMap!.Error("rpo", "must be longer than zero");
-        }
+            if (policyMap is null)
+            {
+                return 0;
+            }
 
-        var compressionMap = top.Map("compression");
-        var compression = new CompressionOptions(
-            compressionMap?.Int("level", 1, 19) ?? 3,
-            compressionMap?.Int("workers", 0, 64) ?? Math.Min(Environment.ProcessorCount, 8));
-        compressionMap?.EnsureAllKeysKnown();
+            minCopies = policyMap.IntOr("min_copies", 1, 1, 100);
+            rpo = policyMap.DurationOr("rpo", TimeSpan.FromHours(24));
+            if (rpo <= TimeSpan.Zero)
+            {
+                document.Report(policyMap.Error("rpo", "must be longer than zero"));
+                rpo = TimeSpan.FromHours(24);
+            }
+
+            policyRto = Positive(policyMap, "rto");
+            policyZone = Schedule.ParseZone(policyMap, TimeZoneInfo.Utc);
+            policySchedule = Schedule.Parse(policyMap, "schedule", policyZone);
+            var policyDrill = policyMap.Map("drill");
+            policyDrillEvery = Positive(policyDrill, "every");
+            policyDrillSchedule = policyDrill is null ? null : Schedule.Parse(policyDrill, "schedule", policyZone);
+            policyDrill?.EnsureAllKeysKnown("policy.drill keys are: every, schedule (the kinds' own drill keys go under each source's drill:)");
+            policyMap.EnsureAllKeysKnown("policy keys are: min_copies, rpo, rto, schedule, schedule_timezone, drill");
+            return 0;
+        });
+
+        var compression = Block(document, () =>
+        {
+            var compressionMap = top.Map("compression");
+            var options = new CompressionOptions(
+                compressionMap?.IntOr("level", 3, 1, 19) ?? 3,
+                compressionMap?.Int("workers", 0, 64) ?? Math.Min(Environment.ProcessorCount, 8));
+            compressionMap?.EnsureAllKeysKnown();
+            return options;
+        }) ?? new CompressionOptions(3, Math.Min(Environment.ProcessorCount, 8));
 
         var targets = new List<TargetDefinition>();
-        foreach (var t in top.MapList("targets"))
+        var targetNames = new List<string>();
+        var targetErrors = false;
+        foreach (var t in Block(document, () => top.MapList("targets")) ?? [])
         {
-            var name = CheckName(t, "target");
-            var kindName = t.RequireString("kind");
-            var kind = plugins.Target(kindName)
-                ?? throw t.Error("kind", $"unknown target kind '{kindName}'; known kinds: {string.Join(", ", plugins.TargetKinds)}");
-            if (targets.Any(x => x.Name == name))
+            targetErrors |= Block<bool?>(document, () =>
             {
-                throw t.Error("name", $"a target named '{name}' is already defined; target names must be unique");
-            }
-
-            var timeout = t.Timeout("timeout", TargetDefinition.DefaultTimeout);
-            var retries = t.Int("retries", 0, 10) ?? TargetDefinition.DefaultRetries;
-            var options = kind.ParseOptions(t);
-            t.EnsureAllKeysKnown();
-            targets.Add(new TargetDefinition(name, kindName, options, t.Location, timeout, retries)
-            {
-                StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", name),
-            });
-        }
-
-        if (targets.Count == 0)
-        {
-            throw new ConfigException(top.LocationOf("targets"), "targets: at least one target is needed (for example {name: local, kind: local, path: ./backups})");
-        }
-
-        var retention = Retention.RetentionRules.Parse(top.Map("retention"));
-        var notifiers = Notify.NotifyConfig.Parse(top, null).ToList();
-        var sources = new List<SourceDefinition>();
-        foreach (var s in top.MapList("sources"))
-        {
-            var name = CheckName(s, "source");
-            var kindName = s.RequireString("kind");
-            var kind = plugins.Source(kindName)
-                ?? throw s.Error("kind", $"unknown source kind '{kindName}'; known kinds: {string.Join(", ", plugins.SourceKinds)}");
-            if (sources.Any(x => x.Name == name))
-            {
-                throw s.Error("name", $"a source named '{name}' is already defined; source names must be unique");
-            }
-
-            var expect = ParseExpectations(s.Map("expect"), kind);
-            var sourceRpo = s.Duration("rpo") ?? rpo;
-            var sourceTargets = s.StringList("targets") ?? targets.Select(t => t.Name).ToList();
-            if (sourceTargets.Distinct(StringComparer.Ordinal).Count() != sourceTargets.Count)
-            {
-                throw s.Error("targets", "a target is listed twice; each copy must be on a different target");
-            }
-
-            foreach (var tn in sourceTargets)
-            {
-                if (targets.All(t => t.Name != tn))
+                var name = CheckName(t, "target");
+                if (targetNames.Contains(name))
                 {
-                    throw s.Error("targets", $"no target is named '{tn}'; defined targets: {string.Join(", ", targets.Select(t => t.Name))}");
+                    throw t.Error("name", $"a target named '{name}' is already defined; target names must be unique");
                 }
-            }
 
-            var sourceMinCopies = s.Int("min_copies", 1, 100) ?? minCopies;
-            if (sourceMinCopies > sourceTargets.Count)
-            {
-                throw new ConfigException(
-                    s.LocationOf(s.Has("min_copies") ? "min_copies" : "name"),
-                    $"{s.Path}: min_copies is {sourceMinCopies} but the source has only {sourceTargets.Count} target(s); add targets or lower min_copies");
-            }
+                targetNames.Add(name);
+                var kindName = t.RequireString("kind");
+                var kind = plugins.Target(kindName)
+                    ?? throw t.Error("kind", $"unknown target kind '{kindName}'; known kinds: {string.Join(", ", plugins.TargetKinds)}");
+                var timeout = t.Timeout("timeout", TargetDefinition.DefaultTimeout);
+                var retries = t.IntOr("retries", TargetDefinition.DefaultRetries, 0, 10);
+                var options = kind.ParseOptions(t);
+                t.EnsureAllKeysKnown();
+                targets.Add(new TargetDefinition(name, kindName, options, t.Location, timeout, retries)
+                {
+                    StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", name),
+                });
+                return true;
+            }) is null;
+        }
 
-            var sourceRetention = Retention.RetentionRules.Parse(s.Map("retention")) ?? retention;
-            var sourceRto = Positive(s, "rto") ?? policyRto;
-            var drillMap = s.Map("drill");
-            var drillEvery = Positive(drillMap, "every") ?? policyDrillEvery;
-            var zone = Schedule.ParseZone(s, policyZone);
-            var sourceSchedule = Schedule.Parse(s, "schedule", zone) ?? policySchedule;
-            var drillSchedule = (drillMap is null ? null : Schedule.Parse(drillMap, "schedule", zone)) ?? policyDrillSchedule;
-            var drillOptions = drillMap is null ? null : kind.ParseDrillOptions(drillMap);
-            drillMap?.EnsureAllKeysKnown($"drill keys of a {kindName} source are: {string.Join(", ", new[] { "every", "schedule" }.Concat(kind.DrillKeys))}");
-            notifiers.AddRange(Notify.NotifyConfig.Parse(s, name));
-            var options = kind.ParseOptions(s);
-            s.EnsureAllKeysKnown();
-            sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
+        if (targetNames.Count == 0 && !targetErrors)
+        {
+            document.Report(new ConfigException(top.LocationOf("targets"), "targets: at least one target is needed (for example {name: local, kind: local, path: ./backups})"));
+        }
+
+        var retention = Block(document, () => Retention.RetentionRules.Parse(top.Map("retention")));
+        var notifiers = Block(document, () => Notify.NotifyConfig.Parse(top, null).ToList()) ?? [];
+        var sources = new List<SourceDefinition>();
+        var sourceNames = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var s in Block(document, () => top.MapList("sources")) ?? [])
+        {
+            Block(document, () =>
             {
-                Retention = sourceRetention,
-                Drill = new DrillPolicy(drillEvery, sourceRto, drillOptions) { Schedule = drillSchedule },
-                Schedule = sourceSchedule,
-                StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", "source-" + name),
+                var name = CheckName(s, "source");
+                if (!sourceNames.Add(name))
+                {
+                    throw s.Error("name", $"a source named '{name}' is already defined; source names must be unique");
+                }
+
+                var kindName = s.RequireString("kind");
+                var kind = plugins.Source(kindName)
+                    ?? throw s.Error("kind", $"unknown source kind '{kindName}'; known kinds: {string.Join(", ", plugins.SourceKinds)}");
+                var expect = Block(document, () => ParseExpectations(s.Map("expect"), kind)) ?? Expectations.Default;
+                var sourceRpo = s.Duration("rpo") ?? rpo;
+                var sourceTargets = s.StringList("targets") ?? targetNames;
+                if (sourceTargets.Distinct(StringComparer.Ordinal).Count() != sourceTargets.Count)
+                {
+                    throw s.Error("targets", "a target is listed twice; each copy must be on a different target");
+                }
+
+                foreach (var tn in sourceTargets.Where(tn => !targetNames.Contains(tn)))
+                {
+                    throw s.Error("targets", $"no target is named '{tn}'; defined targets: {string.Join(", ", targetNames)}");
+                }
+
+                var sourceMinCopies = s.Int("min_copies", 1, 100) ?? minCopies;
+                if (sourceMinCopies > sourceTargets.Count && sourceTargets.Count > 0)
+                {
+                    throw new ConfigException(
+                        s.LocationOf(s.Has("min_copies") ? "min_copies" : "name"),
+                        $"{s.Path}: min_copies is {sourceMinCopies} but the source has only {sourceTargets.Count} target(s); add targets or lower min_copies");
+                }
+
+                var sourceRetention = Block(document, () => Retention.RetentionRules.Parse(s.Map("retention"))) ?? retention;
+                var sourceRto = Positive(s, "rto") ?? policyRto;
+                var zone = Schedule.ParseZone(s, policyZone);
+                var sourceSchedule = Schedule.Parse(s, "schedule", zone) ?? policySchedule;
+                var drill = Block(document, () =>
+                {
+                    var drillMap = s.Map("drill");
+                    var every = Positive(drillMap, "every") ?? policyDrillEvery;
+                    var schedule = (drillMap is null ? null : Schedule.Parse(drillMap, "schedule", zone)) ?? policyDrillSchedule;
+                    var drillOptions = drillMap is null ? null : kind.ParseDrillOptions(drillMap);
+                    drillMap?.EnsureAllKeysKnown($"drill keys of a {kindName} source are: {string.Join(", ", new[] { "every", "schedule" }.Concat(kind.DrillKeys))}");
+                    return new DrillPolicy(every, sourceRto, drillOptions) { Schedule = schedule };
+                });
+                notifiers.AddRange(Block(document, () => Notify.NotifyConfig.Parse(s, name)) ?? []);
+                var options = kind.ParseOptions(s);
+                s.EnsureAllKeysKnown();
+                sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
+                {
+                    Retention = sourceRetention,
+                    Drill = drill ?? new DrillPolicy(policyDrillEvery, sourceRto, null),
+                    Schedule = sourceSchedule,
+                    StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", "source-" + name),
+                });
+                return 0;
             });
         }
 
-        var encryption = ParseEncryption(top.Map("encryption"));
-        foreach (var def in sources.Where(_ => encryption is null))
+        var encryptionRead = false;
+        var encryption = Block(document, () =>
+        {
+            var options = ParseEncryption(top.Map("encryption"));
+            encryptionRead = true;
+            return options;
+        });
+        foreach (var def in sources.Where(_ => encryption is null && encryptionRead))
         {
             if (plugins.Source(def.Kind)?.RequiresEncryption(def.Options) is { } why)
             {
-                throw new ConfigException(def.Location, $"source '{def.Name}': {why}");
+                document.Report(new ConfigException(def.Location, $"source '{def.Name}': {why}"));
             }
         }
 
-        var serveMap = top.Map("serve");
-        var serve = new ServeOptions(serveMap?.Int("parallel", 1, 64) ?? 1, serveMap?.String("listen") ?? ServeOptions.Default.Listen, serveMap?.Secret("token"),
-            serveMap?.Duration("jitter") ?? TimeSpan.Zero);
-        serveMap?.EnsureAllKeysKnown("serve keys are: parallel, listen, token, jitter");
-        var verifyMap = top.Map("verify");
-        var deepSchedule = verifyMap is null ? null : Schedule.Parse(verifyMap, "deep_schedule", Schedule.ParseZone(verifyMap, policyZone));
-        verifyMap?.EnsureAllKeysKnown("verify keys are: deep_schedule, schedule_timezone");
-        var doctorMap = top.Map("doctor");
-        var doctor = new DoctorOptions(
-            doctorMap?.StringList("crontabs")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.Crontabs,
-            doctorMap?.StringList("systemd")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.SystemdFolders);
-        doctorMap?.EnsureAllKeysKnown("doctor keys are: crontabs (files, globs allowed), systemd (folders of unit files)");
+        var serve = Block(document, () =>
+        {
+            var serveMap = top.Map("serve");
+            var options = new ServeOptions(serveMap?.IntOr("parallel", 1, 1, 64) ?? 1, serveMap?.StringOr("listen", ServeOptions.Default.Listen) ?? ServeOptions.Default.Listen,
+                serveMap?.Secret("token"), serveMap?.DurationOr("jitter", TimeSpan.Zero) ?? TimeSpan.Zero);
+            serveMap?.EnsureAllKeysKnown("serve keys are: parallel, listen, token, jitter");
+            return options;
+        }) ?? ServeOptions.Default;
+        var deepSchedule = Block(document, () =>
+        {
+            var verifyMap = top.Map("verify");
+            var schedule = verifyMap is null ? null : Schedule.Parse(verifyMap, "deep_schedule", Schedule.ParseZone(verifyMap, policyZone));
+            verifyMap?.EnsureAllKeysKnown("verify keys are: deep_schedule, schedule_timezone");
+            return schedule;
+        });
+        var doctor = Block(document, () =>
+        {
+            var doctorMap = top.Map("doctor");
+            var options = new DoctorOptions(
+                doctorMap?.StringList("crontabs")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.Crontabs,
+                doctorMap?.StringList("systemd")?.Select(c => doctorMap.ResolvePath(c)).ToList() ?? DoctorOptions.Default.SystemdFolders);
+            doctorMap?.EnsureAllKeysKnown("doctor keys are: crontabs (files, globs allowed), systemd (folders of unit files)");
+            return options;
+        }) ?? DoctorOptions.Default;
         top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, notify, serve, verify, doctor, targets, sources");
         foreach (var twice in notifiers.GroupBy(n => n.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
         {
-            throw new ConfigException(twice.Last().Location, $"a notifier named '{twice.Key}' is already defined; notifier names must be unique");
+            document.Report(new ConfigException(twice.Last().Location, $"a notifier named '{twice.Key}' is already defined; notifier names must be unique"));
+        }
+
+        if (document.Errors.Count > 0)
+        {
+            return null;
         }
 
         return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo) { Rto = policyRto, DrillEvery = policyDrillEvery }, compression, targets, sources)
@@ -219,10 +323,36 @@ public static partial class ConfigLoader
         };
     }
 
-    /// <summary>A duration that must be longer than zero (an RTO, a drill interval), or null when the key is absent.</summary>
-    private static TimeSpan? Positive(ConfigMap? map, string key)
+    /// <summary>
+    /// The errors block by block (a top-level key, or one item of targets, sources or notify), as the file goes;
+    /// within a block, unknown keys first (a misspelt key explains the "required" error that follows), then by place.
+    /// </summary>
+    private static List<ConfigException> InFileOrder(IReadOnlyList<ConfigException> errors, YamlMappingNode root)
     {
-        var value = map?.Duration(key);
+        var starts = new List<long>();
+        foreach (var (k, v) in root.Children)
+        {
+            if (v is YamlSequenceNode seq && k is YamlScalarNode { Value: "targets" or "sources" or "notify" })
+            {
+                starts.AddRange(seq.Children.Select(item => item.Start.Line));
+            }
+            else
+            {
+                starts.Add(k.Start.Line);
+            }
+        }
+
+        // The block an error is in: the last one that starts on or before its line.
+        int BlockOf(ConfigException e) =>
+            e.Location is { Line: > 0 } at ? starts.FindLastIndex(start => start <= at.Line) : int.MaxValue;
+
+        return errors.OrderBy(BlockOf).ThenBy(e => e.UnknownKey ? 0 : 1).ThenBy(e => e.Location?.Line ?? long.MaxValue).ThenBy(e => e.Location?.Column ?? 0).ToList();
+    }
+
+    /// <summary>A duration that must be longer than zero (an RTO, a drill interval), or null when the key is absent.</summary>
+    private static TimeSpan? Positive(ConfigMap? map, string key, TimeSpan? fallback = null)
+    {
+        var value = fallback is { } f ? map?.DurationOr(key, f) : map?.Duration(key);
         return value is { } v && v <= TimeSpan.Zero ? throw map!.Error(key, "must be longer than zero") : value;
     }
 
@@ -309,8 +439,11 @@ public static partial class ConfigLoader
             var key = "min_" + fact;
             if (map.Has(key))
             {
-                var v = fact == "bytes" ? map.Size(key)!.Value : map.Int(key, 0)!.Value;
-                facts[fact] = v;
+                // A bad value is recorded (all errors in one pass) and read as absent.
+                if ((fact == "bytes" ? map.Size(key) : map.Int(key, 0)) is { } v)
+                {
+                    facts[fact] = v;
+                }
             }
         }
 
@@ -320,9 +453,9 @@ public static partial class ConfigLoader
             shrink = s == "none" ? null : map.Percent("max_shrink");
         }
 
-        var onAnomaly = map.Enum("on_anomaly", ("fail", AnomalyAction.Fail), ("warn", AnomalyAction.Warn)) ?? AnomalyAction.Fail;
-        var allowEmpty = map.Bool("allow_empty") ?? false;
-        var mount = map.Bool("mount") ?? false;
+        var onAnomaly = map.EnumOr("on_anomaly", AnomalyAction.Fail, ("fail", AnomalyAction.Fail), ("warn", AnomalyAction.Warn));
+        var allowEmpty = map.BoolOr("allow_empty", false);
+        var mount = map.BoolOr("mount", false);
         if (mount && !kind.ChecksMounts)
         {
             throw map.Error("mount", $"'{kind.Kind}' sources have no paths to check; mount applies to files sources");

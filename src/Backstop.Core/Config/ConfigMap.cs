@@ -13,19 +13,20 @@ public sealed class ConfigMap
     private readonly HashSet<string> _known = new(StringComparer.Ordinal);
     private readonly string _baseDirectory;
 
-    /// <summary>Every secret read from this document (shared by a mapping and the mappings under it).</summary>
-    private List<SecretRef> _secrets = [];
+    /// <summary>What this mapping shares with the rest of its file (secrets, errors, the key recorder).</summary>
+    public ConfigDocument Document { get; }
 
     /// <summary>The secrets read so far from this document, where they come from: <c>doctor</c> flags inline ones in a readable file.</summary>
-    public IReadOnlyList<SecretRef> Secrets => _secrets;
+    public IReadOnlyList<SecretRef> Secrets => Document.Secrets;
 
-    private ConfigMap Child(YamlMappingNode node, string path) => new(node, File, path) { _secrets = _secrets };
+    private ConfigMap Child(YamlMappingNode node, string path) => new(node, File, path, Document);
 
-    public ConfigMap(YamlMappingNode node, string file, string path)
+    public ConfigMap(YamlMappingNode node, string file, string path, ConfigDocument? document = null)
     {
         _node = node;
         File = file;
         Path = path;
+        Document = document ?? new ConfigDocument();
         _baseDirectory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(file)) ?? "/";
     }
 
@@ -51,25 +52,91 @@ public sealed class ConfigMap
 
     public string? String(string key)
     {
+        Record(key, "string");
+        return Scalar(key);
+    }
+
+    /// <summary>A string with a default, which the configuration reference shows.</summary>
+    public string StringOr(string key, string fallback)
+    {
+        Record(key, "string", fallback);
+        return Scalar(key) ?? fallback;
+    }
+
+    public string RequireString(string key)
+    {
+        Record(key, "string", required: true);
+        return Scalar(key) is { Length: > 0 } s ? s : throw new ConfigException(Location, $"{Path}: the key '{key}' is required");
+    }
+
+    public string? PathValue(string key)
+    {
+        Record(key, "path");
+        return Scalar(key) is { Length: > 0 } s ? ResolvePath(s) : null;
+    }
+
+    /// <summary>A scalar's text; a list or a mapping is an error (recorded, and read as absent, when collecting).</summary>
+    private string? Scalar(string key)
+    {
         var node = Get(key);
         return node switch
         {
             null => null,
             YamlScalarNode s => s.Value,
-            _ => throw Error(key, "expected a single value (a string), not a list or a mapping"),
+            _ => Fail<string>(Error(key, "expected a single value (a string), not a list or a mapping")),
         };
     }
 
-    public string RequireString(string key) =>
-        String(key) is { Length: > 0 } s ? s : throw new ConfigException(Location, $"{Path}: the key '{key}' is required");
+    /// <summary>Throws the error, or (collecting every error of the file) records it and reads the value as absent.</summary>
+    private T? Fail<T>(ConfigException error)
+    {
+        Document.Report(error);
+        return default;
+    }
 
-    public string? PathValue(string key) => String(key) is { Length: > 0 } s ? ResolvePath(s) : null;
+    private void Record(string key, string type, string? fallback = null, bool required = false) =>
+        Document.Recorder?.Record(Describe(key), type, fallback, required);
+
+    /// <summary>A size as written in a configuration: the largest binary unit that divides it (16MiB).</summary>
+    private static string ExactSize(long bytes)
+    {
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        var u = 0;
+        while (u < units.Length - 1 && bytes != 0 && bytes % 1024 == 0)
+        {
+            bytes /= 1024;
+            u++;
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{bytes}{units[u]}");
+    }
+
+    private static string Range(int min, int max) =>
+        (min, max) switch
+        {
+            (int.MinValue, int.MaxValue) => "integer",
+            (_, int.MaxValue) => $"integer ≥ {min}",
+            _ => $"integer {min}–{max}",
+        };
 
     public string ResolvePath(string value) => System.IO.Path.GetFullPath(System.IO.Path.Combine(_baseDirectory, ExpandHome(value)));
 
     public int? Int(string key, int min = int.MinValue, int max = int.MaxValue)
     {
-        var s = String(key);
+        Record(key, Range(min, max));
+        return IntValue(key, min, max);
+    }
+
+    /// <summary>A whole number with a default, which the configuration reference shows.</summary>
+    public int IntOr(string key, int fallback, int min = int.MinValue, int max = int.MaxValue)
+    {
+        Record(key, Range(min, max), fallback.ToString(CultureInfo.InvariantCulture));
+        return IntValue(key, min, max) ?? fallback;
+    }
+
+    private int? IntValue(string key, int min, int max)
+    {
+        var s = Scalar(key);
         if (s is null)
         {
             return null;
@@ -77,72 +144,131 @@ public sealed class ConfigMap
 
         if (!int.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v))
         {
-            throw Error(key, $"'{s}' is not a whole number");
+            return Fail<int?>(Error(key, $"'{s}' is not a whole number"));
         }
 
-        return v < min || v > max ? throw Error(key, $"{v} is out of range ({min}..{max})") : v;
+        return v < min || v > max ? Fail<int?>(Error(key, $"{v} is out of range ({min}..{max})")) : v;
     }
 
     public bool? Bool(string key)
     {
-        var s = String(key);
+        Record(key, "boolean");
+        return BoolValue(key);
+    }
+
+    /// <summary>true or false with a default, which the configuration reference shows.</summary>
+    public bool BoolOr(string key, bool fallback)
+    {
+        Record(key, "boolean", fallback ? "true" : "false");
+        return BoolValue(key) ?? fallback;
+    }
+
+    private bool? BoolValue(string key)
+    {
+        var s = Scalar(key);
         return s switch
         {
             null => null,
             "true" or "yes" or "on" => true,
             "false" or "no" or "off" => false,
-            _ => throw Error(key, $"'{s}' is not true or false"),
+            _ => Fail<bool?>(Error(key, $"'{s}' is not true or false")),
         };
     }
 
-    public long? Size(string key) => Quantity<long>(key, Quantities.TryParseSize);
+    public long? Size(string key)
+    {
+        Record(key, "size");
+        return Quantity<long>(key, Quantities.TryParseSize);
+    }
 
-    public TimeSpan? Duration(string key) => Quantity<TimeSpan>(key, Quantities.TryParseDuration);
+    /// <summary>A size with a default, which the configuration reference shows.</summary>
+    public long SizeOr(string key, long fallback)
+    {
+        Record(key, "size", ExactSize(fallback));
+        return Quantity<long>(key, Quantities.TryParseSize) ?? fallback;
+    }
 
-    public int? Percent(string key) => Quantity<int>(key, Quantities.TryParsePercent);
+    public TimeSpan? Duration(string key)
+    {
+        Record(key, "duration");
+        return Quantity<TimeSpan>(key, Quantities.TryParseDuration);
+    }
+
+    /// <summary>A duration with a default, which the configuration reference shows.</summary>
+    public TimeSpan DurationOr(string key, TimeSpan fallback)
+    {
+        Record(key, "duration", Quantities.FormatDuration(fallback));
+        return Quantity<TimeSpan>(key, Quantities.TryParseDuration) ?? fallback;
+    }
+
+    public int? Percent(string key)
+    {
+        Record(key, "percentage");
+        return Quantity<int>(key, Quantities.TryParsePercent);
+    }
 
     /// <summary>A timeout: longer than zero and at most 24 days (what a timer can hold).</summary>
     public TimeSpan Timeout(string key, TimeSpan fallback)
     {
-        var timeout = Duration(key) ?? fallback;
+        Record(key, "duration (at most 24d)", Quantities.FormatDuration(fallback));
+        var timeout = Quantity<TimeSpan>(key, Quantities.TryParseDuration) ?? fallback;
         return timeout <= TimeSpan.Zero || timeout > TimeSpan.FromDays(24)
-            ? throw Error(key, "must be longer than zero and at most 24d")
+            ? Fail<TimeSpan?>(Error(key, "must be longer than zero and at most 24d")) ?? fallback
             : timeout;
     }
 
     /// <summary><c>all</c> (null) or a list of names.</summary>
-    public IReadOnlyList<string>? AllOrList(string key) =>
-        StringList(key) is { } listed && !(listed.Count == 1 && listed[0] == "all") ? listed : null;
+    public IReadOnlyList<string>? AllOrList(string key)
+    {
+        Record(key, "all, or a list of names", "all");
+        return StringListValue(key) is { } listed && !(listed.Count == 1 && listed[0] == "all") ? listed : null;
+    }
 
     private delegate bool TryParse<T>(string text, out T value, out string error);
 
     private T? Quantity<T>(string key, TryParse<T> parse) where T : struct
     {
-        var s = String(key);
+        var s = Scalar(key);
         if (s is null)
         {
             return null;
         }
 
-        return parse(s, out var v, out var err) ? v : throw Error(key, err);
+        return parse(s, out var v, out var err) ? v : Fail<T?>(Error(key, err));
     }
 
     public SecretRef? Secret(string key)
     {
-        var s = String(key);
+        Record(key, "secret (env:NAME, file:PATH)");
+        var s = Scalar(key);
         if (s is null)
         {
             return null;
         }
 
         var secret = new SecretRef(s, LocationOf(key));
-        _secrets.Add(secret);
+        Document.Secrets.Add(secret);
         return secret;
     }
 
     public T? Enum<T>(string key, params (string Name, T Value)[] choices) where T : struct
     {
-        var s = String(key);
+        Record(key, Choices(choices));
+        return EnumValue(key, choices);
+    }
+
+    /// <summary>One of some names, with a default, which the configuration reference shows.</summary>
+    public T EnumOr<T>(string key, T fallback, params (string Name, T Value)[] choices) where T : struct
+    {
+        Record(key, Choices(choices), choices.FirstOrDefault(c => EqualityComparer<T>.Default.Equals(c.Value, fallback)).Name);
+        return EnumValue(key, choices) ?? fallback;
+    }
+
+    private static string Choices<T>((string Name, T Value)[] choices) => "one of " + string.Join(", ", choices.Select(c => c.Name));
+
+    private T? EnumValue<T>(string key, (string Name, T Value)[] choices) where T : struct
+    {
+        var s = Scalar(key);
         if (s is null)
         {
             return null;
@@ -156,11 +282,17 @@ public sealed class ConfigMap
             }
         }
 
-        throw Error(key, $"'{s}' is not one of: {string.Join(", ", choices.Select(c => c.Name))}");
+        return Fail<T?>(Error(key, $"'{s}' is not one of: {string.Join(", ", choices.Select(c => c.Name))}"));
     }
 
     /// <summary>A list of strings; a single scalar is accepted as a list of one.</summary>
     public IReadOnlyList<string>? StringList(string key)
+    {
+        Record(key, "list of strings");
+        return StringListValue(key);
+    }
+
+    private List<string>? StringListValue(string key)
     {
         var node = Get(key);
         switch (node)
@@ -175,7 +307,7 @@ public sealed class ConfigMap
                 {
                     if (item is not YamlScalarNode { Value: { } v2 })
                     {
-                        throw new ConfigException(At(item), $"{Describe(key)}: every item must be a string");
+                        return Fail<List<string>>(new ConfigException(At(item), $"{Describe(key)}: every item must be a string"));
                     }
 
                     list.Add(v2);
@@ -183,13 +315,14 @@ public sealed class ConfigMap
 
                 return list;
             default:
-                throw Error(key, "expected a list of strings");
+                return Fail<List<string>>(Error(key, "expected a list of strings"));
         }
     }
 
     /// <summary>A list whose items are each a string or a mapping (e.g. <c>smoke: ["SELECT …", {database: app, sql: "…"}]</c>).</summary>
     public IReadOnlyList<(string? Text, ConfigMap? Map, ConfigLocation Location)>? MixedList(string key)
     {
+        Record(key, "list of strings or mappings");
         var node = Get(key);
         if (node is null)
         {
@@ -214,6 +347,7 @@ public sealed class ConfigMap
     /// <summary>A mapping of string to string (e.g. environment variables).</summary>
     public IReadOnlyList<(string Key, string Value, ConfigLocation Location)>? StringMap(string key)
     {
+        Record(key, "mapping of names to values");
         var node = Get(key);
         if (node is null)
         {
@@ -222,7 +356,7 @@ public sealed class ConfigMap
 
         if (node is not YamlMappingNode map)
         {
-            throw Error(key, "expected a mapping of names to values");
+            return Fail<List<(string, string, ConfigLocation)>>(Error(key, "expected a mapping of names to values"));
         }
 
         var list = new List<(string, string, ConfigLocation)>();
@@ -244,18 +378,20 @@ public sealed class ConfigMap
 
     public ConfigMap? Map(string key)
     {
+        Record(key, "mapping");
         var node = Get(key);
         return node switch
         {
             null => null,
             YamlMappingNode m => Child(m, $"{Path}.{key}".TrimStart('.')),
             YamlScalarNode { Value: null or "" } => null,
-            _ => throw Error(key, "expected a mapping (key: value pairs)"),
+            _ => Fail<ConfigMap>(Error(key, "expected a mapping (key: value pairs)")),
         };
     }
 
     public IReadOnlyList<ConfigMap> MapList(string key)
     {
+        Record(key, "list of mappings");
         var node = Get(key);
         switch (node)
         {
@@ -294,17 +430,29 @@ public sealed class ConfigMap
         }
     }
 
+    /// <summary>
+    /// Every key of the mapping that nothing read is an error (each one, when collecting). A key read here clears
+    /// the doubt of the reference's key check, so a key the reference does not list yet is never refused.
+    /// </summary>
     public void EnsureAllKeysKnown(string? hint = null)
     {
         foreach (var (k, _) in _node.Children)
         {
             var name = (k as YamlScalarNode)?.Value ?? "";
-            if (!_known.Contains(name))
+            if (_known.Contains(name))
             {
-                var suggestion = _known.OrderBy(c => Distance(c, name)).FirstOrDefault(c => Distance(c, name) <= 2);
-                var more = suggestion is not null ? $" (did you mean '{suggestion}'?)" : hint is not null ? $" ({hint})" : "";
-                throw new ConfigException(At(k), $"{Describe(name)}: unknown key{more}");
+                Document.Clear(At(k));
+                continue;
             }
+
+            if (Document.IsSuspect(At(k)))
+            {
+                continue;
+            }
+
+            var suggestion = Util.Spelling.Closest(name, _known);
+            var more = suggestion is not null ? $" (did you mean '{suggestion}'?)" : hint is not null ? $" ({hint})" : "";
+            Document.Report(new ConfigException(At(k), $"{Describe(name)}: unknown key{more}") { UnknownKey = true });
         }
     }
 
@@ -333,6 +481,4 @@ public sealed class ConfigMap
         p.StartsWith("~/", StringComparison.Ordinal)
             ? System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), p[2..])
             : p;
-
-    private static int Distance(string a, string b) => Util.Spelling.Distance(a, b);
 }

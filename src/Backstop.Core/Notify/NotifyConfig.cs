@@ -104,7 +104,7 @@ public static class NotifyConfig
 
     private static EmailNotifier Email(ConfigMap map)
     {
-        var security = map.Enum("security", ("starttls", EmailSecurity.StartTls), ("tls", EmailSecurity.Tls), ("none", EmailSecurity.None)) ?? EmailSecurity.StartTls;
+        var security = map.EnumOr("security", EmailSecurity.StartTls, ("starttls", EmailSecurity.StartTls), ("tls", EmailSecurity.Tls), ("none", EmailSecurity.None));
         var to = map.StringList("to");
         if (to is null || to.Count == 0)
         {

@@ -23,6 +23,12 @@ public interface ISourceKind
     object ParseOptions(ConfigMap map);
 
     /// <summary>
+    /// The kind's own keys, documented (its <c>drill:</c> keys as <c>drill.KEY</c>): the configuration reference and
+    /// its unknown-key check come from them, and a test holds them to what <see cref="ParseOptions"/> reads.
+    /// </summary>
+    IReadOnlyList<KeyDoc> Keys { get; }
+
+    /// <summary>
     /// The kind's own keys of a source's <c>drill:</c> block (besides <c>every</c>), parsed into its options record; null
     /// when it has none. <see cref="DrillKeys"/> names them for the unknown-key error.
     /// </summary>
@@ -49,6 +55,8 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public virtual bool ChecksMounts => false;
 
     public abstract TOptions Parse(ConfigMap map);
+
+    public abstract IReadOnlyList<KeyDoc> Keys { get; }
 
     public abstract ISource Create(SourceDefinition definition, TOptions options);
 

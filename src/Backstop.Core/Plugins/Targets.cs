@@ -9,6 +9,9 @@ public interface ITargetKind
 
     object ParseOptions(ConfigMap map);
 
+    /// <summary>The kind's own keys, documented: the configuration reference and its unknown-key check come from them.</summary>
+    IReadOnlyList<KeyDoc> Keys { get; }
+
     ITarget Create(TargetDefinition definition);
 }
 
@@ -17,6 +20,8 @@ public abstract class TargetKind<TOptions> : ITargetKind where TOptions : class
     public abstract string Kind { get; }
 
     public abstract TOptions Parse(ConfigMap map);
+
+    public abstract IReadOnlyList<KeyDoc> Keys { get; }
 
     public abstract ITarget Create(TargetDefinition definition, TOptions options);
 

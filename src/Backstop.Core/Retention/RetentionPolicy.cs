@@ -19,8 +19,8 @@ public sealed record RetentionRules(int Last, int Hourly, int Daily, int Weekly,
         }
 
         var rules = new RetentionRules(
-            map.Int("last", 0, 100_000) ?? 0, map.Int("hourly", 0, 100_000) ?? 0, map.Int("daily", 0, 100_000) ?? 0,
-            map.Int("weekly", 0, 100_000) ?? 0, map.Int("monthly", 0, 100_000) ?? 0, map.Int("yearly", 0, 100_000) ?? 0);
+            map.IntOr("last", 0, 0, 100_000), map.IntOr("hourly", 0, 0, 100_000), map.IntOr("daily", 0, 0, 100_000),
+            map.IntOr("weekly", 0, 0, 100_000), map.IntOr("monthly", 0, 0, 100_000), map.IntOr("yearly", 0, 0, 100_000));
         map.EnsureAllKeysKnown("retention rules are last, hourly, daily, weekly, monthly, yearly");
         return rules;
     }

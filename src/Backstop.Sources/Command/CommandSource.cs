@@ -19,6 +19,16 @@ public sealed partial class CommandSourceKind : SourceKind<CommandOptions>
 {
     public override string Kind => "command";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("command", "[/usr/local/bin/export-ledger, --format, json]", "The program and its arguments; its standard output is the artifact; no shell; runs in this file's folder") { Default = "required" },
+        new("env", "{API_TOKEN: \"env:LEDGER_TOKEN\"}", "Environment variables for it; values are secrets (env:NAME, file:PATH)"),
+        new("artifact", "ledger.json", "The artifact's file name"),
+        new("timeout", "30m", "The most the command may take; it is killed after"),
+        new("drill.command", "[/usr/local/bin/check-ledger, \"{file}\"]", "A program that reads the restored file (its path is added last, or replaces {file}); it must exit 0"),
+        new("drill.timeout", "1h", "The most the drill command may take"),
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["bytes"];
 
     public override IReadOnlyList<string> CountFacts { get; } = [];
@@ -35,7 +45,7 @@ public sealed partial class CommandSourceKind : SourceKind<CommandOptions>
 
         var env = (map.StringMap("env") ?? []).Select(e => (e.Key, new SecretRef(e.Value, e.Location))).ToList();
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(1));
-        var artifact = map.String("artifact") ?? "output";
+        var artifact = map.StringOr("artifact", "output");
         if (!Core.Util.SafeNames.IsSafeFileName(artifact))
         {
             throw map.Error("artifact", "an artifact name is a plain file name (no '/', '\\', control character, '..' or leading '.'), like dump.sql");

@@ -10,6 +10,14 @@ namespace Backstop.Sources.Common;
 /// </summary>
 public sealed record Replication(int MinReplicas, TimeSpan? MaxLag, IReadOnlyList<(string Host, int Port)> Replicas)
 {
+    /// <summary>The <c>replication:</c> keys, for the configuration reference.</summary>
+    public static IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("replication.min_replicas", "1", "Replicas that must be streaming from the source (doctor)"),
+        new("replication.max_lag", "5m", "The most a replica may be behind") { Default = "no limit" },
+        new("replication.replicas", "[\"10.0.0.6:5432\"]", "Replicas (host:port) that doctor checks from their own side"),
+    ];
+
     public static Replication? Parse(ConfigMap source)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -18,7 +26,7 @@ public sealed record Replication(int MinReplicas, TimeSpan? MaxLag, IReadOnlyLis
             return null;
         }
 
-        var min = map.Int("min_replicas", 0, 100) ?? 1;
+        var min = map.IntOr("min_replicas", 1, 0, 100);
         var lag = map.Duration("max_lag");
         var replicas = new List<(string, int)>();
         foreach (var r in map.StringList("replicas") ?? [])

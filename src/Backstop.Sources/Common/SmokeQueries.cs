@@ -9,6 +9,15 @@ namespace Backstop.Sources.Common;
 /// </summary>
 public static class SmokeQueries
 {
+    /// <summary>The <c>drill.smoke</c> keys, for the configuration reference.</summary>
+    public static IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("drill.smoke", "[\"SELECT count(*) > 0 FROM orders\", {database: billing, sql: \"SELECT count(*) > 0 FROM invoices\"}]",
+            "Queries run in the restored databases; each must return true or a non-zero number first. A string runs in the only database"),
+        new("drill.smoke[].database", "", "The database a query runs in"),
+        new("drill.smoke[].sql", "", "The query") { Default = "required" },
+    ];
+
     public static IReadOnlyList<(string? Database, string Sql)> Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

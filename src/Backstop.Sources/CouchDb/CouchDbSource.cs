@@ -23,6 +23,16 @@ public sealed partial class CouchDbSourceKind : SourceKind<CouchDbOptions>
 {
     public override string Kind => "couchdb";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("url", "http://couch-1.internal:5984", "The server, without credentials or database"),
+        new("user", "backup", "An admin (or a reader of every database)"),
+        new("password", "env:COUCHDB_PASSWORD", "Its password; sent only to the server"),
+        new("databases", "all", "The databases: all (but _replicator, _users, _global_changes), or a list"),
+        new("timeout", "6h", "The most a whole export may take"),
+        new("drill.server", "http://127.0.0.1:5985", "Restore into scratch databases on this server") { Default = "the source's server" },
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["databases", "documents"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["databases", "documents"];
@@ -30,7 +40,7 @@ public sealed partial class CouchDbSourceKind : SourceKind<CouchDbOptions>
     public override CouchDbOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        var url = map.String("url") ?? "http://127.0.0.1:5984";
+        var url = map.StringOr("url", "http://127.0.0.1:5984");
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https") || uri.UserInfo.Length > 0)
         {
             throw map.Error("url", $"'{url}' is not an http(s) URL without credentials, like http://127.0.0.1:5984 (credentials go in user/password)");

@@ -22,6 +22,14 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
 {
     public override string Kind => "etcd";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("endpoints", "[\"http://10.0.0.5:2379\"]", "The cluster's client URLs; the snapshot is taken from the first that answers") { Default = "http://127.0.0.1:2379" },
+        new("user", "root", "An etcd user (with password)"),
+        new("password", "env:ETCD_PASSWORD", "Its password; only ever in etcdctl's environment"),
+        new("timeout", "1h", "The most the snapshot may take"),
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["keys", "revision"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["keys"];

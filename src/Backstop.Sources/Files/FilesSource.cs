@@ -19,6 +19,13 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
 {
     public override string Kind => "files";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("paths", "[/srv/app, /etc/app]", "Folders and files to back up") { Default = "required" },
+        new("exclude", "[\"*.log\", \"cache/**\"]", "Glob patterns left out (relative to each path; ** crosses folders)"),
+        new("drill.spot_check", "10%", "The share of files a drill compares byte for byte with the live ones") { Default = "every file's hash" },
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["files", "bytes", "directories", "symlinks"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["files"];

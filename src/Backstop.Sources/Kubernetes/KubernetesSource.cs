@@ -43,6 +43,21 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
 {
     public override string Kind => "kubernetes";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("kubeconfig", "/etc/rancher/k3s/k3s.yaml", "The kubeconfig file") { Default = "the pod's service account, else $KUBECONFIG or ~/.kube/config" },
+        new("context", "default", "A context of the kubeconfig") { Default = "its current context" },
+        new("namespaces", "all", "The namespaces: all, or a list"),
+        new("include_kinds", "[ConfigMap, Deployment.apps]", "Only these kinds (Kind, Kind.group or the plural)") { Instead = "exclude_kinds" },
+        new("exclude_kinds", "[Secret]", "Every kind but these") { Default = "none" },
+        new("label_selector", "\"backup!=skip\"", "Only objects that match this label selector"),
+        new("cluster_resources", "true", "Also cluster-scoped objects: CRDs, cluster roles, storage classes, persistent volumes…"),
+        new("pvcs", "all", "Volume data: all, or [NAMESPACE/CLAIM…]; host-path and local volumes on this node are read") { Default = "none" },
+        new("node", "node-1", "This node's name (which volumes are here)") { Default = "$NODE_NAME, else the host name" },
+        new("host_root", "/host", "Where the node's file system is mounted, in a pod") { Default = "/" },
+        new("drill.namespace", "shop", "The namespace a drill restores into a scratch one") { Default = "the one with the most objects" },
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["objects", "namespaces", "secrets"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["objects", "namespaces"];
@@ -86,7 +101,7 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
             }
         }
 
-        return new KubernetesOptions(kubeconfig, context, namespaces, include, exclude, map.String("label_selector"), map.Bool("cluster_resources") ?? false)
+        return new KubernetesOptions(kubeconfig, context, namespaces, include, exclude, map.String("label_selector"), map.BoolOr("cluster_resources", false))
         {
             Pvcs = pvcs,
             Node = map.String("node"),

@@ -29,6 +29,21 @@ public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions>
 {
     public override string Kind => "mysql";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("host", "db.internal", "The server's host name or address"),
+        new("port", "3306", "Its port"),
+        new("user", "backup", "The user that dumps (SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES)"),
+        new("password", "env:MYSQL_PWD", "Its password; only ever in a private option file the dump reads") { Default = "none" },
+        new("databases", "[shop, billing]", "The databases to dump: all (but the system schemas), or a list"),
+        new("exact_rows", "true", "Count rows exactly (SELECT COUNT(*)); false records the estimate as rows_estimated"),
+        new("timeout", "6h", "The most a whole dump may take"),
+        new("tools.dump", "/usr/bin/mariadb-dump", "The dump program") { Default = "mariadb-dump, else mysqldump" },
+        new("tools.client", "/usr/bin/mariadb", "The client that restores") { Default = "mariadb, else mysql" },
+        new("drill.server", "mysql://drill@10.0.0.9:3306", "Restore into scratch databases on this server instead of a throwaway one") { Default = "a throwaway server (mariadbd)" },
+        .. Common.SmokeQueries.Keys,
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["databases", "tables", "rows"];
@@ -62,7 +77,7 @@ public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions>
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(6));
 
         return new MySqlOptions(
-            map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 3306, map.String("user") ?? "root", map.Secret("password"),
+            map.StringOr("host", "127.0.0.1"), map.IntOr("port", 3306, 1, 65535), map.StringOr("user", "root"), map.Secret("password"),
             databases, Postgres.PostgresSourceKind.ExactRows(map), tools, timeout);
     }
 

@@ -32,6 +32,25 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
 {
     public override string Kind => "postgres";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("host", "db.internal", "The server's host name or address (or a Unix socket folder)"),
+        new("port", "5432", "Its port"),
+        new("user", "backup", "The role that dumps (pg_dump needs to read every table)"),
+        new("password", "env:PGPASSWORD", "Its password; only ever in pg_dump's environment") { Default = "none (.pgpass, peer or trust)" },
+        new("databases", "all", "The databases to dump: all (every one that takes connections, but template0), or a list"),
+        new("sslmode", "prefer", "libpq's sslmode") { Type = "one of disable, allow, prefer, require, verify-ca, verify-full", Default = "libpq's (prefer)" },
+        new("exact_rows", "true", "Count rows exactly, inside the dump's snapshot; false records the planner's estimate (rows_estimated) for very large databases"),
+        new("timeout", "6h", "The most a whole dump may take"),
+        new("tools.pg_dump", "/usr/lib/postgresql/16/bin/pg_dump", "The pg_dump to use") { Default = "the newest installed, at least the server's major version" },
+        new("tools.pg_dumpall", "/usr/lib/postgresql/16/bin/pg_dumpall", "The pg_dumpall to use (globals.sql)") { Default = "beside pg_dump" },
+        new("tools.pg_restore", "/usr/lib/postgresql/16/bin/pg_restore", "The pg_restore that lists each dump while it streams") { Default = "beside pg_dump" },
+        .. Replication.Keys,
+        new("drill.server", "postgresql://drill@10.0.0.9:5432", "Restore into scratch databases on this server instead of a throwaway cluster") { Default = "a throwaway cluster (initdb)" },
+        new("drill.bin", "/usr/lib/postgresql/16/bin", "The folder of initdb and postgres for the throwaway cluster") { Default = "/usr/lib/postgresql/MAJOR/bin of the dump's version" },
+        .. SmokeQueries.Keys,
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows", "roles"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["databases", "tables", "rows"];
@@ -76,9 +95,9 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(6));
 
         return new PostgresOptions(
-            map.String("host") ?? "127.0.0.1",
-            map.Int("port", 1, 65535) ?? 5432,
-            map.String("user") ?? "postgres",
+            map.StringOr("host", "127.0.0.1"),
+            map.IntOr("port", 5432, 1, 65535),
+            map.StringOr("user", "postgres"),
             map.Secret("password"),
             databases,
             sslMode,
@@ -97,7 +116,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
     /// </summary>
     internal static bool ExactRows(ConfigMap map)
     {
-        var exact = map.Bool("exact_rows") ?? true;
+        var exact = map.BoolOr("exact_rows", true);
         if (!exact && map.Map("expect") is { } expect && expect.Has("min_rows"))
         {
             throw expect.Error("min_rows", "needs exact row counts, and exact_rows is false (rows are then the planner's estimates, recorded as rows_estimated); remove one of them");

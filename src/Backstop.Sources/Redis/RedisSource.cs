@@ -23,6 +23,16 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
 {
     public override string Kind => "redis";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("host", "cache.internal", "The server's host name or address"),
+        new("port", "6379", "Its port"),
+        new("user", "backup", "An ACL user (Redis 6+)") { Default = "default" },
+        new("password", "env:REDIS_PASSWORD", "Its password (AUTH); only ever sent to the server") { Default = "none" },
+        new("timeout", "1h", "The most fetching the RDB may take"),
+        .. Common.Replication.Keys,
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["keys", "databases"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["keys"];
@@ -32,7 +42,7 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
         ArgumentNullException.ThrowIfNull(map);
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(1));
 
-        return new RedisOptions(map.String("host") ?? "127.0.0.1", map.Int("port", 1, 65535) ?? 6379, map.String("user"), map.Secret("password"), timeout)
+        return new RedisOptions(map.StringOr("host", "127.0.0.1"), map.IntOr("port", 6379, 1, 65535), map.String("user"), map.Secret("password"), timeout)
         {
             Replication = Replication.Parse(map),
         };

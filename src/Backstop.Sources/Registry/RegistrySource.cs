@@ -19,6 +19,18 @@ public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions>
 {
     public override string Kind => "registry";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("url", "https://registry.internal:5000", "The registry, without credentials or path"),
+        new("user", "backup", "User for basic or token authentication"),
+        new("password", "env:REGISTRY_PASSWORD", "Its password (needs a user)"),
+        new("repositories", "all", "The repositories: all (the _catalog, paged), or a list"),
+        new("tags", "all", "The tags of each repository: all, or a list"),
+        new("referrers", "true", "Also keep signatures, attestations and SBOMs (the referrers API, or cosign sha256-….sig tags)"),
+        new("timeout", "6h", "The most a whole backup may take"),
+        new("drill.registry", "http://127.0.0.1:5001", "Push into this registry (under backstop-drill-…) instead of a throwaway docker-registry") { Default = "a throwaway docker-registry" },
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["repositories", "tags", "manifests", "blobs", "bytes"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["repositories", "tags", "manifests", "blobs"];
@@ -58,7 +70,7 @@ public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions>
             throw map.Error("password", "a password needs a user");
         }
 
-        return new RegistryOptions(uri, user, password, repositories, tags, map.Bool("referrers") ?? true, map.Timeout("timeout", TimeSpan.FromHours(6)));
+        return new RegistryOptions(uri, user, password, repositories, tags, map.BoolOr("referrers", true), map.Timeout("timeout", TimeSpan.FromHours(6)));
     }
 
     public override ISource Create(SourceDefinition definition, RegistryOptions options)

@@ -16,6 +16,11 @@ public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
 {
     public override string Kind => "sqlite";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("path", "/srv/app/app.db", "The database file") { Default = "required" },
+    ];
+
     public override IReadOnlyList<string> Facts { get; } = ["tables", "rows"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["tables", "rows"];

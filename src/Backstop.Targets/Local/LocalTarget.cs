@@ -13,6 +13,12 @@ public sealed class LocalTargetKind : TargetKind<LocalOptions>
 {
     public override string Kind => "local";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("path", "/var/backups/backstop", "The folder; created only when its parent exists (an unmounted share is never filled)") { Default = "required" },
+        new("marker", ".backstop-target", "A file that must be in the folder, or the target is refused (a USB disk that is not plugged in)"),
+    ];
+
     public override LocalOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

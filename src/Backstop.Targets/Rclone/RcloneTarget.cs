@@ -15,6 +15,13 @@ public sealed class RcloneTargetKind : TargetKind<RcloneOptions>
 {
     public override string Kind => "rclone";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("remote", "\"gdrive:backups\"", "An rclone remote and path (see rclone listremotes)"),
+        new("config", "/etc/backstop/rclone.conf", "The rclone configuration file") { Default = "rclone's own" },
+        new("rclone", "/usr/local/bin/rclone", "The rclone program") { Default = "rclone on PATH" },
+    ];
+
     public override RcloneOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);

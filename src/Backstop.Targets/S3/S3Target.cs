@@ -27,6 +27,18 @@ public sealed class S3TargetKind : TargetKind<S3Options>
 
     public override string Kind => "s3";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("bucket", "team-backups", "The bucket"),
+        new("endpoint", "https://s3.example.com", "The S3 API's URL; leave out for AWS") { Default = "AWS" },
+        new("region", "eu-west-1", "The region (signatures)"),
+        new("prefix", "backstop", "A folder in the bucket") { Default = "none" },
+        new("access_key", "env:S3_ACCESS_KEY", "The access key (with secret_key)") { Default = "the AWS environment and instance credentials" },
+        new("secret_key", "env:S3_SECRET_KEY", "The secret key (with access_key)"),
+        new("part_size", "16MiB", "The size of each part of a multipart upload (5MiB–1GiB): the memory one upload holds"),
+        new("path_style", "true", "Path-style URLs (host/bucket/key), which MinIO and most self-hosted servers need") { Default = "true with an endpoint, else false" },
+    ];
+
     public override S3Options Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
@@ -47,14 +59,14 @@ public sealed class S3TargetKind : TargetKind<S3Options>
             throw map.Error(access is null ? "secret_key" : "access_key", "give both access_key and secret_key, or neither (then the AWS environment and instance credentials are used)");
         }
 
-        var partSize = map.Size("part_size") ?? 16L << 20;
+        var partSize = map.SizeOr("part_size", 16L << 20);
         if (partSize is < MinPart or > 1L << 30)
         {
             throw map.Error("part_size", "must be between 5MiB (the S3 minimum) and 1GiB");
         }
 
         var prefix = (map.String("prefix") ?? "").Trim('/');
-        return new S3Options(endpoint, map.String("region") ?? "us-east-1", bucket, prefix.Length == 0 ? "" : prefix + "/",
+        return new S3Options(endpoint, map.StringOr("region", "us-east-1"), bucket, prefix.Length == 0 ? "" : prefix + "/",
             access, secret, map.Bool("path_style") ?? endpoint is not null, (int)partSize);
     }
 

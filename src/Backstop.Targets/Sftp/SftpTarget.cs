@@ -50,11 +50,22 @@ public sealed class SftpTargetKind : TargetKind<SftpOptions>
 {
     public override string Kind => "sftp";
 
+    public override IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("host", "nas.lan", "The SSH server"),
+        new("port", "22", "Its port"),
+        new("user", "backup", "The login"),
+        new("key", "file:/etc/backstop/id_ed25519", "The private key (a secret: file:PATH, or env:NAME holding the PEM)") { Default = "required" },
+        new("host_key", "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"", "A line from `ssh-keyscan HOST`: a server with another key is refused") { Default = "required" },
+        new("path", "/volume1/backups", "The folder on the server"),
+        new("rclone", "/usr/local/bin/rclone", "The rclone program") { Default = "rclone on PATH" },
+    ];
+
     public override SftpOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         var host = map.RequireString("host");
-        var port = map.Int("port", 1, 65535) ?? 22;
+        var port = map.IntOr("port", 22, 1, 65535);
         var hostKeyText = map.String("host_key")
                           ?? throw map.Error("host_key", $"the key 'host_key' is required for an sftp target, so that a server that is not the NAS is refused: copy a line printed by 'ssh-keyscan -p {port} {host}'");
         var hostKey = HostKey.Parse(hostKeyText)

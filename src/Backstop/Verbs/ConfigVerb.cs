@@ -4,9 +4,36 @@ namespace Backstop.Cli.Verbs;
 
 internal static class ConfigVerb
 {
+    /// <summary>The configuration reference, made from the documented keys and the parsers; a disagreement is an error.</summary>
+    public static async Task<int> ReferenceAsync(CancellationToken cancellationToken)
+    {
+        var (markdown, problems) = Core.Config.ConfigReference.Build(Plugins.Registry);
+        foreach (var problem in problems)
+        {
+            await Console.Error.WriteLineAsync($"backstop: reference: {problem}").ConfigureAwait(false);
+        }
+
+        await Console.Out.WriteAsync(markdown.AsMemory(), cancellationToken).ConfigureAwait(false);
+        return problems.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
     public static Task<int> CheckAsync(Context context, CancellationToken cancellationToken)
     {
-        var config = context.LoadConfig();
+        Core.Config.BackstopConfig config;
+        try
+        {
+            config = context.LoadConfig();
+        }
+        catch (Core.Config.ConfigException e) when (context.Json)
+        {
+            // Every error, with its place as fields, for an editor or a CI step.
+            JsonOutput.Write(new
+            {
+                Valid = false,
+                Errors = e.Errors.Select(x => new { x.Location?.File, x.Location?.Line, x.Location?.Column, Message = x.Reason, x.UnknownKey }),
+            });
+            return Task.FromResult(ExitCodes.Usage);
+        }
 
         // Every env: and file: reference resolved now (never printed), so that 3 a.m. does not find PGPASSWORD unset.
         var secrets = config.SecretRefs.Where(r => r.Reference.StartsWith("env:", StringComparison.Ordinal) || r.Reference.StartsWith("file:", StringComparison.Ordinal))

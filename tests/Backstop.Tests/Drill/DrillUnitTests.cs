@@ -112,7 +112,7 @@ public class DrillUnitTests
     public void An_unknown_drill_key_names_the_keys_of_that_kind()
     {
         var e = Assert.Throws<ConfigException>(() => Parse("sources:\n  - { name: docs, kind: files, paths: [/srv], drill: { smoke: [\"SELECT 1\"] } }\n"));
-        Assert.Contains("drill keys of a files source are: every, schedule, spot_check", e.Message, StringComparison.Ordinal);
+        Assert.Contains("a files source's drill keys are: every, schedule, spot_check", e.Message, StringComparison.Ordinal);
         Assert.Contains("/etc/backstop.yaml:", e.Message, StringComparison.Ordinal);
     }
 

@@ -35,6 +35,8 @@ public sealed class TestPlugins
 
         public override TestOptions Parse(ConfigMap map) => new();
 
+        public override IReadOnlyList<KeyDoc> Keys => [];
+
         public override ISource Create(SourceDefinition definition, TestOptions options) => new TestSource(plugins);
     }
 
@@ -67,6 +69,8 @@ public sealed class TestPlugins
         public override string Kind => "test";
 
         public override TestOptions Parse(ConfigMap map) => new();
+
+        public override IReadOnlyList<KeyDoc> Keys => [];
 
         public override ITarget Create(TargetDefinition definition, TestOptions options) => targets[definition.Name];
     }
