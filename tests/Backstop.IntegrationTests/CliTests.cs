@@ -136,6 +136,34 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Every_configuration_error_is_printed_in_one_pass_and_config_check_json_lists_them()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, pathz: [./data] }\n  - { name: r, kind: redis, port: 70000, timeout: soon }\n");
+        var r = _box.Run("run");
+        Assert.Equal(2, r.ExitCode);
+        NoStackTrace(r);
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("backstop: error: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(4, lines.Count);
+        Assert.Contains("sources[0].pathz: unknown key (did you mean 'paths'?); a files source's keys are:", lines[0], StringComparison.Ordinal);
+        Assert.Contains("sources[0].paths: at least one path to back up is required", lines[1], StringComparison.Ordinal);
+        Assert.Contains($"{_box.Config}:8:", lines[2], StringComparison.Ordinal);
+        Assert.Contains("sources[1].port: 70000 is out of range", lines[2], StringComparison.Ordinal);
+        Assert.Contains("sources[1].timeout: 'soon' is not a duration", lines[3], StringComparison.Ordinal);
+        Assert.Contains("backstop: 4 errors in the configuration", r.Stderr, StringComparison.Ordinal);
+
+        var json = _box.Run("config", "check", "--json");
+        Assert.Equal(2, json.ExitCode);
+        using var doc = System.Text.Json.JsonDocument.Parse(json.Stdout);
+        Assert.False(doc.RootElement.GetProperty("valid").GetBoolean());
+        var errors = doc.RootElement.GetProperty("errors").EnumerateArray().ToList();
+        Assert.Equal(4, errors.Count);
+        Assert.Equal(_box.Config, errors[0].GetProperty("file").GetString());
+        Assert.Equal(7, errors[0].GetProperty("line").GetInt32());
+        Assert.True(errors[0].GetProperty("unknown_key").GetBoolean());
+        Assert.StartsWith("sources[0].pathz: unknown key", errors[0].GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_bad_size_exits_2_from_every_verb()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data], expect: { min_bytes: 1.5 } }\n");
