@@ -36,7 +36,9 @@ public sealed partial class ConfigDocument
             throw error;
         }
 
-        if (error.Location is { } at && _errors.Any(e => e.Location == at))
+        // One error per place (a "required" key after its wrong value, an unknown kind after a missing one), but an
+        // unknown key and what its absence causes may share one: a mapping starts where its first key does.
+        if (error.Location is { } at && _errors.Any(e => e.Location == at && e.UnknownKey == error.UnknownKey))
         {
             return;
         }
@@ -56,6 +58,18 @@ public sealed partial class ConfigDocument
 
     public void Clear(ConfigLocation keyLocation) => _suspects.Remove(keyLocation);
 
+    /// <summary>A noted key its parser did not read either: an error for good (an alias read by another parser cannot clear it).</summary>
+    public void Confirm(ConfigLocation keyLocation)
+    {
+        if (_suspects.Remove(keyLocation, out var error))
+        {
+            Report(error);
+        }
+    }
+
+    /// <summary>Whether an error was recorded (the key check's notes aside: the parse may still clear them).</summary>
+    public bool HasErrors => _errors is { Count: > 0 };
+
     /// <summary>Whether the reference's key check already noted this key (its message lists the valid keys).</summary>
     public bool IsSuspect(ConfigLocation keyLocation) => _suspects.ContainsKey(keyLocation);
 
@@ -65,7 +79,7 @@ public sealed partial class ConfigDocument
         get
         {
             var all = new List<ConfigException>(_errors ?? []);
-            all.AddRange(_suspects.Values.Where(s => all.All(e => e.Location != s.Location)));
+            all.AddRange(_suspects.Values.Where(s => all.All(e => e.Location != s.Location || !e.UnknownKey)));
             return all;
         }
     }

@@ -90,7 +90,7 @@ public static partial class ConfigLoader
 
             return default;
         }
-        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or ArgumentException && document.Errors.Count > 0)
+        catch (Exception e) when (e is NullReferenceException or InvalidOperationException or ArgumentException && document.HasErrors)
         {
             // A block that meets a value already reported as wrong (and read as absent) stops here: its error stands.
             return default;
@@ -163,7 +163,9 @@ public static partial class ConfigLoader
         var targets = new List<TargetDefinition>();
         var targetNames = new List<string>();
         var targetErrors = false;
-        foreach (var t in Block(document, () => top.MapList("targets")) ?? [])
+        var targetList = Block(document, () => top.MapList("targets"));
+        targetErrors |= targetList is null;
+        foreach (var t in targetList ?? [])
         {
             targetErrors |= Block<bool?>(document, () =>
             {
@@ -219,13 +221,13 @@ public static partial class ConfigLoader
                     throw s.Error("targets", "a target is listed twice; each copy must be on a different target");
                 }
 
-                foreach (var tn in sourceTargets.Where(tn => !targetNames.Contains(tn)))
+                foreach (var tn in sourceTargets.Where(tn => !targetNames.Contains(tn) && targetNames.Count > 0))
                 {
                     throw s.Error("targets", $"no target is named '{tn}'; defined targets: {string.Join(", ", targetNames)}");
                 }
 
                 var sourceMinCopies = s.Int("min_copies", 1, 100) ?? minCopies;
-                if (sourceMinCopies > sourceTargets.Count && sourceTargets.Count > 0)
+                if (sourceMinCopies > sourceTargets.Count && !targetErrors && targetNames.Count > 0)
                 {
                     throw new ConfigException(
                         s.LocationOf(s.Has("min_copies") ? "min_copies" : "name"),

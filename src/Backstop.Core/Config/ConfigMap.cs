@@ -44,7 +44,7 @@ public sealed class ConfigMap
 
     public bool Has(string key)
     {
-        _known.Add(key);
+        Known(key);
         return Find(key) is not null and not YamlScalarNode { Value: null or "" or "~", Style: YamlDotNet.Core.ScalarStyle.Plain };
     }
 
@@ -447,6 +447,7 @@ public sealed class ConfigMap
 
             if (Document.IsSuspect(At(k)))
             {
+                Document.Confirm(At(k));
                 continue;
             }
 
@@ -460,8 +461,17 @@ public sealed class ConfigMap
 
     private YamlNode? Get(string key)
     {
-        _known.Add(key);
+        Known(key);
         return Find(key);
+    }
+
+    /// <summary>A key the parser reads is valid, whatever the reference's key check noted about it.</summary>
+    private void Known(string key)
+    {
+        if (_known.Add(key) && _node.Children.Keys.FirstOrDefault(k => k is YamlScalarNode { Value: { } n } && n == key) is { } keyNode)
+        {
+            Document.Clear(At(keyNode));
+        }
     }
 
     private YamlNode? Find(string key)

@@ -134,6 +134,54 @@ public class ConfigReferenceTests
         Assert.Contains("host_key", only.Reason, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_misspelt_first_key_of_a_block_keeps_its_unknown_key_error_before_the_missing_one()
+    {
+        // In block style a mapping starts where its first key does: both errors share a place, and both are said.
+        var e = Fails("""
+            targets:
+              - name: local
+                kind: local
+                path: /b
+            sources:
+              - nmae: app
+                kind: files
+                paths: [/srv]
+            """);
+        Assert.Collection(e.Errors,
+            x => Assert.StartsWith("sources[0].nmae: unknown key (did you mean 'name'?)", x.Reason, StringComparison.Ordinal),
+            x => Assert.Equal("sources[0]: the key 'name' is required", x.Reason));
+
+        var top = Fails("tagrets:\n  - {name: local, kind: local, path: /b}\nsources:\n  - {name: a, kind: files, paths: [/srv]}\n");
+        Assert.Collection(top.Errors,
+            x => Assert.StartsWith("tagrets: unknown key (did you mean 'targets'?); top-level keys are:", x.Reason, StringComparison.Ordinal),
+            x => Assert.StartsWith("targets: at least one target is needed", x.Reason, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Targets_that_cannot_be_read_give_one_error_and_an_empty_list_on_a_source_is_still_refused()
+    {
+        var broken = Fails("targets: [local]\nsources:\n  - {name: a, kind: files, paths: [/srv], targets: [local]}\n");
+        Assert.Contains("targets[0]: expected a mapping", Assert.Single(broken.Errors).Reason, StringComparison.Ordinal);
+
+        var none = Fails("targets:\n  - {name: local, kind: local, path: /b}\nsources:\n  - {name: a, kind: files, paths: [/srv], targets: []}\n");
+        Assert.Contains("min_copies is 1 but the source has only 0 target(s)", Assert.Single(none.Errors).Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_mapping_shared_by_an_alias_is_checked_for_each_source_that_uses_it()
+    {
+        // min_files means something to a files source, nothing to a command source: the command source's copy is refused.
+        var e = Fails("""
+            targets:
+              - {name: local, kind: local, path: /b}
+            sources:
+              - {name: c, kind: command, command: [/bin/true], expect: &e {min_files: 100}}
+              - {name: f, kind: files, paths: [/srv], expect: *e}
+            """);
+        Assert.Contains(e.Errors, x => x.Reason.StartsWith("sources[0].expect.min_files: unknown key", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("sources:\n  - {name: c, kind: couchdb, databasez: all}\n", "sources[0].databasez: unknown key (did you mean 'databases'?); a couchdb source's keys are:")]
     [InlineData("sources:\n  - {name: r, kind: redis, replication: {min_replica: 1}}\n", "sources[0].replication.min_replica: unknown key (did you mean 'min_replicas'?); a redis source's replication keys are: min_replicas, max_lag, replicas")]
