@@ -66,6 +66,13 @@ public sealed class ConfigMap
     public string RequireString(string key)
     {
         Record(key, "string", required: true);
+        if (Find(key) is not null and not YamlScalarNode)
+        {
+            // One error, at the value: not a second "required" for a key that is there.
+            Known(key);
+            throw Error(key, "expected a single value (a string), not a list or a mapping");
+        }
+
         return Scalar(key) is { Length: > 0 } s ? s : throw new ConfigException(Location, $"{Path}: the key '{key}' is required");
     }
 
