@@ -195,6 +195,25 @@ public sealed class ConfigMap
         return Quantity<long>(key, Quantities.TryParseSize) ?? fallback;
     }
 
+    /// <summary>
+    /// A server's http(s) URL with nothing after the host and port: no credentials (they go in user/password), no path,
+    /// no query. <paramref name="example"/> shows one in the error.
+    /// </summary>
+    public Uri? ServerUrl(string key, string example)
+    {
+        Record(key, "http(s) URL");
+        var text = Scalar(key);
+        if (text is null)
+        {
+            return null;
+        }
+
+        return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.UserInfo.Length == 0
+               && uri.AbsolutePath.Trim('/').Length == 0 && uri.Query.Length == 0
+            ? uri
+            : Fail<Uri>(Error(key, $"'{text}' is not a server's URL without credentials, path or query, like {example} (credentials go in user and password)"));
+    }
+
     public TimeSpan? Duration(string key)
     {
         Record(key, "duration");

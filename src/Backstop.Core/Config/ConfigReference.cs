@@ -71,7 +71,7 @@ public static class ConfigReference
     public static IReadOnlyList<KeyDoc> TargetKeys { get; } =
     [
         new("name", "nas", "The target's name (letters, digits, '.', '_', '-'); it becomes a folder name"),
-        new("kind", "sftp", "local, sftp, s3 or rclone"),
+        new("kind", "sftp", "The kind of target (see below)"),
         new("timeout", "10m", "Bound of each operation on the target; a hung target fails its copy"),
         new("retries", "3", "Retries of idempotent operations (reads, lists, deletes); writes are never replayed"),
     ];
@@ -80,7 +80,7 @@ public static class ConfigReference
     public static IReadOnlyList<KeyDoc> SourceKeys { get; } =
     [
         new("name", "main-db", "The source's name (letters, digits, '.', '_', '-'); it becomes a folder name"),
-        new("kind", "postgres", "files, sqlite, postgres, mysql, redis, etcd, couchdb, command, registry or kubernetes"),
+        new("kind", "postgres", "The kind of source (see below)"),
         new("targets", "[local, nas]", "The targets that take its copies") { Default = "every target" },
         new("min_copies", "2", "Verified copies a snapshot needs to be valid") { Default = "policy.min_copies" },
         new("rpo", "6h", "How old the last valid snapshot may be") { Default = "policy.rpo" },
@@ -107,7 +107,7 @@ public static class ConfigReference
     /// <summary>Keys of every notifier, then each kind's.</summary>
     public static IReadOnlyList<KeyDoc> NotifierKeys { get; } =
     [
-        new("kind", "email", "email, webhook, healthchecks or ntfy"),
+        new("kind", "email", "One of: " + string.Join(", ", Notify.NotifyConfig.Kinds)),
         new("name", "ops-mail", "Its name in `notify test` and the events") { Default = "KIND#N (KIND@SOURCE#N for a source's)" },
         new("events", "[failed, stale, recovered]", "The events it is told: failed, degraded, stale, recovered, drill_failed, doctor_failed, success") { Default = "all but success (healthchecks: every run, it is pinged)" },
         new("digest", "\"0 8 * * 1\"", "Send one digest on this schedule instead of one message per event (cron)") { Type = "cron schedule" },
@@ -282,9 +282,13 @@ public static class ConfigReference
 
         // Top level: the example has every key, with one target and one source so that it parses.
         var top = TopKeys.Where(k => k.Type is not "list of targets" and not "list of sources").ToList();
-        var filler = $"targets:\n{Item(TargetKeys.Take(2).Select(k => k with { Example = k.Key == "name" ? "local" : "local" }).Concat(FirstTarget(plugins)).ToList(), 2)}" +
-                     $"sources:\n{Item(SourceKeys.Take(2).Select(k => k with { Example = k.Key == "name" ? "app" : "files" }).Concat(plugins.Source("files")?.Keys ?? []).ToList(), 2)}";
-        var notifyExample = "notify:\n" + string.Concat(NotifierKinds.Select(n => Item(NotifierKeys.Select(k => k.Key == "kind" ? k with { Example = n.Kind } : k with { Example = k.Key == "name" ? $"{n.Kind}-1" : k.Example }).Concat(n.Keys).ToList(), 2)));
+        var filler = LocalTarget(plugins) + FilesSource(plugins);
+        var notifyExample = "notify:\n" + string.Concat(NotifierKinds.Select(n => Item(NotifierKeys.Select(k => k.Key switch
+        {
+            "kind" => k with { Example = n.Kind },
+            "name" => k with { Example = $"{n.Kind}-1" },
+            _ => k,
+        }).Concat(n.Keys).ToList(), 2)));
         var topUses = Record(plugins, Yaml(top, 0) + notifyExample + filler, top, problems, variant => Yaml(variant, 0) + filler);
         Section(md, "## Top level", "", Yaml(top.Where(k => k.Key != "notify").ToList(), 0), TopKeys, "", topUses, problems);
 
@@ -303,10 +307,10 @@ public static class ConfigReference
             }
 
             Documented(uses, "targets[].", TargetKeys.Concat(kind.Keys).ToList(), $"target kind {kindName}", problems);
-            Section(kinds, $"### {kindName}", KindIntro(kindName), Item(keys, 0), kind.Keys, "targets[].", uses, problems);
+            Section(kinds, $"### {kindName}", kind.Summary, Item(keys, 0), kind.Keys, "targets[].", uses, problems);
         }
 
-        Section(md, "### Every target", "These keys apply to a target of any kind.", "", TargetKeys, "targets[].", targetUses, problems);
+        Section(md, "### Every target", "These keys apply to a target of any kind.", "", WithKinds(TargetKeys, plugins.TargetKinds), "targets[].", targetUses, problems);
         md.Append(kinds);
         kinds.Clear();
 
@@ -332,10 +336,10 @@ public static class ConfigReference
                 .Concat(ExpectKeys.Select(e => e with { Key = "expect." + e.Key }));
             Documented(uses, "sources[].", expected, $"source kind {kindName}", problems, alsoAllowed);
             var facts = kind.Facts.Count == 0 ? "" : $"\n\nFacts: {string.Join(", ", kind.Facts)} (`expect: {{{string.Join(", ", kind.Facts.Where(f => f != "bytes").Select(f => $"min_{f}: N"))}}}`).";
-            Section(kinds, $"### {kindName}", KindIntro(kindName) + facts, Item(common.Take(2).Concat(kind.Keys).ToList(), 0), kind.Keys, "sources[].", uses, problems);
+            Section(kinds, $"### {kindName}", kind.Summary + facts, Item(common.Take(2).Concat(kind.Keys).ToList(), 0), kind.Keys, "sources[].", uses, problems);
         }
 
-        Section(md, "### Every source", "These keys apply to a source of any kind.", "", SourceKeys, "sources[].", sourceUses, problems);
+        Section(md, "### Every source", "These keys apply to a source of any kind.", "", WithKinds(SourceKeys, plugins.SourceKinds), "sources[].", sourceUses, problems);
         Section(md, "### Expectations (`expect:`)",
             "Even with no `expect:` block, a count that falls to 0 from the last valid snapshot fails it, and so does a fall " +
             "past `max_shrink`. `min_FACT` takes each fact of the kind (listed in its section): `min_tables`, `min_rows`, `min_keys`…",
@@ -354,6 +358,10 @@ public static class ConfigReference
             "the top level", problems);
         return (md.ToString().TrimEnd() + "\n", problems);
     }
+
+    /// <summary>The <c>kind</c> key's text names the kinds registered.</summary>
+    private static List<KeyDoc> WithKinds(IReadOnlyList<KeyDoc> keys, IEnumerable<string> kinds) =>
+        keys.Select(k => k.Key == "kind" ? k with { Text = "One of: " + string.Join(", ", kinds) } : k).ToList();
 
     /// <summary>The keys every source has, with examples that suit a source of this kind.</summary>
     private static List<KeyDoc> CommonSourceExample(ISourceKind kind)
@@ -401,25 +409,6 @@ public static class ConfigReference
 
     private static string FilesSource(PluginRegistry plugins) =>
         $"sources:\n{Item(SourceKeys.Take(2).Select(k => k with { Example = k.Key == "name" ? "app" : "files" }).Concat(plugins.Source("files")?.Keys ?? []).ToList(), 2)}";
-
-    private static string KindIntro(string kind) => kind switch
-    {
-        "local" => "A folder on this machine (a disk, a mounted share). It is created only when its parent exists.",
-        "sftp" => "An SSH server over SFTP, through the rclone program; no remote shell is ever run.",
-        "s3" => "Any S3 API (AWS, MinIO, Ceph, R2, B2…); large artifacts go up in parts, SHA-256 kept in x-amz-meta-sha256.",
-        "rclone" => "Any remote of `rclone config` (Google Drive, OneDrive, Dropbox…).",
-        "files" => "Folders and files, into one tar per snapshot (`files.tar`).",
-        "sqlite" => "An SQLite database, through the online backup API.",
-        "postgres" => "A PostgreSQL server: one `<db>.dump` per database (pg_dump -Fc) and `globals.sql`.",
-        "mysql" => "A MySQL or MariaDB server: one `<db>.sql` per database (mysqldump --single-transaction).",
-        "redis" => "A Redis server: `dump.rdb`, fetched with the replication protocol (redis-cli --rdb).",
-        "etcd" => "An etcd cluster: `snapshot.db` through etcdctl.",
-        "couchdb" => "A CouchDB (or compatible) server: one `<db>.json` per database, every document and attachment.",
-        "command" => "Any program whose standard output is the backup (no shell).",
-        "registry" => "A container registry (distribution API v2): one OCI image layout per repository.",
-        "kubernetes" => "A Kubernetes cluster's objects, one YAML file each, and volume data (`pvcs:`).",
-        _ => "",
-    };
 
     private static IEnumerable<KeyDoc> FirstTarget(PluginRegistry plugins) => plugins.Target("local")?.Keys.Where(k => k.Key == "path") ?? [];
 

@@ -28,6 +28,9 @@ public interface ISourceKind
     /// </summary>
     IReadOnlyList<KeyDoc> Keys { get; }
 
+    /// <summary>One sentence on what the kind backs up and how (the configuration reference's line for it).</summary>
+    string Summary => "";
+
     /// <summary>
     /// The kind's own keys of a source's <c>drill:</c> block (besides <c>every</c>), parsed into its options record; null
     /// when it has none. <see cref="DrillKeys"/> names them for the unknown-key error.
@@ -57,6 +60,8 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public abstract TOptions Parse(ConfigMap map);
 
     public abstract IReadOnlyList<KeyDoc> Keys { get; }
+
+    public virtual string Summary => "";
 
     public abstract ISource Create(SourceDefinition definition, TOptions options);
 

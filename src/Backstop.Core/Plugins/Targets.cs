@@ -12,6 +12,9 @@ public interface ITargetKind
     /// <summary>The kind's own keys, documented: the configuration reference and its unknown-key check come from them.</summary>
     IReadOnlyList<KeyDoc> Keys { get; }
 
+    /// <summary>One sentence on where the kind keeps copies (the configuration reference's line for it).</summary>
+    string Summary => "";
+
     ITarget Create(TargetDefinition definition);
 }
 
@@ -22,6 +25,8 @@ public abstract class TargetKind<TOptions> : ITargetKind where TOptions : class
     public abstract TOptions Parse(ConfigMap map);
 
     public abstract IReadOnlyList<KeyDoc> Keys { get; }
+
+    public virtual string Summary => "";
 
     public abstract ITarget Create(TargetDefinition definition, TOptions options);
 

@@ -14,15 +14,7 @@ public sealed partial class CouchDbSourceKind
     public override object? ParseDrillOptions(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        var server = map.String("server");
-        if (server is null)
-        {
-            return new CouchDbDrillOptions(null);
-        }
-
-        return Uri.TryCreate(server, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.UserInfo.Length == 0 && uri.AbsolutePath.Trim('/').Length == 0
-            ? new CouchDbDrillOptions(uri)
-            : throw map.Error("server", $"'{server}' is not a server URL without credentials or database, like http://127.0.0.1:5984 (the source's user and password are used)");
+        return new CouchDbDrillOptions(map.ServerUrl("server", "http://127.0.0.1:5984"));
     }
 }
 

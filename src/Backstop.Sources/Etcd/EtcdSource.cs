@@ -22,6 +22,8 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
 {
     public override string Kind => "etcd";
 
+    public override string Summary => "An etcd cluster: `snapshot.db` through etcdctl.";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("endpoints", "[\"http://10.0.0.5:2379\"]", "The cluster's client URLs; the snapshot is taken from the first that answers") { Default = "http://127.0.0.1:2379" },

@@ -19,6 +19,8 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
 {
     public override string Kind => "files";
 
+    public override string Summary => "Folders and files, into one tar per snapshot (`files.tar`).";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("paths", "[/srv/app, /etc/app]", "Folders and files to back up") { Default = "required" },

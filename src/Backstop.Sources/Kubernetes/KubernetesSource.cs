@@ -43,6 +43,8 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
 {
     public override string Kind => "kubernetes";
 
+    public override string Summary => "A Kubernetes cluster's objects, one YAML file each, and volume data (`pvcs:`).";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("kubeconfig", "/etc/rancher/k3s/k3s.yaml", "The kubeconfig file") { Default = "the pod's service account, else $KUBECONFIG or ~/.kube/config" },

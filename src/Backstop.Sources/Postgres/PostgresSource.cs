@@ -32,6 +32,8 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
 {
     public override string Kind => "postgres";
 
+    public override string Summary => "A PostgreSQL server: one `<db>.dump` per database (pg_dump -Fc) and `globals.sql`.";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("host", "db.internal", "The server's host name or address (or a Unix socket folder)"),

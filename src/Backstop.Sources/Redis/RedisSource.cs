@@ -23,6 +23,8 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
 {
     public override string Kind => "redis";
 
+    public override string Summary => "A Redis server: `dump.rdb`, fetched with the replication protocol (redis-cli --rdb).";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("host", "cache.internal", "The server's host name or address"),

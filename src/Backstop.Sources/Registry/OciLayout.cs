@@ -145,37 +145,14 @@ internal sealed class OciLayoutWriter : IAsyncDisposable
 /// Exactly <c>size</c> bytes of a blob, hashed as they pass: a stream that ends early, runs long or hashes to another
 /// digest throws, naming the blob. Seekable only so that the tar writer reads the length up front.
 /// </summary>
-internal sealed class DigestCheckedStream(Stream inner, long size, string digest, string what) : Stream
+internal sealed class DigestCheckedStream(Stream inner, long size, string digest, string what) : Common.KnownLengthStream(size)
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-    private long _position;
     private bool _checked;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => true;
-
-    public override bool CanWrite => false;
-
-    public override long Length => size;
-
-    public override long Position
-    {
-        get => _position;
-        set
-        {
-            if (value != _position)
-            {
-                throw new NotSupportedException("this stream reads forward only");
-            }
-        }
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
-        var want = (int)Math.Min(buffer.Length, size - _position);
+        var want = (int)Math.Min(buffer.Length, Length - Consumed);
         if (want == 0)
         {
             Check();
@@ -188,7 +165,7 @@ internal sealed class DigestCheckedStream(Stream inner, long size, string digest
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var want = (int)Math.Min(buffer.Length, size - _position);
+        var want = (int)Math.Min(buffer.Length, Length - Consumed);
         if (want == 0)
         {
             await CheckAsync(cancellationToken).ConfigureAwait(false);
@@ -206,20 +183,20 @@ internal sealed class DigestCheckedStream(Stream inner, long size, string digest
     {
         if (read.Length == 0)
         {
-            throw new BackupException($"{what} ended after {_position.ToString(CultureInfo.InvariantCulture)} of its {size.ToString(CultureInfo.InvariantCulture)} bytes");
+            throw new BackupException($"{what} ended after {Consumed.ToString(CultureInfo.InvariantCulture)} of its {Length.ToString(CultureInfo.InvariantCulture)} bytes");
         }
 
         _hash.AppendData(read);
-        _position += read.Length;
+        Consumed += read.Length;
         return read.Length;
     }
 
     /// <summary>After the last byte: nothing more may follow, and the hash must be the digest.</summary>
     public void EnsureComplete()
     {
-        if (_position != size)
+        if (Consumed != Length)
         {
-            throw new BackupException($"{what} ended after {_position.ToString(CultureInfo.InvariantCulture)} of its {size.ToString(CultureInfo.InvariantCulture)} bytes");
+            throw new BackupException($"{what} ended after {Consumed.ToString(CultureInfo.InvariantCulture)} of its {Length.ToString(CultureInfo.InvariantCulture)} bytes");
         }
 
         Check();
@@ -235,7 +212,7 @@ internal sealed class DigestCheckedStream(Stream inner, long size, string digest
         Span<byte> one = stackalloc byte[1];
         if (inner.Read(one) > 0)
         {
-            throw new BackupException($"{what} has more than the {size.ToString(CultureInfo.InvariantCulture)} bytes its descriptor says");
+            throw new BackupException($"{what} has more than the {Length.ToString(CultureInfo.InvariantCulture)} bytes its descriptor says");
         }
 
         Verify();
@@ -251,7 +228,7 @@ internal sealed class DigestCheckedStream(Stream inner, long size, string digest
         var one = new byte[1];
         if (await inner.ReadAsync(one, cancellationToken).ConfigureAwait(false) > 0)
         {
-            throw new BackupException($"{what} has more than the {size.ToString(CultureInfo.InvariantCulture)} bytes its descriptor says");
+            throw new BackupException($"{what} has more than the {Length.ToString(CultureInfo.InvariantCulture)} bytes its descriptor says");
         }
 
         Verify();
@@ -266,16 +243,6 @@ internal sealed class DigestCheckedStream(Stream inner, long size, string digest
             throw new BackupException($"{what} hashes to {actual}, not to its digest {digest}: a corrupt or substituted blob");
         }
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -15,15 +15,7 @@ public sealed partial class RegistrySourceKind
     public override object? ParseDrillOptions(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        var registry = map.String("registry");
-        if (registry is null)
-        {
-            return new RegistryDrillOptions(null);
-        }
-
-        return Uri.TryCreate(registry, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.UserInfo.Length == 0 && uri.AbsolutePath.Trim('/').Length == 0
-            ? new RegistryDrillOptions(uri)
-            : throw map.Error("registry", $"'{registry}' is not a registry URL without credentials or path, like http://127.0.0.1:5000 (the source's user and password are used)");
+        return new RegistryDrillOptions(map.ServerUrl("registry", "http://127.0.0.1:5000"));
     }
 }
 

@@ -16,6 +16,8 @@ public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
 {
     public override string Kind => "sqlite";
 
+    public override string Summary => "An SQLite database, through the online backup API.";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("path", "/srv/app/app.db", "The database file") { Default = "required" },

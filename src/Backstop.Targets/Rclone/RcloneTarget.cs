@@ -15,6 +15,8 @@ public sealed class RcloneTargetKind : TargetKind<RcloneOptions>
 {
     public override string Kind => "rclone";
 
+    public override string Summary => "Any remote of `rclone config` (Google Drive, OneDrive, Dropbox…).";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("remote", "\"gdrive:backups\"", "An rclone remote and path (see rclone listremotes)"),

@@ -27,6 +27,8 @@ public sealed class S3TargetKind : TargetKind<S3Options>
 
     public override string Kind => "s3";
 
+    public override string Summary => "Any S3 API (AWS, MinIO, Ceph, R2, B2…); large artifacts go up in parts, SHA-256 kept in x-amz-meta-sha256.";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("bucket", "team-backups", "The bucket"),

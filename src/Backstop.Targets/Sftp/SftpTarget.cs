@@ -50,6 +50,8 @@ public sealed class SftpTargetKind : TargetKind<SftpOptions>
 {
     public override string Kind => "sftp";
 
+    public override string Summary => "An SSH server over SFTP, through the rclone program; no remote shell is ever run.";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("host", "nas.lan", "The SSH server"),
