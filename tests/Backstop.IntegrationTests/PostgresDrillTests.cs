@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Backstop.IntegrationTests.Support;
+using Backstop.Sources.Postgres;
 
 namespace Backstop.IntegrationTests;
 
@@ -99,7 +100,7 @@ public sealed class PostgresDrillTests : IClassFixture<PostgresServer>, IDisposa
     public void On_a_drill_server_each_database_goes_into_a_scratch_database_that_is_dropped_afterwards()
     {
         var db = Shop();
-        Config(db, $", drill: {{ server: \"postgresql://postgres@127.0.0.1:{_pg.Port}\", smoke: [\"SELECT count(*) FROM customers\"] }}");
+        Config(db, $", drill: {{ server: \"postgresql://postgres@127.0.0.1:{_pg.Port}\", password: \"env:PG_TEST_PASSWORD\", smoke: [\"SELECT count(*) FROM customers\"] }}");
         Assert.Equal(0, Run("run").ExitCode);
         var d = Drill();
         Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
@@ -138,6 +139,93 @@ public sealed class PostgresDrillTests : IClassFixture<PostgresServer>, IDisposa
             ["-Fc", "-h", "127.0.0.1", "-p", _pg.Port.ToString(CultureInfo.InvariantCulture), "-U", "postgres", "-f", file, db]);
         Assert.True(dump.ExitCode == 0, dump.ToString());
         var major = int.Parse(_pg.Scalar("postgres", "SHOW server_version_num"), CultureInfo.InvariantCulture) / 10000;
-        Assert.Equal(major, Backstop.Sources.Postgres.CustomDumpHeader.ServerMajor(File.ReadAllBytes(file).AsSpan(0, 8192)));
+        Assert.Equal(major, CustomDumpHeader.ServerMajor(File.ReadAllBytes(file).AsSpan(0, 8192)));
+    }
+
+    [Fact]
+    public void The_table_of_contents_reader_lists_what_pg_restore_lists_in_a_real_dump()
+    {
+        var db = NewName("toc");
+        _pg.Sql("postgres", $"CREATE DATABASE {db}");
+        _pg.Sql(db, "CREATE EXTENSION pgcrypto; CREATE SCHEMA app; CREATE TABLE app.t (id uuid DEFAULT gen_random_uuid(), v text); INSERT INTO app.t (v) VALUES ('x');" +
+                    "COMMENT ON TABLE app.t IS 'a table'; CREATE INDEX ON app.t (v);");
+        var file = _box["toc.dump"];
+        var env = new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password };
+        var dump = Sandbox.ExecEnv(null, env, Path.Combine(_pg.Bin, "pg_dump"),
+            ["-Fc", "-h", "127.0.0.1", "-p", _pg.Port.ToString(CultureInfo.InvariantCulture), "-U", "postgres", "-f", file, db]);
+        Assert.True(dump.ExitCode == 0, dump.ToString());
+        var list = Sandbox.ExecEnv(null, env, Path.Combine(_pg.Bin, "pg_restore"), ["-l", file]);
+        var expected = list.Stdout.Split('\n').Where(l => l.Length > 0 && !l.StartsWith(';'))
+            .Select(l => int.Parse(l[..l.IndexOf(';', StringComparison.Ordinal)], CultureInfo.InvariantCulture)).ToList();
+        var bytes = File.ReadAllBytes(file);
+        Assert.Equal(CustomDumpHeader.Outcome.Read, CustomDumpHeader.TryRead(bytes, out var toc));
+        // pg_restore -l lists every entry but the ones it applies by itself (the encoding, standard strings, search path)
+        // and the database's own (restored only with --create).
+        Assert.Equal(expected.Order(), toc!.Entries.Where(e => e.Desc is not ("ENCODING" or "STDSTRINGS" or "SEARCHPATH" or "DATABASE")).Select(e => e.DumpId).Order());
+        Assert.Equal([("pgcrypto", (string?)"public")], toc.Extensions);
+        Assert.Contains(toc.Entries, e => e.Desc == "COMMENT" && e.Tag == "EXTENSION pgcrypto");
+        Assert.Contains(toc.Entries, e => e.Desc == "TABLE" && e.Tag == "t" && e.Namespace == "app");
+        // Every cut-short head asks for more, and never throws.
+        for (var n = 0; n < toc.Length; n += 7)
+        {
+            Assert.Equal(CustomDumpHeader.Outcome.NeedMore, CustomDumpHeader.TryRead(bytes.AsSpan(0, n), out _));
+        }
+    }
+
+    [Fact]
+    public void A_hostile_function_in_a_dump_runs_without_privilege_in_the_drill_and_roles_come_back_bare()
+    {
+        // A role that could create objects in a backed-up database leaves a CHECK constraint whose function runs COPY … TO
+        // PROGRAM when the session is a superuser (and only away from the source's own port, so that the backup itself is
+        // clean). Restored by a superuser, it would run as the scratch server's OS user during the drill.
+        var db = NewName("hostile");
+        var marker = Path.Combine("/tmp", "backstop-pwned-" + Guid.NewGuid().ToString("N"));
+        var evil = NewName("evil");
+        _pg.Sql("postgres", $"CREATE DATABASE {db}");
+        _pg.Sql("postgres", $"CREATE ROLE {evil} SUPERUSER REPLICATION BYPASSRLS CREATEROLE LOGIN PASSWORD 'not-for-drills'; ALTER ROLE {evil} SET log_statement = 'all'");
+        _pg.Sql(db, "CREATE EXTENSION pgcrypto;" +
+                    "CREATE FUNCTION public.audit(v int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN " +
+                    $"IF inet_server_port() <> {_pg.Port} AND (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN " +
+                    $"EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {marker}'''; END IF; RETURN true; END $f$;" +
+                    "CREATE TABLE accounts (id int PRIMARY KEY CHECK (public.audit(id)), secret bytea DEFAULT gen_random_bytes(8));" +
+                    "INSERT INTO accounts (id) SELECT g FROM generate_series(1, 25) g;" +
+                    $"GRANT SELECT ON accounts TO {evil};");
+        Config(db, ", drill: { smoke: [\"SELECT current_user = 'backstop_owner' AND NOT rolsuper FROM pg_roles WHERE rolname = current_user\", " +
+                   $"\"SELECT NOT rolsuper AND NOT rolreplication AND NOT rolbypassrls AND NOT rolcreaterole AND rolconfig IS NULL FROM pg_roles WHERE rolname = '{evil}'\", " +
+                   "\"SELECT count(*) = 25 FROM accounts\"] }");
+        try
+        {
+            Assert.Equal(0, Run("run").ExitCode);
+            Assert.False(File.Exists(marker), "the backup itself ran the function");
+            var d = Drill();
+            Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
+            Assert.False(File.Exists(marker), "the drill ran the dump's function as a superuser");
+            Assert.Contains("not a superuser", d.GetProperty("scratch").GetString(), StringComparison.Ordinal);
+            var checks = d.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c);
+            Assert.All(checks.Where(c => c.Key.StartsWith("smoke:", StringComparison.Ordinal)), c => Assert.True(c.Value.GetProperty("passed").GetBoolean(), c.Value.ToString()));
+            Assert.True(checks["globals.sql: roles"].GetProperty("passed").GetBoolean(), checks["globals.sql: roles"].ToString());
+            AssertNothingLeft();
+        }
+        finally
+        {
+            File.Delete(marker);
+            _pg.Sql("postgres", $"DROP DATABASE {db}");
+            _pg.Sql("postgres", $"DROP ROLE {evil}");
+        }
+    }
+
+    [Fact]
+    public void An_extension_outside_the_drill_allow_list_fails_the_drill_before_anything_runs()
+    {
+        var db = NewName("ext");
+        _pg.Sql("postgres", $"CREATE DATABASE {db}");
+        _pg.Sql(db, "CREATE EXTENSION pgcrypto; CREATE TABLE t (v text); INSERT INTO t VALUES ('x');");
+        Config(db, ", drill: { extensions: [hstore] }");
+        Assert.Equal(0, Run("run").ExitCode);
+        var r = Run("drill");
+        Assert.True(r.ExitCode == 1, r.ToString());
+        Assert.Contains("pgcrypto", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("drill.extensions", r.Stdout, StringComparison.Ordinal);
+        AssertNothingLeft();
     }
 }

@@ -9,8 +9,8 @@ namespace Backstop.Sources.Common;
 /// <summary>
 /// A throwaway server for a drill (redis-server, postgres, etcd, mariadbd): started without a shell on a free
 /// loopback port, its output in a log file in the drill's scratch folder, recorded in the scratch folder before it
-/// can be forgotten (a drill killed with -9 has it killed by the next one), run as an unprivileged user when this
-/// process is root (database servers refuse root), and stopped when disposed.
+/// can be forgotten (a drill killed with -9 has it killed by the next one), run as the dedicated unprivileged user
+/// <c>backstop-drill</c> when this process is root, and stopped when disposed.
 /// </summary>
 public sealed class ScratchServer : IAsyncDisposable
 {
@@ -33,25 +33,65 @@ public sealed class ScratchServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// The user scratch servers run as when this process is root: <paramref name="preferred"/> (e.g. postgres) when it
-    /// exists, else nobody. Null when not root (they run as this user).
+    /// The OS user every throwaway server of a drill runs as when Backstop is root: <c>backstop-drill</c>, a system user
+    /// of its own (never <c>postgres</c> or <c>mysql</c>, who own the production servers on a database host, never root),
+    /// created the first time it is needed. A hostile function in a restored database then runs with no more than an
+    /// empty account's rights. Null when not root: the servers run as this user (doctor warns).
     /// </summary>
-    public static (string Name, int Uid, int Gid)? UnprivilegedUser(string? preferred)
+    public const string DrillUserName = "backstop-drill";
+
+    private static readonly SemaphoreSlim UserGate = new(1);
+
+    public static async Task<(string Name, int Uid, int Gid)?> DrillUserAsync(CancellationToken cancellationToken)
     {
         if (!PosixUsers.IsRoot)
         {
             return null;
         }
 
-        foreach (var name in new[] { preferred, "nobody" }.OfType<string>())
+        await UserGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            if (PosixUsers.Lookup(name) is { } ids)
+            if (PosixUsers.Lookup(DrillUserName) is not { } ids)
             {
-                return (name, ids.Uid, ids.Gid);
-            }
-        }
+                string useradd;
+                try
+                {
+                    useradd = ChildProcess.ResolveTool("useradd", "/usr/sbin:/sbin:/usr/bin:/bin");
+                }
+                catch (BackupException)
+                {
+                    throw new BackupException($"the drill runs its scratch servers as the user {DrillUserName}, which does not exist, and useradd is not installed to " +
+                                              $"create it: create it (a system user with no shell and no home), then drill again");
+                }
 
-        throw new BackupException("running as root, the drill needs an unprivileged user for its scratch server (database servers refuse root), and neither postgres nor nobody exists");
+                try
+                {
+                    await ChildProcess.RunCleanToStreamAsync(useradd,
+                        ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                         "--comment", "Backstop drills (throwaway servers)", DrillUserName],
+                        new Dictionary<string, string>(), "/", Stream.Null, TimeSpan.FromMinutes(1), $"useradd {DrillUserName}", cancellationToken).ConfigureAwait(false);
+                }
+                catch (BackupException) when (PosixUsers.Lookup(DrillUserName) is not null)
+                {
+                    // Decision: another process created it at the same moment; that is the user wanted.
+                }
+
+                ids = PosixUsers.Lookup(DrillUserName)
+                      ?? throw new BackupException($"useradd did not create the user {DrillUserName}; create it by hand (a system user with no shell), then drill again");
+            }
+
+            if (ids.Uid == 0 || ids.Gid == 0)
+            {
+                throw new BackupException($"the user {DrillUserName} has uid or gid 0 (root's): give it ids of its own, then drill again");
+            }
+
+            return (DrillUserName, ids.Uid, ids.Gid);
+        }
+        finally
+        {
+            UserGate.Release();
+        }
     }
 
     /// <summary>Gives a file, or a folder and what is in it, to the scratch server's user, when there is one.</summary>

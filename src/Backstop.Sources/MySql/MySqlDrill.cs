@@ -105,7 +105,7 @@ internal sealed partial class MySqlSource : IDrillable
             throw new BackupException($"source '{name}': the drill loads the dumps into a throwaway server: {e.Message} (apt-get install mariadb-server), or set drill.server");
         }
 
-        var user = ScratchServer.UnprivilegedUser("mysql");
+        var user = await ScratchServer.DrillUserAsync(ct).ConfigureAwait(false);
         var root = ScratchFolders.ReachableBy(scope, user, "mariadb", maxLength: 100);
         var data = Path.Combine(root, "data");
         var runAs = user?.Name ?? System.Environment.UserName;

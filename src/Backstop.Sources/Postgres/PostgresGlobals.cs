@@ -38,6 +38,11 @@ internal sealed partial class PostgresSource
         Stream content, bool force, CancellationToken ct)
     {
         var lines = await ReadGlobalsAsync(content, ct).ConfigureAwait(false);
+        if (target.UnprivilegedRoles)
+        {
+            return await RestoreBareRolesAsync(target, tools, env, lines, ct).ConfigureAwait(false);
+        }
+
         var wanted = new Dictionary<string, string?>(StringComparer.Ordinal); // role → its ALTER ROLE line in the file
         foreach (var line in lines)
         {
@@ -105,6 +110,116 @@ internal sealed partial class PostgresSource
         }
 
         return new Dictionary<string, long> { ["roles"] = wanted.Count };
+    }
+
+    /// <summary>
+    /// globals.sql as bare roles (<c>?roles=unprivileged</c>): what a drill's throwaway cluster takes, where the file is
+    /// hostile until proven otherwise. Only <c>CREATE ROLE name;</c> and <c>ALTER ROLE name WITH …;</c> are read, and
+    /// each is written anew from its parsed role name: every role is created NOSUPERUSER NOCREATEROLE NOCREATEDB
+    /// NOREPLICATION NOBYPASSRLS, without a password, keeping only LOGIN and INHERIT; memberships, per-role settings
+    /// (<c>ALTER ROLE … SET</c>), tablespaces and anything else are left out, and a role the server already has (its
+    /// superuser, the owner role) is never touched. The dump's GRANTs and policies that name the roles then restore.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, long>> RestoreBareRolesAsync(Target target, PostgresTools tools, Dictionary<string, string> env,
+        List<string> lines, CancellationToken ct)
+    {
+        Dictionary<string, string> present;
+        await using (var admin = await OpenAsync(target, "postgres", ct).ConfigureAwait(false))
+        {
+            present = await RoleLinesAsync(admin, ct).ConfigureAwait(false);
+        }
+
+        var roles = new List<string>(); // every role the file creates, as written there (quoted or not)
+        var attributes = new Dictionary<string, (bool Login, bool Inherit)>(StringComparer.Ordinal);
+        foreach (var line in lines)
+        {
+            if (line.StartsWith("CREATE ROLE ", StringComparison.Ordinal) && BareRole(line, "CREATE ROLE ") is ({ } created, ";"))
+            {
+                roles.Add(created);
+                attributes.TryAdd(created, (false, true));
+            }
+            else if (line.StartsWith("ALTER ROLE ", StringComparison.Ordinal) && BareRole(line, "ALTER ROLE ") is ({ } altered, { } rest)
+                     && rest.StartsWith(" WITH ", StringComparison.Ordinal) && rest.EndsWith(';') && attributes.ContainsKey(altered))
+            {
+                var words = rest[6..^1].Split(' ');
+                attributes[altered] = (words.Contains("LOGIN", StringComparer.Ordinal), !words.Contains("NOINHERIT", StringComparer.Ordinal));
+            }
+        }
+
+        var wanted = new Dictionary<string, string>(StringComparer.Ordinal); // role (as quote_ident gives it) → its line on the server afterwards
+        var script = new StringBuilder();
+        foreach (var role in roles.Distinct(StringComparer.Ordinal))
+        {
+            var (login, inherit) = attributes[role];
+            var line = $"ALTER ROLE {role} WITH NOSUPERUSER {(inherit ? "INHERIT" : "NOINHERIT")} NOCREATEROLE NOCREATEDB {(login ? "LOGIN" : "NOLOGIN")} NOREPLICATION NOBYPASSRLS;";
+            var name = RoleOf(line, "ALTER ROLE ")!;
+            if (present.ContainsKey(name))
+            {
+                continue; // the server's own role: never changed by what a dump says
+            }
+
+            wanted[name] = line;
+            script.Append("CREATE ROLE ").Append(role).Append(";\n").Append(line).Append('\n');
+        }
+
+        if (script.Length > 0)
+        {
+            var psql = Path.Combine(Path.GetDirectoryName(tools.PgRestore)!, "psql");
+            using var input = new MemoryStream(Encoding.UTF8.GetBytes(script.ToString()));
+            await ChildProcess.RunWithInputAsync(psql, ["-d", Conninfo.Of(target.Host, target.Port, target.User, "postgres"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+                env, input, options.Timeout, $"psql (roles) at {target.Host}:{target.Port}", ct).ConfigureAwait(false);
+        }
+
+        await using var check = await OpenAsync(target, "postgres", ct).ConfigureAwait(false);
+        var after = await RoleLinesAsync(check, ct).ConfigureAwait(false);
+        var wrong = wanted.Where(w => !after.TryGetValue(w.Key, out var line) || !SameRole(line, w.Value))
+            .Select(w => w.Key).ToList();
+        if (wrong.Count > 0)
+        {
+            throw new BackupException($"after the roles were created, role(s) {string.Join(", ", wrong)} are missing or not as meant at {target.Host}:{target.Port}");
+        }
+
+        return new Dictionary<string, long> { ["roles"] = roles.Distinct(StringComparer.Ordinal).Count() };
+    }
+
+    /// <summary>Two ALTER ROLE lines for the same role with the same attributes (the server writes the name with quote_ident).</summary>
+    private static bool SameRole(string server, string meant) =>
+        server[(server.IndexOf(" WITH ", StringComparison.Ordinal) + 1)..] == meant[(meant.IndexOf(" WITH ", StringComparison.Ordinal) + 1)..];
+
+    /// <summary>
+    /// The role name right after <paramref name="prefix"/> exactly as written (a bare identifier, or a double-quoted one),
+    /// and the rest of the line; null when the name is neither.
+    /// </summary>
+    internal static (string? Role, string? After) BareRole(string line, string prefix)
+    {
+        var rest = line[prefix.Length..];
+        var end = 0;
+        if (rest.StartsWith('"'))
+        {
+            for (end = 1; end < rest.Length; end++)
+            {
+                if (rest[end] == '"')
+                {
+                    if (end + 1 < rest.Length && rest[end + 1] == '"')
+                    {
+                        end++;
+                        continue;
+                    }
+
+                    end++;
+                    return end > 2 && !rest[..end].Contains('\0', StringComparison.Ordinal) ? (rest[..end], rest[end..]) : (null, null);
+                }
+            }
+
+            return (null, null);
+        }
+
+        while (end < rest.Length && (char.IsAsciiLetterOrDigit(rest[end]) || rest[end] is '_' or '$'))
+        {
+            end++;
+        }
+
+        return end > 0 && !char.IsAsciiDigit(rest[0]) ? (rest[..end], rest[end..]) : (null, null);
     }
 
     /// <summary>Every non-system role's pg_dumpall line; null lines when pg_authid cannot be read (not a superuser).</summary>

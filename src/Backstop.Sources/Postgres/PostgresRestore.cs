@@ -63,6 +63,13 @@ internal sealed partial class PostgresSource : IRestorable
         // One transaction: a restore that fails midway leaves the database as it was (never half-filled); --force
         // replaces the objects the dump holds (--clean --if-exists) inside that same transaction.
         List<string> args = ["-d", Conninfo.Of(target.Host, target.Port, target.User, target.Database), "--no-owner", "--exit-on-error", "--single-transaction"];
+        var (toc, archive) = await ReadTocAsync(content, cancellationToken).ConfigureAwait(false);
+        var list = toc is null ? null : await UnprivilegedListAsync(target, toc, cancellationToken).ConfigureAwait(false);
+        if (list is not null)
+        {
+            args.AddRange(["-L", list]);
+        }
+
         if (force)
         {
             args.AddRange(["--clean", "--if-exists"]);
@@ -75,13 +82,23 @@ internal sealed partial class PostgresSource : IRestorable
 
         try
         {
-            await ChildProcess.RunWithInputAsync(tools.PgRestore, args, env, content, options.Timeout,
-                $"pg_restore into {target.Database} at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
+            await using (archive)
+            {
+                await ChildProcess.RunWithInputAsync(tools.PgRestore, args, env, archive, options.Timeout,
+                    $"pg_restore into {target.Database} at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
+            }
         }
         catch when (created)
         {
             await DropCreatedAsync(target, CancellationToken.None).ConfigureAwait(false);
             throw;
+        }
+        finally
+        {
+            if (list is not null)
+            {
+                File.Delete(list);
+            }
         }
 
         var restored = new PostgresSource(name, options with
@@ -121,6 +138,12 @@ internal sealed partial class PostgresSource : IRestorable
 
         /// <summary><c>?tablespaces=skip</c>: restore without the dump's tablespaces (their paths are the source host's).</summary>
         public bool SkipTablespaces { get; init; }
+
+        /// <summary>
+        /// <c>?roles=unprivileged</c>: globals.sql applied as bare roles only (see <c>UnprivilegedRoles</c>), never touching
+        /// a role the server has: what a drill's throwaway cluster takes, and a shared server can.
+        /// </summary>
+        public bool UnprivilegedRoles { get; init; }
     }
 
     private static readonly Dictionary<string, int> Schemes = new(StringComparer.Ordinal) { ["postgresql"] = 5432, ["postgres"] = 5432 };
@@ -138,10 +161,109 @@ internal sealed partial class PostgresSource : IRestorable
         var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
         var database = d.RequireDatabase(DestinationExample);
         var query = Uri.TryCreate(destination, UriKind.Absolute, out var uri) ? System.Web.HttpUtility.ParseQueryString(uri.Query) : null;
-        // ?password_file=PATH (a file only this user reads, as libpq's passfile) over PGPASSWORD over the source's password.
-        var password = query?["password_file"] is { Length: > 0 } file ? new SecretRef("file:" + file, default).Resolve()
-            : System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } p ? p : options.Password?.Resolve();
-        return new Target(d.Host, d.Port, d.User, database, password) { SslMode = query?["sslmode"], SkipTablespaces = query?["tablespaces"] == "skip" };
+        // ?password_file=PATH (a file only this user reads, as libpq's passfile; empty: no password) over PGPASSWORD. The
+        // source's password only goes to the source's own server: a secret goes to the server it belongs to.
+        var password = query?["password_file"] is { Length: > 0 } file ? new SecretRef("file:" + file, default).Resolve() is { Length: > 0 } f ? f : null
+            : System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } p ? p
+            : IsSourceServer(d) ? options.Password?.Resolve() : null;
+        return new Target(d.Host, d.Port, d.User, database, password)
+        {
+            SslMode = query?["sslmode"], SkipTablespaces = query?["tablespaces"] == "skip", UnprivilegedRoles = query?["roles"] == "unprivileged",
+        };
+    }
+
+    /// <summary>Whether a destination is the source's own server (its host and port, and its user), which its password belongs to.</summary>
+    private bool IsSourceServer(ServerDestination d) =>
+        string.Equals(d.Host, options.Host, StringComparison.OrdinalIgnoreCase) && d.Port == options.Port && d.User == options.User;
+
+    /// <summary>
+    /// Reads the head of a custom-format dump until its table of contents is whole: the contents (null when the dump is
+    /// not one this reads, which pg_restore then judges) and a stream that gives the whole dump again.
+    /// </summary>
+    private static async Task<(DumpToc? Toc, Stream Archive)> ReadTocAsync(Stream content, CancellationToken ct)
+    {
+        var buffer = new byte[64 << 10];
+        var filled = 0;
+        while (true)
+        {
+            var n = await content.ReadAtLeastAsync(buffer.AsMemory(filled), buffer.Length - filled, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            filled += n;
+            var outcome = CustomDumpHeader.TryRead(buffer.AsSpan(0, filled), out var toc);
+            if (outcome != CustomDumpHeader.Outcome.NeedMore || filled < buffer.Length)
+            {
+                return (toc, new ForwardOnlyStream(content, buffer.AsMemory(0, filled)));
+            }
+
+            if (buffer.Length >= CustomDumpHeader.MaxLength)
+            {
+                throw new BackupException($"the dump's table of contents is larger than {CustomDumpHeader.MaxLength >> 20} MiB: not a dump this restores");
+            }
+
+            Array.Resize(ref buffer, Math.Min(buffer.Length * 2, CustomDumpHeader.MaxLength));
+        }
+    }
+
+    /// <summary>
+    /// For a role that is not a superuser, a <c>pg_restore -L</c> list without what only a superuser may run: the
+    /// extensions the dump creates (and their comments, and the schemas they are in when those exist), which must be in
+    /// the database already. Null when the role is a superuser or the dump creates no extension.
+    /// </summary>
+    private async Task<string?> UnprivilegedListAsync(Target target, DumpToc toc, CancellationToken ct)
+    {
+        if (toc.Extensions.Count == 0)
+        {
+            return null;
+        }
+
+        HashSet<string> installed, schemas;
+        await using (var db = await OpenAsync(target, target.Database, ct).ConfigureAwait(false))
+        {
+            if (await ScalarAsync(db, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", ct).ConfigureAwait(false) is true)
+            {
+                return null;
+            }
+
+            installed = await NamesAsync(db, "SELECT extname FROM pg_extension", ct).ConfigureAwait(false);
+            schemas = await NamesAsync(db, "SELECT nspname FROM pg_namespace", ct).ConfigureAwait(false);
+        }
+
+        var missing = toc.Extensions.Select(e => e.Name).Where(e => !installed.Contains(e)).Distinct(StringComparer.Ordinal).ToList();
+        if (missing.Count > 0)
+        {
+            throw new DestinationException(
+                $"the dump needs the extension(s) {string.Join(", ", missing)}, which {target.User} (not a superuser) cannot create and {target.Database} at " +
+                $"{target.Host}:{target.Port} lacks: create them there as a superuser first (CREATE EXTENSION …), or restore as a superuser");
+        }
+
+        var extensionSchemas = toc.Extensions.Select(e => e.Schema).OfType<string>().Where(schemas.Contains).ToHashSet(StringComparer.Ordinal);
+        var lines = toc.Entries
+            .Where(e => !(e.Desc == "EXTENSION"
+                          || (e.Desc == "COMMENT" && e.Tag?.StartsWith("EXTENSION ", StringComparison.Ordinal) == true)
+                          || (e.Desc == "SCHEMA" && e.Tag is not null && extensionSchemas.Contains(e.Tag))))
+            .Select(e => e.DumpId.ToString(System.Globalization.CultureInfo.InvariantCulture) + ";");
+        var path = Path.Combine(Path.GetTempPath(), $"backstop-restore-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}.list");
+        await using (var file = new FileStream(path, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        }))
+        {
+            await file.WriteAsync(System.Text.Encoding.UTF8.GetBytes(string.Join('\n', lines) + "\n"), ct).ConfigureAwait(false);
+        }
+
+        return path;
+    }
+
+    private static async Task<HashSet<string>> NamesAsync(NpgsqlConnection db, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, db);
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            names.Add(r.GetString(0));
+        }
+
+        return names;
     }
 
     private async Task<NpgsqlConnection> OpenAsync(Target target, string database, CancellationToken ct)

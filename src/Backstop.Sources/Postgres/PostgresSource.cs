@@ -49,7 +49,11 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
         new("tools.pg_restore", "/usr/lib/postgresql/16/bin/pg_restore", "The pg_restore that lists each dump while it streams") { Default = "beside pg_dump" },
         .. Replication.Keys,
         new("drill.server", "postgresql://drill@10.0.0.9:5432", "Restore into scratch databases on this server instead of a throwaway cluster") { Default = "a throwaway cluster (initdb)" },
+        new("drill.password", "env:DRILL_PGPASSWORD", "The drill server user's password (the source's password never goes to a drill server)") { Default = "none (.pgpass, peer or trust)" },
         new("drill.bin", "/usr/lib/postgresql/16/bin", "The folder of initdb and postgres for the throwaway cluster") { Default = "/usr/lib/postgresql/MAJOR/bin of the dump's version" },
+        new("drill.extensions", "[pgcrypto, hstore, postgis]",
+            "The extensions a drill's superuser may create in the throwaway cluster before the dump is restored (their install scripts run as superuser; the dump itself is restored by a role that is not one)")
+            { Default = "PostgreSQL's trusted contrib extensions (" + string.Join(", ", PostgresDrillOptions.TrustedExtensions) + ")" },
         .. SmokeQueries.Keys,
     ];
 
