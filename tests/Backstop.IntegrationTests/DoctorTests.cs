@@ -240,4 +240,30 @@ public sealed class DoctorTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Contains("may not read the replication statistics", replication.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Contains($"GRANT pg_monitor TO \"{user}\"", replication.GetProperty("fix").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Doctor_warns_when_the_throwaway_servers_of_drills_would_share_backstops_own_user()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + Doctor() + "sources:\n" +
+                         "  - { name: cache, kind: redis, port: 1 }\n" +
+                         $"  - {{ name: pg, kind: postgres, host: 127.0.0.1, port: {_pg.Port}, user: postgres, databases: [postgres], drill: {{ server: \"postgresql://drill@127.0.0.1:{_pg.Port}\" }} }}\n");
+        if (Environment.UserName == "root")
+        {
+            var root = One(Checks(), "drill", "scratch servers");
+            Assert.Equal("ok", root.GetProperty("status").GetString());
+            Assert.Contains("'cache' (a scratch redis-server) start their servers as the OS user backstop-drill", root.GetProperty("message").GetString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("'pg'", root.GetProperty("message").GetString(), StringComparison.Ordinal); // its drill server is its own
+            Assert.Equal(0, _box.Shell("mkdir -p state && chmod -R a+rwX state . && chmod a+r backstop.yaml").ExitCode);
+            Sandbox.Exec("chmod", "o+rx", Path.GetDirectoryName(_box.Root)!);
+        }
+
+        var r = Environment.UserName == "root"
+            ? Sandbox.ExecIn(_box.Root, "setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", "dotnet", Sandbox.BackstopDll, "--config", _box.Config, "doctor", "--json"])
+            : _box.Run(["doctor", "--json"], _env);
+        var check = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("checks").EnumerateArray()
+            .Single(c => c.GetProperty("check").GetString() == "drill" && c.GetProperty("subject").GetString() == "scratch servers");
+        Assert.Equal("warn", check.GetProperty("status").GetString());
+        Assert.Contains("not root, so the throwaway servers of drills ('cache' (a scratch redis-server)) run as that user too", check.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
 }

@@ -42,6 +42,17 @@ public sealed class DrillTests : IDisposable
     /// Processes whose command line names the path, or that run in a folder under it (scratch servers run in their
     /// drill's folder; redis-server rewrites its command line), other than backstop itself.
     /// </summary>
+    /// <summary>
+    /// The drill's scratch server ran as the dedicated OS user backstop-drill when the tests run as root (as CI does), else
+    /// as this user: read by the drill from the kernel (/proc), never what it asked for.
+    /// </summary>
+    internal static void AssertScratchRanUnprivileged(System.Text.Json.JsonElement drill, string server)
+    {
+        var expected = Environment.UserName == "root" ? "backstop-drill" : Environment.UserName;
+        Assert.Contains(drill.GetProperty("notes").EnumerateArray(),
+            n => n.GetString()!.Contains($"the scratch {server} runs as the OS user {expected} (uid", StringComparison.Ordinal));
+    }
+
     internal static List<string> ProcessesNaming(string path) =>
         Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)).Select(d =>
         {
@@ -293,6 +304,7 @@ public sealed class DrillTests : IDisposable
         Assert.Equal("2", checks["databases in the scratch redis-server"]);
         Assert.Contains("scratch redis-server", d.GetProperty("scratch").GetString(), StringComparison.Ordinal);
         Assert.Contains(d.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("db0=505, db2=7", StringComparison.Ordinal));
+        AssertScratchRanUnprivileged(d, "redis-server");
         AssertNothingLeft();
     }
 

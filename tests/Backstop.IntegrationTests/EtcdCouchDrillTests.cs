@@ -26,6 +26,7 @@ public sealed class EtcdDrillTests : IDisposable
         Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
         var checks = d.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c);
         Assert.Equal("150", checks["keys in the scratch etcd member"].GetProperty("found").GetString());
+        DrillTests.AssertScratchRanUnprivileged(d, "etcd");
         Assert.True(checks["revision in the scratch etcd member"].GetProperty("passed").GetBoolean());
         // The source has no authentication; the scratch member got it anyway, so nobody else on loopback reads it.
         Assert.DoesNotContain(d.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("answers anyone", StringComparison.Ordinal));

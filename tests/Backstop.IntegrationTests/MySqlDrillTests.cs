@@ -50,6 +50,7 @@ public sealed class MySqlDrillTests : IClassFixture<MariaDbServer>, IDisposable
         var d = Drill();
         Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
         Assert.Contains("throwaway", d.GetProperty("scratch").GetString(), StringComparison.Ordinal);
+        DrillTests.AssertScratchRanUnprivileged(d, "mariadbd");
         var checks = d.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c);
         Assert.Equal("2", checks[$"{db}.sql: tables"].GetProperty("found").GetString());
         Assert.Equal("330", checks[$"{db}.sql: rows"].GetProperty("found").GetString());
@@ -75,7 +76,7 @@ public sealed class MySqlDrillTests : IClassFixture<MariaDbServer>, IDisposable
     public void On_a_drill_server_the_dump_goes_into_a_scratch_database_that_is_dropped_afterwards()
     {
         var db = Shop();
-        Config(db, $", drill: {{ server: \"mysql://{MariaDbServer.User}@127.0.0.1:{_db.Port}\", smoke: [\"SELECT COUNT(*) FROM notes\"] }}");
+        Config(db, $", drill: {{ server: \"mysql://{MariaDbServer.User}@127.0.0.1:{_db.Port}\", password: \"env:MY_TEST_PASSWORD\", smoke: [\"SELECT COUNT(*) FROM notes\"] }}");
         Assert.Equal(0, Run("run").ExitCode);
         var d = Drill();
         Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
@@ -97,6 +98,25 @@ public sealed class MySqlDrillTests : IClassFixture<MariaDbServer>, IDisposable
         var r = Run("drill");
         Assert.True(r.ExitCode == 1, r.ToString());
         Assert.Contains(other, r.Stdout, StringComparison.Ordinal);
+        AssertNothingLeft();
+    }
+
+    [Fact]
+    public void A_view_with_a_root_definer_reads_no_file_in_the_drill()
+    {
+        // A view whose DEFINER is root and that reads a file of the server's host with LOAD_FILE: restored as written,
+        // by a user with SUPER and FILE, it reads as root of the scratch server. The drill strips the DEFINER and its
+        // user has no FILE privilege (and secure_file_priv is an empty folder): the view reads nothing.
+        var db = NewName("definer");
+        _db.RootSql($"CREATE DATABASE {db}; USE {db}; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);" +
+                    "CREATE DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW peek AS SELECT LOAD_FILE('/etc/hostname') AS f;" +
+                    "CREATE DEFINER=`root`@`localhost` PROCEDURE leak() SQL SECURITY DEFINER SELECT LOAD_FILE('/etc/hostname');");
+        Config(db, ", drill: { smoke: [\"SELECT f IS NULL FROM peek\", \"SELECT COUNT(*) = 0 FROM information_schema.routines WHERE definer LIKE 'root@%'\"] }");
+        Assert.Equal(0, Run("run").ExitCode);
+        var d = Drill();
+        Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
+        var checks = d.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c);
+        Assert.Equal("1", checks["smoke: SELECT f IS NULL FROM peek"].GetProperty("found").GetString());
         AssertNothingLeft();
     }
 }

@@ -201,6 +201,7 @@ public sealed class PostgresDrillTests : IClassFixture<PostgresServer>, IDisposa
             Assert.True(d.GetProperty("passed").GetBoolean(), d.ToString());
             Assert.False(File.Exists(marker), "the drill ran the dump's function as a superuser");
             Assert.Contains("not a superuser", d.GetProperty("scratch").GetString(), StringComparison.Ordinal);
+            DrillTests.AssertScratchRanUnprivileged(d, "postgres");
             var checks = d.GetProperty("checks").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!, c => c);
             Assert.All(checks.Where(c => c.Key.StartsWith("smoke:", StringComparison.Ordinal)), c => Assert.True(c.Value.GetProperty("passed").GetBoolean(), c.Value.ToString()));
             Assert.True(checks["globals.sql: roles"].GetProperty("passed").GetBoolean(), checks["globals.sql: roles"].ToString());

@@ -207,6 +207,10 @@ public sealed class RegistrySourceTests : IDisposable
         Assert.Contains("throwaway docker-registry", evidence, StringComparison.Ordinal);
         Assert.Contains("app/api pulled back: manifests", evidence, StringComparison.Ordinal);
         Assert.Empty(Sandbox.Exec("pgrep", "-f", "backstop-drill.*registry.yml").Stdout.Trim()); // the throwaway registry is gone
+        var record = JsonDocument.Parse(File.ReadAllText(Directory.GetFiles(_box["state/drills"], "*.json").Single())).RootElement;
+        DrillTests.AssertScratchRanUnprivileged(record, "docker-registry");
+        // It answered /v2/ with 401 before the drill used it: no local user pulls the restored private images meanwhile.
+        Assert.Contains(record.GetProperty("notes").EnumerateArray(), n => n.GetString()!.Contains("asks every client for credentials", StringComparison.Ordinal));
         var status = JsonDocument.Parse(_box.Run("status", "--json").Stdout).RootElement.GetProperty("sources")[0];
         Assert.True(status.GetProperty("last_drill").GetProperty("passed").GetBoolean());
     }

@@ -43,6 +43,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
         findings.AddRange(await CoverageAsync(sources, cancellationToken).ConfigureAwait(false));
         findings.AddRange(SinglePointsOfFailure(sources));
         findings.AddRange(Freshness(sources));
+        findings.AddRange(DrillIsolation(sources));
         findings.AddRange(Schedules());
         findings.AddRange(ConfigFile());
         return findings;
@@ -306,6 +307,29 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
         }
 
         return Posix.TryLstat(Existing(a), out var sa, out _) && Posix.TryLstat(Existing(b), out var sb, out _) && sa.Device == sb.Device;
+    }
+
+    /// <summary>
+    /// Whether the throwaway servers of drills can run apart from Backstop: as root it starts them as the OS user
+    /// backstop-drill; as any other user they share its OS user (its files, its keys, the catalog), with only the
+    /// database roles that are not superusers between a restored function and them.
+    /// </summary>
+    private List<Finding> DrillIsolation(List<SourceDefinition> sources)
+    {
+        var servers = sources.Select(d => (d, Server: plugins.Source(d.Kind)!.Create(d) is IDrillable drillable ? drillable.ThrowawayServer : null))
+            .Where(x => x.Server is not null).ToList();
+        if (servers.Count == 0)
+        {
+            return [];
+        }
+
+        var names = string.Join(", ", servers.Select(x => $"'{x.d.Name}' ({x.Server})"));
+        return PosixUsers.IsRoot
+            ? [new Finding("drill", "scratch servers", FindingStatus.Ok, $"drills of {names} start their servers as the OS user backstop-drill")]
+            : [new Finding("drill", "scratch servers", FindingStatus.Warn,
+                $"Backstop runs as {Environment.UserName}, not root, so the throwaway servers of drills ({names}) run as that user too: a function in a restored " +
+                "database runs with no database privilege, but shares this user's files, keys and catalog",
+                "run drills as root (they switch to backstop-drill), or set drill.server to a server of its own for each")];
     }
 
     /// <summary>Freshness against the RPO and the last drill, from what the catalog recorded.</summary>

@@ -75,6 +75,13 @@ public interface IDrillable
     /// runner's. Best effort: returns a message when it could not.
     /// </summary>
     Task<string?> SweepAsync(string leftover, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+    /// <summary>
+    /// The throwaway server a drill of this source starts on this host ("a throwaway PostgreSQL cluster"), or null when
+    /// it starts none (a folder, a configured drill server): doctor warns when such a server would run as Backstop's
+    /// own OS user (not root, so it cannot switch to backstop-drill).
+    /// </summary>
+    string? ThrowawayServer => null;
 }
 
 /// <summary>

@@ -180,6 +180,12 @@ public sealed class ScratchServer : IAsyncDisposable
                 {
                     if (await ready(deadline.Token).ConfigureAwait(false))
                     {
+                        // Said from what the kernel says of the process, not from what was asked for.
+                        if (RunningAs(process.Id) is { } uid)
+                        {
+                            scope.Note($"the scratch {name} runs as the OS user {Posix.UserName((uint)uid)} (uid {uid.ToString(System.Globalization.CultureInfo.InvariantCulture)})");
+                        }
+
                         return server;
                     }
 
@@ -195,6 +201,21 @@ public sealed class ScratchServer : IAsyncDisposable
         {
             await server.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>The effective uid of a running process (from /proc/PID/status), or null when it cannot be read.</summary>
+    public static int? RunningAs(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid.ToString(System.Globalization.CultureInfo.InvariantCulture)}/status").FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+            var fields = line?.Split('\t', StringSplitOptions.RemoveEmptyEntries);
+            return fields is { Length: >= 3 } && int.TryParse(fields[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var uid) ? uid : null;
+        }
+        catch (IOException)
+        {
+            return null; // gone already
         }
     }
 

@@ -11,6 +11,8 @@ namespace Backstop.Sources.Etcd;
 /// </summary>
 internal sealed partial class EtcdSource : IDrillable
 {
+    public string? ThrowawayServer => "a scratch etcd member";
+
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
@@ -27,8 +29,10 @@ internal sealed partial class EtcdSource : IDrillable
         var restoreTool = Etcdctl() ?? throw new BackupException(
             $"source '{name}': the drill needs etcdutl or etcdctl to turn the snapshot into a member's data (apt-get install etcd-client)");
         var version = await FirstLineAsync(etcd, ["--version"], cancellationToken).ConfigureAwait(false);
+        // The scratch member runs as backstop-drill (when Backstop is root), its data in a folder that user can reach.
+        var user = await ScratchServer.DrillUserAsync(cancellationToken).ConfigureAwait(false);
         var folder = FolderScratch.Create(scope, "etcd");
-        var data = Path.Combine(scope.Folder, "member");
+        var data = Path.Combine(ScratchFolders.ReachableBy(scope, user, "etcd-member"), "member");
         ScratchServer? running = null;
         var clientPort = 0;
         // A member restored from a cluster without authentication would answer anyone on loopback: it gets a root user
@@ -64,10 +68,11 @@ internal sealed partial class EtcdSource : IDrillable
                 ["snapshot", "restore", Path.Combine(folder, Artifact), "--data-dir", data, "--name", "drill", "--initial-cluster", $"drill={peer}",
                  "--initial-advertise-peer-urls", peer],
                 env, scope.Folder, Stream.Null, options.Timeout, $"source '{name}': {Path.GetFileName(restoreTool)} snapshot restore", ct).ConfigureAwait(false);
+            ScratchServer.GiveTo(user, Path.GetDirectoryName(data)!);
             running = await ScratchServer.StartAsync(scope, "etcd", etcd,
                 ["--name", "drill", "--data-dir", data, "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
                  "--initial-advertise-peer-urls", peer, "--initial-cluster", $"drill={peer}", "--initial-cluster-state", "existing"],
-                null, async c =>
+                user, async c =>
                 {
                     try
                     {

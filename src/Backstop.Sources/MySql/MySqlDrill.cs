@@ -9,13 +9,16 @@ namespace Backstop.Sources.MySql;
 
 /// <summary>
 /// <c>drill:</c> for mysql: <c>server</c> (a drill server, <c>mysql://user@host:port</c>, where scratch databases are
-/// made; by default a throwaway <c>mariadbd</c>), <c>smoke</c> queries.
+/// made; by default a throwaway <c>mariadbd</c>) and its <c>password</c> (never the source's), <c>smoke</c> queries.
 /// </summary>
-public sealed record MySqlDrillOptions(string? Server, IReadOnlyList<(string? Database, string Sql)> Smoke);
+public sealed record MySqlDrillOptions(string? Server, IReadOnlyList<(string? Database, string Sql)> Smoke)
+{
+    public SecretRef? Password { get; init; }
+}
 
 public sealed partial class MySqlSourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["server", "smoke"];
+    public override IReadOnlyList<string> DrillKeys { get; } = ["server", "password", "smoke"];
 
     public override object? ParseDrillOptions(ConfigMap map)
     {
@@ -39,21 +42,32 @@ public sealed partial class MySqlSourceKind
             }
         }
 
-        return new MySqlDrillOptions(server, SmokeQueries.Parse(map));
+        return new MySqlDrillOptions(server, SmokeQueries.Parse(map)) { Password = map.Secret("password") };
     }
 }
 
 /// <summary>
-/// A MySQL/MariaDB drill: a throwaway <c>mariadbd</c> (its data in the drill's scratch folder, run as the mysql user
-/// when Backstop is root, a drill user created by an init file with the password the restore uses), or scratch
-/// databases with random names on a drill server; every database restored through <c>restore</c>'s path (tables and
-/// rows compared), then the smoke queries.
+/// A MySQL/MariaDB drill: a throwaway <c>mariadbd</c> (its data in the drill's scratch folder, run as the OS user
+/// backstop-drill when Backstop is root, a drill user created by an init file with the password the restore uses and
+/// no FILE, SUPER or SET USER privilege, <c>secure_file_priv</c> an empty folder), or scratch databases with random
+/// names on a drill server (with drill.password); every database restored through <c>restore</c>'s path with its
+/// DEFINER clauses stripped (tables and rows compared), then the smoke queries.
 /// </summary>
 internal sealed partial class MySqlSource : IDrillable
 {
     internal static readonly Dictionary<string, int> DrillSchemes = new(StringComparer.Ordinal) { ["mysql"] = 3306, ["mariadb"] = 3306 };
 
     private const string DrillUser = "backstop_drill";
+
+    public string? ThrowawayServer => DrillOptions?.Server is null ? "a throwaway mariadbd" : null;
+
+    /// <summary>
+    /// What the throwaway server's drill user may do: restore a dump and read it back. No FILE (no LOAD_FILE, INTO
+    /// OUTFILE), no SUPER or SET USER (no other DEFINER), no GRANT OPTION: a restored view, routine or trigger runs
+    /// with no more than this.
+    /// </summary>
+    private const string DrillPrivileges = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENCES, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, " +
+                                           "EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, SHOW DATABASES";
 
     internal MySqlDrillOptions? DrillOptions { get; init; }
 
@@ -67,7 +81,7 @@ internal sealed partial class MySqlSource : IDrillable
         if (drill.Server is { } server)
         {
             var d = ServerDestination.Parse(server, DrillSchemes, "mysql://user@host:3306", options.User);
-            var on = new MySqlSource(name, options with { Host = d.Host, Port = d.Port, User = d.User }, stateDirectory);
+            var on = new MySqlSource(name, options with { Host = d.Host, Port = d.Port, User = d.User, Password = drill.Password }, stateDirectory);
             var scratchNames = new Dictionary<string, string>(StringComparer.Ordinal);
             var i = 0;
             foreach (var database in databases.Values)
@@ -84,8 +98,11 @@ internal sealed partial class MySqlSource : IDrillable
                 scope.Leave($"db:{scratch}");
             }
 
+            // drill.password, never the source's: from a file the restore reads (empty: none).
+            var passwordFile = Path.Combine(scope.Folder, "server-password");
+            ScratchFolders.WriteSecret(passwordFile, drill.Password?.Resolve() ?? "");
             return new Scratch(on, $"scratch databases backstop_drill_{scope.Token}_* on the drill server {d.Host}:{d.Port}", null, databases, scratchNames,
-                drill.Smoke, tools, scratchNames.Values.ToList());
+                drill.Smoke, tools, scratchNames.Values.ToList()) { PasswordFile = passwordFile };
         }
 
         return await OpenThrowawayAsync(scope, drill, databases, tools, cancellationToken).ConfigureAwait(false);
@@ -108,6 +125,8 @@ internal sealed partial class MySqlSource : IDrillable
         var user = await ScratchServer.DrillUserAsync(ct).ConfigureAwait(false);
         var root = ScratchFolders.ReachableBy(scope, user, "mariadb", maxLength: 100);
         var data = Path.Combine(root, "data");
+        var files = Path.Combine(root, "files"); // secure_file_priv: an empty folder, the only one the server would read or write
+        Directory.CreateDirectory(files, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var runAs = user?.Name ?? System.Environment.UserName;
         var log = new MemoryStream();
         await ChildProcess.RunCleanToStreamAsync(install,
@@ -120,7 +139,7 @@ internal sealed partial class MySqlSource : IDrillable
         var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
         var init = Path.Combine(root, "init.sql");
         ScratchFolders.WriteSecret(init,
-            $"CREATE USER '{DrillUser}'@'127.0.0.1' IDENTIFIED BY '{password}';\nGRANT ALL ON *.* TO '{DrillUser}'@'127.0.0.1' WITH GRANT OPTION;");
+            $"CREATE USER '{DrillUser}'@'127.0.0.1' IDENTIFIED BY '{password}';\nGRANT {DrillPrivileges} ON *.* TO '{DrillUser}'@'127.0.0.1';");
         ScratchServer.GiveTo(user, root);
         var restorePassword = Path.Combine(scope.Folder, "restore-password");
         ScratchFolders.WriteSecret(restorePassword, password);
@@ -135,7 +154,8 @@ internal sealed partial class MySqlSource : IDrillable
             server = await ScratchServer.StartAsync(scope, "mariadbd", daemon,
                 ["--no-defaults", $"--user={runAs}", $"--datadir={data}", "--bind-address=127.0.0.1", $"--port={port.ToString(CultureInfo.InvariantCulture)}",
                  $"--socket={Path.Combine(root, "mysqld.sock")}", $"--pid-file={Path.Combine(root, "mysqld.pid")}", $"--init-file={init}", "--skip-name-resolve",
-                 "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin", "--log-error=" + Path.Combine(root, "error.log")],
+                 "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin",
+                 $"--secure-file-priv={files}", "--local-infile=0", "--event-scheduler=OFF", "--log-error=" + Path.Combine(root, "error.log")],
                 null, async c =>
                 {
                     try
@@ -201,7 +221,7 @@ internal sealed partial class MySqlSource : IDrillable
 
         var server = DrillOptions?.Server ?? throw new BackupException($"source '{name}' has no drill.server any more; drop database {database} by hand");
         var d = ServerDestination.Parse(server, DrillSchemes, "mysql://user@host:3306", options.User);
-        await new MySqlSource(name, options with { Host = d.Host, Port = d.Port, User = d.User }, stateDirectory)
+        await new MySqlSource(name, options with { Host = d.Host, Port = d.Port, User = d.User, Password = DrillOptions?.Password }, stateDirectory)
             .QueryAsync(null, $"DROP DATABASE IF EXISTS {Identifier(database)}", cancellationToken).ConfigureAwait(false);
         return null;
     }
@@ -222,7 +242,7 @@ internal sealed partial class MySqlSource : IDrillable
         public string? PasswordFile { get; init; }
 
         public string Destination(string artifact) =>
-            at.UriOf(restoredAs[databases[artifact]]) + (PasswordFile is null ? "" : "?password_file=" + Uri.EscapeDataString(PasswordFile));
+            at.UriOf(restoredAs[databases[artifact]]) + "?definers=strip" + (PasswordFile is null ? "" : "&password_file=" + Uri.EscapeDataString(PasswordFile));
 
         public async Task<IReadOnlyList<DrillCheck>> CheckAsync(CancellationToken cancellationToken)
         {

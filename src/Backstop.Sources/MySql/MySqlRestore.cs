@@ -20,12 +20,22 @@ internal sealed partial class MySqlSource : IRestorable
         CancellationToken cancellationToken)
     {
         var (host, port, user, database) = Destination(destination);
-        // ?password_file=PATH (a file only this user reads) over the source's password.
-        var passwordFile = Uri.TryCreate(destination, UriKind.Absolute, out var uri) ? System.Web.HttpUtility.ParseQueryString(uri.Query)["password_file"] : null;
+        // ?password_file=PATH (a file only this user reads) over MYSQL_PWD; the source's password only to the source's own
+        // server (a secret goes only to the server it belongs to). ?definers=strip: see DefinerStrippingStream.
+        var query = Uri.TryCreate(destination, UriKind.Absolute, out var uri) ? System.Web.HttpUtility.ParseQueryString(uri.Query) : null;
+        var own = string.Equals(host, options.Host, StringComparison.OrdinalIgnoreCase) && port == options.Port && user == options.User;
         var target = new MySqlSource(name, options with
         {
-            Host = host, Port = port, User = user, Password = passwordFile is { Length: > 0 } ? new SecretRef("file:" + passwordFile, default) : options.Password,
+            Host = host, Port = port, User = user,
+            Password = query?["password_file"] is { Length: > 0 } passwordFile ? new SecretRef("file:" + passwordFile, default)
+                : System.Environment.GetEnvironmentVariable("MYSQL_PWD") is { Length: > 0 } pwd ? new SecretRef(pwd, default)
+                : own ? options.Password : null,
         }, stateDirectory);
+        if (query?["definers"] == "strip")
+        {
+            content = new DefinerStrippingStream(content);
+        }
+
         target._client = target.Resolve("client", ["mariadb", "mysql"]);
         var created = (await target.QueryAsync(null, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = @db", cancellationToken, ("@db", database))
             .ConfigureAwait(false))[0][0] == "0";

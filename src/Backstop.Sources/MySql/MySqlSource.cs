@@ -43,6 +43,7 @@ public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions>
         new("tools.dump", "/usr/bin/mariadb-dump", "The dump program") { Default = "mariadb-dump, else mysqldump" },
         new("tools.client", "/usr/bin/mariadb", "The client that restores") { Default = "mariadb, else mysql" },
         new("drill.server", "mysql://drill@10.0.0.9:3306", "Restore into scratch databases on this server instead of a throwaway one") { Default = "a throwaway server (mariadbd)" },
+        new("drill.password", "env:DRILL_MYSQL_PWD", "The drill server user's password (the source's password never goes to a drill server)") { Default = "none" },
         .. Common.SmokeQueries.Keys,
     ];
 

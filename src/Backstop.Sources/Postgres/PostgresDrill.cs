@@ -82,6 +82,8 @@ internal sealed partial class PostgresSource : IDrillable
     /// <summary>The source's <c>drill:</c> options, for sweeping what a killed drill left on its drill server.</summary>
     internal PostgresDrillOptions? DrillOptions { get; init; }
 
+    public string? ThrowawayServer => DrillOptions?.Server is null ? "a throwaway PostgreSQL cluster" : null;
+
     /// <summary>The throwaway cluster's bootstrap superuser (not a name a dump's globals would create).</summary>
     private const string DrillSuperuser = "backstop_drill";
 

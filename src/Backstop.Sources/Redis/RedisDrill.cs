@@ -12,6 +12,8 @@ namespace Backstop.Sources.Redis;
 /// </summary>
 internal sealed partial class RedisSource : IDrillable
 {
+    public string? ThrowawayServer => "a scratch redis-server";
+
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
@@ -26,15 +28,16 @@ internal sealed partial class RedisSource : IDrillable
         }
 
         var version = await VersionAsync(server, cancellationToken).ConfigureAwait(false);
-        var folder = FolderScratch.Create(scope, "redis");
+        // The scratch server runs as backstop-drill (when Backstop is root): an RDB is hostile until proven otherwise.
+        var user = await ScratchServer.DrillUserAsync(cancellationToken).ConfigureAwait(false);
+        var folder = ScratchFolders.ReachableBy(scope, user, "redis");
         ScratchServer? running = null;
         var port = 0;
         // Loopback is open to every local user while the drill runs: the scratch server asks for a password of its
-        // own, given in a 0600 config file (never argv, which ps shows).
+        // own, given in a 0600 config file of the server's user (never argv, which ps shows).
         var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
-        var conf = Path.Combine(scope.Folder, "redis.conf");
-        await File.WriteAllTextAsync(conf, $"requirepass {password}\n", cancellationToken).ConfigureAwait(false);
-        File.SetUnixFileMode(conf, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var conf = Path.Combine(folder, "redis.conf");
+        ScratchFolders.WriteSecret(conf, $"requirepass {password}");
 
         async Task<RespClient> ConnectAsync(TimeSpan timeout, CancellationToken c)
         {
@@ -80,6 +83,7 @@ internal sealed partial class RedisSource : IDrillable
             return checks;
         }, new Dictionary<string, string> { ["redis-server"] = $"{server} {version}" }, load: async ct =>
         {
+            ScratchServer.GiveTo(user, folder); // the restored RDB and the config, to the server's user
             port = ScratchServer.FreePort();
             // Started as a replica (of a port nothing listens on): a primary drops keys whose TTL passed while it loads the
             // RDB, and the snapshot's count has them; a replica loads every key the file holds.
@@ -88,7 +92,7 @@ internal sealed partial class RedisSource : IDrillable
                 [conf, "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", Artifact,
                  "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", "",
                  "--replicaof", "127.0.0.1", nowhere.ToString(CultureInfo.InvariantCulture)],
-                null, ReadyAsync, options.Timeout, ct).ConfigureAwait(false);
+                user, ReadyAsync, options.Timeout, ct).ConfigureAwait(false);
 
             async Task<bool> ReadyAsync(CancellationToken c)
             {

@@ -5,17 +5,31 @@ using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Registry;
 
-/// <summary><c>drill: {registry: URL}</c>: a registry to push the drill into (under a scratch prefix); by default a throwaway Debian docker-registry.</summary>
-public sealed record RegistryDrillOptions(Uri? Registry);
+/// <summary>
+/// <c>drill: {registry: URL, user, password}</c>: a registry to push the drill into (under a scratch prefix), with its
+/// own credentials (never the source's); by default a throwaway Debian docker-registry.
+/// </summary>
+public sealed record RegistryDrillOptions(Uri? Registry)
+{
+    public string? User { get; init; }
+
+    public SecretRef? Password { get; init; }
+}
 
 public sealed partial class RegistrySourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["registry"];
+    public override IReadOnlyList<string> DrillKeys { get; } = ["registry", "user", "password"];
 
     public override object? ParseDrillOptions(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        return new RegistryDrillOptions(map.ServerUrl("registry", "http://127.0.0.1:5000"));
+        var options = new RegistryDrillOptions(map.ServerUrl("registry", "http://127.0.0.1:5000")) { User = map.String("user"), Password = map.Secret("password") };
+        if ((options.User is null) != (options.Password is null))
+        {
+            throw map.Error(options.User is null ? "password" : "user", "give the drill registry's user and password together");
+        }
+
+        return options;
     }
 }
 
@@ -30,16 +44,20 @@ internal sealed partial class RegistrySource : IDrillable
 {
     internal RegistryDrillOptions? DrillOptions { get; init; }
 
+    public string? ThrowawayServer => DrillOptions?.Registry is null ? "a throwaway docker-registry" : null;
+
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         var prefix = $"backstop-drill-{scope.Token}";
         if (DrillOptions?.Registry is { } configured)
         {
-            using var probe = new RegistryClient(configured, options.User, options.Password, options.Timeout);
+            // drill.user and drill.password, never the source's (unless the drill registry is the source's own).
+            var given = DrillOptions is { User: { } u, Password: { } p } ? (u, p) : ((string, SecretRef)?)null;
+            using var probe = ClientFor(configured, given);
             await probe.PingAsync(cancellationToken).ConfigureAwait(false);
             scope.Note($"pushed into {prefix}/ on the drill registry {probe.Where}");
-            return new Scratch(this, configured, prefix, null, scope.Artifacts, new Dictionary<string, string>());
+            return new Scratch(this, configured, prefix, null, scope.Artifacts, new Dictionary<string, string>(), given, CredentialsFile(scope, given));
         }
 
         string program;
@@ -52,42 +70,68 @@ internal sealed partial class RegistrySource : IDrillable
             throw new BackupException($"source '{name}': a registry drill needs a registry to push into: install Debian's docker-registry (a throwaway one is started), or set drill.registry");
         }
 
+        // The throwaway registry runs as backstop-drill (when Backstop is root) and asks for random credentials: while the
+        // drill runs, the restored private images are on a loopback port every local user can reach.
+        var user = await ScratchServer.DrillUserAsync(cancellationToken).ConfigureAwait(false);
+        var root = ScratchFolders.ReachableBy(scope, user, "registry");
         var port = ScratchServer.FreePort();
-        var storage = Path.Combine(scope.Folder, "registry");
-        Directory.CreateDirectory(storage);
-        var config = Path.Combine(scope.Folder, "registry.yml");
-        await File.WriteAllTextAsync(config, $"""
+        var storage = Path.Combine(root, "storage");
+        Directory.CreateDirectory(storage, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var login = (User: "backstop-drill", Password: new SecretRef(Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)), default));
+        var htpasswd = Path.Combine(root, "htpasswd");
+        ScratchFolders.WriteSecret(htpasswd, $"{login.User}:{BCrypt.Net.BCrypt.HashPassword(login.Password.Reference, workFactor: 5)}");
+        var config = Path.Combine(root, "registry.yml");
+        ScratchFolders.WriteSecret(config, $"""
             version: 0.1
             log: {"{"} level: warn {"}"}
             storage:
               filesystem: {"{"} rootdirectory: {storage} {"}"}
               delete: {"{"} enabled: true {"}"}
+            auth:
+              htpasswd: {"{"} realm: backstop-drill, path: {htpasswd} {"}"}
             http:
               addr: 127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}
-            """, cancellationToken).ConfigureAwait(false);
+            """);
+        ScratchServer.GiveTo(user, root);
         var url = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var server = await ScratchServer.StartAsync(scope, "docker-registry", program, ["serve", config], null, async ct =>
+        var server = await ScratchServer.StartAsync(scope, "docker-registry", program, ["serve", config], user, async ct =>
         {
             try
             {
+                // 401 until the credentials are given: it listens, and asks for them.
                 using var r = await http.GetAsync(new Uri(url, "/v2/"), ct).ConfigureAwait(false);
-                return r.IsSuccessStatusCode;
+                return r.StatusCode == System.Net.HttpStatusCode.Unauthorized;
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
                 return false;
             }
         }, TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        scope.Note($"the throwaway registry asks every client for credentials (401 without them): a random password that only this drill knows");
         using var output = new MemoryStream();
         await ChildProcess.RunToStreamAsync(program, ["--version"], new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30), "docker-registry --version", cancellationToken)
             .ConfigureAwait(false);
         var version = System.Text.Encoding.UTF8.GetString(output.ToArray()).Trim();
-        return new Scratch(this, url, prefix, server, scope.Artifacts, new Dictionary<string, string> { ["docker-registry"] = $"{program} {version}" });
+        return new Scratch(this, url, prefix, server, scope.Artifacts, new Dictionary<string, string> { ["docker-registry"] = $"{program} {version}" },
+            login, CredentialsFile(scope, login));
+    }
+
+    /// <summary>The drill registry's credentials in a file of the drill's folder (0600), named in the restore's destination.</summary>
+    private static string? CredentialsFile(DrillScope scope, (string User, SecretRef Password)? given)
+    {
+        if (given is not { } g)
+        {
+            return null;
+        }
+
+        var file = Path.Combine(scope.Folder, "registry-credentials");
+        ScratchFolders.WriteSecret(file, $"{g.User}:{g.Password.Resolve()}");
+        return file;
     }
 
     private sealed class Scratch(RegistrySource source, Uri registry, string prefix, ScratchServer? server, IReadOnlyList<DrillArtifact> artifacts,
-        IReadOnlyDictionary<string, string> tools) : IDrillScratch
+        IReadOnlyDictionary<string, string> tools, (string User, SecretRef Password)? credentials, string? credentialsFile) : IDrillScratch
     {
         public string Description => server is null
             ? $"scratch repositories {prefix}/… on the drill registry {registry.Authority}"
@@ -95,12 +139,13 @@ internal sealed partial class RegistrySource : IDrillable
 
         public IReadOnlyDictionary<string, string> Tools => tools;
 
-        public string Destination(string artifact) => $"{registry.GetLeftPart(UriPartial.Authority)}/{prefix}";
+        public string Destination(string artifact) =>
+            $"{registry.GetLeftPart(UriPartial.Authority)}/{prefix}" + (credentialsFile is null ? "" : "?credentials_file=" + Uri.EscapeDataString(credentialsFile));
 
         /// <summary>Pulls every repository back as a client would and counts what it finds, every byte hashed.</summary>
         public async Task<IReadOnlyList<DrillCheck>> CheckAsync(CancellationToken cancellationToken)
         {
-            using var client = source.ClientFor(registry);
+            using var client = source.ClientFor(registry, credentials);
             var checks = new List<DrillCheck>();
             foreach (var artifact in artifacts)
             {
@@ -185,7 +230,7 @@ internal sealed partial class RegistrySource : IDrillable
             }
 
             // On a drill registry: delete what the drill pushed (its tags' manifests), where the registry allows it.
-            using var client = source.ClientFor(registry);
+            using var client = source.ClientFor(registry, credentials);
             var kept = new List<string>();
             foreach (var artifact in artifacts)
             {

@@ -3,8 +3,8 @@ using Backstop.Core.Plugins;
 namespace Backstop.Sources.Registry;
 
 /// <summary>
-/// Restore of a repository's layout into a registry (<c>--to http(s)://HOST:PORT[/PREFIX]</c>, the source's
-/// credentials): blobs as the layout streams past (HEAD first; mounted from a repository this restore already filled,
+/// Restore of a repository's layout into a registry (<c>--to http(s)://HOST:PORT[/PREFIX]</c>, with the credentials
+/// of <c>?credentials_file=</c>, or the source's for the source's own registry): blobs as the layout streams past (HEAD first; mounted from a repository this restore already filled,
 /// where the registry allows; else uploaded with their digest for the registry to check), then the manifests by
 /// digest, children before the indexes that name them, then the tags. A tag that already names another digest is
 /// refused unless --force. Afterwards every manifest is read back and hashed, every tag resolved, every blob's size
@@ -18,7 +18,7 @@ internal sealed partial class RegistrySource
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)
     {
-        var (url, prefix) = Destination(destination);
+        var (url, prefix) = Destination(destination, out var credentials);
         var source = OciLayoutReader.RepositoryOf(artifactName)
                      ?? throw new BackupException($"artifact {artifactName} does not name a repository; restore it with the stock recipe (restore --explain)");
         var repository = prefix.Length > 0 ? $"{prefix}/{source}" : source;
@@ -27,7 +27,7 @@ internal sealed partial class RegistrySource
             throw new BackupException($"--to {destination}: {repository} is not a repository name");
         }
 
-        using var client = new RegistryClient(url, options.User, options.Password, options.Timeout);
+        using var client = ClientFor(url, credentials);
         await client.PingAsync(cancellationToken).ConfigureAwait(false);
         var present = new Dictionary<string, long>(StringComparer.Ordinal);
         var mounted = 0;

@@ -31,6 +31,8 @@ public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions>
         new("referrers", "true", "Also keep signatures, attestations and SBOMs (the referrers API, or cosign sha256-….sig tags)"),
         new("timeout", "6h", "The most a whole backup may take"),
         new("drill.registry", "http://127.0.0.1:5001", "Push into this registry (under backstop-drill-…) instead of a throwaway docker-registry") { Default = "a throwaway docker-registry" },
+        new("drill.user", "drill", "The drill registry's user (the source's credentials go to the source's own registry only)") { Default = "none" },
+        new("drill.password", "env:DRILL_REGISTRY_PASSWORD", "The drill registry user's password") { Default = "none" },
     ];
 
     public override IReadOnlyList<string> Facts { get; } = ["repositories", "tags", "manifests", "blobs", "bytes"];
@@ -88,8 +90,16 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
 
     private RegistryClient Client() => ClientFor(options.Url);
 
-    /// <summary>A client of another registry (a restore's or a drill's) with this source's credentials.</summary>
-    internal RegistryClient ClientFor(Uri registry) => new(registry, options.User, options.Password, options.Timeout);
+    /// <summary>
+    /// A client of another registry (a restore's or a drill's): with the credentials given for it, else with this
+    /// source's only when it is this source's own registry (scheme, host and port) — a secret goes only to the server it
+    /// belongs to — else with none.
+    /// </summary>
+    internal RegistryClient ClientFor(Uri registry, (string User, SecretRef Password)? given = null) =>
+        given is { } g ? new(registry, g.User, g.Password, options.Timeout)
+        : Uri.Compare(registry, options.Url, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0
+            ? new(registry, options.User, options.Password, options.Timeout)
+            : new(registry, null, null, options.Timeout);
 
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
@@ -312,17 +322,38 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
 
     internal const string DestinationExample = "http(s)://HOST:PORT[/PREFIX]";
 
-    /// <summary><c>--to http(s)://HOST:PORT[/PREFIX]</c>: the registry, and a repository prefix (itself a repository path).</summary>
-    internal static (Uri Url, string Prefix) Destination(string destination)
+    /// <summary>
+    /// <c>--to http(s)://HOST:PORT[/PREFIX]</c>: the registry, and a repository prefix (itself a repository path).
+    /// <c>?credentials_file=PATH</c> names a file (<c>user:password</c>, one line, read only by this user) with the
+    /// destination's own credentials; without it the source's are used for the source's own registry only.
+    /// </summary>
+    internal static (Uri Url, string Prefix) Destination(string destination) => Destination(destination, out _);
+
+    internal static (Uri Url, string Prefix) Destination(string destination, out (string User, SecretRef Password)? credentials)
     {
-        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Host.Length == 0 || uri.Query.Length > 0)
+        credentials = null;
+        if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Host.Length == 0)
         {
             throw new ConfigException($"--to {destination}: a registry source restores into a registry named like {DestinationExample}");
         }
 
         if (uri.UserInfo.Length > 0)
         {
-            throw new ConfigException("--to: leave the credentials out of the URL; the source's user and password are used");
+            throw new ConfigException("--to: leave the credentials out of the URL (every user would see them): name a file with ?credentials_file=PATH (user:password)");
+        }
+
+        if (uri.Query.Length > 0)
+        {
+            var query = System.Web.HttpUtility.ParseQueryString(uri.Query);
+            if (query.Count != 1 || query["credentials_file"] is not { Length: > 0 } file)
+            {
+                throw new ConfigException($"--to {destination}: the only option a registry destination takes is ?credentials_file=PATH");
+            }
+
+            var line = new SecretRef("file:" + file, default).Resolve();
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            credentials = colon > 0 ? (line[..colon], new SecretRef(line[(colon + 1)..], default))
+                : throw new ConfigException($"--to: {file} must hold user:password on one line");
         }
 
         var prefix = uri.AbsolutePath.Trim('/');
