@@ -37,8 +37,13 @@ public sealed class DeployTests : IDisposable
         // The configuration in the ConfigMap is one backstop accepts, with the Secret's names as its env: references.
         var config = objects.OfType<V1ConfigMap>().Single().Data["backstop.yaml"];
         var secrets = objects.OfType<V1Secret>().Single().StringData;
+        // No token ships with the manifests (no change-me for everyone to know): config check says it is missing until one is made.
+        Assert.Equal("", secrets["BACKSTOP_TOKEN"]);
         _box.Write("k8s.yaml", config.Replace("/var/lib/backstop", _box["state"], StringComparison.Ordinal));
-        var check = Sandbox.ExecEnv(_box.Root, secrets.ToDictionary(s => s.Key, s => s.Value), "dotnet", [Sandbox.BackstopDll, "--config", _box["k8s.yaml"], "config", "check"]);
+        var unset = Sandbox.ExecEnv(_box.Root, secrets.ToDictionary(s => s.Key, s => s.Value), "dotnet", [Sandbox.BackstopDll, "--config", _box["k8s.yaml"], "config", "check"]);
+        Assert.True(unset.ExitCode == 2 && unset.All.Contains("BACKSTOP_TOKEN", StringComparison.Ordinal), unset.ToString());
+        var check = Sandbox.ExecEnv(_box.Root, secrets.ToDictionary(s => s.Key, s => s.Key == "BACKSTOP_TOKEN" ? GeneratedToken : s.Value), "dotnet",
+            [Sandbox.BackstopDll, "--config", _box["k8s.yaml"], "config", "check"]);
         Assert.True(check.ExitCode == 0, check.ToString());
     }
 
@@ -86,6 +91,9 @@ public sealed class DeployTests : IDisposable
         return KubernetesYaml.LoadAllFromString(result.Stdout);
     }
 
+    /// <summary>What a person makes with openssl rand -hex 32 before applying the manifests.</summary>
+    private static readonly string GeneratedToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     [Fact]
     public void The_helm_chart_lints_and_renders_serve_as_the_plain_manifests_do_with_a_valid_configuration()
     {
@@ -95,7 +103,7 @@ public sealed class DeployTests : IDisposable
         // The plain manifests' Secret names every env: reference the default configuration makes.
         var plain = KubernetesYaml.LoadAllFromString(File.ReadAllText(Path.Combine(CouchServer.RepoRoot, "deploy", "kubernetes", "backstop.yaml")));
         var secrets = plain.OfType<V1Secret>().Single().StringData;
-        var objects = HelmTemplate([.. secrets.SelectMany(s => new[] { "--set-string", $"secrets.{s.Key}={s.Value}" })]);
+        var objects = HelmTemplate([.. secrets.SelectMany(s => new[] { "--set-string", $"secrets.{s.Key}={(s.Key == "BACKSTOP_TOKEN" ? GeneratedToken : s.Value)}" })]);
         Assert.Equal(["Secret", "ConfigMap", "PersistentVolumeClaim", "Service", "Deployment"], objects.Select(o => ((IKubernetesObject)o).Kind));
 
         var deployment = objects.OfType<V1Deployment>().Single();

@@ -121,6 +121,115 @@ public sealed class ServeTests : IDisposable
     }
 
     [Fact]
+    public void An_empty_token_is_no_token_inline_or_from_an_empty_file()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "serve: { listen: \"0.0.0.0:18098\", token: \"\" }\nsources:\n" + Yaml.Command("app", "echo data"));
+        var inline = _box.Run("serve");
+        Assert.Equal(2, inline.ExitCode);
+        Assert.Contains("an empty token is no token", inline.Stderr, StringComparison.Ordinal);
+        _box.Write("token", "\n");
+        _box.WriteConfig(Yaml.LocalTarget() + $"serve: {{ listen: \"0.0.0.0:18098\", token: \"file:{_box["token"]}\" }}\nsources:\n" + Yaml.Command("app", "echo data"));
+        var empty = _box.Run("serve");
+        Assert.Equal(2, empty.ExitCode);
+        Assert.Contains("is empty", empty.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled", empty.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Off_loopback_every_page_status_and_metrics_need_the_token_and_a_foreign_host_is_refused()
+    {
+        const string Token = "a-long-random-serve-token-4f1d9c";
+        _box.WriteConfig(Yaml.LocalTarget() + $"serve: {{ listen: \"0.0.0.0:{_port}\", token: \"env:SERVE_TOKEN\" }}\nsources:\n" + Yaml.Command("app", "echo data"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        using var serve = _box.Start(["serve"], new Dictionary<string, string> { ["SERVE_TOKEN"] = Token });
+        var url = $"http://127.0.0.1:{_port}";
+        RunningCli.WaitUntil(() => Sandbox.Exec("curl", "-sf", $"{url}/healthz").ExitCode == 0, "serve listening", TimeSpan.FromSeconds(30));
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false });
+
+        async Task<HttpResponseMessage> Get(string path, string? bearer = null, string? cookie = null, string? host = null)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, url + path);
+            if (bearer is not null)
+            {
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+            }
+
+            if (cookie is not null)
+            {
+                request.Headers.Add("Cookie", cookie);
+            }
+
+            if (host is not null)
+            {
+                request.Headers.Host = host;
+            }
+
+            return await http.SendAsync(request);
+        }
+
+        Assert.Equal("ok\n", await (await Get("/healthz")).Content.ReadAsStringAsync()); // open, and says nothing else
+        foreach (var path in new[] { "/api/status", "/metrics" })
+        {
+            var refused = await Get(path);
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, refused.StatusCode);
+            Assert.Equal("Bearer", refused.Headers.WwwAuthenticate.Single().Scheme);
+            Assert.DoesNotContain("app", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await Get(path, bearer: Token + "x")).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await Get(path, bearer: Token)).StatusCode);
+        }
+
+        var page = await Get("/");
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, page.StatusCode);
+        Assert.Equal("/login", page.Headers.Location!.OriginalString);
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, (await Get("/source/app")).StatusCode);
+
+        // The login form: the token once, for a session cookie (HttpOnly, SameSite=Strict).
+        var form = await Get("/login");
+        var csrf = form.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("backstop_csrf=", StringComparison.Ordinal)).Split(';')[0]["backstop_csrf=".Length..];
+        async Task<HttpResponseMessage> Login(string token)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, url + "/login")
+            {
+                Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["csrf"] = csrf, ["token"] = token }),
+            };
+            request.Headers.Add("Cookie", $"backstop_csrf={csrf}");
+            return await http.SendAsync(request);
+        }
+
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, (await Login("wrong")).StatusCode);
+        var login = await Login(Token);
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, login.StatusCode);
+        var session = login.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("backstop_session=", StringComparison.Ordinal));
+        Assert.Contains("httponly", session, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("samesite=strict", session, StringComparison.OrdinalIgnoreCase);
+        var dashboard = await Get("/", cookie: session.Split(';')[0]);
+        Assert.Equal(System.Net.HttpStatusCode.OK, dashboard.StatusCode);
+        Assert.Contains("data-source=\"app\"", await dashboard.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, (await Get("/", cookie: "backstop_session=" + new string('0', 64))).StatusCode);
+
+        // DNS rebinding: a name that is not this server's is refused, token or not; /healthz stays open.
+        var rebound = await Get("/api/status", bearer: Token, host: $"attacker.example:{_port}");
+        Assert.Equal(System.Net.HttpStatusCode.MisdirectedRequest, rebound.StatusCode);
+        Assert.Contains("serve.hostnames", await rebound.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await Get("/api/status", bearer: Token, host: $"localhost:{_port}")).StatusCode);
+
+        // Prometheus sends the token with authorization: and scrapes.
+        var promPort = PostgresServer.FreePort();
+        _box.Write("prometheus.yml", $"global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: backstop\n" +
+                                     $"    authorization: {{ type: Bearer, credentials: {Token} }}\n    static_configs: [ {{ targets: ['127.0.0.1:{_port}'] }} ]\n");
+        Directory.CreateDirectory(_box["tsdb"]);
+        using var prometheus = new ServerProcess("prometheus",
+            [$"--config.file={_box["prometheus.yml"]}", $"--storage.tsdb.path={_box["tsdb"]}", $"--web.listen-address=127.0.0.1:{promPort}"], _box["tsdb"], "prometheus");
+        RunningCli.WaitUntil(() =>
+        {
+            var r = Sandbox.Exec("curl", "-sf", $"http://127.0.0.1:{promPort}/api/v1/query?query=backstop_source_state%7Bsource%3D%22app%22%2Cstate%3D%22ok%22%7D");
+            return r.ExitCode == 0 && JsonDocument.Parse(r.Stdout).RootElement.GetProperty("data").GetProperty("result").GetArrayLength() > 0;
+        }, "prometheus to scrape serve with its token", TimeSpan.FromSeconds(60));
+        serve.Signal("TERM");
+        serve.Wait(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
     public async Task A_real_prometheus_scrapes_metrics_and_status_serves_the_status_json()
     {
         _box.WriteConfig(Yaml.LocalTarget() + Serve() + "sources:\n" + Yaml.Command("app", "echo data"));

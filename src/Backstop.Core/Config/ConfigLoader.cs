@@ -280,8 +280,13 @@ public static partial class ConfigLoader
         {
             var serveMap = top.Map("serve");
             var options = new ServeOptions(serveMap?.IntOr("parallel", 1, 1, 64) ?? 1, serveMap?.StringOr("listen", ServeOptions.Default.Listen) ?? ServeOptions.Default.Listen,
-                serveMap?.Secret("token"), serveMap?.DurationOr("jitter", TimeSpan.Zero) ?? TimeSpan.Zero);
-            serveMap?.EnsureAllKeysKnown("serve keys are: parallel, listen, token, jitter");
+                serveMap?.Secret("token"), serveMap?.DurationOr("jitter", TimeSpan.Zero) ?? TimeSpan.Zero) { Hostnames = serveMap?.StringList("hostnames") };
+            if (options.Token is { Reference.Length: 0 })
+            {
+                throw serveMap!.Error("token", "an empty token is no token: set a long random secret (env:NAME), or leave the key out");
+            }
+
+            serveMap?.EnsureAllKeysKnown("serve keys are: parallel, listen, token, jitter, hostnames");
             return options;
         }) ?? ServeOptions.Default;
         var deepSchedule = Block(document, () =>

@@ -56,7 +56,9 @@ public static class ConfigReference
         new("retention.yearly", "0", "… of each of N years"),
         new("serve.parallel", "1", "Sources that serve runs at the same time"),
         new("serve.listen", "127.0.0.1:8080", "Where serve's dashboard, /api/status and /metrics listen"),
-        new("serve.token", "env:BACKSTOP_TOKEN", "A bearer token the web side requires (needed to listen beyond loopback)"),
+        new("serve.token", "env:BACKSTOP_TOKEN", "A bearer token the web side requires (needed to listen beyond loopback, where every page, /api/status and /metrics ask for it; never empty)"),
+        new("serve.hostnames", "[backstop.example.org]", "The Host names the web side answers to (others are refused: DNS rebinding)")
+            { Default = "localhost, 127.0.0.1, [::1], this machine's name, the listen address (and this machine's addresses when listening on all)" },
         new("serve.jitter", "5m", "A random delay up to this before each scheduled start (RandomizedDelaySec for timers)"),
         new("verify.deep_schedule", "\"0 5 * * 6\"", "When serve runs verify --deep (every copy downloaded and checked)") { Type = "cron schedule" },
         new("verify.schedule_timezone", "UTC", "The zone of deep_schedule") { Default = "policy.schedule_timezone" },

@@ -64,8 +64,13 @@ public sealed record Schedule(string Text, CronExpression Cron, TimeZoneInfo Zon
     }
 }
 
-/// <summary><c>serve:</c> how many sources run at once, where the web side listens, its token, and the jitter of scheduled starts.</summary>
+/// <summary>
+/// <c>serve:</c> how many sources run at once, where the web side listens, its token, the jitter of scheduled starts,
+/// and the host names its web side answers to (null: loopback names, this machine's name and the listen address).
+/// </summary>
 public sealed record ServeOptions(int Parallel, string Listen, SecretRef? Token, TimeSpan Jitter)
 {
+    public IReadOnlyList<string>? Hostnames { get; init; }
+
     public static ServeOptions Default { get; } = new(1, "127.0.0.1:8080", null, TimeSpan.Zero);
 }

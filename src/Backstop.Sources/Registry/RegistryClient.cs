@@ -426,11 +426,15 @@ internal sealed partial class RegistryClient : IDisposable
         for (var attempt = 0; ; attempt++)
         {
             using var request = make();
-            if (_tokens.TryGetValue(scope, out var token))
+            // Credentials and tokens go to the registry's own origin only: an upload location or a link it sends may
+            // name another host, which gets the request without them.
+            var own = request.RequestUri is not { IsAbsoluteUri: true } uri
+                      || Uri.Compare(uri, _base, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
+            if (own && _tokens.TryGetValue(scope, out var token))
             {
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             }
-            else if (_basicChallenged && _user is not null)
+            else if (own && _basicChallenged && _user is not null)
             {
                 request.Headers.Authorization = Basic();
             }

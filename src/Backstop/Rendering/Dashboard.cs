@@ -78,6 +78,14 @@ internal static class Dashboard
     }
 
     /// <summary>A POST form ("run now", "drill now"), with the CSRF token of the page and a field for serve's token.</summary>
+    /// <summary>The login form serve shows off loopback: the token once, for a session cookie.</summary>
+    public static string Login(string csrf, string? error) =>
+        Page("Backstop — log in",
+            "<h1>Log in</h1>" + (error is null ? "" : $"<p class=\"failed\">{H(error)}</p>") +
+            "<form method=\"post\" action=\"/login\">" + $"<input type=\"hidden\" name=\"csrf\" value=\"{H(csrf)}\">" +
+            "<label>serve's token <input type=\"password\" name=\"token\" autofocus autocomplete=\"current-password\"></label> <button>log in</button></form>" +
+            "<p class=\"muted\">Scripts and Prometheus send it as <code>Authorization: Bearer TOKEN</code>.</p>");
+
     private static string Action(string source, string what, string? csrf) =>
         $"<form method=\"post\" action=\"/source/{Uri.EscapeDataString(source)}/{what}\"><input type=\"hidden\" name=\"csrf\" value=\"{H(csrf)}\">" +
         $"<input type=\"password\" name=\"token\" placeholder=\"token\" size=\"8\" aria-label=\"token\"><button>{what} now</button></form>";

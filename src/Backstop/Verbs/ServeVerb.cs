@@ -22,6 +22,7 @@ internal static class ServeVerb
     {
         var config = context.LoadConfig();
         var endpoint = Listen(config);
+        var access = Serve.ServeAccess.For(config.Serve, endpoint);
         using (var catalog = Context.OpenCatalog(config))
         {
             catalog.AddEvent("info", null, null, $"serve started (pid {Environment.ProcessId}), listening on {endpoint}");
@@ -38,6 +39,28 @@ internal static class ServeVerb
         {
             http.Response.Headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'";
             http.Response.Headers["X-Content-Type-Options"] = "nosniff";
+            var path = http.Request.Path.Value ?? "/";
+            if (path != "/healthz" && !access.HostAllowed(http.Request))
+            {
+                // DNS rebinding: a page of another site whose name now points here. Only names of this server are served.
+                await Results.Text($"refused: the Host '{Core.Util.ServerText.Printable(http.Request.Host.Host)}' is not one of this server's names; " +
+                                   "add it to serve.hostnames\n", statusCode: StatusCodes.Status421MisdirectedRequest).ExecuteAsync(http).ConfigureAwait(false);
+                return;
+            }
+
+            if (access.ReadNeedsToken && path is not ("/healthz" or "/login") && !access.Authenticated(http.Request))
+            {
+                if (HttpMethods.IsGet(http.Request.Method) && path is not ("/metrics" or "/api/status"))
+                {
+                    http.Response.Redirect("/login");
+                    return;
+                }
+
+                http.Response.Headers.WWWAuthenticate = "Bearer realm=\"backstop\"";
+                await Results.Text("unauthorized: send serve's token (Authorization: Bearer TOKEN) or log in at /login\n", statusCode: 401).ExecuteAsync(http).ConfigureAwait(false);
+                return;
+            }
+
             await next(http).ConfigureAwait(false);
             if (http.Request.Path != "/healthz")
             {
@@ -47,13 +70,34 @@ internal static class ServeVerb
         // Plain request delegates, not minimal-API lambdas: those are compiled from expression trees at start-up, which
         // loads System.Linq.Expressions and JITs code that stays resident (serve idles for days).
         app.MapGet("/healthz", http => Results.Text("ok\n").ExecuteAsync(http));
-        var token = config.Serve.Token;
-        app.MapGet("/", http =>
+        string Csrf(HttpContext http)
         {
             var csrf = http.Request.Cookies["backstop_csrf"] is { Length: 32 } c ? c : Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
             http.Response.Cookies.Append("backstop_csrf", csrf, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict, Path = "/" });
+            return csrf;
+        }
+
+        app.MapGet("/login", http => Results.Content(Dashboard.Login(Csrf(http), null), "text/html; charset=utf-8").ExecuteAsync(http));
+        app.MapPost("/login", async http =>
+        {
+            var form = await http.Request.ReadFormAsync(http.RequestAborted).ConfigureAwait(false);
+            var cookie = http.Request.Cookies["backstop_csrf"] ?? "";
+            if (cookie.Length != 32 || !Same(form["csrf"].ToString(), cookie) || !access.TokenMatches(form["token"].ToString()))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), http.RequestAborted).ConfigureAwait(false); // a guess a second, at most
+                await Results.Content(Dashboard.Login(Csrf(http), "a wrong token, or a form this server did not render"), "text/html; charset=utf-8", statusCode: 403)
+                    .ExecuteAsync(http).ConfigureAwait(false);
+                return;
+            }
+
+            http.Response.Cookies.Append(Serve.ServeAccess.SessionCookie, access.NewSession(), Serve.ServeAccess.SessionCookieOptions);
+            http.Response.Redirect("/");
+        });
+        app.MapGet("/", http =>
+        {
+            var csrf = Csrf(http);
             using var catalog = Context.OpenCatalog(config);
-            return Results.Content(Dashboard.Index(config, catalog, loop.NextDue, csrf, actions: token is not null), "text/html; charset=utf-8").ExecuteAsync(http);
+            return Results.Content(Dashboard.Index(config, catalog, loop.NextDue, csrf, actions: access.HasToken), "text/html; charset=utf-8").ExecuteAsync(http);
         });
         app.MapGet("/source/{name}", http =>
         {
@@ -73,14 +117,14 @@ internal static class ServeVerb
         async Task<IResult> ActAsync(string name, string what, HttpContext http)
         {
             // Changes state: only with serve's token, and only from a page this server rendered (the CSRF cookie and field agree).
-            if (token is null)
+            if (!access.HasToken)
             {
                 return Results.Text("read-only: set serve.token to allow run now and drill now\n", statusCode: 403);
             }
 
             var form = await http.Request.ReadFormAsync(http.RequestAborted).ConfigureAwait(false);
             var cookie = http.Request.Cookies["backstop_csrf"] ?? "";
-            if (cookie.Length != 32 || !Same(form["csrf"].ToString(), cookie) || !Same(form["token"].ToString(), token.Resolve()))
+            if (cookie.Length != 32 || !Same(form["csrf"].ToString(), cookie) || !access.TokenMatches(form["token"].ToString()))
             {
                 return Results.Text("refused: a wrong token, or a form this server did not render\n", statusCode: 403);
             }
@@ -135,20 +179,12 @@ internal static class ServeVerb
     private static bool Same(string a, string b) =>
         System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(a), System.Text.Encoding.UTF8.GetBytes(b));
 
-    /// <summary>Where the web side listens: loopback by default; anywhere else only with a token (never an open dashboard on the network).</summary>
+    /// <summary>Where the web side listens: loopback by default; anywhere else only with a token (<see cref="Serve.ServeAccess"/>).</summary>
     private static IPEndPoint Listen(BackstopConfig config)
     {
         var listen = config.Serve.Listen;
-        if (!IPEndPoint.TryParse(listen, out var endpoint) || endpoint.Port == 0)
-        {
-            throw new ConfigException($"serve.listen: '{listen}' is not an address and port like 127.0.0.1:8080");
-        }
-
-        if (!IPAddress.IsLoopback(endpoint.Address) && config.Serve.Token is null)
-        {
-            throw new ConfigException($"serve.listen: {listen} is reachable from other hosts; set serve.token (env:NAME) first, or listen on 127.0.0.1");
-        }
-
-        return endpoint;
+        return IPEndPoint.TryParse(listen, out var endpoint) && endpoint.Port != 0
+            ? endpoint
+            : throw new ConfigException($"serve.listen: '{listen}' is not an address and port like 127.0.0.1:8080");
     }
 }
