@@ -16,7 +16,16 @@ internal sealed record Context(string ConfigFile, bool Json)
 
     public BackstopConfig LoadConfig() => ConfigLoader.Load(ConfigFile, Plugins.Registry);
 
-    public static CatalogStore OpenCatalog(BackstopConfig config) => CatalogStore.Open(config.CatalogPath);
+    public static CatalogStore OpenCatalog(BackstopConfig config)
+    {
+        var catalog = CatalogStore.Open(config.CatalogPath);
+        if (config.Group is { } group)
+        {
+            Core.Util.SharedState.ShareWith(config.CatalogPath, group);
+        }
+
+        return catalog;
+    }
 
     /// <summary>Every <c>--source</c> named must be a configured source: one message for every verb.</summary>
     public static void RequireSources(BackstopConfig config, IEnumerable<string> names)

@@ -11,6 +11,9 @@ internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        // Everything Backstop writes (catalog, staging, local targets, evidence, logs) is its user's alone unless a
+        // mode is given on purpose (the metrics textfile 0644; group: for the catalog).
+        Core.Util.PosixUsers.SetUmask(0b000_111_111);
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {

@@ -30,6 +30,12 @@ public sealed record BackstopConfig(
     /// <summary><c>serve:</c> the scheduler's and the web side's settings.</summary>
     public ServeOptions Serve { get; init; } = ServeOptions.Default;
 
+    /// <summary>
+    /// <c>group:</c> a group that shares the catalog and its folder (0660 and 2770) with Backstop's user, for a second
+    /// user in it (postgres running wal-push); null: everything Backstop writes is its own user's alone (umask 077).
+    /// </summary>
+    public string? Group { get; init; }
+
     /// <summary><c>verify: {deep_schedule: …}</c>: when <c>serve</c> reads every copy back (verify --deep).</summary>
     public Schedule? DeepVerifySchedule { get; init; }
 

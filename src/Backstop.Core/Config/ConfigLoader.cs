@@ -117,6 +117,9 @@ public static partial class ConfigLoader
         });
         catalogPath ??= top.ResolvePath("./state/catalog.db");
         var staging = Block(document, () => top.PathValue("staging")) ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
+        var group = Block(document, () => top.String("group") is { } g
+            ? Util.PosixUsers.GroupId(g) is not null ? g : throw top.Error("group", $"no group named '{g}' exists on this host; create it (groupadd {g}) or name another")
+            : null);
 
         var policyMap = Block(document, () => top.Map("policy"));
         var minCopies = 1;
@@ -323,6 +326,7 @@ public static partial class ConfigLoader
             Doctor = doctor,
             Notify = notifiers,
             Serve = serve,
+            Group = group,
             DeepVerifySchedule = deepSchedule,
             SecretRefs = top.Secrets,
             InlineSecrets = top.Secrets.Where(x => !x.Reference.StartsWith("env:", StringComparison.Ordinal) && !x.Reference.StartsWith("file:", StringComparison.Ordinal))

@@ -351,6 +351,23 @@ public static partial class PosixUsers
     /// <summary>Sends a signal (SIGTERM 15, SIGINT 2…) to a process; false when it is gone.</summary>
     public static bool Signal(int pid, int signal) => KillNative(pid, signal) == 0;
 
+    [LibraryImport("libc", EntryPoint = "getgrnam", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint Getgrnam(string name);
+
+    [LibraryImport("libc", EntryPoint = "umask")]
+    private static partial uint UmaskNative(uint mask);
+
+    /// <summary>umask(2): the mode bits that new files and folders never get; returns the previous mask.</summary>
+    public static int SetUmask(int mask) => (int)UmaskNative((uint)mask);
+
+    /// <summary>The gid of a group, or null when no such group exists. struct group: two char*, then gid_t.</summary>
+    public static int? GroupId(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        var entry = Getgrnam(name);
+        return entry == 0 ? null : Marshal.ReadInt32(entry, 2 * IntPtr.Size);
+    }
+
     /// <summary>The uid and gid of a user, or null when no such user exists. struct passwd: two char*, then uid_t and gid_t.</summary>
     public static (int Uid, int Gid)? Lookup(string name)
     {

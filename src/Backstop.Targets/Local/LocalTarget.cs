@@ -96,15 +96,16 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
             }
 
             // An empty parent is what a mount point looks like while its disk is not mounted: creating the folder there
-            // would put the backups on the wrong disk, hidden once the right one is mounted again.
-            if (!Directory.EnumerateFileSystemEntries(parent).Any())
+            // would put the backups on the wrong disk, hidden once the right one is mounted again. An empty parent that
+            // is a mount point (/proc/self/mountinfo: a device comparison misses bind mounts) is a freshly mounted disk.
+            if (!Directory.EnumerateFileSystemEntries(parent).Any() && !MountTable.IsMountPoint(parent))
             {
                 throw new BackupException(
-                    $"target '{Name}': {root} does not exist and its parent {parent} is empty, as an unmounted mount point is: is the disk or share mounted? " +
+                    $"target '{Name}': {root} does not exist and its parent {parent} is empty and not a mount point, as an unmounted mount point is: is the disk or share mounted? " +
                     $"If this is right, create {root} yourself (and consider marker: .backstop-target)");
             }
 
-            Directory.CreateDirectory(root);
+            Directory.CreateDirectory(root, PrivateDirectory);
         }
 
         if (marker is not null && !File.Exists(Path.Combine(root, marker)))
@@ -116,12 +117,14 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
 
     public Task<long?> FreeBytesAsync(CancellationToken cancellationToken) => Task.FromResult<long?>(DiskSpace.FreeBytes(root));
 
+    private const UnixFileMode PrivateDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
     public Task<ITargetUpload> BeginPutAsync(string key, CancellationToken cancellationToken)
     {
         var final = PathOf(key);
         var dir = Path.GetDirectoryName(final)!;
         EnsureRoot();
-        Directory.CreateDirectory(dir);
+        Directory.CreateDirectory(dir, PrivateDirectory);
         var temp = Path.Combine(dir, $".{Path.GetFileName(final)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}{PartialSuffix}");
         var stream = new FileStream(temp, new FileStreamOptions
         {
@@ -130,6 +133,7 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
             Share = FileShare.None,
             BufferSize = 0,
             Options = FileOptions.None,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite, // backups are private: 0600, in folders of 0700
         });
         return Task.FromResult<ITargetUpload>(new Upload(this, stream, temp, final, dir));
     }

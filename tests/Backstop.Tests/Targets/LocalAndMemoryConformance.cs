@@ -49,7 +49,7 @@ public sealed class LocalTargetConformance : TargetConformance, IDisposable
         // An empty parent is an unmounted mount point's look: still refused.
         Directory.CreateDirectory(_dir["mnt/nas"]);
         e = await Assert.ThrowsAsync<BackupException>(() => unmounted.ProbeAsync(CancellationToken.None));
-        Assert.Contains("is empty, as an unmounted mount point is", e.Message, StringComparison.Ordinal);
+        Assert.Contains("is empty and not a mount point, as an unmounted mount point is", e.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(_dir["mnt/nas/backstop"]));
 
         // The leaf alone is created when its parent is there and holds something.

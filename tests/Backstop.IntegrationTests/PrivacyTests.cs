@@ -1,0 +1,95 @@
+using Backstop.IntegrationTests.Support;
+using Microsoft.Data.Sqlite;
+
+namespace Backstop.IntegrationTests;
+
+/// <summary>What Backstop writes is its user's alone (umask 077 and explicit modes), but for what is shared on purpose.</summary>
+public sealed class PrivacyTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public void Dispose() => _box.Dispose();
+
+    private void Sample()
+    {
+        Assert.Equal(0, _box.Shell("umask 022 && mkdir -p data/sub && printf a > data/a.txt && printf b > data/sub/b.txt").ExitCode);
+        using var c = new SqliteConnection($"Data Source={_box["app.db"]};Pooling=False");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('a'), ('b');";
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Every file and folder under a path, with its mode in octal.</summary>
+    private static List<(string Path, string Mode)> Modes(string root) =>
+        [.. Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories).Prepend(root)
+            .Select(p => (p, Convert.ToString((int)File.GetUnixFileMode(p), 8).PadLeft(4, '0')))];
+
+    [Fact]
+    public void After_a_run_a_drill_and_metrics_every_file_is_0600_and_every_folder_0700_but_the_textfile()
+    {
+        Sample();
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: files, kind: files, paths: [./data] }\n  - { name: db, kind: sqlite, path: ./app.db }\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        Assert.Equal(0, _box.Run("drill").ExitCode);
+        var metrics = _box.Run("metrics", "--textfile", _box["backstop.prom"]);
+        Assert.True(metrics.ExitCode == 0, metrics.ToString());
+        var written = Modes(_box["state"]).Concat(Modes(_box["backups"])).ToList();
+        Assert.Contains(written, w => w.Path.EndsWith("MANIFEST.json", StringComparison.Ordinal));
+        Assert.Contains(written, w => w.Path.Contains("/drills/", StringComparison.Ordinal)); // the evidence files
+        Assert.All(written, w => Assert.True(Directory.Exists(w.Path) ? w.Mode == "0700" : w.Mode == "0600", $"{w.Path} is {w.Mode}"));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+            File.GetUnixFileMode(_box["backstop.prom"])); // 0644: node_exporter reads it, and it holds no secret
+    }
+
+    [Fact]
+    public void Group_shares_the_catalog_and_its_folder_with_a_second_user_and_nothing_else()
+    {
+        Assert.True(Environment.UserName == "root", "this test changes a file's group, which needs root (CI runs as root)");
+        Sample();
+        _box.WriteConfig("group: nogroup\n" + Yaml.LocalTarget() + "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        Assert.Equal(0, _box.Run("status").ExitCode);
+        var gid = Sandbox.Exec("getent", "group", "nogroup").Stdout.Split(':')[2];
+        string Stat(string path) => Sandbox.Exec("stat", "-c", "%a %g", path).Stdout.Trim();
+        Assert.Equal($"2770 {gid}", Stat(_box["state"]));
+        Assert.Equal($"660 {gid}", Stat(_box["state/catalog.db"]));
+        if (File.Exists(_box["state/catalog.db-wal"]))
+        {
+            Assert.Equal($"660 {gid}", Stat(_box["state/catalog.db-wal"]));
+        }
+
+        Assert.Equal("700", Stat(_box["backups"]).Split(' ')[0]); // the backups stay private
+        var bad = _box.Run(["config", "check"], null);
+        Assert.Equal(0, bad.ExitCode);
+        _box.WriteConfig("group: no-such-group-here\n" + Yaml.LocalTarget() + "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        var r = _box.Run("config", "check");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("backstop.yaml:1:8", r.All, StringComparison.Ordinal);
+        Assert.Contains("no group named 'no-such-group-here'", r.All, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>A local target's parent that is empty: an unmounted mount point is refused, a freshly mounted empty disk is used.</summary>
+public sealed class MountPointTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public void Dispose() => _box.Dispose();
+
+    [Fact]
+    public void A_freshly_mounted_empty_disk_takes_backups_and_an_empty_folder_that_is_no_mount_point_is_refused()
+    {
+        Assert.Equal(0, _box.Shell("mkdir -p data empty && printf a > data/a.txt").ExitCode);
+        _box.WriteConfig(Yaml.LocalTarget("./empty/backstop") + "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        var refused = _box.Run("run");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("is empty and not a mount point", refused.All, StringComparison.Ordinal);
+
+        _box.Tmpfs("disk", "8m"); // an empty file system, mounted: its root is empty and is a mount point
+        _box.WriteConfig(Yaml.LocalTarget("./disk/backstop") + "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        var r = _box.Run("run");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.True(Directory.Exists(_box["disk/backstop/files"]));
+    }
+}
