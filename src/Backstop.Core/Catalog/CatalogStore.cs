@@ -295,6 +295,28 @@ public sealed partial class CatalogStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>
+    /// What a restore or a drill proved of copies (read from a reachable target and found corrupt, or absent), recorded
+    /// in one transaction with what records the act itself (<paramref name="record"/>: a drill, an event): status, list,
+    /// metrics and the next <c>latest</c> count from the truth at once. A copy pruned on purpose keeps that state.
+    /// </summary>
+    public void RecordFindings(IEnumerable<(string SnapshotId, string Artifact, CopyInfo Copy)> findings, Action record)
+    {
+        ArgumentNullException.ThrowIfNull(findings);
+        ArgumentNullException.ThrowIfNull(record);
+        using var tx = _db.BeginTransaction();
+        foreach (var (id, artifact, copy) in findings)
+        {
+            using var cmd = Command(
+                "UPDATE copies SET state = $s, checked_at = $c, error = $e WHERE snapshot_id = $id AND artifact = $a AND target = $t AND state <> 'pruned'",
+                ("$id", id), ("$a", artifact), ("$t", copy.Target), ("$s", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
+            cmd.ExecuteNonQuery();
+        }
+
+        record();
+        tx.Commit();
+    }
+
     /// <summary>Copy states found by one verify pass, recorded together.</summary>
     public void SetCopies(IEnumerable<(string SnapshotId, string Artifact, CopyInfo Copy)> copies)
     {

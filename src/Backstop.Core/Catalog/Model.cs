@@ -72,6 +72,32 @@ public sealed record SnapshotInfo(
 
     /// <summary>A snapshot counts only when committed with at least <paramref name="minCopies"/> verified copies.</summary>
     public bool IsValid(int minCopies) => State == SnapshotState.Committed && VerifiedTargets.Count >= minCopies;
+
+    /// <summary>
+    /// No good copy left, on positive evidence only: committed, and some artifact has no verified copy while every copy
+    /// it has was read from a reachable target and found corrupt or absent (or was pruned). A copy that could not be
+    /// read (a target down, a time-out: <see cref="CopyState.Failed"/>) never makes a snapshot unrestorable.
+    /// </summary>
+    public bool Unrestorable =>
+        State == SnapshotState.Committed && Artifacts.Any(a =>
+            a.Copies.Any(c => c.State is CopyState.Corrupt or CopyState.Missing)
+            && a.Copies.All(c => c.State is CopyState.Corrupt or CopyState.Missing or CopyState.Pruned));
+
+    /// <summary>
+    /// The snapshot's condition as <c>list</c>, <c>show</c>, the dashboard and the README name it: running, failed,
+    /// valid (the policy's verified copies), short (restorable, with fewer verified copies than the policy asks now),
+    /// unverified (no verified copy, none proven bad: a target could not be read), unrestorable, or pruned.
+    /// </summary>
+    public string Condition(int minCopies) => State switch
+    {
+        SnapshotState.Running => "running",
+        SnapshotState.Failed => "failed",
+        _ when Unrestorable => "unrestorable",
+        _ when VerifiedTargets.Count >= minCopies => "valid",
+        _ when VerifiedTargets.Count > 0 => "short",
+        _ when Artifacts.SelectMany(a => a.Copies).All(c => c.State == CopyState.Pruned) => "pruned",
+        _ => "unverified",
+    };
 }
 
 public sealed record CatalogEvent(DateTimeOffset At, string Level, string? Source, string? SnapshotId, string Message);

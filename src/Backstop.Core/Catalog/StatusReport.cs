@@ -60,7 +60,7 @@ public static class StatusReport
         for (var limit = 8; ; limit *= 8)
         {
             var recent = catalog.RecentSnapshots(def.Name, limit, facts: false);
-            if (recent.Count < limit || recent.Any(s => s.IsValid(def.MinCopies)))
+            if (recent.Count < limit || recent.Any(s => Restorable(def, s)))
             {
                 return recent;
             }
@@ -74,17 +74,25 @@ public static class StatusReport
         drills ??= [];
         var finished = snapshots.Where(s => s.State != SnapshotState.Running).ToList();
         var last = finished.LastOrDefault();
-        var valid = finished.LastOrDefault(s => s.IsValid(def.MinCopies));
+        // The newest snapshot that can be restored (a verified copy on a configured target): what restore's latest takes.
+        // Counted from the copies' states, which every finding (verify, restore, drill, heal) updates where it is recorded.
+        var valid = finished.LastOrDefault(s => Restorable(def, s));
         var newestCommitted = finished.LastOrDefault(s => s.State == SnapshotState.Committed);
         var reasons = new List<string>();
         var rpoMet = valid?.FinishedAt is { } at && now - at <= def.Rpo;
 
         SourceState state;
-        if (valid is null)
+        if (newestCommitted is { Unrestorable: true } dead && (valid is null || dead.StartedAt > valid.StartedAt))
         {
-            state = SourceState.Never;
+            state = SourceState.Failing;
+            reasons.Add($"the newest snapshot {dead.Id} is unrestorable ({string.Join("; ", dead.CopyProblems)})" +
+                        (valid is null ? "; no older snapshot has a good copy either" : $"; restore falls back to {valid.Id}"));
+        }
+        else if (valid is null)
+        {
+            state = newestCommitted is null ? SourceState.Never : SourceState.Failing;
             reasons.Add(last?.Error is { } e ? $"no valid snapshot; last run failed: {e}" : newestCommitted is not null
-                ? "no valid snapshot: the copies of the committed ones are missing or corrupt (see verify)"
+                ? $"no snapshot can be restored: the copies of the committed ones are missing, corrupt or unreadable ({string.Join("; ", newestCommitted.CopyProblems)}; see verify)"
                 : "no snapshot yet");
         }
         else if (!rpoMet)
@@ -99,6 +107,12 @@ public static class StatusReport
         }
         else
         {
+            var verified = Verified(def, valid);
+            if (verified < def.MinCopies)
+            {
+                reasons.Add($"snapshot {valid.Id} has {verified} verified cop{(verified == 1 ? "y" : "ies")} of the {def.MinCopies} the policy asks");
+            }
+
             reasons.AddRange(DegradedReasons(def, valid));
             reasons.AddRange(DrillReasons(def, drills, now));
             if (newestCommitted is not null && !ReferenceEquals(newestCommitted, valid) && newestCommitted.StartedAt > valid.StartedAt)
@@ -111,12 +125,23 @@ public static class StatusReport
 
         return new SourceStatus(
             def.Name, def.Kind, state,
-            valid is null ? null : new LastValid(valid.Id, valid.FinishedAt!.Value, valid.StoredBytes, valid.VerifiedTargets.Count, CopyStates(def, valid)),
+            valid is null ? null : new LastValid(valid.Id, valid.FinishedAt!.Value, valid.StoredBytes, Verified(def, valid), CopyStates(def, valid)),
             last is null ? null : new LastRun(last.Id, last.State.ToString().ToLowerInvariant(), last.Error),
             (long)def.Rpo.TotalSeconds, rpoMet,
             drills.LastOrDefault() is { } d ? new LastDrill(d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Error) : null, reasons,
-            valid?.VerifiedTargets.Count ?? 0, def.Targets.Count);
+            valid is null ? 0 : Verified(def, valid), def.Targets.Distinct(StringComparer.Ordinal).Count());
     }
+
+    /// <summary>Whether a snapshot can be restored: committed, with a verified copy of every artifact on a configured target.</summary>
+    public static bool Restorable(SourceDefinition def, SnapshotInfo snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(def);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        return snapshot.State == SnapshotState.Committed && Verified(def, snapshot) > 0;
+    }
+
+    /// <summary>The configured targets that hold a verified copy of every artifact of the snapshot.</summary>
+    public static int Verified(SourceDefinition def, SnapshotInfo snapshot) => snapshot.VerifiedTargets.Count(def.Targets.Contains);
 
     /// <summary>
     /// Why a valid snapshot is degraded: a configured target without a verified copy (with the copy's reason), or an

@@ -35,8 +35,6 @@ public static class ConfigReference
         new("catalog", "", "The catalog: SQLite, the history of every snapshot. A path alone, or a mapping") { Type = "path, or a mapping" },
         new("catalog.path", "./state/catalog.db", "The catalog file; relative paths are relative to the configuration file") { Type = "path" },
         new("catalog.keep_failed", "30d", "Failed records older than this leave the catalog at each run (their count stays in backstop_runs_total)"),
-        new("group", "backup", "A group that shares the catalog and its folder (0660, 2770) with a second user (postgres running wal-push)")
-            { Default = "none: every file Backstop writes is 0600, every folder 0700" },
         new("staging", "./state/staging", "Scratch space for a run (spools, format checks); emptied after each run") { Default = "staging beside the catalog" },
         new("policy.min_copies", "1", "Verified copies a snapshot needs to be valid; a source may say its own"),
         new("policy.rpo", "24h", "How old the last valid snapshot may be before status says stale (exit 1)"),
@@ -66,6 +64,8 @@ public static class ConfigReference
         new("verify.schedule_timezone", "UTC", "The zone of deep_schedule") { Default = "policy.schedule_timezone" },
         new("doctor.crontabs", "[/etc/crontab, \"/etc/cron.d/*\"]", "Crontabs doctor reads for backup jobs Backstop does not know (globs allowed)") { Default = "/etc/crontab, /etc/cron.d/*, /var/spool/cron/crontabs/*" },
         new("doctor.systemd", "[/etc/systemd/system]", "Folders of systemd units doctor reads") { Default = "/etc/systemd/system" },
+        new("group", "backup", "A group that shares the catalog and its folder (0660, 2770) with a second user (postgres running wal-push)")
+            { Default = "none: every file Backstop writes is 0600, every folder 0700" },
         new("notify", "", "Notifiers for every source (see Notifiers)") { Type = "list of notifiers" },
         new("targets", "", "Where copies go (see Targets); at least one") { Type = "list of targets" },
         new("sources", "", "What is backed up (see Sources)") { Type = "list of sources" },

@@ -38,4 +38,12 @@ public sealed record DrillResult(
     public string? Evidence { get; init; }
 
     public string Host { get; init; } = Environment.MachineName;
+
+    /// <summary>The snapshot whose every copy this drill proved bad (latest then falls back past it); not part of the evidence.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? Unrestorable { get; init; }
+
+    /// <summary>Newer snapshots that latest passed over, having no good copy (oldest first); not part of the evidence.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<string> PassedOver { get; init; } = [];
 }

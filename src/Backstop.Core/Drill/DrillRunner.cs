@@ -44,14 +44,45 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         var results = new List<DrillResult>();
         foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
         {
-            var result = await DrillAsync(def, snapshot, cancellationToken).ConfigureAwait(false);
-            results.Add(Record(def, result));
+            var findings = new List<(string, string, CopyInfo)>();
+            var result = await DrillAsync(def, snapshot, findings, cancellationToken).ConfigureAwait(false);
+            if (result.Unrestorable is { } dead && snapshot is null or "latest")
+            {
+                // latest falls back past a snapshot whose every copy was proven bad, as restore does; the drill still
+                // fails, for the newest backup is broken. The findings are recorded first, so that latest passes over it.
+                catalog.RecordFindings(findings, () => catalog.AddEvent("error", def.Name, dead, $"drill: snapshot {dead} is unrestorable: {result.Error}"));
+                findings.Clear();
+                var fallback = await DrillAsync(def, "latest", findings, cancellationToken).ConfigureAwait(false);
+                result = fallback with
+                {
+                    Passed = false,
+                    Error = $"the newest snapshot {dead} is unrestorable ({result.Error}); " + (fallback.Passed
+                        ? $"the newest restorable one, {fallback.Snapshot}, restored and passed its checks in {Seconds(fallback.Seconds)}"
+                        : $"the newest restorable one, {fallback.Snapshot ?? "(none)"}, failed too: {fallback.Error}"),
+                    Notes = [$"drilled {fallback.Snapshot ?? "nothing"} in place of the newest snapshot {dead}, whose every copy is bad", .. fallback.Notes],
+                };
+            }
+            else if (result.PassedOver is [.., var newest] && snapshot is null or "latest")
+            {
+                // latest already passed over newer snapshots with no good copy: what was drilled is not the newest backup.
+                result = result with
+                {
+                    Passed = false,
+                    Error = $"the newest snapshot {newest} {(catalog.Snapshot(newest) is { Unrestorable: true } ? "is unrestorable" : "has no good copy to restore")} " +
+                            "(see 'backstop list'); " + (result.Passed
+                        ? $"the newest restorable one, {result.Snapshot}, restored and passed its checks in {Seconds(result.Seconds)}"
+                        : $"the newest restorable one, {result.Snapshot}, failed too: {result.Error}"),
+                };
+            }
+
+            results.Add(Record(def, result, findings));
         }
 
         return results;
     }
 
-    private async Task<DrillResult> DrillAsync(SourceDefinition def, string? snapshotChoice, CancellationToken cancellationToken)
+    private async Task<DrillResult> DrillAsync(SourceDefinition def, string? snapshotChoice, List<(string, string, CopyInfo)> findings,
+        CancellationToken cancellationToken)
     {
         var at = DateTimeOffset.UtcNow;
         var rto = def.Drill.Rto is { } r ? (long)r.TotalSeconds : (long?)null;
@@ -64,8 +95,11 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         IReadOnlyDictionary<string, string> tools = new Dictionary<string, string>();
         double seconds = 0;
 
+        NoGoodCopyException? dead = null;
+        Restorer? restoring = null;
         DrillResult Result(string? error)
         {
+            findings.AddRange(restoring?.Findings ?? []);
             var passed = error is null && checks.All(c => c.Passed);
             bool? met = rto is { } o && (error is null || seconds > o) ? seconds <= o : null;
             if (met == false && passed)
@@ -81,10 +115,13 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
                 Copies = copies,
                 Notes = notes,
                 Tools = tools,
+                Unrestorable = dead?.Snapshot,
+                PassedOver = restoring?.PassedOver ?? [],
             };
         }
 
         var restorer = new Restorer(config, plugins, catalog) { ExtraIdentityFiles = ExtraIdentityFiles, Timings = new RestoreTimings() };
+        restoring = restorer;
         try
         {
             snapshot = Choose(def, restorer, snapshotChoice);
@@ -158,6 +195,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             error = e is BackupException or ConfigException or IOException or UnauthorizedAccessException or OperationCanceledException
                 ? e.Message
                 : $"{e.Message} ({e.GetType().Name})";
+            dead = e as NoGoodCopyException is { AllProvenBad: true } proven ? proven : null;
             notes.AddRange(restorer.Notes.Where(n => !notes.Contains(n)));
         }
         finally
@@ -283,8 +321,8 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         return problems.Count == 0 ? null : string.Join("; ", problems);
     }
 
-    /// <summary>Records the drill in the catalog and writes its evidence files.</summary>
-    private DrillResult Record(SourceDefinition def, DrillResult result)
+    /// <summary>Records the drill in the catalog, with the copies it proved bad (one transaction), and writes its evidence files.</summary>
+    private DrillResult Record(SourceDefinition def, DrillResult result, IReadOnlyList<(string, string, CopyInfo)> findings)
     {
         string? evidence = null;
         try
@@ -297,14 +335,17 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         }
 
         result = result with { Evidence = evidence };
-        if (result.Snapshot is not null)
+        catalog.RecordFindings(findings, () =>
         {
-            catalog.AddDrill(new DrillInfo(0, def.Name, result.Snapshot, result.At, result.Passed, result.Seconds, result.Phases.GetValueOrDefault("setup"),
-                result.RtoSeconds, result.RtoMet, result.Error, evidence, System.Text.Json.JsonSerializer.Serialize(result, Util.Json.Options)));
-        }
+            if (result.Snapshot is not null)
+            {
+                catalog.AddDrill(new DrillInfo(0, def.Name, result.Snapshot, result.At, result.Passed, result.Seconds, result.Phases.GetValueOrDefault("setup"),
+                    result.RtoSeconds, result.RtoMet, result.Error, evidence, System.Text.Json.JsonSerializer.Serialize(result, Util.Json.Options)));
+            }
 
-        catalog.AddEvent(result.Passed ? "info" : "error", def.Name, result.Snapshot,
-            result.Passed ? $"drill passed in {Seconds(result.Seconds)}" : $"drill failed: {result.Error}");
+            catalog.AddEvent(result.Passed ? "info" : "error", def.Name, result.Snapshot,
+                result.Passed ? $"drill passed in {Seconds(result.Seconds)}" : $"drill failed: {result.Error}");
+        });
         return result;
     }
 

@@ -46,6 +46,30 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// <summary>What the choice of snapshot passed over or found short (said before restoring).</summary>
     public IReadOnlyList<string> Notes => _notes;
 
+    private readonly List<(string Snapshot, string Artifact, CopyInfo Copy)> _findings = [];
+
+    private readonly List<string> _passedOver = [];
+
+    /// <summary>Newer committed snapshots that <c>latest</c> passed over (no good copy on a configured target): restored, but not the newest.</summary>
+    public IReadOnlyList<string> PassedOver => _passedOver;
+
+    /// <summary>
+    /// Copies this restore proved bad (read from a reachable target and found corrupt, or absent): for the caller to
+    /// record in the catalog with what it records, so that status, list and the next latest count from the truth. A copy
+    /// that could not be read (a target down) is no finding.
+    /// </summary>
+    public IReadOnlyList<(string Snapshot, string Artifact, CopyInfo Copy)> Findings => _findings;
+
+    /// <summary>Says why a copy was passed over, and keeps it as a finding when it was proven bad.</summary>
+    private void Skip(List<string> skipped, SnapshotInfo snapshot, ArtifactInfo a, ITarget t, string problem, CopyState? proven)
+    {
+        skipped.Add(problem);
+        if (proven is { } state)
+        {
+            _findings.Add((snapshot.Id, a.Name, new CopyInfo(t.Name, state, DateTimeOffset.UtcNow, problem)));
+        }
+    }
+
     public SnapshotInfo FindSnapshot(SourceDefinition def, string? snapshot)
     {
         ArgumentNullException.ThrowIfNull(def);
@@ -68,6 +92,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                                  : $"source '{def.Name}' has no snapshot with a verified copy to restore; see 'backstop list --source {def.Name}'");
             foreach (var newer in committed.Skip(committed.IndexOf(chosen) + 1))
             {
+                _passedOver.Add(newer.Id);
                 var elsewhere = newer.VerifiedTargets.Where(t => !configured.Contains(t)).ToList();
                 if (elsewhere.Count > 0)
                 {
@@ -168,7 +193,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             var (read, unopened) = await CopyRead.OpenAsync(t, key, cancellationToken).ConfigureAwait(false);
             if (read is null)
             {
-                skipped.Add(unopened!.Problem);
+                Skip(skipped, snapshot, a, t, unopened!.Problem, unopened.Missing ? CopyState.Missing : null);
                 continue;
             }
 
@@ -199,15 +224,15 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                     return (t.Name, skipped, stage.Found);
                 }
 
-                skipped.Add($"copy on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {a.Sha256}");
+                Skip(skipped, snapshot, a, t, $"copy on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {a.Sha256}", CopyState.Corrupt);
             }
             catch (Exception e) when (e is not (OperationCanceledException or DestinationException))
             {
                 stage?.Discard();
                 stage = null;
-                if (await CopysFaultAsync(t, key, a, e, read.ReadFault, cancellationToken).ConfigureAwait(false) is { } problem)
+                if (await CopysFaultAsync(t, key, a, e, read.ReadFault, cancellationToken).ConfigureAwait(false) is ({ } problem, var proven))
                 {
-                    skipped.Add(problem);
+                    Skip(skipped, snapshot, a, t, problem, proven);
                     continue;
                 }
 
@@ -225,7 +250,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             }
         }
 
-        throw NoGoodCopy(snapshot, a, skipped);
+        throw NoGoodCopy(snapshot, a, skipped, candidates.Count);
     }
 
     /// <summary>
@@ -234,26 +259,30 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// or a bad backup, so the copy is read again; a write that failed with nothing wrong on the read side is the
     /// destination's (null).
     /// </summary>
-    private static async Task<string?> CopysFaultAsync(ITarget t, string key, ArtifactInfo a, Exception e, Exception? readFault, CancellationToken cancellationToken)
+    private static async Task<(string? Problem, CopyState? Proven)> CopysFaultAsync(ITarget t, string key, ArtifactInfo a, Exception e, Exception? readFault,
+        CancellationToken cancellationToken)
     {
         if (e is ObjectNotFoundException)
         {
-            return $"{CopyRead.Where(t, key)} is missing";
+            return ($"{CopyRead.Where(t, key)} is missing", CopyState.Missing);
         }
 
         if (readFault is not null)
         {
-            return $"{CopyRead.Where(t, key)} could not be read: {readFault.Message}"; // the target's transport, whatever followed
+            return ($"{CopyRead.Where(t, key)} could not be read: {readFault.Message}", null); // the target's transport, whatever followed
         }
 
         if (CopyRead.IsDestinationFault(e))
         {
-            return null;
+            return (null, null);
         }
 
         var check = await CopyVerifier.VerifyAsync(t, key, a.StoredBytes, a.Sha256, deep: true, validator: null, a.Facts, cancellationToken).ConfigureAwait(false);
-        return check.State == CopyState.Verified ? null : check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}";
+        return check.State == CopyState.Verified ? (null, null) : (check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}", Proven(check.State));
     }
+
+    /// <summary>A copy state that proves a copy bad (corrupt, missing); null for one that only could not be read.</summary>
+    private static CopyState? Proven(CopyState state) => state is CopyState.Corrupt or CopyState.Missing ? state : null;
 
     /// <summary>
     /// Kinds that write into a server (a database) cannot be staged and renamed into place, so the copy proves its
@@ -269,11 +298,11 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         foreach (var t in candidates)
         {
             var spooling = System.Diagnostics.Stopwatch.GetTimestamp();
-            var (spool, problem) = await SpoolAsync(t, key, a, cancellationToken).ConfigureAwait(false);
+            var (spool, problem, proven) = await SpoolAsync(t, key, a, cancellationToken).ConfigureAwait(false);
             Timings?.AddFetch(System.Diagnostics.Stopwatch.GetTimestamp() - spooling);
             if (problem is not null)
             {
-                skipped.Add(problem);
+                Skip(skipped, snapshot, a, t, problem, proven);
                 continue;
             }
 
@@ -283,7 +312,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                     .ConfigureAwait(false);
                 if (check.State != CopyState.Verified)
                 {
-                    skipped.Add(check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}");
+                    Skip(skipped, snapshot, a, t, check.Error ?? $"copy on '{t.Name}' is {check.State.ToString().ToLowerInvariant()}", Proven(check.State));
                     continue;
                 }
             }
@@ -310,7 +339,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             }
         }
 
-        throw NoGoodCopy(snapshot, a, skipped);
+        throw NoGoodCopy(snapshot, a, skipped, candidates.Count);
     }
 
     /// <summary>Names of spool files in the staging folder: <c>.backstop-spool-PID-xxxxxxxx-FILE</c>.</summary>
@@ -321,7 +350,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// stored bytes; a problem when the copy is missing, unreadable or another; neither when the staging has no room
     /// or refuses (the caller checks the copy whole and reads it again instead).
     /// </summary>
-    private async Task<(string? Spool, string? Problem)> SpoolAsync(ITarget t, string key, ArtifactInfo a, CancellationToken cancellationToken)
+    private async Task<(string? Spool, string? Problem, CopyState? Proven)> SpoolAsync(ITarget t, string key, ArtifactInfo a, CancellationToken cancellationToken)
     {
         string path;
         try
@@ -335,7 +364,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             if (Util.DiskSpace.FreeBytes(config.StagingPath) < a.StoredBytes + (64L << 20))
             {
                 _notes.Add($"staging {config.StagingPath} has no room for a {a.StoredBytes}-byte spool of {a.FileName}: the copy is checked whole, then read again");
-                return (null, null);
+                return (null, null, null);
             }
 
             path = Path.Combine(config.StagingPath, Util.Stale.Name(SpoolPrefix) + "-" + a.FileName);
@@ -343,13 +372,13 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _notes.Add($"staging {config.StagingPath} cannot hold a spool ({e.Message}): the copy is checked whole, then read again");
-            return (null, null);
+            return (null, null, null);
         }
 
         var (read, unopened) = await CopyRead.OpenAsync(t, key, cancellationToken).ConfigureAwait(false);
         if (read is null)
         {
-            return (null, unopened!.Problem);
+            return (null, unopened!.Problem, unopened.Missing ? CopyState.Missing : null);
         }
 
         try
@@ -377,7 +406,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                 if (size > a.StoredBytes)
                 {
                     File.Delete(path);
-                    return (null, $"{CopyRead.Where(t, key)} has more than the {a.StoredBytes} bytes stored");
+                    return (null, $"{CopyRead.Where(t, key)} has more than the {a.StoredBytes} bytes stored", CopyState.Corrupt);
                 }
 
                 sha = await read.FinishAsync(cancellationToken).ConfigureAwait(false);
@@ -385,25 +414,25 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
             if (size == a.StoredBytes && string.Equals(sha, a.Sha256, StringComparison.Ordinal))
             {
-                return (path, null);
+                return (path, null, null);
             }
 
             File.Delete(path);
             return (null, size != a.StoredBytes
                 ? $"{CopyRead.Where(t, key)} has {size} bytes, {a.StoredBytes} were stored"
-                : $"copy on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {a.Sha256}");
+                : $"copy on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {a.Sha256}", CopyState.Corrupt);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
         {
             File.Delete(path);
             if (read.ReadFault is { } readError)
             {
-                return (null, $"{CopyRead.Where(t, key)} could not be read: {readError.Message}");
+                return (null, $"{CopyRead.Where(t, key)} could not be read: {readError.Message}", null);
             }
 
             // Writing the spool failed with the copy's reads clean: the staging's side (full, read-only).
             _notes.Add($"the spool in {config.StagingPath} failed ({e.Message}): the copy is checked whole, then read again");
-            return (null, null);
+            return (null, null, null);
         }
         catch
         {
@@ -459,7 +488,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         return result;
     }
 
-    private BackupException NoGoodCopy(SnapshotInfo snapshot, ArtifactInfo a, List<string> skipped)
+    private NoGoodCopyException NoGoodCopy(SnapshotInfo snapshot, ArtifactInfo a, List<string> skipped, int tried)
     {
         var gone = a.Copies.Select(c => c.Target).Distinct(StringComparer.Ordinal).Where(n => config.Targets.All(t => t.Name != n)).ToList();
         if (gone.Count > 0)
@@ -467,6 +496,20 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             skipped.Add($"copies on {string.Join(", ", gone.Select(n => $"'{n}'"))}, no longer in {config.File}, were not tried: add the target back to restore from it");
         }
 
-        return new($"no copy of {a.FileName} of snapshot {snapshot.Id} matches its SHA-256: {string.Join("; ", skipped)}");
+        var proven = _findings.Count(f => f.Snapshot == snapshot.Id && f.Artifact == a.Name);
+        return new($"no copy of {a.FileName} of snapshot {snapshot.Id} matches its SHA-256: {string.Join("; ", skipped)}", snapshot.Id,
+            allProvenBad: gone.Count == 0 && tried > 0 && proven >= tried);
     }
+}
+
+/// <summary>
+/// No copy of an artifact could be restored. <see cref="AllProvenBad"/>: every copy was read from a reachable target
+/// and found corrupt or absent — the snapshot is unrestorable, and <c>latest</c> falls back past it; otherwise a
+/// target could not be read, and trying again later may work.
+/// </summary>
+public sealed class NoGoodCopyException(string message, string snapshot, bool allProvenBad) : BackupException(message)
+{
+    public string Snapshot => snapshot;
+
+    public bool AllProvenBad => allProvenBad;
 }

@@ -54,6 +54,32 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 lines.Add(new PruneLine(def.Name, "-", s.Id, s.StartedAt, true, "failed: never counts, holds no data"));
             }
 
+            // Unrestorable (every copy of an artifact proven bad): kept until a newer valid snapshot exists, then removed
+            // from every target that holds what is left of it. A dry run names them.
+            foreach (var s in snapshots.Where(s => s.Unrestorable && newestValid is not null && s.StartedAt < newestValid.StartedAt))
+            {
+                ct.ThrowIfCancellationRequested();
+                const string Why = "unrestorable: no good copy left, and a newer valid snapshot exists";
+                foreach (var targetName in s.Artifacts.SelectMany(a => a.Copies).Where(c => c.State != CopyState.Pruned && targets.ContainsKey(c.Target))
+                             .Select(c => c.Target).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+                {
+                    var line = new PruneLine(def.Name, targetName, s.Id, s.StartedAt, false, $"{Why} ({string.Join("; ", s.CopyProblems)})");
+                    if (dryRun)
+                    {
+                        lines.Add(line);
+                        continue;
+                    }
+
+                    catalog.SetCopies(s.Artifacts.Where(a => a.Copies.Any(c => c.Target == targetName))
+                        .Select(a => (s.Id, a.Name, new CopyInfo(targetName, CopyState.Pruned, DateTimeOffset.UtcNow, $"pruned: {Why}"))));
+                    var removed = await Orphans.DeleteFolderAsync(targets[targetName], Layout.Folder(def.Name, s.Id), observer).ConfigureAwait(false);
+                    lines.Add(line with { Pending = !removed });
+                    catalog.AddEvent(removed ? "info" : "warn", def.Name, s.Id, removed
+                        ? $"pruned from '{targetName}': {Why}"
+                        : $"pruned from '{targetName}' ({Why}) but not removed yet: the target refused; the next run removes it");
+                }
+            }
+
             foreach (var targetName in def.Targets.Distinct(StringComparer.Ordinal))
             {
                 var here = snapshots.Where(s => s.State == SnapshotState.Committed && s.Artifacts.Count > 0

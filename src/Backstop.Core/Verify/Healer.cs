@@ -16,10 +16,21 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
 {
     private readonly Dictionary<string, string?> _reachable = new(StringComparer.Ordinal);
 
+    /// <summary>What was said this run: each artifact with no copy to heal from, once, whatever the number of targets lacking it.</summary>
+    private readonly HashSet<string> _said = new(StringComparer.Ordinal);
+
     public async Task HealAsync(SourceDefinition def, CancellationToken ct)
     {
         foreach (var snapshot in catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed))
         {
+            if (snapshot.Unrestorable)
+            {
+                // Nothing to heal from, proven: said once per run, and prune removes it once a newer valid snapshot exists.
+                observer.Notice($"snapshot {snapshot.Id} is unrestorable: no good copy is left ({string.Join("; ", snapshot.CopyProblems)}); " +
+                                "'backstop prune' removes it once a newer valid snapshot exists");
+                continue;
+            }
+
             foreach (var name in def.Targets.Distinct(StringComparer.Ordinal))
             {
                 ct.ThrowIfCancellationRequested();
@@ -73,7 +84,11 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
                 .Select(c => targets[c.Target]).FirstOrDefault();
             if (from is null)
             {
-                observer.Notice($"{artifact.FileName} of snapshot {snapshot.Id} has no verified copy to heal '{to.Name}' from");
+                if (_said.Add($"{snapshot.Id}/{artifact.Name}"))
+                {
+                    observer.Notice($"{artifact.FileName} of snapshot {snapshot.Id} has no verified copy to heal from now");
+                }
+
                 return;
             }
 

@@ -106,8 +106,8 @@ internal static class Dashboard
         b.Append("<h2>Snapshots</h2><table><tr><th>snapshot</th><th>state</th><th>started</th><th>stored</th><th>copies</th><th>note</th></tr>");
         foreach (var s in snapshots.AsEnumerable().Reverse().Take(50))
         {
-            var state = s.State == SnapshotState.Committed && !s.IsValid(def.MinCopies) ? "invalid" : s.State.ToString().ToLowerInvariant();
-            var css = state == "committed" ? "ok" : "failed";
+            var state = s.Condition(def.MinCopies);
+            var css = state == "valid" ? "ok" : state is "short" or "unverified" or "running" or "pruned" ? "degraded" : "failed";
             var copies = string.Join("<br>", s.Artifacts.SelectMany(a => a.Copies).GroupBy(c => c.Target).Select(g =>
                 $"{H(g.Key)}: {H(g.All(c => c.State == CopyState.Verified) ? "verified" : g.First(c => c.State != CopyState.Verified).State.ToString().ToLowerInvariant())}"));
             b.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(s.Id)}</td><td class=\"{css}\">{H(state)}</td><td>{Core.Util.Json.Time(s.StartedAt)}</td>")

@@ -28,8 +28,8 @@ internal static class Terminal
 
     public static string StateMarkup(string state) => state switch
     {
-        "ok" or "committed" or "verified" => $"[green]{state}[/]",
-        "degraded" or "stale" => $"[yellow]{state}[/]",
+        "ok" or "committed" or "verified" or "valid" => $"[green]{state}[/]",
+        "degraded" or "stale" or "short" or "unverified" or "running" or "pruned" => $"[yellow]{state}[/]",
         _ => $"[red]{state}[/]",
     };
 

@@ -33,7 +33,7 @@ internal static class ListVerb
         foreach (var s in snapshots)
         {
             var minCopies = config.Source(s.Source)?.MinCopies ?? 1;
-            var state = s.State == SnapshotState.Committed && !s.IsValid(minCopies) ? "invalid" : s.State.ToString().ToLowerInvariant();
+            var state = s.Condition(minCopies);
             table.AddRow(
                 s.Id, Markup.Escape(s.Source), Terminal.StateMarkup(state), s.StartedAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture),
                 s.FinishedAt is { } f ? Terminal.Age(f - s.StartedAt) : "-",
@@ -58,6 +58,7 @@ internal static class ListVerb
         s.Source,
         s.Kind,
         State = s.State.ToString().ToLowerInvariant(),
+        Condition = s.Condition(config.Source(s.Source)?.MinCopies ?? 1),
         Valid = s.IsValid(config.Source(s.Source)?.MinCopies ?? 1),
         s.StartedAt,
         s.FinishedAt,

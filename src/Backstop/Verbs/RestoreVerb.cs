@@ -43,15 +43,58 @@ internal static class RestoreVerb
 
         var said = restorer.Notes.Count;
         IReadOnlyList<Core.Restore.RestoredArtifact> results;
-        try
+        var passedOver = new List<string>(); // newer snapshots whose every copy this restore proved bad
+        var recorded = 0;
+        void RecordFindings(string what)
         {
-            results = await restorer.RestoreAsync(def, snapshot, artifact, destination, force, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            foreach (var note in restorer.Notes.Skip(said))
+            // Every copy found bad is recorded with an event, in one transaction: status, list and the next latest see it.
+            var found = restorer.Findings.Skip(recorded).ToList();
+            recorded = restorer.Findings.Count;
+            if (found.Count > 0)
             {
-                Console.Error.WriteLine($"backstop: note: {note}");
+                catalog.RecordFindings(found, () => catalog.AddEvent("error", def.Name, found[0].Snapshot,
+                    $"restore: {what}: {string.Join("; ", found.Select(f => f.Copy.Error))}"));
+            }
+        }
+
+        while (true)
+        {
+            try
+            {
+                results = await restorer.RestoreAsync(def, snapshot, artifact, destination, force, cancellationToken).ConfigureAwait(false);
+                RecordFindings("copies passed over");
+                break;
+            }
+            catch (NoGoodCopyException e) when (e.AllProvenBad && snapshotId is null or "latest")
+            {
+                // latest is the newest snapshot that can be restored: this one cannot (every copy read and found bad).
+                RecordFindings($"snapshot {e.Snapshot} is unrestorable");
+                passedOver.Add(e.Snapshot);
+                Console.Error.WriteLine($"backstop: {e.Message}");
+                try
+                {
+                    snapshot = restorer.FindSnapshot(def, "latest");
+                }
+                catch (Core.Plugins.BackupException none)
+                {
+                    throw new Core.Plugins.BackupException($"every copy of snapshot {string.Join(", ", passedOver)} is bad, and no older snapshot can be restored: {none.Message}");
+                }
+
+                Console.Error.WriteLine($"backstop: snapshot {e.Snapshot} is unrestorable; restoring {snapshot.Id}, the newest older snapshot with a good copy");
+            }
+            catch (Core.Plugins.BackupException)
+            {
+                RecordFindings("copies found bad");
+                throw;
+            }
+            finally
+            {
+                foreach (var note in restorer.Notes.Skip(said))
+                {
+                    Console.Error.WriteLine($"backstop: note: {note}");
+                }
+
+                said = restorer.Notes.Count;
             }
         }
 
@@ -62,6 +105,7 @@ internal static class RestoreVerb
                 Snapshot = snapshot.Id,
                 Source = def.Name,
                 To = destination,
+                Unrestorable = passedOver,
                 restorer.Notes,
                 Artifacts = results.Select(r => new { r.Artifact, From = r.Target, r.SkippedCopies, r.Recorded, r.Found, r.Mismatch }),
             });
@@ -92,7 +136,14 @@ internal static class RestoreVerb
             }
         }
 
-        return results.All(r => r.Mismatch is null) ? ExitCodes.Ok : ExitCodes.Failed;
+        passedOver = [.. restorer.PassedOver.Union(passedOver, StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        if (passedOver.Count > 0 && !context.Json)
+        {
+            Terminal.Out.MarkupLine($"[yellow]restored {snapshot.Id}, not the newest[/]: {Markup.Escape(string.Join(", ", passedOver))} " +
+                                    $"newer, with no good copy to restore (see 'backstop list')");
+        }
+
+        return results.Any(r => r.Mismatch is not null) ? ExitCodes.Failed : passedOver.Count > 0 ? ExitCodes.Degraded : ExitCodes.Ok;
     }
 
     /// <summary>The stock-tool commands that restore each artifact without Backstop, with the stored file's hash to check first.</summary>
