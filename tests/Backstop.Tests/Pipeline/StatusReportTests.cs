@@ -47,18 +47,30 @@ public class StatusReportTests
     }
 
     [Fact]
-    public void A_newest_snapshot_whose_copy_went_missing_makes_the_source_degraded()
+    public void A_newest_snapshot_whose_every_copy_went_missing_is_unrestorable_and_makes_the_source_failing()
     {
+        // Positive evidence (the target answered: absent): the newest backup is broken, whatever older one restores.
         var s = Status(Snap("1", SnapshotState.Committed, TimeSpan.FromHours(2)), Snap("2", SnapshotState.Committed, TimeSpan.FromHours(1), CopyState.Missing));
+        Assert.Equal(SourceState.Failing, s.State);
+        Assert.Equal("1", s.LastValid!.Snapshot);
+        Assert.Contains(s.Reasons, r => r.Contains("the newest snapshot 2 is unrestorable", StringComparison.Ordinal) && r.Contains("falls back to 1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_newest_snapshot_whose_copy_could_not_be_read_makes_the_source_degraded_not_failing()
+    {
+        // A target that timed out proves nothing: not unrestorable.
+        var s = Status(Snap("1", SnapshotState.Committed, TimeSpan.FromHours(2)), Snap("2", SnapshotState.Committed, TimeSpan.FromHours(1), CopyState.Failed));
         Assert.Equal(SourceState.Degraded, s.State);
         Assert.Equal("1", s.LastValid!.Snapshot);
     }
 
     [Fact]
-    public void The_only_snapshot_found_corrupt_leaves_no_valid_backup()
+    public void The_only_snapshot_found_corrupt_leaves_nothing_restorable_and_the_source_failing()
     {
         var s = Status(Snap("1", SnapshotState.Committed, TimeSpan.FromHours(1), CopyState.Corrupt));
-        Assert.Equal(SourceState.Never, s.State);
+        Assert.Equal(SourceState.Failing, s.State);
+        Assert.Null(s.LastValid);
     }
 
     [Fact]
