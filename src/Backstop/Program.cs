@@ -56,13 +56,26 @@ internal static class Program
             return ExitCodes.Usage;
         }
 
+        if (parse.GetValue(CommandLine.Json))
+        {
+            Rendering.JsonOutput.Claim(); // stdout is the one JSON document; anything else printed goes to stderr
+        }
+
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration
+            var code = await parse.InvokeAsync(new InvocationConfiguration
             {
                 EnableDefaultExceptionHandler = false,
                 ProcessTerminationTimeout = null,
             }, cancel.Token).ConfigureAwait(false);
+            if (Rendering.JsonOutput.Claimed && !Rendering.JsonOutput.Written)
+            {
+                // A verb with no JSON form of its own (metrics, schedule install, config reference): its text went to
+                // stderr, and stdout is still one document.
+                Rendering.JsonOutput.Write(new { ExitCode = code, Output = "this verb has no JSON form; its text is on stderr" });
+            }
+
+            return code;
         }
         catch (ConfigException e)
         {
@@ -76,21 +89,25 @@ internal static class Program
                 await Console.Error.WriteLineAsync($"backstop: {e.Errors.Count} errors in the configuration").ConfigureAwait(false);
             }
 
+            Rendering.JsonOutput.Failure(string.Join("; ", e.Errors.Select(x => x.Message)), ExitCodes.Usage);
             return ExitCodes.Usage;
         }
         catch (LockHeldException e)
         {
             await Console.Error.WriteLineAsync($"backstop: {e.Message}").ConfigureAwait(false);
+            Rendering.JsonOutput.Failure(e.Message, ExitCodes.Locked);
             return ExitCodes.Locked;
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
             await Console.Error.WriteLineAsync("backstop: interrupted; what it had written was removed (a run's snapshot is recorded as failed; a drill's scratch place is gone)").ConfigureAwait(false);
+            Rendering.JsonOutput.Failure("interrupted", ExitCodes.Interrupted);
             return ExitCodes.Interrupted;
         }
         catch (BackupException e)
         {
             await Console.Error.WriteLineAsync($"backstop: error: {e.Message}").ConfigureAwait(false);
+            Rendering.JsonOutput.Failure(e.Message, ExitCodes.Failed);
             return ExitCodes.Failed;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -102,6 +119,8 @@ internal static class Program
             {
                 await Console.Error.WriteLineAsync(e.ToString()).ConfigureAwait(false); // for developers; never by default
             }
+
+            Rendering.JsonOutput.Failure(e.Message, ExitCodes.Failed);
             return ExitCodes.Failed;
         }
         finally

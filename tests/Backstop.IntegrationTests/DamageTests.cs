@@ -86,7 +86,7 @@ public sealed class DamageTests : IDisposable
         Assert.Equal("degraded", status.GetProperty("state").GetString());
         Assert.Equal(newest, status.GetProperty("last_valid").GetProperty("snapshot").GetString());
         Assert.Equal(1, status.GetProperty("last_valid").GetProperty("verified_copies").GetInt32());
-        Assert.Contains(status.GetProperty("reasons").EnumerateArray(), x => x.GetString()!.Contains("1 verified copy of the 2 the policy asks", StringComparison.Ordinal));
+        Assert.Contains("1 verified copy of the 2 the policy asks", _box.Run("status").Stdout, StringComparison.Ordinal);
         Assert.Equal("short", Condition(newest));
 
         // A drill finds the other copy bad too: counted at once, without a verify.
@@ -94,7 +94,7 @@ public sealed class DamageTests : IDisposable
         Assert.Equal(1, _box.Run("drill").ExitCode);
         Assert.Equal("unrestorable", Condition(newest));
         Assert.Equal("failing", Status().GetProperty("state").GetString());
-        Assert.Contains(Status().GetProperty("reasons").EnumerateArray(), x => x.GetString()!.Contains($"the newest snapshot {newest} is unrestorable", StringComparison.Ordinal));
+        Assert.Contains($"the newest snapshot {newest} is unrestorable", _box.Run("status").Stdout, StringComparison.Ordinal);
 
         // Nothing to heal from: said once per run, not once per target, and kept until a newer valid snapshot exists.
         Thread.Sleep(1100);

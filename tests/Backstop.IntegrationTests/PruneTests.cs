@@ -176,8 +176,11 @@ public sealed class PruneTests : IDisposable
         Assert.Contains($"keep   app {ids[0]} on b: newest valid snapshot (2 verified copies); never pruned, also with --force", forced.Stdout, StringComparison.Ordinal);
         Assert.True(Directory.Exists(Path.Combine(_box["b/app"], ids[0]!)));
         Assert.True(Directory.Exists(Path.Combine(_box["a/app"], ids[0]!)));
+        // status counts the truth: the newest restores from b (1 verified copy of the 2 asked), so the source is degraded.
         var status = JsonDocument.Parse(_box.Run("status", "--json").Stdout).RootElement.GetProperty("sources")[0];
-        Assert.Equal(ids[0], status.GetProperty("last_valid").GetProperty("snapshot").GetString());
+        Assert.Equal(ids[1], status.GetProperty("last_valid").GetProperty("snapshot").GetString());
+        Assert.Equal(1, status.GetProperty("last_valid").GetProperty("verified_copies").GetInt32());
+        Assert.Equal("degraded", status.GetProperty("state").GetString());
     }
 
     [Fact]

@@ -60,10 +60,11 @@ public sealed class VerifyTests : IDisposable
         Assert.Equal(1, verify.ExitCode);
         Assert.Contains("missing", verify.Stdout, StringComparison.Ordinal);
         Assert.Contains("files.tar.zst) is missing", verify.Stdout, StringComparison.Ordinal);
-        Assert.Equal("never", State());
+        Assert.Equal("failing", State()); // a backup was made, and its only copy is gone: not "never"
         var status = _box.Run("status");
         Assert.Equal(1, status.ExitCode);
-        Assert.Contains("copies of the committed ones are missing or corrupt", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("is unrestorable", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("no older snapshot has a good copy either", status.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -77,7 +77,6 @@ internal static class StatusVerb
                 s.Name,
                 s.Kind,
                 State = s.State.ToString().ToLowerInvariant(),
-                s.Reasons,
                 LastValid = s.LastValid is { } v
                     ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies, v.Copies }
                     : null,
