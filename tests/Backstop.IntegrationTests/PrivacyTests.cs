@@ -93,3 +93,89 @@ public sealed class MountPointTests : IDisposable
         Assert.True(Directory.Exists(_box["disk/backstop/files"]));
     }
 }
+
+/// <summary>No path is followed where someone else may plant a link: the metrics textfile and the drill evidence.</summary>
+public sealed class PlantedLinkTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public void Dispose() => _box.Dispose();
+
+    [Fact]
+    public void A_link_planted_in_the_textfile_folder_is_never_followed_at_the_temporary_or_the_final_name()
+    {
+        Assert.Equal(0, _box.Shell("mkdir -p data textfiles && printf a > data/a.txt && chmod 1777 textfiles && printf 'precious' > victim").ExitCode);
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+
+        // Another user of the shared folder guesses the temporary name of the past (.NAME.PID.tmp) as soon as the
+        // process exists, and puts a link at the final name.
+        File.CreateSymbolicLink(_box["textfiles/backstop.prom"], _box["victim"]);
+        using var metrics = _box.Start("metrics", "--textfile", _box["textfiles/backstop.prom"]);
+        File.CreateSymbolicLink(_box[$"textfiles/.backstop.prom.{metrics.Pid}.tmp"], _box["victim"]);
+        var r = metrics.Wait(TimeSpan.FromSeconds(60));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("precious", File.ReadAllText(_box["victim"]));
+        var written = new FileInfo(_box["textfiles/backstop.prom"]);
+        Assert.Null(written.LinkTarget); // the link was replaced by the file, never written through
+        Assert.Contains("backstop_source_state", File.ReadAllText(written.FullName), StringComparison.Ordinal);
+    }
+}
+
+/// <summary>The files walker against entries swapped while it reads: never followed, never waited on.</summary>
+public sealed class SwappedEntryTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public void Dispose() => _box.Dispose();
+
+    /// <summary>Waits until the process has the file open (its /proc fd links name it), then returns.</summary>
+    private static void WaitUntilOpen(int pid, string path)
+    {
+        RunningCli.WaitUntil(() =>
+        {
+            try
+            {
+                return Directory.GetFiles($"/proc/{pid}/fd").Any(fd => new FileInfo(fd).LinkTarget == path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }, $"backstop to open {path}", TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public void A_folder_swapped_for_a_symlink_mid_walk_is_never_followed_and_a_fifo_put_in_a_files_place_never_hangs()
+    {
+        // data/b/00-big is read first (large); while it is, data/b is moved away and replaced by a symlink to a folder
+        // of secrets, and data/c/zz-file by a FIFO. A walker that opens by path would then read the secret through b,
+        // and hang on the FIFO.
+        Assert.Equal(0, _box.Shell("""
+            set -e
+            mkdir -p data/b data/c secrets
+            head -c 96000000 /dev/urandom > data/b/00-big
+            printf 'mine' > data/b/zz-file
+            printf 'ordinary' > data/c/zz-file
+            printf 'SECRET' > secrets/zz-file
+            """).ExitCode);
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        using var run = _box.Start("run");
+        WaitUntilOpen(run.Pid, _box["data/b/00-big"]);
+        Directory.Move(_box["data/b"], _box["data/b-moved"]);
+        File.CreateSymbolicLink(_box["data/b"], _box["secrets"]);
+        File.Delete(_box["data/c/zz-file"]);
+        Assert.Equal(0, Sandbox.Exec("mkfifo", _box["data/c/zz-file"]).ExitCode);
+        var r = run.Wait(TimeSpan.FromSeconds(120));
+        Assert.True(r.ExitCode is 0 or 3, r.ToString());
+
+        var restore = _box.Run("restore", "--source", "files", "--to", _box["out"]);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        var restored = Path.Combine(_box["out"], _box["data"].TrimStart('/'));
+        Assert.Equal("mine", File.ReadAllText(Path.Combine(restored, "b", "zz-file"))); // the folder that was listed, not the link's
+        Assert.DoesNotContain("SECRET", string.Concat(Directory.GetFiles(restored, "*", SearchOption.AllDirectories)
+            .Where(f => new FileInfo(f).Length < 100).Select(File.ReadAllText)), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(restored, "c", "zz-file"))); // the FIFO was not waited on, nor stored as the file
+        Assert.True(r.All.Contains("c/zz-file was not read", StringComparison.Ordinal) || r.All.Contains("c/zz-file is a named pipe", StringComparison.Ordinal), r.ToString());
+    }
+}

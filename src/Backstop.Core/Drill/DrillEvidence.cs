@@ -13,7 +13,7 @@ public static class DrillEvidence
     public static string Write(string folder, DrillResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
-        Directory.CreateDirectory(folder);
+        Util.PrivateFolder.Ensure(folder);
         var name = $"{result.At.UtcDateTime:yyyyMMdd'T'HHmmss'Z'}-{Util.SafeNames.Encode(result.Source)}-{result.Snapshot ?? "none"}";
         var json = Path.Combine(folder, name + ".json");
         var markdown = Path.Combine(folder, name + ".md");
@@ -22,12 +22,7 @@ public static class DrillEvidence
         return json;
     }
 
-    private static void Atomic(string path, string text)
-    {
-        var temp = path + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        File.WriteAllText(temp, text);
-        File.Move(temp, path, overwrite: true);
-    }
+    private static void Atomic(string path, string text) => Util.AtomicFile.WriteText(path, UnixFileMode.UserRead | UnixFileMode.UserWrite, text);
 
     /// <summary>The report: verdict, what was restored from where, each check, timings, tools.</summary>
     public static string Markdown(DrillResult r)

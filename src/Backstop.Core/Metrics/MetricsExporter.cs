@@ -102,23 +102,9 @@ public static class MetricsExporter
     public static async Task WriteTextfileAsync(BackstopConfig config, CatalogStore catalog, string path, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(path);
-        var full = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            await using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write))
-            {
-                await WriteAsync(config, catalog, file, cancellationToken).ConfigureAwait(false);
-                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
-            }
-
-            File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            File.Delete(temp);
-        }
+        // 0644: node_exporter reads it, and it holds no secret. Created new under a random name (a link planted in the
+        // textfile folder is never followed), then renamed.
+        await Util.AtomicFile.WriteAsync(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+            (file, ct) => WriteAsync(config, catalog, file, ct), cancellationToken).ConfigureAwait(false);
     }
 }

@@ -8,24 +8,24 @@ public static partial class Posix
     internal const int LockEx = 2;
     internal const int LockNb = 4;
     internal const int LockUn = 8;
-    internal const int OCreat = 0x40;
-    internal const int ORdonly = 0x0;
+    public const int OCreat = 0x40;
+    public const int ORdonly = 0x0;
     internal const int ORdwr = 0x2;
-    internal const int OCloexec = 0x80000;
+    public const int OCloexec = 0x80000;
 
     /// <summary>O_DIRECTORY and O_NOFOLLOW differ by architecture: arm and arm64 have 040000 and 0100000, x86_64 and the
     /// generic ABI (riscv64, loongarch64) 0200000 and 0400000. The wrong one on arm64 is O_DIRECT or O_LARGEFILE.</summary>
-    internal static readonly int ODirectory = IsArm ? 0x4000 : 0x10000;
+    public static readonly int ODirectory = IsArm ? 0x4000 : 0x10000;
 
-    internal static readonly int ONofollow = IsArm ? 0x8000 : 0x20000;
+    public static readonly int ONofollow = IsArm ? 0x8000 : 0x20000;
 
     private static bool IsArm => RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm or Architecture.Armv6;
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int Open(string path, int flags, int mode);
+    public static partial int Open(string path, int flags, int mode);
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    internal static partial int Close(int fd);
+    public static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     internal static partial int Fsync(int fd);
@@ -62,6 +62,47 @@ public static partial class Posix
     private static unsafe partial int LxstatNative(int version, string path, byte* buffer);
 
     private static bool _noLstatSymbol;
+
+    [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
+    private static unsafe partial int FstatNative(int fd, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "__fxstat", SetLastError = true)]
+    private static unsafe partial int FxstatNative(int version, int fd, byte* buffer);
+
+    private static bool _noFstatSymbol;
+
+    [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenatNative(int dirfd, string path, int flags, int mode);
+
+    public const int ONonblock = 0x800;
+
+    /// <summary>openat(2) relative to a directory descriptor: the directory is pinned, whatever its path becomes. -1 with errno on failure.</summary>
+    public static int OpenAt(int directory, string name, int flags) => OpenatNative(directory, name, flags | OCloexec, 0);
+
+    /// <summary>fstat(2) of an open descriptor.</summary>
+    public static unsafe bool TryFstat(int fd, out FileStatus status, out string error)
+    {
+        var buffer = stackalloc byte[256];
+        int rc;
+        if (!_noFstatSymbol)
+        {
+            try
+            {
+                rc = FstatNative(fd, buffer);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                _noFstatSymbol = true; // glibc before 2.33 exports only __fxstat
+                rc = FxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, fd, buffer);
+            }
+        }
+        else
+        {
+            rc = FxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, fd, buffer);
+        }
+
+        return Parse(rc, buffer, out status, out error);
+    }
 
     [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LchownNative(string path, int uid, int gid);
@@ -263,6 +304,12 @@ public static partial class Posix
             rc = LxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, path, buffer);
         }
 
+        return Parse(rc, buffer, out status, out error);
+    }
+
+    /// <summary>A struct stat as this architecture lays it out.</summary>
+    private static unsafe bool Parse(int rc, byte* buffer, out FileStatus status, out string error)
+    {
         if (rc != 0)
         {
             status = default;

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using System.Formats.Tar;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
@@ -196,78 +198,144 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
 
         public void Walk(TarWriter tar, string root)
         {
-            var stack = new Stack<string>();
-            stack.Push(root);
-            while (stack.Count > 0)
+            // The root by its path (as configured); everything under it relative to the folders held open above it.
+            if (!Posix.TryLstat(root, out var rootStatus, out var rootError))
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var path = stack.Pop();
-                if (!ReferenceEquals(path, root) && exclude.Any(g => g.Matches(path)))
-                {
-                    continue;
-                }
+                sink.Warn($"{root} vanished before it was read ({rootError})");
+                return;
+            }
 
-                if (!Posix.TryLstat(path, out var st, out var error))
+            if (!rootStatus.IsDirectory)
+            {
+                WriteEntry(tar, null, root, root, rootStatus);
+                return;
+            }
+
+            Write(tar, Entry(TarEntryType.Directory, EntryName(root), rootStatus));
+            _directories++;
+            var top = PinnedDirectory.OpenRoot(root, rootStatus, out var problem, out _);
+            if (top is null)
+            {
+                throw Unreadable(root, problem ?? "it cannot be opened");
+            }
+
+            var stack = new Stack<(PinnedDirectory Folder, string[] Names, int Next)>();
+            try
+            {
+                stack.Push((top, List(top), 0));
+                while (stack.Count > 0)
                 {
-                    if (path.Contains('\uFFFD', StringComparison.Ordinal))
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var (folder, names, next) = stack.Pop();
+                    if (next == names.Length)
                     {
-                        // Listed by the folder but not found under the name .NET decoded: its bytes are not UTF-8. It
-                        // cannot be stored under its own name, and skipping it would be a backup missing a file.
-                        throw Unreadable(path, "its name is not valid UTF-8, and backstop stores names as UTF-8 (pax); rename it (convmv -f latin1 -t utf8) or exclude it");
+                        folder.Dispose();
+                        continue;
                     }
 
-                    sink.Warn($"{path} vanished before it was read ({error})");
-                    continue;
-                }
+                    stack.Push((folder, names, next + 1));
+                    var name = names[next];
+                    var path = folder.Combine(name);
+                    if (exclude.Any(g => g.Matches(path)))
+                    {
+                        continue;
+                    }
 
-                var entryName = path.TrimStart('/');
-                if (entryName.Length == 0)
-                {
-                    entryName = ".";
-                }
+                    if (!folder.TryLstat(name, out var st, out var error))
+                    {
+                        if (path.Contains('\uFFFD', StringComparison.Ordinal))
+                        {
+                            // Listed by the folder but not found under the name .NET decoded: its bytes are not UTF-8. It
+                            // cannot be stored under its own name, and skipping it would be a backup missing a file.
+                            throw Unreadable(path, "its name is not valid UTF-8, and backstop stores names as UTF-8 (pax); rename it (convmv -f latin1 -t utf8) or exclude it");
+                        }
 
-                if (st.IsDirectory)
-                {
-                    Write(tar, Entry(TarEntryType.Directory, entryName, st));
+                        sink.Warn($"{path} vanished before it was read ({error})");
+                        continue;
+                    }
+
+                    if (!st.IsDirectory)
+                    {
+                        WriteEntry(tar, folder, name, path, st);
+                        continue;
+                    }
+
+                    var child = folder.OpenChild(name, st, out problem, out var kind);
+                    if (child is null)
+                    {
+                        if (kind == OpenProblem.Unreadable)
+                        {
+                            throw Unreadable(path, problem ?? "it cannot be opened");
+                        }
+
+                        // Gone, or swapped for a symlink (or anything else) since it was listed: never followed.
+                        sink.Warn(kind == OpenProblem.Vanished ? $"{path}/ vanished before it was read" : $"{path}/ was not read: {problem}; it is not in this backup");
+                        continue;
+                    }
+
+                    Write(tar, Entry(TarEntryType.Directory, EntryName(path), st));
                     _directories++;
                     string[] children;
                     try
                     {
-                        children = Directory.GetFileSystemEntries(path);
+                        children = List(child);
                     }
-                    catch (DirectoryNotFoundException)
+                    catch
                     {
-                        sink.Warn($"{path}/ vanished while it was read");
-                        continue;
-                    }
-                    catch (UnauthorizedAccessException e)
-                    {
-                        throw Unreadable(path, e.Message);
+                        child.Dispose();
+                        throw;
                     }
 
-                    Array.Sort(children, StringComparer.Ordinal);
-                    for (var i = children.Length - 1; i >= 0; i--)
-                    {
-                        stack.Push(children[i]);
-                    }
+                    stack.Push((child, children, 0));
                 }
-                else if (st.IsSymlink)
+            }
+            finally
+            {
+                foreach (var (folder, _, _) in stack)
                 {
-                    Write(tar, Entry(TarEntryType.SymbolicLink, entryName, st, new FileInfo(path).LinkTarget ?? ""));
-                    _symlinks++;
-                }
-                else if (st.IsRegular)
-                {
-                    WriteFile(tar, path, entryName, st);
-                }
-                else
-                {
-                    sink.Warn($"{path} is a {TypeName(st)}, which is not backed up");
+                    folder.Dispose();
                 }
             }
         }
 
-        private void WriteFile(TarWriter tar, string path, string entryName, FileStatus st)
+        private string[] List(PinnedDirectory folder)
+        {
+            try
+            {
+                return folder.Names();
+            }
+            catch (DirectoryNotFoundException)
+            {
+                sink.Warn($"{folder.Path}/ vanished while it was read");
+                return [];
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                throw Unreadable(folder.Path, e.Message);
+            }
+        }
+
+        private static string EntryName(string path) => path.TrimStart('/') is { Length: > 0 } name ? name : ".";
+
+        /// <summary>A symlink, a regular file or a special file, in <paramref name="folder"/> (null: a root given by its path).</summary>
+        private void WriteEntry(TarWriter tar, PinnedDirectory? folder, string name, string path, FileStatus st)
+        {
+            if (st.IsSymlink)
+            {
+                Write(tar, Entry(TarEntryType.SymbolicLink, EntryName(path), st, folder?.LinkTarget(name) ?? new FileInfo(path).LinkTarget ?? ""));
+                _symlinks++;
+            }
+            else if (st.IsRegular)
+            {
+                WriteFile(tar, folder, name, path, EntryName(path), st);
+            }
+            else
+            {
+                sink.Warn($"{path} is a {TypeName(st)}, which is not backed up");
+            }
+        }
+
+        private void WriteFile(TarWriter tar, PinnedDirectory? folder, string name, string path, string entryName, FileStatus st)
         {
             if (st.Links > 1 && _hardLinks.TryGetValue((st.Device, st.Inode), out var first))
             {
@@ -276,28 +344,23 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 return;
             }
 
-            FileStream stream;
-            try
+            var handle = folder is not null
+                ? folder.OpenFile(name, st, out var problem, out var kind)
+                : PinnedDirectory.OpenFile(Posix.Open(path, Posix.ORdonly | Posix.ONofollow | Posix.ONonblock | Posix.OCloexec, 0), st, out problem, out kind);
+            switch (kind)
             {
-                stream = new FileStream(path, new FileStreamOptions
-                {
-                    Mode = FileMode.Open,
-                    Access = FileAccess.Read,
-                    Share = FileShare.ReadWrite | FileShare.Delete,
-                    BufferSize = 0,
-                    Options = FileOptions.SequentialScan,
-                });
-            }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-            {
-                sink.Warn($"{path} vanished before it was read");
-                return;
-            }
-            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
-            {
-                throw Unreadable(path, e.Message);
+                case OpenProblem.Vanished:
+                    sink.Warn($"{path} vanished before it was read");
+                    return;
+                case OpenProblem.Replaced:
+                    // Swapped for a symlink, a FIFO or another file since it was listed: never followed, never waited on.
+                    sink.Warn($"{path} was not read: {problem}; it is not in this backup");
+                    return;
+                case OpenProblem.Unreadable:
+                    throw Unreadable(path, problem ?? "it cannot be opened");
             }
 
+            var stream = new FileStream(handle!, FileAccess.Read, bufferSize: 0);
             var entry = Entry(TarEntryType.RegularFile, entryName, st);
             using (var data = new FixedLengthStream(stream, st.Size))
             {
@@ -307,7 +370,8 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 {
                     sink.Warn($"{path} {(data.Shrank ? "shrank" : "grew")} while it was read; the copy holds its first {st.Size} bytes");
                 }
-                else if (Posix.TryLstat(path, out var after, out _) && (after.MtimeSeconds != st.MtimeSeconds || after.MtimeNanos != st.MtimeNanos || after.Size != st.Size))
+                else if (Posix.TryFstat((int)handle!.DangerousGetHandle(), out var after, out _)
+                         && (after.MtimeSeconds != st.MtimeSeconds || after.MtimeNanos != st.MtimeNanos || after.Size != st.Size))
                 {
                     sink.Warn($"{path} changed while it was read; the copy may mix old and new content");
                 }
