@@ -254,6 +254,32 @@ public sealed class KubernetesSourceTests : IDisposable
     }
 
     [Fact]
+    public void A_scratch_namespace_left_by_a_drill_killed_with_sigkill_is_deleted_by_the_next_drill_and_a_forged_record_is_ignored()
+    {
+        Populate(_api);
+        Config(", drill: { namespace: ledger }");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        // What a drill killed with -9 leaves: its folder (named after a process that is gone), naming the source, with the
+        // scratch namespace it made (holding copies of production Secrets) and lines that are not Backstop's.
+        _api.Add(Obj("v1", "Namespace", null, "backstop-drill-0123456789ab"));
+        _api.Add(Obj("v1", "Namespace", null, "kube-system-important"));
+        var dead = _box["state/staging/.backstop-drill-999999999-deadbeef"];
+        Directory.CreateDirectory(dead);
+        File.WriteAllText(Path.Combine(dead, "source"), "cluster");
+        File.WriteAllText(Path.Combine(dead, "leftovers"),
+            "ns:backstop-drill-0123456789ab\nns:kube-system-important\ndir:/etc\nrm -rf /; echo \u001b[31m\n");
+        var drill = _box.Run("drill", "--source", "cluster");
+        Assert.True(drill.ExitCode == 0, drill.ToString());
+        Assert.Contains("DELETE /api/v1/namespaces/backstop-drill-0123456789ab", _api.Requests);
+        Assert.DoesNotContain(_api.Requests, r => r.Contains("kube-system-important", StringComparison.Ordinal));
+        Assert.Contains("'ns:kube-system-important', which is not a drill's scratch namespace; left alone", drill.All, StringComparison.Ordinal);
+        Assert.Contains("which is not a line Backstop writes: ignored", drill.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b", drill.All, StringComparison.Ordinal);
+        Assert.True(Directory.Exists("/etc"));
+        Assert.False(Directory.Exists(dead));
+    }
+
+    [Fact]
     public void Volume_data_on_this_node_is_backed_up_per_claim_and_what_is_elsewhere_is_named_not_skipped_silently()
     {
         Populate(_api);

@@ -122,6 +122,25 @@ public sealed class PlantedLinkTests : IDisposable
     }
 }
 
+/// <summary>Staging is adopted only when it is a real folder of Backstop's user.</summary>
+public sealed class StagingAdoptionTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public void Dispose() => _box.Dispose();
+
+    [Fact]
+    public void A_staging_path_that_is_a_symlink_is_refused_and_nothing_is_written_through_it()
+    {
+        Assert.Equal(0, _box.Shell("mkdir -p data elsewhere state && printf a > data/a.txt && ln -s ../elsewhere state/staging").ExitCode);
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: files, kind: files, paths: [./data] }\n");
+        var r = _box.Run("run");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("must be a folder of backstop's own, but it is a symlink", r.All, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(_box["elsewhere"]));
+    }
+}
+
 /// <summary>The files walker against entries swapped while it reads: never followed, never waited on.</summary>
 public sealed class SwappedEntryTests : IDisposable
 {

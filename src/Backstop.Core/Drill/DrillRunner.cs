@@ -289,7 +289,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
     /// <summary>The drill's private scratch folder in the staging folder (0700), named after this process for the sweep.</summary>
     private string CreateScratchFolder(SourceDefinition def)
     {
-        Directory.CreateDirectory(config.StagingPath);
+        Util.PrivateFolder.Ensure(config.StagingPath); // adopted only when it is a folder of this user's own, never a link
         var folder = Path.Combine(config.StagingPath, Util.Stale.Name(ScratchPrefix));
         Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.WriteAllText(Path.Combine(folder, DrillSweeper.SourceFile), def.Name);
@@ -310,9 +310,9 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 problems.Add($"the scratch place was not fully removed: {e.Message}; the next drill or run retries");
-                // The scratch databases stay recorded (the folder with them), for the next sweep to drop.
+                // What only the kind removes (scratch databases, namespaces) stays recorded, for the next sweep.
                 keep.AddRange(File.Exists(Path.Combine(folder, DrillScope.LeftoversFile))
-                    ? File.ReadAllLines(Path.Combine(folder, DrillScope.LeftoversFile)).Where(l => l.StartsWith("db:", StringComparison.Ordinal))
+                    ? File.ReadAllLines(Path.Combine(folder, DrillScope.LeftoversFile)).Where(DrillSweeper.IsKindLine)
                     : []);
             }
         }

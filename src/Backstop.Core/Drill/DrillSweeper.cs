@@ -5,11 +5,27 @@ namespace Backstop.Core.Drill;
 
 /// <summary>
 /// What a drill killed with -9 left: its scratch folder in the staging folder (named after its process), the scratch
-/// servers it started (recorded as <c>pid:PID:START</c>), folders elsewhere (<c>dir:PATH</c>) and scratch databases on
-/// servers (<c>db:…</c>, removed by the source kind). The next drill or run removes them, once that process is gone.
+/// servers it started (recorded as <c>pid:PID:START</c>), folders elsewhere (<c>dir:PATH</c>) and what only its kind
+/// can remove (<c>db:NAME</c> scratch databases, <c>ns:NAME</c> scratch namespaces…, each checked by the kind against
+/// the names its drills make). The next drill or run removes them, once that process is gone. The record is read
+/// strictly: a line that is not one Backstop writes is ignored and said, with its text quoted.
 /// </summary>
-public static class DrillSweeper
+public static partial class DrillSweeper
 {
+    [System.Text.RegularExpressions.GeneratedRegex(@"^pid:[0-9]{1,10}:[0-9]{1,20}$")]
+    private static partial System.Text.RegularExpressions.Regex ProcessLine();
+
+    /// <summary>A kind's leftover: a short lowercase word, a colon, a name of letters, digits, '.', '_' and '-'.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[a-z]{1,16}:[A-Za-z0-9._-]{1,200}$")]
+    private static partial System.Text.RegularExpressions.Regex KindLine();
+
+    /// <summary>Whether a line is a folder this runner made outside the staging folder (an absolute path to a drill's folder).</summary>
+    private static bool IsFolderLine(string line) =>
+        line.StartsWith("dir:/", StringComparison.Ordinal) && !line.Contains("/../", StringComparison.Ordinal) && !line.EndsWith("/..", StringComparison.Ordinal)
+        && Path.GetFileName(line[4..]).StartsWith(DrillRunner.ScratchPrefix, StringComparison.Ordinal) && !line.Contains('\0', StringComparison.Ordinal);
+
+    /// <summary>A leftover only the source kind can remove.</summary>
+    internal static bool IsKindLine(string line) => !line.StartsWith("pid:", StringComparison.Ordinal) && !line.StartsWith("dir:", StringComparison.Ordinal) && KindLine().IsMatch(line);
     /// <summary>The file in a scratch folder that names the source being drilled.</summary>
     internal const string SourceFile = "source";
 
@@ -30,12 +46,18 @@ public static class DrillSweeper
             var sourceName = ReadOrNull(Path.Combine(folder, SourceFile));
             var def = sourceName is null ? null : config.Source(sourceName);
             var kept = new List<string>();
-            foreach (var line in Leftovers(folder).Where(l => l.StartsWith("db:", StringComparison.Ordinal)))
+            foreach (var line in Leftovers(folder).Where(l => !ProcessLine().IsMatch(l) && !IsFolderLine(l) && !IsKindLine(l)))
+            {
+                said.Add($"a killed drill{(sourceName is null ? "" : $" of '{Util.ServerText.Printable(sourceName)}'")} recorded '{Util.ServerText.Printable(line)}' in {folder}, " +
+                         "which is not a line Backstop writes: ignored");
+            }
+
+            foreach (var line in Leftovers(folder).Where(IsKindLine))
             {
                 string? problem;
                 if (def is null || plugins.Source(def.Kind)?.Create(def) is not IDrillable drillable)
                 {
-                    problem = $"a killed drill of '{sourceName}' left the scratch database {line[3..]}, and that source is no longer configured: drop it by hand on its drill server";
+                    problem = $"a killed drill of '{Util.ServerText.Printable(sourceName ?? "")}' left '{line}', and that source is no longer configured: remove it by hand where its drill ran";
                 }
                 else
                 {
@@ -46,7 +68,7 @@ public static class DrillSweeper
                     catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
                     {
                         // Decision: a sweep never stops the run or drill it precedes; the record stays for the next one.
-                        problem = $"a killed drill of '{sourceName}' left the scratch database {line[3..]}, which could not be dropped yet: {e.Message}; the next run retries";
+                        problem = $"a killed drill of '{sourceName}' left '{line}', which could not be removed yet: {e.Message}; the next run retries";
                         kept.Add(line);
                     }
                 }
@@ -65,7 +87,9 @@ public static class DrillSweeper
             }
 
             said.AddRange(RemoveFolder(folder));
-            said.Add($"removed what a killed drill{(sourceName is null ? "" : $" of '{sourceName}'")} left in {folder}");
+            var removed = Leftovers(folder).Where(IsKindLine).Select(l => $"'{l}'").ToList();
+            said.Add($"removed what a killed drill{(sourceName is null ? "" : $" of '{Util.ServerText.Printable(sourceName)}'")} left in {folder}" +
+                     (removed.Count > 0 ? $" ({string.Join(", ", removed)})" : ""));
         }
 
         return said;
@@ -78,21 +102,14 @@ public static class DrillSweeper
     internal static IReadOnlyList<string> RemoveFolder(string folder, IReadOnlyList<string>? keep = null)
     {
         var problems = new List<string>();
-        foreach (var line in Leftovers(folder))
+        foreach (var line in Leftovers(folder).Where(l => ProcessLine().IsMatch(l)))
         {
-            if (line.StartsWith("pid:", StringComparison.Ordinal))
-            {
-                Util.ProcessIdentity.KillIfSame(line[4..]);
-            }
+            Util.ProcessIdentity.KillIfSame(line[4..]);
         }
 
-        foreach (var line in Leftovers(folder).Where(l => l.StartsWith("dir:", StringComparison.Ordinal)))
+        foreach (var line in Leftovers(folder).Where(IsFolderLine))
         {
-            var path = line[4..];
-            if (Path.GetFileName(path).StartsWith(DrillRunner.ScratchPrefix, StringComparison.Ordinal))
-            {
-                problems.AddRange(Delete(path));
-            }
+            problems.AddRange(Delete(line[4..]));
         }
 
         if (keep is { Count: > 0 })

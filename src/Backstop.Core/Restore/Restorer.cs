@@ -355,7 +355,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         string path;
         try
         {
-            Directory.CreateDirectory(config.StagingPath);
+            Util.PrivateFolder.Ensure(config.StagingPath); // adopted only when it is a folder of this user's own, never a link
             foreach (var old in Directory.EnumerateFiles(config.StagingPath, SpoolPrefix + "*").Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), SpoolPrefix)))
             {
                 File.Delete(old); // left by a restore that was killed

@@ -109,7 +109,8 @@ public sealed class BackupRunner
             var source = _plugins.Source(def.Kind)!.Create(def);
             var preflight = await PreflightAsync(def, source, targets, unavailable, ct).ConfigureAwait(false);
             var usable = targets.Where(t => !unavailable.ContainsKey(t.Name)).ToList();
-            Directory.CreateDirectory(staging);
+            PrivateFolder.Ensure(_config.StagingPath); // adopted only when it is a folder of this user's own, never a link
+            Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, _recipients, source, _observer);
             try
             {

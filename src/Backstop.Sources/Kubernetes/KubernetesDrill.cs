@@ -63,9 +63,9 @@ internal sealed partial class KubernetesSource : IDrillable
     public async Task<string?> SweepAsync(string leftover, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(leftover);
-        if (!leftover.StartsWith("ns:backstop-drill-", StringComparison.Ordinal))
+        if (!System.Text.RegularExpressions.Regex.IsMatch(leftover, "^ns:backstop-drill-[0-9a-f]{12}$"))
         {
-            return null;
+            return $"a killed drill of '{name}' recorded '{leftover}', which is not a drill's scratch namespace; left alone";
         }
 
         using var client = Client();

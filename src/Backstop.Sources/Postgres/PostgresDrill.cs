@@ -334,10 +334,9 @@ internal sealed partial class PostgresSource : IDrillable
     public async Task<string?> SweepAsync(string leftover, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(leftover);
-        var database = leftover[3..];
-        if (!database.StartsWith("backstop_drill_", StringComparison.Ordinal))
+        if (Common.ScratchNames.ScratchDatabase(leftover) is not { } database)
         {
-            return $"a killed drill of '{name}' recorded {database}, which is not a drill's scratch database; left alone";
+            return Common.ScratchNames.NotOurs(name, leftover);
         }
 
         var drill = DrillOptions is { Server: { } server } o ? (Server: server, Options: o)
