@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Globalization;
 using System.Text;
 using Backstop.IntegrationTests.Support;
@@ -368,6 +369,37 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         Assert.Equal("10", _pg.Scalar(Conninfo(explainedInto), "SELECT count(*) FROM t"));
         Assert.Equal(0, contacted);
         decoy.Stop();
+    }
+
+    [Fact]
+    public void A_recipe_for_a_database_named_with_a_command_substitution_pasted_with_its_placeholders_filled_creates_nothing()
+    {
+        var db = "x$(touch${IFS}pwned)" + Guid.NewGuid().ToString("N")[..6];
+        _pg.Sql("postgres", $"CREATE DATABASE \"{db}\"");
+        _pg.Sql(Conninfo(db), "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 7);");
+        Config(YamlString(db));
+        Assert.Equal(0, Run("run").ExitCode);
+        var folder = Directory.GetDirectories(_box["backups/pg"]).Single();
+        var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "MANIFEST.json"))).RootElement;
+        var artifact = manifest.GetProperty("artifacts").EnumerateArray().Single(a => a.GetProperty("name").GetString()!.StartsWith("x$", StringComparison.Ordinal));
+        var recipe = artifact.GetProperty("restore").GetString()!;
+        Assert.Contains("'" + artifact.GetProperty("file").GetString() + "'", recipe, StringComparison.Ordinal); // one quoted word
+
+        // Pasted as a person would, in the snapshot's folder, with the placeholders filled in.
+        var target = NewName("pasted");
+        var filled = recipe.Replace("DB_CONNINFO", $"dbname={target}", StringComparison.Ordinal).Replace("HOST", "127.0.0.1", StringComparison.Ordinal)
+            .Replace("PORT", Port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal).Replace("USER", "postgres", StringComparison.Ordinal)
+            .Replace(" DB ", $" {target} ", StringComparison.Ordinal);
+        var ran = Sandbox.ExecEnv(folder, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password, ["PATH"] = $"{_pg.Bin}:/usr/bin:/bin" },
+            "bash", "-e", "-c", filled);
+        Assert.True(ran.ExitCode == 0, ran + "\n" + filled);
+        Assert.False(File.Exists(Path.Combine(folder, "pwned")), "the pasted recipe ran the name's command substitution");
+        Assert.Equal("7", _pg.Scalar(target, "SELECT count(*) FROM t"));
+
+        // restore --explain quotes it the same way, filled in or not.
+        var explain = Run("restore", "--source", "pg", "--explain", "--artifact", artifact.GetProperty("name").GetString()!);
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        Assert.DoesNotContain(" " + artifact.GetProperty("file").GetString() + " ", explain.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -203,20 +203,22 @@ public sealed class BackupRunner
         }
     }
 
-    /// <summary>The stock-tool recipe: for an encrypted artifact, age -d first, then the source's own recipe.</summary>
+    /// <summary>The stock-tool recipe (the stored file's name shell-quoted): for an encrypted artifact, age -d first, then the source's own recipe.</summary>
     /// <remarks>A passphrase-sealed file is opened by age asking for the passphrase (no -i: an identity would stop it asking).</remarks>
     internal static string Recipe(ISource source, string artifact, string fileName, bool passphrase)
     {
+        // The stored file's name is one shell word: it may hold whatever a server's database name held.
+        var file = ShellWord.QuoteIfNeeded(fileName);
         if (!Sealed.IsEncrypted(fileName))
         {
-            return source.RestoreRecipe(artifact, fileName);
+            return source.RestoreRecipe(artifact, file);
         }
 
         // Decrypted into the pipe, never into a file: a recipe leaves no clear copy behind (in the current folder or anywhere).
-        var decrypt = passphrase ? $"age -d {fileName}" : $"age -d -i KEY_FILE {fileName}";
-        var recipe = source.RestoreRecipe(artifact, fileName);
-        var piped = recipe.Replace($"zstd -dc {fileName}", $"{decrypt} | zstd -dc", StringComparison.Ordinal)
-            .Replace($"zstd -d < {fileName}", $"{decrypt} | zstd -d", StringComparison.Ordinal);
+        var decrypt = passphrase ? $"age -d {file}" : $"age -d -i KEY_FILE {file}";
+        var recipe = source.RestoreRecipe(artifact, file);
+        var piped = recipe.Replace($"zstd -dc {file}", $"{decrypt} | zstd -dc", StringComparison.Ordinal)
+            .Replace($"zstd -d < {file}", $"{decrypt} | zstd -d", StringComparison.Ordinal);
         return piped != recipe ? piped
             : throw new InvalidOperationException($"the {artifact} recipe reads {fileName} other than through zstd -dc or zstd -d <; it cannot be decrypted into a pipe");
     }

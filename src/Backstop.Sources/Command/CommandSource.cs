@@ -103,5 +103,5 @@ internal sealed partial class CommandSource(string name, CommandOptions options)
 
     public IArtifactValidator? ValidatorFor(string artifactName) => null;
 
-    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{artifactName}";
+    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{Core.Util.ShellWord.QuoteIfNeeded(artifactName)}";
 }

@@ -173,7 +173,7 @@ internal sealed partial class SqliteSource(string name, SqliteOptions options, s
         : stateDirectory.Length > 0 ? new DatabaseValidator(stateDirectory, isPrivate: true)
         : throw new InvalidOperationException("an SQLite source needs its state folder (set by the configuration loader)");
 
-    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{artifactName}";
+    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{Core.Util.ShellWord.QuoteIfNeeded(artifactName)}";
 
     private static SqliteConnection Open(string path, SqliteOpenMode mode)
     {

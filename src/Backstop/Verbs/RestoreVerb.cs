@@ -170,7 +170,7 @@ internal static class RestoreVerb
             var values = new Dictionary<string, string>(places, StringComparer.Ordinal);
             if (local is not null)
             {
-                values[a.FileName] = file;
+                values[Core.Util.ShellWord.QuoteIfNeeded(a.FileName)] = file; // the recipe names the stored file as one shell word
             }
 
             if (key is not null)
@@ -215,6 +215,5 @@ internal static class RestoreVerb
         return System.Text.RegularExpressions.Regex.Replace(recipe, pattern, m => Quote(values[m.Value]));
     }
 
-    /// <summary>One shell word, whatever it holds: single quotes, with each ' written as '\''.</summary>
-    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    private static string Quote(string value) => Core.Util.ShellWord.Quote(value);
 }
