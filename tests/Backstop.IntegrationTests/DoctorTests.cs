@@ -266,4 +266,18 @@ public sealed class DoctorTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Equal("warn", check.GetProperty("status").GetString());
         Assert.Contains("not root, so the throwaway servers of drills ('cache' (a scratch redis-server)) run as that user too", check.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Doctor_shows_a_crontab_entry_without_its_secrets()
+    {
+        _box.Write("cron.d/backup", "0 3 * * * root PGPASSWORD=hunter2 /opt/gone/dump.sh && curl -fsS https://hc-ping.com/5e1f0c2a-secret-uuid\n");
+        _box.WriteConfig(Yaml.LocalTarget() + Doctor($"[\"{_box["cron.d/backup"]}\"]") + "sources:\n" + Yaml.Command("app", "echo data"));
+        var r = _box.Run(["doctor"], _env);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("/opt/gone/dump.sh", r.All, StringComparison.Ordinal);
+        Assert.Contains("PGPASSWORD=***", r.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", r.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("5e1f0c2a", r.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", _box.Run(["doctor", "--json"], _env).All, StringComparison.Ordinal);
+    }
 }

@@ -78,7 +78,7 @@ public static class Schedules
             var timeFields = fields[0].StartsWith('@') ? 1 : 5;
             if (fields.Length <= timeFields)
             {
-                findings.Add(new Finding("schedule", where, FindingStatus.Warn, $"'{line}' is not a crontab entry cron can read", "fix or remove the line"));
+                findings.Add(new Finding("schedule", where, FindingStatus.Warn, $"'{SecretMask.Mask(line)}' is not a crontab entry cron can read", "fix or remove the line"));
                 continue;
             }
 
@@ -98,7 +98,8 @@ public static class Schedules
                 $"write the absolute path in the crontab, or add PATH={path}:{cronPath} above the entry", home: cwd);
             foreach (var (problem, fix) in problems)
             {
-                findings.Add(new Finding("schedule", where, FindingStatus.Fail, $"{problem} (entry: {command})", fix));
+                // Shown and sent with its secrets masked (PGPASSWORD=…, a ping URL's path): doctor's output goes to notifiers too.
+                findings.Add(new Finding("schedule", where, FindingStatus.Fail, SecretMask.Mask($"{problem} (entry: {command})"), SecretMask.Mask(fix)));
             }
         }
 
@@ -140,7 +141,7 @@ public static class Schedules
                     fix: _ => $"write the absolute path in ExecStart= of {service}"));
             }
 
-            findings.AddRange(problems.Select(p => new Finding("schedule", $"{timer} → {service}", FindingStatus.Fail, p.Item1, p.Item2)));
+            findings.AddRange(problems.Select(p => new Finding("schedule", $"{timer} → {service}", FindingStatus.Fail, SecretMask.Mask(p.Item1), SecretMask.Mask(p.Item2))));
             if (problems.Count == 0)
             {
                 findings.Add(new Finding("schedule", timer, FindingStatus.Ok, $"starts {unit}; every program and script found"));
