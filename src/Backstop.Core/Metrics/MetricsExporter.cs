@@ -34,6 +34,10 @@ public static class MetricsExporter
         var rto = f.CreateGauge("backstop_rto_seconds", "The source's recovery time objective (only for sources that set one).", new GaugeConfiguration { LabelNames = sk });
         var runs = f.CreateCounter("backstop_runs_total", "Runs finished since the catalog began, by outcome (valid, failed); retention never lowers it.",
             new CounterConfiguration { LabelNames = ["source", "outcome"] });
+        // When these values were computed: serve's are fresh on every scrape; a textfile's is the time it was written, so an
+        // alert on time() minus it fires when the job that writes the file stopped (its states would say ok forever).
+        var generated = f.CreateGauge("backstop_metrics_generated_timestamp_seconds", "When these metrics were computed (Unix seconds).");
+        generated.Set(now.ToUnixTimeMilliseconds() / 1000.0);
         var notifier = f.CreateGauge("backstop_notifier_failing", "1 when the notifier's last delivery failed, else 0.", new GaugeConfiguration { LabelNames = ["notifier", "kind"] });
 
         var statuses = StatusReport.Compute(config, catalog, now);
