@@ -147,10 +147,16 @@ internal static class CommandLine
             "Prove a backup restores: restore a snapshot into a scratch place Backstop creates and always removes (a folder, a throwaway server), " +
             "compare its facts, run the kind's checks and smoke queries, and measure the restore (the RTO). Recorded, with an evidence file in drills/ " +
             "beside the catalog. Exit 0 when every drill passed, 1 otherwise");
+        var drillTarget = new Option<string?>("--target", "-t")
+        {
+            Description = "Restore from this target's copy only (by default a source's drills rotate over its targets, least recently drilled first)", HelpName = "NAME",
+        };
         drill.Add(drillSources);
         drill.Add(drillSnapshot);
         drill.Add(drillIdentity);
-        drill.SetAction((p, ct) => DrillVerb.ExecuteAsync(Context.From(p), p.GetValue(drillSources) ?? [], p.GetValue(drillSnapshot), p.GetValue(drillIdentity) ?? [], ct));
+        drill.Add(drillTarget);
+        drill.SetAction((p, ct) => DrillVerb.ExecuteAsync(Context.From(p), p.GetValue(drillSources) ?? [], p.GetValue(drillSnapshot), p.GetValue(drillIdentity) ?? [],
+            p.GetValue(drillTarget), ct));
         root.Add(drill);
 
         var doctorSources = new Option<string[]>("--source", "-s") { Description = "Only this source and its targets (repeatable)", HelpName = "NAME" };

@@ -127,3 +127,59 @@ public sealed class DamageTests : IDisposable
         return n;
     }
 }
+
+/// <summary>Drills prove every copy in turn: they rotate over a source's targets, and doctor names a copy not drilled lately.</summary>
+public sealed class DrillRotationTests : IDisposable
+{
+    private readonly Sandbox _box = new();
+
+    public DrillRotationTests()
+    {
+        Assert.Equal(0, _box.Shell("mkdir -p data && printf a > data/a.txt").ExitCode);
+        _box.WriteConfig("catalog: ./state/catalog.db\npolicy: { min_copies: 2 }\ndoctor: { crontabs: [], systemd: [] }\ntargets:\n" +
+                         "  - { name: local, kind: local, path: ./local }\n  - { name: offsite, kind: local, path: ./offsite }\n" +
+                         "sources:\n  - { name: f, kind: files, paths: [./data], drill: { every: 7d } }\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+    }
+
+    public void Dispose() => _box.Dispose();
+
+    private (string Target, JsonElement Status) Drill(params string[] extra)
+    {
+        var r = _box.Run(["drill", "--json", .. extra]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var d = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("drills")[0];
+        var target = d.GetProperty("copies")[0].GetProperty("target").GetString()!;
+        return (target, _box.Json("status").GetProperty("sources")[0].GetProperty("last_drill"));
+    }
+
+    [Fact]
+    public void Drills_rotate_over_the_targets_and_status_and_doctor_name_the_copy_drilled()
+    {
+        // doctor before any drill of the off-site copy: it was never proven (after one drill of the local copy).
+        var (first, status) = Drill();
+        Assert.Equal("local", first);
+        Assert.Equal("local", status.GetProperty("target").GetString());
+        var doctor = JsonDocument.Parse(_box.Run("doctor", "--json").Stdout).RootElement.GetProperty("checks").EnumerateArray()
+            .Single(c => c.GetProperty("subject").GetString() == "source 'f' on target 'offsite'");
+        Assert.Equal("warn", doctor.GetProperty("status").GetString());
+        Assert.Contains("never drilled", doctor.GetProperty("message").GetString(), StringComparison.Ordinal);
+
+        // The next drill takes the copy drilled least recently: the off-site one; then the local one again.
+        var (second, status2) = Drill();
+        Assert.Equal("offsite", second);
+        Assert.Equal("offsite", status2.GetProperty("target").GetString());
+        Assert.Equal("local", Drill().Target);
+        Assert.DoesNotContain(JsonDocument.Parse(_box.Run("doctor", "--json").Stdout).RootElement.GetProperty("checks").EnumerateArray(),
+            c => c.GetProperty("subject").GetString()!.Contains("on target", StringComparison.Ordinal));
+
+        // --target picks one, and only that copy is tried: a corrupt one fails the drill instead of passing over it.
+        Assert.Equal("offsite", Drill("--target", "offsite").Target);
+        var copy = Directory.GetFiles(_box["offsite"], "files.tar.zst", SearchOption.AllDirectories).Single();
+        File.WriteAllBytes(copy, [.. File.ReadAllBytes(copy).Select((b, i) => i == 64 ? (byte)(b ^ 1) : b)]);
+        var bad = _box.Run("drill", "--target", "offsite");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("offsite", bad.Stdout, StringComparison.Ordinal);
+        Assert.Equal(2, _box.Run("drill", "--target", "nowhere").ExitCode);
+    }
+}

@@ -87,7 +87,10 @@ public sealed class NotifyTests : IClassFixture<MailServer>, IDisposable
         Assert.Equal("failed", json.GetProperty("event").GetString());
         Assert.Equal("ledger", json.GetProperty("source").GetString());
         Assert.Equal("command", json.GetProperty("kind").GetString());
-        Assert.Equal("failed", json.GetProperty("state").GetString());
+        // The state as status names it, and the snapshot that failed (not the last valid one); sent whole, with a Content-Length.
+        Assert.Equal(_box.Json("status").GetProperty("sources")[0].GetProperty("state").GetString(), json.GetProperty("state").GetString());
+        Assert.Equal(_box.Snapshots().Last().GetProperty("snapshot").GetString(), json.GetProperty("snapshot").GetString());
+        Assert.Equal(System.Text.Encoding.UTF8.GetByteCount(body), hook.ContentLengths.Single());
         Assert.Contains("connection refused by ledger-db", json.GetProperty("error").GetString(), StringComparison.Ordinal);
         Assert.Contains("ledger", json.GetProperty("text").GetString(), StringComparison.Ordinal);
         Assert.True(json.TryGetProperty("at", out _));

@@ -128,6 +128,10 @@ public sealed partial class CatalogStore : IDisposable
             SELECT source, CASE state WHEN 'committed' THEN 'valid' ELSE 'failed' END, count(*) FROM snapshots WHERE state <> 'running' GROUP BY 1, 2;
         CREATE INDEX snapshots_running ON snapshots(state) WHERE state = 'running';
         """,
+        """
+        ALTER TABLE drills ADD COLUMN target TEXT;
+        UPDATE drills SET target = json_extract(detail, '$.copies[0].target') WHERE json_valid(detail);
+        """,
     ];
 
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();

@@ -21,7 +21,11 @@ public sealed record LastValid(string Snapshot, DateTimeOffset FinishedAt, long 
 public sealed record LastRun(string Snapshot, string State, string? Error);
 
 /// <summary>The newest drill: <see cref="Seconds"/> is the measured RTO; <see cref="RtoSeconds"/> the objective (null when none).</summary>
-public sealed record LastDrill(string Snapshot, bool Passed, double Seconds, DateTimeOffset At, long? RtoSeconds, bool? RtoMet, string? Error);
+public sealed record LastDrill(string Snapshot, bool Passed, double Seconds, DateTimeOffset At, long? RtoSeconds, bool? RtoMet, string? Error)
+{
+    /// <summary>The target whose copy the drill restored.</summary>
+    public string? Target { get; init; }
+}
 
 /// <summary>One source's line of <c>status</c>: the contract that monitoring reads.</summary>
 public sealed record SourceStatus(
@@ -128,7 +132,7 @@ public static class StatusReport
             valid is null ? null : new LastValid(valid.Id, valid.FinishedAt!.Value, valid.StoredBytes, Verified(def, valid), CopyStates(def, valid)),
             last is null ? null : new LastRun(last.Id, last.State.ToString().ToLowerInvariant(), last.Error),
             (long)def.Rpo.TotalSeconds, rpoMet,
-            drills.LastOrDefault() is { } d ? new LastDrill(d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Error) : null, reasons,
+            drills.LastOrDefault() is { } d ? new LastDrill(d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Error) { Target = d.Target } : null, reasons,
             valid is null ? 0 : Verified(def, valid), def.Targets.Distinct(StringComparer.Ordinal).Count());
     }
 

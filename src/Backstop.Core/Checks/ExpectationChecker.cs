@@ -91,7 +91,9 @@ public static class ExpectationChecker
         }
 
         var anomaly = acceptShrink ? FindingSeverity.Accepted : expect.OnAnomaly == AnomalyAction.Warn ? FindingSeverity.Warn : FindingSeverity.Fail;
-        var hint = acceptShrink ? "" : $"; if this is intended, run once with --source {source} --accept-shrink"; // how to accept it, unless accepted
+        // How to accept it, unless accepted: said once, after the last finding it applies to (never once per fact).
+        var hint = acceptShrink ? "" : $"; if this is intended, run once with --source {source} --accept-shrink";
+        var beforeShrinks = findings.Count;
         var fellToZero = new HashSet<string>(StringComparer.Ordinal);
         if (!expect.AllowEmpty && history.Count > 0)
         {
@@ -126,6 +128,14 @@ public static class ExpectationChecker
                         CheckShrink($"artifact {a.Name}: {fact}", a.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, hint, findings);
                     }
                 }
+            }
+        }
+
+        if (findings.Count > beforeShrinks && hint.Length > 0)
+        {
+            for (var i = beforeShrinks; i < findings.Count - 1; i++)
+            {
+                findings[i] = findings[i] with { Message = findings[i].Message.Replace(hint, "", StringComparison.Ordinal) };
             }
         }
 

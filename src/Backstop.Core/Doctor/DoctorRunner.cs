@@ -332,6 +332,34 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
                 "run drills as root (they switch to backstop-drill), or set drill.server to a server of its own for each")];
     }
 
+    /// <summary>
+    /// Drills rotate over a source's targets: a target whose copies were not drilled within drill.every × the number of
+    /// targets is a warning — the off-site copy is otherwise proven only when the local one breaks.
+    /// </summary>
+    private List<Finding> CopiesDrilled(SourceDefinition def, DateTimeOffset now)
+    {
+        var targets = def.Targets.Distinct(StringComparer.Ordinal).ToList();
+        if (def.Drill.Every is not { } every || targets.Count < 2)
+        {
+            return [];
+        }
+
+        var drills = catalog.Drills(def.Name);
+        if (drills.Count == 0)
+        {
+            return []; // "never drilled" is said above
+        }
+
+        var window = every * targets.Count;
+        var last = drills.Where(d => d.Passed && d.Target is not null).GroupBy(d => d.Target!, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Max(d => d.At), StringComparer.Ordinal);
+        return [.. targets.Where(t => !last.TryGetValue(t, out var at) || now - at > window).Select(t => new Finding("drill", $"source '{def.Name}' on target '{t}'",
+            FindingStatus.Warn,
+            last.TryGetValue(t, out var at) ? $"its copies were last drilled {Ago(now - at)} ago, more than drill.every × {targets.Count} targets ({Quantities.FormatDuration(window)})"
+                : "its copies were never drilled: every drill so far restored another target's copy",
+            $"run 'backstop drill --source {def.Name} --target {t}'"))];
+    }
+
     /// <summary>Freshness against the RPO and the last drill, from what the catalog recorded.</summary>
     private List<Finding> Freshness(List<SourceDefinition> sources)
     {
@@ -362,6 +390,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
                     $"passed {Ago(now - d.At)} ago, restored in {d.Seconds.ToString("0.0", CultureInfo.InvariantCulture)}s" +
                     (d.RtoSeconds is { } rto ? $" (rto {Quantities.FormatDuration(TimeSpan.FromSeconds(rto))})" : "")),
             });
+            findings.AddRange(CopiesDrilled(def, now));
         }
 
         return findings;

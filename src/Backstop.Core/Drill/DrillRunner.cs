@@ -32,6 +32,9 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
     public string EvidenceFolder => Path.Combine(Path.GetDirectoryName(config.CatalogPath)!, "drills");
 
     /// <summary>Drills each source (all, or those named) once; a source that cannot be drilled is a failed drill, said why.</summary>
+    /// <summary><c>drill --target NAME</c>: restore from that target's copy only; by default drills rotate over a source's targets.</summary>
+    public string? Target { get; init; }
+
     public async Task<IReadOnlyList<DrillResult>> RunAsync(IReadOnlyCollection<string> only, string? snapshot, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(only);
@@ -126,6 +129,19 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         {
             snapshot = Choose(def, restorer, snapshotChoice);
             notes.AddRange(restorer.Notes);
+            if (Target is { } named)
+            {
+                if (!def.Targets.Contains(named))
+                {
+                    return Result($"--target {named}: source '{def.Name}' stores no copy there (its targets: {string.Join(", ", def.Targets)})");
+                }
+
+                (restorer.PreferredTarget, restorer.OnlyPreferredTarget) = (named, true);
+            }
+            else
+            {
+                restorer.PreferredTarget = NextTarget(def, snapshot);
+            }
         }
         catch (Exception e) when (e is BackupException or ConfigException)
         {
@@ -244,6 +260,24 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         throw new BackupException($"no copy of {a.FileName} could be read to prepare the drill{(problems.Count > 0 ? ": " + string.Join("; ", problems) : "")}");
     }
 
+    /// <summary>
+    /// The rotation: of the source's targets that hold a verified copy of the snapshot, the one whose copies were drilled
+    /// least recently (never first; ties in the configuration's order), so that every copy is proven in turn, the
+    /// off-site one too.
+    /// </summary>
+    private string? NextTarget(SourceDefinition def, SnapshotInfo snapshot)
+    {
+        var holding = def.Targets.Distinct(StringComparer.Ordinal).Where(snapshot.VerifiedTargets.Contains).ToList();
+        if (holding.Count < 2)
+        {
+            return holding.FirstOrDefault();
+        }
+
+        var last = catalog.Drills(def.Name).Where(d => d.Target is not null).GroupBy(d => d.Target!, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Max(d => d.At), StringComparer.Ordinal);
+        return holding.OrderBy(t => last.TryGetValue(t, out var at) ? at : DateTimeOffset.MinValue).ThenBy(holding.IndexOf).First();
+    }
+
     private SnapshotInfo Choose(SourceDefinition def, Restorer restorer, string? choice)
     {
         if (choice != "random")
@@ -340,7 +374,10 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             if (result.Snapshot is not null)
             {
                 catalog.AddDrill(new DrillInfo(0, def.Name, result.Snapshot, result.At, result.Passed, result.Seconds, result.Phases.GetValueOrDefault("setup"),
-                    result.RtoSeconds, result.RtoMet, result.Error, evidence, System.Text.Json.JsonSerializer.Serialize(result, Util.Json.Options)));
+                    result.RtoSeconds, result.RtoMet, result.Error, evidence, System.Text.Json.JsonSerializer.Serialize(result, Util.Json.Options))
+                {
+                    Target = result.Copies.FirstOrDefault()?.Target,
+                });
             }
 
             catalog.AddEvent(result.Passed ? "info" : "error", def.Name, result.Snapshot,

@@ -94,14 +94,16 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
         var now = DateTimeOffset.UtcNow;
         foreach (var status in StatusReport.Compute(config, catalog, now))
         {
-            var (state, @event) = status.State switch
+            // The state as status names it (failing, never…); the event says what happened.
+            var state = status.State.ToString().ToLowerInvariant();
+            var @event = status.State switch
             {
-                SourceState.Ok => ("ok", NotifyEvents.Recovered),
-                SourceState.Degraded => ("degraded", NotifyEvents.Degraded),
-                SourceState.Stale => ("stale", NotifyEvents.Stale),
-                SourceState.Failing => ("failed", NotifyEvents.Failed),
-                _ when status.LastRun?.State == "failed" => ("failed", NotifyEvents.Failed),
-                _ => ("none", ""), // never backed up and never failed: nothing to tell yet
+                SourceState.Ok => NotifyEvents.Recovered,
+                SourceState.Degraded => NotifyEvents.Degraded,
+                SourceState.Stale => NotifyEvents.Stale,
+                SourceState.Failing => NotifyEvents.Failed,
+                _ when status.LastRun?.State == "failed" => NotifyEvents.Failed,
+                _ => "", // never backed up and never failed: nothing to tell yet
             };
             if (@event.Length == 0)
             {
@@ -112,12 +114,14 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
             var text = state == "ok"
                 ? $"'{status.Name}' ({status.Kind}) is ok again: last valid backup {status.LastValid?.Snapshot}, {status.Copies} of {status.Targets} copies verified."
                 : $"'{status.Name}' ({status.Kind}) is {state}: {reasons}";
-            var notification = new Notification(@event, status.Name, status.Kind, state, status.LastValid?.Snapshot ?? status.LastRun?.Snapshot,
-                state == "ok" ? null : reasons, now, text);
+            // A failure names the snapshot that failed; any other change, the last valid one it is about.
+            var snapshot = @event == NotifyEvents.Failed && status.LastRun is { State: "failed" } failedRun ? failedRun.Snapshot
+                : status.LastValid?.Snapshot ?? status.LastRun?.Snapshot;
+            var notification = new Notification(@event, status.Name, status.Kind, state, snapshot, state == "ok" ? null : reasons, now, text);
             foreach (var n in For(status.Name).Where(n => n.Kind != "healthchecks"))
             {
                 var told = catalog.NotifiedState(n.Name, status.Name) ?? "ok"; // a source starts out as if ok: only trouble is news
-                if (told == state)
+                if (told == state || (told == "failed" && @event == NotifyEvents.Failed)) // "failed": how catalogs before issue 20 recorded a failure told
                 {
                     continue;
                 }

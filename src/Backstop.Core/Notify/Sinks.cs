@@ -66,7 +66,12 @@ internal sealed class WebhookSink(UrlNotifier o, HttpClient http) : ISink
         var url = o.Resolve();
         using var response = await Http.SendAsync(http, () => new HttpRequestMessage(HttpMethod.Post, url)
         {
-            Content = JsonContent.Create(new { @event = n.Event, source = n.Source, kind = n.Kind, state = n.State, snapshot = n.Snapshot, error = n.Error, at = Util.Json.Time(n.At), text = n.Text }),
+            // Serialized first: sent with a Content-Length, never chunked (some receivers refuse chunked requests).
+            Content = new ByteArrayContent(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
+                new { @event = n.Event, source = n.Source, kind = n.Kind, state = n.State, snapshot = n.Snapshot, error = n.Error, at = Util.Json.Time(n.At), text = n.Text }))
+            {
+                Headers = { ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json") { CharSet = "utf-8" } },
+            },
         }, url, ct).ConfigureAwait(false);
     }
 }

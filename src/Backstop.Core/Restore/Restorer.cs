@@ -43,6 +43,12 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// <summary><c>--strip-prefix</c>: paths restore relative to it; what is not under it is left out.</summary>
     public string? StripPrefix { get; init; }
 
+    /// <summary>A target whose copies are tried first (a drill's turn of the rotation, or drill --target).</summary>
+    public string? PreferredTarget { get; set; }
+
+    /// <summary>Only <see cref="PreferredTarget"/>'s copies are tried (drill --target: that copy is what is proven).</summary>
+    public bool OnlyPreferredTarget { get; set; }
+
     /// <summary>What the choice of snapshot passed over or found short (said before restoring).</summary>
     public IReadOnlyList<string> Notes => _notes;
 
@@ -162,7 +168,9 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         {
             // Verified copies first, in the order the configuration lists the targets (the user's preference).
             var order = config.Targets.Select(t => t.Name).ToList();
-            var candidates = a.Copies.OrderBy(c => c.State == CopyState.Verified ? 0 : 1)
+            var candidates = a.Copies.Where(c => !OnlyPreferredTarget || c.Target == PreferredTarget)
+                .OrderBy(c => c.Target == PreferredTarget ? 0 : 1)
+                .ThenBy(c => c.State == CopyState.Verified ? 0 : 1)
                 .ThenBy(c => order.IndexOf(c.Target))
                 .Select(c => targets.GetValueOrDefault(c.Target)).OfType<ITarget>().ToList();
             var key = Layout.Key(snapshot.Source, snapshot.Id, a.FileName);

@@ -8,10 +8,14 @@ namespace Backstop.Cli.Verbs;
 internal static class DrillVerb
 {
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, string? snapshot, IReadOnlyList<string> identityFiles,
-        CancellationToken cancellationToken)
+        string? target, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
         Context.RequireSources(config, only);
+        if (target is not null && config.Targets.All(t => t.Name != target))
+        {
+            throw new ConfigException($"--target {target}: no target has that name in {config.File}; defined targets: {string.Join(", ", config.Targets.Select(t => t.Name))}");
+        }
 
         if (snapshot is not null && snapshot is not ("latest" or "random") && only.Count != 1)
         {
@@ -23,6 +27,7 @@ internal static class DrillVerb
         {
             ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList(),
             Progress = line => Console.Error.WriteLine($"backstop: {line}"),
+            Target = target,
         };
         var results = await runner.RunAsync(only, snapshot, cancellationToken).ConfigureAwait(false);
         using (var notifier = new Core.Notify.Notifier(config, catalog, line => Console.Error.WriteLine($"backstop: {line}")))
@@ -42,7 +47,8 @@ internal static class DrillVerb
                     ? $", RTO objective {Quantities.FormatDuration(TimeSpan.FromSeconds(o))} {(r.RtoMet == true ? "met" : r.RtoMet == false ? "[red]missed[/]" : "not measured")}"
                     : "";
                 Terminal.Out.MarkupLine(r.Passed
-                    ? $"[green]drill passed[/] {Markup.Escape(r.Source)} snapshot {r.Snapshot}: restored in {DrillRunner.Seconds(r.Seconds)}{rto} ({r.Checks.Count} checks)"
+                    ? $"[green]drill passed[/] {Markup.Escape(r.Source)} snapshot {r.Snapshot}{(r.Copies.FirstOrDefault() is { } used ? $" from '{Markup.Escape(used.Target)}'" : "")}: " +
+                      $"restored in {DrillRunner.Seconds(r.Seconds)}{rto} ({r.Checks.Count} checks)"
                     : $"[red]drill failed[/] {Markup.Escape(r.Source)}{(r.Snapshot is null ? "" : $" snapshot {r.Snapshot}")}: {Markup.Escape(r.Error ?? "")}{rto}");
                 foreach (var c in r.Checks.Where(c => !c.Passed))
                 {

@@ -189,6 +189,13 @@ internal static class RestoreVerb
         }
 
         Console.WriteLine($"# Restore snapshot {snapshot.Id} of '{def.Name}' with stock tools (zstd, tar, …), without backstop:");
+        var unfilled = Placeholders.Where(p => steps.Any(s => System.Text.RegularExpressions.Regex.IsMatch(s.Restore, $@"(?<![\w.]){p.Key}(?![\w.])"))).ToList();
+        if (unfilled.Count > 0)
+        {
+            // One legend, so that DB and DB_CONNINFO (the same database, written twice) are never taken for two things.
+            Console.WriteLine("# Fill in (or give --to, which fills them): " + string.Join("; ", unfilled.Select(p => $"{p.Key} = {p.Value}")));
+        }
+
         foreach (var s in steps)
         {
             Console.WriteLine($"# {s.Artifact}");
@@ -216,4 +223,14 @@ internal static class RestoreVerb
     }
 
     private static string Quote(string value) => Core.Util.ShellWord.Quote(value);
+
+    /// <summary>What each placeholder of a recipe stands for, in the order a person fills them.</summary>
+    private static readonly IReadOnlyList<KeyValuePair<string, string>> Placeholders =
+    [
+        new("DEST", "the folder to restore into"), new("URL", "the server's URL"), new("HOST", "the server's host"), new("PORT", "its port"),
+        new("USER", "the user to connect as"), new("DB", "the name of the database to create"),
+        new("DB_CONNINFO", "that same name written as dbname='NAME' (quoted for libpq, so a name holding '=' stays a name)"),
+        new("REGISTRY", "the registry host[:port][/prefix] to push to"), new("TLS_VERIFY", "true, or false for a plain-http registry"),
+        new("KEY_FILE", "the age identity file"), new("REPOSITORY", "the repository to push to"),
+    ];
 }

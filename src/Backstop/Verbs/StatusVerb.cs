@@ -83,7 +83,7 @@ internal static class StatusVerb
                 LastRun = s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
                 s.RpoSeconds,
                 s.RpoMet,
-                LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet } : null,
+                LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Target } : null,
             }),
             // A notifier whose last delivery failed: people may not have been told (never changes the sources' states).
             Notifiers = config.Notify.Select(n => new

@@ -62,6 +62,9 @@ public sealed class HttpReceiver : IDisposable
 {
     private readonly System.Net.HttpListener _listener = new();
     private readonly List<(string Method, string Path, string Body)> _requests = [];
+
+    /// <summary>Each request's Content-Length (-1 when it came chunked, without one), in order.</summary>
+    public List<long> ContentLengths { get; } = [];
     private readonly CancellationTokenSource _stop = new();
 
     public HttpReceiver(int status = 200)
@@ -88,6 +91,7 @@ public sealed class HttpReceiver : IDisposable
                 lock (_requests)
                 {
                     _requests.Add((context.Request.HttpMethod, context.Request.Url!.AbsolutePath, body));
+                    ContentLengths.Add(context.Request.ContentLength64);
                 }
 
                 context.Response.StatusCode = status;
