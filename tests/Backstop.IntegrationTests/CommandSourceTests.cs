@@ -79,4 +79,18 @@ public sealed class CommandSourceTests : IDisposable
         Assert.Contains("less than expect.min_bytes 150000", run.All, StringComparison.Ordinal);
         Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
     }
+
+    [Fact]
+    public void A_command_gets_no_secret_from_backstops_environment_only_those_its_env_gives_it()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" +
+                         "  - { name: app, kind: command, command: [/bin/sh, -c, 'echo \"pg=${PGPASSWORD:-none} s3=${S3_SECRET_KEY:-none} given=${API_TOKEN:-none} home=${HOME:+set}\"'], " +
+                         "artifact: out.txt, env: { API_TOKEN: \"env:LEDGER_TOKEN\" } }\n");
+        var env = new Dictionary<string, string> { ["PGPASSWORD"] = "leaked-pg", ["S3_SECRET_KEY"] = "leaked-s3", ["LEDGER_TOKEN"] = "given-token" };
+        var run = _box.Run(["run"], env);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var restore = _box.Run(["restore", "--source", "app", "--to", _box["out"]], env);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal("pg=none s3=none given=given-token home=set", File.ReadAllText(_box["out"]).Trim()); // a command artifact restores to the file named
+    }
 }

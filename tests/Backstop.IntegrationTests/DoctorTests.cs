@@ -280,4 +280,18 @@ public sealed class DoctorTests : IClassFixture<PostgresServer>, IDisposable
         Assert.DoesNotContain("5e1f0c2a", r.All, StringComparison.Ordinal);
         Assert.DoesNotContain("hunter2", _box.Run(["doctor", "--json"], _env).All, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void An_s3_or_sftp_target_on_this_host_is_no_second_place_for_the_single_point_of_failure_check()
+    {
+        // MinIO and an SFTP server on a loopback address: two targets, two copies, and all of them on the source's host.
+        _box.WriteConfig("catalog: ./state/catalog.db\npolicy: { min_copies: 2 }\n" + Doctor() + "targets:\n  - { name: local, kind: local, path: ./backups }\n" +
+                         "  - { name: minio, kind: s3, endpoint: \"http://127.0.0.1:9\", bucket: backups, access_key: \"env:S3_KEY\", secret_key: \"env:S3_SECRET\", retries: 0, timeout: 2s }\n" +
+                         "sources:\n" +
+                         $"  - {{ name: pg, kind: postgres, host: 127.0.0.1, port: {_pg.Port}, user: postgres, password: \"env:PG_TEST_PASSWORD\", databases: [postgres] }}\n");
+        var env = new Dictionary<string, string>(_env) { ["S3_KEY"] = "k", ["S3_SECRET"] = "s" };
+        var finding = One(Checks(env), "redundancy", "source 'pg'");
+        Assert.Equal("warn", finding.GetProperty("status").GetString());
+        Assert.Contains("every target is on this host", finding.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
 }

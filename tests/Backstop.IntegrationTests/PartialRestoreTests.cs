@@ -42,6 +42,11 @@ public sealed class PartialRestoreTests : IDisposable
         Assert.Equal(6, log.GetProperty("size").GetInt64());
         Assert.Equal("files.tar", log.GetProperty("artifact").GetString());
 
+        // A relative path, as a person types it from inside the source's folder: found at whatever depth it is.
+        var relative = _box.Run("ls", "latest", "app/config", "--source", "files");
+        Assert.True(relative.ExitCode == 0, relative.ToString());
+        Assert.Equal(config.Stdout, relative.Stdout);
+
         var none = _box.Run("ls", "latest", "/no/such/path", "--source", "files");
         Assert.Equal(1, none.ExitCode);
         var notTar = _box.Run("ls", "latest", "--source", "app");

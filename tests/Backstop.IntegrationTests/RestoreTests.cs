@@ -382,4 +382,18 @@ public sealed class RestoreTests : IDisposable
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("source 'f' has no snapshot of that id or prefix", r.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_copy_replaced_by_a_zstd_bomb_fills_nothing_and_is_named_corrupt()
+    {
+        // The command artifact is 14 bytes; on 'first' its copy becomes a valid zstd frame of 2 GB of zeros (a few KiB).
+        var copy = Directory.GetFiles(_box["first/cmd"], "dump.out.zst", SearchOption.AllDirectories).Single();
+        Assert.Equal(0, _box.Shell($"head -c 2000000000 /dev/zero | zstd -q -19 -c > {copy}").ExitCode);
+        var r = _box.Run("restore", "--source", "cmd", "--to", _box["bomb"]);
+        Assert.True(r.ExitCode == 0, r.ToString()); // from 'second'
+        Assert.Contains("decodes to more than the 14 bytes its snapshot recorded", r.All, StringComparison.Ordinal);
+        Assert.Equal("command-output", File.ReadAllText(_box["bomb"])); // a command artifact restores to the file named
+        Assert.Equal("corrupt", _box.Snapshots().Single(s => s.GetProperty("source").GetString() == "cmd").GetProperty("artifacts")[0]
+            .GetProperty("copies").EnumerateArray().Single(c => c.GetProperty("target").GetString() == "first").GetProperty("state").GetString());
+    }
 }

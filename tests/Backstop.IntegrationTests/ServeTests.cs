@@ -112,6 +112,18 @@ public sealed class ServeTests : IDisposable
     }
 
     [Fact]
+    public void A_failed_scheduled_run_is_logged_once()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + Serve() + "sources:\n" + Yaml.Command("broken", "echo refused >&2; exit 3", ", schedule: \"0 3 * * *\""));
+        using var serve = _box.Start("serve");
+        RunningCli.WaitUntil(() => _box.Snapshots().Any(s => s.GetProperty("state").GetString() == "failed"), "the catch-up run to fail", TimeSpan.FromSeconds(60));
+        serve.Signal("TERM");
+        var r = serve.Wait(TimeSpan.FromSeconds(30));
+        var id = _box.Snapshots().Single().GetProperty("snapshot").GetString()!;
+        Assert.Single(r.Stdout.Split('\n'), l => l.Contains($"snapshot {id} FAILED", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_listen_address_off_loopback_without_a_token_is_refused()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "serve: { listen: \"0.0.0.0:18099\" }\nsources:\n" + Yaml.Command("app", "echo data"));

@@ -260,9 +260,10 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
                 continue;
             }
 
-            var targets = def.Targets.Select(n => config.Targets.First(t => t.Name == n)).ToList();
-            var local = targets.Where(t => t.Kind == "local").ToList();
-            if (local.Count != targets.Count)
+            // Each target says where it keeps its copies: an SFTP or S3 server on a loopback address is on this host too.
+            var places = def.Targets.Distinct(StringComparer.Ordinal)
+                .Select(n => plugins.Target(config.Targets.First(t => t.Name == n).Kind)!.Create(config.Targets.First(t => t.Name == n)).Place).ToList();
+            if (!places.All(p => p.OnThisHost))
             {
                 continue; // a copy is elsewhere
             }
@@ -273,7 +274,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
                 continue;
             }
 
-            var sameFs = place.Paths.Count > 0 && local.All(t => TargetPath(t) is { } tp && place.Paths.Any(p => SameFileSystem(p, tp)));
+            var sameFs = place.Paths.Count > 0 && places.All(t => t.Path is { } tp && place.Paths.Any(p => SameFileSystem(p, tp)));
             findings.Add(new Finding("redundancy", subject, FindingStatus.Warn,
                 sameFs
                     ? "every target is on the same file system as the source: one disk failure loses the data and its backups"
@@ -290,9 +291,6 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
 
         return findings;
     }
-
-    private static string? TargetPath(TargetDefinition t) =>
-        t.Options.GetType().GetProperty("Path")?.GetValue(t.Options) as string;
 
     private static bool SameFileSystem(string a, string b)
     {

@@ -54,7 +54,7 @@ public sealed class RunLock : IDisposable
             var holder = ReadAll(handle).Trim();
             handle.Dispose();
             throw new LockHeldException(
-                $"another backstop run holds the lock {path} ({(holder.Length > 0 ? holder : "holder unknown")}); wait for it to finish");
+                $"another backstop run holds the lock {path} ({(holder.Length > 0 ? holder : "holder unknown")}); wait for it to finish, or run with --wait[=DURATION] to wait for it");
         }
 
         var previous = ReadAll(handle).Trim();

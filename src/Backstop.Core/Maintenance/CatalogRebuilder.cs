@@ -4,6 +4,7 @@ using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Run;
 using Backstop.Core.Storage;
+using Backstop.Core.Util;
 using Backstop.Core.Verify;
 
 namespace Backstop.Core.Maintenance;
@@ -19,6 +20,9 @@ public sealed record RebuildResult(int Snapshots, int Sources, IReadOnlyList<str
 /// </summary>
 public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugins, RunObserver observer)
 {
+    /// <summary>The largest manifest read back from a target.</summary>
+    internal const long ManifestLimit = 64L << 20;
+
     public async Task<RebuildResult> RebuildAsync(CatalogStore catalog, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(catalog);
@@ -48,10 +52,11 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
                 Manifest manifest;
                 try
                 {
+                    // A manifest is a few KiB per artifact: one larger than 64 MiB is not one (a tampered target fills no memory).
                     await using var s = await target.OpenReadAsync(key, ct).ConfigureAwait(false);
-                    var m = new MemoryStream();
-                    await s.CopyToAsync(m, ct).ConfigureAwait(false);
-                    manifest = Manifest.ParseUntrusted(m.ToArray(), $"{key} on '{target.Name}'");
+                    var bytes = await ServerText.ReadAtMostAsync(s, ManifestLimit,
+                        () => new BackupException($"it is larger than {ManifestLimit >> 20} MiB, which no manifest is"), ct).ConfigureAwait(false);
+                    manifest = Manifest.ParseUntrusted(bytes, $"{key} on '{target.Name}'");
                 }
                 catch (InvalidManifestException e)
                 {

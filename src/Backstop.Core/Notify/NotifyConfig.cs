@@ -124,6 +124,12 @@ public static class NotifyConfig
             throw map.Error(user is null ? "password" : "user", "SMTP authentication needs both 'user' and 'password'");
         }
 
+        if (password is not null && security == EmailSecurity.None)
+        {
+            // The password would cross the network in the clear (AUTH over a plain connection).
+            throw map.Error("security", "a password is never sent without TLS: use security: starttls or tls, or no user and password");
+        }
+
         var host = map.String("host") ?? throw new ConfigException(map.Location, $"{map.Path}: 'host' (the SMTP server) is required");
         return new EmailNotifier(host, map.Int("port", 1, 65535) ?? (security == EmailSecurity.Tls ? 465 : 587), security, user, password, from, to);
     }

@@ -48,12 +48,30 @@ public sealed record ObjectInfo(string Key, long Size, DateTimeOffset Modified, 
 /// One place backups are stored. It never knows what the bytes are. Keys are relative paths with '/'
 /// separators: <c>&lt;source&gt;/&lt;snapshot&gt;/&lt;file&gt;</c>.
 /// </summary>
+/// <summary>
+/// Where a target keeps its copies: the host that holds them (null: elsewhere, or not known — a cloud service), and for
+/// a folder on this machine its path. doctor's single-point-of-failure check and restore --explain's choice of a
+/// local file read it; no kind is named for it.
+/// </summary>
+public sealed record TargetPlace(string? Host, string? Path = null)
+{
+    /// <summary>A folder on this machine.</summary>
+    public static TargetPlace Folder(string path) => new("localhost", path);
+
+    /// <summary>Whether the copies are on this machine (a folder, or a server on a loopback address).</summary>
+    public bool OnThisHost => Host is { } h && (h is "localhost" or "::1" or "[::1]" || h.StartsWith("127.", StringComparison.Ordinal)
+                                                || string.Equals(h, Environment.MachineName, StringComparison.OrdinalIgnoreCase));
+}
+
 public interface ITarget
 {
     string Name { get; }
 
     /// <summary>A human description of where this target stores (a path, a URL), for messages.</summary>
     string Where { get; }
+
+    /// <summary>Where the copies are (see <see cref="TargetPlace"/>); by default not known.</summary>
+    TargetPlace Place => new(null);
 
     TargetCapabilities Capabilities { get; }
 

@@ -210,7 +210,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                 string sha;
                 await using (read)
                 {
-                    stage = await ThroughPipelineAsync(read.Stored, a.FileName,
+                    stage = await ThroughPipelineAsync(read.Stored, a.FileName, a.RawBytes,
                         content => restorable.StageAsync(a.Name, content, destination, force, cancellationToken), cancellationToken,
                         discard: staged => staged.Discard()).ConfigureAwait(false);
                     sha = await read.FinishAsync(cancellationToken).ConfigureAwait(false);
@@ -275,6 +275,11 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             return ($"{CopyRead.Where(t, key)} is missing", CopyState.Missing);
         }
 
+        if (e is DecodesTooLongException)
+        {
+            return ($"{CopyRead.Where(t, key)}: {e.Message}", CopyState.Corrupt); // proven: the recorded size is the stored content's
+        }
+
         if (readFault is not null)
         {
             return ($"{CopyRead.Where(t, key)} could not be read: {readFault.Message}", null); // the target's transport, whatever followed
@@ -329,7 +334,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             {
                 var stored = spool is null ? await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false) : File.OpenRead(spool);
                 await using var hashed = new Util.HashingReadStream(stored);
-                var found = await ThroughPipelineAsync(hashed, a.FileName,
+                var found = await ThroughPipelineAsync(hashed, a.FileName, a.RawBytes,
                     content => restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken), cancellationToken).ConfigureAwait(false);
                 if (!string.Equals(await hashed.FinishAsync(cancellationToken).ConfigureAwait(false), a.Sha256, StringComparison.Ordinal))
                 {
@@ -457,7 +462,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// When the restore returned but what follows fails (bytes after the content that do not decode, a read error in
     /// the tail, a cancel), <paramref name="discard"/> undoes the result: a staging must not outlive its copy.
     /// </remarks>
-    private async Task<T> ThroughPipelineAsync<T>(Stream stored, string fileName, Func<Stream, Task<T>> restore, CancellationToken cancellationToken,
+    private async Task<T> ThroughPipelineAsync<T>(Stream stored, string fileName, long rawBytes, Func<Stream, Task<T>> restore, CancellationToken cancellationToken,
         Action<T>? discard = null)
     {
         T result = default!;
@@ -468,7 +473,9 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             await using (var hashed = new Util.ReadAheadStream(timings?.Fetching(stored) ?? stored, asyncReads: true))
             {
                 await using (var decoded = Sealed.Open(timings?.DecodeInput(hashed) ?? hashed, fileName, Identities))
-                await using (var content = new Util.ReadAheadStream(timings?.DecodeOutput(decoded) ?? decoded))
+                await using (var bounded = new Util.BoundedReadStream(decoded, rawBytes, () => new DecodesTooLongException(
+                                 $"{fileName} decodes to more than the {rawBytes} bytes its snapshot recorded: not the copy that was stored, and nothing more of it was written")))
+                await using (var content = new Util.ReadAheadStream(timings?.DecodeOutput(bounded) ?? bounded))
                 {
                     var loading = System.Diagnostics.Stopwatch.GetTimestamp();
                     try
@@ -521,3 +528,6 @@ public sealed class NoGoodCopyException(string message, string snapshot, bool al
 
     public bool AllProvenBad => allProvenBad;
 }
+
+/// <summary>A copy whose content decodes to more bytes than its snapshot recorded (a zstd bomb on a tampered target).</summary>
+internal sealed class DecodesTooLongException(string message) : BackupException(message);

@@ -319,14 +319,8 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         {
             case "run":
                 log($"{job.Source}: run started");
-                var results = await RunJob.RunAsync(config, plugins, catalog, observer(), [job.Source!], prune: true, acceptShrink: false, ct).ConfigureAwait(false);
-                foreach (var r in results)
-                {
-                    var def = config.Source(r.Source);
-                    log(r.IsValid(def?.MinCopies ?? 1)
-                        ? $"{r.Source}: snapshot {r.Id} valid, verified on {string.Join(", ", r.VerifiedTargets)}"
-                        : $"{r.Source}: snapshot {r.Id} FAILED: {r.Error ?? string.Join("; ", r.CopyProblems)}");
-                }
+                // Each snapshot's outcome is said once, by the run's observer (committed or FAILED, with why): never again here.
+                await RunJob.RunAsync(config, plugins, catalog, observer(), [job.Source!], prune: true, acceptShrink: false, ct).ConfigureAwait(false);
 
                 break;
             case "drill":

@@ -55,6 +55,8 @@ public sealed class GuardedTarget : ITarget
 
     public string Where => _inner.Where;
 
+    public TargetPlace Place => _inner.Place;
+
     public TargetCapabilities Capabilities => _inner.Capabilities;
 
     internal ITarget Inner => _inner;

@@ -11,6 +11,13 @@ public static class ServerText
         return clean.Length > 200 ? clean[..200] + "…" : clean;
     }
 
+    /// <summary>Every control character shown as '?', at any length (a path from an archive, printed whole).</summary>
+    public static string Escape(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return text.Any(char.IsControl) ? new string(text.Select(c => char.IsControl(c) ? '?' : c).ToArray()) : text;
+    }
+
     /// <summary>The whole of a stream that must be small; past <paramref name="limit"/> bytes, <paramref name="tooLarge"/> is thrown.</summary>
     public static async Task<byte[]> ReadAtMostAsync(Stream stream, long limit, Func<Exception> tooLarge, CancellationToken cancellationToken)
     {

@@ -60,6 +60,20 @@ public static class ChildProcess
         CancellationToken cancellationToken) =>
         RunAsync(executable, arguments, environment, workingDirectory, null, output, timeout, what, cancellationToken, clean: true);
 
+    /// <summary>
+    /// Whether an inherited variable is a secret by its name (…PASSWORD…, …TOKEN…, …SECRET…, …KEY…, credentials, the
+    /// cloud SDKs' and rclone's configuration, libpq's and MySQL's password variables): never passed on unless given.
+    /// </summary>
+    public static bool IsSecretName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var n = name.ToUpperInvariant();
+        return n != "PWD" && (n.Contains("PASSWORD", StringComparison.Ordinal) || n.Contains("PASSWD", StringComparison.Ordinal) || n.EndsWith("PWD", StringComparison.Ordinal)
+                              || n.Contains("TOKEN", StringComparison.Ordinal) || n.Contains("SECRET", StringComparison.Ordinal) || n.Contains("KEY", StringComparison.Ordinal)
+                              || n.Contains("CREDENTIAL", StringComparison.Ordinal) || n.StartsWith("AWS_", StringComparison.Ordinal)
+                              || n.StartsWith("RCLONE_CONFIG_", StringComparison.Ordinal) || n is "PGPASSFILE" or "PGSERVICEFILE" or "BACKSTOP_PASSPHRASE");
+    }
+
     /// <summary>The whole environment a clean child gets, before its own variables.</summary>
     public static IReadOnlyDictionary<string, string> CleanEnvironment { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -99,6 +113,15 @@ public static class ChildProcess
             foreach (var (k, v) in CleanEnvironment)
             {
                 psi.Environment[k] = v;
+            }
+        }
+        else
+        {
+            // A secret goes only to the child that needs it, given below: none is inherited from Backstop's own
+            // environment (a command source, a dump tool or rclone never sees the S3 keys or another server's password).
+            foreach (var name in psi.Environment.Keys.Where(IsSecretName).ToList())
+            {
+                psi.Environment.Remove(name);
             }
         }
 

@@ -340,7 +340,7 @@ internal sealed partial class CouchDbSource(string name, CouchDbOptions options)
         using var response = await http.PostAsync(new Uri(path + "/_bulk_docs", UriKind.Relative), content, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
-            throw new BackupException($"_bulk_docs into {path.TrimStart('/')} answered HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false)}");
+            throw new BackupException($"_bulk_docs into {path.TrimStart('/')} answered HTTP {(int)response.StatusCode}: {await ErrorTextAsync(response, ct).ConfigureAwait(false)}");
         }
     }
 
@@ -351,9 +351,21 @@ internal sealed partial class CouchDbSource(string name, CouchDbOptions options)
             return new BackupException($"source '{name}': CouchDB at {Where} refused the credentials: check 'user' and 'password'");
         }
 
-        var text = (await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false)).Trim();
-        return new BackupException($"source '{name}': CouchDB at {Where} answered {path} with HTTP {(int)response.StatusCode}: {text[..Math.Min(200, text.Length)]}");
+        var text = await ErrorTextAsync(response, ct).ConfigureAwait(false);
+        return new BackupException($"source '{name}': CouchDB at {Where} answered {path} with HTTP {(int)response.StatusCode}: {text}");
     }
+
+    /// <summary>An error's body: its first 64 KiB at most, printable, its first 200 characters.</summary>
+    private static async Task<string> ErrorTextAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        var buffer = new byte[64 << 10];
+        var n = await body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        return Backstop.Core.Util.ServerText.Printable(System.Text.Encoding.UTF8.GetString(buffer, 0, n).Trim());
+    }
+
+    /// <summary>The largest answer read whole (a database's information, the list of databases): beyond it, a server is not answering as CouchDB does.</summary>
+    private const long AnswerLimit = 256L << 20;
 
     private string Explain(HttpRequestException e, string path) => e.InnerException switch
     {
@@ -382,11 +394,13 @@ internal sealed partial class CouchDbSource(string name, CouchDbOptions options)
 
             if (!response.IsSuccessStatusCode)
             {
-                var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
-                throw new BackupException($"source '{name}': CouchDB at {Where} answered {path} with HTTP {(int)response.StatusCode}: {text.Trim()[..Math.Min(200, text.Trim().Length)]}");
+                throw new BackupException($"source '{name}': CouchDB at {Where} answered {path} with HTTP {(int)response.StatusCode}: {await ErrorTextAsync(response, ct).ConfigureAwait(false)}");
             }
 
-            return await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+            await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            return await Backstop.Core.Util.ServerText.ReadAtMostAsync(body, AnswerLimit,
+                () => new BackupException($"source '{name}': CouchDB at {Where} answered {path} with more than {AnswerLimit >> 20} MiB, which no CouchDB answer to it is"), ct)
+                .ConfigureAwait(false);
         }
         catch (HttpRequestException e)
         {

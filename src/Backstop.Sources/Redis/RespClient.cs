@@ -11,6 +11,9 @@ namespace Backstop.Sources.Redis;
 /// </summary>
 internal sealed class RespClient : IAsyncDisposable
 {
+    /// <summary>The largest bulk reply read whole (INFO, a key count): the RDB itself is streamed, never read as one.</summary>
+    private const int BulkLimit = 64 << 20;
+
     private readonly TcpClient _tcp;
     private readonly BufferedStream _stream;
 
@@ -76,7 +79,12 @@ internal sealed class RespClient : IAsyncDisposable
             case '-':
                 throw new RedisErrorException(line[1..]);
             case '$':
-                var length = int.Parse(line.AsSpan(1), CultureInfo.InvariantCulture);
+                if (!int.TryParse(line.AsSpan(1), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var length) || length > BulkLimit)
+                {
+                    // A reply that is not a length, or one larger than any answer Backstop asks for: never allocated.
+                    throw new IOException($"unexpected reply from Redis: a bulk string of '{Backstop.Core.Util.ServerText.Printable(line[1..Math.Min(line.Length, 24)])}' bytes");
+                }
+
                 if (length < 0)
                 {
                     return null;

@@ -56,6 +56,8 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
 
     public string Where => root;
 
+    public TargetPlace Place => TargetPlace.Folder(root);
+
     public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: true, ServerSideChecksum: false);
 
     public Task ProbeAsync(CancellationToken cancellationToken)

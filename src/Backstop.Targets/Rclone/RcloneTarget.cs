@@ -82,6 +82,9 @@ public class RcloneTarget : ITarget
 
     public string Where { get; }
 
+    /// <summary>A remote (<c>gdrive:backups</c>) is elsewhere, as far as this can tell; a plain path is a folder here.</summary>
+    public virtual TargetPlace Place => _root.Contains(':', StringComparison.Ordinal) ? new TargetPlace(null) : TargetPlace.Folder(_root);
+
     public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: false, ServerSideChecksum: false);
 
     private string PathOf(string key)

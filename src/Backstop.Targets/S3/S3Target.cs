@@ -104,6 +104,9 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
 
     public string Where => $"s3://{_options.Bucket}/{_options.Prefix}" + (_options.Endpoint is { } e ? $" at {e.Authority}" : "");
 
+    /// <summary>The endpoint's host (MinIO on this machine is on this host); AWS itself, without an endpoint, is elsewhere.</summary>
+    public TargetPlace Place => new(_options.Endpoint?.Host);
+
     public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: false, ServerSideChecksum: true);
 
     private AmazonS3Client Client => _client.Value;

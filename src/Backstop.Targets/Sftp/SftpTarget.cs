@@ -98,6 +98,9 @@ public sealed class SftpTarget : RcloneTarget
         _options = options;
     }
 
+    /// <summary>The SFTP server's host: a NAS elsewhere, or this machine when it is a loopback address.</summary>
+    public override TargetPlace Place => new(_options.Host);
+
     /// <summary>
     /// A known_hosts file holding only the pinned key (rclone checks the server against it), in the target's private
     /// folder beside the catalog (0700, checked to be this user's, the file created O_EXCL|O_NOFOLLOW): never at a

@@ -16,6 +16,23 @@ namespace Backstop.Cli.Verbs;
 /// </summary>
 internal static class LsVerb
 {
+    /// <summary>Whether a tar entry is the path asked for or under it; a relative path may start at any folder.</summary>
+    private static bool Under(string entry, string path, bool relative)
+    {
+        if (entry == path || entry.StartsWith(path + "/", StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        if (!relative)
+        {
+            return false;
+        }
+
+        var at = ("/" + entry + "/").IndexOf("/" + path + "/", StringComparison.Ordinal);
+        return at >= 0;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, string name, string? path, IReadOnlyCollection<string> only, string? artifact, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
@@ -29,7 +46,10 @@ internal static class LsVerb
                 : $"--artifact {artifact}: snapshot {snapshot.Id} has {string.Join(", ", snapshot.Artifacts.Select(a => a.Name))}");
         }
 
+        // An absolute PATH is a path in the backed-up tree; a relative one (ls latest channels) is any folder or file of
+        // that name, at whatever depth under the source's own paths (as find -path '*/channels' finds it).
         var prefix = path?.Trim('/');
+        var relative = path is not null && !path.StartsWith('/');
         var identities = Sealed.Identities(config.Encryption);
         var entries = new List<object>();
         var shown = 0;
@@ -45,7 +65,7 @@ internal static class LsVerb
                 }
 
                 var entryName = e.Name.TrimEnd('/');
-                if (!string.IsNullOrEmpty(prefix) && entryName != prefix && !entryName.StartsWith(prefix + "/", StringComparison.Ordinal))
+                if (!string.IsNullOrEmpty(prefix) && !Under(entryName, prefix, relative))
                 {
                     continue;
                 }
@@ -69,9 +89,11 @@ internal static class LsVerb
                 }
                 else
                 {
-                    var link = e.EntryType is TarEntryType.SymbolicLink ? $" -> {e.LinkName}" : e.EntryType is TarEntryType.HardLink ? $" link to /{e.LinkName}" : "";
+                    // Names come from an archive: a control character in one (an escape sequence) is shown as '?', never sent to the terminal.
+                    var link = e.EntryType is TarEntryType.SymbolicLink ? $" -> {Core.Util.ServerText.Escape(e.LinkName)}"
+                        : e.EntryType is TarEntryType.HardLink ? $" link to /{Core.Util.ServerText.Escape(e.LinkName)}" : "";
                     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Length,12} {e.ModificationTime.UtcDateTime:yyyy-MM-dd HH:mm} /{entryName}{link}"));
+                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Length,12} {e.ModificationTime.UtcDateTime:yyyy-MM-dd HH:mm} /{Core.Util.ServerText.Escape(entryName)}{link}"));
                 }
             }
         }

@@ -162,10 +162,10 @@ internal static class RestoreVerb
         var steps = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact).Select(a =>
         {
             // A local target that holds a verified copy of this artifact, when there is one: its file is the recipe's input.
-            var local = config.Targets.FirstOrDefault(t => t.Kind == "local" && def.Targets.Contains(t.Name)
-                                                           && a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified));
+            var local = config.Targets.Where(t => def.Targets.Contains(t.Name) && a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
+                .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null);
             var file = local is not null
-                ? Path.Combine(((Backstop.Targets.Local.LocalOptions)local.Options).Path, Core.Storage.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
+                ? Path.Combine(local.Path!, Core.Storage.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
                 : $"{Core.Storage.Layout.Key(snapshot.Source, snapshot.Id, a.FileName)} (copied from a target first)";
             var values = new Dictionary<string, string>(places, StringComparer.Ordinal);
             if (local is not null)

@@ -175,4 +175,12 @@ public class ConfigLoaderTests
         var e = Fails(Valid.Replace("rpo: 6h", "rpo: 20000000w", StringComparison.Ordinal));
         Assert.Contains("too large", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void An_smtp_password_without_tls_is_refused_at_its_line()
+    {
+        var e = Fails(Valid + "\nnotify:\n  - { kind: email, host: mail.lan, security: none, from: b@example.org, to: [ops@example.org], user: b, password: \"env:SMTP_PASSWORD\" }\n");
+        Assert.Contains("a password is never sent without TLS", e.Message, StringComparison.Ordinal);
+        Assert.Contains("backstop.yaml:", e.Message, StringComparison.Ordinal);
+    }
 }
