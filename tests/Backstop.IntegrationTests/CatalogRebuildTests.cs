@@ -176,5 +176,22 @@ public sealed class CatalogRebuildTests : IDisposable
         var show = _box.Run("show", _box.Snapshots().Single().GetProperty("snapshot").GetString()!);
         Assert.Contains("corrupt", show.Stdout, StringComparison.Ordinal);
     }
-}
 
+    [Fact]
+    public void A_manifest_larger_than_any_manifest_is_refused_without_being_read_whole()
+    {
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" + Yaml.Command("app", "echo ledger"));
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        // A tampered target: a second snapshot folder whose manifest is 1 GiB (sparse: it costs no disk).
+        var folder = _box["backups/app/20200101T000000Z-abcd"];
+        Directory.CreateDirectory(folder);
+        using (var big = File.Create(Path.Combine(folder, "MANIFEST.json")))
+        {
+            big.SetLength(1L << 30);
+        }
+
+        var r = _box.Run("catalog", "rebuild", "--force");
+        Assert.Contains("larger than 64 MiB, which no manifest is", r.All, StringComparison.Ordinal);
+        Assert.Single(_box.Snapshots()); // the real one is rebuilt all the same
+    }
+}
