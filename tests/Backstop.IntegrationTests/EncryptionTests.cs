@@ -136,6 +136,7 @@ public sealed class EncryptionTests : IDisposable
         var restored = _box.Run("restore", "--source", "files", "--to", _box["out-right-key"], "--identity", _box["key.txt"]);
         Assert.True(restored.ExitCode == 0, restored.ToString());
         var explain = _box.Run("restore", "--source", "files", "--explain");
+        Assert.Contains("# Fill in (or give --to, which fills them): DEST = the folder to restore into", explain.Stdout, StringComparison.Ordinal);
         Assert.True(explain.ExitCode == 0, explain.ToString());
         Assert.Contains("age -d", explain.Stdout, StringComparison.Ordinal);
 

@@ -396,9 +396,10 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         Assert.False(File.Exists(Path.Combine(folder, "pwned")), "the pasted recipe ran the name's command substitution");
         Assert.Equal("7", _pg.Scalar(target, "SELECT count(*) FROM t"));
 
-        // restore --explain quotes it the same way, filled in or not.
+        // restore --explain quotes it the same way, filled in or not; DB and DB_CONNINFO are said to be the same database.
         var explain = Run("restore", "--source", "pg", "--explain", "--artifact", artifact.GetProperty("name").GetString()!);
         Assert.True(explain.ExitCode == 0, explain.ToString());
+        Assert.Contains("DB = the name of the database to create; DB_CONNINFO = that same name written as dbname='NAME'", explain.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain(" " + artifact.GetProperty("file").GetString() + " ", explain.Stdout, StringComparison.Ordinal);
     }
 

@@ -25,6 +25,7 @@ public sealed class RunSafetyTests : IDisposable
         var second = _box.Run("run");
         Assert.Equal(75, second.ExitCode);
         Assert.Contains("another backstop run holds the lock", second.Stderr, StringComparison.Ordinal);
+        Assert.Contains("run with --wait[=DURATION] to wait for it", second.Stderr, StringComparison.Ordinal);
         Assert.Contains($"pid {first.Pid}", second.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", second.All, StringComparison.Ordinal);
         var done = first.Wait();

@@ -20,9 +20,9 @@ internal static class ShowVerb
         }
 
         var o = Terminal.Out;
-        var valid = s.IsValid(config.Source(s.Source)?.MinCopies ?? 1);
         o.MarkupLine($"[bold]snapshot[/] {s.Id}   [bold]source[/] {Markup.Escape(s.Source)} ({s.Kind})   [bold]host[/] {Markup.Escape(s.Host)}");
-        o.MarkupLine($"[bold]state[/] {Terminal.StateMarkup(s.State.ToString().ToLowerInvariant())}{(valid ? " (valid)" : " [red](not valid)[/]")}   [bold]started[/] {s.StartedAt:u}   [bold]finished[/] {s.FinishedAt:u}");
+        // The snapshot's condition as list and the README name it (valid, short, unverified, unrestorable, pruned, failed, running).
+        o.MarkupLine($"[bold]state[/] {Terminal.StateMarkup(s.Condition(config.Source(s.Source)?.MinCopies ?? 1))}   [bold]started[/] {s.StartedAt:u}   [bold]finished[/] {s.FinishedAt:u}");
         o.MarkupLine($"[bold]size[/] {Quantities.FormatSize(s.RawBytes)} captured, {Quantities.FormatSize(s.StoredBytes)} stored");
         o.MarkupLine($"[bold]facts[/] {Markup.Escape(string.Join(", ", s.Facts.Select(f => $"{f.Key}={f.Value}")))}");
         if (s.Error is not null)
