@@ -180,6 +180,8 @@ public sealed class DrillRotationTests : IDisposable
         var bad = _box.Run("drill", "--target", "offsite");
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("offsite", bad.Stdout, StringComparison.Ordinal);
+        // One copy proven bad is not an unrestorable snapshot: the local copy was not read, and is good.
+        Assert.Equal("short", _box.Snapshots().Single().GetProperty("condition").GetString());
         Assert.Equal(2, _box.Run("drill", "--target", "nowhere").ExitCode);
     }
 }

@@ -511,9 +511,12 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             skipped.Add($"copies on {string.Join(", ", gone.Select(n => $"'{n}'"))}, no longer in {config.File}, were not tried: add the target back to restore from it");
         }
 
-        var proven = _findings.Count(f => f.Snapshot == snapshot.Id && f.Artifact == a.Name);
+        // Unrestorable only when every copy it has on a configured target was read and proven bad, not only those tried
+        // (drill --target tries one): a copy not read, or not readable, may still be good.
+        var proven = _findings.Where(f => f.Snapshot == snapshot.Id && f.Artifact == a.Name).Select(f => f.Copy.Target).ToHashSet(StringComparer.Ordinal);
+        var held = a.Copies.Where(c => c.State != CopyState.Pruned && config.Targets.Any(t => t.Name == c.Target)).Select(c => c.Target).ToHashSet(StringComparer.Ordinal);
         return new($"no copy of {a.FileName} of snapshot {snapshot.Id} matches its SHA-256: {string.Join("; ", skipped)}", snapshot.Id,
-            allProvenBad: gone.Count == 0 && tried > 0 && proven >= tried);
+            allProvenBad: gone.Count == 0 && tried > 0 && held.Count > 0 && held.IsSubsetOf(proven));
     }
 }
 

@@ -18,7 +18,7 @@ public static class AtomicFile
         ArgumentNullException.ThrowIfNull(write);
         var full = Path.GetFullPath(path);
         var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}.tmp");
-        var fd = Posix.Open(temp, 0x1 | Posix.OCreat | 0x80 | Posix.ONofollow | Posix.OCloexec, 0x180);
+        var fd = Posix.Open(temp, Posix.OWronly | Posix.OCreat | Posix.OExcl | Posix.ONofollow | Posix.OCloexec, 0x180);
         if (fd < 0)
         {
             throw new IOException($"cannot create {temp}: {Marshal.GetLastPInvokeErrorMessage()}");

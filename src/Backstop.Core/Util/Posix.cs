@@ -140,8 +140,8 @@ public static partial class Posix
         }
     }
 
-    private const int OWronly = 0x1;
-    private const int OExcl = 0x80;
+    internal const int OWronly = 0x1;
+    internal const int OExcl = 0x80;
     internal const int Eexist = 17;
 
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
