@@ -80,25 +80,34 @@ public static partial class Posix
     public static int OpenAt(int directory, string name, int flags) => OpenatNative(directory, name, flags | OCloexec, 0);
 
     /// <summary>fstat(2) of an open descriptor.</summary>
-    public static unsafe bool TryFstat(int fd, out FileStatus status, out string error)
+    public static unsafe bool TryFstat(int fd, out FileStatus status, out string error) =>
+        Stat(b => FstatNative(fd, b), b => FxstatNative(StatVersion, fd, b), ref _noFstatSymbol, out status, out error);
+
+    /// <summary>The <c>__*xstat</c> version argument of glibc before 2.33 (which exports only those): 1 on x86_64, else 0.</summary>
+    private static int StatVersion => RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0;
+
+    private unsafe delegate int StatCall(byte* buffer);
+
+    /// <summary>One stat call into a buffer: the plain symbol, or its <c>__*xstat</c> form where glibc lacks it (remembered).</summary>
+    private static unsafe bool Stat(StatCall plain, StatCall legacy, ref bool noSymbol, out FileStatus status, out string error)
     {
         var buffer = stackalloc byte[256];
         int rc;
-        if (!_noFstatSymbol)
+        if (!noSymbol)
         {
             try
             {
-                rc = FstatNative(fd, buffer);
+                rc = plain(buffer);
             }
             catch (EntryPointNotFoundException)
             {
-                _noFstatSymbol = true; // glibc before 2.33 exports only __fxstat
-                rc = FxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, fd, buffer);
+                noSymbol = true;
+                rc = legacy(buffer);
             }
         }
         else
         {
-            rc = FxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, fd, buffer);
+            rc = legacy(buffer);
         }
 
         return Parse(rc, buffer, out status, out error);
@@ -283,29 +292,8 @@ public static partial class Posix
     }
 
     /// <summary>lstat(2): the link itself, not what it points to. Returns false with the error when it fails.</summary>
-    public static unsafe bool TryLstat(string path, out FileStatus status, out string error)
-    {
-        var buffer = stackalloc byte[256];
-        int rc;
-        if (!_noLstatSymbol)
-        {
-            try
-            {
-                rc = LstatNative(path, buffer);
-            }
-            catch (EntryPointNotFoundException)
-            {
-                _noLstatSymbol = true; // glibc before 2.33 exports only __lxstat
-                rc = LxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, path, buffer);
-            }
-        }
-        else
-        {
-            rc = LxstatNative(RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 1 : 0, path, buffer);
-        }
-
-        return Parse(rc, buffer, out status, out error);
-    }
+    public static unsafe bool TryLstat(string path, out FileStatus status, out string error) =>
+        Stat(b => LstatNative(path, b), b => LxstatNative(StatVersion, path, b), ref _noLstatSymbol, out status, out error);
 
     /// <summary>A struct stat as this architecture lays it out.</summary>
     private static unsafe bool Parse(int rc, byte* buffer, out FileStatus status, out string error)
