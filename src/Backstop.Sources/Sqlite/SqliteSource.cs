@@ -110,6 +110,11 @@ internal sealed partial class SqliteSource(string name, SqliteOptions options, s
         Dictionary<string, long> facts;
         try
         {
+            // The copy holds the whole database: created 0600 first, whatever the umask (SQLite would take 0644 less it).
+            new FileStream(copy, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            }).Dispose();
             using (var src = Open(options.Path, SqliteOpenMode.ReadOnly))
             using (var dst = Open(copy, SqliteOpenMode.ReadWriteCreate))
             {
