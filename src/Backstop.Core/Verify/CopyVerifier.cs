@@ -137,6 +137,53 @@ public static class CopyVerifier
         }
     }
 
+    /// <summary>
+    /// A run's read-back of the copy it just wrote: every stored byte read from the target (a local target drops its
+    /// cached pages first, so the disk answers) and compared, size and XXH3-128, with what was produced in flight.
+    /// </summary>
+    public static async Task<CopyInfo> ReadBackAsync(ITarget target, string key, long size, UInt128 produced, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var now = DateTimeOffset.UtcNow;
+        try
+        {
+            await using var stored = await target.OpenReadAsync(key, cancellationToken).ConfigureAwait(false);
+            var hash = new System.IO.Hashing.XxHash128();
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
+            long read = 0;
+            try
+            {
+                int n;
+                while ((n = await stored.ReadAsync(buffer.AsMemory(0, buffer.Length), cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    hash.Append(buffer.AsSpan(0, n));
+                    read += n;
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            if (read != size)
+            {
+                return new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} has {read} bytes, {size} were stored");
+            }
+
+            return hash.GetCurrentHashAsUInt128() == produced
+                ? new CopyInfo(target.Name, CopyState.Verified, now, null)
+                : new CopyInfo(target.Name, CopyState.Corrupt, now, $"{Where(target, key)} read back differs from the bytes written (XXH3-128)");
+        }
+        catch (ObjectNotFoundException)
+        {
+            return new CopyInfo(target.Name, CopyState.Missing, now, $"{Where(target, key)} is missing");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return new CopyInfo(target.Name, CopyState.Failed, now, Describe(target, key, e, null));
+        }
+    }
+
     private const string KeyFailure = "the configured key does not open it";
 
     /// <summary>

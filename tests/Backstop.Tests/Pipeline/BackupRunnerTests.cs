@@ -78,7 +78,7 @@ public sealed class BackupRunnerTests : IDisposable
         {
             var s = Assert.Single(results);
             Assert.Equal(SnapshotState.Failed, s.State);
-            Assert.Contains("does not match: SHA-256", s.Error, StringComparison.Ordinal);
+            Assert.Contains("read back differs from the bytes written (XXH3-128)", s.Error, StringComparison.Ordinal);
             Assert.Empty(target.Inner.Objects);
             Assert.Equal(SourceState.Never, StatusReport.Compute(Config(Command("app", "x"), 1, "nas"), catalog, DateTimeOffset.UtcNow)[0].State);
         }
