@@ -62,7 +62,7 @@ machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | s
   echo "| what | seconds (median) | × floor | × restic | peak RSS | stored |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"
   echo "| floor: \`tar -cf - \| zstd -3 -T0\` | ${secs[floor]} | 1.00 | $(ratio "${secs[floor]}" "${secs[restic]}") | $(mib "${rss[floor]}") MiB | $((floor_size / 1048576)) MiB |"
-  echo "| **backstop run** (files → local, fsync, read-back SHA-256 and tar check) | ${secs[backstop]} | $(ratio "${secs[backstop]}" "${secs[floor]}") | $(ratio "${secs[backstop]}" "${secs[restic]}") | $(mib "${rss[backstop]}") MiB | $((backstop_size / 1048576)) MiB |"
+  echo "| **backstop run** (files → local, fsync, read-back XXH3-128 and tar check) | ${secs[backstop]} | $(ratio "${secs[backstop]}" "${secs[floor]}") | $(ratio "${secs[backstop]}" "${secs[restic]}") | $(mib "${rss[backstop]}") MiB | $((backstop_size / 1048576)) MiB |"
   echo "| restic backup (new repository) | ${secs[restic]} | $(ratio "${secs[restic]}" "${secs[floor]}") | 1.00 | $(mib "${rss[restic]}") MiB | $((restic_size / 1048576)) MiB |"
   echo "| borg create --compression zstd,3 | ${secs[borg]} | $(ratio "${secs[borg]}" "${secs[floor]}") | $(ratio "${secs[borg]}" "${secs[restic]}") | $(mib "${rss[borg]}") MiB | $((borg_size / 1048576)) MiB |"
   echo "| backstop run, data ×4 (same files listed four times) | ${secs[backstop4x]} | $(ratio "${secs[backstop4x]}" "${secs[floor]}") | | $(mib "${rss[backstop4x]}") MiB | |"
