@@ -34,8 +34,11 @@ fresh() {
 # change: about 1 % of the data set, the same for every tool (no randomness between tools).
 change() {
   local d="$nights/data"
-  find "$d/small" -type f | sort | head -n 200 | while read -r f; do printf 'changed on night 3\n' >> "$f"; done
-  head -c $((16 << 20)) /dev/zero | tr '\0' 'L' >> "$(find "$d/large" -type f | sort | head -n 1)"
+  local small large i
+  mapfile -t small < <(find "$d/small" -type f | sort)
+  mapfile -t large < <(find "$d/large" -type f | sort)
+  for ((i = 0; i < 200; i++)); do printf 'changed on night 3\n' >> "${small[i]}"; done
+  head -c $((16 << 20)) /dev/zero | tr '\0' 'L' >> "${large[0]}" || true
   mkdir -p "$d/small/new"
   for i in $(seq 1 50); do head -c 8192 /dev/urandom > "$d/small/new/file-$i"; done
 }

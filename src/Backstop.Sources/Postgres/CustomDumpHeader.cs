@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Backstop.Core.Plugins;
+using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Postgres;
 
@@ -13,6 +15,12 @@ internal sealed record DumpTocEntry(int DumpId, string Desc, string? Tag, string
 /// <summary>A custom-format archive's header and table of contents, and how many bytes of the archive they take.</summary>
 internal sealed record DumpToc(int? ServerMajor, IReadOnlyList<DumpTocEntry> Entries, int Length)
 {
+    /// <summary>The archive's integer size (pg_dump writes 4), for reading the data blocks after the contents.</summary>
+    public int IntSize { get; init; } = 4;
+
+    /// <summary>Whether the data blocks are compressed (pg_dump -Z other than 0): their bytes are then not COPY text.</summary>
+    public bool Compressed { get; init; }
+
     /// <summary>
     /// The extensions the dump creates (EXTENSION entries), by name, with the schema each was in: an extension's entry
     /// has no namespace, its definition says <c>CREATE EXTENSION IF NOT EXISTS x WITH SCHEMA s;</c>.
@@ -136,7 +144,7 @@ internal static class CustomDumpHeader
                 entries.Add(new DumpTocEntry((int)id, desc, tag, schema) { Definition = desc == "EXTENSION" ? definition : null });
             }
 
-            toc = new DumpToc(reader.ServerMajor, entries, reader.Position);
+            toc = new DumpToc(reader.ServerMajor, entries, reader.Position) { IntSize = reader.IntSize, Compressed = reader.Compressed };
             return Outcome.Read;
         }
         catch (EndOfDataException)
@@ -146,6 +154,33 @@ internal static class CustomDumpHeader
         catch (FormatException)
         {
             return Outcome.NotCustom;
+        }
+    }
+
+    /// <summary>
+    /// Reads the head of a custom-format dump until its table of contents is whole: the contents (null when the dump is
+    /// not one this reads, which pg_restore then judges) and a stream that gives the whole dump again.
+    /// </summary>
+    public static async Task<(DumpToc? Toc, Stream Archive)> ReadTocAsync(Stream content, CancellationToken ct)
+    {
+        var buffer = new byte[64 << 10];
+        var filled = 0;
+        while (true)
+        {
+            var n = await content.ReadAtLeastAsync(buffer.AsMemory(filled), buffer.Length - filled, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            filled += n;
+            var outcome = TryRead(buffer.AsSpan(0, filled), out var toc);
+            if (outcome != Outcome.NeedMore || filled < buffer.Length)
+            {
+                return (toc, new ForwardOnlyStream(content, buffer.AsMemory(0, filled)));
+            }
+
+            if (buffer.Length >= MaxLength)
+            {
+                throw new BackupException($"the dump's table of contents is larger than {MaxLength >> 20} MiB: not a dump this restores");
+            }
+
+            Array.Resize(ref buffer, Math.Min(buffer.Length * 2, MaxLength));
         }
     }
 
@@ -174,14 +209,8 @@ internal static class CustomDumpHeader
                 return Outcome.NotCustom; // format 1 is custom (3 is tar, 5 a directory)
             }
 
-            if (reader.Version >= 0x010F00)
-            {
-                reader.Byte(); // 1.15 (PostgreSQL 16): the compression algorithm, one byte
-            }
-            else
-            {
-                reader.Int(); // the compression level
-            }
+            // 1.15 (PostgreSQL 16): the compression algorithm, one byte (0: none); before, the level (0: none).
+            reader.Compressed = reader.Version >= 0x010F00 ? reader.Byte() != 0 : reader.Int() != 0;
 
             for (var i = 0; i < 7; i++)
             {
@@ -220,6 +249,8 @@ internal static class CustomDumpHeader
         public int OffSize { get; set; } = 8;
 
         public int? ServerMajor { get; set; }
+
+        public bool Compressed { get; set; }
 
         public bool Magic()
         {

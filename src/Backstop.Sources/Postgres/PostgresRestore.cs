@@ -63,7 +63,7 @@ internal sealed partial class PostgresSource : IRestorable
         // One transaction: a restore that fails midway leaves the database as it was (never half-filled); --force
         // replaces the objects the dump holds (--clean --if-exists) inside that same transaction.
         List<string> args = ["-d", Conninfo.Of(target.Host, target.Port, target.User, target.Database), "--no-owner", "--exit-on-error", "--single-transaction"];
-        var (toc, archive) = await ReadTocAsync(content, cancellationToken).ConfigureAwait(false);
+        var (toc, archive) = await CustomDumpHeader.ReadTocAsync(content, cancellationToken).ConfigureAwait(false);
         var list = toc is null ? null : await UnprivilegedListAsync(target, toc, cancellationToken).ConfigureAwait(false);
         if (list is not null)
         {
@@ -175,33 +175,6 @@ internal sealed partial class PostgresSource : IRestorable
     /// <summary>Whether a destination is the source's own server (its host and port, and its user), which its password belongs to.</summary>
     private bool IsSourceServer(ServerDestination d) =>
         string.Equals(d.Host, options.Host, StringComparison.OrdinalIgnoreCase) && d.Port == options.Port && d.User == options.User;
-
-    /// <summary>
-    /// Reads the head of a custom-format dump until its table of contents is whole: the contents (null when the dump is
-    /// not one this reads, which pg_restore then judges) and a stream that gives the whole dump again.
-    /// </summary>
-    private static async Task<(DumpToc? Toc, Stream Archive)> ReadTocAsync(Stream content, CancellationToken ct)
-    {
-        var buffer = new byte[64 << 10];
-        var filled = 0;
-        while (true)
-        {
-            var n = await content.ReadAtLeastAsync(buffer.AsMemory(filled), buffer.Length - filled, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-            filled += n;
-            var outcome = CustomDumpHeader.TryRead(buffer.AsSpan(0, filled), out var toc);
-            if (outcome != CustomDumpHeader.Outcome.NeedMore || filled < buffer.Length)
-            {
-                return (toc, new ForwardOnlyStream(content, buffer.AsMemory(0, filled)));
-            }
-
-            if (buffer.Length >= CustomDumpHeader.MaxLength)
-            {
-                throw new BackupException($"the dump's table of contents is larger than {CustomDumpHeader.MaxLength >> 20} MiB: not a dump this restores");
-            }
-
-            Array.Resize(ref buffer, Math.Min(buffer.Length * 2, CustomDumpHeader.MaxLength));
-        }
-    }
 
     /// <summary>
     /// For a role that is not a superuser, a <c>pg_restore -L</c> list without what only a superuser may run: the

@@ -216,7 +216,7 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     public IArtifactValidator? ValidatorFor(string artifactName) =>
         artifactName == GlobalsArtifact
             ? new GlobalsValidator()
-            : new DumpValidator(name, options.Tools, _tools);
+            : new DumpValidator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
         artifactName == GlobalsArtifact

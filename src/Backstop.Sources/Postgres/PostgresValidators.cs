@@ -1,51 +1,37 @@
-using System.Diagnostics;
 using System.Text;
-using System.Text.RegularExpressions;
 using Backstop.Core.Plugins;
 
 namespace Backstop.Sources.Postgres;
 
 /// <summary>
-/// <c>pg_restore --list</c> on the dump as it streams (and on the stored copy in <c>verify --deep</c>): it must be a
-/// custom-format archive whose table of contents lists the tables the server reported.
+/// The dump's format check, on the dump as it streams (and on the stored copy in <c>verify --deep</c>): it must be a
+/// custom-format archive read whole — its table of contents (the tables it creates) and every data block to its end
+/// (<see cref="CustomDumpData"/>) — and its rows are counted from its own COPY data.
 /// </summary>
-internal sealed partial class DumpValidator(string source, IReadOnlyDictionary<string, string> configured, PostgresTools? resolved) : IArtifactValidator
+internal sealed class DumpValidator : IArtifactValidator
 {
-    [GeneratedRegex(@"^\d+; \d+ \d+ TABLE (?!DATA )", RegexOptions.Multiline)]
-    private static partial Regex TableEntry();
-
     public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
     {
-        var tools = resolved ?? await PostgresTools.ResolveAsync(source, configured, cancellationToken).ConfigureAwait(false);
-        var psi = new ProcessStartInfo(tools.PgRestore)
+        var (toc, archive) = await CustomDumpHeader.ReadTocAsync(content, cancellationToken).ConfigureAwait(false);
+        await using (archive)
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add("--list");
-        using var process = Process.Start(psi) ?? throw new BackupException($"cannot start {tools.PgRestore}");
-        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        try
-        {
-            await content.CopyToAsync(process.StandardInput.BaseStream, cancellationToken).ConfigureAwait(false);
-            process.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // pg_restore --list stops reading once it has the table of contents: the rest of the stream is not its business.
-        }
+            if (toc is null)
+            {
+                throw new BackupException("it is not a pg_dump custom-format archive (its header or table of contents does not read as one)");
+            }
 
-        await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-        var list = await stdout.ConfigureAwait(false);
-        if (process.ExitCode != 0)
-        {
-            throw new BackupException($"pg_restore --list refused it: {(await stderr.ConfigureAwait(false)).Trim().ReplaceLineEndings(" | ")}");
-        }
+            var facts = new Dictionary<string, long>(StringComparer.Ordinal) { ["tables"] = toc.Entries.Count(e => e.Desc == "TABLE") };
+            if (toc.Compressed)
+            {
+                await archive.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false); // compressed data: not COPY text to count
+            }
+            else
+            {
+                facts["rows"] = await CustomDumpData.CountRowsAsync(archive, toc, cancellationToken).ConfigureAwait(false);
+            }
 
-        return new Dictionary<string, long> { ["tables"] = TableEntry().Count(list) };
+            return facts;
+        }
     }
 }
 

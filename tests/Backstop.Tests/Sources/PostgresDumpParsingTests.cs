@@ -8,7 +8,11 @@ namespace Backstop.Tests.Sources;
 public sealed class PostgresDumpParsingTests
 {
     /// <summary>A custom-format head (archive 1.14 or 1.16) with the given entries, as pg_dump writes it.</summary>
-    private static byte[] Archive(int vmin, params (int Id, string Desc, string Tag, string? Schema, string? Definition)[] entries)
+    private static byte[] Archive(int vmin, params (int Id, string Desc, string Tag, string? Schema, string? Definition)[] entries) =>
+        ArchiveWith("data follows"u8.ToArray(), vmin, entries);
+
+    /// <summary>An archive whose table of contents is followed by <paramref name="data"/> (its data blocks).</summary>
+    private static byte[] ArchiveWith(byte[] data, int vmin, params (int Id, string Desc, string Tag, string? Schema, string? Definition)[] entries)
     {
         var b = new List<byte>();
         b.AddRange("PGDMP"u8.ToArray());
@@ -78,8 +82,48 @@ public sealed class PostgresDumpParsingTests
             b.AddRange(new byte[8]);
         }
 
-        b.AddRange("data follows"u8.ToArray());
+        b.AddRange(data);
         return [.. b];
+    }
+
+    /// <summary>A data block (type 1) of one entry, its bytes in the chunks given, then the zero length that ends them.</summary>
+    private static byte[] Block(int id, params string[] chunks)
+    {
+        var b = new List<byte> { 1 };
+        void Int(int v)
+        {
+            b.Add(0);
+            b.AddRange(BitConverter.GetBytes(v));
+        }
+
+        Int(id);
+        foreach (var c in chunks)
+        {
+            Int(Encoding.UTF8.GetByteCount(c));
+            b.AddRange(Encoding.UTF8.GetBytes(c));
+        }
+
+        Int(0);
+        return [.. b];
+    }
+
+    [Fact]
+    public async Task Rows_are_the_newlines_of_the_copy_data_of_the_tables_the_dump_creates_across_chunks()
+    {
+        // t's rows split across chunks (a row cut in two), an extension's configuration table dumped for its rows (no
+        // TABLE entry: the extension's), and large objects (type 3: an oid, its chunks, then oid 0).
+        byte[] data = [.. Block(10, "1\tone\n2\tt", "wo\n3\tthree\\nstill three\n"), .. Block(11, "ext row\n"),
+                3, 0, 12, 0, 0, 0, 0, 0, 1, 0x40, 0, 0, 0, 0, 3, 0, 0, 0, .. "a\nb"u8.ToArray(), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        var bytes = ArchiveWith(data, 14, (5, "TABLE", "t", "public", null), (10, "TABLE DATA", "t", "public", null), (11, "TABLE DATA", "spatial_ref_sys", "public", null),
+            (12, "BLOBS", "BLOBS", null, null));
+        Assert.Equal(CustomDumpHeader.Outcome.Read, CustomDumpHeader.TryRead(bytes, out var toc));
+        Assert.Equal(3, await CustomDumpData.CountRowsAsync(new MemoryStream(bytes), toc!, CancellationToken.None));
+
+        // Cut short inside a chunk, or a block of a kind pg_dump never writes: a format error, never a count.
+        await Assert.ThrowsAsync<EndOfStreamException>(() => CustomDumpData.CountRowsAsync(new MemoryStream(bytes[..^30]), toc!, CancellationToken.None));
+        var odd = bytes.ToArray();
+        odd[toc!.Length] = 7;
+        await Assert.ThrowsAsync<FormatException>(() => CustomDumpData.CountRowsAsync(new MemoryStream(odd), toc, CancellationToken.None));
     }
 
     [Theory]
