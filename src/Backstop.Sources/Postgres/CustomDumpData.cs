@@ -5,7 +5,8 @@ namespace Backstop.Sources.Postgres;
 /// (pg_backup_custom.c): a block is a type byte — 1 for one entry's data, 3 for large objects — then the entry's
 /// dump id, then chunks (a length, then that many bytes) ended by a zero length; large objects give an oid before each
 /// object's chunks, ended by oid 0. Table data is COPY text, one line per row (a newline in a value is written
-/// <c>\n</c>), so the rows are the newline bytes of each table's chunks: counted from the dump itself while it
+/// <c>\n</c>) and the data ends with pg_dump's end-of-copy marker <c>\.</c> and two empty lines, so the rows are the
+/// newline bytes of each table's chunks less those three: counted from the dump itself while it
 /// streams, with no second pass on the server. Only data whose table the dump creates counts (an extension's
 /// configuration table, dumped for its rows, is the extension's). A block of another kind, or an archive cut short,
 /// is a format error.
@@ -62,16 +63,21 @@ internal static class CustomDumpData
         }
     }
 
-    /// <summary>Chunks to the zero length that ends them; the newline bytes in them.</summary>
+    /// <summary>What pg_dump writes after a table's COPY data (dumpTableData_copy): the end marker and two empty lines.</summary>
+    private static ReadOnlySpan<byte> EndOfCopy => "\\.\n\n\n"u8;
+
+    /// <summary>Chunks to the zero length that ends them; the newline bytes in them, less the end-of-copy marker's.</summary>
     private static async Task<long> ChunksAsync(Stream archive, int intSize, byte[] buffer, byte[] small, CancellationToken ct)
     {
         long newlines = 0;
+        var tail = new byte[EndOfCopy.Length]; // the last bytes read, across chunks
+        var seen = 0;
         while (true)
         {
             var length = await IntAsync(archive, intSize, small, ct).ConfigureAwait(false);
             if (length == 0)
             {
-                return newlines;
+                return seen >= tail.Length && tail.AsSpan().SequenceEqual(EndOfCopy) ? newlines - 3 : newlines;
             }
 
             if (length < 0)
@@ -88,9 +94,24 @@ internal static class CustomDumpData
                 }
 
                 newlines += buffer.AsSpan(0, n).Count((byte)'\n');
+                Keep(tail, buffer.AsSpan(0, n));
+                seen = Math.Min(seen + n, tail.Length);
                 length -= n;
             }
         }
+    }
+
+    /// <summary>Shifts the newest bytes into the end of <paramref name="tail"/>.</summary>
+    private static void Keep(byte[] tail, ReadOnlySpan<byte> read)
+    {
+        if (read.Length >= tail.Length)
+        {
+            read[^tail.Length..].CopyTo(tail);
+            return;
+        }
+
+        tail.AsSpan(read.Length).CopyTo(tail);
+        read.CopyTo(tail.AsSpan(tail.Length - read.Length));
     }
 
     /// <summary>A sign byte, then <paramref name="intSize"/> bytes, least significant first (pg_dump's WriteInt).</summary>

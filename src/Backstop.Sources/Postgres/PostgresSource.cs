@@ -245,9 +245,11 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     }
 
     /// <summary>
-    /// One database's dump and its facts. Exact (the default): a REPEATABLE READ transaction exports its snapshot,
-    /// pg_dump runs with <c>--snapshot</c> of it, and the tables and rows are counted in that same transaction while
-    /// pg_dump runs, so the counts are exactly what the dump holds. Estimated: the planner's figures, as rows_estimated.
+    /// One database's dump and its facts. The rows are counted from the dump's own COPY data by its format check while
+    /// it streams (<see cref="CustomDumpData"/>): exact, and no second pass over the tables on the server. Exact (the
+    /// default): a REPEATABLE READ transaction exports its snapshot, pg_dump runs with <c>--snapshot</c> of it, and the
+    /// tables are listed in that same transaction, so the dump's table of contents must hold exactly those. Estimated:
+    /// the planner's figures besides, as rows_estimated.
     /// </summary>
     private async Task<Dictionary<string, long>> DumpAsync(PostgresTools tools, string database, Dictionary<string, string> env, Stream output,
         CancellationToken ct)
@@ -281,7 +283,7 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         Dictionary<string, long> facts;
         try
         {
-            facts = await CountAsync(db, exact: true, ct).ConfigureAwait(false);
+            facts = await CountAsync(db, RowCount.None, ct).ConfigureAwait(false); // the rows: from the dump itself
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
         {
@@ -306,11 +308,23 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     private async Task<Dictionary<string, long>> FactsAsync(string database, CancellationToken ct)
     {
         await using var db = await ConnectAsync(database, ct).ConfigureAwait(false);
-        return await CountAsync(db, options.ExactRows, ct).ConfigureAwait(false);
+        return await CountAsync(db, options.ExactRows ? RowCount.Exact : RowCount.Estimated, ct).ConfigureAwait(false);
     }
 
-    /// <summary>Tables, and rows counted (exact) or the planner's estimate (recorded as rows_estimated, never as rows).</summary>
-    private static async Task<Dictionary<string, long>> CountAsync(NpgsqlConnection db, bool exact, CancellationToken ct)
+    private enum RowCount
+    {
+        /// <summary>Tables only (a dump's rows are counted from its COPY data).</summary>
+        None,
+
+        /// <summary>Every table's rows, counted (a restored database's, compared with the snapshot's).</summary>
+        Exact,
+
+        /// <summary>The planner's estimate, recorded as rows_estimated, never as rows.</summary>
+        Estimated,
+    }
+
+    /// <summary>Tables, and rows counted (exact), the planner's estimate, or none.</summary>
+    private static async Task<Dictionary<string, long>> CountAsync(NpgsqlConnection db, RowCount rowCount, CancellationToken ct)
     {
         const string userTables = """
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -319,7 +333,12 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
             """;
         var tables = await ListAsync(db, $"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) {userTables} ORDER BY 1", ct).ConfigureAwait(false);
-        if (!exact)
+        if (rowCount == RowCount.None)
+        {
+            return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count };
+        }
+
+        if (rowCount == RowCount.Estimated)
         {
             var estimate = Convert.ToInt64(await ScalarAsync(db, $"SELECT COALESCE(SUM(GREATEST(c.reltuples, 0)), 0)::bigint {userTables} AND c.relkind = 'r'", ct)
                 .ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);

@@ -112,8 +112,9 @@ public sealed class PostgresDumpParsingTests
     {
         // t's rows split across chunks (a row cut in two), an extension's configuration table dumped for its rows (no
         // TABLE entry: the extension's), and large objects (type 3: an oid, its chunks, then oid 0).
-        byte[] data = [.. Block(10, "1\tone\n2\tt", "wo\n3\tthree\\nstill three\n"), .. Block(11, "ext row\n"),
-                3, 0, 12, 0, 0, 0, 0, 0, 1, 0x40, 0, 0, 0, 0, 3, 0, 0, 0, .. "a\nb"u8.ToArray(), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        // pg_dump ends each table's data with "\." and two empty lines (here split across chunks): not rows.
+        byte[] data = [.. Block(10, "1\tone\n2\tt", "wo\n3\tthree\\nstill three\n\\", ".\n\n\n"), .. Block(11, "ext row\n\\.\n\n\n"),
+                3, 0, 12, 0, 0, 0, /* oid */ 0, 1, 0x40, 0, 0, /* chunk */ 0, 3, 0, 0, 0, .. "a\nb"u8.ToArray(), /* end of chunks */ 0, 0, 0, 0, 0, /* oid 0 */ 0, 0, 0, 0, 0];
         var bytes = ArchiveWith(data, 14, (5, "TABLE", "t", "public", null), (10, "TABLE DATA", "t", "public", null), (11, "TABLE DATA", "spatial_ref_sys", "public", null),
             (12, "BLOBS", "BLOBS", null, null));
         Assert.Equal(CustomDumpHeader.Outcome.Read, CustomDumpHeader.TryRead(bytes, out var toc));
