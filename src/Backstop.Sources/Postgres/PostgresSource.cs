@@ -42,7 +42,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
         new("password", "env:PGPASSWORD", "Its password; only ever in pg_dump's environment") { Default = "none (.pgpass, peer or trust)" },
         new("databases", "all", "The databases to dump: all (every one that takes connections, but template0), or a list"),
         new("sslmode", "prefer", "libpq's sslmode") { Type = "one of disable, allow, prefer, require, verify-ca, verify-full", Default = "libpq's (prefer)" },
-        new("exact_rows", "true", "Count rows exactly, inside the dump's snapshot; false records the planner's estimate (rows_estimated) for very large databases"),
+        new("exact_rows", "true", "A dump's rows are always counted exactly from its own COPY data; false records the planner's estimate (rows_estimated) besides, and does not count a restored database row by row (very large databases)"),
         new("timeout", "6h", "The most a whole dump may take"),
         new("tools.pg_dump", "/usr/lib/postgresql/16/bin/pg_dump", "The pg_dump to use") { Default = "the newest installed, at least the server's major version" },
         new("tools.pg_dumpall", "/usr/lib/postgresql/16/bin/pg_dumpall", "The pg_dumpall to use (globals.sql)") { Default = "beside pg_dump" },
