@@ -71,6 +71,35 @@ public static partial class Posix
 
     private static bool _noFstatSymbol;
 
+    [LibraryImport("libc", EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int MknodNative(string path, uint mode, ulong device);
+
+    [LibraryImport("libc", EntryPoint = "__xmknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int XmknodNative(int version, string path, uint mode, ref ulong device);
+
+    /// <summary>
+    /// mknod(2): a FIFO (type 0x1000) or a character or block device node (0x2000, 0x6000; root only) with its mode
+    /// and device number (glibc's gnu_dev_makedev of major and minor).
+    /// </summary>
+    public static void MakeNode(string path, uint type, uint mode, int major, int minor)
+    {
+        var device = ((ulong)(uint)minor & 0xff) | (((ulong)(uint)major & 0xfff) << 8) | (((ulong)(uint)minor & ~0xffUL) << 12) | (((ulong)(uint)major & ~0xfffUL) << 32);
+        int rc;
+        try
+        {
+            rc = MknodNative(path, type | (mode & 0xFFF), device);
+        }
+        catch (EntryPointNotFoundException)
+        {
+            rc = XmknodNative(0, path, type | (mode & 0xFFF), ref device); // glibc before 2.33
+        }
+
+        if (rc != 0)
+        {
+            throw new IOException($"cannot make {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenatNative(int dirfd, string path, int flags, int mode);
 
@@ -312,12 +341,12 @@ public static partial class Posix
             Architecture.X64 => new FileStatus(
                 *(ulong*)(buffer + 0), *(ulong*)(buffer + 8), *(ulong*)(buffer + 16), *(uint*)(buffer + 24),
                 *(uint*)(buffer + 28), *(uint*)(buffer + 32), *(long*)(buffer + 48),
-                *(long*)(buffer + 88), *(long*)(buffer + 96)),
+                *(long*)(buffer + 88), *(long*)(buffer + 96)) { Rdev = *(ulong*)(buffer + 40) },
             // generic (arm64, riscv64): dev 8, ino 8, mode 4, nlink 4, uid 4, gid 4, rdev 8, pad 8, size 8, blksize 4, pad 4, blocks 8, atim 16, mtim 16
             Architecture.Arm64 or Architecture.RiscV64 or Architecture.LoongArch64 => new FileStatus(
                 *(ulong*)(buffer + 0), *(ulong*)(buffer + 8), *(uint*)(buffer + 20), *(uint*)(buffer + 16),
                 *(uint*)(buffer + 24), *(uint*)(buffer + 28), *(long*)(buffer + 48),
-                *(long*)(buffer + 88), *(long*)(buffer + 96)),
+                *(long*)(buffer + 88), *(long*)(buffer + 96)) { Rdev = *(ulong*)(buffer + 32) },
             _ => throw new PlatformNotSupportedException($"lstat layout for {RuntimeInformation.ProcessArchitecture} is not known"),
         };
         return true;
@@ -350,6 +379,15 @@ public static partial class Posix
 /// <summary>What lstat says of one file system entry.</summary>
 public readonly record struct FileStatus(ulong Device, ulong Inode, ulong Links, uint Mode, uint Uid, uint Gid, long Size, long MtimeSeconds, long MtimeNanos)
 {
+    /// <summary>A device node's own device number (st_rdev).</summary>
+    public ulong Rdev { get; init; }
+
+    /// <summary>The major number of <see cref="Rdev"/> (glibc's gnu_dev_major).</summary>
+    public int RdevMajor => (int)(((Rdev >> 8) & 0xfff) | ((Rdev >> 32) & ~0xfffUL));
+
+    /// <summary>The minor number of <see cref="Rdev"/> (glibc's gnu_dev_minor).</summary>
+    public int RdevMinor => (int)((Rdev & 0xff) | ((Rdev >> 12) & ~0xffUL));
+
     public uint Type => Mode & 0xF000;
 
     public bool IsRegular => Type == 0x8000;

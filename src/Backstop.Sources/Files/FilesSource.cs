@@ -187,6 +187,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
         private long _bytes;
         private long _directories;
         private long _symlinks;
+        private long _specials;
 
         public Dictionary<string, long> Facts() => new()
         {
@@ -194,6 +195,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             ["bytes"] = _bytes,
             ["directories"] = _directories,
             ["symlinks"] = _symlinks,
+            ["specials"] = _specials,
         };
 
         public void Walk(TarWriter tar, string root)
@@ -329,9 +331,23 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             {
                 WriteFile(tar, folder, name, path, EntryName(path), st);
             }
+            else if (st.Type is 0x1000 or 0x2000 or 0x6000)
+            {
+                // A FIFO, a character or a block device: its name, mode, owner and device number (no data), as GNU tar keeps them.
+                var entry = Entry(st.Type switch { 0x1000 => TarEntryType.Fifo, 0x2000 => TarEntryType.CharacterDevice, _ => TarEntryType.BlockDevice },
+                    EntryName(path), st);
+                if (st.Type != 0x1000)
+                {
+                    entry.DeviceMajor = st.RdevMajor;
+                    entry.DeviceMinor = st.RdevMinor;
+                }
+
+                Write(tar, entry);
+                _specials++;
+            }
             else
             {
-                sink.Warn($"{path} is a {TypeName(st)}, which is not backed up");
+                sink.Warn($"{path} is a {TypeName(st)}, which is not backed up (tar has no form for it)");
             }
         }
 

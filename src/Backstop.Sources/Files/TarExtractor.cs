@@ -17,7 +17,7 @@ internal static class TarExtractor
     /// <param name="select">Maps an entry's name to the name it is restored under, or null to leave it out (a partial restore).</param>
     public static async Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select = null)
     {
-        long files = 0, bytes = 0, folders = 0, symlinks = 0;
+        long files = 0, bytes = 0, folders = 0, symlinks = 0, specials = 0;
         var directories = new List<(string Path, TarEntry Entry)>();
         TarEntry? rootEntry = null;
         var safe = new SafeFolders(root);
@@ -102,6 +102,26 @@ internal static class TarExtractor
                     }
 
                     break;
+                case TarEntryType.Fifo or TarEntryType.CharacterDevice or TarEntryType.BlockDevice:
+                    if (entry.EntryType != TarEntryType.Fifo && !asRoot)
+                    {
+                        throw new BackupException($"tar entry {name} is a device node ({entry.EntryType}), which only root can make: restore as root, or leave it out with --include");
+                    }
+
+                    safe.Create(Path.GetDirectoryName(path)!);
+                    DeleteExisting(path);
+                    Posix.MakeNode(path, entry.EntryType switch { TarEntryType.Fifo => 0x1000u, TarEntryType.CharacterDevice => 0x2000u, _ => 0x6000u },
+                        (uint)entry.Mode, (entry as PosixTarEntry)?.DeviceMajor ?? 0, (entry as PosixTarEntry)?.DeviceMinor ?? 0);
+                    safe.Forget(path);
+                    if (asRoot)
+                    {
+                        Posix.Lchown(path, entry.Uid, entry.Gid);
+                    }
+
+                    File.SetUnixFileMode(path, entry.Mode); // past the umask
+                    File.SetLastWriteTimeUtc(path, entry.ModificationTime.UtcDateTime);
+                    specials++;
+                    break;
                 default:
                     throw new BackupException($"tar entry {name} is a {entry.EntryType}, which backstop does not restore");
             }
@@ -113,7 +133,10 @@ internal static class TarExtractor
             Apply(path, entry, asRoot);
         }
 
-        return new TarExtraction(new Dictionary<string, long> { ["files"] = files, ["bytes"] = bytes, ["directories"] = folders, ["symlinks"] = symlinks }, rootEntry);
+        return new TarExtraction(new Dictionary<string, long>
+        {
+            ["files"] = files, ["bytes"] = bytes, ["directories"] = folders, ["symlinks"] = symlinks, ["specials"] = specials,
+        }, rootEntry);
     }
 
     /// <summary>Applies the archive's entry for its top folder (a backup of '/') to the folder restored into.</summary>
