@@ -159,6 +159,27 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
     }
 
     [Fact]
+    public void A_globals_failure_while_the_first_dump_runs_stops_it_at_once_and_is_the_error_reported()
+    {
+        // The globals are taken while the first dump runs. Here pg_dump would hang for a minute and pg_dumpall fails:
+        // the run must end at once with pg_dumpall's error (not the dump's cancellation), store nothing, leave nothing.
+        Config("postgres", FakeTools(
+            "if [ \"$1\" = --version ]; then exec $REAL --version; fi\n" +
+            "case \"$(basename $0)\" in pg_dump) exec sleep 60 ;; pg_dumpall) sleep 0.3; echo 'pg_dumpall: error: query failed: permission denied for table pg_authid' >&2; exit 1 ;; esac\n" +
+            "exec $REAL \"$@\""));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var run = Run("run");
+        clock.Stop();
+        Assert.Equal(1, run.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"the run took {clock.Elapsed}: the hanging dump was not stopped");
+        Assert.Contains("pg_dumpall --globals-only at 127.0.0.1:", run.All, StringComparison.Ordinal);
+        Assert.Contains("exited with code 1", run.All, StringComparison.Ordinal);
+        Assert.Contains("permission denied for table pg_authid", run.All, StringComparison.Ordinal);
+        Assert.Empty(Sandbox.FilesUnder(_box["backups"]));
+        Assert.Empty(Directory.GetFileSystemEntries(_box["state/staging"]));
+    }
+
+    [Fact]
     public void The_password_never_appears_in_any_command_line_output_manifest_or_catalog()
     {
         var db = CreateShop(4, 300_000);

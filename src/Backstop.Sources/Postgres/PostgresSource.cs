@@ -182,35 +182,90 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         }, 0);
     }
 
+    /// <summary>
+    /// Every database's dump, then <c>globals.sql</c>. The globals (the roles counted, then <c>pg_dumpall
+    /// --globals-only</c> into a file of the snapshot's private staging folder) are taken while the first dump runs, so
+    /// their fixed cost (a connection, a process) overlaps the dump's; a globals failure stops the dumps at once and is
+    /// the error reported.
+    /// </summary>
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
         var tools = _tools ?? throw new InvalidOperationException("preflight first");
-        IReadOnlyList<string> databases;
-        long roles;
-        await using (var db = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false))
+        var env = Environment();
+        var spool = Path.Combine(sink.StagingDirectory, $"globals-{Guid.NewGuid():N}.sql");
+        using var capture = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var globals = Task.Run(() => SpoolGlobalsAsync(tools, env, spool, capture.Token), capture.Token);
+        _ = globals.ContinueWith(_ => capture.Cancel(), CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        try
         {
-            databases = options.Databases ?? await ListAsync(db,
-                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", cancellationToken).ConfigureAwait(false);
-            roles = Convert.ToInt64(await ScalarAsync(db, "SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_'", cancellationToken).ConfigureAwait(false),
+            try
+            {
+                IReadOnlyList<string> databases;
+                if (options.Databases is { } configured)
+                {
+                    databases = configured;
+                }
+                else
+                {
+                    await using var db = await ConnectAsync("postgres", capture.Token).ConfigureAwait(false);
+                    databases = await ListAsync(db,
+                        "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", capture.Token).ConfigureAwait(false);
+                }
+
+                foreach (var database in databases)
+                {
+                    await using var artifact = await sink.BeginArtifactAsync(SafeNames.Encode(database) + ".dump", capture.Token).ConfigureAwait(false);
+                    var facts = await DumpAsync(tools, database, env, artifact.Content, capture.Token).ConfigureAwait(false);
+                    await artifact.CompleteAsync(facts, capture.Token).ConfigureAwait(false);
+                }
+            }
+            catch when (globals.IsFaulted)
+            {
+                await globals.ConfigureAwait(false); // the cause: the dumps were stopped because the globals failed
+                throw;
+            }
+            catch
+            {
+                await capture.CancelAsync().ConfigureAwait(false);
+                await Task.WhenAny(globals).ConfigureAwait(false);
+                throw;
+            }
+
+            var roles = await globals.ConfigureAwait(false);
+            await using var artifactOfGlobals = await sink.BeginArtifactAsync(GlobalsArtifact, cancellationToken).ConfigureAwait(false);
+            await using (var spooled = new FileStream(spool, FileMode.Open, FileAccess.Read, FileShare.None, 1 << 16, FileOptions.SequentialScan))
+            {
+                await spooled.CopyToAsync(artifactOfGlobals.Content, cancellationToken).ConfigureAwait(false);
+            }
+
+            await artifactOfGlobals.CompleteAsync(new Dictionary<string, long> { ["roles"] = roles }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(spool);
+        }
+    }
+
+    /// <summary>The roles counted, then <c>pg_dumpall --globals-only</c> written to <paramref name="spool"/> (created new, owner only).</summary>
+    private async Task<long> SpoolGlobalsAsync(PostgresTools tools, Dictionary<string, string> env, string spool, CancellationToken ct)
+    {
+        long roles;
+        await using (var db = await ConnectAsync("postgres", ct).ConfigureAwait(false))
+        {
+            roles = Convert.ToInt64(await ScalarAsync(db, "SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_'", ct).ConfigureAwait(false),
                 System.Globalization.CultureInfo.InvariantCulture);
         }
 
-        var env = Environment();
-        foreach (var database in databases)
+        await using var output = new FileStream(spool, new FileStreamOptions
         {
-            await using var artifact = await sink.BeginArtifactAsync(SafeNames.Encode(database) + ".dump", cancellationToken).ConfigureAwait(false);
-            var facts = await DumpAsync(tools, database, env, artifact.Content, cancellationToken).ConfigureAwait(false);
-            await artifact.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
-        }
-
-        await using (var globals = await sink.BeginArtifactAsync(GlobalsArtifact, cancellationToken).ConfigureAwait(false))
-        {
-            await ChildProcess.RunToStreamAsync(tools.PgDumpAll,
-                ["--globals-only", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, null)],
-                env, "/", globals.Content, options.Timeout, $"source '{name}': pg_dumpall --globals-only at {Where}", cancellationToken).ConfigureAwait(false);
-            await globals.CompleteAsync(new Dictionary<string, long> { ["roles"] = roles }, cancellationToken).ConfigureAwait(false);
-        }
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        await ChildProcess.RunToStreamAsync(tools.PgDumpAll,
+            ["--globals-only", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, null)],
+            env, "/", output, options.Timeout, $"source '{name}': pg_dumpall --globals-only at {Where}", ct).ConfigureAwait(false);
+        return roles;
     }
 
     public IArtifactValidator? ValidatorFor(string artifactName) =>

@@ -32,7 +32,34 @@ internal sealed partial record PostgresTools(string PgDump, string PgDumpAll, st
             }
         }
 
-        return new PostgresTools(dump, dumpAll, restore, major, version);
+        return new PostgresTools(Direct(dump, major), Direct(dumpAll, major), Direct(restore, major), major, version);
+    }
+
+    /// <summary>
+    /// Debian's <c>pg_wrapper</c> (what <c>/usr/bin/pg_dump</c> is there) is a Perl script that picks a version and
+    /// execs <c>/usr/lib/postgresql/VERSION/bin/TOOL</c>: ≈20 ms of Perl per run, on every dump. Once its
+    /// <c>--version</c> has said which major it picks, that binary is run directly: the same program, the same
+    /// choice. Anything else (a configured path, a real binary on PATH) is left as it is.
+    /// </summary>
+    internal static string Direct(string tool, int major)
+    {
+        string? real;
+        try
+        {
+            real = new FileInfo(tool).ResolveLinkTarget(returnFinalTarget: true)?.FullName;
+        }
+        catch (IOException)
+        {
+            return tool;
+        }
+
+        if (real is null || Path.GetFileName(real) != "pg_wrapper")
+        {
+            return tool;
+        }
+
+        var direct = Path.Combine(ClusterDir, major.ToString(CultureInfo.InvariantCulture), "bin", Path.GetFileName(tool));
+        return File.Exists(direct) ? direct : tool;
     }
 
     private static string Resolve(string source, string tool, IReadOnlyDictionary<string, string> configured)
