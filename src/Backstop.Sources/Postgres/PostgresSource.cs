@@ -196,7 +196,7 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         var spool = Path.Combine(sink.StagingDirectory, $"globals-{Guid.NewGuid():N}.sql");
         using var capture = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var globals = Task.Run(() => SpoolGlobalsAsync(tools, env, spool, capture.Token), capture.Token);
-        _ = globals.ContinueWith(_ => capture.Cancel(), CancellationToken.None,
+        _ = globals.ContinueWith(_ => CancelQuietly(capture), CancellationToken.None,
             TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
@@ -245,6 +245,18 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         finally
         {
             File.Delete(spool);
+        }
+    }
+
+    /// <summary>Stops the dumps; a capture already over (its source disposed) has nothing left to stop.</summary>
+    private static void CancelQuietly(CancellationTokenSource capture)
+    {
+        try
+        {
+            capture.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
         }
     }
 
