@@ -156,6 +156,7 @@ public sealed partial class PaxArchiveTests : IDisposable
     [InlineData("checksum", "checksum does not match")]
     [InlineData("truncated", "ends inside a member's content")]
     [InlineData("truncated-header", "ends inside a pax extended header")]
+    [InlineData("cut-at-a-member", "ends without its end-of-archive blocks")]
     [InlineData("huge-header", "larger than the 8 MiB")]
     [InlineData("bad-record", "is malformed")]
     [InlineData("bad-type", "member type 'S' is not one Backstop reads")]
@@ -173,6 +174,9 @@ public sealed partial class PaxArchiveTests : IDisposable
                 break;
             case "truncated":
                 bytes = bytes[..(512 * 3 + 100)];
+                break;
+            case "cut-at-a-member":
+                bytes = bytes[..(512 * 5)];
                 break;
             case "truncated-header":
                 bytes = bytes[..(512 + 10)];

@@ -36,7 +36,8 @@ public sealed class PaxReader(Stream input)
             Offset = _offset;
             if (!ReadBlock(allowEnd: true))
             {
-                return null;
+                // Every writer ends an archive with zero blocks; a stream that stops at a member's end was cut there.
+                throw Bad("the archive ends without its end-of-archive blocks: it is truncated");
             }
 
             if (_block.AsSpan().IndexOfAnyExcept((byte)0) < 0)
@@ -243,6 +244,19 @@ public sealed class PaxReader(Stream input)
 
     private void Skip(long count)
     {
+        if (count > 0 && input.CanSeek)
+        {
+            // Skipped without copying (the run's format check reads queued blocks); a stream that ends first is cut short.
+            var from = input.Position;
+            if (input.Seek(count, SeekOrigin.Current) - from != count || input.Position - from != count || PastEnd())
+            {
+                throw Bad("the archive ends inside a member's content");
+            }
+
+            _offset += count;
+            return;
+        }
+
         var scratch = new byte[Math.Min(count, 1 << 16)];
         while (count > 0)
         {
@@ -254,6 +268,18 @@ public sealed class PaxReader(Stream input)
 
             count -= read;
             _offset += read;
+        }
+    }
+
+    private bool PastEnd()
+    {
+        try
+        {
+            return input.Position > input.Length; // a file or memory stream lets a seek go past its end
+        }
+        catch (NotSupportedException)
+        {
+            return false;
         }
     }
 
