@@ -326,7 +326,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         Util.PrivateFolder.Ensure(config.StagingPath); // adopted only when it is a folder of this user's own, never a link
         var folder = Path.Combine(config.StagingPath, Util.Stale.Name(ScratchPrefix));
         Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.WriteAllText(Path.Combine(folder, DrillSweeper.SourceFile), def.Name);
+        Util.PrivateFolder.WriteFile(folder, DrillSweeper.SourceFile, System.Text.Encoding.UTF8.GetBytes(def.Name));
         return folder;
     }
 

@@ -20,7 +20,14 @@ public static class RestoreMarks
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            File.WriteAllText(path, "");
+            // Created, or an old mark of this pid reused; never through a link, never truncating anything.
+            var fd = Util.Posix.Open(path, Util.Posix.OCreat | Util.Posix.ORdonly | Util.Posix.ONofollow | Util.Posix.OCloexec, 0x180);
+            if (fd < 0)
+            {
+                return new Removal(null); // a read-only state folder or a planted link: the restore goes on unmarked
+            }
+
+            Util.Posix.Close(fd);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -65,8 +65,13 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
         try
         {
             EnsureRoot();
-            var probe = Path.Combine(root, $".backstop-probe-{Environment.ProcessId}");
-            File.WriteAllBytes(probe, []);
+            // A random name created new (O_EXCL|O_NOFOLLOW): a NAS folder may be writable by others, and a link planted
+            // under a predictable name must never make a probe truncate the file it points to.
+            var probe = Path.Combine(root, $".backstop-probe-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}");
+            using (Posix.NewFile.TryCreate(probe) ?? throw new IOException($"{probe} exists"))
+            {
+            }
+
             File.Delete(probe);
             return Task.CompletedTask;
         }

@@ -45,9 +45,7 @@ internal static class ScheduleVerb
         foreach (var (name, text) in units)
         {
             var path = Path.Combine(folder, name);
-            var temp = path + ".tmp";
-            File.WriteAllText(temp, text);
-            File.Move(temp, path, overwrite: true);
+            Backstop.Core.Util.AtomicFile.WriteText(path, (UnixFileMode)0x1A4, text); // 0644, as systemd units are; never through a planted link
             Console.WriteLine($"wrote {path}");
         }
 
