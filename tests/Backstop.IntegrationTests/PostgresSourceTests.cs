@@ -159,6 +159,18 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
     }
 
     [Fact]
+    public void Without_a_configured_password_an_inherited_PGPASSWORD_reaches_pg_dump()
+    {
+        // Children never inherit secret-named variables; a source with no password: key hands libpq's on to pg_dump.
+        var db = CreateShop(1, 10);
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n" +
+                         $"  - {{ name: pg, kind: postgres, host: 127.0.0.1, port: {_pg.Port}, user: postgres, databases: [{db}] }}\n");
+        var run = _box.Run(["run"], new Dictionary<string, string>(_env) { ["PGPASSWORD"] = PostgresServer.Password });
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.DoesNotContain(PostgresServer.Password, run.All, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_globals_failure_while_the_first_dump_runs_stops_it_at_once_and_is_the_error_reported()
     {
         // The globals are taken while the first dump runs. Here pg_dump would hang for a minute and pg_dumpall fails:

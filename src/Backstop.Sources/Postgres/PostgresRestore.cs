@@ -63,8 +63,19 @@ internal sealed partial class PostgresSource : IRestorable
         // One transaction: a restore that fails midway leaves the database as it was (never half-filled); --force
         // replaces the objects the dump holds (--clean --if-exists) inside that same transaction.
         List<string> args = ["-d", Conninfo.Of(target.Host, target.Port, target.User, target.Database), "--no-owner", "--exit-on-error", "--single-transaction"];
-        var (toc, archive) = await CustomDumpHeader.ReadTocAsync(content, cancellationToken).ConfigureAwait(false);
-        var list = toc is null ? null : await UnprivilegedListAsync(target, toc, cancellationToken).ConfigureAwait(false);
+        Stream archive;
+        string? list;
+        try
+        {
+            (var toc, archive) = await CustomDumpHeader.ReadTocAsync(content, cancellationToken).ConfigureAwait(false);
+            list = toc is null ? null : await UnprivilegedListAsync(target, toc, cancellationToken).ConfigureAwait(false);
+        }
+        catch when (created)
+        {
+            await DropCreatedAsync(target, CancellationToken.None).ConfigureAwait(false); // refused before pg_restore: no empty database left
+            throw;
+        }
+
         if (list is not null)
         {
             args.AddRange(["-L", list]);

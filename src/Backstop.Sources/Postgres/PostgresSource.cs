@@ -302,6 +302,18 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         {
             env["PGPASSWORD"] = p.Resolve();
         }
+        else
+        {
+            // No password configured: libpq's own variables, as Npgsql (preflight, counts) reads them too. Children do
+            // not inherit secret-named variables, so they are handed on here, to pg_dump of this source only.
+            foreach (var inherited in new[] { "PGPASSWORD", "PGPASSFILE" })
+            {
+                if (System.Environment.GetEnvironmentVariable(inherited) is { Length: > 0 } value)
+                {
+                    env[inherited] = value;
+                }
+            }
+        }
 
         if (options.SslMode is { } ssl)
         {

@@ -159,6 +159,8 @@ public sealed partial class PaxArchiveTests : IDisposable
     [InlineData("cut-at-a-member", "ends without its end-of-archive blocks")]
     [InlineData("huge-header", "larger than the 8 MiB")]
     [InlineData("bad-record", "is malformed")]
+    [InlineData("negative-size", "size field is out of range")]
+    [InlineData("huge-record-length", "is malformed")]
     [InlineData("bad-type", "member type 'S' is not one Backstop reads")]
     public void A_damaged_or_hostile_archive_is_refused_with_where_and_why(string damage, string expected)
     {
@@ -188,6 +190,13 @@ public sealed partial class PaxArchiveTests : IDisposable
             case "bad-record":
                 bytes[512] = (byte)'9';
                 bytes[513] = (byte)'9';
+                break;
+            case "negative-size":
+                bytes.AsSpan(512 * 2 + 124, 12).Fill(0xFF);
+                Reseal(bytes, 512 * 2);
+                break;
+            case "huge-record-length":
+                Encoding.ASCII.GetBytes("2147483647 ").CopyTo(bytes, 512 + 21); // the second record ("hdrcharset" is 21 bytes): a length that overflows at + length
                 break;
             case "bad-type":
                 bytes[512 * 2 + 156] = (byte)'S';

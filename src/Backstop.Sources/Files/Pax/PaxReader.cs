@@ -48,6 +48,11 @@ public sealed class PaxReader(Stream input)
             CheckSum();
             var type = _block[156];
             var size = Number(124, 12, "size");
+            if (size > long.MaxValue - PaxWriter.Block)
+            {
+                throw Bad("a member's size is out of range");
+            }
+
             switch (type)
             {
                 case (byte)'x':
@@ -106,9 +111,9 @@ public sealed class PaxReader(Stream input)
                 throw Bad("a member has an empty name");
             }
 
-            if (entry.Size < 0)
+            if (entry.Size is < 0 or > long.MaxValue - PaxWriter.Block)
             {
-                throw Bad("a member has a negative size");
+                throw Bad("a member's size is out of range");
             }
 
             // A hard link's or folder's size field may be non-zero in some writers' archives; its bytes follow all the same.
@@ -193,7 +198,7 @@ public sealed class PaxReader(Stream input)
 
             var space = Array.IndexOf(data, (byte)' ', at, Math.Min(20, data.Length - at));
             if (space < 0 || !int.TryParse(data.AsSpan(at, space - at), NumberStyles.None, CultureInfo.InvariantCulture, out var length)
-                || length <= space - at + 1 || at + length > data.Length || data[at + length - 1] != (byte)'\n')
+                || length <= space - at + 1 || length > data.Length - at || data[at + length - 1] != (byte)'\n')
             {
                 throw Bad($"a pax extended header record at byte {at} is malformed");
             }
@@ -244,6 +249,11 @@ public sealed class PaxReader(Stream input)
 
     private void Skip(long count)
     {
+        if (count < 0)
+        {
+            throw Bad("a member's size is out of range");
+        }
+
         if (count > 0 && input.CanSeek)
         {
             // Skipped without copying (the run's format check reads queued blocks); a stream that ends first is cut short.
@@ -306,18 +316,19 @@ public sealed class PaxReader(Stream input)
         if ((field[0] & 0x80) != 0)
         {
             // GNU base-256: big-endian two's complement, first byte's top bit the marker.
-            if (field[0] != 0x80 || field[1..^8].IndexOfAnyExcept((byte)0) >= 0)
+            var digits = field[1..];
+            if (field[0] != 0x80 || (digits.Length > 8 && digits[..^8].IndexOfAnyExcept((byte)0) >= 0))
             {
                 throw Bad($"the header's {what} field is out of range");
             }
 
             long value = 0;
-            foreach (var b in field[^8..])
+            foreach (var b in digits.Length > 8 ? digits[^8..] : digits)
             {
                 value = (value << 8) | b;
             }
 
-            return value;
+            return value >= 0 ? value : throw Bad($"the header's {what} field is out of range");
         }
 
         var text = field.Trim((byte)' ').TrimEnd((byte)0).Trim((byte)' ');

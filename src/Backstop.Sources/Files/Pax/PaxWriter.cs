@@ -27,6 +27,15 @@ public sealed class PaxWriter(Stream output)
         }
 
         var size = entry.Type == PaxType.File ? entry.Size : 0;
+        if (size > 0)
+        {
+            ArgumentNullException.ThrowIfNull(content); // before any byte is written: never half a member
+        }
+
+        if (entry.DevMajor is < 0 or > (int)MaxOctal7 || entry.DevMinor is < 0 or > (int)MaxOctal7 || size < 0)
+        {
+            throw new ArgumentException("a member's size or device numbers are out of range", nameof(entry));
+        }
         var records = new MemoryStream();
         var (name, prefix) = SplitForUstar(entry.Name);
         var binary = !IsUtf8(entry.Name) || !IsUtf8(entry.LinkName);
@@ -137,11 +146,10 @@ public sealed class PaxWriter(Stream output)
         output.Write(block);
         if (size > 0)
         {
-            ArgumentNullException.ThrowIfNull(content);
             var left = size;
             while (left > 0)
             {
-                var read = content.Read(_buffer, 0, (int)Math.Min(_buffer.Length, left));
+                var read = content!.Read(_buffer, 0, (int)Math.Min(_buffer.Length, left));
                 if (read == 0)
                 {
                     throw new EndOfStreamException($"the content of {Encoding.UTF8.GetString(entry.Name)} ended {left} bytes short of its size {size}");
@@ -182,7 +190,7 @@ public sealed class PaxWriter(Stream output)
             length = length.ToString(CultureInfo.InvariantCulture).Length + body;
         }
 
-        records.Write(Ascii(length.ToString(CultureInfo.InvariantCulture) + " " + key + "="));
+        records.Write(Encoding.UTF8.GetBytes(length.ToString(CultureInfo.InvariantCulture) + " " + key + "="));
         records.Write(value);
         records.WriteByte((byte)'\n');
     }
