@@ -174,9 +174,22 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                 .ThenBy(c => order.IndexOf(c.Target))
                 .Select(c => targets.GetValueOrDefault(c.Target)).OfType<ITarget>().ToList();
             var key = Layout.Key(snapshot.Source, snapshot.Id, a.FileName);
-            var (target, skipped, found) = restorable is IStagedRestorable staged
-                ? await StagedAsync(staged, snapshot, a, key, candidates, destination, force, cancellationToken).ConfigureAwait(false)
-                : await CheckedFirstAsync(restorable, snapshot, a, key, candidates, destination, force, cancellationToken).ConfigureAwait(false);
+            (string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found) restored;
+            try
+            {
+                restored = restorable is IStagedRestorable staged
+                    ? await StagedAsync(staged, snapshot, a, key, candidates, destination, force, cancellationToken).ConfigureAwait(false)
+                    : await CheckedFirstAsync(restorable, snapshot, a, key, candidates, destination, force, cancellationToken).ConfigureAwait(false);
+            }
+            catch (NoGoodCopyException e) when (results.Count > 0)
+            {
+                // Some artifacts of this snapshot are already in place: falling back to an older snapshot here would mix
+                // two snapshots at the destination. A plain failure, naming what was restored (never the fallback).
+                throw new BackupException(
+                    $"{e.Message}; {string.Join(", ", results.Select(r => r.Artifact))} of snapshot {snapshot.Id} {(results.Count == 1 ? "was" : "were")} already restored to {destination}, so no older snapshot is mixed in: restore an older one with --snapshot into a new destination");
+            }
+
+            var (target, skipped, found) = restored;
             results.Add(new RestoredArtifact(a.Name, target, skipped, a.Facts, found, ValidationStage.Mismatch(found, a.Facts)));
         }
 
