@@ -5,9 +5,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 # Programs the integration tests run for real (stock-tool restores, signals, a small tmpfs, another user).
-packages=(zstd tar procps util-linux mount libzstd1 coreutils postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools etcd-server etcd-client rclone openssh-server openssh-client age bsdutils jq curl prometheus chromium unzip docker-registry skopeo)
+packages=(zstd tar procps util-linux mount libzstd1 coreutils postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools etcd-server etcd-client rclone openssh-server openssh-client age bsdutils jq curl prometheus chromium unzip docker-registry skopeo attr acl)
 missing=()
-for tool in zstd tar pkill setpriv mount runuser pg_dump mariadbd redis-server redis-check-rdb etcd etcdctl rclone sshd ssh-keygen ssh-keyscan age age-keygen script jq curl promtool prometheus chromium unzip docker-registry skopeo; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in zstd tar pkill setpriv mount runuser pg_dump mariadbd redis-server redis-check-rdb etcd etcdctl rclone sshd ssh-keygen ssh-keyscan age age-keygen script jq curl promtool prometheus chromium unzip docker-registry skopeo setfattr getfattr setfacl getfacl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing test dependencies: ${packages[*]}"

@@ -75,7 +75,7 @@ public sealed class QuickstartTests : IDisposable
         var stored = Directory.GetFiles(_box["backups/sample-files"], "files.tar.zst", SearchOption.AllDirectories).Single();
         var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(Path.GetDirectoryName(stored)!, "MANIFEST.json")));
         var recipe = manifest.RootElement.GetProperty("artifacts")[0].GetProperty("restore").GetString()!;
-        Assert.Equal("mkdir -p DEST && zstd -dc files.tar.zst | tar -xpf - -C DEST", recipe);
+        Assert.Equal("mkdir -p DEST && zstd -dc files.tar.zst | tar -x --incremental --xattrs --xattrs-include='*' --acls -pf - -C DEST", recipe);
 
         // The recipe, run literally with the stored file and a destination.
         var dest = _box["restored"];

@@ -128,6 +128,37 @@ public interface ICaptureSink
 
     /// <summary>A problem that does not fail the snapshot, recorded on it (e.g. a file changed while read).</summary>
     void Warn(string message);
+
+    /// <summary>
+    /// The chain this capture belongs to, for a kind that stores only what changed (<see cref="IChainedSource"/>) with
+    /// <c>incremental</c> on; null when every snapshot of the source is full.
+    /// </summary>
+    ICaptureChain? Chain => null;
+}
+
+/// <summary>A source that can store only what changed since a parent snapshot (files, volume data).</summary>
+public interface IChainedSource
+{
+}
+
+/// <summary>
+/// Where a chained capture stands: level 0 stores everything, level N only what changed since its parent (level N-1),
+/// found by comparing with the parent's listing of the tree (no unchanged file is read). Each chained artifact
+/// keeps its listing, both as an artifact of the snapshot (so a rebuilt catalog has it) and cached on this machine.
+/// </summary>
+public interface ICaptureChain
+{
+    /// <summary>0 for a full, else the number of levels above the full.</summary>
+    int Level { get; }
+
+    /// <summary>The parent's listing for an artifact as cached here; null at level 0, or for an artifact the parent did not have.</summary>
+    Stream? OpenParentListing(string artifactName);
+
+    /// <summary>Where this snapshot's listing for an artifact is kept on this machine (a new file, written once).</summary>
+    Stream CreateListing(string artifactName);
+
+    /// <summary>This snapshot's listing for an artifact, as written (to store it as an artifact too).</summary>
+    Stream OpenListing(string artifactName);
 }
 
 /// <summary>One artifact being written. Write the whole content, then <see cref="CompleteAsync"/> with its facts.</summary>

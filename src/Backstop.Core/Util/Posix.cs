@@ -139,7 +139,7 @@ public static partial class Posix
             rc = legacy(buffer);
         }
 
-        return Parse(rc, buffer, out status, out error);
+        return ParseStat(rc, buffer, out status, out error);
     }
 
     [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -220,6 +220,43 @@ public static partial class Posix
                 : throw new IOException($"cannot create {path}: {Marshal.GetLastPInvokeErrorMessage()}");
         }
 
+        /// <summary><see cref="TryCreate"/> of a raw path (<see cref="RawFs"/>): a name that is not UTF-8 is created as its bytes.</summary>
+        public static NewFile? TryCreateRaw(string raw)
+        {
+            var fd = RawFs.OpenAt(RawFs.AtFdcwd, raw, OWronly | OCreat | OExcl | ONofollow, 0x180);
+            if (fd >= 0)
+            {
+                return new NewFile(RawFs.Display(raw), fd);
+            }
+
+            return Marshal.GetLastPInvokeError() == Eexist
+                ? null
+                : throw new IOException($"cannot create {RawFs.Display(raw)}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+
+        private IReadOnlyList<KeyValuePair<string, byte[]>> _xattrs = [];
+        private byte[]? _acl;
+
+        /// <summary>
+        /// Extended attributes and the access ACL (kernel form) that <see cref="Finish"/> sets through the descriptor,
+        /// after the owner: a change of owner clears <c>security.capability</c>.
+        /// </summary>
+        public void SetAttributes(IReadOnlyList<KeyValuePair<string, byte[]>> xattrs, byte[]? acl) => (_xattrs, _acl) = (xattrs, acl);
+
+        private void ApplyAttributes()
+        {
+            foreach (var (key, value) in _xattrs)
+            {
+                RawFs.SetXattr(_fd, null, key, value);
+            }
+
+            if (_acl is not null)
+            {
+                RawFs.SetXattr(_fd, null, "system.posix_acl_access", _acl);
+            }
+        }
+
+
         public unsafe void Write(ReadOnlySpan<byte> data)
         {
             fixed (byte* start = data)
@@ -244,7 +281,11 @@ public static partial class Posix
         }
 
         /// <summary>Sets the owner (when <paramref name="owner"/>), the mode and the modification time (to the nanosecond), and closes.</summary>
-        public unsafe void Finish(bool owner, int uid, int gid, uint mode, DateTimeOffset modified)
+        public void Finish(bool owner, int uid, int gid, uint mode, DateTimeOffset modified) =>
+            Finish(owner, uid, gid, mode, (modified.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100);
+
+        /// <summary>The same, with the modification time in nanoseconds since the epoch.</summary>
+        public unsafe void Finish(bool owner, int uid, int gid, uint mode, long mtimeNs)
         {
             if (owner && FchownNative(_fd, uid, gid) != 0)
             {
@@ -256,12 +297,12 @@ public static partial class Posix
                 throw new IOException($"cannot set the mode of {_path}: {Marshal.GetLastPInvokeErrorMessage()}");
             }
 
-            var ticks = modified.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
+            ApplyAttributes();
             var times = stackalloc long[4];
             times[0] = 0;
             times[1] = (1L << 30) - 2; // UTIME_OMIT: the access time is left as it is
-            times[2] = Math.DivRem(ticks, TimeSpan.TicksPerSecond, out var rest);
-            times[3] = rest * 100;
+            times[2] = Math.DivRem(mtimeNs, 1_000_000_000L, out var rest);
+            times[3] = rest;
             if (times[3] < 0)
             {
                 times[2] -= 1;
@@ -325,7 +366,7 @@ public static partial class Posix
         Stat(b => LstatNative(path, b), b => LxstatNative(StatVersion, path, b), ref _noLstatSymbol, out status, out error);
 
     /// <summary>A struct stat as this architecture lays it out.</summary>
-    private static unsafe bool Parse(int rc, byte* buffer, out FileStatus status, out string error)
+    internal static unsafe bool ParseStat(int rc, byte* buffer, out FileStatus status, out string error)
     {
         if (rc != 0)
         {
@@ -341,12 +382,18 @@ public static partial class Posix
             Architecture.X64 => new FileStatus(
                 *(ulong*)(buffer + 0), *(ulong*)(buffer + 8), *(ulong*)(buffer + 16), *(uint*)(buffer + 24),
                 *(uint*)(buffer + 28), *(uint*)(buffer + 32), *(long*)(buffer + 48),
-                *(long*)(buffer + 88), *(long*)(buffer + 96)) { Rdev = *(ulong*)(buffer + 40) },
+                *(long*)(buffer + 88), *(long*)(buffer + 96))
+            {
+                Rdev = *(ulong*)(buffer + 40), Blocks = *(long*)(buffer + 64), CtimeSeconds = *(long*)(buffer + 104), CtimeNanos = *(long*)(buffer + 112),
+            },
             // generic (arm64, riscv64): dev 8, ino 8, mode 4, nlink 4, uid 4, gid 4, rdev 8, pad 8, size 8, blksize 4, pad 4, blocks 8, atim 16, mtim 16
             Architecture.Arm64 or Architecture.RiscV64 or Architecture.LoongArch64 => new FileStatus(
                 *(ulong*)(buffer + 0), *(ulong*)(buffer + 8), *(uint*)(buffer + 20), *(uint*)(buffer + 16),
                 *(uint*)(buffer + 24), *(uint*)(buffer + 28), *(long*)(buffer + 48),
-                *(long*)(buffer + 88), *(long*)(buffer + 96)) { Rdev = *(ulong*)(buffer + 32) },
+                *(long*)(buffer + 88), *(long*)(buffer + 96))
+            {
+                Rdev = *(ulong*)(buffer + 32), Blocks = *(long*)(buffer + 64), CtimeSeconds = *(long*)(buffer + 104), CtimeNanos = *(long*)(buffer + 112),
+            },
             _ => throw new PlatformNotSupportedException($"lstat layout for {RuntimeInformation.ProcessArchitecture} is not known"),
         };
         return true;
@@ -381,6 +428,18 @@ public readonly record struct FileStatus(ulong Device, ulong Inode, ulong Links,
 {
     /// <summary>A device node's own device number (st_rdev).</summary>
     public ulong Rdev { get; init; }
+
+    /// <summary>512-byte blocks allocated (less than the size for a sparse file).</summary>
+    public long Blocks { get; init; }
+
+    /// <summary>The last change of the inode (content, mode, owner, links): what a rename or chmod moves and touch cannot set back.</summary>
+    public long CtimeSeconds { get; init; }
+
+    public long CtimeNanos { get; init; }
+
+    public long MtimeNs => MtimeSeconds * 1_000_000_000L + MtimeNanos;
+
+    public long CtimeNs => CtimeSeconds * 1_000_000_000L + CtimeNanos;
 
     /// <summary>The major number of <see cref="Rdev"/> (glibc's gnu_dev_major).</summary>
     public int RdevMajor => (int)(((Rdev >> 8) & 0xfff) | ((Rdev >> 32) & ~0xfffUL));

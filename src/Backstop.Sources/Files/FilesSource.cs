@@ -1,9 +1,9 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using System.Formats.Tar;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
+using Backstop.Sources.Files.Pax;
 
 namespace Backstop.Sources.Files;
 
@@ -83,11 +83,11 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     public void Select(IReadOnlyList<string> include, string? stripPrefix)
     {
         var globs = include.Select(g => new Glob(g)).ToList();
-        var prefix = stripPrefix?.Trim('/');
+        var prefix = stripPrefix is null ? null : RawFs.FromPath(stripPrefix.Trim('/'));
         _select = entry =>
         {
-            var absolute = "/" + entry.TrimEnd('/');
-            if (globs.Count > 0 && !globs.Any(g => Ancestors(absolute).Any(g.Matches)))
+            // Entry names are raw (the bytes stored); globs match the names as a person reads them.
+            if (globs.Count > 0 && !globs.Any(g => Ancestors("/" + RawFs.Display(entry.TrimEnd('/'))).Any(g.Matches)))
             {
                 return null;
             }
@@ -162,32 +162,79 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        await using var writer = await sink.BeginArtifactAsync(artifact, cancellationToken).ConfigureAwait(false);
-        var facts = new Walker(name, _exclude, sink, cancellationToken);
-        using (var tar = new TarWriter(writer.Content, TarEntryFormat.Pax, leaveOpen: true))
+        var chain = sink.Chain;
+        var parent = chain is null || chain.Level == 0 ? null : chain.OpenParentListing(artifact);
+        Listing.Reader? previous = null;
+        Listing.Writer? listing = null;
+        Walker walker;
+        try
         {
-            foreach (var root in options.Paths)
+            previous = parent is null ? null : new Listing.Reader(parent);
+            listing = chain is null ? null : new Listing.Writer(chain.CreateListing(artifact));
+            await using (var writer = await sink.BeginArtifactAsync(artifact, cancellationToken).ConfigureAwait(false))
             {
-                facts.Walk(tar, root);
+                walker = new Walker(name, _exclude, sink, previous, listing, cancellationToken);
+                var tar = new PaxWriter(writer.Content);
+                walker.WalkAll(tar, options.Paths);
+                tar.Finish();
+                var facts = walker.Facts();
+                if (chain is not null)
+                {
+                    facts["level"] = previous is null ? 0 : chain.Level;
+                }
+
+                await writer.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
             }
         }
+        finally
+        {
+            previous?.Dispose();
+            listing?.Dispose();
+        }
 
-        await writer.CompleteAsync(facts.Facts(), cancellationToken).ConfigureAwait(false);
+        if (chain is not null)
+        {
+            // The listing as an artifact too: a catalog rebuilt from the targets, or another machine, continues the chain from it.
+            await using var copy = await sink.BeginArtifactAsync(ListingName(artifact), cancellationToken).ConfigureAwait(false);
+            await using (var cached = chain.OpenListing(artifact))
+            {
+                await cached.CopyToAsync(copy.Content, cancellationToken).ConfigureAwait(false);
+            }
+
+            await copy.CompleteAsync(new Dictionary<string, long> { ["entries"] = walker.Listed }, cancellationToken).ConfigureAwait(false);
+        }
     }
+
+    /// <summary>The artifact that holds a chained tar's listing.</summary>
+    internal static string ListingName(string tarArtifact) => Path.GetFileNameWithoutExtension(tarArtifact) + ".listing";
 
     public IArtifactValidator? ValidatorFor(string artifactName) => artifactName == artifact ? new TarValidator() : null;
 
-    public string RestoreRecipe(string artifactName, string storedFile) => $"mkdir -p DEST && zstd -dc {storedFile} | tar -xpf - -C DEST";
+    public string RestoreRecipe(string artifactName, string storedFile) =>
+        artifactName.EndsWith(".listing", StringComparison.Ordinal)
+            ? "# the listing of the tree, for the next level's change detection; nothing to restore"
+            : $"mkdir -p DEST && zstd -dc {storedFile} | tar -x --incremental --xattrs --xattrs-include='*' --acls -pf - -C DEST";
 
-    /// <summary>Walks the paths depth-first in name order and writes each entry.</summary>
-    private sealed class Walker(string source, IReadOnlyList<Glob> exclude, ICaptureSink sink, CancellationToken cancellationToken)
+    /// <summary>
+    /// Walks the paths depth-first in walk order (<see cref="Listing.Compare"/>) and writes each folder (with its
+    /// GNU.dumpdir: every name in it) and each entry that is new or changed since the parent's listing (every entry
+    /// at level 0). Names are raw (<see cref="RawFs"/>): stored as the bytes they are.
+    /// </summary>
+    private sealed class Walker(string source, IReadOnlyList<Glob> exclude, ICaptureSink sink, Listing.Reader? previous, Listing.Writer? listing,
+        CancellationToken cancellationToken)
     {
         private readonly Dictionary<(ulong, ulong), string> _hardLinks = [];
+        private readonly HashSet<(ulong, ulong)> _linked = [];
         private long _files;
         private long _bytes;
         private long _directories;
         private long _symlinks;
         private long _specials;
+        private long _changedFiles;
+        private long _changedBytes;
+
+        /// <summary>Entries written to the listing.</summary>
+        public long Listed { get; private set; }
 
         public Dictionary<string, long> Facts() => new()
         {
@@ -196,99 +243,110 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             ["directories"] = _directories,
             ["symlinks"] = _symlinks,
             ["specials"] = _specials,
+            ["changed_files"] = _changedFiles,
+            ["changed_bytes"] = _changedBytes,
         };
 
-        public void Walk(TarWriter tar, string root)
+        /// <summary>One child of a folder, as listed and stat'ed before the folder's entry is written.</summary>
+        private sealed record Child(string Name, string Path, FileStatus Status, bool Changed);
+
+        public void WalkAll(PaxWriter tar, IReadOnlyList<string> roots)
         {
-            // The root by its path (as configured); everything under it relative to the folders held open above it.
-            if (!Posix.TryLstat(root, out var rootStatus, out var rootError))
+            // Roots that are files first (the listing's "" folder), then folders, each group in walk order.
+            var stated = new List<(string Raw, string Path, FileStatus St)>();
+            foreach (var root in roots)
             {
-                sink.Warn($"{root} vanished before it was read ({rootError})");
-                return;
+                if (!Posix.TryLstat(root, out var st, out var error))
+                {
+                    sink.Warn($"{root} vanished before it was read ({error})");
+                    continue;
+                }
+
+                stated.Add((RawFs.FromPath(root), root, st));
             }
 
-            if (!rootStatus.IsDirectory)
+            var files = stated.Where(r => !r.St.IsDirectory).OrderBy(r => r.Raw, Comparer<string>.Create(Listing.Compare)).ToList();
+            if (files.Count > 0)
             {
-                WriteEntry(tar, null, root, root, rootStatus);
-                return;
+                var known = previous?.Folder("") ?? [];
+                listing?.Folder("");
+                foreach (var (raw, path, st) in files)
+                {
+                    Visit(tar, null, new Child(raw, raw, st, IsChanged(known, raw, st)));
+                }
             }
 
-            Write(tar, Entry(TarEntryType.Directory, EntryName(root), rootStatus));
-            _directories++;
-            var top = PinnedDirectory.OpenRoot(root, rootStatus, out var problem, out _);
+            foreach (var (raw, path, st) in stated.Where(r => r.St.IsDirectory).OrderBy(r => r.Raw, Comparer<string>.Create(Listing.Compare)))
+            {
+                WalkFolder(tar, raw, path, st);
+            }
+        }
+
+        private bool IsChanged(Dictionary<string, Listing.Stat> known, string name, FileStatus st)
+        {
+            if (previous is null)
+            {
+                return true;
+            }
+
+            return !known.TryGetValue(name, out var before) || before != Listing.Stat.Of(st);
+        }
+
+        private void WalkFolder(PaxWriter tar, string raw, string path, FileStatus rootStatus)
+        {
+            var top = PinnedDirectory.OpenRoot(path, rootStatus, out var problem, out _);
             if (top is null)
             {
-                throw Unreadable(root, problem ?? "it cannot be opened");
+                throw Unreadable(raw, problem ?? "it cannot be opened");
             }
 
-            var stack = new Stack<(PinnedDirectory Folder, string[] Names, int Next)>();
+            var stack = new Stack<(PinnedDirectory Folder, Child[] Children, int Next)>();
             try
             {
-                stack.Push((top, List(top), 0));
+                stack.Push((top, Enter(tar, top, rootStatus), 0));
                 while (stack.Count > 0)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    var (folder, names, next) = stack.Pop();
-                    if (next == names.Length)
+                    var (folder, children, next) = stack.Pop();
+                    if (next == children.Length)
                     {
                         folder.Dispose();
                         continue;
                     }
 
-                    stack.Push((folder, names, next + 1));
-                    var name = names[next];
-                    var path = folder.Combine(name);
-                    if (exclude.Any(g => g.Matches(path)))
+                    stack.Push((folder, children, next + 1));
+                    var child = children[next];
+                    if (!child.Status.IsDirectory)
                     {
+                        Visit(tar, folder, child);
                         continue;
                     }
 
-                    if (!folder.TryLstat(name, out var st, out var error))
-                    {
-                        if (path.Contains('\uFFFD', StringComparison.Ordinal))
-                        {
-                            // Listed by the folder but not found under the name .NET decoded: its bytes are not UTF-8. It
-                            // cannot be stored under its own name, and skipping it would be a backup missing a file.
-                            throw Unreadable(path, "its name is not valid UTF-8, and backstop stores names as UTF-8 (pax); rename it (convmv -f latin1 -t utf8) or exclude it");
-                        }
-
-                        sink.Warn($"{path} vanished before it was read ({error})");
-                        continue;
-                    }
-
-                    if (!st.IsDirectory)
-                    {
-                        WriteEntry(tar, folder, name, path, st);
-                        continue;
-                    }
-
-                    var child = folder.OpenChild(name, st, out problem, out var kind);
-                    if (child is null)
+                    var opened = folder.OpenChild(child.Name, child.Status, out problem, out var kind);
+                    if (opened is null)
                     {
                         if (kind == OpenProblem.Unreadable)
                         {
-                            throw Unreadable(path, problem ?? "it cannot be opened");
+                            throw Unreadable(child.Path, problem ?? "it cannot be opened");
                         }
 
                         // Gone, or swapped for a symlink (or anything else) since it was listed: never followed.
-                        sink.Warn(kind == OpenProblem.Vanished ? $"{path}/ vanished before it was read" : $"{path}/ was not read: {problem}; it is not in this backup");
+                        sink.Warn(kind == OpenProblem.Vanished ? $"{Show(child.Path)}/ vanished before it was read" : $"{Show(child.Path)}/ was not read: {problem}; it is not in this backup");
                         continue;
                     }
 
-                    Write(tar, Entry(TarEntryType.Directory, EntryName(path), st));
-                    _directories++;
-                    string[] children;
+                    Child[] inner;
                     try
                     {
-                        children = List(child);
+                        inner = Enter(tar, opened, child.Status);
                     }
                     catch
                     {
-                        child.Dispose();
+                        opened.Dispose();
                         throw;
                     }
 
-                    stack.Push((child, children, 0));
+                    stack.Push((opened, inner, 0));
                 }
             }
             finally
@@ -300,96 +358,164 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             }
         }
 
-        private string[] List(PinnedDirectory folder)
+        /// <summary>Lists a folder, stats its children, and writes the folder's entry with its dumpdir and listing.</summary>
+        private Child[] Enter(PaxWriter tar, PinnedDirectory folder, FileStatus st)
         {
+            List<string> names;
             try
             {
-                return folder.Names();
+                names = folder.Names();
             }
             catch (DirectoryNotFoundException)
             {
-                sink.Warn($"{folder.Path}/ vanished while it was read");
-                return [];
+                sink.Warn($"{Show(folder.Path)}/ vanished while it was read");
+                names = [];
             }
-            catch (UnauthorizedAccessException e)
+            catch (IOException e) when (e.InnerException is UnauthorizedAccessException)
             {
                 throw Unreadable(folder.Path, e.Message);
             }
-        }
 
-        private static string EntryName(string path) => path.TrimStart('/') is { Length: > 0 } name ? name : ".";
-
-        /// <summary>A symlink, a regular file or a special file, in <paramref name="folder"/> (null: a root given by its path).</summary>
-        private void WriteEntry(TarWriter tar, PinnedDirectory? folder, string name, string path, FileStatus st)
-        {
-            if (st.IsSymlink)
+            var known = previous?.Folder(folder.Path) ?? [];
+            listing?.Folder(folder.Path);
+            var children = new List<Child>(names.Count);
+            var dumpdir = new MemoryStream();
+            foreach (var name in names)
             {
-                Write(tar, Entry(TarEntryType.SymbolicLink, EntryName(path), st, folder?.LinkTarget(name) ?? new FileInfo(path).LinkTarget ?? ""));
-                _symlinks++;
-            }
-            else if (st.IsRegular)
-            {
-                WriteFile(tar, folder, name, path, EntryName(path), st);
-            }
-            else if (st.Type is 0x1000 or 0x2000 or 0x6000)
-            {
-                // A FIFO, a character or a block device: its name, mode, owner and device number (no data), as GNU tar keeps them.
-                var entry = Entry(st.Type switch { 0x1000 => TarEntryType.Fifo, 0x2000 => TarEntryType.CharacterDevice, _ => TarEntryType.BlockDevice },
-                    EntryName(path), st);
-                if (st.Type != 0x1000)
+                var path = folder.Combine(name);
+                if (exclude.Count > 0 && exclude.Any(g => g.Matches(RawFs.Display(path))))
                 {
-                    entry.DeviceMajor = st.RdevMajor;
-                    entry.DeviceMinor = st.RdevMinor;
+                    continue;
                 }
 
-                Write(tar, entry);
-                _specials++;
+                if (!folder.TryLstat(name, out var cst, out var error))
+                {
+                    sink.Warn($"{Show(path)} vanished before it was read ({error})");
+                    continue;
+                }
+
+                if (!cst.IsDirectory && !cst.IsRegular && !cst.IsSymlink && cst.Type is not (0x1000 or 0x2000 or 0x6000))
+                {
+                    sink.Warn($"{Show(path)} is a {TypeName(cst)}, which is not backed up (tar has no form for it)");
+                    continue;
+                }
+
+                var child = new Child(name, path, cst, !cst.IsDirectory && IsChanged(known, name, cst));
+                children.Add(child);
+                dumpdir.WriteByte((byte)(cst.IsDirectory ? 'D' : child.Changed ? 'Y' : 'N'));
+                dumpdir.Write(RawFs.Bytes(name));
+                dumpdir.WriteByte(0);
             }
-            else
-            {
-                sink.Warn($"{path} is a {TypeName(st)}, which is not backed up (tar has no form for it)");
-            }
+
+            dumpdir.WriteByte(0);
+            var xattrs = Attributes(folder.Descriptor, null, folder.Path, out var access, out var defaults);
+            tar.Write(Entry(PaxType.Directory, EntryName(folder.Path), st) with { DumpDir = dumpdir.ToArray(), Xattrs = xattrs, AclAccess = access, AclDefault = defaults });
+            _directories++;
+            return [.. children];
         }
 
-        private void WriteFile(TarWriter tar, PinnedDirectory? folder, string name, string path, string entryName, FileStatus st)
+        private static string EntryName(string raw) => raw.TrimStart('/') is { Length: > 0 } name ? name : ".";
+
+        private static string Show(string raw) => RawFs.Display(raw);
+
+        /// <summary>A symlink, a regular file or a special file, in <paramref name="folder"/> (null: a root given by its path).</summary>
+        private void Visit(PaxWriter tar, PinnedDirectory? folder, Child child)
         {
-            if (st.Links > 1 && _hardLinks.TryGetValue((st.Device, st.Inode), out var first))
+            var st = child.Status;
+            if (!st.IsDirectory)
             {
-                Write(tar, Entry(TarEntryType.HardLink, entryName, st, first));
+                listing?.Entry(child.Name, Listing.Stat.Of(st));
+                Listed++;
+            }
+
+            if (st.IsRegular)
+            {
+                if (child.Changed && !WriteFile(tar, folder, child))
+                {
+                    return; // gone or replaced since it was listed: not in this backup
+                }
+
                 _files++;
+                if (st.Links <= 1 || _linked.Add((st.Device, st.Inode)))
+                {
+                    _bytes += st.Size; // a hard link's content counts once, as the tar holds it once
+                }
+
                 return;
             }
 
+            if (st.IsSymlink)
+            {
+                _symlinks++;
+            }
+            else
+            {
+                _specials++;
+            }
+
+            if (!child.Changed)
+            {
+                return;
+            }
+
+            var xattrs = folder is null ? RawFs.Xattrs(-1, child.Path) : folder.Xattrs(child.Name);
+            if (st.IsSymlink)
+            {
+                var target = folder is null ? RawFs.ReadLinkAt(RawFs.AtFdcwd, child.Path) ?? "" : folder.LinkTarget(child.Name);
+                tar.Write(Entry(PaxType.SymbolicLink, EntryName(child.Path), st) with { LinkName = RawFs.Bytes(target), Xattrs = xattrs });
+                return;
+            }
+
+            // A FIFO, a character or a block device: its name, mode, owner and device number (no data), as GNU tar keeps them.
+            var special = Entry(st.Type switch { 0x1000 => PaxType.Fifo, 0x2000 => PaxType.CharacterDevice, _ => PaxType.BlockDevice }, EntryName(child.Path), st)
+                with { Xattrs = xattrs };
+            tar.Write(st.Type == 0x1000 ? special : special with { DevMajor = st.RdevMajor, DevMinor = st.RdevMinor });
+        }
+
+        /// <summary>Stores a changed file; false when it was gone or replaced when opened (a warning, not in this backup).</summary>
+        private bool WriteFile(PaxWriter tar, PinnedDirectory? folder, Child child)
+        {
+            var st = child.Status;
+            var entryName = EntryName(child.Path);
+            if (st.Links > 1 && _hardLinks.TryGetValue((st.Device, st.Inode), out var first))
+            {
+                tar.Write(Entry(PaxType.HardLink, entryName, st) with { LinkName = RawFs.Bytes(first) });
+                _changedFiles++;
+                return true;
+            }
+
             var handle = folder is not null
-                ? folder.OpenFile(name, st, out var problem, out var kind)
-                : PinnedDirectory.OpenFile(Posix.Open(path, Posix.ORdonly | Posix.ONofollow | Posix.ONonblock | Posix.OCloexec, 0), st, out problem, out kind);
+                ? folder.OpenFile(child.Name, st, out var problem, out var kind)
+                : PinnedDirectory.OpenFile(RawFs.OpenAt(RawFs.AtFdcwd, child.Path, Posix.ORdonly | Posix.ONofollow | Posix.ONonblock), st, out problem, out kind);
             switch (kind)
             {
                 case OpenProblem.Vanished:
-                    sink.Warn($"{path} vanished before it was read");
-                    return;
+                    sink.Warn($"{Show(child.Path)} vanished before it was read");
+                    return false;
                 case OpenProblem.Replaced:
                     // Swapped for a symlink, a FIFO or another file since it was listed: never followed, never waited on.
-                    sink.Warn($"{path} was not read: {problem}; it is not in this backup");
-                    return;
+                    sink.Warn($"{Show(child.Path)} was not read: {problem}; it is not in this backup");
+                    return false;
                 case OpenProblem.Unreadable:
-                    throw Unreadable(path, problem ?? "it cannot be opened");
+                    throw Unreadable(child.Path, problem ?? "it cannot be opened");
             }
 
-            var stream = new FileStream(handle!, FileAccess.Read, bufferSize: 0);
-            var entry = Entry(TarEntryType.RegularFile, entryName, st);
-            using (var data = new FixedLengthStream(stream, st.Size))
+            using (handle)
             {
-                entry.DataStream = data;
-                Write(tar, entry);
+                var fd = (int)handle!.DangerousGetHandle();
+                var xattrs = Attributes(fd, null, child.Path, out var access, out _);
+                var entry = Entry(PaxType.File, entryName, st) with { Size = st.Size, Xattrs = xattrs, AclAccess = access };
+                using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 0);
+                using var data = new FixedLengthStream(stream, st.Size);
+                tar.Write(entry, data);
+                _ = data.Read(new byte[1]); // past the size: finds a file that grew
                 if (data.Shrank || data.Grew)
                 {
-                    sink.Warn($"{path} {(data.Shrank ? "shrank" : "grew")} while it was read; the copy holds its first {st.Size} bytes");
+                    sink.Warn($"{Show(child.Path)} {(data.Shrank ? "shrank" : "grew")} while it was read; the copy holds its first {st.Size} bytes");
                 }
-                else if (Posix.TryFstat((int)handle!.DangerousGetHandle(), out var after, out _)
-                         && (after.MtimeSeconds != st.MtimeSeconds || after.MtimeNanos != st.MtimeNanos || after.Size != st.Size))
+                else if (Posix.TryFstat(fd, out var after, out _) && (after.MtimeNs != st.MtimeNs || after.Size != st.Size))
                 {
-                    sink.Warn($"{path} changed while it was read; the copy may mix old and new content");
+                    sink.Warn($"{Show(child.Path)} changed while it was read; the copy may mix old and new content");
                 }
             }
 
@@ -398,37 +524,74 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 _hardLinks[(st.Device, st.Inode)] = entryName;
             }
 
-            _files++;
-            _bytes += st.Size;
+            _changedFiles++;
+            _changedBytes += st.Size;
+            return true;
+        }
+
+        /// <summary>
+        /// The extended attributes of an open file or folder (every namespace the process can read: user, trusted and
+        /// security when root), with the POSIX ACLs taken out into their text form, as GNU tar stores them.
+        /// </summary>
+        private List<KeyValuePair<string, byte[]>> Attributes(int fd, string? raw, string path, out string? access, out string? defaults)
+        {
+            access = defaults = null;
+            List<KeyValuePair<string, byte[]>> all;
+            try
+            {
+                all = RawFs.Xattrs(fd, raw);
+            }
+            catch (IOException e)
+            {
+                throw Unreadable(path, e.Message);
+            }
+
+            if (all.Count == 0)
+            {
+                return all;
+            }
+
+            var kept = new List<KeyValuePair<string, byte[]>>(all.Count);
+            foreach (var (key, value) in all)
+            {
+                try
+                {
+                    switch (key)
+                    {
+                        case Pax.PosixAcl.AccessXattr:
+                            access = Pax.PosixAcl.ToText(value);
+                            continue;
+                        case Pax.PosixAcl.DefaultXattr:
+                            defaults = Pax.PosixAcl.ToText(value);
+                            continue;
+                    }
+                }
+                catch (FormatException e)
+                {
+                    sink.Warn($"{Show(path)}: its ACL {key} is not read ({e.Message}); it is not in this backup");
+                    continue;
+                }
+
+                kept.Add(new(key, value));
+            }
+
+            return kept;
         }
 
         private BackupException Unreadable(string path, string why) =>
-            new($"source '{source}': cannot read {path} ({why}); fix its permissions or add it to 'exclude'");
+            new($"source '{source}': cannot read {Show(path)} ({why}); fix its permissions or add it to 'exclude'");
 
-        /// <summary>
-        /// A pax entry; a GNU one when the name or link target holds a newline: .NET's reader refuses a pax record whose
-        /// value holds one (a valid record, which GNU tar reads), while GNU long-name entries carry any byte but NUL.
-        /// </summary>
-        private static PosixTarEntry Entry(TarEntryType type, string name, FileStatus st, string? linkName = null)
+        private static PaxEntry Entry(PaxType type, string rawName, FileStatus st) => new()
         {
-            PosixTarEntry entry = name.Contains('\n', StringComparison.Ordinal) || linkName?.Contains('\n', StringComparison.Ordinal) == true
-                ? new GnuTarEntry(type, name)
-                : new PaxTarEntry(type, name);
-            if (linkName is not null)
-            {
-                entry.LinkName = linkName;
-            }
-
-            entry.Mode = (UnixFileMode)(st.Mode & 0xFFF);
-            entry.Uid = (int)st.Uid;
-            entry.Gid = (int)st.Gid;
-            entry.UserName = Posix.UserName(st.Uid);
-            entry.GroupName = Posix.GroupName(st.Gid);
-            entry.ModificationTime = st.Modified;
-            return entry;
-        }
-
-        private static void Write(TarWriter tar, TarEntry entry) => tar.WriteEntry(entry);
+            Type = type,
+            Name = RawFs.Bytes(rawName),
+            Mode = (int)(st.Mode & 0xFFF),
+            Uid = st.Uid,
+            Gid = st.Gid,
+            UserName = Posix.UserName(st.Uid),
+            GroupName = Posix.GroupName(st.Gid),
+            MTimeNs = st.MtimeNs,
+        };
 
         private static string TypeName(FileStatus st) => st.Type switch
         {
@@ -441,9 +604,11 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     }
 
     /// <summary>
-    /// Re-reads the tar and counts its files and bytes, which must be what the capture counted. Backstop's own pax
-    /// reader: it checks every header's checksum, requires the end-of-archive blocks, and skips content without copying
-    /// where the stream allows (the run's check); a stored copy read by <c>verify --deep</c> is hostile input to it.
+    /// Re-reads the tar and counts the files and bytes it stores (<c>changed_files</c>, <c>changed_bytes</c>), which must
+    /// be what the capture counted; for a full (no folder lists a name as not stored) also <c>files</c> and
+    /// <c>bytes</c>. Backstop's own pax reader: it checks every header's checksum, requires the end-of-archive blocks,
+    /// and skips content without copying where the stream allows (the run's check); a stored copy read by
+    /// <c>verify --deep</c> is hostile input to it.
     /// </summary>
     private sealed class TarValidator : IArtifactValidator
     {
@@ -451,22 +616,51 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             Task.Run<IReadOnlyDictionary<string, long>>(() =>
             {
                 long files = 0, bytes = 0;
-                var reader = new Pax.PaxReader(content);
+                var partial = false;
+                var reader = new PaxReader(content);
                 while (reader.Next() is { } entry)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    if (entry.Type is Pax.PaxType.File)
+                    if (entry.Type is PaxType.File)
                     {
                         files++;
                         bytes += entry.Size;
                     }
-                    else if (entry.Type == Pax.PaxType.HardLink)
+                    else if (entry.Type == PaxType.HardLink)
                     {
                         files++;
                     }
+                    else if (entry.DumpDir is { } dumpdir && !partial)
+                    {
+                        partial = NamesUnstored(dumpdir);
+                    }
                 }
 
-                return new Dictionary<string, long> { ["files"] = files, ["bytes"] = bytes };
+                var facts = new Dictionary<string, long> { ["changed_files"] = files, ["changed_bytes"] = bytes };
+                if (!partial)
+                {
+                    facts["files"] = files;
+                    facts["bytes"] = bytes;
+                }
+
+                return facts;
             }, cancellationToken);
+
+        /// <summary>Whether a dumpdir names an entry that this archive does not store ('N'): a level above a full.</summary>
+        private static bool NamesUnstored(byte[] dumpdir)
+        {
+            var start = true;
+            foreach (var b in dumpdir)
+            {
+                if (start && b == (byte)'N')
+                {
+                    return true;
+                }
+
+                start = b == 0;
+            }
+
+            return false;
+        }
     }
 }

@@ -23,7 +23,7 @@ internal enum OpenProblem
 /// <summary>
 /// A folder the walker holds open while it reads what is in it: every child is listed, stat'ed and opened relative to
 /// this descriptor (<c>openat</c>, and <c>/proc/self/fd/N/NAME</c> for what .NET reads by path), never by a path from
-/// the root again. A folder or file swapped for a symlink after it was listed is not followed: the child is opened
+/// the root again. Names are raw strings (<see cref="RawFs"/>): a name that is not UTF-8 is read as the bytes it is. A folder or file swapped for a symlink after it was listed is not followed: the child is opened
 /// with <c>O_NOFOLLOW</c> (and <c>O_NONBLOCK</c>, so a FIFO put in a file's place never hangs the backup), and the
 /// <c>fstat</c> of what was opened must be the device and inode that were listed.
 /// </summary>
@@ -33,7 +33,7 @@ internal sealed class PinnedDirectory : IDisposable
 
     private PinnedDirectory(int fd, string path) => (_fd, Path) = (fd, path);
 
-    /// <summary>The folder's path as the backup names it (not where it is now, if it was moved).</summary>
+    /// <summary>The folder's path as the backup names it (not where it is now, if it was moved), raw (<see cref="RawFs"/>).</summary>
     public string Path { get; }
 
     private string Pinned => $"/proc/self/fd/{_fd.ToString(CultureInfo.InvariantCulture)}";
@@ -42,30 +42,31 @@ internal sealed class PinnedDirectory : IDisposable
     public static PinnedDirectory? OpenRoot(string path, FileStatus listed, out string? problem, out OpenProblem kind)
     {
         var fd = Posix.Open(path, Posix.ORdonly | Posix.ODirectory | Posix.OCloexec, 0);
-        return Checked(fd, path, listed, out problem, out kind);
+        return Checked(fd, RawFs.FromPath(path), listed, out problem, out kind);
     }
 
-    /// <summary>The names in the folder, in ordinal order.</summary>
-    public string[] Names()
-    {
-        var names = Directory.GetFileSystemEntries(Pinned).Select(System.IO.Path.GetFileName).OfType<string>().ToArray();
-        Array.Sort(names, StringComparer.Ordinal);
-        return names;
-    }
+    /// <summary>The folder's descriptor, for calls made on it (extended attributes).</summary>
+    public int Descriptor => _fd;
+
+    /// <summary>The names in the folder as raw strings (<see cref="RawFs"/>), in byte order.</summary>
+    public List<string> Names() => RawFs.List(_fd);
 
     /// <summary>The child's lstat, relative to this folder.</summary>
-    public bool TryLstat(string name, out FileStatus status, out string error) => Posix.TryLstat($"{Pinned}/{name}", out status, out error);
+    public bool TryLstat(string name, out FileStatus status, out string error) => RawFs.TryLstatAt(_fd, name, out status, out error);
 
-    /// <summary>Where a symlink in this folder points.</summary>
-    public string LinkTarget(string name) => new FileInfo($"{Pinned}/{name}").LinkTarget ?? "";
+    /// <summary>Where a symlink in this folder points (raw).</summary>
+    public string LinkTarget(string name) => RawFs.ReadLinkAt(_fd, name) ?? "";
+
+    /// <summary>The extended attributes of a child that is not opened (a symlink or special file), never followed.</summary>
+    public List<KeyValuePair<string, byte[]>> Xattrs(string name) => RawFs.Xattrs(-1, Pinned + "/" + name);
 
     /// <summary>A child folder, when it is still the one listed; null with why otherwise.</summary>
     public PinnedDirectory? OpenChild(string name, FileStatus listed, out string? problem, out OpenProblem kind) =>
-        Checked(Posix.OpenAt(_fd, name, Posix.ORdonly | Posix.ODirectory | Posix.ONofollow | Posix.ONonblock), Combine(name), listed, out problem, out kind);
+        Checked(RawFs.OpenAt(_fd, name, Posix.ORdonly | Posix.ODirectory | Posix.ONofollow | Posix.ONonblock), Combine(name), listed, out problem, out kind);
 
     /// <summary>A child file for reading, when it is still the one listed; null with why otherwise.</summary>
     public SafeFileHandle? OpenFile(string name, FileStatus listed, out string? problem, out OpenProblem kind) =>
-        OpenFile(Posix.OpenAt(_fd, name, Posix.ORdonly | Posix.ONofollow | Posix.ONonblock), listed, out problem, out kind);
+        OpenFile(RawFs.OpenAt(_fd, name, Posix.ORdonly | Posix.ONofollow | Posix.ONonblock), listed, out problem, out kind);
 
     /// <summary>A file descriptor just opened (or -1 with errno), kept when it is the entry listed.</summary>
     public static SafeFileHandle? OpenFile(int fd, FileStatus listed, out string? problem, out OpenProblem kind)

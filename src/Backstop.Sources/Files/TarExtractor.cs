@@ -1,6 +1,6 @@
-using System.Formats.Tar;
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
+using Backstop.Sources.Files.Pax;
 
 namespace Backstop.Sources.Files;
 
@@ -12,22 +12,29 @@ namespace Backstop.Sources.Files;
 internal static class TarExtractor
 {
     /// <summary>What an extraction wrote, and the archive's entry for the folder itself when it had one.</summary>
-    internal sealed record TarExtraction(Dictionary<string, long> Facts, TarEntry? Root);
+    internal sealed record TarExtraction(Dictionary<string, long> Facts, PaxEntry? Root);
 
-    /// <param name="select">Maps an entry's name to the name it is restored under, or null to leave it out (a partial restore).</param>
-    public static async Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select = null)
+    /// <param name="select">Maps an entry's raw name to the raw name it is restored under, or null to leave it out (a partial restore).</param>
+    /// <param name="level">
+    /// Whether this is a level above a full, applied over what the levels below it restored: a folder's dumpdir then
+    /// removes every name in it that the folder no longer has (deletions and renames), as <c>tar --incremental</c> does.
+    /// </param>
+    public static Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select = null, bool level = false) =>
+        Task.Run(() => Extract(tar, RawFs.FromPath(root), cancellationToken, select, level), cancellationToken);
+
+    private static TarExtraction Extract(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select, bool level)
     {
         long files = 0, bytes = 0, folders = 0, symlinks = 0, specials = 0;
-        var directories = new List<(string Path, TarEntry Entry)>();
-        TarEntry? rootEntry = null;
+        var directories = new List<(string Path, PaxEntry Entry)>();
+        PaxEntry? rootEntry = null;
         var safe = new SafeFolders(root);
         var asRoot = Environment.UserName == "root";
         var buffer = new byte[1 << 18];
-        await using var reader = new TarReader(tar, leaveOpen: true);
-        while (reader.GetNextEntry(copyData: false) is { } entry)
+        var reader = new PaxReader(tar);
+        while (reader.Next() is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var name = entry.Name;
+            var name = RawFs.FromBytes(entry.Name);
             if (select is not null)
             {
                 if (select(name) is not { } chosen)
@@ -40,90 +47,101 @@ internal static class TarExtractor
 
             var path = Inside(root, name);
             safe.Check(path, name);
-            switch (entry.EntryType)
+            switch (entry.Type)
             {
-                case TarEntryType.Directory when path == Path.TrimEndingDirectorySeparator(root):
-                    rootEntry = entry; // the destination's own mode and time, for the caller to apply
+                case PaxType.Directory:
+                    if (path == Path.TrimEndingDirectorySeparator(root))
+                    {
+                        rootEntry = entry; // the destination's own mode and time, for the caller to apply
+                    }
+                    else
+                    {
+                        safe.CheckFolder(path, name, replace: level);
+                        safe.Create(path);
+                        directories.Add((path, entry));
+                    }
+
+                    if (level && entry.DumpDir is { } dumpdir)
+                    {
+                        Purge(path, dumpdir);
+                    }
+
                     folders++;
                     break;
-                case TarEntryType.Directory:
-                    safe.CheckFolder(path, entry.Name);
-                    safe.Create(path);
-                    directories.Add((path, entry));
-                    folders++;
-                    break;
-                case TarEntryType.RegularFile or TarEntryType.V7RegularFile:
+                case PaxType.File:
                     safe.Create(Path.GetDirectoryName(path)!);
                     // Synchronous on purpose: the bytes are produced ahead on other threads, and a thread-pool hop per
                     // small file costs more than the write.
-                    var file = Posix.NewFile.TryCreate(path);
+                    var file = Posix.NewFile.TryCreateRaw(path);
                     if (file is null)
                     {
-                        File.Delete(path); // the archive names it twice, or --force over an existing file
-                        file = Posix.NewFile.TryCreate(path) ?? throw new IOException($"cannot create {path}: it keeps coming back");
+                        RemoveExisting(path); // the archive names it twice, a later level, or --force over an existing file
+                        file = Posix.NewFile.TryCreateRaw(path) ?? throw new IOException($"cannot create {RawFs.Display(path)}: it keeps coming back");
                     }
 
                     using (file)
                     {
-                        if (entry.DataStream is { } data)
+                        int n;
+                        while ((n = reader.Read(buffer)) > 0)
                         {
-                            int n;
-                            while ((n = data.Read(buffer)) > 0)
-                            {
-                                file.Write(buffer.AsSpan(0, n));
-                            }
+                            file.Write(buffer.AsSpan(0, n));
                         }
 
-                        file.Finish(asRoot, entry.Uid, entry.Gid, (uint)entry.Mode, entry.ModificationTime);
+                        file.SetAttributes(entry.Xattrs, entry.AclAccess is { } acl ? PosixAcl.FromText(acl) : null);
+                        file.Finish(asRoot, (int)entry.Uid, (int)entry.Gid, (uint)entry.Mode, entry.MTimeNs);
                     }
 
                     files++;
-                    bytes += entry.Length;
+                    bytes += entry.Size;
                     break;
-                case TarEntryType.HardLink:
-                    var linked = select is null ? entry.LinkName
-                        : select(entry.LinkName) ?? throw new BackupException($"{entry.Name} is a hard link to {entry.LinkName}, which the selection leaves out; include it too");
+                case PaxType.HardLink:
+                    var linked = RawFs.FromBytes(entry.LinkName);
+                    linked = select is null ? linked
+                        : select(linked) ?? throw new BackupException($"{RawFs.Display(name)} is a hard link to {RawFs.Display(linked)}, which the selection leaves out; include it too");
                     var target = Inside(root, linked);
                     safe.Check(target, linked);
                     safe.Create(Path.GetDirectoryName(path)!);
-                    DeleteExisting(path);
-                    Posix.HardLink(target, path);
+                    RemoveExisting(path);
+                    RawFs.HardLink(target, path);
                     files++;
                     break;
-                case TarEntryType.SymbolicLink:
+                case PaxType.SymbolicLink:
                     safe.Create(Path.GetDirectoryName(path)!);
-                    DeleteExisting(path);
-                    File.CreateSymbolicLink(path, entry.LinkName);
+                    RemoveExisting(path);
+                    RawFs.Symlink(RawFs.FromBytes(entry.LinkName), path);
                     safe.Forget(path); // a folder of that name checked before is a symlink now
-                    symlinks++;
                     if (asRoot)
                     {
-                        Posix.Lchown(path, entry.Uid, entry.Gid);
+                        RawFs.Lchown(path, (int)entry.Uid, (int)entry.Gid);
                     }
 
+                    SetXattrs(path, entry);
+                    RawFs.SetModified(path, entry.MTimeNs);
+                    symlinks++;
                     break;
-                case TarEntryType.Fifo or TarEntryType.CharacterDevice or TarEntryType.BlockDevice:
-                    if (entry.EntryType != TarEntryType.Fifo && !asRoot)
+                case PaxType.Fifo or PaxType.CharacterDevice or PaxType.BlockDevice:
+                    if (entry.Type != PaxType.Fifo && !asRoot)
                     {
-                        throw new BackupException($"tar entry {name} is a device node ({entry.EntryType}), which only root can make: restore as root, or leave it out with --include");
+                        throw new BackupException($"tar entry {RawFs.Display(name)} is a device node ({entry.Type}), which only root can make: restore as root, or leave it out with --include");
                     }
 
                     safe.Create(Path.GetDirectoryName(path)!);
-                    DeleteExisting(path);
-                    Posix.MakeNode(path, entry.EntryType switch { TarEntryType.Fifo => 0x1000u, TarEntryType.CharacterDevice => 0x2000u, _ => 0x6000u },
-                        (uint)entry.Mode, (entry as PosixTarEntry)?.DeviceMajor ?? 0, (entry as PosixTarEntry)?.DeviceMinor ?? 0);
+                    RemoveExisting(path);
+                    RawFs.MakeNode(path, entry.Type switch { PaxType.Fifo => 0x1000u, PaxType.CharacterDevice => 0x2000u, _ => 0x6000u },
+                        (uint)entry.Mode, entry.DevMajor, entry.DevMinor);
                     safe.Forget(path);
                     if (asRoot)
                     {
-                        Posix.Lchown(path, entry.Uid, entry.Gid);
+                        RawFs.Lchown(path, (int)entry.Uid, (int)entry.Gid);
                     }
 
-                    File.SetUnixFileMode(path, entry.Mode); // past the umask
-                    File.SetLastWriteTimeUtc(path, entry.ModificationTime.UtcDateTime);
+                    SetXattrs(path, entry);
+                    RawFs.Chmod(path, entry.Mode); // past the umask
+                    RawFs.SetModified(path, entry.MTimeNs);
                     specials++;
                     break;
                 default:
-                    throw new BackupException($"tar entry {name} is a {entry.EntryType}, which backstop does not restore");
+                    throw new BackupException($"tar entry {RawFs.Display(name)} is a {entry.Type}, which backstop does not restore");
             }
         }
 
@@ -140,11 +158,59 @@ internal static class TarExtractor
     }
 
     /// <summary>Applies the archive's entry for its top folder (a backup of '/') to the folder restored into.</summary>
-    public static void ApplyRoot(string folder, TarEntry? rootEntry)
+    public static void ApplyRoot(string folder, PaxEntry? rootEntry)
     {
         if (rootEntry is not null)
         {
-            Apply(folder, rootEntry, Environment.UserName == "root");
+            Apply(RawFs.FromPath(folder), rootEntry, Environment.UserName == "root");
+        }
+    }
+
+    /// <summary>Removes what a folder holds on disk that its dumpdir does not name (deleted or renamed since the level below).</summary>
+    private static void Purge(string folder, byte[] dumpdir)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var start = 0;
+        for (var i = 0; i < dumpdir.Length; i++)
+        {
+            if (dumpdir[i] == 0)
+            {
+                if (i > start + 1)
+                {
+                    names.Add(RawFs.FromBytes(dumpdir.AsSpan(start + 1, i - start - 1)));
+                }
+
+                start = i + 1;
+            }
+        }
+
+        var fd = RawFs.OpenAt(RawFs.AtFdcwd, folder, Posix.ORdonly | Posix.ODirectory | Posix.ONofollow);
+        if (fd < 0)
+        {
+            return;
+        }
+
+        List<string> present;
+        try
+        {
+            present = RawFs.List(fd);
+        }
+        finally
+        {
+            Posix.Close(fd);
+        }
+
+        foreach (var name in present.Where(n => !names.Contains(n) && !n.StartsWith(Common.Staging.Prefix, StringComparison.Ordinal)))
+        {
+            RawFs.RemoveTree(folder + "/" + name);
+        }
+    }
+
+    private static void SetXattrs(string path, PaxEntry entry)
+    {
+        foreach (var (key, value) in entry.Xattrs)
+        {
+            RawFs.SetXattr(-1, path, key, value);
         }
     }
 
@@ -180,9 +246,9 @@ internal static class TarExtractor
             var dir = Path.GetDirectoryName(path);
             while (dir is not null && dir.Length > _top.Length && !_known.Contains(dir))
             {
-                if (Posix.TryLstat(dir, out var st, out _) && st.IsSymlink)
+                if (RawFs.TryLstat(dir, out var st, out _) && st.IsSymlink)
                 {
-                    throw new BackupException($"refused: tar entry '{name}' would be written through the symlink {dir}");
+                    throw new BackupException($"refused: tar entry '{RawFs.Display(name)}' would be written through the symlink {RawFs.Display(dir)}");
                 }
 
                 dir = Path.GetDirectoryName(dir);
@@ -193,13 +259,20 @@ internal static class TarExtractor
         /// A folder entry's own name must not already be something else: a symlink the archive made there would be
         /// followed by the folder's creation, its mode and time, and every entry under it.
         /// </summary>
-        public void CheckFolder(string path, string name)
+        /// <param name="replace">A later level: what a lower level put there (a file or symlink since replaced by a folder) is removed.</param>
+        public void CheckFolder(string path, string name, bool replace)
         {
-            if (!_known.Contains(path) && Posix.TryLstat(path, out var st, out _) && !st.IsDirectory)
+            if (!_known.Contains(path) && RawFs.TryLstat(path, out var st, out _) && !st.IsDirectory)
             {
+                if (replace)
+                {
+                    RawFs.RemoveTree(path);
+                    return;
+                }
+
                 throw new BackupException(st.IsSymlink
-                    ? $"refused: tar entry '{name}' would make a folder of the symlink {path} (writing through it)"
-                    : $"refused: tar entry '{name}' is a folder where the archive already put a file");
+                    ? $"refused: tar entry '{RawFs.Display(name)}' would make a folder of the symlink {RawFs.Display(path)} (writing through it)"
+                    : $"refused: tar entry '{RawFs.Display(name)}' is a folder where the archive already put a file");
             }
         }
 
@@ -211,31 +284,51 @@ internal static class TarExtractor
                 return;
             }
 
-            Directory.CreateDirectory(dir);
+            CreateAll(dir);
             for (var d = dir; d is not null && d.Length > _top.Length && _known.Add(d); d = Path.GetDirectoryName(d))
             {
+            }
+        }
+
+        private void CreateAll(string dir)
+        {
+            if (_known.Contains(dir) || dir.Length <= _top.Length || (RawFs.TryLstat(dir, out var st, out _) && st.IsDirectory))
+            {
+                return;
+            }
+
+            CreateAll(Path.GetDirectoryName(dir)!);
+            if (!RawFs.MakeDirectory(dir, 0x1ED) && RawFs.Errno != 17) // 0755; EEXIST: made meanwhile
+            {
+                throw new IOException($"cannot create the folder {RawFs.Display(dir)}: {System.Runtime.InteropServices.Marshal.GetLastPInvokeErrorMessage()}");
             }
         }
 
         public void Forget(string path) => _known.RemoveWhere(k => k == path || k.StartsWith(path + "/", StringComparison.Ordinal));
     }
 
-    private static void DeleteExisting(string path)
-    {
-        if (Posix.TryLstat(path, out _, out _))
-        {
-            File.Delete(path);
-        }
-    }
+    /// <summary>Whatever a name is (a file, a symlink, a folder a later level replaced): removed, never followed.</summary>
+    private static void RemoveExisting(string path) => RawFs.RemoveTree(path);
 
-    private static void Apply(string path, TarEntry entry, bool asRoot)
+    private static void Apply(string path, PaxEntry entry, bool asRoot)
     {
         if (asRoot)
         {
-            Posix.Lchown(path, entry.Uid, entry.Gid);
+            RawFs.Lchown(path, (int)entry.Uid, (int)entry.Gid);
         }
 
-        File.SetUnixFileMode(path, entry.Mode);
-        File.SetLastWriteTimeUtc(path, entry.ModificationTime.UtcDateTime);
+        SetXattrs(path, entry);
+        if (entry.AclAccess is { } access)
+        {
+            RawFs.SetXattr(-1, path, PosixAcl.AccessXattr, PosixAcl.FromText(access));
+        }
+
+        if (entry.AclDefault is { } defaults)
+        {
+            RawFs.SetXattr(-1, path, PosixAcl.DefaultXattr, PosixAcl.FromText(defaults));
+        }
+
+        RawFs.Chmod(path, entry.Mode);
+        RawFs.SetModified(path, entry.MTimeNs);
     }
 }

@@ -1,4 +1,3 @@
-using System.Formats.Tar;
 using System.Globalization;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
@@ -6,6 +5,8 @@ using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Sealing;
 using Backstop.Core.Sealing.Age;
+using Backstop.Core.Util;
+using Backstop.Sources.Files.Pax;
 
 namespace Backstop.Cli.Verbs;
 
@@ -56,44 +57,44 @@ internal static class LsVerb
         foreach (var a in tars)
         {
             await using var content = await OpenAsync(config, snapshot, a, identities, cancellationToken).ConfigureAwait(false);
-            using var reader = new TarReader(new Backstop.Sources.Common.ForwardOnlyStream(content), leaveOpen: true);
-            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } e)
+            var reader = new PaxReader(new Backstop.Sources.Common.ForwardOnlyStream(content));
+            while (await Task.Run(reader.Next, cancellationToken).ConfigureAwait(false) is { } e)
             {
-                if (e.EntryType is TarEntryType.ExtendedAttributes or TarEntryType.GlobalExtendedAttributes)
-                {
-                    continue;
-                }
-
-                var entryName = e.Name.TrimEnd('/');
+                var entryName = RawFs.Display(RawFs.FromBytes(e.Name)).TrimEnd('/');
                 if (!string.IsNullOrEmpty(prefix) && !Under(entryName, prefix, relative))
                 {
                     continue;
                 }
 
                 shown++;
-                var type = e.EntryType switch
+                var type = e.Type switch
                 {
-                    TarEntryType.Directory => "directory",
-                    TarEntryType.SymbolicLink => "symlink",
-                    TarEntryType.HardLink => "hardlink",
-                    TarEntryType.RegularFile or TarEntryType.V7RegularFile => "file",
-                    _ => e.EntryType.ToString().ToLowerInvariant(),
+                    PaxType.Directory => "directory",
+                    PaxType.SymbolicLink => "symlink",
+                    PaxType.HardLink => "hardlink",
+                    PaxType.File => "file",
+                    PaxType.Fifo => "fifo",
+                    PaxType.CharacterDevice => "characterdevice",
+                    _ => "blockdevice",
                 };
+                var linkName = RawFs.Display(RawFs.FromBytes(e.LinkName));
+                var mtime = DateTimeOffset.UnixEpoch.AddTicks(e.MTimeNs / 100);
                 if (context.Json)
                 {
                     entries.Add(new
                     {
-                        Artifact = a.Name, Name = "/" + entryName, Type = type, Mode = Convert.ToString((int)e.Mode, 8).PadLeft(4, '0'),
-                        e.Uid, e.Gid, Size = e.Length, Mtime = e.ModificationTime, Link = e.LinkName.Length > 0 ? e.LinkName : null,
+                        Artifact = a.Name, Name = "/" + entryName, Type = type, Mode = Convert.ToString(e.Mode, 8).PadLeft(4, '0'),
+                        e.Uid, e.Gid, e.Size, Mtime = mtime, Link = linkName.Length > 0 ? linkName : null,
+                        Xattrs = e.Xattrs.Count > 0 ? e.Xattrs.Select(x => x.Key).ToList() : null, Acl = e.AclAccess is not null || e.AclDefault is not null ? true : (bool?)null,
                     });
                 }
                 else
                 {
                     // Names come from an archive: a control character in one (an escape sequence) is shown as '?', never sent to the terminal.
-                    var link = e.EntryType is TarEntryType.SymbolicLink ? $" -> {Core.Util.ServerText.Escape(e.LinkName)}"
-                        : e.EntryType is TarEntryType.HardLink ? $" link to /{Core.Util.ServerText.Escape(e.LinkName)}" : "";
+                    var link = e.Type is PaxType.SymbolicLink ? $" -> {Core.Util.ServerText.Escape(linkName)}"
+                        : e.Type is PaxType.HardLink ? $" link to /{Core.Util.ServerText.Escape(linkName)}" : "";
                     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Length,12} {e.ModificationTime.UtcDateTime:yyyy-MM-dd HH:mm} /{Core.Util.ServerText.Escape(entryName)}{link}"));
+                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Size,12} {mtime.UtcDateTime:yyyy-MM-dd HH:mm} /{Core.Util.ServerText.Escape(entryName)}{link}"));
                 }
             }
         }
@@ -144,10 +145,14 @@ internal static class LsVerb
     }
 
     /// <summary>drwxr-xr-x, as tar -tv and ls -l print it.</summary>
-    private static string Mode(TarEntry e)
+    private static string Mode(PaxEntry e)
     {
-        var kind = e.EntryType switch { TarEntryType.Directory => 'd', TarEntryType.SymbolicLink => 'l', TarEntryType.HardLink => 'h', _ => '-' };
-        var m = (int)e.Mode;
+        var kind = e.Type switch
+        {
+            PaxType.Directory => 'd', PaxType.SymbolicLink => 'l', PaxType.HardLink => 'h', PaxType.Fifo => 'p', PaxType.CharacterDevice => 'c',
+            PaxType.BlockDevice => 'b', _ => '-',
+        };
+        var m = e.Mode;
         var chars = new char[10];
         chars[0] = kind;
         var letters = "rwxrwxrwx";
