@@ -55,9 +55,14 @@ internal static class CommandLine
             HelpName = "DURATION",
             Arity = ArgumentArity.ZeroOrOne,
         };
+        var full = new Option<bool>("--full")
+        {
+            Description = "Store everything anew: each incremental source starts a new chain with a full snapshot (level 0)",
+        };
         run.Add(acceptShrink);
         run.Add(wait);
-        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), p.GetValue(acceptShrink), WaitOf(p, wait), ct));
+        run.Add(full);
+        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), p.GetValue(acceptShrink), WaitOf(p, wait), ct, p.GetValue(full)));
         root.Add(run);
 
         var statusSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable); the exit code is theirs", HelpName = "NAME" };

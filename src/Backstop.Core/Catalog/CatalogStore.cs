@@ -132,6 +132,12 @@ public sealed partial class CatalogStore : IDisposable
         ALTER TABLE drills ADD COLUMN target TEXT;
         UPDATE drills SET target = json_extract(detail, '$.copies[0].target') WHERE json_valid(detail);
         """,
+        """
+        ALTER TABLE snapshots ADD COLUMN parent TEXT;
+        ALTER TABLE snapshots ADD COLUMN level INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE artifacts ADD COLUMN level INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX snapshots_by_parent ON snapshots(parent) WHERE parent IS NOT NULL;
+        """,
     ];
 
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();
@@ -255,9 +261,9 @@ public sealed partial class CatalogStore : IDisposable
         using (var cmd = Command(
                    """
                    UPDATE snapshots SET state = $st, finished_at = $f, raw_bytes = $r, stored_bytes = $sb, facts = $facts,
-                       warnings = $w, error = $e WHERE id = $id
+                       warnings = $w, error = $e, parent = $p, level = $l WHERE id = $id
                    """,
-                   ("$st", StateName(s.State)), ("$f", s.FinishedAt is { } f ? Time(f) : null), ("$r", s.RawBytes),
+                   ("$p", s.Parent), ("$l", s.Level), ("$st", StateName(s.State)), ("$f", s.FinishedAt is { } f ? Time(f) : null), ("$r", s.RawBytes),
                    ("$sb", s.StoredBytes), ("$facts", JsonSerializer.Serialize(s.Facts)), ("$w", JsonSerializer.Serialize(s.Warnings)),
                    ("$e", s.Error), ("$id", s.Id)))
         {
@@ -271,9 +277,9 @@ public sealed partial class CatalogStore : IDisposable
         {
             using (var cmd = Command(
                        """
-                       INSERT OR REPLACE INTO artifacts(snapshot_id, name, file_name, raw_bytes, stored_bytes, sha256, compression, facts, reported)
-                       VALUES ($id, $n, $fn, $r, $sb, $h, $c, $facts, $rep)
-                       """,
+                       INSERT OR REPLACE INTO artifacts(snapshot_id, name, file_name, raw_bytes, stored_bytes, sha256, compression, facts, reported, level)
+                       VALUES ($id, $n, $fn, $r, $sb, $h, $c, $facts, $rep, $l)
+                       """, ("$l", a.Level),
                        ("$id", s.Id), ("$n", a.Name), ("$fn", a.FileName), ("$r", a.RawBytes), ("$sb", a.StoredBytes),
                        ("$h", a.Sha256), ("$c", a.Compression), ("$facts", JsonSerializer.Serialize(a.Facts)), ("$rep", JsonSerializer.Serialize(a.Reported))))
             {
@@ -478,6 +484,50 @@ public sealed partial class CatalogStore : IDisposable
     /// <summary>The snapshots that <paramref name="filter"/> (over <c>snapshots s</c>) selects, with their artifacts and copies.</summary>
     private List<SnapshotInfo> Load(string filter, bool facts, params (string Name, object? Value)[] parameters)
     {
+        var loaded = LoadRows(filter, facts, parameters);
+        return loaded.Any(s => s.Level > 0) ? WithAncestors(loaded) : loaded;
+    }
+
+    /// <summary>
+    /// Each chained snapshot with the levels below it (parent first), loaded a generation at a time: whether a level
+    /// can restore depends on every level under it.
+    /// </summary>
+    private List<SnapshotInfo> WithAncestors(List<SnapshotInfo> loaded)
+    {
+        var known = loaded.ToDictionary(s => s.Id, StringComparer.Ordinal);
+        var wanted = loaded.Where(s => s.Parent is not null).Select(s => s.Parent!).Where(p => !known.ContainsKey(p)).ToHashSet(StringComparer.Ordinal);
+        for (var round = 0; wanted.Count > 0 && round < 1000; round++)
+        {
+            var ids = JsonSerializer.Serialize(wanted);
+            var more = LoadRows("s.id IN (SELECT value FROM json_each($ids))", facts: true, ("$ids", ids));
+            wanted.Clear();
+            foreach (var p in more)
+            {
+                known.TryAdd(p.Id, p);
+            }
+
+            foreach (var p in more.Where(p => p.Parent is not null && !known.ContainsKey(p.Parent)))
+            {
+                wanted.Add(p.Parent!);
+            }
+        }
+
+        return loaded.Select(s => s.Level == 0 ? s : s with { Ancestors = Chain(s) }).ToList();
+
+        List<SnapshotInfo> Chain(SnapshotInfo s)
+        {
+            var chain = new List<SnapshotInfo>();
+            for (var p = s.Parent; p is not null && known.TryGetValue(p, out var parent) && chain.Count < s.Level; p = parent.Parent)
+            {
+                chain.Add(parent);
+            }
+
+            return chain;
+        }
+    }
+
+    private List<SnapshotInfo> LoadRows(string filter, bool facts, params (string Name, object? Value)[] parameters)
+    {
         var copies = new Dictionary<(string, string), List<CopyInfo>>();
         using (var cmd = Command(
                    $"SELECT c.snapshot_id, c.artifact, c.target, c.state, c.checked_at, c.error FROM copies c JOIN snapshots s ON s.id = c.snapshot_id WHERE {filter} ORDER BY c.target",
@@ -498,7 +548,7 @@ public sealed partial class CatalogStore : IDisposable
 
         var artifacts = new Dictionary<string, List<ArtifactInfo>>();
         using (var cmd = Command(
-                   $"SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts, a.reported FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE {filter} ORDER BY a.rowid",
+                   $"SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts, a.reported, a.level FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE {filter} ORDER BY a.rowid",
                    parameters))
         using (var r = cmd.ExecuteReader())
         {
@@ -515,6 +565,7 @@ public sealed partial class CatalogStore : IDisposable
                     facts ? Facts(r.GetString(7)) : NoFacts, copies.GetValueOrDefault((id, name)) ?? [])
                 {
                     Reported = facts ? JsonSerializer.Deserialize<List<string>>(r.GetString(8)) ?? [] : [],
+                    Level = r.GetInt32(9),
                 });
             }
         }
@@ -522,7 +573,8 @@ public sealed partial class CatalogStore : IDisposable
         var result = new List<SnapshotInfo>();
         using (var cmd = Command(
                    $"""
-                   SELECT s.id, s.source, src.kind, s.state, s.started_at, s.finished_at, s.host, s.raw_bytes, s.stored_bytes, s.facts, s.warnings, s.error
+                   SELECT s.id, s.source, src.kind, s.state, s.started_at, s.finished_at, s.host, s.raw_bytes, s.stored_bytes, s.facts, s.warnings, s.error,
+                       s.parent, s.level
                    FROM snapshots s JOIN sources src ON src.name = s.source WHERE {filter} ORDER BY s.started_at, s.id
                    """,
                    parameters))
@@ -536,7 +588,11 @@ public sealed partial class CatalogStore : IDisposable
                     ParseTime(r.GetString(4)), r.IsDBNull(5) ? null : ParseTime(r.GetString(5)), r.GetString(6),
                     r.GetInt64(7), r.GetInt64(8), facts ? Facts(r.GetString(9)) : NoFacts,
                     JsonSerializer.Deserialize<List<string>>(r.GetString(10)) ?? [], Str(r, 11),
-                    artifacts.GetValueOrDefault(id) ?? []));
+                    artifacts.GetValueOrDefault(id) ?? [])
+                {
+                    Parent = Str(r, 12),
+                    Level = r.GetInt32(13),
+                });
             }
         }
 

@@ -39,6 +39,9 @@ public sealed record ArtifactInfo(
 {
     /// <summary>Facts taken from the source's word alone: the artifact's format check could not re-derive them from the content.</summary>
     public IReadOnlyList<string> Reported { get; init; } = [];
+
+    /// <summary>0: the artifact restores alone; N: it holds only what changed since the parent snapshot's artifact of the same name.</summary>
+    public int Level { get; init; }
 }
 
 public sealed record SnapshotInfo(
@@ -56,13 +59,37 @@ public sealed record SnapshotInfo(
     string? Error,
     IReadOnlyList<ArtifactInfo> Artifacts)
 {
-    /// <summary>Targets that hold a verified copy of every artifact of this snapshot.</summary>
-    public IReadOnlyList<string> VerifiedTargets =>
+    /// <summary>The snapshot this one stores the changes of (a level above a full); null for a full.</summary>
+    public string? Parent { get; init; }
+
+    /// <summary>0 for a full; N for the N-th level of a chain.</summary>
+    public int Level { get; init; }
+
+    /// <summary>
+    /// The levels below this one, parent first, as the catalog holds them (empty for a full). Shorter than
+    /// <see cref="Level"/> when a parent is no longer in the catalog: the chain is broken.
+    /// </summary>
+    public IReadOnlyList<SnapshotInfo> Ancestors { get; init; } = [];
+
+    /// <summary>Whether every level below this one is in the catalog.</summary>
+    public bool ChainComplete => Ancestors.Count == Level && Ancestors.Select((a, i) => a.Level == Level - 1 - i).All(x => x);
+
+    /// <summary>Targets that hold a verified copy of every artifact of this snapshot itself (not its parents).</summary>
+    public IReadOnlyList<string> OwnVerifiedTargets =>
         Artifacts.Count == 0
             ? []
             : Artifacts.SelectMany(a => a.Copies).Select(c => c.Target).Distinct(StringComparer.Ordinal)
                 .Where(t => Artifacts.All(a => a.Copies.Any(c => c.Target == t && c.State == CopyState.Verified)))
                 .Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// Targets that can restore this snapshot: they hold a verified copy of every artifact of it and of every level
+    /// below it (a chain is one unit). None when a level is missing from the catalog.
+    /// </summary>
+    public IReadOnlyList<string> VerifiedTargets =>
+        Level == 0 ? OwnVerifiedTargets
+        : !ChainComplete ? []
+        : OwnVerifiedTargets.Where(t => Ancestors.All(p => p.OwnVerifiedTargets.Contains(t, StringComparer.Ordinal))).ToList();
 
     /// <summary>Each copy that is not verified, with its reason ("target 'nas': …"), one line per target.</summary>
     public IReadOnlyList<string> CopyProblems =>
@@ -79,9 +106,11 @@ public sealed record SnapshotInfo(
     /// read (a target down, a time-out: <see cref="CopyState.Failed"/>) never makes a snapshot unrestorable.
     /// </summary>
     public bool Unrestorable =>
-        State == SnapshotState.Committed && Artifacts.Any(a =>
-            a.Copies.Any(c => c.State is CopyState.Corrupt or CopyState.Missing)
-            && a.Copies.All(c => c.State is CopyState.Corrupt or CopyState.Missing or CopyState.Pruned));
+        State == SnapshotState.Committed && (OwnUnrestorable || (Level > 0 && (!ChainComplete || Ancestors.Any(p => p.OwnUnrestorable || p.State != SnapshotState.Committed))));
+
+    private bool OwnUnrestorable => Artifacts.Any(a =>
+        a.Copies.Any(c => c.State is CopyState.Corrupt or CopyState.Missing)
+        && a.Copies.All(c => c.State is CopyState.Corrupt or CopyState.Missing or CopyState.Pruned));
 
     /// <summary>
     /// The snapshot's condition as <c>list</c>, <c>show</c>, the dashboard and the README name it: running, failed,

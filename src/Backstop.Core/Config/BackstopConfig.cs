@@ -120,6 +120,43 @@ public sealed record SourceDefinition(
 
     /// <summary>When <c>serve</c> backs the source up (its own <c>schedule:</c>, else the policy's); null: never on its own.</summary>
     public Schedule? Schedule { get; init; }
+
+    /// <summary>When a new full starts (<c>incremental:</c>); <see cref="IncrementalPolicy.Off"/> keeps every snapshot full.</summary>
+    public IncrementalPolicy Incremental { get; init; } = IncrementalPolicy.Off;
+}
+
+/// <summary>
+/// <c>incremental: {full_every: 7d, max_chain: 14}</c>: a snapshot stores only what changed since its parent, and a
+/// new full starts when the chain's full is older than <see cref="FullEvery"/> or the chain holds
+/// <see cref="MaxChain"/> levels above it. <c>full_every: 0</c> keeps every snapshot full.
+/// </summary>
+public sealed record IncrementalPolicy(TimeSpan FullEvery, int MaxChain)
+{
+    public static IncrementalPolicy Off { get; } = new(TimeSpan.Zero, 0);
+
+    public static IncrementalPolicy Default { get; } = new(TimeSpan.FromDays(7), 14);
+
+    public bool Enabled => FullEvery > TimeSpan.Zero && MaxChain > 0;
+
+    /// <summary>The block of a source of a kind that stores changes (null: the default); a kind that cannot refuses it.</summary>
+    public static IncrementalPolicy Parse(ConfigMap? map, Plugins.ISourceKind kind, string source)
+    {
+        ArgumentNullException.ThrowIfNull(kind);
+        if (map is null)
+        {
+            return kind.StoresChanges ? Default : Off;
+        }
+
+        if (!kind.StoresChanges)
+        {
+            throw new ConfigException(map.Location, $"{map.Path}: '{kind.Kind}' sources store every snapshot whole; incremental applies to files and kubernetes sources");
+        }
+
+        var fullEvery = map.Duration("full_every") ?? Default.FullEvery;
+        var maxChain = map.Int("max_chain", 1, 1000) ?? Default.MaxChain;
+        map.EnsureAllKeysKnown($"incremental keys of source '{source}' are: full_every, max_chain");
+        return new IncrementalPolicy(fullEvery, maxChain);
+    }
 }
 
 public enum AnomalyAction

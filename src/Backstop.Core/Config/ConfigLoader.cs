@@ -251,6 +251,7 @@ public static partial class ConfigLoader
                     return new DrillPolicy(every, sourceRto, drillOptions) { Schedule = schedule };
                 });
                 notifiers.AddRange(Block(document, () => Notify.NotifyConfig.Parse(s, name)) ?? []);
+                var incremental = Block(document, () => IncrementalPolicy.Parse(s.Map("incremental"), kind, name)) ?? IncrementalPolicy.Off;
                 var options = kind.ParseOptions(s);
                 s.EnsureAllKeysKnown();
                 sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
@@ -258,6 +259,7 @@ public static partial class ConfigLoader
                     Retention = sourceRetention,
                     Drill = drill ?? new DrillPolicy(policyDrillEvery, sourceRto, null),
                     Schedule = sourceSchedule,
+                    Incremental = incremental,
                     StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", "source-" + name),
                 });
                 return 0;

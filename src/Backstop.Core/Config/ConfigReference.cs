@@ -96,6 +96,8 @@ public static class ConfigReference
         new("drill.schedule", "\"30 4 * * 0\"", "When serve drills it (cron)") { Type = "cron schedule", Default = "policy.drill.schedule" },
         new("notify", "", "Notifiers for this source only (see Notifiers)") { Type = "list of notifiers" },
         new("expect", "{min_tables: 30, max_shrink: 50%}", "What a snapshot must hold (see Expectations)") { Type = "mapping" },
+        new("incremental.full_every", "7d", "files and kubernetes: store only what changed since the last snapshot, and start a new full this often (0: every snapshot full)") { Default = "7d" },
+        new("incremental.max_chain", "14", "files and kubernetes: the most levels above a full before a new full starts") { Default = "14" },
     ];
 
     /// <summary>The <c>expect:</c> keys every kind has (besides <c>min_FACT</c> for each of its facts).</summary>

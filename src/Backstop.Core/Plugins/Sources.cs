@@ -20,6 +20,12 @@ public interface ISourceKind
     /// <summary>Whether the kind has paths that <c>expect: {mount: true}</c> can require to be mount points.</summary>
     bool ChecksMounts => false;
 
+    /// <summary>
+    /// Whether the kind can store only what changed since a parent snapshot (<c>incremental:</c>; on by default for
+    /// such kinds), through <see cref="ICaptureSink.Chain"/>.
+    /// </summary>
+    bool StoresChanges => false;
+
     object ParseOptions(ConfigMap map);
 
     /// <summary>
@@ -56,6 +62,8 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public abstract IReadOnlyList<string> CountFacts { get; }
 
     public virtual bool ChecksMounts => false;
+
+    public virtual bool StoresChanges => false;
 
     public abstract TOptions Parse(ConfigMap map);
 
@@ -130,15 +138,10 @@ public interface ICaptureSink
     void Warn(string message);
 
     /// <summary>
-    /// The chain this capture belongs to, for a kind that stores only what changed (<see cref="IChainedSource"/>) with
-    /// <c>incremental</c> on; null when every snapshot of the source is full.
+    /// The chain this capture belongs to, for a kind that stores only what changed (<see cref="ISourceKind.StoresChanges"/>)
+    /// with <c>incremental</c> on; null when every snapshot of the source is full.
     /// </summary>
     ICaptureChain? Chain => null;
-}
-
-/// <summary>A source that can store only what changed since a parent snapshot (files, volume data).</summary>
-public interface IChainedSource
-{
 }
 
 /// <summary>
@@ -159,6 +162,9 @@ public interface ICaptureChain
 
     /// <summary>This snapshot's listing for an artifact, as written (to store it as an artifact too).</summary>
     Stream OpenListing(string artifactName);
+
+    /// <summary>Says that an artifact holds only what changed since the parent's artifact of the same name (it restores over it).</summary>
+    void Incremental(string artifactName);
 }
 
 /// <summary>One artifact being written. Write the whole content, then <see cref="CompleteAsync"/> with its facts.</summary>
@@ -241,6 +247,29 @@ public sealed class StagedRestore(IReadOnlyDictionary<string, long> found, Actio
 /// written aside, and publishes only when the hash matches (a bad copy is discarded and the next target tried).
 /// Kinds that write into a server (databases) are <see cref="IRestorable"/> only: their copy is proven first.
 /// </summary>
+/// <summary>
+/// A staged restorable whose artifacts may be levels of a chain (<see cref="Catalog.ArtifactInfo.Level"/>): the full
+/// and every level above it are applied oldest first into one staging, published once the last level is in.
+/// </summary>
+public interface IChainRestorable : IStagedRestorable
+{
+    /// <summary>Begins a chain restore of an artifact: checks the destination and makes the staging (as <see cref="IStagedRestorable.StageAsync"/>).</summary>
+    IChainStage BeginChain(string artifactName, string destination, bool force);
+}
+
+/// <summary>One chain restore being staged.</summary>
+public interface IChainStage
+{
+    /// <summary>Applies one level's content (decompressed, not yet proven): the full first (<paramref name="level"/> 0), then each level.</summary>
+    Task ApplyAsync(Stream content, int level, CancellationToken cancellationToken);
+
+    /// <summary>After the last level: what to publish, with the facts found in the whole staged tree.</summary>
+    StagedRestore Finish();
+
+    /// <summary>Removes what was staged (a level failed its hash or its read).</summary>
+    void Discard();
+}
+
 public interface IStagedRestorable : IRestorable
 {
     /// <summary>

@@ -177,7 +177,10 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             (string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found) restored;
             try
             {
-                restored = restorable is IStagedRestorable staged
+                restored = a.Level > 0
+                    ? await ChainAsync(restorable as IChainRestorable ?? throw new BackupException($"artifact {a.Name} is level {a.Level} of a chain, which the '{def.Kind}' kind cannot restore"),
+                        snapshot, a, candidates, destination, force, cancellationToken).ConfigureAwait(false)
+                    : restorable is IStagedRestorable staged
                     ? await StagedAsync(staged, snapshot, a, key, candidates, destination, force, cancellationToken).ConfigureAwait(false)
                     : await CheckedFirstAsync(restorable, snapshot, a, key, candidates, destination, force, cancellationToken).ConfigureAwait(false);
             }
@@ -268,6 +271,140 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             finally
             {
                 stage?.Discard(); // not published: a bad hash, an error or a cancel
+            }
+        }
+
+        throw NoGoodCopy(snapshot, a, skipped, candidates.Count);
+    }
+
+    /// <summary>
+    /// The levels an artifact restores from, oldest (the full) first: its own snapshot's artifact and the same-named
+    /// artifact of each parent down to the level that restores alone. A level missing from the catalog is a broken chain.
+    /// </summary>
+    /// <param name="snapshot">Loaded from the catalog, with its <see cref="SnapshotInfo.Ancestors"/>.</param>
+    public static List<(SnapshotInfo Snapshot, ArtifactInfo Artifact)> Levels(SnapshotInfo snapshot, ArtifactInfo a)
+    {
+        var levels = new List<(SnapshotInfo, ArtifactInfo)> { (snapshot, a) };
+        var current = a;
+        for (var i = 0; current.Level > 0; i++)
+        {
+            var parent = i < snapshot.Ancestors.Count ? snapshot.Ancestors[i] : null;
+            var below = parent?.Artifacts.FirstOrDefault(x => x.Name == a.Name);
+            if (parent is null || below is null || parent.State != SnapshotState.Committed)
+            {
+                throw new NoGoodCopyException(
+                    $"{a.Name} of snapshot {snapshot.Id} is level {a.Level} of a chain whose level {current.Level - 1} ({(parent ?? snapshot).Parent ?? "its parent"}) is " +
+                    $"{(parent is null ? "no longer in the catalog" : below is null ? $"without {a.Name}" : "not committed")}: it cannot be restored; restore an older full with --snapshot",
+                    snapshot.Id, allProvenBad: true);
+            }
+
+            levels.Add((parent, below));
+            current = below;
+        }
+
+        levels.Reverse();
+        return levels;
+    }
+
+    /// <summary>
+    /// A level of a chain: from one target, the full and every level above it are read in order, each hashed while it
+    /// is applied to one staging, which is published after the last level matched. A level that is missing, corrupt or
+    /// unreadable on a target discards the staging and the next target is tried: a chain is restored from one target.
+    /// </summary>
+    private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> ChainAsync(IChainRestorable restorable,
+        SnapshotInfo snapshot, ArtifactInfo a, IReadOnlyList<ITarget> candidates, string destination, bool force, CancellationToken cancellationToken)
+    {
+        var levels = Levels(snapshot, a);
+        foreach (var (_, level) in levels)
+        {
+            Sealed.RequireIdentities(level.FileName, Identities);
+        }
+
+        var skipped = new List<string>();
+        foreach (var t in candidates)
+        {
+            var stage = restorable.BeginChain(a.Name, destination, force);
+            var published = false;
+            try
+            {
+                var failed = false;
+                foreach (var (levelSnapshot, level) in levels)
+                {
+                    var key = Layout.Key(levelSnapshot.Source, levelSnapshot.Id, level.FileName);
+                    var (read, unopened) = await CopyRead.OpenAsync(t, key, cancellationToken).ConfigureAwait(false);
+                    if (read is null)
+                    {
+                        Skip(skipped, levelSnapshot, level, t, unopened!.Problem, unopened.Missing ? CopyState.Missing : null);
+                        failed = true;
+                        break;
+                    }
+
+                    try
+                    {
+                        string sha;
+                        await using (read)
+                        {
+                            await ThroughPipelineAsync(read.Stored, level.FileName, level.RawBytes,
+                                async content =>
+                                {
+                                    await stage.ApplyAsync(content, level.Level, cancellationToken).ConfigureAwait(false);
+                                    return true;
+                                }, cancellationToken).ConfigureAwait(false);
+                            sha = await read.FinishAsync(cancellationToken).ConfigureAwait(false);
+                        }
+
+                        if (!string.Equals(sha, level.Sha256, StringComparison.Ordinal))
+                        {
+                            Skip(skipped, levelSnapshot, level, t, $"copy of level {level.Level} ({levelSnapshot.Id}) on '{t.Name}' is corrupt: SHA-256 {sha}, recorded {level.Sha256}", CopyState.Corrupt);
+                            failed = true;
+                            break;
+                        }
+                    }
+                    catch (Exception e) when (e is not (OperationCanceledException or DestinationException))
+                    {
+                        if (await CopysFaultAsync(t, key, level, e, read.ReadFault, cancellationToken).ConfigureAwait(false) is ({ } problem, var proven))
+                        {
+                            Skip(skipped, levelSnapshot, level, t, problem, proven);
+                            failed = true;
+                            break;
+                        }
+
+                        if (CopyRead.IsDestinationFault(e))
+                        {
+                            throw new BackupException(
+                                $"cannot restore into {destination}: {e.Message}; what this restore wrote was removed: free space or fix the permissions there, then restore again", e);
+                        }
+
+                        throw;
+                    }
+                }
+
+                if (failed)
+                {
+                    continue;
+                }
+
+                var staged = stage.Finish();
+                try
+                {
+                    published = true;
+                    staged.Publish();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new DestinationException(
+                        $"cannot finish the restore into {destination}: {e.Message}; the names moved before this are in place and the rest of the " +
+                        "staging was removed: fix the cause, then restore again with --force");
+                }
+
+                return (t.Name, skipped, staged.Found);
+            }
+            finally
+            {
+                if (!published)
+                {
+                    stage.Discard();
+                }
             }
         }
 

@@ -132,6 +132,9 @@ internal sealed record ArtifactResult(
 {
     /// <summary>Facts the format check did not re-derive from the content (the source's word alone).</summary>
     public IReadOnlyList<string> Reported { get; init; } = [];
+
+    /// <summary>0: restores alone; N: only what changed since the parent's artifact of the same name.</summary>
+    public int Level { get; init; }
 }
 
 /// <summary>

@@ -26,6 +26,9 @@ public sealed class BackupRunner
     /// <summary>This run accepts a fall to 0 or a shrink past <c>max_shrink</c> (<c>run --source NAME --accept-shrink</c>), recorded on the snapshot.</summary>
     public bool AcceptShrink { get; init; }
 
+    /// <summary><c>run --full</c>: every incremental source starts a new chain.</summary>
+    public bool Full { get; init; }
+
     public BackupRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -102,6 +105,7 @@ public sealed class BackupRunner
         var targets = def.Targets.Distinct(StringComparer.Ordinal).Select(n => _targets[n]).ToList();
         var staging = Path.Combine(_config.StagingPath, id);
         CaptureSink? sink = null;
+        CaptureChain? chain = null;
         var unavailable = new Dictionary<string, string>(StringComparer.Ordinal);
         var manifestsWritten = new List<ITarget>();
         try
@@ -111,7 +115,8 @@ public sealed class BackupRunner
             var usable = targets.Where(t => !unavailable.ContainsKey(t.Name)).ToList();
             PrivateFolder.Ensure(_config.StagingPath); // adopted only when it is a folder of this user's own, never a link
             Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, _recipients, source, _observer);
+            chain = PlanChain(def, id);
+            sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, _recipients, source, _observer) { Chain = chain };
             try
             {
                 await source.CaptureAsync(sink, ct).ConfigureAwait(false);
@@ -131,9 +136,15 @@ public sealed class BackupRunner
             }
 
             var artifacts = WithUnavailable(sink.Results.ToList(), unavailable);
+            if (chain is not null)
+            {
+                artifacts = artifacts.Select(a => chain.IsIncremental(a.Name) ? a with { Level = chain.Level } : a).ToList();
+            }
+
             var raw = artifacts.Sum(a => a.RawBytes);
             var facts = SumFacts(artifacts.Select(a => a.Facts));
-            var shape = new SnapshotShape(id, raw, facts, artifacts.Select(a => new ArtifactShape(a.Name, a.RawBytes, a.Facts)).ToList());
+            var shapes = artifacts.Select(a => Shape(def, a.Name, a.RawBytes, a.Facts)).ToList();
+            var shape = new SnapshotShape(id, shapes.Sum(a => a.RawBytes), facts, shapes);
             var (history, historyAccepted) = ValidHistory(def);
             var findings = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, history, AcceptShrink, historyAccepted, def.Name);
             var failures = findings.Where(f => f.Severity == FindingSeverity.Fail).Select(f => f.Message).ToList();
@@ -153,12 +164,17 @@ public sealed class BackupRunner
             RequireCopies(def, targets, artifacts);
 
             var tools = new Dictionary<string, string>(preflight.Tools) { ["zstd"] = "libzstd " + ZstdNative.Version() };
+            var chained = artifacts.Any(a => a.Level > 0);
             var manifest = new Manifest(
                 Manifest.CurrentFormat, id, new ManifestSource(def.Name, def.Kind), host, started, DateTimeOffset.UtcNow, tools, raw,
                 artifacts.Sum(a => a.StoredBytes), facts, warnings,
                 artifacts.Select(a => new ManifestArtifact(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd",
                     _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, Recipe(source, a.Name, a.FileName, _config.Encryption?.Passphrase is not null),
-                    a.Reported)).ToList());
+                    a.Reported) { Level = a.Level > 0 ? a.Level : null }).ToList())
+            {
+                Parent = chained ? chain!.Parent : null,
+                Level = chained ? chain!.Level : null,
+            };
             var manifestFailures = await WriteManifestsAsync(def, id, manifest, GoodTargets(targets, artifacts), manifestsWritten, ct)
                 .ConfigureAwait(false);
             artifacts = artifacts.Select(a => a with
@@ -175,7 +191,10 @@ public sealed class BackupRunner
                 await Orphans.DeleteFolderAsync(t, Layout.Folder(def.Name, id), _observer).ConfigureAwait(false);
             }
 
-            return Record(def, id, started, host, SnapshotState.Committed, artifacts, warnings, null, manifest.FinishedAt);
+            var committed = Record(def, id, started, host, SnapshotState.Committed, artifacts, warnings, null, manifest.FinishedAt,
+                chained ? chain!.Parent : null, chained ? chain!.Level : 0);
+            chain?.Keep(); // this snapshot's listings are the next level's parent; older ones go
+            return committed;
         }
         catch (Exception e)
         {
@@ -186,6 +205,7 @@ public sealed class BackupRunner
                 _ => $"{e.GetType().Name}: {e.Message}",
             };
             await CleanupAsync(def, id, targets, manifestsWritten).ConfigureAwait(false);
+            chain?.Discard();
             var partial = WithUnavailable(sink?.Results.ToList() ?? [], unavailable);
             var snapshot = Record(def, id, started, host, SnapshotState.Failed, partial, sink?.Warnings ?? [], reason);
             _catalog.AddEvent("error", def.Name, id, reason);
@@ -212,6 +232,11 @@ public sealed class BackupRunner
         if (!Sealed.IsEncrypted(fileName))
         {
             return source.RestoreRecipe(artifact, file);
+        }
+
+        if (source.RestoreRecipe(artifact, file).StartsWith('#'))
+        {
+            return source.RestoreRecipe(artifact, file); // nothing to restore (a listing): a comment says so
         }
 
         // Decrypted into the pipe, never into a file: a recipe leaves no clear copy behind (in the current folder or anywhere).
@@ -360,7 +385,7 @@ public sealed class BackupRunner
 
     /// <summary>Records the outcome; a committed snapshot finishes when its manifest says (so a rebuilt catalog says the same).</summary>
     private SnapshotInfo Record(SourceDefinition def, string id, DateTimeOffset started, string host, SnapshotState state,
-        IReadOnlyList<ArtifactResult> artifacts, IReadOnlyList<string> warnings, string? error, DateTimeOffset? finished = null)
+        IReadOnlyList<ArtifactResult> artifacts, IReadOnlyList<string> warnings, string? error, DateTimeOffset? finished = null, string? parent = null, int level = 0)
     {
         var snapshot = new SnapshotInfo(
             id, def.Name, def.Kind, state, started, finished ?? DateTimeOffset.UtcNow, host,
@@ -368,18 +393,87 @@ public sealed class BackupRunner
             artifacts.Select(a => new ArtifactInfo(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd", a.Facts,
                 state == SnapshotState.Failed
                     ? a.Copies.Select(c => c.State == CopyState.Verified ? c with { State = CopyState.Failed, Error = "removed: the snapshot failed" } : c).ToList()
-                    : a.Copies) { Reported = a.Reported }).ToList());
+                    : a.Copies) { Reported = a.Reported, Level = a.Level }).ToList()) { Parent = parent, Level = level };
+        if (parent is not null && _catalog.Snapshot(parent) is { } below)
+        {
+            snapshot = snapshot with { Ancestors = [below, .. below.Ancestors] }; // a level is valid only with the levels under it
+        }
+
         _catalog.FinishSnapshot(snapshot, snapshot.IsValid(def.MinCopies) ? "valid" : "failed");
         return snapshot;
     }
+
+    /// <summary>
+    /// Where this snapshot stands in its source's chain: level 0 (a full) for a kind that stores changes on its first
+    /// snapshot, after <c>run --full</c>, when the chain's full is older than <c>full_every</c> or the chain has
+    /// <c>max_chain</c> levels, when the newest snapshot is not restorable from <c>min_copies</c> targets, or when its
+    /// listings are not on this machine; else one level above the newest committed snapshot. Null: every snapshot full.
+    /// </summary>
+    private CaptureChain? PlanChain(SourceDefinition def, string id)
+    {
+        if (!def.Incremental.Enabled)
+        {
+            return null;
+        }
+
+        var cache = Path.Combine(def.StateDirectory, "listings");
+        var parent = _catalog.Snapshots(def.Name).LastOrDefault(s => s.State == SnapshotState.Committed && s.Id != id);
+        string? why = null;
+        if (Full)
+        {
+            why = "run --full";
+        }
+        else if (parent is null)
+        {
+            why = "the source's first snapshot";
+        }
+        else if (parent.Unrestorable || parent.VerifiedTargets.Count < def.MinCopies)
+        {
+            why = $"the newest snapshot {parent.Id} restores from {parent.VerifiedTargets.Count} target(s), and min_copies is {def.MinCopies}";
+        }
+        else if (parent.Level + 1 > def.Incremental.MaxChain)
+        {
+            why = $"the chain has {parent.Level} levels above its full (incremental.max_chain: {def.Incremental.MaxChain})";
+        }
+        else if (DateTimeOffset.UtcNow - (parent.Ancestors.LastOrDefault() ?? parent).StartedAt >= def.Incremental.FullEvery)
+        {
+            why = $"the chain's full is older than incremental.full_every ({Quantities.FormatDuration(def.Incremental.FullEvery)})";
+        }
+        else if (!CaptureChain.HasListings(cache, parent.Id))
+        {
+            why = $"the listings of {parent.Id} are not on this machine ({cache})";
+        }
+
+        if (why is not null)
+        {
+            if (parent is not null)
+            {
+                _observer.Notice($"{def.Name}: a full snapshot (level 0): {why}");
+            }
+
+            return new CaptureChain(cache, id, null, 0);
+        }
+
+        return new CaptureChain(cache, id, parent!.Id, parent.Level + 1);
+    }
+
+    /// <summary>
+    /// What the expectations compare for an artifact: for a kind that stores changes, the bytes of the whole tree (its
+    /// <c>bytes</c> fact), never the bytes of a level, which a quiet night makes small.
+    /// </summary>
+    private static ArtifactShape Shape(SourceDefinition def, string name, long raw, IReadOnlyDictionary<string, long> facts) =>
+        new(name, def.Incremental.Enabled && facts.TryGetValue("bytes", out var tree) ? tree : raw, facts);
 
     /// <summary>Valid snapshots, oldest first, from the newest one whose shrink was accepted (history restarts there).</summary>
     private (List<SnapshotShape> History, bool Accepted) ValidHistory(SourceDefinition def)
     {
         var valid = _catalog.Snapshots(def.Name).Where(s => s.IsValid(def.MinCopies)).ToList();
         var restart = valid.FindLastIndex(s => s.Warnings.Any(w => w.StartsWith(ExpectationChecker.AcceptedPrefix, StringComparison.Ordinal)));
-        return (valid.Skip(Math.Max(restart, 0)).Select(s => new SnapshotShape(s.Id, s.RawBytes, s.Facts,
-            s.Artifacts.Select(a => new ArtifactShape(a.Name, a.RawBytes, a.Facts)).ToList())).ToList(), restart >= 0);
+        return (valid.Skip(Math.Max(restart, 0)).Select(s =>
+        {
+            var shapes = s.Artifacts.Select(a => Shape(def, a.Name, a.RawBytes, a.Facts)).ToList();
+            return new SnapshotShape(s.Id, shapes.Sum(a => a.RawBytes), s.Facts, shapes);
+        }).ToList(), restart >= 0);
     }
 
     private static Dictionary<string, long> SumFacts(IEnumerable<IReadOnlyDictionary<string, long>> all)

@@ -18,6 +18,8 @@ internal sealed class CaptureSink(
 
     public string StagingDirectory { get; } = stagingDirectory;
 
+    public ICaptureChain? Chain { get; init; }
+
     public List<string> Warnings { get; } = [];
 
     public IEnumerable<ArtifactResult> Results => _writers.Where(w => w.Result is not null).Select(w => w.Result!);

@@ -12,7 +12,7 @@ namespace Backstop.Core.Run;
 public static class RunJob
 {
     public static async Task<IReadOnlyList<SnapshotInfo>> RunAsync(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer,
-        IReadOnlyCollection<string> only, bool prune, bool acceptShrink, CancellationToken cancellationToken)
+        IReadOnlyCollection<string> only, bool prune, bool acceptShrink, CancellationToken cancellationToken, bool full = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(observer);
@@ -28,7 +28,7 @@ public static class RunJob
             catalog.AddEvent("info", source, null, $"removed {count} failed record(s) older than {Quantities.FormatDuration(config.KeepFailed)} (catalog.keep_failed)");
         }
 
-        var runner = new BackupRunner(config, plugins, catalog, observer) { AcceptShrink = acceptShrink };
+        var runner = new BackupRunner(config, plugins, catalog, observer) { AcceptShrink = acceptShrink, Full = full };
         using var notifier = new Notify.Notifier(config, catalog, observer.Notice);
         await notifier.RunStartingAsync(only.Count > 0 ? only : config.Sources.Select(s => s.Name).ToList(), cancellationToken).ConfigureAwait(false);
         var done = await runner.RunAsync(only, cancellationToken).ConfigureAwait(false);

@@ -23,6 +23,14 @@ public sealed record Manifest(
 {
     public const int CurrentFormat = 1;
 
+    /// <summary>A level of a chain: the snapshot whose changes it stores (absent for a full).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Parent { get; init; }
+
+    /// <summary>Its level above the chain's full (absent for a full).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public int? Level { get; init; }
+
     public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(this, Json.Options);
 
     public static Manifest Parse(ReadOnlySpan<byte> json) =>
@@ -114,6 +122,16 @@ public sealed record Manifest(
             }
         }
 
+        if ((Parent is null) != (Level is null) || Level is < 1 or > 100_000 || (Parent is not null && (!SnapshotId.IsValid(Parent) || Parent == Snapshot)))
+        {
+            return $"its chain (parent '{Shorten(Parent)}', level {Level}) is not one backstop writes: a level names a valid parent snapshot and a level of at least 1";
+        }
+
+        if (Artifacts.Any(a => a.Level is not null && (Level is null || a.Level != Level)))
+        {
+            return "an artifact's level is not the snapshot's";
+        }
+
         return Artifacts.Select(a => a.Name).Distinct(StringComparer.Ordinal).Count() != Artifacts.Count ? "an artifact is listed twice" : null;
     }
 
@@ -135,4 +153,9 @@ public sealed record ManifestArtifact(
     IReadOnlyList<string> EncryptionRecipients,
     IReadOnlyDictionary<string, long> Facts,
     string Restore,
-    IReadOnlyList<string>? Reported = null);
+    IReadOnlyList<string>? Reported = null)
+{
+    /// <summary>Set when the artifact holds only what changed since the parent's artifact of the same name (its level).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public int? Level { get; init; }
+}

@@ -36,6 +36,8 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
 
     public override bool ChecksMounts => true;
 
+    public override bool StoresChanges => true;
+
     public override FilesOptions Parse(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
@@ -72,8 +74,43 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
 }
 
 internal sealed partial class FilesSource(string name, FilesOptions options, bool requireMounts = false, string artifact = FilesSource.ArtifactName)
-    : ISource, IStagedRestorable, IPartialRestore
+    : ISource, IChainRestorable, IPartialRestore
 {
+    /// <summary>A listing is for the next level's change detection; there is nothing in it to restore.</summary>
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) =>
+        artifacts.Where(a => !a.EndsWith(".listing", StringComparison.Ordinal)).ToList() is { Count: > 0 } tars
+            ? tars
+            : throw new ConfigException($"{string.Join(", ", artifacts)} {(artifacts.Count == 1 ? "is a listing" : "are listings")} of the tree, for the next level's change detection; restore the .tar artifact");
+
+    public IChainStage BeginChain(string artifactName, string destination, bool force) => new ChainStage(this, Common.Staging.Folder.Begin(destination, force));
+
+    /// <summary>A chain's levels extracted in order into one staging folder; the tree's facts counted once the last is in.</summary>
+    private sealed class ChainStage(FilesSource source, Common.Staging.Folder folder) : IChainStage
+    {
+        private TarExtractor.TarExtraction? _last;
+
+        public async Task ApplyAsync(Stream content, int level, CancellationToken cancellationToken) =>
+            _last = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken, source._select, level > 0).ConfigureAwait(false);
+
+        public StagedRestore Finish()
+        {
+            var last = _last ?? throw new InvalidOperationException("no level was applied");
+            var tree = TarExtractor.Count(folder.Path);
+            tree["directories"] = last.Facts["directories"]; // every level lists every folder
+            tree["changed_files"] = last.Facts["files"]; // what the newest level itself held
+            tree["changed_bytes"] = last.Facts["bytes"];
+            var facts = source._select is null ? tree : tree.ToDictionary(f => "selected_" + f.Key, f => f.Value);
+            if (source._select is not null && facts["selected_files"] + facts["selected_directories"] + facts["selected_symlinks"] == 0)
+            {
+                throw new BackupException("nothing in the snapshot matches --include/--strip-prefix; 'backstop ls SNAPSHOT' shows its paths");
+            }
+
+            return folder.Staged(facts, () => TarExtractor.ApplyRoot(folder.Destination, last.Root));
+        }
+
+        public void Discard() => folder.Discard();
+    }
+
     private Func<string, string?>? _select;
 
     /// <summary>
@@ -117,6 +154,8 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
         try
         {
             var extraction = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken, _select).ConfigureAwait(false);
+            extraction.Facts["changed_files"] = extraction.Facts["files"];
+            extraction.Facts["changed_bytes"] = extraction.Facts["bytes"];
             var facts = _select is null ? extraction.Facts : extraction.Facts.ToDictionary(f => "selected_" + f.Key, f => f.Value);
             if (_select is not null && facts["selected_files"] + facts["selected_directories"] + facts["selected_symlinks"] == 0)
             {
@@ -177,13 +216,11 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 var tar = new PaxWriter(writer.Content);
                 walker.WalkAll(tar, options.Paths);
                 tar.Finish();
-                var facts = walker.Facts();
-                if (chain is not null)
+                await writer.CompleteAsync(walker.Facts(), cancellationToken).ConfigureAwait(false);
+                if (previous is not null)
                 {
-                    facts["level"] = previous is null ? 0 : chain.Level;
+                    chain!.Incremental(artifact);
                 }
-
-                await writer.CompleteAsync(facts, cancellationToken).ConfigureAwait(false);
             }
         }
         finally

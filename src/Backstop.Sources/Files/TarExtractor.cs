@@ -157,6 +157,65 @@ internal static class TarExtractor
         }, rootEntry);
     }
 
+    /// <summary>
+    /// Files (each name), bytes (a hard-linked file's once), symlinks and special files in a restored tree, as the
+    /// capture counts the whole tree: what a chain restore compares with the snapshot's facts.
+    /// </summary>
+    public static Dictionary<string, long> Count(string folder)
+    {
+        long files = 0, bytes = 0, symlinks = 0, specials = 0;
+        var linked = new HashSet<(ulong, ulong)>();
+        var pending = new Stack<string>();
+        pending.Push(RawFs.FromPath(folder));
+        while (pending.Count > 0)
+        {
+            var dir = pending.Pop();
+            var fd = RawFs.OpenAt(RawFs.AtFdcwd, dir, Posix.ORdonly | Posix.ODirectory | Posix.ONofollow);
+            if (fd < 0)
+            {
+                throw new IOException($"cannot read the restored folder {RawFs.Display(dir)}: {System.Runtime.InteropServices.Marshal.GetLastPInvokeErrorMessage()}");
+            }
+
+            try
+            {
+                foreach (var name in RawFs.List(fd))
+                {
+                    if (!RawFs.TryLstatAt(fd, name, out var st, out var error))
+                    {
+                        throw new IOException($"cannot read {RawFs.Display(dir + "/" + name)}: {error}");
+                    }
+
+                    if (st.IsDirectory)
+                    {
+                        pending.Push(dir + "/" + name);
+                    }
+                    else if (st.IsRegular)
+                    {
+                        files++;
+                        if (st.Links <= 1 || linked.Add((st.Device, st.Inode)))
+                        {
+                            bytes += st.Size;
+                        }
+                    }
+                    else if (st.IsSymlink)
+                    {
+                        symlinks++;
+                    }
+                    else
+                    {
+                        specials++;
+                    }
+                }
+            }
+            finally
+            {
+                Posix.Close(fd);
+            }
+        }
+
+        return new Dictionary<string, long> { ["files"] = files, ["bytes"] = bytes, ["symlinks"] = symlinks, ["specials"] = specials };
+    }
+
     /// <summary>Applies the archive's entry for its top folder (a backup of '/') to the folder restored into.</summary>
     public static void ApplyRoot(string folder, PaxEntry? rootEntry)
     {

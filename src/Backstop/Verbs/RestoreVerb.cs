@@ -159,14 +159,20 @@ internal static class RestoreVerb
         var source = Plugins.Registry.Source(def.Kind)!.Create(def);
         var places = destination is null ? new Dictionary<string, string>(StringComparer.Ordinal) : source.RecipePlaces(destination);
         var passphrase = config.Encryption?.Passphrase is not null;
-        var steps = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact).Select(a =>
+        // Each artifact with something to restore (a listing has none); a level of a chain as its full, then every level
+        // above it, oldest first, into the same DEST.
+        var chosen = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact)
+            .Where(a => artifact is not null || !BackupRunner.Recipe(source, a.Name, a.FileName, passphrase).StartsWith('#'))
+            .SelectMany(a => a.Level > 0 ? Restorer.Levels(snapshot, a) : [(snapshot, a)]).ToList();
+        var steps = chosen.Select(level =>
         {
+            var (at, a) = level;
             // A local target that holds a verified copy of this artifact, when there is one: its file is the recipe's input.
             var local = config.Targets.Where(t => def.Targets.Contains(t.Name) && a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
                 .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null);
             var file = local is not null
-                ? Path.Combine(local.Path!, Core.Storage.Layout.Key(snapshot.Source, snapshot.Id, a.FileName))
-                : $"{Core.Storage.Layout.Key(snapshot.Source, snapshot.Id, a.FileName)} (copied from a target first)";
+                ? Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, a.FileName))
+                : $"{Core.Storage.Layout.Key(at.Source, at.Id, a.FileName)} (copied from a target first)";
             var values = new Dictionary<string, string>(places, StringComparer.Ordinal);
             if (local is not null)
             {
@@ -180,7 +186,7 @@ internal static class RestoreVerb
 
             var recipe = FillIn(BackupRunner.Recipe(source, a.Name, a.FileName, passphrase), values);
             var check = $"echo {Quote($"{a.Sha256}  {(local is not null ? file : a.FileName)}")} | sha256sum -c";
-            return new { Artifact = a.Name, File = file, a.Sha256, Check = check, Restore = recipe };
+            return new { Artifact = a.Name, Snapshot = at.Id, a.Level, File = file, a.Sha256, Check = check, Restore = recipe };
         }).ToList();
         if (context.Json)
         {
@@ -198,7 +204,13 @@ internal static class RestoreVerb
 
         foreach (var s in steps)
         {
-            Console.WriteLine($"# {s.Artifact}");
+            var chain = steps.Where(x => x.Artifact == s.Artifact).ToList();
+            if (chain.Count > 1 && s.Level == 0)
+            {
+                Console.WriteLine($"# {s.Artifact} is level {chain[^1].Level} of a chain: its full first, then each level in this order, into the same DEST");
+            }
+
+            Console.WriteLine(chain.Count > 1 ? $"# {s.Artifact}, level {s.Level} (snapshot {s.Snapshot})" : $"# {s.Artifact}");
             Console.WriteLine(s.Check);
             Console.WriteLine(s.Restore);
         }

@@ -10,7 +10,7 @@ internal static class RunVerb
 {
     /// <param name="wait">null: a held lock exits 75 at once; else how long to wait for it (--wait[=DURATION]).</param>
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool prune, bool acceptShrink, TimeSpan? wait,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool full = false)
     {
         var config = context.LoadConfig();
         Context.RequireSources(config, only);
@@ -39,8 +39,8 @@ internal static class RunVerb
         }
 
         var results = observer is LiveObserver live
-            ? await live.ShowWhileAsync(RunJob.RunAsync(config, Plugins.Registry, catalog, observer, only, prune, acceptShrink, cancellationToken)).ConfigureAwait(false)
-            : await RunJob.RunAsync(config, Plugins.Registry, catalog, observer, only, prune, acceptShrink, cancellationToken).ConfigureAwait(false);
+            ? await live.ShowWhileAsync(RunJob.RunAsync(config, Plugins.Registry, catalog, observer, only, prune, acceptShrink, cancellationToken, full)).ConfigureAwait(false)
+            : await RunJob.RunAsync(config, Plugins.Registry, catalog, observer, only, prune, acceptShrink, cancellationToken, full).ConfigureAwait(false);
 
         if (context.Json)
         {
