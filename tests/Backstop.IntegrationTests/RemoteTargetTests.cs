@@ -52,7 +52,7 @@ public sealed class RemoteTargetTests : IDisposable
         Assert.True(first.ExitCode == 0, first.ToString());
         Assert.Equal(3, Status().GetProperty("last_valid").GetProperty("verified_copies").GetInt32());
         Assert.Equal("ok", Status().GetProperty("state").GetString());
-        Assert.Equal(["MANIFEST.json", "files.tar.zst"], NasFiles(NasPath));
+        Assert.Equal(["MANIFEST.json", "files.listing.zst", "files.tar.zst"], NasFiles(NasPath));
 
         _ssh.Stop();
         var degraded = Run("run");
@@ -70,7 +70,7 @@ public sealed class RemoteTargetTests : IDisposable
         Assert.Contains("healed snapshot", healing.All, StringComparison.Ordinal);
         Assert.Contains("onto 'nas'", healing.All, StringComparison.Ordinal);
         Assert.Equal("ok", Status().GetProperty("state").GetString());
-        Assert.Equal(6, NasFiles(NasPath).Length); // three snapshots, each whole with its manifest
+        Assert.Equal(9, NasFiles(NasPath).Length); // three snapshots (a full and two levels), each whole: tar, listing, manifest
         var deep = Run("verify", "--deep");
         Assert.True(deep.ExitCode == 0, deep.ToString());
     }

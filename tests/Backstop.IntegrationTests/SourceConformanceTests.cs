@@ -48,6 +48,10 @@ public abstract class SourceConformance : IDisposable
             var name = artifact.GetProperty("name").GetString()!;
             var facts = artifact.GetProperty("facts").EnumerateObject().Select(f => f.Name).ToList();
             Assert.All(artifact.GetProperty("reported").EnumerateArray(), r => Assert.Contains(r.GetString(), facts));
+            if (name.EndsWith(".listing", StringComparison.Ordinal))
+            {
+                continue; // a chain's listing, for the next level: nothing to restore (restore refuses it by name)
+            }
 
             var destination = DestinationFor(name);
             var restore = Box.Run(["restore", "--source", "s", "--artifact", name, "--to", destination], Env);

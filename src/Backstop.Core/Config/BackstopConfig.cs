@@ -152,7 +152,7 @@ public sealed record IncrementalPolicy(TimeSpan FullEvery, int MaxChain)
             throw new ConfigException(map.Location, $"{map.Path}: '{kind.Kind}' sources store every snapshot whole; incremental applies to files and kubernetes sources");
         }
 
-        var fullEvery = map.Duration("full_every") ?? Default.FullEvery;
+        var fullEvery = map.String("full_every")?.Trim() == "0" ? TimeSpan.Zero : map.Duration("full_every") ?? Default.FullEvery;
         var maxChain = map.Int("max_chain", 1, 1000) ?? Default.MaxChain;
         map.EnsureAllKeysKnown($"incremental keys of source '{source}' are: full_every, max_chain");
         return new IncrementalPolicy(fullEvery, maxChain);

@@ -182,7 +182,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             }
 
             var started = Stopwatch.GetTimestamp();
-            foreach (var name in scratch.Order(snapshot.Artifacts.Select(a => a.Name).ToList()))
+            foreach (var name in scratch.Order(snapshot.Artifacts.Select(a => a.Name).Where(n => (source as IRestorable)?.Restores(n) != false).ToList()))
             {
                 Progress?.Invoke($"{def.Name}: restoring {name} into {scratch.Description}");
                 var said = restorer.Notes.Count;

@@ -116,7 +116,11 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
             catalog.FinishSnapshot(new SnapshotInfo(id, m.Source.Name, m.Source.Kind, SnapshotState.Committed, m.StartedAt, m.FinishedAt, m.Host,
                 m.RawBytes, m.StoredBytes, m.Facts, m.Warnings, null,
                 m.Artifacts.Select(a => new ArtifactInfo(a.Name, a.File, a.RawBytes, a.StoredBytes, a.Sha256, a.Compression, a.Facts,
-                    copies.GetValueOrDefault(a.Name) ?? []) { Reported = a.Reported ?? [] }).ToList()));
+                    copies.GetValueOrDefault(a.Name) ?? []) { Reported = a.Reported ?? [], Level = a.Level ?? 0 }).ToList())
+            {
+                Parent = m.Parent, // a chain comes back from the manifests: each level names its parent
+                Level = m.Level ?? 0,
+            });
         }
 
         foreach (var p in problems)

@@ -195,6 +195,12 @@ public interface IRestorable
     IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => artifacts;
 
     /// <summary>
+    /// Whether an artifact holds something to restore; false for one kept for the backup's own use (a chain's
+    /// listing), which restore, drills and <c>restore --explain</c> leave out.
+    /// </summary>
+    bool Restores(string artifactName) => true;
+
+    /// <summary>
     /// Restores one artifact's content (decompressed, already proven by its SHA-256) to the destination. Refuses a
     /// non-empty destination unless <paramref name="force"/>. Returns the facts found in what was restored, to be
     /// compared with the snapshot's.

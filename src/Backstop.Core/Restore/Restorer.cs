@@ -149,10 +149,17 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             (source as IPartialRestore ?? throw new ConfigException($"--include and --strip-prefix take part of a files snapshot; '{def.Name}' is a {def.Kind} source"))
                 .Select(Include, StripPrefix);
         }
-        var chosenNames = artifact is null ? snapshot.Artifacts.Select(a => a.Name).ToList() : snapshot.Artifacts.Where(a => a.Name == artifact).Select(a => a.Name).ToList();
+        var chosenNames = artifact is null
+            ? snapshot.Artifacts.Select(a => a.Name).Where(restorable.Restores).ToList()
+            : snapshot.Artifacts.Where(a => a.Name == artifact).Select(a => a.Name).ToList();
         if (chosenNames.Count == 0)
         {
             throw new ConfigException($"--artifact {artifact}: snapshot {snapshot.Id} has {string.Join(", ", snapshot.Artifacts.Select(a => a.Name))}");
+        }
+
+        if (chosenNames.FirstOrDefault(n => !restorable.Restores(n)) is { } kept)
+        {
+            throw new ConfigException($"--artifact {kept}: it is kept for the backup's own use (the listing the next level compares with), and holds nothing to restore");
         }
 
         var planned = restorable.Plan(chosenNames, destination);

@@ -84,7 +84,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
             {
                 var here = snapshots.Where(s => s.State == SnapshotState.Committed && s.Artifacts.Count > 0
                                                 && s.Artifacts.All(a => a.Copies.Any(c => c.Target == targetName && c.State == CopyState.Verified))).ToList();
-                var decisions = RetentionPolicy.Decide(here.Select(s => new RetentionCandidate(s.Id, s.StartedAt)), rules);
+                var decisions = KeepParents(RetentionPolicy.Decide(here.Select(s => new RetentionCandidate(s.Id, s.StartedAt)), rules), snapshots, newestValid?.Id);
                 foreach (var decided in decisions.OrderBy(d => d.Time))
                 {
                     ct.ThrowIfCancellationRequested(); // Ctrl-C stops between snapshots, never inside one's removal
@@ -128,5 +128,26 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
         }
 
         return lines;
+    }
+
+    /// <summary>
+    /// A chain is one unit: every level below a snapshot that is kept (by a rule, as the newest valid one, or being
+    /// restored) is kept too, saying whose parent it is, so retention never orphans a level.
+    /// </summary>
+    private List<RetentionDecision> KeepParents(IReadOnlyList<RetentionDecision> decisions, IReadOnlyList<SnapshotInfo> snapshots, string? newestValid)
+    {
+        var byId = snapshots.ToDictionary(s => s.Id, StringComparer.Ordinal);
+        var parentOf = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var d in decisions.Where(d => d.Keep || d.Id == newestValid || RestoreMarks.Readers(config, d.Id).Count > 0).OrderByDescending(d => d.Time))
+        {
+            foreach (var below in byId.TryGetValue(d.Id, out var kept) ? kept.Ancestors : [])
+            {
+                parentOf.TryAdd(below.Id, d.Id);
+            }
+        }
+
+        return decisions.Select(d => !d.Keep && parentOf.TryGetValue(d.Id, out var child)
+            ? d with { Keep = true, Reasons = [$"kept: parent of {child} (a level of its chain needs it)"] }
+            : d).ToList();
     }
 }

@@ -79,6 +79,20 @@ public sealed class BackupRunner
             foreach (var source in sources)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (ChainLacksTargets(source))
+                {
+                    // A level restores only where the levels below it are: a target that lost one (or missed it) gets it
+                    // back from another first, so this level goes there too, and the chain goes on instead of a new full.
+                    try
+                    {
+                        await healer.HealAsync(source, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is BackupException or IOException or ObjectNotFoundException)
+                    {
+                        _observer.Notice($"healing the chain of '{source.Name}' before its run stopped: {e.Message}");
+                    }
+                }
+
                 var snapshot = await RunSourceAsync(source, cancellationToken).ConfigureAwait(false);
                 _observer.SourceFinished(snapshot);
                 results.Add(snapshot);
@@ -95,6 +109,12 @@ public sealed class BackupRunner
             }
         }
     }
+
+    /// <summary>Whether the snapshot the next level would build on is not verified on every target of the source.</summary>
+    private bool ChainLacksTargets(SourceDefinition def) =>
+        def.Incremental.Enabled && !Full
+        && _catalog.RecentSnapshots(def.Name, 3).LastOrDefault(s => s.State == SnapshotState.Committed) is { Unrestorable: false } newest
+        && def.Targets.Any(t => !newest.VerifiedTargets.Contains(t, StringComparer.Ordinal));
 
     private async Task<SnapshotInfo> RunSourceAsync(SourceDefinition def, CancellationToken ct)
     {
@@ -139,12 +159,23 @@ public sealed class BackupRunner
             if (chain is not null)
             {
                 artifacts = artifacts.Select(a => chain.IsIncremental(a.Name) ? a with { Level = chain.Level } : a).ToList();
+                if (chain.Parent is { } parentId && artifacts.Any(a => a.Level > 0))
+                {
+                    // A level restores only where every level below it is verified: a copy elsewhere counts for nothing.
+                    var below = _catalog.Snapshot(parentId)?.VerifiedTargets ?? [];
+                    artifacts = artifacts.Select(a => a with
+                    {
+                        Copies = a.Copies.Select(c => c.State == CopyState.Verified && !below.Contains(c.Target, StringComparer.Ordinal)
+                            ? c with { State = CopyState.Failed, Error = $"target '{c.Target}' holds no verified copy of the levels below this one ({parentId}): this level cannot restore there" }
+                            : c).ToList(),
+                    }).ToList();
+                }
             }
 
             var raw = artifacts.Sum(a => a.RawBytes);
             var facts = SumFacts(artifacts.Select(a => a.Facts));
             var shapes = artifacts.Select(a => Shape(def, a.Name, a.RawBytes, a.Facts)).ToList();
-            var shape = new SnapshotShape(id, shapes.Sum(a => a.RawBytes), facts, shapes);
+            var shape = new SnapshotShape(id, shapes.Sum(a => a.Compared), facts, shapes);
             var (history, historyAccepted) = ValidHistory(def);
             var findings = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, history, AcceptShrink, historyAccepted, def.Name);
             var failures = findings.Where(f => f.Severity == FindingSeverity.Fail).Select(f => f.Message).ToList();
@@ -427,9 +458,9 @@ public sealed class BackupRunner
         {
             why = "the source's first snapshot";
         }
-        else if (parent.Unrestorable || parent.VerifiedTargets.Count < def.MinCopies)
+        else if (parent.Unrestorable || parent.VerifiedTargets.Count(def.Targets.Contains) < def.MinCopies)
         {
-            why = $"the newest snapshot {parent.Id} restores from {parent.VerifiedTargets.Count} target(s), and min_copies is {def.MinCopies}";
+            why = $"the newest snapshot {parent.Id} restores from {parent.VerifiedTargets.Count(def.Targets.Contains)} of its targets, and min_copies is {def.MinCopies}";
         }
         else if (parent.Level + 1 > def.Incremental.MaxChain)
         {
@@ -462,7 +493,7 @@ public sealed class BackupRunner
     /// <c>bytes</c> fact), never the bytes of a level, which a quiet night makes small.
     /// </summary>
     private static ArtifactShape Shape(SourceDefinition def, string name, long raw, IReadOnlyDictionary<string, long> facts) =>
-        new(name, def.Incremental.Enabled && facts.TryGetValue("bytes", out var tree) ? tree : raw, facts);
+        new(name, raw, facts) { Compared = def.Incremental.Enabled && facts.TryGetValue("bytes", out var tree) ? tree : raw };
 
     /// <summary>Valid snapshots, oldest first, from the newest one whose shrink was accepted (history restarts there).</summary>
     private (List<SnapshotShape> History, bool Accepted) ValidHistory(SourceDefinition def)
@@ -472,7 +503,7 @@ public sealed class BackupRunner
         return (valid.Skip(Math.Max(restart, 0)).Select(s =>
         {
             var shapes = s.Artifacts.Select(a => Shape(def, a.Name, a.RawBytes, a.Facts)).ToList();
-            return new SnapshotShape(s.Id, shapes.Sum(a => a.RawBytes), s.Facts, shapes);
+            return new SnapshotShape(s.Id, shapes.Sum(a => a.Compared), s.Facts, shapes);
         }).ToList(), restart >= 0);
     }
 

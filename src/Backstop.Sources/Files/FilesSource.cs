@@ -77,10 +77,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     : ISource, IChainRestorable, IPartialRestore
 {
     /// <summary>A listing is for the next level's change detection; there is nothing in it to restore.</summary>
-    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) =>
-        artifacts.Where(a => !a.EndsWith(".listing", StringComparison.Ordinal)).ToList() is { Count: > 0 } tars
-            ? tars
-            : throw new ConfigException($"{string.Join(", ", artifacts)} {(artifacts.Count == 1 ? "is a listing" : "are listings")} of the tree, for the next level's change detection; restore the .tar artifact");
+    public bool Restores(string artifactName) => !artifactName.EndsWith(".listing", StringComparison.Ordinal);
 
     public IChainStage BeginChain(string artifactName, string destination, bool force) => new ChainStage(this, Common.Staging.Folder.Begin(destination, force));
 
@@ -307,7 +304,13 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             {
                 var known = previous?.Folder("") ?? [];
                 listing?.Folder("");
-                foreach (var (raw, path, st) in files)
+                foreach (var (raw, _, st) in files)
+                {
+                    listing?.Entry(raw, Listing.Stat.Of(st));
+                    Listed++;
+                }
+
+                foreach (var (raw, _, st) in files)
                 {
                     Visit(tar, null, new Child(raw, raw, st, IsChanged(known, raw, st)));
                 }
@@ -445,6 +448,14 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             }
 
             dumpdir.WriteByte(0);
+
+            // The folder's entries right under its own record: its subfolders' records come later, as the walk reaches them.
+            foreach (var child in children.Where(c => !c.Status.IsDirectory))
+            {
+                listing?.Entry(child.Name, Listing.Stat.Of(child.Status));
+                Listed++;
+            }
+
             var xattrs = Attributes(folder.Descriptor, null, folder.Path, out var access, out var defaults);
             tar.Write(Entry(PaxType.Directory, EntryName(folder.Path), st) with { DumpDir = dumpdir.ToArray(), Xattrs = xattrs, AclAccess = access, AclDefault = defaults });
             _directories++;
@@ -459,12 +470,6 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
         private void Visit(PaxWriter tar, PinnedDirectory? folder, Child child)
         {
             var st = child.Status;
-            if (!st.IsDirectory)
-            {
-                listing?.Entry(child.Name, Listing.Stat.Of(st));
-                Listed++;
-            }
-
             if (st.IsRegular)
             {
                 if (child.Changed && !WriteFile(tar, folder, child))

@@ -40,7 +40,10 @@ internal static class ListVerb
                 Quantities.FormatSize(s.RawBytes), Quantities.FormatSize(s.StoredBytes),
                 Markup.Escape(string.Join(", ", s.VerifiedTargets)),
                 drills[s.Id].LastOrDefault() is { } d ? (d.Passed ? "[green]passed[/] " : "[red]failed[/] ") + Core.Drill.DrillRunner.Seconds(d.Seconds) : "",
-                Markup.Escape(s.Error ?? (s.Warnings.Count > 0 ? $"{s.Warnings.Count} warning(s)" : "")));
+                Markup.Escape(s.Error ?? string.Join("; ", new[]
+                {
+                    s.Level > 0 ? $"level {s.Level} on {s.Parent}" : null, s.Warnings.Count > 0 ? $"{s.Warnings.Count} warning(s)" : null,
+                }.OfType<string>())));
         }
 
         Terminal.Out.Write(table);
@@ -63,6 +66,8 @@ internal static class ListVerb
         s.StartedAt,
         s.FinishedAt,
         s.Host,
+        s.Level,
+        s.Parent,
         s.RawBytes,
         s.StoredBytes,
         VerifiedCopies = s.VerifiedTargets,
@@ -79,6 +84,7 @@ internal static class ListVerb
             a.Compression,
             a.Facts,
             a.Reported,
+            a.Level,
             Copies = a.Copies.Select(c => new { c.Target, State = c.State.ToString().ToLowerInvariant(), c.CheckedAt, c.Error }),
         }),
         Drills = drills.Select(d => new { d.At, d.Passed, d.Seconds, d.RtoSeconds, d.RtoMet, d.Error, d.Evidence }),

@@ -1,5 +1,6 @@
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
+using Backstop.Core.Plugins;
 using Backstop.Core.Restore;
 using Backstop.Core.Run;
 using Backstop.Core.Storage;
@@ -162,7 +163,7 @@ internal static class RestoreVerb
         // Each artifact with something to restore (a listing has none); a level of a chain as its full, then every level
         // above it, oldest first, into the same DEST.
         var chosen = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact)
-            .Where(a => artifact is not null || !BackupRunner.Recipe(source, a.Name, a.FileName, passphrase).StartsWith('#'))
+            .Where(a => artifact is not null || (source as IRestorable)?.Restores(a.Name) != false)
             .SelectMany(a => a.Level > 0 ? Restorer.Levels(snapshot, a) : [(snapshot, a)]).ToList();
         var steps = chosen.Select(level =>
         {
