@@ -325,6 +325,21 @@ public sealed class KubernetesSourceTests : IDisposable
         var wrong = _box.Run("restore", "--source", "cluster", "--artifact", "resources.tar", "--to", "restored2");
         Assert.Equal(2, wrong.ExitCode);
         Assert.Contains("kube://", wrong.Stderr, StringComparison.Ordinal);
+
+        // The next night a ledger block is added: the volume's level holds that file only, and the chain restores both.
+        File.WriteAllText(_box[$"hostfs{here}/blocks/000002.ldb"], "ledger block two");
+        var second = _box.Run("run");
+        Assert.True(second.ExitCode == 0, second.ToString());
+        var level = JsonDocument.Parse(_box.Run("list", "--json").Stdout).RootElement.GetProperty("snapshots")[1];
+        Assert.Equal(1, level.GetProperty("level").GetInt32());
+        var levelVolume = level.GetProperty("artifacts").EnumerateArray().Single(a => a.GetProperty("name").GetString() == "pvc%2Fledger%2Fdata.tar");
+        Assert.Equal(1, levelVolume.GetProperty("level").GetInt32());
+        Assert.Equal(1, levelVolume.GetProperty("facts").GetProperty("changed_files").GetInt64());
+        Assert.Equal(3, levelVolume.GetProperty("facts").GetProperty("files").GetInt64());
+        var chain = _box.Run("restore", "--source", "cluster", "--to", "restored3");
+        Assert.True(chain.ExitCode == 0, chain.ToString());
+        var blocks = Directory.GetFiles(_box["restored3/ledger/data"], "*.ldb", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Select(File.ReadAllText).ToList();
+        Assert.Equal(["ledger block one", "ledger block two"], blocks);
     }
 
     [Fact]

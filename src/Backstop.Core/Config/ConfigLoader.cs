@@ -251,7 +251,9 @@ public static partial class ConfigLoader
                     return new DrillPolicy(every, sourceRto, drillOptions) { Schedule = schedule };
                 });
                 notifiers.AddRange(Block(document, () => Notify.NotifyConfig.Parse(s, name)) ?? []);
-                var incremental = Block(document, () => IncrementalPolicy.Parse(s.Map("incremental"), kind, name)) ?? IncrementalPolicy.Off;
+                var incremental = Block(document, () => kind.StoresChanges || !s.Has("incremental")
+                    ? IncrementalPolicy.Parse(kind.StoresChanges ? s.Map("incremental") : null, kind, name)
+                    : throw s.Error("incremental", $"'{kindName}' sources store every snapshot whole; incremental applies to files and kubernetes sources")) ?? IncrementalPolicy.Off;
                 var options = kind.ParseOptions(s);
                 s.EnsureAllKeysKnown();
                 sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)

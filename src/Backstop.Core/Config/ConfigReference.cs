@@ -139,11 +139,15 @@ public static class ConfigReference
         ]),
     ];
 
+    /// <summary>The keys every source of this kind has: <c>incremental</c> only for a kind that stores changes.</summary>
+    private static IEnumerable<KeyDoc> SourceKeysOf(ISourceKind kind) =>
+        SourceKeys.Where(k => kind.StoresChanges || !k.Key.StartsWith("incremental.", StringComparison.Ordinal));
+
     /// <summary>Every key a source of this kind may have, dotted (its blocks' children included).</summary>
     public static IReadOnlyList<string> SourceKeyPaths(ISourceKind kind)
     {
         ArgumentNullException.ThrowIfNull(kind);
-        return SourceKeys.Select(k => k.Key)
+        return SourceKeysOf(kind).Select(k => k.Key)
             .Concat(kind.Keys.Select(k => k.Key))
             .Concat(TopKeys.Where(k => k.Key.StartsWith("retention.", StringComparison.Ordinal)).Select(k => k.Key))
             .Concat(NotifierKeyPaths().Select(k => "notify[]." + k))
@@ -334,7 +338,7 @@ public static class ConfigReference
                 sourceUses.TryAdd(path, use);
             }
 
-            var expected = SourceKeys.Concat(kind.Keys)
+            var expected = SourceKeysOf(kind).Concat(kind.Keys)
                 .Concat(TopKeys.Where(k => k.Key.StartsWith("retention.", StringComparison.Ordinal)))
                 .Concat(ExpectKeyNames(kind).Select(e => new KeyDoc("expect." + e, "", "")))
                 .ToList();
@@ -372,7 +376,7 @@ public static class ConfigReference
     /// <summary>The keys every source has, with examples that suit a source of this kind.</summary>
     private static List<KeyDoc> CommonSourceExample(ISourceKind kind)
     {
-        return SourceKeys.Select(k => k.Key switch
+        return SourceKeysOf(kind).Select(k => k.Key switch
         {
             "kind" or "name" => k with { Example = kind.Kind },
             "targets" => k with { Example = "[local]" },

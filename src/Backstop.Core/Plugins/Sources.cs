@@ -257,9 +257,9 @@ public sealed class StagedRestore(IReadOnlyDictionary<string, long> found, Actio
 /// A staged restorable whose artifacts may be levels of a chain (<see cref="Catalog.ArtifactInfo.Level"/>): the full
 /// and every level above it are applied oldest first into one staging, published once the last level is in.
 /// </summary>
-public interface IChainRestorable : IStagedRestorable
+public interface IChainRestorable : IRestorable
 {
-    /// <summary>Begins a chain restore of an artifact: checks the destination and makes the staging (as <see cref="IStagedRestorable.StageAsync"/>).</summary>
+    /// <summary>Begins a chain restore of an artifact: checks the destination and makes the staging beside it.</summary>
     IChainStage BeginChain(string artifactName, string destination, bool force);
 }
 

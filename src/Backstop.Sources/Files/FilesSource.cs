@@ -74,10 +74,10 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
 }
 
 internal sealed partial class FilesSource(string name, FilesOptions options, bool requireMounts = false, string artifact = FilesSource.ArtifactName)
-    : ISource, IChainRestorable, IPartialRestore
+    : ISource, IStagedRestorable, IChainRestorable, IPartialRestore
 {
     /// <summary>A listing is for the next level's change detection; there is nothing in it to restore.</summary>
-    public bool Restores(string artifactName) => !artifactName.EndsWith(".listing", StringComparison.Ordinal);
+    public bool Restores(string artifactName) => !IsListing(artifactName);
 
     public IChainStage BeginChain(string artifactName, string destination, bool force) => new ChainStage(this, Common.Staging.Folder.Begin(destination, force));
 
@@ -244,8 +244,11 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
 
     public IArtifactValidator? ValidatorFor(string artifactName) => artifactName == artifact ? new TarValidator() : null;
 
+    /// <summary>Whether an artifact is a chain's listing (of a files source, or of a volume's data).</summary>
+    internal static bool IsListing(string artifactName) => artifactName.EndsWith(".listing", StringComparison.Ordinal);
+
     public string RestoreRecipe(string artifactName, string storedFile) =>
-        artifactName.EndsWith(".listing", StringComparison.Ordinal)
+        IsListing(artifactName)
             ? "# the listing of the tree, for the next level's change detection; nothing to restore"
             : $"mkdir -p DEST && zstd -dc {storedFile} | tar -x --incremental --xattrs --xattrs-include='*' --acls -pf - -C DEST";
 

@@ -14,8 +14,28 @@ namespace Backstop.Sources.Kubernetes;
 /// <c>--force</c> replaces it: updated), or failed with the API's reason. What fails does not stop the rest (a
 /// disaster restore takes what it can), but the restore fails, naming every object that did not go back.
 /// </summary>
-internal sealed partial class KubernetesSource : IRestorable
+internal sealed partial class KubernetesSource : IChainRestorable
 {
+    /// <summary>A volume's listing is for the next level's change detection: nothing to restore.</summary>
+    public bool Restores(string artifactName) => !Files.FilesSource.IsListing(artifactName);
+
+    /// <summary>A level of a volume's data: its chain into FOLDER/NAMESPACE/CLAIM, as the files source restores one.</summary>
+    public IChainStage BeginChain(string artifactName, string destination, bool force) =>
+        FilesSourceFor(artifactName).BeginChain(artifactName, VolumeFolder(artifactName, destination), force);
+
+    /// <summary>FOLDER/NAMESPACE/CLAIM for a volume artifact, whose name comes from a manifest a target handed back: held to Kubernetes' names first.</summary>
+    private static string VolumeFolder(string artifactName, string destination)
+    {
+        var parts = Uri.UnescapeDataString(artifactName[..^".tar".Length])[VolumePrefix.Length..].Split('/');
+        if (!IsVolumeArtifact(artifactName) || parts.Length != 2 || !KubeNames.IsName(parts[0]) || parts[0].Contains('.', StringComparison.Ordinal) || !KubeNames.IsName(parts[1])
+            || parts[1].Contains(':', StringComparison.Ordinal))
+        {
+            throw new BackupException($"artifact {KubeClient.Printable(artifactName)} does not name NAMESPACE/CLAIM; refused");
+        }
+
+        return Path.Combine(destination, parts[0], parts[1]);
+    }
+
     private static readonly string[] Order =
     [
         "CustomResourceDefinition.apiextensions.k8s.io", "Namespace", "StorageClass.storage.k8s.io", "PersistentVolume", "PersistentVolumeClaim",
@@ -64,7 +84,7 @@ internal sealed partial class KubernetesSource : IRestorable
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
     {
         var toCluster = destination.StartsWith("kube://", StringComparison.Ordinal);
-        var chosen = artifacts.Where(a => IsVolumeArtifact(a) != toCluster).ToList();
+        var chosen = artifacts.Where(a => !Files.FilesSource.IsListing(a) && IsVolumeArtifact(a) != toCluster).ToList();
         return chosen.Count > 0 ? chosen
             : throw new ConfigException(toCluster
                 ? $"--to {destination}: the chosen artifacts are volume data; restore them into a folder (--to DIR)"
@@ -82,15 +102,7 @@ internal sealed partial class KubernetesSource : IRestorable
         if (IsVolumeArtifact(artifactName))
         {
             // Volume data: into FOLDER/NAMESPACE/CLAIM, through the files source's staged restore.
-            // The artifact's name comes from a manifest a target handed back: held to Kubernetes' names before it is a path.
-            var parts = Uri.UnescapeDataString(artifactName[..^".tar".Length])[VolumePrefix.Length..].Split('/');
-            if (parts.Length != 2 || !KubeNames.IsName(parts[0]) || parts[0].Contains('.', StringComparison.Ordinal) || !KubeNames.IsName(parts[1])
-                || parts[1].Contains(':', StringComparison.Ordinal))
-            {
-                throw new BackupException($"artifact {KubeClient.Printable(artifactName)} does not name NAMESPACE/CLAIM; refused");
-            }
-
-            var staged = await FilesSourceFor(artifactName).StageAsync(artifactName, content, Path.Combine(destination, parts[0], parts[1]), force, cancellationToken)
+            var staged = await FilesSourceFor(artifactName).StageAsync(artifactName, content, VolumeFolder(artifactName, destination), force, cancellationToken)
                 .ConfigureAwait(false);
             staged.Publish();
             return staged.Found;

@@ -43,6 +43,9 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
 {
     public override string Kind => "kubernetes";
 
+    /// <summary>Volume data goes through the files walker, so its levels store only what changed; objects are whole in every snapshot.</summary>
+    public override bool StoresChanges => true;
+
     public override string Summary => "A Kubernetes cluster's objects, one YAML file each, and volume data (`pvcs:`).";
 
     public override IReadOnlyList<KeyDoc> Keys { get; } =
@@ -326,7 +329,8 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     }
 
     public IArtifactValidator? ValidatorFor(string artifactName) =>
-        IsVolumeArtifact(artifactName) ? FilesSourceFor(artifactName).ValidatorFor(artifactName) : new ResourcesValidator();
+        Files.FilesSource.IsListing(artifactName) ? null
+        : IsVolumeArtifact(artifactName) ? FilesSourceFor(artifactName).ValidatorFor(artifactName) : new ResourcesValidator();
 
     private Files.FilesSource FilesSourceFor(string artifactName) => new(name, new Files.FilesOptions([], []), artifact: artifactName);
 
@@ -394,7 +398,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     }
 
     /// <summary>Unpack, then <c>kubectl apply</c>: definitions and namespaces first, then everything (already-applied ones unchanged).</summary>
-    public string RestoreRecipe(string artifactName, string storedFile) => IsVolumeArtifact(artifactName)
+    public string RestoreRecipe(string artifactName, string storedFile) => IsVolumeArtifact(artifactName) || Files.FilesSource.IsListing(artifactName)
         ? FilesSourceFor(artifactName).RestoreRecipe(artifactName, storedFile)
         : $"mkdir -p DEST && zstd -dc {storedFile} | tar -x -C DEST && for d in DEST/{ClusterFolder}/CustomResourceDefinition.apiextensions.k8s.io DEST/{ClusterFolder}/Namespace; " +
         "do if [ -d \"$d\" ]; then kubectl apply -R -f \"$d\" || exit 1; fi; done && kubectl apply -R -f DEST";
