@@ -205,6 +205,54 @@ public sealed class ChainTests : IDisposable
     }
 
     [Fact]
+    public void A_level_killed_with_sigkill_mid_upload_leaves_the_chain_intact_and_the_next_run_continues_it()
+    {
+        _box.Write("data/a.txt", "first");
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
+        Run("run");
+        var full = Newest().GetProperty("snapshot").GetString()!;
+        Assert.Equal(0, _box.Shell("head -c 400000000 /dev/urandom > data/big.bin").ExitCode);
+        using (var victim = _box.Start("run"))
+        {
+            RunningCli.WaitUntil(() => Sandbox.FilesUnder(_box["backups"]).Any(f => f.EndsWith(".partial", StringComparison.Ordinal)), "the level to be uploading");
+            victim.KillHard();
+        }
+
+        _box.Write("data/b.txt", "second");
+        var next = Run("run");
+        Assert.Contains("was interrupted by a run that died; recorded as failed", next.All, StringComparison.Ordinal);
+        var level = Newest();
+        Assert.Equal(1, level.GetProperty("level").GetInt32());
+        Assert.Equal(full, level.GetProperty("parent").GetString());
+        Assert.Equal(2, Fact(level, "changed_files")); // big.bin and b.txt: the killed level stored nothing the chain counts on
+        Assert.Equal(0, _box.Run("verify", "--deep").ExitCode);
+        Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.Equal(400000000, new FileInfo(_box["out"] + _box["data/big.bin"]).Length);
+        Assert.Equal("second", File.ReadAllText(_box["out"] + _box["data/b.txt"]));
+        Assert.Single(Directory.GetDirectories(_box["state/private/source-f/listings"])); // the killed level's listing went with the commit
+    }
+
+    [Fact]
+    public void A_damaged_listing_on_this_machine_is_said_and_the_artifact_stored_whole_never_compared_with_it()
+    {
+        _box.Write("data/a.txt", "first");
+        _box.Write("data/b.txt", "second");
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
+        Run("run");
+        var cached = Directory.GetFiles(_box["state/private/source-f/listings"], "files.tar", SearchOption.AllDirectories).Single();
+        File.WriteAllBytes(cached, File.ReadAllBytes(cached)[..30]); // cut short, as a full disk leaves it
+
+        var run = Run("run");
+        Assert.Contains("files.tar is stored whole: the parent's listing", run.All, StringComparison.Ordinal);
+        var snapshot = Newest();
+        Assert.Equal(Fact(snapshot, "files"), Fact(snapshot, "changed_files"));
+        var tar = snapshot.GetProperty("artifacts").EnumerateArray().Single(a => a.GetProperty("name").GetString() == "files.tar");
+        Assert.Equal(0, tar.GetProperty("level").GetInt32()); // restores alone
+        Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.Equal("second", File.ReadAllText(_box["out"] + _box["data/b.txt"]));
+    }
+
+    [Fact]
     public void Incremental_on_a_kind_that_stores_whole_snapshots_is_a_config_error_with_its_place()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: c, kind: command, command: [/bin/echo, hi], artifact: out.txt, incremental: { full_every: 7d } }\n");

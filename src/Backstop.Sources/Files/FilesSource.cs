@@ -199,7 +199,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     {
         ArgumentNullException.ThrowIfNull(sink);
         var chain = sink.Chain;
-        var parent = chain is null || chain.Level == 0 ? null : chain.OpenParentListing(artifact);
+        var parent = chain is null || chain.Level == 0 ? null : ParentListing(chain, sink);
         Listing.Reader? previous = null;
         Listing.Writer? listing = null;
         Walker walker;
@@ -237,6 +237,33 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
 
             await copy.CompleteAsync(new Dictionary<string, long> { ["entries"] = walker.Listed }, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The parent's listing of this artifact, read through once first: a damaged one (a cache file cut short) is said,
+    /// and this artifact is stored whole (restorable alone) rather than compared with it.
+    /// </summary>
+    private Stream? ParentListing(ICaptureChain chain, ICaptureSink sink)
+    {
+        try
+        {
+            using (var check = chain.OpenParentListing(artifact))
+            {
+                if (check is null)
+                {
+                    return null;
+                }
+
+                Listing.Reader.Check(check);
+            }
+        }
+        catch (BackupException e)
+        {
+            sink.Warn($"{artifact} is stored whole: {e.Message}");
+            return null;
+        }
+
+        return chain.OpenParentListing(artifact);
     }
 
     /// <summary>The artifact that holds a chained tar's listing.</summary>

@@ -95,8 +95,7 @@ internal static class Listing
             if (!_started)
             {
                 Span<byte> head = stackalloc byte[Header.Length];
-                _in.ReadExactly(head);
-                if (!head.SequenceEqual(Header))
+                if (_in.ReadAtLeast(head, head.Length, throwOnEndOfStream: false) != head.Length || !head.SequenceEqual(Header))
                 {
                     throw new BackupException("the parent's listing is not a backstop listing");
                 }
@@ -208,5 +207,16 @@ internal static class Listing
         }
 
         public void Dispose() => _in.Dispose();
+
+        /// <summary>Reads a whole listing; throws <see cref="BackupException"/> naming the damage (a cache file cut short or overwritten).</summary>
+        public static void Check(Stream input)
+        {
+            using var reader = new Reader(input);
+            reader.Folder("\uFFFF"); // after every raw path: reads every record on the way
+            if (reader.ReadByte() >= 0)
+            {
+                throw new BackupException("the parent's listing is damaged (records out of walk order)");
+            }
+        }
     }
 }
