@@ -146,6 +146,38 @@ public sealed class FilesSourceTests : IDisposable
     }
 
     [Fact]
+    public void A_1_gib_sparse_file_is_stored_as_its_data_and_comes_back_sparse_and_identical_both_ways()
+    {
+        var r = _box.Shell("""
+            set -e
+            mkdir -p data
+            truncate -s 1G data/disk.img
+            printf 'boot' | dd of=data/disk.img conv=notrunc 2>/dev/null
+            head -c 100000 /dev/urandom | dd of=data/disk.img bs=1 seek=500000000 conv=notrunc 2>/dev/null
+            """);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
+        var run = _box.Run("run");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.True(new FileInfo(Stored("f")).Length < 1 << 20, $"{new FileInfo(Stored("f")).Length} bytes stored for 100 KB of data");
+        var facts = _box.Snapshots()[0].GetProperty("facts");
+        Assert.Equal(1L << 30, facts.GetProperty("bytes").GetInt64()); // the file's size, holes included
+
+        var restore = _box.Run("restore", "--source", "f", "--to", _box["mine"]);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        var stock = _box.Shell($"mkdir -p stock && zstd -dc '{Stored("f")}' | tar -x --incremental --xattrs --xattrs-include='*' --acls -pf - -C stock");
+        Assert.True(stock.ExitCode == 0, stock.ToString());
+        foreach (var dest in new[] { "mine", "stock" })
+        {
+            var check = _box.Shell($"cmp data/disk.img '{dest}{_box["data"]}/disk.img' && stat -c '%s %b' '{dest}{_box["data"]}/disk.img'");
+            Assert.True(check.ExitCode == 0, dest + ": " + check);
+            var sizeAndBlocks = check.Stdout.Trim().Split(' ');
+            Assert.Equal("1073741824", sizeAndBlocks[0]);
+            Assert.True(long.Parse(sizeAndBlocks[1], System.Globalization.CultureInfo.InvariantCulture) * 512 < 4 << 20, $"{dest}: {sizeAndBlocks[1]} blocks allocated");
+        }
+    }
+
+    [Fact]
     public void A_file_that_grows_while_read_is_a_warning_and_the_tar_stays_valid()
     {
         var r = _box.Shell("mkdir -p data && head -c 150000000 /dev/zero > data/growing.log && printf 'x' > data/other.txt");

@@ -234,6 +234,24 @@ public static partial class Posix
                 : throw new IOException($"cannot create {RawFs.Display(raw)}: {Marshal.GetLastPInvokeErrorMessage()}");
         }
 
+        /// <summary>Moves to <paramref name="offset"/> (past a hole in a sparse file: what is skipped stays unallocated).</summary>
+        public void SeekTo(long offset)
+        {
+            if (RawFs.Seek(_fd, offset, RawFs.SeekSet) < 0)
+            {
+                throw new IOException($"cannot seek in {_path}: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+        }
+
+        /// <summary>Sets the file's size (a sparse file that ends in a hole).</summary>
+        public void Truncate(long size)
+        {
+            if (Ftruncate(_fd, size) != 0)
+            {
+                throw new IOException($"cannot set the size of {_path}: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+        }
+
         private IReadOnlyList<KeyValuePair<string, byte[]>> _xattrs = [];
         private byte[]? _acl;
 

@@ -259,6 +259,66 @@ public static unsafe partial class RawFs
         }
     }
 
+    [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    private static partial long LseekNative(int fd, long offset, int whence);
+
+    public const int SeekSet = 0;
+    public const int SeekData = 3;
+    public const int SeekHole = 4;
+
+    /// <summary>lseek(2); -1 with errno on failure (ENXIO: no data at or after the offset).</summary>
+    public static long Seek(int fd, long offset, int whence) => LseekNative(fd, offset, whence);
+
+    /// <summary>
+    /// The data segments of a file whose blocks are fewer than its size (SEEK_DATA/SEEK_HOLE), in order, with an empty
+    /// segment at the end when it ends in a hole; null when the file system cannot say, or the file has no hole.
+    /// </summary>
+    public static List<(long Offset, long Length)>? DataSegments(int fd, long size)
+    {
+        var segments = new List<(long, long)>();
+        long pos = 0;
+        while (pos < size)
+        {
+            var data = Seek(fd, pos, SeekData);
+            if (data < 0)
+            {
+                if (Errno == 6)
+                {
+                    break; // ENXIO: only a hole from here to the end
+                }
+
+                return null; // EINVAL: the file system has no SEEK_DATA
+            }
+
+            if (data >= size)
+            {
+                break;
+            }
+
+            var hole = Seek(fd, data, SeekHole);
+            if (hole < 0)
+            {
+                return null;
+            }
+
+            hole = Math.Min(hole, size);
+            segments.Add((data, hole - data));
+            pos = hole;
+        }
+
+        if (segments.Count == 1 && segments[0] == (0, size))
+        {
+            return null; // no hole after all (blocks were short for another reason)
+        }
+
+        if (segments.Count == 0 || segments[^1].Item1 + segments[^1].Item2 < size)
+        {
+            segments.Add((size, 0)); // the size, for readers that end the file at its last segment
+        }
+
+        return segments;
+    }
+
     [LibraryImport("libc", EntryPoint = "mknod", SetLastError = true)]
     private static partial int MknodNative(byte* path, uint mode, ulong device);
 

@@ -577,9 +577,12 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 var fd = (int)handle!.DangerousGetHandle();
                 var xattrs = Attributes(fd, null, child.Path, out var access, out _);
                 var entry = Entry(PaxType.File, entryName, st) with { Size = st.Size, Xattrs = xattrs, AclAccess = access };
-                using var stream = new FileStream(handle, FileAccess.Read, bufferSize: 0);
-                using var data = new FixedLengthStream(stream, st.Size);
-                tar.Write(entry, data);
+
+                // Fewer blocks than its size: a sparse file, whose holes are not stored (GNU tar's sparse format 1.0).
+                var segments = st.Blocks * 512 < st.Size && st.Size >= 64 << 10 ? RawFs.DataSegments(fd, st.Size) : null;
+                using Stream stream = segments is null ? new FileStream(handle, FileAccess.Read, bufferSize: 0) : new SparseDataStream(handle, segments);
+                using var data = new FixedLengthStream(stream, segments?.Sum(x => x.Length) ?? st.Size);
+                tar.Write(entry with { Sparse = segments }, data);
                 _ = data.Read(new byte[1]); // past the size: finds a file that grew
                 if (data.Shrank || data.Grew)
                 {

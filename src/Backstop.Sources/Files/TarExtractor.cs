@@ -82,6 +82,22 @@ internal static class TarExtractor
                     using (file)
                     {
                         int n;
+                        if (entry.Sparse is { } segments)
+                        {
+                            // Each data segment at its offset; the holes between are never written, so they stay unallocated.
+                            foreach (var (offset, length) in segments)
+                            {
+                                file.SeekTo(offset);
+                                for (var left = length; left > 0; left -= n)
+                                {
+                                    n = reader.Read(buffer.AsSpan(0, (int)Math.Min(buffer.Length, left)));
+                                    file.Write(n > 0 ? buffer.AsSpan(0, n) : throw new BackupException($"tar entry {RawFs.Display(name)} ends inside its sparse data"));
+                                }
+                            }
+
+                            file.Truncate(entry.Size);
+                        }
+
                         while ((n = reader.Read(buffer)) > 0)
                         {
                             file.Write(buffer.AsSpan(0, n));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using Backstop.Sources.Files.Pax;
@@ -149,6 +150,96 @@ public sealed partial class PaxArchiveTests : IDisposable
             }
 
             Assert.Contains(seen, e => Encoding.UTF8.GetString(e.Name).EndsWith(longName, StringComparison.Ordinal) && e.Size == 4);
+        }
+    }
+
+    [Fact]
+    public void A_sparse_file_gnu_tar_writes_in_format_1_0_reads_as_its_segments_and_ours_extracts_with_gnu_tar()
+    {
+        var src = Directory.CreateDirectory(Path.Combine(_dir, "sparse")).FullName;
+        var (code, _, err) = RunTool("sh", "-c", $"cd '{src}' && truncate -s 64M holes.img && printf middle | dd of=holes.img bs=1 seek=30000000 conv=notrunc 2>/dev/null && printf start | dd of=holes.img conv=notrunc 2>/dev/null");
+        Assert.True(code == 0, err);
+        var archive = Path.Combine(_dir, "gnu-sparse.tar");
+        (code, _, err) = RunTool("tar", "-c", "--format=posix", "--sparse", "--sparse-version=1.0", "-f", archive, "-C", src, "holes.img");
+        Assert.True(code == 0, err);
+        PaxEntry entry;
+        byte[] data;
+        using (var file = File.OpenRead(archive))
+        {
+            var reader = new PaxReader(file);
+            entry = reader.Next()!;
+            var content = new MemoryStream();
+            reader.Content().CopyTo(content);
+            data = content.ToArray();
+            Assert.Null(reader.Next());
+        }
+
+        Assert.Equal("holes.img", Encoding.UTF8.GetString(entry.Name));
+        Assert.Equal(64L << 20, entry.Size);
+        Assert.NotNull(entry.Sparse);
+        Assert.Equal(entry.Sparse!.Sum(x => x.Length), data.LongLength);
+        Assert.True(data.Length < 1 << 20, $"{data.Length} bytes of data for a 64 MiB file with two small writes");
+
+        // Ours, extracted by GNU tar: the same segments come back as a sparse file of the same size and bytes.
+        var ours = Path.Combine(_dir, "ours-sparse.tar");
+        using (var output = File.Create(ours))
+        {
+            var writer = new PaxWriter(output);
+            writer.Write(entry with { Name = "copy.img"u8.ToArray() }, new MemoryStream(data));
+            writer.Finish();
+        }
+
+        var to = Directory.CreateDirectory(Path.Combine(_dir, "sparse-out")).FullName;
+        (code, _, err) = RunTool("tar", "-x", "-f", ours, "-C", to);
+        Assert.True(code == 0, err);
+        (code, _, err) = RunTool("cmp", Path.Combine(src, "holes.img"), Path.Combine(to, "copy.img"));
+        Assert.True(code == 0, err);
+        var blocks = Encoding.ASCII.GetString(RunTool("stat", "-c", "%b", Path.Combine(to, "copy.img")).Stdout).Trim();
+        Assert.True(long.Parse(blocks, CultureInfo.InvariantCulture) * 512 < 1 << 20, $"{blocks} blocks: the holes were written");
+    }
+
+    [Theory]
+    [InlineData("4\n0\n10\n", "map runs past its content")]
+    [InlineData("1\n0\nx\n", "other than decimal numbers")]
+    [InlineData("2\n100\n10\n0\n10\n", "overlap, are out of order")]
+    [InlineData("1\n0\n99999\n", "end past its size")]
+    [InlineData("99999999\n", "more than 1048576")]
+    [InlineData("1\n0\n5\n", "lists 5 bytes of data, and 10 are stored")]
+    public void A_hostile_sparse_map_is_refused_by_name(string map, string expected)
+    {
+        var records = new MemoryStream();
+        foreach (var (k, v) in new[] { ("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"), ("GNU.sparse.name", "f"), ("GNU.sparse.realsize", "1000") })
+        {
+            var body = $" {k}={v}\n";
+            var length = body.Length + 2;
+            records.Write(Encoding.ASCII.GetBytes($"{length}{body}"));
+        }
+
+        var mapBlock = new byte[512];
+        Encoding.ASCII.GetBytes(map).CopyTo(mapBlock, 0);
+        var archive = new MemoryStream();
+        archive.Write(Header("x", records.Length));
+        archive.Write(records.ToArray());
+        archive.Write(new byte[(512 - (records.Length % 512)) % 512]);
+        archive.Write(Header("0", 512 + 10));
+        archive.Write(mapBlock);
+        archive.Write(new byte[512]);
+        archive.Write(new byte[1024]);
+        archive.Position = 0;
+        var e = Assert.Throws<InvalidDataException>(() => new PaxReader(archive).Next());
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+
+        static byte[] Header(string type, long size)
+        {
+            var h = new byte[512];
+            Encoding.ASCII.GetBytes("GNUSparseFile.0/f").CopyTo(h, 0);
+            Encoding.ASCII.GetBytes("0000644\0").CopyTo(h, 100);
+            Encoding.ASCII.GetBytes(Convert.ToString(size, 8).PadLeft(11, '0') + "\0").CopyTo(h, 124);
+            Encoding.ASCII.GetBytes("00000000000\0").CopyTo(h, 136);
+            h[156] = (byte)type[0];
+            Encoding.ASCII.GetBytes("ustar\0" + "00").CopyTo(h, 257);
+            Reseal(h, 0);
+            return h;
         }
     }
 

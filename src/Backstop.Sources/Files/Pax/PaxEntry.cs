@@ -46,6 +46,12 @@ public sealed record PaxEntry
     /// <summary>A folder's default ACL, as SCHILY.acl.default; null when none.</summary>
     public string? AclDefault { get; init; }
 
+    /// <summary>
+    /// A sparse file's data segments (offset, length) in order; the rest of its <see cref="Size"/> bytes are holes.
+    /// Stored as GNU tar's sparse format 1.0; null for a file stored whole.
+    /// </summary>
+    public IReadOnlyList<(long Offset, long Length)>? Sparse { get; init; }
+
     /// <summary>GNU tar's dumpdir of a folder (its names, each prefixed 'Y'/'N'/'D', NUL-terminated); null when none.</summary>
     public byte[]? DumpDir { get; init; }
 }

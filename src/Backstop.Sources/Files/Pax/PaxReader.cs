@@ -119,6 +119,10 @@ public sealed class PaxReader(Stream input)
             // A hard link's or folder's size field may be non-zero in some writers' archives; its bytes follow all the same.
             _left = kind == PaxType.File ? entry.Size : Override(records, "size") ?? size;
             _padding = (PaxWriter.Block - (_left % PaxWriter.Block)) % PaxWriter.Block;
+            if (kind == PaxType.File && records?.GetValueOrDefault("GNU.sparse.major") is { } major)
+            {
+                entry = Sparse(entry, records, major);
+            }
             if (kind != PaxType.File)
             {
                 Skip(_left + _padding);
@@ -126,6 +130,107 @@ public sealed class PaxReader(Stream input)
             }
 
             return entry;
+        }
+    }
+
+    /// <summary>The most segments a sparse map may list (a hostile map is refused before it is held).</summary>
+    public const int MaxSparseSegments = 1 << 20;
+
+    /// <summary>
+    /// A member in GNU tar's sparse format 1.0: its real name and size from the pax header, its map read from the start
+    /// of its content (and checked: in order, no overlap, within the size, the data exactly what is stored); what
+    /// <see cref="Read"/> gives after it is the data segments, one after the other.
+    /// </summary>
+    private PaxEntry Sparse(PaxEntry stored, Dictionary<string, byte[]> records, byte[] major)
+    {
+        if (!major.AsSpan().SequenceEqual("1"u8) || records.GetValueOrDefault("GNU.sparse.minor") is not { } minor || !minor.AsSpan().SequenceEqual("0"u8))
+        {
+            throw Bad("a sparse member is in a GNU sparse format other than 1.0, which Backstop does not read");
+        }
+
+        if (records.GetValueOrDefault("GNU.sparse.name") is not { Length: > 0 } name || Override(records, "GNU.sparse.realsize") is not { } realSize || realSize < 0)
+        {
+            throw Bad("a sparse member lacks its GNU.sparse.name or GNU.sparse.realsize");
+        }
+
+        var numbers = new List<long>();
+        long count = -1;
+        var consumed = 0L;
+        var digits = new StringBuilder();
+        var block = new byte[PaxWriter.Block];
+        while (count < 0 || numbers.Count < 2 * count)
+        {
+            if (_left < PaxWriter.Block)
+            {
+                throw Bad("a sparse member's map runs past its content");
+            }
+
+            ReadExactlyContent(block);
+            consumed += PaxWriter.Block;
+            foreach (var b in block)
+            {
+                if ((count >= 0 && numbers.Count == 2 * count) || (b == 0 && digits.Length == 0))
+                {
+                    break; // the map is complete, or this block's padding: the map goes on in the next block
+                }
+
+                if (b == (byte)'\n')
+                {
+                    if (digits.Length == 0 || !long.TryParse(digits.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+                    {
+                        throw Bad("a sparse member's map holds something other than decimal numbers");
+                    }
+
+                    digits.Clear();
+                    if (count < 0)
+                    {
+                        count = n <= MaxSparseSegments ? n : throw Bad($"a sparse member's map lists {n} segments, more than {MaxSparseSegments}");
+                    }
+                    else
+                    {
+                        numbers.Add(n);
+                    }
+                }
+                else if (b is >= (byte)'0' and <= (byte)'9' && digits.Length < 19)
+                {
+                    digits.Append((char)b);
+                }
+                else
+                {
+                    throw Bad("a sparse member's map holds something other than decimal numbers");
+                }
+            }
+        }
+
+        var segments = new List<(long, long)>((int)count);
+        long end = 0, data = 0;
+        for (var i = 0; i < numbers.Count; i += 2)
+        {
+            var (offset, length) = (numbers[i], numbers[i + 1]);
+            if (offset < end || offset > realSize - length)
+            {
+                throw Bad("a sparse member's segments overlap, are out of order, or end past its size");
+            }
+
+            end = offset + length;
+            data += length;
+            segments.Add((offset, length));
+        }
+
+        if (data != _left)
+        {
+            throw Bad($"a sparse member's map lists {data} bytes of data, and {_left} are stored");
+        }
+
+        return stored with { Name = name, Size = realSize, Sparse = segments };
+    }
+
+    private void ReadExactlyContent(Span<byte> buffer)
+    {
+        var done = 0;
+        while (done < buffer.Length)
+        {
+            done += Read(buffer[done..]);
         }
     }
 

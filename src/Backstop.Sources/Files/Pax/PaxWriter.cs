@@ -26,8 +26,10 @@ public sealed class PaxWriter(Stream output)
             throw new ArgumentException("a member's name must be non-empty and hold no NUL byte", nameof(entry));
         }
 
-        var size = entry.Type == PaxType.File ? entry.Size : 0;
-        if (size > 0)
+        var map = entry.Type == PaxType.File && entry.Sparse is { } segments ? SparseMap(segments, entry.Size) : null;
+        var data = map is null ? (entry.Type == PaxType.File ? entry.Size : 0) : entry.Sparse!.Sum(x => x.Length);
+        var size = (map?.Length ?? 0) + data; // a sparse file stores its map, then its data segments
+        if (data > 0)
         {
             ArgumentNullException.ThrowIfNull(content); // before any byte is written: never half a member
         }
@@ -37,14 +39,25 @@ public sealed class PaxWriter(Stream output)
             throw new ArgumentException("a member's size or device numbers are out of range", nameof(entry));
         }
         var records = new MemoryStream();
-        var (name, prefix) = SplitForUstar(entry.Name);
+        var (name, prefix) = SplitForUstar(map is null ? entry.Name : SparseStandIn(entry.Name));
         var binary = !IsUtf8(entry.Name) || !IsUtf8(entry.LinkName);
         if (binary)
         {
             Record(records, "hdrcharset", "BINARY"u8);
         }
 
-        if (name is null)
+        if (map is not null)
+        {
+            // GNU tar's sparse format 1.0: the real name and size in the pax header, the ustar name a stand-in that a
+            // reader without sparse support extracts as a plain file (map and data).
+            Record(records, "GNU.sparse.major", "1"u8);
+            Record(records, "GNU.sparse.minor", "0"u8);
+            Record(records, "GNU.sparse.name", entry.Name);
+            Record(records, "GNU.sparse.realsize", Ascii(entry.Size.ToString(CultureInfo.InvariantCulture)));
+            name ??= Truncated(SparseStandIn(entry.Name), 100);
+            prefix ??= [];
+        }
+        else if (name is null)
         {
             Record(records, "path", entry.Name);
         }
@@ -144,23 +157,63 @@ public sealed class PaxWriter(Stream output)
 
         Seal(block);
         output.Write(block);
-        if (size > 0)
+        if (map is not null)
         {
-            var left = size;
+            output.Write(map);
+        }
+
+        if (data > 0)
+        {
+            var left = data;
             while (left > 0)
             {
                 var read = content!.Read(_buffer, 0, (int)Math.Min(_buffer.Length, left));
                 if (read == 0)
                 {
-                    throw new EndOfStreamException($"the content of {Encoding.UTF8.GetString(entry.Name)} ended {left} bytes short of its size {size}");
+                    throw new EndOfStreamException($"the content of {Encoding.UTF8.GetString(entry.Name)} ended {left} bytes short of its size {data}");
                 }
 
                 output.Write(_buffer, 0, read);
                 left -= read;
             }
+        }
 
+        if (size > 0)
+        {
             Pad(size);
         }
+    }
+
+    /// <summary>
+    /// The sparse map of format 1.0: the number of segments, then each one's offset and length, one decimal per line,
+    /// padded with NULs to whole blocks. Segments must be in order, not overlap and end within the real size.
+    /// </summary>
+    private static byte[] SparseMap(IReadOnlyList<(long Offset, long Length)> segments, long realSize)
+    {
+        var text = new StringBuilder().Append(segments.Count.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        long end = 0;
+        foreach (var (offset, length) in segments)
+        {
+            if (offset < end || length < 0 || offset > realSize - length)
+            {
+                throw new ArgumentException("sparse segments must be in order, not overlap, and end within the file", nameof(segments));
+            }
+
+            end = offset + length;
+            text.Append(offset.ToString(CultureInfo.InvariantCulture)).Append('\n').Append(length.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+
+        var bytes = Encoding.ASCII.GetBytes(text.ToString());
+        var padded = new byte[(bytes.Length + Block - 1) / Block * Block];
+        bytes.CopyTo(padded, 0);
+        return padded;
+    }
+
+    /// <summary>GNU tar's stand-in name of a sparse member: DIR/GNUSparseFile.0/NAME.</summary>
+    private static byte[] SparseStandIn(byte[] name)
+    {
+        var slash = Array.LastIndexOf(name, (byte)'/');
+        return [.. name.AsSpan(0, slash + 1), .. "GNUSparseFile.0/"u8, .. name.AsSpan(slash + 1)];
     }
 
     /// <summary>The end of the archive: two zero blocks.</summary>
