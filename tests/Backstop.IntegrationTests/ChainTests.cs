@@ -98,6 +98,20 @@ public sealed class ChainTests : IDisposable
         Assert.True(stock.ExitCode == 0, stock.ToString());
         Assert.Equal(live, Tree(_box["stock"] + _box["data"]));
 
+        // ls of the newest level: the tree as it is now, each file with the level that holds it.
+        var ls = Run("ls", "latest");
+        Assert.Contains($"{_box["data"]}/sub/keep.txt  (level 0, {full.GetProperty("snapshot").GetString()})", ls.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"{_box["data"]}/sub/renamed.txt  (level 1, {one.GetProperty("snapshot").GetString()})", ls.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("a.txt", ls.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("b.txt", ls.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("/gone", ls.Stdout, StringComparison.Ordinal);
+        Assert.Equal(live.Split('\n').Count(l => l.Contains(" f ", StringComparison.Ordinal)), ls.Stdout.Split('\n').Count(l => l.StartsWith('-') || l.StartsWith('h'))); // a hard link's other names show as h
+
+        // A partial restore of a level: what --include names, from whichever level holds it.
+        Run("restore", "--source", "f", "--include", _box["data"] + "/sub/**", "--include", _box["data"] + "/h1", "--to", _box["part"]); // h1: sub/h2 is a hard link to it
+        Assert.Equal("untouched", File.ReadAllText(_box["part"] + _box["data/sub/keep.txt"]));
+        Assert.False(File.Exists(_box["part"] + _box["data/new.txt"]));
+
         // Backstop's own restore of the chain.
         var restore = Run("restore", "--source", "f", "--to", _box["mine"]);
         Assert.Contains("as recorded", restore.All, StringComparison.Ordinal);

@@ -56,9 +56,8 @@ internal static class LsVerb
         var shown = 0;
         foreach (var a in tars)
         {
-            await using var content = await OpenAsync(config, snapshot, a, identities, cancellationToken).ConfigureAwait(false);
-            var reader = new PaxReader(new Backstop.Sources.Common.ForwardOnlyStream(content));
-            while (await Task.Run(reader.Next, cancellationToken).ConfigureAwait(false) is { } e)
+            var levels = a.Level > 0 ? Core.Restore.Restorer.Levels(snapshot, a) : [(snapshot, a)];
+            await foreach (var (e, level) in EntriesAsync(config, levels, identities, cancellationToken).ConfigureAwait(false))
             {
                 var entryName = RawFs.Display(RawFs.FromBytes(e.Name)).TrimEnd('/');
                 if (!string.IsNullOrEmpty(prefix) && !Under(entryName, prefix, relative))
@@ -86,6 +85,7 @@ internal static class LsVerb
                         Artifact = a.Name, Name = "/" + entryName, Type = type, Mode = Convert.ToString(e.Mode, 8).PadLeft(4, '0'),
                         e.Uid, e.Gid, e.Size, Mtime = mtime, Link = linkName.Length > 0 ? linkName : null,
                         Xattrs = e.Xattrs.Count > 0 ? e.Xattrs.Select(x => x.Key).ToList() : null, Acl = e.AclAccess is not null || e.AclDefault is not null ? true : (bool?)null,
+                        Sparse = e.Sparse is not null ? true : (bool?)null, Level = level.Artifact.Level, StoredIn = level.Snapshot.Id,
                     });
                 }
                 else
@@ -93,8 +93,9 @@ internal static class LsVerb
                     // Names come from an archive: a control character in one (an escape sequence) is shown as '?', never sent to the terminal.
                     var link = e.Type is PaxType.SymbolicLink ? $" -> {Core.Util.ServerText.Escape(linkName)}"
                         : e.Type is PaxType.HardLink ? $" link to /{Core.Util.ServerText.Escape(linkName)}" : "";
+                    var where = levels.Count > 1 && e.Type != PaxType.Directory ? $"  (level {level.Artifact.Level}, {level.Snapshot.Id})" : "";
                     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Size,12} {mtime.UtcDateTime:yyyy-MM-dd HH:mm} /{Core.Util.ServerText.Escape(entryName)}{link}"));
+                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Size,12} {mtime.UtcDateTime:yyyy-MM-dd HH:mm} /{Core.Util.ServerText.Escape(entryName)}{link}{where}"));
                 }
             }
         }
@@ -110,6 +111,85 @@ internal static class LsVerb
         }
 
         return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// The entries of an artifact as its snapshot holds them, with the level that stored each. A full: its tar, in order.
+    /// A level of a chain: the newest level's folders say which names are there (their dumpdirs); each one's entry is
+    /// taken from the newest level that stored it, read newest first; the listing is in name order.
+    /// </summary>
+    private static async IAsyncEnumerable<(PaxEntry Entry, (SnapshotInfo Snapshot, ArtifactInfo Artifact) Level)> EntriesAsync(BackstopConfig config,
+        List<(SnapshotInfo Snapshot, ArtifactInfo Artifact)> levels, IReadOnlyList<AgeIdentity> identities,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (levels.Count == 1)
+        {
+            await using var content = await OpenAsync(config, levels[0].Snapshot, levels[0].Artifact, identities, cancellationToken).ConfigureAwait(false);
+            var reader = new PaxReader(new Backstop.Sources.Common.ForwardOnlyStream(content));
+            while (await Task.Run(reader.Next, cancellationToken).ConfigureAwait(false) is { } e)
+            {
+                yield return (e, levels[0]);
+            }
+
+            yield break;
+        }
+
+        var present = new HashSet<string>(StringComparer.Ordinal);
+        var folders = new HashSet<string>(StringComparer.Ordinal);
+        var found = new Dictionary<string, (PaxEntry, (SnapshotInfo, ArtifactInfo))>(StringComparer.Ordinal);
+        for (var i = levels.Count - 1; i >= 0; i--)
+        {
+            await using var content = await OpenAsync(config, levels[i].Snapshot, levels[i].Artifact, identities, cancellationToken).ConfigureAwait(false);
+            var reader = new PaxReader(new Backstop.Sources.Common.ForwardOnlyStream(content));
+            var newest = i == levels.Count - 1;
+            while (await Task.Run(reader.Next, cancellationToken).ConfigureAwait(false) is { } e)
+            {
+                var name = RawFs.FromBytes(e.Name).TrimEnd('/');
+                if (newest && e.Type == PaxType.Directory)
+                {
+                    folders.Add(name);
+                    present.Add(name);
+                    foreach (var child in DumpDirNames(e.DumpDir))
+                    {
+                        present.Add(name + "/" + child);
+                    }
+                }
+
+                // Under a folder of the newest level, a name is there only if that level lists it; a root given as a file is not under one.
+                var governed = false;
+                for (var slash = name.LastIndexOf('/'); slash > 0 && !governed; slash = name.LastIndexOf('/', slash - 1))
+                {
+                    governed = folders.Contains(name[..slash]);
+                }
+
+                if ((present.Contains(name) || !governed) && !found.ContainsKey(name))
+                {
+                    found[name] = (e, levels[i]);
+                }
+            }
+        }
+
+        foreach (var (_, value) in found.OrderBy(f => f.Key, StringComparer.Ordinal))
+        {
+            yield return value;
+        }
+    }
+
+    private static IEnumerable<string> DumpDirNames(byte[]? dumpdir)
+    {
+        var start = 0;
+        for (var i = 0; dumpdir is not null && i < dumpdir.Length; i++)
+        {
+            if (dumpdir[i] == 0)
+            {
+                if (i > start + 1)
+                {
+                    yield return RawFs.FromBytes(dumpdir.AsSpan(start + 1, i - start - 1));
+                }
+
+                start = i + 1;
+            }
+        }
     }
 
     /// <summary>The artifact's content from the first verified copy that opens.</summary>
