@@ -48,6 +48,28 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
     private string Stored(string file) => Directory.GetFiles(_box["backups/pg"], file, SearchOption.AllDirectories).Single();
 
     [Fact]
+    public void A_restore_that_fails_after_an_artifact_is_in_place_never_falls_back_and_names_what_was_restored()
+    {
+        var db = CreateShop(2, 5);
+        Config(db);
+        Assert.Equal(0, Run("run").ExitCode);
+        Assert.Equal(0, Run("run").ExitCode);
+        var newest = _box.Snapshots().Last().GetProperty("snapshot").GetString()!;
+        var dump = Directory.GetFiles(_box[$"backups/pg/{newest}"], "*.dump.zst").Single();
+        var bytes = File.ReadAllBytes(dump);
+        bytes[bytes.Length / 2] ^= 0x55;
+        File.WriteAllBytes(dump, bytes); // the only copy of the newest dump is corrupt; globals.sql is fine
+
+        var restored = NewName("restored");
+        var r = Run("restore", "--source", "pg", "--to", $"postgresql://postgres@127.0.0.1:{Port}/{restored}");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"globals.sql of snapshot {newest} was already restored", r.All, StringComparison.Ordinal);
+        Assert.Contains("restore an older one with --snapshot into a new destination", r.All, StringComparison.Ordinal);
+        Assert.DoesNotContain("restoring 2", r.Stdout, StringComparison.Ordinal); // no fallback to the older snapshot
+        Assert.Equal("0", _pg.Scalar("postgres", $"SELECT count(*) FROM pg_database WHERE datname = '{restored}'"));
+    }
+
+    [Fact]
     public void A_38_table_database_round_trips_through_stock_pg_restore_with_the_same_tables_and_rows()
     {
         var db = CreateShop(38, 100);
