@@ -216,6 +216,15 @@ public sealed class ChainTests : IDisposable
         Assert.Equal("valid", rebuilt.GetProperty("condition").GetString());
         Run("restore", "--source", "f", "--to", _box["out"]);
         Assert.Equal("second", File.ReadAllText(_box["out"] + _box["data/b.txt"]));
+
+        // A new machine has no listing cache: the chain goes on from the listing stored on the target.
+        Directory.Delete(_box["state/private/source-f/listings"], recursive: true);
+        _box.Write("data/c.txt", "third");
+        var next = Run("run", "--source", "f");
+        Assert.Contains("f: the listing of " + level.GetProperty("snapshot").GetString() + " was read from 'local'", next.All, StringComparison.Ordinal);
+        var after = _box.Snapshots().Last(s => s.GetProperty("source").GetString() == "f");
+        Assert.Equal(2, after.GetProperty("level").GetInt32());
+        Assert.Equal(1, Fact(after, "changed_files"));
     }
 
     [Fact]
@@ -253,7 +262,7 @@ public sealed class ChainTests : IDisposable
         _box.Write("data/b.txt", "second");
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
         Run("run");
-        var cached = Directory.GetFiles(_box["state/private/source-f/listings"], "files.tar", SearchOption.AllDirectories).Single();
+        var cached = Directory.GetFiles(_box["state/private/source-f/listings"], "files.listing", SearchOption.AllDirectories).Single();
         File.WriteAllBytes(cached, File.ReadAllBytes(cached)[..30]); // cut short, as a full disk leaves it
 
         var run = Run("run");

@@ -154,14 +154,18 @@ public interface ICaptureChain
     /// <summary>0 for a full, else the number of levels above the full.</summary>
     int Level { get; }
 
-    /// <summary>The parent's listing for an artifact as cached here; null at level 0, or for an artifact the parent did not have.</summary>
-    Stream? OpenParentListing(string artifactName);
+    /// <summary>
+    /// The parent's listing artifact of that name: from this machine's cache, else read from a target that holds a
+    /// verified copy (its SHA-256 checked) into the cache. Null at level 0, when the parent has no such artifact, or
+    /// when no copy could be read (said as a notice): the caller then stores its artifact whole.
+    /// </summary>
+    Task<Stream?> OpenParentListingAsync(string listingArtifact, CancellationToken cancellationToken);
 
-    /// <summary>Where this snapshot's listing for an artifact is kept on this machine (a new file, written once).</summary>
-    Stream CreateListing(string artifactName);
+    /// <summary>Where this snapshot's listing artifact is kept on this machine (a new file, written once).</summary>
+    Stream CreateListing(string listingArtifact);
 
-    /// <summary>This snapshot's listing for an artifact, as written (to store it as an artifact too).</summary>
-    Stream OpenListing(string artifactName);
+    /// <summary>This snapshot's listing, as written (to store it as an artifact too).</summary>
+    Stream OpenListing(string listingArtifact);
 
     /// <summary>Says that an artifact holds only what changed since the parent's artifact of the same name (it restores over it).</summary>
     void Incremental(string artifactName);

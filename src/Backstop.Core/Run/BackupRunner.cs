@@ -470,10 +470,6 @@ public sealed class BackupRunner
         {
             why = $"the chain's full is older than incremental.full_every ({Quantities.FormatDuration(def.Incremental.FullEvery)})";
         }
-        else if (!CaptureChain.HasListings(cache, parent.Id))
-        {
-            why = $"the listings of {parent.Id} are not on this machine ({cache})";
-        }
 
         if (why is not null)
         {
@@ -485,7 +481,70 @@ public sealed class BackupRunner
             return new CaptureChain(cache, id, null, 0);
         }
 
-        return new CaptureChain(cache, id, parent!.Id, parent.Level + 1);
+        return new CaptureChain(cache, id, parent!.Id, parent.Level + 1, (name, path, ct) => FetchListingAsync(def, parent, name, path, ct));
+    }
+
+    /// <summary>
+    /// The parent's listing artifact read from the first target that holds a verified copy, decrypted and decompressed
+    /// into <paramref name="path"/>, kept only when the stored bytes hash to the manifest's SHA-256. A listing that
+    /// cannot be had (no identity on this machine for an encrypted one, every copy unreadable) is said, and the caller
+    /// stores its artifact whole.
+    /// </summary>
+    private async Task<bool> FetchListingAsync(SourceDefinition def, SnapshotInfo parent, string name, string path, CancellationToken ct)
+    {
+        if (parent.Artifacts.FirstOrDefault(a => a.Name == name) is not { } a)
+        {
+            return false;
+        }
+
+        var identities = Sealed.Identities(_config.Encryption);
+        if (Sealed.IsEncrypted(a.FileName) && identities.Count == 0)
+        {
+            _observer.Notice($"{def.Name}: the listing of {parent.Id} is not on this machine, and it is encrypted with no identity here to read it from a target: {name} is stored whole");
+            return false;
+        }
+
+        var problems = new List<string>();
+        foreach (var copy in a.Copies.Where(c => c.State == CopyState.Verified && _targets.ContainsKey(c.Target)))
+        {
+            var temp = path + ".part";
+            try
+            {
+                await using (var stored = await _targets[copy.Target].OpenReadAsync(Layout.Key(def.Name, parent.Id, a.FileName), ct).ConfigureAwait(false))
+                await using (var hashed = new HashingReadStream(stored))
+                {
+                    await using (var content = Sealed.Open(hashed, a.FileName, identities))
+                    await using (var file = new FileStream(temp, new FileStreamOptions
+                                 {
+                                     Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                                 }))
+                    {
+                        await content.CopyToAsync(file, ct).ConfigureAwait(false);
+                    }
+
+                    if (await hashed.FinishAsync(ct).ConfigureAwait(false) != a.Sha256)
+                    {
+                        problems.Add($"the copy on '{copy.Target}' does not match its SHA-256");
+                        continue;
+                    }
+                }
+
+                File.Move(temp, path, overwrite: true);
+                _observer.Notice($"{def.Name}: the listing of {parent.Id} was read from '{copy.Target}' (it was not on this machine)");
+                return true;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                problems.Add($"'{copy.Target}': {e.Message}");
+            }
+            finally
+            {
+                File.Delete(temp);
+            }
+        }
+
+        _observer.Notice($"{def.Name}: the listing of {parent.Id} is not on this machine and no copy could be read ({string.Join("; ", problems)}): {name} is stored whole");
+        return false;
     }
 
     /// <summary>

@@ -7,7 +7,9 @@ namespace Backstop.Core.Run;
 /// <c>&lt;source state&gt;/listings/&lt;snapshot&gt;/&lt;artifact&gt;</c> (0700 folders, as the source state is), read by the next
 /// level to find what changed without reading unchanged files. Only the newest committed snapshot's are kept.
 /// </summary>
-internal sealed class CaptureChain(string cache, string snapshot, string? parent, int level) : ICaptureChain
+/// <param name="fetch">Reads the parent's artifact of a name from a target into a file (its SHA-256 checked); false when it could not.</param>
+internal sealed class CaptureChain(string cache, string snapshot, string? parent, int level, Func<string, string, CancellationToken, Task<bool>>? fetch = null)
+    : ICaptureChain
 {
     private readonly HashSet<string> _incremental = new(StringComparer.Ordinal);
 
@@ -18,18 +20,27 @@ internal sealed class CaptureChain(string cache, string snapshot, string? parent
 
     private string Folder => Path.Combine(cache, snapshot);
 
-    /// <summary>Whether this machine still holds a snapshot's listings.</summary>
-    public static bool HasListings(string cache, string snapshot) => Directory.Exists(Path.Combine(cache, snapshot));
-
-    public Stream? OpenParentListing(string artifactName)
+    public async Task<Stream?> OpenParentListingAsync(string listingArtifact, CancellationToken cancellationToken)
     {
         if (parent is null)
         {
             return null;
         }
 
-        var path = Path.Combine(cache, parent, Safe(artifactName));
-        return File.Exists(path) ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16) : null;
+        var folder = Path.Combine(cache, parent);
+        var path = Path.Combine(folder, Safe(listingArtifact));
+        if (!File.Exists(path))
+        {
+            // Not on this machine (a rebuilt catalog, a new machine, a lost state folder): read from a target, once.
+            Util.PrivateFolder.Ensure(cache);
+            Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (fetch is null || !await fetch(listingArtifact, path, cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+        }
+
+        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
     }
 
     public Stream CreateListing(string artifactName)

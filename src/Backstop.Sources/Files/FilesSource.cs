@@ -199,14 +199,14 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     {
         ArgumentNullException.ThrowIfNull(sink);
         var chain = sink.Chain;
-        var parent = chain is null || chain.Level == 0 ? null : ParentListing(chain, sink);
+        var parent = chain is null || chain.Level == 0 ? null : await ParentListingAsync(chain, sink, cancellationToken).ConfigureAwait(false);
         Listing.Reader? previous = null;
         Listing.Writer? listing = null;
         Walker walker;
         try
         {
             previous = parent is null ? null : new Listing.Reader(parent);
-            listing = chain is null ? null : new Listing.Writer(chain.CreateListing(artifact));
+            listing = chain is null ? null : new Listing.Writer(chain.CreateListing(ListingName(artifact)));
             await using (var writer = await sink.BeginArtifactAsync(artifact, cancellationToken).ConfigureAwait(false))
             {
                 walker = new Walker(name, _exclude, sink, previous, listing, cancellationToken);
@@ -230,7 +230,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
         {
             // The listing as an artifact too: a catalog rebuilt from the targets, or another machine, continues the chain from it.
             await using var copy = await sink.BeginArtifactAsync(ListingName(artifact), cancellationToken).ConfigureAwait(false);
-            await using (var cached = chain.OpenListing(artifact))
+            await using (var cached = chain.OpenListing(ListingName(artifact)))
             {
                 await cached.CopyToAsync(copy.Content, cancellationToken).ConfigureAwait(false);
             }
@@ -243,11 +243,11 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     /// The parent's listing of this artifact, read through once first: a damaged one (a cache file cut short) is said,
     /// and this artifact is stored whole (restorable alone) rather than compared with it.
     /// </summary>
-    private Stream? ParentListing(ICaptureChain chain, ICaptureSink sink)
+    private async Task<Stream?> ParentListingAsync(ICaptureChain chain, ICaptureSink sink, CancellationToken cancellationToken)
     {
         try
         {
-            using (var check = chain.OpenParentListing(artifact))
+            await using (var check = await chain.OpenParentListingAsync(ListingName(artifact), cancellationToken).ConfigureAwait(false))
             {
                 if (check is null)
                 {
@@ -263,7 +263,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             return null;
         }
 
-        return chain.OpenParentListing(artifact);
+        return await chain.OpenParentListingAsync(ListingName(artifact), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The artifact that holds a chained tar's listing.</summary>
