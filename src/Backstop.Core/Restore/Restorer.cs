@@ -241,17 +241,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
                 if (string.Equals(sha, a.Sha256, StringComparison.Ordinal))
                 {
-                    try
-                    {
-                        stage.Publish();
-                    }
-                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                    {
-                        throw new DestinationException(
-                            $"cannot finish the restore into {destination}: {e.Message}; the names moved before this are in place and the rest of the " +
-                            "staging was removed: fix the cause, then restore again with --force");
-                    }
-
+                    Publish(stage, destination);
                     return (t.Name, skipped, stage.Found);
                 }
 
@@ -392,18 +382,8 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                 }
 
                 var staged = stage.Finish();
-                try
-                {
-                    published = true;
-                    staged.Publish();
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    throw new DestinationException(
-                        $"cannot finish the restore into {destination}: {e.Message}; the names moved before this are in place and the rest of the " +
-                        "staging was removed: fix the cause, then restore again with --force");
-                }
-
+                published = true; // a failed publish removes what it did not move: nothing left to discard
+                Publish(staged, destination);
                 return (t.Name, skipped, staged.Found);
             }
             finally
@@ -416,6 +396,21 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         }
 
         throw NoGoodCopy(snapshot, a, skipped, candidates.Count);
+    }
+
+    /// <summary>Moves a proven staging into place; a failure there is the destination's, said with what is left where.</summary>
+    private static void Publish(StagedRestore staged, string destination)
+    {
+        try
+        {
+            staged.Publish();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DestinationException(
+                $"cannot finish the restore into {destination}: {e.Message}; the names moved before this are in place and the rest of the " +
+                "staging was removed: fix the cause, then restore again with --force");
+        }
     }
 
     /// <summary>

@@ -71,34 +71,11 @@ public static partial class Posix
 
     private static bool _noFstatSymbol;
 
-    [LibraryImport("libc", EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int MknodNative(string path, uint mode, ulong device);
-
-    [LibraryImport("libc", EntryPoint = "__xmknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int XmknodNative(int version, string path, uint mode, ref ulong device);
-
     /// <summary>
     /// mknod(2): a FIFO (type 0x1000) or a character or block device node (0x2000, 0x6000; root only) with its mode
-    /// and device number (glibc's gnu_dev_makedev of major and minor).
+    /// and device number.
     /// </summary>
-    public static void MakeNode(string path, uint type, uint mode, int major, int minor)
-    {
-        var device = ((ulong)(uint)minor & 0xff) | (((ulong)(uint)major & 0xfff) << 8) | (((ulong)(uint)minor & ~0xffUL) << 12) | (((ulong)(uint)major & ~0xfffUL) << 32);
-        int rc;
-        try
-        {
-            rc = MknodNative(path, type | (mode & 0xFFF), device);
-        }
-        catch (EntryPointNotFoundException)
-        {
-            rc = XmknodNative(0, path, type | (mode & 0xFFF), ref device); // glibc before 2.33
-        }
-
-        if (rc != 0)
-        {
-            throw new IOException($"cannot make {path}: {Marshal.GetLastPInvokeErrorMessage()}");
-        }
-    }
+    public static void MakeNode(string path, uint type, uint mode, int major, int minor) => RawFs.MakeNode(RawFs.FromPath(path), type, mode, major, minor);
 
     [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenatNative(int dirfd, string path, int flags, int mode);
