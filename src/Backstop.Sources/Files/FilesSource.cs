@@ -85,14 +85,22 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     private sealed class ChainStage(FilesSource source, Common.Staging.Folder folder) : IChainStage
     {
         private TarExtractor.TarExtraction? _last;
+        private readonly Dictionary<string, Pax.PaxEntry> _folders = new(StringComparer.Ordinal);
 
-        public async Task ApplyAsync(Stream content, int level, CancellationToken cancellationToken) =>
-            _last = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken, source._select, level > 0).ConfigureAwait(false);
+        public async Task ApplyAsync(Stream content, int level, CancellationToken cancellationToken)
+        {
+            _last = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken, source._select, level > 0, deferFolders: true).ConfigureAwait(false);
+            foreach (var (path, entry) in _last.Folders)
+            {
+                _folders[path] = entry; // the newest level's mode and time for each folder
+            }
+        }
 
         public StagedRestore Finish()
         {
             var last = _last ?? throw new InvalidOperationException("no level was applied");
-            var tree = TarExtractor.Count(folder.Path);
+            var tree = TarExtractor.Count(folder.Path); // before the folders get their modes (a 0500 one is still open to this user)
+            TarExtractor.ApplyFolders(_folders.Select(f => (f.Key, f.Value)));
             tree["directories"] = last.Facts["directories"]; // every level lists every folder
             tree["changed_files"] = last.Facts["files"]; // what the newest level itself held
             tree["changed_bytes"] = last.Facts["bytes"];
@@ -336,7 +344,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 listing?.Folder("");
                 foreach (var (raw, _, st) in files)
                 {
-                    listing?.Entry(raw, Listing.Stat.Of(st));
+                    listing?.Entry(raw, ListedStat(st));
                     Listed++;
                 }
 
@@ -351,6 +359,8 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 WalkFolder(tar, raw, path, st);
             }
         }
+
+        private static Listing.Stat ListedStat(FileStatus st) => Listing.Stat.Listed(st, (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100);
 
         private bool IsChanged(Dictionary<string, Listing.Stat> known, string name, FileStatus st)
         {
@@ -370,10 +380,21 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 throw Unreadable(raw, problem ?? "it cannot be opened");
             }
 
+            Child[] first;
+            try
+            {
+                first = Enter(tar, top, rootStatus);
+            }
+            catch
+            {
+                top.Dispose();
+                throw;
+            }
+
             var stack = new Stack<(PinnedDirectory Folder, Child[] Children, int Next)>();
             try
             {
-                stack.Push((top, Enter(tar, top, rootStatus), 0));
+                stack.Push((top, first, 0));
                 while (stack.Count > 0)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
@@ -482,7 +503,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             // The folder's entries right under its own record: its subfolders' records come later, as the walk reaches them.
             foreach (var child in children.Where(c => !c.Status.IsDirectory))
             {
-                listing?.Entry(child.Name, Listing.Stat.Of(child.Status));
+                listing?.Entry(child.Name, ListedStat(child.Status));
                 Listed++;
             }
 

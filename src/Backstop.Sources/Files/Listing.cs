@@ -37,6 +37,15 @@ internal static class Listing
     public readonly record struct Stat(uint Mode, long Size, long MtimeNs, long CtimeNs, ulong Inode)
     {
         public static Stat Of(FileStatus st) => new(st.Mode, st.Size, st.MtimeNs, st.CtimeNs, st.Inode);
+
+        /// <summary>
+        /// What the listing keeps of an entry stat'ed at <paramref name="nowNs"/>. One changed in the 100 ms before is
+        /// "racy", as git calls it: a write in the same clock tick (the kernel's coarse clock: 1–10 ms) after it was read
+        /// would leave size and times as listed, and the next level would take the new content for unchanged. Its ctime
+        /// is kept as 0, so the next level reads it again.
+        /// </summary>
+        public static Stat Listed(FileStatus st, long nowNs) =>
+            nowNs - Math.Max(st.MtimeNs, st.CtimeNs) < 100_000_000L ? Of(st) with { CtimeNs = 0 } : Of(st);
     }
 
     /// <summary>Writes a listing while the walk goes (buffered; the stream is the local cache file).</summary>

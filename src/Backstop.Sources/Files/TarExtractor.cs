@@ -12,17 +12,23 @@ namespace Backstop.Sources.Files;
 internal static class TarExtractor
 {
     /// <summary>What an extraction wrote, and the archive's entry for the folder itself when it had one.</summary>
-    internal sealed record TarExtraction(Dictionary<string, long> Facts, PaxEntry? Root);
+    /// <param name="Folders">The folder entries not applied yet (with <c>deferFolders</c>): a chain applies them once, after its last level.</param>
+    internal sealed record TarExtraction(Dictionary<string, long> Facts, PaxEntry? Root, IReadOnlyList<(string Path, PaxEntry Entry)> Folders);
 
     /// <param name="select">Maps an entry's raw name to the raw name it is restored under, or null to leave it out (a partial restore).</param>
     /// <param name="level">
     /// Whether this is a level above a full, applied over what the levels below it restored: a folder's dumpdir then
     /// removes every name in it that the folder no longer has (deletions and renames), as <c>tar --incremental</c> does.
     /// </param>
-    public static Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select = null, bool level = false) =>
-        Task.Run(() => Extract(tar, RawFs.FromPath(root), cancellationToken, select, level), cancellationToken);
+    /// <param name="deferFolders">
+    /// Leave folders' modes and times to the caller (<see cref="ApplyFolders"/>): a chain's next level still writes into
+    /// them, which a read-only folder (0555) would refuse to anyone but root.
+    /// </param>
+    public static Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select = null, bool level = false,
+        bool deferFolders = false) =>
+        Task.Run(() => Extract(tar, RawFs.FromPath(root), cancellationToken, select, level, deferFolders), cancellationToken);
 
-    private static TarExtraction Extract(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select, bool level)
+    private static TarExtraction Extract(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select, bool level, bool deferFolders)
     {
         long files = 0, bytes = 0, folders = 0, symlinks = 0, specials = 0;
         var directories = new List<(string Path, PaxEntry Entry)>();
@@ -46,6 +52,12 @@ internal static class TarExtractor
             }
 
             var path = Inside(root, name);
+            if (path == Path.TrimEndingDirectorySeparator(root) && entry.Type != PaxType.Directory)
+            {
+                // The destination itself may only be a folder: a symlink or file there would replace the staging folder.
+                throw new BackupException($"refused: tar entry '{RawFs.Display(name)}' is a {entry.Type} where the destination folder itself is");
+            }
+
             safe.Check(path, name);
             switch (entry.Type)
             {
@@ -76,6 +88,7 @@ internal static class TarExtractor
                     if (file is null)
                     {
                         RemoveExisting(path); // the archive names it twice, a later level, or --force over an existing file
+                        safe.Forget(path);
                         file = Posix.NewFile.TryCreateRaw(path) ?? throw new IOException($"cannot create {RawFs.Display(path)}: it keeps coming back");
                     }
 
@@ -116,14 +129,22 @@ internal static class TarExtractor
                         : select(linked) ?? throw new BackupException($"{RawFs.Display(name)} is a hard link to {RawFs.Display(linked)}, which the selection leaves out; include it too");
                     var target = Inside(root, linked);
                     safe.Check(target, linked);
+                    if (!RawFs.TryLstat(target, out var linkedStatus, out _) || !linkedStatus.IsRegular)
+                    {
+                        // A hard link to a symlink would be a second symlink that the folder checks do not know of.
+                        throw new BackupException($"refused: tar entry '{RawFs.Display(name)}' is a hard link to '{RawFs.Display(linked)}', which is not a file the archive restored before it");
+                    }
+
                     safe.Create(Path.GetDirectoryName(path)!);
                     RemoveExisting(path);
+                    safe.Forget(path);
                     RawFs.HardLink(target, path);
                     files++;
                     break;
                 case PaxType.SymbolicLink:
                     safe.Create(Path.GetDirectoryName(path)!);
                     RemoveExisting(path);
+                    safe.Forget(path);
                     RawFs.Symlink(RawFs.FromBytes(entry.LinkName), path);
                     safe.Forget(path); // a folder of that name checked before is a symlink now
                     if (asRoot)
@@ -143,6 +164,7 @@ internal static class TarExtractor
 
                     safe.Create(Path.GetDirectoryName(path)!);
                     RemoveExisting(path);
+                    safe.Forget(path);
                     RawFs.MakeNode(path, entry.Type switch { PaxType.Fifo => 0x1000u, PaxType.CharacterDevice => 0x2000u, _ => 0x6000u },
                         (uint)entry.Mode, entry.DevMajor, entry.DevMinor);
                     safe.Forget(path);
@@ -161,16 +183,28 @@ internal static class TarExtractor
             }
         }
 
-        // Folders last, deepest first: writing their content changed their times.
-        foreach (var (path, entry) in directories.OrderByDescending(d => d.Path.Length))
+        if (!deferFolders)
         {
-            Apply(path, entry, asRoot);
+            ApplyFolders(directories);
         }
 
         return new TarExtraction(new Dictionary<string, long>
         {
             ["files"] = files, ["bytes"] = bytes, ["directories"] = folders, ["symlinks"] = symlinks, ["specials"] = specials,
-        }, rootEntry);
+        }, rootEntry, deferFolders ? directories : []);
+    }
+
+    /// <summary>Folders' owners, attributes, modes and times, deepest first (writing their content changed their times); a folder a later level removed is passed over.</summary>
+    public static void ApplyFolders(IEnumerable<(string Path, PaxEntry Entry)> folders)
+    {
+        var asRoot = Environment.UserName == "root";
+        foreach (var (path, entry) in folders.OrderByDescending(d => d.Path.Length))
+        {
+            if (RawFs.TryLstat(path, out var st, out _) && st.IsDirectory)
+            {
+                Apply(path, entry, asRoot);
+            }
+        }
     }
 
     /// <summary>
@@ -341,7 +375,8 @@ internal static class TarExtractor
             {
                 if (replace)
                 {
-                    RawFs.RemoveTree(path);
+                    RawFs.RemoveTree(path); // a later level: a file or symlink the level below put where a folder is now
+                    Forget(path);
                     return;
                 }
 

@@ -151,12 +151,12 @@ internal static class LsVerb
                     present.Add(name);
                     foreach (var child in DumpDirNames(e.DumpDir))
                     {
-                        present.Add(name + "/" + child);
+                        present.Add(name == "." ? child : name + "/" + child);
                     }
                 }
 
                 // Under a folder of the newest level, a name is there only if that level lists it; a root given as a file is not under one.
-                var governed = false;
+                var governed = name != "." && folders.Contains("."); // a backup of '/': its top folder's entry is "."
                 for (var slash = name.LastIndexOf('/'); slash > 0 && !governed; slash = name.LastIndexOf('/', slash - 1))
                 {
                     governed = folders.Contains(name[..slash]);

@@ -89,6 +89,18 @@ public sealed class ListingTests
     }
 
     [Fact]
+    public void An_entry_changed_just_before_it_was_read_is_listed_so_that_the_next_level_reads_it_again()
+    {
+        const long Now = 1_800_000_000_000_000_000;
+        var racy = new FileStatus(1, 42, 1, 0x81A4, 0, 0, 10, 1_800_000_000, 0) { CtimeSeconds = 1_799_999_999, CtimeNanos = 950_000_000 };
+        Assert.Equal(0, Listing.Stat.Listed(racy, Now).CtimeNs); // changed 50 ms before: never equal to what the next walk sees
+        Assert.NotEqual(Listing.Stat.Of(racy), Listing.Stat.Listed(racy, Now));
+
+        var settled = racy with { MtimeSeconds = 1_799_999_998, CtimeSeconds = 1_799_999_998, CtimeNanos = 0 };
+        Assert.Equal(Listing.Stat.Of(settled), Listing.Stat.Listed(settled, Now));
+    }
+
+    [Fact]
     public void A_damaged_listing_is_refused_by_name_never_trusted()
     {
         foreach (var bad in new[] { "not a listing\n", "backstop listing 1\nX", "backstop listing 1\nD/root\0Ezz 1 2 3 4 name\0", "backstop listing 1\nD/root" })

@@ -42,6 +42,33 @@ public sealed class TarExtractorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_symlink_named_dot_never_replaces_the_destination_and_nothing_is_written_through_it()
+    {
+        var outside = _dir["outside"];
+        Directory.CreateDirectory(outside);
+        var dot = new PaxTarEntry(TarEntryType.SymbolicLink, ".") { LinkName = outside };
+        var e = await Refused(Tar(File("ok.txt", "fine"), dot, File("evil.txt", "pwned")));
+        Assert.Contains("where the destination folder itself is", e.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+        Assert.True(Directory.Exists(_dir["dest"]) && !new DirectoryInfo(_dir["dest"]).Attributes.HasFlag(FileAttributes.ReparsePoint));
+    }
+
+    [Fact]
+    public async Task A_hard_link_to_a_symlink_over_a_known_folder_is_refused_and_nothing_is_written_through_it()
+    {
+        // d/ is a folder the extractor has seen; s is a symlink out; d as a hard link to s would be a second symlink
+        // that the folder cache still takes for the folder.
+        var outside = _dir["outside"];
+        Directory.CreateDirectory(outside);
+        var folder = new PaxTarEntry(TarEntryType.Directory, "d");
+        var link = new PaxTarEntry(TarEntryType.SymbolicLink, "s") { LinkName = outside };
+        var hard = new PaxTarEntry(TarEntryType.HardLink, "d") { LinkName = "s" };
+        var e = await Refused(Tar(folder, File("d/inside.txt", "fine"), link, hard, File("d/evil.txt", "pwned")));
+        Assert.Contains("is a hard link to 's', which is not a file", e.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+    }
+
+    [Fact]
     public async Task Writing_through_a_symlink_is_refused()
     {
         var outside = _dir["outside"];
