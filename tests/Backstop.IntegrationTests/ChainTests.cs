@@ -112,6 +112,12 @@ public sealed class ChainTests : IDisposable
         Assert.Equal("untouched", File.ReadAllText(_box["part"] + _box["data/sub/keep.txt"]));
         Assert.False(File.Exists(_box["part"] + _box["data/new.txt"]));
 
+        // A selection that takes a folder's files but not the folder: a name renamed away at a level is not brought back.
+        Run("restore", "--source", "f", "--include", _box["data"] + "/sub/*.txt", "--to", _box["part2"]);
+        Assert.True(File.Exists(_box["part2"] + _box["data/sub/renamed.txt"]));
+        Assert.True(File.Exists(_box["part2"] + _box["data/sub/keep.txt"]));
+        Assert.False(File.Exists(_box["part2"] + _box["data/sub/b.txt"]));
+
         // Backstop's own restore of the chain.
         var restore = Run("restore", "--source", "f", "--to", _box["mine"]);
         Assert.Contains("as recorded", restore.All, StringComparison.Ordinal);

@@ -89,7 +89,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
 
         public async Task ApplyAsync(Stream content, int level, CancellationToken cancellationToken)
         {
-            _last = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken, source._select, level > 0, deferFolders: true).ConfigureAwait(false);
+            _last = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken, source._select, level > 0, deferFolders: true, source._place).ConfigureAwait(false);
             foreach (var (path, entry) in _last.Folders)
             {
                 _folders[path] = entry; // the newest level's mode and time for each folder
@@ -126,14 +126,8 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     {
         var globs = include.Select(g => new Glob(g)).ToList();
         var prefix = stripPrefix is null ? null : RawFs.FromPath(stripPrefix.Trim('/'));
-        _select = entry =>
+        _place = entry =>
         {
-            // Entry names are raw (the bytes stored); globs match the names as a person reads them.
-            if (globs.Count > 0 && !globs.Any(g => Ancestors("/" + RawFs.Display(entry.TrimEnd('/'))).Any(g.Matches)))
-            {
-                return null;
-            }
-
             if (string.IsNullOrEmpty(prefix))
             {
                 return entry;
@@ -142,7 +136,12 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             var relative = entry.TrimEnd('/');
             return relative == prefix ? "." : relative.StartsWith(prefix + "/", StringComparison.Ordinal) ? relative[(prefix.Length + 1)..] : null;
         };
+        _select = entry =>
+            // Entry names are raw (the bytes stored); globs match the names as a person reads them.
+            globs.Count > 0 && !globs.Any(g => Ancestors("/" + RawFs.Display(entry.TrimEnd('/'))).Any(g.Matches)) ? null : _place(entry);
     }
+
+    private Func<string, string?>? _place;
 
     private static IEnumerable<string> Ancestors(string path)
     {

@@ -24,11 +24,13 @@ internal static class TarExtractor
     /// Leave folders' modes and times to the caller (<see cref="ApplyFolders"/>): a chain's next level still writes into
     /// them, which a read-only folder (0555) would refuse to anyone but root.
     /// </param>
+    /// <param name="place">With <paramref name="select"/>: where a name lands, whether the selection takes it or not (the strip prefix alone).</param>
     public static Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select = null, bool level = false,
-        bool deferFolders = false) =>
-        Task.Run(() => Extract(tar, RawFs.FromPath(root), cancellationToken, select, level, deferFolders), cancellationToken);
+        bool deferFolders = false, Func<string, string?>? place = null) =>
+        Task.Run(() => Extract(tar, RawFs.FromPath(root), cancellationToken, select, level, deferFolders, place), cancellationToken);
 
-    private static TarExtraction Extract(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select, bool level, bool deferFolders)
+    private static TarExtraction Extract(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select, bool level, bool deferFolders,
+        Func<string, string?>? place)
     {
         long files = 0, bytes = 0, folders = 0, symlinks = 0, specials = 0;
         var directories = new List<(string Path, PaxEntry Entry)>();
@@ -45,6 +47,16 @@ internal static class TarExtractor
             {
                 if (select(name) is not { } chosen)
                 {
+                    // A folder left out whose children may be in (--include '*.pdf'): at a level, what it no longer lists is
+                    // removed among the names that were restored, as when the whole folder is restored.
+                    if (level && entry.Type == PaxType.Directory && entry.DumpDir is { } partialDumpdir && place?.Invoke(name) is { } placed
+                        && Inside(root, placed) is var folderPath && RawFs.TryLstat(folderPath, out var folderStatus, out _) && folderStatus.IsDirectory)
+                    {
+                        safe.Check(folderPath, placed);
+                        var under = name.TrimEnd('/');
+                        Purge(folderPath, partialDumpdir, child => select(under + "/" + child) is not null);
+                    }
+
                     continue; // its data is skipped by the reader
                 }
 
@@ -276,7 +288,8 @@ internal static class TarExtractor
     }
 
     /// <summary>Removes what a folder holds on disk that its dumpdir does not name (deleted or renamed since the level below).</summary>
-    private static void Purge(string folder, byte[] dumpdir)
+    /// <param name="only">When set (a partial restore), only the names it accepts are removed: the others were never restored.</param>
+    private static void Purge(string folder, byte[] dumpdir, Func<string, bool>? only = null)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         var start = 0;
@@ -309,7 +322,7 @@ internal static class TarExtractor
             Posix.Close(fd);
         }
 
-        foreach (var name in present.Where(n => !names.Contains(n) && !n.StartsWith(Common.Staging.Prefix, StringComparison.Ordinal)))
+        foreach (var name in present.Where(n => !names.Contains(n) && !n.StartsWith(Common.Staging.Prefix, StringComparison.Ordinal) && (only is null || only(n))))
         {
             RawFs.RemoveTree(folder + "/" + name);
         }
