@@ -282,6 +282,32 @@ public sealed class ChainTests : IDisposable
     }
 
     [Fact]
+    public void A_changed_file_that_vanishes_mid_level_restores_as_the_level_below_holds_it_and_the_facts_say_so()
+    {
+        // At the level, data/a/00-big (changed, large) is read first; while it is, data/a/zz-file (changed too, and
+        // already named in its folder's entry) is deleted. The level cannot store it, and its folder lists it: a restore
+        // keeps the copy the full holds, and the level's facts count that copy, so the restore matches them.
+        Assert.Equal(0, _box.Shell("mkdir -p data/a && printf 'full' > data/a/zz-file && printf x > data/a/00-big").ExitCode);
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: f, kind: files, paths: [./data] }\n");
+        Run("run");
+        Assert.Equal(0, _box.Shell("head -c 200000000 /dev/urandom > data/a/00-big && printf 'changed at the level' > data/a/zz-file").ExitCode);
+        using (var run = _box.Start("run"))
+        {
+            SwappedEntryTests.WaitUntilOpen(run.Pid, _box["data/a/00-big"]);
+            File.Delete(_box["data/a/zz-file"]);
+            var r = run.Wait(TimeSpan.FromSeconds(120));
+            Assert.True(r.ExitCode is 0 or 3, r.ToString());
+            Assert.Contains("zz-file vanished before it was read", r.All, StringComparison.Ordinal);
+            Assert.Contains("this snapshot restores the copy the level below holds (4 bytes)", r.All, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(1, Newest().GetProperty("level").GetInt32());
+        var restore = Run("restore", "--source", "f", "--to", _box["out"]);
+        Assert.Contains("as recorded", restore.All, StringComparison.Ordinal);
+        Assert.Equal("full", File.ReadAllText(_box["out"] + _box["data/a/zz-file"]));
+    }
+
+    [Fact]
     public void Incremental_on_a_kind_that_stores_whole_snapshots_is_a_config_error_with_its_place()
     {
         _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: c, kind: command, command: [/bin/echo, hi], artifact: out.txt, incremental: { full_every: 7d } }\n");

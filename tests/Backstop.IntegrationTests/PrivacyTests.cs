@@ -149,7 +149,7 @@ public sealed class SwappedEntryTests : IDisposable
     public void Dispose() => _box.Dispose();
 
     /// <summary>Waits until the process has the file open (its /proc fd links name it), then returns.</summary>
-    private static void WaitUntilOpen(int pid, string path)
+    internal static void WaitUntilOpen(int pid, string path)
     {
         RunningCli.WaitUntil(() =>
         {

@@ -319,7 +319,8 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
         };
 
         /// <summary>One child of a folder, as listed and stat'ed before the folder's entry is written.</summary>
-        private sealed record Child(string Name, string Path, FileStatus Status, bool Changed);
+        /// <param name="Before">The entry as the parent's listing has it (a level), or null when it is new or this is a full.</param>
+        private sealed record Child(string Name, string Path, FileStatus Status, bool Changed, Listing.Stat? Before = null);
 
         public void WalkAll(PaxWriter tar, IReadOnlyList<string> roots)
         {
@@ -349,7 +350,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
 
                 foreach (var (raw, _, st) in files)
                 {
-                    Visit(tar, null, new Child(raw, raw, st, IsChanged(known, raw, st)));
+                    Visit(tar, null, new Child(raw, raw, st, IsChanged(known, raw, st), known.TryGetValue(raw, out var was) ? was : null));
                 }
             }
 
@@ -490,7 +491,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                     continue;
                 }
 
-                var child = new Child(name, path, cst, !cst.IsDirectory && IsChanged(known, name, cst));
+                var child = new Child(name, path, cst, !cst.IsDirectory && IsChanged(known, name, cst), known.TryGetValue(name, out var was) ? was : null);
                 children.Add(child);
                 dumpdir.WriteByte((byte)(cst.IsDirectory ? 'D' : child.Changed ? 'Y' : 'N'));
                 dumpdir.Write(RawFs.Bytes(name));
@@ -524,7 +525,16 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             {
                 if (child.Changed && !WriteFile(tar, folder, child))
                 {
-                    return; // gone or replaced since it was listed: not in this backup
+                    // Gone or replaced since it was listed, after its folder's entry named it: a restore keeps what the
+                    // level below holds under that name, so the tree's facts count that copy (or nothing, if it is new).
+                    if (child.Before is { } below && (below.Mode & 0xF000) == 0x8000)
+                    {
+                        sink.Warn($"{Show(child.Path)}: this snapshot restores the copy the level below holds ({below.Size} bytes)");
+                        _files++;
+                        _bytes += below.Size;
+                    }
+
+                    return;
                 }
 
                 _files++;
@@ -699,11 +709,11 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     }
 
     /// <summary>
-    /// Re-reads the tar and counts the files and bytes it stores (<c>changed_files</c>, <c>changed_bytes</c>), which must
-    /// be what the capture counted; for a full (no folder lists a name as not stored) also <c>files</c> and
-    /// <c>bytes</c>. Backstop's own pax reader: it checks every header's checksum, requires the end-of-archive blocks,
-    /// and skips content without copying where the stream allows (the run's check); a stored copy read by
-    /// <c>verify --deep</c> is hostile input to it.
+    /// Re-reads the tar and counts the files and bytes it stores (<c>changed_files</c>, <c>changed_bytes</c>: at a full,
+    /// every file), which must be what the capture counted; for an archive written before chains (no folder carries a
+    /// dumpdir) also <c>files</c> and <c>bytes</c>. Backstop's own pax reader: it checks every header's checksum,
+    /// requires the end-of-archive blocks, and skips content without copying where the stream allows (the run's
+    /// check); a stored copy read by <c>verify --deep</c> is hostile input to it.
     /// </summary>
     private sealed class TarValidator : IArtifactValidator
     {
@@ -711,7 +721,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
             Task.Run<IReadOnlyDictionary<string, long>>(() =>
             {
                 long files = 0, bytes = 0;
-                var partial = false;
+                var chained = false;
                 var reader = new PaxReader(content);
                 while (reader.Next() is { } entry)
                 {
@@ -725,14 +735,14 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                     {
                         files++;
                     }
-                    else if (entry.DumpDir is { } dumpdir && !partial)
+                    else if (entry.DumpDir is not null)
                     {
-                        partial = NamesUnstored(dumpdir);
+                        chained = true;
                     }
                 }
 
                 var facts = new Dictionary<string, long> { ["changed_files"] = files, ["changed_bytes"] = bytes };
-                if (!partial)
+                if (!chained)
                 {
                     facts["files"] = files;
                     facts["bytes"] = bytes;
@@ -740,22 +750,5 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
 
                 return facts;
             }, cancellationToken);
-
-        /// <summary>Whether a dumpdir names an entry that this archive does not store ('N'): a level above a full.</summary>
-        private static bool NamesUnstored(byte[] dumpdir)
-        {
-            var start = true;
-            foreach (var b in dumpdir)
-            {
-                if (start && b == (byte)'N')
-                {
-                    return true;
-                }
-
-                start = b == 0;
-            }
-
-            return false;
-        }
     }
 }
