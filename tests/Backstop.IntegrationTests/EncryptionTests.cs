@@ -84,6 +84,33 @@ public sealed class EncryptionTests : IDisposable
     }
 
     [Fact]
+    public void An_encrypted_chain_restores_by_its_explained_age_zstd_tar_commands_and_its_listing_comes_back_from_the_target()
+    {
+        var recipient = Keygen();
+        Config($"encryption: {{ recipients: [{recipient}], identities: [\"file:./key.txt\"] }}\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        _box.Write("data/later.txt", "added at the level");
+        Directory.Delete(_box["state/private/source-files/listings"], recursive: true); // a new machine: the listing is read from the target
+        var level = _box.Run("run");
+        Assert.True(level.ExitCode == 0, level.ToString());
+        Assert.Contains("the listing of", level.All, StringComparison.Ordinal);
+        Assert.Contains("was read from 'local'", level.All, StringComparison.Ordinal);
+        Assert.Equal(1, _box.Snapshots().Last().GetProperty("level").GetInt32());
+
+        var explain = _box.Run("restore", "--source", "files", "--explain", "--to", _box["stock"]);
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        var commands = explain.Stdout.Split('\n').Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
+        Assert.Equal(2, commands.Count(c => c.Contains("age -d -i", StringComparison.Ordinal) && c.Contains("tar -x --incremental", StringComparison.Ordinal)));
+        var r = Sandbox.ExecEnv(_box.Root, null, "/bin/sh", "-c", "set -e\n" + string.Join("\n", commands));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["stock"])));
+
+        var restore = _box.Run("restore", "--source", "files", "--to", _box["by-backstop"]);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Equal(Hashes(_box["data"]), Hashes(Restored(_box["by-backstop"])));
+    }
+
+    [Fact]
     public void Without_the_identity_restore_refuses_naming_the_fix_and_a_wrong_one_is_refused()
     {
         var recipient = Keygen();
