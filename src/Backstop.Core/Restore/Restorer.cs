@@ -289,8 +289,9 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             var below = parent?.Artifacts.FirstOrDefault(x => x.Name == a.Name);
             if (parent is null || below is null || parent.State != SnapshotState.Committed)
             {
+                var missing = parent?.Id ?? (i == 0 ? snapshot.Parent : snapshot.Ancestors[i - 1].Parent) ?? "its parent";
                 throw new NoGoodCopyException(
-                    $"{a.Name} of snapshot {snapshot.Id} is level {a.Level} of a chain whose level {current.Level - 1} ({(parent ?? snapshot).Parent ?? "its parent"}) is " +
+                    $"{a.Name} of snapshot {snapshot.Id} is level {a.Level} of a chain whose level {current.Level - 1} ({missing}) is " +
                     $"{(parent is null ? "no longer in the catalog" : below is null ? $"without {a.Name}" : "not committed")}: it cannot be restored; restore an older full with --snapshot",
                     snapshot.Id, allProvenBad: true);
             }

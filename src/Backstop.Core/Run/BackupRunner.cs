@@ -224,7 +224,7 @@ public sealed class BackupRunner
 
             var committed = Record(def, id, started, host, SnapshotState.Committed, artifacts, warnings, null, manifest.FinishedAt,
                 chained ? chain!.Parent : null, chained ? chain!.Level : 0);
-            chain?.Keep(); // this snapshot's listings are the next level's parent; older ones go
+            Housekeep(def, () => chain?.Keep()); // this snapshot's listings are the next level's parent; older ones go
             return committed;
         }
         catch (Exception e)
@@ -236,7 +236,7 @@ public sealed class BackupRunner
                 _ => $"{e.GetType().Name}: {e.Message}",
             };
             await CleanupAsync(def, id, targets, manifestsWritten).ConfigureAwait(false);
-            chain?.Discard();
+            Housekeep(def, () => chain?.Discard());
             var partial = WithUnavailable(sink?.Results.ToList() ?? [], unavailable);
             var snapshot = Record(def, id, started, host, SnapshotState.Failed, partial, sink?.Warnings ?? [], reason);
             _catalog.AddEvent("error", def.Name, id, reason);
@@ -265,14 +265,14 @@ public sealed class BackupRunner
             return source.RestoreRecipe(artifact, file);
         }
 
-        if (source.RestoreRecipe(artifact, file).StartsWith('#'))
+        var recipe = source.RestoreRecipe(artifact, file);
+        if (recipe.StartsWith('#'))
         {
-            return source.RestoreRecipe(artifact, file); // nothing to restore (a listing): a comment says so
+            return recipe; // nothing to restore (a listing): a comment says so
         }
 
         // Decrypted into the pipe, never into a file: a recipe leaves no clear copy behind (in the current folder or anywhere).
         var decrypt = passphrase ? $"age -d {file}" : $"age -d -i KEY_FILE {file}";
-        var recipe = source.RestoreRecipe(artifact, file);
         var piped = recipe.Replace($"zstd -dc {file}", $"{decrypt} | zstd -dc", StringComparison.Ordinal)
             .Replace($"zstd -d < {file}", $"{decrypt} | zstd -d", StringComparison.Ordinal);
         return piped != recipe ? piped
@@ -435,10 +435,26 @@ public sealed class BackupRunner
     }
 
     /// <summary>
+    /// The listing cache's upkeep after a snapshot is decided: a failure there is said, and never changes the snapshot's
+    /// outcome (a committed snapshot stays committed; a failed one keeps its own reason).
+    /// </summary>
+    private void Housekeep(SourceDefinition def, Action upkeep)
+    {
+        try
+        {
+            upkeep();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _observer.Notice($"{def.Name}: the listing cache under {def.StateDirectory} was not tidied ({e.Message}); the next run tries again");
+        }
+    }
+
+    /// <summary>
     /// Where this snapshot stands in its source's chain: level 0 (a full) for a kind that stores changes on its first
     /// snapshot, after <c>run --full</c>, when the chain's full is older than <c>full_every</c> or the chain has
-    /// <c>max_chain</c> levels, when the newest snapshot is not restorable from <c>min_copies</c> targets, or when its
-    /// listings are not on this machine; else one level above the newest committed snapshot. Null: every snapshot full.
+    /// <c>max_chain</c> levels, or when the newest snapshot is not restorable from <c>min_copies</c> of the source's
+    /// targets; else one level above the newest committed snapshot. Null: every snapshot full.
     /// </summary>
     private CaptureChain? PlanChain(SourceDefinition def, string id)
     {
@@ -510,13 +526,16 @@ public sealed class BackupRunner
             var temp = path + ".part";
             try
             {
+                File.Delete(temp); // left by a killed run; CreateNew below never follows a name planted in its place
                 await using (var stored = await _targets[copy.Target].OpenReadAsync(Layout.Key(def.Name, parent.Id, a.FileName), ct).ConfigureAwait(false))
                 await using (var hashed = new HashingReadStream(stored))
                 {
-                    await using (var content = Sealed.Open(hashed, a.FileName, identities))
+                    // Bounded by the size the snapshot recorded: a tampered copy is never decoded past it into this disk.
+                    await using (var content = new BoundedReadStream(Sealed.Open(hashed, a.FileName, identities), a.RawBytes,
+                                     () => new BackupException($"{a.FileName} on '{copy.Target}' decodes to more than the {a.RawBytes} bytes recorded")))
                     await using (var file = new FileStream(temp, new FileStreamOptions
                                  {
-                                     Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                                     Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
                                  }))
                     {
                         await content.CopyToAsync(file, ct).ConfigureAwait(false);

@@ -99,11 +99,15 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
         public StagedRestore Finish()
         {
             var last = _last ?? throw new InvalidOperationException("no level was applied");
-            var tree = TarExtractor.Count(folder.Path); // before the folders get their modes (a 0500 one is still open to this user)
+            var counted = TarExtractor.Count(folder.Path); // before the folders get their modes (a 0500 one is still open to this user)
             TarExtractor.ApplyFolders(_folders.Select(f => (f.Key, f.Value)));
-            tree["directories"] = last.Facts["directories"]; // every level lists every folder
-            tree["changed_files"] = last.Facts["files"]; // what the newest level itself held
-            tree["changed_bytes"] = last.Facts["bytes"];
+            var tree = new Dictionary<string, long>
+            {
+                ["files"] = counted["files"], ["bytes"] = counted["bytes"],
+                ["directories"] = last.Facts["directories"], // every level lists every folder
+                ["symlinks"] = counted["symlinks"], ["specials"] = counted["specials"],
+                ["changed_files"] = last.Facts["files"], ["changed_bytes"] = last.Facts["bytes"], // what the newest level itself held
+            };
             var facts = source._select is null ? tree : tree.ToDictionary(f => "selected_" + f.Key, f => f.Value);
             if (source._select is not null && facts["selected_files"] + facts["selected_directories"] + facts["selected_symlinks"] == 0)
             {
@@ -151,26 +155,21 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
         }
     }
 
-    /// <summary>Extracts into a staging folder inside the destination; publishing moves its top-level names into place.</summary>
+    /// <summary>
+    /// Extracts into a staging folder inside the destination; publishing moves its top-level names into place. A full
+    /// is a chain of one level: the same extraction, the same facts counted from what was staged.
+    /// </summary>
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
-        var folder = Common.Staging.Folder.Begin(destination, force);
+        var stage = BeginChain(artifactName, destination, force);
         try
         {
-            var extraction = await TarExtractor.ExtractAsync(content, folder.Path, cancellationToken, _select).ConfigureAwait(false);
-            extraction.Facts["changed_files"] = extraction.Facts["files"];
-            extraction.Facts["changed_bytes"] = extraction.Facts["bytes"];
-            var facts = _select is null ? extraction.Facts : extraction.Facts.ToDictionary(f => "selected_" + f.Key, f => f.Value);
-            if (_select is not null && facts["selected_files"] + facts["selected_directories"] + facts["selected_symlinks"] == 0)
-            {
-                throw new BackupException("nothing in the snapshot matches --include/--strip-prefix; 'backstop ls SNAPSHOT' shows its paths");
-            }
-
-            return folder.Staged(facts, () => TarExtractor.ApplyRoot(folder.Destination, extraction.Root));
+            await stage.ApplyAsync(content, 0, cancellationToken).ConfigureAwait(false);
+            return stage.Finish();
         }
         catch
         {
-            folder.Discard();
+            stage.Discard();
             throw;
         }
     }

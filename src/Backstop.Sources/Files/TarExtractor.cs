@@ -49,12 +49,12 @@ internal static class TarExtractor
                 {
                     // A folder left out whose children may be in (--include '*.pdf'): at a level, what it no longer lists is
                     // removed among the names that were restored, as when the whole folder is restored.
-                    if (level && entry.Type == PaxType.Directory && entry.DumpDir is { } partialDumpdir && place?.Invoke(name) is { } placed
+                    if (level && entry.Type == PaxType.Directory && entry.DumpDir is not null && place?.Invoke(name) is { } placed
                         && Inside(root, placed) is var folderPath && RawFs.TryLstat(folderPath, out var folderStatus, out _) && folderStatus.IsDirectory)
                     {
                         safe.Check(folderPath, placed);
                         var under = name.TrimEnd('/');
-                        Purge(folderPath, partialDumpdir, child => select(under + "/" + child) is not null);
+                        Purge(folderPath, entry, child => select(under + "/" + child) is not null);
                     }
 
                     continue; // its data is skipped by the reader
@@ -85,9 +85,9 @@ internal static class TarExtractor
                         directories.Add((path, entry));
                     }
 
-                    if (level && entry.DumpDir is { } dumpdir)
+                    if (level && entry.DumpDir is not null)
                     {
-                        Purge(path, dumpdir);
+                        Purge(path, entry);
                     }
 
                     folders++;
@@ -289,23 +289,9 @@ internal static class TarExtractor
 
     /// <summary>Removes what a folder holds on disk that its dumpdir does not name (deleted or renamed since the level below).</summary>
     /// <param name="only">When set (a partial restore), only the names it accepts are removed: the others were never restored.</param>
-    private static void Purge(string folder, byte[] dumpdir, Func<string, bool>? only = null)
+    private static void Purge(string folder, PaxEntry entry, Func<string, bool>? only = null)
     {
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        var start = 0;
-        for (var i = 0; i < dumpdir.Length; i++)
-        {
-            if (dumpdir[i] == 0)
-            {
-                if (i > start + 1)
-                {
-                    names.Add(RawFs.FromBytes(dumpdir.AsSpan(start + 1, i - start - 1)));
-                }
-
-                start = i + 1;
-            }
-        }
-
+        var names = entry.DumpDirNames().Select(n => RawFs.FromBytes(n)).ToHashSet(StringComparer.Ordinal);
         var fd = RawFs.OpenAt(RawFs.AtFdcwd, folder, Posix.ORdonly | Posix.ODirectory | Posix.ONofollow);
         if (fd < 0)
         {

@@ -149,7 +149,7 @@ internal static class LsVerb
                 {
                     folders.Add(name);
                     present.Add(name);
-                    foreach (var child in DumpDirNames(e.DumpDir))
+                    foreach (var child in e.DumpDirNames().Select(n => RawFs.FromBytes(n)))
                     {
                         present.Add(name == "." ? child : name + "/" + child);
                     }
@@ -172,23 +172,6 @@ internal static class LsVerb
         foreach (var (_, value) in found.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
             yield return value;
-        }
-    }
-
-    private static IEnumerable<string> DumpDirNames(byte[]? dumpdir)
-    {
-        var start = 0;
-        for (var i = 0; dumpdir is not null && i < dumpdir.Length; i++)
-        {
-            if (dumpdir[i] == 0)
-            {
-                if (i > start + 1)
-                {
-                    yield return RawFs.FromBytes(dumpdir.AsSpan(start + 1, i - start - 1));
-                }
-
-                start = i + 1;
-            }
         }
     }
 

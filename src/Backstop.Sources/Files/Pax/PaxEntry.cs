@@ -54,6 +54,25 @@ public sealed record PaxEntry
 
     /// <summary>GNU tar's dumpdir of a folder (its names, each prefixed 'Y'/'N'/'D', NUL-terminated); null when none.</summary>
     public byte[]? DumpDir { get; init; }
+
+    /// <summary>The names a folder's dumpdir lists (as bytes, without their Y/N/D flag); none without a dumpdir.</summary>
+    public IEnumerable<byte[]> DumpDirNames()
+    {
+        var dumpdir = DumpDir ?? [];
+        var start = 0;
+        for (var i = 0; i < dumpdir.Length; i++)
+        {
+            if (dumpdir[i] == 0)
+            {
+                if (i > start + 1)
+                {
+                    yield return dumpdir[(start + 1)..i];
+                }
+
+                start = i + 1;
+            }
+        }
+    }
 }
 
 /// <summary>The member types Backstop writes, by their ustar type flag.</summary>
