@@ -138,6 +138,25 @@ public sealed partial class CatalogStore : IDisposable
         ALTER TABLE artifacts ADD COLUMN level INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX snapshots_by_parent ON snapshots(parent) WHERE parent IS NOT NULL;
         """,
+        """
+        CREATE TABLE blob_copies (
+            source TEXT NOT NULL,
+            file_name TEXT NOT NULL,
+            target TEXT NOT NULL,
+            raw_bytes INTEGER NOT NULL,
+            stored_bytes INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt', 'pruned')),
+            checked_at TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (source, file_name, target)
+        );
+        CREATE TABLE snapshot_blobs (
+            snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+            file_name TEXT NOT NULL,
+            raw_bytes INTEGER NOT NULL,
+            PRIMARY KEY (snapshot_id, file_name)
+        );
+        """,
     ];
 
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();
@@ -292,7 +311,68 @@ public sealed partial class CatalogStore : IDisposable
             }
         }
 
+        foreach (var b in s.Blobs)
+        {
+            AddSnapshotBlob(s.Id, b.FileName, b.RawBytes);
+        }
+
         tx.Commit();
+    }
+
+    /// <summary>Records that a snapshot needs a shared blob (at once, while it runs: a prune never removes a blob a running snapshot named).</summary>
+    public void AddSnapshotBlob(string snapshotId, string file, long rawBytes)
+    {
+        using var cmd = Command("INSERT OR IGNORE INTO snapshot_blobs(snapshot_id, file_name, raw_bytes) VALUES ($id, $f, $r)",
+            ("$id", snapshotId), ("$f", file), ("$r", rawBytes));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>A shared blob's copy on a target: verified (read back), failed, missing or corrupt.</summary>
+    public void SetBlobCopy(string source, string file, long rawBytes, long storedBytes, CopyInfo copy)
+    {
+        ArgumentNullException.ThrowIfNull(copy);
+        using var cmd = Command(
+            """
+            INSERT INTO blob_copies(source, file_name, target, raw_bytes, stored_bytes, state, checked_at, error) VALUES ($s, $f, $t, $r, $sb, $st, $c, $e)
+            ON CONFLICT(source, file_name, target) DO UPDATE SET raw_bytes = excluded.raw_bytes, stored_bytes = excluded.stored_bytes,
+                state = excluded.state, checked_at = excluded.checked_at, error = excluded.error
+            """,
+            ("$s", source), ("$f", file), ("$t", copy.Target), ("$r", rawBytes), ("$sb", storedBytes), ("$st", copy.State.ToString().ToLowerInvariant()),
+            ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>What a check found of a blob's copy (its stored size kept): a copy the catalog no longer knows is left unknown.</summary>
+    public void UpdateBlobCopy(string source, string file, CopyInfo copy)
+    {
+        ArgumentNullException.ThrowIfNull(copy);
+        using var cmd = Command(
+            "UPDATE blob_copies SET state = $st, checked_at = $c, error = $e WHERE source = $s AND file_name = $f AND target = $t",
+            ("$s", source), ("$f", file), ("$t", copy.Target), ("$st", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Forgets a blob's copy on a target (removed by a prune).</summary>
+    public void DeleteBlobCopy(string source, string file, string target)
+    {
+        using var cmd = Command("DELETE FROM blob_copies WHERE source = $s AND file_name = $f AND target = $t", ("$s", source), ("$f", file), ("$t", target));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Every blob copy the catalog knows of a source: file, target, sizes and state.</summary>
+    public IReadOnlyList<(string File, long RawBytes, long StoredBytes, CopyInfo Copy)> BlobCopies(string source)
+    {
+        using var cmd = Command("SELECT file_name, target, raw_bytes, stored_bytes, state, checked_at, error FROM blob_copies WHERE source = $s ORDER BY file_name, target",
+            ("$s", source));
+        using var r = cmd.ExecuteReader();
+        var list = new List<(string, long, long, CopyInfo)>();
+        while (r.Read())
+        {
+            list.Add((r.GetString(0), r.GetInt64(2), r.GetInt64(3),
+                new CopyInfo(r.GetString(1), Enum.Parse<CopyState>(r.GetString(4), ignoreCase: true), ParseTime(r.GetString(5)), Str(r, 6))));
+        }
+
+        return list;
     }
 
     public void SetCopy(string snapshotId, string artifact, CopyInfo copy)
@@ -570,6 +650,39 @@ public sealed partial class CatalogStore : IDisposable
             }
         }
 
+        var blobs = new Dictionary<string, Dictionary<string, (long Raw, List<CopyInfo> Copies, Dictionary<string, long> Stored)>>(StringComparer.Ordinal);
+        using (var cmd = Command(
+                   $"""
+                   SELECT b.snapshot_id, b.file_name, b.raw_bytes, c.target, c.stored_bytes, c.state, c.checked_at, c.error
+                   FROM snapshot_blobs b JOIN snapshots s ON s.id = b.snapshot_id
+                   LEFT JOIN blob_copies c ON c.source = s.source AND c.file_name = b.file_name
+                   WHERE {filter} ORDER BY b.snapshot_id, b.file_name, c.target
+                   """,
+                   parameters))
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                var id = r.GetString(0);
+                if (!blobs.TryGetValue(id, out var files))
+                {
+                    blobs[id] = files = new(StringComparer.Ordinal);
+                }
+
+                var file = r.GetString(1);
+                if (!files.TryGetValue(file, out var blob))
+                {
+                    files[file] = blob = (r.GetInt64(2), [], new(StringComparer.Ordinal));
+                }
+
+                if (!r.IsDBNull(3))
+                {
+                    blob.Copies.Add(new CopyInfo(r.GetString(3), Enum.Parse<CopyState>(r.GetString(5), ignoreCase: true), ParseTime(r.GetString(6)), Str(r, 7)));
+                    blob.Stored[r.GetString(3)] = r.GetInt64(4);
+                }
+            }
+        }
+
         var result = new List<SnapshotInfo>();
         using (var cmd = Command(
                    $"""
@@ -592,6 +705,9 @@ public sealed partial class CatalogStore : IDisposable
                 {
                     Parent = Str(r, 12),
                     Level = r.GetInt32(13),
+                    Blobs = blobs.TryGetValue(id, out var files)
+                        ? files.Select(f => new BlobInfo(f.Key, f.Value.Raw, f.Value.Copies) { StoredBytes = f.Value.Stored }).ToList()
+                        : [],
                 });
             }
         }

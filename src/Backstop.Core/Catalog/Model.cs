@@ -44,6 +44,16 @@ public sealed record ArtifactInfo(
     public int Level { get; init; }
 }
 
+/// <summary>
+/// A blob the snapshot needs that its source shares between snapshots (content-addressed, stored once per target
+/// under <c>&lt;source&gt;/blobs/sha256/</c>): its stored file, its size as content, and its copy on each target.
+/// </summary>
+public sealed record BlobInfo(string FileName, long RawBytes, IReadOnlyList<CopyInfo> Copies)
+{
+    /// <summary>The stored size on each target that holds it (what a quick verify compares).</summary>
+    public IReadOnlyDictionary<string, long> StoredBytes { get; init; } = new Dictionary<string, long>();
+}
+
 public sealed record SnapshotInfo(
     string Id,
     string Source,
@@ -71,6 +81,9 @@ public sealed record SnapshotInfo(
     /// </summary>
     public IReadOnlyList<SnapshotInfo> Ancestors { get; init; } = [];
 
+    /// <summary>The shared blobs the snapshot needs besides its artifacts: a copy on a target counts only where every one is verified too.</summary>
+    public IReadOnlyList<BlobInfo> Blobs { get; init; } = [];
+
     /// <summary>Whether every level below this one is in the catalog.</summary>
     public bool ChainComplete => Ancestors.Count == Level && Ancestors.Select((a, i) => a.Level == Level - 1 - i).All(x => x);
 
@@ -79,7 +92,8 @@ public sealed record SnapshotInfo(
         Artifacts.Count == 0
             ? []
             : Artifacts.SelectMany(a => a.Copies).Select(c => c.Target).Distinct(StringComparer.Ordinal)
-                .Where(t => Artifacts.All(a => a.Copies.Any(c => c.Target == t && c.State == CopyState.Verified)))
+                .Where(t => Artifacts.All(a => a.Copies.Any(c => c.Target == t && c.State == CopyState.Verified))
+                            && Blobs.All(b => b.Copies.Any(c => c.Target == t && c.State == CopyState.Verified)))
                 .Order(StringComparer.Ordinal).ToList();
 
     /// <summary>
@@ -93,7 +107,12 @@ public sealed record SnapshotInfo(
 
     /// <summary>Each copy that is not verified, with its reason ("target 'nas': …"), one line per target.</summary>
     public IReadOnlyList<string> CopyProblems =>
-        Artifacts.SelectMany(a => a.Copies).Where(c => c.State is not (CopyState.Verified or CopyState.Pruned))
+        Artifacts.SelectMany(a => a.Copies)
+            .Concat(Blobs.SelectMany(b => b.Copies.Select(c => c with { Error = $"blob {b.FileName}: {c.Error ?? "(no reason recorded)"}" })))
+            .Concat(Blobs.SelectMany(b => Artifacts.SelectMany(a => a.Copies).Select(c => c.Target).Distinct(StringComparer.Ordinal)
+                .Where(t => b.Copies.All(c => c.Target != t))
+                .Select(t => new CopyInfo(t, CopyState.Missing, DateTimeOffset.MinValue, $"blob {b.FileName} is not stored there"))))
+            .Where(c => c.State is not (CopyState.Verified or CopyState.Pruned))
             .GroupBy(c => c.Target, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => $"copy on '{g.Key}' {g.First().State.ToString().ToLowerInvariant()}: {g.First().Error ?? "(no reason recorded)"}").ToList();
 
@@ -108,9 +127,9 @@ public sealed record SnapshotInfo(
     public bool Unrestorable =>
         State == SnapshotState.Committed && (OwnUnrestorable || (Level > 0 && (!ChainComplete || Ancestors.Any(p => p.OwnUnrestorable || p.State != SnapshotState.Committed))));
 
-    private bool OwnUnrestorable => Artifacts.Any(a =>
-        a.Copies.Any(c => c.State is CopyState.Corrupt or CopyState.Missing)
-        && a.Copies.All(c => c.State is CopyState.Corrupt or CopyState.Missing or CopyState.Pruned));
+    private bool OwnUnrestorable => Artifacts.Select(a => a.Copies).Concat(Blobs.Select(b => b.Copies)).Any(copies =>
+        copies.Any(c => c.State is CopyState.Corrupt or CopyState.Missing)
+        && copies.All(c => c.State is CopyState.Corrupt or CopyState.Missing or CopyState.Pruned));
 
     /// <summary>
     /// The snapshot's condition as <c>list</c>, <c>show</c>, the dashboard and the README name it: running, failed,

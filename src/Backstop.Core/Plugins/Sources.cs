@@ -142,6 +142,9 @@ public interface ICaptureSink
     /// with <c>incremental</c> on; null when every snapshot of the source is full.
     /// </summary>
     ICaptureChain? Chain => null;
+
+    /// <summary>Where blobs shared between snapshots go (<see cref="IBlobStore"/>); null where a capture keeps everything in its artifacts.</summary>
+    IBlobStore? Blobs => null;
 }
 
 /// <summary>

@@ -483,6 +483,13 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                 }
             }
 
+            // The snapshot's shared blobs come from the same target as the artifact: a copy there is the artifact and its blobs.
+            var blobs = restorable is IBlobRestorable shares && snapshot.Blobs.Count > 0 ? new BlobReader(t, snapshot, Identities) : null;
+            if (restorable is IBlobRestorable user)
+            {
+                user.Blobs = blobs;
+            }
+
             try
             {
                 var stored = spool is null ? await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false) : File.OpenRead(spool);
@@ -495,6 +502,17 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                 }
 
                 return (t.Name, skipped, found);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && blobs?.Fault is { } fault)
+            {
+                // A blob of this copy failed (missing, unreadable, corrupt): what was restored is content-addressed and
+                // checked by the destination, so the next target's copy goes on from there.
+                if (fault.Proven is { } state)
+                {
+                    catalog.UpdateBlobCopy(snapshot.Source, fault.Blob.FileName, new CopyInfo(t.Name, state, DateTimeOffset.UtcNow, fault.Problem));
+                }
+
+                skipped.Add($"blob {fault.Blob.FileName}: {fault.Problem}");
             }
             finally
             {

@@ -135,6 +135,9 @@ internal sealed record ArtifactResult(
 
     /// <summary>0: restores alone; N: only what changed since the parent's artifact of the same name.</summary>
     public int Level { get; init; }
+
+    /// <summary>The shared blobs the artifact needs besides its own file.</summary>
+    public IReadOnlyList<ManifestBlob> Blobs { get; init; } = [];
 }
 
 /// <summary>
@@ -144,7 +147,7 @@ internal sealed record ArtifactResult(
 /// </summary>
 internal sealed class ArtifactWriter : Stream, IArtifactWriter
 {
-    private readonly ZstdEncoder _encoder;
+    private readonly ZstdEncoder? _encoder;
     private readonly HashStage _hash = new();
     private readonly List<CopyStage> _copies;
     private readonly ArtifactProgress _progress;
@@ -157,14 +160,14 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
     private bool _disposed;
 
     private ArtifactWriter(string name, string fileName, List<CopyStage> copies, int level, int workers, IReadOnlyList<AgeRecipient>? recipients,
-        ArtifactProgress progress, IArtifactValidator? validator, CancellationToken cancellationToken)
+        ArtifactProgress progress, IArtifactValidator? validator, bool compress, CancellationToken cancellationToken)
     {
         Name = name;
         FileName = fileName;
         _copies = copies;
         _progress = progress;
         _cancellation = cancellationToken;
-        _encoder = new ZstdEncoder(level, workers, recipients is null ? Emit : EncryptThenEmit);
+        _encoder = compress ? new ZstdEncoder(level, workers, recipients is null ? Emit : EncryptThenEmit) : null; // null: stored as it comes (sealed when encrypted)
         _validation = validator is null ? null : new ValidationStage(validator, cancellationToken);
         _hash.Start();
         foreach (var c in _copies)
@@ -172,7 +175,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
             c.Start();
         }
 
-        _age = recipients is null ? null : new AgeEncryptor(recipients, Accumulate); // the header goes out first
+        _age = recipients is null ? null : new AgeEncryptor(recipients, sealedBytes => Accumulate(sealedBytes.Span)); // the header goes out first
     }
 
     /// <summary>zstd's output, sealed in the age format; the sealed chunks are gathered into pool blocks.</summary>
@@ -188,13 +191,13 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         }
     }
 
-    private void Accumulate(ReadOnlyMemory<byte> sealedBytes)
+    private void Accumulate(ReadOnlySpan<byte> sealedBytes)
     {
         while (sealedBytes.Length > 0)
         {
             _pending ??= BlockPool.Rent();
             var n = Math.Min(sealedBytes.Length, _pending.Length - _pendingLength);
-            sealedBytes[..n].CopyTo(_pending.AsMemory(_pendingLength));
+            sealedBytes[..n].CopyTo(_pending.AsSpan(_pendingLength));
             _pendingLength += n;
             sealedBytes = sealedBytes[n..];
             if (_pendingLength == _pending.Length)
@@ -232,15 +235,27 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
 
     public Stream Content => this;
 
-    public static async Task<ArtifactWriter> StartAsync(string source, string snapshot, string name, IReadOnlyList<ITarget> targets,
+    public static Task<ArtifactWriter> StartAsync(string source, string snapshot, string name, IReadOnlyList<ITarget> targets,
         Config.CompressionOptions compression, IReadOnlyList<AgeRecipient>? recipients, ArtifactProgress progress, IArtifactValidator? validator,
         CancellationToken cancellationToken)
     {
         var fileName = name + ".zst" + (recipients is null ? "" : Sealed.AgeSuffix);
+        return StartAsync(name, fileName, Layout.Key(source, snapshot, fileName), targets, compression, recipients, progress, validator, compress: true, cancellationToken);
+    }
+
+    /// <summary>A shared blob (<see cref="Layout.BlobKey"/>): zstd only when <paramref name="compress"/>, sealed when encrypted; no format check.</summary>
+    public static Task<ArtifactWriter> StartBlobAsync(string source, string file, IReadOnlyList<ITarget> targets, Config.CompressionOptions compression,
+        IReadOnlyList<AgeRecipient>? recipients, ArtifactProgress progress, CancellationToken cancellationToken) =>
+        StartAsync(file, file, Layout.BlobKey(source, file), targets, compression, recipients, progress, null, Layout.IsCompressedBlob(file), cancellationToken);
+
+    private static async Task<ArtifactWriter> StartAsync(string name, string fileName, string key, IReadOnlyList<ITarget> targets,
+        Config.CompressionOptions compression, IReadOnlyList<AgeRecipient>? recipients, ArtifactProgress progress, IArtifactValidator? validator, bool compress,
+        CancellationToken cancellationToken)
+    {
         var copies = new List<CopyStage>();
         foreach (var t in targets)
         {
-            var stage = new CopyStage(t, Layout.Key(source, snapshot, fileName), cancellationToken);
+            var stage = new CopyStage(t, key, cancellationToken);
             try
             {
                 stage.Upload = await t.BeginPutAsync(stage.Key, cancellationToken).ConfigureAwait(false);
@@ -255,7 +270,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
 
         try
         {
-            return new ArtifactWriter(name, fileName, copies, compression.Level, compression.Workers, recipients, progress, validator, cancellationToken);
+            return new ArtifactWriter(name, fileName, copies, compression.Level, compression.Workers, recipients, progress, validator, compress, cancellationToken);
         }
         catch
         {
@@ -287,7 +302,19 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
             throw new InvalidOperationException($"artifact {Name} is already complete");
         }
 
-        _encoder.Write(buffer);
+        if (_encoder is not null)
+        {
+            _encoder.Write(buffer);
+        }
+        else if (_age is not null)
+        {
+            _age.Write(buffer);
+        }
+        else
+        {
+            Accumulate(buffer);
+        }
+
         _validation?.Append(buffer);
         _progress.AddRaw(buffer.Length);
     }
@@ -311,12 +338,9 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
     public async Task CompleteAsync(IReadOnlyDictionary<string, long> facts, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(facts);
-        _encoder.Finish();
-        if (_age is not null)
-        {
-            _age.Finish();
-            FlushPending();
-        }
+        _encoder?.Finish();
+        _age?.Finish();
+        FlushPending();
 
         _completed = true;
         await DrainAsync().ConfigureAwait(false);
@@ -424,7 +448,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
             }
         }
 
-        _encoder.Dispose();
+        _encoder?.Dispose();
         _age?.Dispose();
         if (_pending is not null)
         {

@@ -136,7 +136,11 @@ public sealed class BackupRunner
             PrivateFolder.Ensure(_config.StagingPath); // adopted only when it is a folder of this user's own, never a link
             Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             chain = PlanChain(def, id);
-            sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, _recipients, source, _observer) { Chain = chain };
+            sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, _recipients, source, _observer)
+            {
+                Chain = chain,
+                SharedBlobs = new BlobStore(def.Name, id, usable, _config.Compression, _recipients, _catalog),
+            };
             try
             {
                 await source.CaptureAsync(sink, ct).ConfigureAwait(false);
@@ -155,7 +159,12 @@ public sealed class BackupRunner
                 throw new BackupException($"artifact {string.Join(", ", incomplete)} was not completed by the '{def.Kind}' source");
             }
 
-            var artifacts = WithUnavailable(sink.Results.ToList(), unavailable);
+            var artifacts = WithBlobs(WithUnavailable(sink.Results.ToList(), unavailable), sink.SharedBlobs!);
+            if (sink.SharedBlobs is { } shared && shared.Sent + shared.Reused > 0)
+            {
+                _observer.Notice($"{def.Name}: {shared.Sent} shared blob(s) sent ({Quantities.FormatSize(shared.SentBytes)} stored), {shared.Reused} already verified on every target");
+            }
+
             if (chain is not null)
             {
                 artifacts = artifacts.Select(a => chain.IsIncremental(a.Name) ? a with { Level = chain.Level } : a).ToList();
@@ -201,7 +210,7 @@ public sealed class BackupRunner
                 artifacts.Sum(a => a.StoredBytes), facts, warnings,
                 artifacts.Select(a => new ManifestArtifact(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd",
                     _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, Recipe(source, a.Name, a.FileName, _config.Encryption?.Passphrase is not null),
-                    a.Reported) { Level = a.Level > 0 ? a.Level : null }).ToList())
+                    a.Reported) { Level = a.Level > 0 ? a.Level : null, Blobs = a.Blobs.Count > 0 ? a.Blobs : null }).ToList())
             {
                 Parent = chained ? chain!.Parent : null,
                 Level = chained ? chain!.Level : null,
@@ -275,6 +284,11 @@ public sealed class BackupRunner
         var decrypt = passphrase ? $"age -d {file}" : $"age -d -i KEY_FILE {file}";
         var piped = recipe.Replace($"zstd -dc {file}", $"{decrypt} | zstd -dc", StringComparison.Ordinal)
             .Replace($"zstd -d < {file}", $"{decrypt} | zstd -d", StringComparison.Ordinal);
+        if (passphrase)
+        {
+            recipe = recipe.Replace("age -d -i KEY_FILE ", "age -d ", StringComparison.Ordinal); // other sealed files it reads (shared blobs) ask too
+            piped = piped.Replace("age -d -i KEY_FILE ", "age -d ", StringComparison.Ordinal);
+        }
         return piped != recipe ? piped
             : throw new InvalidOperationException($"the {artifact} recipe reads {fileName} other than through zstd -dc or zstd -d <; it cannot be decrypted into a pipe");
     }
@@ -360,6 +374,26 @@ public sealed class BackupRunner
                 Copies = a.Copies.Concat(unavailable.Select(u => new CopyInfo(u.Key, CopyState.Failed, DateTimeOffset.UtcNow, u.Value))).ToList(),
             }).ToList();
 
+    /// <summary>
+    /// Each artifact with the shared blobs it needs; a target that did not take one of them holds no usable copy of the
+    /// snapshot, so every artifact's copy there fails with that reason.
+    /// </summary>
+    private static List<ArtifactResult> WithBlobs(List<ArtifactResult> artifacts, BlobStore blobs)
+    {
+        var failures = blobs.Failures;
+        if (blobs.Sent + blobs.Reused > 0)
+        {
+            artifacts = artifacts.Select(a => a with { Blobs = blobs.Of(a.Name) }).ToList();
+        }
+
+        return failures.Count == 0
+            ? artifacts
+            : artifacts.Select(a => a with
+            {
+                Copies = a.Copies.Select(c => c.State == CopyState.Verified && failures.TryGetValue(c.Target, out var why) ? c with { State = CopyState.Failed, Error = why } : c).ToList(),
+            }).ToList();
+    }
+
     private static HashSet<string> GoodTargets(List<ITarget> targets, IReadOnlyList<ArtifactResult> artifacts) =>
         targets.Where(t => artifacts.Count > 0 && artifacts.All(a => a.Copies.Any(c => c.Target == t.Name && c.State == CopyState.Verified)))
             .Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
@@ -431,7 +465,7 @@ public sealed class BackupRunner
         }
 
         _catalog.FinishSnapshot(snapshot, snapshot.IsValid(def.MinCopies) ? "valid" : "failed");
-        return snapshot;
+        return snapshot with { Blobs = _catalog.Snapshot(id)?.Blobs ?? [] };
     }
 
     /// <summary>

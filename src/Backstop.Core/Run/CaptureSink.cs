@@ -20,6 +20,10 @@ internal sealed class CaptureSink(
 
     public ICaptureChain? Chain { get; init; }
 
+    public BlobStore? SharedBlobs { get; init; }
+
+    public IBlobStore? Blobs => SharedBlobs;
+
     public List<string> Warnings { get; } = [];
 
     public IEnumerable<ArtifactResult> Results => _writers.Where(w => w.Result is not null).Select(w => w.Result!);

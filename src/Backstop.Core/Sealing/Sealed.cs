@@ -73,19 +73,23 @@ public static class Sealed
     /// The raw content of a stored artifact: decrypted (when it is an age file) and decompressed while read. An
     /// encrypted artifact without an identity is refused with the fix.
     /// </summary>
-    public static Stream Open(Stream stored, string fileName, IReadOnlyList<AgeIdentity> identities)
+    public static Stream Open(Stream stored, string fileName, IReadOnlyList<AgeIdentity> identities) => Open(stored, fileName, identities, compressed: true);
+
+    /// <summary>As <see cref="Open(Stream, string, IReadOnlyList{AgeIdentity})"/>, for a file stored with or without zstd (a shared blob).</summary>
+    public static Stream Open(Stream stored, string fileName, IReadOnlyList<AgeIdentity> identities, bool compressed)
     {
         ArgumentNullException.ThrowIfNull(stored);
         ArgumentNullException.ThrowIfNull(identities);
         if (!IsEncrypted(fileName))
         {
-            return new ZstdDecodeStream(stored, leaveOpen: true);
+            return compressed ? new ZstdDecodeStream(stored, leaveOpen: true) : stored; // stored as it is: the stored bytes are the content
         }
 
         RequireIdentities(fileName, identities);
         try
         {
-            return new ZstdDecodeStream(new AgeDecryptStream(stored, identities, leaveOpen: true), leaveOpen: false);
+            var decrypted = new AgeDecryptStream(stored, identities, leaveOpen: true);
+            return compressed ? new ZstdDecodeStream(decrypted, leaveOpen: false) : decrypted;
         }
         catch (AgeKeyException e)
         {

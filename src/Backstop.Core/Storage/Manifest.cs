@@ -120,6 +120,16 @@ public sealed record Manifest(
             {
                 return $"artifact {a.Name} has a negative fact";
             }
+
+            if (a.Blobs?.FirstOrDefault(b => b?.File is null || !Layout.IsBlobFile(b.File) || b.Bytes < 0) is { } bad)
+            {
+                return $"artifact {a.Name} names a blob '{Shorten(bad?.File)}' that is not HEX[.zst][.age] of a sha256 digest with a size";
+            }
+
+            if (a.Blobs is { Count: > 1_000_000 })
+            {
+                return $"artifact {a.Name} names more than a million blobs";
+            }
         }
 
         if ((Parent is null) != (Level is null) || Level is < 1 or > 100_000 || (Parent is not null && (!SnapshotId.IsValid(Parent) || Parent == Snapshot)))
@@ -158,4 +168,14 @@ public sealed record ManifestArtifact(
     /// <summary>Set when the artifact holds only what changed since the parent's artifact of the same name (its level).</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public int? Level { get; init; }
+
+    /// <summary>
+    /// The shared blobs (<c>&lt;source&gt;/blobs/sha256/FILE</c>) this artifact needs besides its own file: a registry
+    /// repository's layers and configs. Absent for an artifact that holds everything itself.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ManifestBlob>? Blobs { get; init; }
 }
+
+/// <summary>A shared blob an artifact needs: its stored file (<c>HEX[.zst][.age]</c>) and its size as content.</summary>
+public sealed record ManifestBlob(string File, long Bytes);

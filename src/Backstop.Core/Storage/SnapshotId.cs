@@ -17,9 +17,38 @@ public static partial class SnapshotId
     public static bool IsValid(string s) => Pattern().IsMatch(s);
 }
 
-/// <summary>Where things go on a target: <c>&lt;source&gt;/&lt;snapshot&gt;/&lt;file&gt;</c>.</summary>
-public static class Layout
+/// <summary>
+/// Where things go on a target: <c>&lt;source&gt;/&lt;snapshot&gt;/&lt;file&gt;</c>, and the blobs a source shares between its
+/// snapshots (a registry's layers), content-addressed: <c>&lt;source&gt;/blobs/sha256/&lt;hex&gt;[.zst][.age]</c>.
+/// </summary>
+public static partial class Layout
 {
+    /// <summary>The folder of a source's shared blobs.</summary>
+    public static string BlobFolder(string source) => $"{source}/blobs/sha256/";
+
+    public static string BlobKey(string source, string file) => BlobFolder(source) + file;
+
+    /// <summary>A blob's stored file: its digest's hex, <c>.zst</c> when Backstop compressed it, <c>.age</c> when sealed.</summary>
+    public static string BlobFile(string digest, bool compressed, bool encrypted)
+    {
+        ArgumentNullException.ThrowIfNull(digest);
+        var hex = digest.StartsWith("sha256:", StringComparison.Ordinal) ? digest["sha256:".Length..] : digest;
+        return IsBlobFile(hex) ? hex + (compressed ? ".zst" : "") + (encrypted ? Sealing.Sealed.AgeSuffix : "")
+            : throw new ArgumentException($"'{digest}' is not a sha256 digest", nameof(digest));
+    }
+
+    /// <summary>Whether a name is a blob's stored file (and nothing else: no path, no other suffix).</summary>
+    public static bool IsBlobFile(string name) => name is not null && BlobPattern().IsMatch(name);
+
+    /// <summary>The digest a blob's stored file holds (<c>sha256:HEX</c>).</summary>
+    public static string DigestOf(string blobFile) => "sha256:" + blobFile[..64];
+
+    /// <summary>Whether Backstop compressed the stored blob (it decodes through zstd).</summary>
+    public static bool IsCompressedBlob(string blobFile) => blobFile.Contains(".zst", StringComparison.Ordinal);
+
+    [GeneratedRegex(@"^[0-9a-f]{64}(\.zst)?(\.age)?$")]
+    private static partial Regex BlobPattern();
+
     public const string ManifestName = "MANIFEST.json";
 
     public static string Folder(string source, string snapshot) => $"{source}/{snapshot}/";

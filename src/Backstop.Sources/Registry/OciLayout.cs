@@ -145,7 +145,7 @@ internal sealed class OciLayoutWriter : IAsyncDisposable
 /// Exactly <c>size</c> bytes of a blob, hashed as they pass: a stream that ends early, runs long or hashes to another
 /// digest throws, naming the blob. Seekable only so that the tar writer reads the length up front.
 /// </summary>
-internal sealed class DigestCheckedStream(Stream inner, long size, string digest, string what) : Common.KnownLengthStream(size)
+internal sealed class DigestCheckedStream(Stream inner, long size, string digest, string what, IDisposable? owner = null) : Common.KnownLengthStream(size)
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private bool _checked;
@@ -249,6 +249,11 @@ internal sealed class DigestCheckedStream(Stream inner, long size, string digest
         if (disposing)
         {
             _hash.Dispose();
+            if (owner is not null)
+            {
+                inner.Dispose();
+                owner.Dispose();
+            }
         }
 
         base.Dispose(disposing);
@@ -259,7 +264,8 @@ internal sealed class DigestCheckedStream(Stream inner, long size, string digest
 /// Reads an OCI layout tar as stored (the validator, the restore): only <c>oci-layout</c>, <c>index.json</c> and
 /// <c>blobs/sha256/HEX</c> regular files (and their folders) are allowed, never a link or a path elsewhere; every blob
 /// is hashed against its name; small JSON blobs are kept to walk the graph from <c>index.json</c>, in which every
-/// descriptor must name a blob present with its size (or a foreign layer, which registries never hold).
+/// manifest must be present with its size; a config or layer the layout does not hold is external (Backstop stores
+/// them apart, shared between snapshots, and lists them in the snapshot's manifest).
 /// </summary>
 internal static class OciLayoutReader
 {
@@ -273,6 +279,9 @@ internal static class OciLayoutReader
         IReadOnlyList<(Descriptor Manifest, byte[] Bytes)> Manifests,
         IReadOnlyList<Descriptor> Others)
     {
+        /// <summary>The configs and layers the manifests name that the layout does not hold: stored apart, shared (Backstop's blobs/).</summary>
+        public IReadOnlyList<Descriptor> External => Others.Where(o => !Blobs.ContainsKey(o.Digest)).ToList();
+
         public IReadOnlyList<(string Tag, Descriptor Manifest)> Tags =>
             Index.Where(d => d.Annotations.ContainsKey(OciLayoutWriter.RefName)).Select(d => (d.Annotations[OciLayoutWriter.RefName], d)).ToList();
 
@@ -282,7 +291,7 @@ internal static class OciLayoutReader
             ["tags"] = Tags.Count,
             ["manifests"] = Manifests.Count,
             ["blobs"] = Others.Count,
-            ["bytes"] = Blobs.Values.Sum(),
+            ["bytes"] = Blobs.Values.Sum() + External.Sum(e => e.Size),
         };
     }
 
@@ -462,7 +471,18 @@ internal static class OciLayoutReader
                 }
                 else if (!foreign)
                 {
-                    throw new BackupException($"{what}: manifest {d.Digest} names blob {part.Digest}, which the layout does not hold");
+                    // Stored apart, among the source's shared blobs (the snapshot lists them): restore reads them from there.
+                    if (kept.ContainsKey(part.Digest) || part.Size < 0)
+                    {
+                        throw new BackupException($"{what}: manifest {d.Digest} names blob {part.Digest} as a config or layer of {part.Size} bytes");
+                    }
+
+                    if (others.TryGetValue(part.Digest, out var seen) && seen.Size != part.Size)
+                    {
+                        throw new BackupException($"{what}: blob {part.Digest} is named with {seen.Size} and with {part.Size} bytes");
+                    }
+
+                    others.TryAdd(part.Digest, part);
                 }
             }
         }

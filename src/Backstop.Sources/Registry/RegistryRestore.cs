@@ -10,8 +10,11 @@ namespace Backstop.Sources.Registry;
 /// refused unless --force. Afterwards every manifest is read back and hashed, every tag resolved, every blob's size
 /// asked: the facts returned are what the registry then holds.
 /// </summary>
-internal sealed partial class RegistrySource
+internal sealed partial class RegistrySource : IBlobRestorable
 {
+    /// <summary>The snapshot's shared blobs (layers and configs stored apart), from the copy being restored.</summary>
+    public IBlobSource? Blobs { get; set; }
+
     /// <summary>Blobs this restore put into the destination registry, by digest → repository (for cross-repository mounts).</summary>
     private readonly Dictionary<string, string> _pushed = new(StringComparer.Ordinal);
 
@@ -32,7 +35,8 @@ internal sealed partial class RegistrySource
         var present = new Dictionary<string, long>(StringComparer.Ordinal);
         var mounted = 0;
 
-        async Task PushAsync(string digest, long size, Func<Stream> open)
+        // owned: the stream is this push's to close (a shared blob's read); a layout entry's belongs to the layout reader.
+        async Task PushAsync(string digest, long size, Func<Task<Stream>> open, bool owned = false)
         {
             if (await client.BlobSizeAsync(repository, digest, cancellationToken).ConfigureAwait(false) is { } have && (have == size || have < 0))
             {
@@ -41,9 +45,20 @@ internal sealed partial class RegistrySource
             }
 
             var from = _pushed.TryGetValue(digest, out var other) && other != repository ? other : null;
-            if (await client.PushBlobAsync(repository, digest, size, open, from, cancellationToken).ConfigureAwait(false))
+            var data = await open().ConfigureAwait(false);
+            try
             {
-                mounted++;
+                if (await client.PushBlobAsync(repository, digest, size, () => data, from, cancellationToken).ConfigureAwait(false))
+                {
+                    mounted++;
+                }
+            }
+            finally
+            {
+                if (owned)
+                {
+                    await data.DisposeAsync().ConfigureAwait(false);
+                }
             }
 
             present[digest] = size;
@@ -51,12 +66,24 @@ internal sealed partial class RegistrySource
         }
 
         // Blobs too large to keep (layers) go as they stream past; the JSON ones wait for index.json to tell manifests from configs.
-        var layout = await OciLayoutReader.ReadAsync(content, (digest, size, data) => PushAsync(digest, size, () => data), artifactName, cancellationToken)
+        var layout = await OciLayoutReader.ReadAsync(content, (digest, size, data) => PushAsync(digest, size, () => Task.FromResult(data)),
+                artifactName, cancellationToken)
             .ConfigureAwait(false);
         var manifests = layout.Manifests.Select(m => m.Manifest.Digest).ToHashSet(StringComparer.Ordinal);
         foreach (var (digest, bytes) in layout.Kept.Where(k => !manifests.Contains(k.Key) && !present.ContainsKey(k.Key)))
         {
-            await PushAsync(digest, bytes.Length, () => new MemoryStream(bytes, writable: false)).ConfigureAwait(false);
+            await PushAsync(digest, bytes.Length, () => Task.FromResult<Stream>(new MemoryStream(bytes, writable: false))).ConfigureAwait(false);
+        }
+
+        // Configs and layers stored apart (shared between snapshots): read from the same copy's blobs, each checked against its digest.
+        foreach (var blob in layout.External)
+        {
+            if (Blobs?.Has(blob.Digest) != true)
+            {
+                throw new BackupException($"{artifactName}: a manifest names blob {blob.Digest}, which neither the layout nor the snapshot's shared blobs hold");
+            }
+
+            await PushAsync(blob.Digest, blob.Size, () => Blobs.OpenAsync(blob.Digest, cancellationToken), owned: true).ConfigureAwait(false);
         }
 
         // A tag that names something else already is someone's image: never replaced without --force.

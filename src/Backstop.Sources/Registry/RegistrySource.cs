@@ -134,7 +134,10 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
             wanted.Add(tag);
         }
 
-        await using var artifact = await sink.BeginArtifactAsync(OciLayoutReader.ArtifactName(repository), cancellationToken).ConfigureAwait(false);
+        var artifactName = OciLayoutReader.ArtifactName(repository);
+        var external = new HashSet<string>(StringComparer.Ordinal);
+        long externalBytes = 0;
+        await using var artifact = await sink.BeginArtifactAsync(artifactName, cancellationToken).ConfigureAwait(false);
         await using var layout = await OciLayoutWriter.CreateAsync(artifact.Content, cancellationToken).ConfigureAwait(false);
         var index = new List<Descriptor>();
         var untagged = new Dictionary<string, Descriptor>(StringComparer.Ordinal);
@@ -181,11 +184,26 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
                             continue;
                         }
 
-                        if (!layout.Has(blob.Digest))
+                        var blobWhat = $"blob {blob.Digest} of {repository} from {client.Where}";
+                        if (sink.Blobs is { } shared)
+                        {
+                            // Stored once per target, shared by every snapshot: read from the registry only when a target lacks it.
+                            if (external.Add(blob.Digest))
+                            {
+                                await shared.PutAsync(artifactName, blob.Digest, blob.Size, !IsCompressed(blob.MediaType), async ct =>
+                                {
+                                    var response = await client.BlobAsync(repository, blob.Digest, ct).ConfigureAwait(false);
+                                    var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+                                    return new DigestCheckedStream(body, blob.Size, blob.Digest, blobWhat, response);
+                                }, cancellationToken).ConfigureAwait(false);
+                                externalBytes += blob.Size;
+                            }
+                        }
+                        else if (!layout.Has(blob.Digest))
                         {
                             using var response = await client.BlobAsync(repository, blob.Digest, cancellationToken).ConfigureAwait(false);
                             await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-                            await layout.AddAsync(blob.Digest, blob.Size, body, $"blob {blob.Digest} of {repository} from {client.Where}", cancellationToken).ConfigureAwait(false);
+                            await layout.AddAsync(blob.Digest, blob.Size, body, blobWhat, cancellationToken).ConfigureAwait(false);
                         }
 
                         blobs.Add(blob.Digest);
@@ -255,9 +273,13 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
             ["tags"] = index.Count(i => i.Annotations.ContainsKey(OciLayoutWriter.RefName)),
             ["manifests"] = manifests,
             ["blobs"] = blobs.Count,
-            ["bytes"] = layout.Bytes,
+            ["bytes"] = layout.Bytes + externalBytes,
         }, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>A layer already compressed (gzip, zstd…): stored as it is; an uncompressed tar layer (and a config) goes through zstd.</summary>
+    internal static bool IsCompressed(string mediaType) =>
+        mediaType.EndsWith("gzip", StringComparison.Ordinal) || mediaType.EndsWith("zstd", StringComparison.Ordinal);
 
     /// <summary>An image manifest's config and layers; a layer with <c>urls</c> is foreign (non-distributable).</summary>
     internal static IReadOnlyList<(Descriptor Blob, bool Foreign)> Parts(byte[] manifest, string what)
@@ -296,14 +318,24 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
     }
 
     /// <summary>
-    /// The stock recipe: unpack the layout into a fresh folder, then <c>skopeo copy</c> each tag with every platform
-    /// and the manifests' own bytes (<c>--preserve-digests</c>). REGISTRY is host:port[/prefix]; TLS_VERIFY is false for
-    /// a plain-http registry (log in first with <c>skopeo login</c> when it needs credentials).
+    /// The stock recipe: unpack the layout (oci-layout, index.json, the manifests) into a fresh folder, put in the
+    /// configs and layers the snapshot's MANIFEST lists for this artifact from the source's shared BLOBS folder (each
+    /// decrypted and decompressed as its name says, the name held to HEX[.zst][.age]), then <c>skopeo copy</c> each tag
+    /// with every platform and the manifests' own bytes (<c>--preserve-digests</c>; skopeo checks every digest).
+    /// REGISTRY is host:port[/prefix]; TLS_VERIFY is false for a plain-http registry (log in first with
+    /// <c>skopeo login</c> when it needs credentials).
     /// </summary>
     public string RestoreRecipe(string artifactName, string storedFile)
     {
         var repository = OciLayoutReader.RepositoryOf(artifactName) ?? "REPOSITORY";
-        return $"d=$(mktemp -d) && zstd -dc {storedFile} | tar -x -C \"$d\" && (for t in $(jq -r '.manifests[].annotations[\"{OciLayoutWriter.RefName}\"] // empty' \"$d/index.json\"); " +
+        var sealedBlobs = storedFile.TrimEnd('\'', '"').EndsWith(".age", StringComparison.Ordinal);
+        var copy = sealedBlobs
+            ? "case \"$f\" in *.zst.age) age -d -i KEY_FILE BLOBS/\"$f\" | zstd -dc ;; *) age -d -i KEY_FILE BLOBS/\"$f\" ;; esac"
+            : "case \"$f\" in *.zst) zstd -dc BLOBS/\"$f\" ;; *) cat BLOBS/\"$f\" ;; esac";
+        return $"d=$(mktemp -d) && zstd -dc {storedFile} | tar -x -C \"$d\" && " +
+               $"(for f in $(jq -r --arg a {Core.Util.ShellWord.Quote(artifactName)} '.artifacts[] | select(.name == $a) | (.blobs // [])[].file' MANIFEST); " +
+               $"do printf %s \"$f\" | grep -qxE '[0-9a-f]{{64}}(\\.zst)?(\\.age)?' && {copy} > \"$d/blobs/sha256/${{f%%.*}}\" || exit 1; done) && " +
+               $"(for t in $(jq -r '.manifests[].annotations[\"{OciLayoutWriter.RefName}\"] // empty' \"$d/index.json\"); " +
                $"do skopeo copy --all --preserve-digests --dest-tls-verify=TLS_VERIFY oci:\"$d\":\"$t\" docker://REGISTRY/{repository}:\"$t\" || exit 1; done); s=$?; rm -rf \"$d\"; [ $s = 0 ]";
     }
 

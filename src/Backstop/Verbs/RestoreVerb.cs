@@ -178,6 +178,8 @@ internal static class RestoreVerb
             if (local is not null)
             {
                 values[Core.Util.ShellWord.QuoteIfNeeded(a.FileName)] = file; // the recipe names the stored file as one shell word
+                values["MANIFEST"] = Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, Core.Storage.Layout.ManifestName));
+                values["BLOBS"] = Path.Combine(local.Path!, Core.Storage.Layout.BlobFolder(at.Source).TrimEnd('/'));
             }
 
             if (key is not null)
@@ -245,5 +247,7 @@ internal static class RestoreVerb
         new("DB_CONNINFO", "that same name written as dbname='NAME' (quoted for libpq, so a name holding '=' stays a name)"),
         new("REGISTRY", "the registry host[:port][/prefix] to push to"), new("TLS_VERIFY", "true, or false for a plain-http registry"),
         new("KEY_FILE", "the age identity file"), new("REPOSITORY", "the repository to push to"),
+        new("MANIFEST", "the snapshot's MANIFEST.json (SOURCE/SNAPSHOT/MANIFEST.json on a target)"),
+        new("BLOBS", "the folder of the source's shared blobs (SOURCE/blobs/sha256 on a target)"),
     ];
 }

@@ -1,0 +1,133 @@
+using System.Security.Cryptography;
+using Backstop.Core.Catalog;
+using Backstop.Core.Plugins;
+using Backstop.Core.Sealing;
+using Backstop.Core.Sealing.Age;
+using Backstop.Core.Storage;
+
+namespace Backstop.Core.Restore;
+
+/// <summary>
+/// The shared blobs of a snapshot as one target holds them (<see cref="IBlobSource"/>): each opened from
+/// <c>&lt;source&gt;/blobs/sha256/</c>, decrypted and decompressed as its file name says, and checked against its
+/// digest and size as it is read. The first fault is kept (<see cref="Fault"/>), with whether it proves the copy bad,
+/// so the restore moves on to the next target and the catalog learns of it.
+/// </summary>
+internal sealed class BlobReader(ITarget target, SnapshotInfo snapshot, IReadOnlyList<AgeIdentity> identities) : IBlobSource
+{
+    private readonly Dictionary<string, BlobInfo> _byDigest = snapshot.Blobs.GroupBy(b => Layout.DigestOf(b.FileName), StringComparer.Ordinal)
+        .ToDictionary(g => g.Key, g => g.OrderBy(b => b.Copies.Any(c => c.Target == target.Name && c.State == CopyState.Verified) ? 0 : 1).First(), StringComparer.Ordinal);
+
+    /// <summary>The first blob that failed: which, why, and whether that proves its copy here bad (corrupt, missing) or only unread.</summary>
+    public (BlobInfo Blob, string Problem, CopyState? Proven)? Fault { get; private set; }
+
+    public bool Has(string digest) => _byDigest.ContainsKey(digest);
+
+    public async Task<Stream> OpenAsync(string digest, CancellationToken cancellationToken)
+    {
+        var blob = _byDigest.TryGetValue(digest, out var b) ? b : throw new BackupException($"snapshot {snapshot.Id} holds no shared blob {digest}");
+        var key = Layout.BlobKey(snapshot.Source, blob.FileName);
+        var (read, why) = await CopyRead.OpenAsync(target, key, cancellationToken).ConfigureAwait(false);
+        if (read is null)
+        {
+            throw Failed(blob, why!.Problem, why.Missing ? CopyState.Missing : null);
+        }
+
+        try
+        {
+            Sealed.RequireIdentities(blob.FileName, identities);
+            var content = Sealed.Open(read.Stored, blob.FileName, identities, Layout.IsCompressedBlob(blob.FileName));
+            return new Checked(this, read, content, blob, digest, CopyRead.Where(target, key));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await read.DisposeAsync().ConfigureAwait(false);
+            throw Failed(blob, $"{CopyRead.Where(target, key)}: {e.Message}", e is SealKeyException ? null : CopyState.Corrupt);
+        }
+    }
+
+    private BlobCopyException Failed(BlobInfo blob, string problem, CopyState? proven)
+    {
+        Fault ??= (blob, problem, proven);
+        return new BlobCopyException(problem);
+    }
+
+    /// <summary>The content, hashed as it passes: at its end the size and the SHA-256 must be the digest's.</summary>
+    private sealed class Checked(BlobReader owner, CopyRead read, Stream content, BlobInfo blob, string digest, string where) : Util.ReadOnlyStream
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private long _read;
+        private bool _ended;
+
+        public override int Read(Span<byte> buffer)
+        {
+            int n;
+            try
+            {
+                n = content.Read(buffer);
+            }
+            catch (Exception e) when (e is not (OperationCanceledException or BlobCopyException))
+            {
+                throw owner.Failed(blob, $"{where} could not be read: {e.Message}", read.ReadFault is null ? CopyState.Corrupt : null);
+            }
+
+            return Account(buffer[..n], n == 0 && buffer.Length > 0);
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            int n;
+            try
+            {
+                n = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not (OperationCanceledException or BlobCopyException))
+            {
+                throw owner.Failed(blob, $"{where} could not be read: {e.Message}", read.ReadFault is null ? CopyState.Corrupt : null);
+            }
+
+            return Account(buffer.Span[..n], n == 0 && buffer.Length > 0);
+        }
+
+        private int Account(ReadOnlySpan<byte> data, bool end)
+        {
+            _read += data.Length;
+            if (_read > blob.RawBytes)
+            {
+                throw owner.Failed(blob, $"{where} holds more than the {blob.RawBytes} bytes of {digest}: corrupt or replaced", CopyState.Corrupt);
+            }
+
+            _hash.AppendData(data);
+            if (end && !_ended)
+            {
+                _ended = true;
+                var actual = "sha256:" + Convert.ToHexStringLower(_hash.GetHashAndReset());
+                if (_read != blob.RawBytes || actual != digest)
+                {
+                    throw owner.Failed(blob, $"{where} is corrupt: it holds {_read} bytes hashing to {actual}, not the {blob.RawBytes} bytes of {digest}", CopyState.Corrupt);
+                }
+            }
+
+            return data.Length;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _hash.Dispose();
+                if (!ReferenceEquals(content, read.Stored))
+                {
+                    content.Dispose();
+                }
+
+                read.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}
+
+/// <summary>A shared blob of the copy being restored failed (missing, unreadable, corrupt): the copy's fault, not the destination's.</summary>
+public sealed class BlobCopyException(string message) : BackupException(message);
