@@ -205,7 +205,13 @@ public static class StatusReport
         ArgumentNullException.ThrowIfNull(snapshot);
         return def.Targets.Distinct(StringComparer.Ordinal).ToDictionary(t => t, t =>
         {
-            var copies = snapshot.Artifacts.Select(a => a.Copies.FirstOrDefault(c => c.Target == t)).ToList();
+            // The artifacts, then the shared blobs the snapshot needs: a copy there is all of them.
+            var copies = snapshot.Artifacts.Select(a => a.Copies.FirstOrDefault(c => c.Target == t))
+                .Concat(snapshot.Blobs.Select(b => b.Copies.FirstOrDefault(c => c.Target == t) is { } c
+                    ? c with { Error = c.Error is null ? null : $"blob {b.FileName}: {c.Error}" }
+                    : snapshot.Artifacts.Any(a => a.Copies.Any(x => x.Target == t))
+                        ? new CopyInfo(t, CopyState.Missing, DateTimeOffset.MinValue, $"blob {b.FileName} is not stored on '{t}'")
+                        : null)).ToList();
             if (copies.Count > 0 && copies.All(x => x?.State == CopyState.Verified))
             {
                 // Verified, with the key problem a deep verify found, if any (the copy is good; the configured key does not open it).

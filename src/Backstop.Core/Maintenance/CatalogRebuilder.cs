@@ -28,6 +28,9 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
         ArgumentNullException.ThrowIfNull(catalog);
         var problems = new List<string>();
         var found = new Dictionary<string, (Manifest Manifest, Dictionary<string, List<CopyInfo>> Copies)>(StringComparer.Ordinal);
+        var blobsSeen = new HashSet<(string Source, string File, string Target)>();
+        var blobCopies = new List<(string Source, string File, long Raw, long Stored, CopyInfo Copy)>();
+        var identities = Sealing.Sealed.Identities(config.Encryption);
         foreach (var def in config.Targets)
         {
             var target = GuardedTarget.Create(plugins, def);
@@ -102,7 +105,28 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
 
                     list.Add(copy);
                 }
+
+                // Shared blobs: each checked once per target (read whole, hashed against its digest), however many snapshots name it.
+                foreach (var b in manifest.Artifacts.SelectMany(a => a.Blobs ?? []))
+                {
+                    if (!blobsSeen.Add((manifest.Source.Name, b.File, target.Name)))
+                    {
+                        continue;
+                    }
+
+                    var blobKey = Layout.BlobKey(manifest.Source.Name, b.File);
+                    var stored = sizes.TryGetValue(blobKey, out var blobSize) ? blobSize : -1;
+                    var blobCopy = stored < 0
+                        ? new CopyInfo(target.Name, CopyState.Missing, DateTimeOffset.UtcNow, $"{blobKey} is missing on '{target.Name}'")
+                        : await Restore.BlobReader.VerifyAsync(target, manifest.Source.Name, new BlobInfo(b.File, b.Bytes, []), deep: true, identities, ct).ConfigureAwait(false);
+                    blobCopies.Add((manifest.Source.Name, b.File, b.Bytes, Math.Max(stored, 0), blobCopy));
+                }
             }
+        }
+
+        foreach (var (source, file, raw, stored, copy) in blobCopies)
+        {
+            catalog.SetBlobCopy(source, file, raw, stored, copy);
         }
 
         foreach (var (id, (m, copies)) in found.OrderBy(f => f.Key, StringComparer.Ordinal))
@@ -120,6 +144,7 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
             {
                 Parent = m.Parent, // a chain comes back from the manifests: each level names its parent
                 Level = m.Level ?? 0,
+                Blobs = m.Artifacts.SelectMany(a => a.Blobs ?? []).DistinctBy(b => b.File, StringComparer.Ordinal).Select(b => new BlobInfo(b.File, b.Bytes, [])).ToList(),
             });
         }
 

@@ -175,6 +175,33 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
                 }
             }
 
+            // Temporary objects of shared-blob uploads killed with their run: never a blob (only a whole upload takes the
+            // blob's name), removed while no snapshot of that source runs (serve runs several sources in one process).
+            foreach (var source in sources.Where(s => !_snapshots.Values.Any(x => x.Source == s && x.State == SnapshotState.Running)))
+            {
+                try
+                {
+                    var leftovers = new List<string>();
+                    await foreach (var o in t.ListAsync(Layout.BlobFolder(source), ct).ConfigureAwait(false))
+                    {
+                        if (Orphans.IsPartial(o.Key))
+                        {
+                            leftovers.Add(o.Key);
+                        }
+                    }
+
+                    foreach (var key in leftovers)
+                    {
+                        await t.DeleteAsync(key, ct).ConfigureAwait(false);
+                        observer.Notice($"removed {key} from target '{t.Name}': the temporary object of a blob upload that never finished");
+                    }
+                }
+                catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+                {
+                    observer.Notice($"could not tidy {Layout.BlobFolder(source)} on target '{t.Name}': {e.Message}; the next run tries again");
+                }
+            }
+
             // Snapshots pruned from this target whose removal the target refused (the manifest is still there).
             foreach (var c in complete.Where(c => IsPrunedFrom(c.Snapshot, t.Name)))
             {

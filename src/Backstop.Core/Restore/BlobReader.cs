@@ -13,9 +13,14 @@ namespace Backstop.Core.Restore;
 /// digest and size as it is read. The first fault is kept (<see cref="Fault"/>), with whether it proves the copy bad,
 /// so the restore moves on to the next target and the catalog learns of it.
 /// </summary>
-internal sealed class BlobReader(ITarget target, SnapshotInfo snapshot, IReadOnlyList<AgeIdentity> identities) : IBlobSource
+internal sealed class BlobReader(ITarget target, string source, string snapshotId, IReadOnlyList<BlobInfo> blobs, IReadOnlyList<AgeIdentity> identities) : IBlobSource
 {
-    private readonly Dictionary<string, BlobInfo> _byDigest = snapshot.Blobs.GroupBy(b => Layout.DigestOf(b.FileName), StringComparer.Ordinal)
+    public BlobReader(ITarget target, SnapshotInfo snapshot, IReadOnlyList<AgeIdentity> identities)
+        : this(target, snapshot.Source, snapshot.Id, snapshot.Blobs, identities)
+    {
+    }
+
+    private readonly Dictionary<string, BlobInfo> _byDigest = blobs.GroupBy(b => Layout.DigestOf(b.FileName), StringComparer.Ordinal)
         .ToDictionary(g => g.Key, g => g.OrderBy(b => b.Copies.Any(c => c.Target == target.Name && c.State == CopyState.Verified) ? 0 : 1).First(), StringComparer.Ordinal);
 
     /// <summary>The first blob that failed: which, why, and whether that proves its copy here bad (corrupt, missing) or only unread.</summary>
@@ -25,8 +30,8 @@ internal sealed class BlobReader(ITarget target, SnapshotInfo snapshot, IReadOnl
 
     public async Task<Stream> OpenAsync(string digest, CancellationToken cancellationToken)
     {
-        var blob = _byDigest.TryGetValue(digest, out var b) ? b : throw new BackupException($"snapshot {snapshot.Id} holds no shared blob {digest}");
-        var key = Layout.BlobKey(snapshot.Source, blob.FileName);
+        var blob = _byDigest.TryGetValue(digest, out var b) ? b : throw new BackupException($"snapshot {snapshotId} holds no shared blob {digest}");
+        var key = Layout.BlobKey(source, blob.FileName);
         var (read, why) = await CopyRead.OpenAsync(target, key, cancellationToken).ConfigureAwait(false);
         if (read is null)
         {
@@ -43,6 +48,47 @@ internal sealed class BlobReader(ITarget target, SnapshotInfo snapshot, IReadOnl
         {
             await read.DisposeAsync().ConfigureAwait(false);
             throw Failed(blob, $"{CopyRead.Where(target, key)}: {e.Message}", e is SealKeyException ? null : CopyState.Corrupt);
+        }
+    }
+
+    /// <summary>
+    /// <c>verify</c> of one blob's copy: quick, its stored size; deep, its content read whole, decrypted, decompressed
+    /// and hashed against its digest.
+    /// </summary>
+    public static async Task<CopyInfo> VerifyAsync(ITarget target, string source, BlobInfo blob, bool deep, IReadOnlyList<AgeIdentity> identities,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(blob);
+        var key = Layout.BlobKey(source, blob.FileName);
+        if (!deep)
+        {
+            ObjectInfo? info;
+            try
+            {
+                info = await target.StatAsync(key, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
+            {
+                return new CopyInfo(target.Name, CopyState.Failed, DateTimeOffset.UtcNow, $"{CopyRead.Where(target, key)} could not be checked: {e.Message}");
+            }
+
+            var stored = blob.StoredBytes.GetValueOrDefault(target.Name, -1);
+            return info is null ? new CopyInfo(target.Name, CopyState.Missing, DateTimeOffset.UtcNow, $"{CopyRead.Where(target, key)} is missing")
+                : stored >= 0 && info.Size != stored ? new CopyInfo(target.Name, CopyState.Corrupt, DateTimeOffset.UtcNow, $"{CopyRead.Where(target, key)} is {info.Size} bytes, {stored} were stored")
+                : new CopyInfo(target.Name, CopyState.Verified, DateTimeOffset.UtcNow, null);
+        }
+
+        var reader = new BlobReader(target, source, "-", [blob], identities);
+        try
+        {
+            await using var content = await reader.OpenAsync(Layout.DigestOf(blob.FileName), cancellationToken).ConfigureAwait(false);
+            await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
+            return new CopyInfo(target.Name, CopyState.Verified, DateTimeOffset.UtcNow, null);
+        }
+        catch (BackupException) when (reader.Fault is { } fault)
+        {
+            return new CopyInfo(target.Name, fault.Proven ?? CopyState.Failed, DateTimeOffset.UtcNow, fault.Problem);
         }
     }
 

@@ -125,9 +125,96 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                         : $"pruned from '{targetName}' ({d.Reasons[0]}) but not removed yet: the target refused; the next run removes it");
                 }
             }
+
+            await PruneBlobsAsync(def, targets, dryRun, lines, ct).ConfigureAwait(false);
         }
 
         return lines;
+    }
+
+    /// <summary>
+    /// Shared blobs (<c>&lt;source&gt;/blobs/sha256/</c>) that no snapshot needs on a target any more: a blob stays while a
+    /// running snapshot names it, or a committed one not pruned from that target, or one being restored; every other
+    /// file there (known to the catalog or left by a run that was killed after its upload) is removed. Runs under the
+    /// run lock, like a run of the source.
+    /// </summary>
+    private async Task PruneBlobsAsync(SourceDefinition def, IReadOnlyDictionary<string, ITarget> targets, bool dryRun, List<PruneLine> lines, CancellationToken ct)
+    {
+        var snapshots = catalog.Snapshots(def.Name);
+        var known = catalog.BlobCopies(def.Name);
+        if (known.Count == 0 && snapshots.All(s => s.Blobs.Count == 0))
+        {
+            return;
+        }
+
+        var running = snapshots.Any(s => s.State == SnapshotState.Running);
+        foreach (var targetName in def.Targets.Concat(known.Select(k => k.Copy.Target)).Distinct(StringComparer.Ordinal).Where(targets.ContainsKey).Order(StringComparer.Ordinal))
+        {
+            var target = targets[targetName];
+            var needed = snapshots.Where(s => s.State == SnapshotState.Running
+                                              || (s.State == SnapshotState.Committed && s.Artifacts.SelectMany(a => a.Copies).Any(c => c.Target == targetName && c.State != CopyState.Pruned))
+                                              || RestoreMarks.Readers(config, s.Id).Count > 0)
+                .SelectMany(s => s.Blobs.Select(b => b.FileName)).ToHashSet(StringComparer.Ordinal);
+            var stored = new Dictionary<string, long>(StringComparer.Ordinal);
+            var partials = new List<string>();
+            try
+            {
+                await foreach (var o in target.ListAsync(Layout.BlobFolder(def.Name), ct).ConfigureAwait(false))
+                {
+                    var name = o.Key[Layout.BlobFolder(def.Name).Length..];
+                    if (Layout.IsBlobFile(name))
+                    {
+                        stored[name] = o.Size;
+                    }
+                    else if (Orphans.IsPartial(o.Key))
+                    {
+                        partials.Add(o.Key);
+                    }
+                }
+            }
+            catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+            {
+                observer.Notice($"'{def.Name}': the shared blobs on '{targetName}' could not be listed ({e.Message}); none removed there now");
+                continue;
+            }
+
+            var unneeded = stored.Keys.Concat(known.Where(k => k.Copy.Target == targetName).Select(k => k.File)).Distinct(StringComparer.Ordinal)
+                .Where(f => !needed.Contains(f)).Order(StringComparer.Ordinal).ToList();
+            if (unneeded.Count == 0 && (partials.Count == 0 || running))
+            {
+                continue;
+            }
+
+            var bytes = unneeded.Sum(f => stored.GetValueOrDefault(f));
+            var why = $"{unneeded.Count} shared blob(s) no kept snapshot needs ({Config.Quantities.FormatSize(bytes)})";
+            if (dryRun)
+            {
+                lines.Add(new PruneLine(def.Name, targetName, "blobs", DateTimeOffset.UtcNow, false, why));
+                continue;
+            }
+
+            var removed = 0;
+            string? failure = null;
+            foreach (var file in unneeded.Concat(running ? [] : partials.Select(p => p[Layout.BlobFolder(def.Name).Length..])))
+            {
+                ct.ThrowIfCancellationRequested();
+                try
+                {
+                    await target.DeleteAsync(Layout.BlobKey(def.Name, file), ct).ConfigureAwait(false);
+                    catalog.DeleteBlobCopy(def.Name, file, targetName);
+                    removed++;
+                }
+                catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+                {
+                    failure ??= e.Message;
+                }
+            }
+
+            lines.Add(new PruneLine(def.Name, targetName, "blobs", DateTimeOffset.UtcNow, false, why, Pending: failure is not null));
+            catalog.AddEvent(failure is null ? "info" : "warn", def.Name, null, failure is null
+                ? $"pruned from '{targetName}': {why}"
+                : $"pruned from '{targetName}': {why}, but {unneeded.Count - Math.Min(removed, unneeded.Count)} not removed yet ({failure}); the next prune tries again");
+        }
     }
 
     /// <summary>

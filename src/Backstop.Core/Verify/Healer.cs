@@ -41,7 +41,13 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
 
                 var lacking = snapshot.Artifacts
                     .Where(a => !a.Copies.Any(c => c.Target == name && (c.State == CopyState.Verified || CopyVerifier.IsKeyFailure(c)))).ToList();
-                if (lacking.Count == 0 || await UnreachableAsync(targets[name], ct).ConfigureAwait(false) is { } why)
+                var lackingBlobs = snapshot.Blobs.Where(b => !b.Copies.Any(c => c.Target == name && c.State == CopyState.Verified)).ToList();
+                if ((lacking.Count == 0 && lackingBlobs.Count == 0) || await UnreachableAsync(targets[name], ct).ConfigureAwait(false) is { } why)
+                {
+                    continue;
+                }
+
+                if (!await HealBlobsOntoAsync(def, snapshot, targets[name], lackingBlobs, ct).ConfigureAwait(false))
                 {
                     continue;
                 }
@@ -72,6 +78,92 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
 
         return why;
     }
+
+    /// <summary>
+    /// The shared blobs a snapshot needs that a target lacks, copied from a verified copy elsewhere, then read back whole
+    /// and hashed against their digest (a copy that does not prove good is removed again). False when one could not be.
+    /// </summary>
+    private async Task<bool> HealBlobsOntoAsync(SourceDefinition def, SnapshotInfo snapshot, ITarget to, List<BlobInfo> lacking, CancellationToken ct)
+    {
+        foreach (var blob in lacking)
+        {
+            // Healed earlier in this pass (for another snapshot that shares it)?
+            if (_healedBlobs.Contains((blob.FileName, to.Name)))
+            {
+                continue;
+            }
+
+            var key = Layout.BlobKey(def.Name, blob.FileName);
+            var from = blob.Copies.Where(c => c.State == CopyState.Verified && c.Target != to.Name && targets.ContainsKey(c.Target)).Select(c => targets[c.Target]).FirstOrDefault();
+            if (from is null)
+            {
+                if (_said.Add($"{snapshot.Id}/{blob.FileName}"))
+                {
+                    observer.Notice($"blob {blob.FileName} of snapshot {snapshot.Id} has no verified copy to heal from now");
+                }
+
+                return false;
+            }
+
+            long stored = -1;
+            CopyInfo result;
+            try
+            {
+                var (read, unavailable) = await CopyRead.OpenAsync(from, key, ct).ConfigureAwait(false);
+                if (read is null)
+                {
+                    throw new BackupException($"the copy to heal from is gone: {unavailable!.Problem}");
+                }
+
+                var fast = new System.IO.Hashing.XxHash128();
+                await using (read)
+                await using (var upload = await to.BeginPutAsync(key, ct).ConfigureAwait(false))
+                {
+                    var buffer = new byte[1 << 20];
+                    int n;
+                    while ((n = await read.Stored.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+                    {
+                        fast.Append(buffer.AsSpan(0, n));
+                        await upload.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    }
+
+                    await upload.CommitAsync(ct).ConfigureAwait(false);
+                    stored = read.BytesRead;
+                }
+
+                // Read back and matched with what was read; an open blob is also hashed against its digest (a sealed one
+                // is, by verify --deep where its key is).
+                result = await CopyVerifier.ReadBackAsync(to, key, stored, fast.GetCurrentHashAsUInt128(), ct).ConfigureAwait(false);
+                if (result.State == CopyState.Verified && !Sealing.Sealed.IsEncrypted(blob.FileName))
+                {
+                    result = await Restore.BlobReader.VerifyAsync(to, def.Name, blob, deep: true, [], ct).ConfigureAwait(false);
+                }
+
+                if (result.State != CopyState.Verified)
+                {
+                    await to.DeleteAsync(key, ct).ConfigureAwait(false); // never left where it could pass for a good copy
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                result = new CopyInfo(to.Name, CopyState.Failed, DateTimeOffset.UtcNow, "heal: " + CopyVerifier.Describe(to, key, e, null));
+            }
+
+            catalog.SetBlobCopy(def.Name, blob.FileName, blob.RawBytes, stored, result);
+            if (result.State != CopyState.Verified)
+            {
+                observer.Notice($"could not heal blob {blob.FileName} of snapshot {snapshot.Id} onto '{to.Name}': {result.Error}");
+                catalog.AddEvent("warn", def.Name, snapshot.Id, $"heal of blob {blob.FileName} onto '{to.Name}' failed: {result.Error}");
+                return false;
+            }
+
+            _healedBlobs.Add((blob.FileName, to.Name));
+        }
+
+        return true;
+    }
+
+    private readonly HashSet<(string File, string Target)> _healedBlobs = [];
 
     private async Task HealOntoAsync(SourceDefinition def, SnapshotInfo snapshot, ITarget to, List<ArtifactInfo> lacking, CancellationToken ct)
     {

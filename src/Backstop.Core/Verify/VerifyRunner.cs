@@ -82,6 +82,40 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
             }
         }
 
+        // Shared blobs: each copy checked once in this pass, however many snapshots name it.
+        foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
+        {
+            var seen = new HashSet<(string File, string Target)>();
+            foreach (var snap in catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed).Reverse())
+            {
+                var onTargets = snap.Artifacts.SelectMany(a => a.Copies).Where(c => c.State != CopyState.Pruned).Select(c => c.Target).ToHashSet(StringComparer.Ordinal);
+                foreach (var blob in snap.Blobs)
+                {
+                    foreach (var before in blob.Copies.Where(c => onTargets.Contains(c.Target) && seen.Add((blob.FileName, c.Target))))
+                    {
+                        if (!targets.TryGetValue(before.Target, out var target))
+                        {
+                            continue;
+                        }
+
+                        var result = await Restore.BlobReader.VerifyAsync(target, def.Name, blob, deep, identities, cancellationToken).ConfigureAwait(false);
+                        if (result.State != CopyState.Verified && before.State is CopyState.Failed)
+                        {
+                            continue; // never stored there: not news
+                        }
+
+                        if (!deep && result.State == CopyState.Verified && before.State == CopyState.Corrupt)
+                        {
+                            result = before with { Error = before.Error!.EndsWith(DeepHint, StringComparison.Ordinal) ? before.Error : before.Error + DeepHint };
+                        }
+
+                        catalog.UpdateBlobCopy(def.Name, blob.FileName, result);
+                        checks.Add(new CopyCheck(def.Name, snap.Id, "blob " + blob.FileName, target.Name, result.State, result.Error));
+                    }
+                }
+            }
+        }
+
         if (BeforeRecording is { } hook)
         {
             await hook().ConfigureAwait(false);
