@@ -177,7 +177,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             var order = config.Targets.Select(t => t.Name).ToList();
             var candidates = a.Copies.Where(c => !OnlyPreferredTarget || c.Target == PreferredTarget)
                 .OrderBy(c => c.Target == PreferredTarget ? 0 : 1)
-                .ThenBy(c => c.State == CopyState.Verified ? 0 : 1)
+                .ThenBy(c => c.State == CopyState.Verified && (snapshot.Blobs.Count == 0 || snapshot.OwnVerifiedTargets.Contains(c.Target)) ? 0 : 1) // with its shared blobs
                 .ThenBy(c => order.IndexOf(c.Target))
                 .Select(c => targets.GetValueOrDefault(c.Target)).OfType<ITarget>().ToList();
             var key = Layout.Key(snapshot.Source, snapshot.Id, a.FileName);

@@ -22,6 +22,9 @@ public sealed record PruneLine(string Source, string Target, string Snapshot, Da
 /// </summary>
 public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog, RunObserver observer)
 {
+    /// <summary>The snapshot column of a line about a source's shared blobs (<c>&lt;source&gt;/blobs/</c>), not one snapshot.</summary>
+    public const string BlobsLine = "blobs";
+
     /// <summary>Called with the snapshot id between the restore-mark check and the marking of its copies (interleaving tests).</summary>
     internal Action<string>? BeforeMarkingPruned { get; init; }
 
@@ -126,7 +129,8 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 }
             }
 
-            await PruneBlobsAsync(def, targets, dryRun, lines, ct).ConfigureAwait(false);
+            var going = lines.Where(l => l.Source == def.Name && !l.Keep).Select(l => (l.Snapshot, l.Target)).ToHashSet();
+            await PruneBlobsAsync(def, targets, dryRun, going, lines, ct).ConfigureAwait(false);
         }
 
         return lines;
@@ -138,7 +142,9 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
     /// file there (known to the catalog or left by a run that was killed after its upload) is removed. Runs under the
     /// run lock, like a run of the source.
     /// </summary>
-    private async Task PruneBlobsAsync(SourceDefinition def, IReadOnlyDictionary<string, ITarget> targets, bool dryRun, List<PruneLine> lines, CancellationToken ct)
+    /// <param name="going">Snapshots this prune removes (or, dry, would remove) from a target.</param>
+    private async Task PruneBlobsAsync(SourceDefinition def, IReadOnlyDictionary<string, ITarget> targets, bool dryRun, HashSet<(string Snapshot, string Target)> going,
+        List<PruneLine> lines, CancellationToken ct)
     {
         var snapshots = catalog.Snapshots(def.Name);
         var known = catalog.BlobCopies(def.Name);
@@ -152,7 +158,8 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
         {
             var target = targets[targetName];
             var needed = snapshots.Where(s => s.State == SnapshotState.Running
-                                              || (s.State == SnapshotState.Committed && s.Artifacts.SelectMany(a => a.Copies).Any(c => c.Target == targetName && c.State != CopyState.Pruned))
+                                              || (s.State == SnapshotState.Committed && !going.Contains((s.Id, targetName))
+                                                  && s.Artifacts.SelectMany(a => a.Copies).Any(c => c.Target == targetName && c.State != CopyState.Pruned))
                                               || RestoreMarks.Readers(config, s.Id).Count > 0)
                 .SelectMany(s => s.Blobs.Select(b => b.FileName)).ToHashSet(StringComparer.Ordinal);
             var stored = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -189,7 +196,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
             var why = $"{unneeded.Count} shared blob(s) no kept snapshot needs ({Config.Quantities.FormatSize(bytes)})";
             if (dryRun)
             {
-                lines.Add(new PruneLine(def.Name, targetName, "blobs", DateTimeOffset.UtcNow, false, why));
+                lines.Add(new PruneLine(def.Name, targetName, BlobsLine, DateTimeOffset.UtcNow, false, why));
                 continue;
             }
 
@@ -210,7 +217,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 }
             }
 
-            lines.Add(new PruneLine(def.Name, targetName, "blobs", DateTimeOffset.UtcNow, false, why, Pending: failure is not null));
+            lines.Add(new PruneLine(def.Name, targetName, BlobsLine, DateTimeOffset.UtcNow, false, why, Pending: failure is not null));
             catalog.AddEvent(failure is null ? "info" : "warn", def.Name, null, failure is null
                 ? $"pruned from '{targetName}': {why}"
                 : $"pruned from '{targetName}': {why}, but {unneeded.Count - Math.Min(removed, unneeded.Count)} not removed yet ({failure}); the next prune tries again");

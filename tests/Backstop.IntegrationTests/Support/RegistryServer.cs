@@ -259,24 +259,35 @@ public sealed class OciImages
     private static object Desc(string mediaType, (string Digest, long Size) b) => new { mediaType, digest = b.Digest, size = b.Size };
 
     /// <summary>An image manifest for one platform; returns its digest and size.</summary>
-    public (string Digest, long Size) Image(string name, string arch)
+    /// <param name="extra">One more layer on top (its bytes, stored as an uncompressed tar layer): an image that gained a layer.</param>
+    public (string Digest, long Size) Image(string name, string arch, byte[]? extra = null)
     {
-        var config = Blob(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { architecture = arch, os = "linux", config = new { Cmd = new[] { "/bin/" + name } }, rootfs = new { type = "layers", diff_ids = Array.Empty<string>() } })));
+        var config = Blob(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
+        {
+            architecture = arch, os = "linux", config = new { Cmd = new[] { "/bin/" + name } },
+            rootfs = new { type = "layers", diff_ids = extra is null ? Array.Empty<string>() : ["sha256:" + Convert.ToHexStringLower(SHA256.HashData(extra))] },
+        })));
         var l1 = Blob(Layer($"etc/{name}.conf", $"{name} {arch} settings\n"));
         var l2 = Blob(Layer($"bin/{name}", $"#!/bin/sh\necho {name} on {arch}\n"));
+        var layers = new List<object> { Desc("application/vnd.oci.image.layer.v1.tar+gzip", l1), Desc("application/vnd.oci.image.layer.v1.tar+gzip", l2) };
+        if (extra is not null)
+        {
+            layers.Add(Desc("application/vnd.oci.image.layer.v1.tar", Blob(extra)));
+        }
+
         return Blob(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
         {
             schemaVersion = 2,
             mediaType = "application/vnd.oci.image.manifest.v1+json",
             config = Desc("application/vnd.oci.image.config.v1+json", config),
-            layers = new[] { Desc("application/vnd.oci.image.layer.v1.tar+gzip", l1), Desc("application/vnd.oci.image.layer.v1.tar+gzip", l2) },
+            layers,
         })));
     }
 
-    /// <summary>Tags a single-platform image.</summary>
-    public string Tag(string tag, string name, string arch = "amd64")
+    /// <summary>Tags a single-platform image (with one more layer when <paramref name="extra"/> is given).</summary>
+    public string Tag(string tag, string name, string arch = "amd64", byte[]? extra = null)
     {
-        var m = Image(name, arch);
+        var m = Image(name, arch, extra);
         _index.Add(("application/vnd.oci.image.manifest.v1+json", m.Digest, m.Size, tag));
         Save();
         return m.Digest;
