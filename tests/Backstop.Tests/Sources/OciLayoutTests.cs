@@ -120,12 +120,21 @@ public sealed class OciLayoutTests
     }
 
     [Fact]
-    public async Task A_descriptor_naming_a_missing_blob_or_a_layout_without_its_index_is_refused()
+    public async Task A_layer_the_layout_does_not_hold_is_external_and_a_missing_manifest_or_index_is_refused()
     {
-        var (tar, _, layer) = await LayoutAsync();
-        var missing = await RewriteAsync(tar, (e, d) => e.Name.EndsWith(layer[7..], StringComparison.Ordinal) ? [] : [Same(e, d)]);
-        var error = await Assert.ThrowsAsync<BackupException>(() => ReadAsync(missing));
-        Assert.Contains($"names blob {layer}, which the layout does not hold", error.Message, StringComparison.Ordinal);
+        var (tar, manifest, layer) = await LayoutAsync();
+        var whole = await ReadAsync(tar);
+
+        // Backstop stores configs and layers apart (shared blobs): the layout names them, the facts count them the same.
+        tar.Position = 0;
+        var apart = await ReadAsync(await RewriteAsync(tar, (e, d) => e.Name.EndsWith(layer[7..], StringComparison.Ordinal) ? [] : [Same(e, d)]));
+        Assert.Equal([layer], apart.External.Select(b => b.Digest));
+        Assert.Equal(3000, apart.External.Single().Size);
+        Assert.Equal(whole.Facts, apart.Facts);
+
+        tar.Position = 0;
+        var noManifest = await RewriteAsync(tar, (e, d) => e.Name.EndsWith(manifest[7..], StringComparison.Ordinal) ? [] : [Same(e, d)]);
+        Assert.Contains($"names {manifest}, which the layout does not hold", (await Assert.ThrowsAsync<BackupException>(() => ReadAsync(noManifest))).Message, StringComparison.Ordinal);
 
         tar.Position = 0;
         var noIndex = await RewriteAsync(tar, (e, d) => e.Name == "index.json" ? [] : [Same(e, d)]);

@@ -81,4 +81,21 @@ public class SafeNamesTests
         var nullHost = System.Text.Encoding.UTF8.GetString(ManifestJson()).Replace("\"host\": \"h\"", "\"host\": null", StringComparison.Ordinal);
         Assert.Contains("missing or null", Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(System.Text.Encoding.UTF8.GetBytes(nullHost), "m")).Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("../../../etc/passwd")]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/../../x")]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.gz")]
+    [InlineData("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef")]
+    [InlineData("")]
+    public void A_manifest_naming_a_shared_blob_other_than_HEX_zst_age_is_refused(string file)
+    {
+        var good = System.Text.Encoding.UTF8.GetString(ManifestJson()).Replace("\"restore\": \"x\"",
+            "\"restore\": \"x\", \"blobs\": [{\"file\": \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.zst.age\", \"bytes\": 9}]", StringComparison.Ordinal);
+        Assert.Equal(9, Manifest.ParseUntrusted(System.Text.Encoding.UTF8.GetBytes(good), "m").Artifacts[0].Blobs!.Single().Bytes);
+        var bad = good.Replace("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.zst.age", file, StringComparison.Ordinal);
+        var error = Assert.Throws<InvalidManifestException>(() => Manifest.ParseUntrusted(System.Text.Encoding.UTF8.GetBytes(bad), "images/x/MANIFEST.json on 'nas'"));
+        Assert.Contains("names a blob", error.Message, StringComparison.Ordinal);
+        Assert.Contains("images/x/MANIFEST.json on 'nas'", error.Message, StringComparison.Ordinal);
+    }
 }
