@@ -57,7 +57,7 @@ internal static class CommandLine
         };
         var full = new Option<bool>("--full")
         {
-            Description = "Store everything anew: each incremental source starts a new chain with a full snapshot (level 0)",
+            Description = "Store everything anew: each incremental source starts a new chain with a full snapshot (level 0), and shared blobs (registry layers) are sent again",
         };
         run.Add(acceptShrink);
         run.Add(wait);

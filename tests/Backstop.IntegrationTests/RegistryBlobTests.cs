@@ -266,4 +266,35 @@ public sealed class RegistryBlobTests : IDisposable
         Run("restore", "--source", "images", "--snapshot", first, "--to", fresh.Url);
         Assert.Equal(v2, fresh.Digest("app/api", "v2"));
     }
+
+    [Fact]
+    public void A_new_key_seals_every_blob_again_and_run_full_sends_every_blob_again()
+    {
+        using var source = new RegistryServer();
+        var images = new OciImages(_box["images"]);
+        var v1 = images.Tag("v1", "api");
+        source.Push(images.Dir, "v1", "app/api");
+        string Key(string file)
+        {
+            Assert.Equal(0, Sandbox.ExecEnv(_box.Root, null, "age-keygen", "-o", _box[file]).ExitCode);
+            return Sandbox.ExecEnv(_box.Root, null, "age-keygen", "-y", _box[file]).Stdout.Trim();
+        }
+
+        void Sealed(string recipient, string identity) =>
+            _box.WriteConfig(Yaml.LocalTarget() + $"encryption: {{ recipients: [{recipient}], identities: [\"file:./{identity}\"] }}\n" +
+                             $"sources:\n  - {{ name: images, kind: registry, url: \"{source.Url}\" }}\n");
+        Sealed(Key("old.txt"), "old.txt");
+        Assert.Contains("images: 3 shared blob(s) sent", Sent(Run("run")), StringComparison.Ordinal);
+        Assert.Contains("images: 3 shared blob(s) sent", Sent(Run("run", "--full")), StringComparison.Ordinal); // --full: nothing reused
+
+        // The old key is retired (lost, or leaked): the next run seals each blob it needs to the new key again, so the
+        // newest snapshot restores with the new key alone.
+        Sealed(Key("new.txt"), "new.txt");
+        Assert.Contains("images: 3 shared blob(s) sent", Sent(Run("run")), StringComparison.Ordinal);
+        Assert.Contains("images: 0 shared blob(s) sent", Sent(Run("run")), StringComparison.Ordinal);
+        File.Delete(_box["old.txt"]);
+        using var fresh = new RegistryServer();
+        Run("restore", "--source", "images", "--to", fresh.Url);
+        Assert.Equal(v1, fresh.Digest("app/api", "v1"));
+    }
 }

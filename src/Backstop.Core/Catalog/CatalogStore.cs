@@ -145,6 +145,7 @@ public sealed partial class CatalogStore : IDisposable
             target TEXT NOT NULL,
             raw_bytes INTEGER NOT NULL,
             stored_bytes INTEGER NOT NULL,
+            sealed_to TEXT NOT NULL DEFAULT '',
             state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt', 'pruned')),
             checked_at TEXT NOT NULL,
             error TEXT,
@@ -327,17 +328,20 @@ public sealed partial class CatalogStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    /// <summary>A shared blob's copy on a target: verified (read back), failed, missing or corrupt.</summary>
-    public void SetBlobCopy(string source, string file, long rawBytes, long storedBytes, CopyInfo copy)
+    /// <summary>
+    /// A shared blob's copy on a target: verified (read back), failed, missing or corrupt; <paramref name="sealedTo"/>
+    /// names the recipients it was sealed to (empty when not sealed, or not known), so a change of keys seals it again.
+    /// </summary>
+    public void SetBlobCopy(string source, string file, long rawBytes, long storedBytes, CopyInfo copy, string sealedTo = "")
     {
         ArgumentNullException.ThrowIfNull(copy);
         using var cmd = Command(
             """
-            INSERT INTO blob_copies(source, file_name, target, raw_bytes, stored_bytes, state, checked_at, error) VALUES ($s, $f, $t, $r, $sb, $st, $c, $e)
+            INSERT INTO blob_copies(source, file_name, target, raw_bytes, stored_bytes, sealed_to, state, checked_at, error) VALUES ($s, $f, $t, $r, $sb, $to, $st, $c, $e)
             ON CONFLICT(source, file_name, target) DO UPDATE SET raw_bytes = excluded.raw_bytes, stored_bytes = excluded.stored_bytes,
-                state = excluded.state, checked_at = excluded.checked_at, error = excluded.error
+                sealed_to = excluded.sealed_to, state = excluded.state, checked_at = excluded.checked_at, error = excluded.error
             """,
-            ("$s", source), ("$f", file), ("$t", copy.Target), ("$r", rawBytes), ("$sb", storedBytes), ("$st", copy.State.ToString().ToLowerInvariant()),
+            ("$s", source), ("$f", file), ("$t", copy.Target), ("$r", rawBytes), ("$sb", storedBytes), ("$to", sealedTo), ("$st", copy.State.ToString().ToLowerInvariant()),
             ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
         cmd.ExecuteNonQuery();
     }
@@ -360,15 +364,16 @@ public sealed partial class CatalogStore : IDisposable
     }
 
     /// <summary>Every blob copy the catalog knows of a source: file, target, sizes and state.</summary>
-    public IReadOnlyList<(string File, long RawBytes, long StoredBytes, CopyInfo Copy)> BlobCopies(string source)
+    public IReadOnlyList<(string File, long RawBytes, long StoredBytes, string SealedTo, CopyInfo Copy)> BlobCopies(string source)
     {
-        using var cmd = Command("SELECT file_name, target, raw_bytes, stored_bytes, state, checked_at, error FROM blob_copies WHERE source = $s ORDER BY file_name, target",
+        using var cmd = Command(
+            "SELECT file_name, target, raw_bytes, stored_bytes, state, checked_at, error, sealed_to FROM blob_copies WHERE source = $s ORDER BY file_name, target",
             ("$s", source));
         using var r = cmd.ExecuteReader();
-        var list = new List<(string, long, long, CopyInfo)>();
+        var list = new List<(string, long, long, string, CopyInfo)>();
         while (r.Read())
         {
-            list.Add((r.GetString(0), r.GetInt64(2), r.GetInt64(3),
+            list.Add((r.GetString(0), r.GetInt64(2), r.GetInt64(3), r.GetString(7),
                 new CopyInfo(r.GetString(1), Enum.Parse<CopyState>(r.GetString(4), ignoreCase: true), ParseTime(r.GetString(5)), Str(r, 6))));
         }
 
@@ -650,10 +655,10 @@ public sealed partial class CatalogStore : IDisposable
             }
         }
 
-        var blobs = new Dictionary<string, Dictionary<string, (long Raw, List<CopyInfo> Copies, Dictionary<string, long> Stored)>>(StringComparer.Ordinal);
+        var blobs = new Dictionary<string, Dictionary<string, (long Raw, List<CopyInfo> Copies, Dictionary<string, long> Stored, Dictionary<string, string> SealedTo)>>(StringComparer.Ordinal);
         using (var cmd = Command(
                    $"""
-                   SELECT b.snapshot_id, b.file_name, b.raw_bytes, c.target, c.stored_bytes, c.state, c.checked_at, c.error
+                   SELECT b.snapshot_id, b.file_name, b.raw_bytes, c.target, c.stored_bytes, c.state, c.checked_at, c.error, c.sealed_to
                    FROM snapshot_blobs b JOIN snapshots s ON s.id = b.snapshot_id
                    LEFT JOIN blob_copies c ON c.source = s.source AND c.file_name = b.file_name
                    WHERE {filter} ORDER BY b.snapshot_id, b.file_name, c.target
@@ -672,13 +677,14 @@ public sealed partial class CatalogStore : IDisposable
                 var file = r.GetString(1);
                 if (!files.TryGetValue(file, out var blob))
                 {
-                    files[file] = blob = (r.GetInt64(2), [], new(StringComparer.Ordinal));
+                    files[file] = blob = (r.GetInt64(2), [], new(StringComparer.Ordinal), new(StringComparer.Ordinal));
                 }
 
                 if (!r.IsDBNull(3))
                 {
                     blob.Copies.Add(new CopyInfo(r.GetString(3), Enum.Parse<CopyState>(r.GetString(5), ignoreCase: true), ParseTime(r.GetString(6)), Str(r, 7)));
                     blob.Stored[r.GetString(3)] = r.GetInt64(4);
+                    blob.SealedTo[r.GetString(3)] = r.GetString(8);
                 }
             }
         }
@@ -706,7 +712,7 @@ public sealed partial class CatalogStore : IDisposable
                     Parent = Str(r, 12),
                     Level = r.GetInt32(13),
                     Blobs = blobs.TryGetValue(id, out var files)
-                        ? files.Select(f => new BlobInfo(f.Key, f.Value.Raw, f.Value.Copies) { StoredBytes = f.Value.Stored }).ToList()
+                        ? files.Select(f => new BlobInfo(f.Key, f.Value.Raw, f.Value.Copies) { StoredBytes = f.Value.Stored, SealedTo = f.Value.SealedTo }).ToList()
                         : [],
                 });
             }

@@ -52,6 +52,9 @@ public sealed record BlobInfo(string FileName, long RawBytes, IReadOnlyList<Copy
 {
     /// <summary>The stored size on each target that holds it (what a quick verify compares).</summary>
     public IReadOnlyDictionary<string, long> StoredBytes { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>On each target, the recipients its copy is sealed to (empty: not sealed, or not known).</summary>
+    public IReadOnlyDictionary<string, string> SealedTo { get; init; } = new Dictionary<string, string>();
 }
 
 public sealed record SnapshotInfo(

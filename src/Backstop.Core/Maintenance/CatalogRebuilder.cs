@@ -28,8 +28,7 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
         ArgumentNullException.ThrowIfNull(catalog);
         var problems = new List<string>();
         var found = new Dictionary<string, (Manifest Manifest, Dictionary<string, List<CopyInfo>> Copies)>(StringComparer.Ordinal);
-        var blobsSeen = new HashSet<(string Source, string File, string Target)>();
-        var blobCopies = new List<(string Source, string File, long Raw, long Stored, CopyInfo Copy)>();
+        var blobsSeen = new Dictionary<(string Source, string File, string Target), (string Snapshot, long Raw, long Stored, CopyInfo Copy, string SealedTo)>();
         var identities = Sealing.Sealed.Identities(config.Encryption);
         foreach (var def in config.Targets)
         {
@@ -106,27 +105,37 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
                     list.Add(copy);
                 }
 
-                // Shared blobs: each checked once per target (read whole, hashed against its digest), however many snapshots name it.
-                foreach (var b in manifest.Artifacts.SelectMany(a => a.Blobs ?? []))
+                // Shared blobs: each checked once per target (read whole, hashed against its digest), however many snapshots
+                // name it; sealed to the recipients of the newest snapshot that names it (a run seals a blob again when keys change).
+                foreach (var a in manifest.Artifacts)
                 {
-                    if (!blobsSeen.Add((manifest.Source.Name, b.File, target.Name)))
+                    foreach (var b in a.Blobs ?? [])
                     {
-                        continue;
-                    }
+                        var sealedTo = Sealing.Sealed.IsEncrypted(b.File) ? string.Join(",", a.EncryptionRecipients.Order(StringComparer.Ordinal)) : "";
+                        if (blobsSeen.TryGetValue((manifest.Source.Name, b.File, target.Name), out var seen))
+                        {
+                            if (string.CompareOrdinal(manifest.Snapshot, seen.Snapshot) > 0)
+                            {
+                                blobsSeen[(manifest.Source.Name, b.File, target.Name)] = seen with { Snapshot = manifest.Snapshot, SealedTo = sealedTo };
+                            }
 
-                    var blobKey = Layout.BlobKey(manifest.Source.Name, b.File);
-                    var stored = sizes.TryGetValue(blobKey, out var blobSize) ? blobSize : -1;
-                    var blobCopy = stored < 0
-                        ? new CopyInfo(target.Name, CopyState.Missing, DateTimeOffset.UtcNow, $"{blobKey} is missing on '{target.Name}'")
-                        : await Restore.BlobReader.VerifyAsync(target, manifest.Source.Name, new BlobInfo(b.File, b.Bytes, []), deep: true, identities, ct).ConfigureAwait(false);
-                    blobCopies.Add((manifest.Source.Name, b.File, b.Bytes, Math.Max(stored, 0), blobCopy));
+                            continue;
+                        }
+
+                        var blobKey = Layout.BlobKey(manifest.Source.Name, b.File);
+                        var stored = sizes.TryGetValue(blobKey, out var blobSize) ? blobSize : -1;
+                        var blobCopy = stored < 0
+                            ? new CopyInfo(target.Name, CopyState.Missing, DateTimeOffset.UtcNow, $"{blobKey} is missing on '{target.Name}'")
+                            : await Restore.BlobReader.VerifyAsync(target, manifest.Source.Name, new BlobInfo(b.File, b.Bytes, []), deep: true, identities, ct).ConfigureAwait(false);
+                        blobsSeen[(manifest.Source.Name, b.File, target.Name)] = (manifest.Snapshot, b.Bytes, Math.Max(stored, 0), blobCopy, sealedTo);
+                    }
                 }
             }
         }
 
-        foreach (var (source, file, raw, stored, copy) in blobCopies)
+        foreach (var ((source, file, _), (_, raw, stored, copy, sealedTo)) in blobsSeen)
         {
-            catalog.SetBlobCopy(source, file, raw, stored, copy);
+            catalog.SetBlobCopy(source, file, raw, stored, copy, sealedTo);
         }
 
         foreach (var (id, (m, copies)) in found.OrderBy(f => f.Key, StringComparer.Ordinal))

@@ -139,7 +139,7 @@ public sealed class BackupRunner
             sink = new CaptureSink(def.Name, id, staging, usable, _config.Compression, _recipients, source, _observer)
             {
                 Chain = chain,
-                SharedBlobs = new BlobStore(def.Name, id, usable, _config.Compression, _recipients, _catalog),
+                SharedBlobs = new BlobStore(def.Name, id, usable, _config.Compression, _recipients, _catalog, reuse: !Full),
             };
             try
             {

@@ -16,8 +16,12 @@ internal sealed class BlobStore(
     IReadOnlyList<ITarget> targets,
     Config.CompressionOptions compression,
     IReadOnlyList<Sealing.Age.AgeRecipient>? recipients,
-    CatalogStore catalog) : IBlobStore
+    CatalogStore catalog,
+    bool reuse = true) : IBlobStore
 {
+    /// <summary>What a sealed blob is sealed to: the recipients, in order (a change of keys seals each blob again when next needed).</summary>
+    private readonly string _sealedTo = recipients is null ? "" : string.Join(",", recipients.Select(r => r.Describe).Order(StringComparer.Ordinal));
+
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();
     private readonly Dictionary<string, List<ManifestBlob>> _byArtifact = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Task> _stored = new(StringComparer.Ordinal);
@@ -88,7 +92,8 @@ internal sealed class BlobStore(
 
     private async Task StoreAsync(string file, long size, Func<CancellationToken, Task<Stream>> open, CancellationToken cancellationToken)
     {
-        _verified ??= catalog.BlobCopies(source).Where(c => c.Copy.State == CopyState.Verified)
+        // Held: verified there, sealed to today's recipients; none with run --full (everything sent again).
+        _verified ??= catalog.BlobCopies(source).Where(c => reuse && c.Copy.State == CopyState.Verified && c.SealedTo == _sealedTo)
             .GroupBy(c => c.File, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Select(c => c.Copy.Target).ToHashSet(StringComparer.Ordinal), StringComparer.Ordinal);
         var lacking = targets.Where(t => !(_verified.TryGetValue(file, out var held) && held.Contains(t.Name))).ToList();
@@ -115,7 +120,7 @@ internal sealed class BlobStore(
         SentBytes += result.StoredBytes;
         foreach (var copy in result.Copies)
         {
-            catalog.SetBlobCopy(source, file, size, result.StoredBytes, copy);
+            catalog.SetBlobCopy(source, file, size, result.StoredBytes, copy, _sealedTo);
             if (copy.State != CopyState.Verified)
             {
                 lock (_lock)

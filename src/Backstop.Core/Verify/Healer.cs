@@ -149,7 +149,7 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
                 result = new CopyInfo(to.Name, CopyState.Failed, DateTimeOffset.UtcNow, "heal: " + CopyVerifier.Describe(to, key, e, null));
             }
 
-            catalog.SetBlobCopy(def.Name, blob.FileName, blob.RawBytes, stored, result);
+            catalog.SetBlobCopy(def.Name, blob.FileName, blob.RawBytes, stored, result, blob.SealedTo.GetValueOrDefault(from.Name, "")); // the same bytes, sealed alike
             if (result.State != CopyState.Verified)
             {
                 observer.Notice($"could not heal blob {blob.FileName} of snapshot {snapshot.Id} onto '{to.Name}': {result.Error}");
