@@ -15,6 +15,15 @@ public sealed record BackstopConfig(
 
     public string LockPath => CatalogPath + ".lock";
 
+    /// <summary><c>machine:</c> the machine this configuration runs on (its sources and local targets live there by default).</summary>
+    public string Machine { get; init; } = DefaultMachine;
+
+    /// <summary>This host's name, lowercased: the default <see cref="Machine"/>.</summary>
+    public static string DefaultMachine => Environment.MachineName.ToLowerInvariant();
+
+    /// <summary><c>recovery:</c> disaster scenarios and how a rehearsal of them runs.</summary>
+    public RecoveryOptions Recovery { get; init; } = RecoveryOptions.None;
+
     /// <summary>Where the configuration writes a secret's value itself (not <c>env:</c> or <c>file:</c>).</summary>
     public IReadOnlyList<ConfigLocation> InlineSecrets { get; init; } = [];
 
@@ -94,6 +103,13 @@ public sealed record TargetDefinition(string Name, string Kind, object Options, 
     /// <summary>Backstop's private state for this target (a 0700 folder beside the catalog, e.g. a pinned known_hosts file).</summary>
     public string StateDirectory { get; init; } = "";
 
+    /// <summary>
+    /// The machine the target's copies live on: its <c>machine:</c>, else the configuration's machine for a kind that
+    /// stores on the machine that runs it (a local folder), else a machine of its own named after the target (a NAS,
+    /// a bucket), so that losing a machine never takes the NAS with it unless said.
+    /// </summary>
+    public string Machine { get; init; } = "";
+
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
 
     public const int DefaultRetries = 3;
@@ -123,6 +139,12 @@ public sealed record SourceDefinition(
 
     /// <summary>When a new full starts (<c>incremental:</c>); <see cref="IncrementalPolicy.Off"/> keeps every snapshot full.</summary>
     public IncrementalPolicy Incremental { get; init; } = IncrementalPolicy.Off;
+
+    /// <summary>The machine the source lives on (<c>machine:</c>, else the configuration's).</summary>
+    public string Machine { get; init; } = "";
+
+    /// <summary><c>needs:</c> the sources that must be back before this one is restored (a rehearsal's order).</summary>
+    public IReadOnlyList<string> Needs { get; init; } = [];
 }
 
 /// <summary>

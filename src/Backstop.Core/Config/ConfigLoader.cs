@@ -117,6 +117,7 @@ public static partial class ConfigLoader
         });
         catalogPath ??= top.ResolvePath("./state/catalog.db");
         var staging = Block(document, () => top.PathValue("staging")) ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
+        var machine = Block(document, () => MachineOf(top)) ?? BackstopConfig.DefaultMachine;
         var group = Block(document, () => top.String("group") is { } g
             ? Util.PosixUsers.GroupId(g) is not null ? g : throw top.Error("group", $"no group named '{g}' exists on this host; create it (groupadd {g}) or name another")
             : null);
@@ -185,10 +186,12 @@ public static partial class ConfigLoader
                 var timeout = t.Timeout("timeout", TargetDefinition.DefaultTimeout);
                 var retries = t.IntOr("retries", TargetDefinition.DefaultRetries, 0, 10);
                 var options = kind.ParseOptions(t);
+                var targetMachine = MachineOf(t) ?? (kind.LivesWithRunner ? machine : name);
                 t.EnsureAllKeysKnown();
                 targets.Add(new TargetDefinition(name, kindName, options, t.Location, timeout, retries)
                 {
                     StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", name),
+                    Machine = targetMachine,
                 });
                 return true;
             }) is null;
@@ -255,9 +258,13 @@ public static partial class ConfigLoader
                     ? IncrementalPolicy.Parse(kind.StoresChanges ? s.Map("incremental") : null, kind, name)
                     : throw s.Error("incremental", $"'{kindName}' sources store every snapshot whole; incremental applies to files and kubernetes sources")) ?? IncrementalPolicy.Off;
                 var options = kind.ParseOptions(s);
+                var sourceMachine = MachineOf(s) ?? machine;
+                var needs = s.StringList("needs") ?? [];
                 s.EnsureAllKeysKnown();
                 sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
                 {
+                    Machine = sourceMachine,
+                    Needs = needs,
                     Retention = sourceRetention,
                     Drill = drill ?? new DrillPolicy(policyDrillEvery, sourceRto, null),
                     Schedule = sourceSchedule,
@@ -268,6 +275,9 @@ public static partial class ConfigLoader
             });
         }
 
+        Block(document, () => CheckNeeds(sources, top));
+        var recovery = Block(document, () => RecoveryOptions.Parse(top.Map("recovery"),
+            sources.Select(x => x.Machine).Concat(targets.Select(t => t.Machine)).ToHashSet(StringComparer.Ordinal), targetNames)) ?? RecoveryOptions.None;
         var encryptionRead = false;
         var encryption = Block(document, () =>
         {
@@ -312,7 +322,7 @@ public static partial class ConfigLoader
             doctorMap?.EnsureAllKeysKnown("doctor keys are: crontabs (files, globs allowed), systemd (folders of unit files)");
             return options;
         }) ?? DoctorOptions.Default;
-        top.EnsureAllKeysKnown("top-level keys are catalog, staging, policy, compression, encryption, retention, notify, serve, verify, doctor, targets, sources");
+        top.EnsureAllKeysKnown("top-level keys are machine, catalog, staging, policy, compression, encryption, retention, notify, serve, verify, doctor, recovery, targets, sources");
         foreach (var twice in notifiers.GroupBy(n => n.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
         {
             document.Report(new ConfigException(twice.Last().Location, $"a notifier named '{twice.Key}' is already defined; notifier names must be unique"));
@@ -326,6 +336,8 @@ public static partial class ConfigLoader
         return new BackstopConfig(file, catalogPath, staging, new Policy(minCopies, rpo) { Rto = policyRto, DrillEvery = policyDrillEvery }, compression, targets, sources)
         {
             Encryption = encryption,
+            Machine = machine,
+            Recovery = recovery,
             KeepFailed = keepFailed,
             Doctor = doctor,
             Notify = notifiers,
@@ -479,6 +491,73 @@ public static partial class ConfigLoader
         map.EnsureAllKeysKnown(
             $"'{kind.Kind}' sources accept min_bytes, {string.Join(", ", kind.Facts.Select(f => "min_" + f))}, max_shrink (a percentage or none), on_anomaly, allow_empty{(kind.ChecksMounts ? ", mount" : "")}");
         return new Expectations(minBytes, facts, shrink, onAnomaly) { AllowEmpty = allowEmpty, Mount = mount, Written = written };
+    }
+
+    /// <summary>A <c>machine:</c> key (top level, a source, a target): a name, or null when absent.</summary>
+    private static string? MachineOf(ConfigMap map) =>
+        map.String("machine") is not { } m ? null
+        : IsValidName(m) ? m
+        : throw map.Error("machine", $"'{m}' is not a machine name: use letters, digits, '.', '_' and '-'");
+
+    /// <summary>Each source's <c>needs:</c> names other sources, and they never go round in a circle.</summary>
+    private static int CheckNeeds(List<SourceDefinition> sources, ConfigMap top)
+    {
+        var names = sources.Select(x => x.Name).ToHashSet(StringComparer.Ordinal);
+        var errors = new List<ConfigException>();
+        foreach (var s in sources)
+        {
+            foreach (var n in s.Needs.Where(n => n == s.Name || !names.Contains(n)))
+            {
+                errors.Add(new ConfigException(s.Location, n == s.Name
+                    ? $"source '{s.Name}': needs names the source itself"
+                    : $"source '{s.Name}': needs '{n}', which no source is named; sources: {string.Join(", ", names.Order(StringComparer.Ordinal))}"));
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new ConfigException(errors.SelectMany(e => e.Errors).ToList());
+        }
+
+        var byName = sources.ToDictionary(x => x.Name, StringComparer.Ordinal);
+        var state = new Dictionary<string, int>(StringComparer.Ordinal); // 1: on the path, 2: done
+        List<string>? Visit(string name, List<string> path)
+        {
+            if (state.GetValueOrDefault(name) == 2)
+            {
+                return null;
+            }
+
+            if (state.GetValueOrDefault(name) == 1)
+            {
+                return [.. path[path.IndexOf(name)..], name];
+            }
+
+            state[name] = 1;
+            path.Add(name);
+            foreach (var n in byName[name].Needs)
+            {
+                if (Visit(n, path) is { } cycle)
+                {
+                    return cycle;
+                }
+            }
+
+            path.RemoveAt(path.Count - 1);
+            state[name] = 2;
+            return null;
+        }
+
+        foreach (var s in sources)
+        {
+            if (Visit(s.Name, []) is { } cycle)
+            {
+                throw new ConfigException(byName[cycle[0]].Location, $"sources' needs go round in a circle: {string.Join(" → ", cycle)}; a recovery could never start");
+            }
+        }
+
+        _ = top;
+        return 0;
     }
 
     private static string CheckName(ConfigMap map, string what)

@@ -66,6 +66,8 @@ public static class ConfigReference
         new("doctor.systemd", "[/etc/systemd/system]", "Folders of systemd units doctor reads") { Default = "/etc/systemd/system" },
         new("group", "backup", "A group that shares the catalog and its folder (0660, 2770) with a second user (postgres running wal-push)")
             { Default = "none: every file Backstop writes is 0600, every folder 0700" },
+        new("machine", "vps1", "The machine this configuration runs on: its sources and local targets live there unless they say otherwise") { Default = "this host's name" },
+        .. RecoveryOptions.Keys,
         new("notify", "", "Notifiers for every source (see Notifiers)") { Type = "list of notifiers" },
         new("targets", "", "Where copies go (see Targets); at least one") { Type = "list of targets" },
         new("sources", "", "What is backed up (see Sources)") { Type = "list of sources" },
@@ -78,6 +80,7 @@ public static class ConfigReference
         new("kind", "sftp", "The kind of target (see below)"),
         new("timeout", "10m", "Bound of each operation on the target; a hung target fails its copy"),
         new("retries", "3", "Retries of idempotent operations (reads, lists, deletes); writes are never replayed"),
+        new("machine", "nas", "The machine its copies live on (what a disaster scenario loses)") { Default = "the configuration's machine for a local folder, else a machine of its own named after the target" },
     ];
 
     /// <summary>Keys of every source, whatever its kind.</summary>
@@ -98,6 +101,8 @@ public static class ConfigReference
         new("expect", "{min_tables: 30, max_shrink: 50%}", "What a snapshot must hold (see Expectations)") { Type = "mapping" },
         new("incremental.full_every", "7d", "files and kubernetes: store only what changed since the last snapshot, and start a new full this often (0: every snapshot full)") { Default = "7d" },
         new("incremental.max_chain", "14", "files and kubernetes: the most levels above a full before a new full starts") { Default = "14" },
+        new("machine", "vps1", "The machine it lives on (what a disaster scenario loses)") { Default = "the configuration's machine" },
+        new("needs", "[]", "Sources that must be back before it is restored (a rehearsal's order; by default by kind: registry, etcd, kubernetes, databases, files)") { Default = "none" },
     ];
 
     /// <summary>The <c>expect:</c> keys every kind has (besides <c>min_FACT</c> for each of its facts).</summary>

@@ -15,6 +15,12 @@ public interface ITargetKind
     /// <summary>One sentence on where the kind keeps copies (the configuration reference's line for it).</summary>
     string Summary => "";
 
+    /// <summary>
+    /// Whether a target of this kind keeps its copies on the machine that runs Backstop (a local folder) unless its
+    /// <c>machine:</c> says otherwise; false: on a machine of its own (a NAS, a bucket).
+    /// </summary>
+    bool LivesWithRunner => false;
+
     ITarget Create(TargetDefinition definition);
 }
 
@@ -27,6 +33,8 @@ public abstract class TargetKind<TOptions> : ITargetKind where TOptions : class
     public abstract IReadOnlyList<KeyDoc> Keys { get; }
 
     public virtual string Summary => "";
+
+    public virtual bool LivesWithRunner => false;
 
     public abstract ITarget Create(TargetDefinition definition, TOptions options);
 

@@ -15,6 +15,8 @@ public sealed class LocalTargetKind : TargetKind<LocalOptions>
 
     public override string Summary => "A folder on this machine (a disk, a mounted share). It is created only when its parent exists.";
 
+    public override bool LivesWithRunner => true;
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("path", "/var/backups/backstop", "The folder; created only when its parent exists (an unmounted share is never filled)") { Default = "required" },

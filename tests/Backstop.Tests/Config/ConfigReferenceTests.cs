@@ -108,7 +108,7 @@ public class ConfigReferenceTests
             {
                 Assert.Equal(9, x.Line);
                 Assert.StartsWith("sources[0].pathz: unknown key (did you mean 'paths'?); a files source's keys are: name, kind, targets,", x.Reason, StringComparison.Ordinal);
-                Assert.EndsWith("expect, incremental, paths, exclude", x.Reason, StringComparison.Ordinal);
+                Assert.EndsWith("expect, incremental, machine, needs, paths, exclude", x.Reason, StringComparison.Ordinal);
             },
             x => Assert.Equal((7, "sources[0].paths: at least one path to back up is required"), x),
             x => Assert.StartsWith("sources[1].urll: unknown key (did you mean 'url'?); a couchdb source's keys are:", x.Reason, StringComparison.Ordinal),
