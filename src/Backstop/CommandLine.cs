@@ -164,6 +164,16 @@ internal static class CommandLine
             p.GetValue(drillTarget), ct));
         root.Add(drill);
 
+        var scenarioName = new Argument<string>("SCENARIO") { Description = "A scenario of recovery.scenarios" };
+        var rehearse = new Command("rehearse",
+            "Rehearse a disaster: rebuild the view of the snapshots from the targets the scenario leaves (never the live catalog), restore every " +
+            "source it loses from the surviving copies only, in dependency order, into scratch places with each kind's drill checks, measure the " +
+            "total against the scenario's rto, and write the runbook that was just run (runbook-SCENARIO.md in drills/). Exit 0 when every restore " +
+            "passed within the objective, 1 otherwise");
+        rehearse.Add(scenarioName);
+        rehearse.SetAction((p, ct) => RehearseVerb.ExecuteAsync(Context.From(p), p.GetValue(scenarioName)!, ct));
+        root.Add(rehearse);
+
         var doctorSources = new Option<string[]>("--source", "-s") { Description = "Only this source and its targets (repeatable)", HelpName = "NAME" };
         var doctor = new Command("doctor",
             "Check everything backups depend on without backing anything up: every source's and target's preflight (tools, credentials, a probe " +

@@ -158,6 +158,21 @@ public sealed partial class CatalogStore : IDisposable
             PRIMARY KEY (snapshot_id, file_name)
         );
         """,
+        """
+        CREATE TABLE rehearsals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            scenario TEXT NOT NULL,
+            at TEXT NOT NULL,
+            passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
+            seconds REAL NOT NULL,
+            rto_seconds INTEGER NOT NULL,
+            rto_met INTEGER NOT NULL CHECK (rto_met IN (0, 1)),
+            error TEXT,
+            runbook TEXT,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX rehearsals_by_scenario ON rehearsals(scenario, id);
+        """,
     ];
 
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();

@@ -35,10 +35,13 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
     /// <summary><c>drill --target NAME</c>: restore from that target's copy only; by default drills rotate over a source's targets.</summary>
     public string? Target { get; init; }
 
+    /// <summary>False: the caller has swept what killed drills left (a rehearsal, before its restores run at once).</summary>
+    public bool Sweep { get; init; } = true;
+
     public async Task<IReadOnlyList<DrillResult>> RunAsync(IReadOnlyCollection<string> only, string? snapshot, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(only);
-        var notes = await DrillSweeper.SweepAsync(config, plugins, cancellationToken).ConfigureAwait(false);
+        var notes = Sweep ? await DrillSweeper.SweepAsync(config, plugins, cancellationToken).ConfigureAwait(false) : [];
         foreach (var note in notes)
         {
             Progress?.Invoke(note);

@@ -40,6 +40,14 @@ public static partial class DrillSweeper
             return said;
         }
 
+        // A killed rehearsal's scratch (its catalog view); the drills it ran left folders of their own, swept below.
+        foreach (var folder in Directory.EnumerateDirectories(config.StagingPath, Recovery.RehearsalRunner.ScratchPrefix + "*")
+                     .Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), Recovery.RehearsalRunner.ScratchPrefix)).ToList())
+        {
+            said.AddRange(RemoveFolder(folder));
+            said.Add($"removed what a killed rehearsal left in {folder}");
+        }
+
         foreach (var folder in Directory.EnumerateDirectories(config.StagingPath, DrillRunner.ScratchPrefix + "*")
                      .Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), DrillRunner.ScratchPrefix)).ToList())
         {

@@ -26,6 +26,12 @@ public interface ISourceKind
     /// </summary>
     bool StoresChanges => false;
 
+    /// <summary>
+    /// Where a source of this kind comes back in a recovery when no <c>needs:</c> says otherwise: lower first. The
+    /// stages: <see cref="RecoveryStage"/>.
+    /// </summary>
+    int RecoveryOrder => RecoveryStage.Data;
+
     object ParseOptions(ConfigMap map);
 
     /// <summary>
@@ -52,6 +58,19 @@ public interface ISourceKind
     ISource Create(SourceDefinition definition);
 }
 
+/// <summary>
+/// The default order of a recovery: images first (nothing runs without them), then the cluster's state, then its
+/// objects (workloads held at zero replicas), then data (databases, volumes), then files; workloads are released last.
+/// </summary>
+public static class RecoveryStage
+{
+    public const int Images = 0;
+    public const int ClusterState = 1;
+    public const int ClusterObjects = 2;
+    public const int Data = 3;
+    public const int Files = 4;
+}
+
 /// <summary>Base for a source kind with a typed options record.</summary>
 public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
 {
@@ -64,6 +83,8 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public virtual bool ChecksMounts => false;
 
     public virtual bool StoresChanges => false;
+
+    public virtual int RecoveryOrder => RecoveryStage.Data;
 
     public abstract TOptions Parse(ConfigMap map);
 

@@ -102,6 +102,13 @@ public interface ITarget
 
     /// <summary>Deletes an object; deleting a missing object is not an error.</summary>
     Task DeleteAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The stock-tool command that copies one object to a local file without Backstop (a runbook's fetch step),
+    /// shell-quoted; credentials never in it (the tool's own configuration, or a placeholder a person fills).
+    /// </summary>
+    string FetchCommand(string key, string localPath) =>
+        $"# copy {key} from target '{Name}' ({Where}) to {Util.ShellWord.Quote(localPath)} with the tool that reads it";
 }
 
 /// <summary>An object being written. Disposing it without <see cref="CommitAsync"/> removes what was written.</summary>

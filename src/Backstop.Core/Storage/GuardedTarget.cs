@@ -57,6 +57,8 @@ public sealed class GuardedTarget : ITarget
 
     public TargetPlace Place => _inner.Place;
 
+    public string FetchCommand(string key, string localPath) => _inner.FetchCommand(key, localPath);
+
     public TargetCapabilities Capabilities => _inner.Capabilities;
 
     internal ITarget Inner => _inner;

@@ -20,6 +20,8 @@ public sealed record EtcdOptions(IReadOnlyList<Uri> Endpoints, string? User, Sec
 /// </summary>
 public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
 {
+    public override int RecoveryOrder => RecoveryStage.ClusterState;
+
     public override string Kind => "etcd";
 
     public override string Summary => "An etcd cluster: `snapshot.db` through etcdctl.";

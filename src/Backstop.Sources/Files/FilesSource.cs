@@ -19,6 +19,8 @@ public sealed record FilesOptions(IReadOnlyList<string> Paths, IReadOnlyList<str
 /// </summary>
 public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
 {
+    public override int RecoveryOrder => RecoveryStage.Files;
+
     public override string Kind => "files";
 
     public override string Summary => "Folders and files, into one tar per snapshot (`files.tar`).";

@@ -41,6 +41,8 @@ public sealed record KubernetesOptions(
 /// </summary>
 public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
 {
+    public override int RecoveryOrder => RecoveryStage.ClusterObjects;
+
     public override string Kind => "kubernetes";
 
     /// <summary>Volume data goes through the files walker, so its levels store only what changed; objects are whole in every snapshot.</summary>

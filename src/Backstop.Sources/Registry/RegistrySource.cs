@@ -17,6 +17,8 @@ public sealed record RegistryOptions(Uri Url, string? User, SecretRef? Password,
 /// </summary>
 public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions>
 {
+    public override int RecoveryOrder => RecoveryStage.Images;
+
     public override string Kind => "registry";
 
     public override string Summary => "A container registry (distribution API v2): one OCI image layout per repository.";

@@ -60,6 +60,9 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
 
     public TargetPlace Place => TargetPlace.Folder(root);
 
+    public string FetchCommand(string key, string localPath) =>
+        $"cp -- {ShellWord.Quote(System.IO.Path.Combine(root, key))} {ShellWord.Quote(localPath)}";
+
     public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: true, ServerSideChecksum: false);
 
     public Task ProbeAsync(CancellationToken cancellationToken)

@@ -87,6 +87,10 @@ public class RcloneTarget : ITarget
 
     public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: false, ServerSideChecksum: false);
 
+    /// <summary>rclone itself, with the remote as configured for it (<c>rclone config</c> on the machine that fetches).</summary>
+    public virtual string FetchCommand(string key, string localPath) =>
+        $"rclone copyto {Backstop.Core.Util.ShellWord.Quote(PathOf(key))} {Backstop.Core.Util.ShellWord.Quote(localPath)}";
+
     private string PathOf(string key)
     {
         if (key.Length == 0 || key.Split('/').Any(p => p is ".." or "." or ""))

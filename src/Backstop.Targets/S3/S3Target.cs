@@ -107,6 +107,12 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
     /// <summary>The endpoint's host (MinIO on this machine is on this host); AWS itself, without an endpoint, is elsewhere.</summary>
     public TargetPlace Place => new(_options.Endpoint?.Host);
 
+    /// <summary>The AWS CLI, with the bucket's credentials in its own configuration (never on the line).</summary>
+    public string FetchCommand(string key, string localPath) =>
+        $"aws s3 cp {Backstop.Core.Util.ShellWord.Quote($"s3://{_options.Bucket}/{_options.Prefix}{key}")} {Backstop.Core.Util.ShellWord.Quote(localPath)}" +
+        (_options.Endpoint is { } e ? $" --endpoint-url {Backstop.Core.Util.ShellWord.Quote(e.GetLeftPart(UriPartial.Authority))}" : "") +
+        $" --region {Backstop.Core.Util.ShellWord.Quote(_options.Region)}";
+
     public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: false, ServerSideChecksum: true);
 
     private AmazonS3Client Client => _client.Value;

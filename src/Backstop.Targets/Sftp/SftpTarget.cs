@@ -101,6 +101,11 @@ public sealed class SftpTarget : RcloneTarget
     /// <summary>The SFTP server's host: a NAS elsewhere, or this machine when it is a loopback address.</summary>
     public override TargetPlace Place => new(_options.Host);
 
+    /// <summary>OpenSSH's sftp, with the NAS's key (SSH_KEY) and its host key checked as known_hosts says.</summary>
+    public override string FetchCommand(string key, string localPath) =>
+        $"sftp -P {_options.Port.ToString(CultureInfo.InvariantCulture)} -i SSH_KEY -o StrictHostKeyChecking=yes " +
+        $"{Backstop.Core.Util.ShellWord.Quote($"{_options.User}@{_options.Host}:{_options.Path.TrimEnd('/')}/{key}")} {Backstop.Core.Util.ShellWord.Quote(localPath)}";
+
     /// <summary>
     /// A known_hosts file holding only the pinned key (rclone checks the server against it), in the target's private
     /// folder beside the catalog (0700, checked to be this user's, the file created O_EXCL|O_NOFOLLOW): never at a

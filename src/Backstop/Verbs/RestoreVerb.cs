@@ -159,38 +159,16 @@ internal static class RestoreVerb
         var key = identityFiles.Select(Path.GetFullPath).Concat(config.Encryption?.Identities.Select(i => i.Reference[5..]) ?? []).FirstOrDefault();
         var source = Plugins.Registry.Source(def.Kind)!.Create(def);
         var places = destination is null ? new Dictionary<string, string>(StringComparer.Ordinal) : source.RecipePlaces(destination);
-        var passphrase = config.Encryption?.Passphrase is not null;
-        // Each artifact with something to restore (a listing has none); a level of a chain as its full, then every level
-        // above it, oldest first, into the same DEST.
-        var chosen = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact)
-            .Where(a => artifact is not null || (source as IRestorable)?.Restores(a.Name) != false)
-            .SelectMany(a => a.Level > 0 ? Restorer.Levels(snapshot, a) : [(snapshot, a)]).ToList();
-        var steps = chosen.Select(level =>
+        // A local target that holds a verified copy of this artifact, when there is one: its file is the recipe's input.
+        var steps = StockRecipe.Steps(source, config, snapshot, artifact, places, key, (at, a) =>
         {
-            var (at, a) = level;
-            // A local target that holds a verified copy of this artifact, when there is one: its file is the recipe's input.
             var local = config.Targets.Where(t => def.Targets.Contains(t.Name) && a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
                 .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null);
-            var file = local is not null
-                ? Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, a.FileName))
-                : $"{Core.Storage.Layout.Key(at.Source, at.Id, a.FileName)} (copied from a target first)";
-            var values = new Dictionary<string, string>(places, StringComparer.Ordinal);
-            if (local is not null)
-            {
-                values[Core.Util.ShellWord.QuoteIfNeeded(a.FileName)] = file; // the recipe names the stored file as one shell word
-                values["MANIFEST"] = Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, Core.Storage.Layout.ManifestName));
-                values["BLOBS"] = Path.Combine(local.Path!, Core.Storage.Layout.BlobFolder(at.Source).TrimEnd('/'));
-            }
-
-            if (key is not null)
-            {
-                values["KEY_FILE"] = key;
-            }
-
-            var recipe = FillIn(BackupRunner.Recipe(source, a.Name, a.FileName, passphrase), values);
-            var check = $"echo {Quote($"{a.Sha256}  {(local is not null ? file : a.FileName)}")} | sha256sum -c";
-            return new { Artifact = a.Name, Snapshot = at.Id, a.Level, File = file, a.Sha256, Check = check, Restore = recipe };
-        }).ToList();
+            return local is null ? null : new StoredPaths(
+                Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, a.FileName)),
+                Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, Core.Storage.Layout.ManifestName)),
+                Path.Combine(local.Path!, Core.Storage.Layout.BlobFolder(at.Source).TrimEnd('/')));
+        }).Select(s => new { s.Artifact, s.Snapshot, s.Level, s.File, s.Sha256, s.Check, s.Restore }).ToList();
         if (context.Json)
         {
             JsonOutput.Write(new { Snapshot = snapshot.Id, Source = def.Name, Steps = steps });
@@ -198,7 +176,7 @@ internal static class RestoreVerb
         }
 
         Console.WriteLine($"# Restore snapshot {snapshot.Id} of '{def.Name}' with stock tools (zstd, tar, …), without backstop:");
-        var unfilled = Placeholders.Where(p => steps.Any(s => System.Text.RegularExpressions.Regex.IsMatch(s.Restore, $@"(?<![\w.]){p.Key}(?![\w.])"))).ToList();
+        var unfilled = StockRecipe.Unfilled(steps.Select(s => s.Restore));
         if (unfilled.Count > 0)
         {
             // One legend, so that DB and DB_CONNINFO (the same database, written twice) are never taken for two things.
@@ -220,34 +198,4 @@ internal static class RestoreVerb
 
         return ExitCodes.Ok;
     }
-
-    /// <summary>
-    /// Each placeholder (a whole word) and the stored file's name replaced once, in one pass, by its value quoted for
-    /// the shell: a value that holds another placeholder's name, a quote or a ';' stays what it is.
-    /// </summary>
-    private static string FillIn(string recipe, IReadOnlyDictionary<string, string> values)
-    {
-        if (values.Count == 0)
-        {
-            return recipe;
-        }
-
-        var pattern = string.Join("|", values.Keys.OrderByDescending(k => k.Length).Select(k =>
-            k.All(c => char.IsAsciiLetterUpper(c) || c == '_') ? $@"(?<![\w.]){k}(?![\w.])" : System.Text.RegularExpressions.Regex.Escape(k)));
-        return System.Text.RegularExpressions.Regex.Replace(recipe, pattern, m => Quote(values[m.Value]));
-    }
-
-    private static string Quote(string value) => Core.Util.ShellWord.Quote(value);
-
-    /// <summary>What each placeholder of a recipe stands for, in the order a person fills them.</summary>
-    private static readonly IReadOnlyList<KeyValuePair<string, string>> Placeholders =
-    [
-        new("DEST", "the folder to restore into"), new("URL", "the server's URL"), new("HOST", "the server's host"), new("PORT", "its port"),
-        new("USER", "the user to connect as"), new("DB", "the name of the database to create"),
-        new("DB_CONNINFO", "that same name written as dbname='NAME' (quoted for libpq, so a name holding '=' stays a name)"),
-        new("REGISTRY", "the registry host[:port][/prefix] to push to"), new("TLS_VERIFY", "true, or false for a plain-http registry"),
-        new("KEY_FILE", "the age identity file"), new("REPOSITORY", "the repository to push to"),
-        new("MANIFEST", "the snapshot's MANIFEST.json (SOURCE/SNAPSHOT/MANIFEST.json on a target)"),
-        new("BLOBS", "the folder of the source's shared blobs (SOURCE/blobs/sha256 on a target)"),
-    ];
 }

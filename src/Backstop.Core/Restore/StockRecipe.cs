@@ -1,0 +1,101 @@
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Storage;
+
+namespace Backstop.Core.Restore;
+
+/// <summary>Where an artifact's stored file, its snapshot's manifest and its source's shared blobs are on this machine.</summary>
+public sealed record StoredPaths(string File, string Manifest, string Blobs);
+
+/// <summary>
+/// One step of a restore with stock tools: an artifact (a level of a chain: each level is a step, oldest first), the
+/// file it reads, the checksum that proves it and the commands that restore it, placeholders filled where known.
+/// </summary>
+public sealed record RecipeStep(string Artifact, string Snapshot, int Level, string FileName, string Key, string Sha256, string File, string Check, string Restore)
+{
+    /// <summary>The shared blobs (stored files, under the source's blobs folder) the step reads besides its file.</summary>
+    public IReadOnlyList<string> Blobs { get; init; } = [];
+}
+
+/// <summary>
+/// The stock-tool recipes of a snapshot, as <c>restore --explain</c> prints them and a rehearsal's runbook writes them:
+/// every artifact with something to restore (a listing has none), a chained one as its full then every level above it.
+/// </summary>
+public static class StockRecipe
+{
+    /// <summary>What each placeholder of a recipe stands for, in the order a person fills them.</summary>
+    public static IReadOnlyList<KeyValuePair<string, string>> Placeholders { get; } =
+    [
+        new("DEST", "the folder to restore into"), new("URL", "the server's URL"), new("HOST", "the server's host"), new("PORT", "its port"),
+        new("USER", "the user to connect as"), new("DB", "the name of the database to create"),
+        new("DB_CONNINFO", "that same name written as dbname='NAME' (quoted for libpq, so a name holding '=' stays a name)"),
+        new("REGISTRY", "the registry host[:port][/prefix] to push to"), new("TLS_VERIFY", "true, or false for a plain-http registry"),
+        new("KEY_FILE", "the age identity file"), new("REPOSITORY", "the repository to push to"),
+        new("MANIFEST", "the snapshot's MANIFEST.json (SOURCE/SNAPSHOT/MANIFEST.json on a target)"),
+        new("BLOBS", "the folder of the source's shared blobs (SOURCE/blobs/sha256 on a target)"),
+    ];
+
+    /// <param name="where">The stored file's local paths, or null when it must be copied from a target first.</param>
+    public static List<RecipeStep> Steps(ISource source, BackstopConfig config, SnapshotInfo snapshot, string? artifact, IReadOnlyDictionary<string, string> places,
+        string? keyFile, Func<SnapshotInfo, ArtifactInfo, StoredPaths?> where)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(where);
+        var passphrase = config.Encryption?.Passphrase is not null;
+        var chosen = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact)
+            .Where(a => artifact is not null || (source as IRestorable)?.Restores(a.Name) != false)
+            .SelectMany(a => a.Level > 0 ? Restorer.Levels(snapshot, a) : [(snapshot, a)]).ToList();
+        return chosen.Select(level =>
+        {
+            var (at, a) = level;
+            var key = Layout.Key(at.Source, at.Id, a.FileName);
+            var paths = where(at, a);
+            var file = paths?.File ?? $"{key} (copied from a target first)";
+            var values = new Dictionary<string, string>(places, StringComparer.Ordinal);
+            if (paths is not null)
+            {
+                values[Util.ShellWord.QuoteIfNeeded(a.FileName)] = paths.File; // the recipe names the stored file as one shell word
+                values["MANIFEST"] = paths.Manifest;
+                values["BLOBS"] = paths.Blobs;
+            }
+
+            if (keyFile is not null)
+            {
+                values["KEY_FILE"] = keyFile;
+            }
+
+            var recipe = FillIn(Run.BackupRunner.Recipe(source, a.Name, a.FileName, passphrase), values);
+            var check = $"echo {Util.ShellWord.Quote($"{a.Sha256}  {(paths is not null ? file : a.FileName)}")} | sha256sum -c";
+            var blobs = at.Blobs.Count == 0 ? [] : at.Blobs.Select(b => b.FileName).ToList();
+            return new RecipeStep(a.Name, at.Id, a.Level, a.FileName, key, a.Sha256, file, check, recipe) { Blobs = blobs };
+        }).ToList();
+    }
+
+    /// <summary>The placeholders a set of recipes leaves for a person to fill, in the order they are listed.</summary>
+    public static IReadOnlyList<KeyValuePair<string, string>> Unfilled(IEnumerable<string> recipes)
+    {
+        var all = recipes.ToList();
+        return Placeholders.Where(p => all.Any(r => System.Text.RegularExpressions.Regex.IsMatch(r, $@"(?<![\w.]){p.Key}(?![\w.])"))).ToList();
+    }
+
+    /// <summary>
+    /// Each placeholder (a whole word) and the stored file's name replaced once, in one pass, by its value quoted for
+    /// the shell: a value that holds another placeholder's name, a quote or a ';' stays what it is.
+    /// </summary>
+    public static string FillIn(string recipe, IReadOnlyDictionary<string, string> values)
+    {
+        ArgumentNullException.ThrowIfNull(recipe);
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.Count == 0)
+        {
+            return recipe;
+        }
+
+        var pattern = string.Join("|", values.Keys.OrderByDescending(k => k.Length).Select(k =>
+            k.All(c => char.IsAsciiLetterUpper(c) || c == '_') ? $@"(?<![\w.]){k}(?![\w.])" : System.Text.RegularExpressions.Regex.Escape(k)));
+        return System.Text.RegularExpressions.Regex.Replace(recipe, pattern, m => Util.ShellWord.Quote(values[m.Value]));
+    }
+}
