@@ -109,12 +109,21 @@ public sealed class RecoveryPlan
     {
         var restored = planned.Select(p => p.Source.Name).ToHashSet(StringComparer.Ordinal);
         int Stage(SourceDefinition s) => plugins.Source(s.Kind)?.RecoveryOrder ?? RecoveryStage.Data;
-        var withNeeds = planned.Select(p => p with
+        var needs = planned.ToDictionary(p => p.Source.Name, p => p.Source.Needs.Where(restored.Contains).ToList(), StringComparer.Ordinal);
+
+        // A source without needs waits for every restored source of an earlier stage, unless that one waits for it (a
+        // database that needs the files it reads): the stages only order what the needs leave open, and never make a circle.
+        bool Reaches(string from, string to, HashSet<string> seen) =>
+            from == to || (seen.Add(from) && needs[from].Any(n => Reaches(n, to, seen)));
+        foreach (var p in planned.Where(p => p.Source.Needs.Count == 0).OrderBy(p => Stage(p.Source)))
         {
-            Needs = p.Source.Needs.Count > 0
-                ? p.Source.Needs.Where(restored.Contains).ToList()
-                : planned.Where(o => Stage(o.Source) < Stage(p.Source)).Select(o => o.Source.Name).ToList(),
-        }).ToList();
+            foreach (var o in planned.Where(o => Stage(o.Source) < Stage(p.Source) && !Reaches(o.Source.Name, p.Source.Name, [])))
+            {
+                needs[p.Source.Name].Add(o.Source.Name);
+            }
+        }
+
+        var withNeeds = planned.Select(p => p with { Needs = needs[p.Source.Name] }).ToList();
         var ordered = new List<PlannedRestore>();
         var done = new HashSet<string>(StringComparer.Ordinal);
         while (ordered.Count < withNeeds.Count)
