@@ -96,8 +96,14 @@ public sealed class RehearsalTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Contains("from target 'nas' (machine nas)", md, StringComparison.Ordinal);
 
         // Recorded in the (new) live catalog: status and the dashboard read it.
-        using var catalog = Backstop.Core.Catalog.CatalogStore.Open(_box["state/catalog.db"]);
-        Assert.True(Assert.Single(catalog.Rehearsals("node-vps1")).Passed);
+        var status = JsonDocument.Parse(Run("status", "--json").Stdout).RootElement.GetProperty("scenarios");
+        var vps1 = status.EnumerateArray().Single(s => s.GetProperty("name").GetString() == "node-vps1");
+        Assert.True(vps1.GetProperty("last_rehearsal").GetProperty("passed").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, status.EnumerateArray().Single(s => s.GetProperty("name").GetString() == "cluster").GetProperty("last_rehearsal").ValueKind);
+        var metrics = Run("metrics").Stdout;
+        Assert.Contains("backstop_rehearsal_success{scenario=\"node-vps1\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("backstop_rehearsal_success{scenario=\"cluster\"} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("backstop_rehearsal_seconds{scenario=\"node-vps1\"}", metrics, StringComparison.Ordinal);
     }
 
     /// <summary>A placeholder (a whole word in capitals) replaced by a quoted value, as a person fills it in.</summary>
@@ -145,6 +151,14 @@ public sealed class RehearsalTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Equal("node-vps1: app has all 1 copy on vps1: nothing survives; add a target that lives elsewhere (a NAS, a bucket)", lost.GetProperty("reason").GetString());
         Assert.Empty(result.GetProperty("restores").EnumerateArray());
         Assert.False(Directory.Exists(_box["state/staging"]) && Directory.GetDirectories(_box["state/staging"], ".backstop-*").Length > 0);
+
+        // doctor says the same per scenario, as a failure, before anyone rehearses.
+        var doctor = Run("doctor", "--json");
+        var findings = JsonDocument.Parse(doctor.Stdout).RootElement.GetProperty("checks").EnumerateArray()
+            .Where(f => f.GetProperty("check").GetString() == "scenario").ToList();
+        Assert.Contains(findings, f => f.GetProperty("subject").GetString() == "scenario 'node-vps1'" && f.GetProperty("status").GetString() == "fail"
+                                       && f.GetProperty("message").GetString()!.Contains("app has all 1 copy on vps1", StringComparison.Ordinal));
+        Assert.Contains(findings, f => f.GetProperty("subject").GetString() == "scenario 'cluster'" && f.GetProperty("message").GetString()!.StartsWith("never rehearsed", StringComparison.Ordinal));
     }
 
     [Fact]

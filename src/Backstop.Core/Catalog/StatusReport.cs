@@ -228,3 +228,24 @@ public static class StatusReport
         }, StringComparer.Ordinal);
     }
 }
+
+/// <summary>A disaster scenario's standing: its objective and its last rehearsal (null: never rehearsed).</summary>
+public sealed record ScenarioStatus(string Name, long RtoSeconds, LastRehearsal? LastRehearsal)
+{
+    /// <summary>The scenario's own rehearsal interval (<c>every:</c>), in seconds; null: by hand only.</summary>
+    public long? EverySeconds { get; init; }
+
+    public static IReadOnlyList<ScenarioStatus> Compute(Config.BackstopConfig config, CatalogStore catalog)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(catalog);
+        return config.Recovery.Scenarios.Select(s => new ScenarioStatus(s.Name, (long)s.Rto.TotalSeconds,
+            catalog.Rehearsals(s.Name).LastOrDefault() is { } r ? new LastRehearsal(r.At, r.Passed, r.Seconds, r.RtoMet, r.Error, r.Runbook) : null)
+        {
+            EverySeconds = s.Every is { } e ? (long)e.TotalSeconds : null,
+        }).ToList();
+    }
+}
+
+/// <summary>The last rehearsal of a scenario: when, passed, the measured total against the objective, and its runbook.</summary>
+public sealed record LastRehearsal(DateTimeOffset At, bool Passed, double Seconds, bool RtoMet, string? Error, string? Runbook);

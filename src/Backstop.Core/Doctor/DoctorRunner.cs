@@ -41,6 +41,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
         }
 
         findings.AddRange(await CoverageAsync(sources, cancellationToken).ConfigureAwait(false));
+        findings.AddRange(Scenarios());
         findings.AddRange(SinglePointsOfFailure(sources));
         findings.AddRange(Freshness(sources));
         findings.AddRange(DrillIsolation(sources));
@@ -231,11 +232,61 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
             var sources = string.Join(", ", server.Select(s => $"'{s.Def.Name}'"));
             var (noun, key) = (server.First().Inventory.Noun, server.First().Inventory.Key);
             var plural = noun.EndsWith('y') ? noun[..^1] + "ies" : noun + "s";
+            if (missing.Count > 0)
+            {
+                _uncovered.Add((server.Select(s => s.Def.Machine).Distinct(StringComparer.Ordinal).ToList(), $"{string.Join(", ", missing)} on {server.Key}"));
+            }
+
             findings.Add(missing.Count == 0
                 ? new Finding("coverage", server.Key, FindingStatus.Ok, $"every {noun} is backed up (by {sources})")
                 : new Finding("coverage", server.Key, FindingStatus.Warn,
                     $"{missing.Count} {(missing.Count == 1 ? noun : plural)} no source backs up: {string.Join(", ", missing)}",
                     $"add {(missing.Count == 1 ? "it" : "them")} to the {key} of {sources}, or use {key}: all"));
+        }
+
+        return findings;
+    }
+
+    /// <summary>What coverage found no source backs up: the machines of the sources that read that server, and what it is.</summary>
+    private readonly List<(IReadOnlyList<string> Machines, string What)> _uncovered = [];
+
+    /// <summary>
+    /// Each disaster scenario: what it would lose that nothing brings back (a source whose every copy is on what it
+    /// loses, a key kept only there, databases no source backs up on a lost machine) fails; so does a rehearsal that
+    /// failed or is older than the scenario's <c>every</c>.
+    /// </summary>
+    private List<Finding> Scenarios()
+    {
+        var findings = new List<Finding>();
+        var now = DateTimeOffset.UtcNow;
+        foreach (var scenario in config.Recovery.Scenarios)
+        {
+            var subject = $"scenario '{scenario.Name}'";
+            var plan = Recovery.RecoveryPlan.For(config, plugins, scenario);
+            foreach (var u in plan.Unrecoverable)
+            {
+                findings.Add(new Finding("scenario", subject, FindingStatus.Fail, u.Reason));
+            }
+
+            foreach (var (machines, what) in _uncovered.Where(u => u.Machines.Any(plan.LostMachines.Contains)))
+            {
+                findings.Add(new Finding("scenario", subject, FindingStatus.Fail,
+                    $"{scenario.Name}: {what} {(what.Contains(',', StringComparison.Ordinal) ? "are" : "is")} not backed up and live{(what.Contains(',', StringComparison.Ordinal) ? "" : "s")} on {string.Join(", ", machines.Where(plan.LostMachines.Contains))}: lost with it",
+                    "add it to a source (see the coverage finding)"));
+            }
+
+            var last = catalog.Rehearsals(scenario.Name).LastOrDefault();
+            findings.Add(last switch
+            {
+                null => new Finding("scenario", subject, scenario.Every is null ? FindingStatus.Warn : FindingStatus.Fail,
+                    $"never rehearsed: nobody knows whether the estate comes back within {Quantities.FormatDuration(scenario.Rto)}", $"run 'backstop rehearse {scenario.Name}'"),
+                { Passed: false } r => new Finding("scenario", subject, FindingStatus.Fail, $"the last rehearsal ({Util.Json.Time(r.At)}) failed: {r.Error}",
+                    $"fix it, then 'backstop rehearse {scenario.Name}'"),
+                { } r when scenario.Every is { } every && now - r.At > every => new Finding("scenario", subject, FindingStatus.Fail,
+                    $"the last rehearsal is {Quantities.FormatDuration(now - r.At)} old, more than every: {Quantities.FormatDuration(every)}", $"run 'backstop rehearse {scenario.Name}'"),
+                { } r => new Finding("scenario", subject, plan.Unrecoverable.Count > 0 ? FindingStatus.Warn : FindingStatus.Ok,
+                    $"the last rehearsal ({Util.Json.Time(r.At)}) passed: back in {Drill.DrillRunner.Seconds(r.Seconds)}, rto {Quantities.FormatDuration(scenario.Rto)}"),
+            });
         }
 
         return findings;

@@ -83,6 +83,23 @@ public static class MetricsExporter
             }
         }
 
+        // Disaster rehearsals: the estate's measured RTO per scenario, against its objective.
+        var rehearsalSeconds = f.CreateGauge("backstop_rehearsal_seconds", "The last rehearsal's measured total (restores and manual estimates) of a disaster scenario.",
+            new GaugeConfiguration { LabelNames = ["scenario"] });
+        var rehearsalSuccess = f.CreateGauge("backstop_rehearsal_success", "1 when the scenario's last rehearsal passed within its rto, else 0.", new GaugeConfiguration { LabelNames = ["scenario"] });
+        var rehearsalAt = f.CreateGauge("backstop_rehearsal_timestamp_seconds", "When the scenario was last rehearsed (Unix seconds).", new GaugeConfiguration { LabelNames = ["scenario"] });
+        var scenarioRto = f.CreateGauge("backstop_scenario_rto_seconds", "The disaster scenario's recovery time objective.", new GaugeConfiguration { LabelNames = ["scenario"] });
+        foreach (var sc in ScenarioStatus.Compute(config, catalog))
+        {
+            scenarioRto.WithLabels(sc.Name).Set(sc.RtoSeconds);
+            rehearsalSuccess.WithLabels(sc.Name).Set(sc.LastRehearsal is { Passed: true } ? 1 : 0);
+            if (sc.LastRehearsal is { } lr)
+            {
+                rehearsalSeconds.WithLabels(sc.Name).Set(lr.Seconds);
+                rehearsalAt.WithLabels(sc.Name).Set(lr.At.ToUnixTimeMilliseconds() / 1000.0);
+            }
+        }
+
         var failing = Notify.Notifier.Failing(catalog).Select(n => n.Notifier).ToHashSet(StringComparer.Ordinal);
         foreach (var n in config.Notify)
         {

@@ -149,7 +149,7 @@ internal static class ServeVerb
             using var catalog = Context.OpenCatalog(config);
             var statuses = StatusReport.Compute(config, catalog, DateTimeOffset.UtcNow);
             var failing = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
-            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing), Core.Util.Json.Options), "application/json").ExecuteAsync(http);
+            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing, ScenarioStatus.Compute(config, catalog)), Core.Util.Json.Options), "application/json").ExecuteAsync(http);
         });
 
         try

@@ -26,11 +26,12 @@ internal static class StatusVerb
         var failingNotifiers = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
         if (context.Json)
         {
-            JsonOutput.Write(Document(config, statuses, failingNotifiers));
+            JsonOutput.Write(Document(config, statuses, failingNotifiers, ScenarioStatus.Compute(config, catalog)));
         }
         else
         {
             Render(statuses, now);
+            RenderScenarios(ScenarioStatus.Compute(config, catalog), now);
             foreach (var f in failingNotifiers)
             {
                 Terminal.Out.MarkupLine($"  [red]notifier '{Markup.Escape(f.Notifier)}' failed[/] {Terminal.Age(now - f.At)} ago to deliver '{Markup.Escape(f.Event)}'" +
@@ -70,7 +71,8 @@ internal static class StatusVerb
     /// The DESIGN contract that monitoring reads (<c>status --json</c>, and <c>serve</c>'s <c>/api/status</c>), plus
     /// last_valid.copies (state per configured target) and the notifiers' failures.
     /// </summary>
-    internal static object Document(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers) => new
+    internal static object Document(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers,
+        IReadOnlyList<ScenarioStatus> scenarios) => new
         {
             Sources = statuses.Select(s => new
             {
@@ -92,7 +94,21 @@ internal static class StatusVerb
                 n.Kind,
                 Failing = failingNotifiers.FirstOrDefault(f => f.Notifier == n.Name) is { } f ? new { f.At, f.Event, f.Subject, f.Error } : null,
             }),
+            // Each disaster scenario with its last rehearsal (rehearse SCENARIO): the estate's measured RTO against the objective.
+            Scenarios = scenarios,
         };
+
+    private static void RenderScenarios(IReadOnlyList<ScenarioStatus> scenarios, DateTimeOffset now)
+    {
+        foreach (var s in scenarios)
+        {
+            var rto = Quantities.FormatDuration(TimeSpan.FromSeconds(s.RtoSeconds));
+            Terminal.Out.MarkupLine(s.LastRehearsal is not { } r
+                ? $"  scenario [bold]{Markup.Escape(s.Name)}[/] (rto {rto}): [yellow]never rehearsed[/] ('backstop rehearse {Markup.Escape(s.Name)}')"
+                : $"  scenario [bold]{Markup.Escape(s.Name)}[/] (rto {rto}): {(r.Passed ? "[green]rehearsed[/]" : "[red]rehearsal failed[/]")} {Terminal.Age(now - r.At)} ago, " +
+                  $"back in {Core.Drill.DrillRunner.Seconds(r.Seconds)}{(r.RtoMet ? "" : " [red]over the objective[/]")}{(r.Passed || r.Error is null ? "" : ": " + Markup.Escape(r.Error))}");
+        }
+    }
 
     private static void Render(IReadOnlyList<SourceStatus> statuses, DateTimeOffset now)
     {
