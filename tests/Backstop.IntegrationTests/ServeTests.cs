@@ -418,4 +418,29 @@ public sealed class ServeTests : IDisposable
         Assert.Contains("- broken (command): never", text, StringComparison.Ordinal);
         Assert.Equal("never", digest.GetProperty("state").GetString());
     }
+
+    [Fact]
+    public async Task An_overdue_scenario_is_rehearsed_by_serve_a_failure_is_told_and_the_dashboard_links_its_runbook()
+    {
+        using var hook = new HttpReceiver();
+        _box.Write("data/a.txt", "a");
+        _box.WriteConfig("machine: vps1\n" + Yaml.LocalTarget() + Serve() + $"notify:\n  - {{ name: chat, kind: webhook, url: \"{hook.Url("/hook")}\" }}\n" +
+                         "sources:\n  - { name: app, kind: files, paths: [./data] }\n" +
+                         "recovery:\n  scenarios:\n    - { name: node-vps1, rto: 1h, lost: { machines: [vps1] }, every: 30d }\n");
+        Assert.Equal(0, _box.Run("run").ExitCode);
+        using var serve = _box.Start("serve");
+        RunningCli.WaitUntil(() => hook.Requests.Any(r => r.Body.Contains("rehearsal_failed", StringComparison.Ordinal)), "the rehearsal's failure told", TimeSpan.FromSeconds(60));
+        var told = JsonDocument.Parse(hook.Requests.First(r => r.Body.Contains("rehearsal_failed", StringComparison.Ordinal)).Body).RootElement;
+        Assert.Contains("app has all 1 copy on vps1", told.GetProperty("text").GetString(), StringComparison.Ordinal);
+
+        using var http = new HttpClient();
+        var page = await http.GetStringAsync(new Uri($"http://127.0.0.1:{_port}/"));
+        Assert.Contains("Disaster scenarios", page, StringComparison.Ordinal);
+        Assert.Contains("/runbook/node-vps1", page, StringComparison.Ordinal);
+        var runbook = await http.GetStringAsync(new Uri($"http://127.0.0.1:{_port}/runbook/node-vps1"));
+        Assert.Contains("# Runbook: node-vps1", runbook, StringComparison.Ordinal);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync(new Uri($"http://127.0.0.1:{_port}/runbook/..%2F..%2Fbackstop.yaml"))).StatusCode);
+        serve.Signal("TERM");
+        serve.Wait(TimeSpan.FromSeconds(30));
+    }
 }

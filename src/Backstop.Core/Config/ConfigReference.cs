@@ -120,7 +120,7 @@ public static class ConfigReference
     [
         new("kind", "email", "One of: " + string.Join(", ", Notify.NotifyConfig.Kinds)),
         new("name", "ops-mail", "Its name in `notify test` and the events") { Default = "KIND#N (KIND@SOURCE#N for a source's)" },
-        new("events", "[failed, stale, recovered]", "The events it is told: failed, degraded, stale, recovered, drill_failed, doctor_failed, success") { Default = "all but success (healthchecks: every run, it is pinged)" },
+        new("events", "[failed, stale, recovered]", "The events it is told: failed, degraded, stale, recovered, drill_failed, doctor_failed, rehearsal_failed, success") { Default = "all but success (healthchecks: every run, it is pinged)" },
         new("digest", "\"0 8 * * 1\"", "Send one digest on this schedule instead of one message per event (cron)") { Type = "cron schedule" },
         new("schedule_timezone", "Europe/Paris", "The zone of digest") { Default = "UTC" },
     ];

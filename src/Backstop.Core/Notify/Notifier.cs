@@ -160,6 +160,23 @@ public sealed class Notifier(BackstopConfig config, CatalogStore catalog, Action
         await EvaluateAsync(ct).ConfigureAwait(false); // a failed drill makes the source degraded
     }
 
+    /// <summary>A disaster rehearsal that failed or came back slower than its scenario's rto: told to the top-level notifiers.</summary>
+    public async Task RehearsalFinishedAsync(Recovery.RehearsalResult result, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        if (result.Passed || config.Notify.Count == 0)
+        {
+            return;
+        }
+
+        var text = $"The disaster rehearsal of '{result.Scenario}' failed: {result.Error}\n" +
+                   $"Measured: {Drill.DrillRunner.Seconds(result.Seconds)} against an rto of {Config.Quantities.FormatDuration(TimeSpan.FromSeconds(result.RtoSeconds))}" +
+                   (result.CriticalPath.Count > 0 ? $"; critical path {string.Join(" → ", result.CriticalPath)}" : "") +
+                   (result.Runbook is null ? "" : $"\nRunbook: {result.Runbook}");
+        await SendAsync(NotifyEvents.RehearsalFailed,
+            new Notification(NotifyEvents.RehearsalFailed, null, null, "rehearsal failed", null, result.Error, result.At, text), ct).ConfigureAwait(false);
+    }
+
     /// <summary><c>doctor</c>'s failed checks, once per change (failing, then passing again).</summary>
     public async Task DoctorFinishedAsync(IReadOnlyList<Plugins.Finding> findings, CancellationToken ct)
     {

@@ -11,12 +11,13 @@ public static class NotifyEvents
     public const string Recovered = "recovered";
     public const string DrillFailed = "drill_failed";
     public const string DoctorFailed = "doctor_failed";
+    public const string RehearsalFailed = "rehearsal_failed";
     public const string Success = "success";
 
-    public static IReadOnlyList<string> All { get; } = [Failed, Stale, Degraded, Recovered, DrillFailed, DoctorFailed, Success];
+    public static IReadOnlyList<string> All { get; } = [Failed, Stale, Degraded, Recovered, DrillFailed, DoctorFailed, RehearsalFailed, Success];
 
     /// <summary>Every event but <c>success</c>, which is opt-in.</summary>
-    public static IReadOnlyList<string> Default { get; } = [Failed, Stale, Degraded, Recovered, DrillFailed, DoctorFailed];
+    public static IReadOnlyList<string> Default { get; } = [Failed, Stale, Degraded, Recovered, DrillFailed, DoctorFailed, RehearsalFailed];
 }
 
 /// <summary>

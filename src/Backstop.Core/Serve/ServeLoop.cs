@@ -6,13 +6,16 @@ using Backstop.Core.Run;
 
 namespace Backstop.Core.Serve;
 
-/// <summary>A scheduled job: a source's backup, a source's drill, or the deep verify of everything.</summary>
+/// <summary>A scheduled job: a source's backup, a source's drill, the deep verify of everything, or a disaster rehearsal.</summary>
 public sealed record ServeJob(string Kind, string? Source, Schedule? Schedule, TimeSpan? Every)
 {
     /// <summary>The notifier of a digest job.</summary>
     public string? Notifier { get; init; }
 
-    public string Name => Notifier is not null ? $"{Kind} to {Notifier}" : Source is null ? Kind : $"{Kind} {Source}";
+    /// <summary>The disaster scenario of a rehearsal job (it runs alone, like a deep verify).</summary>
+    public string? Scenario { get; init; }
+
+    public string Name => Notifier is not null ? $"{Kind} to {Notifier}" : Scenario is not null ? $"{Kind} {Scenario}" : Source is null ? Kind : $"{Kind} {Source}";
 }
 
 /// <summary>
@@ -200,6 +203,14 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             _next[new ServeJob("verify", null, verify, null)] = verify.Next(now) ?? DateTimeOffset.MaxValue;
         }
 
+        // A scenario with every: rehearsed when its last rehearsal is that old (after the catch-up runs, when overdue).
+        foreach (var scenario in config.Recovery.Scenarios.Where(s => s.Every is not null))
+        {
+            var last = catalog.Rehearsals(scenario.Name).LastOrDefault()?.At;
+            _next[new ServeJob("rehearse", null, null, scenario.Every) { Scenario = scenario.Name }] =
+                last is { } at && now - at < scenario.Every!.Value ? at + scenario.Every.Value : now + TimeSpan.FromSeconds(10);
+        }
+
         foreach (var (job, at) in _next.Where(j => j.Value > now).OrderBy(j => j.Value))
         {
             log($"{job.Name}: next at {Util.Json.Time(at)}");
@@ -251,6 +262,17 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         var key = job.Source ?? "*";
         lock (_busy)
         {
+            if (job.Kind == "rehearse" && (_busy.Count > 0))
+            {
+                // A rehearsal runs alone and is worth its wait: it goes again in a minute, not at its next interval.
+                lock (_next)
+                {
+                    _next[job] = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1);
+                }
+
+                return;
+            }
+
             if (_busy.Contains(key) || (key == "*" && _busy.Count > 0) || _busy.Contains("*"))
             {
                 log($"{job.Name}: the slot of {Util.Json.Time(slot)} is skipped: a job of the same source is still running");
@@ -336,6 +358,18 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                     log(d.Passed ? $"{d.Source}: drill passed, restored in {Drill.DrillRunner.Seconds(d.Seconds)}" : $"{d.Source}: drill FAILED: {d.Error}");
                 }
 
+                break;
+            case "rehearse":
+                log($"{job.Scenario}: rehearsal started");
+                var rehearsal = await new Recovery.RehearsalRunner(config, plugins, catalog) { Progress = line => log(line) }.RunAsync(job.Scenario!, ct).ConfigureAwait(false);
+                using (var notifier = new Notify.Notifier(config, catalog, log))
+                {
+                    await notifier.RehearsalFinishedAsync(rehearsal, ct).ConfigureAwait(false);
+                }
+
+                log(rehearsal.Passed
+                    ? $"{job.Scenario}: rehearsal passed, the estate back in {Drill.DrillRunner.Seconds(rehearsal.Seconds)}"
+                    : $"{job.Scenario}: rehearsal FAILED: {rehearsal.Error}");
                 break;
             default:
                 log("verify --deep started");

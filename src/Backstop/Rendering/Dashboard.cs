@@ -74,7 +74,37 @@ internal static class Dashboard
             b.Append(CultureInfo.InvariantCulture, $"<p class=\"failed\">notifier '{H(f.Notifier)}' failed {Age(now - f.At)} ago: {H(f.Error)}</p>");
         }
 
+        Scenarios(b, config, catalog, next, now);
         return Page("Backup status", b.ToString());
+    }
+
+    /// <summary>A section per disaster scenario: its last rehearsal, the measured RTO against the objective, the critical path, the runbook.</summary>
+    private static void Scenarios(StringBuilder b, BackstopConfig config, CatalogStore catalog, IReadOnlyDictionary<ServeJob, DateTimeOffset> next, DateTimeOffset now)
+    {
+        if (config.Recovery.Scenarios.Count == 0)
+        {
+            return;
+        }
+
+        b.Append("<h2>Disaster scenarios</h2><table id=\"scenarios\"><thead><tr><th>scenario</th><th>objective</th><th>last rehearsal</th><th>measured</th>" +
+                 "<th>critical path</th><th>next</th><th>runbook</th></tr></thead><tbody>");
+        foreach (var s in config.Recovery.Scenarios)
+        {
+            var last = catalog.Rehearsals(s.Name).LastOrDefault();
+            var path = last is null ? "" : System.Text.Json.JsonDocument.Parse(last.Detail).RootElement.TryGetProperty("critical_path", out var p)
+                ? string.Join(" → ", p.EnumerateArray().Select(e => e.GetString())) : "";
+            var due = next.Where(n => n.Key.Kind == "rehearse" && n.Key.Scenario == s.Name).Select(n => n.Value).FirstOrDefault();
+            b.Append(CultureInfo.InvariantCulture, $"<tr data-scenario=\"{H(s.Name)}\"><td>{H(s.Name)}</td><td>{Quantities.FormatDuration(s.Rto)}</td>")
+                .Append(last is null
+                    ? "<td><span class=\"muted\">never</span></td><td>-</td>"
+                    : $"<td><span class=\"{(last.Passed ? "ok" : "failed")}\" title=\"{H(last.Error ?? "")}\">{(last.Passed ? "passed" : "failed")}</span> {Age(now - last.At)} ago</td>" +
+                      $"<td>{last.Seconds.ToString("0.0", CultureInfo.InvariantCulture)}s{(last.RtoMet ? "" : " <span class=\"failed\">over the objective</span>")}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{H(path)}</td><td>{(due == default ? "<span class=\"muted\">by hand</span>" : Core.Util.Json.Time(due))}</td>")
+                .Append(last?.Runbook is null ? "<td>-</td>" : $"<td><a href=\"/runbook/{Uri.EscapeDataString(s.Name)}\">runbook</a></td>")
+                .Append("</tr>");
+        }
+
+        b.Append("</tbody></table>");
     }
 
     /// <summary>A POST form ("run now", "drill now"), with the CSRF token of the page and a field for serve's token.</summary>

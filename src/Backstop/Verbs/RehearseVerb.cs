@@ -14,6 +14,11 @@ internal static class RehearseVerb
         using var catalog = Context.OpenCatalog(config);
         var runner = new RehearsalRunner(config, Plugins.Registry, catalog) { Progress = line => Console.Error.WriteLine($"backstop: {line}") };
         var result = await runner.RunAsync(scenario, cancellationToken).ConfigureAwait(false);
+        using (var notifier = new Core.Notify.Notifier(config, catalog, line => Console.Error.WriteLine($"backstop: {line}")))
+        {
+            await notifier.RehearsalFinishedAsync(result, cancellationToken).ConfigureAwait(false);
+        }
+
         if (context.Json)
         {
             JsonOutput.Write(result);

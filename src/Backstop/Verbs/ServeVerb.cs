@@ -109,6 +109,15 @@ internal static class ServeVerb
             using var catalog = Context.OpenCatalog(config);
             return Results.Content(Dashboard.Source(config, catalog, def), "text/html; charset=utf-8").ExecuteAsync(http);
         });
+        app.MapGet("/runbook/{name}", http =>
+        {
+            // Only a configured scenario's runbook, by its name (never a path from the request).
+            var scenario = config.Recovery.Scenarios.FirstOrDefault(s => s.Name == (http.Request.RouteValues["name"] as string ?? ""));
+            var file = scenario is null ? null : Path.Combine(Path.GetDirectoryName(config.CatalogPath)!, "drills", $"runbook-{scenario.Name}.md");
+            return file is null || !File.Exists(file)
+                ? Results.NotFound().ExecuteAsync(http)
+                : Results.Text(File.ReadAllText(file), "text/plain; charset=utf-8").ExecuteAsync(http);
+        });
         app.MapPost("/source/{name}/{what}", async http =>
         {
             var result = await ActAsync(http.Request.RouteValues["name"] as string ?? "", http.Request.RouteValues["what"] as string ?? "", http).ConfigureAwait(false);
