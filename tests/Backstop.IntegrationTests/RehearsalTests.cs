@@ -218,4 +218,34 @@ public sealed class RehearsalTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Empty(DrillTests.ProcessesNaming(_box.Root));
         Assert.Equal("0", _pg.Scalar("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'backstop_drill_%'"));
     }
+
+    [Fact]
+    public void Ctrl_c_stops_a_rehearsal_and_every_scratch_server_and_folder_goes_with_it()
+    {
+        Estate();
+        using (var victim = _box.Start(["rehearse", "node-vps2"], _env))
+        {
+            RunningCli.WaitUntil(() => Directory.Exists(_box["state/staging"]) && Directory.GetDirectories(_box["state/staging"], ".backstop-drill-*").Length > 0,
+                "a rehearsal's restore to be under way");
+            victim.Signal("INT");
+            var stopped = victim.Wait(TimeSpan.FromSeconds(60));
+            Assert.NotEqual(0, stopped.ExitCode);
+        }
+
+        Assert.Empty(Directory.GetDirectories(_box["state/staging"], ".backstop-*"));
+        Assert.Empty(DrillTests.ProcessesNaming(_box.Root));
+        Assert.Equal("0", _pg.Scalar("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'backstop_drill_%'"));
+    }
+
+    [Fact]
+    public void What_a_loopback_rehearsal_cannot_time_is_named_as_manual_steps()
+    {
+        Estate();
+        var result = Rehearse("node-vps2");
+        var manual = result.GetProperty("manual").EnumerateArray().Select(m => m.GetProperty("step").GetString()!).ToList();
+        Assert.Contains(manual, m => m.StartsWith("provision vps2 again", StringComparison.Ordinal));
+        Assert.Contains(manual, m => m.StartsWith("the copies come from 'disk2'", StringComparison.Ordinal) || m.StartsWith("the copies come from 'nas'", StringComparison.Ordinal));
+        Assert.All(result.GetProperty("manual").EnumerateArray(), m => Assert.Equal(0, m.GetProperty("estimate_seconds").GetInt64()));
+        Assert.Contains("provision vps2 again", File.ReadAllText(result.GetProperty("runbook").GetString()!), StringComparison.Ordinal);
+    }
 }

@@ -93,7 +93,17 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
             Progress?.Invoke(swept); // killed drills' and rehearsals' leftovers
         }
 
+        // What a rehearsal on this machine cannot measure is named, timed only where recovery.manual gives an estimate.
         var manual = config.Recovery.Manual.Select(m => new ManualEstimate(m.Step, (long)m.Estimate.TotalSeconds)).ToList();
+        if (manual.Count == 0)
+        {
+            manual.AddRange(plan.LostMachines.Order(StringComparer.Ordinal)
+                .Select(m => new ManualEstimate($"provision {m} again (a machine, its OS, its servers): not measured here; give an estimate in recovery.manual", 0)));
+        }
+
+        manual.AddRange(plan.Restores.SelectMany(r => r.SurvivingTargets.Take(1)).Distinct(StringComparer.Ordinal)
+            .Where(t => config.Targets.First(x => x.Name == t).Machine != config.Machine)
+            .Select(t => new ManualEstimate($"the copies come from '{t}' over the network the new machines have: read here from {config.Machine}, not timed over that network", 0)));
         RehearsalResult Finish(IReadOnlyList<RehearsalRestore> restores, string? error, double measured)
         {
             var total = Math.Round(measured + manual.Sum(m => m.EstimateSeconds), 3);
@@ -226,7 +236,19 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
 
             var done = await Task.WhenAny(running.Keys).ConfigureAwait(false);
             running.Remove(done);
-            var result = await done.ConfigureAwait(false);
+            RehearsalRestore result;
+            try
+            {
+                result = await done.ConfigureAwait(false);
+            }
+            catch
+            {
+                // Cancelled (Ctrl-C, SIGTERM) or broken: the restores still running stop and remove their scratch places
+                // (servers, databases, folders) before this returns, so nothing is left behind.
+                await Task.WhenAll(running.Keys.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+                throw;
+            }
+
             results[result.Source] = result;
             Progress?.Invoke($"{plan.Scenario.Name}: {result.Source} {(result.Passed ? "came back" : "failed")} in {DrillRunner.Seconds(result.Seconds)}{(result.Error is null ? "" : ": " + result.Error)}");
         }
