@@ -21,7 +21,8 @@ public sealed class RehearsalTests : IClassFixture<PostgresServer>, IDisposable
 
     private CliResult Run(params string[] args) => _box.Run(args, _env);
 
-    private string Estate(string extraSources = "", string recovery = "", string encryption = "", string appTargets = "[disk1, nas]", string shopNeeds = "")
+    private string Estate(string extraSources = "", string recovery = "", string encryption = "", string appTargets = "[disk1, nas]", string shopNeeds = "",
+        bool everyDatabase = true)
     {
         var db = "shop_" + Guid.NewGuid().ToString("N")[..8];
         _pg.Sql("postgres", $"CREATE DATABASE {db}");
@@ -35,7 +36,7 @@ public sealed class RehearsalTests : IClassFixture<PostgresServer>, IDisposable
             "  - { name: nas, kind: local, path: ./nas, machine: nas }\n" +
             "sources:\n" +
             $"  - {{ name: app, kind: files, paths: [./app], targets: {appTargets} }}\n" +
-            $"  - {{ name: shop, kind: postgres, machine: vps2, host: 127.0.0.1, port: {_pg.Port}, user: postgres, password: \"env:PG_TEST_PASSWORD\", databases: [{db}], targets: [disk2, nas]{shopNeeds} }}\n" +
+            $"  - {{ name: shop, kind: postgres, machine: vps2, host: 127.0.0.1, port: {_pg.Port}, user: postgres, password: \"env:PG_TEST_PASSWORD\", databases: {(everyDatabase ? "all" : $"[{db}]")}, targets: [disk2, nas]{shopNeeds} }}\n" +
             "  - { name: ledger, kind: sqlite, machine: vps2, path: ./ledger.db, targets: [disk2, nas] }\n" + extraSources +
             "recovery:\n  scenarios:\n" +
             "    - { name: node-vps1, rto: 10m, lost: { machines: [vps1] } }\n" +
@@ -247,5 +248,20 @@ public sealed class RehearsalTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Contains(manual, m => m.StartsWith("the copies come from 'disk2'", StringComparison.Ordinal) || m.StartsWith("the copies come from 'nas'", StringComparison.Ordinal));
         Assert.All(result.GetProperty("manual").EnumerateArray(), m => Assert.Equal(0, m.GetProperty("estimate_seconds").GetInt64()));
         Assert.Contains("provision vps2 again", File.ReadAllText(result.GetProperty("runbook").GetString()!), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_database_no_source_backs_up_on_the_lost_machine_is_said_before_anything_is_restored()
+    {
+        var forgotten = "forgotten_" + Guid.NewGuid().ToString("N")[..8];
+        _pg.Sql("postgres", $"CREATE DATABASE {forgotten}"); // on vps2's server, in no source
+        var db = Estate(everyDatabase: false);
+        var result = Rehearse("node-vps2", exit: 1);
+        Assert.Empty(result.GetProperty("restores").EnumerateArray());
+        var lost = result.GetProperty("unrecoverable").EnumerateArray().Single(u => u.GetProperty("source").GetString() == "shop");
+        Assert.Contains($"127.0.0.1:{_pg.Port}", lost.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains(forgotten, lost.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains("not backed up by any source, and lost with vps2", lost.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(db, lost.GetProperty("reason").GetString()!.Split(": ")[1].Split(" on ")[0].Split(", "));
     }
 }

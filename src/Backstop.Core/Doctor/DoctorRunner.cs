@@ -234,7 +234,8 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
             var plural = noun.EndsWith('y') ? noun[..^1] + "ies" : noun + "s";
             if (missing.Count > 0)
             {
-                _uncovered.Add((server.Select(s => s.Def.Machine).Distinct(StringComparer.Ordinal).ToList(), $"{string.Join(", ", missing)} on {server.Key}"));
+                _uncovered.Add((server.Select(s => s.Def.Machine).Distinct(StringComparer.Ordinal).ToList(), string.Join(", ", server.Select(s => s.Def.Name).Distinct()),
+                    $"{string.Join(", ", missing)} on {server.Key}"));
             }
 
             findings.Add(missing.Count == 0
@@ -248,7 +249,18 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
     }
 
     /// <summary>What coverage found no source backs up: the machines of the sources that read that server, and what it is.</summary>
-    private readonly List<(IReadOnlyList<string> Machines, string What)> _uncovered = [];
+    private readonly List<(IReadOnlyList<string> Machines, string Sources, string What)> _uncovered = [];
+
+    /// <summary>
+    /// What no source backs up on the servers the sources read (databases, repositories…), with the machines those
+    /// sources live on: what a disaster there takes for good. Asks each server, as doctor's coverage check does.
+    /// </summary>
+    public async Task<IReadOnlyList<(IReadOnlyList<string> Machines, string Sources, string What)>> UncoveredAsync(CancellationToken cancellationToken)
+    {
+        _uncovered.Clear();
+        await CoverageAsync(config.Sources.ToList(), cancellationToken).ConfigureAwait(false);
+        return _uncovered.ToList();
+    }
 
     /// <summary>
     /// Each disaster scenario: what it would lose that nothing brings back (a source whose every copy is on what it
@@ -268,7 +280,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
                 findings.Add(new Finding("scenario", subject, FindingStatus.Fail, u.Reason));
             }
 
-            foreach (var (machines, what) in _uncovered.Where(u => u.Machines.Any(plan.LostMachines.Contains)))
+            foreach (var (machines, _, what) in _uncovered.Where(u => u.Machines.Any(plan.LostMachines.Contains)))
             {
                 findings.Add(new Finding("scenario", subject, FindingStatus.Fail,
                     $"{scenario.Name}: {what} {(what.Contains(',', StringComparison.Ordinal) ? "are" : "is")} not backed up and live{(what.Contains(',', StringComparison.Ordinal) ? "" : "s")} on {string.Join(", ", machines.Where(plan.LostMachines.Contains))}: lost with it",

@@ -46,6 +46,10 @@ public sealed class RecoveryPlan
     /// <summary>Where the identities come from, when that is worth saying (the escrowed copy).</summary>
     public string? IdentityNote { get; }
 
+    /// <summary>The same plan, with more that nothing brings back (found by asking the servers).</summary>
+    public RecoveryPlan With(IEnumerable<Unrecoverable> more) =>
+        new(Scenario, LostMachines, LostTargets, Restores, [.. Unrecoverable, .. more], Identities, IdentityNote);
+
     public static RecoveryPlan For(BackstopConfig config, PluginRegistry plugins, Scenario scenario)
     {
         ArgumentNullException.ThrowIfNull(config);

@@ -87,6 +87,16 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
                            : $"no scenario named '{scenarioName}' in {config.File}; scenarios: {string.Join(", ", config.Recovery.Scenarios.Select(s => s.Name))}");
         var plan = RecoveryPlan.For(config, plugins, scenario);
         var at = DateTimeOffset.UtcNow;
+
+        // What lives on a lost machine and no source backs up (doctor's coverage, asked of the servers now): lost for good.
+        var uncovered = (await new Doctor.DoctorRunner(config, plugins, catalog).UncoveredAsync(cancellationToken).ConfigureAwait(false))
+            .Where(u => u.Machines.Any(plan.LostMachines.Contains)).ToList();
+        if (uncovered.Count > 0)
+        {
+            plan = plan.With(uncovered.Select(u => new Unrecoverable(u.Sources,
+                $"{scenario.Name}: {u.What}: not backed up by any source, and lost with {string.Join(", ", u.Machines.Where(plan.LostMachines.Contains))}; add it to a source")));
+        }
+
         var notes = new List<string>();
         foreach (var swept in await DrillSweeper.SweepAsync(config, plugins, cancellationToken).ConfigureAwait(false))
         {
