@@ -150,15 +150,17 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
         {
             // The view of the estate as the surviving targets tell it: their manifests, into a scratch catalog.
             var surviving = config.Targets.Where(t => !plan.LostTargets.Contains(t.Name)).ToList();
+            // The live catalog's path stays (restore marks keep a prune off what is being read; each restore's drill
+            // evidence lands beside the runbook); the snapshots themselves come from the scratch catalog only.
+            var scratchDb = Path.Combine(scratch, "catalog.db");
             var view = config with
             {
-                CatalogPath = Path.Combine(scratch, "catalog.db"),
                 Targets = surviving,
                 Sources = plan.Restores.Select(r => r.Source with { Targets = r.SurvivingTargets, MinCopies = 1 }).ToList(),
                 Encryption = config.Encryption is null ? null : config.Encryption with { Identities = plan.Identities },
             };
             Progress?.Invoke($"{scenario.Name}: reading the snapshots from the surviving targets ({string.Join(", ", surviving.Select(t => t.Name))})");
-            using (var scratchCatalog = CatalogStore.Open(view.CatalogPath))
+            using (var scratchCatalog = CatalogStore.Open(scratchDb))
             {
                 var rebuilt = await new CatalogRebuilder(view, plugins, new RunObserver()) { ReadCopies = false }.RebuildAsync(scratchCatalog, cancellationToken).ConfigureAwait(false);
                 notes.Add($"{rebuilt.Snapshots} snapshot(s) read from the manifests on {string.Join(", ", surviving.Select(t => t.Name))}; nothing taken from the live catalog");
@@ -168,9 +170,9 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
                 }
             }
 
-            var (restores, measured) = await RestoreAllAsync(plan, view, cancellationToken).ConfigureAwait(false);
+            var (restores, measured) = await RestoreAllAsync(plan, view, scratchDb, cancellationToken).ConfigureAwait(false);
             var result = Finish(restores, null, measured);
-            using var scratchView = CatalogStore.Open(view.CatalogPath);
+            using var scratchView = CatalogStore.Open(scratchDb);
             return Record(result, plan, scratchView);
         }
         finally
@@ -208,7 +210,7 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
     /// Every planned restore, each once all it needs is back, as many at once as <c>recovery.parallel</c>; a source whose
     /// need failed is not restored (it would come back on nothing), and says so.
     /// </summary>
-    private async Task<(List<RehearsalRestore> Restores, double Seconds)> RestoreAllAsync(RecoveryPlan plan, BackstopConfig view, CancellationToken ct)
+    private async Task<(List<RehearsalRestore> Restores, double Seconds)> RestoreAllAsync(RecoveryPlan plan, BackstopConfig view, string scratchDb, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var results = new Dictionary<string, RehearsalRestore>(StringComparer.Ordinal);
@@ -236,7 +238,7 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
                 started.Add(ready.Source.Name);
                 Started?.Invoke(ready.Source.Name);
                 Progress?.Invoke($"{plan.Scenario.Name}: restoring {ready.Source.Name} from {string.Join(" or ", ready.SurvivingTargets)}");
-                running[RestoreOneAsync(ready, view, clock, ct)] = ready.Source.Name;
+                running[RestoreOneAsync(ready, view, scratchDb, clock, ct)] = ready.Source.Name;
             }
 
             if (running.Count == 0)
@@ -270,12 +272,12 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
     }
 
     /// <summary>One source, drilled into its scratch place from the surviving copies, with a catalog connection of its own (restores run at once).</summary>
-    private async Task<RehearsalRestore> RestoreOneAsync(PlannedRestore planned, BackstopConfig view, Stopwatch clock, CancellationToken ct)
+    private async Task<RehearsalRestore> RestoreOneAsync(PlannedRestore planned, BackstopConfig view, string scratchDb, Stopwatch clock, CancellationToken ct)
     {
         await Task.Yield();
         var began = clock.Elapsed.TotalSeconds;
         var startedAt = DateTimeOffset.UtcNow;
-        using var scratchCatalog = CatalogStore.Open(view.CatalogPath);
+        using var scratchCatalog = CatalogStore.Open(scratchDb);
         var drill = (await new DrillRunner(view, plugins, scratchCatalog) { Sweep = false }.RunAsync([planned.Source.Name], "latest", ct).ConfigureAwait(false)).Single();
         return new RehearsalRestore(planned.Source.Name, planned.Source.Kind, drill.Copies.FirstOrDefault()?.Target, drill.Snapshot, drill.Passed, startedAt,
             drill.Seconds, drill.Phases, drill.Error)
