@@ -6,9 +6,9 @@ namespace Backstop.IntegrationTests;
 public sealed class ExamplesTests
 {
     [Theory]
-    [InlineData("api-gateway", "gateway-db (mysql)")]
-    [InlineData("k3s-platform", "cluster (kubernetes)")]
-    public void An_example_configuration_passes_config_check(string example, string source)
+    [InlineData("api-gateway", "gateway-db (mysql)", "scenario gateway-lost (rto 4h): loses machines gw-1 and targets local; brings back")]
+    [InlineData("k3s-platform", "cluster (kubernetes)", "scenario region (rto 8h): loses machines node-1, node-2, node-3 and targets local, nas; brings back images (from drive)")]
+    public void An_example_configuration_passes_config_check(string example, string source, string scenario)
     {
         var file = Path.Combine(CouchServer.RepoRoot, "examples", example, "backstop.yaml");
         var env = new Dictionary<string, string>
@@ -19,5 +19,7 @@ public sealed class ExamplesTests
         var check = Sandbox.ExecEnv(Path.GetTempPath(), env, "dotnet", [Sandbox.BackstopDll, "--config", file, "config", "check"]);
         Assert.True(check.ExitCode == 0, check.ToString());
         Assert.Contains($"source {source}", check.Stdout, StringComparison.Ordinal);
+        Assert.Contains(scenario, check.Stdout, StringComparison.Ordinal); // the audits' disasters, each with what it loses and brings back
+        Assert.DoesNotContain("unrecoverable", check.Stdout, StringComparison.Ordinal);
     }
 }

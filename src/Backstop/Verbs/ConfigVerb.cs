@@ -88,6 +88,19 @@ internal static class ConfigVerb
                     Console.WriteLine($"  - {rule}");
                 }
             }
+
+            // Each disaster scenario as the configuration alone tells it (what it loses, the order, what nothing brings back).
+            foreach (var scenario in config.Recovery.Scenarios)
+            {
+                var plan = Core.Recovery.RecoveryPlan.For(config, Plugins.Registry, scenario);
+                Console.WriteLine($"scenario {scenario.Name} (rto {Core.Config.Quantities.FormatDuration(scenario.Rto)}): loses machines {string.Join(", ", plan.LostMachines.Order(StringComparer.Ordinal))}" +
+                                  (plan.LostTargets.Count > 0 ? $" and targets {string.Join(", ", plan.LostTargets.Order(StringComparer.Ordinal))}" : "") +
+                                  $"; brings back {(plan.Restores.Count == 0 ? "nothing" : string.Join(" → ", plan.Restores.Select(r => $"{r.Source.Name} (from {string.Join(" or ", r.SurvivingTargets)})")))}");
+                foreach (var u in plan.Unrecoverable)
+                {
+                    Console.WriteLine($"  - unrecoverable: {u.Reason}");
+                }
+            }
         }
 
         return Task.FromResult(missing.Count > 0 ? ExitCodes.Usage : ExitCodes.Ok);
