@@ -140,6 +140,17 @@ public interface ISource
             : new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = destination };
 }
 
+/// <summary>
+/// A kind whose recovery comes in two steps (a cluster's objects: everything but the workloads first, the workloads last,
+/// once the data they use is back): a runbook runs <c>Hold</c> in place of the artifact's recipe, and every <c>Release</c>
+/// after the last source is in.
+/// </summary>
+public interface IStagedRecovery
+{
+    /// <summary>The two steps for an artifact, or null when it restores in one (the recipe's placeholders, the stored file as a shell word).</summary>
+    (string Hold, string Release)? RecoverySteps(string artifactName, string storedFile);
+}
+
 /// <summary>What preflight learned: tools used (name → "path version") and staging space the capture needs.</summary>
 public sealed record SourcePreflight(IReadOnlyDictionary<string, string> Tools, long StagingBytesNeeded)
 {

@@ -16,7 +16,11 @@ public sealed record RunbookStep(string Source, string Kind, string? Target, str
 /// <summary>A runbook as its JSON file keeps it (the Markdown beside it says the same for a person).</summary>
 public sealed record Runbook(string Scenario, DateTimeOffset RehearsedAt, bool Passed, double Seconds, long RtoSeconds, IReadOnlyList<string> LostMachines,
     IReadOnlyList<string> LostTargets, IReadOnlyList<ManualEstimate> Manual, IReadOnlyList<string> Prelude, IReadOnlyList<RunbookStep> Steps,
-    IReadOnlyList<Unrecoverable> Unrecoverable, IReadOnlyDictionary<string, string> Legend);
+    IReadOnlyList<Unrecoverable> Unrecoverable, IReadOnlyDictionary<string, string> Legend)
+{
+    /// <summary>What comes last, once every source is back (a cluster's workloads, held until their data is in): commands per source.</summary>
+    public IReadOnlyList<RunbookStep> Release { get; init; } = [];
+}
 
 /// <summary>
 /// The runbook of a rehearsal, written from what it just did: the steps in the order that worked, each with the copy it
@@ -42,12 +46,13 @@ public static class RunbookWriter
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(snapshotOf);
-        var steps = result.Restores.Select(r => Step(config, plugins, plan, r, snapshotOf)).ToList();
-        var all = steps.SelectMany(s => s.Commands).Concat(["cd WORK"]).ToList();
+        var release = new List<RunbookStep>();
+        var steps = result.Restores.Select(r => Step(config, plugins, plan, r, snapshotOf, release)).ToList();
+        var all = steps.Concat(release).SelectMany(s => s.Commands).Concat(["cd WORK"]).ToList();
         var legend = Own.Concat(StockRecipe.Placeholders).Where(p => all.Any(c => System.Text.RegularExpressions.Regex.IsMatch(c, $@"(?<![\w.]){p.Key}(?![\w.])")))
             .ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
         var runbook = new Runbook(result.Scenario, result.At, result.Passed, result.Seconds, result.RtoSeconds, result.LostMachines, result.LostTargets, result.Manual,
-            ["mkdir -p WORK", "cd WORK"], steps, result.Unrecoverable, legend);
+            ["mkdir -p WORK", "cd WORK"], steps, result.Unrecoverable, legend) { Release = release };
 
         PrivateFolder.Ensure(folder);
         var md = Path.Combine(folder, $"runbook-{result.Scenario}.md");
@@ -56,7 +61,8 @@ public static class RunbookWriter
         return md;
     }
 
-    private static RunbookStep Step(BackstopConfig config, PluginRegistry plugins, RecoveryPlan plan, RehearsalRestore r, Func<string, string, SnapshotInfo?> snapshotOf)
+    private static RunbookStep Step(BackstopConfig config, PluginRegistry plugins, RecoveryPlan plan, RehearsalRestore r, Func<string, string, SnapshotInfo?> snapshotOf,
+        List<RunbookStep> release)
     {
         var def = config.Source(r.Source)!;
         var targetDef = r.Target is null ? null : config.Targets.FirstOrDefault(t => t.Name == r.Target);
@@ -100,14 +106,35 @@ public static class RunbookWriter
             }
         }
 
+        var later = new List<string>();
         foreach (var s in steps)
         {
             commands.Add(s.Check);
-            commands.Add(s.Restore);
+            // A kind that recovers in two steps holds back what must wait for every source (its workloads), run last.
+            if (source is IStagedRecovery staged && staged.RecoverySteps(s.Artifact, ShellWord.QuoteIfNeeded(s.FileName)) is var (hold, last))
+            {
+                var values = new Dictionary<string, string>(StringComparer.Ordinal) { [ShellWord.QuoteIfNeeded(s.FileName)] = s.Key };
+                if (keyFile is not null)
+                {
+                    values["KEY_FILE"] = keyFile;
+                }
+
+                var passphrase = config.Encryption?.Passphrase is not null;
+                commands.Add(StockRecipe.FillIn(Run.BackupRunner.Sealing(hold, s.Artifact, s.FileName, passphrase), values));
+                later.Add(StockRecipe.FillIn(last, values));
+            }
+            else
+            {
+                commands.Add(s.Restore);
+            }
         }
 
         var placeholders = Own.Concat(StockRecipe.Placeholders).Select(p => p.Key)
-            .Where(k => commands.Any(c => System.Text.RegularExpressions.Regex.IsMatch(c, $@"(?<![\w.]){k}(?![\w.])"))).ToList();
+            .Where(k => commands.Concat(later).Any(c => System.Text.RegularExpressions.Regex.IsMatch(c, $@"(?<![\w.]){k}(?![\w.])"))).ToList();
+        if (later.Count > 0)
+        {
+            release.Add(new RunbookStep(r.Source, r.Kind, r.Target, targetDef.Machine, r.Snapshot, 0, r.Passed, new Dictionary<string, double>(), later, placeholders, []));
+        }
         return new RunbookStep(r.Source, r.Kind, r.Target, targetDef.Machine, r.Snapshot, r.Seconds, r.Passed, r.Phases, commands, placeholders, checks);
     }
 
@@ -203,6 +230,14 @@ public static class RunbookWriter
 
                 md.Append('\n');
             }
+        }
+
+        foreach (var s in book.Release)
+        {
+            n++;
+            md.Append(CultureInfo.InvariantCulture, $"## {n}. Last: release {s.Source}'s workloads\n\n")
+                .Append("Held back until every source above is in, so they start on the data restored. Same placeholders as its step.\n\n```sh\n")
+                .AppendJoin('\n', s.Commands).Append("\n```\n\n");
         }
 
         return md.ToString().TrimEnd() + "\n";

@@ -265,16 +265,19 @@ public sealed class BackupRunner
 
     /// <summary>The stock-tool recipe (the stored file's name shell-quoted): for an encrypted artifact, age -d first, then the source's own recipe.</summary>
     /// <remarks>A passphrase-sealed file is opened by age asking for the passphrase (no -i: an identity would stop it asking).</remarks>
-    internal static string Recipe(ISource source, string artifact, string fileName, bool passphrase)
+    internal static string Recipe(ISource source, string artifact, string fileName, bool passphrase) =>
+        Sealing(source.RestoreRecipe(artifact, ShellWord.QuoteIfNeeded(fileName)), artifact, fileName, passphrase);
+
+    /// <summary>A recipe that reads the stored file (named as one shell word), with <c>age -d</c> in front when the file is sealed.</summary>
+    internal static string Sealing(string recipe, string artifact, string fileName, bool passphrase)
     {
         // The stored file's name is one shell word: it may hold whatever a server's database name held.
         var file = ShellWord.QuoteIfNeeded(fileName);
         if (!Sealed.IsEncrypted(fileName))
         {
-            return source.RestoreRecipe(artifact, file);
+            return recipe;
         }
 
-        var recipe = source.RestoreRecipe(artifact, file);
         if (recipe.StartsWith('#'))
         {
             return recipe; // nothing to restore (a listing): a comment says so

@@ -128,7 +128,7 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
     }
 }
 
-internal sealed partial class KubernetesSource(string name, KubernetesOptions options) : ISource
+internal sealed partial class KubernetesSource(string name, KubernetesOptions options) : ISource, IStagedRecovery
 {
     internal const string ArtifactName = "resources.tar";
     internal const string ClusterFolder = "_cluster";
@@ -400,6 +400,31 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     }
 
     /// <summary>Unpack, then <c>kubectl apply</c>: definitions and namespaces first, then everything (already-applied ones unchanged).</summary>
+    /// <summary>The controllers that run pods: applied last in a recovery, once the data they use is back.</summary>
+    internal static readonly string[] WorkloadKinds = ["Deployment.apps", "StatefulSet.apps", "DaemonSet.apps", "ReplicaSet.apps", "Job.batch", "CronJob.batch"];
+
+    /// <summary>
+    /// A recovery in two steps: every object but the workloads (namespaces and CRDs first), so claims, config and secrets
+    /// are there for the data; then, last, the workloads, which start on the data restored.
+    /// </summary>
+    public (string Hold, string Release)? RecoverySteps(string artifactName, string storedFile) => TwoSteps(artifactName, storedFile);
+
+    internal static (string Hold, string Release)? TwoSteps(string artifactName, string storedFile)
+    {
+        if (IsVolumeArtifact(artifactName) || Files.FilesSource.IsListing(artifactName))
+        {
+            return null;
+        }
+
+        // Run inside DEST (a placeholder is never inside quotes): find's paths are relative to it.
+        var isWorkload = string.Join(" -o ", WorkloadKinds.Select(k => $"-path './*/{k}/*'"));
+        var hold = $"mkdir -p DEST && zstd -dc {storedFile} | tar -x -C DEST && for d in DEST/{ClusterFolder}/CustomResourceDefinition.apiextensions.k8s.io DEST/{ClusterFolder}/Namespace; " +
+                   "do if [ -d \"$d\" ]; then kubectl apply -R -f \"$d\" || exit 1; fi; done && " +
+                   $"(cd DEST && find . -name '*.yaml' ! \\( {isWorkload} \\) -exec kubectl apply -f {{}} +)";
+        var release = $"(cd DEST && find . -mindepth 2 -maxdepth 2 -type d \\( {string.Join(" -o ", WorkloadKinds.Select(k => $"-name '{k}'"))} \\) -exec kubectl apply -R -f {{}} \\;)";
+        return (hold, release);
+    }
+
     public string RestoreRecipe(string artifactName, string storedFile) => IsVolumeArtifact(artifactName) || Files.FilesSource.IsListing(artifactName)
         ? FilesSourceFor(artifactName).RestoreRecipe(artifactName, storedFile)
         : $"mkdir -p DEST && zstd -dc {storedFile} | tar -x -C DEST && for d in DEST/{ClusterFolder}/CustomResourceDefinition.apiextensions.k8s.io DEST/{ClusterFolder}/Namespace; " +
