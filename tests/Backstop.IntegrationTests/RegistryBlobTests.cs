@@ -297,4 +297,25 @@ public sealed class RegistryBlobTests : IDisposable
         Run("restore", "--source", "images", "--to", fresh.Url);
         Assert.Equal(v1, fresh.Digest("app/api", "v1"));
     }
+
+    [Fact]
+    public void A_deep_verify_on_a_host_without_the_key_never_calls_a_sealed_blob_corrupt()
+    {
+        using var source = new RegistryServer();
+        var images = new OciImages(_box["images"]);
+        images.Tag("v1", "api");
+        source.Push(images.Dir, "v1", "app/api");
+        Assert.Equal(0, Sandbox.ExecEnv(_box.Root, null, "age-keygen", "-o", _box["key.txt"]).ExitCode);
+        var recipient = Sandbox.ExecEnv(_box.Root, null, "age-keygen", "-y", _box["key.txt"]).Stdout.Trim();
+        File.Delete(_box["key.txt"]); // recipients only on this host: the key is kept elsewhere
+        _box.WriteConfig(Yaml.LocalTarget() + $"encryption: {{ recipients: [{recipient}] }}\n" +
+                         $"sources:\n  - {{ name: images, kind: registry, url: \"{source.Url}\" }}\n");
+        Run("run");
+        var deep = _box.Run("verify", "--deep");
+        Assert.DoesNotContain("corrupt", deep.Stdout + deep.Stderr, StringComparison.Ordinal);
+        // Nothing was proven bad: the snapshot stays valid (never unrestorable, which retention would remove).
+        Assert.Equal("valid", Assert.Single(_box.Snapshots()).GetProperty("condition").GetString());
+        var status = JsonDocument.Parse(_box.Run("status", "--json").Stdout).RootElement.GetProperty("sources")[0];
+        Assert.Equal(1, status.GetProperty("last_valid").GetProperty("verified_copies").GetInt32());
+    }
 }

@@ -264,4 +264,21 @@ public sealed class RehearsalTests : IClassFixture<PostgresServer>, IDisposable
         Assert.Contains("not backed up by any source, and lost with vps2", lost.GetProperty("reason").GetString(), StringComparison.Ordinal);
         Assert.DoesNotContain(db, lost.GetProperty("reason").GetString()!.Split(": ")[1].Split(" on ")[0].Split(", "));
     }
+
+    [Fact]
+    public void A_source_that_fails_holds_back_everything_that_needs_it_even_through_another()
+    {
+        Estate(shopNeeds: ", needs: [ledger]");
+        var copy = Directory.GetFiles(_box["nas/ledger"], "*.zst", SearchOption.AllDirectories).Single();
+        var bytes = File.ReadAllBytes(copy);
+        bytes[bytes.Length / 2] ^= 0x01;
+        File.WriteAllBytes(copy, bytes);
+        var result = Rehearse("cluster", exit: 1);
+        var restores = result.GetProperty("restores").EnumerateArray().ToDictionary(r => r.GetProperty("source").GetString()!);
+        Assert.False(restores["ledger"].GetProperty("passed").GetBoolean());
+        Assert.Equal("not restored: it needs ledger, which did not come back", restores["shop"].GetProperty("error").GetString());
+        Assert.StartsWith("not restored: it needs ", restores["app"].GetProperty("error").GetString(), StringComparison.Ordinal); // files wait for both data sources
+        Assert.Equal(JsonValueKind.Null, restores["shop"].GetProperty("target").ValueKind); // never started
+        Assert.Equal(JsonValueKind.Null, restores["app"].GetProperty("target").ValueKind);
+    }
 }

@@ -190,6 +190,13 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
                         }
                     }
 
+                    // Asked again now, after the listing: a snapshot of this source that began meanwhile (serve runs several
+                    // at once) began before its upload's temporary object existed, so it is seen here and its upload kept.
+                    if (leftovers.Count > 0 && catalog.RecentSnapshots(source, 5, facts: false).Any(x => x.State == SnapshotState.Running))
+                    {
+                        continue;
+                    }
+
                     foreach (var key in leftovers)
                     {
                         await t.DeleteAsync(key, ct).ConfigureAwait(false);

@@ -220,19 +220,25 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
         var parallel = Math.Max(1, config.Recovery.Parallel);
         while (pending.Count > 0 || running.Count > 0)
         {
-            foreach (var blocked in pending.Where(p => p.Needs.Any(n => results.TryGetValue(n, out var r) && !r.Passed)).ToList())
+            // Until nothing changes: a source blocked now blocks what needs it in the same pass.
+            for (var changed = true; changed;)
             {
-                pending.Remove(blocked);
-                var failed = blocked.Needs.First(n => results.TryGetValue(n, out var r) && !r.Passed);
-                results[blocked.Source.Name] = new RehearsalRestore(blocked.Source.Name, blocked.Source.Kind, null, null, false, DateTimeOffset.UtcNow, 0,
-                    new Dictionary<string, double>(), $"not restored: it needs {failed}, which did not come back")
+                changed = false;
+                foreach (var blocked in pending.Where(p => p.Needs.Any(n => results.TryGetValue(n, out var r) && !r.Passed)).ToList())
                 {
-                    Began = clock.Elapsed.TotalSeconds, Ended = clock.Elapsed.TotalSeconds,
-                };
-                started.Add(blocked.Source.Name);
+                    changed = true;
+                    pending.Remove(blocked);
+                    var failed = blocked.Needs.First(n => results.TryGetValue(n, out var r) && !r.Passed);
+                    results[blocked.Source.Name] = new RehearsalRestore(blocked.Source.Name, blocked.Source.Kind, null, null, false, DateTimeOffset.UtcNow, 0,
+                        new Dictionary<string, double>(), $"not restored: it needs {failed}, which did not come back")
+                    {
+                        Began = clock.Elapsed.TotalSeconds, Ended = clock.Elapsed.TotalSeconds,
+                    };
+                    started.Add(blocked.Source.Name);
+                }
             }
 
-            foreach (var ready in pending.Where(p => p.Needs.All(n => results.ContainsKey(n))).Take(parallel - running.Count).ToList())
+            foreach (var ready in pending.Where(p => p.Needs.All(n => results.TryGetValue(n, out var r) && r.Passed)).Take(parallel - running.Count).ToList())
             {
                 pending.Remove(ready);
                 started.Add(ready.Source.Name);

@@ -26,6 +26,9 @@ internal sealed class BlobReader(ITarget target, string source, string snapshotI
     /// <summary>The first blob that failed: which, why, and whether that proves its copy here bad (corrupt, missing) or only unread.</summary>
     public (BlobInfo Blob, string Problem, CopyState? Proven)? Fault { get; private set; }
 
+    /// <summary>Whether the first fault was the key's (none here, or one that does not open the blob), not the copy's.</summary>
+    public bool KeyFault { get; private set; }
+
     public bool Has(string digest) => _byDigest.ContainsKey(digest);
 
     public async Task<Stream> OpenAsync(string digest, CancellationToken cancellationToken)
@@ -38,16 +41,21 @@ internal sealed class BlobReader(ITarget target, string source, string snapshotI
             throw Failed(blob, why!.Problem, why.Missing ? CopyState.Missing : null);
         }
 
+        if (Sealed.IsEncrypted(blob.FileName) && identities.Count == 0)
+        {
+            await read.DisposeAsync().ConfigureAwait(false);
+            throw Failed(blob, $"{CopyRead.Where(target, key)} is sealed and no identity is configured here to open it", null, keyFault: true); // the key's, not the copy's
+        }
+
         try
         {
-            Sealed.RequireIdentities(blob.FileName, identities);
             var content = Sealed.Open(read.Stored, blob.FileName, identities, Layout.IsCompressedBlob(blob.FileName));
             return new Checked(this, read, content, blob, digest, CopyRead.Where(target, key));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             await read.DisposeAsync().ConfigureAwait(false);
-            throw Failed(blob, $"{CopyRead.Where(target, key)}: {e.Message}", e is SealKeyException ? null : CopyState.Corrupt);
+            throw Failed(blob, $"{CopyRead.Where(target, key)}: {e.Message}", e is SealKeyException ? null : CopyState.Corrupt, keyFault: e is SealKeyException);
         }
     }
 
@@ -79,6 +87,13 @@ internal sealed class BlobReader(ITarget target, string source, string snapshotI
                 : new CopyInfo(target.Name, CopyState.Verified, DateTimeOffset.UtcNow, null);
         }
 
+        // A sealed blob with no key here (or a key that does not open it) is checked as far as this host can: its size.
+        // A key's problem never makes a copy corrupt (that would let retention remove good snapshots).
+        if (Sealed.IsEncrypted(blob.FileName) && identities.Count == 0)
+        {
+            return await VerifyAsync(target, source, blob, deep: false, identities, cancellationToken).ConfigureAwait(false);
+        }
+
         var reader = new BlobReader(target, source, "-", [blob], identities);
         try
         {
@@ -86,15 +101,24 @@ internal sealed class BlobReader(ITarget target, string source, string snapshotI
             await content.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
             return new CopyInfo(target.Name, CopyState.Verified, DateTimeOffset.UtcNow, null);
         }
+        catch (BackupException) when (reader.KeyFault)
+        {
+            return await VerifyAsync(target, source, blob, deep: false, identities, cancellationToken).ConfigureAwait(false);
+        }
         catch (BackupException) when (reader.Fault is { } fault)
         {
             return new CopyInfo(target.Name, fault.Proven ?? CopyState.Failed, DateTimeOffset.UtcNow, fault.Problem);
         }
     }
 
-    private BlobCopyException Failed(BlobInfo blob, string problem, CopyState? proven)
+    private BlobCopyException Failed(BlobInfo blob, string problem, CopyState? proven, bool keyFault = false)
     {
-        Fault ??= (blob, problem, proven);
+        if (Fault is null)
+        {
+            Fault = (blob, problem, proven);
+            KeyFault = keyFault;
+        }
+
         return new BlobCopyException(problem);
     }
 

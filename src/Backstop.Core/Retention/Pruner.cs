@@ -85,8 +85,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
 
             foreach (var targetName in def.Targets.Distinct(StringComparer.Ordinal))
             {
-                var here = snapshots.Where(s => s.State == SnapshotState.Committed && s.Artifacts.Count > 0
-                                                && s.Artifacts.All(a => a.Copies.Any(c => c.Target == targetName && c.State == CopyState.Verified))).ToList();
+                var here = snapshots.Where(s => s.State == SnapshotState.Committed && s.Artifacts.Count > 0 && s.OwnVerifiedTargets.Contains(targetName)).ToList(); // its shared blobs too
                 var decisions = KeepParents(RetentionPolicy.Decide(here.Select(s => new RetentionCandidate(s.Id, s.StartedAt)), rules), snapshots, newestValid?.Id);
                 foreach (var decided in decisions.OrderBy(d => d.Time))
                 {
@@ -207,8 +206,9 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 ct.ThrowIfCancellationRequested();
                 try
                 {
-                    await target.DeleteAsync(Layout.BlobKey(def.Name, file), ct).ConfigureAwait(false);
+                    // Forgotten first: a removal cut short leaves a file the next prune removes, never a copy counted that is gone.
                     catalog.DeleteBlobCopy(def.Name, file, targetName);
+                    await target.DeleteAsync(Layout.BlobKey(def.Name, file), ct).ConfigureAwait(false);
                     removed++;
                 }
                 catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)

@@ -195,8 +195,16 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
                                 await shared.PutAsync(artifactName, blob.Digest, blob.Size, !IsCompressed(blob.MediaType), async ct =>
                                 {
                                     var response = await client.BlobAsync(repository, blob.Digest, ct).ConfigureAwait(false);
-                                    var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-                                    return new DigestCheckedStream(body, blob.Size, blob.Digest, blobWhat, response);
+                                    try
+                                    {
+                                        var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+                                        return new DigestCheckedStream(body, blob.Size, blob.Digest, blobWhat, response);
+                                    }
+                                    catch
+                                    {
+                                        response.Dispose();
+                                        throw;
+                                    }
                                 }, cancellationToken).ConfigureAwait(false);
                                 externalBytes += blob.Size;
                             }
