@@ -93,6 +93,11 @@ internal sealed partial class PostgresSource : IDrillable
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
+        if (options.Physical)
+        {
+            throw new BackupException($"source '{name}': a base backup is drilled by recovering it with its WAL (point-in-time recovery), which is not in this version yet");
+        }
+
         var drill = scope.Options as PostgresDrillOptions ?? new PostgresDrillOptions(null, [], null);
         var tools = await PostgresTools.ResolveAsync(name, options.Tools, cancellationToken).ConfigureAwait(false);
         var databases = scope.Artifacts.Where(a => a.Name != GlobalsArtifact)

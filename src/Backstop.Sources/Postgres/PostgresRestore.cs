@@ -16,6 +16,13 @@ internal sealed partial class PostgresSource : IRestorable
 {
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
     {
+        if (artifacts.Contains(BaseArtifact) && options.Physical)
+        {
+            throw new BackupException(
+                $"'{name}' keeps base backups (mode: physical): one becomes a running cluster with its WAL from start to end LSN, and the WAL archive " +
+                "(point-in-time recovery) is not in this version yet; extract it with the stock recipe ('backstop restore --explain') and supply the WAL");
+        }
+
         var dumps = RestoreDestination.OneDatabase(artifacts.Where(a => a != GlobalsArtifact).ToList());
         return [.. artifacts.Where(a => a == GlobalsArtifact), .. dumps];
     }
@@ -163,6 +170,14 @@ internal sealed partial class PostgresSource : IRestorable
 
     public IReadOnlyDictionary<string, string> RecipePlaces(string destination)
     {
+        if (options.Physical)
+        {
+            // A base backup becomes a data folder for a new server, never a database on a running one.
+            return destination.Contains("://", StringComparison.Ordinal)
+                ? throw new Core.Config.ConfigException($"--to {destination}: a base backup (mode: physical) restores into a folder, the data folder of a new server")
+                : new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = destination };
+        }
+
         var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
         return new Dictionary<string, string>(d.Places, StringComparer.Ordinal) { ["DB_CONNINFO"] = "dbname=" + Conninfo.Quote(d.Database) };
     }

@@ -20,6 +20,9 @@ public sealed record PostgresOptions(
 {
     /// <summary><c>replication:</c> what <c>doctor</c> requires of the replicas.</summary>
     public Replication? Replication { get; init; }
+
+    /// <summary><c>mode: physical</c>: base backups of the whole cluster (pg_basebackup) instead of a dump per database.</summary>
+    public bool Physical { get; init; }
 }
 
 /// <summary>
@@ -36,6 +39,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
 
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
+        new("mode", "dump", "dump: pg_dump of each database (and the globals); physical: a base backup of the whole cluster (pg_basebackup, with its manifest), for point-in-time recovery with the WAL"),
         new("host", "db.internal", "The server's host name or address (or a Unix socket folder)"),
         new("port", "5432", "Its port"),
         new("user", "backup", "The role that dumps (pg_dump needs to read every table)"),
@@ -47,6 +51,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
         new("tools.pg_dump", "/usr/lib/postgresql/16/bin/pg_dump", "The pg_dump to use") { Default = "the newest installed, at least the server's major version" },
         new("tools.pg_dumpall", "/usr/lib/postgresql/16/bin/pg_dumpall", "The pg_dumpall to use (globals.sql)") { Default = "beside pg_dump" },
         new("tools.pg_restore", "/usr/lib/postgresql/16/bin/pg_restore", "The pg_restore that lists each dump while it streams") { Default = "beside pg_dump" },
+        new("tools.pg_basebackup", "/usr/lib/postgresql/16/bin/pg_basebackup", "mode: physical: the pg_basebackup to use") { Default = "the newest installed, at least the server's major version" },
         .. Replication.Keys,
         new("drill.server", "postgresql://drill@10.0.0.9:5432", "Restore into scratch databases on this server instead of a throwaway cluster") { Default = "a throwaway cluster (initdb)" },
         new("drill.password", "env:DRILL_PGPASSWORD", "The drill server user's password (the source's password never goes to a drill server)") { Default = "none (.pgpass, peer or trust)" },
@@ -57,7 +62,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
         .. SmokeQueries.Keys,
     ];
 
-    public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows", "roles"];
+    public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows", "roles", "files", "bytes", "timeline", "start_lsn", "end_lsn"];
 
     public override IReadOnlyList<string> CountFacts { get; } = ["databases", "tables", "rows"];
 
@@ -81,7 +86,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
         var tools = new Dictionary<string, string>(StringComparer.Ordinal);
         if (map.Map("tools") is { } t)
         {
-            foreach (var name in new[] { "pg_dump", "pg_dumpall", "pg_restore" })
+            foreach (var name in new[] { "pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup" })
             {
                 if (t.PathValue(name) is { } p)
                 {
@@ -89,7 +94,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
                 }
             }
 
-            t.EnsureAllKeysKnown("tools are pg_dump, pg_dumpall, pg_restore");
+            t.EnsureAllKeysKnown("tools are pg_dump, pg_dumpall, pg_restore, pg_basebackup");
         }
 
         string[] sslModes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
@@ -99,6 +104,11 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
             throw map.Error("sslmode", $"'{sslMode}' is not one of: {string.Join(", ", sslModes)}");
         }
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(6));
+        var physical = map.EnumOr("mode", false, ("dump", false), ("physical", true));
+        foreach (var dumpOnly in new[] { "databases", "exact_rows" }.Where(k => physical && map.Has(k)))
+        {
+            throw map.Error(dumpOnly, "applies to mode: dump; a physical backup takes the whole cluster, every database");
+        }
 
         return new PostgresOptions(
             map.StringOr("host", "127.0.0.1"),
@@ -112,6 +122,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
             timeout)
         {
             Replication = Replication.Parse(map),
+            Physical = physical,
         };
     }
 
@@ -146,8 +157,15 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
 
     private string Where => $"{options.Host}:{options.Port}";
 
+    private string? _basebackup;
+
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
+        if (options.Physical)
+        {
+            return await PreflightPhysicalAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         // The tools and the server are checked at the same time.
         var tools = PostgresTools.ResolveAsync(name, options.Tools, cancellationToken);
         var connect = ConnectAsync("postgres", cancellationToken);
@@ -191,6 +209,12 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
+        if (options.Physical)
+        {
+            await CapturePhysicalAsync(sink, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         var tools = _tools ?? throw new InvalidOperationException("preflight first");
         var env = Environment();
         var spool = Path.Combine(sink.StagingDirectory, $"globals-{Guid.NewGuid():N}.sql");
@@ -281,12 +305,15 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     }
 
     public IArtifactValidator? ValidatorFor(string artifactName) =>
-        artifactName == GlobalsArtifact
-            ? new GlobalsValidator()
-            : new DumpValidator();
+        artifactName == GlobalsArtifact ? new GlobalsValidator()
+        : artifactName == BaseArtifact && options.Physical ? new BaseBackupValidator()
+        : new DumpValidator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
-        artifactName == GlobalsArtifact
+        artifactName == BaseArtifact && options.Physical
+            // The data folder, owned by the server's user, 0700; it starts once the WAL from its start to its end LSN is supplied.
+            ? $"mkdir -p DEST && chmod 700 DEST && zstd -dc {storedFile} | tar -x -C DEST"
+        : artifactName == GlobalsArtifact
             ? $"zstd -dc {storedFile} | psql -h HOST -p PORT -U USER -d postgres"
             // DB_CONNINFO is dbname='DB' quoted for libpq: a bare name holding '=' would be read as a connection string
             // (another server, with PGPASSWORD); inside a quoted value it is only ever a name.

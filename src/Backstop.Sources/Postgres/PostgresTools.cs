@@ -35,6 +35,15 @@ internal sealed partial record PostgresTools(string PgDump, string PgDumpAll, st
         return new PostgresTools(Direct(dump, major), Direct(dumpAll, major), Direct(restore, major), major, version);
     }
 
+    /// <summary>One tool (pg_basebackup) resolved like the others, with its major version and version text.</summary>
+    public static async Task<(string Path, int Major, string Version)> ResolveOneAsync(string source, string tool, IReadOnlyDictionary<string, string> configured,
+        CancellationToken ct)
+    {
+        var path = Resolve(source, tool, configured);
+        var (major, version) = await VersionOfAsync(source, path, ct).ConfigureAwait(false);
+        return (Direct(path, major), major, version);
+    }
+
     /// <summary>
     /// Debian's <c>pg_wrapper</c> (what <c>/usr/bin/pg_dump</c> is there) is a Perl script that picks a version and
     /// execs <c>/usr/lib/postgresql/VERSION/bin/TOOL</c>: ≈20 ms of Perl per run, on every dump. Once its
