@@ -164,6 +164,17 @@ internal static class CommandLine
             p.GetValue(drillTarget), ct));
         root.Add(drill);
 
+        var walPath = new Argument<string>("PATH") { Description = "The WAL file (archive_command's %p)" };
+        var walSource = new Option<string?>("--source", "-s") { Description = "The physical postgres source it belongs to (needed when there are several)", HelpName = "NAME" };
+        var walPush = new Command("wal-push",
+            "PostgreSQL's archive_command (archive_command = 'backstop -c FILE wal-push %p'): ship one WAL file to the source's targets through " +
+            "the same pipeline as a backup, read it back, and record the LSN range it covers. Exit 0 once min_copies targets hold it (idempotent for " +
+            "the same content; other content under the same name is refused), non-zero otherwise (PostgreSQL keeps it and retries). Never waits for the run lock");
+        walPush.Add(walPath);
+        walPush.Add(walSource);
+        walPush.SetAction((p, ct) => WalPushVerb.ExecuteAsync(Context.From(p), p.GetValue(walSource), p.GetValue(walPath)!, ct));
+        root.Add(walPush);
+
         var scenarioName = new Argument<string>("SCENARIO") { Description = "A scenario of recovery.scenarios" };
         var rehearse = new Command("rehearse",
             "Rehearse a disaster: rebuild the view of the snapshots from the targets the scenario leaves (never the live catalog), restore every " +

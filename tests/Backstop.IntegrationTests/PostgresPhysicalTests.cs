@@ -91,4 +91,35 @@ public sealed class PostgresPhysicalTests : IClassFixture<PostgresServer>, IDisp
         Assert.Equal(2, check.ExitCode);
         Assert.Contains("databases: applies to mode: dump", check.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Wal_push_stores_a_segment_once_and_refuses_other_content_under_its_name()
+    {
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        var segment = Directory.GetFiles(Path.Combine(_pg.Data, "pg_wal")).Select(Path.GetFileName).First(n => n!.Length == 24)!;
+        File.Copy(Path.Combine(_pg.Data, "pg_wal", segment), _box[segment]);
+        Config();
+        var first = Run("wal-push", _box[segment]);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Contains($"{segment} of 'pg' archived on 1 target(s)", first.Stderr, StringComparison.Ordinal);
+        var stored = _box[$"backups/pg/wal/{segment[..8]}/{segment}.zst"];
+        var written = File.GetLastWriteTimeUtc(stored);
+
+        var again = Run("wal-push", _box[segment]); // PostgreSQL retries after a crash: the same content, nothing sent again
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Contains("already archived", again.Stderr, StringComparison.Ordinal);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(stored));
+
+        var bytes = File.ReadAllBytes(_box[segment]);
+        bytes[4096] ^= 0xFF;
+        File.WriteAllBytes(_box[segment], bytes);
+        var other = Run("wal-push", _box[segment]);
+        Assert.Equal(1, other.ExitCode);
+        Assert.Contains("already archived with other content", other.Stderr, StringComparison.Ordinal);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(stored)); // nothing overwritten
+
+        var stray = Run("wal-push", _box["backstop.yaml"]);
+        Assert.Equal(1, stray.ExitCode);
+        Assert.Contains("is not a WAL segment", stray.Stderr, StringComparison.Ordinal);
+    }
 }

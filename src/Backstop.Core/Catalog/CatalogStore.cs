@@ -173,6 +173,31 @@ public sealed partial class CatalogStore : IDisposable
         );
         CREATE INDEX rehearsals_by_scenario ON rehearsals(scenario, id);
         """,
+        """
+        CREATE TABLE archive (
+            source TEXT NOT NULL,
+            name TEXT NOT NULL,
+            folder TEXT NOT NULL,
+            start_pos INTEGER NOT NULL,
+            end_pos INTEGER NOT NULL,
+            raw_bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            stored_file TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (source, name)
+        );
+        CREATE TABLE archive_copies (
+            source TEXT NOT NULL,
+            name TEXT NOT NULL,
+            target TEXT NOT NULL,
+            stored_bytes INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt', 'pruned')),
+            checked_at TEXT NOT NULL,
+            error TEXT,
+            PRIMARY KEY (source, name, target),
+            FOREIGN KEY (source, name) REFERENCES archive(source, name) ON DELETE CASCADE
+        );
+        """,
     ];
 
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();

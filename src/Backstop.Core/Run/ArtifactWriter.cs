@@ -243,6 +243,11 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         return StartAsync(name, fileName, Layout.Key(source, snapshot, fileName), targets, compression, recipients, progress, validator, compress: true, cancellationToken);
     }
 
+    /// <summary>A file stored at a key of its own (an archive file: <see cref="Layout.ArchiveKey"/>), through zstd, sealed when encrypted.</summary>
+    public static Task<ArtifactWriter> StartAtAsync(string key, string fileName, IReadOnlyList<ITarget> targets, Config.CompressionOptions compression,
+        IReadOnlyList<AgeRecipient>? recipients, ArtifactProgress progress, CancellationToken cancellationToken) =>
+        StartAsync(fileName, fileName, key, targets, compression, recipients, progress, null, compress: true, cancellationToken);
+
     /// <summary>A shared blob (<see cref="Layout.BlobKey"/>): zstd only when <paramref name="compress"/>, sealed when encrypted; no format check.</summary>
     public static Task<ArtifactWriter> StartBlobAsync(string source, string file, IReadOnlyList<ITarget> targets, Config.CompressionOptions compression,
         IReadOnlyList<AgeRecipient>? recipients, ArtifactProgress progress, CancellationToken cancellationToken) =>

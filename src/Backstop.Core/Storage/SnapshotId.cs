@@ -23,6 +23,9 @@ public static partial class SnapshotId
 /// </summary>
 public static partial class Layout
 {
+    /// <summary>A file of a source's continuous archive: <c>&lt;source&gt;/wal/&lt;folder&gt;/&lt;file&gt;</c> (the folder a timeline).</summary>
+    public static string ArchiveKey(string source, string folder, string file) => $"{source}/wal/{folder}/{file}";
+
     /// <summary>The folder of a source's shared blobs.</summary>
     public static string BlobFolder(string source) => $"{source}/blobs/sha256/";
 

@@ -14,9 +14,53 @@ namespace Backstop.Sources.Postgres;
 /// besides pg_default and pg_global is refused (<c>-D -</c> streams one tar). The WAL is not in it: a base backup
 /// becomes a consistent cluster with the segments from its start to its end LSN (continuous archiving).
 /// </summary>
-internal sealed partial class PostgresSource
+internal sealed partial class PostgresSource : IContinuousArchive
 {
     internal const string BaseArtifact = "base.tar";
+
+    /// <summary>
+    /// A file PostgreSQL hands <c>archive_command</c>: a WAL segment (<c>TTTTTTTTLLLLLLLLSSSSSSSS</c>, its size the
+    /// cluster's segment size), a partial segment (<c>….partial</c>, left by a promotion), a timeline history
+    /// (<c>TTTTTTTT.history</c>) or a backup history file (<c>….XXXXXXXX.backup</c>). Folder: its timeline. Anything else
+    /// is refused: the name becomes a key on the targets.
+    /// </summary>
+    public ArchiveItem Identify(string fileName, long size)
+    {
+        ArgumentNullException.ThrowIfNull(fileName);
+        if (!options.Physical)
+        {
+            throw new Core.Config.ConfigException($"source '{name}' is mode: dump; a WAL archive belongs to a source with mode: physical");
+        }
+
+        var m = WalName().Match(fileName);
+        if (!m.Success)
+        {
+            throw new BackupException($"wal-push: '{Core.Util.ServerText.Printable(fileName)}' is not a WAL segment, partial segment, history or backup history file name");
+        }
+
+        var timeline = m.Groups["tli"].Value;
+        if (m.Groups["log"].Success && !m.Groups["backup"].Success)
+        {
+            // A segment: its size is the cluster's segment size (a power of two, 1 MiB to 1 GiB), which places it.
+            var whole = !m.Groups["partial"].Success;
+            if (whole && (size < 1 << 20 || size > 1 << 30 || (size & (size - 1)) != 0))
+            {
+                throw new BackupException($"wal-push: {fileName} is {size} bytes, which is no WAL segment size (a power of two from 1 MiB to 1 GiB)");
+            }
+
+            var segmentSize = whole ? size : 16L << 20;
+            var log = long.Parse(m.Groups["log"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            var seg = long.Parse(m.Groups["seg"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            var start = (log << 32) + seg * segmentSize;
+            return new ArchiveItem(timeline, fileName, start, start + segmentSize);
+        }
+
+        return new ArchiveItem(timeline, fileName, 0, 0);
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(
+        "^(?<tli>[0-9A-F]{8})(?:(?<log>[0-9A-F]{8})(?<seg>[0-9A-F]{8})(?:(?<partial>\\.partial)|(?<backup>\\.[0-9A-F]{8}\\.backup))?|\\.history)$")]
+    private static partial System.Text.RegularExpressions.Regex WalName();
 
     /// <summary>pg_basebackup resolved (at least the server's major version), and the server reached.</summary>
     private async Task<SourcePreflight> PreflightPhysicalAsync(CancellationToken cancellationToken)

@@ -51,6 +51,13 @@ public sealed class PostgresServer : IDisposable
 
     public string Scalar(string database, string sql) => Sql(database, sql).Stdout.Trim();
 
+    /// <summary>Restarts the server with the options it was started with (settings that need a restart: archive_mode).</summary>
+    public void Restart()
+    {
+        var r = Run(Path.Combine(Bin, "pg_ctl"), "-D", Data, "-w", "-t", "60", "-l", Path.Combine(Root, "log"), "restart");
+        Assert.True(r.ExitCode == 0, "pg_ctl restart failed: " + r);
+    }
+
     public void Stop() => Run(Path.Combine(Bin, "pg_ctl"), "-D", Data, "-m", "immediate", "-w", "stop");
 
     public void Dispose()

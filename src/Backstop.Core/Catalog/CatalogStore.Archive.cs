@@ -1,0 +1,81 @@
+namespace Backstop.Core.Catalog;
+
+/// <summary>A file of a source's continuous archive as recorded: what it covers, its content's SHA-256, and its copies.</summary>
+public sealed record ArchiveInfo(string Source, string Name, string Folder, long Start, long End, long RawBytes, string Sha256, string StoredFile, DateTimeOffset At,
+    IReadOnlyList<CopyInfo> Copies);
+
+public sealed partial class CatalogStore
+{
+    /// <summary>Records an archive file (once; a second push of the same content keeps the first record) and its copies.</summary>
+    public void RecordArchive(ArchiveInfo file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        using var tx = _db.BeginTransaction();
+        using (var cmd = Command(
+                   """
+                   INSERT INTO archive(source, name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at) VALUES ($s, $n, $f, $st, $e, $r, $h, $sf, $at)
+                   ON CONFLICT(source, name) DO UPDATE SET stored_file = excluded.stored_file
+                   """,
+                   ("$s", file.Source), ("$n", file.Name), ("$f", file.Folder), ("$st", file.Start), ("$e", file.End), ("$r", file.RawBytes), ("$h", file.Sha256),
+                   ("$sf", file.StoredFile), ("$at", Time(file.At))))
+        {
+            cmd.ExecuteNonQuery();
+        }
+
+        foreach (var c in file.Copies)
+        {
+            SetArchiveCopy(file.Source, file.Name, c, -1);
+        }
+
+        tx.Commit();
+    }
+
+    /// <summary>One copy of an archive file on a target (its stored size, when known).</summary>
+    public void SetArchiveCopy(string source, string name, CopyInfo copy, long storedBytes)
+    {
+        ArgumentNullException.ThrowIfNull(copy);
+        using var cmd = Command(
+            """
+            INSERT INTO archive_copies(source, name, target, stored_bytes, state, checked_at, error) VALUES ($s, $n, $t, max($b, 0), $st, $c, $e)
+            ON CONFLICT(source, name, target) DO UPDATE SET stored_bytes = CASE WHEN $b >= 0 THEN $b ELSE stored_bytes END,
+                state = excluded.state, checked_at = excluded.checked_at, error = excluded.error
+            """,
+            ("$s", source), ("$n", name), ("$t", copy.Target), ("$b", storedBytes), ("$st", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)),
+            ("$e", copy.Error));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>A source's archive files (in name order, which is the order of the positions within a timeline), with their copies.</summary>
+    public IReadOnlyList<ArchiveInfo> Archive(string source, string? name = null)
+    {
+        var copies = new Dictionary<string, List<CopyInfo>>(StringComparer.Ordinal);
+        using (var cmd = Command("SELECT name, target, state, checked_at, error FROM archive_copies WHERE source = $s AND ($n IS NULL OR name = $n) ORDER BY target",
+                   ("$s", source), ("$n", name)))
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                if (!copies.TryGetValue(r.GetString(0), out var list))
+                {
+                    copies[r.GetString(0)] = list = [];
+                }
+
+                list.Add(new CopyInfo(r.GetString(1), Enum.Parse<CopyState>(r.GetString(2), ignoreCase: true), ParseTime(r.GetString(3)), Str(r, 4)));
+            }
+        }
+
+        using var q = Command(
+            "SELECT name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at FROM archive WHERE source = $s AND ($n IS NULL OR name = $n) ORDER BY folder, name",
+            ("$s", source), ("$n", name));
+        using var rows = q.ExecuteReader();
+        var result = new List<ArchiveInfo>();
+        while (rows.Read())
+        {
+            var n = rows.GetString(0);
+            result.Add(new ArchiveInfo(source, n, rows.GetString(1), rows.GetInt64(2), rows.GetInt64(3), rows.GetInt64(4), rows.GetString(5), rows.GetString(6),
+                ParseTime(rows.GetString(7)), copies.GetValueOrDefault(n) ?? []));
+        }
+
+        return result;
+    }
+}

@@ -1,0 +1,101 @@
+using System.Security.Cryptography;
+using Backstop.Core.Catalog;
+using Backstop.Core.Config;
+using Backstop.Core.Plugins;
+using Backstop.Core.Sealing;
+using Backstop.Core.Storage;
+
+namespace Backstop.Core.Run;
+
+/// <summary>What a push did: the file, how many targets hold it verified now, how many the source needs, and what failed where.</summary>
+public sealed record ArchivePushResult(ArchiveItem Item, int Verified, int Needed, bool AlreadyStored, IReadOnlyList<string> Problems)
+{
+    public bool Succeeded => Verified >= Needed;
+}
+
+/// <summary>
+/// <c>wal-push PATH</c> (a server's <c>archive_command</c>): one file of a source's continuous archive, hashed, then sent
+/// through the same pipeline as an artifact (zstd, sealed when encrypted, committed only whole, read back and matched) to
+/// the source's targets that do not hold it verified yet, and recorded with the range it covers. Idempotent: a file
+/// already stored with the same content is not sent again; one with other content under the same name is refused,
+/// loudly. It succeeds once <c>min_copies</c> targets hold it; a target that is down fails only its own copy (healed
+/// later), never the server's archiving while enough others take it. It never waits for the run lock.
+/// </summary>
+public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog)
+{
+    private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();
+
+    public async Task<ArchivePushResult> PushAsync(SourceDefinition def, string path, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(def);
+        ArgumentNullException.ThrowIfNull(path);
+        var archive = plugins.Source(def.Kind)!.Create(def) as IContinuousArchive
+                      ?? throw new ConfigException($"source '{def.Name}' ({def.Kind}) keeps no continuous archive; wal-push takes a postgres source with mode: physical");
+        var file = new FileInfo(path);
+        if (!file.Exists)
+        {
+            throw new BackupException($"wal-push: {path} does not exist (archive_command passes %p, the file's path relative to the data folder)");
+        }
+
+        var item = archive.Identify(file.Name, file.Length);
+        string sha;
+        await using (var read = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
+        {
+            sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(read, cancellationToken).ConfigureAwait(false));
+        }
+
+        var existing = catalog.Archive(def.Name, item.Name).SingleOrDefault();
+        if (existing is not null && existing.Sha256 != sha)
+        {
+            var message = $"wal-push: {item.Name} of '{def.Name}' is already archived with other content (SHA-256 {existing.Sha256[..16]}…, this one {sha[..16]}…): " +
+                          "two servers archive into one source, or a promoted copy reuses its name; refused, nothing overwritten";
+            catalog.AddEvent("error", def.Name, null, message);
+            throw new BackupException(message);
+        }
+
+        var recipients = Sealed.Recipients(config.Encryption);
+        var stored = existing?.StoredFile ?? item.Name + ".zst" + (recipients is null ? "" : Sealed.AgeSuffix);
+        var copies = (existing?.Copies ?? []).ToDictionary(c => c.Target, StringComparer.Ordinal);
+        var lacking = def.Targets.Where(t => !(copies.TryGetValue(t, out var c) && c.State == CopyState.Verified))
+            .Select(t => GuardedTarget.Create(plugins, config.Targets.First(x => x.Name == t))).ToList();
+        var problems = new List<string>();
+        if (lacking.Count > 0)
+        {
+            var writer = await ArtifactWriter.StartAtAsync(Layout.ArchiveKey(def.Name, item.Folder, stored), stored, lacking, config.Compression,
+                existing is null ? recipients : Sealed.IsEncrypted(stored) ? recipients : null, new ArtifactProgress(def.Name, item.Name), cancellationToken).ConfigureAwait(false);
+            await using (writer.ConfigureAwait(false))
+            {
+                // Hashed again as it is sent: what is stored is what was hashed, or nothing counts.
+                await using (var hashing = new Util.HashingReadStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan)))
+                {
+                    await hashing.CopyToAsync(writer, cancellationToken).ConfigureAwait(false);
+                    if (await hashing.FinishAsync(cancellationToken).ConfigureAwait(false) != sha)
+                    {
+                        throw new BackupException($"wal-push: {path} changed while it was being archived; nothing counts (PostgreSQL retries)");
+                    }
+                }
+
+                await writer.CompleteAsync(NoFacts, cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach (var c in writer.Result!.Copies)
+            {
+                copies[c.Target] = c;
+                if (c.State != CopyState.Verified)
+                {
+                    problems.Add(c.Error ?? $"target '{c.Target}': {c.State.ToString().ToLowerInvariant()}");
+                }
+            }
+
+            catalog.RecordArchive(new ArchiveInfo(def.Name, item.Name, item.Folder, item.Start, item.End, file.Length, sha, stored, DateTimeOffset.UtcNow,
+                copies.Values.ToList()));
+            foreach (var c in writer.Result.Copies.Where(c => c.State == CopyState.Verified))
+            {
+                catalog.SetArchiveCopy(def.Name, item.Name, c, writer.Result.StoredBytes);
+            }
+        }
+
+        var verified = copies.Values.Count(c => c.State == CopyState.Verified && def.Targets.Contains(c.Target));
+        return new ArchivePushResult(item, verified, def.MinCopies, lacking.Count == 0, problems);
+    }
+}
