@@ -122,4 +122,30 @@ public sealed class PostgresPhysicalTests : IClassFixture<PostgresServer>, IDisp
         Assert.Equal(1, stray.ExitCode);
         Assert.Contains("is not a WAL segment", stray.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_wal_push_killed_mid_upload_leaves_nothing_that_counts_the_retry_stores_it_once_and_a_run_sweeps_the_leftover()
+    {
+        // A segment-sized file of random bytes (incompressible, so the upload takes a moment) named as a segment.
+        var segment = "0000000100000000000000F0";
+        File.WriteAllBytes(_box[segment], System.Security.Cryptography.RandomNumberGenerator.GetBytes(64 << 20));
+        Config();
+        using (var victim = _box.Start(["wal-push", _box[segment]], _env))
+        {
+            RunningCli.WaitUntil(() => Directory.Exists(_box["backups/pg/wal/00000001"])
+                                       && Sandbox.FilesUnder(_box["backups/pg/wal/00000001"]).Any(f => f.EndsWith(".partial", StringComparison.Ordinal)), "the upload to be under way");
+            victim.KillHard();
+        }
+
+        Assert.False(File.Exists(_box[$"backups/pg/wal/00000001/{segment}.zst"])); // only a whole upload takes the name
+        var retry = Run("wal-push", _box[segment]); // PostgreSQL retries: the whole file, once
+        Assert.True(retry.ExitCode == 0, retry.ToString());
+        Assert.True(File.Exists(_box[$"backups/pg/wal/00000001/{segment}.zst"]));
+        var leftover = Path.Combine(_box["backups/pg/wal/00000001"],
+            Path.GetFileName(Sandbox.FilesUnder(_box["backups/pg/wal/00000001"]).Single(f => f.EndsWith(".partial", StringComparison.Ordinal))));
+        File.SetLastWriteTimeUtc(leftover, DateTime.UtcNow.AddHours(-2)); // an hour untouched: dead
+        var run = Run("run");
+        Assert.Contains("the temporary object of a WAL upload that never finished", run.Stdout + run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(Sandbox.FilesUnder(_box["backups/pg/wal"]), f => f.EndsWith(".partial", StringComparison.Ordinal));
+    }
 }

@@ -209,6 +209,33 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
                 }
             }
 
+            // Temporary objects of wal-push uploads that were killed: wal-push runs beside runs (never under the lock), so
+            // only one untouched for an hour is taken for dead (a push of a segment takes about a second).
+            foreach (var source in sources)
+            {
+                try
+                {
+                    var dead = new List<string>();
+                    await foreach (var o in t.ListAsync($"{source}/wal/", ct).ConfigureAwait(false))
+                    {
+                        if (Orphans.IsPartial(o.Key) && DateTimeOffset.UtcNow - o.Modified > TimeSpan.FromHours(1))
+                        {
+                            dead.Add(o.Key);
+                        }
+                    }
+
+                    foreach (var key in dead)
+                    {
+                        await t.DeleteAsync(key, ct).ConfigureAwait(false);
+                        observer.Notice($"removed {key} from target '{t.Name}': the temporary object of a WAL upload that never finished");
+                    }
+                }
+                catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+                {
+                    observer.Notice($"could not tidy {source}/wal/ on target '{t.Name}': {e.Message}; the next run tries again");
+                }
+            }
+
             // Snapshots pruned from this target whose removal the target refused (the manifest is still there).
             foreach (var c in complete.Where(c => IsPrunedFrom(c.Snapshot, t.Name)))
             {
