@@ -131,15 +131,22 @@ internal static class CommandLine
             Description = "Files snapshots: restore paths relative to this one (/srv/app/config/x lands as DEST/x with --strip-prefix /srv/app/config); the rest is left out",
             HelpName = "PATH",
         };
+        var restoreToTime = new Option<string?>("--to-time")
+        {
+            Description = "A source with a continuous archive (postgres, mode: physical): recover to this time, with its zone ('2026-12-05 14:03:00+00'), from the newest base backup before it and the archived WAL",
+            HelpName = "TIME",
+        };
+        var restoreToLsn = new Option<string?>("--to-lsn") { Description = "As --to-time, to this position of the archive (an LSN: 0/16B3748)", HelpName = "LSN" };
         var restore = new Command("restore", "Restore a snapshot (its hash is checked first; another target is used when a copy is bad)");
-        foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain, restoreIdentity, restoreInclude, restoreStrip })
+        foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain, restoreIdentity, restoreInclude, restoreStrip,
+                     restoreToTime, restoreToLsn })
         {
             restore.Add(o);
         }
 
         restore.SetAction((p, ct) => RestoreVerb.ExecuteAsync(Context.From(p), p.GetValue(restoreSource)!, p.GetValue(restoreSnapshot),
             p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), p.GetValue(restoreIdentity) ?? [],
-            p.GetValue(restoreInclude) ?? [], p.GetValue(restoreStrip), ct));
+            p.GetValue(restoreInclude) ?? [], p.GetValue(restoreStrip), ct, p.GetValue(restoreToTime), p.GetValue(restoreToLsn)));
         root.Add(restore);
 
         var drillSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };

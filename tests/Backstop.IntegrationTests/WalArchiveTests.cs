@@ -22,12 +22,23 @@ public sealed class WalArchiveTests : IDisposable
     }
 
     /// <summary>The sandbox handed to postgres (archive_command runs as it), and the server archiving into it.</summary>
-    private void Archiving(string targets, int minCopies)
+    private void Archiving(string targets, int minCopies, params string[] folders)
     {
-        _box.WriteConfig($"catalog: ./state/catalog.db\nstaging: ./state/staging\npolicy: {{ min_copies: {minCopies}, rpo: 24h }}\ntargets:\n{targets}" +
+        // group: the catalog is shared with postgres, which runs wal-push, as a deployment does.
+        _box.WriteConfig($"group: postgres\ncatalog: ./state/catalog.db\nstaging: ./state/staging\npolicy: {{ min_copies: {minCopies}, rpo: 24h }}\ntargets:\n{targets}" +
                          $"sources:\n  - {{ name: pg, kind: postgres, mode: physical, host: 127.0.0.1, port: {_pg.Port}, user: postgres, password: \"env:PG_TEST_PASSWORD\" }}\n");
+        // What postgres needs, as a deployment grants it: the configuration readable, the catalog's folder shared with
+        // its group (group:), and the NAS folder writable (a NAS would take its own credentials).
+        Assert.Equal(0, Sandbox.Exec("chmod", "755", _box.Root).ExitCode);
+        Assert.Equal(0, Sandbox.Exec("chmod", "644", _box["backstop.yaml"]).ExitCode);
         Directory.CreateDirectory(_box["state"]);
-        Assert.Equal(0, Sandbox.Exec("chown", "-R", "postgres:postgres", _box.Root).ExitCode);
+        Assert.Equal(0, Sandbox.Exec("chgrp", "postgres", _box["state"]).ExitCode);
+        Assert.Equal(0, Sandbox.Exec("chmod", "2770", _box["state"]).ExitCode);
+        foreach (var folder in folders.Length > 0 ? folders : ["nas"])
+        {
+            Directory.CreateDirectory(_box[folder]);
+            Assert.Equal(0, Sandbox.Exec("chown", "postgres:postgres", _box[folder]).ExitCode);
+        }
         var dotnet = Sandbox.Exec("sh", "-c", "command -v dotnet").Stdout.Trim();
         var command = $"DOTNET_CLI_HOME={_box.Root} HOME={_box.Root} {dotnet} {Sandbox.BackstopDll} -c {_box["backstop.yaml"]} wal-push %p";
         _pg.Sql("postgres", "ALTER SYSTEM SET archive_mode = on");
@@ -53,7 +64,7 @@ public sealed class WalArchiveTests : IDisposable
     [Fact]
     public void PostgreSQL_archives_every_segment_through_wal_push_and_each_is_recorded_with_its_lsn_range()
     {
-        Archiving("  - { name: nas, kind: local, path: ./nas }\n  - { name: usb, kind: local, path: ./usb }\n", minCopies: 2);
+        Archiving("  - { name: nas, kind: local, path: ./nas }\n  - { name: usb, kind: local, path: ./usb }\n", minCopies: 2, "nas", "usb");
         Write(3);
         RunningCli.WaitUntil(() => Archiver().Archived >= 3, "PostgreSQL to archive three segments", TimeSpan.FromSeconds(60));
         Assert.Equal(0, Archiver().Failed);
@@ -96,7 +107,7 @@ public sealed class WalArchiveTests : IDisposable
 
         // Both needed now: PostgreSQL keeps the segment and retries, failing loudly in its log, until the usb is back.
         _box.WriteConfig(File.ReadAllText(_box["backstop.yaml"]).Replace("min_copies: 1", "min_copies: 2", StringComparison.Ordinal));
-        Assert.Equal(0, Sandbox.Exec("chown", "postgres:postgres", _box["backstop.yaml"]).ExitCode);
+        Assert.Equal(0, Sandbox.Exec("chmod", "644", _box["backstop.yaml"]).ExitCode);
         var archived = Archiver().Archived;
         Write(1);
         RunningCli.WaitUntil(() => Archiver().Failed >= 1, "the archiving to fail while the usb is away", TimeSpan.FromSeconds(60));
@@ -107,5 +118,66 @@ public sealed class WalArchiveTests : IDisposable
         File.WriteAllText(_box["usb/.backstop-target"], "");
         Assert.Equal(0, Sandbox.Exec("chown", "-R", "postgres:postgres", _box["usb"]).ExitCode);
         RunningCli.WaitUntil(() => Archiver().Archived > archived, "the retried segment to be archived once the usb is back", TimeSpan.FromSeconds(90));
+    }
+
+    /// <summary>Starts a restored data folder as postgres on a free port, waits for its recovery to end, and counts the ledger's rows.</summary>
+    private long RowsAfterRecovery(string data)
+    {
+        var port = PostgresServer.FreePort();
+        var log = Path.Combine(data, "startup.log");
+        var start = Sandbox.Exec("runuser", "-u", "postgres", "--", Path.Combine(_pg.Bin, "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "120",
+            "-o", $"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data}", "start");
+        Assert.True(start.ExitCode == 0, start + (File.Exists(log) ? File.ReadAllText(log) : ""));
+        try
+        {
+            string Query(string sql) => Sandbox.ExecEnv(null, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password },
+                Path.Combine(_pg.Bin, "psql"), "-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", "postgres", "-qAt", "-c", sql, "postgres").Stdout.Trim();
+            RunningCli.WaitUntil(() => Query("SELECT pg_is_in_recovery()") == "f", "the restored server to finish its recovery and promote", TimeSpan.FromSeconds(90));
+            Assert.Equal("off", Query("SHOW archive_mode")); // a restored copy never archives into production
+            return long.Parse(Query("SELECT count(*) FROM ledger"), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        finally
+        {
+            Sandbox.Exec("runuser", "-u", "postgres", "--", Path.Combine(_pg.Bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop");
+        }
+    }
+
+    [Fact]
+    public void A_base_backup_and_the_archived_wal_recover_to_a_time_between_two_commits_and_to_the_end_of_the_archive()
+    {
+        Archiving("  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
+        var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        RunningCli.WaitUntil(() => Archiver().Archived >= 1, "archiving to start (its folders made by postgres)", TimeSpan.FromSeconds(60));
+        var run = _box.Run(["run"], env); // pg_basebackup waits for its last segment to be archived: wal-push runs during it
+        Assert.True(run.ExitCode is 0 or 3, run.ToString());
+
+        _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'first' FROM generate_series(1, 1000)");
+        var between = DateTimeOffset.Parse(_pg.Scalar("postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
+            System.Globalization.CultureInfo.InvariantCulture).AddMilliseconds(700);
+        Thread.Sleep(1500);
+        _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'second' FROM generate_series(1, 2000)");
+        var archived = Archiver().Archived;
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        RunningCli.WaitUntil(() => Archiver().Archived > archived, "the last segment archived", TimeSpan.FromSeconds(60));
+
+        var atTime = _box.Run(["restore", "--source", "pg", "--to-time", between.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "+00",
+            "--to", _box["at-time"]], env);
+        Assert.True(atTime.ExitCode == 0, atTime.ToString());
+        Assert.Contains("backstop_wal", atTime.Stdout + atTime.Stderr, StringComparison.Ordinal);
+        Assert.True(File.Exists(_box["at-time/recovery.signal"]));
+        Assert.Equal(1000, RowsAfterRecovery(_box["at-time"]));
+
+        var atEnd = _box.Run(["restore", "--source", "pg", "--to", _box["at-end"]], env);
+        Assert.True(atEnd.ExitCode == 0, atEnd.ToString());
+        Assert.Equal(3000, RowsAfterRecovery(_box["at-end"]));
+
+        var outside = _box.Run(["restore", "--source", "pg", "--to-time", "2000-01-01 00:00:00+00", "--to", _box["too-early"]], env);
+        Assert.Equal(1, outside.ExitCode);
+        Assert.Contains("before the recovery window", outside.Stderr, StringComparison.Ordinal);
+        var future = _box.Run(["restore", "--source", "pg", "--to-time", "2099-01-01 00:00:00+00", "--to", _box["too-late"]], env);
+        Assert.Equal(1, future.ExitCode);
+        Assert.Contains("the recovery window ends there", future.Stderr, StringComparison.Ordinal);
     }
 }

@@ -16,3 +16,39 @@ public interface IContinuousArchive
     /// <summary>What a file handed to <c>wal-push</c> is, from its name and size; throws <see cref="BackupException"/> for one that is not an archive file.</summary>
     ArchiveItem Identify(string fileName, long size);
 }
+
+/// <summary>Where a point-in-time restore stops: a time, a position (a kind's own notation: an LSN), or neither (the end of the archive).</summary>
+public sealed record RestorePoint(DateTimeOffset? Time, string? Position)
+{
+    public static RestorePoint End { get; } = new(null, null);
+
+    public override string ToString() => Time is { } t ? Util.Json.Time(t) : Position ?? "the end of the archive";
+}
+
+/// <summary>A file of the archive as a restore sees it: what it covers and when it was archived.</summary>
+public sealed record ArchiveFile(string Folder, string Name, long Start, long End, DateTimeOffset At);
+
+/// <summary>The archive of the snapshot's source, read from verified copies, each checked against the SHA-256 recorded when it was pushed.</summary>
+public interface IArchiveReader
+{
+    IReadOnlyList<ArchiveFile> Files { get; }
+
+    /// <summary>Writes a file's content (decrypted, decompressed, its hash checked) to <paramref name="path"/>, trying each target that holds it.</summary>
+    Task FetchAsync(string name, string path, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// A kind whose snapshots restore to a point of their continuous archive (PostgreSQL base backups and WAL): the restore
+/// picks the newest snapshot that <see cref="Covers"/> the point, restores its artifact, then hands over the archive.
+/// </summary>
+public interface IPointInTimeRestorable
+{
+    /// <summary>Whether this source's snapshots restore only with their archive (a base backup); false: they restore alone.</summary>
+    bool RestoresToPoints { get; }
+
+    /// <summary>Whether a restore to the point can start from this snapshot (it ends before the point).</summary>
+    bool Covers(Catalog.SnapshotInfo snapshot, RestorePoint point);
+
+    /// <summary>Puts what the archive adds into the restored folder: the files up to the point, and what makes the server replay them to it.</summary>
+    Task<IReadOnlyList<string>> FinishAsync(string destination, Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive, CancellationToken cancellationToken);
+}

@@ -76,6 +76,24 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         }
     }
 
+    /// <summary>Where a restore of a source with a continuous archive stops (null: the snapshot alone).</summary>
+    public RestorePoint? Point { get; init; }
+
+    /// <summary>The newest committed snapshot with a verified copy here that a restore to <paramref name="point"/> can start from.</summary>
+    public SnapshotInfo FindSnapshotAt(SourceDefinition def, RestorePoint point)
+    {
+        ArgumentNullException.ThrowIfNull(def);
+        ArgumentNullException.ThrowIfNull(point);
+        var pitr = plugins.Source(def.Kind)!.Create(def) as IPointInTimeRestorable
+                   ?? throw new ConfigException($"--to-time and --to-lsn: '{def.Name}' keeps no continuous archive (a postgres source with mode: physical does)");
+        var configured = config.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var committed = catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed && s.VerifiedTargets.Any(configured.Contains)).ToList();
+        return committed.LastOrDefault(s => pitr.Covers(s, point))
+               ?? throw new BackupException(committed.Count == 0
+                   ? $"'{def.Name}' has no base backup with a verified copy to start from"
+                   : $"{point} is before the recovery window of '{def.Name}': its oldest base backup, {committed[0].Id}, ended at {Util.Json.Time(committed[0].FinishedAt!.Value)}");
+    }
+
     public SnapshotInfo FindSnapshot(SourceDefinition def, string? snapshot)
     {
         ArgumentNullException.ThrowIfNull(def);
@@ -201,6 +219,13 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
 
             var (target, skipped, found) = restored;
             results.Add(new RestoredArtifact(a.Name, target, skipped, a.Facts, found, ValidationStage.Mismatch(found, a.Facts)));
+        }
+
+        // A base backup becomes a cluster with its archive: the files up to the point, and what replays them there.
+        if (Point is { } point && source is IPointInTimeRestorable pitr)
+        {
+            var reader = new ArchiveReader(def.Name, catalog.Archive(def.Name), targets, Identities);
+            _notes.AddRange(await pitr.FinishAsync(destination, snapshot, point, reader, cancellationToken).ConfigureAwait(false));
         }
 
         return results;

@@ -14,8 +14,159 @@ namespace Backstop.Sources.Postgres;
 /// besides pg_default and pg_global is refused (<c>-D -</c> streams one tar). The WAL is not in it: a base backup
 /// becomes a consistent cluster with the segments from its start to its end LSN (continuous archiving).
 /// </summary>
-internal sealed partial class PostgresSource : IContinuousArchive
+internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeRestorable
 {
+    /// <summary>The folder of the restored data folder that holds the WAL it replays (restore_command reads it): the folder is self-contained.</summary>
+    internal const string WalFolder = "backstop_wal";
+
+    public bool RestoresToPoints => options.Physical;
+
+    /// <summary>A base backup ends (is consistent) at its end LSN, and at the time its snapshot finished, which is later.</summary>
+    public bool Covers(Core.Catalog.SnapshotInfo snapshot, RestorePoint point)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(point);
+        var facts = snapshot.Artifacts.FirstOrDefault(a => a.Name == BaseArtifact)?.Facts;
+        if (facts is null || !facts.TryGetValue("end_lsn", out var end))
+        {
+            return false;
+        }
+
+        return point.Time is { } t ? snapshot.FinishedAt is { } f && f <= t
+            : point.Position is { } p ? end <= ParseLsnOrRefuse(p)
+            : true;
+    }
+
+    private static long ParseLsnOrRefuse(string lsn)
+    {
+        try
+        {
+            return ParseLsn(lsn);
+        }
+        catch (FormatException)
+        {
+            throw new Core.Config.ConfigException($"--to-lsn {Core.Util.ServerText.Printable(lsn)}: an LSN is written like 0/16B3748 (hex, a slash, hex)");
+        }
+    }
+
+    /// <summary>
+    /// The base backup into DEST, a new server's data folder (0700; refused when not empty unless --force): tar's paths
+    /// held inside it. The facts found are the manifest's, with every file it lists there at its size.
+    /// </summary>
+    private static async Task<IReadOnlyDictionary<string, long>> ExtractBaseAsync(Stream content, string destination, bool force, CancellationToken cancellationToken)
+    {
+        if (destination.Contains("://", StringComparison.Ordinal))
+        {
+            throw new Core.Config.ConfigException($"--to {destination}: a base backup restores into a folder, the data folder of a new server");
+        }
+
+        var folder = Path.GetFullPath(destination);
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any() && !force)
+        {
+            throw new BackupException($"{folder} is not empty: a base backup restores into an empty folder (or add --force)");
+        }
+
+        Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await TarFile.ExtractToDirectoryAsync(new ForwardOnlyStream(content), folder, overwriteFiles: force, cancellationToken).ConfigureAwait(false);
+        var (files, ranges) = BaseBackupValidator.Manifest(await File.ReadAllBytesAsync(Path.Combine(folder, "backup_manifest"), cancellationToken).ConfigureAwait(false));
+        foreach (var (path, size) in files)
+        {
+            var full = Path.Combine(folder, path);
+            if (!File.Exists(full) || new FileInfo(full).Length != size)
+            {
+                throw new BackupException($"{Core.Util.ServerText.Printable(path)} is not in {folder} as the backup manifest lists it ({size} bytes)");
+            }
+        }
+
+        return new Dictionary<string, long>(StringComparer.Ordinal)
+        {
+            ["files"] = files.Count,
+            ["bytes"] = files.Sum(f => f.Size),
+            ["timeline"] = ranges[^1].Timeline,
+            ["start_lsn"] = ranges[0].Start,
+            ["end_lsn"] = ranges[^1].End,
+        };
+    }
+
+    /// <summary>
+    /// The WAL the restored base backup replays, into DEST/backstop_wal (every segment of its timeline from its start,
+    /// contiguous, up to the point), with recovery.signal and, in postgresql.auto.conf, a restore_command that reads
+    /// them, the recovery target, promote at the target, and archive_mode off: a promoted copy never archives into the
+    /// production archive. A point outside the window, or one past a gap in the archive, is refused naming it.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> FinishAsync(string destination, Core.Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(basis);
+        ArgumentNullException.ThrowIfNull(point);
+        ArgumentNullException.ThrowIfNull(archive);
+        var folder = Path.GetFullPath(destination);
+        var facts = basis.Artifacts.First(a => a.Name == BaseArtifact).Facts;
+        var timeline = facts["timeline"].ToString("X8", CultureInfo.InvariantCulture);
+        var start = facts["start_lsn"];
+        var segments = archive.Files.Where(f => f.Folder == timeline && f.End > 0 && f.End > start && !f.Name.EndsWith(".partial", StringComparison.Ordinal))
+            .OrderBy(f => f.Start).ToList();
+        var newest = segments.LastOrDefault();
+        if (point.Time is { } t && (newest is null || t > newest.At))
+        {
+            throw new BackupException($"{point} is after the newest archived WAL of '{name}' ({(newest is null ? "none since the base backup" : $"{newest.Name}, archived {Core.Util.Json.Time(newest.At)}")}): the recovery window ends there");
+        }
+
+        var needed = new List<ArchiveFile>();
+        var after = 0;
+        long? position = point.Position is { } p ? ParseLsnOrRefuse(p) : null;
+        foreach (var s in segments)
+        {
+            if (needed.Count > 0 ? s.Start != needed[^1].End : s.Start > start)
+            {
+                throw new BackupException($"the WAL archive of '{name}' has a gap at {FormatLsn(needed.Count > 0 ? needed[^1].End : start)} (next: {s.Name}): a recovery cannot pass it; {point} is out of reach");
+            }
+
+            if (position is { } lsn && s.Start > lsn)
+            {
+                break;
+            }
+
+            needed.Add(s);
+            if (point.Time is { } time && s.At > time && ++after >= 2)
+            {
+                break; // the segment that holds the target, and one more
+            }
+        }
+
+        if (needed.Count == 0 || needed[^1].End < facts["end_lsn"])
+        {
+            throw new BackupException($"the WAL archive of '{name}' does not reach the end of base backup {basis.Id} ({FormatLsn(facts["end_lsn"])}): it cannot become consistent");
+        }
+
+        var wal = Path.Combine(folder, WalFolder);
+        Directory.CreateDirectory(wal, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        foreach (var f in needed.Concat(archive.Files.Where(f => f.Name.EndsWith(".history", StringComparison.Ordinal))))
+        {
+            await archive.FetchAsync(f.Name, Path.Combine(wal, f.Name), cancellationToken).ConfigureAwait(false);
+        }
+
+        await File.WriteAllTextAsync(Path.Combine(folder, "recovery.signal"), "", cancellationToken).ConfigureAwait(false);
+        var target = point.Time is { } at ? $"recovery_target_time = '{at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture)}+00'\n"
+            : position is { } l ? $"recovery_target_lsn = '{FormatLsn(l)}'\n"
+            : "";
+        await File.AppendAllTextAsync(Path.Combine(folder, "postgresql.auto.conf"),
+            $"\n# Added by backstop restore of {basis.Id} to {point}: replay the WAL in {WalFolder}/, then promote. A restored copy never archives.\n" +
+            $"restore_command = 'cp {WalFolder}/%f \"%p\"'\n" + target +
+            (target.Length > 0 ? "recovery_target_action = 'promote'\n" : "") +
+            "archive_mode = 'off'\narchive_command = ''\n", cancellationToken).ConfigureAwait(false);
+        var owner = System.Environment.UserName == "root" && Core.Util.PosixUsers.Lookup("postgres") is not null ? "postgres" : null;
+        if (owner is not null)
+        {
+            await ChildProcess.RunToStreamAsync("/bin/chown", ["-R", "postgres:postgres", folder], new Dictionary<string, string>(), "/", Stream.Null,
+                TimeSpan.FromMinutes(10), $"chown of {folder}", cancellationToken).ConfigureAwait(false);
+        }
+
+        return [$"{needed.Count} WAL segment(s) from {needed[0].Name} to {needed[^1].Name} are in {wal}; the folder is self-contained: " +
+                $"start it as {owner ?? "its owner"} (pg_ctl -D {folder} start) and it replays to {point}{(target.Length > 0 ? ", then promotes" : "")}"];
+    }
+
     internal const string BaseArtifact = "base.tar";
 
     /// <summary>

@@ -16,11 +16,9 @@ internal sealed partial class PostgresSource : IRestorable
 {
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
     {
-        if (artifacts.Contains(BaseArtifact) && options.Physical)
+        if (options.Physical)
         {
-            throw new BackupException(
-                $"'{name}' keeps base backups (mode: physical): one becomes a running cluster with its WAL from start to end LSN, and the WAL archive " +
-                "(point-in-time recovery) is not in this version yet; extract it with the stock recipe ('backstop restore --explain') and supply the WAL");
+            return artifacts.Contains(BaseArtifact) ? [BaseArtifact] : artifacts;
         }
 
         var dumps = RestoreDestination.OneDatabase(artifacts.Where(a => a != GlobalsArtifact).ToList());
@@ -30,6 +28,11 @@ internal sealed partial class PostgresSource : IRestorable
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)
     {
+        if (options.Physical && artifactName == BaseArtifact)
+        {
+            return await ExtractBaseAsync(content, destination, force, cancellationToken).ConfigureAwait(false);
+        }
+
         var target = Destination(destination);
         var tools = _tools ?? await PostgresTools.ResolveAsync(name, options.Tools, cancellationToken).ConfigureAwait(false);
         var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["PGCONNECT_TIMEOUT"] = "30" };

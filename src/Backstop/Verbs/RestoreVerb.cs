@@ -11,7 +11,8 @@ namespace Backstop.Cli.Verbs;
 internal static class RestoreVerb
 {
     public static async Task<int> ExecuteAsync(Context context, string sourceName, string? snapshotId, string? artifact, string? destination,
-        bool force, bool explain, IReadOnlyList<string> identityFiles, IReadOnlyList<string> include, string? stripPrefix, CancellationToken cancellationToken)
+        bool force, bool explain, IReadOnlyList<string> identityFiles, IReadOnlyList<string> include, string? stripPrefix, CancellationToken cancellationToken,
+        string? toTime = null, string? toLsn = null)
     {
         if (explain && (include.Count > 0 || stripPrefix is not null))
         {
@@ -22,11 +23,13 @@ internal static class RestoreVerb
         Context.RequireSources(config, [sourceName]);
         var def = config.Source(sourceName)!;
         using var catalog = Context.OpenCatalog(config);
+        // A source with a continuous archive restores to a point of it: the one asked for, else the end of the archive.
+        var point = Point(def, snapshotId, toTime, toLsn, explain);
         var restorer = new Restorer(config, Plugins.Registry, catalog)
         {
-            ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList(), Include = include, StripPrefix = stripPrefix,
+            ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList(), Include = include, StripPrefix = stripPrefix, Point = point,
         };
-        var snapshot = restorer.FindSnapshot(def, snapshotId);
+        var snapshot = toTime is not null || toLsn is not null ? restorer.FindSnapshotAt(def, point!) : restorer.FindSnapshot(def, snapshotId);
         foreach (var note in restorer.Notes)
         {
             Console.Error.WriteLine($"backstop: note: {note}");
@@ -148,6 +151,35 @@ internal static class RestoreVerb
     }
 
     /// <summary>The stock-tool commands that restore each artifact without Backstop, with the stored file's hash to check first.</summary>
+    private static RestorePoint? Point(SourceDefinition def, string? snapshotId, string? toTime, string? toLsn, bool explain)
+    {
+        if (toTime is null && toLsn is null)
+        {
+            return !explain && Plugins.Registry.Source(def.Kind)!.Create(def) is IPointInTimeRestorable { RestoresToPoints: true } ? RestorePoint.End : null;
+        }
+
+        if (toTime is not null && toLsn is not null)
+        {
+            throw new ConfigException("--to-time and --to-lsn: give one of them");
+        }
+
+        if (snapshotId is not null || explain)
+        {
+            throw new ConfigException($"{(explain ? "--explain" : "--snapshot")} with {(toTime is not null ? "--to-time" : "--to-lsn")}: a restore to a point starts from the newest base backup before it; leave it out");
+        }
+
+        DateTimeOffset? time = null;
+        if (toTime is not null)
+        {
+            time = DateTimeOffset.TryParse(toTime, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var t)
+                   && (toTime.Contains('+', StringComparison.Ordinal) || toTime.EndsWith('Z') || toTime.Count(c => c == '-') > 2)
+                ? t
+                : throw new ConfigException($"--to-time {toTime}: a time with its zone, like '2026-12-05 14:03:00+00' or 2026-12-05T14:03:00Z");
+        }
+
+        return new RestorePoint(time, toLsn);
+    }
+
     private static int Explain(Context context, BackstopConfig config, SourceDefinition def, Core.Catalog.SnapshotInfo snapshot, string? artifact, string? destination,
         IReadOnlyList<string> identityFiles)
     {
