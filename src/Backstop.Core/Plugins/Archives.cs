@@ -49,6 +49,9 @@ public interface IPointInTimeRestorable
     /// <summary>Whether a restore to the point can start from this snapshot (it ends before the point).</summary>
     bool Covers(Catalog.SnapshotInfo snapshot, RestorePoint point);
 
+    /// <summary>The archive files a restore to the point needs, before anything is written; throws naming why the point is out of reach.</summary>
+    IReadOnlyList<ArchiveFile> Needs(Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive);
+
     /// <summary>Puts what the archive adds into the restored folder: the files up to the point, and what makes the server replay them to it.</summary>
     Task<IReadOnlyList<string>> FinishAsync(string destination, Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive, CancellationToken cancellationToken);
 }

@@ -181,6 +181,17 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         }
 
         var planned = restorable.Plan(chosenNames, destination);
+
+        // A restore to a point of the archive: whether the archive reaches it is known before anything is written.
+        var pointInTime = Point is not null && source is IPointInTimeRestorable { RestoresToPoints: true } p ? p : null;
+        var archive = pointInTime is null ? null : new ArchiveReader(def.Name, catalog.Archive(def.Name),
+            config.Targets.Select(t => GuardedTarget.Create(plugins, t)).ToDictionary(t => t.Name, StringComparer.Ordinal), Identities);
+        if (pointInTime is not null)
+        {
+            _ = pointInTime.Needs(snapshot, Point!, archive!);
+        }
+
+        var existedBefore = Directory.Exists(destination) && Directory.EnumerateFileSystemEntries(destination).Any();
         var targets = config.Targets.Select(t => GuardedTarget.Create(plugins, t)).ToDictionary(t => t.Name, StringComparer.Ordinal);
         var results = new List<RestoredArtifact>();
 
@@ -222,10 +233,26 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         }
 
         // A base backup becomes a cluster with its archive: the files up to the point, and what replays them there.
-        if (Point is { } point && source is IPointInTimeRestorable pitr)
+        if (pointInTime is not null)
         {
-            var reader = new ArchiveReader(def.Name, catalog.Archive(def.Name), targets, Identities);
-            _notes.AddRange(await pitr.FinishAsync(destination, snapshot, point, reader, cancellationToken).ConfigureAwait(false));
+            try
+            {
+                _notes.AddRange(await pointInTime.FinishAsync(destination, snapshot, Point!, archive!, cancellationToken).ConfigureAwait(false));
+            }
+            catch when (!existedBefore)
+            {
+                // Half a cluster is worse than none: what this restore made goes.
+                try
+                {
+                    Directory.Delete(destination, recursive: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    _notes.Add($"{destination} could not be removed after the failure: {e.Message}");
+                }
+
+                throw;
+            }
         }
 
         return results;

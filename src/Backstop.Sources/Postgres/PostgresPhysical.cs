@@ -90,18 +90,15 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
     }
 
     /// <summary>
-    /// The WAL the restored base backup replays, into DEST/backstop_wal (every segment of its timeline from its start,
-    /// contiguous, up to the point), with recovery.signal and, in postgresql.auto.conf, a restore_command that reads
-    /// them, the recovery target, promote at the target, and archive_mode off: a promoted copy never archives into the
-    /// production archive. A point outside the window, or one past a gap in the archive, is refused naming it.
+    /// The segments of the base backup's timeline from its start LSN to the point, contiguous (for a time: up to the
+    /// segment archived after it, and one more; for an LSN: up to the segment that holds it; else all), refused naming
+    /// why when the point is past the archive's end, past a gap, or the archive does not reach the backup's end.
     /// </summary>
-    public async Task<IReadOnlyList<string>> FinishAsync(string destination, Core.Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive,
-        CancellationToken cancellationToken)
+    public IReadOnlyList<ArchiveFile> Needs(Core.Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive)
     {
         ArgumentNullException.ThrowIfNull(basis);
         ArgumentNullException.ThrowIfNull(point);
         ArgumentNullException.ThrowIfNull(archive);
-        var folder = Path.GetFullPath(destination);
         var facts = basis.Artifacts.First(a => a.Name == BaseArtifact).Facts;
         var timeline = facts["timeline"].ToString("X8", CultureInfo.InvariantCulture);
         var start = facts["start_lsn"];
@@ -135,11 +132,24 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
             }
         }
 
-        if (needed.Count == 0 || needed[^1].End < facts["end_lsn"])
-        {
-            throw new BackupException($"the WAL archive of '{name}' does not reach the end of base backup {basis.Id} ({FormatLsn(facts["end_lsn"])}): it cannot become consistent");
-        }
+        return needed.Count == 0 || needed[^1].End < facts["end_lsn"]
+            ? throw new BackupException($"the WAL archive of '{name}' does not reach the end of base backup {basis.Id} ({FormatLsn(facts["end_lsn"])}): it cannot become consistent; is archive_command set to backstop wal-push?")
+            : needed;
+    }
 
+    /// <summary>
+    /// The WAL the restored base backup replays, into DEST/backstop_wal (every segment of its timeline from its start,
+    /// contiguous, up to the point), with recovery.signal and, in postgresql.auto.conf, a restore_command that reads
+    /// them, the recovery target, promote at the target, and archive_mode off: a promoted copy never archives into the
+    /// production archive. A point outside the window, or one past a gap in the archive, is refused naming it.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> FinishAsync(string destination, Core.Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        var needed = Needs(basis, point, archive);
+        var folder = Path.GetFullPath(destination);
+        long? position = point.Position is { } p ? ParseLsnOrRefuse(p) : null;
         var wal = Path.Combine(folder, WalFolder);
         Directory.CreateDirectory(wal, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         foreach (var f in needed.Concat(archive.Files.Where(f => f.Name.EndsWith(".history", StringComparison.Ordinal))))
