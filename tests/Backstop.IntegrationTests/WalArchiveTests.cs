@@ -118,6 +118,13 @@ public sealed class WalArchiveTests : IDisposable
         File.WriteAllText(_box["usb/.backstop-target"], "");
         Assert.Equal(0, Sandbox.Exec("chown", "-R", "postgres:postgres", _box["usb"]).ExitCode);
         RunningCli.WaitUntil(() => Archiver().Archived > archived, "the retried segment to be archived once the usb is back", TimeSpan.FromSeconds(90));
+
+        // The segments the usb missed while it was away are healed by the next run, from the nas, read back.
+        var heal = _box.Run(["run"], new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password });
+        Assert.Contains("healed 0000000", heal.Stdout + heal.Stderr, StringComparison.Ordinal);
+        using var after = CatalogStore.Open(_box["state/catalog.db"]);
+        Assert.All(after.Archive("pg"), a => Assert.Equal(CopyState.Verified, a.Copies.Single(c => c.Target == "usb").State));
+        Assert.All(after.Archive("pg"), a => Assert.True(File.Exists(_box[$"usb/pg/wal/00000001/{a.StoredFile}"])));
     }
 
     /// <summary>Starts a restored data folder as postgres on a free port, waits for its recovery to end, and counts the ledger's rows.</summary>

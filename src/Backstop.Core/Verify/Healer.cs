@@ -21,6 +21,7 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
 
     public async Task HealAsync(SourceDefinition def, CancellationToken ct)
     {
+        await HealArchiveAsync(def, ct).ConfigureAwait(false);
         foreach (var snapshot in catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed))
         {
             if (snapshot.Unrestorable)
@@ -164,6 +165,66 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
     }
 
     private readonly HashSet<(string File, string Target)> _healedBlobs = [];
+
+    /// <summary>
+    /// A continuous archive's files a target of the source lacks (it was down when the server pushed them, or lost
+    /// them): copied from a target that holds them verified, read back and matched, then recorded. The stored bytes are
+    /// the same everywhere (sealed once), so the copy is checked against what was read.
+    /// </summary>
+    private async Task HealArchiveAsync(SourceDefinition def, CancellationToken ct)
+    {
+        foreach (var file in catalog.Archive(def.Name))
+        {
+            var from = file.Copies.Where(c => c.State == CopyState.Verified && targets.ContainsKey(c.Target)).Select(c => targets[c.Target]).FirstOrDefault();
+            foreach (var name in def.Targets.Where(t => !file.Copies.Any(c => c.Target == t && c.State is CopyState.Verified or CopyState.Pruned)))
+            {
+                ct.ThrowIfCancellationRequested();
+                if (from is null || !targets.TryGetValue(name, out var to) || await UnreachableAsync(to, ct).ConfigureAwait(false) is not null)
+                {
+                    continue;
+                }
+
+                var key = Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile);
+                long stored = -1;
+                CopyInfo result;
+                try
+                {
+                    var (read, unavailable) = await CopyRead.OpenAsync(from, key, ct).ConfigureAwait(false);
+                    if (read is null)
+                    {
+                        throw new BackupException($"the copy to heal from is gone: {unavailable!.Problem}");
+                    }
+
+                    var fast = new System.IO.Hashing.XxHash128();
+                    await using (read)
+                    await using (var upload = await to.BeginPutAsync(key, ct).ConfigureAwait(false))
+                    {
+                        var buffer = new byte[1 << 20];
+                        int n;
+                        while ((n = await read.Stored.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+                        {
+                            fast.Append(buffer.AsSpan(0, n));
+                            await upload.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                        }
+
+                        await upload.CommitAsync(ct).ConfigureAwait(false);
+                        stored = read.BytesRead;
+                    }
+
+                    result = await CopyVerifier.ReadBackAsync(to, key, stored, fast.GetCurrentHashAsUInt128(), ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    result = new CopyInfo(to.Name, CopyState.Failed, DateTimeOffset.UtcNow, "heal: " + CopyVerifier.Describe(to, key, e, null));
+                }
+
+                catalog.SetArchiveCopy(def.Name, file.Name, result, stored);
+                observer.Notice(result.State == CopyState.Verified
+                    ? $"healed {file.Name} of '{def.Name}' onto '{to.Name}' from '{from.Name}'"
+                    : $"could not heal {file.Name} of '{def.Name}' onto '{to.Name}': {result.Error}");
+            }
+        }
+    }
 
     private async Task HealOntoAsync(SourceDefinition def, SnapshotInfo snapshot, ITarget to, List<ArtifactInfo> lacking, CancellationToken ct)
     {
