@@ -125,6 +125,16 @@ public sealed class WalArchiveTests : IDisposable
         using var after = CatalogStore.Open(_box["state/catalog.db"]);
         Assert.All(after.Archive("pg"), a => Assert.Equal(CopyState.Verified, a.Copies.Single(c => c.Target == "usb").State));
         Assert.All(after.Archive("pg"), a => Assert.True(File.Exists(_box[$"usb/pg/wal/00000001/{a.StoredFile}"])));
+
+        // A segment deleted on the usb is found by verify, and the next run heals it from the nas.
+        var lost = after.Archive("pg")[0];
+        File.Delete(_box[$"usb/pg/wal/00000001/{lost.StoredFile}"]);
+        var verify = _box.Run("verify");
+        Assert.NotEqual(0, verify.ExitCode);
+        Assert.Contains($"wal {lost.Name}", verify.Stdout + verify.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0, _box.Run(["run"], new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password }).ExitCode is 0 or 3 ? 0 : 1);
+        Assert.True(File.Exists(_box[$"usb/pg/wal/00000001/{lost.StoredFile}"]));
+        Assert.Equal(0, _box.Run("verify", "--deep").ExitCode);
     }
 
     /// <summary>Starts a restored data folder as postgres on a free port, waits for its recovery to end, and counts the ledger's rows.</summary>

@@ -2,7 +2,11 @@ namespace Backstop.Core.Catalog;
 
 /// <summary>A file of a source's continuous archive as recorded: what it covers, its content's SHA-256, and its copies.</summary>
 public sealed record ArchiveInfo(string Source, string Name, string Folder, long Start, long End, long RawBytes, string Sha256, string StoredFile, DateTimeOffset At,
-    IReadOnlyList<CopyInfo> Copies);
+    IReadOnlyList<CopyInfo> Copies)
+{
+    /// <summary>The stored size on each target (what a quick verify compares).</summary>
+    public IReadOnlyDictionary<string, long> StoredBytes { get; init; } = new Dictionary<string, long>();
+}
 
 public sealed partial class CatalogStore
 {
@@ -49,7 +53,8 @@ public sealed partial class CatalogStore
     public IReadOnlyList<ArchiveInfo> Archive(string source, string? name = null)
     {
         var copies = new Dictionary<string, List<CopyInfo>>(StringComparer.Ordinal);
-        using (var cmd = Command("SELECT name, target, state, checked_at, error FROM archive_copies WHERE source = $s AND ($n IS NULL OR name = $n) ORDER BY target",
+        var sizes = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
+        using (var cmd = Command("SELECT name, target, state, checked_at, error, stored_bytes FROM archive_copies WHERE source = $s AND ($n IS NULL OR name = $n) ORDER BY target",
                    ("$s", source), ("$n", name)))
         using (var r = cmd.ExecuteReader())
         {
@@ -61,6 +66,12 @@ public sealed partial class CatalogStore
                 }
 
                 list.Add(new CopyInfo(r.GetString(1), Enum.Parse<CopyState>(r.GetString(2), ignoreCase: true), ParseTime(r.GetString(3)), Str(r, 4)));
+                if (!sizes.TryGetValue(r.GetString(0), out var bySize))
+                {
+                    sizes[r.GetString(0)] = bySize = new(StringComparer.Ordinal);
+                }
+
+                bySize[r.GetString(1)] = r.GetInt64(5);
             }
         }
 
@@ -73,7 +84,7 @@ public sealed partial class CatalogStore
         {
             var n = rows.GetString(0);
             result.Add(new ArchiveInfo(source, n, rows.GetString(1), rows.GetInt64(2), rows.GetInt64(3), rows.GetInt64(4), rows.GetString(5), rows.GetString(6),
-                ParseTime(rows.GetString(7)), copies.GetValueOrDefault(n) ?? []));
+                ParseTime(rows.GetString(7)), copies.GetValueOrDefault(n) ?? []) { StoredBytes = sizes.GetValueOrDefault(n) ?? new Dictionary<string, long>() });
         }
 
         return result;

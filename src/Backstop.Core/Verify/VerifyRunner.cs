@@ -21,6 +21,64 @@ public sealed record VerifyReport(IReadOnlyList<CopyCheck> Copies, IReadOnlyList
 /// </summary>
 public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, CatalogStore catalog)
 {
+    /// <summary>One archive file's copy on a target: quick, its stored size; deep, its content (decrypted, decompressed) against its recorded SHA-256.</summary>
+    private static async Task<CopyInfo> VerifyArchiveCopyAsync(ITarget target, string source, ArchiveInfo file, bool deep,
+        IReadOnlyList<Sealing.Age.AgeIdentity> identities, CancellationToken ct)
+    {
+        var key = Layout.ArchiveKey(source, file.Folder, file.StoredFile);
+        var now = DateTimeOffset.UtcNow;
+        ObjectInfo? info;
+        try
+        {
+            info = await target.StatAsync(key, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or BackupException)
+        {
+            return new CopyInfo(target.Name, CopyState.Failed, now, $"{CopyRead.Where(target, key)} could not be checked: {e.Message}");
+        }
+
+        if (info is null)
+        {
+            return new CopyInfo(target.Name, CopyState.Missing, now, $"{CopyRead.Where(target, key)} is missing");
+        }
+
+        if (file.StoredBytes.TryGetValue(target.Name, out var size) && size > 0 && info.Size != size)
+        {
+            return new CopyInfo(target.Name, CopyState.Corrupt, now, $"{CopyRead.Where(target, key)} is {info.Size} bytes, {size} were stored");
+        }
+
+        if (!deep || (Sealing.Sealed.IsEncrypted(file.StoredFile) && identities.Count == 0))
+        {
+            return new CopyInfo(target.Name, CopyState.Verified, now, null);
+        }
+
+        var (read, why) = await CopyRead.OpenAsync(target, key, ct).ConfigureAwait(false);
+        if (read is null)
+        {
+            return new CopyInfo(target.Name, why!.Missing ? CopyState.Missing : CopyState.Failed, now, why.Problem);
+        }
+
+        try
+        {
+            await using (read)
+            await using (var content = Sealing.Sealed.Open(read.Stored, file.StoredFile, identities))
+            {
+                var sha = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(content, ct).ConfigureAwait(false));
+                return sha == file.Sha256
+                    ? new CopyInfo(target.Name, CopyState.Verified, now, null)
+                    : new CopyInfo(target.Name, CopyState.Corrupt, now, $"{CopyRead.Where(target, key)} does not hold what was archived (SHA-256 {sha[..16]}…)");
+            }
+        }
+        catch (Sealing.SealKeyException)
+        {
+            return new CopyInfo(target.Name, CopyState.Verified, now, null); // the key's problem, not the copy's: its size was right
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return new CopyInfo(target.Name, read.ReadFault is null ? CopyState.Corrupt : CopyState.Failed, now, $"{CopyRead.Where(target, key)}: {e.Message}");
+        }
+    }
+
     private const string DeepHint = " (found by a deep verify; run 'backstop verify --deep' to check it again)";
 
     /// <summary>Runs between the checks and their recording (interleaving tests).</summary>
@@ -112,6 +170,30 @@ public sealed class VerifyRunner(BackstopConfig config, PluginRegistry plugins, 
                         catalog.UpdateBlobCopy(def.Name, blob.FileName, result);
                         checks.Add(new CopyCheck(def.Name, snap.Id, "blob " + blob.FileName, target.Name, result.State, result.Error));
                     }
+                }
+            }
+        }
+
+        // A continuous archive (WAL): each file's copies, quick by size, deep by content against the SHA-256 recorded at push.
+        foreach (var def in config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)))
+        {
+            foreach (var file in catalog.Archive(def.Name))
+            {
+                foreach (var before in file.Copies.Where(c => c.State is not (CopyState.Pruned or CopyState.Failed)))
+                {
+                    if (!targets.TryGetValue(before.Target, out var target))
+                    {
+                        continue;
+                    }
+
+                    var result = await VerifyArchiveCopyAsync(target, def.Name, file, deep, identities, cancellationToken).ConfigureAwait(false);
+                    if (!deep && result.State == CopyState.Verified && before.State == CopyState.Corrupt)
+                    {
+                        result = before; // only a deep read clears content found corrupt
+                    }
+
+                    catalog.SetArchiveCopy(def.Name, file.Name, result, -1);
+                    checks.Add(new CopyCheck(def.Name, "archive", "wal " + file.Name, target.Name, result.State, result.Error));
                 }
             }
         }
