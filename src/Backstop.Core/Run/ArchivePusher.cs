@@ -55,6 +55,11 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
 
         var recipients = Sealed.Recipients(config.Encryption);
         var stored = existing?.StoredFile ?? item.Name + ".zst" + (recipients is null ? "" : Sealed.AgeSuffix);
+        if (Sealed.IsEncrypted(stored) && recipients is null)
+        {
+            // Never open bytes under a sealed file's name: the other copies are sealed, this one would not be.
+            throw new BackupException($"wal-push: {item.Name} of '{def.Name}' was archived sealed, and no encryption recipients are configured now to seal the copies it still lacks; restore the encryption block");
+        }
         var copies = (existing?.Copies ?? []).ToDictionary(c => c.Target, StringComparer.Ordinal);
         var lacking = def.Targets.Where(t => !(copies.TryGetValue(t, out var c) && c.State == CopyState.Verified))
             .Select(t => GuardedTarget.Create(plugins, config.Targets.First(x => x.Name == t))).ToList();
@@ -62,7 +67,7 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
         if (lacking.Count > 0)
         {
             var writer = await ArtifactWriter.StartAtAsync(Layout.ArchiveKey(def.Name, item.Folder, stored), stored, lacking, config.Compression,
-                existing is null ? recipients : Sealed.IsEncrypted(stored) ? recipients : null, new ArtifactProgress(def.Name, item.Name), cancellationToken).ConfigureAwait(false);
+                Sealed.IsEncrypted(stored) ? recipients : null, new ArtifactProgress(def.Name, item.Name), cancellationToken).ConfigureAwait(false);
             await using (writer.ConfigureAwait(false))
             {
                 // Hashed again as it is sent: what is stored is what was hashed, or nothing counts.

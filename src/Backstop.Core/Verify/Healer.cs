@@ -110,31 +110,9 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
             CopyInfo result;
             try
             {
-                var (read, unavailable) = await CopyRead.OpenAsync(from, key, ct).ConfigureAwait(false);
-                if (read is null)
-                {
-                    throw new BackupException($"the copy to heal from is gone: {unavailable!.Problem}");
-                }
-
-                var fast = new System.IO.Hashing.XxHash128();
-                await using (read)
-                await using (var upload = await to.BeginPutAsync(key, ct).ConfigureAwait(false))
-                {
-                    var buffer = new byte[1 << 20];
-                    int n;
-                    while ((n = await read.Stored.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-                    {
-                        fast.Append(buffer.AsSpan(0, n));
-                        await upload.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                    }
-
-                    await upload.CommitAsync(ct).ConfigureAwait(false);
-                    stored = read.BytesRead;
-                }
-
                 // Read back and matched with what was read; an open blob is also hashed against its digest (a sealed one
                 // is, by verify --deep where its key is).
-                result = await CopyVerifier.ReadBackAsync(to, key, stored, fast.GetCurrentHashAsUInt128(), ct).ConfigureAwait(false);
+                (result, stored) = await CopyStoredBytesAsync(from, to, key, ct).ConfigureAwait(false);
                 if (result.State == CopyState.Verified && !Sealing.Sealed.IsEncrypted(blob.FileName))
                 {
                     result = await Restore.BlobReader.VerifyAsync(to, def.Name, blob, deep: true, [], ct).ConfigureAwait(false);
@@ -167,6 +145,39 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
     private readonly HashSet<(string File, string Target)> _healedBlobs = [];
 
     /// <summary>
+    /// The stored bytes of a key copied from one target to another as they are (sealed once, the same everywhere), then
+    /// read back and matched with the XXH3-128 of what was read. For files whose content is checked otherwise (a blob's
+    /// digest, an archive file's recorded SHA-256) rather than by a SHA-256 of the stored bytes.
+    /// </summary>
+    private static async Task<(CopyInfo Result, long Stored)> CopyStoredBytesAsync(ITarget from, ITarget to, string key, CancellationToken ct)
+    {
+        var (read, unavailable) = await CopyRead.OpenAsync(from, key, ct).ConfigureAwait(false);
+        if (read is null)
+        {
+            throw new BackupException($"the copy to heal from is gone: {unavailable!.Problem}");
+        }
+
+        var fast = new System.IO.Hashing.XxHash128();
+        long stored;
+        await using (read)
+        await using (var upload = await to.BeginPutAsync(key, ct).ConfigureAwait(false))
+        {
+            var buffer = new byte[1 << 20];
+            int n;
+            while ((n = await read.Stored.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            {
+                fast.Append(buffer.AsSpan(0, n));
+                await upload.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            }
+
+            await upload.CommitAsync(ct).ConfigureAwait(false);
+            stored = read.BytesRead;
+        }
+
+        return (await CopyVerifier.ReadBackAsync(to, key, stored, fast.GetCurrentHashAsUInt128(), ct).ConfigureAwait(false), stored);
+    }
+
+    /// <summary>
     /// A continuous archive's files a target of the source lacks (it was down when the server pushed them, or lost
     /// them): copied from a target that holds them verified, read back and matched, then recorded. The stored bytes are
     /// the same everywhere (sealed once), so the copy is checked against what was read.
@@ -189,29 +200,7 @@ internal sealed class Healer(CatalogStore catalog, IReadOnlyDictionary<string, I
                 CopyInfo result;
                 try
                 {
-                    var (read, unavailable) = await CopyRead.OpenAsync(from, key, ct).ConfigureAwait(false);
-                    if (read is null)
-                    {
-                        throw new BackupException($"the copy to heal from is gone: {unavailable!.Problem}");
-                    }
-
-                    var fast = new System.IO.Hashing.XxHash128();
-                    await using (read)
-                    await using (var upload = await to.BeginPutAsync(key, ct).ConfigureAwait(false))
-                    {
-                        var buffer = new byte[1 << 20];
-                        int n;
-                        while ((n = await read.Stored.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-                        {
-                            fast.Append(buffer.AsSpan(0, n));
-                            await upload.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                        }
-
-                        await upload.CommitAsync(ct).ConfigureAwait(false);
-                        stored = read.BytesRead;
-                    }
-
-                    result = await CopyVerifier.ReadBackAsync(to, key, stored, fast.GetCurrentHashAsUInt128(), ct).ConfigureAwait(false);
+                    (result, stored) = await CopyStoredBytesAsync(from, to, key, ct).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
