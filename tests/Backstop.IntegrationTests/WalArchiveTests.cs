@@ -22,11 +22,14 @@ public sealed class WalArchiveTests : IDisposable
     }
 
     /// <summary>The sandbox handed to postgres (archive_command runs as it), and the server archiving into it.</summary>
-    private void Archiving(string targets, int minCopies, params string[] folders)
+    private void Archiving(string targets, int minCopies, params string[] folders) => ArchivingWith("", targets, minCopies, folders);
+
+    /// <summary>The same, with more keys for the source (", wal: {…}").</summary>
+    private void ArchivingWith(string sourceKeys, string targets, int minCopies, params string[] folders)
     {
         // group: the catalog is shared with postgres, which runs wal-push, as a deployment does.
         _box.WriteConfig($"group: postgres\ncatalog: ./state/catalog.db\nstaging: ./state/staging\npolicy: {{ min_copies: {minCopies}, rpo: 24h }}\ntargets:\n{targets}" +
-                         $"sources:\n  - {{ name: pg, kind: postgres, mode: physical, host: 127.0.0.1, port: {_pg.Port}, user: postgres, password: \"env:PG_TEST_PASSWORD\" }}\n");
+                         $"sources:\n  - {{ name: pg, kind: postgres, mode: physical, host: 127.0.0.1, port: {_pg.Port}, user: postgres, password: \"env:PG_TEST_PASSWORD\"{sourceKeys} }}\n");
         // What postgres needs, as a deployment grants it: the configuration readable, the catalog's folder shared with
         // its group (group:), and the NAS folder writable (a NAS would take its own credentials).
         Assert.Equal(0, Sandbox.Exec("chmod", "755", _box.Root).ExitCode);
@@ -55,6 +58,20 @@ public sealed class WalArchiveTests : IDisposable
         }
     }
 
+    /// <summary>Waits for PostgreSQL's archiver; on a timeout, the end of its log says why.</summary>
+    private void WaitUntil(Func<bool> condition, string what, int seconds)
+    {
+        try
+        {
+            RunningCli.WaitUntil(condition, what, TimeSpan.FromSeconds(seconds));
+        }
+        catch (TimeoutException e)
+        {
+            var log = File.ReadAllText(Path.Combine(_pg.Root, "log"));
+            throw new TimeoutException($"{e.Message}; PostgreSQL's log ends with:\n{log[Math.Max(0, log.Length - 3000)..]}", e);
+        }
+    }
+
     private (long Archived, long Failed) Archiver()
     {
         var row = _pg.Scalar("postgres", "SELECT archived_count || ' ' || failed_count FROM pg_stat_archiver").Split(' ');
@@ -66,7 +83,7 @@ public sealed class WalArchiveTests : IDisposable
     {
         Archiving("  - { name: nas, kind: local, path: ./nas }\n  - { name: usb, kind: local, path: ./usb }\n", minCopies: 2, "nas", "usb");
         Write(3);
-        RunningCli.WaitUntil(() => Archiver().Archived >= 3, "PostgreSQL to archive three segments", TimeSpan.FromSeconds(60));
+        WaitUntil(() => Archiver().Archived >= 3, "PostgreSQL to archive three segments", 60);
         Assert.Equal(0, Archiver().Failed);
 
         using var catalog = CatalogStore.Open(_box["state/catalog.db"]);
@@ -95,7 +112,7 @@ public sealed class WalArchiveTests : IDisposable
         // usb's marker is missing (its disk is not plugged in): the target refuses every copy.
         Archiving("  - { name: nas, kind: local, path: ./nas }\n  - { name: usb, kind: local, path: ./usb, marker: .backstop-target }\n", minCopies: 1);
         Write(2);
-        RunningCli.WaitUntil(() => Archiver().Archived >= 2, "PostgreSQL to archive on the nas alone", TimeSpan.FromSeconds(60));
+        WaitUntil(() => Archiver().Archived >= 2, "PostgreSQL to archive on the nas alone", 60);
         using (var catalog = CatalogStore.Open(_box["state/catalog.db"]))
         {
             Assert.All(catalog.Archive("pg"), a =>
@@ -110,14 +127,14 @@ public sealed class WalArchiveTests : IDisposable
         Assert.Equal(0, Sandbox.Exec("chmod", "644", _box["backstop.yaml"]).ExitCode);
         var archived = Archiver().Archived;
         Write(1);
-        RunningCli.WaitUntil(() => Archiver().Failed >= 1, "the archiving to fail while the usb is away", TimeSpan.FromSeconds(60));
+        WaitUntil(() => Archiver().Failed >= 1, "the archiving to fail while the usb is away", 60);
         Assert.Equal(archived, Archiver().Archived);
         Assert.Contains("is on 1 of the 2 target(s) min_copies needs", File.ReadAllText(Path.Combine(_pg.Root, "log")), StringComparison.Ordinal);
 
         Directory.CreateDirectory(_box["usb"]);
         File.WriteAllText(_box["usb/.backstop-target"], "");
         Assert.Equal(0, Sandbox.Exec("chown", "-R", "postgres:postgres", _box["usb"]).ExitCode);
-        RunningCli.WaitUntil(() => Archiver().Archived > archived, "the retried segment to be archived once the usb is back", TimeSpan.FromSeconds(90));
+        WaitUntil(() => Archiver().Archived > archived, "the retried segment to be archived once the usb is back", 90);
 
         // The segments the usb missed while it was away are healed by the next run, from the nas, read back.
         var heal = _box.Run(["run"], new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password });
@@ -149,7 +166,7 @@ public sealed class WalArchiveTests : IDisposable
         {
             string Query(string sql) => Sandbox.ExecEnv(null, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password },
                 Path.Combine(_pg.Bin, "psql"), "-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", "postgres", "-qAt", "-c", sql, "postgres").Stdout.Trim();
-            RunningCli.WaitUntil(() => Query("SELECT pg_is_in_recovery()") == "f", "the restored server to finish its recovery and promote", TimeSpan.FromSeconds(90));
+            WaitUntil(() => Query("SELECT pg_is_in_recovery()") == "f", "the restored server to finish its recovery and promote", 90);
             Assert.Equal("off", Query("SHOW archive_mode")); // a restored copy never archives into production
             return long.Parse(Query("SELECT count(*) FROM ledger"), System.Globalization.CultureInfo.InvariantCulture);
         }
@@ -166,7 +183,7 @@ public sealed class WalArchiveTests : IDisposable
         var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
         _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
         _pg.Sql("postgres", "SELECT pg_switch_wal()");
-        RunningCli.WaitUntil(() => Archiver().Archived >= 1, "archiving to start (its folders made by postgres)", TimeSpan.FromSeconds(60));
+        WaitUntil(() => Archiver().Archived >= 1, "archiving to start (its folders made by postgres)", 60);
         var run = _box.Run(["run"], env); // pg_basebackup waits for its last segment to be archived: wal-push runs during it
         Assert.True(run.ExitCode is 0 or 3, run.ToString());
 
@@ -177,7 +194,7 @@ public sealed class WalArchiveTests : IDisposable
         _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'second' FROM generate_series(1, 2000)");
         var archived = Archiver().Archived;
         _pg.Sql("postgres", "SELECT pg_switch_wal()");
-        RunningCli.WaitUntil(() => Archiver().Archived > archived, "the last segment archived", TimeSpan.FromSeconds(60));
+        WaitUntil(() => Archiver().Archived > archived, "the last segment archived", 60);
 
         var atTime = _box.Run(["restore", "--source", "pg", "--to-time", between.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "+00",
             "--to", _box["at-time"]], env);
@@ -196,5 +213,66 @@ public sealed class WalArchiveTests : IDisposable
         var future = _box.Run(["restore", "--source", "pg", "--to-time", "2099-01-01 00:00:00+00", "--to", _box["too-late"]], env);
         Assert.Equal(1, future.ExitCode);
         Assert.Contains("the recovery window ends there", future.Stderr, StringComparison.Ordinal);
+    }
+
+    private JsonElement Status()
+    {
+        var status = _box.Run("status", "--json");
+        return JsonDocument.Parse(status.Stdout).RootElement.GetProperty("sources")[0];
+    }
+
+    [Fact]
+    public void A_target_down_past_queue_max_lets_the_server_go_on_and_the_gap_fails_the_source_within_a_status_until_a_new_base_backup()
+    {
+        ArchivingWith(", wal: { queue_max: 1MiB }", "  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
+        var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
+        var run = _box.Run(["run"], env);
+        Assert.True(run.ExitCode is 0 or 3, run.ToString());
+        Write(1);
+        try
+        {
+            RunningCli.WaitUntil(() => Status().GetProperty("archive").GetProperty("problems").GetArrayLength() == 0 && Status().GetProperty("state").GetString() == "ok",
+                "the window to be whole", TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}: {_box.Run("status")}", e);
+        }
+        var window = Status().GetProperty("archive");
+        Assert.True(window.GetProperty("rpo_seconds").GetInt64() < 60, window.ToString());
+        Assert.True(window.GetProperty("rpo_met").GetBoolean());
+
+        // The nas goes away (postgres may no longer write there): with 1 MiB allowed, the server is let go at once.
+        Assert.Equal(0, Sandbox.Exec("chown", "root:root", _box["nas"]).ExitCode);
+        Assert.Equal(0, Sandbox.Exec("chmod", "700", _box["nas"]).ExitCode);
+        var archived = Archiver().Archived;
+        Write(1);
+        WaitUntil(() => Archiver().Archived > archived, "PostgreSQL to be let go past queue_max", 60);
+        Assert.Equal(0, Archiver().Failed);
+        Assert.Contains("over wal.queue_max", File.ReadAllText(Path.Combine(_pg.Root, "log")), StringComparison.Ordinal);
+
+        // The nas is back: the next segment is stored, and the gap before it fails the source at once.
+        Assert.Equal(0, Sandbox.Exec("chown", "postgres:postgres", _box["nas"]).ExitCode);
+        archived = Archiver().Archived;
+        Write(1);
+        WaitUntil(() => Archiver().Archived > archived, "the next segment archived", 60);
+        var broken = Status();
+        Assert.Equal("failing", broken.GetProperty("state").GetString());
+        Assert.Contains(broken.GetProperty("archive").GetProperty("problems").EnumerateArray(), p => p.GetString()!.Contains("the archive breaks after", StringComparison.Ordinal)
+            && p.GetString()!.Contains("has no verified copy on any target", StringComparison.Ordinal));
+        Assert.Equal(1, _box.Run("status").ExitCode);
+
+        // A restore to the end stops before the gap, saying so; a new base backup starts a new window.
+        var end = _box.Run(["restore", "--source", "pg", "--to", _box["at-end"]], env);
+        Assert.NotEqual(0, end.ExitCode);
+        Assert.Contains("has a gap at", end.Stderr, StringComparison.Ordinal);
+        run = _box.Run(["run"], env);
+        Assert.True(run.ExitCode is 0 or 3, run.ToString());
+        var again = Status();
+        Assert.NotEqual("failing", again.GetProperty("state").GetString());
+        Assert.Contains(again.GetProperty("archive").GetProperty("problems").EnumerateArray(), p => p.GetString()!.Contains("the archive has a gap after", StringComparison.Ordinal));
     }
 }

@@ -39,7 +39,11 @@ public sealed record SourceStatus(
     LastDrill? LastDrill,
     IReadOnlyList<string> Reasons,
     int Copies,
-    int Targets);
+    int Targets)
+{
+    /// <summary>The recovery window and current RPO of a source that keeps a continuous archive (<c>wal:</c>); null for others.</summary>
+    public ArchiveWindow? Archive { get; init; }
+}
 
 /// <summary>Computes each configured source's state from the catalog, as DESIGN defines them.</summary>
 public static class StatusReport
@@ -48,7 +52,8 @@ public static class StatusReport
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(catalog);
-        return config.Sources.Select(def => Compute(def, RecentEnough(catalog, def), now, catalog.LatestDrills(def.Name))).ToList();
+        return config.Sources.Select(def => Compute(def, RecentEnough(catalog, def), now, catalog.LatestDrills(def.Name),
+            def.Archive is null ? null : ArchiveWindow.Compute(def, catalog.Snapshots(def.Name), catalog.Archive(def.Name), now))).ToList();
     }
 
     /// <summary>
@@ -71,7 +76,8 @@ public static class StatusReport
         }
     }
 
-    public static SourceStatus Compute(SourceDefinition def, IReadOnlyList<SnapshotInfo> snapshots, DateTimeOffset now, IReadOnlyList<DrillInfo>? drills = null)
+    public static SourceStatus Compute(SourceDefinition def, IReadOnlyList<SnapshotInfo> snapshots, DateTimeOffset now, IReadOnlyList<DrillInfo>? drills = null,
+        ArchiveWindow? archive = null)
     {
         ArgumentNullException.ThrowIfNull(def);
         ArgumentNullException.ThrowIfNull(snapshots);
@@ -127,13 +133,23 @@ public static class StatusReport
             state = reasons.Count > 0 ? SourceState.Degraded : SourceState.Ok;
         }
 
+        if (archive is not null)
+        {
+            // The archive's own standing: a present out of reach fails the source however fresh its base is; a weaker window degrades it.
+            reasons.AddRange(archive.Failing);
+            reasons.AddRange(archive.Degraded);
+            state = state is SourceState.Ok or SourceState.Degraded && archive.Failing.Count > 0 ? SourceState.Failing
+                : state is SourceState.Ok && archive.Degraded.Count > 0 ? SourceState.Degraded
+                : state;
+        }
+
         return new SourceStatus(
             def.Name, def.Kind, state,
             valid is null ? null : new LastValid(valid.Id, valid.FinishedAt!.Value, valid.StoredBytes, Verified(def, valid), CopyStates(def, valid)),
             last is null ? null : new LastRun(last.Id, last.State.ToString().ToLowerInvariant(), last.Error),
             (long)def.Rpo.TotalSeconds, rpoMet,
             drills.LastOrDefault() is { } d ? new LastDrill(d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Error) { Target = d.Target } : null, reasons,
-            valid is null ? 0 : Verified(def, valid), def.Targets.Distinct(StringComparer.Ordinal).Count());
+            valid is null ? 0 : Verified(def, valid), def.Targets.Distinct(StringComparer.Ordinal).Count()) { Archive = archive };
     }
 
     /// <summary>Whether a snapshot can be restored: committed, with a verified copy of every artifact on a configured target.</summary>

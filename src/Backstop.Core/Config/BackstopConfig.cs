@@ -145,6 +145,49 @@ public sealed record SourceDefinition(
 
     /// <summary><c>needs:</c> the sources that must be back before this one is restored (a rehearsal's order).</summary>
     public IReadOnlyList<string> Needs { get; init; } = [];
+
+    /// <summary>The continuous archive the source keeps besides its snapshots (<c>wal:</c>), or null when it keeps none.</summary>
+    public ArchivePolicy? Archive { get; init; }
+}
+
+/// <summary>
+/// <c>wal: {max_rpo: 5m, queue_max: 1GiB}</c> of a source that keeps a continuous archive (PostgreSQL
+/// in mode: physical): how old its newest archived file may be before the source is failing, how much of it the
+/// server may hold back while too few targets take it before <c>wal-push</c> stores what it can and records a gap.
+/// <see cref="BaseRange"/> is the kind's reading of where a snapshot sits in the archive.
+/// </summary>
+public sealed record ArchivePolicy(TimeSpan MaxRpo, long QueueMax, Func<IReadOnlyDictionary<string, long>, Plugins.ArchiveRange?> BaseRange)
+{
+    public static TimeSpan DefaultMaxRpo { get; } = TimeSpan.FromMinutes(5);
+
+    public const long DefaultQueueMax = 1L << 30;
+
+    /// <summary>The block of a source (null: the defaults) of a kind and options that keep an archive; null when they keep none, and a block there is refused.</summary>
+    public static ArchivePolicy? Parse(ConfigMap source, Plugins.ISourceKind kind, object options)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(kind);
+        if (!kind.CanKeepArchive)
+        {
+            return source.Has("wal") ? throw source.Error("wal", $"'{kind.Kind}' sources keep no continuous archive; wal applies to a postgres source with mode: physical") : null;
+        }
+
+        var map = source.Map("wal");
+        if (!kind.KeepsArchive(options))
+        {
+            return map is null ? null : throw source.Error("wal", $"a '{kind.Kind}' source keeps a WAL archive only in mode: physical");
+        }
+
+        var maxRpo = map?.DurationOr("max_rpo", DefaultMaxRpo) ?? DefaultMaxRpo;
+        if (maxRpo <= TimeSpan.Zero)
+        {
+            throw map!.Error("max_rpo", "must be longer than zero (the RPO the archive must keep; archive_timeout must be shorter)");
+        }
+
+        var queueMax = map?.SizeOr("queue_max", DefaultQueueMax) ?? DefaultQueueMax;
+        map?.EnsureAllKeysKnown("wal keys are: max_rpo, queue_max");
+        return new ArchivePolicy(maxRpo, queueMax, kind.BaseRange);
+    }
 }
 
 /// <summary>

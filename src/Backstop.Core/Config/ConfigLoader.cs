@@ -258,6 +258,7 @@ public static partial class ConfigLoader
                     ? IncrementalPolicy.Parse(kind.StoresChanges ? s.Map("incremental") : null, kind, name)
                     : throw s.Error("incremental", $"'{kindName}' sources store every snapshot whole; incremental applies to files and kubernetes sources")) ?? IncrementalPolicy.Off;
                 var options = kind.ParseOptions(s);
+                var archive = Block(document, () => ArchivePolicy.Parse(s, kind, options));
                 var sourceMachine = MachineOf(s) ?? machine;
                 var needs = s.StringList("needs") ?? [];
                 s.EnsureAllKeysKnown();
@@ -269,6 +270,7 @@ public static partial class ConfigLoader
                     Drill = drill ?? new DrillPolicy(policyDrillEvery, sourceRto, null),
                     Schedule = sourceSchedule,
                     Incremental = incremental,
+                    Archive = archive,
                     StateDirectory = Path.Combine(Path.GetDirectoryName(catalogPath)!, "private", "source-" + name),
                 });
                 return 0;

@@ -19,6 +19,9 @@ public sealed record KeyDoc(string Key, string Example, string Text)
 
     /// <summary>A key that replaces another in the example (<c>passphrase</c> instead of <c>recipients</c>).</summary>
     public string? Instead { get; init; }
+
+    /// <summary>Blocks that go with the key it replaces and not with it: the example that has it drops them too (a mode's keys).</summary>
+    public IReadOnlyList<string> Without { get; init; } = [];
 }
 
 /// <summary>
@@ -101,6 +104,8 @@ public static class ConfigReference
         new("expect", "{min_tables: 30, max_shrink: 50%}", "What a snapshot must hold (see Expectations)") { Type = "mapping" },
         new("incremental.full_every", "7d", "files and kubernetes: store only what changed since the last snapshot, and start a new full this often (0: every snapshot full)") { Default = "7d" },
         new("incremental.max_chain", "14", "files and kubernetes: the most levels above a full before a new full starts") { Default = "14" },
+        new("wal.max_rpo", "5m", "postgres, mode: physical: how old the newest archived WAL may be before the source is failing (set the server's archive_timeout below it)"),
+        new("wal.queue_max", "1GiB", "postgres, mode: physical: the WAL the server may hold back while fewer than min_copies targets take it; past it wal-push stores what it can and records a gap (a broken recovery window, never a stopped database)"),
         new("machine", "vps1", "The machine it lives on (what a disaster scenario loses)") { Default = "the configuration's machine" },
         new("needs", "[]", "Sources that must be back before it is restored (a rehearsal's order; by default by kind: registry, etcd, kubernetes, databases, files)") { Default = "none" },
     ];
@@ -146,7 +151,8 @@ public static class ConfigReference
 
     /// <summary>The keys every source of this kind has: <c>incremental</c> only for a kind that stores changes.</summary>
     private static IEnumerable<KeyDoc> SourceKeysOf(ISourceKind kind) =>
-        SourceKeys.Where(k => kind.StoresChanges || !k.Key.StartsWith("incremental.", StringComparison.Ordinal));
+        SourceKeys.Where(k => (kind.StoresChanges || !k.Key.StartsWith("incremental.", StringComparison.Ordinal))
+                              && (kind.CanKeepArchive || !k.Key.StartsWith("wal.", StringComparison.Ordinal)));
 
     /// <summary>Every key a source of this kind may have, dotted (its blocks' children included).</summary>
     public static IReadOnlyList<string> SourceKeyPaths(ISourceKind kind)
@@ -435,7 +441,7 @@ public static class ConfigReference
         Parse(plugins, yaml, recorder, problems);
         foreach (var alt in keys.Where(k => k.Instead is not null))
         {
-            var variant = keys.Where(k => k.Key != alt.Instead && k != alt).ToList();
+            var variant = keys.Where(k => k.Key != alt.Instead && k != alt && !alt.Without.Any(w => k.Key == w || k.Key.StartsWith(w + ".", StringComparison.Ordinal))).ToList();
             variant.Insert(keys.ToList().FindIndex(k => k.Key == alt.Instead) is var at and >= 0 ? at : variant.Count, alt with { Instead = null });
             Parse(plugins, variantYaml(variant), recorder, problems);
         }

@@ -40,6 +40,11 @@ public static class MetricsExporter
         generated.Set(now.ToUnixTimeMilliseconds() / 1000.0);
         var notifier = f.CreateGauge("backstop_notifier_failing", "1 when the notifier's last delivery failed, else 0.", new GaugeConfiguration { LabelNames = ["notifier", "kind"] });
 
+        var windowStart = f.CreateGauge("backstop_archive_window_start_timestamp_seconds", "The oldest point a point-in-time restore reaches (Unix seconds; sources with wal:).",
+            new GaugeConfiguration { LabelNames = sk });
+        var windowEnd = f.CreateGauge("backstop_archive_window_end_timestamp_seconds", "The newest point a point-in-time restore reaches: the newest archived file without a gap before it (Unix seconds).",
+            new GaugeConfiguration { LabelNames = sk });
+        var archiveRpo = f.CreateGauge("backstop_archive_rpo_seconds", "The current RPO of a source with wal:: now minus the newest point a restore reaches.", new GaugeConfiguration { LabelNames = sk });
         var statuses = StatusReport.Compute(config, catalog, now);
         var counts = catalog.RunCounts();
         foreach (var s in statuses)
@@ -70,6 +75,13 @@ public static class MetricsExporter
             if (s.LastRun is not null && catalog.SnapshotTimes(s.LastRun.Snapshot) is { } times)
             {
                 duration.WithLabels(s.Name, s.Kind).Set((times.Finished - times.Started).TotalSeconds);
+            }
+
+            if (s.Archive is { From: { } from, To: { } to, RpoSeconds: { } archived })
+            {
+                windowStart.WithLabels(s.Name, s.Kind).Set(from.ToUnixTimeMilliseconds() / 1000.0);
+                windowEnd.WithLabels(s.Name, s.Kind).Set(to.ToUnixTimeMilliseconds() / 1000.0);
+                archiveRpo.WithLabels(s.Name, s.Kind).Set(archived);
             }
 
             // Every outcome is exported (0 included), so a rate() over it starts from a known value.

@@ -7,6 +7,12 @@ namespace Backstop.Core.Plugins;
 public sealed record ArchiveItem(string Folder, string Name, long Start, long End);
 
 /// <summary>
+/// Where a snapshot of an archiving source sits in its archive: the folder (timeline) it was taken on, the position the
+/// archive must be replayed from, and the position at which it becomes consistent.
+/// </summary>
+public sealed record ArchiveRange(string Folder, long Start, long End);
+
+/// <summary>
 /// A source that also archives continuously between its snapshots (PostgreSQL's WAL, pushed by <c>archive_command</c>):
 /// each file is named by the server, shipped through the same pipeline as an artifact, read back, and recorded with
 /// the range it covers, so that the source restores to any point its archive reaches.

@@ -55,6 +55,18 @@ public interface ISourceKind
     /// <summary>Why a source with these options must only be stored encrypted (its backup holds secrets), or null.</summary>
     string? RequiresEncryption(object options) => null;
 
+    /// <summary>
+    /// Whether a source with these options keeps a continuous archive besides its snapshots (<c>wal:</c>; PostgreSQL's
+    /// WAL in mode: physical): the kind's sources then implement <see cref="IContinuousArchive"/>.
+    /// </summary>
+    bool KeepsArchive(object options) => false;
+
+    /// <summary>Whether any source of this kind can keep a continuous archive (its <c>wal.*</c> keys are documented).</summary>
+    bool CanKeepArchive => false;
+
+    /// <summary>Where in the archive a snapshot of such a source starts and becomes consistent, read from its facts; null when they do not say.</summary>
+    ArchiveRange? BaseRange(IReadOnlyDictionary<string, long> facts) => null;
+
     ISource Create(SourceDefinition definition);
 }
 
@@ -99,6 +111,12 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public virtual IReadOnlyList<string> DrillKeys => [];
 
     public virtual string? RequiresEncryption(object options) => null;
+
+    public virtual bool KeepsArchive(object options) => false;
+
+    public virtual bool CanKeepArchive => false;
+
+    public virtual ArchiveRange? BaseRange(IReadOnlyDictionary<string, long> facts) => null;
 
     object ISourceKind.ParseOptions(ConfigMap map) => Parse(map);
 

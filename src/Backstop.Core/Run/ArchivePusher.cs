@@ -10,7 +10,13 @@ namespace Backstop.Core.Run;
 /// <summary>What a push did: the file, how many targets hold it verified now, how many the source needs, and what failed where.</summary>
 public sealed record ArchivePushResult(ArchiveItem Item, int Verified, int Needed, bool AlreadyStored, IReadOnlyList<string> Problems)
 {
-    public bool Succeeded => Verified >= Needed;
+    /// <summary>
+    /// Set when fewer than min_copies targets took the file but the server holds back more WAL than <c>wal.queue_max</c>:
+    /// the push lets go (the server recycles the file) and the archive has a gap there. How much was held back.
+    /// </summary>
+    public long? LetGoAt { get; init; }
+
+    public bool Succeeded => Verified >= Needed || LetGoAt is not null;
 }
 
 /// <summary>
@@ -101,6 +107,40 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
         }
 
         var verified = copies.Values.Count(c => c.State == CopyState.Verified && def.Targets.Contains(c.Target));
-        return new ArchivePushResult(item, verified, def.MinCopies, lacking.Count == 0, problems);
+        var result = new ArchivePushResult(item, verified, def.MinCopies, lacking.Count == 0, problems);
+        if (verified < def.MinCopies && def.Archive is { } policy && HeldBack(file) is { } held && held >= policy.QueueMax)
+        {
+            // pgBackRest's archive-push-queue-max: a broken recovery window, never a primary whose disk fills with WAL.
+            var message = $"wal-push: {item.Name} of '{def.Name}' is on {verified} of the {def.MinCopies} target(s) min_copies needs, and the server holds back " +
+                          $"{Config.Quantities.FormatSize(held)} of WAL (wal.queue_max {Config.Quantities.FormatSize(policy.QueueMax)}): let go so that the server keeps running; " +
+                          (verified == 0 ? "the archive has a gap here and restores cannot pass it" : "it has fewer copies than the policy asks") +
+                          $" until a new base backup (backstop run --source {def.Name}); {string.Join("; ", problems)}";
+            catalog.AddEvent("error", def.Name, null, message);
+            return result with { LetGoAt = held };
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// The WAL the server holds back for archiving: the files its <c>archive_status</c> marks ready, beside the one
+    /// pushed (archive_command runs in the data folder with %p under pg_wal). Null when the file is not in such a folder.
+    /// </summary>
+    internal static long? HeldBack(FileInfo file)
+    {
+        var status = new DirectoryInfo(Path.Combine(file.DirectoryName!, "archive_status"));
+        if (!status.Exists)
+        {
+            return null;
+        }
+
+        long held = 0;
+        foreach (var ready in status.EnumerateFiles("*.ready"))
+        {
+            var wal = new FileInfo(Path.Combine(file.DirectoryName!, Path.GetFileNameWithoutExtension(ready.Name)));
+            held += wal.Exists ? wal.Length : 0;
+        }
+
+        return held;
     }
 }

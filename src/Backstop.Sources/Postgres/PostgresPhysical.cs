@@ -179,6 +179,9 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
 
     internal const string BaseArtifact = "base.tar";
 
+    /// <summary>A timeline's folder in the archive: its number as 8 hex digits, as in segment names.</summary>
+    internal static string TimelineFolder(long timeline) => timeline.ToString("X8", CultureInfo.InvariantCulture);
+
     /// <summary>
     /// A file PostgreSQL hands <c>archive_command</c>: a WAL segment (<c>TTTTTTTTLLLLLLLLSSSSSSSS</c>, its size the
     /// cluster's segment size), a partial segment (<c>….partial</c>, left by a promotion), a timeline history
@@ -209,11 +212,12 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
                 throw new BackupException($"wal-push: {fileName} is {size} bytes, which is no WAL segment size (a power of two from 1 MiB to 1 GiB)");
             }
 
+            // A partial segment (the old timeline's last, at a promotion) holds WAL only up to the switch: it places nothing in the chain.
             var segmentSize = whole ? size : 16L << 20;
             var log = long.Parse(m.Groups["log"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
             var seg = long.Parse(m.Groups["seg"].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
             var start = (log << 32) + seg * segmentSize;
-            return new ArchiveItem(timeline, fileName, start, start + segmentSize);
+            return new ArchiveItem(timeline, fileName, whole ? start : 0, whole ? start + segmentSize : 0);
         }
 
         return new ArchiveItem(timeline, fileName, 0, 0);

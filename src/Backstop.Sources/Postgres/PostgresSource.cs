@@ -39,14 +39,14 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
 
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
-        new("mode", "dump", "dump: pg_dump of each database (and the globals); physical: a base backup of the whole cluster (pg_basebackup, with its manifest), for point-in-time recovery with the WAL"),
+        new("mode", "physical", "dump: pg_dump of each database (and the globals); physical: a base backup of the whole cluster (pg_basebackup, with its manifest), for point-in-time recovery with the WAL (see wal)"),
         new("host", "db.internal", "The server's host name or address (or a Unix socket folder)"),
         new("port", "5432", "Its port"),
         new("user", "backup", "The role that dumps (pg_dump needs to read every table)"),
         new("password", "env:PGPASSWORD", "Its password; only ever in pg_dump's environment") { Default = "none (.pgpass, peer or trust)" },
-        new("databases", "all", "The databases to dump: all (every one that takes connections, but template0), or a list"),
+        new("databases", "all", "mode: dump: the databases to dump: all (every one that takes connections, but template0), or a list") { Instead = "mode", Without = ["wal"] },
         new("sslmode", "prefer", "libpq's sslmode") { Type = "one of disable, allow, prefer, require, verify-ca, verify-full", Default = "libpq's (prefer)" },
-        new("exact_rows", "true", "A dump's rows are always counted exactly from its own COPY data; false records the planner's estimate (rows_estimated) besides, and does not count a restored database row by row (very large databases)"),
+        new("exact_rows", "true", "mode: dump: a dump's rows are always counted exactly from its own COPY data; false records the planner's estimate (rows_estimated) besides, and does not count a restored database row by row (very large databases)") { Instead = "mode", Without = ["wal"] },
         new("timeout", "6h", "The most a whole dump may take"),
         new("tools.pg_dump", "/usr/lib/postgresql/16/bin/pg_dump", "The pg_dump to use") { Default = "the newest installed, at least the server's major version" },
         new("tools.pg_dumpall", "/usr/lib/postgresql/16/bin/pg_dumpall", "The pg_dumpall to use (globals.sql)") { Default = "beside pg_dump" },
@@ -141,6 +141,16 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
 
         return exact;
     }
+
+    public override bool KeepsArchive(object options) => options is PostgresOptions { Physical: true };
+
+    public override bool CanKeepArchive => true;
+
+    /// <summary>A base backup replays from its start LSN on its timeline and is consistent at its end LSN (its manifest's WAL range).</summary>
+    public override ArchiveRange? BaseRange(IReadOnlyDictionary<string, long> facts) =>
+        facts is not null && facts.TryGetValue("timeline", out var tli) && facts.TryGetValue("start_lsn", out var start) && facts.TryGetValue("end_lsn", out var end)
+            ? new ArchiveRange(PostgresSource.TimelineFolder(tli), start, end)
+            : null;
 
     public override ISource Create(SourceDefinition definition, PostgresOptions options)
     {

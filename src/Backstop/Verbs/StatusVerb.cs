@@ -86,6 +86,10 @@ internal static class StatusVerb
                 s.RpoSeconds,
                 s.RpoMet,
                 LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Target } : null,
+                // A source that keeps a continuous archive (wal:): the window a restore reaches and the current RPO.
+                Archive = s.Archive is { } a
+                    ? new { a.From, a.To, a.FromSnapshot, a.NewestFile, a.Files, a.RpoSeconds, a.MaxRpoSeconds, a.RpoMet, Problems = a.Failing.Concat(a.Degraded) }
+                    : null,
             }),
             // A notifier whose last delivery failed: people may not have been told (never changes the sources' states).
             Notifiers = config.Notify.Select(n => new
@@ -136,6 +140,15 @@ internal static class StatusVerb
         }
 
         Terminal.Out.Write(table);
+        foreach (var s in statuses.Where(s => s.Archive is not null))
+        {
+            var a = s.Archive!;
+            Terminal.Out.MarkupLine(a.To is not { } to
+                ? $"  [bold]{Markup.Escape(s.Name)}[/]: [red]no recovery window[/] (no base snapshot reaches consistency with the archived WAL)"
+                : $"  [bold]{Markup.Escape(s.Name)}[/]: recovery window {Core.Util.Json.Time(a.From!.Value)} → {Core.Util.Json.Time(to)} ({a.Files} archived file(s)), " +
+                  $"current RPO {Quantities.FormatDuration(TimeSpan.FromSeconds(a.RpoSeconds ?? 0))}{(a.RpoMet ? "" : " [red]over[/]")} (wal.max_rpo {Quantities.FormatDuration(TimeSpan.FromSeconds(a.MaxRpoSeconds))})");
+        }
+
         foreach (var s in statuses.Where(s => s.Reasons.Count > 0))
         {
             foreach (var reason in s.Reasons)

@@ -23,6 +23,14 @@ internal static class WalPushVerb
                 : $"wal-push: name the source with --source (one of {string.Join(", ", candidates.Select(c => c.Name))})");
         using var catalog = Context.OpenCatalog(config);
         var result = await new ArchivePusher(config, Plugins.Registry, catalog).PushAsync(def, path, cancellationToken).ConfigureAwait(false);
+        if (result.LetGoAt is not null)
+        {
+            await Console.Error.WriteLineAsync($"backstop wal-push: ERROR: {result.Item.Name} of '{def.Name}' let go on {result.Verified} of the {result.Needed} target(s) min_copies needs: " +
+                                               $"PostgreSQL held back {Core.Config.Quantities.FormatSize(result.LetGoAt.Value)} of WAL, over wal.queue_max; " +
+                                               $"the recovery window breaks here until a new base backup; {string.Join("; ", result.Problems)}").ConfigureAwait(false);
+            return ExitCodes.Ok;
+        }
+
         if (result.Succeeded)
         {
             await Console.Error.WriteLineAsync($"backstop wal-push: {result.Item.Name} of '{def.Name}' " +
