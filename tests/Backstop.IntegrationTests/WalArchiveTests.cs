@@ -130,6 +130,9 @@ public sealed class WalArchiveTests : IDisposable
         WaitUntil(() => Archiver().Failed >= 1, "the archiving to fail while the usb is away", 60);
         Assert.Equal(archived, Archiver().Archived);
         Assert.Contains("is on 1 of the 2 target(s) min_copies needs", File.ReadAllText(Path.Combine(_pg.Root, "log")), StringComparison.Ordinal);
+        var doctor = _box.Run(["doctor"], new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password });
+        Assert.Contains("the archiver is failing now", doctor.Stdout, StringComparison.Ordinal);
+        Assert.NotEqual(0, doctor.ExitCode);
 
         Directory.CreateDirectory(_box["usb"]);
         File.WriteAllText(_box["usb/.backstop-target"], "");
@@ -229,6 +232,13 @@ public sealed class WalArchiveTests : IDisposable
         _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
         _pg.Sql("postgres", "SELECT pg_switch_wal()");
         WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
+        var doctor = _box.Run(["doctor"], env);
+        Assert.Contains("archive_command runs backstop wal-push", doctor.Stdout, StringComparison.Ordinal);
+        Assert.Contains("archive_timeout is 0: a quiet server keeps its last writes", doctor.Stdout, StringComparison.Ordinal);
+        _pg.Sql("postgres", "ALTER SYSTEM SET archive_timeout = '60s'");
+        _pg.Sql("postgres", "SELECT pg_reload_conf()");
+        Assert.Contains("archive_timeout is 60s, under wal.max_rpo 5m", _box.Run(["doctor"], env).Stdout, StringComparison.Ordinal);
+
         var run = _box.Run(["run"], env);
         Assert.True(run.ExitCode is 0 or 3, run.ToString());
         Write(1);

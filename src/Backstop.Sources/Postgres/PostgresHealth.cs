@@ -21,7 +21,82 @@ internal sealed partial class PostgresSource : IHealthChecked
         return new ServerInventory($"postgres {Where}", all, options.Databases);
     }
 
-    public async Task<IReadOnlyList<Finding>> CheckHealthAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<Finding>> CheckHealthAsync(CancellationToken cancellationToken) =>
+        [.. options.Physical ? await CheckArchivingAsync(cancellationToken).ConfigureAwait(false) : [], .. await CheckReplicationAsync(cancellationToken).ConfigureAwait(false)];
+
+    /// <summary>
+    /// mode: physical: what point-in-time recovery needs of the server: wal_level replica or logical, archive_mode on,
+    /// an archive_command that runs backstop wal-push, an archive_timeout that keeps the RPO under wal.max_rpo, and an
+    /// archiver that is not failing now (pg_stat_archiver).
+    /// </summary>
+    private async Task<IReadOnlyList<Finding>> CheckArchivingAsync(CancellationToken cancellationToken)
+    {
+        var subject = $"source '{name}' ({Where})";
+        var findings = new List<Finding>();
+        await using var db = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+        async Task<string?> Setting(string setting)
+        {
+            // Superuser-only settings read as NULL for others (pg_read_all_settings lifts it).
+            await using var cmd = new NpgsqlCommand("SELECT CASE WHEN pg_has_role(current_user, 'pg_read_all_settings', 'USAGE') OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) " +
+                                                    "THEN current_setting($1) END", db) { Parameters = { new() { Value = setting } } };
+            return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+        }
+
+        var level = await Setting("wal_level").ConfigureAwait(false);
+        var mode = await Setting("archive_mode").ConfigureAwait(false);
+        var command = await Setting("archive_command").ConfigureAwait(false);
+        // In seconds, whatever unit it was set in (current_setting says "1min").
+        var timeout = Convert.ToString(await ScalarAsync(db, "SELECT setting FROM pg_settings WHERE name = 'archive_timeout'", cancellationToken).ConfigureAwait(false),
+            CultureInfo.InvariantCulture);
+        if (level is null)
+        {
+            return [new Finding("wal archiving", subject, FindingStatus.Fail, $"user '{options.User}' may not read the server's archiving settings",
+                $"GRANT pg_monitor TO \"{options.User}\" (it holds pg_read_all_settings and pg_read_all_stats)")];
+        }
+
+        findings.Add(level is "replica" or "logical"
+            ? new Finding("wal archiving", subject, FindingStatus.Ok, $"wal_level is {level}")
+            : new Finding("wal archiving", subject, FindingStatus.Fail, $"wal_level is {level}: base backups and archived WAL need replica", "set wal_level = replica and restart the server"));
+        findings.Add(mode is "on" or "always"
+            ? new Finding("wal archiving", subject, FindingStatus.Ok, $"archive_mode is {mode}")
+            : new Finding("wal archiving", subject, FindingStatus.Fail, $"archive_mode is {mode}: no WAL is archived, so no restore reaches past a base backup",
+                "set archive_mode = on and restart the server"));
+        // The command itself may hold secrets of its own: only whether it runs wal-push is said.
+        findings.Add(command is not null && command.Contains("wal-push", StringComparison.Ordinal)
+            ? new Finding("wal archiving", subject, FindingStatus.Ok, "archive_command runs backstop wal-push")
+            : new Finding("wal archiving", subject, FindingStatus.Fail,
+                string.IsNullOrEmpty(command) ? "archive_command is empty: nothing archives the WAL" : "archive_command does not run backstop wal-push: the WAL goes elsewhere, unproven",
+                $"ALTER SYSTEM SET archive_command = 'backstop wal-push --source {name} %p'; SELECT pg_reload_conf();"));
+        var maxRpo = Archive?.MaxRpo ?? Core.Config.ArchivePolicy.DefaultMaxRpo;
+        var seconds = int.TryParse(timeout, NumberStyles.Integer, CultureInfo.InvariantCulture, out var t) ? t : 0;
+        findings.Add(seconds > 0 && seconds < maxRpo.TotalSeconds
+            ? new Finding("wal archiving", subject, FindingStatus.Ok, $"archive_timeout is {seconds}s, under wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}")
+            : new Finding("wal archiving", subject, FindingStatus.Fail,
+                seconds == 0 ? $"archive_timeout is 0: a quiet server keeps its last writes in an unarchived segment for hours, past wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}"
+                    : $"archive_timeout is {seconds}s, not under wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}: the RPO goal cannot hold",
+                $"ALTER SYSTEM SET archive_timeout = '{Math.Max(1, (int)(maxRpo.TotalSeconds / 5))}s'; SELECT pg_reload_conf();"));
+        await using (var cmd = new NpgsqlCommand(
+                         "SELECT failed_count, last_failed_wal, last_failed_time, last_archived_time, last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time) FROM pg_stat_archiver",
+                         db))
+        await using (var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var failed = r.GetInt64(0);
+                findings.Add(r.GetBoolean(4)
+                    ? new Finding("wal archiving", subject, FindingStatus.Fail,
+                        $"the archiver is failing now: {failed} failure(s), the last on {Core.Util.ServerText.Printable(r.IsDBNull(1) ? "?" : r.GetString(1))} at " +
+                        $"{Core.Util.Json.Time(r.GetFieldValue<DateTimeOffset>(2))}, nothing archived since",
+                        "read the server's log for the lines of backstop wal-push; the WAL piles up in pg_wal until it succeeds")
+                    : new Finding("wal archiving", subject, FindingStatus.Ok,
+                        r.IsDBNull(3) ? "the archiver has archived nothing yet and never failed" : $"the archiver is working (last archived {Core.Util.Json.Time(r.GetFieldValue<DateTimeOffset>(3))}; {failed} failure(s) since the statistics were reset)"));
+            }
+        }
+
+        return findings;
+    }
+
+    private async Task<IReadOnlyList<Finding>> CheckReplicationAsync(CancellationToken cancellationToken)
     {
         if (options.Replication is not { } want)
         {

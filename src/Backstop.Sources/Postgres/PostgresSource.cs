@@ -155,12 +155,15 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
     public override ISource Create(SourceDefinition definition, PostgresOptions options)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new PostgresSource(definition.Name, options) { DrillOptions = definition.Drill.Options as PostgresDrillOptions };
+        return new PostgresSource(definition.Name, options) { DrillOptions = definition.Drill.Options as PostgresDrillOptions, Archive = definition.Archive };
     }
 }
 
 internal sealed partial class PostgresSource(string name, PostgresOptions options) : ISource
 {
+    /// <summary>mode: physical: the source's wal: block (its RPO goal).</summary>
+    internal Core.Config.ArchivePolicy? Archive { get; init; }
+
     internal const string GlobalsArtifact = "globals.sql";
     private PostgresTools? _tools;
     private int _serverMajor;
