@@ -285,4 +285,31 @@ public sealed class WalArchiveTests : IDisposable
         Assert.NotEqual("failing", again.GetProperty("state").GetString());
         Assert.Contains(again.GetProperty("archive").GetProperty("problems").EnumerateArray(), p => p.GetString()!.Contains("the archive has a gap after", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Retention_keeps_the_wal_from_the_oldest_kept_base_backup_and_nothing_older()
+    {
+        ArchivingWith(", retention: { last: 1 }", "  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
+        var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
+        Assert.True(_box.Run(["run"], env).ExitCode is 0 or 3);
+        Write(2);
+        var second = _box.Run(["run"], env); // the first base backup goes (last: 1), and the WAL only it needed
+        Assert.True(second.ExitCode is 0 or 3, second.ToString());
+        Assert.Contains("WAL file(s) older than the oldest kept base backup", second.Stdout + second.Stderr, StringComparison.Ordinal);
+
+        using var catalog = CatalogStore.Open(_box["state/catalog.db"]);
+        var kept = catalog.Snapshots("pg").Single(s => s.State == SnapshotState.Committed && s.Artifacts.All(a => a.Copies.Any(c => c.State == CopyState.Verified)));
+        var start = kept.Facts["start_lsn"];
+        var archive = catalog.Archive("pg");
+        Assert.All(archive.Where(a => a.End > 0), a => Assert.True(a.End > start, $"{a.Name} ends before the kept base backup starts"));
+        var onNas = Directory.GetFiles(_box["nas/pg/wal/00000001"]).Select(Path.GetFileName).ToList();
+        Assert.Equal(archive.Select(a => a.StoredFile).Order(StringComparer.Ordinal), onNas.Order(StringComparer.Ordinal));
+        Assert.Contains(archive, a => a.Name.EndsWith(".backup", StringComparison.Ordinal) || a.End > start); // what the kept base needs is there
+        var status = Status();
+        Assert.Equal(kept.Id, status.GetProperty("archive").GetProperty("from_snapshot").GetString());
+        Assert.Empty(status.GetProperty("archive").GetProperty("problems").EnumerateArray());
+    }
 }

@@ -49,6 +49,24 @@ public sealed partial class CatalogStore
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>Forgets one copy of an archive file (pruned); the file's record goes with its last copy.</summary>
+    public void DeleteArchiveCopy(string source, string name, string target)
+    {
+        using var tx = _db.BeginTransaction();
+        using (var cmd = Command("DELETE FROM archive_copies WHERE source = $s AND name = $n AND target = $t", ("$s", source), ("$n", name), ("$t", target)))
+        {
+            cmd.ExecuteNonQuery();
+        }
+
+        using (var cmd = Command("DELETE FROM archive WHERE source = $s AND name = $n AND NOT EXISTS (SELECT 1 FROM archive_copies c WHERE c.source = $s AND c.name = $n)",
+                   ("$s", source), ("$n", name)))
+        {
+            cmd.ExecuteNonQuery();
+        }
+
+        tx.Commit();
+    }
+
     /// <summary>A source's archive files (in name order, which is the order of the positions within a timeline), with their copies.</summary>
     public IReadOnlyList<ArchiveInfo> Archive(string source, string? name = null)
     {

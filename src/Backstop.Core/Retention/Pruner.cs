@@ -25,6 +25,12 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
     /// <summary>The snapshot column of a line about a source's shared blobs (<c>&lt;source&gt;/blobs/</c>), not one snapshot.</summary>
     public const string BlobsLine = "blobs";
 
+    /// <summary>The snapshot column of a line about a source's continuous archive (<c>&lt;source&gt;/wal/</c>).</summary>
+    public const string ArchiveLine = "wal";
+
+    /// <summary>Whether a line is about a source's shared files (blobs, archive) rather than one snapshot.</summary>
+    public static bool IsSharedLine(PruneLine line) => line?.Snapshot is BlobsLine or ArchiveLine;
+
     /// <summary>Called with the snapshot id between the restore-mark check and the marking of its copies (interleaving tests).</summary>
     internal Action<string>? BeforeMarkingPruned { get; init; }
 
@@ -130,9 +136,75 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
 
             var going = lines.Where(l => l.Source == def.Name && !l.Keep).Select(l => (l.Snapshot, l.Target)).ToHashSet();
             await PruneBlobsAsync(def, targets, dryRun, going, lines, ct).ConfigureAwait(false);
+            await PruneArchiveAsync(def, targets, dryRun, going, lines, ct).ConfigureAwait(false);
         }
 
         return lines;
+    }
+
+    /// <summary>
+    /// A continuous archive is kept, on each target, from the oldest base snapshot kept there (a committed one this prune
+    /// leaves, or one being restored): the files that end at or before where its replay starts, on its timeline or an
+    /// earlier one, go. Timeline history files and partial segments stay (small, and a timeline's lineage). Nothing goes
+    /// while no base is kept on the target.
+    /// </summary>
+    private async Task PruneArchiveAsync(SourceDefinition def, IReadOnlyDictionary<string, ITarget> targets, bool dryRun, HashSet<(string Snapshot, string Target)> going,
+        List<PruneLine> lines, CancellationToken ct)
+    {
+        if (def.Archive is not { } policy)
+        {
+            return;
+        }
+
+        var archive = catalog.Archive(def.Name);
+        var snapshots = catalog.Snapshots(def.Name);
+        foreach (var targetName in def.Targets.Distinct(StringComparer.Ordinal).Where(targets.ContainsKey))
+        {
+            var oldest = snapshots.Where(s => (s.State == SnapshotState.Committed && !going.Contains((s.Id, targetName))
+                                               && s.Artifacts.Count > 0 && s.Artifacts.All(a => a.Copies.Any(c => c.Target == targetName && c.State == CopyState.Verified)))
+                                              || RestoreMarks.Readers(config, s.Id).Count > 0)
+                .Select(s => policy.BaseRange(s.Facts)).Where(r => r is not null).MinBy(r => r!.Start);
+            if (oldest is null)
+            {
+                continue;
+            }
+
+            var old = archive.Where(a => a.End > 0 && a.End <= oldest.Start && string.CompareOrdinal(a.Folder, oldest.Folder) <= 0
+                                         && a.Copies.Any(c => c.Target == targetName)).ToList();
+            if (old.Count == 0)
+            {
+                continue;
+            }
+
+            var why = $"{old.Count} WAL file(s) older than the oldest kept base backup ({old[0].Name} to {old[^1].Name}, " +
+                      $"{Config.Quantities.FormatSize(old.Sum(a => a.StoredBytes.GetValueOrDefault(targetName)))})";
+            if (dryRun)
+            {
+                lines.Add(new PruneLine(def.Name, targetName, ArchiveLine, DateTimeOffset.UtcNow, false, why));
+                continue;
+            }
+
+            string? failure = null;
+            foreach (var file in old)
+            {
+                ct.ThrowIfCancellationRequested();
+                try
+                {
+                    // Forgotten first: a removal cut short leaves a file on the target, never a copy counted that is gone.
+                    catalog.DeleteArchiveCopy(def.Name, file.Name, targetName);
+                    await targets[targetName].DeleteAsync(Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile), ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+                {
+                    failure ??= e.Message;
+                }
+            }
+
+            lines.Add(new PruneLine(def.Name, targetName, ArchiveLine, DateTimeOffset.UtcNow, false, why, Pending: failure is not null));
+            catalog.AddEvent(failure is null ? "info" : "warn", def.Name, null, failure is null
+                ? $"pruned from '{targetName}': {why}"
+                : $"pruned from '{targetName}': {why}, but not all removed ({failure}); the files stay on the target until removed by hand");
+        }
     }
 
     /// <summary>

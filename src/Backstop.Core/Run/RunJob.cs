@@ -42,7 +42,7 @@ public static class RunJob
             var lines = await new Retention.Pruner(config, plugins, catalog, observer).RunAsync(prunable, dryRun: false, force: false, cancellationToken).ConfigureAwait(false);
             foreach (var l in lines.Where(l => !l.Keep))
             {
-                observer.Notice(l.Snapshot == Retention.Pruner.BlobsLine
+                observer.Notice(Retention.Pruner.IsSharedLine(l)
                     ? $"{l.Source}: from '{l.Target}', {(l.Pending ? "not all removed yet (the next prune tries again): " : "removed ")}{l.Why}"
                     : l.Pending
                     ? $"{l.Source}: snapshot {l.Snapshot} pruned from '{l.Target}' ({l.Why}) but not removed yet: the target refused; the next run removes it"
