@@ -312,4 +312,59 @@ public sealed class WalArchiveTests : IDisposable
         Assert.Equal(kept.Id, status.GetProperty("archive").GetProperty("from_snapshot").GetString());
         Assert.Empty(status.GetProperty("archive").GetProperty("problems").EnumerateArray());
     }
+
+    [Fact]
+    public void A_drill_recovers_a_throwaway_server_to_a_random_marker_serve_wrote_and_finds_exactly_the_markers_up_to_it()
+    {
+        var port = PostgresServer.FreePort();
+        ArchivingWith(", drill: { marker_database: postgres, marker_every: 1s }",
+            $"  - {{ name: nas, kind: local, path: ./nas }}\nserve: {{ listen: \"127.0.0.1:{port}\" }}\n", minCopies: 1);
+        var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
+        Assert.True(_box.Run(["run"], env).ExitCode is 0 or 3);
+
+        // serve writes a marker every second while the server works.
+        using (var serve = _box.Start(["serve"], env))
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT md5(g::text) FROM generate_series(1, 5000) g");
+                Thread.Sleep(1000);
+            }
+
+            WaitUntil(() => { using var c = CatalogStore.Open(_box["state/catalog.db"]); return c.Markers("pg").Count >= 4; }, "serve to write four markers", 60);
+            serve.Signal("TERM");
+            serve.Wait(TimeSpan.FromSeconds(60));
+        }
+
+        var archived = Archiver().Archived;
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived > archived, "the markers' segment archived", 60);
+        Assert.Equal(4, _pg.Scalar("postgres", "SELECT count(*) >= 4 FROM backstop_pitr_marker") == "t" ? 4 : 0);
+
+        var chosen = new HashSet<long>();
+        for (var i = 0; i < 2; i++)
+        {
+            var drill = _box.Run(["drill", "--source", "pg"], env);
+            Assert.True(drill.ExitCode == 0, drill.ToString());
+            using var catalog = CatalogStore.Open(_box["state/catalog.db"]);
+            var d = catalog.Drills("pg").Last();
+            Assert.True(d.Passed, d.Error);
+            var said = System.Text.RegularExpressions.Regex.Match(drill.Stdout + drill.Stderr, "recovering to marker (\\d+)");
+            Assert.True(said.Success, drill.ToString());
+            var seq = long.Parse(said.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            chosen.Add(seq);
+
+            // The evidence holds the check: exactly the markers up to the chosen one in the recovered server.
+            var evidence = System.Text.RegularExpressions.Regex.Match(drill.Stdout, "evidence: (\\S+)").Groups[1].Value;
+            using var json = JsonDocument.Parse(File.ReadAllText(evidence));
+            var markers = json.RootElement.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "markers");
+            Assert.True(markers.GetProperty("passed").GetBoolean());
+            Assert.Equal($"markers up to {seq}", markers.GetProperty("found").GetString());
+        }
+
+        Assert.NotEmpty(chosen);
+    }
 }

@@ -107,4 +107,34 @@ public sealed partial class CatalogStore
 
         return result;
     }
+
+    /// <summary>Records a recovery marker written into the source (what a drill recovers to and then looks for).</summary>
+    public void RecordMarker(string source, Plugins.RecoveryMarker marker)
+    {
+        ArgumentNullException.ThrowIfNull(marker);
+        using var cmd = Command("INSERT OR REPLACE INTO markers(source, seq, position, label, at) VALUES ($s, $q, $p, $l, $at)",
+            ("$s", source), ("$q", marker.Seq), ("$p", marker.Position), ("$l", marker.Label), ("$at", Time(marker.At)));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>A source's recovery markers, oldest first.</summary>
+    public IReadOnlyList<Plugins.RecoveryMarker> Markers(string source)
+    {
+        using var cmd = Command("SELECT seq, position, label, at FROM markers WHERE source = $s ORDER BY seq", ("$s", source));
+        using var r = cmd.ExecuteReader();
+        var list = new List<Plugins.RecoveryMarker>();
+        while (r.Read())
+        {
+            list.Add(new Plugins.RecoveryMarker(r.GetInt64(0), r.GetInt64(1), r.GetString(2), ParseTime(r.GetString(3))));
+        }
+
+        return list;
+    }
+
+    /// <summary>Forgets the markers before a position (the archive no longer reaches them).</summary>
+    public void DeleteMarkersBefore(string source, long position)
+    {
+        using var cmd = Command("DELETE FROM markers WHERE source = $s AND position < $p", ("$s", source), ("$p", position));
+        cmd.ExecuteNonQuery();
+    }
 }

@@ -198,6 +198,16 @@ public sealed partial class CatalogStore : IDisposable
             FOREIGN KEY (source, name) REFERENCES archive(source, name) ON DELETE CASCADE
         );
         """,
+        """
+        CREATE TABLE markers (
+            source TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (source, seq)
+        );
+        """,
     ];
 
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();

@@ -126,11 +126,16 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             };
         }
 
-        var restorer = new Restorer(config, plugins, catalog) { ExtraIdentityFiles = ExtraIdentityFiles, Timings = new RestoreTimings() };
+        // A source restored to points of its archive is drilled to one: a recovery marker of the window chosen at random
+        // (the end of the archive when there is none), from the newest base snapshot before it.
+        var source = plugins.Source(def.Kind)!.Create(def);
+        var toPoint = source is IPointInTimeRestorable { RestoresToPoints: true } && def.Archive is not null;
+        var (point, marker) = toPoint ? PickPoint(def, snapshotChoice, notes) : (null, null);
+        var restorer = new Restorer(config, plugins, catalog) { ExtraIdentityFiles = ExtraIdentityFiles, Timings = new RestoreTimings(), Point = point };
         restoring = restorer;
         try
         {
-            snapshot = Choose(def, restorer, snapshotChoice);
+            snapshot = toPoint && snapshotChoice is null or "latest" or "random" ? restorer.FindSnapshotAt(def, point!) : Choose(def, restorer, snapshotChoice);
             notes.AddRange(restorer.Notes);
             if (Target is { } named)
             {
@@ -151,7 +156,6 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             return Result(e.Message);
         }
 
-        var source = plugins.Source(def.Kind)!.Create(def);
         if (source is not IDrillable drillable)
         {
             return Result($"'{def.Kind}' sources cannot be drilled");
@@ -168,7 +172,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         var token = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
         var artifacts = snapshot.Artifacts.Select(a => new DrillArtifact(a.Name, a.Facts, a.Reported)).ToList();
         var scope = new DrillScope(folder, token, snapshot.Id, snapshot.StartedAt, artifacts, def.Drill.Options, notes.Add,
-            (artifact, bytes, ct) => PeekAsync(snapshot, artifact, bytes, ct));
+            (artifact, bytes, ct) => PeekAsync(snapshot, artifact, bytes, ct)) { Point = point, Marker = marker };
         IDrillScratch? scratch = null;
         string? error = null;
         var clock = Stopwatch.StartNew();
@@ -279,6 +283,37 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         var last = catalog.Drills(def.Name).Where(d => d.Target is not null).GroupBy(d => d.Target!, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Max(d => d.At), StringComparer.Ordinal);
         return holding.OrderBy(t => last.TryGetValue(t, out var at) ? at : DateTimeOffset.MinValue).ThenBy(holding.IndexOf).First();
+    }
+
+    /// <summary>
+    /// The point a drill of an archiving source recovers to: a recovery marker at random among those the window reaches
+    /// without a gap (after the oldest whole base snapshot became consistent, before the end of the newest archived file),
+    /// else the end of the archive. With a snapshot named, the end of the archive from it.
+    /// </summary>
+    private (RestorePoint Point, RecoveryMarker? Marker) PickPoint(SourceDefinition def, string? choice, List<string> notes)
+    {
+        if (choice is not (null or "latest" or "random"))
+        {
+            return (RestorePoint.End, null);
+        }
+
+        var archive = catalog.Archive(def.Name);
+        var window = ArchiveWindow.Compute(def, catalog.Snapshots(def.Name), archive, DateTimeOffset.UtcNow);
+        if (window.To is null || catalog.Snapshot(window.FromSnapshot!) is not { } from || def.Archive!.BaseRange(from.Facts) is not { } range)
+        {
+            return (RestorePoint.End, null); // the restore says why nothing can be recovered
+        }
+
+        var end = archive.First(a => a.Name == window.NewestFile).End;
+        var candidates = catalog.Markers(def.Name).Where(m => m.Position >= range.End && m.Position < end).ToList();
+        if (candidates.Count == 0)
+        {
+            return (RestorePoint.End, null);
+        }
+
+        var marker = candidates[System.Security.Cryptography.RandomNumberGenerator.GetInt32(candidates.Count)];
+        notes.Add($"recovering to marker {marker.Seq} (written {Util.Json.Time(marker.At)}, at {marker.Label}), chosen at random among the {candidates.Count} the window holds");
+        return (new RestorePoint(null, marker.Label), marker);
     }
 
     private SnapshotInfo Choose(SourceDefinition def, Restorer restorer, string? choice)

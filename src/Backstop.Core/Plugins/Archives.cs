@@ -61,3 +61,20 @@ public interface IPointInTimeRestorable
     /// <summary>Puts what the archive adds into the restored folder: the files up to the point, and what makes the server replay them to it.</summary>
     Task<IReadOnlyList<string>> FinishAsync(string destination, Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// A row a source wrote into itself at a known position of its archive (PostgreSQL: <c>backstop_pitr_marker</c>, and the
+/// LSN right after its commit): a drill recovers to <see cref="Position"/> and finds exactly the markers up to
+/// <see cref="Seq"/>. <see cref="Label"/> is the position in the kind's notation (an LSN).
+/// </summary>
+public sealed record RecoveryMarker(long Seq, long Position, string Label, DateTimeOffset At);
+
+/// <summary>A source that writes recovery markers (<c>serve</c> does, every <see cref="MarkerEvery"/>), for drills to a random moment.</summary>
+public interface IRecoveryMarked
+{
+    /// <summary>How often serve writes one; null when the source is not configured to (no marker database).</summary>
+    TimeSpan? MarkerEvery { get; }
+
+    /// <summary>Writes the next marker and returns it, its position read right after its commit.</summary>
+    Task<RecoveryMarker> WriteMarkerAsync(CancellationToken cancellationToken);
+}

@@ -36,6 +36,12 @@ public sealed class DrillScope(string folder, string token, string snapshotId, D
     /// <summary>The kind's parsed <c>drill:</c> options (null when the source has none).</summary>
     public object? Options => options;
 
+    /// <summary>A restore to a point of the archive: where it stops (null: a snapshot alone).</summary>
+    public RestorePoint? Point { get; init; }
+
+    /// <summary>The recovery marker the point is (null: none); the kind checks that exactly the markers up to it are there.</summary>
+    public RecoveryMarker? Marker { get; init; }
+
     /// <summary>Says something about the drill (which server, what was skipped) into its report.</summary>
     public void Note(string message) => note(message);
 

@@ -158,6 +158,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
 
         var archive = catalog.Archive(def.Name);
         var snapshots = catalog.Snapshots(def.Name);
+        long? reach = null; // where the oldest base kept anywhere starts: markers before it can no longer be recovered to
         foreach (var targetName in def.Targets.Distinct(StringComparer.Ordinal).Where(targets.ContainsKey))
         {
             var oldest = snapshots.Where(s => (s.State == SnapshotState.Committed && !going.Contains((s.Id, targetName))
@@ -169,6 +170,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 continue;
             }
 
+            reach = reach is { } r ? Math.Min(r, oldest.Start) : oldest.Start;
             var old = archive.Where(a => a.End > 0 && a.End <= oldest.Start && string.CompareOrdinal(a.Folder, oldest.Folder) <= 0
                                          && a.Copies.Any(c => c.Target == targetName)).ToList();
             if (old.Count == 0)
@@ -204,6 +206,11 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
             catalog.AddEvent(failure is null ? "info" : "warn", def.Name, null, failure is null
                 ? $"pruned from '{targetName}': {why}"
                 : $"pruned from '{targetName}': {why}, but not all removed ({failure}); the files stay on the target until removed by hand");
+        }
+
+        if (reach is { } from && !dryRun)
+        {
+            catalog.DeleteMarkersBefore(def.Name, from);
         }
     }
 

@@ -125,6 +125,11 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                     Start(job, now, cancellationToken);
                 }
 
+                if (_marking is null || _marking.IsCompleted)
+                {
+                    _marking = MarkAsync(now, cancellationToken);
+                }
+
                 if (now >= nextEvaluation)
                 {
                     nextEvaluation = now + TimeSpan.FromMinutes(1);
@@ -156,7 +161,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             log($"stopping: waiting for {left.Length} job(s) to record their interruption");
         }
 
-        await Task.WhenAll(left.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+        await Task.WhenAll(left.Append(_marking ?? Task.CompletedTask).Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
         _collector?.Dispose();
         log("stopped");
     }
@@ -442,6 +447,54 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         finally
         {
             _lockGate.Release();
+        }
+    }
+
+    private Task? _marking;
+    private readonly Dictionary<string, DateTimeOffset> _nextMarker = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _markerFailing = new(StringComparer.Ordinal);
+    private IReadOnlyList<(SourceDefinition Def, IRecoveryMarked Source)>? _marked;
+
+    /// <summary>
+    /// Recovery markers: each source that writes them (a physical PostgreSQL source with drill.marker_database) gets one
+    /// every marker_every, recorded with the position right after its commit, for drills to a random moment. Off the
+    /// scheduler's path, never under the run lock (like the server's own archiving). A failure is said once per streak.
+    /// </summary>
+    private async Task MarkAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        _marked ??= config.Sources.Select(d => (Def: d, Source: plugins.Source(d.Kind)?.Create(d) as IRecoveryMarked))
+            .Where(x => x.Source?.MarkerEvery is not null).Select(x => (x.Def, x.Source!)).ToList();
+        foreach (var (def, source) in _marked)
+        {
+            if (_nextMarker.TryGetValue(def.Name, out var due) && now < due)
+            {
+                continue;
+            }
+
+            _nextMarker[def.Name] = now + source.MarkerEvery!.Value;
+            try
+            {
+                var marker = await source.WriteMarkerAsync(ct).ConfigureAwait(false);
+                using var catalog = CatalogStore.Open(config.CatalogPath);
+                catalog.RecordMarker(def.Name, marker);
+                if (_markerFailing.Remove(def.Name))
+                {
+                    log($"{def.Name}: recovery markers are written again (marker {marker.Seq} at {marker.Label})");
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is BackupException or IOException or Microsoft.Data.Sqlite.SqliteException or System.Data.Common.DbException or TimeoutException)
+            {
+                if (_markerFailing.Add(def.Name))
+                {
+                    var message = $"{def.Name}: the recovery marker could not be written ({e.Message}); drills recover to older markers until it can";
+                    log(message);
+                    Record("warn", def.Name, message);
+                }
+            }
         }
     }
 

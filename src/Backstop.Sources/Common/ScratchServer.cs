@@ -219,6 +219,9 @@ public sealed class ScratchServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether the server has stopped (a recovery that failed, a crash).</summary>
+    public bool Exited => _process.HasExited;
+
     /// <summary>The end of the server's log, for an error.</summary>
     public string LogTail()
     {

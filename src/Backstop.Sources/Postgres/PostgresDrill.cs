@@ -27,11 +27,16 @@ public sealed record PostgresDrillOptions(string? Server, IReadOnlyList<SmokeQue
     public IReadOnlyList<string> Extensions { get; init; } = TrustedExtensions;
 
     public Core.Config.SecretRef? Password { get; init; }
+
+    /// <summary>mode: physical: the database serve writes <c>backstop_pitr_marker</c> rows into (null: none), and how often.</summary>
+    public string? MarkerDatabase { get; init; }
+
+    public TimeSpan MarkerEvery { get; init; } = TimeSpan.FromMinutes(1);
 }
 
 public sealed partial class PostgresSourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["server", "password", "smoke", "bin", "extensions"];
+    public override IReadOnlyList<string> DrillKeys { get; } = ["server", "password", "smoke", "bin", "extensions", "marker_database", "marker_every"];
 
     public override object? ParseDrillOptions(ConfigMap map)
     {
@@ -58,6 +63,9 @@ public sealed partial class PostgresSourceKind
         {
             Extensions = map.StringList("extensions") ?? PostgresDrillOptions.TrustedExtensions,
             Password = map.Secret("password"),
+            MarkerDatabase = map.String("marker_database"),
+            MarkerEvery = map.DurationOr("marker_every", TimeSpan.FromMinutes(1)) is { } every && every >= TimeSpan.FromSeconds(1) ? every
+                : throw map.Error("marker_every", "must be at least 1s"),
         };
     }
 }
@@ -93,12 +101,12 @@ internal sealed partial class PostgresSource : IDrillable
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
+        var drill = scope.Options as PostgresDrillOptions ?? new PostgresDrillOptions(null, [], null);
         if (options.Physical)
         {
-            throw new BackupException($"source '{name}': a base backup is drilled by recovering it with its WAL (point-in-time recovery), which is not in this version yet");
+            return await OpenRecoveryAsync(scope, drill, cancellationToken).ConfigureAwait(false);
         }
 
-        var drill = scope.Options as PostgresDrillOptions ?? new PostgresDrillOptions(null, [], null);
         var tools = await PostgresTools.ResolveAsync(name, options.Tools, cancellationToken).ConfigureAwait(false);
         var databases = scope.Artifacts.Where(a => a.Name != GlobalsArtifact)
             .ToDictionary(a => a.Name, a => Uri.UnescapeDataString(a.Name[..^".dump".Length]), StringComparer.Ordinal);

@@ -60,6 +60,9 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
             "The extensions a drill's superuser may create in the throwaway cluster before the dump is restored (their install scripts run as superuser; the dump itself is restored by a role that is not one)")
             { Default = "PostgreSQL's trusted contrib extensions (" + string.Join(", ", PostgresDrillOptions.TrustedExtensions) + ")" },
         .. SmokeQueries.Keys,
+        new("drill.marker_database", "postgres",
+            "mode: physical: serve writes a row into backstop_pitr_marker in this database every marker_every (the backup user creates the table, or is granted INSERT on it); a drill recovers to the position right after a random one and finds exactly the markers up to it") { Default = "none (drills recover to the end of the archive)" },
+        new("drill.marker_every", "1m", "mode: physical: how often serve writes a marker (with archive_timeout, it also keeps a quiet server's RPO measured)"),
     ];
 
     public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows", "roles", "files", "bytes", "timeline", "start_lsn", "end_lsn"];
