@@ -64,12 +64,13 @@ public class ArchiveWindowTests
     }
 
     [Fact]
-    public void A_gap_that_a_newer_base_jumps_over_degrades_the_window_and_the_window_starts_at_the_oldest_whole_base()
+    public void A_gap_that_a_newer_base_jumps_over_degrades_the_window_which_is_whole_from_that_base()
     {
         var w = Window([Base("b1", TimeSpan.FromHours(5), 16, 20), Base("b2", TimeSpan.FromHours(2), 64, 70)],
             File(1, TimeSpan.FromHours(5)), File(2, TimeSpan.FromHours(4)), File(4, TimeSpan.FromHours(2)), File(5, TimeSpan.FromMinutes(2)));
         Assert.Empty(w.Failing);
-        Assert.Equal(Now - TimeSpan.FromHours(5), w.From);
+        Assert.Equal(Now - TimeSpan.FromHours(2), w.From);
+        Assert.Equal("b2", w.FromSnapshot);
         Assert.Equal(Now - TimeSpan.FromMinutes(2), w.To);
         Assert.Contains(w.Degraded, d => d.Contains("gap after 000000010000000000000002 (next: 000000010000000000000004)", StringComparison.Ordinal));
     }
