@@ -206,6 +206,17 @@ public sealed class WalArchiveTests : IDisposable
         Assert.True(File.Exists(_box["at-time/recovery.signal"]));
         Assert.Equal(1000, RowsAfterRecovery(_box["at-time"]));
 
+        // The stock recipe, run literally (zstd, tar, sha256sum, the server itself), recovers the same rows.
+        var explain = _box.Run(["restore", "--source", "pg", "--to-time", between.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "+00",
+            "--to", _box["by-hand"], "--explain"], env);
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        Assert.Contains("recovery_target_time", explain.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("backstop ", explain.Stdout.Split('\n').Where(l => !l.StartsWith('#')).Aggregate("", (a, b) => a + b + "\n"), StringComparison.Ordinal);
+        File.WriteAllText(_box["by-hand.sh"], explain.Stdout);
+        var byHand = Sandbox.Exec("bash", "-e", _box["by-hand.sh"]);
+        Assert.True(byHand.ExitCode == 0, byHand + "\n" + explain.Stdout);
+        Assert.Equal(1000, RowsAfterRecovery(_box["by-hand"]));
+
         var atEnd = _box.Run(["restore", "--source", "pg", "--to", _box["at-end"]], env);
         Assert.True(atEnd.ExitCode == 0, atEnd.ToString());
         Assert.Equal(3000, RowsAfterRecovery(_box["at-end"]));

@@ -41,8 +41,6 @@ public sealed record ArchiveWindow(
         var degraded = new List<string>();
         var positioned = archive.Where(a => a.End > 0).ToList();
         var usable = positioned.Where(a => a.Copies.Any(c => c.State == CopyState.Verified && def.Targets.Contains(c.Target))).ToList();
-        var folders = usable.GroupBy(a => a.Folder, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
-            .Select(g => (Folder: g.Key, Files: g.OrderBy(a => a.Start).ToList())).ToList();
         var bases = snapshots.Where(s => StatusReport.Restorable(def, s) && s.FinishedAt is not null)
             .Select(s => (Snapshot: s, Range: policy.BaseRange(s.Facts))).Where(b => b.Range is not null).OrderBy(b => b.Snapshot.FinishedAt).ToList();
         if (bases.Count == 0)
@@ -54,7 +52,8 @@ public sealed record ArchiveWindow(
         var gaps = new Dictionary<string, (ArchiveInfo Last, ArchiveInfo Next)>(StringComparer.Ordinal);
         foreach (var (snapshot, range) in bases)
         {
-            var (last, gapBefore) = Walk(folders, range!);
+            var (chain, gapBefore) = ArchiveChain.Follow(usable, a => (a.Folder, a.Start, a.End), range!.Folder, range.Start);
+            var last = chain.Count > 0 ? chain[^1] : null;
             if (last is not null && last.End >= range!.End)
             {
                 consistent.Add((snapshot, last));
@@ -121,55 +120,4 @@ public sealed record ArchiveWindow(
 
     private static bool InChain(ArchiveInfo file, SnapshotInfo basis, ArchivePolicy policy) =>
         policy.BaseRange(basis.Facts) is { } r && string.CompareOrdinal(file.Folder, r.Folder) >= 0 && file.End > r.Start;
-
-    /// <summary>
-    /// The chain from a base's start: the last file reached, and (when the chain stops before files that exist) the
-    /// first file past the gap.
-    /// </summary>
-    internal static (ArchiveInfo? Last, ArchiveInfo? GapBefore) Walk(IReadOnlyList<(string Folder, List<ArchiveInfo> Files)> folders, ArchiveRange range)
-    {
-        var index = -1;
-        for (var i = 0; i < folders.Count; i++)
-        {
-            if (folders[i].Folder == range.Folder)
-            {
-                index = i;
-                break;
-            }
-        }
-
-        if (index < 0)
-        {
-            return (null, null);
-        }
-
-        var position = range.Start;
-        ArchiveInfo? last = null;
-        for (var i = index; i < folders.Count; i++)
-        {
-            var files = folders[i].Files.Where(f => f.End > position).ToList();
-            if (files.Count == 0)
-            {
-                continue;
-            }
-
-            if (files[0].Start > position)
-            {
-                return (last, files[0]);
-            }
-
-            foreach (var f in files)
-            {
-                if (f.Start > position)
-                {
-                    return (last, f);
-                }
-
-                position = f.End;
-                last = f;
-            }
-        }
-
-        return (last, null);
-    }
 }

@@ -31,8 +31,64 @@ public sealed record RestorePoint(DateTimeOffset? Time, string? Position)
     public override string ToString() => Time is { } t ? Util.Json.Time(t) : Position ?? "the end of the archive";
 }
 
+/// <summary>
+/// How a restored folder replays its archive: the archive's files go into <see cref="ArchiveFolder"/> (relative to the
+/// destination), <see cref="EmptyFiles"/> are created, <see cref="ConfigText"/> is appended to <see cref="ConfigFile"/>,
+/// the folder is given to <see cref="Owner"/> (the server's OS user; null: whoever restores), and <see cref="Start"/>
+/// (DEST standing for the folder) starts it.
+/// </summary>
+public sealed record RecoverySetup(string ArchiveFolder, IReadOnlyList<string> EmptyFiles, string ConfigFile, string ConfigText, string? Owner, string Start);
+
 /// <summary>A file of the archive as a restore sees it: what it covers and when it was archived.</summary>
 public sealed record ArchiveFile(string Folder, string Name, long Start, long End, DateTimeOffset At);
+
+/// <summary>
+/// The chain of a continuous archive from a position: within a folder (a timeline) each file begins where the one
+/// before it ended; where a later folder begins (a timeline switch, its first file holding the switch point) the chain
+/// leaves the earlier folder and goes on in it, so that what the old timeline holds past the switch is never followed.
+/// </summary>
+public static class ArchiveChain
+{
+    /// <summary>The files from <paramref name="start"/> on <paramref name="folder"/>, contiguous, and the first file past a gap (null when the chain simply ends).</summary>
+    public static (IReadOnlyList<T> Files, T? GapBefore) Follow<T>(IEnumerable<T> files, Func<T, (string Folder, long Start, long End)> place, string folder, long start)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        ArgumentNullException.ThrowIfNull(place);
+        var folders = files.Where(f => place(f).End > 0 && string.CompareOrdinal(place(f).Folder, folder) >= 0)
+            .GroupBy(f => place(f).Folder, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => g.OrderBy(f => place(f).Start).ToList()).ToList();
+        var chain = new List<T>();
+        if (folders.Count == 0 || place(folders[0][0]).Folder != folder)
+        {
+            return (chain, null);
+        }
+
+        var position = start;
+        for (var i = 0; i < folders.Count; i++)
+        {
+            var switchAt = i + 1 < folders.Count ? place(folders[i + 1][0]).Start : long.MaxValue;
+            foreach (var f in folders[i].Where(f => place(f).End > position && place(f).Start < switchAt))
+            {
+                if (place(f).Start > position)
+                {
+                    return (chain, f);
+                }
+
+                chain.Add(f);
+                position = place(f).End;
+            }
+
+            if (i + 1 < folders.Count && position < switchAt)
+            {
+                // The next timeline begins past where this one's files end: the WAL between them was never archived.
+                return (chain, folders[i + 1][0]);
+            }
+        }
+
+        return (chain, null);
+    }
+}
 
 /// <summary>The archive of the snapshot's source, read from verified copies, each checked against the SHA-256 recorded when it was pushed.</summary>
 public interface IArchiveReader
@@ -57,6 +113,9 @@ public interface IPointInTimeRestorable
 
     /// <summary>The archive files a restore to the point needs, before anything is written; throws naming why the point is out of reach.</summary>
     IReadOnlyList<ArchiveFile> Needs(Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive);
+
+    /// <summary>What the restored folder needs besides the archive's files to replay them to the point (written by <see cref="FinishAsync"/>, and by hand from <c>restore --explain</c>).</summary>
+    RecoverySetup Recovery(Catalog.SnapshotInfo basis, RestorePoint point);
 
     /// <summary>Puts what the archive adds into the restored folder: the files up to the point, and what makes the server replay them to it.</summary>
     Task<IReadOnlyList<string>> FinishAsync(string destination, Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive, CancellationToken cancellationToken);

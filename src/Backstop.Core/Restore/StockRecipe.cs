@@ -98,4 +98,59 @@ public static class StockRecipe
             k.All(c => char.IsAsciiLetterUpper(c) || c == '_') ? $@"(?<![\w.]){k}(?![\w.])" : System.Text.RegularExpressions.Regex.Escape(k)));
         return System.Text.RegularExpressions.Regex.Replace(recipe, pattern, m => Util.ShellWord.Quote(values[m.Value]));
     }
+
+    /// <summary>
+    /// The stock-tool steps that follow the base snapshot's own recipe in a restore to a point of a continuous archive:
+    /// each archive file the point needs decoded (<c>age -d</c>, <c>zstd -dc</c>) into the destination's archive folder
+    /// and checked against the SHA-256 recorded when it was pushed, then the files and settings that make the server
+    /// replay to the point, and the folder given to the server's user. DEST stands for the destination.
+    /// </summary>
+    /// <param name="local">Where a stored archive file is on this machine (a local target holding it verified), or null.</param>
+    public static IReadOnlyList<string> PointSteps(IPointInTimeRestorable pitr, BackstopConfig config, SnapshotInfo basis, RestorePoint point,
+        IReadOnlyList<ArchiveInfo> archive, string? keyFile, Func<ArchiveInfo, string?> local)
+    {
+        ArgumentNullException.ThrowIfNull(pitr);
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(archive);
+        ArgumentNullException.ThrowIfNull(local);
+        var reader = new ListedArchive(archive.Where(a => a.Copies.Any(c => c.State == CopyState.Verified)).Select(a => new ArchiveFile(a.Folder, a.Name, a.Start, a.End, a.At)).ToList());
+        var needed = pitr.Needs(basis, point, reader);
+        var setup = pitr.Recovery(basis, point);
+        var byName = archive.ToDictionary(a => a.Name, StringComparer.Ordinal);
+        var decrypt = config.Encryption?.Passphrase is not null ? "age -d" : "age -d -i " + (keyFile is null ? "KEY_FILE" : Util.ShellWord.Quote(keyFile));
+        var folder = $"DEST/{setup.ArchiveFolder}";
+        var history = archive.Where(a => a.Name.EndsWith(".history", StringComparison.Ordinal) && a.Copies.Any(c => c.State == CopyState.Verified)).ToList();
+        var steps = new List<string>
+        {
+            $"# The archive: {needed.Count} file(s) from {needed[0].Name} to {needed[^1].Name}{(history.Count > 0 ? $" and {history.Count} timeline history file(s)" : "")}, " +
+            "each checked against the SHA-256 recorded when it was archived",
+            $"mkdir -p {folder}",
+        };
+        foreach (var file in needed.Select(n => byName[n.Name]).Concat(history))
+        {
+            var stored = local(file) is { } path ? Util.ShellWord.Quote(path) : $"{Util.ShellWord.Quote(Layout.ArchiveKey(basis.Source, file.Folder, file.StoredFile))} (copied from a target first)";
+            var into = $"{folder}/{file.Name}";
+            var decode = Sealing.Sealed.IsEncrypted(file.StoredFile) ? $"{decrypt} {stored} | zstd -dc > {into}" : $"zstd -dc {stored} > {into}";
+            steps.Add($"{decode} && echo {Util.ShellWord.Quote($"{file.Sha256}  ")}{into} | sha256sum -c --quiet");
+        }
+
+        steps.Add($"# What makes the server replay to {point}{(point == RestorePoint.End ? "" : ", then promote")}");
+        steps.AddRange(setup.EmptyFiles.Select(f => $"touch DEST/{f}"));
+        steps.Add($"cat >> DEST/{setup.ConfigFile} <<'BACKSTOP'\n{setup.ConfigText.Trim('\n')}\nBACKSTOP");
+        if (setup.Owner is { } owner)
+        {
+            steps.Add($"chown -R {owner}:{owner} DEST");
+        }
+
+        steps.Add($"# Start it{(setup.Owner is { } o ? $" as {o}" : "")}: {setup.Start}");
+        return steps;
+    }
+
+    /// <summary>The archive as the catalog lists it, for planning (nothing is read).</summary>
+    private sealed class ListedArchive(IReadOnlyList<ArchiveFile> files) : IArchiveReader
+    {
+        public IReadOnlyList<ArchiveFile> Files => files;
+
+        public Task FetchAsync(string name, string path, CancellationToken cancellationToken) => throw new InvalidOperationException("a recipe reads nothing");
+    }
 }

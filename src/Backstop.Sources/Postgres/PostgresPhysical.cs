@@ -90,8 +90,9 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
     }
 
     /// <summary>
-    /// The segments of the base backup's timeline from its start LSN to the point, contiguous (for a time: up to the
-    /// segment archived after it, and one more; for an LSN: up to the segment that holds it; else all), refused naming
+    /// The segments from the base backup's start LSN to the point, contiguous, on its timeline and each later one from
+    /// where it begins (a promotion; PostgreSQL follows the history files to the latest timeline): for a time, up to the
+    /// segment archived after it, and one more; for an LSN, up to the segment that holds it; else all. Refused naming
     /// why when the point is past the archive's end, past a gap, or the archive does not reach the backup's end.
     /// </summary>
     public IReadOnlyList<ArchiveFile> Needs(Core.Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive)
@@ -100,14 +101,14 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         ArgumentNullException.ThrowIfNull(point);
         ArgumentNullException.ThrowIfNull(archive);
         var facts = basis.Artifacts.First(a => a.Name == BaseArtifact).Facts;
-        var timeline = facts["timeline"].ToString("X8", CultureInfo.InvariantCulture);
         var start = facts["start_lsn"];
-        var segments = archive.Files.Where(f => f.Folder == timeline && f.End > 0 && f.End > start && !f.Name.EndsWith(".partial", StringComparison.Ordinal))
-            .OrderBy(f => f.Start).ToList();
+        var (segments, gap) = ArchiveChain.Follow(archive.Files, f => (f.Folder, f.Start, f.End), TimelineFolder(facts["timeline"]), start);
         var newest = segments.LastOrDefault();
         if (point.Time is { } t && (newest is null || t > newest.At))
         {
-            throw new BackupException($"{point} is after the newest archived WAL of '{name}' ({(newest is null ? "none since the base backup" : $"{newest.Name}, archived {Core.Util.Json.Time(newest.At)}")}): the recovery window ends there");
+            throw new BackupException(gap is not null
+                ? $"the WAL archive of '{name}' has a gap after {newest?.Name ?? $"the base backup's start ({FormatLsn(start)})"} (next: {gap.Name}): a recovery cannot pass it; {point} is out of reach"
+                : $"{point} is after the newest archived WAL of '{name}' ({(newest is null ? "none since the base backup" : $"{newest.Name}, archived {Core.Util.Json.Time(newest.At)}")}): the recovery window ends there");
         }
 
         var needed = new List<ArchiveFile>();
@@ -115,11 +116,6 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         long? position = point.Position is { } p ? ParseLsnOrRefuse(p) : null;
         foreach (var s in segments)
         {
-            if (needed.Count > 0 ? s.Start != needed[^1].End : s.Start > start)
-            {
-                throw new BackupException($"the WAL archive of '{name}' has a gap at {FormatLsn(needed.Count > 0 ? needed[^1].End : start)} (next: {s.Name}): a recovery cannot pass it; {point} is out of reach");
-            }
-
             if (position is { } lsn && s.Start > lsn)
             {
                 break;
@@ -132,49 +128,71 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
             }
         }
 
+        if (gap is not null && (point == RestorePoint.End || position is { } beyond && beyond >= (newest?.End ?? start)))
+        {
+            throw new BackupException($"the WAL archive of '{name}' has a gap at {FormatLsn(newest?.End ?? start)} (after {newest?.Name ?? "the base backup's start"}, next: {gap.Name}): " +
+                                      $"a recovery cannot pass it; {point} is out of reach (a point before it, or a restore from a base backup after it, is)");
+        }
+
         return needed.Count == 0 || needed[^1].End < facts["end_lsn"]
             ? throw new BackupException($"the WAL archive of '{name}' does not reach the end of base backup {basis.Id} ({FormatLsn(facts["end_lsn"])}): it cannot become consistent; is archive_command set to backstop wal-push?")
             : needed;
     }
 
     /// <summary>
-    /// The WAL the restored base backup replays, into DEST/backstop_wal (every segment of its timeline from its start,
-    /// contiguous, up to the point), with recovery.signal and, in postgresql.auto.conf, a restore_command that reads
-    /// them, the recovery target, promote at the target, and archive_mode off: a promoted copy never archives into the
-    /// production archive. A point outside the window, or one past a gap in the archive, is refused naming it.
+    /// recovery.signal and, appended to postgresql.auto.conf: a restore_command that reads the folder's own WAL, the
+    /// recovery target, promote at the target, and archive_mode off (a promoted copy never archives into the production
+    /// archive). Owned by postgres where it exists and this runs as root.
+    /// </summary>
+    public RecoverySetup Recovery(Core.Catalog.SnapshotInfo basis, RestorePoint point)
+    {
+        ArgumentNullException.ThrowIfNull(basis);
+        ArgumentNullException.ThrowIfNull(point);
+        long? position = point.Position is { } p ? ParseLsnOrRefuse(p) : null;
+        var target = point.Time is { } at ? $"recovery_target_time = '{at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture)}+00'\n"
+            : position is { } l ? $"recovery_target_lsn = '{FormatLsn(l)}'\n"
+            : "";
+        var text = $"\n# Added by backstop restore of {basis.Id} to {point}: replay the WAL in {WalFolder}/, then promote. A restored copy never archives.\n" +
+                   $"restore_command = 'cp {WalFolder}/%f \"%p\"'\n" + target +
+                   (target.Length > 0 ? "recovery_target_action = 'promote'\n" : "") +
+                   "archive_mode = 'off'\narchive_command = ''\n";
+        var owner = System.Environment.UserName == "root" && Core.Util.PosixUsers.Lookup("postgres") is not null ? "postgres" : null;
+        return new RecoverySetup(WalFolder, ["recovery.signal"], "postgresql.auto.conf", text, owner, "pg_ctl -D DEST start");
+    }
+
+    /// <summary>
+    /// The WAL the restored base backup replays, into DEST/backstop_wal (every segment from its start, contiguous, up to
+    /// the point, and the timelines' history files), then <see cref="Recovery"/>. A point outside the window, or one
+    /// past a gap in the archive, is refused naming it.
     /// </summary>
     public async Task<IReadOnlyList<string>> FinishAsync(string destination, Core.Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(archive);
         var needed = Needs(basis, point, archive);
+        var setup = Recovery(basis, point);
         var folder = Path.GetFullPath(destination);
-        long? position = point.Position is { } p ? ParseLsnOrRefuse(p) : null;
-        var wal = Path.Combine(folder, WalFolder);
+        var wal = Path.Combine(folder, setup.ArchiveFolder);
         Directory.CreateDirectory(wal, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         foreach (var f in needed.Concat(archive.Files.Where(f => f.Name.EndsWith(".history", StringComparison.Ordinal))))
         {
             await archive.FetchAsync(f.Name, Path.Combine(wal, f.Name), cancellationToken).ConfigureAwait(false);
         }
 
-        await File.WriteAllTextAsync(Path.Combine(folder, "recovery.signal"), "", cancellationToken).ConfigureAwait(false);
-        var target = point.Time is { } at ? $"recovery_target_time = '{at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture)}+00'\n"
-            : position is { } l ? $"recovery_target_lsn = '{FormatLsn(l)}'\n"
-            : "";
-        await File.AppendAllTextAsync(Path.Combine(folder, "postgresql.auto.conf"),
-            $"\n# Added by backstop restore of {basis.Id} to {point}: replay the WAL in {WalFolder}/, then promote. A restored copy never archives.\n" +
-            $"restore_command = 'cp {WalFolder}/%f \"%p\"'\n" + target +
-            (target.Length > 0 ? "recovery_target_action = 'promote'\n" : "") +
-            "archive_mode = 'off'\narchive_command = ''\n", cancellationToken).ConfigureAwait(false);
-        var owner = System.Environment.UserName == "root" && Core.Util.PosixUsers.Lookup("postgres") is not null ? "postgres" : null;
-        if (owner is not null)
+        foreach (var empty in setup.EmptyFiles)
         {
-            await ChildProcess.RunToStreamAsync("/bin/chown", ["-R", "postgres:postgres", folder], new Dictionary<string, string>(), "/", Stream.Null,
+            await File.WriteAllTextAsync(Path.Combine(folder, empty), "", cancellationToken).ConfigureAwait(false);
+        }
+
+        await File.AppendAllTextAsync(Path.Combine(folder, setup.ConfigFile), setup.ConfigText, cancellationToken).ConfigureAwait(false);
+        if (setup.Owner is { } owner)
+        {
+            await ChildProcess.RunToStreamAsync("/bin/chown", ["-R", $"{owner}:{owner}", folder], new Dictionary<string, string>(), "/", Stream.Null,
                 TimeSpan.FromMinutes(10), $"chown of {folder}", cancellationToken).ConfigureAwait(false);
         }
 
         return [$"{needed.Count} WAL segment(s) from {needed[0].Name} to {needed[^1].Name} are in {wal}; the folder is self-contained: " +
-                $"start it as {owner ?? "its owner"} (pg_ctl -D {folder} start) and it replays to {point}{(target.Length > 0 ? ", then promotes" : "")}"];
+                $"start it as {setup.Owner ?? "its owner"} ({setup.Start.Replace("DEST", folder, StringComparison.Ordinal)}) and it replays to {point}{(point.Time is null && point.Position is null ? "" : ", then promotes")}"];
     }
 
     internal const string BaseArtifact = "base.tar";

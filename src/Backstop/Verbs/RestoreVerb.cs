@@ -37,7 +37,7 @@ internal static class RestoreVerb
 
         if (explain)
         {
-            return Explain(context, config, def, snapshot, artifact, destination, identityFiles);
+            return Explain(context, config, def, snapshot, artifact, destination, identityFiles, point, catalog);
         }
 
         if (string.IsNullOrEmpty(destination))
@@ -155,7 +155,7 @@ internal static class RestoreVerb
     {
         if (toTime is null && toLsn is null)
         {
-            return !explain && Plugins.Registry.Source(def.Kind)!.Create(def) is IPointInTimeRestorable { RestoresToPoints: true } ? RestorePoint.End : null;
+            return Plugins.Registry.Source(def.Kind)!.Create(def) is IPointInTimeRestorable { RestoresToPoints: true } ? RestorePoint.End : null;
         }
 
         if (toTime is not null && toLsn is not null)
@@ -163,9 +163,9 @@ internal static class RestoreVerb
             throw new ConfigException("--to-time and --to-lsn: give one of them");
         }
 
-        if (snapshotId is not null || explain)
+        if (snapshotId is not null)
         {
-            throw new ConfigException($"{(explain ? "--explain" : "--snapshot")} with {(toTime is not null ? "--to-time" : "--to-lsn")}: a restore to a point starts from the newest base backup before it; leave it out");
+            throw new ConfigException($"--snapshot with {(toTime is not null ? "--to-time" : "--to-lsn")}: a restore to a point starts from the newest base backup before it; leave it out");
         }
 
         DateTimeOffset? time = null;
@@ -181,7 +181,7 @@ internal static class RestoreVerb
     }
 
     private static int Explain(Context context, BackstopConfig config, SourceDefinition def, Core.Catalog.SnapshotInfo snapshot, string? artifact, string? destination,
-        IReadOnlyList<string> identityFiles)
+        IReadOnlyList<string> identityFiles, RestorePoint? point, Core.Catalog.CatalogStore catalog)
     {
         if (artifact is not null && snapshot.Artifacts.All(a => a.Name != artifact))
         {
@@ -201,14 +201,27 @@ internal static class RestoreVerb
                 Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, Core.Storage.Layout.ManifestName)),
                 Path.Combine(local.Path!, Core.Storage.Layout.BlobFolder(at.Source).TrimEnd('/')));
         }).Select(s => new { s.Artifact, s.Snapshot, s.Level, s.File, s.Sha256, s.Check, s.Restore }).ToList();
+
+        // A restore to a point: the archive's files up to it, and what replays them (DEST filled where --to says it).
+        var archiveSteps = point is not null && source is IPointInTimeRestorable { RestoresToPoints: true } pitr
+            ? StockRecipe.PointSteps(pitr, config, snapshot, point, catalog.Archive(def.Name), key, file =>
+                    config.Targets.Where(t => def.Targets.Contains(t.Name) && file.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
+                        .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null) is { } place
+                        ? Path.Combine(place.Path!, Core.Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile))
+                        : null)
+                .Select(line => destination is null ? line : StockRecipe.FillIn(line, new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = Path.GetFullPath(destination) }))
+                .ToList()
+            : [];
         if (context.Json)
         {
-            JsonOutput.Write(new { Snapshot = snapshot.Id, Source = def.Name, Steps = steps });
+            JsonOutput.Write(new { Snapshot = snapshot.Id, Source = def.Name, Point = point?.ToString(), Steps = steps, Archive = archiveSteps });
             return ExitCodes.Ok;
         }
 
-        Console.WriteLine($"# Restore snapshot {snapshot.Id} of '{def.Name}' with stock tools (zstd, tar, …), without backstop:");
-        var unfilled = StockRecipe.Unfilled(steps.Select(s => s.Restore));
+        Console.WriteLine(point is null
+            ? $"# Restore snapshot {snapshot.Id} of '{def.Name}' with stock tools (zstd, tar, …), without backstop:"
+            : $"# Restore '{def.Name}' to {point} with stock tools (zstd, tar, age, the server itself), without backstop: base snapshot {snapshot.Id}, then its archive");
+        var unfilled = StockRecipe.Unfilled(steps.Select(s => s.Restore).Concat(archiveSteps));
         if (unfilled.Count > 0)
         {
             // One legend, so that DB and DB_CONNINFO (the same database, written twice) are never taken for two things.
@@ -226,6 +239,11 @@ internal static class RestoreVerb
             Console.WriteLine(chain.Count > 1 ? $"# {s.Artifact}, level {s.Level} (snapshot {s.Snapshot})" : $"# {s.Artifact}");
             Console.WriteLine(s.Check);
             Console.WriteLine(s.Restore);
+        }
+
+        foreach (var line in archiveSteps)
+        {
+            Console.WriteLine(line);
         }
 
         return ExitCodes.Ok;
