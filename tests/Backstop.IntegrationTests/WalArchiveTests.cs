@@ -157,6 +157,69 @@ public sealed class WalArchiveTests : IDisposable
         Assert.Equal(0, _box.Run("verify", "--deep").ExitCode);
     }
 
+    /// <summary>Starts a restored data folder as postgres on a free port and waits for its recovery to end and the promotion; returns a query runner.</summary>
+    private Func<string, string> StartRecovered(string data)
+    {
+        var port = PostgresServer.FreePort();
+        var log = Path.Combine(data, "startup.log");
+        var start = Sandbox.Exec("runuser", "-u", "postgres", "--", Path.Combine(_pg.Bin, "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "120",
+            "-o", $"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data}", "start");
+        Assert.True(start.ExitCode == 0, start + (File.Exists(log) ? File.ReadAllText(log) : ""));
+        string Query(string sql) => Sandbox.ExecEnv(null, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password },
+            Path.Combine(_pg.Bin, "psql"), "-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", "postgres", "-qAt", "-c", sql, "postgres").Stdout.Trim();
+        WaitUntil(() => Query("SELECT pg_is_in_recovery()") == "f", "the restored server to finish its recovery and promote", 90);
+        return Query;
+    }
+
+    private void StopRecovered(string data) => Sandbox.Exec("runuser", "-u", "postgres", "--", Path.Combine(_pg.Bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop");
+
+    [Fact]
+    public void A_timeline_switch_after_a_promotion_keeps_the_chain_and_a_restore_follows_it_to_the_new_timeline()
+    {
+        Archiving("  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
+        var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
+        Assert.True(_box.Run(["run"], env).ExitCode is 0 or 3);
+        _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'first' FROM generate_series(1, 1000)");
+        var archived = Archiver().Archived;
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived > archived, "the first rows archived", 60);
+
+        // Failover: the primary is gone; its copy, recovered to the end of the archive, is promoted and archives into the same source.
+        _pg.Stop();
+        var restored = _box.Run(["restore", "--source", "pg", "--to", _box["promoted"]], env);
+        Assert.True(restored.ExitCode == 0, restored.ToString());
+        var command = File.ReadAllText(Path.Combine(_pg.Data, "postgresql.auto.conf")).Split('\n').Last(l => l.StartsWith("archive_command", StringComparison.Ordinal));
+        File.AppendAllText(_box["promoted/postgresql.auto.conf"], $"archive_mode = 'on'\n{command}\n");
+        var promoted = StartRecovered(_box["promoted"]);
+        try
+        {
+            promoted("INSERT INTO ledger (memo) SELECT 'second' FROM generate_series(1, 2000)");
+            promoted("SELECT pg_switch_wal()");
+            WaitUntil(() =>
+            {
+                using var c = CatalogStore.Open(_box["state/catalog.db"]);
+                var files = c.Archive("pg");
+                return files.Any(a => a.Name == "00000002.history") && files.Count(a => a.Folder == "00000002" && a.End > 0) >= 1;
+            }, "the new timeline's history and first segment archived", 60);
+        }
+        finally
+        {
+            StopRecovered(_box["promoted"]);
+        }
+
+        // One window across the switch, no gap; a restore to its end replays timeline 1, then 2.
+        var window = Status().GetProperty("archive");
+        Assert.Empty(window.GetProperty("problems").EnumerateArray());
+        Assert.StartsWith("00000002", window.GetProperty("newest_file").GetString(), StringComparison.Ordinal);
+        var after = _box.Run(["restore", "--source", "pg", "--to", _box["after-switch"]], env);
+        Assert.True(after.ExitCode == 0, after.ToString());
+        Assert.True(File.Exists(_box["after-switch/backstop_wal/00000002.history"]));
+        Assert.Equal(3000, RowsAfterRecovery(_box["after-switch"]));
+    }
+
     /// <summary>Starts a restored data folder as postgres on a free port, waits for its recovery to end, and counts the ledger's rows.</summary>
     private long RowsAfterRecovery(string data)
     {
