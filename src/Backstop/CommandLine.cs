@@ -137,16 +137,20 @@ internal static class CommandLine
             HelpName = "TIME",
         };
         var restoreToLsn = new Option<string?>("--to-lsn") { Description = "As --to-time, to this position of the archive (an LSN: 0/16B3748)", HelpName = "LSN" };
+        var restoreStart = new Option<bool>("--start")
+        {
+            Description = "A restore to a point (postgres, mode: physical): also start the restored server on a free loopback port and wait until it has replayed to the point and promoted; it keeps running",
+        };
         var restore = new Command("restore", "Restore a snapshot (its hash is checked first; another target is used when a copy is bad)");
         foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain, restoreIdentity, restoreInclude, restoreStrip,
-                     restoreToTime, restoreToLsn })
+                     restoreToTime, restoreToLsn, restoreStart })
         {
             restore.Add(o);
         }
 
         restore.SetAction((p, ct) => RestoreVerb.ExecuteAsync(Context.From(p), p.GetValue(restoreSource)!, p.GetValue(restoreSnapshot),
             p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), p.GetValue(restoreIdentity) ?? [],
-            p.GetValue(restoreInclude) ?? [], p.GetValue(restoreStrip), ct, p.GetValue(restoreToTime), p.GetValue(restoreToLsn)));
+            p.GetValue(restoreInclude) ?? [], p.GetValue(restoreStrip), ct, p.GetValue(restoreToTime), p.GetValue(restoreToLsn), p.GetValue(restoreStart)));
         root.Add(restore);
 
         var drillSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };

@@ -280,9 +280,20 @@ public sealed class WalArchiveTests : IDisposable
         Assert.True(byHand.ExitCode == 0, byHand + "\n" + explain.Stdout);
         Assert.Equal(1000, RowsAfterRecovery(_box["by-hand"]));
 
-        var atEnd = _box.Run(["restore", "--source", "pg", "--to", _box["at-end"]], env);
+        // --start: the restored server is started on a free port and replayed to the end before the restore returns.
+        var atEnd = _box.Run(["restore", "--source", "pg", "--to", _box["at-end"], "--start"], env);
         Assert.True(atEnd.ExitCode == 0, atEnd.ToString());
-        Assert.Equal(3000, RowsAfterRecovery(_box["at-end"]));
+        var port = System.Text.RegularExpressions.Regex.Match(atEnd.Stdout, "running on 127\\.0\\.0\\.1:(\\d+)").Groups[1].Value;
+        try
+        {
+            var rows = Sandbox.ExecEnv(null, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password },
+                Path.Combine(_pg.Bin, "psql"), "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-qAt", "-c", "SELECT count(*) || ' ' || pg_is_in_recovery() || ' ' || current_setting('archive_mode') FROM ledger", "postgres");
+            Assert.Equal("3000 false off", rows.Stdout.Trim());
+        }
+        finally
+        {
+            StopRecovered(_box["at-end"]);
+        }
 
         var outside = _box.Run(["restore", "--source", "pg", "--to-time", "2000-01-01 00:00:00+00", "--to", _box["too-early"]], env);
         Assert.Equal(1, outside.ExitCode);

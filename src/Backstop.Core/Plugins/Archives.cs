@@ -117,6 +117,12 @@ public interface IPointInTimeRestorable
     /// <summary>What the restored folder needs besides the archive's files to replay them to the point (written by <see cref="FinishAsync"/>, and by hand from <c>restore --explain</c>).</summary>
     RecoverySetup Recovery(Catalog.SnapshotInfo basis, RestorePoint point);
 
+    /// <summary>
+    /// <c>restore --start</c>: starts the restored folder's server on a free loopback port (as its owner) and waits until
+    /// it has replayed to the point and promoted; returns where it runs and how to stop it. It keeps running.
+    /// </summary>
+    Task<string> StartAsync(string destination, CancellationToken cancellationToken);
+
     /// <summary>Puts what the archive adds into the restored folder: the files up to the point, and what makes the server replay them to it.</summary>
     Task<IReadOnlyList<string>> FinishAsync(string destination, Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive, CancellationToken cancellationToken);
 }

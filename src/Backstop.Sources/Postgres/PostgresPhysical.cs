@@ -195,6 +195,76 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
                 $"start it as {setup.Owner ?? "its owner"} ({setup.Start.Replace("DEST", folder, StringComparison.Ordinal)}) and it replays to {point}{(point.Time is null && point.Position is null ? "" : ", then promotes")}"];
     }
 
+    /// <summary>
+    /// pg_ctl start of the restored folder with the server binaries of its PG_VERSION, as postgres when root, on a free
+    /// loopback port with its socket in the folder and archiving off; then pg_controldata until the cluster is in
+    /// production (replayed and promoted). A server that stops first is an error with the end of its log.
+    /// </summary>
+    public async Task<string> StartAsync(string destination, CancellationToken cancellationToken)
+    {
+        var folder = Path.GetFullPath(destination);
+        var text = (await File.ReadAllTextAsync(Path.Combine(folder, "PG_VERSION"), cancellationToken).ConfigureAwait(false)).Trim();
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var major))
+        {
+            throw new BackupException($"{folder}/PG_VERSION says '{Core.Util.ServerText.Printable(text)}', which is no PostgreSQL major version");
+        }
+
+        var bin = Path.Combine(PostgresTools.ClusterDir, major.ToString(CultureInfo.InvariantCulture), "bin");
+        if (!File.Exists(Path.Combine(bin, "pg_ctl")))
+        {
+            throw new BackupException($"--start: the base backup is PostgreSQL {major}, whose server is not installed here ({bin}/pg_ctl): install postgresql-{major}, or start the folder yourself");
+        }
+
+        int port;
+        using (var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            listener.Start();
+            port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        }
+
+        var log = Path.Combine(folder, "backstop-start.log");
+        var run = new List<string>();
+        var program = Path.Combine(bin, "pg_ctl");
+        if (Core.Util.PosixUsers.IsRoot && Core.Util.PosixUsers.Lookup("postgres") is { } ids)
+        {
+            run.AddRange([$"--reuid={ids.Uid}", $"--regid={ids.Gid}", "--clear-groups", "--", program]);
+            program = ChildProcess.ResolveTool("setpriv");
+        }
+
+        // pg_ctl hands -o to a shell: the folder is quoted there.
+        run.AddRange(["-D", folder, "-l", log, "-W", "start", "-o",
+            $"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={Core.Util.ShellWord.Quote(folder)} -c archive_mode=off"]);
+        await ChildProcess.RunCleanToStreamAsync(program, run, new Dictionary<string, string>(), "/", Stream.Null, TimeSpan.FromMinutes(1), $"pg_ctl start of {folder}",
+            cancellationToken).ConfigureAwait(false);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(options.Timeout);
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(300, deadline.Token).ConfigureAwait(false);
+                var control = new MemoryStream();
+                await ChildProcess.RunToStreamAsync(Path.Combine(bin, "pg_controldata"), [folder], new Dictionary<string, string> { ["LC_ALL"] = "C" }, "/", control,
+                    TimeSpan.FromMinutes(1), $"pg_controldata of {folder}", deadline.Token).ConfigureAwait(false);
+                if (System.Text.RegularExpressions.Regex.IsMatch(Encoding.UTF8.GetString(control.ToArray()), @"^Database cluster state:\s+in production\s*$",
+                        System.Text.RegularExpressions.RegexOptions.Multiline))
+                {
+                    return $"recovered and promoted; running on 127.0.0.1:{port} (socket in {folder}; log {log}; stop it with pg_ctl -D {folder} stop)";
+                }
+
+                if (!File.Exists(Path.Combine(folder, "postmaster.pid")))
+                {
+                    var tail = File.Exists(log) ? await File.ReadAllTextAsync(log, cancellationToken).ConfigureAwait(false) : "(no log)";
+                    throw new BackupException($"the server of {folder} stopped before its recovery finished: {tail[Math.Max(0, tail.Length - 1500)..].Trim()}");
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new BackupException($"the server of {folder} did not finish its recovery within {Core.Config.Quantities.FormatDuration(options.Timeout)}; it still runs (log {log})");
+        }
+    }
+
     internal const string BaseArtifact = "base.tar";
 
     /// <summary>A timeline's folder in the archive: its number as 8 hex digits, as in segment names.</summary>

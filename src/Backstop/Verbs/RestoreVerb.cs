@@ -12,7 +12,7 @@ internal static class RestoreVerb
 {
     public static async Task<int> ExecuteAsync(Context context, string sourceName, string? snapshotId, string? artifact, string? destination,
         bool force, bool explain, IReadOnlyList<string> identityFiles, IReadOnlyList<string> include, string? stripPrefix, CancellationToken cancellationToken,
-        string? toTime = null, string? toLsn = null)
+        string? toTime = null, string? toLsn = null, bool start = false)
     {
         if (explain && (include.Count > 0 || stripPrefix is not null))
         {
@@ -22,6 +22,12 @@ internal static class RestoreVerb
         var config = context.LoadConfig();
         Context.RequireSources(config, [sourceName]);
         var def = config.Source(sourceName)!;
+        var pitr = Plugins.Registry.Source(def.Kind)!.Create(def) as IPointInTimeRestorable;
+        if (start && (explain || pitr is not { RestoresToPoints: true }))
+        {
+            throw new ConfigException(explain ? "--start with --explain: the recipe's last line says how to start it" : $"--start: '{def.Name}' keeps no continuous archive; --start applies to a postgres source with mode: physical");
+        }
+
         using var catalog = Context.OpenCatalog(config);
         // A source with a continuous archive restores to a point of it: the one asked for, else the end of the archive.
         var point = Point(def, snapshotId, toTime, toLsn, explain);
@@ -137,6 +143,15 @@ internal static class RestoreVerb
                 Terminal.Out.MarkupLine(r.Mismatch is null
                     ? $"[green]restored[/] {Markup.Escape(r.Artifact)} of {snapshot.Id} from '{Markup.Escape(r.Target)}' to {Markup.Escape(destination)}: {Markup.Escape(facts)}"
                     : $"[red]restored, but not as recorded[/] {Markup.Escape(r.Artifact)}: {Markup.Escape(r.Mismatch)}");
+            }
+        }
+
+        if (start && results.All(r => r.Mismatch is null))
+        {
+            var running = await pitr!.StartAsync(destination, cancellationToken).ConfigureAwait(false);
+            if (!context.Json)
+            {
+                Terminal.Out.MarkupLine($"[green]started[/] {Markup.Escape(destination)}: {Markup.Escape(running)}");
             }
         }
 
