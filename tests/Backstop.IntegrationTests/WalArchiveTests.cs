@@ -243,7 +243,7 @@ public sealed class WalArchiveTests : IDisposable
     }
 
     [Fact]
-    public void A_base_backup_and_the_archived_wal_recover_to_a_time_between_two_commits_and_to_the_end_of_the_archive()
+    public async Task A_base_backup_and_the_archived_wal_recover_to_the_start_to_a_time_between_an_insert_and_its_commit_and_to_the_end()
     {
         Archiving("  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
         var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
@@ -253,10 +253,18 @@ public sealed class WalArchiveTests : IDisposable
         var run = _box.Run(["run"], env); // pg_basebackup waits for its last segment to be archived: wal-push runs during it
         Assert.True(run.ExitCode is 0 or 3, run.ToString());
 
+        DateTimeOffset ServerNow() => DateTimeOffset.Parse(_pg.Scalar("postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
+            System.Globalization.CultureInfo.InvariantCulture);
+        Thread.Sleep(300);
+        var start = ServerNow(); // the start of the window: the base backup, no row yet
+        Thread.Sleep(300);
         _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'first' FROM generate_series(1, 1000)");
-        var between = DateTimeOffset.Parse(_pg.Scalar("postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
-            System.Globalization.CultureInfo.InvariantCulture).AddMilliseconds(700);
+
+        // A transaction whose rows are inserted before the target time and committed after it: not there at that time.
+        var pending = Task.Run(() => _pg.Sql("postgres", "BEGIN; INSERT INTO ledger (memo) SELECT 'pending' FROM generate_series(1, 500); SELECT pg_sleep(3); COMMIT;"));
         Thread.Sleep(1500);
+        var between = ServerNow();
+        Assert.Equal(0, (await pending).ExitCode);
         _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'second' FROM generate_series(1, 2000)");
         var archived = Archiver().Archived;
         _pg.Sql("postgres", "SELECT pg_switch_wal()");
@@ -268,6 +276,10 @@ public sealed class WalArchiveTests : IDisposable
         Assert.Contains("backstop_wal", atTime.Stdout + atTime.Stderr, StringComparison.Ordinal);
         Assert.True(File.Exists(_box["at-time/recovery.signal"]));
         Assert.Equal(1000, RowsAfterRecovery(_box["at-time"]));
+        var atStart = _box.Run(["restore", "--source", "pg", "--to-time", start.ToString("yyyy-MM-dd HH:mm:ss.ffffff", System.Globalization.CultureInfo.InvariantCulture) + "+00",
+            "--to", _box["at-start"]], env);
+        Assert.True(atStart.ExitCode == 0, atStart.ToString());
+        Assert.Equal(0, RowsAfterRecovery(_box["at-start"]));
 
         // The stock recipe, run literally (zstd, tar, sha256sum, the server itself), recovers the same rows.
         var explain = _box.Run(["restore", "--source", "pg", "--to-time", between.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + "+00",
@@ -288,7 +300,7 @@ public sealed class WalArchiveTests : IDisposable
         {
             var rows = Sandbox.ExecEnv(null, new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password },
                 Path.Combine(_pg.Bin, "psql"), "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-qAt", "-c", "SELECT count(*) || ' ' || pg_is_in_recovery() || ' ' || current_setting('archive_mode') FROM ledger", "postgres");
-            Assert.Equal("3000 false off", rows.Stdout.Trim());
+            Assert.Equal("3500 false off", rows.Stdout.Trim());
         }
         finally
         {
