@@ -464,4 +464,48 @@ public sealed class WalArchiveTests : IDisposable
 
         Assert.NotEmpty(chosen);
     }
+
+    [Fact]
+    public async Task Pgbench_writing_while_a_base_backup_runs_and_segments_are_pushed_recovers_to_exactly_the_same_balances()
+    {
+        Archiving("  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
+        var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+        var pgbenchEnv = new Dictionary<string, string> { ["PGPASSWORD"] = PostgresServer.Password };
+        string[] at = ["-h", "127.0.0.1", "-p", _pg.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", "postgres"];
+        var init = Sandbox.ExecEnv(null, pgbenchEnv, Path.Combine(_pg.Bin, "pgbench"), [.. at, "-i", "-s", "2", "-q", "postgres"]);
+        Assert.True(init.ExitCode == 0, init.ToString());
+
+        // pgbench writes for ten seconds; the nightly base backup runs in the middle of it; PostgreSQL pushes every segment.
+        var bench = Task.Run(() => Sandbox.ExecEnv(null, pgbenchEnv, Path.Combine(_pg.Bin, "pgbench"), [.. at, "-T", "10", "-c", "2", "-n", "postgres"]));
+        await Task.Delay(2000);
+        var run = _box.Run(["run"], env);
+        Assert.True(run.ExitCode is 0 or 3, run.ToString());
+        var done = await bench;
+        Assert.True(done.ExitCode == 0, done.ToString());
+        var last = _pg.Scalar("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
+        WaitUntil(() => string.CompareOrdinal(_pg.Scalar("postgres", "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").PadRight(24)[..24], last) >= 0, "every segment archived", 120);
+        Assert.Equal(0, Archiver().Failed);
+        const string Balances = "SELECT sum(abalance) || ' ' || count(*) || ' ' || (SELECT count(*) FROM pgbench_history) FROM pgbench_accounts";
+        var expected = _pg.Scalar("postgres", Balances);
+
+        using (var catalog = CatalogStore.Open(_box["state/catalog.db"]))
+        {
+            var segments = catalog.Archive("pg").Where(a => a.End > 0).OrderBy(a => a.Start).ToList();
+            Assert.True(segments.Count >= 3, $"{segments.Count} segments");
+            Assert.All(segments.Zip(segments.Skip(1)), p => Assert.Equal(p.First.End, p.Second.Start));
+        }
+
+        Assert.Empty(Status().GetProperty("archive").GetProperty("problems").EnumerateArray());
+        var restored = _box.Run(["restore", "--source", "pg", "--to", _box["bench"]], env);
+        Assert.True(restored.ExitCode == 0, restored.ToString());
+        var query = StartRecovered(_box["bench"]);
+        try
+        {
+            Assert.Equal(expected, query(Balances));
+        }
+        finally
+        {
+            StopRecovered(_box["bench"]);
+        }
+    }
 }
