@@ -495,7 +495,26 @@ public sealed class WalArchiveTests : IDisposable
             Assert.All(segments.Zip(segments.Skip(1)), p => Assert.Equal(p.First.End, p.Second.Start));
         }
 
-        Assert.Empty(Status().GetProperty("archive").GetProperty("problems").EnumerateArray());
+        var before = Status().GetProperty("archive");
+        Assert.Empty(before.GetProperty("problems").EnumerateArray());
+
+        // The catalog lost: rebuilt from the manifests and the wal/ listing, the window is the same. What a tampered
+        // target adds (a name that is no WAL file's, a segment in another timeline's folder) is refused, naming it.
+        var real = Directory.GetFiles(_box["nas/pg/wal/00000001"], "0000000100000000000000*.zst").Order(StringComparer.Ordinal).First();
+        Directory.CreateDirectory(_box["nas/pg/wal/00000002"]);
+        File.Copy(real, _box["nas/pg/wal/00000002/" + Path.GetFileName(real)]);
+        File.Copy(real, _box["nas/pg/wal/00000001/evil;rm -rf.zst"]);
+        var rebuilt = _box.Run("catalog", "rebuild", "--force");
+        Assert.True(rebuilt.ExitCode == 1, rebuilt.ToString()); // rebuilt, with problems said
+        Assert.Contains($"belongs in pg/wal/00000001/, not the folder it is in", rebuilt.Stdout + rebuilt.Stderr, StringComparison.Ordinal);
+        Assert.Contains("is not a WAL segment", rebuilt.Stdout + rebuilt.Stderr, StringComparison.Ordinal);
+        File.Delete(_box["nas/pg/wal/00000002/" + Path.GetFileName(real)]);
+        File.Delete(_box["nas/pg/wal/00000001/evil;rm -rf.zst"]);
+        var after = Status().GetProperty("archive");
+        Assert.Empty(after.GetProperty("problems").EnumerateArray());
+        Assert.Equal(before.GetProperty("newest_file").GetString(), after.GetProperty("newest_file").GetString());
+        Assert.Equal(before.GetProperty("files").GetInt32(), after.GetProperty("files").GetInt32());
+        Assert.Equal(before.GetProperty("from_snapshot").GetString(), after.GetProperty("from_snapshot").GetString());
         var restored = _box.Run(["restore", "--source", "pg", "--to", _box["bench"]], env);
         Assert.True(restored.ExitCode == 0, restored.ToString());
         var query = StartRecovered(_box["bench"]);

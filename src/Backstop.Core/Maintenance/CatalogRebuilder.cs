@@ -36,6 +36,7 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
         var found = new Dictionary<string, (Manifest Manifest, Dictionary<string, List<CopyInfo>> Copies)>(StringComparer.Ordinal);
         var blobsSeen = new Dictionary<(string Source, string File, string Target), (string Snapshot, long Raw, long Stored, CopyInfo Copy, string SealedTo)>();
         var identities = Sealing.Sealed.Identities(config.Encryption);
+        var archiveSeen = new Dictionary<(string Source, string Name), ArchiveInfo>();
         foreach (var def in config.Targets)
         {
             var target = GuardedTarget.Create(plugins, def);
@@ -55,6 +56,7 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
             }
 
             var sizes = objects.ToDictionary(o => o.Key, o => o.Size, StringComparer.Ordinal);
+            await ArchiveFromListingAsync(target, objects, archiveSeen, identities, problems, ct).ConfigureAwait(false);
             foreach (var key in objects.Select(o => o.Key).Where(k => k.EndsWith("/" + Layout.ManifestName, StringComparison.Ordinal) && k.Count(c => c == '/') == 2))
             {
                 Manifest manifest;
@@ -167,6 +169,15 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
             });
         }
 
+        foreach (var file in archiveSeen.Values.OrderBy(a => a.Folder, StringComparer.Ordinal).ThenBy(a => a.Name, StringComparer.Ordinal))
+        {
+            catalog.RecordArchive(file);
+            foreach (var c in file.Copies.Where(c => c.State == CopyState.Verified))
+            {
+                catalog.SetArchiveCopy(file.Source, file.Name, c, file.StoredBytes.GetValueOrDefault(c.Target));
+            }
+        }
+
         foreach (var p in problems)
         {
             observer.Notice(p);
@@ -174,5 +185,101 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
 
         catalog.AddEvent("warn", null, null, $"catalog rebuilt from manifests: {found.Count} snapshot(s)");
         return new RebuildResult(found.Count, found.Values.Select(f => f.Manifest.Source.Name).Distinct(StringComparer.Ordinal).Count(), problems);
+    }
+
+    /// <summary>
+    /// A continuous archive comes back from the listing (<c>SOURCE/wal/FOLDER/FILE.zst[.age]</c>) of each source that
+    /// keeps one: each file is named by the kind (refused when it is not one of its names, or not in its folder), read
+    /// whole (decrypted, decompressed) for its SHA-256 and size, which place it; the time it was archived is the
+    /// object's. The same file with other content on another target is a problem, and only the first is kept.
+    /// </summary>
+    private async Task ArchiveFromListingAsync(ITarget target, IReadOnlyList<ObjectInfo> objects, Dictionary<(string Source, string Name), ArchiveInfo> seen,
+        IReadOnlyList<Sealing.Age.AgeIdentity> identities, List<string> problems, CancellationToken ct)
+    {
+        foreach (var def in config.Sources.Where(s => s.Archive is not null && s.Targets.Contains(target.Name)))
+        {
+            var archive = plugins.Source(def.Kind)!.Create(def) as IContinuousArchive;
+            var prefix = $"{def.Name}/wal/";
+            foreach (var o in objects.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal) && !Orphans.IsPartial(o.Key)))
+            {
+                var parts = o.Key[prefix.Length..].Split('/');
+                var stored = parts.Length == 2 ? parts[1] : "";
+                var name = stored.EndsWith(".zst.age", StringComparison.Ordinal) ? stored[..^8] : stored.EndsWith(".zst", StringComparison.Ordinal) ? stored[..^4] : "";
+                if (archive is null || name.Length == 0)
+                {
+                    problems.Add($"{o.Key} on '{target.Name}' is not an archive file Backstop stores (FOLDER/FILE.zst[.age]); left alone");
+                    continue;
+                }
+
+                string sha;
+                long raw;
+                try
+                {
+                    await using var read = await target.OpenReadAsync(o.Key, ct).ConfigureAwait(false);
+                    await using var content = Sealing.Sealed.Open(read, stored, identities);
+                    await using var hashing = new HashingReadStream(content);
+                    raw = await CountAsync(hashing, ct).ConfigureAwait(false);
+                    sha = await hashing.FinishAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException or ObjectNotFoundException or InvalidDataException or Sealing.SealKeyException)
+                {
+                    problems.Add($"{o.Key} on '{target.Name}' cannot be read back ({e.Message}); not in the new catalog from there");
+                    continue;
+                }
+
+                ArchiveItem item;
+                try
+                {
+                    item = archive.Identify(name, raw);
+                }
+                catch (Exception e) when (e is BackupException or ConfigException)
+                {
+                    problems.Add($"{o.Key} on '{target.Name}' is refused: {e.Message}");
+                    continue;
+                }
+
+                if (item.Folder != parts[0])
+                {
+                    problems.Add($"{o.Key} on '{target.Name}' is refused: {name} belongs in {prefix}{item.Folder}/, not the folder it is in");
+                    continue;
+                }
+
+                var copy = new CopyInfo(target.Name, CopyState.Verified, DateTimeOffset.UtcNow, null);
+                if (seen.TryGetValue((def.Name, name), out var first))
+                {
+                    if (first.Sha256 != sha)
+                    {
+                        problems.Add($"{o.Key} on '{target.Name}' holds other content than on '{first.Copies[0].Target}'; only the first is kept");
+                        continue;
+                    }
+
+                    seen[(def.Name, name)] = first with
+                    {
+                        Copies = [.. first.Copies, copy],
+                        At = o.Modified < first.At ? o.Modified : first.At,
+                        StoredBytes = new Dictionary<string, long>(first.StoredBytes) { [target.Name] = o.Size },
+                    };
+                    continue;
+                }
+
+                seen[(def.Name, name)] = new ArchiveInfo(def.Name, name, item.Folder, item.Start, item.End, raw, sha, stored, o.Modified, [copy])
+                {
+                    StoredBytes = new Dictionary<string, long> { [target.Name] = o.Size },
+                };
+            }
+        }
+    }
+
+    private static async Task<long> CountAsync(Stream stream, CancellationToken ct)
+    {
+        var buffer = new byte[1 << 16];
+        long total = 0;
+        int n;
+        while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        {
+            total += n;
+        }
+
+        return total;
     }
 }

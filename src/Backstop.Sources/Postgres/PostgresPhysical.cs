@@ -287,7 +287,7 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         var m = WalName().Match(fileName);
         if (!m.Success)
         {
-            throw new BackupException($"wal-push: '{Core.Util.ServerText.Printable(fileName)}' is not a WAL segment, partial segment, history or backup history file name");
+            throw new BackupException($"'{Core.Util.ServerText.Printable(fileName)}' is not a WAL segment, partial segment, history or backup history file name");
         }
 
         var timeline = m.Groups["tli"].Value;
@@ -297,7 +297,7 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
             var whole = !m.Groups["partial"].Success;
             if (whole && (size < 1 << 20 || size > 1 << 30 || (size & (size - 1)) != 0))
             {
-                throw new BackupException($"wal-push: {fileName} is {size} bytes, which is no WAL segment size (a power of two from 1 MiB to 1 GiB)");
+                throw new BackupException($"{fileName} is {size} bytes, which is no WAL segment size (a power of two from 1 MiB to 1 GiB)");
             }
 
             // A partial segment (the old timeline's last, at a promotion) holds WAL only up to the switch: it places nothing in the chain.
