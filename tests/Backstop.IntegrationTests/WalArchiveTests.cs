@@ -527,4 +527,44 @@ public sealed class WalArchiveTests : IDisposable
             StopRecovered(_box["bench"]);
         }
     }
+
+    [Fact]
+    public void Serve_receives_the_wal_with_pg_receivewal_on_its_own_slot_where_archive_command_cannot_be_set()
+    {
+        // archive_mode stays off: only the replication protocol reaches the server, as with a managed one.
+        var port = PostgresServer.FreePort();
+        _box.WriteConfig($"catalog: ./state/catalog.db\nstaging: ./state/staging\npolicy: {{ min_copies: 1, rpo: 24h }}\ntargets:\n  - {{ name: nas, kind: local, path: ./nas }}\n" +
+                         $"serve: {{ listen: \"127.0.0.1:{port}\" }}\nsources:\n  - {{ name: pg, kind: postgres, mode: physical, host: 127.0.0.1, port: {_pg.Port}, user: postgres, " +
+                         "password: \"env:PG_TEST_PASSWORD\", wal: { receive: true } }\n");
+        var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
+        using (var serve = _box.Start(["serve"], env))
+        {
+            WaitUntil(() => _pg.Scalar("postgres", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'backstop_pg' AND active") == "1",
+                "serve to receive on its slot", 60);
+            Assert.Contains("serve receives the WAL on slot backstop_pg", _box.Run(["doctor"], env).Stdout, StringComparison.Ordinal);
+            var run = _box.Run(["run"], env);
+            Assert.True(run.ExitCode is 0 or 3, run.ToString());
+            _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'received' FROM generate_series(1, 1000)");
+            _pg.Sql("postgres", "SELECT pg_switch_wal()");
+            WaitUntil(() => Status() is var s && s.GetProperty("archive").GetProperty("to").ValueKind == JsonValueKind.String
+                                                && s.GetProperty("archive").GetProperty("problems").GetArrayLength() == 0
+                                                && s.GetProperty("state").GetString() == "ok", "the received WAL to make the window whole", 60);
+            serve.Signal("TERM");
+            serve.Wait(TimeSpan.FromSeconds(60));
+        }
+
+        Assert.DoesNotContain(Directory.GetFiles(_box["state/private/source-pg/wal-spool"]), f => !f.EndsWith(".partial", StringComparison.Ordinal)); // pushed, then deleted
+        using (var catalog = CatalogStore.Open(_box["state/catalog.db"]))
+        {
+            var segments = catalog.Archive("pg").Where(a => a.End > 0).OrderBy(a => a.Start).ToList();
+            Assert.All(segments.Zip(segments.Skip(1)), p => Assert.Equal(p.First.End, p.Second.Start));
+        }
+
+        // serve is gone: the slot holds the WAL for it, and doctor says so.
+        Assert.Contains("nothing receives on slot backstop_pg", _box.Run(["doctor"], env).Stdout, StringComparison.Ordinal);
+        var restored = _box.Run(["restore", "--source", "pg", "--to", _box["received"]], env);
+        Assert.True(restored.ExitCode == 0, restored.ToString());
+        Assert.Equal(1000, RowsAfterRecovery(_box["received"]));
+    }
 }

@@ -151,7 +151,7 @@ public sealed record SourceDefinition(
 }
 
 /// <summary>
-/// <c>wal: {max_rpo: 5m, queue_max: 1GiB}</c> of a source that keeps a continuous archive (PostgreSQL
+/// <c>wal: {max_rpo: 5m, queue_max: 1GiB, receive: false}</c> of a source that keeps a continuous archive (PostgreSQL
 /// in mode: physical): how old its newest archived file may be before the source is failing, how much of it the
 /// server may hold back while too few targets take it before <c>wal-push</c> stores what it can and records a gap.
 /// <see cref="BaseRange"/> is the kind's reading of where a snapshot sits in the archive.
@@ -161,6 +161,9 @@ public sealed record ArchivePolicy(TimeSpan MaxRpo, long QueueMax, Func<IReadOnl
     public static TimeSpan DefaultMaxRpo { get; } = TimeSpan.FromMinutes(5);
 
     public const long DefaultQueueMax = 1L << 30;
+
+    /// <summary><c>receive: true</c>: serve receives the archive itself (pg_receivewal on a replication slot) instead of the server pushing it.</summary>
+    public bool Receive { get; init; }
 
     /// <summary>The block of a source (null: the defaults) of a kind and options that keep an archive; null when they keep none, and a block there is refused.</summary>
     public static ArchivePolicy? Parse(ConfigMap source, Plugins.ISourceKind kind, object options)
@@ -185,8 +188,9 @@ public sealed record ArchivePolicy(TimeSpan MaxRpo, long QueueMax, Func<IReadOnl
         }
 
         var queueMax = map?.SizeOr("queue_max", DefaultQueueMax) ?? DefaultQueueMax;
-        map?.EnsureAllKeysKnown("wal keys are: max_rpo, queue_max");
-        return new ArchivePolicy(maxRpo, queueMax, kind.BaseRange);
+        var receive = map?.BoolOr("receive", false) ?? false;
+        map?.EnsureAllKeysKnown("wal keys are: max_rpo, queue_max, receive");
+        return new ArchivePolicy(maxRpo, queueMax, kind.BaseRange) { Receive = receive };
     }
 }
 

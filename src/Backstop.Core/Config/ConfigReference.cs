@@ -106,6 +106,7 @@ public static class ConfigReference
         new("incremental.max_chain", "14", "files and kubernetes: the most levels above a full before a new full starts") { Default = "14" },
         new("wal.max_rpo", "5m", "postgres, mode: physical: how old the newest archived WAL may be before the source is failing (set the server's archive_timeout below it)"),
         new("wal.queue_max", "1GiB", "postgres, mode: physical: the WAL the server may hold back while fewer than min_copies targets take it; past it wal-push stores what it can and records a gap (a broken recovery window, never a stopped database)"),
+        new("wal.receive", "false", "postgres, mode: physical: serve receives the WAL itself (pg_receivewal on a replication slot backstop_NAME it creates) where archive_command cannot be set; the backup user needs REPLICATION"),
         new("machine", "vps1", "The machine it lives on (what a disaster scenario loses)") { Default = "the configuration's machine" },
         new("needs", "[]", "Sources that must be back before it is restored (a rehearsal's order; by default by kind: registry, etcd, kubernetes, databases, files)") { Default = "none" },
     ];

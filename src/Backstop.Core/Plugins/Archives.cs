@@ -143,3 +143,17 @@ public interface IRecoveryMarked
     /// <summary>Writes the next marker and returns it, its position read right after its commit.</summary>
     Task<RecoveryMarker> WriteMarkerAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// A source whose archive <c>serve</c> can receive itself where the server cannot push it (<c>wal: {receive: true}</c>;
+/// PostgreSQL: <c>pg_receivewal</c> on a replication slot): files appear in a spool folder, complete ones under their
+/// own names, and serve pushes each through the same path as <c>wal-push</c>, deleting it once stored.
+/// </summary>
+public interface IArchiveReceiver
+{
+    /// <summary>Receives into <paramref name="spool"/> until cancelled, or until the stream ends or fails (throws naming why).</summary>
+    Task ReceiveAsync(string spool, CancellationToken cancellationToken);
+
+    /// <summary>Whether a file of the spool is complete, ready to push (one still being written has another name).</summary>
+    bool IsComplete(string fileName);
+}

@@ -115,6 +115,15 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         }
 
         var nextEvaluation = now;
+
+        // Sources whose archive serve receives itself (wal: {receive: true}): one receiver each, for as long as serve runs.
+        var receivers = config.Sources.Where(d => d.Archive is { Receive: true })
+            .Select(d => (Def: d, Receiver: plugins.Source(d.Kind)?.Create(d) as IArchiveReceiver)).Where(x => x.Receiver is not null)
+            .Select(x =>
+            {
+                log($"{x.Def.Name}: receiving its WAL (wal: {{receive: true}})");
+                return new ArchiveReceiving(config, plugins, x.Def, x.Receiver!, log).RunAsync(cancellationToken);
+            }).ToList();
         try
         {
             while (!cancellationToken.IsCancellationRequested)
@@ -161,7 +170,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             log($"stopping: waiting for {left.Length} job(s) to record their interruption");
         }
 
-        await Task.WhenAll(left.Append(_marking ?? Task.CompletedTask).Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+        await Task.WhenAll(left.Append(_marking ?? Task.CompletedTask).Concat(receivers).Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
         _collector?.Dispose();
         log("stopped");
     }

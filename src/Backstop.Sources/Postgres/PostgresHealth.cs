@@ -45,9 +45,7 @@ internal sealed partial class PostgresSource : IHealthChecked
         var level = await Setting("wal_level").ConfigureAwait(false);
         var mode = await Setting("archive_mode").ConfigureAwait(false);
         var command = await Setting("archive_command").ConfigureAwait(false);
-        // In seconds, whatever unit it was set in (current_setting says "1min").
-        var timeout = Convert.ToString(await ScalarAsync(db, "SELECT setting FROM pg_settings WHERE name = 'archive_timeout'", cancellationToken).ConfigureAwait(false),
-            CultureInfo.InvariantCulture);
+        var timeout = await ArchiveTimeoutAsync(db, cancellationToken).ConfigureAwait(false);
         if (level is null)
         {
             return [new Finding("wal archiving", subject, FindingStatus.Fail, $"user '{options.User}' may not read the server's archiving settings",
@@ -57,6 +55,14 @@ internal sealed partial class PostgresSource : IHealthChecked
         findings.Add(level is "replica" or "logical"
             ? new Finding("wal archiving", subject, FindingStatus.Ok, $"wal_level is {level}")
             : new Finding("wal archiving", subject, FindingStatus.Fail, $"wal_level is {level}: base backups and archived WAL need replica", "set wal_level = replica and restart the server"));
+        if (Archive?.Receive == true)
+        {
+            // serve receives it: the server's own archiving is not what keeps the window, the slot is.
+            findings.AddRange(await CheckSlotAsync(db, subject, cancellationToken).ConfigureAwait(false));
+            findings.Add(TimeoutFinding(subject, await ArchiveTimeoutAsync(db, cancellationToken).ConfigureAwait(false)));
+            return findings;
+        }
+
         findings.Add(mode is "on" or "always"
             ? new Finding("wal archiving", subject, FindingStatus.Ok, $"archive_mode is {mode}")
             : new Finding("wal archiving", subject, FindingStatus.Fail, $"archive_mode is {mode}: no WAL is archived, so no restore reaches past a base backup",
@@ -67,14 +73,7 @@ internal sealed partial class PostgresSource : IHealthChecked
             : new Finding("wal archiving", subject, FindingStatus.Fail,
                 string.IsNullOrEmpty(command) ? "archive_command is empty: nothing archives the WAL" : "archive_command does not run backstop wal-push: the WAL goes elsewhere, unproven",
                 $"ALTER SYSTEM SET archive_command = 'backstop wal-push --source {name} %p'; SELECT pg_reload_conf();"));
-        var maxRpo = Archive?.MaxRpo ?? Core.Config.ArchivePolicy.DefaultMaxRpo;
-        var seconds = int.TryParse(timeout, NumberStyles.Integer, CultureInfo.InvariantCulture, out var t) ? t : 0;
-        findings.Add(seconds > 0 && seconds < maxRpo.TotalSeconds
-            ? new Finding("wal archiving", subject, FindingStatus.Ok, $"archive_timeout is {seconds}s, under wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}")
-            : new Finding("wal archiving", subject, FindingStatus.Fail,
-                seconds == 0 ? $"archive_timeout is 0: a quiet server keeps its last writes in an unarchived segment for hours, past wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}"
-                    : $"archive_timeout is {seconds}s, not under wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}: the RPO goal cannot hold",
-                $"ALTER SYSTEM SET archive_timeout = '{Math.Max(1, (int)(maxRpo.TotalSeconds / 5))}s'; SELECT pg_reload_conf();"));
+        findings.Add(TimeoutFinding(subject, timeout));
         await using (var cmd = new NpgsqlCommand(
                          "SELECT failed_count, last_failed_wal, last_failed_time, last_archived_time, last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time) FROM pg_stat_archiver",
                          db))
@@ -94,6 +93,23 @@ internal sealed partial class PostgresSource : IHealthChecked
         }
 
         return findings;
+    }
+
+    /// <summary>archive_timeout in seconds, whatever unit it was set in (current_setting says "1min").</summary>
+    private static async Task<string?> ArchiveTimeoutAsync(NpgsqlConnection db, CancellationToken ct) =>
+        Convert.ToString(await ScalarAsync(db, "SELECT setting FROM pg_settings WHERE name = 'archive_timeout'", ct).ConfigureAwait(false), CultureInfo.InvariantCulture);
+
+    /// <summary>archive_timeout against wal.max_rpo: a quiet server switches segments only this often, so its last writes reach the archive no sooner.</summary>
+    private Finding TimeoutFinding(string subject, string? timeout)
+    {
+        var maxRpo = Archive?.MaxRpo ?? Core.Config.ArchivePolicy.DefaultMaxRpo;
+        var seconds = int.TryParse(timeout, NumberStyles.Integer, CultureInfo.InvariantCulture, out var t) ? t : 0;
+        return seconds > 0 && seconds < maxRpo.TotalSeconds
+            ? new Finding("wal archiving", subject, FindingStatus.Ok, $"archive_timeout is {seconds}s, under wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}")
+            : new Finding("wal archiving", subject, FindingStatus.Fail,
+                seconds == 0 ? $"archive_timeout is 0: a quiet server keeps its last writes in an unarchived segment for hours, past wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}"
+                    : $"archive_timeout is {seconds}s, not under wal.max_rpo {Core.Config.Quantities.FormatDuration(maxRpo)}: the RPO goal cannot hold",
+                $"ALTER SYSTEM SET archive_timeout = '{Math.Max(1, (int)(maxRpo.TotalSeconds / 5))}s'; SELECT pg_reload_conf();");
     }
 
     private async Task<IReadOnlyList<Finding>> CheckReplicationAsync(CancellationToken cancellationToken)

@@ -52,6 +52,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
         new("tools.pg_dumpall", "/usr/lib/postgresql/16/bin/pg_dumpall", "The pg_dumpall to use (globals.sql)") { Default = "beside pg_dump" },
         new("tools.pg_restore", "/usr/lib/postgresql/16/bin/pg_restore", "The pg_restore that lists each dump while it streams") { Default = "beside pg_dump" },
         new("tools.pg_basebackup", "/usr/lib/postgresql/16/bin/pg_basebackup", "mode: physical: the pg_basebackup to use") { Default = "the newest installed, at least the server's major version" },
+        new("tools.pg_receivewal", "/usr/lib/postgresql/16/bin/pg_receivewal", "wal: {receive: true}: the pg_receivewal serve runs") { Default = "the newest installed" },
         .. Replication.Keys,
         new("drill.server", "postgresql://drill@10.0.0.9:5432", "Restore into scratch databases on this server instead of a throwaway cluster") { Default = "a throwaway cluster (initdb)" },
         new("drill.password", "env:DRILL_PGPASSWORD", "The drill server user's password (the source's password never goes to a drill server)") { Default = "none (.pgpass, peer or trust)" },
@@ -89,7 +90,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
         var tools = new Dictionary<string, string>(StringComparer.Ordinal);
         if (map.Map("tools") is { } t)
         {
-            foreach (var name in new[] { "pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup" })
+            foreach (var name in new[] { "pg_dump", "pg_dumpall", "pg_restore", "pg_basebackup", "pg_receivewal" })
             {
                 if (t.PathValue(name) is { } p)
                 {
@@ -97,7 +98,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
                 }
             }
 
-            t.EnsureAllKeysKnown("tools are pg_dump, pg_dumpall, pg_restore, pg_basebackup");
+            t.EnsureAllKeysKnown("tools are pg_dump, pg_dumpall, pg_restore, pg_basebackup, pg_receivewal");
         }
 
         string[] sslModes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
