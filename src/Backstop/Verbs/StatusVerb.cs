@@ -85,6 +85,7 @@ internal static class StatusVerb
                 LastRun = s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
                 s.RpoSeconds,
                 s.RpoMet,
+                s.Reasons,
                 LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Target } : null,
                 // A source that keeps a continuous archive (wal:): the window a restore reaches and the current RPO.
                 Archive = s.Archive is { } a
