@@ -368,7 +368,6 @@ public sealed class WalArchiveTests : IDisposable
         WaitUntil(() => Archiver().Archived > archived, "the next segment archived", 60);
         var broken = Status();
         Assert.Equal("failing", broken.GetProperty("state").GetString());
-        Assert.Contains(broken.GetProperty("reasons").EnumerateArray(), r => r.GetString()!.Contains("the archive breaks after", StringComparison.Ordinal));
         Assert.Contains(broken.GetProperty("archive").GetProperty("problems").EnumerateArray(), p => p.GetString()!.Contains("the archive breaks after", StringComparison.Ordinal)
             && p.GetString()!.Contains("has no verified copy on any target", StringComparison.Ordinal));
         Assert.Equal(1, _box.Run("status").ExitCode);

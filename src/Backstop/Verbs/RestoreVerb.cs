@@ -218,15 +218,27 @@ internal static class RestoreVerb
         }).Select(s => new { s.Artifact, s.Snapshot, s.Level, s.File, s.Sha256, s.Check, s.Restore }).ToList();
 
         // A restore to a point: the archive's files up to it, and what replays them (DEST filled where --to says it).
-        var archiveSteps = point is not null && source is IPointInTimeRestorable { RestoresToPoints: true } pitr
-            ? StockRecipe.PointSteps(pitr, config, snapshot, point, catalog.Archive(def.Name), key, file =>
-                    config.Targets.Where(t => def.Targets.Contains(t.Name) && file.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
-                        .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null) is { } place
-                        ? Path.Combine(place.Path!, Core.Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile))
-                        : null)
-                .Select(line => destination is null ? line : StockRecipe.FillIn(line, new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = Path.GetFullPath(destination) }))
-                .ToList()
-            : [];
+        // With no point asked for and an archive that does not reach the base backup's end, the base backup's own
+        // recipe is still printed (pg_verifybackup checks what it extracts), saying that it does not start alone.
+        List<string> archiveSteps = [];
+        if (point is not null && source is IPointInTimeRestorable { RestoresToPoints: true } pitr)
+        {
+            try
+            {
+                archiveSteps = StockRecipe.PointSteps(pitr, config, snapshot, point, catalog.Archive(def.Name), key, file =>
+                        config.Targets.Where(t => def.Targets.Contains(t.Name) && file.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
+                            .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null) is { } place
+                            ? Path.Combine(place.Path!, Core.Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile))
+                            : null)
+                    .Select(line => destination is null ? line : StockRecipe.FillIn(line, new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = Path.GetFullPath(destination) }))
+                    .ToList();
+            }
+            catch (BackupException e) when (point == RestorePoint.End)
+            {
+                archiveSteps = [$"# No WAL to replay: {e.Message}. The base backup alone does not start as a server."];
+                Console.Error.WriteLine($"backstop: warning: {e.Message}");
+            }
+        }
         if (context.Json)
         {
             JsonOutput.Write(new { Snapshot = snapshot.Id, Source = def.Name, Point = point?.ToString(), Steps = steps, Archive = archiveSteps });

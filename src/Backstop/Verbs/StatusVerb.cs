@@ -74,22 +74,18 @@ internal static class StatusVerb
     internal static object Document(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers,
         IReadOnlyList<ScenarioStatus> scenarios) => new
         {
-            Sources = statuses.Select(s => new
-            {
+            Sources = statuses.Select(s => new SourceDocument(
                 s.Name,
                 s.Kind,
-                State = s.State.ToString().ToLowerInvariant(),
-                LastValid = s.LastValid is { } v
-                    ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies, v.Copies }
-                    : null,
-                LastRun = s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
+                s.State.ToString().ToLowerInvariant(),
+                s.LastValid is { } v ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies, v.Copies } : null,
+                s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
                 s.RpoSeconds,
                 s.RpoMet,
-                s.Reasons,
-                LastDrill = s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Target } : null,
-                // A source that keeps a continuous archive (wal:): the window a restore reaches and the current RPO.
+                s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Target } : null)
+            {
                 Archive = s.Archive is { } a
-                    ? new { a.From, a.To, a.FromSnapshot, a.NewestFile, a.Files, a.RpoSeconds, a.MaxRpoSeconds, a.RpoMet, Problems = a.Failing.Concat(a.Degraded) }
+                    ? new ArchiveDocument(a.From, a.To, a.FromSnapshot, a.NewestFile, a.Files, a.RpoSeconds, a.MaxRpoSeconds, a.RpoMet, [.. a.Failing, .. a.Degraded])
                     : null,
             }),
             // A notifier whose last delivery failed: people may not have been told (never changes the sources' states).
@@ -102,6 +98,17 @@ internal static class StatusVerb
             // Each disaster scenario with its last rehearsal (rehearse SCENARIO): the estate's measured RTO against the objective.
             Scenarios = scenarios,
         };
+
+    /// <summary>One source of the contract; <see cref="Archive"/> only for a source that keeps a continuous archive (wal:).</summary>
+    internal sealed record SourceDocument(string Name, string Kind, string State, object? LastValid, object? LastRun, long RpoSeconds, bool RpoMet, object? LastDrill)
+    {
+        [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+        public ArchiveDocument? Archive { get; init; }
+    }
+
+    /// <summary>The window a restore to a point reaches (from the oldest base that becomes consistent to the newest file reached without a gap), the current RPO, and what is wrong with it.</summary>
+    internal sealed record ArchiveDocument(DateTimeOffset? From, DateTimeOffset? To, string? FromSnapshot, string? NewestFile, int Files, long? RpoSeconds, long MaxRpoSeconds,
+        bool RpoMet, IReadOnlyList<string> Problems);
 
     private static void RenderScenarios(IReadOnlyList<ScenarioStatus> scenarios, DateTimeOffset now)
     {
