@@ -118,6 +118,17 @@ public sealed class PostgresPhysicalTests : IClassFixture<PostgresServer>, IDisp
         Assert.Contains("already archived with other content", other.Stderr, StringComparison.Ordinal);
         Assert.Equal(written, File.GetLastWriteTimeUtc(stored)); // nothing overwritten
 
+        // Past wal.queue_max of WAL held back in pg_wal (archive_status/*.ready), even a refusal lets the server go on, loudly.
+        Directory.CreateDirectory(_box["pg_wal/archive_status"]);
+        File.Copy(_box[segment], _box[$"pg_wal/{segment}"]);
+        File.WriteAllText(_box[$"pg_wal/archive_status/{segment}.ready"], "");
+        Config(", wal: { queue_max: 1MiB }");
+        var letGo = Run("wal-push", _box[$"pg_wal/{segment}"]);
+        Assert.True(letGo.ExitCode == 0, letGo.ToString());
+        Assert.Contains("ERROR: " + segment, letGo.Stderr, StringComparison.Ordinal);
+        Assert.Contains("let go so that the server keeps running", letGo.Stderr, StringComparison.Ordinal);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(stored)); // still nothing overwritten
+
         var stray = Run("wal-push", _box["backstop.yaml"]);
         Assert.Equal(1, stray.ExitCode);
         Assert.Contains("is not a WAL segment", stray.Stderr, StringComparison.Ordinal);

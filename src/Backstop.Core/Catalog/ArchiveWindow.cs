@@ -41,6 +41,7 @@ public sealed record ArchiveWindow(
         var degraded = new List<string>();
         var positioned = archive.Where(a => a.End > 0).ToList();
         var usable = positioned.Where(a => a.Copies.Any(c => c.State == CopyState.Verified && def.Targets.Contains(c.Target))).ToList();
+        var usableNames = usable.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
         var bases = snapshots.Where(s => StatusReport.Restorable(def, s) && s.FinishedAt is not null)
             .Select(s => (Snapshot: s, Range: policy.BaseRange(s.Facts))).Where(b => b.Range is not null).OrderBy(b => b.Snapshot.FinishedAt).ToList();
         if (bases.Count == 0)
@@ -84,7 +85,7 @@ public sealed record ArchiveWindow(
         var newer = archive.Where(a => a.End > 0 && a.At > to.At && string.CompareOrdinal(a.Folder, to.Folder) >= 0).OrderBy(a => a.At).ToList();
         if (newer.Count > 0)
         {
-            var unstored = newer.Where(a => !usable.Contains(a)).ToList();
+            var unstored = newer.Where(a => !usableNames.Contains(a.Name)).ToList();
             failing.Add($"the archive breaks after {to.Name}: {newer.Count} newer file(s) up to {newer[^1].Name} cannot be reached" +
                         (unstored.Count > 0 ? $" ({unstored[0].Name} has no verified copy on any target: {FirstError(unstored[0]) ?? "never stored"})" : " (a file between them was never archived)") +
                         $"; restores end at {Util.Json.Time(to.At)} until a new base backup (backstop run --source {def.Name}) starts a new window");
@@ -101,7 +102,7 @@ public sealed record ArchiveWindow(
         }
 
         // Each file of the window on each configured target: a copy that is not verified weakens it.
-        var window = positioned.Where(a => a.At <= to.At && usable.Contains(a) && consistent.Any(c => InChain(a, c.Snapshot, policy))).ToList();
+        var window = positioned.Where(a => a.At <= to.At && usableNames.Contains(a.Name) && consistent.Any(c => InChain(a, c.Snapshot, policy))).ToList();
         foreach (var target in def.Targets.Distinct(StringComparer.Ordinal))
         {
             var lacking = window.Where(a => !a.Copies.Any(c => c.Target == target && c.State == CopyState.Verified)).ToList();

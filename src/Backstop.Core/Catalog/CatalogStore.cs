@@ -207,6 +207,8 @@ public sealed partial class CatalogStore : IDisposable
             at TEXT NOT NULL,
             PRIMARY KEY (source, seq)
         );
+        -- A partial segment ends at a promotion: it places nothing in the chain (recorded with a whole segment's range before).
+        UPDATE archive SET start_pos = 0, end_pos = 0 WHERE name LIKE '%.partial';
         """,
     ];
 

@@ -126,7 +126,7 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
     /// The WAL the server holds back for archiving: the files its <c>archive_status</c> marks ready, beside the one
     /// pushed (archive_command runs in the data folder with %p under pg_wal). Null when the file is not in such a folder.
     /// </summary>
-    internal static long? HeldBack(FileInfo file)
+    public static long? HeldBack(FileInfo file)
     {
         var status = new DirectoryInfo(Path.Combine(file.DirectoryName!, "archive_status"));
         if (!status.Exists)

@@ -42,8 +42,9 @@ public sealed class ArchiveReceiving(BackstopConfig config, PluginRegistry plugi
             {
                 return;
             }
-            catch (Exception e) when (e is BackupException or IOException)
+            catch (Exception e)
             {
+                // Whatever stopped it (the server, a secret that cannot be read, the spool's disk), it is said once and tried again.
                 if (failing is null)
                 {
                     Say("warn", $"{def.Name}: receiving the WAL stopped ({e.Message}); trying again, the server keeps what is not received for the slot");
@@ -65,36 +66,69 @@ public sealed class ArchiveReceiving(BackstopConfig config, PluginRegistry plugi
         }
     }
 
-    /// <summary>Pushes the spool's complete files in name order; stops at the first that cannot be stored (kept for the next look).</summary>
+    private readonly HashSet<string> _pushed = new(StringComparer.Ordinal);
+    private string? _pushFailing;
+
+    /// <summary>
+    /// Pushes the spool's complete files in name order; stops at the first that cannot be stored (kept for the next
+    /// look; said once until one is stored again). The newest stored segment stays in the spool: pg_receivewal starts
+    /// after the newest complete file it finds there (before PostgreSQL 15, with none, at the server's current position,
+    /// which would skip what the slot kept).
+    /// </summary>
     private async Task PushCompleteAsync(CancellationToken ct)
     {
         var ready = Directory.EnumerateFiles(Spool).Select(Path.GetFileName).OfType<string>().Where(receiver.IsComplete).Order(StringComparer.Ordinal).ToList();
+        var newestSegment = ready.LastOrDefault(n => !n.Contains('.', StringComparison.Ordinal));
         foreach (var name in ready)
         {
             var path = Path.Combine(Spool, name);
             try
             {
-                using var catalog = CatalogStore.Open(config.CatalogPath);
-                var result = await new ArchivePusher(config, plugins, catalog).PushAsync(def, path, ct).ConfigureAwait(false);
-                if (!result.Succeeded)
+                if (!_pushed.Contains(name))
                 {
-                    Say("warn", $"{def.Name}: received {name}, but it is on {result.Verified} of the {result.Needed} target(s) min_copies needs; kept in the spool and tried again: " +
-                                string.Join("; ", result.Problems));
-                    return;
+                    using var catalog = CatalogStore.Open(config.CatalogPath);
+                    var result = await new ArchivePusher(config, plugins, catalog).PushAsync(def, path, ct).ConfigureAwait(false);
+                    if (!result.Succeeded)
+                    {
+                        FailedPush($"{def.Name}: received {name}, but it is on {result.Verified} of the {result.Needed} target(s) min_copies needs; kept in the spool and tried again: " +
+                                   string.Join("; ", result.Problems));
+                        return;
+                    }
+
+                    _pushed.Add(name);
+                    if (_pushFailing is not null)
+                    {
+                        _pushFailing = null;
+                        Say("info", $"{def.Name}: the received WAL is archived again ({name})");
+                    }
                 }
 
-                File.Delete(path);
+                if (name != newestSegment)
+                {
+                    File.Delete(path);
+                    _pushed.Remove(name);
+                }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 return;
             }
-            catch (Exception e) when (e is BackupException or IOException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
-                Say("error", $"{def.Name}: received {name}, but it could not be archived ({e.Message}); kept in the spool and tried again");
+                FailedPush($"{def.Name}: received {name}, but it could not be archived ({e.Message}); kept in the spool and tried again");
                 return;
             }
         }
+    }
+
+    private void FailedPush(string message)
+    {
+        if (_pushFailing is null)
+        {
+            Say("error", message);
+        }
+
+        _pushFailing = message;
     }
 
     private void Say(string level, string message)

@@ -495,7 +495,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             {
                 return;
             }
-            catch (Exception e) when (e is BackupException or IOException or Microsoft.Data.Sqlite.SqliteException or System.Data.Common.DbException or TimeoutException)
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
                 if (_markerFailing.Add(def.Name))
                 {

@@ -68,8 +68,14 @@ internal sealed partial class PostgresSource : IHealthChecked
             : new Finding("wal archiving", subject, FindingStatus.Fail, $"archive_mode is {mode}: no WAL is archived, so no restore reaches past a base backup",
                 "set archive_mode = on and restart the server"));
         // The command itself may hold secrets of its own: only whether it runs wal-push is said.
-        findings.Add(command is not null && command.Contains("wal-push", StringComparison.Ordinal)
+        var otherSource = command is null ? null : System.Text.RegularExpressions.Regex.Match(command, @"--source[= ]+'?([A-Za-z0-9._-]+)") is { Success: true } m && m.Groups[1].Value != name
+            ? m.Groups[1].Value
+            : null;
+        findings.Add(command is not null && command.Contains("wal-push", StringComparison.Ordinal) && otherSource is null
             ? new Finding("wal archiving", subject, FindingStatus.Ok, "archive_command runs backstop wal-push")
+            : otherSource is not null
+            ? new Finding("wal archiving", subject, FindingStatus.Fail, $"archive_command pushes into source '{otherSource}', not '{name}': this source's window gets none of it",
+                $"ALTER SYSTEM SET archive_command = 'backstop wal-push --source {name} %p'; SELECT pg_reload_conf();")
             : new Finding("wal archiving", subject, FindingStatus.Fail,
                 string.IsNullOrEmpty(command) ? "archive_command is empty: nothing archives the WAL" : "archive_command does not run backstop wal-push: the WAL goes elsewhere, unproven",
                 $"ALTER SYSTEM SET archive_command = 'backstop wal-push --source {name} %p'; SELECT pg_reload_conf();"));

@@ -152,7 +152,11 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         var target = point.Time is { } at ? $"recovery_target_time = '{at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture)}+00'\n"
             : position is { } l ? $"recovery_target_lsn = '{FormatLsn(l)}'\n"
             : "";
+        // Settings the backed-up folder may hold (a restored server's old target, a standby's connection, commands of
+        // the source's host) are cleared: later lines win, and only this restore's own stay.
         var text = $"\n# Added by backstop restore of {basis.Id} to {point}: replay the WAL in {WalFolder}/, then promote. A restored copy never archives.\n" +
+                   "recovery_target = ''\nrecovery_target_name = ''\nrecovery_target_xid = ''\nrecovery_target_time = ''\nrecovery_target_lsn = ''\n" +
+                   "recovery_end_command = ''\narchive_cleanup_command = ''\nprimary_conninfo = ''\nprimary_slot_name = ''\n" +
                    $"restore_command = 'cp {WalFolder}/%f \"%p\"'\n" + target +
                    (target.Length > 0 ? "recovery_target_action = 'promote'\n" : "") +
                    "archive_mode = 'off'\narchive_command = ''\n";
@@ -203,6 +207,11 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
     public async Task<string> StartAsync(string destination, CancellationToken cancellationToken)
     {
         var folder = Path.GetFullPath(destination);
+        if (folder.IndexOfAny(['"', '$', '`', '\\', '\n']) >= 0)
+        {
+            throw new Core.Config.ConfigException($"--start: pg_ctl hands the folder to a shell in double quotes, so a folder whose name holds \", $, ` or \\ cannot be started by it: restore into another folder");
+        }
+
         var text = (await File.ReadAllTextAsync(Path.Combine(folder, "PG_VERSION"), cancellationToken).ConfigureAwait(false)).Trim();
         if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var major))
         {
@@ -238,6 +247,8 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
             cancellationToken).ConfigureAwait(false);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(options.Timeout);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var seen = false; // the pid file appears once the postmaster runs: its absence means a stop only after that, or after a grace
         try
         {
             while (true)
@@ -252,7 +263,8 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
                     return $"recovered and promoted; running on 127.0.0.1:{port} (socket in {folder}; log {log}; stop it with pg_ctl -D {folder} stop)";
                 }
 
-                if (!File.Exists(Path.Combine(folder, "postmaster.pid")))
+                seen |= File.Exists(Path.Combine(folder, "postmaster.pid"));
+                if (!File.Exists(Path.Combine(folder, "postmaster.pid")) && (seen || started.Elapsed > TimeSpan.FromSeconds(30)))
                 {
                     var tail = File.Exists(log) ? await File.ReadAllTextAsync(log, cancellationToken).ConfigureAwait(false) : "(no log)";
                     throw new BackupException($"the server of {folder} stopped before its recovery finished: {tail[Math.Max(0, tail.Length - 1500)..].Trim()}");

@@ -32,8 +32,14 @@ internal sealed partial class PostgresSource : IRecoveryMarked
     {
         var database = DrillOptions?.MarkerDatabase ?? throw new InvalidOperationException("no marker database");
         await using var db = await ConnectAsync(database, cancellationToken).ConfigureAwait(false);
-        await ScalarAsync(db, $"CREATE TABLE IF NOT EXISTS public.{MarkerTable} (seq bigint PRIMARY KEY, lsn pg_lsn NOT NULL, at timestamptz NOT NULL DEFAULT now())",
-            cancellationToken).ConfigureAwait(false);
+        await ScalarAsync(db, "SET statement_timeout = '30s'", cancellationToken).ConfigureAwait(false); // a lock or a missing sync standby never hangs serve
+        // Created only when missing: CREATE … IF NOT EXISTS needs CREATE on public (not granted by default since 15) even when the table exists.
+        if (await ScalarAsync(db, $"SELECT to_regclass('public.{MarkerTable}') IS NULL", cancellationToken).ConfigureAwait(false) is true)
+        {
+            await ScalarAsync(db, $"CREATE TABLE IF NOT EXISTS public.{MarkerTable} (seq bigint PRIMARY KEY, lsn pg_lsn NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+                cancellationToken).ConfigureAwait(false);
+        }
+
         var seq = Convert.ToInt64(await ScalarAsync(db,
             $"INSERT INTO public.{MarkerTable} (seq, lsn) SELECT coalesce(max(seq), 0) + 1, pg_current_wal_insert_lsn() FROM public.{MarkerTable} RETURNING seq",
             cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
@@ -105,7 +111,10 @@ internal sealed partial class PostgresSource : IRecoveryMarked
                 "-c", "shared_preload_libraries=", "-c", "session_preload_libraries=", "-c", "local_preload_libraries=",
                 "-c", "ssl=off", "-c", "archive_mode=off", "-c", "archive_command=", "-c", "logging_collector=off", "-c", "log_destination=stderr",
                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "hot_standby=on",
+                // Commands and connections the backed-up postgresql.auto.conf may name run nowhere here.
+                "-c", "recovery_end_command=", "-c", "archive_cleanup_command=", "-c", "primary_conninfo=", "-c", "primary_slot_name=",
             };
+            File.Delete(Path.Combine(_data, "standby.signal")); // recovered to the point and promoted, never a standby of anything
             foreach (var (setting, value) in settings)
             {
                 arguments.AddRange(["-c", $"{setting}={value}"]);
