@@ -49,11 +49,12 @@ public sealed record ArchiveWindow(
             return new ArchiveWindow(null, null, null, null, null, maxRpo, usable.Count, [], []);
         }
 
+        var lineage = policy.Lineage(archive.Where(a => a.Detail is not null).Select(a => a.AsFile()));
         var consistent = new List<(SnapshotInfo Snapshot, ArchiveInfo Last)>();
         var gaps = new Dictionary<string, (ArchiveInfo Last, ArchiveInfo Next)>(StringComparer.Ordinal);
         foreach (var (snapshot, range) in bases)
         {
-            var (chain, gapBefore) = ArchiveChain.Follow(usable, a => (a.Folder, a.Start, a.End), range!.Folder, range.Start);
+            var (chain, gapBefore) = ArchiveChain.Follow(usable, a => (a.Folder, a.Start, a.End), range!.Folder, range.Start, lineage);
             var last = chain.Count > 0 ? chain[^1] : null;
             if (last is not null && last.End >= range!.End)
             {

@@ -6,6 +6,14 @@ public sealed record ArchiveInfo(string Source, string Name, string Folder, long
 {
     /// <summary>The stored size on each target (what a quick verify compares).</summary>
     public IReadOnlyDictionary<string, long> StoredBytes { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>The content of a small file that places nothing (a timeline history), kept for the archive's lineage; else null.</summary>
+    public string? Detail { get; init; }
+
+    /// <summary>Files this small that place nothing keep their content in the catalog.</summary>
+    public const int DetailLimit = 64 << 10;
+
+    public Plugins.ArchiveFile AsFile() => new(Folder, Name, Start, End, At) { Detail = Detail };
 }
 
 public sealed partial class CatalogStore
@@ -17,11 +25,11 @@ public sealed partial class CatalogStore
         using var tx = _db.BeginTransaction();
         using (var cmd = Command(
                    """
-                   INSERT INTO archive(source, name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at) VALUES ($s, $n, $f, $st, $e, $r, $h, $sf, $at)
-                   ON CONFLICT(source, name) DO UPDATE SET stored_file = excluded.stored_file
+                   INSERT INTO archive(source, name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail) VALUES ($s, $n, $f, $st, $e, $r, $h, $sf, $at, $d)
+                   ON CONFLICT(source, name) DO UPDATE SET stored_file = excluded.stored_file, detail = coalesce(detail, excluded.detail)
                    """,
                    ("$s", file.Source), ("$n", file.Name), ("$f", file.Folder), ("$st", file.Start), ("$e", file.End), ("$r", file.RawBytes), ("$h", file.Sha256),
-                   ("$sf", file.StoredFile), ("$at", Time(file.At))))
+                   ("$sf", file.StoredFile), ("$at", Time(file.At)), ("$d", file.Detail)))
         {
             cmd.ExecuteNonQuery();
         }
@@ -94,7 +102,7 @@ public sealed partial class CatalogStore
         }
 
         using var q = Command(
-            "SELECT name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at FROM archive WHERE source = $s AND ($n IS NULL OR name = $n) ORDER BY folder, name",
+            "SELECT name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail FROM archive WHERE source = $s AND ($n IS NULL OR name = $n) ORDER BY folder, name",
             ("$s", source), ("$n", name));
         using var rows = q.ExecuteReader();
         var result = new List<ArchiveInfo>();
@@ -102,7 +110,7 @@ public sealed partial class CatalogStore
         {
             var n = rows.GetString(0);
             result.Add(new ArchiveInfo(source, n, rows.GetString(1), rows.GetInt64(2), rows.GetInt64(3), rows.GetInt64(4), rows.GetString(5), rows.GetString(6),
-                ParseTime(rows.GetString(7)), copies.GetValueOrDefault(n) ?? []) { StoredBytes = sizes.GetValueOrDefault(n) ?? new Dictionary<string, long>() });
+                ParseTime(rows.GetString(7)), copies.GetValueOrDefault(n) ?? []) { StoredBytes = sizes.GetValueOrDefault(n) ?? new Dictionary<string, long>(), Detail = Str(rows, 8) });
         }
 
         return result;

@@ -209,6 +209,8 @@ public sealed partial class CatalogStore : IDisposable
         );
         -- A partial segment ends at a promotion: it places nothing in the chain (recorded with a whole segment's range before).
         UPDATE archive SET start_pos = 0, end_pos = 0 WHERE name LIKE '%.partial';
+        -- The content of a small file that places nothing (a timeline history): the archive's lineage.
+        ALTER TABLE archive ADD COLUMN detail TEXT;
         """,
     ];
 

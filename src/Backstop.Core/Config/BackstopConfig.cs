@@ -162,6 +162,9 @@ public sealed record ArchivePolicy(TimeSpan MaxRpo, long QueueMax, Func<IReadOnl
 
     public const long DefaultQueueMax = 1L << 30;
 
+    /// <summary>The kind's reading of the archive's lineage (timeline histories); null: a single line.</summary>
+    public Func<IEnumerable<Plugins.ArchiveFile>, IReadOnlyList<Plugins.ArchiveStretch>?> Lineage { get; init; } = _ => null;
+
     /// <summary><c>receive: true</c>: serve receives the archive itself (pg_receivewal on a replication slot) instead of the server pushing it.</summary>
     public bool Receive { get; init; }
 
@@ -190,7 +193,7 @@ public sealed record ArchivePolicy(TimeSpan MaxRpo, long QueueMax, Func<IReadOnl
         var queueMax = map?.SizeOr("queue_max", DefaultQueueMax) ?? DefaultQueueMax;
         var receive = map?.BoolOr("receive", false) ?? false;
         map?.EnsureAllKeysKnown("wal keys are: max_rpo, queue_max, receive");
-        return new ArchivePolicy(maxRpo, queueMax, kind.BaseRange) { Receive = receive };
+        return new ArchivePolicy(maxRpo, queueMax, kind.BaseRange) { Receive = receive, Lineage = kind.Lineage };
     }
 }
 

@@ -262,9 +262,20 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
                     continue;
                 }
 
+                string? detail = null;
+                if (item.End == 0 && raw <= ArchiveInfo.DetailLimit)
+                {
+                    // A timeline history's content is the archive's lineage: read again, small.
+                    await using var again = await target.OpenReadAsync(o.Key, ct).ConfigureAwait(false);
+                    await using var text = Sealing.Sealed.Open(again, stored, identities);
+                    using var reader = new StreamReader(text);
+                    detail = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
+                }
+
                 seen[(def.Name, name)] = new ArchiveInfo(def.Name, name, item.Folder, item.Start, item.End, raw, sha, stored, o.Modified, [copy])
                 {
                     StoredBytes = new Dictionary<string, long> { [target.Name] = o.Size },
+                    Detail = detail,
                 };
             }
         }

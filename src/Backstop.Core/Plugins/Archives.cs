@@ -40,7 +40,14 @@ public sealed record RestorePoint(DateTimeOffset? Time, string? Position)
 public sealed record RecoverySetup(string ArchiveFolder, IReadOnlyList<string> EmptyFiles, string ConfigFile, string ConfigText, string? Owner, string Start);
 
 /// <summary>A file of the archive as a restore sees it: what it covers and when it was archived.</summary>
-public sealed record ArchiveFile(string Folder, string Name, long Start, long End, DateTimeOffset At);
+public sealed record ArchiveFile(string Folder, string Name, long Start, long End, DateTimeOffset At)
+{
+    /// <summary>The content of a small file that places nothing (a timeline history), kept in the catalog; else null.</summary>
+    public string? Detail { get; init; }
+}
+
+/// <summary>One stretch of the archive's lineage: a folder (timeline) followed up to <see cref="Until"/> (exclusive), where the next one branches off.</summary>
+public sealed record ArchiveStretch(string Folder, long Until);
 
 /// <summary>
 /// The chain of a continuous archive from a position: within a folder (a timeline) each file begins where the one
@@ -49,12 +56,23 @@ public sealed record ArchiveFile(string Folder, string Name, long Start, long En
 /// </summary>
 public static class ArchiveChain
 {
-    /// <summary>The files from <paramref name="start"/> on <paramref name="folder"/>, contiguous, and the first file past a gap (null when the chain simply ends).</summary>
-    public static (IReadOnlyList<T> Files, T? GapBefore) Follow<T>(IEnumerable<T> files, Func<T, (string Folder, long Start, long End)> place, string folder, long start)
+    /// <summary>
+    /// The files from <paramref name="start"/> on <paramref name="folder"/>, contiguous, and the first file past a gap
+    /// (null when the chain simply ends). With a <paramref name="lineage"/> (the newest timeline's history), the chain
+    /// follows it: each folder up to where the next branches off, whatever other folders hold; a base on no stretch of
+    /// it reaches nothing. Without one, each later folder is taken where its first file begins.
+    /// </summary>
+    public static (IReadOnlyList<T> Files, T? GapBefore) Follow<T>(IEnumerable<T> files, Func<T, (string Folder, long Start, long End)> place, string folder, long start,
+        IReadOnlyList<ArchiveStretch>? lineage = null)
         where T : class
     {
         ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(place);
+        if (lineage is { Count: > 0 })
+        {
+            return Along(files.Where(f => place(f).End > 0).ToList(), place, folder, start, lineage);
+        }
+
         var folders = files.Where(f => place(f).End > 0 && string.CompareOrdinal(place(f).Folder, folder) >= 0)
             .GroupBy(f => place(f).Folder, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => g.OrderBy(f => place(f).Start).ToList()).ToList();
@@ -88,12 +106,59 @@ public static class ArchiveChain
 
         return (chain, null);
     }
+
+    private static (IReadOnlyList<T> Files, T? GapBefore) Along<T>(List<T> files, Func<T, (string Folder, long Start, long End)> place, string folder, long start,
+        IReadOnlyList<ArchiveStretch> lineage)
+        where T : class
+    {
+        var chain = new List<T>();
+        var first = -1;
+        for (var i = 0; i < lineage.Count && first < 0; i++)
+        {
+            first = lineage[i].Folder == folder && start < lineage[i].Until ? i : -1;
+        }
+
+        if (first < 0)
+        {
+            return (chain, null);
+        }
+
+        var position = start;
+        for (var i = first; i < lineage.Count; i++)
+        {
+            var stretch = lineage[i];
+            // The segment that holds a switch is the next timeline's: this one gives the files that end by it.
+            var here = files.Where(f => place(f).Folder == stretch.Folder && place(f).End > position && (i == lineage.Count - 1 || place(f).End <= stretch.Until))
+                .OrderBy(f => place(f).Start).ToList();
+            foreach (var f in here)
+            {
+                if (place(f).Start > position)
+                {
+                    return (chain, f);
+                }
+
+                chain.Add(f);
+                position = place(f).End;
+            }
+
+            if (i + 1 < lineage.Count && files.Where(f => place(f).Folder == lineage[i + 1].Folder && place(f).End > position).MinBy(f => place(f).Start) is { } next
+                && place(next).Start > position)
+            {
+                return (chain, next); // the WAL between this timeline's last file and the next one's first was never archived
+            }
+        }
+
+        return (chain, null);
+    }
 }
 
 /// <summary>The archive of the snapshot's source, read from verified copies, each checked against the SHA-256 recorded when it was pushed.</summary>
 public interface IArchiveReader
 {
     IReadOnlyList<ArchiveFile> Files { get; }
+
+    /// <summary>The source's recovery markers (commits at known positions and times), oldest first; empty when it writes none.</summary>
+    IReadOnlyList<RecoveryMarker> Markers { get; }
 
     /// <summary>Writes a file's content (decrypted, decompressed, its hash checked) to <paramref name="path"/>, trying each target that holds it.</summary>
     Task FetchAsync(string name, string path, CancellationToken cancellationToken);

@@ -67,6 +67,9 @@ public interface ISourceKind
     /// <summary>Where in the archive a snapshot of such a source starts and becomes consistent, read from its facts; null when they do not say.</summary>
     ArchiveRange? BaseRange(IReadOnlyDictionary<string, long> facts) => null;
 
+    /// <summary>The archive's lineage (the newest timeline's history) from its files' kept contents; null when it has a single line.</summary>
+    IReadOnlyList<ArchiveStretch>? Lineage(IEnumerable<ArchiveFile> files) => null;
+
     ISource Create(SourceDefinition definition);
 }
 
@@ -117,6 +120,8 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public virtual bool CanKeepArchive => false;
 
     public virtual ArchiveRange? BaseRange(IReadOnlyDictionary<string, long> facts) => null;
+
+    public virtual IReadOnlyList<ArchiveStretch>? Lineage(IEnumerable<ArchiveFile> files) => null;
 
     object ISourceKind.ParseOptions(ConfigMap map) => Parse(map);
 

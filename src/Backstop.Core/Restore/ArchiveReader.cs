@@ -12,11 +12,13 @@ namespace Backstop.Core.Restore;
 /// holds it verified (another when one fails), decrypted and decompressed into place under a temporary name, and kept
 /// only when its content hashes to what was recorded when it was pushed.
 /// </summary>
-internal sealed class ArchiveReader(string source, IReadOnlyList<ArchiveInfo> archive, IReadOnlyDictionary<string, ITarget> targets, IReadOnlyList<AgeIdentity> identities)
-    : IArchiveReader
+internal sealed class ArchiveReader(string source, IReadOnlyList<ArchiveInfo> archive, IReadOnlyDictionary<string, ITarget> targets, IReadOnlyList<AgeIdentity> identities,
+    IReadOnlyList<RecoveryMarker> markers) : IArchiveReader
 {
+    public IReadOnlyList<RecoveryMarker> Markers => markers;
+
     public IReadOnlyList<ArchiveFile> Files { get; } = archive.Where(a => a.Copies.Any(c => c.State == CopyState.Verified))
-        .Select(a => new ArchiveFile(a.Folder, a.Name, a.Start, a.End, a.At)).ToList();
+        .Select(a => a.AsFile()).ToList();
 
     public async Task FetchAsync(string name, string path, CancellationToken cancellationToken)
     {

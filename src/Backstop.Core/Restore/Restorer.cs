@@ -185,7 +185,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         // A restore to a point of the archive: whether the archive reaches it is known before anything is written.
         var pointInTime = Point is not null && source is IPointInTimeRestorable { RestoresToPoints: true } p ? p : null;
         var archive = pointInTime is null ? null : new ArchiveReader(def.Name, catalog.Archive(def.Name),
-            config.Targets.Select(t => GuardedTarget.Create(plugins, t)).ToDictionary(t => t.Name, StringComparer.Ordinal), Identities);
+            config.Targets.Select(t => GuardedTarget.Create(plugins, t)).ToDictionary(t => t.Name, StringComparer.Ordinal), Identities, catalog.Markers(def.Name));
         if (pointInTime is not null)
         {
             _ = pointInTime.Needs(snapshot, Point!, archive!);

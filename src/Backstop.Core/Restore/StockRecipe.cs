@@ -107,13 +107,14 @@ public static class StockRecipe
     /// </summary>
     /// <param name="local">Where a stored archive file is on this machine (a local target holding it verified), or null.</param>
     public static IReadOnlyList<string> PointSteps(IPointInTimeRestorable pitr, BackstopConfig config, SnapshotInfo basis, RestorePoint point,
-        IReadOnlyList<ArchiveInfo> archive, string? keyFile, Func<ArchiveInfo, string?> local)
+        IReadOnlyList<ArchiveInfo> archive, IReadOnlyList<RecoveryMarker> markers, string? keyFile, Func<ArchiveInfo, string?> local)
     {
         ArgumentNullException.ThrowIfNull(pitr);
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(archive);
         ArgumentNullException.ThrowIfNull(local);
-        var reader = new ListedArchive(archive.Where(a => a.Copies.Any(c => c.State == CopyState.Verified)).Select(a => new ArchiveFile(a.Folder, a.Name, a.Start, a.End, a.At)).ToList());
+        var reader = new ListedArchive(archive.Where(a => a.Copies.Any(c => c.State == CopyState.Verified)).Select(a => a.AsFile()).ToList(),
+            markers);
         var needed = pitr.Needs(basis, point, reader);
         var setup = pitr.Recovery(basis, point);
         var byName = archive.ToDictionary(a => a.Name, StringComparer.Ordinal);
@@ -147,9 +148,11 @@ public static class StockRecipe
     }
 
     /// <summary>The archive as the catalog lists it, for planning (nothing is read).</summary>
-    private sealed class ListedArchive(IReadOnlyList<ArchiveFile> files) : IArchiveReader
+    private sealed class ListedArchive(IReadOnlyList<ArchiveFile> files, IReadOnlyList<RecoveryMarker> markers) : IArchiveReader
     {
         public IReadOnlyList<ArchiveFile> Files => files;
+
+        public IReadOnlyList<RecoveryMarker> Markers => markers;
 
         public Task FetchAsync(string name, string path, CancellationToken cancellationToken) => throw new InvalidOperationException("a recipe reads nothing");
     }

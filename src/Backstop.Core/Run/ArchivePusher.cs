@@ -98,8 +98,10 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
                 }
             }
 
+            // A small file that places nothing (a timeline history) keeps its content: the archive's lineage is read from it.
+            var detail = item.End == 0 && file.Length <= ArchiveInfo.DetailLimit ? await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false) : null;
             catalog.RecordArchive(new ArchiveInfo(def.Name, item.Name, item.Folder, item.Start, item.End, file.Length, sha, stored, DateTimeOffset.UtcNow,
-                copies.Values.ToList()));
+                copies.Values.ToList()) { Detail = detail });
             foreach (var c in writer.Result.Copies.Where(c => c.State == CopyState.Verified))
             {
                 catalog.SetArchiveCopy(def.Name, item.Name, c, writer.Result.StoredBytes);

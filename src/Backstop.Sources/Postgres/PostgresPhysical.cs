@@ -92,7 +92,8 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
     /// <summary>
     /// The segments from the base backup's start LSN to the point, contiguous, on its timeline and each later one from
     /// where it begins (a promotion; PostgreSQL follows the history files to the latest timeline): for a time, up to the
-    /// segment archived after it, and one more; for an LSN, up to the segment that holds it; else all. Refused naming
+    /// segment holding the first recovery marker after it (a commit), else all; for an LSN, up to the segment that holds
+    /// it; else all. Refused naming
     /// why when the point is past the archive's end, past a gap, or the archive does not reach the backup's end.
     /// </summary>
     public IReadOnlyList<ArchiveFile> Needs(Core.Catalog.SnapshotInfo basis, RestorePoint point, IArchiveReader archive)
@@ -102,7 +103,7 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         ArgumentNullException.ThrowIfNull(archive);
         var facts = basis.Artifacts.First(a => a.Name == BaseArtifact).Facts;
         var start = facts["start_lsn"];
-        var (segments, gap) = ArchiveChain.Follow(archive.Files, f => (f.Folder, f.Start, f.End), TimelineFolder(facts["timeline"]), start);
+        var (segments, gap) = ArchiveChain.Follow(archive.Files, f => (f.Folder, f.Start, f.End), TimelineFolder(facts["timeline"]), start, TimelineLineage(archive.Files));
         var newest = segments.LastOrDefault();
         if (point.Time is { } t && (newest is null || t > newest.At))
         {
@@ -111,21 +112,19 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
                 : $"{point} is after the newest archived WAL of '{name}' ({(newest is null ? "none since the base backup" : $"{newest.Name}, archived {Core.Util.Json.Time(newest.At)}")}): the recovery window ends there");
         }
 
-        var needed = new List<ArchiveFile>();
-        var after = 0;
+        // A time target stops at the first commit after it, which PostgreSQL must find (since 13, none is fatal): the
+        // segments up to the first recovery marker written a second after it (a commit), else every one to the end.
         long? position = point.Position is { } p ? ParseLsnOrRefuse(p) : null;
+        var commitAfter = point.Time is { } at ? archive.Markers.FirstOrDefault(m => m.At > at.AddSeconds(1))?.Position : null;
+        var needed = new List<ArchiveFile>();
         foreach (var s in segments)
         {
-            if (position is { } lsn && s.Start > lsn)
+            if ((position ?? commitAfter) is { } lsn && s.Start > lsn)
             {
                 break;
             }
 
             needed.Add(s);
-            if (point.Time is { } time && s.At > time && ++after >= 2)
-            {
-                break; // the segment that holds the target, and one more
-            }
         }
 
         if (gap is not null && (point == RestorePoint.End || position is { } beyond && beyond >= (newest?.End ?? start)))
@@ -267,7 +266,9 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
                 if (!File.Exists(Path.Combine(folder, "postmaster.pid")) && (seen || started.Elapsed > TimeSpan.FromSeconds(30)))
                 {
                     var tail = File.Exists(log) ? await File.ReadAllTextAsync(log, cancellationToken).ConfigureAwait(false) : "(no log)";
-                    throw new BackupException($"the server of {folder} stopped before its recovery finished: {tail[Math.Max(0, tail.Length - 1500)..].Trim()}");
+                    throw new BackupException(tail.Contains("recovery ended before configured recovery target was reached", StringComparison.Ordinal)
+                        ? $"the server of {folder} replayed all the WAL and found no commit after the target time (PostgreSQL 13 and later stop there): restore to a time before the last commit, or to the end of the archive (no --to-time)"
+                        : $"the server of {folder} stopped before its recovery finished: {tail[Math.Max(0, tail.Length - 1500)..].Trim()}");
                 }
             }
         }
@@ -278,6 +279,41 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
     }
 
     internal const string BaseArtifact = "base.tar";
+
+    /// <summary>
+    /// The newest timeline's lineage, from its history file (<c>TTTTTTTT.history</c>: a line per ancestor, its timeline
+    /// and the LSN where the next branched off): each ancestor up to its switch point, then the newest. What PostgreSQL
+    /// follows with recovery_target_timeline = latest. Null with no history (one timeline); a line that does not read
+    /// as one is skipped (the file comes from the archive: untrusted).
+    /// </summary>
+    internal static IReadOnlyList<ArchiveStretch>? TimelineLineage(IEnumerable<ArchiveFile> files)
+    {
+        var newest = files.Where(f => f.Detail is not null && f.Name.EndsWith(".history", StringComparison.Ordinal)).MaxBy(f => f.Name, StringComparer.Ordinal);
+        if (newest is null)
+        {
+            return null;
+        }
+
+        var stretches = new List<ArchiveStretch>();
+        foreach (var line in newest.Detail!.Split('\n'))
+        {
+            var fields = line.Split('\t');
+            if (fields.Length >= 2 && uint.TryParse(fields[0].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var tli) && tli > 0)
+            {
+                try
+                {
+                    stretches.Add(new ArchiveStretch(TimelineFolder(tli), ParseLsn(fields[1].Trim())));
+                }
+                catch (FormatException)
+                {
+                    // not a line PostgreSQL writes
+                }
+            }
+        }
+
+        stretches.Add(new ArchiveStretch(newest.Folder, long.MaxValue));
+        return stretches;
+    }
 
     /// <summary>A timeline's folder in the archive: its number as 8 hex digits, as in segment names.</summary>
     internal static string TimelineFolder(long timeline) => timeline.ToString("X8", CultureInfo.InvariantCulture);

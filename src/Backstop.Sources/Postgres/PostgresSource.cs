@@ -156,6 +156,8 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
             ? new ArchiveRange(PostgresSource.TimelineFolder(tli), start, end)
             : null;
 
+    public override IReadOnlyList<ArchiveStretch>? Lineage(IEnumerable<ArchiveFile> files) => PostgresSource.TimelineLineage(files);
+
     public override ISource Create(SourceDefinition definition, PostgresOptions options)
     {
         ArgumentNullException.ThrowIfNull(definition);

@@ -225,7 +225,7 @@ internal static class RestoreVerb
         {
             try
             {
-                archiveSteps = StockRecipe.PointSteps(pitr, config, snapshot, point, catalog.Archive(def.Name), key, file =>
+                archiveSteps = StockRecipe.PointSteps(pitr, config, snapshot, point, catalog.Archive(def.Name), catalog.Markers(def.Name), key, file =>
                         config.Targets.Where(t => def.Targets.Contains(t.Name) && file.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
                             .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null) is { } place
                             ? Path.Combine(place.Path!, Core.Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile))

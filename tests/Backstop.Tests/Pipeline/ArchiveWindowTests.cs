@@ -111,4 +111,34 @@ public class ArchiveWindowTests
         Assert.Equal(Now - TimeSpan.FromMinutes(1), w.To);
         Assert.Equal("000000020000000000000004", w.NewestFile);
     }
+
+    [Fact]
+    public void With_several_branches_the_chain_follows_the_newest_timelines_history_never_a_sibling()
+    {
+        // Timeline 2 branched from 1 inside file 3 (a failover); later timeline 3 branched from 1 inside file 2 (a
+        // restore to an earlier moment, promoted). The newest timeline's history: 1 until 40, then 3.
+        var lineage = (Func<IEnumerable<ArchiveFile>, IReadOnlyList<ArchiveStretch>?>)(files =>
+            Cli.Plugins.Registry.Source("postgres")!.Lineage(files));
+        var def = Def with { Archive = Def.Archive! with { Lineage = lineage } };
+        var history2 = File(0, TimeSpan.FromHours(3), 2) with { Name = "00000002.history", Start = 0, End = 0, Detail = "1\t0/38\tno recovery target specified\n" };
+        var history3 = File(0, TimeSpan.FromHours(1), 3) with { Name = "00000003.history", Start = 0, End = 0, Detail = "1\t0/28\tbefore 2026-12-06 10:00:00+00\n" };
+        var w = ArchiveWindow.Compute(def, [Base("b1", TimeSpan.FromHours(5), 16, 20)],
+        [
+            File(1, TimeSpan.FromHours(5)), File(2, TimeSpan.FromHours(4)), File(3, TimeSpan.FromHours(3)),
+            File(3, TimeSpan.FromMinutes(170), 2), File(4, TimeSpan.FromMinutes(160), 2), history2,
+            File(2, TimeSpan.FromMinutes(50), 3), File(3, TimeSpan.FromMinutes(40), 3), File(4, TimeSpan.FromMinutes(2), 3), history3,
+        ], Now);
+        Assert.Empty(w.Failing);
+        Assert.Equal("000000030000000000000004", w.NewestFile);
+
+        // Timeline 3's first file is missing: the chain stops at timeline 1's last file before the branch, not on timeline 2.
+        var broken = ArchiveWindow.Compute(def, [Base("b1", TimeSpan.FromHours(5), 16, 20)],
+        [
+            File(1, TimeSpan.FromHours(5)), File(2, TimeSpan.FromHours(4)), File(3, TimeSpan.FromHours(3)),
+            File(3, TimeSpan.FromMinutes(170), 2), File(4, TimeSpan.FromMinutes(160), 2), history2,
+            File(3, TimeSpan.FromMinutes(40), 3), File(4, TimeSpan.FromMinutes(2), 3), history3,
+        ], Now);
+        Assert.Equal("000000010000000000000001", broken.NewestFile);
+        Assert.Contains("the archive breaks after 000000010000000000000001", Assert.Single(broken.Failing), StringComparison.Ordinal);
+    }
 }
