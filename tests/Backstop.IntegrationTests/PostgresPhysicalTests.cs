@@ -38,6 +38,8 @@ public sealed class PostgresPhysicalTests : IClassFixture<PostgresServer>, IDisp
         Assert.Equal("base.tar", artifact.GetProperty("name").GetString());
         var facts = artifact.GetProperty("facts");
         Assert.True(facts.GetProperty("files").GetInt64() > 100);
+        // Every file's CRC-32C was checked against the manifest as it streamed (what pg_verifybackup does on a plain copy).
+        Assert.Equal(facts.GetProperty("files").GetInt64(), facts.GetProperty("checksummed_files").GetInt64());
         Assert.True(facts.GetProperty("tables").GetInt64() >= 2);
         Assert.True(facts.GetProperty("databases").GetInt64() >= 2);
         Assert.True(facts.GetProperty("timeline").GetInt64() >= 1);

@@ -70,7 +70,7 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         File.SetUnixFileMode(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await TarFile.ExtractToDirectoryAsync(new ForwardOnlyStream(content), folder, overwriteFiles: force, cancellationToken).ConfigureAwait(false);
         var (files, ranges) = BaseBackupValidator.Manifest(await File.ReadAllBytesAsync(Path.Combine(folder, "backup_manifest"), cancellationToken).ConfigureAwait(false));
-        foreach (var (path, size) in files)
+        foreach (var (path, size, _, _) in files)
         {
             var full = Path.Combine(folder, path);
             if (!File.Exists(full) || new FileInfo(full).Length != size)
@@ -453,8 +453,10 @@ internal sealed class BaseBackupValidator : IArtifactValidator
     {
         var reader = new TarReader(new ForwardOnlyStream(content), leaveOpen: true);
         var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
+        var crcs = new Dictionary<string, uint>(StringComparer.Ordinal);
         byte[]? manifest = null;
         var label = false;
+        var buffer = new byte[1 << 20];
         while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var path = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
@@ -465,11 +467,24 @@ internal sealed class BaseBackupValidator : IArtifactValidator
                 {
                     manifest = await Core.Util.ServerText.ReadAtMostAsync(entry.DataStream ?? Stream.Null, ManifestLimit,
                         () => new BackupException($"its backup_manifest is larger than {ManifestLimit >> 20} MiB"), cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
-                else if (path == "backup_label")
+
+                label |= path == "backup_label";
+
+                // Each file's CRC-32C as it streams (the manifest, last in the tar, says what each must be): what
+                // pg_verifybackup checks, without extracting anything.
+                var crc = Crc32C.Initial;
+                if (entry.DataStream is { } data)
                 {
-                    label = true;
+                    int n;
+                    while ((n = await data.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                    {
+                        crc = Crc32C.Append(crc, buffer.AsSpan(0, n));
+                    }
                 }
+
+                crcs[path] = Crc32C.Final(crc);
             }
         }
 
@@ -484,7 +499,8 @@ internal sealed class BaseBackupValidator : IArtifactValidator
         }
 
         var (files, ranges) = Manifest(manifest);
-        foreach (var (path, size) in files)
+        long checkedFiles = 0;
+        foreach (var (path, size, algorithm, checksum) in files)
         {
             if (!sizes.TryGetValue(path, out var inTar))
             {
@@ -495,6 +511,20 @@ internal sealed class BaseBackupValidator : IArtifactValidator
             {
                 throw new BackupException($"{Core.Util.ServerText.Printable(path)} is {inTar} bytes in the base backup; its manifest says {size}");
             }
+
+            if (algorithm == "CRC32C" && crcs.TryGetValue(path, out var crc))
+            {
+                // PostgreSQL writes the CRC's four bytes as they lie in memory (little-endian), in hex.
+                var bytes = new byte[4];
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes, crc);
+                var found = Convert.ToHexStringLower(bytes);
+                if (!string.Equals(found, checksum, StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new BackupException($"{Core.Util.ServerText.Printable(path)} does not hold what its manifest says (CRC-32C {found}, the manifest {Core.Util.ServerText.Printable(checksum ?? "")}): altered or damaged");
+                }
+
+                checkedFiles++;
+            }
         }
 
         var last = ranges[^1];
@@ -502,6 +532,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
         {
             ["files"] = files.Count,
             ["bytes"] = files.Sum(f => f.Size),
+            ["checksummed_files"] = checkedFiles,
             ["timeline"] = last.Timeline,
             ["start_lsn"] = ranges[0].Start,
             ["end_lsn"] = last.End,
@@ -509,7 +540,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
     }
 
     /// <summary>The manifest's files and WAL ranges, after its own checksum (SHA-256 of everything before its last line) is checked.</summary>
-    internal static (List<(string Path, long Size)> Files, List<(long Timeline, long Start, long End)> Ranges) Manifest(byte[] manifest)
+    internal static (List<(string Path, long Size, string? Algorithm, string? Checksum)> Files, List<(long Timeline, long Start, long End)> Ranges) Manifest(byte[] manifest)
     {
         var marker = "\"Manifest-Checksum\""u8;
         var at = manifest.AsSpan().LastIndexOf(marker);
@@ -519,7 +550,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
         }
 
         var actual = Convert.ToHexStringLower(SHA256.HashData(manifest.AsSpan(0, at)));
-        List<(string, long)> files = [];
+        List<(string, long, string?, string?)> files = [];
         List<(long, long, long)> ranges = [];
         try
         {
@@ -540,7 +571,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
                     throw new BackupException("a file of the backup manifest has a negative size");
                 }
 
-                files.Add((path, size));
+                files.Add((path, size, f.TryGetProperty("Checksum-Algorithm", out var a) ? a.GetString() : null, f.TryGetProperty("Checksum", out var c) ? c.GetString() : null));
             }
 
             foreach (var r in root.GetProperty("WAL-Ranges").EnumerateArray())
@@ -558,4 +589,28 @@ internal sealed class BaseBackupValidator : IArtifactValidator
     }
 
     internal static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);
+}
+
+/// <summary>CRC-32C (Castagnoli), as PostgreSQL's backup manifests use it: the CPU's instruction where it has one.</summary>
+internal static class Crc32C
+{
+    public const uint Initial = 0xFFFFFFFF;
+
+    public static uint Append(uint crc, ReadOnlySpan<byte> data)
+    {
+        while (data.Length >= 8)
+        {
+            crc = System.Numerics.BitOperations.Crc32C(crc, System.Runtime.InteropServices.MemoryMarshal.Read<ulong>(data));
+            data = data[8..];
+        }
+
+        foreach (var b in data)
+        {
+            crc = System.Numerics.BitOperations.Crc32C(crc, b);
+        }
+
+        return crc;
+    }
+
+    public static uint Final(uint crc) => crc ^ 0xFFFFFFFF;
 }

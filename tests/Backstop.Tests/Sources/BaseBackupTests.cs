@@ -12,12 +12,21 @@ public sealed class BaseBackupTests
     private static byte[] ManifestFor(IReadOnlyList<(string Path, int Size)> files, bool tamper = false)
     {
         var body = new StringBuilder("{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n");
-        body.Append(string.Join(",\n", files.Select(f => $"{{ \"Path\": \"{f.Path}\", \"Size\": {f.Size}, \"Last-Modified\": \"2026-12-06 01:51:53 GMT\", \"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"00000000\" }}")));
+        body.Append(string.Join(",\n", files.Select(f => $"{{ \"Path\": \"{f.Path}\", \"Size\": {f.Size}, \"Last-Modified\": \"2026-12-06 01:51:53 GMT\", \"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"{Crc(new byte[f.Size])}\" }}")));
         body.Append("\n],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"1/2000100\" }\n],\n");
         var checksum = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(body.ToString())));
         var text = body + $"\"Manifest-Checksum\": \"{checksum}\"}}\n";
         return Encoding.UTF8.GetBytes(tamper ? text.Replace("\"Timeline\": 1", "\"Timeline\": 2", StringComparison.Ordinal) : text);
     }
+
+    /// <summary>A file's CRC-32C as a manifest writes it: the four bytes little-endian, in hex.</summary>
+    private static string Crc(byte[] content) => Convert.ToHexStringLower(BitConverter.GetBytes(Crc32C.Final(Crc32C.Append(Crc32C.Initial, content))));
+
+    [Theory]
+    [InlineData("123456789", 0xE3069283u)] // the CRC-32C check value
+    [InlineData("", 0u)]
+    public void Crc32c_gives_the_standard_check_values(string text, uint expected) =>
+        Assert.Equal(expected, Crc32C.Final(Crc32C.Append(Crc32C.Initial, Encoding.ASCII.GetBytes(text))));
 
     private static MemoryStream Tar(IReadOnlyList<(string Path, int Size)> files, byte[]? manifest)
     {
@@ -47,6 +56,7 @@ public sealed class BaseBackupTests
         var facts = await new BaseBackupValidator().ReadFactsAsync(Tar(Files, ManifestFor(Files)), CancellationToken.None);
         Assert.Equal(3, facts["files"]);
         Assert.Equal(8312, facts["bytes"]);
+        Assert.Equal(3, facts["checksummed_files"]);
         Assert.Equal(1, facts["timeline"]);
         Assert.Equal(0x2000028, facts["start_lsn"]);
         Assert.Equal((1L << 32) | 0x2000100, facts["end_lsn"]);
@@ -70,6 +80,13 @@ public sealed class BaseBackupTests
 
         var cut = await Assert.ThrowsAsync<BackupException>(() => new BaseBackupValidator().ReadFactsAsync(Tar(Files[1..], ManifestFor(Files[1..])), CancellationToken.None));
         Assert.Contains("no backup_label", cut.Message, StringComparison.Ordinal);
+
+        // A file of the right size whose bytes changed: its CRC-32C is not the manifest's (what pg_verifybackup finds).
+        var tar = Tar(Files, ManifestFor(Files)).ToArray();
+        var at = tar.AsSpan().IndexOf("global/pg_control"u8);
+        tar[at + 512 + 100] ^= 0xFF; // a byte of its content, after its 512-byte header
+        var altered2 = await Assert.ThrowsAsync<BackupException>(() => new BaseBackupValidator().ReadFactsAsync(new MemoryStream(tar), CancellationToken.None));
+        Assert.Contains("global/pg_control does not hold what its manifest says (CRC-32C", altered2.Message, StringComparison.Ordinal);
     }
 
     [Theory]
