@@ -561,6 +561,27 @@ public sealed class WalArchiveTests : IDisposable
         {
             StopRecovered(_box["bench"]);
         }
+
+        // A segment of the window lost on every target (here the only one): verify finds it, status fails naming where
+        // the window now ends, and a restore to the end is refused before anything is written.
+        string lost;
+        using (var catalog = CatalogStore.Open(_box["state/catalog.db"]))
+        {
+            var start = catalog.Snapshots("pg").Last(s => s.State == SnapshotState.Committed).Facts["start_lsn"];
+            var inWindow = catalog.Archive("pg").Where(a => a.End > start).OrderBy(a => a.Start).ToList();
+            lost = inWindow[inWindow.Count / 2].Name;
+            File.Delete(_box[$"nas/pg/wal/00000001/{inWindow[inWindow.Count / 2].StoredFile}"]);
+        }
+
+        Assert.NotEqual(0, _box.Run("verify").ExitCode);
+        var broken = Status();
+        Assert.Equal("failing", broken.GetProperty("state").GetString());
+        Assert.Contains(broken.GetProperty("archive").GetProperty("problems").EnumerateArray(),
+            p => p.GetString()!.Contains("the archive breaks after", StringComparison.Ordinal) && p.GetString()!.Contains(lost, StringComparison.Ordinal));
+        var refused = _box.Run(["restore", "--source", "pg", "--to", _box["past-the-gap"]], env);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("has a gap at", refused.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_box["past-the-gap"]));
     }
 
     [Fact]
