@@ -510,13 +510,24 @@ public sealed class WalArchiveTests : IDisposable
         var init = Sandbox.ExecEnv(null, pgbenchEnv, Path.Combine(_pg.Bin, "pgbench"), [.. at, "-i", "-s", "2", "-q", "postgres"]);
         Assert.True(init.ExitCode == 0, init.ToString());
 
-        // pgbench writes for ten seconds; the nightly base backup runs in the middle of it; PostgreSQL pushes every segment.
-        var bench = Task.Run(() => Sandbox.ExecEnv(null, pgbenchEnv, Path.Combine(_pg.Bin, "pgbench"), [.. at, "-T", "10", "-c", "2", "-n", "postgres"]));
+        // pgbench writes for twelve seconds; the nightly base backup runs in the middle of it; PostgreSQL pushes every
+        // segment, switching at least every second (archive_timeout).
+        _pg.Sql("postgres", "ALTER SYSTEM SET archive_timeout = '1s'");
+        _pg.Sql("postgres", "SELECT pg_reload_conf()");
+        var bench = Task.Run(() => Sandbox.ExecEnv(null, pgbenchEnv, Path.Combine(_pg.Bin, "pgbench"), [.. at, "-T", "12", "-c", "2", "-n", "postgres"]));
         await Task.Delay(2000);
         var run = _box.Run(["run"], env);
         Assert.True(run.ExitCode is 0 or 3, run.ToString());
+
+        // While it writes, the current RPO stays under archive_timeout + 10 s (the goal), as status measures it.
+        Assert.False(bench.IsCompleted, "pgbench ended before the RPO could be measured while it writes");
+        var writing = Status().GetProperty("archive");
+        Assert.True(writing.GetProperty("rpo_seconds").GetInt64() <= 1 + 10, writing.ToString());
         var done = await bench;
         Assert.True(done.ExitCode == 0, done.ToString());
+        _pg.Sql("postgres", "ALTER SYSTEM SET archive_timeout = 0"); // quiet from here: the window stays where it is while it is compared
+        _pg.Sql("postgres", "SELECT pg_reload_conf()");
+        await Task.Delay(2500); // a switch the old timeout had due is archived before the last one is asked for
         var last = _pg.Scalar("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
         WaitUntil(() => string.CompareOrdinal(_pg.Scalar("postgres", "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").PadRight(24)[..24], last) >= 0, "every segment archived", 120);
         Assert.Equal(0, Archiver().Failed);
@@ -602,7 +613,8 @@ public sealed class WalArchiveTests : IDisposable
             var run = _box.Run(["run"], env);
             Assert.True(run.ExitCode is 0 or 3, run.ToString());
             _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'received' FROM generate_series(1, 1000)");
-            _pg.Sql("postgres", "SELECT pg_switch_wal()");
+            var rows = _pg.Scalar("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
+            WaitUntil(() => { using var c = CatalogStore.Open(_box["state/catalog.db"]); return c.Archive("pg", rows).Count == 1; }, "the rows' segment received and archived", 60);
             WaitUntil(() => Status() is var s && s.GetProperty("archive").GetProperty("to").ValueKind == JsonValueKind.String
                                                 && s.GetProperty("archive").GetProperty("problems").GetArrayLength() == 0
                                                 && s.GetProperty("state").GetString() == "ok", "the received WAL to make the window whole", 60);
