@@ -73,3 +73,14 @@ files_data_set() {
   bytes=$(du -sb --exclude=.complete "$data" | cut -f1)
   cat "$data"/large/* > /dev/null; find "$data/small" -type f -exec cat {} + > /dev/null
 }
+
+# postgres_tools: PostgreSQL's server and zstd installed (as root), bin set to the newest server's binaries, and as_pg
+# running a command as postgres when root (initdb and pg_ctl refuse root).
+postgres_tools() {
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib zstd time >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib zstd time >/dev/null; }
+  fi
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

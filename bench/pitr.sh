@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Point-in-time recovery: a `pgbench -i -s 50` cluster's base backup by `backstop run` (mode: physical:
+# Point-in-time recovery: a `pgbench -i -s 200` cluster's base backup by `backstop run` (mode: physical:
 # pg_basebackup -Ft -D - -X none, zstd, SHA-256, the tar and its backup manifest checked while streaming, read-back)
 # against `pg_basebackup -Ft -D - -X none | zstd -T0` alone on the same cluster, taking turns, in the same run; and
 # `backstop wal-push` of real 16 MiB segments (process start, hash, zstd, commit, read-back, catalog) against
@@ -12,15 +12,9 @@ runs="${RUNS:-3}"
 scale="${SCALE:-200}"
 mkdir -p "$work"
 
-if [ "$(id -u)" = 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib zstd time >/dev/null 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib zstd time >/dev/null; }
-fi
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
+postgres_tools
 build_backstop
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 55433)

@@ -11,12 +11,9 @@ runs="${RUNS:-3}"
 scale="${SCALE:-50}"
 mkdir -p "$work"
 
-if [ "$(id -u)" = 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib zstd time >/dev/null 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib zstd time >/dev/null; }
-fi
-bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+postgres_tools
 
 echo "== building backstop (Release)"
 dotnet build "$repo/src/Backstop/Backstop.csproj" -c Release -o "$work/bin" --nologo -v quiet >/dev/null
@@ -38,9 +35,6 @@ staging: $work/state/staging
 targets: [ { name: local, kind: local, path: $work/out/backstop } ]
 sources: [ { name: pgbench, kind: postgres, host: 127.0.0.1, port: $port, user: postgres, databases: [postgres] } ]
 YAML
-
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
 
 conn="-h 127.0.0.1 -p $port -U postgres -d postgres"
 echo "== pg_dump -Fc (its own gzip)"

@@ -186,22 +186,9 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 continue;
             }
 
-            string? failure = null;
-            foreach (var file in old)
-            {
-                ct.ThrowIfCancellationRequested();
-                try
-                {
-                    // Forgotten first: a removal cut short leaves a file on the target, never a copy counted that is gone.
-                    catalog.DeleteArchiveCopy(def.Name, file.Name, targetName);
-                    await targets[targetName].DeleteAsync(Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile), ct).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
-                {
-                    failure ??= e.Message;
-                }
-            }
-
+            var (_, failure) = await ForgetThenDeleteAsync(targets[targetName],
+                old.Select(file => ((Action)(() => catalog.DeleteArchiveCopy(def.Name, file.Name, targetName)), Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile))), ct)
+                .ConfigureAwait(false);
             lines.Add(new PruneLine(def.Name, targetName, ArchiveLine, DateTimeOffset.UtcNow, false, why, Pending: failure is not null));
             catalog.AddEvent(failure is null ? "info" : "warn", def.Name, null, failure is null
                 ? $"pruned from '{targetName}': {why}"
@@ -278,29 +265,41 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 continue;
             }
 
-            var removed = 0;
-            string? failure = null;
-            foreach (var file in unneeded.Concat(running ? [] : partials.Select(p => p[Layout.BlobFolder(def.Name).Length..])))
-            {
-                ct.ThrowIfCancellationRequested();
-                try
-                {
-                    // Forgotten first: a removal cut short leaves a file the next prune removes, never a copy counted that is gone.
-                    catalog.DeleteBlobCopy(def.Name, file, targetName);
-                    await target.DeleteAsync(Layout.BlobKey(def.Name, file), ct).ConfigureAwait(false);
-                    removed++;
-                }
-                catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
-                {
-                    failure ??= e.Message;
-                }
-            }
-
+            var (removed, failure) = await ForgetThenDeleteAsync(target,
+                unneeded.Concat(running ? [] : partials.Select(p => p[Layout.BlobFolder(def.Name).Length..]))
+                    .Select(file => ((Action)(() => catalog.DeleteBlobCopy(def.Name, file, targetName)), Layout.BlobKey(def.Name, file))), ct).ConfigureAwait(false);
             lines.Add(new PruneLine(def.Name, targetName, BlobsLine, DateTimeOffset.UtcNow, false, why, Pending: failure is not null));
             catalog.AddEvent(failure is null ? "info" : "warn", def.Name, null, failure is null
                 ? $"pruned from '{targetName}': {why}"
                 : $"pruned from '{targetName}': {why}, but {unneeded.Count - Math.Min(removed, unneeded.Count)} not removed yet ({failure}); the next prune tries again");
         }
+    }
+
+    /// <summary>
+    /// Each shared file (a blob, an archive file) forgotten in the catalog first, then deleted on the target: a removal
+    /// cut short leaves a file the next prune or a person removes, never a copy counted that is gone. Stops only on
+    /// Ctrl-C between files; the number removed and the first failure.
+    /// </summary>
+    private static async Task<(int Removed, string? Failure)> ForgetThenDeleteAsync(ITarget target, IEnumerable<(Action Forget, string Key)> files, CancellationToken ct)
+    {
+        var removed = 0;
+        string? failure = null;
+        foreach (var (forget, key) in files)
+        {
+            ct.ThrowIfCancellationRequested();
+            try
+            {
+                forget();
+                await target.DeleteAsync(key, ct).ConfigureAwait(false);
+                removed++;
+            }
+            catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+            {
+                failure ??= e.Message;
+            }
+        }
+
+        return (removed, failure);
     }
 
     /// <summary>
