@@ -639,4 +639,36 @@ public sealed class WalArchiveTests : IDisposable
         Assert.True(restored.ExitCode == 0, restored.ToString());
         Assert.Equal(1000, RowsAfterRecovery(_box["received"]));
     }
+
+    [Fact]
+    public void A_server_that_keeps_its_configuration_outside_its_data_folder_restores_into_a_folder_that_starts()
+    {
+        // Debian's layout: the base backup holds no postgresql.conf or pg_hba.conf; the restore writes them where missing.
+        _pg.MoveConfigOutOfData();
+        Archiving("  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
+        var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
+        Assert.True(_box.Run(["run"], env).ExitCode is 0 or 3);
+        _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'debian' FROM generate_series(1, 700)");
+        var archived = Archiver().Archived;
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived > archived, "the rows archived", 60);
+
+        var restored = _box.Run(["restore", "--source", "pg", "--to", _box["debian"]], env);
+        Assert.True(restored.ExitCode == 0, restored.ToString());
+        Assert.StartsWith("# Written at restore", File.ReadAllText(_box["debian/postgresql.conf"]), StringComparison.Ordinal);
+        Assert.Contains("local all all peer", File.ReadAllText(_box["debian/pg_hba.conf"]), StringComparison.Ordinal);
+        Assert.Equal(700, RowsAfterRecovery(_box["debian"]));
+
+        // The stock recipe writes them the same way, only where missing.
+        var explain = _box.Run(["restore", "--source", "pg", "--to", _box["debian-by-hand"], "--explain"], env);
+        Assert.True(explain.ExitCode == 0, explain.ToString());
+        Assert.Contains("[ -e ", explain.Stdout, StringComparison.Ordinal);
+        File.WriteAllText(_box["debian.sh"], explain.Stdout);
+        var byHand = Sandbox.Exec("bash", "-e", _box["debian.sh"]);
+        Assert.True(byHand.ExitCode == 0, byHand + "\n" + explain.Stdout);
+        Assert.Equal(700, RowsAfterRecovery(_box["debian-by-hand"]));
+    }
 }

@@ -37,7 +37,11 @@ public sealed record RestorePoint(DateTimeOffset? Time, string? Position)
 /// the folder is given to <see cref="Owner"/> (the server's OS user; null: whoever restores), and <see cref="Start"/>
 /// (DEST standing for the folder) starts it.
 /// </summary>
-public sealed record RecoverySetup(string ArchiveFolder, IReadOnlyList<string> EmptyFiles, string ConfigFile, string ConfigText, string? Owner, string Start);
+public sealed record RecoverySetup(string ArchiveFolder, IReadOnlyList<string> EmptyFiles, string ConfigFile, string ConfigText, string? Owner, string Start)
+{
+    /// <summary>Files written only where the restored folder has none (a server that kept its configuration elsewhere), with their content.</summary>
+    public IReadOnlyDictionary<string, string> IfMissing { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>A file of the archive as a restore sees it: what it covers and when it was archived.</summary>
 public sealed record ArchiveFile(string Folder, string Name, long Start, long End, DateTimeOffset At)

@@ -137,6 +137,7 @@ public static class StockRecipe
 
         steps.Add($"# What makes the server replay to {point}{(point == RestorePoint.End ? "" : ", then promote")}");
         steps.AddRange(setup.EmptyFiles.Select(f => $"touch DEST/{f}"));
+        steps.AddRange(setup.IfMissing.Select(f => $"[ -e DEST/{f.Key} ] || printf '%s' {Util.ShellWord.Quote(f.Value)} > DEST/{f.Key}"));
         steps.Add($"cat >> DEST/{setup.ConfigFile} <<'BACKSTOP'\n{setup.ConfigText.Trim('\n')}\nBACKSTOP");
         if (setup.Owner is { } owner)
         {

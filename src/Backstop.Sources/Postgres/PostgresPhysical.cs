@@ -156,11 +156,24 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         var text = $"\n# Added by backstop restore of {basis.Id} to {point}: replay the WAL in {WalFolder}/, then promote. A restored copy never archives.\n" +
                    "recovery_target = ''\nrecovery_target_name = ''\nrecovery_target_xid = ''\nrecovery_target_time = ''\nrecovery_target_lsn = ''\n" +
                    "recovery_end_command = ''\narchive_cleanup_command = ''\nprimary_conninfo = ''\nprimary_slot_name = ''\n" +
+                   // Replayed to be promoted, not read while it replays: no need for the primary's max_connections and the like.
+                   "hot_standby = 'off'\n" +
                    $"restore_command = 'cp {WalFolder}/%f \"%p\"'\n" + target +
                    (target.Length > 0 ? "recovery_target_action = 'promote'\n" : "") +
                    "archive_mode = 'off'\narchive_command = ''\n";
         var owner = System.Environment.UserName == "root" && Core.Util.PosixUsers.Lookup("postgres") is not null ? "postgres" : null;
-        return new RecoverySetup(WalFolder, ["recovery.signal"], "postgresql.auto.conf", text, owner, "pg_ctl -D DEST start");
+        // A server that kept its configuration outside its data folder (Debian's /etc/postgresql/…) left none in the
+        // backup: without them pg_ctl refuses to start. Written only where missing: local peer, and passwords on loopback.
+        return new RecoverySetup(WalFolder, ["recovery.signal"], "postgresql.auto.conf", text, owner, "pg_ctl -D DEST start")
+        {
+            IfMissing = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["postgresql.conf"] = "# Written at restore: the backed-up data folder had none (its server kept it elsewhere). Defaults apply.\n",
+                ["pg_hba.conf"] = "# Written at restore: the backed-up data folder had none. The OS user of the same name on the socket; passwords on loopback.\n" +
+                                  "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n",
+                ["pg_ident.conf"] = "# Written at restore: the backed-up data folder had none.\n",
+            },
+        };
     }
 
     /// <summary>
@@ -185,6 +198,11 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         foreach (var empty in setup.EmptyFiles)
         {
             await File.WriteAllTextAsync(Path.Combine(folder, empty), "", cancellationToken).ConfigureAwait(false);
+        }
+
+        foreach (var (file, content) in setup.IfMissing.Where(f => !File.Exists(Path.Combine(folder, f.Key))))
+        {
+            await File.WriteAllTextAsync(Path.Combine(folder, file), content, cancellationToken).ConfigureAwait(false);
         }
 
         await File.AppendAllTextAsync(Path.Combine(folder, setup.ConfigFile), setup.ConfigText, cancellationToken).ConfigureAwait(false);

@@ -60,6 +60,27 @@ public sealed class PostgresServer : IDisposable
 
     public void Stop() => Run(Path.Combine(Bin, "pg_ctl"), "-D", Data, "-m", "immediate", "-w", "stop");
 
+    /// <summary>
+    /// Debian's layout: postgresql.conf, pg_hba.conf and pg_ident.conf outside the data folder (here ROOT/etc), the server
+    /// started with config_file naming it; postgresql.auto.conf stays in the data folder. A base backup then holds none of them.
+    /// </summary>
+    public void MoveConfigOutOfData()
+    {
+        Stop();
+        var etc = Path.Combine(Root, "etc");
+        Directory.CreateDirectory(etc);
+        foreach (var f in new[] { "postgresql.conf", "pg_hba.conf", "pg_ident.conf" })
+        {
+            File.Move(Path.Combine(Data, f), Path.Combine(etc, f));
+        }
+
+        File.AppendAllText(Path.Combine(etc, "postgresql.conf"), $"\nhba_file = '{etc}/pg_hba.conf'\nident_file = '{etc}/pg_ident.conf'\n");
+        AsOwner("chown", "-R", "postgres:postgres", etc);
+        var start = Run(Path.Combine(Bin, "pg_ctl"), "-D", Data, "-l", Path.Combine(Root, "log"), "-w", "-t", "60",
+            "-o", $"-c config_file={etc}/postgresql.conf -c listen_addresses=127.0.0.1 -p {Port} -k {Root} -c fsync=off", "start");
+        Assert.True(start.ExitCode == 0, "pg_ctl start failed: " + start + File.ReadAllText(Path.Combine(Root, "log")));
+    }
+
     public void Dispose()
     {
         Stop();
