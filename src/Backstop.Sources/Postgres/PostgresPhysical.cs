@@ -609,13 +609,44 @@ internal sealed class BaseBackupValidator : IArtifactValidator
     internal static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);
 }
 
-/// <summary>CRC-32C (Castagnoli), as PostgreSQL's backup manifests use it: the CPU's instruction where it has one.</summary>
+/// <summary>
+/// CRC-32C (Castagnoli), as PostgreSQL's backup manifests use it, on the CPU's instruction. Long inputs are cut in
+/// three blocks whose CRCs run side by side (the instruction's throughput, not its latency: about three times faster),
+/// then joined: a CRC is linear, so the state after A then B is A's state moved past |B| zero bytes (a multiplication by
+/// x^(8|B|) modulo the polynomial) combined with B's from zero.
+/// </summary>
 internal static class Crc32C
 {
     public const uint Initial = 0xFFFFFFFF;
 
+    private const int Block = 8192;
+
+    private const uint Polynomial = 0x82F63B78; // reflected
+
+    /// <summary>x^(8·Block) modulo the polynomial: moves a state past one block.</summary>
+    private static readonly uint PastOneBlock = XPower(8L * Block);
+
+    private static readonly uint PastTwoBlocks = XPower(16L * Block);
+
     public static uint Append(uint crc, ReadOnlySpan<byte> data)
     {
+        while (data.Length >= 3 * Block)
+        {
+            var a = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(data[..Block]);
+            var b = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(data.Slice(Block, Block));
+            var c = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(data.Slice(2 * Block, Block));
+            uint ca = crc, cb = 0, cc = 0;
+            for (var i = 0; i < a.Length; i++)
+            {
+                ca = System.Numerics.BitOperations.Crc32C(ca, a[i]);
+                cb = System.Numerics.BitOperations.Crc32C(cb, b[i]);
+                cc = System.Numerics.BitOperations.Crc32C(cc, c[i]);
+            }
+
+            crc = Multiply(ca, PastTwoBlocks) ^ Multiply(cb, PastOneBlock) ^ cc;
+            data = data[(3 * Block)..];
+        }
+
         while (data.Length >= 8)
         {
             crc = System.Numerics.BitOperations.Crc32C(crc, System.Runtime.InteropServices.MemoryMarshal.Read<ulong>(data));
@@ -631,4 +662,38 @@ internal static class Crc32C
     }
 
     public static uint Final(uint crc) => crc ^ 0xFFFFFFFF;
+
+    /// <summary>a·b modulo the polynomial, both reflected (x^0 is the top bit).</summary>
+    private static uint Multiply(uint a, uint b)
+    {
+        uint product = 0;
+        for (var m = 1u << 31; m != 0; m >>= 1)
+        {
+            if ((a & m) != 0)
+            {
+                product ^= b;
+            }
+
+            b = (b & 1) != 0 ? (b >> 1) ^ Polynomial : b >> 1;
+        }
+
+        return product;
+    }
+
+    /// <summary>x^n modulo the polynomial, reflected, by squaring.</summary>
+    private static uint XPower(long n)
+    {
+        uint result = 1u << 31, square = 1u << 30; // x^0, x^1
+        for (; n > 0; n >>= 1)
+        {
+            if ((n & 1) != 0)
+            {
+                result = Multiply(result, square);
+            }
+
+            square = Multiply(square, square);
+        }
+
+        return result;
+    }
 }

@@ -28,6 +28,33 @@ public sealed class BaseBackupTests
     public void Crc32c_gives_the_standard_check_values(string text, uint expected) =>
         Assert.Equal(expected, Crc32C.Final(Crc32C.Append(Crc32C.Initial, Encoding.ASCII.GetBytes(text))));
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(24575)]
+    [InlineData(24576)]
+    [InlineData(24583)]
+    [InlineData(100003)]
+    public void Crc32c_over_interleaved_blocks_equals_the_byte_by_byte_crc(int length)
+    {
+        var data = new byte[length];
+        new Random(length).NextBytes(data);
+        var plain = Crc32C.Initial;
+        foreach (var b in data)
+        {
+            plain = System.Numerics.BitOperations.Crc32C(plain, b);
+        }
+
+        // Whole, and in uneven pieces (as a pipe hands them over).
+        Assert.Equal(plain, Crc32C.Append(Crc32C.Initial, data));
+        var pieces = Crc32C.Initial;
+        for (var at = 0; at < length; at += 30001)
+        {
+            pieces = Crc32C.Append(pieces, data.AsSpan(at, Math.Min(30001, length - at)));
+        }
+
+        Assert.Equal(plain, pieces);
+    }
+
     private static MemoryStream Tar(IReadOnlyList<(string Path, int Size)> files, byte[]? manifest)
     {
         var output = new MemoryStream();
