@@ -510,11 +510,11 @@ public sealed class WalArchiveTests : IDisposable
         var init = Sandbox.ExecEnv(null, pgbenchEnv, Path.Combine(_pg.Bin, "pgbench"), [.. at, "-i", "-s", "2", "-q", "postgres"]);
         Assert.True(init.ExitCode == 0, init.ToString());
 
-        // pgbench writes for twelve seconds; the nightly base backup runs in the middle of it; PostgreSQL pushes every
+        // pgbench writes for 25 seconds (room for a slow machine); the nightly base backup runs in the middle of it; PostgreSQL pushes every
         // segment, switching at least every second (archive_timeout).
         _pg.Sql("postgres", "ALTER SYSTEM SET archive_timeout = '1s'");
         _pg.Sql("postgres", "SELECT pg_reload_conf()");
-        var bench = Task.Run(() => Sandbox.ExecEnv(null, pgbenchEnv, Path.Combine(_pg.Bin, "pgbench"), [.. at, "-T", "12", "-c", "2", "-n", "postgres"]));
+        var bench = Task.Run(() => Sandbox.ExecEnv(null, pgbenchEnv, Path.Combine(_pg.Bin, "pgbench"), [.. at, "-T", "25", "-c", "2", "-n", "postgres"]));
         await Task.Delay(2000);
         var run = _box.Run(["run"], env);
         Assert.True(run.ExitCode is 0 or 3, run.ToString());

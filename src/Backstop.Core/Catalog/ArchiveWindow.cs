@@ -49,7 +49,9 @@ public sealed record ArchiveWindow(
             return new ArchiveWindow(null, null, null, null, null, maxRpo, usable.Count, [], []);
         }
 
-        var lineage = policy.Lineage(archive.Where(a => a.Detail is not null).Select(a => a.AsFile()));
+        // Read from the histories a restore would have (verified on a configured target), as a restore reads them.
+        var lineage = policy.Lineage(archive.Where(a => a.Detail is not null && a.Copies.Any(c => c.State == CopyState.Verified && def.Targets.Contains(c.Target)))
+            .Select(a => a.AsFile()));
         var consistent = new List<(SnapshotInfo Snapshot, ArchiveInfo Last)>();
         var gaps = new Dictionary<string, (ArchiveInfo Last, ArchiveInfo Next)>(StringComparer.Ordinal);
         foreach (var (snapshot, range) in bases)

@@ -265,11 +265,21 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
                 string? detail = null;
                 if (item.End == 0 && raw <= ArchiveInfo.DetailLimit)
                 {
-                    // A timeline history's content is the archive's lineage: read again, small.
-                    await using var again = await target.OpenReadAsync(o.Key, ct).ConfigureAwait(false);
-                    await using var text = Sealing.Sealed.Open(again, stored, identities);
-                    using var reader = new StreamReader(text);
-                    detail = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
+                    // A timeline history's content is the archive's lineage: read again (small), and only if it is what was hashed.
+                    try
+                    {
+                        await using var again = await target.OpenReadAsync(o.Key, ct).ConfigureAwait(false);
+                        await using var text = Sealing.Sealed.Open(again, stored, identities);
+                        var bytes = await ServerText.ReadAtMostAsync(text, ArchiveInfo.DetailLimit, () => new BackupException("it grew while it was read"), ct).ConfigureAwait(false);
+                        detail = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)) == sha
+                            ? System.Text.Encoding.UTF8.GetString(bytes)
+                            : throw new BackupException("it changed while it was read");
+                    }
+                    catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException or ObjectNotFoundException or InvalidDataException or Sealing.SealKeyException)
+                    {
+                        problems.Add($"{o.Key} on '{target.Name}' cannot be read back ({e.Message}); not in the new catalog from there");
+                        continue;
+                    }
                 }
 
                 seen[(def.Name, name)] = new ArchiveInfo(def.Name, name, item.Folder, item.Start, item.End, raw, sha, stored, o.Modified, [copy])

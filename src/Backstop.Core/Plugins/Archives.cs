@@ -72,7 +72,9 @@ public static class ArchiveChain
     {
         ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(place);
-        if (lineage is { Count: > 0 })
+        // A base on a timeline newer than the newest history the archive holds (its history never archived: a copy
+        // promoted with archiving off, then made the primary) has no ancestors to follow: its own line, as PostgreSQL reads it.
+        if (lineage is { Count: > 0 } && lineage.Any(l => l.Folder == folder))
         {
             return Along(files.Where(f => place(f).End > 0).ToList(), place, folder, start, lineage);
         }

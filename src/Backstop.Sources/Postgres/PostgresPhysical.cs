@@ -113,9 +113,9 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         }
 
         // A time target stops at the first commit after it, which PostgreSQL must find (since 13, none is fatal): the
-        // segments up to the first recovery marker written a second after it (a commit), else every one to the end.
+        // segments up to the first recovery marker whose transaction began after it (its commit is later), else all.
         long? position = point.Position is { } p ? ParseLsnOrRefuse(p) : null;
-        var commitAfter = point.Time is { } at ? archive.Markers.FirstOrDefault(m => m.At > at.AddSeconds(1))?.Position : null;
+        var commitAfter = point.Time is { } at ? archive.Markers.FirstOrDefault(m => m.At > at)?.Position : null; // the server's now() of its transaction: its commit is later
         var needed = new List<ArchiveFile>();
         foreach (var s in segments)
         {
@@ -312,21 +312,39 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
             return null;
         }
 
+        // As PostgreSQL reads it: comments and blank lines skipped; each line's timeline above the one before and below
+        // the file's own, its switch point not before the one before. Anything else makes the lineage unusable (the
+        // chain then goes folder by folder; PostgreSQL itself refuses such a file at recovery).
+        var own = uint.Parse(newest.Folder, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
         var stretches = new List<ArchiveStretch>();
-        foreach (var line in newest.Detail!.Split('\n'))
+        uint lastTli = 0;
+        long lastLsn = 0;
+        foreach (var raw in newest.Detail!.Split('\n'))
         {
-            var fields = line.Split('\t');
-            if (fields.Length >= 2 && uint.TryParse(fields[0].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var tli) && tli > 0)
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#'))
             {
-                try
-                {
-                    stretches.Add(new ArchiveStretch(TimelineFolder(tli), ParseLsn(fields[1].Trim())));
-                }
-                catch (FormatException)
-                {
-                    // not a line PostgreSQL writes
-                }
+                continue;
             }
+
+            var fields = line.Split('\t', StringSplitOptions.TrimEntries);
+            long lsn;
+            try
+            {
+                lsn = fields.Length >= 2 ? ParseLsn(fields[1]) : -1;
+            }
+            catch (FormatException)
+            {
+                return null;
+            }
+
+            if (!uint.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var tli) || tli <= lastTli || tli >= own || lsn < lastLsn)
+            {
+                return null;
+            }
+
+            stretches.Add(new ArchiveStretch(TimelineFolder(tli), lsn));
+            (lastTli, lastLsn) = (tli, lsn);
         }
 
         stretches.Add(new ArchiveStretch(newest.Folder, long.MaxValue));

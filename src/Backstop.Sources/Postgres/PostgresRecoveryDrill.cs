@@ -40,11 +40,13 @@ internal sealed partial class PostgresSource : IRecoveryMarked
                 cancellationToken).ConfigureAwait(false);
         }
 
-        var seq = Convert.ToInt64(await ScalarAsync(db,
-            $"INSERT INTO public.{MarkerTable} (seq, lsn) SELECT coalesce(max(seq), 0) + 1, pg_current_wal_insert_lsn() FROM public.{MarkerTable} RETURNING seq",
-            cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        // Its time is the server's now() (the transaction's start: its commit comes later), on the clock commit times use.
+        var row = Convert.ToString(await ScalarAsync(db,
+            $"INSERT INTO public.{MarkerTable} (seq, lsn) SELECT coalesce(max(seq), 0) + 1, pg_current_wal_insert_lsn() FROM public.{MarkerTable} " +
+            "RETURNING seq || ' ' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture)!.Split(' ');
         var after = Convert.ToString(await ScalarAsync(db, "SELECT pg_current_wal_insert_lsn()::text", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture)!;
-        return new RecoveryMarker(seq, ParseLsn(after), after, DateTimeOffset.UtcNow);
+        return new RecoveryMarker(long.Parse(row[0], CultureInfo.InvariantCulture), ParseLsn(after), after,
+            DateTimeOffset.Parse(row[1], CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal));
     }
 
     private async Task<IDrillScratch> OpenRecoveryAsync(DrillScope scope, PostgresDrillOptions drill, CancellationToken ct)

@@ -141,4 +141,24 @@ public class ArchiveWindowTests
         Assert.Equal("000000010000000000000001", broken.NewestFile);
         Assert.Contains("the archive breaks after 000000010000000000000001", Assert.Single(broken.Failing), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_base_on_a_timeline_newer_than_every_archived_history_follows_its_own_line_and_a_malformed_history_is_not_followed()
+    {
+        var lineage = (Func<IEnumerable<ArchiveFile>, IReadOnlyList<ArchiveStretch>?>)(files => Cli.Plugins.Registry.Source("postgres")!.Lineage(files));
+        var def = Def with { Archive = Def.Archive! with { Lineage = lineage } };
+        var history2 = File(0, TimeSpan.FromHours(9), 2) with { Name = "00000002.history", Start = 0, End = 0, Detail = "1\t0/18\tno recovery target specified\n" };
+
+        // Timeline 3 was promoted with archiving off: its history never reached the archive. Its base still has a window.
+        var w = ArchiveWindow.Compute(def, [Base("b3", TimeSpan.FromHours(2), 48, 50, timeline: 3)],
+            [history2, File(2, TimeSpan.FromHours(8), 2), File(3, TimeSpan.FromHours(1), 3), File(4, TimeSpan.FromMinutes(1), 3)], Now);
+        Assert.Empty(w.Failing);
+        Assert.Equal("000000030000000000000004", w.NewestFile);
+
+        // Timelines out of order (PostgreSQL refuses such a file): not a lineage to follow.
+        Assert.Null(lineage([(history2 with { Detail = "1\t0/18\tx\n1\t0/20\ty\n" }).AsFile()]));
+        Assert.Null(lineage([(history2 with { Detail = "3\t0/18\tx\n" }).AsFile()]));
+        Assert.Null(lineage([(history2 with { Detail = "1\tnot-an-lsn\tx\n" }).AsFile()]));
+        Assert.Equal([new ArchiveStretch("00000001", 0x18), new ArchiveStretch("00000002", long.MaxValue)], lineage([history2.AsFile()]));
+    }
 }
