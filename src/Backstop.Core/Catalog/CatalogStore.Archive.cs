@@ -25,11 +25,11 @@ public sealed partial class CatalogStore
         using var tx = _db.BeginTransaction();
         using (var cmd = Command(
                    """
-                   INSERT INTO archive(source, name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail) VALUES ($s, $n, $f, $st, $e, $r, $h, $sf, $at, $d)
+                   INSERT INTO archive(source, name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail) VALUES (@s, @n, @f, @st, @e, @r, @h, @sf, @at, @d)
                    ON CONFLICT(source, name) DO UPDATE SET stored_file = excluded.stored_file, detail = coalesce(detail, excluded.detail)
                    """,
-                   ("$s", file.Source), ("$n", file.Name), ("$f", file.Folder), ("$st", file.Start), ("$e", file.End), ("$r", file.RawBytes), ("$h", file.Sha256),
-                   ("$sf", file.StoredFile), ("$at", Time(file.At)), ("$d", file.Detail)))
+                   ("@s", file.Source), ("@n", file.Name), ("@f", file.Folder), ("@st", file.Start), ("@e", file.End), ("@r", file.RawBytes), ("@h", file.Sha256),
+                   ("@sf", file.StoredFile), ("@at", Time(file.At)), ("@d", file.Detail)))
         {
             cmd.ExecuteNonQuery();
         }
@@ -48,12 +48,12 @@ public sealed partial class CatalogStore
         ArgumentNullException.ThrowIfNull(copy);
         using var cmd = Command(
             """
-            INSERT INTO archive_copies(source, name, target, stored_bytes, state, checked_at, error) VALUES ($s, $n, $t, max($b, 0), $st, $c, $e)
-            ON CONFLICT(source, name, target) DO UPDATE SET stored_bytes = CASE WHEN $b >= 0 THEN $b ELSE stored_bytes END,
+            INSERT INTO archive_copies(source, name, target, stored_bytes, state, checked_at, error) VALUES (@s, @n, @t, max(@b, 0), @st, @c, @e)
+            ON CONFLICT(source, name, target) DO UPDATE SET stored_bytes = CASE WHEN @b >= 0 THEN @b ELSE stored_bytes END,
                 state = excluded.state, checked_at = excluded.checked_at, error = excluded.error
             """,
-            ("$s", source), ("$n", name), ("$t", copy.Target), ("$b", storedBytes), ("$st", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)),
-            ("$e", copy.Error));
+            ("@s", source), ("@n", name), ("@t", copy.Target), ("@b", storedBytes), ("@st", copy.State.ToString().ToLowerInvariant()), ("@c", Time(copy.CheckedAt)),
+            ("@e", copy.Error));
         cmd.ExecuteNonQuery();
     }
 
@@ -61,13 +61,13 @@ public sealed partial class CatalogStore
     public void DeleteArchiveCopy(string source, string name, string target)
     {
         using var tx = _db.BeginTransaction();
-        using (var cmd = Command("DELETE FROM archive_copies WHERE source = $s AND name = $n AND target = $t", ("$s", source), ("$n", name), ("$t", target)))
+        using (var cmd = Command("DELETE FROM archive_copies WHERE source = @s AND name = @n AND target = @t", ("@s", source), ("@n", name), ("@t", target)))
         {
             cmd.ExecuteNonQuery();
         }
 
-        using (var cmd = Command("DELETE FROM archive WHERE source = $s AND name = $n AND NOT EXISTS (SELECT 1 FROM archive_copies c WHERE c.source = $s AND c.name = $n)",
-                   ("$s", source), ("$n", name)))
+        using (var cmd = Command("DELETE FROM archive WHERE source = @s AND name = @n AND NOT EXISTS (SELECT 1 FROM archive_copies c WHERE c.source = @s AND c.name = @n)",
+                   ("@s", source), ("@n", name)))
         {
             cmd.ExecuteNonQuery();
         }
@@ -80,8 +80,8 @@ public sealed partial class CatalogStore
     {
         var copies = new Dictionary<string, List<CopyInfo>>(StringComparer.Ordinal);
         var sizes = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
-        using (var cmd = Command("SELECT name, target, state, checked_at, error, stored_bytes FROM archive_copies WHERE source = $s AND ($n IS NULL OR name = $n) ORDER BY target",
-                   ("$s", source), ("$n", name)))
+        using (var cmd = Command("SELECT name, target, state, checked_at, error, stored_bytes FROM archive_copies WHERE source = @s AND (@n IS NULL OR name = @n) ORDER BY target",
+                   ("@s", source), ("@n", name)))
         using (var r = cmd.ExecuteReader())
         {
             while (r.Read())
@@ -102,8 +102,8 @@ public sealed partial class CatalogStore
         }
 
         using var q = Command(
-            "SELECT name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail FROM archive WHERE source = $s AND ($n IS NULL OR name = $n) ORDER BY folder, name",
-            ("$s", source), ("$n", name));
+            "SELECT name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail FROM archive WHERE source = @s AND (@n IS NULL OR name = @n) ORDER BY folder, name",
+            ("@s", source), ("@n", name));
         using var rows = q.ExecuteReader();
         var result = new List<ArchiveInfo>();
         while (rows.Read())
@@ -120,15 +120,15 @@ public sealed partial class CatalogStore
     public void RecordMarker(string source, Plugins.RecoveryMarker marker)
     {
         ArgumentNullException.ThrowIfNull(marker);
-        using var cmd = Command("INSERT OR REPLACE INTO markers(source, seq, position, label, at) VALUES ($s, $q, $p, $l, $at)",
-            ("$s", source), ("$q", marker.Seq), ("$p", marker.Position), ("$l", marker.Label), ("$at", Time(marker.At)));
+        using var cmd = Command("INSERT OR REPLACE INTO markers(source, seq, position, label, at) VALUES (@s, @q, @p, @l, @at)",
+            ("@s", source), ("@q", marker.Seq), ("@p", marker.Position), ("@l", marker.Label), ("@at", Time(marker.At)));
         cmd.ExecuteNonQuery();
     }
 
     /// <summary>A source's recovery markers, oldest first.</summary>
     public IReadOnlyList<Plugins.RecoveryMarker> Markers(string source)
     {
-        using var cmd = Command("SELECT seq, position, label, at FROM markers WHERE source = $s ORDER BY seq", ("$s", source));
+        using var cmd = Command("SELECT seq, position, label, at FROM markers WHERE source = @s ORDER BY seq", ("@s", source));
         using var r = cmd.ExecuteReader();
         var list = new List<Plugins.RecoveryMarker>();
         while (r.Read())
@@ -142,7 +142,7 @@ public sealed partial class CatalogStore
     /// <summary>Forgets the markers before a position (the archive no longer reaches them).</summary>
     public void DeleteMarkersBefore(string source, long position)
     {
-        using var cmd = Command("DELETE FROM markers WHERE source = $s AND position < $p", ("$s", source), ("$p", position));
+        using var cmd = Command("DELETE FROM markers WHERE source = @s AND position < @p", ("@s", source), ("@p", position));
         cmd.ExecuteNonQuery();
     }
 }

@@ -31,24 +31,24 @@ public sealed partial class CatalogStore
         ArgumentNullException.ThrowIfNull(drill);
         using var cmd = Command(
             "INSERT INTO drills(source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail, target) " +
-            "VALUES ($s, $id, $at, $p, $sec, $setup, $rto, $met, $e, $ev, $d, $t) RETURNING id",
-            ("$s", drill.Source), ("$id", drill.Snapshot), ("$at", Time(drill.At)), ("$p", drill.Passed ? 1 : 0), ("$sec", drill.Seconds),
-            ("$setup", drill.SetupSeconds), ("$rto", drill.RtoSeconds), ("$met", drill.RtoMet is { } m ? (m ? 1 : 0) : null), ("$e", drill.Error),
-            ("$ev", drill.Evidence), ("$d", drill.Detail), ("$t", drill.Target));
+            "VALUES (@s, @id, @at, @p, @sec, @setup, @rto, @met, @e, @ev, @d, @t) RETURNING id",
+            ("@s", drill.Source), ("@id", drill.Snapshot), ("@at", Time(drill.At)), ("@p", drill.Passed ? 1 : 0), ("@sec", drill.Seconds),
+            ("@setup", drill.SetupSeconds), ("@rto", drill.RtoSeconds), ("@met", drill.RtoMet is { } m ? (m ? 1 : 0) : null), ("@e", drill.Error),
+            ("@ev", drill.Evidence), ("@d", drill.Detail), ("@t", drill.Target));
         return (long)cmd.ExecuteScalar()!;
     }
 
     /// <summary>What a source's state needs of its drills: the newest one and the newest that passed (one row when they are the same), oldest first.</summary>
     public IReadOnlyList<DrillInfo> LatestDrills(string source) => ReadDrills(
         "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail, target FROM drills " +
-        "WHERE id IN (SELECT max(id) FROM drills WHERE source = $s UNION SELECT max(id) FROM drills WHERE source = $s AND passed = 1) ORDER BY id",
-        ("$s", source));
+        "WHERE id IN (SELECT max(id) FROM drills WHERE source = @s UNION SELECT max(id) FROM drills WHERE source = @s AND passed = 1) ORDER BY id",
+        ("@s", source));
 
     /// <summary>Drills, oldest first (of one source, or of one snapshot, when given).</summary>
     public IReadOnlyList<DrillInfo> Drills(string? source = null, string? snapshot = null) => ReadDrills(
         "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail, target FROM drills " +
-        "WHERE ($s IS NULL OR source = $s) AND ($id IS NULL OR snapshot_id = $id) ORDER BY id",
-        ("$s", source), ("$id", snapshot));
+        "WHERE (@s IS NULL OR source = @s) AND (@id IS NULL OR snapshot_id = @id) ORDER BY id",
+        ("@s", source), ("@id", snapshot));
 
     private List<DrillInfo> ReadDrills(string sql, params (string Name, object? Value)[] parameters)
     {

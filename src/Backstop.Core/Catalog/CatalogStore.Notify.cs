@@ -8,30 +8,30 @@ public sealed partial class CatalogStore
     /// <summary>The state a notifier was last told of, per subject (a source, "doctor"); null when never.</summary>
     public string? NotifiedState(string notifier, string subject)
     {
-        using var cmd = Command("SELECT state FROM notify_state WHERE notifier = $n AND subject = $s", ("$n", notifier), ("$s", subject));
+        using var cmd = Command("SELECT state FROM notify_state WHERE notifier = @n AND subject = @s", ("@n", notifier), ("@s", subject));
         return cmd.ExecuteScalar() as string;
     }
 
     public void SetNotifiedState(string notifier, string subject, string state, DateTimeOffset at)
     {
         using var cmd = Command(
-            "INSERT INTO notify_state(notifier, subject, state, at) VALUES ($n, $s, $st, $a) ON CONFLICT(notifier, subject) DO UPDATE SET state = $st, at = $a",
-            ("$n", notifier), ("$s", subject), ("$st", state), ("$a", Time(at)));
+            "INSERT INTO notify_state(notifier, subject, state, at) VALUES (@n, @s, @st, @a) ON CONFLICT(notifier, subject) DO UPDATE SET state = @st, at = @a",
+            ("@n", notifier), ("@s", subject), ("@st", state), ("@a", Time(at)));
         cmd.ExecuteNonQuery();
     }
 
     public void AddNotification(NotificationInfo n)
     {
         ArgumentNullException.ThrowIfNull(n);
-        using var cmd = Command("INSERT INTO notifications(at, notifier, event, subject, delivered, attempts, error) VALUES ($a, $n, $e, $s, $d, $t, $err)",
-            ("$a", Time(n.At)), ("$n", n.Notifier), ("$e", n.Event), ("$s", n.Subject), ("$d", n.Delivered ? 1 : 0), ("$t", n.Attempts), ("$err", n.Error));
+        using var cmd = Command("INSERT INTO notifications(at, notifier, event, subject, delivered, attempts, error) VALUES (@a, @n, @e, @s, @d, @t, @err)",
+            ("@a", Time(n.At)), ("@n", n.Notifier), ("@e", n.Event), ("@s", n.Subject), ("@d", n.Delivered ? 1 : 0), ("@t", n.Attempts), ("@err", n.Error));
         cmd.ExecuteNonQuery();
     }
 
     /// <summary>Deliveries, newest first.</summary>
     public IReadOnlyList<NotificationInfo> Notifications(int limit = 200)
     {
-        using var cmd = Command("SELECT at, notifier, event, subject, delivered, attempts, error FROM notifications ORDER BY id DESC LIMIT $l", ("$l", limit));
+        using var cmd = Command("SELECT at, notifier, event, subject, delivered, attempts, error FROM notifications ORDER BY id DESC LIMIT @l", ("@l", limit));
         using var r = cmd.ExecuteReader();
         var list = new List<NotificationInfo>();
         while (r.Read())

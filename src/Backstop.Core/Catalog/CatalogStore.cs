@@ -282,8 +282,8 @@ public sealed partial class CatalogStore : IDisposable
 
     public void EnsureSource(string name, string kind)
     {
-        using var cmd = Command("INSERT INTO sources(name, kind) VALUES ($n, $k) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind",
-            ("$n", name), ("$k", kind));
+        using var cmd = Command("INSERT INTO sources(name, kind) VALUES (@n, @k) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind",
+            ("@n", name), ("@k", kind));
         cmd.ExecuteNonQuery();
     }
 
@@ -301,8 +301,8 @@ public sealed partial class CatalogStore : IDisposable
         using var tx = _db.BeginTransaction();
         EnsureSource(source, kind);
         using (var cmd = Command(
-                   "INSERT INTO snapshots(id, source, state, started_at, host, pid) VALUES ($id, $s, 'running', $t, $h, $p)",
-                   ("$id", id), ("$s", source), ("$t", Time(startedAt)), ("$h", host), ("$p", Environment.ProcessId)))
+                   "INSERT INTO snapshots(id, source, state, started_at, host, pid) VALUES (@id, @s, 'running', @t, @h, @p)",
+                   ("@id", id), ("@s", source), ("@t", Time(startedAt)), ("@h", host), ("@p", Environment.ProcessId)))
         {
             try
             {
@@ -334,12 +334,12 @@ public sealed partial class CatalogStore : IDisposable
 
         using (var cmd = Command(
                    """
-                   UPDATE snapshots SET state = $st, finished_at = $f, raw_bytes = $r, stored_bytes = $sb, facts = $facts,
-                       warnings = $w, error = $e, parent = $p, level = $l WHERE id = $id
+                   UPDATE snapshots SET state = @st, finished_at = @f, raw_bytes = @r, stored_bytes = @sb, facts = @facts,
+                       warnings = @w, error = @e, parent = @p, level = @l WHERE id = @id
                    """,
-                   ("$p", s.Parent), ("$l", s.Level), ("$st", StateName(s.State)), ("$f", s.FinishedAt is { } f ? Time(f) : null), ("$r", s.RawBytes),
-                   ("$sb", s.StoredBytes), ("$facts", JsonSerializer.Serialize(s.Facts)), ("$w", JsonSerializer.Serialize(s.Warnings)),
-                   ("$e", s.Error), ("$id", s.Id)))
+                   ("@p", s.Parent), ("@l", s.Level), ("@st", StateName(s.State)), ("@f", s.FinishedAt is { } f ? Time(f) : null), ("@r", s.RawBytes),
+                   ("@sb", s.StoredBytes), ("@facts", JsonSerializer.Serialize(s.Facts)), ("@w", JsonSerializer.Serialize(s.Warnings)),
+                   ("@e", s.Error), ("@id", s.Id)))
         {
             if (cmd.ExecuteNonQuery() != 1)
             {
@@ -352,10 +352,10 @@ public sealed partial class CatalogStore : IDisposable
             using (var cmd = Command(
                        """
                        INSERT OR REPLACE INTO artifacts(snapshot_id, name, file_name, raw_bytes, stored_bytes, sha256, compression, facts, reported, level)
-                       VALUES ($id, $n, $fn, $r, $sb, $h, $c, $facts, $rep, $l)
-                       """, ("$l", a.Level),
-                       ("$id", s.Id), ("$n", a.Name), ("$fn", a.FileName), ("$r", a.RawBytes), ("$sb", a.StoredBytes),
-                       ("$h", a.Sha256), ("$c", a.Compression), ("$facts", JsonSerializer.Serialize(a.Facts)), ("$rep", JsonSerializer.Serialize(a.Reported))))
+                       VALUES (@id, @n, @fn, @r, @sb, @h, @c, @facts, @rep, @l)
+                       """, ("@l", a.Level),
+                       ("@id", s.Id), ("@n", a.Name), ("@fn", a.FileName), ("@r", a.RawBytes), ("@sb", a.StoredBytes),
+                       ("@h", a.Sha256), ("@c", a.Compression), ("@facts", JsonSerializer.Serialize(a.Facts)), ("@rep", JsonSerializer.Serialize(a.Reported))))
             {
                 cmd.ExecuteNonQuery();
             }
@@ -377,8 +377,8 @@ public sealed partial class CatalogStore : IDisposable
     /// <summary>Records that a snapshot needs a shared blob (at once, while it runs: a prune never removes a blob a running snapshot named).</summary>
     public void AddSnapshotBlob(string snapshotId, string file, long rawBytes)
     {
-        using var cmd = Command("INSERT OR IGNORE INTO snapshot_blobs(snapshot_id, file_name, raw_bytes) VALUES ($id, $f, $r)",
-            ("$id", snapshotId), ("$f", file), ("$r", rawBytes));
+        using var cmd = Command("INSERT OR IGNORE INTO snapshot_blobs(snapshot_id, file_name, raw_bytes) VALUES (@id, @f, @r)",
+            ("@id", snapshotId), ("@f", file), ("@r", rawBytes));
         cmd.ExecuteNonQuery();
     }
 
@@ -391,12 +391,12 @@ public sealed partial class CatalogStore : IDisposable
         ArgumentNullException.ThrowIfNull(copy);
         using var cmd = Command(
             """
-            INSERT INTO blob_copies(source, file_name, target, raw_bytes, stored_bytes, sealed_to, state, checked_at, error) VALUES ($s, $f, $t, $r, $sb, $to, $st, $c, $e)
+            INSERT INTO blob_copies(source, file_name, target, raw_bytes, stored_bytes, sealed_to, state, checked_at, error) VALUES (@s, @f, @t, @r, @sb, @to, @st, @c, @e)
             ON CONFLICT(source, file_name, target) DO UPDATE SET raw_bytes = excluded.raw_bytes, stored_bytes = excluded.stored_bytes,
                 sealed_to = excluded.sealed_to, state = excluded.state, checked_at = excluded.checked_at, error = excluded.error
             """,
-            ("$s", source), ("$f", file), ("$t", copy.Target), ("$r", rawBytes), ("$sb", storedBytes), ("$to", sealedTo), ("$st", copy.State.ToString().ToLowerInvariant()),
-            ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
+            ("@s", source), ("@f", file), ("@t", copy.Target), ("@r", rawBytes), ("@sb", storedBytes), ("@to", sealedTo), ("@st", copy.State.ToString().ToLowerInvariant()),
+            ("@c", Time(copy.CheckedAt)), ("@e", copy.Error));
         cmd.ExecuteNonQuery();
     }
 
@@ -405,15 +405,15 @@ public sealed partial class CatalogStore : IDisposable
     {
         ArgumentNullException.ThrowIfNull(copy);
         using var cmd = Command(
-            "UPDATE blob_copies SET state = $st, checked_at = $c, error = $e WHERE source = $s AND file_name = $f AND target = $t",
-            ("$s", source), ("$f", file), ("$t", copy.Target), ("$st", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
+            "UPDATE blob_copies SET state = @st, checked_at = @c, error = @e WHERE source = @s AND file_name = @f AND target = @t",
+            ("@s", source), ("@f", file), ("@t", copy.Target), ("@st", copy.State.ToString().ToLowerInvariant()), ("@c", Time(copy.CheckedAt)), ("@e", copy.Error));
         cmd.ExecuteNonQuery();
     }
 
     /// <summary>Forgets a blob's copy on a target (removed by a prune).</summary>
     public void DeleteBlobCopy(string source, string file, string target)
     {
-        using var cmd = Command("DELETE FROM blob_copies WHERE source = $s AND file_name = $f AND target = $t", ("$s", source), ("$f", file), ("$t", target));
+        using var cmd = Command("DELETE FROM blob_copies WHERE source = @s AND file_name = @f AND target = @t", ("@s", source), ("@f", file), ("@t", target));
         cmd.ExecuteNonQuery();
     }
 
@@ -421,8 +421,8 @@ public sealed partial class CatalogStore : IDisposable
     public IReadOnlyList<(string File, long RawBytes, long StoredBytes, string SealedTo, CopyInfo Copy)> BlobCopies(string source)
     {
         using var cmd = Command(
-            "SELECT file_name, target, raw_bytes, stored_bytes, state, checked_at, error, sealed_to FROM blob_copies WHERE source = $s ORDER BY file_name, target",
-            ("$s", source));
+            "SELECT file_name, target, raw_bytes, stored_bytes, state, checked_at, error, sealed_to FROM blob_copies WHERE source = @s ORDER BY file_name, target",
+            ("@s", source));
         using var r = cmd.ExecuteReader();
         var list = new List<(string, long, long, string, CopyInfo)>();
         while (r.Read())
@@ -438,9 +438,9 @@ public sealed partial class CatalogStore : IDisposable
     {
         ArgumentNullException.ThrowIfNull(copy);
         using var cmd = Command(
-            "INSERT OR REPLACE INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES ($id, $a, $t, $s, $c, $e)",
-            ("$id", snapshotId), ("$a", artifact), ("$t", copy.Target), ("$s", copy.State.ToString().ToLowerInvariant()),
-            ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
+            "INSERT OR REPLACE INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES (@id, @a, @t, @s, @c, @e)",
+            ("@id", snapshotId), ("@a", artifact), ("@t", copy.Target), ("@s", copy.State.ToString().ToLowerInvariant()),
+            ("@c", Time(copy.CheckedAt)), ("@e", copy.Error));
         cmd.ExecuteNonQuery();
     }
 
@@ -457,8 +457,8 @@ public sealed partial class CatalogStore : IDisposable
         foreach (var (id, artifact, copy) in findings)
         {
             using var cmd = Command(
-                "UPDATE copies SET state = $s, checked_at = $c, error = $e WHERE snapshot_id = $id AND artifact = $a AND target = $t AND state <> 'pruned'",
-                ("$id", id), ("$a", artifact), ("$t", copy.Target), ("$s", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)), ("$e", copy.Error));
+                "UPDATE copies SET state = @s, checked_at = @c, error = @e WHERE snapshot_id = @id AND artifact = @a AND target = @t AND state <> 'pruned'",
+                ("@id", id), ("@a", artifact), ("@t", copy.Target), ("@s", copy.State.ToString().ToLowerInvariant()), ("@c", Time(copy.CheckedAt)), ("@e", copy.Error));
             cmd.ExecuteNonQuery();
         }
 
@@ -493,12 +493,12 @@ public sealed partial class CatalogStore : IDisposable
         {
             using var cmd = before is null
                 ? Command(
-                    "INSERT OR IGNORE INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES ($id, $a, $t, $s, $c, $e)",
-                    ("$id", id), ("$a", artifact), ("$t", copy.Target), ("$s", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)), ("$e", copy.Error))
+                    "INSERT OR IGNORE INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES (@id, @a, @t, @s, @c, @e)",
+                    ("@id", id), ("@a", artifact), ("@t", copy.Target), ("@s", copy.State.ToString().ToLowerInvariant()), ("@c", Time(copy.CheckedAt)), ("@e", copy.Error))
                 : Command(
-                    "UPDATE copies SET state = $s, checked_at = $c, error = $e WHERE snapshot_id = $id AND artifact = $a AND target = $t AND state = $ps AND checked_at = $pc",
-                    ("$id", id), ("$a", artifact), ("$t", copy.Target), ("$s", copy.State.ToString().ToLowerInvariant()), ("$c", Time(copy.CheckedAt)), ("$e", copy.Error),
-                    ("$ps", before.State.ToString().ToLowerInvariant()), ("$pc", Time(before.CheckedAt)));
+                    "UPDATE copies SET state = @s, checked_at = @c, error = @e WHERE snapshot_id = @id AND artifact = @a AND target = @t AND state = @ps AND checked_at = @pc",
+                    ("@id", id), ("@a", artifact), ("@t", copy.Target), ("@s", copy.State.ToString().ToLowerInvariant()), ("@c", Time(copy.CheckedAt)), ("@e", copy.Error),
+                    ("@ps", before.State.ToString().ToLowerInvariant()), ("@pc", Time(before.CheckedAt)));
             if (cmd.ExecuteNonQuery() == 0)
             {
                 skipped.Add((id, artifact, copy.Target));
@@ -517,9 +517,9 @@ public sealed partial class CatalogStore : IDisposable
         {
             using var tx = _db.BeginTransaction();
             using var cmd = Command(
-                "UPDATE snapshots SET state = 'failed', finished_at = $f, error = $e WHERE id = $id AND state = 'running'",
-                ("$f", Time(now)), ("$id", s.Id),
-                ("$e", $"interrupted: the run on {s.Host} that started it at {Time(s.StartedAt)} ended without finishing (killed or crashed)"));
+                "UPDATE snapshots SET state = 'failed', finished_at = @f, error = @e WHERE id = @id AND state = 'running'",
+                ("@f", Time(now)), ("@id", s.Id),
+                ("@e", $"interrupted: the run on {s.Host} that started it at {Time(s.StartedAt)} ended without finishing (killed or crashed)"));
             if (cmd.ExecuteNonQuery() == 1)
             {
                 CountRun(s.Source, "failed");
@@ -539,7 +539,7 @@ public sealed partial class CatalogStore : IDisposable
     {
         using var tx = _db.BeginTransaction();
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        using (var cmd = Command("SELECT source, count(*) FROM snapshots WHERE state = 'failed' AND finished_at < $t GROUP BY source", ("$t", Time(before))))
+        using (var cmd = Command("SELECT source, count(*) FROM snapshots WHERE state = 'failed' AND finished_at < @t GROUP BY source", ("@t", Time(before))))
         using (var r = cmd.ExecuteReader())
         {
             while (r.Read())
@@ -550,7 +550,7 @@ public sealed partial class CatalogStore : IDisposable
 
         if (counts.Count > 0)
         {
-            using var delete = Command("DELETE FROM snapshots WHERE state = 'failed' AND finished_at < $t", ("$t", Time(before)));
+            using var delete = Command("DELETE FROM snapshots WHERE state = 'failed' AND finished_at < @t", ("@t", Time(before)));
             delete.ExecuteNonQuery();
         }
 
@@ -574,21 +574,21 @@ public sealed partial class CatalogStore : IDisposable
 
     private void CountRun(string source, string outcome)
     {
-        using var cmd = Command("INSERT INTO run_counts(source, outcome, count) VALUES ($s, $o, 1) ON CONFLICT(source, outcome) DO UPDATE SET count = count + 1",
-            ("$s", source), ("$o", outcome));
+        using var cmd = Command("INSERT INTO run_counts(source, outcome, count) VALUES (@s, @o, 1) ON CONFLICT(source, outcome) DO UPDATE SET count = count + 1",
+            ("@s", source), ("@o", outcome));
         cmd.ExecuteNonQuery();
     }
 
     public void AddEvent(string level, string? source, string? snapshotId, string message)
     {
-        using var cmd = Command("INSERT INTO events(at, level, source, snapshot_id, message) VALUES ($a, $l, $s, $id, $m)",
-            ("$a", Time(DateTimeOffset.UtcNow)), ("$l", level), ("$s", source), ("$id", snapshotId), ("$m", message));
+        using var cmd = Command("INSERT INTO events(at, level, source, snapshot_id, message) VALUES (@a, @l, @s, @id, @m)",
+            ("@a", Time(DateTimeOffset.UtcNow)), ("@l", level), ("@s", source), ("@id", snapshotId), ("@m", message));
         cmd.ExecuteNonQuery();
     }
 
     public IReadOnlyList<CatalogEvent> Events(int limit = 100)
     {
-        using var cmd = Command("SELECT at, level, source, snapshot_id, message FROM events ORDER BY id DESC LIMIT $l", ("$l", limit));
+        using var cmd = Command("SELECT at, level, source, snapshot_id, message FROM events ORDER BY id DESC LIMIT @l", ("@l", limit));
         using var r = cmd.ExecuteReader();
         var list = new List<CatalogEvent>();
         while (r.Read())
@@ -600,7 +600,7 @@ public sealed partial class CatalogStore : IDisposable
     }
 
     /// <summary>All snapshots (optionally of one source), oldest first, with their artifacts and copies.</summary>
-    public IReadOnlyList<SnapshotInfo> Snapshots(string? source = null) => Load("($src IS NULL OR s.source = $src)", true, ("$src", source));
+    public IReadOnlyList<SnapshotInfo> Snapshots(string? source = null) => Load("(@src IS NULL OR s.source = @src)", true, ("@src", source));
 
     /// <summary>
     /// The newest <paramref name="limit"/> snapshots of a source (by start), oldest first: what a status needs, without
@@ -608,14 +608,14 @@ public sealed partial class CatalogStore : IDisposable
     /// </summary>
     /// <param name="facts">False: without facts and reported lists (empty), which a state does not need; a third of the allocations.</param>
     public IReadOnlyList<SnapshotInfo> RecentSnapshots(string source, int limit, bool facts = true) =>
-        Load("s.id IN (SELECT id FROM snapshots WHERE source = $src ORDER BY started_at DESC, rowid DESC LIMIT $lim)", facts, ("$src", source), ("$lim", limit)); // the index's own order
+        Load("s.id IN (SELECT id FROM snapshots WHERE source = @src ORDER BY started_at DESC, rowid DESC LIMIT @lim)", facts, ("@src", source), ("@lim", limit)); // the index's own order
 
-    public SnapshotInfo? Snapshot(string id) => Load("s.id = $id", true, ("$id", id)).SingleOrDefault();
+    public SnapshotInfo? Snapshot(string id) => Load("s.id = @id", true, ("@id", id)).SingleOrDefault();
 
     /// <summary>When a snapshot started and finished (null when it is unknown or still running).</summary>
     public (DateTimeOffset Started, DateTimeOffset Finished)? SnapshotTimes(string id)
     {
-        using var cmd = Command("SELECT started_at, finished_at FROM snapshots WHERE id = $id AND finished_at IS NOT NULL", ("$id", id));
+        using var cmd = Command("SELECT started_at, finished_at FROM snapshots WHERE id = @id AND finished_at IS NOT NULL", ("@id", id));
         using var r = cmd.ExecuteReader();
         return r.Read() ? (ParseTime(r.GetString(0)), ParseTime(r.GetString(1))) : null;
     }
@@ -638,7 +638,7 @@ public sealed partial class CatalogStore : IDisposable
         for (var round = 0; wanted.Count > 0 && round < 1000; round++)
         {
             var ids = JsonSerializer.Serialize(wanted);
-            var more = LoadRows("s.id IN (SELECT value FROM json_each($ids))", facts: true, ("$ids", ids));
+            var more = LoadRows("s.id IN (SELECT value FROM json_each(@ids))", facts: true, ("@ids", ids));
             wanted.Clear();
             foreach (var p in more)
             {
