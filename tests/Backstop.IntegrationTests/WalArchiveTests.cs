@@ -72,6 +72,16 @@ public sealed class WalArchiveTests : IDisposable
         }
     }
 
+    /// <summary>The ledger table, archiving under way (its folders made by postgres), then a base backup (pg_basebackup waits for its last segment to be archived: wal-push runs during it).</summary>
+    private void LedgerAndBaseBackup(IDictionary<string, string> env)
+    {
+        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
+        _pg.Sql("postgres", "SELECT pg_switch_wal()");
+        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
+        var run = _box.Run(["run"], env);
+        Assert.True(run.ExitCode is 0 or 3, run.ToString());
+    }
+
     private (long Archived, long Failed) Archiver()
     {
         var row = _pg.Scalar("postgres", "SELECT archived_count || ' ' || failed_count FROM pg_stat_archiver").Split(' ');
@@ -180,10 +190,7 @@ public sealed class WalArchiveTests : IDisposable
     {
         Archiving("  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
         var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
-        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
-        _pg.Sql("postgres", "SELECT pg_switch_wal()");
-        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
-        Assert.True(_box.Run(["run"], env).ExitCode is 0 or 3);
+        LedgerAndBaseBackup(env);
         _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'first' FROM generate_series(1, 1000)");
         Thread.Sleep(300);
         var beforeLate = ServerTime(sql => _pg.Scalar("postgres", sql));
@@ -282,11 +289,7 @@ public sealed class WalArchiveTests : IDisposable
     {
         Archiving("  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
         var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
-        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
-        _pg.Sql("postgres", "SELECT pg_switch_wal()");
-        WaitUntil(() => Archiver().Archived >= 1, "archiving to start (its folders made by postgres)", 60);
-        var run = _box.Run(["run"], env); // pg_basebackup waits for its last segment to be archived: wal-push runs during it
-        Assert.True(run.ExitCode is 0 or 3, run.ToString());
+        LedgerAndBaseBackup(env);
 
         DateTimeOffset ServerNow() => DateTimeOffset.Parse(_pg.Scalar("postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
             System.Globalization.CultureInfo.InvariantCulture);
@@ -423,10 +426,7 @@ public sealed class WalArchiveTests : IDisposable
     {
         ArchivingWith(", retention: { last: 1 }", "  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
         var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
-        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
-        _pg.Sql("postgres", "SELECT pg_switch_wal()");
-        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
-        Assert.True(_box.Run(["run"], env).ExitCode is 0 or 3);
+        LedgerAndBaseBackup(env);
         Write(2);
         var second = _box.Run(["run"], env); // the first base backup goes (last: 1), and the WAL only it needed
         Assert.True(second.ExitCode is 0 or 3, second.ToString());
@@ -452,10 +452,7 @@ public sealed class WalArchiveTests : IDisposable
         ArchivingWith(", drill: { marker_database: postgres, marker_every: 1s }",
             $"  - {{ name: nas, kind: local, path: ./nas }}\nserve: {{ listen: \"127.0.0.1:{port}\" }}\n", minCopies: 1);
         var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
-        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
-        _pg.Sql("postgres", "SELECT pg_switch_wal()");
-        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
-        Assert.True(_box.Run(["run"], env).ExitCode is 0 or 3);
+        LedgerAndBaseBackup(env);
 
         // serve writes a marker every second while the server works.
         using (var serve = _box.Start(["serve"], env))
@@ -647,10 +644,7 @@ public sealed class WalArchiveTests : IDisposable
         _pg.MoveConfigOutOfData();
         Archiving("  - { name: nas, kind: local, path: ./nas }\n", minCopies: 1);
         var env = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
-        _pg.Sql("postgres", "CREATE TABLE ledger (id bigserial PRIMARY KEY, memo text)");
-        _pg.Sql("postgres", "SELECT pg_switch_wal()");
-        WaitUntil(() => Archiver().Archived >= 1, "archiving to start", 60);
-        Assert.True(_box.Run(["run"], env).ExitCode is 0 or 3);
+        LedgerAndBaseBackup(env);
         _pg.Sql("postgres", "INSERT INTO ledger (memo) SELECT 'debian' FROM generate_series(1, 700)");
         var archived = Archiver().Archived;
         _pg.Sql("postgres", "SELECT pg_switch_wal()");

@@ -31,10 +31,31 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
 {
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();
 
+    /// <summary>
+    /// The push; past <c>wal.queue_max</c> of WAL held back by the server, also a refusal (other content under its name,
+    /// a key missing) lets the server go on, recorded loudly: pgBackRest's archive-push-queue-max, a broken recovery
+    /// window, never a primary whose disk fills with WAL.
+    /// </summary>
     public async Task<ArchivePushResult> PushAsync(SourceDefinition def, string path, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(def);
         ArgumentNullException.ThrowIfNull(path);
+        try
+        {
+            return await PushOnceAsync(def, path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (def.Archive is { } policy && HeldBack(new FileInfo(path)) is { } held && held >= policy.QueueMax)
+        {
+            var name = Path.GetFileName(path);
+            catalog.AddEvent("error", def.Name, null, $"wal-push: {name} of '{def.Name}' could not be archived ({e.Message}), and the server holds back " +
+                                                      $"{Config.Quantities.FormatSize(held)} of WAL (wal.queue_max {Config.Quantities.FormatSize(policy.QueueMax)}): " +
+                                                      "let go so that the server keeps running; the archive has a gap here until a new base backup");
+            return new ArchivePushResult(new ArchiveItem("", name, 0, 0), 0, def.MinCopies, false, [e.Message]) { LetGoAt = held };
+        }
+    }
+
+    private async Task<ArchivePushResult> PushOnceAsync(SourceDefinition def, string path, CancellationToken cancellationToken)
+    {
         var archive = plugins.Source(def.Kind)!.Create(def) as IContinuousArchive
                       ?? throw new ConfigException($"source '{def.Name}' ({def.Kind}) keeps no continuous archive; wal-push takes a postgres source with mode: physical");
         var file = new FileInfo(path);
@@ -112,7 +133,6 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
         var result = new ArchivePushResult(item, verified, def.MinCopies, lacking.Count == 0, problems);
         if (verified < def.MinCopies && def.Archive is { } policy && HeldBack(file) is { } held && held >= policy.QueueMax)
         {
-            // pgBackRest's archive-push-queue-max: a broken recovery window, never a primary whose disk fills with WAL.
             var message = $"wal-push: {item.Name} of '{def.Name}' is on {verified} of the {def.MinCopies} target(s) min_copies needs, and the server holds back " +
                           $"{Config.Quantities.FormatSize(held)} of WAL (wal.queue_max {Config.Quantities.FormatSize(policy.QueueMax)}): let go so that the server keeps running; " +
                           (verified == 0 ? "the archive has a gap here and restores cannot pass it" : "it has fewer copies than the policy asks") +

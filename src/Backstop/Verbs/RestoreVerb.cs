@@ -206,15 +206,17 @@ internal static class RestoreVerb
         var key = identityFiles.Select(Path.GetFullPath).Concat(config.Encryption?.Identities.Select(i => i.Reference[5..]) ?? []).FirstOrDefault();
         var source = Plugins.Registry.Source(def.Kind)!.Create(def);
         var places = destination is null ? new Dictionary<string, string>(StringComparer.Ordinal) : source.RecipePlaces(destination);
-        // A local target that holds a verified copy of this artifact, when there is one: its file is the recipe's input.
+        // A local target that holds a verified copy, when there is one: its folder holds the recipe's input.
+        string? LocalFolder(IEnumerable<Core.Catalog.CopyInfo> copies) =>
+            config.Targets.Where(t => def.Targets.Contains(t.Name) && copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
+                .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null)?.Path;
         var steps = StockRecipe.Steps(source, config, snapshot, artifact, places, key, (at, a) =>
         {
-            var local = config.Targets.Where(t => def.Targets.Contains(t.Name) && a.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
-                .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null);
+            var local = LocalFolder(a.Copies);
             return local is null ? null : new StoredPaths(
-                Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, a.FileName)),
-                Path.Combine(local.Path!, Core.Storage.Layout.Key(at.Source, at.Id, Core.Storage.Layout.ManifestName)),
-                Path.Combine(local.Path!, Core.Storage.Layout.BlobFolder(at.Source).TrimEnd('/')));
+                Path.Combine(local, Core.Storage.Layout.Key(at.Source, at.Id, a.FileName)),
+                Path.Combine(local, Core.Storage.Layout.Key(at.Source, at.Id, Core.Storage.Layout.ManifestName)),
+                Path.Combine(local, Core.Storage.Layout.BlobFolder(at.Source).TrimEnd('/')));
         }).Select(s => new { s.Artifact, s.Snapshot, s.Level, s.File, s.Sha256, s.Check, s.Restore }).ToList();
 
         // A restore to a point: the archive's files up to it, and what replays them (DEST filled where --to says it).
@@ -226,10 +228,7 @@ internal static class RestoreVerb
             try
             {
                 archiveSteps = StockRecipe.PointSteps(pitr, config, snapshot, point, catalog.Archive(def.Name), catalog.Markers(def.Name), key, file =>
-                        config.Targets.Where(t => def.Targets.Contains(t.Name) && file.Copies.Any(c => c.Target == t.Name && c.State == Core.Catalog.CopyState.Verified))
-                            .Select(t => Plugins.Registry.Target(t.Kind)!.Create(t).Place).FirstOrDefault(p => p.OnThisHost && p.Path is not null) is { } place
-                            ? Path.Combine(place.Path!, Core.Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile))
-                            : null)
+                        LocalFolder(file.Copies) is { } local ? Path.Combine(local, Core.Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile)) : null)
                     .Select(line => destination is null ? line : StockRecipe.FillIn(line, new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = Path.GetFullPath(destination) }))
                     .ToList();
             }

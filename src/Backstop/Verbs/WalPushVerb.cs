@@ -22,25 +22,11 @@ internal static class WalPushVerb
                 ? $"wal-push: no source in {config.File} keeps a WAL archive (a postgres source with mode: physical)"
                 : $"wal-push: name the source with --source (one of {string.Join(", ", candidates.Select(c => c.Name))})");
         using var catalog = Context.OpenCatalog(config);
-        ArchivePushResult result;
-        try
-        {
-            result = await new ArchivePusher(config, Plugins.Registry, catalog).PushAsync(def, path, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Core.Plugins.BackupException e) when (def.Archive is { } policy && ArchivePusher.HeldBack(new FileInfo(path)) is { } held && held >= policy.QueueMax)
-        {
-            // Refused (other content under its name, a key missing, a target that fails): past queue_max the server still goes on.
-            var message = $"{Path.GetFileName(path)} of '{def.Name}' could not be archived ({e.Message}), and the server holds back {Quantities.FormatSize(held)} of WAL " +
-                          $"(wal.queue_max {Quantities.FormatSize(policy.QueueMax)}): let go so that the server keeps running; the archive has a gap here until a new base backup";
-            catalog.AddEvent("error", def.Name, null, "wal-push: " + message);
-            await Console.Error.WriteLineAsync("backstop wal-push: ERROR: " + message).ConfigureAwait(false);
-            return ExitCodes.Ok;
-        }
-
+        var result = await new ArchivePusher(config, Plugins.Registry, catalog).PushAsync(def, path, cancellationToken).ConfigureAwait(false);
         if (result.LetGoAt is not null)
         {
-            await Console.Error.WriteLineAsync($"backstop wal-push: ERROR: {result.Item.Name} of '{def.Name}' let go on {result.Verified} of the {result.Needed} target(s) min_copies needs: " +
-                                               $"PostgreSQL held back {Core.Config.Quantities.FormatSize(result.LetGoAt.Value)} of WAL, over wal.queue_max; " +
+            await Console.Error.WriteLineAsync($"backstop wal-push: ERROR: {result.Item.Name} of '{def.Name}' is on {result.Verified} of the {result.Needed} target(s) min_copies needs, " +
+                                               $"and PostgreSQL holds back {Core.Config.Quantities.FormatSize(result.LetGoAt.Value)} of WAL, over wal.queue_max: let go so that the server keeps running; " +
                                                $"the recovery window breaks here until a new base backup; {string.Join("; ", result.Problems)}").ConfigureAwait(false);
             return ExitCodes.Ok;
         }
