@@ -18,8 +18,8 @@ internal sealed record Context(string ConfigFile, bool Json)
 
     public static CatalogStore OpenCatalog(BackstopConfig config)
     {
-        var catalog = CatalogStore.Open(config.CatalogPath);
-        if (config.Group is { } group)
+        var catalog = CatalogStore.Open(config);
+        if (config.Group is { } group && config.CatalogServer is null)
         {
             Core.Util.SharedState.ShareWith(config.CatalogPath, group);
         }
@@ -45,7 +45,7 @@ internal sealed record Context(string ConfigFile, bool Json)
         RequireSources(config, only);
         var sources = only.Count > 0 ? only.ToList() : config.Sources.Select(d => d.Name).ToList();
         var snapshots = sources.SelectMany(n => catalog.Snapshots(n)).OrderBy(x => x.StartedAt).ToList();
-        var where = only.Count > 0 ? $"source {string.Join(", ", only.Select(n => $"'{n}'"))}" : $"the catalog {config.CatalogPath}";
+        var where = only.Count > 0 ? $"source {string.Join(", ", only.Select(n => $"'{n}'"))}" : $"the {catalog.Describe}";
         if (SnapshotNames.Resolve(snapshots, name, where) is { } found)
         {
             return found;

@@ -26,7 +26,7 @@ public sealed partial class CatalogStore
         using (var cmd = Command(
                    """
                    INSERT INTO archive(source, name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail) VALUES (@s, @n, @f, @st, @e, @r, @h, @sf, @at, @d)
-                   ON CONFLICT(source, name) DO UPDATE SET stored_file = excluded.stored_file, detail = coalesce(detail, excluded.detail)
+                   ON CONFLICT(source, name) DO UPDATE SET stored_file = excluded.stored_file, detail = coalesce(archive.detail, excluded.detail)
                    """,
                    ("@s", file.Source), ("@n", file.Name), ("@f", file.Folder), ("@st", file.Start), ("@e", file.End), ("@r", file.RawBytes), ("@h", file.Sha256),
                    ("@sf", file.StoredFile), ("@at", Time(file.At)), ("@d", file.Detail)))
@@ -48,8 +48,8 @@ public sealed partial class CatalogStore
         ArgumentNullException.ThrowIfNull(copy);
         using var cmd = Command(
             """
-            INSERT INTO archive_copies(source, name, target, stored_bytes, state, checked_at, error) VALUES (@s, @n, @t, max(@b, 0), @st, @c, @e)
-            ON CONFLICT(source, name, target) DO UPDATE SET stored_bytes = CASE WHEN @b >= 0 THEN @b ELSE stored_bytes END,
+            INSERT INTO archive_copies(source, name, target, stored_bytes, state, checked_at, error) VALUES (@s, @n, @t, CASE WHEN @b > 0 THEN @b ELSE 0 END, @st, @c, @e)
+            ON CONFLICT(source, name, target) DO UPDATE SET stored_bytes = CASE WHEN @b >= 0 THEN @b ELSE archive_copies.stored_bytes END,
                 state = excluded.state, checked_at = excluded.checked_at, error = excluded.error
             """,
             ("@s", source), ("@n", name), ("@t", copy.Target), ("@b", storedBytes), ("@st", copy.State.ToString().ToLowerInvariant()), ("@c", Time(copy.CheckedAt)),
@@ -80,7 +80,7 @@ public sealed partial class CatalogStore
     {
         var copies = new Dictionary<string, List<CopyInfo>>(StringComparer.Ordinal);
         var sizes = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
-        using (var cmd = Command("SELECT name, target, state, checked_at, error, stored_bytes FROM archive_copies WHERE source = @s AND (@n IS NULL OR name = @n) ORDER BY target",
+        using (var cmd = Command("SELECT name, target, state, checked_at, error, stored_bytes FROM archive_copies WHERE source = @s AND (CAST(@n AS TEXT) IS NULL OR name = @n) ORDER BY target",
                    ("@s", source), ("@n", name)))
         using (var r = cmd.ExecuteReader())
         {
@@ -102,7 +102,7 @@ public sealed partial class CatalogStore
         }
 
         using var q = Command(
-            "SELECT name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail FROM archive WHERE source = @s AND (@n IS NULL OR name = @n) ORDER BY folder, name",
+            "SELECT name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail FROM archive WHERE source = @s AND (CAST(@n AS TEXT) IS NULL OR name = @n) ORDER BY folder, name",
             ("@s", source), ("@n", name));
         using var rows = q.ExecuteReader();
         var result = new List<ArchiveInfo>();
@@ -120,7 +120,10 @@ public sealed partial class CatalogStore
     public void RecordMarker(string source, Plugins.RecoveryMarker marker)
     {
         ArgumentNullException.ThrowIfNull(marker);
-        using var cmd = Command("INSERT OR REPLACE INTO markers(source, seq, position, label, at) VALUES (@s, @q, @p, @l, @at)",
+        using var cmd = Command("""
+            INSERT INTO markers(source, seq, position, label, at) VALUES (@s, @q, @p, @l, @at)
+            ON CONFLICT (source, seq) DO UPDATE SET position = excluded.position, label = excluded.label, at = excluded.at
+            """,
             ("@s", source), ("@q", marker.Seq), ("@p", marker.Position), ("@l", marker.Label), ("@at", Time(marker.At)));
         cmd.ExecuteNonQuery();
     }

@@ -32,8 +32,8 @@ public sealed partial class CatalogStore
         using var cmd = Command(
             "INSERT INTO drills(source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail, target) " +
             "VALUES (@s, @id, @at, @p, @sec, @setup, @rto, @met, @e, @ev, @d, @t) RETURNING id",
-            ("@s", drill.Source), ("@id", drill.Snapshot), ("@at", Time(drill.At)), ("@p", drill.Passed ? 1 : 0), ("@sec", drill.Seconds),
-            ("@setup", drill.SetupSeconds), ("@rto", drill.RtoSeconds), ("@met", drill.RtoMet is { } m ? (m ? 1 : 0) : null), ("@e", drill.Error),
+            ("@s", drill.Source), ("@id", drill.Snapshot), ("@at", Time(drill.At)), ("@p", drill.Passed ? 1L : 0L), ("@sec", drill.Seconds),
+            ("@setup", drill.SetupSeconds), ("@rto", drill.RtoSeconds), ("@met", drill.RtoMet is { } m ? (m ? 1L : 0L) : null), ("@e", drill.Error),
             ("@ev", drill.Evidence), ("@d", drill.Detail), ("@t", drill.Target));
         return (long)cmd.ExecuteScalar()!;
     }
@@ -47,7 +47,7 @@ public sealed partial class CatalogStore
     /// <summary>Drills, oldest first (of one source, or of one snapshot, when given).</summary>
     public IReadOnlyList<DrillInfo> Drills(string? source = null, string? snapshot = null) => ReadDrills(
         "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail, target FROM drills " +
-        "WHERE (@s IS NULL OR source = @s) AND (@id IS NULL OR snapshot_id = @id) ORDER BY id",
+        "WHERE (CAST(@s AS TEXT) IS NULL OR source = @s) AND (CAST(@id AS TEXT) IS NULL OR snapshot_id = @id) ORDER BY id",
         ("@s", source), ("@id", snapshot));
 
     private List<DrillInfo> ReadDrills(string sql, params (string Name, object? Value)[] parameters)

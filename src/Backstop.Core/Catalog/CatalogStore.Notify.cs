@@ -24,14 +24,14 @@ public sealed partial class CatalogStore
     {
         ArgumentNullException.ThrowIfNull(n);
         using var cmd = Command("INSERT INTO notifications(at, notifier, event, subject, delivered, attempts, error) VALUES (@a, @n, @e, @s, @d, @t, @err)",
-            ("@a", Time(n.At)), ("@n", n.Notifier), ("@e", n.Event), ("@s", n.Subject), ("@d", n.Delivered ? 1 : 0), ("@t", n.Attempts), ("@err", n.Error));
+            ("@a", Time(n.At)), ("@n", n.Notifier), ("@e", n.Event), ("@s", n.Subject), ("@d", n.Delivered ? 1L : 0L), ("@t", (long)n.Attempts), ("@err", n.Error));
         cmd.ExecuteNonQuery();
     }
 
     /// <summary>Deliveries, newest first.</summary>
     public IReadOnlyList<NotificationInfo> Notifications(int limit = 200)
     {
-        using var cmd = Command("SELECT at, notifier, event, subject, delivered, attempts, error FROM notifications ORDER BY id DESC LIMIT @l", ("@l", limit));
+        using var cmd = Command("SELECT at, notifier, event, subject, delivered, attempts, error FROM notifications ORDER BY id DESC LIMIT @l", ("@l", (long)limit));
         using var r = cmd.ExecuteReader();
         var list = new List<NotificationInfo>();
         while (r.Read())

@@ -14,7 +14,7 @@ public sealed partial class CatalogStore
         ArgumentNullException.ThrowIfNull(r);
         using var cmd = Command(
             "INSERT INTO rehearsals(scenario, at, passed, seconds, rto_seconds, rto_met, error, runbook, detail) VALUES (@s, @at, @p, @sec, @rto, @met, @e, @rb, @d) RETURNING id",
-            ("@s", r.Scenario), ("@at", Time(r.At)), ("@p", r.Passed ? 1 : 0), ("@sec", r.Seconds), ("@rto", r.RtoSeconds), ("@met", r.RtoMet ? 1 : 0),
+            ("@s", r.Scenario), ("@at", Time(r.At)), ("@p", r.Passed ? 1L : 0L), ("@sec", r.Seconds), ("@rto", r.RtoSeconds), ("@met", r.RtoMet ? 1L : 0L),
             ("@e", r.Error), ("@rb", r.Runbook), ("@d", r.Detail));
         return (long)cmd.ExecuteScalar()!;
     }
@@ -23,7 +23,7 @@ public sealed partial class CatalogStore
     public IReadOnlyList<RehearsalInfo> Rehearsals(string? scenario = null)
     {
         using var cmd = Command(
-            "SELECT id, scenario, at, passed, seconds, rto_seconds, rto_met, error, runbook, detail FROM rehearsals WHERE (@s IS NULL OR scenario = @s) ORDER BY id",
+            "SELECT id, scenario, at, passed, seconds, rto_seconds, rto_met, error, runbook, detail FROM rehearsals WHERE (CAST(@s AS TEXT) IS NULL OR scenario = @s) ORDER BY id",
             ("@s", scenario));
         using var r = cmd.ExecuteReader();
         var list = new List<RehearsalInfo>();

@@ -1,283 +1,65 @@
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Backstop.Core.Catalog;
 
 /// <summary>
-/// The catalog on SQLite (WAL, foreign keys, versioned migrations). Recording a snapshot is one transaction;
+/// The catalog: snapshots, artifacts, copies, drills, events, the continuous archive, on an embedded SQLite file or a
+/// shared PostgreSQL database (<see cref="CatalogEngine"/>) with the same SQL. Recording a snapshot is one transaction;
 /// size history is read from recorded snapshots, so there is no separate history file to corrupt.
 /// </summary>
 public sealed partial class CatalogStore : IDisposable
 {
-    private static readonly string[] Migrations =
-    [
-        """
-        CREATE TABLE sources (
-            name TEXT PRIMARY KEY,
-            kind TEXT NOT NULL
-        );
-        CREATE TABLE snapshots (
-            id TEXT PRIMARY KEY,
-            source TEXT NOT NULL REFERENCES sources(name),
-            state TEXT NOT NULL CHECK (state IN ('running', 'committed', 'failed')),
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            host TEXT NOT NULL,
-            pid INTEGER NOT NULL,
-            raw_bytes INTEGER NOT NULL DEFAULT 0,
-            stored_bytes INTEGER NOT NULL DEFAULT 0,
-            facts TEXT NOT NULL DEFAULT '{}',
-            warnings TEXT NOT NULL DEFAULT '[]',
-            error TEXT
-        );
-        CREATE INDEX snapshots_by_source ON snapshots(source, started_at);
-        CREATE TABLE artifacts (
-            snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
-            name TEXT NOT NULL,
-            file_name TEXT NOT NULL,
-            raw_bytes INTEGER NOT NULL,
-            stored_bytes INTEGER NOT NULL,
-            sha256 TEXT NOT NULL,
-            compression TEXT NOT NULL,
-            facts TEXT NOT NULL,
-            PRIMARY KEY (snapshot_id, name)
-        );
-        CREATE TABLE copies (
-            snapshot_id TEXT NOT NULL,
-            artifact TEXT NOT NULL,
-            target TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt')),
-            checked_at TEXT NOT NULL,
-            error TEXT,
-            PRIMARY KEY (snapshot_id, artifact, target),
-            FOREIGN KEY (snapshot_id, artifact) REFERENCES artifacts(snapshot_id, name) ON DELETE CASCADE
-        );
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            level TEXT NOT NULL,
-            source TEXT,
-            snapshot_id TEXT,
-            message TEXT NOT NULL
-        );
-        """,
-        """
-        CREATE TABLE copies_v2 (
-            snapshot_id TEXT NOT NULL,
-            artifact TEXT NOT NULL,
-            target TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt', 'pruned')),
-            checked_at TEXT NOT NULL,
-            error TEXT,
-            PRIMARY KEY (snapshot_id, artifact, target),
-            FOREIGN KEY (snapshot_id, artifact) REFERENCES artifacts(snapshot_id, name) ON DELETE CASCADE
-        );
-        INSERT INTO copies_v2 SELECT * FROM copies;
-        DROP TABLE copies;
-        ALTER TABLE copies_v2 RENAME TO copies;
-        """,
-        """
-        ALTER TABLE artifacts ADD COLUMN reported TEXT NOT NULL DEFAULT '[]';
-        """,
-        """
-        CREATE TABLE drills (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            source TEXT NOT NULL,
-            snapshot_id TEXT NOT NULL,
-            at TEXT NOT NULL,
-            passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
-            seconds REAL NOT NULL,
-            setup_seconds REAL NOT NULL,
-            rto_seconds INTEGER,
-            rto_met INTEGER CHECK (rto_met IN (0, 1)),
-            error TEXT,
-            evidence TEXT,
-            detail TEXT NOT NULL
-        );
-        CREATE INDEX drills_by_source ON drills(source, id);
-        """,
-        """
-        CREATE TABLE notify_state (
-            notifier TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            state TEXT NOT NULL,
-            at TEXT NOT NULL,
-            PRIMARY KEY (notifier, subject)
-        );
-        CREATE TABLE notifications (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            at TEXT NOT NULL,
-            notifier TEXT NOT NULL,
-            event TEXT NOT NULL,
-            subject TEXT,
-            delivered INTEGER NOT NULL CHECK (delivered IN (0, 1)),
-            attempts INTEGER NOT NULL,
-            error TEXT
-        );
-        CREATE INDEX notifications_by_notifier ON notifications(notifier, id);
-        """,
-        """
-        CREATE TABLE run_counts (
-            source TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            count INTEGER NOT NULL,
-            PRIMARY KEY (source, outcome)
-        );
-        INSERT INTO run_counts(source, outcome, count)
-            SELECT source, CASE state WHEN 'committed' THEN 'valid' ELSE 'failed' END, count(*) FROM snapshots WHERE state <> 'running' GROUP BY 1, 2;
-        CREATE INDEX snapshots_running ON snapshots(state) WHERE state = 'running';
-        """,
-        """
-        ALTER TABLE drills ADD COLUMN target TEXT;
-        UPDATE drills SET target = json_extract(detail, '$.copies[0].target') WHERE json_valid(detail);
-        """,
-        """
-        ALTER TABLE snapshots ADD COLUMN parent TEXT;
-        ALTER TABLE snapshots ADD COLUMN level INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE artifacts ADD COLUMN level INTEGER NOT NULL DEFAULT 0;
-        CREATE INDEX snapshots_by_parent ON snapshots(parent) WHERE parent IS NOT NULL;
-        """,
-        """
-        CREATE TABLE blob_copies (
-            source TEXT NOT NULL,
-            file_name TEXT NOT NULL,
-            target TEXT NOT NULL,
-            raw_bytes INTEGER NOT NULL,
-            stored_bytes INTEGER NOT NULL,
-            sealed_to TEXT NOT NULL DEFAULT '',
-            state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt', 'pruned')),
-            checked_at TEXT NOT NULL,
-            error TEXT,
-            PRIMARY KEY (source, file_name, target)
-        );
-        CREATE TABLE snapshot_blobs (
-            snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
-            file_name TEXT NOT NULL,
-            raw_bytes INTEGER NOT NULL,
-            PRIMARY KEY (snapshot_id, file_name)
-        );
-        """,
-        """
-        CREATE TABLE rehearsals (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            scenario TEXT NOT NULL,
-            at TEXT NOT NULL,
-            passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
-            seconds REAL NOT NULL,
-            rto_seconds INTEGER NOT NULL,
-            rto_met INTEGER NOT NULL CHECK (rto_met IN (0, 1)),
-            error TEXT,
-            runbook TEXT,
-            detail TEXT NOT NULL
-        );
-        CREATE INDEX rehearsals_by_scenario ON rehearsals(scenario, id);
-        """,
-        """
-        CREATE TABLE archive (
-            source TEXT NOT NULL,
-            name TEXT NOT NULL,
-            folder TEXT NOT NULL,
-            start_pos INTEGER NOT NULL,
-            end_pos INTEGER NOT NULL,
-            raw_bytes INTEGER NOT NULL,
-            sha256 TEXT NOT NULL,
-            stored_file TEXT NOT NULL,
-            at TEXT NOT NULL,
-            PRIMARY KEY (source, name)
-        );
-        CREATE TABLE archive_copies (
-            source TEXT NOT NULL,
-            name TEXT NOT NULL,
-            target TEXT NOT NULL,
-            stored_bytes INTEGER NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('verified', 'failed', 'missing', 'corrupt', 'pruned')),
-            checked_at TEXT NOT NULL,
-            error TEXT,
-            PRIMARY KEY (source, name, target),
-            FOREIGN KEY (source, name) REFERENCES archive(source, name) ON DELETE CASCADE
-        );
-        """,
-        """
-        CREATE TABLE markers (
-            source TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            position INTEGER NOT NULL,
-            label TEXT NOT NULL,
-            at TEXT NOT NULL,
-            PRIMARY KEY (source, seq)
-        );
-        -- A partial segment ends at a promotion: it places nothing in the chain (recorded with a whole segment's range before).
-        UPDATE archive SET start_pos = 0, end_pos = 0 WHERE name LIKE '%.partial';
-        -- The content of a small file that places nothing (a timeline history): the archive's lineage.
-        ALTER TABLE archive ADD COLUMN detail TEXT;
-        """,
-    ];
-
     private static readonly IReadOnlyDictionary<string, long> NoFacts = new Dictionary<string, long>();
 
-    private readonly SqliteConnection _db;
+    private readonly DbConnection _db;
 
-    private CatalogStore(SqliteConnection db) => _db = db;
-
-    public static int SchemaVersion => Migrations.Length;
-
-    public static CatalogStore Open(string path)
+    private CatalogStore(DbConnection db, CatalogEngine engine)
     {
-        SQLitePCL.Batteries_V2.Init();
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _db = db;
+        Engine = engine;
+    }
+
+    /// <summary>The newest schema this build knows (each engine's steps end there).</summary>
+    public static int SchemaVersion => new SqliteCatalog("").Latest;
+
+    internal CatalogEngine Engine { get; }
+
+    /// <summary>The embedded catalog in a SQLite file.</summary>
+    public static CatalogStore Open(string path) => Open(new SqliteCatalog(path));
+
+    /// <summary>The configured catalog: the shared PostgreSQL database of <c>catalog.url</c>, else the SQLite file.</summary>
+    public static CatalogStore Open(Config.BackstopConfig config) => Open(EngineOf(config));
+
+    internal static CatalogEngine EngineOf(Config.BackstopConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.CatalogServer is { } server ? new PostgresCatalog(server, config.Machine) : new SqliteCatalog(config.CatalogPath);
+    }
+
+    /// <summary>The catalog as a person names it: its file, or its URL (never a password).</summary>
+    public string Describe => Engine.Describe;
+
+    internal static CatalogStore Open(CatalogEngine engine)
+    {
+        DbConnection? db = null;
         try
         {
-            db.Open();
-            Exec(db, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;");
-            Migrate(db);
-            return new CatalogStore(db);
+            db = engine.Connect();
+            engine.Migrate(db);
+            return new CatalogStore(db, engine);
         }
-        catch (SqliteException e)
+        catch (DbException e)
         {
-            db.Dispose();
-            throw new Plugins.BackupException(
-                $"catalog {path} cannot be opened: {e.Message}; if it is damaged, 'backstop catalog rebuild --force' recreates it from the manifests on the targets (the damaged file is kept)", e);
+            db?.Dispose();
+            throw new Plugins.BackupException(engine.Explain(e), e);
         }
-    }
-
-    private static void Migrate(SqliteConnection db)
-    {
-        // Each step inside an IMMEDIATE transaction that reads the version again: two processes opening a new catalog
-        // at once (serve and a status, a run and a list) migrate it once, never twice ("table already exists").
-        while (true)
+        catch
         {
-            using var tx = db.BeginTransaction(deferred: false);
-            var version = Convert.ToInt32(Scalar(db, tx, "PRAGMA user_version"), CultureInfo.InvariantCulture);
-            if (version > Migrations.Length)
-            {
-                throw new Plugins.BackupException(
-                    $"the catalog has schema version {version}, newer than this backstop knows ({Migrations.Length}); upgrade backstop");
-            }
-
-            if (version == Migrations.Length)
-            {
-                return;
-            }
-
-            using (var cmd = db.CreateCommand())
-            {
-                cmd.Transaction = tx;
-                cmd.CommandText = Migrations[version] + $"\nPRAGMA user_version = {version + 1};";
-                cmd.ExecuteNonQuery();
-            }
-
-            tx.Commit();
+            db?.Dispose();
+            throw;
         }
-    }
-
-    private static object? Scalar(SqliteConnection db, SqliteTransaction tx, string sql)
-    {
-        using var cmd = db.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        return cmd.ExecuteScalar();
     }
 
     public void EnsureSource(string name, string kind)
@@ -301,16 +83,12 @@ public sealed partial class CatalogStore : IDisposable
         using var tx = _db.BeginTransaction();
         EnsureSource(source, kind);
         using (var cmd = Command(
-                   "INSERT INTO snapshots(id, source, state, started_at, host, pid) VALUES (@id, @s, 'running', @t, @h, @p)",
-                   ("@id", id), ("@s", source), ("@t", Time(startedAt)), ("@h", host), ("@p", Environment.ProcessId)))
+                   "INSERT INTO snapshots(id, source, state, started_at, host, pid) VALUES (@id, @s, 'running', @t, @h, @p) ON CONFLICT (id) DO NOTHING",
+                   ("@id", id), ("@s", source), ("@t", Time(startedAt)), ("@h", host), ("@p", (long)Environment.ProcessId)))
         {
-            try
+            if (cmd.ExecuteNonQuery() == 0)
             {
-                cmd.ExecuteNonQuery();
-            }
-            catch (SqliteException e) when (e.SqliteErrorCode == 19)
-            {
-                return false; // SQLITE_CONSTRAINT: the id is taken
+                return false; // the id is taken
             }
         }
 
@@ -347,13 +125,16 @@ public sealed partial class CatalogStore : IDisposable
             }
         }
 
-        foreach (var a in s.Artifacts)
+        foreach (var (a, seq) in s.Artifacts.Select((a, i) => (a, (long)i)))
         {
             using (var cmd = Command(
                        """
-                       INSERT OR REPLACE INTO artifacts(snapshot_id, name, file_name, raw_bytes, stored_bytes, sha256, compression, facts, reported, level)
-                       VALUES (@id, @n, @fn, @r, @sb, @h, @c, @facts, @rep, @l)
-                       """, ("@l", a.Level),
+                       INSERT INTO artifacts(snapshot_id, name, file_name, raw_bytes, stored_bytes, sha256, compression, facts, reported, level, seq)
+                       VALUES (@id, @n, @fn, @r, @sb, @h, @c, @facts, @rep, @l, @seq)
+                       ON CONFLICT (snapshot_id, name) DO UPDATE SET file_name = excluded.file_name, raw_bytes = excluded.raw_bytes, stored_bytes = excluded.stored_bytes,
+                           sha256 = excluded.sha256, compression = excluded.compression, facts = excluded.facts, reported = excluded.reported, level = excluded.level,
+                           seq = excluded.seq
+                       """, ("@l", (long)a.Level), ("@seq", seq),
                        ("@id", s.Id), ("@n", a.Name), ("@fn", a.FileName), ("@r", a.RawBytes), ("@sb", a.StoredBytes),
                        ("@h", a.Sha256), ("@c", a.Compression), ("@facts", JsonSerializer.Serialize(a.Facts)), ("@rep", JsonSerializer.Serialize(a.Reported))))
             {
@@ -377,7 +158,7 @@ public sealed partial class CatalogStore : IDisposable
     /// <summary>Records that a snapshot needs a shared blob (at once, while it runs: a prune never removes a blob a running snapshot named).</summary>
     public void AddSnapshotBlob(string snapshotId, string file, long rawBytes)
     {
-        using var cmd = Command("INSERT OR IGNORE INTO snapshot_blobs(snapshot_id, file_name, raw_bytes) VALUES (@id, @f, @r)",
+        using var cmd = Command("INSERT INTO snapshot_blobs(snapshot_id, file_name, raw_bytes) VALUES (@id, @f, @r) ON CONFLICT DO NOTHING",
             ("@id", snapshotId), ("@f", file), ("@r", rawBytes));
         cmd.ExecuteNonQuery();
     }
@@ -438,7 +219,10 @@ public sealed partial class CatalogStore : IDisposable
     {
         ArgumentNullException.ThrowIfNull(copy);
         using var cmd = Command(
-            "INSERT OR REPLACE INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES (@id, @a, @t, @s, @c, @e)",
+            """
+            INSERT INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES (@id, @a, @t, @s, @c, @e)
+            ON CONFLICT (snapshot_id, artifact, target) DO UPDATE SET state = excluded.state, checked_at = excluded.checked_at, error = excluded.error
+            """,
             ("@id", snapshotId), ("@a", artifact), ("@t", copy.Target), ("@s", copy.State.ToString().ToLowerInvariant()),
             ("@c", Time(copy.CheckedAt)), ("@e", copy.Error));
         cmd.ExecuteNonQuery();
@@ -493,7 +277,7 @@ public sealed partial class CatalogStore : IDisposable
         {
             using var cmd = before is null
                 ? Command(
-                    "INSERT OR IGNORE INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES (@id, @a, @t, @s, @c, @e)",
+                    "INSERT INTO copies(snapshot_id, artifact, target, state, checked_at, error) VALUES (@id, @a, @t, @s, @c, @e) ON CONFLICT DO NOTHING",
                     ("@id", id), ("@a", artifact), ("@t", copy.Target), ("@s", copy.State.ToString().ToLowerInvariant()), ("@c", Time(copy.CheckedAt)), ("@e", copy.Error))
                 : Command(
                     "UPDATE copies SET state = @s, checked_at = @c, error = @e WHERE snapshot_id = @id AND artifact = @a AND target = @t AND state = @ps AND checked_at = @pc",
@@ -544,7 +328,7 @@ public sealed partial class CatalogStore : IDisposable
         {
             while (r.Read())
             {
-                counts[r.GetString(0)] = r.GetInt32(1);
+                counts[r.GetString(0)] = (int)r.GetInt64(1);
             }
         }
 
@@ -574,7 +358,7 @@ public sealed partial class CatalogStore : IDisposable
 
     private void CountRun(string source, string outcome)
     {
-        using var cmd = Command("INSERT INTO run_counts(source, outcome, count) VALUES (@s, @o, 1) ON CONFLICT(source, outcome) DO UPDATE SET count = count + 1",
+        using var cmd = Command("INSERT INTO run_counts(source, outcome, count) VALUES (@s, @o, 1) ON CONFLICT(source, outcome) DO UPDATE SET count = run_counts.count + 1",
             ("@s", source), ("@o", outcome));
         cmd.ExecuteNonQuery();
     }
@@ -588,7 +372,7 @@ public sealed partial class CatalogStore : IDisposable
 
     public IReadOnlyList<CatalogEvent> Events(int limit = 100)
     {
-        using var cmd = Command("SELECT at, level, source, snapshot_id, message FROM events ORDER BY id DESC LIMIT @l", ("@l", limit));
+        using var cmd = Command("SELECT at, level, source, snapshot_id, message FROM events ORDER BY id DESC LIMIT @l", ("@l", (long)limit));
         using var r = cmd.ExecuteReader();
         var list = new List<CatalogEvent>();
         while (r.Read())
@@ -600,7 +384,7 @@ public sealed partial class CatalogStore : IDisposable
     }
 
     /// <summary>All snapshots (optionally of one source), oldest first, with their artifacts and copies.</summary>
-    public IReadOnlyList<SnapshotInfo> Snapshots(string? source = null) => Load("(@src IS NULL OR s.source = @src)", true, ("@src", source));
+    public IReadOnlyList<SnapshotInfo> Snapshots(string? source = null) => Load("(CAST(@src AS TEXT) IS NULL OR s.source = @src)", true, ("@src", source));
 
     /// <summary>
     /// The newest <paramref name="limit"/> snapshots of a source (by start), oldest first: what a status needs, without
@@ -608,7 +392,7 @@ public sealed partial class CatalogStore : IDisposable
     /// </summary>
     /// <param name="facts">False: without facts and reported lists (empty), which a state does not need; a third of the allocations.</param>
     public IReadOnlyList<SnapshotInfo> RecentSnapshots(string source, int limit, bool facts = true) =>
-        Load("s.id IN (SELECT id FROM snapshots WHERE source = @src ORDER BY started_at DESC, rowid DESC LIMIT @lim)", facts, ("@src", source), ("@lim", limit)); // the index's own order
+        Load("s.id IN (SELECT id FROM snapshots WHERE source = @src ORDER BY started_at DESC, id DESC LIMIT @lim)", facts, ("@src", source), ("@lim", (long)limit)); // the index's own order
 
     public SnapshotInfo? Snapshot(string id) => Load("s.id = @id", true, ("@id", id)).SingleOrDefault();
 
@@ -637,8 +421,8 @@ public sealed partial class CatalogStore : IDisposable
         var wanted = loaded.Where(s => s.Parent is not null).Select(s => s.Parent!).Where(p => !known.ContainsKey(p)).ToHashSet(StringComparer.Ordinal);
         for (var round = 0; wanted.Count > 0 && round < 1000; round++)
         {
-            var ids = JsonSerializer.Serialize(wanted);
-            var more = LoadRows("s.id IN (SELECT value FROM json_each(@ids))", facts: true, ("@ids", ids));
+            var ids = wanted.Select((id, i) => ($"@w{i.ToString(CultureInfo.InvariantCulture)}", (object?)id)).ToArray();
+            var more = LoadRows($"s.id IN ({string.Join(", ", ids.Select(p => p.Item1))})", facts: true, ids);
             wanted.Clear();
             foreach (var p in more)
             {
@@ -687,7 +471,7 @@ public sealed partial class CatalogStore : IDisposable
 
         var artifacts = new Dictionary<string, List<ArtifactInfo>>();
         using (var cmd = Command(
-                   $"SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts, a.reported, a.level FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE {filter} ORDER BY a.rowid",
+                   $"SELECT a.snapshot_id, a.name, a.file_name, a.raw_bytes, a.stored_bytes, a.sha256, a.compression, a.facts, a.reported, a.level FROM artifacts a JOIN snapshots s ON s.id = a.snapshot_id WHERE {filter} ORDER BY a.snapshot_id, a.seq, a.name",
                    parameters))
         using (var r = cmd.ExecuteReader())
         {
@@ -704,7 +488,7 @@ public sealed partial class CatalogStore : IDisposable
                     facts ? Facts(r.GetString(7)) : NoFacts, copies.GetValueOrDefault((id, name)) ?? [])
                 {
                     Reported = facts ? JsonSerializer.Deserialize<List<string>>(r.GetString(8)) ?? [] : [],
-                    Level = r.GetInt32(9),
+                    Level = (int)r.GetInt64(9),
                 });
             }
         }
@@ -764,7 +548,7 @@ public sealed partial class CatalogStore : IDisposable
                     artifacts.GetValueOrDefault(id) ?? [])
                 {
                     Parent = Str(r, 12),
-                    Level = r.GetInt32(13),
+                    Level = (int)r.GetInt64(13),
                     Blobs = blobs.TryGetValue(id, out var files)
                         ? files.Select(f => new BlobInfo(f.Key, f.Value.Raw, f.Value.Copies) { StoredBytes = f.Value.Stored, SealedTo = f.Value.SealedTo }).ToList()
                         : [],
@@ -800,31 +584,20 @@ public sealed partial class CatalogStore : IDisposable
     private static Dictionary<string, long> Facts(string json) =>
         JsonSerializer.Deserialize<Dictionary<string, long>>(json) ?? [];
 
-    private static string? Str(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+    private static string? Str(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
 
-    private SqliteCommand Command(string sql, params (string Name, object? Value)[] parameters)
+    private DbCommand Command(string sql, params (string Name, object? Value)[] parameters)
     {
         var cmd = _db.CreateCommand();
         cmd.CommandText = sql;
         foreach (var (name, value) in parameters)
         {
-            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+            var p = cmd.CreateParameter();
+            p.ParameterName = name;
+            p.Value = value ?? DBNull.Value;
+            cmd.Parameters.Add(p);
         }
 
         return cmd;
-    }
-
-    private static void Exec(SqliteConnection db, string sql)
-    {
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
-    }
-
-    private static object? Scalar(SqliteConnection db, string sql)
-    {
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = sql;
-        return cmd.ExecuteScalar();
     }
 }

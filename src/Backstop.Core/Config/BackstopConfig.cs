@@ -16,10 +16,10 @@ public sealed record BackstopConfig(
     public string LockPath => CatalogPath + ".lock";
 
     /// <summary><c>machine:</c> the machine this configuration runs on (its sources and local targets live there by default).</summary>
-    public string Machine { get; init; } = DefaultMachine;
+    public string Machine { get; init; } = ThisHost;
 
     /// <summary>This host's name, lowercased: the default <see cref="Machine"/>.</summary>
-    public static string DefaultMachine => Environment.MachineName.ToLowerInvariant();
+    public static string ThisHost => Environment.MachineName.ToLowerInvariant();
 
     /// <summary><c>recovery:</c> disaster scenarios and how a rehearsal of them runs.</summary>
     public RecoveryOptions Recovery { get; init; } = RecoveryOptions.None;
@@ -32,6 +32,15 @@ public sealed record BackstopConfig(
 
     /// <summary><c>catalog: {keep_failed: 30d}</c>: failed records older than this leave the catalog (their count stays in the events).</summary>
     public TimeSpan KeepFailed { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary><c>catalog.url</c>: the shared catalog on PostgreSQL; null when the catalog is the embedded file (<see cref="CatalogPath"/>).</summary>
+    public CatalogServer? CatalogServer { get; init; }
+
+    /// <summary>The catalog as a person names it: its URL (never a password), else its file.</summary>
+    public string CatalogName => CatalogServer?.Display ?? CatalogPath;
+
+    /// <summary><c>catalog.default_machine</c>: with a shared catalog, the machine that runs sources naming none; null: the host they are defined on.</summary>
+    public string? DefaultMachine { get; init; }
 
     /// <summary>Every notifier: the top level's (<see cref="Notify.NotifierDefinition.Source"/> null) and the sources' own.</summary>
     public IReadOnlyList<Notify.NotifierDefinition> Notify { get; init; } = [];

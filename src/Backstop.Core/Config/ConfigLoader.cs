@@ -101,23 +101,37 @@ public static partial class ConfigLoader
     {
         var document = top.Document;
 
-        // catalog: PATH, or catalog: { path: PATH, keep_failed: 30d }
-        var (catalogPath, keepFailed) = Block(document, () =>
+        // catalog: PATH, or catalog: { path: PATH, keep_failed: 30d }, or catalog: { url: postgresql://…, password: env:NAME, default_machine: NAME }
+        var (catalogPath, keepFailed, catalogServer, defaultMachine) = Block(document, () =>
         {
             var catalogMap = top.IsMap("catalog") ? top.Map("catalog") : null;
             var catalog = (catalogMap is not null ? catalogMap.StringOr("path", "./state/catalog.db") : top.String("catalog")) ?? "./state/catalog.db";
             var keep = Positive(catalogMap, "keep_failed", TimeSpan.FromDays(30)) ?? TimeSpan.FromDays(30);
-            catalogMap?.EnsureAllKeysKnown("catalog keys are: path, keep_failed");
+            var server = catalogMap is null ? null : CatalogServerOf(catalogMap);
+            var fallback = catalogMap is null ? null : MachineOf(catalogMap, "default_machine");
+            catalogMap?.EnsureAllKeysKnown("catalog keys are: path, url, password, default_machine, keep_failed");
             if (catalog.Contains("://", StringComparison.Ordinal))
             {
-                throw top.Error("catalog", "only a SQLite file path is supported as the catalog in this version");
+                throw catalogMap is null
+                    ? top.Error("catalog", $"a catalog on a server is a mapping: catalog: {{url: {CatalogServer.Example}, password: env:BACKSTOP_CATALOG_PASSWORD}}")
+                    : catalogMap.Error("path", "catalog.path is the SQLite file; name a PostgreSQL catalog with catalog.url");
             }
 
-            return (top.ResolvePath(catalog), keep);
+            if (server is not null && catalogMap!.String("path") is not null)
+            {
+                throw catalogMap.Error("path", "give catalog.url or catalog.path, not both (with url, local state lives in ./state beside the configuration)");
+            }
+
+            if (fallback is not null && server is null)
+            {
+                throw catalogMap!.Error("default_machine", "default_machine only applies to a shared catalog (catalog.url): with the embedded file one process runs every source");
+            }
+
+            return (top.ResolvePath(catalog), keep, server, fallback);
         });
         catalogPath ??= top.ResolvePath("./state/catalog.db");
         var staging = Block(document, () => top.PathValue("staging")) ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
-        var machine = Block(document, () => MachineOf(top)) ?? BackstopConfig.DefaultMachine;
+        var machine = Block(document, () => MachineOf(top)) ?? BackstopConfig.ThisHost;
         var group = Block(document, () => top.String("group") is { } g
             ? Util.PosixUsers.GroupId(g) is not null ? g : throw top.Error("group", $"no group named '{g}' exists on this host; create it (groupadd {g}) or name another")
             : null);
@@ -341,6 +355,8 @@ public static partial class ConfigLoader
             Machine = machine,
             Recovery = recovery,
             KeepFailed = keepFailed,
+            CatalogServer = catalogServer,
+            DefaultMachine = defaultMachine,
             Doctor = doctor,
             Notify = notifiers,
             Serve = serve,
@@ -495,11 +511,42 @@ public static partial class ConfigLoader
         return new Expectations(minBytes, facts, shrink, onAnomaly) { AllowEmpty = allowEmpty, Mount = mount, Written = written };
     }
 
+    /// <summary><c>catalog.url</c> and <c>catalog.password</c>: a PostgreSQL catalog, or null when the catalog is a file.</summary>
+    private static CatalogServer? CatalogServerOf(ConfigMap map)
+    {
+        var password = map.Secret("password");
+        if (map.String("url") is not { } url)
+        {
+            return password is null ? null : throw map.Error("password", "catalog.password goes with catalog.url (a PostgreSQL catalog)");
+        }
+
+        var server = ServerDestination.Parse(url, CatalogServer.Schemes, CatalogServer.Example, null, message => map.Error("url", "catalog.url" + message));
+        if (server.Database.Length == 0)
+        {
+            throw map.Error("url", $"name the database in catalog.url, like {CatalogServer.Example}");
+        }
+
+        foreach (var (key, value) in server.Query)
+        {
+            if (!CatalogServer.QueryKeys.Contains(key))
+            {
+                throw map.Error("url", $"catalog.url: '{key}' is not a setting here; the URL takes {string.Join(", ", CatalogServer.QueryKeys)}");
+            }
+
+            if (key == "sslmode" && !CatalogServer.SslModes.Contains(value))
+            {
+                throw map.Error("url", $"catalog.url: sslmode '{value}' is not one of {string.Join(", ", CatalogServer.SslModes)}");
+            }
+        }
+
+        return new CatalogServer(server, password);
+    }
+
     /// <summary>A <c>machine:</c> key (top level, a source, a target): a name, or null when absent.</summary>
-    private static string? MachineOf(ConfigMap map) =>
-        map.String("machine") is not { } m ? null
+    private static string? MachineOf(ConfigMap map, string key = "machine") =>
+        map.String(key) is not { } m ? null
         : IsValidName(m) ? m
-        : throw map.Error("machine", $"'{m}' is not a machine name: use letters, digits, '.', '_' and '-'");
+        : throw map.Error(key, $"'{m}' is not a machine name: use letters, digits, '.', '_' and '-'");
 
     /// <summary>Each source's <c>needs:</c> names other sources, and they never go round in a circle.</summary>
     private static int CheckNeeds(List<SourceDefinition> sources, ConfigMap top)

@@ -35,8 +35,12 @@ public static class ConfigReference
     /// <summary>Top-level keys (the notify list has its own section).</summary>
     public static IReadOnlyList<KeyDoc> TopKeys { get; } =
     [
-        new("catalog", "", "The catalog: SQLite, the history of every snapshot. A path alone, or a mapping") { Type = "path, or a mapping" },
+        new("catalog", "", "The catalog: the history of every snapshot, in a SQLite file (a path alone) or a shared PostgreSQL database (url)") { Type = "path, or a mapping" },
         new("catalog.path", "./state/catalog.db", "The catalog file; relative paths are relative to the configuration file") { Type = "path" },
+        new("catalog.url", "postgresql://backstop@db.example:5432/backstop?sslmode=verify-full",
+            "A shared catalog on PostgreSQL for a fleet (instead of path); the query takes libpq's sslmode, sslrootcert, sslcert, sslkey; no password in it") { Type = "postgresql:// URL", Default = "none: the SQLite file" },
+        new("catalog.password", "env:BACKSTOP_CATALOG_PASSWORD", "The catalog user's password") { Type = "secret (env:NAME, file:PATH)" },
+        new("catalog.default_machine", "vps1", "With catalog.url: the machine that runs sources that name no machine") { Default = "the machine that defines them" },
         new("catalog.keep_failed", "30d", "Failed records older than this leave the catalog at each run (their count stays in backstop_runs_total)"),
         new("staging", "./state/staging", "Scratch space for a run (spools, format checks); emptied after each run") { Default = "staging beside the catalog" },
         new("policy.min_copies", "1", "Verified copies a snapshot needs to be valid; a source may say its own"),

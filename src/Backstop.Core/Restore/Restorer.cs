@@ -108,7 +108,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             var gone = committed.SelectMany(s => s.VerifiedTargets).Where(t => !configured.Contains(t)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
             var chosen = committed.LastOrDefault(s => s.VerifiedTargets.Any(configured.Contains))
                          ?? throw new BackupException(snapshots.Count == 0
-                             ? $"the catalog {config.CatalogPath} holds no snapshot of '{def.Name}'; if the catalog was lost or replaced, " +
+                             ? $"the catalog {config.CatalogName} holds no snapshot of '{def.Name}'; if the catalog was lost or replaced, " +
                                "'backstop catalog rebuild' recreates it from the manifests on the targets"
                              : gone.Count > 0
                                  ? $"source '{def.Name}' has verified copies only on {string.Join(", ", gone.Select(t => $"'{t}'"))}, no longer in {config.File}: " +

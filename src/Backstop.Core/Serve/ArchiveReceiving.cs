@@ -86,7 +86,7 @@ public sealed class ArchiveReceiving(BackstopConfig config, PluginRegistry plugi
             {
                 if (!_pushed.Contains(name))
                 {
-                    using var catalog = CatalogStore.Open(config.CatalogPath);
+                    using var catalog = CatalogStore.Open(config);
                     var result = await new ArchivePusher(config, plugins, catalog).PushAsync(def, path, ct).ConfigureAwait(false);
                     if (!result.Succeeded)
                     {
@@ -136,10 +136,10 @@ public sealed class ArchiveReceiving(BackstopConfig config, PluginRegistry plugi
         log(message);
         try
         {
-            using var catalog = CatalogStore.Open(config.CatalogPath);
+            using var catalog = CatalogStore.Open(config);
             catalog.AddEvent(level, def.Name, null, message);
         }
-        catch (Exception e) when (e is IOException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception e) when (e is IOException or System.Data.Common.DbException)
         {
             log($"could not record '{message}': {e.Message}");
         }

@@ -181,7 +181,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     /// </summary>
     private void PlanAtStart(DateTimeOffset now)
     {
-        using var catalog = CatalogStore.Open(config.CatalogPath);
+        using var catalog = CatalogStore.Open(config);
         var statuses = StatusReport.Compute(config, catalog, now).ToDictionary(s => s.Name, StringComparer.Ordinal);
         foreach (var def in config.Sources)
         {
@@ -255,7 +255,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             {
                 try
                 {
-                    using var catalog = CatalogStore.Open(config.CatalogPath);
+                    using var catalog = CatalogStore.Open(config);
                     using var notifier = new Notify.Notifier(config, catalog, log);
                     await notifier.DigestAsync(job.Notifier!, ct).ConfigureAwait(false);
                     log($"{job.Name}: sent");
@@ -350,7 +350,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
     private async Task RunJobAsync(ServeJob job, CancellationToken ct)
     {
-        using var catalog = CatalogStore.Open(config.CatalogPath);
+        using var catalog = CatalogStore.Open(config);
         switch (job.Kind)
         {
             case "run":
@@ -484,7 +484,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             try
             {
                 var marker = await source.WriteMarkerAsync(ct).ConfigureAwait(false);
-                using var catalog = CatalogStore.Open(config.CatalogPath);
+                using var catalog = CatalogStore.Open(config);
                 catalog.RecordMarker(def.Name, marker);
                 if (_markerFailing.Remove(def.Name))
                 {
@@ -511,11 +511,11 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     {
         try
         {
-            using var catalog = CatalogStore.Open(config.CatalogPath);
+            using var catalog = CatalogStore.Open(config);
             using var notifier = new Notify.Notifier(config, catalog, log);
             await notifier.EvaluateAsync(ct).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is BackupException or IOException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception e) when (e is BackupException or IOException or System.Data.Common.DbException)
         {
             log($"evaluating the sources' states failed: {e.Message}");
         }
@@ -525,10 +525,10 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     {
         try
         {
-            using var catalog = CatalogStore.Open(config.CatalogPath);
+            using var catalog = CatalogStore.Open(config);
             catalog.AddEvent(level, source, null, message);
         }
-        catch (Exception e) when (e is BackupException or IOException or Microsoft.Data.Sqlite.SqliteException)
+        catch (Exception e) when (e is BackupException or IOException or System.Data.Common.DbException)
         {
             log($"could not record '{message}': {e.Message}");
         }

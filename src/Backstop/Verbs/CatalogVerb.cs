@@ -13,7 +13,17 @@ internal static class CatalogVerb
     {
         var config = context.LoadConfig();
         using var runLock = RunLock.Acquire(config.LockPath);
-        if (File.Exists(config.CatalogPath))
+        if (config.CatalogServer is not null)
+        {
+            // A shared catalog is never moved aside: a rebuild fills an empty one (a new database), other machines' history stays.
+            using var shared = Context.OpenCatalog(config);
+            if (shared.Snapshots().Count is var count and > 0)
+            {
+                throw new ConfigException(
+                    $"the {shared.Describe} holds {count} snapshot(s) of the fleet; a rebuild fills an empty catalog: create a new database, point catalog.url at it and run the rebuild again (the old one stays as it is)");
+            }
+        }
+        else if (File.Exists(config.CatalogPath))
         {
             int held;
             string? damaged = null;
@@ -22,7 +32,7 @@ internal static class CatalogVerb
                 using var existing = CatalogStore.Open(config.CatalogPath);
                 held = existing.Snapshots().Count;
             }
-            catch (Exception e) when (e is Core.Plugins.BackupException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception e) when (e is Core.Plugins.BackupException or System.Data.Common.DbException)
             {
                 // Damaged, or of a newer backstop: exactly when a rebuild is needed. Moved aside unread, never migrated.
                 (held, damaged) = (0, e is Core.Plugins.BackupException ? e.Message : $"catalog {config.CatalogPath} cannot be read: {e.Message}");

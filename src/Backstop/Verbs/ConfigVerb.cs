@@ -57,7 +57,7 @@ internal static class ConfigVerb
                 Valid = missing.Count == 0,
                 Secrets = secrets.Select(x => new { x.Ref.Reference, Location = x.Ref.Location.ToString(), Resolved = x.Error is null, x.Error }),
                 config.File,
-                Catalog = config.CatalogPath,
+                Catalog = config.CatalogName,
                 Staging = config.StagingPath,
                 Targets = config.Targets.Select(t => new { t.Name, t.Kind }),
                 Sources = config.Sources.Select(s => new
@@ -78,7 +78,7 @@ internal static class ConfigVerb
         }
         else
         {
-            Console.WriteLine($"{config.File}: valid ({config.Targets.Count} target(s), {config.Sources.Count} source(s); catalog {config.CatalogPath}; " +
+            Console.WriteLine($"{config.File}: valid ({config.Targets.Count} target(s), {config.Sources.Count} source(s); catalog {config.CatalogName}; " +
                               $"{secrets.Count} secret reference(s) resolved)");
             foreach (var s in config.Sources)
             {

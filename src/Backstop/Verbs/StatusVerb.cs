@@ -13,7 +13,7 @@ internal static class StatusVerb
         Context.RequireSources(config, only);
 
         // No catalog, but backups on a target: the catalog was lost or moved. Never start an empty one quietly.
-        if (!File.Exists(config.CatalogPath) && await LostCatalogAsync(config, cancellationToken).ConfigureAwait(false) is { } target)
+        if (config.CatalogServer is null && !File.Exists(config.CatalogPath) && await LostCatalogAsync(config, cancellationToken).ConfigureAwait(false) is { } target)
         {
             await Console.Error.WriteLineAsync($"backstop: the catalog {config.CatalogPath} does not exist, but target '{target}' holds backups: " +
                                                "the catalog was lost or moved; 'backstop catalog rebuild' recreates it from their manifests").ConfigureAwait(false);
