@@ -20,6 +20,9 @@ public sealed record KeyDoc(string Key, string Example, string Text)
     /// <summary>A key that replaces another in the example (<c>passphrase</c> instead of <c>recipients</c>).</summary>
     public string? Instead { get; init; }
 
+    /// <summary>A key that only goes with an alternative (<c>catalog.password</c> with <c>catalog.url</c>): shown commented out, parsed in that alternative's example.</summary>
+    public string? With { get; init; }
+
     /// <summary>Blocks that go with the key it replaces and not with it: the example that has it drops them too (a mode's keys).</summary>
     public IReadOnlyList<string> Without { get; init; } = [];
 }
@@ -38,9 +41,9 @@ public static class ConfigReference
         new("catalog", "", "The catalog: the history of every snapshot, in a SQLite file (a path alone) or a shared PostgreSQL database (url)") { Type = "path, or a mapping" },
         new("catalog.path", "./state/catalog.db", "The catalog file; relative paths are relative to the configuration file") { Type = "path" },
         new("catalog.url", "postgresql://backstop@db.example:5432/backstop?sslmode=verify-full",
-            "A shared catalog on PostgreSQL for a fleet (instead of path); the query takes libpq's sslmode, sslrootcert, sslcert, sslkey; no password in it") { Type = "postgresql:// URL", Default = "none: the SQLite file" },
-        new("catalog.password", "env:BACKSTOP_CATALOG_PASSWORD", "The catalog user's password") { Type = "secret (env:NAME, file:PATH)" },
-        new("catalog.default_machine", "vps1", "With catalog.url: the machine that runs sources that name no machine") { Default = "the machine that defines them" },
+            "A shared catalog on PostgreSQL for a fleet (instead of path); the query takes libpq's sslmode, sslrootcert, sslcert, sslkey; no password in it") { Type = "postgresql:// URL", Default = "none: the SQLite file", Instead = "catalog.path" },
+        new("catalog.password", "env:BACKSTOP_CATALOG_PASSWORD", "The catalog user's password") { Type = "secret (env:NAME, file:PATH)", With = "catalog.url" },
+        new("catalog.default_machine", "vps1", "With catalog.url: the machine that runs sources that name no machine") { Default = "the machine that defines them", With = "catalog.url" },
         new("catalog.keep_failed", "30d", "Failed records older than this leave the catalog at each run (their count stays in backstop_runs_total)"),
         new("staging", "./state/staging", "Scratch space for a run (spools, format checks); emptied after each run") { Default = "staging beside the catalog" },
         new("policy.min_copies", "1", "Verified copies a snapshot needs to be valid; a source may say its own"),
@@ -448,6 +451,7 @@ public static class ConfigReference
         {
             var variant = keys.Where(k => k.Key != alt.Instead && k != alt && !alt.Without.Any(w => k.Key == w || k.Key.StartsWith(w + ".", StringComparison.Ordinal))).ToList();
             variant.Insert(keys.ToList().FindIndex(k => k.Key == alt.Instead) is var at and >= 0 ? at : variant.Count, alt with { Instead = null });
+            variant = variant.Select(k => k.With == alt.Key ? k with { With = null } : k).ToList();
             Parse(plugins, variantYaml(variant), recorder, problems);
         }
 
@@ -558,7 +562,9 @@ public static class ConfigReference
             {
                 if (key.Example.Length > 0 && done.Add(head))
                 {
-                    sb.Append(key.Instead is null ? $"{pad}{head}: {key.Example}\n" : $"{pad}# {head}: {key.Example}   # instead of {key.Instead[(key.Instead.LastIndexOf('.') + 1)..]}\n");
+                    sb.Append(key.Instead is { } instead ? $"{pad}# {head}: {key.Example}   # instead of {instead[(instead.LastIndexOf('.') + 1)..]}\n"
+                        : key.With is { } with ? $"{pad}# {head}: {key.Example}   # with {with[(with.LastIndexOf('.') + 1)..]}\n"
+                        : $"{pad}{head}: {key.Example}\n");
                 }
 
                 continue;
