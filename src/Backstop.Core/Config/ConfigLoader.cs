@@ -520,22 +520,22 @@ public static partial class ConfigLoader
             return password is null ? null : throw map.Error("password", "catalog.password goes with catalog.url (a PostgreSQL catalog)");
         }
 
-        var server = ServerDestination.Parse(url, CatalogServer.Schemes, CatalogServer.Example, null, message => map.Error("url", "catalog.url" + message));
+        var server = ServerDestination.Parse(url, CatalogServer.Schemes, CatalogServer.Example, null, message => map.Error("url", message.TrimStart(' ', ':')));
         if (server.Database.Length == 0)
         {
-            throw map.Error("url", $"name the database in catalog.url, like {CatalogServer.Example}");
+            throw map.Error("url", $"name the database, like {CatalogServer.Example}");
         }
 
         foreach (var (key, value) in server.Query)
         {
             if (!CatalogServer.QueryKeys.Contains(key))
             {
-                throw map.Error("url", $"catalog.url: '{key}' is not a setting here; the URL takes {string.Join(", ", CatalogServer.QueryKeys)}");
+                throw map.Error("url", $"'{key}' is not a setting here; the URL takes {string.Join(", ", CatalogServer.QueryKeys)}");
             }
 
             if (key == "sslmode" && !CatalogServer.SslModes.Contains(value))
             {
-                throw map.Error("url", $"catalog.url: sslmode '{value}' is not one of {string.Join(", ", CatalogServer.SslModes)}");
+                throw map.Error("url", $"sslmode '{value}' is not one of {string.Join(", ", CatalogServer.SslModes)}");
             }
         }
 

@@ -21,7 +21,10 @@ public sealed record ServerDestination(string Scheme, string Host, int Port, str
         error ??= message => new ConfigException("--to" + message);
         if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || !schemes.TryGetValue(uri.Scheme, out var defaultPort) || uri.Host.Length == 0)
         {
-            throw error($" {destination}: name a server like {example}");
+            var shown = destination.IndexOf('@', StringComparison.Ordinal) is var at and > 0 && destination.IndexOf("://", StringComparison.Ordinal) is var sep and >= 0 && sep < at
+                ? destination[..(sep + 3)] + destination[(sep + 3)..at].Split(':')[0] + destination[at..]
+                : destination; // never a password, even in a URI that is wrong otherwise
+            throw error($" {shown}: name a server like {example}");
         }
 
         if (uri.UserInfo.Contains(':', StringComparison.Ordinal))

@@ -31,6 +31,39 @@ public class ConfigLoaderTests
         """;
 
     [Fact]
+    public void A_shared_catalog_is_a_postgresql_url_with_its_tls_settings_and_a_password_kept_out_of_it()
+    {
+        var c = Parse(Valid.Replace("catalog: ./state/catalog.db",
+            "catalog: {url: \"postgresql://backstop@db.lan:6543/fleet?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem\", password: env:CAT_PW, default_machine: vps1}", StringComparison.Ordinal));
+        var server = c.CatalogServer!;
+        Assert.Equal(("db.lan", 6543, "backstop", "fleet"), (server.Server.Host, server.Server.Port, server.Server.User, server.Server.Database));
+        Assert.Equal("verify-full", server.Server.Query["sslmode"]);
+        Assert.Equal("/etc/ssl/ca.pem", server.Server.Query["sslrootcert"]);
+        Assert.Equal("env:CAT_PW", server.Password!.Reference);
+        Assert.Equal("vps1", c.DefaultMachine);
+        Assert.Equal("postgresql://backstop@db.lan:6543/fleet", c.CatalogName);
+        Assert.Equal("/etc/backstop/state/catalog.db", c.CatalogPath); // local state stays beside the configuration
+        Assert.Null(Parse(Valid).CatalogServer);
+    }
+
+    [Theory]
+    [InlineData("{url: \"postgresql://u:pw@h/db\"}", "backstop.yaml:1:16: catalog.url: leave the password out of the URI")]
+    [InlineData("{url: \"mysql://u:pw@h/db\"}", "catalog.url: mysql://u@h/db: name a server like postgresql://")]
+    [InlineData("{url: \"postgresql://u@h\"}", "catalog.url: name the database, like")]
+    [InlineData("{url: \"postgresql://u@h/db?sslmode=sometimes\"}", "sslmode 'sometimes' is not one of disable, allow, prefer, require, verify-ca, verify-full")]
+    [InlineData("{url: \"postgresql://u@h/db?password=x\"}", "'password' is not a setting here")]
+    [InlineData("{password: env:X}", "catalog.password goes with catalog.url")]
+    [InlineData("{default_machine: vps1}", "default_machine only applies to a shared catalog")]
+    [InlineData("{path: ./c.db, url: \"postgresql://u@h/db\"}", "give catalog.url or catalog.path, not both")]
+    [InlineData("\"postgresql://u@h/db\"", "a catalog on a server is a mapping")]
+    public void A_wrong_shared_catalog_is_refused_where_it_is_written(string catalog, string message)
+    {
+        var e = Fails(Valid.Replace("catalog: ./state/catalog.db", "catalog: " + catalog, StringComparison.Ordinal));
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(":pw@", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_valid_configuration_is_read_with_paths_relative_to_the_file()
     {
         var c = Parse(Valid);
