@@ -272,8 +272,15 @@ internal static class CommandLine
         var rebuild = new Command("rebuild", "Recreate the catalog from the manifests on the targets");
         rebuild.Add(rebuildForce);
         rebuild.SetAction((p, ct) => CatalogVerb.RebuildAsync(Context.From(p), p.GetValue(rebuildForce), ct));
+        var migrateTo = new Option<string>("--to") { Description = "The empty PostgreSQL database to copy the catalog into (postgresql://USER@HOST:PORT/DB, libpq's sslmode etc. in the query)", Required = true };
+        var migratePassword = new Option<string?>("--password") { Description = "Where its password is: env:NAME or file:PATH (default: PGPASSWORD if set)" };
+        var migrate = new Command("migrate", "Copy the embedded catalog's whole history into a shared PostgreSQL catalog");
+        migrate.Add(migrateTo);
+        migrate.Add(migratePassword);
+        migrate.SetAction((p, ct) => CatalogVerb.MigrateAsync(Context.From(p), p.GetValue(migrateTo)!, p.GetValue(migratePassword), ct));
         var catalogCommand = new Command("catalog", "The catalog of snapshots");
         catalogCommand.Add(rebuild);
+        catalogCommand.Add(migrate);
         root.Add(catalogCommand);
 
         return root;

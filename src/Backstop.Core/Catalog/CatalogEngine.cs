@@ -31,6 +31,11 @@ internal abstract class CatalogEngine
     /// <summary>Why a connection failed, with what to do about it (never a password).</summary>
     public abstract string Explain(DbException e);
 
+    /// <summary>After rows were copied in with their ids: what the engine needs so new rows get new ids.</summary>
+    public virtual void AfterCopy(DbConnection db, DbTransaction tx, IEnumerable<string> tables)
+    {
+    }
+
     /// <summary>The newest version this build knows.</summary>
     public int Latest => Steps[^1].Version;
 

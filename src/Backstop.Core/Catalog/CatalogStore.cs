@@ -38,6 +38,20 @@ public sealed partial class CatalogStore : IDisposable
         return config.CatalogServer is { } server ? new PostgresCatalog(server, config.Machine) : new SqliteCatalog(config.CatalogPath);
     }
 
+    internal DbConnection Connection => _db;
+
+    /// <summary>The rows of one of the catalog's own tables (a name from <see cref="CatalogCopy.Tables"/>).</summary>
+    internal long Count(string table)
+    {
+        if (!CatalogCopy.Tables.Contains(table))
+        {
+            throw new ArgumentException($"not a catalog table: {table}", nameof(table));
+        }
+
+        using var cmd = Command($"SELECT count(*) FROM {table}");
+        return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The catalog as a person names it: its file, or its URL (never a password).</summary>
     public string Describe => Engine.Describe;
 

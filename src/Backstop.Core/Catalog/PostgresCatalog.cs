@@ -278,6 +278,31 @@ internal sealed class PostgresCatalog(CatalogServer server, string machine) : Ca
         return tx;
     }
 
+    // Identity columns continue after the highest id copied (a copy inserts explicit ids, which do not move them).
+    public override void AfterCopy(DbConnection db, DbTransaction tx, IEnumerable<string> tables)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        var identities = new List<string>();
+        using (var find = db.CreateCommand())
+        {
+            find.Transaction = tx;
+            find.CommandText = "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema() AND column_name = 'id' AND is_identity = 'YES'";
+            using var r = find.ExecuteReader();
+            while (r.Read())
+            {
+                identities.Add(r.GetString(0));
+            }
+        }
+
+        foreach (var table in tables.Where(identities.Contains))
+        {
+            using var cmd = db.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = $"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) FROM {table}";
+            cmd.ExecuteNonQuery();
+        }
+    }
+
     public override string WriteVersion(int version) =>
         $"DELETE FROM backstop_schema; INSERT INTO backstop_schema(version) VALUES ({version.ToString(CultureInfo.InvariantCulture)});";
 

@@ -85,4 +85,68 @@ internal static class CatalogVerb
 
         return result.Problems.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
     }
+
+    /// <summary>
+    /// <c>backstop catalog migrate --to postgresql://…</c>: the embedded catalog's whole history copied into an empty
+    /// PostgreSQL database, checked by counting every table on both sides; the file is left as it was.
+    /// </summary>
+    public static Task<int> MigrateAsync(Context context, string to, string? password, CancellationToken cancellationToken)
+    {
+        _ = cancellationToken;
+        var config = context.LoadConfig();
+        if (config.CatalogServer is not null)
+        {
+            throw new ConfigException($"the catalog is already on PostgreSQL ({config.CatalogName}); migrate copies the embedded file (catalog.path) into one");
+        }
+
+        var server = ServerDestination.Parse(to, CatalogServer.Schemes, CatalogServer.Example, null);
+        if (server.Database.Length == 0)
+        {
+            throw new ConfigException($"--to: name the database, like {CatalogServer.Example}");
+        }
+
+        if (server.Query.Keys.FirstOrDefault(k => !CatalogServer.QueryKeys.Contains(k)) is { } unknown)
+        {
+            throw new ConfigException($"--to: '{unknown}' is not a setting here; the URL takes {string.Join(", ", CatalogServer.QueryKeys)}");
+        }
+
+        SecretRef? secret = null;
+        if (password is not null)
+        {
+            secret = password.StartsWith("env:", StringComparison.Ordinal) || password.StartsWith("file:", StringComparison.Ordinal)
+                ? new SecretRef(password, default)
+                : throw new ConfigException("--password: name where the password is (env:NAME or file:PATH), never the password itself (it would show in ps)");
+        }
+        else if (Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 })
+        {
+            secret = new SecretRef("env:PGPASSWORD", default);
+        }
+
+        if (!File.Exists(config.CatalogPath))
+        {
+            throw new ConfigException($"there is no catalog at {config.CatalogPath} to migrate");
+        }
+
+        using var runLock = RunLock.Acquire(config.LockPath); // no run writes to the file while it is copied
+        using var from = CatalogStore.Open(config.CatalogPath);
+        using var into = CatalogStore.Open(new PostgresCatalog(new CatalogServer(server, secret), config.Machine));
+        var log = context.Json ? Console.Error : Console.Out;
+        var counts = CatalogCopy.Copy(from, into, (table, rows) => log.WriteLine($"  {table,-15} {rows,9} row(s)"));
+        var display = new CatalogServer(server, secret).Display;
+        if (context.Json)
+        {
+            JsonOutput.Write(new MigrateResult(config.CatalogPath, display, counts.Select(c => new MigratedTable(c.Table, c.Rows)).ToList()));
+        }
+        else
+        {
+            Console.WriteLine($"catalog {config.CatalogPath} copied into {display}: {counts.Sum(c => c.Rows)} row(s) in {counts.Count} tables, every table counted on both sides");
+            Console.WriteLine($"next: in {config.File}, replace the catalog with  catalog: {{url: \"{to}\", password: {password ?? "env:PGPASSWORD"}}}  (the file stays as it was)");
+        }
+
+        return Task.FromResult(ExitCodes.Ok);
+    }
+
+    private sealed record MigrateResult(string From, string To, IReadOnlyList<MigratedTable> Tables);
+
+    private sealed record MigratedTable(string Table, long Rows);
 }
