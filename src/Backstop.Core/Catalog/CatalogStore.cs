@@ -76,13 +76,6 @@ public sealed partial class CatalogStore : IDisposable
         }
     }
 
-    public void EnsureSource(string name, string kind)
-    {
-        using var cmd = Command("INSERT INTO sources(name, kind) VALUES (@n, @k) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind",
-            ("@n", name), ("@k", kind));
-        cmd.ExecuteNonQuery();
-    }
-
     public void BeginSnapshot(string id, string source, string kind, DateTimeOffset startedAt, string host)
     {
         if (!TryBeginSnapshot(id, source, kind, startedAt, host))
@@ -92,10 +85,11 @@ public sealed partial class CatalogStore : IDisposable
     }
 
     /// <summary>Records a snapshot as running; false when the id is taken.</summary>
-    public bool TryBeginSnapshot(string id, string source, string kind, DateTimeOffset startedAt, string host)
+    /// <param name="machine">The machine that runs the source (a shared catalog refuses a name another machine defined).</param>
+    public bool TryBeginSnapshot(string id, string source, string kind, DateTimeOffset startedAt, string host, string? machine = null)
     {
         using var tx = _db.BeginTransaction();
-        EnsureSource(source, kind);
+        EnsureSource(source, kind, machine);
         using (var cmd = Command(
                    "INSERT INTO snapshots(id, source, state, started_at, host, pid) VALUES (@id, @s, 'running', @t, @h, @p) ON CONFLICT (id) DO NOTHING",
                    ("@id", id), ("@s", source), ("@t", Time(startedAt)), ("@h", host), ("@p", (long)Environment.ProcessId)))
@@ -164,6 +158,11 @@ public sealed partial class CatalogStore : IDisposable
         foreach (var b in s.Blobs)
         {
             AddSnapshotBlob(s.Id, b.FileName, b.RawBytes);
+        }
+
+        if (s.State == SnapshotState.Committed)
+        {
+            FenceInTransaction(s.Source);
         }
 
         tx.Commit();
@@ -308,9 +307,9 @@ public sealed partial class CatalogStore : IDisposable
     }
 
     /// <summary>Snapshots left 'running' by a process that died: recorded as failed with the reason.</summary>
-    public IReadOnlyList<SnapshotInfo> FailInterrupted(DateTimeOffset now, Func<string, bool>? stillRunning = null)
+    public IReadOnlyList<SnapshotInfo> FailInterrupted(DateTimeOffset now, Func<SnapshotInfo, bool>? stillRunning = null)
     {
-        var running = Load("s.state = 'running'", true).Where(s => stillRunning?.Invoke(s.Id) != true).ToList();
+        var running = Load("s.state = 'running'", true).Where(s => stillRunning?.Invoke(s) != true).ToList();
         foreach (var s in running)
         {
             using var tx = _db.BeginTransaction();

@@ -36,6 +36,19 @@ public sealed record BackstopConfig(
     /// <summary><c>catalog.url</c>: the shared catalog on PostgreSQL; null when the catalog is the embedded file (<see cref="CatalogPath"/>).</summary>
     public CatalogServer? CatalogServer { get; init; }
 
+    /// <summary>
+    /// Whether this process runs the source: always with the embedded catalog (one process runs every source, whatever
+    /// its <c>machine:</c>); with a shared catalog, only when the source's machine is this one.
+    /// </summary>
+    public bool RunsHere(SourceDefinition source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        return CatalogServer is null || string.Equals(source.Machine, Machine, StringComparison.Ordinal);
+    }
+
+    /// <summary>The configuration as this agent runs it: only the sources it runs (all of them with the embedded catalog).</summary>
+    public BackstopConfig ForThisMachine() => CatalogServer is null ? this : this with { Sources = Sources.Where(RunsHere).ToList() };
+
     /// <summary>The catalog as a person names it: its URL (never a password), else its file.</summary>
     public string CatalogName => CatalogServer?.Display ?? CatalogPath;
 

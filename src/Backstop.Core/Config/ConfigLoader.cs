@@ -131,7 +131,8 @@ public static partial class ConfigLoader
         });
         catalogPath ??= top.ResolvePath("./state/catalog.db");
         var staging = Block(document, () => top.PathValue("staging")) ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
-        var machine = Block(document, () => MachineOf(top)) ?? BackstopConfig.ThisHost;
+        // BACKSTOP_MACHINE over machine: (one configuration for a fleet, each agent its own name: a DaemonSet's node name).
+        var machine = Block(document, () => MachineFromEnvironment(top) ?? MachineOf(top)) ?? BackstopConfig.ThisHost;
         var group = Block(document, () => top.String("group") is { } g
             ? Util.PosixUsers.GroupId(g) is not null ? g : throw top.Error("group", $"no group named '{g}' exists on this host; create it (groupadd {g}) or name another")
             : null);
@@ -273,7 +274,8 @@ public static partial class ConfigLoader
                     : throw s.Error("incremental", $"'{kindName}' sources store every snapshot whole; incremental applies to files and kubernetes sources")) ?? IncrementalPolicy.Off;
                 var options = kind.ParseOptions(s);
                 var archive = Block(document, () => ArchivePolicy.Parse(s, kind, options));
-                var sourceMachine = MachineOf(s) ?? machine;
+                // With a shared catalog a source naming no machine is run by catalog.default_machine, when set.
+                var sourceMachine = MachineOf(s) ?? (catalogServer is not null ? defaultMachine : null) ?? machine;
                 var needs = s.StringList("needs") ?? [];
                 s.EnsureAllKeysKnown();
                 sources.Add(new SourceDefinition(name, kindName, options, expect, sourceRpo, sourceMinCopies, sourceTargets, s.Location)
@@ -541,6 +543,12 @@ public static partial class ConfigLoader
 
         return new CatalogServer(server, password);
     }
+
+    /// <summary>The agent's own name from <c>BACKSTOP_MACHINE</c>, when set (refused where the top-level <c>machine:</c> is, when not a name).</summary>
+    private static string? MachineFromEnvironment(ConfigMap top) =>
+        Environment.GetEnvironmentVariable("BACKSTOP_MACHINE") is not { Length: > 0 } m ? null
+        : IsValidName(m) ? m
+        : throw new ConfigException(top.Location, $"BACKSTOP_MACHINE='{m}' is not a machine name: use letters, digits, '.', '_' and '-'");
 
     /// <summary>A <c>machine:</c> key (top level, a source, a target): a name, or null when absent.</summary>
     private static string? MachineOf(ConfigMap map, string key = "machine") =>

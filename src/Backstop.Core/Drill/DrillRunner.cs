@@ -425,9 +425,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
     }
 
     /// <summary>This program's version, for the evidence.</summary>
-    private static string BackstopVersion =>
-        typeof(DrillRunner).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
-            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+    private static string BackstopVersion => Util.BuildInfo.Version;
 
     private static double Round(TimeSpan t) => Math.Round(t.TotalSeconds, 3);
 

@@ -46,7 +46,9 @@ public sealed class BackupRunner
     {
         ArgumentNullException.ThrowIfNull(only);
         var sources = _config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)).ToList();
-        foreach (var interrupted in _catalog.FailInterrupted(DateTimeOffset.UtcNow, id => InProcess.ContainsKey(id)))
+        // A snapshot left running is failed unless this process runs it, or (on a shared catalog) another agent holds its source's lock.
+        foreach (var interrupted in _catalog.FailInterrupted(DateTimeOffset.UtcNow,
+                     s => InProcess.ContainsKey(s.Id) || _catalog.Locks?.HeldElsewhere(Locking.FleetLocks.SourceKey(s.Source)) == true))
         {
             _observer.Notice($"snapshot {interrupted.Id} of '{interrupted.Source}' was interrupted by a run that died; recorded as failed");
         }
@@ -130,6 +132,7 @@ public sealed class BackupRunner
         var manifestsWritten = new List<ITarget>();
         try
         {
+            _catalog.Fence(def.Name, $"snapshot {id} of '{def.Name}'");
             var source = _plugins.Source(def.Kind)!.Create(def);
             var preflight = await PreflightAsync(def, source, targets, unavailable, ct).ConfigureAwait(false);
             var usable = targets.Where(t => !unavailable.ContainsKey(t.Name)).ToList();
@@ -215,6 +218,7 @@ public sealed class BackupRunner
                 Parent = chained ? chain!.Parent : null,
                 Level = chained ? chain!.Level : null,
             };
+            _catalog.Fence(def.Name, $"snapshot {id} of '{def.Name}' (its manifests, which commit it on the targets)");
             var manifestFailures = await WriteManifestsAsync(def, id, manifest, GoodTargets(targets, artifacts), manifestsWritten, ct)
                 .ConfigureAwait(false);
             artifacts = artifacts.Select(a => a with
@@ -311,7 +315,7 @@ public sealed class BackupRunner
         {
             var id = SnapshotId.New(started);
             InProcess.TryAdd(id, 0); // before the catalog has it: another runner's sweep may look at any moment
-            if (_catalog.TryBeginSnapshot(id, def.Name, def.Kind, started, host) || attempt == 20)
+            if (_catalog.TryBeginSnapshot(id, def.Name, def.Kind, started, host, def.Machine) || attempt == 20)
             {
                 lock (_mine)
                 {

@@ -35,6 +35,17 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     private RunLock? _lock;
     private int _holders;
 
+    // The sources this agent runs (all with the embedded catalog; its machine's with a shared one).
+    private readonly BackstopConfig _own = config.ForThisMachine();
+    private FleetLocks? _locks;
+    private bool _leader = config.CatalogServer is null;
+
+    /// <summary>How long a serve agent may be silent before the fleet's view says it is stale (it reports every minute).</summary>
+    public static readonly TimeSpan ReportEvery = TimeSpan.FromMinutes(3);
+
+    /// <summary>Whether this instance does the fleet's duties now (always with the embedded catalog).</summary>
+    public bool IsLeader => _leader;
+
     /// <summary>The jobs and when each is next due (the dashboard's "next run").</summary>
     public IReadOnlyDictionary<ServeJob, DateTimeOffset> NextDue
     {
@@ -108,6 +119,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var now = DateTimeOffset.UtcNow;
+        ReportAndElect(now);
         PlanAtStart(now);
         if (_next.Count == 0)
         {
@@ -117,7 +129,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         var nextEvaluation = now;
 
         // Sources whose archive serve receives itself (wal: {receive: true}): one receiver each, for as long as serve runs.
-        var receivers = config.Sources.Where(d => d.Archive is { Receive: true })
+        var receivers = _own.Sources.Where(d => d.Archive is { Receive: true })
             .Select(d => (Def: d, Receiver: plugins.Source(d.Kind)?.Create(d) as IArchiveReceiver)).Where(x => x.Receiver is not null)
             .Select(x =>
             {
@@ -142,6 +154,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                 if (now >= nextEvaluation)
                 {
                     nextEvaluation = now + TimeSpan.FromMinutes(1);
+                    ReportAndElect(now);
                     await EvaluateAsync(cancellationToken).ConfigureAwait(false);
                     CollectIfIdle();
                 }
@@ -172,6 +185,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
         await Task.WhenAll(left.Append(_marking ?? Task.CompletedTask).Concat(receivers).Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
         _collector?.Dispose();
+        _locks?.Dispose();
         log("stopped");
     }
 
@@ -183,7 +197,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     {
         using var catalog = CatalogStore.Open(config);
         var statuses = StatusReport.Compute(config, catalog, now).ToDictionary(s => s.Name, StringComparer.Ordinal);
-        foreach (var def in config.Sources)
+        foreach (var def in _own.Sources)
         {
             var status = statuses[def.Name];
             if (def.Schedule is { } schedule)
@@ -248,6 +262,11 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
     private void Start(ServeJob job, DateTimeOffset slot, CancellationToken ct)
     {
+        if (job.Kind is "digest" or "rehearse" && !LeadsNow())
+        {
+            return; // the fleet's duty of the agent that leads now (the next slot asks again)
+        }
+
         if (job.Kind == "digest")
         {
             // A message, not a run: no lock, no parallel slot.
@@ -310,12 +329,27 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                 try
                 {
                     await HoldLockAsync(job, slot, ct).ConfigureAwait(false);
+                    var sourceLock = job.Source is { } name && _locks is { } locks ? FleetLocks.SourceKey(name) : (long?)null;
                     try
                     {
+                        if (sourceLock is { } key && !_locks!.TryTake(key))
+                        {
+                            var holder = _locks.Holder(key) ?? "another agent";
+                            log($"{job.Name}: the slot of {Util.Json.Time(slot)} is skipped: {holder} holds the source's lock");
+                            Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Util.Json.Time(slot)}: {holder} holds the source's lock on the shared catalog");
+                            sourceLock = null;
+                            return;
+                        }
+
                         await RunJobAsync(job, ct).ConfigureAwait(false);
                     }
                     finally
                     {
+                        if (sourceLock is { } key)
+                        {
+                            _locks!.Release(key);
+                        }
+
                         await ReleaseLockAsync().ConfigureAwait(false);
                     }
                 }
@@ -351,12 +385,13 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     private async Task RunJobAsync(ServeJob job, CancellationToken ct)
     {
         using var catalog = CatalogStore.Open(config);
+        catalog.Locks = _locks;
         switch (job.Kind)
         {
             case "run":
                 log($"{job.Source}: run started");
                 // Each snapshot's outcome is said once, by the run's observer (committed or FAILED, with why): never again here.
-                await RunJob.RunAsync(config, plugins, catalog, observer(), [job.Source!], prune: true, acceptShrink: false, ct).ConfigureAwait(false);
+                await RunJob.RunAsync(_own, plugins, catalog, observer(), [job.Source!], prune: true, acceptShrink: false, ct).ConfigureAwait(false);
 
                 break;
             case "drill":
@@ -387,7 +422,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                 break;
             default:
                 log("verify --deep started");
-                var report = await new Verify.VerifyRunner(config, plugins, catalog).RunAsync([], deep: true, ct).ConfigureAwait(false);
+                var report = await new Verify.VerifyRunner(_own, plugins, catalog).RunAsync([], deep: true, ct).ConfigureAwait(false);
                 var bad = report.Copies.Count(c => c.State != CopyState.Verified);
                 log($"verify --deep: {report.Copies.Count} copies read back, {bad} not verified");
                 break;
@@ -471,7 +506,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     /// </summary>
     private async Task MarkAsync(DateTimeOffset now, CancellationToken ct)
     {
-        _marked ??= config.Sources.Select(d => (Def: d, Source: plugins.Source(d.Kind)?.Create(d) as IRecoveryMarked))
+        _marked ??= _own.Sources.Select(d => (Def: d, Source: plugins.Source(d.Kind)?.Create(d) as IRecoveryMarked))
             .Where(x => x.Source?.MarkerEvery is not null).Select(x => (x.Def, x.Source!)).ToList();
         foreach (var (def, source) in _marked)
         {
@@ -509,6 +544,11 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
     private async Task EvaluateAsync(CancellationToken ct)
     {
+        if (!LeadsNow())
+        {
+            return; // one instance tells the fleet's state changes, never each agent again
+        }
+
         try
         {
             using var catalog = CatalogStore.Open(config);
@@ -520,6 +560,51 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             log($"evaluating the sources' states failed: {e.Message}");
         }
     }
+
+    /// <summary>
+    /// Reports this agent in (the fleet's view names one that goes silent), and with a shared catalog takes or keeps the
+    /// leader's lock: the fleet's duties (state notifications, digests, rehearsals) run on one instance at a time. A lost
+    /// session is opened again here, a minute later.
+    /// </summary>
+    private void ReportAndElect(DateTimeOffset now)
+    {
+        try
+        {
+            using var catalog = CatalogStore.Open(config);
+            catalog.ReportMachine(config.Machine, config.CatalogServer is null ? null : ReportEvery, now);
+            if (!catalog.IsShared)
+            {
+                return;
+            }
+
+            if (_locks is null || _locks.IsBroken)
+            {
+                _locks?.Dispose();
+                _locks = FleetLocks.Open(catalog);
+            }
+
+            var leading = _locks!.TryTake(FleetLocks.LeaderKey);
+            if (leading != _leader)
+            {
+                log(leading ? $"serve: this agent ({config.Machine}) now leads the fleet's duties (notifications, digests, rehearsals)"
+                    : $"serve: this agent no longer leads the fleet's duties; {_locks.Holder(FleetLocks.LeaderKey) ?? "another agent"} does");
+            }
+
+            _leader = leading;
+        }
+        catch (Exception e) when (e is BackupException or IOException or System.Data.Common.DbException or InvalidOperationException)
+        {
+            if (_leader && config.CatalogServer is not null)
+            {
+                log($"serve: the catalog cannot be reached ({e.Message}); this agent stops leading until it can");
+            }
+
+            _leader = config.CatalogServer is null;
+        }
+    }
+
+    /// <summary>Whether this instance leads now, asked of the server (fencing: a leader cut off does nothing of the fleet's).</summary>
+    private bool LeadsNow() => config.CatalogServer is null || (_leader && _locks?.Holds(FleetLocks.LeaderKey) == true);
 
     private void Record(string level, string? source, string message)
     {

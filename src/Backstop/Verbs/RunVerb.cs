@@ -14,6 +14,14 @@ internal static class RunVerb
     {
         var config = context.LoadConfig();
         Context.RequireSources(config, only);
+        foreach (var elsewhere in only.Select(n => config.Source(n)!).Where(d => !config.RunsHere(d)))
+        {
+            throw new ConfigException(
+                $"--source {elsewhere.Name}: it runs on machine '{elsewhere.Machine}' (the catalog is shared: each agent runs its own machine's sources), and this is '{config.Machine}'; run it there");
+        }
+
+        var fleet = config;
+        config = config.ForThisMachine();
 
         if (acceptShrink && only.Count == 0)
         {
@@ -22,7 +30,9 @@ internal static class RunVerb
 
         if (config.Sources.Count == 0)
         {
-            await Console.Error.WriteLineAsync($"backstop: {config.File} defines no sources: nothing to back up").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync(fleet.Sources.Count == 0
+                ? $"backstop: {config.File} defines no sources: nothing to back up"
+                : $"backstop: no source of {config.File} runs on machine '{config.Machine}' (theirs: {string.Join(", ", fleet.Sources.Select(d => d.Machine).Distinct(StringComparer.Ordinal))}): nothing to back up here; set machine: or BACKSTOP_MACHINE").ConfigureAwait(false);
             return ExitCodes.Failed;
         }
 
@@ -31,6 +41,17 @@ internal static class RunVerb
                 $"backstop: waiting up to {Quantities.FormatDuration(w)} for the lock: {holder}"), cancellationToken).ConfigureAwait(false)
             : RunLock.Acquire(config.LockPath);
         using var catalog = Context.OpenCatalog(config);
+        using var locks = FleetLocks.Open(catalog);
+        if (locks is not null)
+        {
+            // On a shared catalog each source has its own lock on the engine: two agents never back up one source at once.
+            var names = only.Count > 0 ? only.ToList() : config.Sources.Select(d => d.Name).ToList();
+            await locks.TakeSourcesAsync(names, wait, holder => Console.Error.WriteLine($"backstop: waiting up to {Quantities.FormatDuration(wait!.Value)} for {holder}"),
+                cancellationToken).ConfigureAwait(false);
+            catalog.Locks = locks;
+        }
+
+        catalog.ReportMachine(config.Machine, config.Sources.Min(d => d.Rpo), DateTimeOffset.UtcNow);
         RunObserver observer = context.Interactive ? new LiveObserver() : new PlainObserver(context.Json ? Console.Error : Console.Out);
         if (runLock.TakenOverFrom is { } previous)
         {

@@ -221,7 +221,7 @@ public abstract class CatalogConformance
         using var c = Open();
         c.BeginSnapshot("20260301T020000Z-0001", "s", "files", T0, "vps1");
         c.BeginSnapshot("20260301T020000Z-0002", "t", "files", T0, "vps2");
-        var failed = c.FailInterrupted(T0.AddHours(1), id => id.EndsWith("0002", StringComparison.Ordinal));
+        var failed = c.FailInterrupted(T0.AddHours(1), s => s.Id.EndsWith("0002", StringComparison.Ordinal));
         Assert.Equal(["20260301T020000Z-0001"], failed.Select(x => x.Id));
         var s = c.Snapshot("20260301T020000Z-0001")!;
         Assert.Equal(SnapshotState.Failed, s.State);
