@@ -67,16 +67,20 @@ internal static class CommandLine
 
         var statusSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable); the exit code is theirs", HelpName = "NAME" };
         var status = new Command("status", "Per source: state, last valid backup and its age against the RPO, copies. Exit 0 when every source shown is ok, 1 otherwise");
+        var statusMachines = new Option<string[]>("--machine", "-m") { Description = "Only the sources this machine runs (repeatable; adds to --source)", HelpName = "NAME" };
         status.Add(statusSources);
-        status.SetAction((p, ct) => StatusVerb.ExecuteAsync(Context.From(p), p.GetValue(statusSources) ?? [], ct));
+        status.Add(statusMachines);
+        status.SetAction((p, ct) => StatusVerb.ExecuteAsync(Context.From(p), p.GetValue(statusSources) ?? [], ct, p.GetValue(statusMachines) ?? []));
         root.Add(status);
 
         var listSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var listAll = new Option<bool>("--all") { Description = "Also the failed records older than each source's last backup (hidden by default)" };
         var list = new Command("list", "Snapshots, newest last; failed records only since each source's last backup, unless --all");
+        var listMachines = new Option<string[]>("--machine", "-m") { Description = "Only the snapshots of the sources this machine runs (repeatable; adds to --source)", HelpName = "NAME" };
         list.Add(listSources);
         list.Add(listAll);
-        list.SetAction((p, ct) => ListVerb.ExecuteAsync(Context.From(p), p.GetValue(listSources) ?? [], p.GetValue(listAll), ct));
+        list.Add(listMachines);
+        list.SetAction((p, ct) => ListVerb.ExecuteAsync(Context.From(p), p.GetValue(listSources) ?? [], p.GetValue(listAll), ct, p.GetValue(listMachines) ?? []));
         root.Add(list);
 
         var snapshot = new Argument<string>("SNAPSHOT") { Description = "A snapshot id, a prefix of one only it has (at least 4 characters), or latest (see list)" };

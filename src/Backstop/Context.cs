@@ -27,6 +27,27 @@ internal sealed record Context(string ConfigFile, bool Json)
         return catalog;
     }
 
+    /// <summary>
+    /// The sources a person named with <c>--source</c> and <c>--machine</c> (each machine's sources; both add up); empty
+    /// when neither was given (every source). A machine no source runs on is refused, with the machines that exist.
+    /// </summary>
+    public static IReadOnlyCollection<string> WithMachines(BackstopConfig config, IReadOnlyCollection<string> only, IReadOnlyCollection<string> machines)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (machines.Count == 0)
+        {
+            return only;
+        }
+
+        var known = config.Sources.Select(s => s.Machine).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        foreach (var m in machines.Where(m => !known.Contains(m)))
+        {
+            throw new ConfigException($"--machine {m}: no source of {config.File} runs on it; machines: {string.Join(", ", known)}");
+        }
+
+        return only.Concat(config.Sources.Where(s => machines.Contains(s.Machine)).Select(s => s.Name)).Distinct(StringComparer.Ordinal).ToList();
+    }
+
     /// <summary>Every <c>--source</c> named must be a configured source: one message for every verb.</summary>
     public static void RequireSources(BackstopConfig config, IEnumerable<string> names)
     {

@@ -43,6 +43,9 @@ public sealed record SourceStatus(
 {
     /// <summary>The recovery window and current RPO of a source that keeps a continuous archive (<c>wal:</c>); null for others.</summary>
     public ArchiveWindow? Archive { get; init; }
+
+    /// <summary>The machine that runs the source.</summary>
+    public string Machine { get; init; } = "";
 }
 
 /// <summary>Computes each configured source's state from the catalog, as DESIGN defines them.</summary>
@@ -53,7 +56,7 @@ public static class StatusReport
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(catalog);
         return config.Sources.Select(def => Compute(def, RecentEnough(catalog, def), now, catalog.LatestDrills(def.Name),
-            def.Archive is null ? null : ArchiveWindow.Compute(def, catalog.Snapshots(def.Name), catalog.Archive(def.Name), now))).ToList();
+            def.Archive is null ? null : ArchiveWindow.Compute(def, catalog.Snapshots(def.Name), catalog.Archive(def.Name), now)) with { Machine = def.Machine }).ToList();
     }
 
     /// <summary>

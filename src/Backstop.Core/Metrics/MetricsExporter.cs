@@ -112,6 +112,26 @@ public static class MetricsExporter
             }
         }
 
+        // A fleet on a shared catalog: which machine runs each source (join on source), and each agent's last report.
+        if (catalog.IsShared)
+        {
+            var info = f.CreateGauge("backstop_source_info", "1 for each source, labelled with the machine that runs it (a shared catalog).", new GaugeConfiguration { LabelNames = ["source", "machine"] });
+            foreach (var s in statuses)
+            {
+                info.WithLabels(s.Name, s.Machine).Set(1);
+            }
+
+            var seen = f.CreateGauge("backstop_machine_last_report_timestamp_seconds", "When the machine's agent last reported to the shared catalog (Unix seconds).",
+                new GaugeConfiguration { LabelNames = ["machine"] });
+            var staleMachine = f.CreateGauge("backstop_machine_stale", "1 when the machine's agent is silent past the time it promised to report again, else 0.",
+                new GaugeConfiguration { LabelNames = ["machine"] });
+            foreach (var m in catalog.Machines())
+            {
+                seen.WithLabels(m.Name).Set(m.SeenAt.ToUnixTimeMilliseconds() / 1000.0);
+                staleMachine.WithLabels(m.Name).Set(m.IsStale(now) ? 1 : 0);
+            }
+        }
+
         var failing = Notify.Notifier.Failing(catalog).Select(n => n.Notifier).ToHashSet(StringComparer.Ordinal);
         foreach (var n in config.Notify)
         {

@@ -30,13 +30,34 @@ internal static class Dashboard
 
     private static string Age(TimeSpan t) => Terminal.Age(t);
 
+    /// <summary>Every agent the shared catalog has heard of: when it last reported, and stale when silent past its promise (named).</summary>
+    private static void Machines(StringBuilder b, CatalogStore catalog, DateTimeOffset now)
+    {
+        var machines = catalog.Machines();
+        b.Append("<h2>Machines</h2><table id=\"machines\"><thead><tr><th>machine</th><th>state</th><th>last report</th><th>reports every</th><th>version</th></tr></thead><tbody>");
+        foreach (var m in machines)
+        {
+            var stale = m.IsStale(now);
+            b.Append(CultureInfo.InvariantCulture, $"<tr data-machine=\"{H(m.Name)}\" data-state=\"{(stale ? "stale" : "ok")}\"><td>{H(m.Name)}</td>")
+                .Append(stale ? "<td class=\"stale\">stale</td>" : "<td class=\"ok\">ok</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{Age(now - m.SeenAt)} ago</td><td>{(m.Every is { } e ? Quantities.FormatDuration(e) : "-")}</td><td>{H(m.Version)}</td></tr>");
+        }
+
+        b.Append("</tbody></table>");
+        foreach (var m in machines.Where(m => m.IsStale(now)))
+        {
+            b.Append(CultureInfo.InvariantCulture, $"<p class=\"stale\">machine '{H(m.Name)}' has not reported for {Age(now - m.SeenAt)} (it promised every {Quantities.FormatDuration(m.Every!.Value)}): its sources may not be backed up</p>");
+        }
+    }
+
     /// <summary>The status table of every source.</summary>
     public static string Index(BackstopConfig config, CatalogStore catalog, IReadOnlyDictionary<ServeJob, DateTimeOffset> next, string? csrf, bool actions)
     {
         var now = DateTimeOffset.UtcNow;
         var statuses = StatusReport.Compute(config, catalog, now);
+        var shared = catalog.IsShared;
         var b = new StringBuilder();
-        b.Append("<h1>Backup status</h1><table id=\"status\"><thead><tr><th>source</th><th>kind</th><th>state</th><th>last valid backup</th><th>age / RPO</th>" +
+        b.Append("<h1>Backup status</h1><table id=\"status\"><thead><tr><th>source</th>" + (shared ? "<th>machine</th>" : "") + "<th>kind</th><th>state</th><th>last valid backup</th><th>age / RPO</th>" +
                  "<th>copies</th><th>last drill (RTO)</th><th>next run</th>" + (actions ? "<th></th>" : "") + "</tr></thead><tbody>");
         foreach (var s in statuses)
         {
@@ -50,13 +71,17 @@ internal static class Dashboard
                 : "<span class=\"muted\">never</span>";
             var nextRun = next.Where(n => n.Key.Kind == "run" && n.Key.Source == s.Name).Select(n => n.Value).FirstOrDefault();
             b.Append(CultureInfo.InvariantCulture, $"<tr data-source=\"{H(s.Name)}\" data-state=\"{state}\"><td><a href=\"/source/{Uri.EscapeDataString(s.Name)}\">{H(s.Name)}</a></td>")
+                .Append(shared ? $"<td class=\"machine\">{H(s.Machine)}</td>" : "")
                 .Append(CultureInfo.InvariantCulture, $"<td>{H(s.Kind)}</td><td class=\"{state}\" title=\"{H(string.Join("; ", s.Reasons))}\">{state}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{H(s.LastValid?.Snapshot ?? "none")}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{(s.LastValid is { } lv ? Age(now - lv.FinishedAt) : "-")} / {Quantities.FormatDuration(TimeSpan.FromSeconds(s.RpoSeconds))}{(s.RpoMet ? "" : " <span class=\"stale\">missed</span>")}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{copies}</td><td>{drill}</td><td>{(nextRun == default ? "<span class=\"muted\">not scheduled</span>" : Core.Util.Json.Time(nextRun))}</td>");
             if (actions)
             {
-                b.Append(CultureInfo.InvariantCulture, $"<td>{Action(s.Name, "run", csrf)} {Action(s.Name, "drill", csrf)}</td>");
+                // Only this agent's own sources: another machine's agent runs the others.
+                b.Append(config.Source(s.Name) is { } def && config.RunsHere(def)
+                    ? $"<td>{Action(s.Name, "run", csrf)} {Action(s.Name, "drill", csrf)}</td>"
+                    : $"<td class=\"muted\">on {H(s.Machine)}</td>");
             }
 
             b.Append("</tr>");
@@ -72,6 +97,11 @@ internal static class Dashboard
         foreach (var f in failing)
         {
             b.Append(CultureInfo.InvariantCulture, $"<p class=\"failed\">notifier '{H(f.Notifier)}' failed {Age(now - f.At)} ago: {H(f.Error)}</p>");
+        }
+
+        if (shared)
+        {
+            Machines(b, catalog, now);
         }
 
         Scenarios(b, config, catalog, next, now);

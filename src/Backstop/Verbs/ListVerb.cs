@@ -8,10 +8,12 @@ namespace Backstop.Cli.Verbs;
 internal static class ListVerb
 {
     /// <param name="all">Also the failed records before each source's newest committed snapshot (hidden by default: they are history).</param>
-    public static Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool all, CancellationToken cancellationToken)
+    public static Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool all, CancellationToken cancellationToken,
+        IReadOnlyCollection<string>? machines = null)
     {
         var config = context.LoadConfig();
         Context.RequireSources(config, only);
+        only = Context.WithMachines(config, only, machines ?? []);
         using var catalog = Context.OpenCatalog(config);
         var every = catalog.Snapshots().Where(s => only.Count == 0 || only.Contains(s.Source)).ToList();
         var lastCommitted = every.Where(s => s.State == SnapshotState.Committed).GroupBy(s => s.Source)

@@ -143,6 +143,11 @@ internal static class ServeVerb
                 return Results.NotFound();
             }
 
+            if (config.Source(name) is { } def && !config.RunsHere(def))
+            {
+                return Results.Text($"source '{name}' runs on machine '{def.Machine}': ask its agent\n", statusCode: 409);
+            }
+
             loop.Trigger(what, name);
             return Results.Redirect("/", permanent: false);
         }
@@ -158,7 +163,8 @@ internal static class ServeVerb
             using var catalog = Context.OpenCatalog(config);
             var statuses = StatusReport.Compute(config, catalog, DateTimeOffset.UtcNow);
             var failing = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
-            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing, ScenarioStatus.Compute(config, catalog)), Core.Util.Json.Options), "application/json").ExecuteAsync(http);
+            var fleet = catalog.IsShared ? catalog.Machines() : null;
+            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing, ScenarioStatus.Compute(config, catalog), fleet, DateTimeOffset.UtcNow), Core.Util.Json.Options), "application/json").ExecuteAsync(http);
         });
 
         try

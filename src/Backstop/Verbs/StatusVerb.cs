@@ -7,10 +7,12 @@ namespace Backstop.Cli.Verbs;
 
 internal static class StatusVerb
 {
-    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
+    public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken,
+        IReadOnlyCollection<string>? machines = null)
     {
         var config = context.LoadConfig();
         Context.RequireSources(config, only);
+        only = Context.WithMachines(config, only, machines ?? []);
 
         // No catalog, but backups on a target: the catalog was lost or moved. Never start an empty one quietly.
         if (config.CatalogServer is null && !File.Exists(config.CatalogPath) && await LostCatalogAsync(config, cancellationToken).ConfigureAwait(false) is { } target)
@@ -24,13 +26,20 @@ internal static class StatusVerb
         var now = DateTimeOffset.UtcNow;
         var statuses = StatusReport.Compute(config, catalog, now).Where(s => only.Count == 0 || only.Contains(s.Name)).ToList();
         var failingNotifiers = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
+        var fleet = catalog.IsShared ? catalog.Machines() : null;
         if (context.Json)
         {
-            JsonOutput.Write(Document(config, statuses, failingNotifiers, ScenarioStatus.Compute(config, catalog)));
+            JsonOutput.Write(Document(config, statuses, failingNotifiers, ScenarioStatus.Compute(config, catalog), fleet, now));
         }
         else
         {
-            Render(statuses, now);
+            Render(statuses, now, fleet is not null);
+            foreach (var m in fleet?.Where(m => m.IsStale(now)) ?? [])
+            {
+                Terminal.Out.MarkupLine($"  [red]machine '{Markup.Escape(m.Name)}' is stale[/]: its agent last reported {Terminal.Age(now - m.SeenAt)} ago " +
+                                        $"(it promised every {Quantities.FormatDuration(m.Every!.Value)}); its sources may not be backed up");
+            }
+
             RenderScenarios(ScenarioStatus.Compute(config, catalog), now);
             foreach (var f in failingNotifiers)
             {
@@ -71,10 +80,25 @@ internal static class StatusVerb
     /// The DESIGN contract that monitoring reads (<c>status --json</c>, and <c>serve</c>'s <c>/api/status</c>), plus
     /// last_valid.copies (state per configured target) and the notifiers' failures.
     /// </summary>
+    /// <param name="fleet">With a shared catalog, every agent it has heard of: then each source names its machine, and the machines are listed.</param>
     internal static object Document(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers,
-        IReadOnlyList<ScenarioStatus> scenarios) => new
-        {
-            Sources = statuses.Select(s => new SourceDocument(
+        IReadOnlyList<ScenarioStatus> scenarios, IReadOnlyList<MachineInfo>? fleet = null, DateTimeOffset? now = null)
+    {
+        var document = Contract(config, statuses, failingNotifiers, scenarios, fleet is not null);
+        return fleet is null
+            ? document
+            : new
+            {
+                document.Sources,
+                document.Notifiers,
+                document.Scenarios,
+                Machines = fleet.Select(m => new { m.Name, m.SeenAt, EverySeconds = (long?)m.Every?.TotalSeconds, Stale = m.IsStale(now ?? DateTimeOffset.UtcNow) }),
+            };
+    }
+
+    private static ContractDocument Contract(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers,
+        IReadOnlyList<ScenarioStatus> scenarios, bool shared) => new(
+            statuses.Select(s => new SourceDocument(
                 s.Name,
                 s.Kind,
                 s.State.ToString().ToLowerInvariant(),
@@ -87,23 +111,30 @@ internal static class StatusVerb
                 Archive = s.Archive is { } a
                     ? new ArchiveDocument(a.From, a.To, a.FromSnapshot, a.NewestFile, a.Files, a.RpoSeconds, a.MaxRpoSeconds, a.RpoMet, [.. a.Failing, .. a.Degraded])
                     : null,
-            }),
+                Machine = shared ? s.Machine : null,
+            }).ToList(),
             // A notifier whose last delivery failed: people may not have been told (never changes the sources' states).
-            Notifiers = config.Notify.Select(n => new
+            config.Notify.Select(n => (object)new
             {
                 n.Name,
                 n.Kind,
                 Failing = failingNotifiers.FirstOrDefault(f => f.Notifier == n.Name) is { } f ? new { f.At, f.Event, f.Subject, f.Error } : null,
-            }),
+            }).ToList(),
             // Each disaster scenario with its last rehearsal (rehearse SCENARIO): the estate's measured RTO against the objective.
-            Scenarios = scenarios,
-        };
+            scenarios);
+
+    /// <summary>The contract's document: sources, notifiers, scenarios.</summary>
+    private sealed record ContractDocument(IReadOnlyList<SourceDocument> Sources, IReadOnlyList<object> Notifiers, IReadOnlyList<ScenarioStatus> Scenarios);
 
     /// <summary>One source of the contract; <see cref="Archive"/> only for a source that keeps a continuous archive (wal:).</summary>
     internal sealed record SourceDocument(string Name, string Kind, string State, object? LastValid, object? LastRun, long RpoSeconds, bool RpoMet, object? LastDrill)
     {
         [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
         public ArchiveDocument? Archive { get; init; }
+
+        /// <summary>The machine that runs the source: with a shared catalog only (one process runs every source otherwise).</summary>
+        [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+        public string? Machine { get; init; }
     }
 
     /// <summary>The window a restore to a point reaches (from the oldest base that becomes consistent to the newest file reached without a gap), the current RPO, and what is wrong with it.</summary>
@@ -122,7 +153,7 @@ internal static class StatusVerb
         }
     }
 
-    private static void Render(IReadOnlyList<SourceStatus> statuses, DateTimeOffset now)
+    private static void Render(IReadOnlyList<SourceStatus> statuses, DateTimeOffset now, bool shared)
     {
         if (statuses.Count == 0)
         {
@@ -130,21 +161,25 @@ internal static class StatusVerb
             return;
         }
 
-        var table = new Table().Border(TableBorder.Rounded).Title("Backup status")
-            .AddColumn("source").AddColumn("kind").AddColumn("state").AddColumn("last valid backup")
+        var table = new Table().Border(TableBorder.Rounded).Title("Backup status").AddColumn("source");
+        if (shared)
+        {
+            table.AddColumn("machine");
+        }
+
+        table.AddColumn("kind").AddColumn("state").AddColumn("last valid backup")
             .AddColumn(new TableColumn("age").RightAligned()).AddColumn(new TableColumn("RPO").RightAligned())
             .AddColumn(new TableColumn("copies").RightAligned()).AddColumn(new TableColumn("size").RightAligned()).AddColumn("last drill (RTO)");
         foreach (var s in statuses)
         {
             var state = s.State.ToString().ToLowerInvariant();
-            table.AddRow(
-                Markup.Escape(s.Name), s.Kind, Terminal.StateMarkup(state),
+            table.AddRow(((string[])[Markup.Escape(s.Name), .. shared ? [Markup.Escape(s.Machine)] : Array.Empty<string>(), s.Kind, Terminal.StateMarkup(state),
                 s.LastValid?.Snapshot ?? "[red]none[/]",
                 s.LastValid is { } v ? Terminal.Age(now - v.FinishedAt) : "-",
                 Quantities.FormatDuration(TimeSpan.FromSeconds(s.RpoSeconds)) + (s.RpoMet ? "" : " [red]missed[/]"),
                 $"{s.Copies}/{s.Targets}",
                 s.LastValid is { } v2 ? Quantities.FormatSize(v2.StoredBytes) : "-",
-                DrillCell(s.LastDrill, now));
+                DrillCell(s.LastDrill, now)]).Select(x => (Spectre.Console.Rendering.IRenderable)new Markup(x)).ToArray());
         }
 
         Terminal.Out.Write(table);
