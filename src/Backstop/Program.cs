@@ -104,6 +104,14 @@ internal static class Program
             Rendering.JsonOutput.Failure("interrupted", ExitCodes.Interrupted);
             return ExitCodes.Interrupted;
         }
+        catch (System.Data.Common.DbException e)
+        {
+            // The catalog's engine failed mid-way (a restarted server, a dropped connection): what was not committed is not recorded.
+            var message = $"the catalog failed mid-way: {e.Message}; nothing unproven was recorded as good, and the next run records a snapshot left running as interrupted";
+            await Console.Error.WriteLineAsync($"backstop: error: {message}").ConfigureAwait(false);
+            Rendering.JsonOutput.Failure(message, ExitCodes.Failed);
+            return ExitCodes.Failed;
+        }
         catch (BackupException e)
         {
             await Console.Error.WriteLineAsync($"backstop: error: {e.Message}").ConfigureAwait(false);

@@ -22,7 +22,7 @@ public sealed partial class CatalogStore
     public void RecordArchive(ArchiveInfo file)
     {
         ArgumentNullException.ThrowIfNull(file);
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         using (var cmd = Command(
                    """
                    INSERT INTO archive(source, name, folder, start_pos, end_pos, raw_bytes, sha256, stored_file, at, detail) VALUES (@s, @n, @f, @st, @e, @r, @h, @sf, @at, @d)
@@ -60,7 +60,7 @@ public sealed partial class CatalogStore
     /// <summary>Forgets one copy of an archive file (pruned); the file's record goes with its last copy.</summary>
     public void DeleteArchiveCopy(string source, string name, string target)
     {
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         using (var cmd = Command("DELETE FROM archive_copies WHERE source = @s AND name = @n AND target = @t", ("@s", source), ("@n", name), ("@t", target)))
         {
             cmd.ExecuteNonQuery();

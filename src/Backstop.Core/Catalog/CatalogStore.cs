@@ -88,7 +88,7 @@ public sealed partial class CatalogStore : IDisposable
     /// <param name="machine">The machine that runs the source (a shared catalog refuses a name another machine defined).</param>
     public bool TryBeginSnapshot(string id, string source, string kind, DateTimeOffset startedAt, string host, string? machine = null)
     {
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         EnsureSource(source, kind, machine);
         using (var cmd = Command(
                    "INSERT INTO snapshots(id, source, state, started_at, host, pid) VALUES (@id, @s, 'running', @t, @h, @p) ON CONFLICT (id) DO NOTHING",
@@ -112,7 +112,7 @@ public sealed partial class CatalogStore : IDisposable
     public void FinishSnapshot(SnapshotInfo s, string? runOutcome = null)
     {
         ArgumentNullException.ThrowIfNull(s);
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         if (runOutcome is not null)
         {
             CountRun(s.Source, runOutcome);
@@ -250,7 +250,7 @@ public sealed partial class CatalogStore : IDisposable
     {
         ArgumentNullException.ThrowIfNull(findings);
         ArgumentNullException.ThrowIfNull(record);
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         foreach (var (id, artifact, copy) in findings)
         {
             using var cmd = Command(
@@ -267,7 +267,7 @@ public sealed partial class CatalogStore : IDisposable
     public void SetCopies(IEnumerable<(string SnapshotId, string Artifact, CopyInfo Copy)> copies)
     {
         ArgumentNullException.ThrowIfNull(copies);
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         foreach (var (id, artifact, copy) in copies)
         {
             SetCopy(id, artifact, copy);
@@ -284,7 +284,7 @@ public sealed partial class CatalogStore : IDisposable
     public IReadOnlyList<(string SnapshotId, string Artifact, string Target)> SetCopiesIfUnchanged(IEnumerable<(string SnapshotId, string Artifact, CopyInfo Copy, CopyInfo? Before)> copies)
     {
         ArgumentNullException.ThrowIfNull(copies);
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         var skipped = new List<(string, string, string)>();
         foreach (var (id, artifact, copy, before) in copies)
         {
@@ -312,7 +312,7 @@ public sealed partial class CatalogStore : IDisposable
         var running = Load("s.state = 'running'", true).Where(s => stillRunning?.Invoke(s) != true).ToList();
         foreach (var s in running)
         {
-            using var tx = _db.BeginTransaction();
+            using var tx = Begin();
             using var cmd = Command(
                 "UPDATE snapshots SET state = 'failed', finished_at = @f, error = @e WHERE id = @id AND state = 'running'",
                 ("@f", Time(now)), ("@id", s.Id),
@@ -334,7 +334,7 @@ public sealed partial class CatalogStore : IDisposable
     /// </summary>
     public IReadOnlyDictionary<string, int> PruneFailed(DateTimeOffset before)
     {
-        using var tx = _db.BeginTransaction();
+        using var tx = Begin();
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
         using (var cmd = Command("SELECT source, count(*) FROM snapshots WHERE state = 'failed' AND finished_at < @t GROUP BY source", ("@t", Time(before))))
         using (var r = cmd.ExecuteReader())
@@ -599,8 +599,25 @@ public sealed partial class CatalogStore : IDisposable
 
     private static string? Str(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
 
+    private DbTransaction Begin()
+    {
+        RequireOpen();
+        return _db.BeginTransaction();
+    }
+
+    private void RequireOpen()
+    {
+        if (_db.State != System.Data.ConnectionState.Open)
+        {
+            throw new Plugins.BackupException(
+                $"the connection to the {Describe} was lost mid-way (its server restarted, or the network dropped it): what this step would have recorded was not; " +
+                "nothing unproven is recorded as good, and the next run records a snapshot left running as interrupted");
+        }
+    }
+
     private DbCommand Command(string sql, params (string Name, object? Value)[] parameters)
     {
+        RequireOpen();
         var cmd = _db.CreateCommand();
         cmd.CommandText = sql;
         foreach (var (name, value) in parameters)

@@ -167,6 +167,7 @@ public sealed class FleetLocks : IDisposable
     {
         lock (_gate)
         {
+            Require();
             using var cmd = Command(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() AND classid::bigint = @hi AND objid::bigint = @lo AND objsubid = 1", key);
             return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
@@ -225,6 +226,7 @@ public sealed class FleetLocks : IDisposable
     {
         lock (_gate)
         {
+            Require();
             using var cmd = Command(
                 "SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid " +
                 "WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = @hi AND l.objid::bigint = @lo AND l.objsubid = 1", key);
@@ -257,6 +259,16 @@ public sealed class FleetLocks : IDisposable
         {
             _held.Clear();
             _db.Dispose(); // the session ends: the server lets every lock of it go
+        }
+    }
+
+    /// <summary>A question about another agent's lock needs a live session: never guessed from a lost one.</summary>
+    private void Require()
+    {
+        if (_broken || _db.State != System.Data.ConnectionState.Open)
+        {
+            _broken = true;
+            throw new BackupException($"the lock session on the {_catalog} was lost (its server restarted, or the network dropped it); the next run opens a new one");
         }
     }
 

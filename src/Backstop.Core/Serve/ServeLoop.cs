@@ -40,6 +40,15 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     private FleetLocks? _locks;
     private bool _leader = config.CatalogServer is null;
 
+    /// <summary>
+    /// How often serve evaluates the sources' states, reports in and asks for the leader's lock: a minute
+    /// (<c>BACKSTOP_SERVE_EVALUATE_SECONDS</c> shortens it, for tests of a fleet).
+    /// </summary>
+    public static TimeSpan EvaluateEvery { get; } =
+        int.TryParse(Environment.GetEnvironmentVariable("BACKSTOP_SERVE_EVALUATE_SECONDS"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
+            ? TimeSpan.FromSeconds(s)
+            : TimeSpan.FromMinutes(1);
+
     /// <summary>How long a serve agent may be silent before the fleet's view says it is stale (it reports every minute).</summary>
     public static readonly TimeSpan ReportEvery = TimeSpan.FromMinutes(3);
 
@@ -153,7 +162,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
                 if (now >= nextEvaluation)
                 {
-                    nextEvaluation = now + TimeSpan.FromMinutes(1);
+                    nextEvaluation = now + EvaluateEvery;
                     ReportAndElect(now);
                     await EvaluateAsync(cancellationToken).ConfigureAwait(false);
                     CollectIfIdle();

@@ -34,9 +34,12 @@ public sealed class FaultProxy : IDisposable
     private readonly int _upstreamPort;
     private readonly Direction _direction;
     private readonly ProxyFault _fault;
+    private readonly List<Socket> _clients = [];
+    private readonly List<Socket> _upstreams = [];
     private long _budget;
     private long _forwarded;
     private int _tripped;
+    private volatile bool _partitioned;
 
     public FaultProxy(int upstreamPort, long budget, Direction direction = Direction.Down, ProxyFault fault = ProxyFault.Vanish)
     {
@@ -57,6 +60,53 @@ public sealed class FaultProxy : IDisposable
     /// <summary>True once the fault has happened.</summary>
     public bool Tripped => Volatile.Read(ref _tripped) == 1;
 
+    /// <summary>
+    /// A network partition: the server side of every connection is reset (what the server concludes once its keepalives
+    /// go unanswered), the client side stays open and silent (what the client sees: nothing), and new connections are
+    /// accepted and never answered, until <see cref="Heal"/>.
+    /// </summary>
+    public void Partition()
+    {
+        _partitioned = true;
+        lock (_sockets)
+        {
+            foreach (var s in _upstreams)
+            {
+                Reset(s);
+            }
+
+            _upstreams.Clear();
+        }
+    }
+
+    /// <summary>The partition ends: the connections cut by it are reset on the client side too (as its own timeouts would), new ones go through.</summary>
+    public void Heal()
+    {
+        lock (_sockets)
+        {
+            foreach (var s in _clients)
+            {
+                Reset(s);
+            }
+
+            _clients.Clear();
+        }
+
+        _partitioned = false;
+    }
+
+    private static void Reset(Socket s)
+    {
+        try
+        {
+            s.LingerState = new LingerOption(true, 0);
+            s.Close();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
     private async Task AcceptLoopAsync()
     {
         while (!_stop.IsCancellationRequested)
@@ -69,6 +119,17 @@ public sealed class FaultProxy : IDisposable
             catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
             {
                 return;
+            }
+
+            if (_partitioned)
+            {
+                lock (_sockets)
+                {
+                    _sockets.Add(client);
+                    _clients.Add(client); // accepted, never answered
+                }
+
+                continue;
             }
 
             var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -87,6 +148,8 @@ public sealed class FaultProxy : IDisposable
             {
                 _sockets.Add(client);
                 _sockets.Add(upstream);
+                _clients.Add(client);
+                _upstreams.Add(upstream);
             }
 
             _ = Task.Run(() => PumpAsync(upstream, client, _direction == Direction.Down));
@@ -115,8 +178,13 @@ public sealed class FaultProxy : IDisposable
                     allowed = (int)Math.Clamp(left, 0, n);
                 }
 
-                if (Tripped)
+                if (Tripped || _partitioned)
                 {
+                    if (_partitioned)
+                    {
+                        continue; // dropped on the floor, as by a cut cable
+                    }
+
                     allowed = 0;
                 }
 

@@ -73,8 +73,10 @@ public sealed class Sandbox : IDisposable
     public CliResult Run(params string[] args) => Run(args, null);
 
     /// <summary>Runs a verb with --json and returns the document's root.</summary>
-    public System.Text.Json.JsonElement Json(params string[] args) =>
-        System.Text.Json.JsonDocument.Parse(Run([.. args, "--json"], null).Stdout).RootElement;
+    public System.Text.Json.JsonElement Json(params string[] args) => Json(args, null);
+
+    public System.Text.Json.JsonElement Json(IEnumerable<string> args, IDictionary<string, string>? env) =>
+        System.Text.Json.JsonDocument.Parse(Run([.. args, "--json"], env).Stdout).RootElement;
 
     /// <summary>Every snapshot record, as <c>list --all --json</c> shows them (old failures included).</summary>
     public IReadOnlyList<System.Text.Json.JsonElement> Snapshots() => Json("list", "--all").GetProperty("snapshots").EnumerateArray().ToList();
