@@ -11,7 +11,19 @@ using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Etcd;
 
-public sealed record EtcdOptions(IReadOnlyList<Uri> Endpoints, string? User, SecretRef? Password, TimeSpan Timeout);
+public sealed record EtcdOptions(IReadOnlyList<Uri> Endpoints, string? User, SecretRef? Password, TimeSpan Timeout)
+{
+    /// <summary><c>cacert</c>: the CA that signed the server's certificate (k3s: server-ca.crt), trusted for these endpoints only.</summary>
+    public string? CaCert { get; init; }
+
+    /// <summary><c>cert</c> and <c>key</c>: the client certificate presented to a cluster that asks for one (<c>--client-cert-auth</c>).</summary>
+    public string? Cert { get; init; }
+
+    public string? Key { get; init; }
+
+    /// <summary><c>k3s_config</c>: k3s' configuration file, which says whether and when k3s takes its own etcd snapshots (doctor checks them).</summary>
+    public string K3sConfig { get; init; } = "/etc/rancher/k3s/config.yaml";
+}
 
 /// <summary>
 /// An etcd cluster through its v3 JSON gateway: <c>POST /v3/maintenance/snapshot</c> streamed into the artifact
@@ -28,10 +40,14 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
 
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
-        new("endpoints", "[\"http://10.0.0.5:2379\"]", "The cluster's client URLs; the snapshot is taken from the first that answers") { Default = "http://127.0.0.1:2379" },
+        new("endpoints", "[\"https://10.0.0.5:2379\"]", "The cluster's client URLs; the snapshot is taken from the first that answers") { Default = "http://127.0.0.1:2379" },
         new("user", "root", "An etcd user (with password)"),
         new("password", "env:ETCD_PASSWORD", "Its password; only ever in etcdctl's environment"),
         new("timeout", "1h", "The most the snapshot may take"),
+        new("cacert", "/var/lib/rancher/k3s/server/tls/etcd/server-ca.crt", "The CA that signed the servers' certificates (PEM), trusted for these endpoints only") { Default = "the system's CAs" },
+        new("cert", "/var/lib/rancher/k3s/server/tls/etcd/client.crt", "A client certificate (PEM) for a cluster started with --client-cert-auth (k3s' own)"),
+        new("key", "/var/lib/rancher/k3s/server/tls/etcd/client.key", "The client certificate's private key (PEM); never copied"),
+        new("k3s_config", "/etc/rancher/k3s/config.yaml", "For k3s' etcd (certificates under DATA/server/tls/etcd/): k3s' configuration, from which doctor learns whether and when k3s takes its own etcd snapshots, and checks the newest is recent"),
     ];
 
     public override IReadOnlyList<string> Facts { get; } = ["keys", "revision"];
@@ -61,7 +77,21 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
             throw map.Error(user is null ? "password" : "user", "etcd authentication needs both 'user' and 'password'");
         }
 
-        return new EtcdOptions(endpoints, user, password, timeout);
+        var cacert = map.PathValue("cacert");
+        var cert = map.PathValue("cert");
+        var key = map.PathValue("key");
+        if ((cert is null) != (key is null))
+        {
+            throw map.Error(cert is null ? "key" : "cert", "a client certificate needs both 'cert' and 'key'");
+        }
+
+        if ((cacert ?? cert) is not null && endpoints.FirstOrDefault(e => e.Scheme != "https") is { } plain)
+        {
+            throw map.Error(cacert is not null ? "cacert" : "cert", $"certificates go with https endpoints; {plain} is http");
+        }
+
+        var k3s = map.PathValue("k3s_config") ?? "/etc/rancher/k3s/config.yaml";
+        return new EtcdOptions(endpoints, user, password, timeout) { CaCert = cacert, Cert = cert, Key = key, K3sConfig = k3s };
     }
 
     public override ISource Create(SourceDefinition definition, EtcdOptions options)
@@ -73,6 +103,11 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
 
 internal sealed partial class EtcdSource(string name, EtcdOptions options, string stateDirectory = "") : ISource, IStagedRestorable
 {
+    /// <summary>k3s' own etcd snapshots, when this is k3s' etcd: on, and the newest within two of its intervals.</summary>
+    public Task<IReadOnlyList<Finding>> CheckHealthAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(K3sSnapshots.Check(name, options, DateTimeOffset.UtcNow));
+
+
     /// <summary>The run's staging folder while capturing (the format check spools the snapshot there for etcdctl).</summary>
     private string? _staging;
 
@@ -115,7 +150,7 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
         var failures = new List<string>();
         foreach (var endpoint in options.Endpoints)
         {
-            using var http = Client(TimeSpan.FromSeconds(15));
+            using var http = SourceClient(TimeSpan.FromSeconds(15));
             try
             {
                 var version = await http.GetFromJsonAsync<JsonElement>(new Uri(endpoint, "/version"), cancellationToken).ConfigureAwait(false);
@@ -145,7 +180,7 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
         ArgumentNullException.ThrowIfNull(sink);
         var endpoint = _endpoint ?? throw new InvalidOperationException("preflight first");
         _staging = sink.StagingDirectory;
-        using var http = Client(options.Timeout);
+        using var http = SourceClient(options.Timeout);
         var (keys, revision) = await CountAsync(http, endpoint, cancellationToken).ConfigureAwait(false);
 
         await using var artifact = await sink.BeginArtifactAsync(Artifact, cancellationToken).ConfigureAwait(false);
@@ -228,6 +263,52 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
         Timeout = timeout,
     };
 
+    /// <summary>
+    /// A client for the source's cluster: with <c>cacert</c>, the server's certificate must chain to that CA alone (and
+    /// name the host); with <c>cert</c> and <c>key</c>, the client certificate is presented (read from PEM each time).
+    /// </summary>
+    private HttpClient SourceClient(TimeSpan timeout)
+    {
+        if (options.CaCert is null && options.Cert is null)
+        {
+            return Client(timeout);
+        }
+
+        var tls = new System.Net.Security.SslClientAuthenticationOptions();
+        try
+        {
+            if (options.CaCert is { } ca)
+            {
+                var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+                {
+                    TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+                    RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                };
+                policy.CustomTrustStore.AddRange(LoadPem(ca));
+                tls.CertificateChainPolicy = policy;
+            }
+
+            if (options.Cert is { } cert)
+            {
+                tls.ClientCertificates = [System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(cert, options.Key)];
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
+        {
+            throw new BackupException($"source '{name}': the TLS files cannot be read ({e.Message}); cacert, cert and key are PEM files this user can read " +
+                                      "(k3s keeps them under /var/lib/rancher/k3s/server/tls/etcd/)");
+        }
+
+        return new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15), SslOptions = tls }) { Timeout = timeout };
+    }
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2Collection LoadPem(string path)
+    {
+        var all = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+        all.ImportFromPemFile(path);
+        return all.Count > 0 ? all : throw new CryptographicException($"{path} holds no PEM certificate");
+    }
+
     private async Task<string?> AuthenticateAsync(HttpClient http, CancellationToken ct)
     {
         if (options.User is null)
@@ -284,10 +365,15 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
 
     private static string Authority(Uri endpoint) => $"{endpoint.Host}:{endpoint.Port}";
 
-    private static string Explain(Uri endpoint, HttpRequestException e) =>
+    private string Explain(Uri endpoint, HttpRequestException e) =>
         e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused }
             ? $"connection to etcd at {Authority(endpoint)} refused: is the server running and listening there?"
-            : $"etcd at {Authority(endpoint)}: {e.Message}";
+            : e.InnerException is System.Security.Authentication.AuthenticationException
+                ? $"etcd at {Authority(endpoint)}: the TLS handshake failed ({e.InnerException.Message}): " +
+                  (options.CaCert is null ? "set cacert to the CA that signed the server's certificate" : $"the server's certificate must be signed by {options.CaCert} and name {endpoint.Host}")
+                : e.InnerException is IOException && endpoint.Scheme == "https" && options.Cert is null
+                    ? $"etcd at {Authority(endpoint)} closed the TLS connection ({e.Message}): a cluster with --client-cert-auth needs a client certificate (cert and key)"
+                    : $"etcd at {Authority(endpoint)}: {e.Message}";
 
     /// <summary>
     /// An etcd snapshot ends with the SHA-256 of everything before it (what <c>etcdctl snapshot restore</c> checks). With
