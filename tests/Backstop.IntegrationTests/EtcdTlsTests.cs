@@ -80,7 +80,7 @@ public sealed class EtcdTlsTests : IDisposable
         var old = Path.Combine(snapshots, "etcd-snapshot-server-1764990000");
         File.WriteAllText(old, "x");
         File.SetLastWriteTimeUtc(old, DateTime.UtcNow.AddHours(-30));
-        Doctor("k3s' newest etcd snapshot etcd-snapshot-server-1764990000 is 1d 6h old, and k3s takes one every 12h ('0 */12 * * *'): its schedule stopped");
+        Doctor("k3s' newest etcd snapshot etcd-snapshot-server-1764990000 is 30h old, and k3s takes one every 12h ('0 */12 * * *'): its schedule stopped");
 
         _box.Write("k3s-config.yaml", "etcd-snapshot-schedule-cron: \"0 */2 * * *\"\n");
         var fresh = Path.Combine(snapshots, "etcd-snapshot-server-1765000000");
