@@ -160,6 +160,53 @@ public sealed class DeployTests : IDisposable
     }
 
     [Fact]
+    public void The_helm_chart_with_agents_renders_a_serve_agent_on_every_node_named_after_it_beside_the_cluster_serve_on_one_shared_catalog()
+    {
+        _box.Write("fleet.yaml", """
+            agents:
+              enabled: true
+              samePaths: [/var/lib/rancher/k3s/server/tls/etcd]
+            config:
+              catalog: { url: "postgresql://backstop@catalog.backstop.svc:5432/backstop?sslmode=require", password: "env:BACKSTOP_CATALOG_PASSWORD", default_machine: cluster }
+              staging: /var/lib/backstop/staging
+              sources:
+                - { name: main-postgres, kind: postgres, host: postgres.default.svc, user: backup, password: "env:PGPASSWORD", databases: all }
+                - { name: volumes-node-1, kind: kubernetes, machine: node-1, include_kinds: [PersistentVolumeClaim], pvcs: all, host_root: /host }
+            """);
+        var objects = HelmTemplate("-f", _box["fleet.yaml"], "--set-string", $"secrets.BACKSTOP_TOKEN={GeneratedToken}", "--set-string", "secrets.BACKSTOP_CATALOG_PASSWORD=pw",
+            "--set-string", "secrets.PGPASSWORD=pg", "--set-string", "secrets.S3_ACCESS_KEY=a", "--set-string", "secrets.S3_SECRET_KEY=b", "--set-string", "secrets.ALERT_WEBHOOK=http://hook");
+        Assert.Equal(["Secret", "ConfigMap", "PersistentVolumeClaim", "Service", "DaemonSet", "Deployment"], objects.Select(o => ((IKubernetesObject)o).Kind));
+
+        var agent = objects.OfType<V1DaemonSet>().Single();
+        var pod = agent.Spec.Template.Spec;
+        var container = pod.Containers.Single();
+        Assert.Equal(["--config", "/etc/backstop/backstop.yaml", "serve"], container.Args);
+        Assert.Equal("spec.nodeName", container.Env.Single(e => e.Name == "BACKSTOP_MACHINE").ValueFrom.FieldRef.FieldPath);
+        Assert.All(container.VolumeMounts.Where(m => m.Name.StartsWith("host-", StringComparison.Ordinal) || m.Name.StartsWith("same-", StringComparison.Ordinal)),
+            m => Assert.True(m.ReadOnlyProperty));
+        Assert.Equal("/host/var/lib/rancher/k3s/storage", container.VolumeMounts.Single(m => m.Name == "host-0").MountPath);
+        Assert.Equal("/var/lib/rancher/k3s/server/tls/etcd", container.VolumeMounts.Single(m => m.Name == "same-0").MountPath);
+        Assert.Equal("/var/lib/backstop-agent", pod.Volumes.Single(v => v.Name == "state").HostPath.Path); // its own staging; the catalog is shared
+        Assert.Contains(pod.Tolerations, t => t.Key == "node-role.kubernetes.io/control-plane");
+        var secret = objects.OfType<V1Secret>().Single();
+        Assert.Equal(secret.Metadata.Name, container.EnvFrom.Single().SecretRef.Name);
+
+        var serve = objects.OfType<V1Deployment>().Single().Spec.Template.Spec.Containers.Single();
+        Assert.Equal("cluster", serve.Env.Single(e => e.Name == "BACKSTOP_MACHINE").Value);
+
+        // The configuration both render is one backstop accepts: the catalog URL in it, its password from the Secret.
+        var config = objects.OfType<V1ConfigMap>().Single().Data["backstop.yaml"];
+        _box.Write("fleet-config.yaml", config.Replace("/var/lib/backstop", _box["state"], StringComparison.Ordinal));
+        var check = Sandbox.ExecEnv(_box.Root, secret.StringData.ToDictionary(s => s.Key, s => s.Value), "dotnet", [Sandbox.BackstopDll, "--config", _box["fleet-config.yaml"], "config", "check"]);
+        Assert.True(check.ExitCode == 0, check.ToString());
+        Assert.Contains("catalog postgresql://backstop@catalog.backstop.svc:5432/backstop", check.Stdout, StringComparison.Ordinal);
+
+        var alone = Sandbox.Exec(Helm, "template", "bk", Chart, "--set", "agents.enabled=true");
+        Assert.NotEqual(0, alone.ExitCode);
+        Assert.Contains("agents.enabled needs a shared catalog", alone.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_helm_chart_refuses_values_that_cannot_work_naming_the_value()
     {
         var mode = Sandbox.Exec(Helm, "template", "bk", Chart, "--set", "mode=daemon");

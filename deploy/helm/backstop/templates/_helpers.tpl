@@ -52,6 +52,10 @@ containers:
     image: {{ include "backstop.image" . | quote }}
     imagePullPolicy: {{ .Values.image.pullPolicy }}
     args: [--config, /etc/backstop/backstop.yaml, {{ $verb }}]
+    {{- if .Values.agents.enabled }}
+    env:
+      - { name: BACKSTOP_MACHINE, value: {{ .Values.agents.clusterMachine | quote }} }
+    {{- end }}
     {{- if or .Values.secrets .Values.existingSecret }}
     envFrom:
       - secretRef: { name: {{ include "backstop.secretName" . }} }
