@@ -207,6 +207,27 @@ public sealed class DeployTests : IDisposable
     }
 
     [Fact]
+    public void The_systemd_fleet_configuration_is_valid_and_each_host_runs_its_own_sources()
+    {
+        var file = Path.Combine(CouchServer.RepoRoot, "deploy", "systemd", "fleet.yaml");
+        _box.Write("fleet.yaml", File.ReadAllText(file).Replace("/var/lib/backstop", _box["state"], StringComparison.Ordinal).Replace("/etc/backstop", _box["etc"], StringComparison.Ordinal));
+        _box.Write("etc/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n-----END OPENSSH PRIVATE KEY-----\n");
+        var env = new Dictionary<string, string>
+        {
+            ["BACKSTOP_CATALOG_PASSWORD"] = "c", ["CHAT_WEBHOOK"] = "https://chat.example.org/hook", ["S3_ACCESS_KEY"] = "a", ["S3_SECRET_KEY"] = "b",
+            ["PGPASSWORD"] = "p", ["REDIS_PASSWORD"] = "r", ["MYSQL_PASSWORD"] = "m", ["BACKSTOP_MACHINE"] = "vps2",
+        };
+        var check = Sandbox.ExecEnv(_box.Root, env, "dotnet", [Sandbox.BackstopDll, "--config", _box["fleet.yaml"], "config", "check", "--json"]);
+        Assert.True(check.ExitCode == 0, check.ToString());
+        var sources = System.Text.Json.JsonDocument.Parse(check.Stdout).RootElement.GetProperty("sources").EnumerateArray()
+            .ToDictionary(s => s.GetProperty("name").GetString()!, s => s.GetProperty("machine").GetString()!);
+        Assert.Equal("vps1", sources["vps1-postgres"]); // no machine: catalog.default_machine
+        Assert.Equal("vps1", sources["vps1-files"]);
+        Assert.Equal("vps2", sources["vps2-redis"]);
+        Assert.Equal("vps3", sources["vps3-mariadb"]);
+    }
+
+    [Fact]
     public void The_helm_chart_refuses_values_that_cannot_work_naming_the_value()
     {
         var mode = Sandbox.Exec(Helm, "template", "bk", Chart, "--set", "mode=daemon");

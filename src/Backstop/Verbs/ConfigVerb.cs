@@ -59,10 +59,11 @@ internal static class ConfigVerb
                 config.File,
                 Catalog = config.CatalogName,
                 Staging = config.StagingPath,
+                config.Machine,
                 Targets = config.Targets.Select(t => new { t.Name, t.Kind }),
                 Sources = config.Sources.Select(s => new
                 {
-                    s.Name, s.Kind, s.Targets, s.MinCopies, RpoSeconds = (long)s.Rpo.TotalSeconds,
+                    s.Name, s.Kind, s.Machine, RunsHere = config.RunsHere(s), s.Targets, s.MinCopies, RpoSeconds = (long)s.Rpo.TotalSeconds,
                     Expectations = s.Expect.Describe(Plugins.Registry.Source(s.Kind)!.CountFacts),
                 }),
             });
@@ -82,7 +83,8 @@ internal static class ConfigVerb
                               $"{secrets.Count} secret reference(s) resolved)");
             foreach (var s in config.Sources)
             {
-                Console.WriteLine($"source {s.Name} ({s.Kind}): {s.MinCopies} verified cop{(s.MinCopies == 1 ? "y" : "ies")} of {string.Join(", ", s.Targets)}; RPO {Core.Config.Quantities.FormatDuration(s.Rpo)}; expectations:");
+                var where = config.CatalogServer is null ? "" : config.RunsHere(s) ? $"; runs here ({s.Machine})" : $"; runs on {s.Machine}";
+                Console.WriteLine($"source {s.Name} ({s.Kind}): {s.MinCopies} verified cop{(s.MinCopies == 1 ? "y" : "ies")} of {string.Join(", ", s.Targets)}; RPO {Core.Config.Quantities.FormatDuration(s.Rpo)}{where}; expectations:");
                 foreach (var rule in s.Expect.Describe(Plugins.Registry.Source(s.Kind)!.CountFacts))
                 {
                     Console.WriteLine($"  - {rule}");
