@@ -24,8 +24,8 @@ public sealed class FleetCatalogTests : IClassFixture<PostgresServer>, IDisposab
     private string Url(string database) => $"postgresql://postgres@127.0.0.1:{_pg.Port}/{database}";
 
     private static string Config(string catalog) =>
-        catalog + "\nstaging: ./state/staging\npolicy: { min_copies: 1, rpo: 24h }\ntargets:\n" +
-        "  - { name: local, kind: local, path: ./backups }\n" +
+        catalog + "\nmachine: m1\nstaging: ./state/staging\npolicy: { min_copies: 1, rpo: 24h }\ntargets:\n" +
+        "  - { name: local, kind: local, machine: m1, path: ./backups }\n" +
         "sources:\n  - { name: files, kind: files, paths: [./data] }\n" + Yaml.Command("app", "echo ledger");
 
     private static string Normalize(string json) => JsonSerializer.Serialize(JsonDocument.Parse(json).RootElement);

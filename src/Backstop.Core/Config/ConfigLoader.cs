@@ -201,7 +201,15 @@ public static partial class ConfigLoader
                 var timeout = t.Timeout("timeout", TargetDefinition.DefaultTimeout);
                 var retries = t.IntOr("retries", TargetDefinition.DefaultRetries, 0, 10);
                 var options = kind.ParseOptions(t);
-                var targetMachine = MachineOf(t) ?? (kind.LivesWithRunner ? machine : name);
+                var explicitMachine = MachineOf(t);
+                if (catalogServer is not null && kind.LivesWithRunner && explicitMachine is null)
+                {
+                    // Each machine's folder is its own, and the shared catalog knows copies by target name.
+                    throw t.Error("kind", $"with a shared catalog (catalog.url), a '{kindName}' target names the machine whose folder it is (machine: NAME): " +
+                                          "the same name on two machines would be two places the catalog takes for one; give each machine's its own name");
+                }
+
+                var targetMachine = explicitMachine ?? (kind.LivesWithRunner ? machine : name);
                 t.EnsureAllKeysKnown();
                 targets.Add(new TargetDefinition(name, kindName, options, t.Location, timeout, retries)
                 {
@@ -294,6 +302,20 @@ public static partial class ConfigLoader
         }
 
         Block(document, () => CheckNeeds(sources, top));
+        if (catalogServer is not null)
+        {
+            // A folder on one machine holds copies only from sources of that machine (another's agent cannot write there).
+            foreach (var s in sources)
+            {
+                foreach (var t in s.Targets.Select(n => targets.FirstOrDefault(x => x.Name == n)).OfType<TargetDefinition>()
+                             .Where(t => plugins.Target(t.Kind)?.LivesWithRunner == true && t.Machine != s.Machine))
+                {
+                    document.Report(new ConfigException(s.Location,
+                        $"source '{s.Name}' runs on machine '{s.Machine}' and cannot write to target '{t.Name}', a folder on machine '{t.Machine}'; use a target it reaches (sftp, s3, rclone) or one on its own machine"));
+                }
+            }
+        }
+
         var recovery = Block(document, () => RecoveryOptions.Parse(top.Map("recovery"),
             sources.Select(x => x.Machine).Concat(targets.Select(t => t.Machine)).ToHashSet(StringComparer.Ordinal), targetNames)) ?? RecoveryOptions.None;
         var encryptionRead = false;

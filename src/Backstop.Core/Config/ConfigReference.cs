@@ -433,8 +433,9 @@ public static class ConfigReference
     private static List<KeyDoc> TargetExampleKeys(ITargetKind kind) =>
         TargetKeys.Select(k => k.Key is "kind" or "name" ? k with { Example = kind.Kind } : k).Concat(kind.Keys).ToList();
 
+    // The local folder names its machine (the example's own), as a shared catalog needs of a runner's folder.
     private static string LocalTarget(PluginRegistry plugins) =>
-        $"targets:\n{Item(TargetKeys.Take(2).Select(k => k with { Example = "local" }).Concat(FirstTarget(plugins)).ToList(), 2)}";
+        $"targets:\n{Item(TargetKeys.Take(2).Select(k => k with { Example = "local" }).Concat(TargetKeys.Where(k => k.Key == "machine").Select(k => k with { Example = "vps1" })).Concat(FirstTarget(plugins)).ToList(), 2)}";
 
     private static string FilesSource(PluginRegistry plugins) =>
         $"sources:\n{Item(SourceKeys.Take(2).Select(k => k with { Example = k.Key == "name" ? "app" : "files" }).Concat(plugins.Source("files")?.Keys ?? []).ToList(), 2)}";

@@ -31,10 +31,26 @@ public class ConfigLoaderTests
         """;
 
     [Fact]
+    public void With_a_shared_catalog_a_folder_on_one_machine_takes_copies_only_from_that_machines_sources()
+    {
+        var e = Fails("""
+            catalog: {url: "postgresql://u@h/db"}
+            targets:
+              - { name: disk-a, kind: local, machine: a, path: /var/backups/a }
+            sources:
+              - { name: mine, kind: command, machine: a, command: [echo, x], targets: [disk-a] }
+              - { name: theirs, kind: command, machine: b, command: [echo, x], targets: [disk-a] }
+            """);
+        Assert.Equal(["/etc/backstop/backstop.yaml:6:5: source 'theirs' runs on machine 'b' and cannot write to target 'disk-a', a folder on machine 'a'; use a target it reaches (sftp, s3, rclone) or one on its own machine"],
+            e.Errors.Select(x => x.Message));
+    }
+
+    [Fact]
     public void A_shared_catalog_is_a_postgresql_url_with_its_tls_settings_and_a_password_kept_out_of_it()
     {
         var c = Parse(Valid.Replace("catalog: ./state/catalog.db",
-            "catalog: {url: \"postgresql://backstop@db.lan:6543/fleet?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem\", password: env:CAT_PW, default_machine: vps1}", StringComparison.Ordinal));
+            "catalog: {url: \"postgresql://backstop@db.lan:6543/fleet?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem\", password: env:CAT_PW, default_machine: vps1}", StringComparison.Ordinal)
+            .Replace("kind: local,", "kind: local, machine: vps1,", StringComparison.Ordinal));
         var server = c.CatalogServer!;
         Assert.Equal(("db.lan", 6543, "backstop", "fleet"), (server.Server.Host, server.Server.Port, server.Server.User, server.Server.Database));
         Assert.Equal("verify-full", server.Server.Query["sslmode"]);
@@ -56,6 +72,7 @@ public class ConfigLoaderTests
     [InlineData("{default_machine: vps1}", "default_machine only applies to a shared catalog")]
     [InlineData("{path: ./c.db, url: \"postgresql://u@h/db\"}", "give catalog.url or catalog.path, not both")]
     [InlineData("\"postgresql://u@h/db\"", "a catalog on a server is a mapping")]
+    [InlineData("{url: \"postgresql://u@h/db\"}", "with a shared catalog (catalog.url), a 'local' target names the machine whose folder it is (machine: NAME)")]
     public void A_wrong_shared_catalog_is_refused_where_it_is_written(string catalog, string message)
     {
         var e = Fails(Valid.Replace("catalog: ./state/catalog.db", "catalog: " + catalog, StringComparison.Ordinal));
