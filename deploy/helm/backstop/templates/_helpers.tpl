@@ -23,10 +23,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* The port serve listens on, read from config.serve.listen (8080 when unset). */}}
+{{/* The configuration as written into the ConfigMap: configFile verbatim when given (--set-file), else config as YAML. */}}
+{{- define "backstop.configYaml" -}}
+{{- if .Values.configFile -}}{{ .Values.configFile }}{{- else -}}{{ toYaml .Values.config }}{{- end -}}
+{{- end -}}
+
+{{/* The port serve listens on, read from the configuration's serve.listen (8080 when unset). */}}
 {{- define "backstop.port" -}}
+{{- $config := include "backstop.configYaml" . | fromYaml -}}
 {{- $listen := "" -}}
-{{- if .Values.config.serve -}}{{- $listen = .Values.config.serve.listen | default "" | toString -}}{{- end -}}
+{{- if $config.serve -}}{{- $listen = $config.serve.listen | default "" | toString -}}{{- end -}}
 {{- if $listen -}}{{- last (splitList ":" $listen) -}}{{- else -}}8080{{- end -}}
 {{- end -}}
 
