@@ -31,12 +31,12 @@ public sealed class FleetTests : IClassFixture<PostgresServer>, IClassFixture<S3
         new(S3Server.Env) { ["PGPASSWORD"] = PostgresServer.Password, ["BACKSTOP_MACHINE"] = machine, ["BACKSTOP_SERVE_EVALUATE_SECONDS"] = "2" };
 
     /// <summary>An agent: its own folder (state, staging) with the fleet's one configuration.</summary>
-    private Sandbox Agent(string sources, int? pgPort = null, string extra = "")
+    private Sandbox Agent(string sources, int? pgPort = null, string extra = "", string? database = null)
     {
         var box = new Sandbox();
         _boxes.Add(box);
         box.WriteConfig(
-            $"catalog: {{url: \"postgresql://postgres@127.0.0.1:{pgPort ?? _pg.Port}/{_database}\", password: env:PGPASSWORD}}\n" +
+            $"catalog: {{url: \"postgresql://postgres@127.0.0.1:{pgPort ?? _pg.Port}/{database ?? _database}\", password: env:PGPASSWORD}}\n" +
             "staging: ./state/staging\npolicy: { min_copies: 1, rpo: 24h }\n" + extra + "targets:\n" + _s3.TargetYaml("s3", _prefix) + "sources:\n" + sources);
         return box;
     }
@@ -98,6 +98,18 @@ public sealed class FleetTests : IClassFixture<PostgresServer>, IClassFixture<S3
         var list = agents[0].Run(["list", "--machine", "node9"], Env("node1"));
         Assert.Equal(2, list.ExitCode);
         Assert.Contains("--machine node9: no source of", list.Stderr, StringComparison.Ordinal);
+
+        // The bucket alone gives the fleet's history back: a rebuild into a new catalog from the shared target has every machine's snapshots.
+        var fresh = "fleet_" + Guid.NewGuid().ToString("N")[..10];
+        _pg.Sql("postgres", $"CREATE DATABASE {fresh}");
+        var rebuilder = Agent(ThreeSources, database: fresh);
+        var rebuild = rebuilder.Run(["catalog", "rebuild"], Env("node3"));
+        Assert.True(rebuild.ExitCode == 0, rebuild.ToString());
+        Assert.Equal(Sql("SELECT string_agg(id || ':' || source, ',' ORDER BY id) FROM snapshots WHERE state = 'committed'"),
+            _pg.Scalar(fresh, "SELECT string_agg(id || ':' || source, ',' ORDER BY id) FROM snapshots"));
+        var again2 = rebuilder.Run(["catalog", "rebuild"], Env("node3"));
+        Assert.Equal(2, again2.ExitCode);
+        Assert.Contains("holds 4 snapshot(s) of the fleet; a rebuild fills an empty catalog", again2.Stderr, StringComparison.Ordinal);
 
         // A name is the fleet's: another live machine defining web1 is refused, and nothing of it is written.
         var rogue = Agent(Source("web1", "node9", "echo other"));
