@@ -36,6 +36,13 @@ internal abstract class CatalogEngine
     {
     }
 
+    /// <summary>
+    /// A filter over <c>snapshots s</c> that keeps the newest <c>@lim</c> snapshots of each source in <c>@names</c> (an
+    /// array) in one statement, where the engine can (a lateral join: one index walk per source); null where it cannot,
+    /// and a query per source costs nothing (an embedded file).
+    /// </summary>
+    public virtual string? NewestOfEachSql => null;
+
     /// <summary>The newest version this build knows.</summary>
     public int Latest => Steps[^1].Version;
 

@@ -44,6 +44,28 @@ public sealed partial class CatalogStore
         "WHERE id IN (SELECT max(id) FROM drills WHERE source = @s UNION SELECT max(id) FROM drills WHERE source = @s AND passed = 1) ORDER BY id",
         ("@s", source));
 
+    /// <summary>The newest drill and the newest that passed of each named source (one query), each source's oldest first.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<DrillInfo>> LatestDrillsOf(IReadOnlyList<string> sources)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        var names = sources.Distinct(StringComparer.Ordinal).ToList();
+        var result = names.ToDictionary(n => n, _ => (IReadOnlyList<DrillInfo>)[], StringComparer.Ordinal);
+        foreach (var chunk in names.Chunk(500))
+        {
+            var parameters = chunk.Select((n, i) => ($"@n{i.ToString(System.Globalization.CultureInfo.InvariantCulture)}", (object?)n)).ToArray();
+            var list = string.Join(", ", parameters.Select(p => p.Item1));
+            foreach (var group in ReadDrills(
+                         "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail, target FROM drills " +
+                         $"WHERE id IN (SELECT max(id) FROM drills WHERE source IN ({list}) GROUP BY source UNION SELECT max(id) FROM drills WHERE source IN ({list}) AND passed = 1 GROUP BY source) ORDER BY id",
+                         parameters).GroupBy(d => d.Source, StringComparer.Ordinal))
+            {
+                result[group.Key] = group.ToList();
+            }
+        }
+
+        return result;
+    }
+
     /// <summary>Drills, oldest first (of one source, or of one snapshot, when given).</summary>
     public IReadOnlyList<DrillInfo> Drills(string? source = null, string? snapshot = null) => ReadDrills(
         "SELECT id, source, snapshot_id, at, passed, seconds, setup_seconds, rto_seconds, rto_met, error, evidence, detail, target FROM drills " +

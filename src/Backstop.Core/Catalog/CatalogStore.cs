@@ -407,6 +407,22 @@ public sealed partial class CatalogStore : IDisposable
     public IReadOnlyList<SnapshotInfo> RecentSnapshots(string source, int limit, bool facts = true) =>
         Load("s.id IN (SELECT id FROM snapshots WHERE source = @src ORDER BY started_at DESC, id DESC LIMIT @lim)", facts, ("@src", source), ("@lim", (long)limit)); // the index's own order
 
+    /// <summary>
+    /// The newest <paramref name="limit"/> snapshots of each named source, oldest first: what a fleet's status needs, in
+    /// one round trip per table where the engine allows (a thousand sources on a server answer in milliseconds).
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<SnapshotInfo>> RecentSnapshotsOf(IReadOnlyList<string> sources, int limit, bool facts = true)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
+        if (Engine.NewestOfEachSql is not { } filter || sources.Count <= 1)
+        {
+            return sources.Distinct(StringComparer.Ordinal).ToDictionary(n => n, n => RecentSnapshots(n, limit, facts), StringComparer.Ordinal);
+        }
+
+        var loaded = Load(filter, facts, ("@names", sources.Distinct(StringComparer.Ordinal).ToArray()), ("@lim", (long)limit)).ToLookup(s => s.Source, StringComparer.Ordinal);
+        return sources.Distinct(StringComparer.Ordinal).ToDictionary(n => n, n => (IReadOnlyList<SnapshotInfo>)loaded[n].ToList(), StringComparer.Ordinal);
+    }
+
     public SnapshotInfo? Snapshot(string id) => Load("s.id = @id", true, ("@id", id)).SingleOrDefault();
 
     /// <summary>When a snapshot started and finished (null when it is unknown or still running).</summary>

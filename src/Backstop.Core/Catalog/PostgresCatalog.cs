@@ -303,6 +303,10 @@ internal sealed class PostgresCatalog(CatalogServer server, string machine) : Ca
         }
     }
 
+    public override string NewestOfEachSql =>
+        "s.id IN (SELECT r.id FROM unnest(@names::text[]) AS n(name) CROSS JOIN LATERAL " +
+        "(SELECT id FROM snapshots WHERE source = n.name ORDER BY started_at DESC, id DESC LIMIT @lim) r)";
+
     public override string WriteVersion(int version) =>
         $"DELETE FROM backstop_schema; INSERT INTO backstop_schema(version) VALUES ({version.ToString(CultureInfo.InvariantCulture)});";
 

@@ -55,8 +55,37 @@ public static class StatusReport
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(catalog);
-        return config.Sources.Select(def => Compute(def, RecentEnough(catalog, def), now, catalog.LatestDrills(def.Name),
+        var recent = RecentEnough(catalog, config.Sources);
+        var drills = catalog.LatestDrillsOf(config.Sources.Select(d => d.Name).ToList());
+        return config.Sources.Select(def => Compute(def, recent[def.Name], now, drills[def.Name],
             def.Archive is null ? null : ArchiveWindow.Compute(def, catalog.Snapshots(def.Name), catalog.Archive(def.Name), now)) with { Machine = def.Machine }).ToList();
+    }
+
+    /// <summary><see cref="RecentEnough(CatalogStore, SourceDefinition)"/> of every source at once: each round reads the sources still short of a valid snapshot together.</summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<SnapshotInfo>> RecentEnough(CatalogStore catalog, IReadOnlyList<SourceDefinition> sources)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(sources);
+        var found = new Dictionary<string, IReadOnlyList<SnapshotInfo>>(StringComparer.Ordinal);
+        var wanted = sources.DistinctBy(d => d.Name, StringComparer.Ordinal).ToList();
+        for (var limit = 8; wanted.Count > 0; limit *= 8)
+        {
+            var read = catalog.RecentSnapshotsOf(wanted.Select(d => d.Name).ToList(), limit, facts: false);
+            var next = new List<SourceDefinition>();
+            foreach (var def in wanted)
+            {
+                var recent = read[def.Name];
+                found[def.Name] = recent;
+                if (recent.Count == limit && !recent.Any(s => Restorable(def, s)))
+                {
+                    next.Add(def);
+                }
+            }
+
+            wanted = next;
+        }
+
+        return found;
     }
 
     /// <summary>

@@ -130,6 +130,36 @@ public abstract class CatalogConformance
     }
 
     [Fact]
+    public void The_newest_snapshots_and_drills_of_many_sources_come_in_one_go_as_each_alone()
+    {
+        using var c = Open();
+        for (var i = 0; i < 5; i++)
+        {
+            Record(c, Committed($"20260301T02000{i}Z-000a", "a", T0.AddMinutes(i)));
+            Record(c, Committed($"20260301T02000{i}Z-000b", "b", T0.AddMinutes(-i)));
+        }
+
+        Record(c, Committed("20260301T030000Z-000c", "c", T0));
+        var many = c.RecentSnapshotsOf(["a", "b", "c", "none"], 3, facts: false);
+        foreach (var name in new[] { "a", "b", "c", "none" })
+        {
+            Assert.Equal(c.RecentSnapshots(name, 3, facts: false).Select(x => x.Id), many[name].Select(x => x.Id));
+        }
+
+        Assert.Equal(["20260301T020002Z-000a", "20260301T020003Z-000a", "20260301T020004Z-000a"], many["a"].Select(x => x.Id));
+        Assert.Empty(many["none"]);
+
+        c.AddDrill(new DrillInfo(0, "a", "x", T0, true, 1, 0, null, null, null, null, "{}"));
+        c.AddDrill(new DrillInfo(0, "a", "y", T0, false, 1, 0, null, null, "no", null, "{}"));
+        c.AddDrill(new DrillInfo(0, "b", "z", T0, true, 1, 0, null, null, null, null, "{}"));
+        var drills = c.LatestDrillsOf(["a", "b", "c"]);
+        Assert.Equal(c.LatestDrills("a").Select(d => d.Id), drills["a"].Select(d => d.Id));
+        Assert.Equal(["x", "y"], drills["a"].Select(d => d.Snapshot));
+        Assert.Equal(["z"], drills["b"].Select(d => d.Snapshot));
+        Assert.Empty(drills["c"]);
+    }
+
+    [Fact]
     public void Names_order_by_bytes_on_every_engine()
     {
         using var c = Open();
