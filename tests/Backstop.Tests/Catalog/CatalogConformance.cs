@@ -385,6 +385,22 @@ public abstract class CatalogConformance
     }
 
     [Fact]
+    public void Machines_report_in_and_one_silent_past_its_promise_is_stale()
+    {
+        using var c = Open();
+        c.ReportMachine("node-2", TimeSpan.FromMinutes(3), T0);
+        c.ReportMachine("node-1", null, T0);
+        c.ReportMachine("node-2", TimeSpan.FromMinutes(3), T0.AddMinutes(1));
+        var machines = c.Machines();
+        Assert.Equal(["node-1", "node-2"], machines.Select(m => m.Name));
+        Assert.Equal((T0.AddMinutes(1), TimeSpan.FromMinutes(3), (long)Environment.ProcessId), (machines[1].SeenAt, machines[1].Every, machines[1].Pid));
+        Assert.False(machines[1].IsStale(T0.AddMinutes(4)));
+        Assert.True(machines[1].IsStale(T0.AddMinutes(4).AddSeconds(1)));
+        Assert.False(machines[0].IsStale(T0.AddDays(30))); // no promise: never stale
+        Assert.NotEmpty(machines[0].Version);
+    }
+
+    [Fact]
     public void Two_processes_beginning_the_same_id_get_it_once()
     {
         using var a = Open();
