@@ -41,6 +41,31 @@ public sealed class PostgresCatalogTests : CatalogConformance, IClassFixture<Pos
     }
 
     [Fact]
+    public void A_commit_needs_its_source_lock_still_held_by_this_session_even_after_the_session_was_let_go()
+    {
+        using var mine = Open();
+        using var theirs = Open();
+        var locks = Backstop.Core.Locking.FleetLocks.Open(mine)!;
+        using var other = Backstop.Core.Locking.FleetLocks.Open(theirs)!;
+        Assert.True(locks.TryTake(Backstop.Core.Locking.FleetLocks.SourceKey("s")));
+        Assert.False(other.TryTake(Backstop.Core.Locking.FleetLocks.SourceKey("s")));
+        Assert.True(other.HeldElsewhere(Backstop.Core.Locking.FleetLocks.SourceKey("s")));
+        Assert.StartsWith("machine 'test', pid ", other.Holder(Backstop.Core.Locking.FleetLocks.SourceKey("s")), StringComparison.Ordinal);
+        mine.Locks = locks;
+        mine.BeginSnapshot("20260301T020000Z-0001", "s", "files", DateTimeOffset.UtcNow, "h");
+        mine.Fence("s", "a step"); // held: passes
+
+        locks.Dispose(); // the session is gone (a partition, a restarted server): the server lets the lock go
+        Assert.Throws<Backstop.Core.Locking.LockLostException>(() => mine.Fence("s", "a step"));
+        var now = DateTimeOffset.UtcNow;
+        var e = Assert.Throws<Backstop.Core.Locking.LockLostException>(() => mine.FinishSnapshot(new Core.Catalog.SnapshotInfo("20260301T020000Z-0001", "s", "files",
+            Core.Catalog.SnapshotState.Committed, now, now, "h", 1, 1, new Dictionary<string, long>(), [], null, []), "valid"));
+        Assert.Contains("not committed", e.Message, StringComparison.Ordinal);
+        Assert.Equal(Core.Catalog.SnapshotState.Running, mine.Snapshot("20260301T020000Z-0001")!.State);
+        Assert.True(other.TryTake(Backstop.Core.Locking.FleetLocks.SourceKey("s"))); // free for another agent now
+    }
+
+    [Fact]
     public void A_wrong_password_a_missing_database_and_a_stopped_server_are_said_with_the_fix()
     {
         var wrong = new PostgresCatalog(new CatalogServer(ServerDestination.Parse($"postgresql://postgres@127.0.0.1:{_pg.Port}/{_database}", CatalogServer.Schemes, CatalogServer.Example, null),

@@ -121,7 +121,7 @@ public sealed partial class CatalogStore : IDisposable
         using (var cmd = Command(
                    """
                    UPDATE snapshots SET state = @st, finished_at = @f, raw_bytes = @r, stored_bytes = @sb, facts = @facts,
-                       warnings = @w, error = @e, parent = @p, level = @l WHERE id = @id
+                       warnings = @w, error = @e, parent = @p, level = @l WHERE id = @id AND NOT (state = 'failed' AND @st = 'committed')
                    """,
                    ("@p", s.Parent), ("@l", s.Level), ("@st", StateName(s.State)), ("@f", s.FinishedAt is { } f ? Time(f) : null), ("@r", s.RawBytes),
                    ("@sb", s.StoredBytes), ("@facts", JsonSerializer.Serialize(s.Facts)), ("@w", JsonSerializer.Serialize(s.Warnings)),
@@ -129,7 +129,9 @@ public sealed partial class CatalogStore : IDisposable
         {
             if (cmd.ExecuteNonQuery() != 1)
             {
-                throw new InvalidOperationException($"snapshot {s.Id} was not begun in the catalog");
+                throw Snapshot(s.Id) is { State: SnapshotState.Failed } failed
+                    ? new Plugins.BackupException($"snapshot {s.Id} of '{s.Source}' not committed: it was recorded failed meanwhile ({failed.Error}); a failed record never turns committed, and the next run starts over")
+                    : new InvalidOperationException($"snapshot {s.Id} was not begun in the catalog");
             }
         }
 

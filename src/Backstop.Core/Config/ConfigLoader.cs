@@ -119,7 +119,7 @@ public static partial class ConfigLoader
 
             if (server is not null && catalogMap!.String("path") is not null)
             {
-                throw catalogMap.Error("path", "give catalog.url or catalog.path, not both (with url, local state lives in ./state beside the configuration)");
+                throw catalogMap.Error("path", "give catalog.url or catalog.path, not both (with url, this machine's own state lives beside staging)");
             }
 
             if (fallback is not null && server is null)
@@ -130,7 +130,15 @@ public static partial class ConfigLoader
             return (top.ResolvePath(catalog), keep, server, fallback);
         });
         catalogPath ??= top.ResolvePath("./state/catalog.db");
-        var staging = Block(document, () => top.PathValue("staging")) ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
+        var stagingGiven = Block(document, () => top.PathValue("staging"));
+        var staging = stagingGiven ?? Path.Combine(Path.GetDirectoryName(catalogPath)!, "staging");
+        if (catalogServer is not null && stagingGiven is not null)
+        {
+            // No file catalog: this machine's own state (the run lock, private folders, drill evidence) lives beside staging,
+            // a place the configuration says is writable (the configuration's folder may be a read-only mount).
+            catalogPath = Path.Combine(Path.GetDirectoryName(stagingGiven)!, "catalog.db");
+        }
+
         // BACKSTOP_MACHINE over machine: (one configuration for a fleet, each agent its own name: a DaemonSet's node name).
         var machine = Block(document, () => MachineFromEnvironment(top) ?? MachineOf(top)) ?? BackstopConfig.ThisHost;
         var group = Block(document, () => top.String("group") is { } g
@@ -550,18 +558,7 @@ public static partial class ConfigLoader
             throw map.Error("url", $"name the database, like {CatalogServer.Example}");
         }
 
-        foreach (var (key, value) in server.Query)
-        {
-            if (!CatalogServer.QueryKeys.Contains(key))
-            {
-                throw map.Error("url", $"'{key}' is not a setting here; the URL takes {string.Join(", ", CatalogServer.QueryKeys)}");
-            }
-
-            if (key == "sslmode" && !CatalogServer.SslModes.Contains(value))
-            {
-                throw map.Error("url", $"sslmode '{value}' is not one of {string.Join(", ", CatalogServer.SslModes)}");
-            }
-        }
+        CatalogServer.CheckQuery(server, message => map.Error("url", message));
 
         return new CatalogServer(server, password);
     }

@@ -21,10 +21,7 @@ public sealed record ServerDestination(string Scheme, string Host, int Port, str
         error ??= message => new ConfigException("--to" + message);
         if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || !schemes.TryGetValue(uri.Scheme, out var defaultPort) || uri.Host.Length == 0)
         {
-            var shown = destination.IndexOf('@', StringComparison.Ordinal) is var at and > 0 && destination.IndexOf("://", StringComparison.Ordinal) is var sep and >= 0 && sep < at
-                ? destination[..(sep + 3)] + destination[(sep + 3)..at].Split(':')[0] + destination[at..]
-                : destination; // never a password, even in a URI that is wrong otherwise
-            throw error($" {shown}: name a server like {example}");
+            throw error($" {Redact(destination)}: name a server like {example}");
         }
 
         if (uri.UserInfo.Contains(':', StringComparison.Ordinal))
@@ -32,6 +29,27 @@ public sealed record ServerDestination(string Scheme, string Host, int Port, str
             throw error(": leave the password out of the URI (it would be visible to every user and printed); the configured password, or the tool's own variable (PGPASSWORD), is used");
         }
 
+        return Build(uri, defaultPort, defaultUser);
+    }
+
+    /// <summary>The URI as it may be printed: what follows the user name up to the authority's last '@' goes (a password, even with '@' in it).</summary>
+    public static string Redact(string destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var sep = destination.IndexOf("://", StringComparison.Ordinal);
+        if (sep < 0)
+        {
+            return destination;
+        }
+
+        var start = sep + 3;
+        var end = destination.IndexOfAny(['/', '?', '#'], start) is var e and >= 0 ? e : destination.Length;
+        var at = destination.LastIndexOf('@', end - 1, end - start);
+        return at < 0 ? destination : destination[..start] + destination[start..at].Split(':')[0] + destination[at..];
+    }
+
+    private static ServerDestination Build(Uri uri, int defaultPort, string? defaultUser)
+    {
         var port = uri.IsDefaultPort || uri.Port < 0 ? defaultPort : uri.Port;
         var user = uri.UserInfo.Length > 0 ? Uri.UnescapeDataString(uri.UserInfo) : defaultUser ?? Environment.UserName;
         var query = new Dictionary<string, string>(StringComparer.Ordinal);

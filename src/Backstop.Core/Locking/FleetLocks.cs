@@ -23,6 +23,10 @@ public sealed class FleetLocks : IDisposable
     private readonly NpgsqlConnection _db;
     private readonly object _gate = new();
     private readonly HashSet<long> _held = [];
+
+    // Every lock this session ever took: a step of a source whose lock was taken must still hold it, even after the
+    // session is gone or was let go (then it holds nothing, and the step stops).
+    private readonly HashSet<long> _taken = [];
     private readonly string _catalog;
     private bool _broken;
 
@@ -93,6 +97,7 @@ public sealed class FleetLocks : IDisposable
             if (taken)
             {
                 _held.Add(key);
+                _taken.Add(key);
             }
 
             return taken;
@@ -179,7 +184,7 @@ public sealed class FleetLocks : IDisposable
     {
         lock (_gate)
         {
-            return _held.Contains(SourceKey(source));
+            return _taken.Contains(SourceKey(source));
         }
     }
 
@@ -258,6 +263,7 @@ public sealed class FleetLocks : IDisposable
         lock (_gate)
         {
             _held.Clear();
+            _broken = true; // what took a lock here and still runs learns it holds none
             _db.Dispose(); // the session ends: the server lets every lock of it go
         }
     }

@@ -99,7 +99,9 @@ public static class Orphans
 internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunObserver observer)
 {
     private static readonly TimeSpan UnknownGrace = TimeSpan.FromDays(1);
-    private readonly Dictionary<string, SnapshotInfo> _snapshots = catalog.Snapshots().ToDictionary(s => s.Id, StringComparer.Ordinal);
+    // Only this configuration's sources (a fleet's catalog holds every machine's: never read them all on each run).
+    private readonly Dictionary<string, SnapshotInfo> _snapshots =
+        config.Sources.SelectMany(d => catalog.Snapshots(d.Name)).DistinctBy(s => s.Id, StringComparer.Ordinal).ToDictionary(s => s.Id, StringComparer.Ordinal);
     private Dictionary<string, SnapshotState> _known => field ??= _snapshots.ToDictionary(s => s.Key, s => s.Value.State, StringComparer.Ordinal);
 
     public void CleanStaging()

@@ -47,6 +47,11 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 continue;
             }
 
+            if (!dryRun)
+            {
+                catalog.Fence(def.Name, $"pruning '{def.Name}'");
+            }
+
             var snapshots = catalog.Snapshots(def.Name).Where(s => s.State != SnapshotState.Running).ToList();
             var newest = snapshots.LastOrDefault();
             if (newest is not null && !newest.IsValid(def.MinCopies) && !force)
@@ -81,6 +86,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
 
                     catalog.SetCopies(s.Artifacts.Where(a => a.Copies.Any(c => c.Target == targetName))
                         .Select(a => (s.Id, a.Name, new CopyInfo(targetName, CopyState.Pruned, DateTimeOffset.UtcNow, $"pruned: {Why}"))));
+                    catalog.Fence(def.Name, $"pruning '{def.Name}' on '{targetName}'");
                     var removed = await Orphans.DeleteFolderAsync(targets[targetName], Layout.Folder(def.Name, s.Id), observer).ConfigureAwait(false);
                     lines.Add(line with { Pending = !removed });
                     catalog.AddEvent(removed ? "info" : "warn", def.Name, s.Id, removed
@@ -126,6 +132,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                         continue;
                     }
 
+                    catalog.Fence(def.Name, $"pruning '{def.Name}' on '{targetName}'");
                     var removed = await Orphans.DeleteFolderAsync(targets[targetName], Layout.Folder(def.Name, snapshot.Id), observer).ConfigureAwait(false);
                     lines.Add(line with { Pending = !removed });
                     catalog.AddEvent(removed ? "info" : "warn", def.Name, snapshot.Id, removed
@@ -186,6 +193,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 continue;
             }
 
+            catalog.Fence(def.Name, $"pruning the WAL of '{def.Name}' on '{targetName}'");
             var (_, failure) = await ForgetThenDeleteAsync(targets[targetName],
                 old.Select(file => ((Action)(() => catalog.DeleteArchiveCopy(def.Name, file.Name, targetName)), Storage.Layout.ArchiveKey(def.Name, file.Folder, file.StoredFile))), ct)
                 .ConfigureAwait(false);
@@ -265,6 +273,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
                 continue;
             }
 
+            catalog.Fence(def.Name, $"pruning the shared blobs of '{def.Name}' on '{targetName}'");
             var (removed, failure) = await ForgetThenDeleteAsync(target,
                 unneeded.Concat(running ? [] : partials.Select(p => p[Layout.BlobFolder(def.Name).Length..]))
                     .Select(file => ((Action)(() => catalog.DeleteBlobCopy(def.Name, file, targetName)), Layout.BlobKey(def.Name, file))), ct).ConfigureAwait(false);

@@ -48,7 +48,7 @@ public sealed class BackupRunner
         var sources = _config.Sources.Where(s => only.Count == 0 || only.Contains(s.Name)).ToList();
         // A snapshot left running is failed unless this process runs it, or (on a shared catalog) another agent holds its source's lock.
         foreach (var interrupted in _catalog.FailInterrupted(DateTimeOffset.UtcNow,
-                     s => InProcess.ContainsKey(s.Id) || _catalog.Locks?.HeldElsewhere(Locking.FleetLocks.SourceKey(s.Source)) == true))
+                     s => InProcess.ContainsKey(s.Id) || (_catalog.IsShared && (_catalog.Locks is not { } locks || locks.HeldElsewhere(Locking.FleetLocks.SourceKey(s.Source))))))
         {
             _observer.Notice($"snapshot {interrupted.Id} of '{interrupted.Source}' was interrupted by a run that died; recorded as failed");
         }

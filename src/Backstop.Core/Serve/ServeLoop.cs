@@ -273,7 +273,15 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     {
         if (job.Kind is "digest" or "rehearse" && !LeadsNow())
         {
-            return; // the fleet's duty of the agent that leads now (the next slot asks again)
+            if (job.Kind == "rehearse")
+            {
+                lock (_next)
+                {
+                    _next[job] = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1); // overdue stays overdue: asked again when this agent may lead
+                }
+            }
+
+            return; // the fleet's duty of the agent that leads now (a digest's next slot asks again)
         }
 
         if (job.Kind == "digest")
@@ -338,25 +346,35 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                 try
                 {
                     await HoldLockAsync(job, slot, ct).ConfigureAwait(false);
-                    var sourceLock = job.Source is { } name && _locks is { } locks ? FleetLocks.SourceKey(name) : (long?)null;
+                    // The session this job takes its lock on, kept for the whole job: its fencing asks that one.
+                    var session = _locks;
+                    var sourceLock = job.Source is { } name && session is not null ? FleetLocks.SourceKey(name) : (long?)null;
                     try
                     {
-                        if (sourceLock is { } key && !_locks!.TryTake(key))
+                        if (config.CatalogServer is not null && (session is null || session.IsBroken))
                         {
-                            var holder = _locks.Holder(key) ?? "another agent";
+                            log($"{job.Name}: the slot of {Util.Json.Time(slot)} is skipped: no lock session on the shared catalog yet (it is opened again within a minute)");
+                            Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Util.Json.Time(slot)}: no lock session on the shared catalog");
+                            sourceLock = null;
+                            return;
+                        }
+
+                        if (sourceLock is { } key && !session!.TryTake(key))
+                        {
+                            var holder = session.Holder(key) ?? "another agent";
                             log($"{job.Name}: the slot of {Util.Json.Time(slot)} is skipped: {holder} holds the source's lock");
                             Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Util.Json.Time(slot)}: {holder} holds the source's lock on the shared catalog");
                             sourceLock = null;
                             return;
                         }
 
-                        await RunJobAsync(job, ct).ConfigureAwait(false);
+                        await RunJobAsync(job, session, ct).ConfigureAwait(false);
                     }
                     finally
                     {
                         if (sourceLock is { } key)
                         {
-                            _locks!.Release(key);
+                            session!.Release(key);
                         }
 
                         await ReleaseLockAsync().ConfigureAwait(false);
@@ -391,10 +409,10 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         }
     }
 
-    private async Task RunJobAsync(ServeJob job, CancellationToken ct)
+    private async Task RunJobAsync(ServeJob job, FleetLocks? session, CancellationToken ct)
     {
         using var catalog = CatalogStore.Open(config);
-        catalog.Locks = _locks;
+        catalog.Locks = session;
         switch (job.Kind)
         {
             case "run":
@@ -606,6 +624,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             if (_leader && config.CatalogServer is not null)
             {
                 log($"serve: the catalog cannot be reached ({e.Message}); this agent stops leading until it can");
+                _locks?.Release(FleetLocks.LeaderKey); // another may lead meanwhile (a lost session has let it go already)
             }
 
             _leader = config.CatalogServer is null;

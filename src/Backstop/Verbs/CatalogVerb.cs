@@ -105,10 +105,7 @@ internal static class CatalogVerb
             throw new ConfigException($"--to: name the database, like {CatalogServer.Example}");
         }
 
-        if (server.Query.Keys.FirstOrDefault(k => !CatalogServer.QueryKeys.Contains(k)) is { } unknown)
-        {
-            throw new ConfigException($"--to: '{unknown}' is not a setting here; the URL takes {string.Join(", ", CatalogServer.QueryKeys)}");
-        }
+        CatalogServer.CheckQuery(server, message => new ConfigException("--to: " + message));
 
         SecretRef? secret = null;
         if (password is not null)

@@ -14,8 +14,21 @@ internal static class PruneVerb
         var config = context.LoadConfig();
         Context.RequireSources(config, only);
 
+        foreach (var elsewhere in only.Select(n => config.Source(n)!).Where(d => !config.RunsHere(d)))
+        {
+            throw new ConfigException($"--source {elsewhere.Name}: it runs on machine '{elsewhere.Machine}' (the catalog is shared): prune it there, where its lock is taken");
+        }
+
+        config = config.ForThisMachine(); // a fleet's agent prunes its own sources, under their locks
         using var runLock = RunLock.Acquire(config.LockPath); // never while a run writes
         using var catalog = Context.OpenCatalog(config);
+        using var locks = FleetLocks.Open(catalog);
+        if (locks is not null && !dryRun)
+        {
+            await locks.TakeSourcesAsync(only.Count > 0 ? only.ToList() : config.Sources.Select(d => d.Name).ToList(), null, _ => { }, cancellationToken).ConfigureAwait(false);
+            catalog.Locks = locks;
+        }
+
         var observer = new PlainObserver(context.Json ? Console.Error : Console.Out);
         var lines = await new Pruner(config, Plugins.Registry, catalog, observer).RunAsync(only, dryRun, force, cancellationToken).ConfigureAwait(false);
         var pending = lines.Count(l => l.Pending);

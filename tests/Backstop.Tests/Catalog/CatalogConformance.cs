@@ -263,6 +263,19 @@ public abstract class CatalogConformance
     }
 
     [Fact]
+    public void A_snapshot_recorded_failed_meanwhile_never_turns_committed()
+    {
+        using var c = Open();
+        c.BeginSnapshot("20260301T020000Z-0001", "s", "files", T0, "vps1");
+        c.FailInterrupted(T0.AddHours(1)); // another agent found its lock free
+        var e = Assert.Throws<BackupException>(() => c.FinishSnapshot(Committed("20260301T020000Z-0001", "s", T0, Artifact("a.tar", Copy("nas"))), "valid"));
+        Assert.Contains("recorded failed meanwhile", e.Message, StringComparison.Ordinal);
+        Assert.Equal(SnapshotState.Failed, c.Snapshot("20260301T020000Z-0001")!.State);
+        Assert.Empty(c.Snapshot("20260301T020000Z-0001")!.Artifacts);
+        Assert.False(c.RunCounts().ContainsKey(("s", "valid")));
+    }
+
+    [Fact]
     public void Old_failed_records_leave_with_their_artifacts_and_the_run_counter_keeps_them()
     {
         using var c = Open();

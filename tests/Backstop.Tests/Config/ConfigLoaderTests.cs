@@ -59,12 +59,16 @@ public class ConfigLoaderTests
         Assert.Equal("vps1", c.DefaultMachine);
         Assert.Equal("postgresql://backstop@db.lan:6543/fleet", c.CatalogName);
         Assert.Equal("/etc/backstop/state/catalog.db", c.CatalogPath); // local state stays beside the configuration
+        var pod = Parse(Valid.Replace("catalog: ./state/catalog.db", "catalog: {url: \"postgresql://b@db/b\", default_machine: vps1}\nstaging: /var/lib/backstop/staging", StringComparison.Ordinal)
+            .Replace("kind: local,", "kind: local, machine: vps1,", StringComparison.Ordinal));
+        Assert.Equal("/var/lib/backstop/catalog.db.lock", pod.LockPath); // beside staging: the configuration's folder may be a read-only mount
         Assert.Null(Parse(Valid).CatalogServer);
     }
 
     [Theory]
     [InlineData("{url: \"postgresql://u:pw@h/db\"}", "backstop.yaml:1:16: catalog.url: leave the password out of the URI")]
     [InlineData("{url: \"mysql://u:pw@h/db\"}", "catalog.url: mysql://u@h/db: name a server like postgresql://")]
+    [InlineData("{url: \"postgresql://u:pw@ss@h:99999/db\"}", "catalog.url: postgresql://u@h:99999/db: name a server like postgresql://")]
     [InlineData("{url: \"postgresql://u@h\"}", "catalog.url: name the database, like")]
     [InlineData("{url: \"postgresql://u@h/db?sslmode=sometimes\"}", "sslmode 'sometimes' is not one of disable, allow, prefer, require, verify-ca, verify-full")]
     [InlineData("{url: \"postgresql://u@h/db?password=x\"}", "'password' is not a setting here")]
