@@ -120,6 +120,13 @@ public sealed class FleetTests : IClassFixture<PostgresServer>, IClassFixture<S3
         var elsewhere = agents[0].Run(["run", "--source", "web2"], Env("node1"));
         Assert.Equal(2, elsewhere.ExitCode);
         Assert.Contains("it runs on machine 'node2'", elsewhere.Stderr, StringComparison.Ordinal);
+        var pruneElsewhere = agents[0].Run(["prune", "--source", "web2"], Env("node1"));
+        Assert.Equal(2, pruneElsewhere.ExitCode);
+        Assert.Contains("--source web2: it runs on machine 'node2' (the catalog is shared): prune it there", pruneElsewhere.Stderr, StringComparison.Ordinal);
+        var prune = agents[0].Run(["prune", "--dry-run"], Env("node1"));
+        Assert.True(prune.ExitCode == 0, prune.ToString());
+        Assert.DoesNotContain("web2", prune.All, StringComparison.Ordinal); // its own machine's sources only
+        Assert.DoesNotContain("web3", prune.All, StringComparison.Ordinal);
     }
 
     [Fact]
