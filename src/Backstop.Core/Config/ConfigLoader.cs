@@ -52,9 +52,10 @@ public static partial class ConfigLoader
             var inner = e.InnerException?.Message is { Length: > 0 } m ? m : e.Message;
             throw new ConfigException(new ConfigLocation(file, e.Start.Line, e.Start.Column), $"invalid YAML: {Trim(inner)}");
         }
-        catch (InvalidOperationException)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
-            // The scanner gives up on some malformed input without a position: find the last place it understood.
+            // The scanner gives up on some malformed input without a position (an unclosed quote after a closed one makes
+            // YamlDotNet's loader meet an event it does not expect: ArgumentException): find the last place it understood.
             throw new ConfigException(LastGoodMark(text, file), "invalid YAML: the parser could not continue after this point (an unclosed '{', '[' or quote?)");
         }
 

@@ -38,13 +38,14 @@ public static class Quantities
             try
             {
                 var numerator = checked(units * factor);
-                if (numerator % scale != 0)
+                if (numerator % scale != 0 && factor == 1)
                 {
                     error = $"'{text}' is not a whole number of bytes";
                     return false;
                 }
 
-                bytes = numerator / scale;
+                // A fraction of a larger unit is its nearest byte: what FormatSize prints ("180.6 GiB") reads back.
+                bytes = (numerator + scale / 2) / scale;
                 error = "";
                 return true;
             }

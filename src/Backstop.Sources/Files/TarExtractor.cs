@@ -42,6 +42,17 @@ internal static class TarExtractor
         while (reader.Next() is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            // A name no file system takes, or a file with a folder's name: damaged or hostile bytes, said as such.
+            if (entry.Name.AsSpan().IndexOf((byte)0) >= 0 || entry.LinkName.AsSpan().IndexOf((byte)0) >= 0)
+            {
+                throw new InvalidDataException($"tar entry '{RawFs.Display(RawFs.FromBytes(entry.Name.AsSpan().IndexOf((byte)0) is var z and >= 0 ? entry.Name[..z] : entry.Name))}…' holds a NUL byte in its name or link: the archive is damaged");
+            }
+
+            if (entry.Type != PaxType.Directory && entry.Name is [.., (byte)'/'])
+            {
+                throw new InvalidDataException($"tar entry '{RawFs.Display(RawFs.FromBytes(entry.Name))}' is a {entry.Type} with a folder's name (it ends in '/'): the archive is damaged");
+            }
+
             var name = RawFs.FromBytes(entry.Name);
             if (select is not null)
             {
