@@ -60,6 +60,13 @@ public static class Schedules
             }
 
             var where = $"{file}:{(i + 1).ToString(CultureInfo.InvariantCulture)}";
+            if (line.Contains('\0', StringComparison.Ordinal))
+            {
+                findings.Add(new Finding("schedule", where, FindingStatus.Fail, "the line holds a NUL byte: the crontab is damaged (cron reads it otherwise than it shows)",
+                    "rewrite the line with crontab -e, or the file with an editor"));
+                continue;
+            }
+
             if (Assignment(line) is var (name, value))
             {
                 if (name == "PATH")

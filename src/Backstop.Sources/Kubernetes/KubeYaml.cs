@@ -115,6 +115,11 @@ internal static partial class KubeYaml
         {
             throw new BackupException($"{what} is not valid YAML ({e.Message})");
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet's scanner and loader give up on some damage without a YamlException (a '[' where a key goes).
+            throw new BackupException($"{what} is not valid YAML (the parser could not continue: {e.Message})");
+        }
 
         return stream.Documents.Count == 1 ? ToJson(stream.Documents[0].RootNode, 0, what) : throw new BackupException($"{what} holds {stream.Documents.Count} YAML documents, not one");
     }

@@ -356,7 +356,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var reader = new TarReader(new Common.ForwardOnlyStream(content), leaveOpen: true);
-        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        while (await Backstop.Sources.Common.TarEntries.NextAsync(reader, "the cluster's archive", cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var path = entry.Name;
             if (entry.EntryType is TarEntryType.ExtendedAttributes or TarEntryType.GlobalExtendedAttributes)

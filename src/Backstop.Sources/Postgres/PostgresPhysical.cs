@@ -493,7 +493,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
         byte[]? manifest = null;
         var label = false;
         var buffer = new byte[1 << 20];
-        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        while (await Backstop.Sources.Common.TarEntries.NextAsync(reader, "the base backup's tar", cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var path = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
             if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile)

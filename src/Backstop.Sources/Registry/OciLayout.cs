@@ -305,7 +305,7 @@ internal static class OciLayoutReader
         long keptBytes = 0;
         byte[]? index = null;
         var layoutSeen = false;
-        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+        while (await Common.TarEntries.NextAsync(reader, what, cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var name = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
             if (entry.EntryType == TarEntryType.Directory && name.TrimEnd('/') is "" or "blobs" or "blobs/sha256")

@@ -637,6 +637,11 @@ internal sealed record Descriptor(string MediaType, string Digest, long Size, IR
         {
             throw new BackupException($"{what} is not valid JSON ({e.Message})");
         }
+        catch (InvalidOperationException e)
+        {
+            // JsonDocument checks a string's UTF-8 only when it is read: damaged bytes inside a string.
+            throw new BackupException($"{what} holds a string that is not UTF-8 ({e.Message})");
+        }
     }
 
     public static Descriptor From(JsonElement e, string what)

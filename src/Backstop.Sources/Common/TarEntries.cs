@@ -1,0 +1,25 @@
+using System.Formats.Tar;
+
+namespace Backstop.Sources.Common;
+
+/// <summary>
+/// The next entry of a tar read with .NET's <see cref="TarReader"/>, for archives Backstop did not write (a layout from a
+/// target, a volume's tar, a base backup): the reader throws OverflowException, FormatException or ArgumentException on
+/// some damaged headers (a base-256 size that does not fit, a field that is not a number); each is the archive's
+/// damage, said as such (InvalidDataException: a restore takes the copy as corrupt and reads another target's).
+/// </summary>
+public static class TarEntries
+{
+    public static async ValueTask<TarEntry?> NextAsync(TarReader reader, string what, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        try
+        {
+            return await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OverflowException or FormatException or ArgumentException)
+        {
+            throw new InvalidDataException($"{what}: a tar header is damaged ({e.Message})", e);
+        }
+    }
+}
