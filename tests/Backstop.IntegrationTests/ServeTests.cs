@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Backstop.Core.Config;
 using Cronos;
+using CsCheck;
 using Backstop.IntegrationTests.Support;
 
 namespace Backstop.IntegrationTests;
@@ -380,6 +381,61 @@ public sealed class ServeTests : IDisposable
                 }
             }
         }
+    }
+
+    [Fact]
+    public void Random_cron_schedules_become_systemd_calendars_that_fire_when_cronos_does()
+    {
+        // Fields of every form cron takes: *, a value, a range, a step, a range with a step, a list, names.
+        static CsCheck.Gen<string> Field(int min, int max, string[]? names = null) => CsCheck.Gen.OneOf(
+            CsCheck.Gen.Const("*"),
+            CsCheck.Gen.Int[min, max].Select(v => v.ToString(CultureInfo.InvariantCulture)),
+            CsCheck.Gen.Int[min, max].Select(CsCheck.Gen.Int[min, max]).Select((a, b) => $"{Math.Min(a, b)}-{Math.Max(a, b)}"),
+            CsCheck.Gen.Int[1, Math.Max(1, (max - min) / 2)].Select(s => $"*/{s}"),
+            CsCheck.Gen.Int[min, max].Select(CsCheck.Gen.Int[1, 6]).Select((a, s) => $"{a}-{max}/{s}"),
+            CsCheck.Gen.Int[min, max].Array[2, 4].Select(vs => string.Join(',', vs.Distinct().Order())),
+            names is null ? CsCheck.Gen.Const("*") : CsCheck.Gen.Int[0, names.Length - 1].Select(i => names[i]));
+        var cron = Field(0, 59).Select(Field(0, 23), Field(1, 28), Field(1, 12, ["JAN", "MAR", "JUL", "DEC"]), Field(0, 6, ["MON", "FRI", "SUN", "MON-FRI"]))
+            .Select((m, h, dom, mon, dow) => $"{m} {h} {dom} {mon} {dow}");
+        var checkedCount = 0;
+        cron.Sample(text =>
+        {
+            Schedule schedule;
+            string calendar;
+            try
+            {
+                schedule = new Schedule(text, CronExpression.Parse(text, CronFormat.Standard), TimeZoneInfo.Utc);
+                calendar = SystemdCalendar.From(schedule);
+            }
+            catch (Exception e) when (e is CronFormatException or ConfigException)
+            {
+                return; // not a schedule cron or systemd takes: said to the user, not compared
+            }
+
+            for (var attempt = 0; ; attempt++)
+            {
+                var now = DateTimeOffset.UtcNow;
+                var analyze = Sandbox.ExecEnv(null, new Dictionary<string, string> { ["TZ"] = "UTC" }, "systemd-analyze", "calendar", "--iterations=4", calendar);
+                Assert.True(analyze.ExitCode == 0, $"{text} → {calendar}: {analyze}");
+                var systemd = analyze.Stdout.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("Next elapse:", StringComparison.Ordinal) || l.StartsWith("Iter. #", StringComparison.Ordinal))
+                    .Select(l => DateTimeOffset.ParseExact(l[(l.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim()[4..^4], "yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal)).ToList();
+                var cronos = new List<DateTimeOffset>();
+                var from = now;
+                while (cronos.Count < 4 && schedule.Next(from) is { } next)
+                {
+                    cronos.Add(next);
+                    from = next;
+                }
+
+                if (systemd.SequenceEqual(cronos) || attempt == 1)
+                {
+                    Assert.True(systemd.SequenceEqual(cronos), $"{text} → OnCalendar={calendar}\nsystemd: {string.Join(", ", systemd)}\ncronos:  {string.Join(", ", cronos)}");
+                    Interlocked.Increment(ref checkedCount);
+                    break;
+                }
+            }
+        }, iter: 150, threads: 1);
+        Assert.True(checkedCount > 50, $"only {checkedCount} of 150 random schedules were compared");
     }
 
     [Fact]

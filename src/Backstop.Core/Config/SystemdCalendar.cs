@@ -62,7 +62,7 @@ public static class SystemdCalendar
         _ => null,
     };
 
-    /// <summary>One field: '*', values, ranges (a..b) and steps (start/step), or an explicit list for a stepped range.</summary>
+    /// <summary>One field: '*', values, ranges (a..b), and an explicit list for a step.</summary>
     private static string Field(string text, string field, int min, int max, string[]? names)
     {
         if (field is "*" or "?")
@@ -75,9 +75,11 @@ public static class SystemdCalendar
         {
             Refuse(text, item);
             var (range, step) = SplitStep(text, item);
+            // Every step becomes the list of its values: systemd's own repetition (start/step) with a weekday skips days
+            // cron fires on (systemd 252: "Mon,Fri *-*-1/11" passes over Friday the 1st), found by a property test.
             if (range == "*")
             {
-                parts.Add(step is { } s ? $"{min}/{s}" : "*");
+                parts.Add(step is { } s ? Steps(min, max, s) : "*");
                 continue;
             }
 
@@ -85,7 +87,7 @@ public static class SystemdCalendar
             if (dash < 0)
             {
                 var value = Value(text, range, min, max, names);
-                parts.Add(step is { } s ? $"{value}/{s}" : value.ToString(CultureInfo.InvariantCulture));
+                parts.Add(step is { } s ? Steps(value, max, s) : value.ToString(CultureInfo.InvariantCulture));
                 continue;
             }
 
@@ -103,6 +105,9 @@ public static class SystemdCalendar
 
         return string.Join(',', parts);
     }
+
+    private static string Steps(int from, int to, int step) =>
+        string.Join(',', Enumerable.Range(from, to - from + 1).Where(v => (v - from) % step == 0).Select(v => v.ToString(CultureInfo.InvariantCulture)));
 
     /// <summary>Day of week: names (systemd's Mon..Sun), lists and ranges; steps and Sunday-crossing ranges become lists.</summary>
     private static string DayOfWeek(string text, string field)

@@ -10,7 +10,7 @@ public sealed class SystemdCalendarTests
 
     [Theory]
     [InlineData("0 3 * * *", "*-*-* 3:0:00 UTC")]
-    [InlineData("*/15 * * * *", "*-*-* *:0/15:00 UTC")]
+    [InlineData("*/15 * * * *", "*-*-* *:0,15,30,45:00 UTC")]
     [InlineData("30 2 * * 1-5", "Mon,Tue,Wed,Thu,Fri *-*-* 2:30:00 UTC")]
     [InlineData("0 9-17/4 * * *", "*-*-* 9,13,17:0:00 UTC")]
     [InlineData("0 0 1,15 JAN,JUL SUN", "Sun *-1,7-1,15 0:0:00 UTC")]
