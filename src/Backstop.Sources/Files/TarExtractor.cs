@@ -15,6 +15,10 @@ internal static class TarExtractor
     /// <param name="Folders">The folder entries not applied yet (with <c>deferFolders</c>): a chain applies them once, after its last level.</param>
     internal sealed record TarExtraction(Dictionary<string, long> Facts, PaxEntry? Root, IReadOnlyList<(string Path, PaxEntry Entry)> Folders);
 
+    private static bool KnownXattrNamespace(string key) =>
+        key.StartsWith("user.", StringComparison.Ordinal) || key.StartsWith("trusted.", StringComparison.Ordinal)
+        || key.StartsWith("security.", StringComparison.Ordinal) || key.StartsWith("system.", StringComparison.Ordinal);
+
     /// <param name="select">Maps an entry's raw name to the raw name it is restored under, or null to leave it out (a partial restore).</param>
     /// <param name="level">
     /// Whether this is a level above a full, applied over what the levels below it restored: a folder's dumpdir then
@@ -46,6 +50,18 @@ internal static class TarExtractor
             if (entry.Name.AsSpan().IndexOf((byte)0) >= 0 || entry.LinkName.AsSpan().IndexOf((byte)0) >= 0)
             {
                 throw new InvalidDataException($"tar entry '{RawFs.Display(RawFs.FromBytes(entry.Name.AsSpan().IndexOf((byte)0) is var z and >= 0 ? entry.Name[..z] : entry.Name))}…' holds a NUL byte in its name or link: the archive is damaged");
+            }
+
+            if (entry.Type is PaxType.SymbolicLink or PaxType.HardLink && entry.LinkName.Length == 0)
+            {
+                throw new InvalidDataException($"tar entry '{RawFs.Display(RawFs.FromBytes(entry.Name))}' is a {entry.Type} to nothing (an empty target): the archive is damaged");
+            }
+
+            // Found by fuzzing: an attribute outside the kernel's namespaces is refused by every file system (EOPNOTSUPP),
+            // which read as if this disk lacked a feature; it is the archive's damage.
+            if (entry.Xattrs.FirstOrDefault(x => !KnownXattrNamespace(x.Key)) is { Key: { } odd })
+            {
+                throw new InvalidDataException($"tar entry '{RawFs.Display(RawFs.FromBytes(entry.Name))}' carries the extended attribute '{odd}', outside the user, trusted, security and system namespaces: the archive is damaged");
             }
 
             if (entry.Type != PaxType.Directory && entry.Name is [.., (byte)'/'])
