@@ -62,7 +62,8 @@ public sealed class PostgresCatalogTests : CatalogConformance, IClassFixture<Pos
             Core.Catalog.SnapshotState.Committed, now, now, "h", 1, 1, new Dictionary<string, long>(), [], null, []), "valid"));
         Assert.Contains("not committed", e.Message, StringComparison.Ordinal);
         Assert.Equal(Core.Catalog.SnapshotState.Running, mine.Snapshot("20260301T020000Z-0001")!.State);
-        Assert.True(other.TryTake(Backstop.Core.Locking.FleetLocks.SourceKey("s"))); // free for another agent now
+        // Free for another agent once the server has ended the session (at once after a close, but not synchronously).
+        RunningCli.WaitUntil(() => other.TryTake(Backstop.Core.Locking.FleetLocks.SourceKey("s")), "the lock let go by the server", TimeSpan.FromSeconds(10));
     }
 
     [Fact]

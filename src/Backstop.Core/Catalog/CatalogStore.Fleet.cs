@@ -108,8 +108,9 @@ public sealed partial class CatalogStore
             return;
         }
 
+        // A session this agent knows is gone holds nothing, even while the server has not yet let its locks go.
         using var cmd = Command(Locking.FleetLocks.FenceSql, locks.FenceParameters(Locking.FleetLocks.SourceKey(source)));
-        if (Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+        if (locks.IsBroken || Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
         {
             throw new Locking.LockLostException(
                 $"snapshot of '{source}' not committed: this agent no longer holds its lock on the {Describe} (the catalog server restarted, or this agent was cut off from it); another agent may be running it; the next run starts over");

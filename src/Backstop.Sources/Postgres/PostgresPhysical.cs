@@ -277,6 +277,12 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
                 if (System.Text.RegularExpressions.Regex.IsMatch(Encoding.UTF8.GetString(control.ToArray()), @"^Database cluster state:\s+in production\s*$",
                         System.Text.RegularExpressions.RegexOptions.Multiline))
                 {
+                    // The control file says "in production" a moment before the postmaster takes connections: said only once it does.
+                    while (!await AcceptsAsync(bin, port, deadline.Token).ConfigureAwait(false))
+                    {
+                        await Task.Delay(200, deadline.Token).ConfigureAwait(false);
+                    }
+
                     return $"recovered and promoted; running on 127.0.0.1:{port} (socket in {folder}; log {log}; stop it with pg_ctl -D {folder} stop)";
                 }
 
@@ -294,6 +300,18 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         {
             throw new BackupException($"the server of {folder} did not finish its recovery within {Core.Config.Quantities.FormatDuration(options.Timeout)}; it still runs (log {log})");
         }
+    }
+
+    /// <summary>Whether the server on the port takes connections (pg_isready: 0), not still starting or gone.</summary>
+    private static async Task<bool> AcceptsAsync(string bin, int port, CancellationToken ct)
+    {
+        using var ready = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Path.Combine(bin, "pg_isready"),
+            ["-h", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-t", "2"])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        })!;
+        await ready.WaitForExitAsync(ct).ConfigureAwait(false);
+        return ready.ExitCode == 0;
     }
 
     internal const string BaseArtifact = "base.tar";
