@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Backstop.Core.Plugins;
@@ -51,26 +50,8 @@ public sealed class SourceParserProperties(ITestOutputHelper output)
 
         """;
 
-    /// <summary>A small RDB as Redis writes it: magic and version, an AUX field, a database, one string key, EOF and the CRC64.</summary>
-    private static byte[] Rdb()
-    {
-        var body = new List<byte>();
-        body.AddRange("REDIS0011"u8.ToArray());
-        body.Add(0xFA); // AUX
-        body.Add(9);
-        body.AddRange("redis-ver"u8.ToArray());
-        body.Add(5);
-        body.AddRange("7.2.4"u8.ToArray());
-        body.AddRange(new byte[] { 0xFE, 0x00, 0xFB, 0x01, 0x00 }); // SELECTDB 0, RESIZEDB 1 0
-        body.AddRange(new byte[] { 0x00, 0x03 }); // a string, key of 3
-        body.AddRange("key"u8.ToArray());
-        body.Add(5);
-        body.AddRange("value"u8.ToArray());
-        body.Add(0xFF);
-        var crc = Crc64.Update(0, body.ToArray());
-        body.AddRange(BitConverter.GetBytes(crc)); // little-endian, as Redis stores it
-        return [.. body];
-    }
+    /// <summary>A small RDB as Redis writes it (the fuzz harness's seed): magic and version, an AUX field, a database, one key, EOF and the CRC64.</summary>
+    private static byte[] Rdb() => Backstop.Fuzz.FuzzTargets.Seeds().First(x => x.Target == "rdb").Bytes;
 
     /// <summary>A stream that hands its bytes out in the pieces given (a network read, a pipe).</summary>
     private sealed class Pieces(byte[] data, int piece) : MemoryStream(data)
@@ -153,29 +134,8 @@ public sealed class SourceParserProperties(ITestOutputHelper output)
         Assert.True(past.Share > 0.02, past.ToString());
     }
 
-    private static string Digest(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
-
-    /// <summary>A layout of one image (config and one layer) tagged v1, written by Backstop's own writer.</summary>
-    private static async Task<byte[]> LayoutAsync()
-    {
-        var config = "{\"architecture\":\"amd64\",\"os\":\"linux\"}"u8.ToArray();
-        var layer = new byte[1500];
-        new Random(3).NextBytes(layer);
-        var manifest = Encoding.UTF8.GetBytes(
-            $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryClient.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest(config)}\",\"size\":{config.Length}}}," +
-            $"\"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"{Digest(layer)}\",\"size\":{layer.Length}}}]}}");
-        var stream = new MemoryStream();
-        await using (var writer = await OciLayoutWriter.CreateAsync(stream, CancellationToken.None))
-        {
-            await writer.AddAsync(Digest(config), config, CancellationToken.None);
-            await writer.AddAsync(Digest(layer), layer.Length, new MemoryStream(layer), "layer", CancellationToken.None);
-            await writer.AddAsync(Digest(manifest), manifest, CancellationToken.None);
-            await writer.FinishAsync([new Descriptor(RegistryClient.OciManifest, Digest(manifest), manifest.Length, new Dictionary<string, string> { [OciLayoutWriter.RefName] = "v1" })],
-                new Dictionary<string, string>(), CancellationToken.None);
-        }
-
-        return stream.ToArray();
-    }
+    /// <summary>A layout of one image (config and one layer) tagged v1, written by Backstop's own writer (the fuzz harness's seed).</summary>
+    private static Task<byte[]> LayoutAsync() => Task.FromResult(Backstop.Fuzz.FuzzTargets.Seeds().First(x => x.Target == "oci").Bytes);
 
     [Fact]
     public async Task A_damaged_oci_layout_is_refused_with_a_message_or_read_whole()
