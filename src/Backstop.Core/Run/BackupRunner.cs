@@ -251,8 +251,18 @@ public sealed class BackupRunner
             await CleanupAsync(def, id, targets, manifestsWritten).ConfigureAwait(false);
             Housekeep(def, () => chain?.Discard());
             var partial = WithUnavailable(sink?.Results.ToList() ?? [], unavailable);
-            var snapshot = Record(def, id, started, host, SnapshotState.Failed, partial, sink?.Warnings ?? [], reason);
-            _catalog.AddEvent("error", def.Name, id, reason);
+            SnapshotInfo snapshot;
+            try
+            {
+                snapshot = Record(def, id, started, host, SnapshotState.Failed, partial, sink?.Warnings ?? [], reason);
+                _catalog.AddEvent("error", def.Name, id, reason);
+            }
+            catch (Exception recording) when (recording is BackupException or System.Data.Common.DbException)
+            {
+                // The catalog itself went (a restarted server): the failure is said with its own reason, not only the catalog's.
+                throw new BackupException($"snapshot {id} of '{def.Name}' failed: {reason}; and the failure could not be recorded: {recording.Message}", recording);
+            }
+
             if (e is OperationCanceledException)
             {
                 _observer.SourceFinished(snapshot);
