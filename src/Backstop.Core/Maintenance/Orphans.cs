@@ -130,6 +130,18 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
             }
         }
 
+        try
+        {
+            if (RestoreMarks.SweepDead(config) is > 0 and var marks)
+            {
+                observer.Notice($"removed {marks} mark(s) of restores that were killed");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            observer.Notice($"could not tidy the marks of killed restores: {e.Message}");
+        }
+
         // The spool of a database restore whose process is gone (killed): a whole copy of a dump.
         foreach (var f in spools.Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), Restorer.SpoolPrefix)))
         {
@@ -247,6 +259,18 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
                 }
             }
 
+            // A snapshot recorded failed whose manifest is there: its run was killed between writing its manifests and its
+            // commit (or its own cleanup could not reach the target). The catalog is the truth; it never was a backup, and a
+            // rebuild from the target must not bring it back as one.
+            foreach (var c in complete.Where(c => _known.GetValueOrDefault(c.Snapshot) == SnapshotState.Failed))
+            {
+                if (await Orphans.DeleteFolderAsync(t, c.Folder, observer).ConfigureAwait(false))
+                {
+                    observer.Notice($"removed {c.Folder} from target '{t.Name}': snapshot {c.Snapshot} is recorded failed (its run died after writing its {Layout.ManifestName})");
+                    catalog.AddEvent("warn", c.Folder.Split('/')[0], c.Snapshot, $"files of failed snapshot removed from target '{t.Name}'");
+                }
+            }
+
             foreach (var o in orphans)
             {
                 if (_known.GetValueOrDefault(o.Snapshot) == SnapshotState.Committed)
@@ -280,6 +304,21 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
                     observer.Notice($"removed {o.Folder} from target '{t.Name}': a snapshot folder without {Layout.ManifestName} (left by an interrupted run)");
                     catalog.AddEvent("warn", o.Source, o.Snapshot, $"orphan {o.Folder} removed from target '{t.Name}'");
                 }
+            }
+
+            // What the listing cannot show: folders left empty (a run killed after making its snapshot's folder, before its
+            // first file) under sources with no snapshot running now, and uploads a killed run began (S3 multipart).
+            var idle = sources.Where(s => !catalog.RecentSnapshots(s, 5, facts: false).Any(x => x.State == SnapshotState.Running)).Select(s => s + "/").ToList();
+            try
+            {
+                foreach (var line in await t.SweepLeftoversAsync(idle, ct).ConfigureAwait(false))
+                {
+                    observer.Notice(line);
+                }
+            }
+            catch (Exception e) when (e is BackupException or IOException or UnauthorizedAccessException)
+            {
+                observer.Notice($"could not sweep leftovers on target '{t.Name}': {e.Message}; the next run tries again");
             }
         }
     }

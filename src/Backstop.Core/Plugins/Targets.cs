@@ -104,6 +104,16 @@ public interface ITarget
     Task DeleteAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Removes what this target's own writes leave when their process dies and that <see cref="ListAsync"/> cannot show:
+    /// empty folders under the given prefixes (the caller knows nothing under them is being written now), and uploads a
+    /// process that is gone began (an S3 multipart upload it journaled). Returns one sentence per thing removed, or per
+    /// thing the target cannot remove (with what to do), for the run's notices. By default nothing: every leftover of
+    /// such a target shows in its listing, and the run's sweep removes it from there.
+    /// </summary>
+    Task<IReadOnlyList<string>> SweepLeftoversAsync(IReadOnlyCollection<string> idlePrefixes, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<string>>([]);
+
+    /// <summary>
     /// The stock-tool command that copies one object to a local file without Backstop (a runbook's fetch step),
     /// shell-quoted; credentials never in it (the tool's own configuration, or a placeholder a person fills).
     /// </summary>

@@ -37,6 +37,27 @@ public static class RestoreMarks
         return new Removal(path);
     }
 
+    /// <summary>Removes the marks of restores that were killed (their process is gone); returns how many.</summary>
+    public static int SweepDead(BackstopConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var dir = Folder(config);
+        if (!Directory.Exists(dir))
+        {
+            return 0;
+        }
+
+        var snapshots = Directory.EnumerateFiles(dir).Select(Path.GetFileName).OfType<string>()
+            .Where(n => n.LastIndexOf('-') > 0).Select(n => n[..n.LastIndexOf('-')]).Distinct(StringComparer.Ordinal).ToList();
+        var before = Directory.EnumerateFiles(dir).Count();
+        foreach (var snapshot in snapshots)
+        {
+            Readers(config, snapshot);
+        }
+
+        return before - Directory.EnumerateFiles(dir).Count();
+    }
+
     /// <summary>The process ids of live restores reading <paramref name="snapshot"/>; marks of dead ones are removed.</summary>
     public static IReadOnlyList<int> Readers(BackstopConfig config, string snapshot)
     {

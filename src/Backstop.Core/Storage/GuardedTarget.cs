@@ -108,6 +108,9 @@ public sealed class GuardedTarget : ITarget
             return true;
         }, cancellationToken);
 
+    public Task<IReadOnlyList<string>> SweepLeftoversAsync(IReadOnlyCollection<string> idlePrefixes, CancellationToken cancellationToken) =>
+        RunAsync(_retried, "sweep of leftovers", "", ct => _inner.SweepLeftoversAsync(idlePrefixes, ct), cancellationToken);
+
     private async Task<T> RunAsync<T>(ResiliencePipeline pipeline, string operation, string key, Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)
     {
         try

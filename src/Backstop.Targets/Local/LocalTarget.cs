@@ -227,6 +227,41 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
         return Task.CompletedTask;
     }
 
+    /// <summary>Empty folders under the prefixes (an interrupted run's snapshot folder made before its first file), deepest first.</summary>
+    public Task<IReadOnlyList<string>> SweepLeftoversAsync(IReadOnlyCollection<string> idlePrefixes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(idlePrefixes);
+        var removed = new List<string>();
+        foreach (var prefix in idlePrefixes)
+        {
+            var top = Path.TrimEndingDirectorySeparator(PathOf(prefix));
+            if (!Directory.Exists(top))
+            {
+                continue;
+            }
+
+            var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = false };
+            foreach (var dir in Directory.EnumerateDirectories(top, "*", options).OrderByDescending(d => d.Length).ToList())
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                try
+                {
+                    if (!Directory.EnumerateFileSystemEntries(dir).Any())
+                    {
+                        Directory.Delete(dir);
+                        removed.Add($"removed the empty folder {Path.GetRelativePath(root, dir).Replace(Path.DirectorySeparatorChar, '/')}/ from target '{Name}' (left by an interrupted run)");
+                    }
+                }
+                catch (IOException)
+                {
+                    // written to meanwhile, or gone: not empty, or already swept
+                }
+            }
+        }
+
+        return Task.FromResult<IReadOnlyList<string>>(removed);
+    }
+
     /// <summary>Removes folders left empty, up to (not including) the root.</summary>
     private void PruneEmptyFolders(string? dir)
     {

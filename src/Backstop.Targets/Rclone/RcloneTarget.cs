@@ -226,6 +226,64 @@ public class RcloneTarget : ITarget
         }
     }
 
+    /// <summary>
+    /// Folders under the prefixes that hold no file at any depth (an interrupted run's snapshot folder, made before its
+    /// first file), removed deepest first with rmdir, which refuses a folder something was written to meanwhile.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> SweepLeftoversAsync(IReadOnlyCollection<string> idlePrefixes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(idlePrefixes);
+        var removed = new List<string>();
+        foreach (var prefix in idlePrefixes)
+        {
+            var top = prefix.TrimEnd('/');
+            var (code, stdout, stderr) = await CaptureAsync(["lsjson", "-R", "--no-mimetype", PathOf(top)], cancellationToken).ConfigureAwait(false);
+            if (code is 3 || (code != 0 && NotFound(stderr)))
+            {
+                continue;
+            }
+
+            Check(code, stderr, $"listing of {prefix}");
+            var folders = new List<string>();
+            var full = new HashSet<string>(StringComparer.Ordinal);
+            using (var doc = JsonDocument.Parse(stdout))
+            {
+                foreach (var e in doc.RootElement.EnumerateArray())
+                {
+                    var path = e.GetProperty("Path").GetString() ?? "";
+                    if (e.GetProperty("IsDir").GetBoolean())
+                    {
+                        folders.Add(path);
+                        continue;
+                    }
+
+                    for (var slash = path.LastIndexOf('/'); slash > 0; slash = path.LastIndexOf('/', slash - 1))
+                    {
+                        full.Add(path[..slash]);
+                    }
+                }
+            }
+
+            foreach (var folder in folders.Where(f => !full.Contains(f)).OrderByDescending(f => f.Length))
+            {
+                var key = $"{top}/{folder}";
+                if ((await CaptureAsync(["rmdir", PathOf(key)], cancellationToken).ConfigureAwait(false)).Code == 0)
+                {
+                    removed.Add($"removed the empty folder {key}/ from target '{Name}' (left by an interrupted run)");
+                }
+            }
+        }
+
+        if (removed.Count > 0)
+        {
+            await _mkdirLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            _folders.Clear(); // a folder this process made may be among them
+            _mkdirLock.Release();
+        }
+
+        return removed;
+    }
+
     private static ObjectInfo Info(string key, JsonElement e) =>
         new(key, e.GetProperty("Size").GetInt64(),
             DateTimeOffset.TryParse(e.GetProperty("ModTime").GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow);

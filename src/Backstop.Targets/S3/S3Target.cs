@@ -75,7 +75,7 @@ public sealed class S3TargetKind : TargetKind<S3Options>
     public override ITarget Create(TargetDefinition definition, S3Options options)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new S3Target(definition.Name, options);
+        return new S3Target(definition.Name, options, definition.StateDirectory);
     }
 }
 
@@ -91,13 +91,21 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
     private const long CopyLimit = 5L << 30; // the largest single server-side copy
     private readonly S3Options _options;
     private readonly Lazy<AmazonS3Client> _client;
+    private readonly string? _journals;
+    private readonly MultipartJournal? _journal;
 
-    public S3Target(string name, S3Options options)
+    /// <param name="stateDirectory">The target's private folder, where multipart uploads are journaled (none: not journaled).</param>
+    public S3Target(string name, S3Options options, string? stateDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         Name = name;
         _options = options;
         _client = new Lazy<AmazonS3Client>(CreateClient);
+        if (!string.IsNullOrEmpty(stateDirectory))
+        {
+            _journals = stateDirectory;
+            _journal = new MultipartJournal(stateDirectory);
+        }
     }
 
     public string Name { get; }
@@ -239,6 +247,60 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
         await Guard("delete", full, () => Client.DeleteObjectAsync(_options.Bucket, full, cancellationToken)).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Aborts the multipart uploads that processes now gone began and never ended (their journals), so their parts stop
+    /// taking space. A server that cannot abort (s3rver answers 405) is said once, with the lifecycle rule that does it;
+    /// a server that cannot be reached keeps the journal for the next run.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> SweepLeftoversAsync(IReadOnlyCollection<string> idlePrefixes, CancellationToken cancellationToken)
+    {
+        var said = new List<string>();
+        if (_journals is null)
+        {
+            return said;
+        }
+
+        foreach (var (path, open) in MultipartJournal.Dead(_journals))
+        {
+            var aborted = 0;
+            var refused = 0;
+            foreach (var (id, key) in open)
+            {
+                try
+                {
+                    await Client.AbortMultipartUploadAsync(_options.Bucket, key, id, cancellationToken).ConfigureAwait(false);
+                    aborted++;
+                }
+                catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound || e.ErrorCode == "NoSuchUpload")
+                {
+                    aborted++; // completed or aborted already, or expired by the bucket's lifecycle rule
+                }
+                catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.MethodNotAllowed or HttpStatusCode.NotImplemented)
+                {
+                    refused++;
+                }
+                catch (Exception e) when (e is AmazonS3Exception or AmazonClientException or HttpRequestException or IOException or SocketException)
+                {
+                    throw new BackupException($"target '{Name}': the abort of a multipart upload of {key} that a killed run left at {Where} failed: {e.Message}; the next run tries again");
+                }
+            }
+
+            File.Delete(path);
+            if (aborted > 0)
+            {
+                said.Add($"aborted {MultipartJournal.Describe(aborted)} to target '{Name}' that a run killed mid-upload left unfinished (their parts took space in the bucket)");
+            }
+
+            if (refused > 0)
+            {
+                said.Add($"target '{Name}': {Where} cannot abort a multipart upload (it answered 405/501), so the parts of {MultipartJournal.Describe(refused)} a killed run left stay in the bucket; " +
+                         "give the bucket a lifecycle rule AbortIncompleteMultipartUpload (e.g. DaysAfterInitiation: 2), or remove them with the server's own tools");
+            }
+        }
+
+        return said;
+    }
+
     /// <summary>Turns S3 and network failures into a message naming the target, the operation and the likely fix.</summary>
     private async Task<T> Guard<T>(string operation, string key, Func<Task<T>> action)
     {
@@ -301,6 +363,36 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
 
         private string Bucket => target._options.Bucket;
 
+        /// <summary>An end that cannot be written is harmless: the next run's abort finds the upload gone (NoSuchUpload).</summary>
+        private void EndJournal()
+        {
+            try
+            {
+                target._journal?.End(_uploadId!);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+
+        /// <summary>A journal that cannot be written fails the upload: an upload the next run could not find must not start.</summary>
+        private void Journal(Action<MultipartJournal> write)
+        {
+            if (target._journal is not { } journal)
+            {
+                return;
+            }
+
+            try
+            {
+                write(journal);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new BackupException($"target '{target.Name}': cannot journal the multipart upload of {key} in {target._journals}: {e.Message}; check that folder's disk and permissions");
+            }
+        }
+
         public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
             _sha.AppendData(data.Span);
@@ -327,8 +419,13 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
 
         private async Task SendPartAsync(CancellationToken ct)
         {
-            _uploadId ??= (await target.Guard("start of a multipart upload", key, () => Client.InitiateMultipartUploadAsync(
-                new InitiateMultipartUploadRequest { BucketName = Bucket, Key = key }, ct)).ConfigureAwait(false)).UploadId;
+            if (_uploadId is null)
+            {
+                _uploadId = (await target.Guard("start of a multipart upload", key, () => Client.InitiateMultipartUploadAsync(
+                    new InitiateMultipartUploadRequest { BucketName = Bucket, Key = key }, ct)).ConfigureAwait(false)).UploadId;
+                Journal(j => j.Begin(_uploadId, key)); // on disk before any part is sent: a kill from here on is found by the next run
+            }
+
             var number = _parts.Count + 1;
             var response = await target.Guard($"upload of part {number}", key, () => Client.UploadPartAsync(new UploadPartRequest
             {
@@ -373,6 +470,7 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
                 new CompleteMultipartUploadRequest { BucketName = Bucket, Key = key, UploadId = _uploadId, PartETags = _parts },
                 cancellationToken)).ConfigureAwait(false);
             _committed = true;
+            EndJournal();
             if (_size <= CopyLimit)
             {
                 // Metadata is fixed when an upload starts, before the hash is known: a server-side copy onto itself adds it.
@@ -408,6 +506,7 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
                 try
                 {
                     await Client.AbortMultipartUploadAsync(Bucket, key, _uploadId, CancellationToken.None).ConfigureAwait(false);
+                    EndJournal();
                 }
                 catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException)
                 {

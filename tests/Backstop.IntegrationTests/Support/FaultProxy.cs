@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 
 namespace Backstop.IntegrationTests.Support;
 
@@ -11,6 +12,18 @@ public enum ProxyFault
 
     /// <summary>Stop forwarding but keep every connection open: the server hangs.</summary>
     Hang,
+
+    /// <summary>The bytes that cross the budget are lost on the way, everything after them goes through: a stream with a hole.</summary>
+    Drop,
+
+    /// <summary>One byte at the budget arrives flipped, everything else as sent: damage no TCP checksum caught.</summary>
+    Corrupt,
+
+    /// <summary>The connections of the moment are cut cleanly (FIN, as when the server closes), new ones go through.</summary>
+    Truncate,
+
+    /// <summary>The connections of the moment are reset (RST), new ones go through: a dropped NAT entry, a router restart.</summary>
+    ResetOnce,
 }
 
 /// <summary>
@@ -40,9 +53,11 @@ public sealed class FaultProxy : IDisposable
     private long _forwarded;
     private int _tripped;
     private volatile bool _partitioned;
+    private readonly List<string>? _requests;
 
-    public FaultProxy(int upstreamPort, long budget, Direction direction = Direction.Down, ProxyFault fault = ProxyFault.Vanish)
+    public FaultProxy(int upstreamPort, long budget, Direction direction = Direction.Down, ProxyFault fault = ProxyFault.Vanish, bool recordHttp = false)
     {
+        _requests = recordHttp ? [] : null;
         _upstreamPort = upstreamPort;
         _budget = budget;
         _direction = direction;
@@ -54,8 +69,26 @@ public sealed class FaultProxy : IDisposable
 
     public int Port { get; }
 
+    /// <summary>
+    /// How long each byte takes through the proxy, both ways: a far or slow link. Chunks are delivered at the time they
+    /// arrived plus the latency, in order, so a round trip takes twice the latency and bandwidth stays as it was.
+    /// </summary>
+    public TimeSpan Latency { get; set; }
+
     /// <summary>Bytes forwarded so far in the metered direction (with a budget never spent, the proxy only counts).</summary>
     public long Forwarded => Interlocked.Read(ref _forwarded);
+
+    /// <summary>The request line of every HTTP/1.1 request the client sent through (with <c>recordHttp</c>), in order.</summary>
+    public IReadOnlyList<string> Requests
+    {
+        get
+        {
+            lock (_requests ?? throw new InvalidOperationException("the proxy was made without recordHttp"))
+            {
+                return [.. _requests];
+            }
+        }
+    }
 
     /// <summary>True once the fault has happened.</summary>
     public bool Tripped => Volatile.Read(ref _tripped) == 1;
@@ -152,14 +185,16 @@ public sealed class FaultProxy : IDisposable
                 _upstreams.Add(upstream);
             }
 
+            var heads = _requests is null ? null : new HttpRequestHeads(_requests);
             _ = Task.Run(() => PumpAsync(upstream, client, _direction == Direction.Down));
-            _ = Task.Run(() => PumpAsync(client, upstream, _direction == Direction.Up));
+            _ = Task.Run(() => PumpAsync(client, upstream, _direction == Direction.Up, heads));
         }
     }
 
-    private async Task PumpAsync(Socket from, Socket to, bool metered)
+    private async Task PumpAsync(Socket from, Socket to, bool metered, HttpRequestHeads? heads = null)
     {
         var buffer = new byte[16384];
+        System.Threading.Channels.Channel<(DateTime Due, byte[] Bytes)>? delayed = null;
         try
         {
             while (true)
@@ -167,6 +202,12 @@ public sealed class FaultProxy : IDisposable
                 var n = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
                 if (n == 0)
                 {
+                    if (delayed is not null)
+                    {
+                        delayed.Writer.TryComplete(); // the sender shuts the socket once the last chunk is delivered
+                        return;
+                    }
+
                     to.Shutdown(SocketShutdown.Send);
                     return;
                 }
@@ -178,18 +219,55 @@ public sealed class FaultProxy : IDisposable
                     allowed = (int)Math.Clamp(left, 0, n);
                 }
 
-                if (Tripped || _partitioned)
+                var oneTime = _fault is ProxyFault.Drop or ProxyFault.Corrupt or ProxyFault.Truncate or ProxyFault.ResetOnce;
+                if (_partitioned)
                 {
-                    if (_partitioned)
-                    {
-                        continue; // dropped on the floor, as by a cut cable
-                    }
-
-                    allowed = 0;
+                    continue; // dropped on the floor, as by a cut cable
                 }
 
-                if (allowed > 0)
+                if (Tripped && !oneTime)
                 {
+                    allowed = 0;
+                }
+                else if (oneTime && allowed < n && Interlocked.Exchange(ref _tripped, 1) == 0)
+                {
+                    // The one fault, on the chunk that crosses the budget; the budget is spent, so later chunks pass whole.
+                    Interlocked.Exchange(ref _budget, long.MaxValue / 2);
+                    switch (_fault)
+                    {
+                        case ProxyFault.Drop:
+                            continue;
+                        case ProxyFault.Corrupt:
+                            buffer[allowed] ^= 0x20;
+                            allowed = n;
+                            break;
+                        case ProxyFault.Truncate:
+                            await SendAsync(to, buffer, allowed).ConfigureAwait(false);
+                            CutConnections(reset: false);
+                            return;
+                        default:
+                            CutConnections(reset: true);
+                            return;
+                    }
+                }
+                else if (oneTime)
+                {
+                    allowed = n;
+                }
+
+                if (allowed > 0 && Latency > TimeSpan.Zero)
+                {
+                    heads?.Feed(buffer.AsSpan(0, allowed));
+                    delayed ??= StartDelayedSender(to);
+                    await delayed.Writer.WriteAsync((DateTime.UtcNow + Latency, buffer[..allowed]), _stop.Token).ConfigureAwait(false);
+                    if (metered)
+                    {
+                        Interlocked.Add(ref _forwarded, allowed);
+                    }
+                }
+                else if (allowed > 0)
+                {
+                    heads?.Feed(buffer.AsSpan(0, allowed));
                     await to.SendAsync(buffer.AsMemory(0, allowed), SocketFlags.None, _stop.Token);
                     if (metered)
                     {
@@ -206,6 +284,71 @@ public sealed class FaultProxy : IDisposable
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
         {
+        }
+    }
+
+    /// <summary>Delivers chunks at their due time, in order; shuts the sending side once the channel is completed.</summary>
+    private System.Threading.Channels.Channel<(DateTime Due, byte[] Bytes)> StartDelayedSender(Socket to)
+    {
+        var channel = System.Threading.Channels.Channel.CreateUnbounded<(DateTime Due, byte[] Bytes)>();
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var (due, bytes) in channel.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+                {
+                    if (due > DateTime.UtcNow)
+                    {
+                        await Task.Delay(due - DateTime.UtcNow, _stop.Token).ConfigureAwait(false);
+                    }
+
+                    await to.SendAsync(bytes, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+                }
+
+                to.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        });
+        return channel;
+    }
+
+    private async Task SendAsync(Socket to, byte[] buffer, int count)
+    {
+        if (count > 0)
+        {
+            await to.SendAsync(buffer.AsMemory(0, count), SocketFlags.None, _stop.Token).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Ends every connection open now, cleanly (FIN both ways) or with a reset; the proxy goes on accepting.</summary>
+    private void CutConnections(bool reset)
+    {
+        lock (_sockets)
+        {
+            foreach (var s in _clients.Concat(_upstreams))
+            {
+                try
+                {
+                    if (reset)
+                    {
+                        s.LingerState = new LingerOption(true, 0);
+                    }
+                    else
+                    {
+                        s.Shutdown(SocketShutdown.Both);
+                    }
+
+                    s.Close();
+                }
+                catch (Exception e) when (e is ObjectDisposedException or SocketException)
+                {
+                }
+            }
+
+            _clients.Clear();
+            _upstreams.Clear();
         }
     }
 
@@ -238,6 +381,59 @@ public sealed class FaultProxy : IDisposable
             }
 
             _sockets.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Reads the request lines out of a client's byte stream: a head up to its blank line, then as many body bytes as its
+    /// Content-Length says (the S3 client sends no chunked bodies: UseChunkEncoding is off).
+    /// </summary>
+    private sealed class HttpRequestHeads(List<string> sink)
+    {
+        private readonly List<byte> _head = [];
+        private long _body;
+        private bool _lost;
+
+        public void Feed(ReadOnlySpan<byte> data)
+        {
+            while (data.Length > 0 && !_lost)
+            {
+                if (_body > 0)
+                {
+                    var n = (int)Math.Min(_body, data.Length);
+                    _body -= n;
+                    data = data[n..];
+                    continue;
+                }
+
+                _head.Add(data[0]);
+                data = data[1..];
+                if (_head.Count >= 4 && _head[^1] == '\n' && _head[^2] == '\r' && _head[^3] == '\n' && _head[^4] == '\r')
+                {
+                    var lines = Encoding.ASCII.GetString([.. _head]).Split("\r\n");
+                    _head.Clear();
+                    lock (sink)
+                    {
+                        sink.Add(lines[0]);
+                    }
+
+                    foreach (var line in lines)
+                    {
+                        if (line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))
+                        {
+                            _body = long.Parse(line[15..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+                        }
+                        else if (line.StartsWith("Transfer-Encoding:", StringComparison.OrdinalIgnoreCase))
+                        {
+                            _lost = true; // a chunked body: the rest of this connection cannot be read as heads
+                            lock (sink)
+                            {
+                                sink.Add("(chunked body: the connection's later requests are not recorded)");
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
