@@ -5,9 +5,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 # Programs the integration tests run for real (stock-tool restores, signals, a small tmpfs, another user).
-packages=(zstd tar procps util-linux mount libzstd1 coreutils postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools etcd-server etcd-client rclone openssh-server openssh-client age bsdutils jq curl prometheus chromium unzip docker-registry skopeo attr acl)
+packages=(zstd tar procps util-linux mount libzstd1 coreutils postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools etcd-server etcd-client rclone openssh-server openssh-client age bsdutils jq curl prometheus chromium unzip docker-registry skopeo attr acl python3-fusepy)
 missing=()
 for tool in zstd tar pkill setpriv mount runuser pg_dump mariadbd redis-server redis-check-rdb etcd etcdctl rclone sshd ssh-keygen ssh-keyscan age age-keygen script jq curl promtool prometheus chromium unzip docker-registry skopeo setfattr getfattr setfacl getfacl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+/usr/bin/python3 -c 'import fusepy' >/dev/null 2>&1 || missing+=("python3-fusepy (the tests' own EIO file system)")
 if [ "${#missing[@]}" -gt 0 ] || [ "${CI:-}" = "true" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing test dependencies: ${packages[*]}"

@@ -118,6 +118,13 @@ internal static class Program
             Rendering.JsonOutput.Failure(e.Message, ExitCodes.Failed);
             return ExitCodes.Failed;
         }
+        catch (IOException e) when (Backstop.Core.Util.DiskSpace.IsDiskFull(e))
+        {
+            var message = $"a disk Backstop writes to is full ({e.Message}): free space where the catalog, its private folder and staging are (df -h) and run again; nothing unproven was recorded as good";
+            await Console.Error.WriteLineAsync($"backstop: error: {message}").ConfigureAwait(false);
+            Rendering.JsonOutput.Failure(message, ExitCodes.Failed);
+            return ExitCodes.Failed;
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // Decision: whatever else went wrong is a failure with its message, never a stack trace. The catalog

@@ -13,11 +13,13 @@ namespace Backstop.IntegrationTests;
 /// </summary>
 public sealed class NetworkFaultTests : IDisposable
 {
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
     private readonly Sandbox _box = new();
     private readonly S3Server _s3 = new();
 
-    public NetworkFaultTests()
+    public NetworkFaultTests(Xunit.Abstractions.ITestOutputHelper output)
     {
+        _output = output;
         var random = new byte[3 << 20];
         new Random(11).NextBytes(random);
         File.WriteAllBytes(_box.Write("data/photo.bin", ""), random);
@@ -113,6 +115,7 @@ public sealed class NetworkFaultTests : IDisposable
         using var proxy = new FaultProxy(_s3.Port, budget: 1 << 20, FaultProxy.Direction.Up, fault, recordHttp: true);
         Config(S3Yaml(proxy, "timeout: 5s, retries: 2"));
         var run = Run("run");
+        _output.WriteLine($"{fault}: exit {run.ExitCode}: {run.Stdout.Split('\n').LastOrDefault(l => l.Contains("snapshot", StringComparison.Ordinal))}");
         Assert.True(proxy.Tripped, "the fault never happened");
         var snapshot = Snapshot();
         if (run.ExitCode == 0)

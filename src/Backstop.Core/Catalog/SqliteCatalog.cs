@@ -1,5 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
+using Backstop.Core.Config;
+using Backstop.Core.Util;
 using Microsoft.Data.Sqlite;
 
 namespace Backstop.Core.Catalog;
@@ -274,6 +276,12 @@ internal sealed class SqliteCatalog(string path) : CatalogEngine
 
     public override string WriteVersion(int version) => $"PRAGMA user_version = {version.ToString(CultureInfo.InvariantCulture)};";
 
-    public override string Explain(DbException e) =>
-        $"{Describe} cannot be opened: {e?.Message}; if it is damaged, 'backstop catalog rebuild --force' recreates it from the manifests on the targets (the damaged file is kept)";
+    public override string Explain(DbException e)
+    {
+        // A full disk makes SQLite fail to open (it cannot grow the WAL index): that is no damage, and a rebuild is not the fix.
+        var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path)) ?? ".";
+        return e is SqliteException { SqliteErrorCode: 13 } || DiskSpace.FreeBytes(folder) < 1 << 20
+            ? $"{Describe} cannot be opened: the disk holding it is full ({Quantities.FormatSize(Math.Max(0, DiskSpace.FreeBytes(folder)))} free at {folder}; {e?.Message}); free space there and run again (the catalog is not damaged by this)"
+            : $"{Describe} cannot be opened: {e?.Message}; if it is damaged, 'backstop catalog rebuild --force' recreates it from the manifests on the targets (the damaged file is kept)";
+    }
 }

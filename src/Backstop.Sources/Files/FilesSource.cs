@@ -613,8 +613,17 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 var segments = st.Blocks * 512 < st.Size && st.Size >= 64 << 10 ? RawFs.DataSegments(fd, st.Size) : null;
                 using Stream stream = segments is null ? new FileStream(handle, FileAccess.Read, bufferSize: 0) : new SparseDataStream(handle, segments);
                 using var data = new FixedLengthStream(stream, segments?.Sum(x => x.Length) ?? st.Size);
-                tar.Write(entry with { Sparse = segments }, data);
-                _ = data.Read(new byte[1]); // past the size: finds a file that grew
+                try
+                {
+                    tar.Write(entry with { Sparse = segments }, data);
+                    _ = data.Read(new byte[1]); // past the size: finds a file that grew
+                }
+                catch (SourceReadException e)
+                {
+                    throw new BackupException($"source '{source}': reading {Show(child.Path)} failed ({e.Message}): the disk or share under it reports an error; " +
+                                              "check it (dmesg, smartctl) and run again. A file that cannot be read is never left out silently");
+                }
+
                 if (data.Shrank || data.Grew)
                 {
                     sink.Warn($"{Show(child.Path)} {(data.Shrank ? "shrank" : "grew")} while it was read; the copy holds its first {st.Size} bytes");

@@ -18,13 +18,13 @@ internal sealed class FixedLengthStream(Stream inner, long length) : Common.Know
             if (!Grew && !Shrank)
             {
                 Span<byte> probe = stackalloc byte[1];
-                Grew = inner.Read(probe) > 0;
+                Grew = ReadSource(probe) > 0;
             }
 
             return 0;
         }
 
-        var n = Shrank ? 0 : inner.Read(buffer[..want]);
+        var n = Shrank ? 0 : ReadSource(buffer[..want]);
         if (n == 0)
         {
             Shrank = true;
@@ -34,6 +34,19 @@ internal sealed class FixedLengthStream(Stream inner, long length) : Common.Know
 
         Consumed += n;
         return n;
+    }
+
+    /// <summary>A read of the file itself; its failure (EIO from a dying disk) is told apart from the archive's own writes.</summary>
+    private int ReadSource(Span<byte> buffer)
+    {
+        try
+        {
+            return inner.Read(buffer);
+        }
+        catch (IOException e)
+        {
+            throw new SourceReadException(e.Message, e);
+        }
     }
 
     protected override void Dispose(bool disposing)
@@ -46,3 +59,6 @@ internal sealed class FixedLengthStream(Stream inner, long length) : Common.Know
         base.Dispose(disposing);
     }
 }
+
+/// <summary>Reading a file being backed up failed (the disk under it, not the archive being written).</summary>
+internal sealed class SourceReadException(string message, Exception inner) : IOException(message, inner);
