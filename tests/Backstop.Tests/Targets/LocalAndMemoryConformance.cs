@@ -28,6 +28,19 @@ public sealed class LocalTargetConformance : TargetConformance, IDisposable
     }
 
     [Fact]
+    public async Task The_sweep_removes_empty_folders_under_idle_sources_only()
+    {
+        Directory.CreateDirectory(_dir["root/s/20250101T000000Z-0001/deeper"]);
+        Directory.CreateDirectory(_dir["root/busy/20250101T000000Z-0002"]);
+        await PutAsync("s/20250101T000000Z-0003/f.zst", [1]);
+        var said = await Target.SweepLeftoversAsync(["s/"], CancellationToken.None);
+        Assert.Equal(2, said.Count); // the folder and the one inside it
+        Assert.False(Directory.Exists(_dir["root/s/20250101T000000Z-0001"]));
+        Assert.True(Directory.Exists(_dir["root/busy/20250101T000000Z-0002"])); // a source with a snapshot running is not asked
+        Assert.True(File.Exists(_dir["root/s/20250101T000000Z-0003/f.zst"]));
+    }
+
+    [Fact]
     public async Task Deleting_the_last_object_removes_the_empty_folders()
     {
         await PutAsync("s/1/f.zst", [1]);

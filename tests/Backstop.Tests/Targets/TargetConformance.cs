@@ -54,6 +54,21 @@ public abstract class TargetConformance
         Assert.Empty(await ListAsync("src/"));
     }
 
+    /// <summary>An upload abandoned before its first byte (a run killed there) leaves nothing a sweep keeps; objects stay.</summary>
+    [Fact]
+    public async Task A_sweep_removes_what_an_abandoned_upload_left_and_keeps_every_object()
+    {
+        await Target.ProbeAsync(Ct);
+        await PutAsync("src/20250101T000000Z-0002/keep.zst", [1, 2, 3]);
+        await (await Target.BeginPutAsync("src/20250101T000000Z-0003/lost.zst", Ct)).DisposeAsync();
+        await Target.SweepLeftoversAsync(["src/"], Ct);
+        Assert.Equal(["src/20250101T000000Z-0002/keep.zst"], (await ListAsync("src/")).Select(o => o.Key));
+        Assert.Equal([1, 2, 3], await ReadAsync("src/20250101T000000Z-0002/keep.zst"));
+        Assert.Empty(await Target.SweepLeftoversAsync(["src/"], Ct)); // nothing more to remove
+        await PutAsync("src/20250101T000000Z-0003/again.zst", [4]); // a folder swept can be written again
+        Assert.Equal([4], await ReadAsync("src/20250101T000000Z-0003/again.zst"));
+    }
+
     [Fact]
     public async Task An_object_is_invisible_at_its_key_until_committed_and_gone_if_abandoned()
     {
