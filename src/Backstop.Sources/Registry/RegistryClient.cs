@@ -259,9 +259,9 @@ internal sealed partial class RegistryClient : IDisposable
 
             return index && !image ? OciIndex : image && !index ? OciManifest : null;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
-            return null;
+            return null; // not JSON, or a string in it that is not UTF-8 (JsonDocument checks that only when it is read)
         }
     }
 
@@ -270,7 +270,7 @@ internal sealed partial class RegistryClient : IDisposable
         try
         {
             using var json = JsonDocument.Parse(bytes);
-            return json.RootElement.TryGetProperty("mediaType", out _);
+            return json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("mediaType", out _);
         }
         catch (JsonException)
         {

@@ -305,15 +305,28 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
         }
 
         using var document = json;
-        var parts = new List<(Descriptor, bool)>();
-        if (json.RootElement.TryGetProperty("config", out var config))
+        if (json.RootElement.ValueKind != JsonValueKind.Object)
         {
-            parts.Add((Descriptor.From(config, what), false));
+            throw new BackupException($"{what} is JSON but not an object, which every image manifest is");
         }
 
-        if (json.RootElement.TryGetProperty("layers", out var layers) && layers.ValueKind == JsonValueKind.Array)
+        var parts = new List<(Descriptor, bool)>();
+        try
         {
-            parts.AddRange(layers.EnumerateArray().Select(l => (Descriptor.From(l, what), l.TryGetProperty("urls", out _))));
+            if (json.RootElement.TryGetProperty("config", out var config))
+            {
+                parts.Add((Descriptor.From(config, what), false));
+            }
+
+            if (json.RootElement.TryGetProperty("layers", out var layers) && layers.ValueKind == JsonValueKind.Array)
+            {
+                parts.AddRange(layers.EnumerateArray().Select(l => (Descriptor.From(l, what), l.ValueKind == JsonValueKind.Object && l.TryGetProperty("urls", out _))));
+            }
+        }
+        catch (InvalidOperationException e)
+        {
+            // JsonDocument checks a string's UTF-8 only when it is read: damaged bytes inside a string.
+            throw new BackupException($"{what} holds a string that is not UTF-8 ({e.Message})");
         }
 
         return parts;

@@ -222,6 +222,63 @@ public sealed class SourceParserProperties(ITestOutputHelper output)
             .Sample(s => RegistryClient.ParseChallenge(s), iter: 5000);
     }
 
+    /// <summary>A registry's answers: an image manifest and an index as registries send them, damaged.</summary>
+    [Fact]
+    public void A_damaged_registry_manifest_or_index_is_read_or_refused_with_a_message_never_an_error_of_its_own()
+    {
+        var layer = "sha256:" + new string('a', 64);
+        var config = "sha256:" + new string('b', 64);
+        var manifest = $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryClient.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config}\",\"size\":1469}}," +
+                       $"\"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{layer}\",\"size\":2811478,\"annotations\":{{\"org.opencontainers.image.title\":\"rootfs\"}}}}]}}";
+        var index = $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryClient.OciIndex}\",\"manifests\":[{{\"mediaType\":\"{RegistryClient.OciManifest}\",\"digest\":\"{layer}\",\"size\":528,\"platform\":{{\"architecture\":\"amd64\",\"os\":\"linux\"}}}}]}}";
+        var past = new PastFirstCheck("registry manifests and indexes (valid JSON of a known type)");
+        void Check(byte[] bytes)
+        {
+            var type = RegistryClient.MediaTypeOf(bytes);
+            (type is null ? (Action)past.Refused : past.Accepted)();
+            foreach (var read in new Func<IReadOnlyList<Descriptor>>[]
+                     {
+                         () => Descriptor.ListOf(bytes, "manifests", "the index"),
+                         () => Descriptor.ListOf(bytes, "layers", "the manifest"),
+                         () => [.. RegistrySource.Parts(bytes, "the manifest").Select(p => p.Blob)],
+                     })
+            {
+                try
+                {
+                    foreach (var d in read())
+                    {
+                        Assert.True(RegistryClient.IsDigest(d.Digest) && d.Size >= 0, $"a descriptor read with digest '{d.Digest}' and size {d.Size}");
+                    }
+                }
+                catch (BackupException e)
+                {
+                    Assert.False(string.IsNullOrWhiteSpace(e.Message));
+                }
+            }
+        }
+
+        // Shapes a mutation seldom makes: JSON that is not an object, members of the wrong type, a string not UTF-8.
+        foreach (var odd in new[] { "[]", "1", "\"x\"", "null", "{\"config\":1}", "{\"layers\":[1]}", "{\"layers\":{}}", "{\"manifests\":[[]]}" })
+        {
+            Check(Encoding.UTF8.GetBytes(odd));
+        }
+
+        Check([.. Encoding.UTF8.GetBytes(manifest[..60]), 0xC3, 0x28, .. Encoding.UTF8.GetBytes(manifest[60..])]);
+        Gen.OneOf(Mutations.OfText(manifest, 4), Mutations.OfText(index, 4)).Sample(text => Check(Encoding.UTF8.GetBytes(text)), iter: 3000);
+        output.WriteLine(past.ToString());
+        Assert.True(past.Share > 0.1, past.ToString());
+
+        // The Link header of a paged tag list, of any text.
+        Gen.String.Sample(link =>
+        {
+            using var response = new HttpResponseMessage();
+            if (response.Headers.TryAddWithoutValidation("Link", link))
+            {
+                _ = RegistryClient.NextLink(response);
+            }
+        }, iter: 3000);
+    }
+
     [Fact]
     public void A_crontab_of_any_damage_is_checked_without_throwing()
     {
