@@ -8,9 +8,10 @@ namespace Backstop.Targets.S3;
 /// The multipart uploads one process has begun on one bucket, so that the next run can abort those its process left
 /// when it died (kill -9, a power cut): a multipart upload that is neither completed nor aborted keeps its parts, billed
 /// and invisible to a listing of objects, and not every S3 server lists uploads in progress. One append-only file per
-/// process in the target's private folder: <c>begin ID KEY</c> written and flushed to disk before the first part is
-/// sent, <c>end ID</c> once the upload is completed or aborted. A torn last line (the process died writing it) is
-/// ignored. What no journal can see (the machine's disk lost with it, an upload begun by another tool) is for the
+/// process in the target's private folder: <c>intent KEY</c> before the upload is begun (a process killed before it
+/// learns the upload's id leaves that), <c>begin ID KEY</c> once it has the id, both flushed to disk before the first
+/// part is sent, and <c>end ID</c> once the upload is completed or aborted. A torn last line (the process died writing
+/// it) is ignored. What no journal can see (the machine's disk lost with it, an upload begun by another tool) is for the
 /// bucket's lifecycle rule <c>AbortIncompleteMultipartUpload</c>.
 /// </summary>
 internal sealed class MultipartJournal(string folder)
@@ -20,6 +21,17 @@ internal sealed class MultipartJournal(string folder)
     private string? _path;
 
     private readonly HashSet<string> _open = new(StringComparer.Ordinal);
+    private int _intents;
+
+    /// <summary>An upload of <paramref name="key"/> is about to begin: if the process dies before it has the id, the next run looks it up by key.</summary>
+    public void Intent(string key)
+    {
+        lock (_gate)
+        {
+            Append($"intent {key}\n");
+            _intents++;
+        }
+    }
 
     public void Begin(string uploadId, string key)
     {
@@ -27,6 +39,7 @@ internal sealed class MultipartJournal(string folder)
         {
             Append($"begin {uploadId} {key}\n");
             _open.Add(uploadId);
+            _intents--;
         }
     }
 
@@ -40,7 +53,7 @@ internal sealed class MultipartJournal(string folder)
                 return; // never journaled (its begin could not be written)
             }
 
-            if (_open.Count > 0)
+            if (_open.Count > 0 || _intents > 0)
             {
                 Append($"end {uploadId}\n");
                 return;
@@ -67,8 +80,11 @@ internal sealed class MultipartJournal(string folder)
         }
     }
 
-    /// <summary>The journals of processes that are gone, each with the uploads it began and never ended (upload id → key).</summary>
-    public static IEnumerable<(string Path, IReadOnlyDictionary<string, string> Open)> Dead(string folder)
+    /// <summary>
+    /// The journals of processes that are gone, each with the uploads it began and never ended (upload id → key), and
+    /// the keys of uploads it was about to begin when it died (their id never reached the journal).
+    /// </summary>
+    public static IEnumerable<(string Path, IReadOnlyDictionary<string, string> Open, IReadOnlyList<string> Intents)> Dead(string folder)
     {
         if (!Directory.Exists(folder))
         {
@@ -83,13 +99,19 @@ internal sealed class MultipartJournal(string folder)
             }
 
             var open = new Dictionary<string, string>(StringComparer.Ordinal);
+            var intents = new List<string>();
             var text = File.ReadAllText(path);
             foreach (var line in text.Split('\n')[..^1]) // the part after the last newline is a torn write
             {
                 var parts = line.Split(' ', 3);
-                if (parts is ["begin", var id, var key] && id.Length > 0 && key.Length > 0)
+                if (line.StartsWith("intent ", StringComparison.Ordinal) && line.Length > 7)
+                {
+                    intents.Add(line[7..]);
+                }
+                else if (parts is ["begin", var id, var key] && id.Length > 0 && key.Length > 0)
                 {
                     open[id] = key;
+                    intents.Remove(key);
                 }
                 else if (parts is ["end", var ended])
                 {
@@ -97,7 +119,7 @@ internal sealed class MultipartJournal(string folder)
                 }
             }
 
-            yield return (path, open);
+            yield return (path, open, intents);
         }
     }
 

@@ -260,10 +260,30 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
             return said;
         }
 
-        foreach (var (path, open) in MultipartJournal.Dead(_journals))
+        foreach (var (path, journaled, intents) in MultipartJournal.Dead(_journals))
         {
             var aborted = 0;
             var refused = 0;
+            var open = journaled.ToList();
+            // An upload begun by a process killed before it wrote the id down: looked up by its key, which is this
+            // snapshot's own (no other upload has it).
+            foreach (var key in intents)
+            {
+                try
+                {
+                    var listing = await Client.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = _options.Bucket, Prefix = key }, cancellationToken).ConfigureAwait(false);
+                    open.AddRange((listing.MultipartUploads ?? []).Where(u => u.Key == key).Select(u => new KeyValuePair<string, string>(u.UploadId, key)));
+                }
+                catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.MethodNotAllowed or HttpStatusCode.NotImplemented)
+                {
+                    refused++; // cannot be listed here: the lifecycle rule's to remove, said below
+                }
+                catch (Exception e) when (e is AmazonS3Exception or AmazonClientException or HttpRequestException or IOException or SocketException)
+                {
+                    throw new BackupException($"target '{Name}': the listing of multipart uploads of {key} that a killed run may have left at {Where} failed: {e.Message}; the next run tries again");
+                }
+            }
+
             foreach (var (id, key) in open)
             {
                 try
@@ -293,7 +313,7 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
 
             if (refused > 0)
             {
-                said.Add($"target '{Name}': {Where} cannot abort a multipart upload (it answered 405/501), so the parts of {MultipartJournal.Describe(refused)} a killed run left stay in the bucket; " +
+                said.Add($"target '{Name}': {Where} cannot list or abort a multipart upload (it answered 405/501), so the parts of {MultipartJournal.Describe(refused)} a killed run left stay in the bucket; " +
                          "give the bucket a lifecycle rule AbortIncompleteMultipartUpload (e.g. DaysAfterInitiation: 2), or remove them with the server's own tools");
             }
         }
@@ -421,9 +441,10 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
         {
             if (_uploadId is null)
             {
+                Journal(j => j.Intent(key)); // before the server makes the upload: a kill from here on is found by the next run
                 _uploadId = (await target.Guard("start of a multipart upload", key, () => Client.InitiateMultipartUploadAsync(
                     new InitiateMultipartUploadRequest { BucketName = Bucket, Key = key }, ct)).ConfigureAwait(false)).UploadId;
-                Journal(j => j.Begin(_uploadId, key)); // on disk before any part is sent: a kill from here on is found by the next run
+                Journal(j => j.Begin(_uploadId, key)); // on disk before any part is sent: the next run aborts it by its id
             }
 
             var number = _parts.Count + 1;
