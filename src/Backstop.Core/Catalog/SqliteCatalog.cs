@@ -280,8 +280,19 @@ internal sealed class SqliteCatalog(string path) : CatalogEngine
     {
         // A full disk makes SQLite fail to open (it cannot grow the WAL index): that is no damage, and a rebuild is not the fix.
         var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path)) ?? ".";
-        return e is SqliteException { SqliteErrorCode: 13 } || DiskSpace.FreeBytes(folder) < 1 << 20
-            ? $"{Describe} cannot be opened: the disk holding it is full ({Quantities.FormatSize(Math.Max(0, DiskSpace.FreeBytes(folder)))} free at {folder}; {e?.Message}); free space there and run again (the catalog is not damaged by this)"
+        long? free;
+        try
+        {
+            free = DiskSpace.FreeBytes(folder);
+        }
+        catch (Exception f) when (f is IOException or UnauthorizedAccessException)
+        {
+            free = null;
+        }
+
+        return e is SqliteException { SqliteErrorCode: 13 } || free < 1 << 20
+            ? $"{Describe} cannot be opened: the disk holding it is full ({Quantities.FormatSize(Math.Max(0, free ?? 0))} free at {folder}; {e?.Message}); free space there and run again " +
+              "(a full disk damages nothing; if it is still refused with room to spare, 'backstop catalog rebuild --force' recreates it from the manifests on the targets)"
             : $"{Describe} cannot be opened: {e?.Message}; if it is damaged, 'backstop catalog rebuild --force' recreates it from the manifests on the targets (the damaged file is kept)";
     }
 }

@@ -12,7 +12,11 @@ public static class RestoreMarks
 {
     private static string Folder(BackstopConfig config) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(config.CatalogPath))!, "restoring");
 
-    /// <summary>Marks <paramref name="snapshot"/> as being read by this process until the result is disposed.</summary>
+    /// <summary>
+    /// Marks <paramref name="snapshot"/> as being read by this process until the result is disposed. The mark is held
+    /// with a lock (<see cref="Util.HeldFile"/>), so a mark is alive exactly while its process is: a pid alone cannot
+    /// tell, as every container's first process is 1.
+    /// </summary>
     public static IDisposable Mark(BackstopConfig config, string snapshot)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -20,42 +24,29 @@ public static class RestoreMarks
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            // Created, or an old mark of this pid reused; never through a link, never truncating anything.
-            var fd = Util.Posix.Open(path, Util.Posix.OCreat | Util.Posix.ORdonly | Util.Posix.ONofollow | Util.Posix.OCloexec, 0x180);
-            if (fd < 0)
+            try
             {
-                return new Removal(null); // a read-only state folder or a planted link: the restore goes on unmarked
+                return new Held(Util.HeldFile.Create(path));
             }
-
-            Util.Posix.Close(fd);
+            catch (IOException) when (File.Exists(path))
+            {
+                // The mark of a dead process that had this pid (a container's first process, a killed run's pid reused).
+                Util.HeldFile.TakeAbandoned(path)?.Delete();
+                return new Held(Util.HeldFile.Create(path));
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return new Removal(null); // a read-only state folder: the restore goes on unmarked
+            return new Unmarked(); // a read-only state folder, or a mark of this pid another live process holds: unmarked
         }
-
-        return new Removal(path);
     }
 
-    /// <summary>Removes the marks of restores that were killed (their process is gone); returns how many.</summary>
+    /// <summary>Removes the marks of restores that were killed (their lock is free); returns how many.</summary>
     public static int SweepDead(BackstopConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         var dir = Folder(config);
-        if (!Directory.Exists(dir))
-        {
-            return 0;
-        }
-
-        var snapshots = Directory.EnumerateFiles(dir).Select(Path.GetFileName).OfType<string>()
-            .Where(n => n.LastIndexOf('-') > 0).Select(n => n[..n.LastIndexOf('-')]).Distinct(StringComparer.Ordinal).ToList();
-        var before = Directory.EnumerateFiles(dir).Count();
-        foreach (var snapshot in snapshots)
-        {
-            Readers(config, snapshot);
-        }
-
-        return before - Directory.EnumerateFiles(dir).Count();
+        return Directory.Exists(dir) ? Directory.GetFiles(dir).Count(RemoveIfDead) : 0;
     }
 
     /// <summary>The process ids of live restores reading <paramref name="snapshot"/>; marks of dead ones are removed.</summary>
@@ -71,47 +62,55 @@ public static class RestoreMarks
         var readers = new List<int>();
         foreach (var f in Directory.EnumerateFiles(dir, snapshot + "-*"))
         {
-            if (!int.TryParse(Path.GetFileName(f)[(snapshot.Length + 1)..], System.Globalization.NumberStyles.None,
-                    System.Globalization.CultureInfo.InvariantCulture, out var pid))
-            {
-                continue;
-            }
-
-            if (Directory.Exists($"/proc/{pid}"))
+            if (int.TryParse(Path.GetFileName(f)[(snapshot.Length + 1)..], System.Globalization.NumberStyles.None,
+                    System.Globalization.CultureInfo.InvariantCulture, out var pid) && !RemoveIfDead(f) && File.Exists(f))
             {
                 readers.Add(pid);
-            }
-            else
-            {
-                try
-                {
-                    File.Delete(f);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    // left for the next prune
-                }
             }
         }
 
         return readers;
     }
 
-    private sealed class Removal(string? path) : IDisposable
+    /// <summary>True when the mark's restore is gone (its lock was free) and the mark was removed.</summary>
+    private static bool RemoveIfDead(string mark)
+    {
+        try
+        {
+            if (Util.HeldFile.TakeAbandoned(mark) is not { } dead)
+            {
+                return false;
+            }
+
+            dead.Delete();
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // left for the next look
+        }
+    }
+
+    /// <summary>The mark, removed when the restore ends.</summary>
+    private sealed class Held(Util.HeldFile file) : IDisposable
     {
         public void Dispose()
         {
-            if (path is not null)
+            try
             {
-                try
-                {
-                    File.Delete(path);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    // a dead mark counts for nothing
-                }
+                file.Delete();
             }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // its lock is gone with the handle: a mark left counts for nothing
+            }
+        }
+    }
+
+    private sealed class Unmarked : IDisposable
+    {
+        public void Dispose()
+        {
         }
     }
 }

@@ -248,9 +248,9 @@ public sealed class BackupRunner
                 BackupException or ConfigException => e.Message,
                 System.Data.Common.DbException when e.Message.Contains("disk is full", StringComparison.OrdinalIgnoreCase) =>
                     $"the catalog's disk is full ({e.Message}); free space where the catalog is and run again",
-                IOException when DiskSpace.IsDiskFull(e) && e.Message.Contains(_config.StagingPath, StringComparison.Ordinal) =>
+                IOException when DiskSpace.IsDiskFull(e) && e.Message.Contains(Path.TrimEndingDirectorySeparator(_config.StagingPath) + "/", StringComparison.Ordinal) =>
                     $"staging {_config.StagingPath} is full: no space left on device while the source was captured there; free space or set 'staging' to a larger file system",
-                IOException when e.Message.Contains(_config.StagingPath, StringComparison.Ordinal) =>
+                IOException when e.Message.Contains(Path.TrimEndingDirectorySeparator(_config.StagingPath) + "/", StringComparison.Ordinal) =>
                     $"staging {_config.StagingPath} failed: {e.Message}; check that disk",
                 IOException when DiskSpace.IsDiskFull(e) && e.Message.Contains(Path.GetDirectoryName(Path.GetFullPath(_config.CatalogPath)) ?? "\0", StringComparison.Ordinal) =>
                     $"the disk of the catalog's folder is full ({e.Message}); free space there and run again",

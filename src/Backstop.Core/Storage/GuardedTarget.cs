@@ -109,7 +109,7 @@ public sealed class GuardedTarget : ITarget
         }, cancellationToken);
 
     public Task<IReadOnlyList<string>> SweepLeftoversAsync(IReadOnlyCollection<string> idlePrefixes, CancellationToken cancellationToken) =>
-        RunAsync(_retried, "sweep of leftovers", "", ct => _inner.SweepLeftoversAsync(idlePrefixes, ct), cancellationToken);
+        RunAsync(_once, "sweep of leftovers", "", ct => _inner.SweepLeftoversAsync(idlePrefixes, ct), cancellationToken); // the next run sweeps again
 
     private async Task<T> RunAsync<T>(ResiliencePipeline pipeline, string operation, string key, Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)
     {

@@ -146,6 +146,10 @@ internal sealed partial class RegistryClient : IDisposable
             {
                 throw new BackupException($"the registry at {Where} answered {page.PathAndQuery} with something that is not JSON ({e.Message})");
             }
+            catch (InvalidOperationException e)
+            {
+                throw new BackupException($"the registry at {Where} answered {page.PathAndQuery} with a string that is not UTF-8 ({e.Message})");
+            }
 
             if (NextLink(response) is not { } link)
             {
@@ -543,7 +547,7 @@ internal sealed partial class RegistryClient : IDisposable
             try
             {
                 using var json = JsonDocument.Parse(body);
-                foreach (var name in new[] { "token", "access_token" })
+                foreach (var name in json.RootElement.ValueKind == JsonValueKind.Object ? new[] { "token", "access_token" } : [])
                 {
                     if (json.RootElement.TryGetProperty(name, out var t) && t.ValueKind == JsonValueKind.String && t.GetString() is { Length: > 0 } value)
                     {
@@ -551,8 +555,9 @@ internal sealed partial class RegistryClient : IDisposable
                     }
                 }
             }
-            catch (JsonException)
+            catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
+                // not JSON, or a string in it that is not UTF-8: no token
             }
 
             throw new BackupException($"the token service of the registry at {Where} answered without a token");

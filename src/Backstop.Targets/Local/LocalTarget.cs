@@ -138,7 +138,7 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
         EnsureRoot();
         Directory.CreateDirectory(dir, PrivateDirectory);
         var temp = Path.Combine(dir, $".{Path.GetFileName(final)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}{PartialSuffix}");
-        var stream = new FileStream(temp, new FileStreamOptions
+        var options = new FileStreamOptions
         {
             Mode = FileMode.CreateNew,
             Access = FileAccess.Write,
@@ -146,7 +146,19 @@ public sealed class LocalTarget(string name, string root, string? marker = null)
             BufferSize = 0,
             Options = FileOptions.None,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite, // backups are private: 0600, in folders of 0700
-        });
+        };
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(temp, options);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Another job's sweep took the folder while it was still empty (serve runs sources side by side): made again.
+            Directory.CreateDirectory(dir, PrivateDirectory);
+            stream = new FileStream(temp, options);
+        }
+
         return Task.FromResult<ITargetUpload>(new Upload(this, stream, temp, final, dir));
     }
 

@@ -18,9 +18,8 @@ internal sealed class MultipartJournal(string folder)
 {
     internal const string Prefix = "multipart-";
     private readonly Lock _gate = new();
-    private string? _path;
-
     private readonly HashSet<string> _open = new(StringComparer.Ordinal);
+    private HeldFile? _file;
     private int _intents;
 
     /// <summary>An upload of <paramref name="key"/> is about to begin: if the process dies before it has the id, the next run looks it up by key.</summary>
@@ -48,43 +47,43 @@ internal sealed class MultipartJournal(string folder)
     {
         lock (_gate)
         {
-            if (!_open.Remove(uploadId) || _path is null)
+            if (!_open.Remove(uploadId) || _file is null)
             {
                 return; // never journaled (its begin could not be written)
             }
 
-            if (_open.Count > 0 || _intents > 0)
-            {
-                Append($"end {uploadId}\n");
-                return;
-            }
+            Append($"end {uploadId}\n");
+            DeleteIfIdle();
+        }
+    }
 
-            File.Delete(_path);
-            _path = null;
+    private void DeleteIfIdle()
+    {
+        if (_open.Count == 0 && _intents <= 0 && _file is not null)
+        {
+            _file.Delete();
+            _file = null;
         }
     }
 
     private void Append(string line)
     {
-        lock (_gate)
+        if (_file is null)
         {
-            if (_path is null)
-            {
-                PrivateFolder.Ensure(folder);
-                _path = Path.Combine(folder, Stale.Name(Prefix) + ".journal");
-            }
-
-            using var file = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read, 1, FileOptions.None);
-            file.Write(Encoding.UTF8.GetBytes(line));
-            file.Flush(flushToDisk: true);
+            PrivateFolder.Ensure(folder);
+            _file = HeldFile.Create(Path.Combine(folder, Stale.Name(Prefix) + ".journal"));
         }
+
+        _file.Append(Encoding.UTF8.GetBytes(line));
     }
 
     /// <summary>
-    /// The journals of processes that are gone, each with the uploads it began and never ended (upload id → key), and
-    /// the keys of uploads it was about to begin when it died (their id never reached the journal).
+    /// The journals whose process is gone (their lock is free; a pid could be reused, as every container's first process
+    /// is 1), each now held by this process, with the uploads its owner began and never ended (upload id → key), the
+    /// keys of uploads it was about to begin when it died (their id never reached the journal), and when it was last
+    /// written. The caller deletes a journal it has dealt with, or disposes it to leave it for the next run.
     /// </summary>
-    public static IEnumerable<(string Path, IReadOnlyDictionary<string, string> Open, IReadOnlyList<string> Intents)> Dead(string folder)
+    public static IEnumerable<(HeldFile File, IReadOnlyDictionary<string, string> Open, IReadOnlyList<string> Intents, DateTime Written)> Dead(string folder)
     {
         if (!Directory.Exists(folder))
         {
@@ -93,15 +92,15 @@ internal sealed class MultipartJournal(string folder)
 
         foreach (var path in Directory.GetFiles(folder, Prefix + "*.journal"))
         {
-            if (!Stale.OwnerIsGone(System.IO.Path.GetFileName(path), Prefix))
+            var written = File.GetLastWriteTimeUtc(path);
+            if (HeldFile.TakeAbandoned(path) is not { } held)
             {
                 continue;
             }
 
             var open = new Dictionary<string, string>(StringComparer.Ordinal);
             var intents = new List<string>();
-            var text = File.ReadAllText(path);
-            foreach (var line in text.Split('\n')[..^1]) // the part after the last newline is a torn write
+            foreach (var line in held.ReadAllText().Split('\n')[..^1]) // the part after the last newline is a torn write
             {
                 var parts = line.Split(' ', 3);
                 if (line.StartsWith("intent ", StringComparison.Ordinal) && line.Length > 7)
@@ -119,7 +118,7 @@ internal sealed class MultipartJournal(string folder)
                 }
             }
 
-            yield return (path, open, intents);
+            yield return (held, open, intents, written);
         }
     }
 

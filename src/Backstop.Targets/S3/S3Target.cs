@@ -254,58 +254,70 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
     /// </summary>
     public async Task<IReadOnlyList<string>> SweepLeftoversAsync(IReadOnlyCollection<string> idlePrefixes, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(idlePrefixes);
         var said = new List<string>();
         if (_journals is null)
         {
             return said;
         }
 
-        foreach (var (path, journaled, intents) in MultipartJournal.Dead(_journals))
+        var started = System.Diagnostics.Process.GetCurrentProcess().StartTime.ToUniversalTime();
+        foreach (var (journal, journaled, intents, written) in MultipartJournal.Dead(_journals))
         {
+            using var held = journal;
             var aborted = 0;
             var refused = 0;
-            var open = journaled.ToList();
-            // An upload begun by a process killed before it wrote the id down: looked up by its key, which is this
-            // snapshot's own (no other upload has it).
-            foreach (var key in intents)
+            var denied = 0;
+            try
             {
-                try
+                var open = journaled.ToList();
+                // An upload begun by a process killed before it wrote the id down: looked up by its key. Only under a source
+                // with nothing running now, and only uploads begun before that process wrote its journal for the last time
+                // (a key can be written again: a blob, a WAL segment, a healed copy).
+                var waiting = intents.Where(k => !idlePrefixes.Any(p => k.StartsWith(_options.Prefix + p, StringComparison.Ordinal))).ToList();
+                if (waiting.Count > 0)
                 {
-                    var listing = await Client.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = _options.Bucket, Prefix = key }, cancellationToken).ConfigureAwait(false);
-                    open.AddRange((listing.MultipartUploads ?? []).Where(u => u.Key == key).Select(u => new KeyValuePair<string, string>(u.UploadId, key)));
+                    continue; // kept (disposed, not deleted) for a run when those sources are idle
                 }
-                catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.MethodNotAllowed or HttpStatusCode.NotImplemented)
+
+                foreach (var key in intents)
                 {
-                    refused++; // cannot be listed here: the lifecycle rule's to remove, said below
+                    var (listing, answer) = await AskAsync(() => Client.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = _options.Bucket, Prefix = key }, cancellationToken),
+                        "listing of the multipart uploads", key).ConfigureAwait(false);
+                    refused += answer == SweepAnswer.Cannot ? 1 : 0;
+                    denied += answer == SweepAnswer.Denied ? 1 : 0;
+                    open.AddRange((listing?.MultipartUploads ?? [])
+                        .Where(u => u.Key == key && (u.Initiated is not { } at || at.ToUniversalTime() <= written.AddMinutes(1)) && (u.Initiated is not { } at2 || at2.ToUniversalTime() < started))
+                        .Select(u => new KeyValuePair<string, string>(u.UploadId, key)));
                 }
-                catch (Exception e) when (e is AmazonS3Exception or AmazonClientException or HttpRequestException or IOException or SocketException)
+
+                foreach (var (id, key) in open)
                 {
-                    throw new BackupException($"target '{Name}': the listing of multipart uploads of {key} that a killed run may have left at {Where} failed: {e.Message}; the next run tries again");
+                    var (_, answer) = await AskAsync(async () =>
+                        {
+                            try
+                            {
+                                await Client.AbortMultipartUploadAsync(_options.Bucket, key, id, cancellationToken).ConfigureAwait(false);
+                            }
+                            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound || e.ErrorCode == "NoSuchUpload")
+                            {
+                                // completed or aborted already, or expired by the bucket's lifecycle rule
+                            }
+
+                            return true;
+                        }, "abort of a multipart upload", key).ConfigureAwait(false);
+                    aborted += answer == SweepAnswer.Answered ? 1 : 0;
+                    refused += answer == SweepAnswer.Cannot ? 1 : 0;
+                    denied += answer == SweepAnswer.Denied ? 1 : 0;
                 }
             }
-
-            foreach (var (id, key) in open)
+            catch (BackupException e)
             {
-                try
-                {
-                    await Client.AbortMultipartUploadAsync(_options.Bucket, key, id, cancellationToken).ConfigureAwait(false);
-                    aborted++;
-                }
-                catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound || e.ErrorCode == "NoSuchUpload")
-                {
-                    aborted++; // completed or aborted already, or expired by the bucket's lifecycle rule
-                }
-                catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.MethodNotAllowed or HttpStatusCode.NotImplemented)
-                {
-                    refused++;
-                }
-                catch (Exception e) when (e is AmazonS3Exception or AmazonClientException or HttpRequestException or IOException or SocketException)
-                {
-                    throw new BackupException($"target '{Name}': the abort of a multipart upload of {key} that a killed run left at {Where} failed: {e.Message}; the next run tries again");
-                }
+                said.Add(e.Message);
+                continue; // the journal stays for the next run; the others are still dealt with
             }
 
-            File.Delete(path);
+            held.Delete();
             if (aborted > 0)
             {
                 said.Add($"aborted {MultipartJournal.Describe(aborted)} to target '{Name}' that a run killed mid-upload left unfinished (their parts took space in the bucket)");
@@ -316,9 +328,43 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
                 said.Add($"target '{Name}': {Where} cannot list or abort a multipart upload (it answered 405/501), so the parts of {MultipartJournal.Describe(refused)} a killed run left stay in the bucket; " +
                          "give the bucket a lifecycle rule AbortIncompleteMultipartUpload (e.g. DaysAfterInitiation: 2), or remove them with the server's own tools");
             }
+
+            if (denied > 0)
+            {
+                said.Add($"target '{Name}': the credentials may not list or abort multipart uploads at {Where} (403), so the parts of {MultipartJournal.Describe(denied)} a killed run left stay in the bucket; " +
+                         "allow s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, or give the bucket a lifecycle rule AbortIncompleteMultipartUpload");
+            }
         }
 
         return said;
+    }
+
+    private enum SweepAnswer
+    {
+        Answered,
+        Cannot, // the server does not do it (405/501)
+        Denied, // the credentials may not (403)
+    }
+
+    /// <summary>A request of the sweep: its answer, or why there is none; a failure of another kind ends the journal's sweep.</summary>
+    private async Task<(T? Value, SweepAnswer Answer)> AskAsync<T>(Func<Task<T>> request, string what, string key)
+    {
+        try
+        {
+            return (await request().ConfigureAwait(false), SweepAnswer.Answered);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.MethodNotAllowed or HttpStatusCode.NotImplemented)
+        {
+            return (default, SweepAnswer.Cannot);
+        }
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.Forbidden)
+        {
+            return (default, SweepAnswer.Denied);
+        }
+        catch (Exception e) when (e is AmazonS3Exception or AmazonClientException or HttpRequestException or IOException or SocketException)
+        {
+            throw new BackupException($"target '{Name}': the {what} of {key} that a killed run left at {Where} failed: {e.Message}; the next run tries again");
+        }
     }
 
     /// <summary>Turns S3 and network failures into a message naming the target, the operation and the likely fix.</summary>
