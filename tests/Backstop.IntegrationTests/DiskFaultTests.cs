@@ -98,107 +98,89 @@ public sealed class DiskFaultTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    [Fact]
-    public void Staging_that_fills_at_random_moments_fails_the_run_naming_it_and_the_next_run_cleans_up()
+    /// <summary>
+    /// At <see cref="Moments"/> random moments of a run (after one good run): the data changes, the fault happens, the run
+    /// ends, the fault is undone; the run was honest, nothing committed before is lost, and the next run recovers.
+    /// </summary>
+    private void AtRandomMoments(Action<Random> change, Action fault, Action undo, IReadOnlyCollection<string> causes, string target, Action? check = null)
     {
         var random = new Random(_seed);
         output.WriteLine($"seed {_seed}");
-        var staging = _box.Tmpfs("state/staging", "40m");
-        Rows(6, random);
-        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: db, kind: sqlite, path: ./app.db }\n");
         var clock = Stopwatch.StartNew();
         Assert.Equal(0, _box.Run("run").ExitCode);
         var took = clock.Elapsed;
         var failed = 0;
         for (var i = 0; i < Moments; i++)
         {
-            Rows(2, random);
-            var (run, _) = RunWithFaultAt(took, random, () => _box.Shell($"cat /dev/zero > {staging}/filler 2>/dev/null; true"));
-            Honest(run, ["staging " + staging + " is full: no space left on device", "free space or set 'staging'"]);
+            change(random);
+            var before = Committed();
+            var (run, _) = RunWithFaultAt(took, random, fault);
+            undo();
+            Honest(run, causes);
             failed += run.ExitCode == 0 ? 0 : 1;
-            File.Delete(Path.Combine(staging, "filler"));
-            Recovers(_box["backups"]);
+            Assert.All(before, id => Assert.Contains(id, Committed())); // nothing committed before is lost
+            check?.Invoke();
+            Recovers(target);
         }
 
-        output.WriteLine($"{failed} of {Moments} runs met the full staging");
+        output.WriteLine($"{failed} of {Moments} runs met the fault");
+    }
+
+    private Action Fill(string folder) => () => _box.Shell($"cat /dev/zero > {folder}/filler 2>/dev/null; true");
+
+    private static Action Unfill(string folder) => () => File.Delete(Path.Combine(folder, "filler"));
+
+    private static void CatalogIsWhole(string path)
+    {
+        using var db = new SqliteConnection($"Data Source={path};Pooling=False");
+        db.Open();
+        using var check = db.CreateCommand();
+        check.CommandText = "PRAGMA integrity_check";
+        Assert.Equal("ok", check.ExecuteScalar());
+    }
+
+    [Fact]
+    public void Staging_that_fills_at_random_moments_fails_the_run_naming_it_and_the_next_run_cleans_up()
+    {
+        var staging = _box.Tmpfs("state/staging", "40m");
+        Rows(6, new Random(_seed));
+        _box.WriteConfig(Yaml.LocalTarget() + "sources:\n  - { name: db, kind: sqlite, path: ./app.db }\n");
+        AtRandomMoments(r => Rows(2, r), Fill(staging), Unfill(staging),
+            ["staging " + staging + " is full: no space left on device", "free space or set 'staging'"], _box["backups"]);
     }
 
     [Fact]
     public void A_local_target_that_fills_at_random_moments_fails_its_copy_and_leaves_nothing_half_written()
     {
-        var random = new Random(_seed);
-        output.WriteLine($"seed {_seed}");
         var target = _box.Tmpfs("backups", "64m");
-        Data(6, random);
+        Data(6, new Random(_seed));
         Config();
-        var clock = Stopwatch.StartNew();
-        Assert.Equal(0, _box.Run("run").ExitCode);
-        var took = clock.Elapsed;
-        for (var i = 0; i < Moments; i++)
-        {
-            Data(4, random);
-            var before = Committed();
-            var (run, _) = RunWithFaultAt(took, random, () => _box.Shell($"cat /dev/zero > {target}/filler 2>/dev/null; true"));
-            Honest(run, ["no space left on device", "No space left on device", "is full", "B free at"]);
-            Assert.All(before, id => Assert.Contains(id, Committed())); // nothing committed before is lost
-            File.Delete(Path.Combine(target, "filler"));
-            Recovers(target);
-        }
+        AtRandomMoments(r => Data(4, r), Fill(target), Unfill(target), ["no space left on device", "No space left on device", "is full", "B free at"], target);
     }
 
     [Fact]
     public void A_target_remounted_read_only_mid_run_fails_its_copy_named_and_the_next_run_removes_what_it_left()
     {
-        var random = new Random(_seed);
-        output.WriteLine($"seed {_seed}");
         var target = _box.Tmpfs("backups", "64m");
-        Data(6, random);
+        Data(6, new Random(_seed));
         Config();
-        var clock = Stopwatch.StartNew();
-        Assert.Equal(0, _box.Run("run").ExitCode);
-        var took = clock.Elapsed;
-        for (var i = 0; i < Moments; i++)
-        {
-            Data(4, random);
-            var (run, during) = RunWithFaultAt(took, random, () => Sandbox.Exec("mount", "-o", "remount,ro", target));
-            Honest(run, ["Read-only file system", "read-only"]);
-            Assert.Equal(0, Sandbox.Exec("mount", "-o", "remount,rw", target).ExitCode);
-            Recovers(target);
-        }
+        AtRandomMoments(r => Data(4, r), () => Sandbox.Exec("mount", "-o", "remount,ro", target),
+            () => Assert.Equal(0, Sandbox.Exec("mount", "-o", "remount,rw", target).ExitCode), ["Read-only file system", "read-only"], target);
     }
 
     [Fact]
     public void A_catalog_disk_that_fills_mid_run_fails_it_loudly_and_the_catalog_stays_whole()
     {
-        var random = new Random(_seed);
-        output.WriteLine($"seed {_seed}");
         var state = _box.Tmpfs("catalogdisk", "4m");
-        Data(6, random);
+        Data(6, new Random(_seed));
         Config(catalog: "./catalogdisk/catalog.db");
-        var clock = Stopwatch.StartNew();
-        Assert.Equal(0, _box.Run("run").ExitCode);
-        var took = clock.Elapsed;
-        for (var i = 0; i < Moments; i++)
-        {
-            Data(3, random);
-            var before = Committed();
-            var (run, during) = RunWithFaultAt(took, random, () => _box.Shell($"cat /dev/zero > {state}/filler 2>/dev/null; true"));
-            File.Delete(Path.Combine(state, "filler"));
-            output.WriteLine(run.All);
-            Honest(run, ["disk is full", "the disk holding it is full", "disk of the catalog's folder is full", "a disk Backstop writes to is full"]);
-            var status = _box.Run("status", "--json");
-            Assert.True(status.ExitCode is 0 or 1, status.ToString());
-            Assert.All(before, id => Assert.Contains(id, Committed()));
-            using (var db = new SqliteConnection($"Data Source={Path.Combine(state, "catalog.db")};Pooling=False"))
+        AtRandomMoments(r => Data(3, r), Fill(state), Unfill(state),
+            ["disk is full", "the disk holding it is full", "disk of the catalog's folder is full", "a disk Backstop writes to is full"], _box["backups"], () =>
             {
-                db.Open();
-                using var check = db.CreateCommand();
-                check.CommandText = "PRAGMA integrity_check";
-                Assert.Equal("ok", check.ExecuteScalar());
-            }
-
-            Recovers(_box["backups"]);
-        }
+                var status = _box.Run("status", "--json");
+                Assert.True(status.ExitCode is 0 or 1, status.ToString());
+                CatalogIsWhole(Path.Combine(state, "catalog.db"));
+            });
     }
 
     [Fact]
@@ -237,13 +219,7 @@ public sealed class DiskFaultTests(ITestOutputHelper output) : IDisposable
                 }
             }
 
-            using (var db = new SqliteConnection($"Data Source={_box["state/catalog.db"]};Pooling=False"))
-            {
-                db.Open();
-                using var check = db.CreateCommand();
-                check.CommandText = "PRAGMA integrity_check";
-                Assert.Equal("ok", check.ExecuteScalar());
-            }
+            CatalogIsWhole(_box["state/catalog.db"]);
 
             var after = Committed();
             Assert.All(before, id => Assert.Contains(id, after));
