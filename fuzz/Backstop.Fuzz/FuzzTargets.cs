@@ -4,7 +4,7 @@ using Backstop.Core.Plugins;
 using Backstop.Core.Storage;
 using Backstop.Sources.CouchDb;
 using Backstop.Sources.Files;
-using Backstop.Sources.Files.Pax;
+using Backstop.Core.Tar;
 using Backstop.Sources.Redis;
 using Backstop.Sources.Registry;
 

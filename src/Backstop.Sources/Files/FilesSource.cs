@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
-using Backstop.Sources.Files.Pax;
+using Backstop.Core.Tar;
 
 namespace Backstop.Sources.Files;
 
@@ -87,7 +87,7 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
     private sealed class ChainStage(FilesSource source, Common.Staging.Folder folder) : IChainStage
     {
         private TarExtractor.TarExtraction? _last;
-        private readonly Dictionary<string, Pax.PaxEntry> _folders = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, PaxEntry> _folders = new(StringComparer.Ordinal);
 
         public async Task ApplyAsync(Stream content, int level, CancellationToken cancellationToken)
         {
@@ -673,11 +673,11 @@ internal sealed partial class FilesSource(string name, FilesOptions options, boo
                 {
                     switch (key)
                     {
-                        case Pax.PosixAcl.AccessXattr:
-                            access = Pax.PosixAcl.ToText(value);
+                        case PosixAcl.AccessXattr:
+                            access = PosixAcl.ToText(value);
                             continue;
-                        case Pax.PosixAcl.DefaultXattr:
-                            defaults = Pax.PosixAcl.ToText(value);
+                        case PosixAcl.DefaultXattr:
+                            defaults = PosixAcl.ToText(value);
                             continue;
                     }
                 }

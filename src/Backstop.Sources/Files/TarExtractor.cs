@@ -1,6 +1,6 @@
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
-using Backstop.Sources.Files.Pax;
+using Backstop.Core.Tar;
 
 namespace Backstop.Sources.Files;
 

@@ -81,7 +81,7 @@ public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions>
 
         return new MySqlOptions(
             map.StringOr("host", "127.0.0.1"), map.IntOr("port", 3306, 1, 65535), map.StringOr("user", "root"), map.Secret("password"),
-            databases, Postgres.PostgresSourceKind.ExactRows(map), tools, timeout);
+            databases, Common.RowCounting.ExactRows(map), tools, timeout);
     }
 
     public override ISource Create(SourceDefinition definition, MySqlOptions options)

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Backstop.Core.Plugins;
+using Backstop.Core.Util;
 using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Postgres;

@@ -299,7 +299,7 @@ internal static class OciLayoutReader
     public static async Task<Layout> ReadAsync(Stream tar, Func<string, long, Stream, Task>? large, string what, CancellationToken cancellationToken)
     {
         // Read as a forward-only stream, whatever the caller's stream says it can do: the tar is read once, in order.
-        var reader = new TarReader(new Common.ForwardOnlyStream(tar), leaveOpen: true);
+        var reader = new TarReader(new Backstop.Core.Util.ForwardOnlyStream(tar), leaveOpen: true);
         var blobs = new Dictionary<string, long>(StringComparer.Ordinal);
         var kept = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         long keptBytes = 0;

@@ -6,7 +6,7 @@ using Backstop.Core.Plugins;
 using Backstop.Core.Sealing;
 using Backstop.Core.Sealing.Age;
 using Backstop.Core.Util;
-using Backstop.Sources.Files.Pax;
+using Backstop.Core.Tar;
 
 namespace Backstop.Cli.Verbs;
 
@@ -125,7 +125,7 @@ internal static class LsVerb
         if (levels.Count == 1)
         {
             await using var content = await OpenAsync(config, levels[0].Snapshot, levels[0].Artifact, identities, cancellationToken).ConfigureAwait(false);
-            var reader = new PaxReader(new Backstop.Sources.Common.ForwardOnlyStream(content));
+            var reader = new PaxReader(new ForwardOnlyStream(content));
             while (await Task.Run(reader.Next, cancellationToken).ConfigureAwait(false) is { } e)
             {
                 yield return (e, levels[0]);
@@ -140,7 +140,7 @@ internal static class LsVerb
         for (var i = levels.Count - 1; i >= 0; i--)
         {
             await using var content = await OpenAsync(config, levels[i].Snapshot, levels[i].Artifact, identities, cancellationToken).ConfigureAwait(false);
-            var reader = new PaxReader(new Backstop.Sources.Common.ForwardOnlyStream(content));
+            var reader = new PaxReader(new ForwardOnlyStream(content));
             var newest = i == levels.Count - 1;
             while (await Task.Run(reader.Next, cancellationToken).ConfigureAwait(false) is { } e)
             {

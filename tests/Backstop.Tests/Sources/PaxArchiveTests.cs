@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
-using Backstop.Sources.Files.Pax;
+using Backstop.Core.Tar;
 using CsCheck;
 
 namespace Backstop.Tests.Sources;

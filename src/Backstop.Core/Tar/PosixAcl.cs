@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Backstop.Core.Util;
 
-namespace Backstop.Sources.Files.Pax;
+namespace Backstop.Core.Tar;
 
 /// <summary>
 /// POSIX ACLs between the kernel's form (the <c>system.posix_acl_access</c> and <c>system.posix_acl_default</c>

@@ -1,4 +1,4 @@
-namespace Backstop.Sources.Files.Pax;
+namespace Backstop.Core.Tar;
 
 /// <summary>
 /// One member of a pax archive as the file system has it: names and link targets as the bytes they are (a Latin-1

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Backstop.Sources.Files.Pax;
+namespace Backstop.Core.Tar;
 
 /// <summary>
 /// Reads a pax/ustar archive member by member, names as bytes, with the records <see cref="PaxWriter"/> writes and

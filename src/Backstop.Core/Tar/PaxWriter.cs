@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Backstop.Sources.Files.Pax;
+namespace Backstop.Core.Tar;
 
 /// <summary>
 /// Writes a POSIX pax archive (ustar blocks, each member preceded by an 'x' header when it needs one) that holds

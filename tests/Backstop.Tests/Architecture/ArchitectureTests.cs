@@ -1,0 +1,102 @@
+using System.Text.RegularExpressions;
+
+namespace Backstop.Tests.Architecture;
+
+/// <summary>
+/// The plugin contract, kept true by reading the sources: Core and the CLI never name a source or target kind (only the
+/// one registration file, <c>src/Backstop/Plugins.cs</c>, does), never compare a kind's name, and a kind never reaches
+/// into another kind's folder; what two kinds share lives in <c>Sources/Common</c> or in Core.
+/// </summary>
+public sealed partial class ArchitectureTests
+{
+    /// <summary>Known crossings still to be moved to shared code (issue 26); this list only shrinks.</summary>
+    private static readonly HashSet<(string From, string To)> Pending =
+    [
+        ("Kubernetes", "Files"), // volumes are captured and restored by the files kind's tar-of-paths engine
+        ("Sftp", "Rclone"), // the sftp target is the rclone target with its remote set in the environment
+    ];
+
+    private static readonly string Root = FindRoot();
+
+    private static string FindRoot()
+    {
+        for (var dir = AppContext.BaseDirectory; dir is not null; dir = Path.GetDirectoryName(dir))
+        {
+            if (File.Exists(Path.Combine(dir, "Backstop.slnx")))
+            {
+                return dir;
+            }
+        }
+
+        throw new InvalidOperationException("the repository's root (Backstop.slnx) is not above the test's folder");
+    }
+
+    private static IEnumerable<(string Path, string Text)> Sources(string folder) =>
+        Directory.EnumerateFiles(Path.Combine(Root, folder), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains("/bin/", StringComparison.Ordinal) && !f.Contains("/obj/", StringComparison.Ordinal))
+            .Select(f => (Path.GetRelativePath(Root, f), File.ReadAllText(f)));
+
+    private static string[] Kinds(string project) =>
+        [.. Directory.GetDirectories(Path.Combine(Root, "src", project)).Select(Path.GetFileName).OfType<string>()
+            .Where(d => d is not ("Common" or "bin" or "obj"))];
+
+    [Fact]
+    public void Core_and_the_cli_name_no_source_or_target_namespace_except_the_registration_file()
+    {
+        var crossings = Sources("src/Backstop.Core").Concat(Sources("src/Backstop"))
+            .Where(f => f.Path != "src/Backstop/Plugins.cs" && ProjectReference().IsMatch(f.Text))
+            .Select(f => $"{f.Path}: {ProjectReference().Match(f.Text).Value}").ToList();
+        Assert.True(crossings.Count == 0, "Core and the CLI reach into a kind: " + string.Join("; ", crossings));
+    }
+
+    [Fact]
+    public void Core_and_the_cli_never_compare_a_kind_name()
+    {
+        var names = Kinds("Backstop.Sources").Concat(Kinds("Backstop.Targets")).Select(k => k.ToLowerInvariant()).ToHashSet();
+        var comparisons = Sources("src/Backstop.Core").Concat(Sources("src/Backstop"))
+            .SelectMany(f => KindComparison().Matches(f.Text).Where(m => names.Contains(m.Groups["name"].Value)).Select(m => $"{f.Path}: {m.Value}"))
+            .ToList();
+        Assert.True(comparisons.Count == 0, "a kind is named by a comparison outside its folder: " + string.Join("; ", comparisons));
+    }
+
+    [Theory]
+    [InlineData("Backstop.Sources")]
+    [InlineData("Backstop.Targets")]
+    public void A_kind_never_reaches_into_another_kinds_folder(string project)
+    {
+        var kinds = Kinds(project);
+        var crossings = new List<string>();
+        foreach (var from in kinds)
+        {
+            foreach (var (path, text) in Sources($"src/{project}/{from}"))
+            {
+                foreach (var to in kinds.Where(k => k != from && !Pending.Contains((from, k))))
+                {
+                    if (Regex.IsMatch(text, $@"(?<![\w.])(?:{Regex.Escape(project)}\.)?{to}\.[A-Z]\w*|using {Regex.Escape(project)}\.{to};", RegexOptions.None, TimeSpan.FromSeconds(5)))
+                    {
+                        crossings.Add($"{path} uses the {to} kind");
+                    }
+                }
+            }
+        }
+
+        Assert.True(crossings.Count == 0, "kinds call each other (move what they share to Common or Core): " + string.Join("; ", crossings));
+    }
+
+    [Fact]
+    public void Every_pending_crossing_still_exists_so_the_list_only_shrinks()
+    {
+        foreach (var (from, to) in Pending)
+        {
+            var project = Directory.Exists(Path.Combine(Root, "src", "Backstop.Sources", from)) ? "Backstop.Sources" : "Backstop.Targets";
+            Assert.True(Sources($"src/{project}/{from}").Any(f => Regex.IsMatch(f.Text, $@"(?<![\w.])(?:{Regex.Escape(project)}\.)?{to}\.[A-Z]\w*|using {Regex.Escape(project)}\.{to};",
+                RegexOptions.None, TimeSpan.FromSeconds(5))), $"{from} no longer uses {to}: remove the pair from Pending");
+        }
+    }
+
+    [GeneratedRegex(@"\bBackstop\.(?:Sources|Targets)\.\w+")]
+    private static partial Regex ProjectReference();
+
+    [GeneratedRegex(@"Kind\s*(?:==|is|!=)\s*""(?<name>[a-z0-9]+)""")]
+    private static partial Regex KindComparison();
+}
