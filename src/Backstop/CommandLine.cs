@@ -19,6 +19,14 @@ internal static class CommandLine
         Recursive = true,
     };
 
+    /// <summary>restore --to's help, from what each source kind says it takes.</summary>
+    private static string RestoreToHelp(Core.Plugins.PluginRegistry plugins)
+    {
+        var kinds = plugins.SourceKinds.Select(k => plugins.Source(k)!).ToList();
+        return "Where, by kind: " + string.Join("; ", kinds.Select(k => $"{k.Kind} → {k.RestoreTo}")) +
+               ". Examples: " + string.Join(", ", kinds.Select(k => k.RestoreToExample).OfType<string>().Select(e => "--to " + e));
+    }
+
     public static RootCommand Build()
     {
         var root = new RootCommand("""
@@ -116,10 +124,7 @@ internal static class CommandLine
         var restoreArtifact = new Option<string?>("--artifact") { Description = "Only this artifact (see show)", HelpName = "NAME" };
         var restoreTo = new Option<string?>("--to")
         {
-            Description = "Where, by kind: files → a folder (paths land under DEST/<their absolute path>); sqlite, command → a file; redis, etcd → a folder; " +
-                          "postgres → postgresql://USER@HOST:PORT/DB; mysql → mysql://USER@HOST:PORT/DB; couchdb → http://HOST:PORT/DB; " +
-                          "registry → http(s)://HOST:PORT[/PREFIX]; kubernetes → kube://[CONTEXT][/NAMESPACE][?namespace=FROM], its volume data → a folder. " +
-                          "Examples: --to /srv/restore, --to postgresql://postgres@127.0.0.1:5432/shop_copy, --to kube:///shop-restored?namespace=shop",
+            Description = RestoreToHelp(Plugins.Registry),
             HelpName = "DEST",
         };
         var restoreForce = new Option<bool>("--force") { Description = "Restore over a destination that is not empty" };

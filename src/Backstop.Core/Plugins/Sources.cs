@@ -32,6 +32,12 @@ public interface ISourceKind
     /// </summary>
     int RecoveryOrder => RecoveryStage.Data;
 
+    /// <summary>What <c>restore --to</c> takes for this kind, in a few words ("a folder", "postgresql://USER@HOST:PORT/DB"): restore's help is made of these.</summary>
+    string RestoreTo => "a folder";
+
+    /// <summary>An example of <c>--to</c> for this kind worth showing in restore's help (a URL form); none for a plain path.</summary>
+    string? RestoreToExample => null;
+
     object ParseOptions(ConfigMap map);
 
     /// <summary>
@@ -100,6 +106,10 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
     public virtual bool StoresChanges => false;
 
     public virtual int RecoveryOrder => RecoveryStage.Data;
+
+    public virtual string RestoreTo => "a folder";
+
+    public virtual string? RestoreToExample => null;
 
     public abstract TOptions Parse(ConfigMap map);
 

@@ -21,6 +21,8 @@ public sealed partial class CommandSourceKind : SourceKind<CommandOptions>
 
     public override string Summary => "Any program whose standard output is the backup (no shell).";
 
+    public override string RestoreTo => "a file";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("command", "[/usr/local/bin/export-ledger, --format, json]", "The program and its arguments; its standard output is the artifact; no shell; runs in this file's folder") { Default = "required" },

@@ -25,6 +25,8 @@ public sealed partial class CouchDbSourceKind : SourceKind<CouchDbOptions>
 
     public override string Summary => "A CouchDB (or compatible) server: one `<db>.json` per database, every document and attachment.";
 
+    public override string RestoreTo => "http://HOST:PORT/DB";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("url", "http://couch-1.internal:5984", "The server, without credentials or database"),

@@ -38,6 +38,8 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
 
     public override string Summary => "An etcd cluster: `snapshot.db` through etcdctl.";
 
+    public override string RestoreTo => "a folder";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("endpoints", "[\"https://10.0.0.5:2379\"]", "The cluster's client URLs; the snapshot is taken from the first that answers") { Default = "http://127.0.0.1:2379" },

@@ -25,6 +25,10 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
 
     public override string Summary => "Folders and files, into one tar per snapshot (`files.tar`).";
 
+    public override string RestoreTo => "a folder (paths land under DEST/<their absolute path>)";
+
+    public override string? RestoreToExample => "/srv/restore";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("paths", "[/srv/app, /etc/app]", "Folders and files to back up") { Default = "required" },

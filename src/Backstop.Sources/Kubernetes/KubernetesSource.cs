@@ -50,6 +50,10 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
 
     public override string Summary => "A Kubernetes cluster's objects, one YAML file each, and volume data (`pvcs:`).";
 
+    public override string RestoreTo => "kube://[CONTEXT][/NAMESPACE][?namespace=FROM], its volume data → a folder";
+
+    public override string? RestoreToExample => "kube:///shop-restored?namespace=shop";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("kubeconfig", "/etc/rancher/k3s/k3s.yaml", "The kubeconfig file") { Default = "the pod's service account, else $KUBECONFIG or ~/.kube/config" },

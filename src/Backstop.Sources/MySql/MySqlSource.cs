@@ -31,6 +31,8 @@ public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions>
 
     public override string Summary => "A MySQL or MariaDB server: one `<db>.sql` per database (mysqldump --single-transaction).";
 
+    public override string RestoreTo => "mysql://USER@HOST:PORT/DB";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("host", "db.internal", "The server's host name or address"),

@@ -37,6 +37,10 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
 
     public override string Summary => "A PostgreSQL server: one `<db>.dump` per database (pg_dump -Fc) and `globals.sql`.";
 
+    public override string RestoreTo => "postgresql://USER@HOST:PORT/DB";
+
+    public override string? RestoreToExample => "postgresql://postgres@127.0.0.1:5432/shop_copy";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("mode", "physical", "dump: pg_dump of each database (and the globals); physical: a base backup of the whole cluster (pg_basebackup, with its manifest), for point-in-time recovery with the WAL (see wal)"),

@@ -25,6 +25,8 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
 
     public override string Summary => "A Redis server: `dump.rdb`, fetched with the replication protocol (redis-cli --rdb).";
 
+    public override string RestoreTo => "a folder";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("host", "cache.internal", "The server's host name or address"),

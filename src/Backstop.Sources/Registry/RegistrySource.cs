@@ -23,6 +23,8 @@ public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions>
 
     public override string Summary => "A container registry (distribution API v2): one OCI image layout per repository.";
 
+    public override string RestoreTo => "http(s)://HOST:PORT[/PREFIX]";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("url", "https://registry.internal:5000", "The registry, without credentials or path"),

@@ -18,6 +18,8 @@ public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
 
     public override string Summary => "An SQLite database, through the online backup API.";
 
+    public override string RestoreTo => "a file";
+
     public override IReadOnlyList<KeyDoc> Keys { get; } =
     [
         new("path", "/srv/app/app.db", "The database file") { Default = "required" },

@@ -94,6 +94,17 @@ public sealed partial class ArchitectureTests
         }
     }
 
+    [Fact]
+    public void Restore_help_is_made_from_what_every_registered_kind_says_it_takes()
+    {
+        var help = Backstop.Cli.CommandLine.Build().Subcommands.Single(c => c.Name == "restore").Options.Single(o => o.Name == "--to").Description!;
+        foreach (var kind in Backstop.Cli.Plugins.Registry.SourceKinds.Select(k => Backstop.Cli.Plugins.Registry.Source(k)!))
+        {
+            Assert.False(string.IsNullOrWhiteSpace(kind.RestoreTo), $"{kind.Kind} does not say what restore --to takes");
+            Assert.Contains($"{kind.Kind} → {kind.RestoreTo}", help, StringComparison.Ordinal);
+        }
+    }
+
     [GeneratedRegex(@"\bBackstop\.(?:Sources|Targets)\.\w+")]
     private static partial Regex ProjectReference();
 
