@@ -171,7 +171,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         var folder = CreateScratchFolder(def);
         var token = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
         var artifacts = snapshot.Artifacts.Select(a => new DrillArtifact(a.Name, a.Facts, a.Reported)).ToList();
-        var scope = new DrillScope(folder, token, snapshot.Id, snapshot.StartedAt, artifacts, def.Drill.Options, notes.Add,
+        var scope = new DrillScope(folder, token, snapshot.Id, snapshot.StartedAt, artifacts, notes.Add,
             (artifact, bytes, ct) => PeekAsync(snapshot, artifact, bytes, ct)) { Point = point, Marker = marker };
         IDrillScratch? scratch = null;
         string? error = null;

@@ -12,7 +12,7 @@ public sealed record DrillArtifact(string Name, IReadOnlyDictionary<string, long
 /// <c>drill:</c> options, and a way to record what must be cleaned up if this process dies (<see cref="Leave"/>).
 /// </summary>
 public sealed class DrillScope(string folder, string token, string snapshotId, DateTimeOffset snapshotStartedAt, IReadOnlyList<DrillArtifact> artifacts,
-    object? options, Action<string> note, Func<string, int, CancellationToken, Task<byte[]>> peek)
+    Action<string> note, Func<string, int, CancellationToken, Task<byte[]>> peek)
 {
     /// <summary>
     /// The first bytes of an artifact's content (decrypted, decompressed), read from a copy before the restore: what a
@@ -32,9 +32,6 @@ public sealed class DrillScope(string folder, string token, string snapshotId, D
     public DateTimeOffset SnapshotStartedAt => snapshotStartedAt;
 
     public IReadOnlyList<DrillArtifact> Artifacts => artifacts;
-
-    /// <summary>The kind's parsed <c>drill:</c> options (null when the source has none).</summary>
-    public object? Options => options;
 
     /// <summary>A restore to a point of the archive: where it stops (null: a snapshot alone).</summary>
     public RestorePoint? Point { get; init; }

@@ -121,7 +121,9 @@ public abstract class SourceKind<TOptions> : ISourceKind where TOptions : class
 
     public virtual object? ParseDrillOptions(ConfigMap map) => null;
 
-    public virtual IReadOnlyList<string> DrillKeys => [];
+    /// <summary>The kind's own <c>drill:</c> keys: those of its <see cref="Keys"/> rows under <c>drill.</c>, declared once there.</summary>
+    public virtual IReadOnlyList<string> DrillKeys =>
+        [.. Keys.Select(k => k.Key).Where(k => k.StartsWith("drill.", StringComparison.Ordinal)).Select(k => k[6..].Split('.', '[')[0]).Distinct(StringComparer.Ordinal)];
 
     public virtual string? RequiresEncryption(object options) => null;
 
@@ -372,4 +374,24 @@ public interface IStagedRestorable : IRestorable
 public interface IPartialRestore
 {
     void Select(IReadOnlyList<string> include, string? stripPrefix);
+}
+
+/// <summary>
+/// A kind whose sources take their own <c>drill:</c> keys, parsed once into <typeparamref name="TDrillOptions"/> and
+/// handed to the source it creates: no kind reads its drill options back from an <c>object</c>.
+/// </summary>
+public abstract class SourceKind<TOptions, TDrillOptions> : SourceKind<TOptions> where TOptions : class where TDrillOptions : class
+{
+    /// <summary>The <c>drill:</c> block's kind keys (those under <c>drill.</c> in <see cref="SourceKind{TOptions}.Keys"/>); null when none is given.</summary>
+    public abstract TDrillOptions? ParseDrill(ConfigMap map);
+
+    public abstract ISource Create(SourceDefinition definition, TOptions options, TDrillOptions? drill);
+
+    public sealed override object? ParseDrillOptions(ConfigMap map) => ParseDrill(map);
+
+    public sealed override ISource Create(SourceDefinition definition, TOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return Create(definition, options, (TDrillOptions?)definition.Drill.Options);
+    }
 }

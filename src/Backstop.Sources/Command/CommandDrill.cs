@@ -13,9 +13,7 @@ public sealed record CommandDrillOptions(IReadOnlyList<string> Command, TimeSpan
 
 public sealed partial class CommandSourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["command", "timeout"];
-
-    public override object? ParseDrillOptions(ConfigMap map)
+    public override CommandDrillOptions? ParseDrill(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         var argv = map.StringList("command");
@@ -33,11 +31,13 @@ public sealed partial class CommandSourceKind
 
 internal sealed partial class CommandSource : IDrillable
 {
+    internal CommandDrillOptions? DrillOptions { get; init; }
+
     public Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         var folder = FolderScratch.Create(scope, "command");
-        var drill = scope.Options as CommandDrillOptions;
+        var drill = DrillOptions;
         var tools = new Dictionary<string, string>();
         string? program = null;
         if (drill is not null)

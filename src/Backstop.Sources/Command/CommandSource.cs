@@ -15,7 +15,7 @@ public sealed record CommandOptions(
 /// The stdout of a command is the artifact. A non-zero exit, a timeout or empty output fails it, with the tail of
 /// stderr in the error. No shell is involved: <c>command</c> is an argument vector.
 /// </summary>
-public sealed partial class CommandSourceKind : SourceKind<CommandOptions>
+public sealed partial class CommandSourceKind : SourceKind<CommandOptions, CommandDrillOptions>
 {
     public override string Kind => "command";
 
@@ -59,7 +59,8 @@ public sealed partial class CommandSourceKind : SourceKind<CommandOptions>
         return new CommandOptions(argv, env, timeout, artifact, map.ResolvePath("."));
     }
 
-    public override ISource Create(SourceDefinition definition, CommandOptions options) => new CommandSource(definition.Name, options);
+    public override ISource Create(SourceDefinition definition, CommandOptions options, CommandDrillOptions? drill) =>
+        new CommandSource(definition.Name, options) { DrillOptions = drill };
 }
 
 internal sealed partial class CommandSource(string name, CommandOptions options) : ISource, IStagedRestorable

@@ -9,9 +9,7 @@ public sealed record CouchDbDrillOptions(Uri? Server);
 
 public sealed partial class CouchDbSourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["server"];
-
-    public override object? ParseDrillOptions(ConfigMap map)
+    public override CouchDbDrillOptions? ParseDrill(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         return new CouchDbDrillOptions(map.ServerUrl("server", "http://127.0.0.1:5984"));

@@ -19,7 +19,7 @@ public sealed record CouchDbOptions(Uri Url, string? User, SecretRef? Password, 
 /// JSON Lines (<c>&lt;db&gt;.jsonl</c>, one document a line), enough to restore with <c>_bulk_docs</c> and
 /// <c>new_edits: false</c>. The documents written are counted against the server's <c>doc_count</c>.
 /// </summary>
-public sealed partial class CouchDbSourceKind : SourceKind<CouchDbOptions>
+public sealed partial class CouchDbSourceKind : SourceKind<CouchDbOptions, CouchDbDrillOptions>
 {
     public override string Kind => "couchdb";
 
@@ -64,10 +64,10 @@ public sealed partial class CouchDbSourceKind : SourceKind<CouchDbOptions>
         return new CouchDbOptions(uri, map.String("user"), map.Secret("password"), databases, timeout);
     }
 
-    public override ISource Create(SourceDefinition definition, CouchDbOptions options)
+    public override ISource Create(SourceDefinition definition, CouchDbOptions options, CouchDbDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new CouchDbSource(definition.Name, options) { DrillOptions = definition.Drill.Options as CouchDbDrillOptions };
+        return new CouchDbSource(definition.Name, options) { DrillOptions = drill };
     }
 }
 

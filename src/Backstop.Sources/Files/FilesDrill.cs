@@ -12,9 +12,7 @@ public sealed record FilesDrillOptions(int SpotCheckPercent);
 
 public sealed partial class FilesSourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["spot_check"];
-
-    public override object? ParseDrillOptions(ConfigMap map)
+    public override FilesDrillOptions? ParseDrill(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         var share = map.Percent("spot_check");
@@ -30,11 +28,13 @@ public sealed partial class FilesSourceKind
 /// </summary>
 internal sealed partial class FilesSource : IDrillable
 {
+    internal FilesDrillOptions? DrillOptions { get; init; }
+
     public Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         var folder = FolderScratch.Create(scope, "files");
-        var share = (scope.Options as FilesDrillOptions)?.SpotCheckPercent ?? 0;
+        var share = DrillOptions?.SpotCheckPercent ?? 0;
         return Task.FromResult<IDrillScratch>(new FolderScratch($"the scratch folder {folder}", folder,
             ct => share > 0 ? SpotCheckAsync(folder, share, scope, ct) : Task.FromResult<IReadOnlyList<DrillCheck>>([])));
     }

@@ -17,7 +17,7 @@ public sealed record FilesOptions(IReadOnlyList<string> Paths, IReadOnlyList<str
 /// <c>tar -x</c> alone restores it. A file that changes or vanishes while read is a warning; one that cannot be
 /// read fails the artifact unless excluded.
 /// </summary>
-public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
+public sealed partial class FilesSourceKind : SourceKind<FilesOptions, FilesDrillOptions>
 {
     public override int RecoveryOrder => RecoveryStage.Files;
 
@@ -72,10 +72,10 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions>
         }
     }
 
-    public override ISource Create(SourceDefinition definition, FilesOptions options)
+    public override ISource Create(SourceDefinition definition, FilesOptions options, FilesDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new FilesSource(definition.Name, options, definition.Expect.Mount);
+        return new FilesSource(definition.Name, options, definition.Expect.Mount) { DrillOptions = drill };
     }
 }
 

@@ -10,9 +10,7 @@ public sealed record KubernetesDrillOptions(string? Namespace);
 
 public sealed partial class KubernetesSourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["namespace"];
-
-    public override object? ParseDrillOptions(ConfigMap map)
+    public override KubernetesDrillOptions? ParseDrill(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         var ns = map.String("namespace");

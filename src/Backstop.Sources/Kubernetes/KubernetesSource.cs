@@ -39,7 +39,7 @@ public sealed record KubernetesOptions(
 /// that <c>kubectl apply -f</c> restores it. Never stored: events, nodes, endpoints and endpoint slices, leases, and
 /// what a controller makes again (pods, replica sets, jobs and revisions it owns).
 /// </summary>
-public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
+public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions, KubernetesDrillOptions>
 {
     public override int RecoveryOrder => RecoveryStage.ClusterObjects;
 
@@ -125,10 +125,10 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions>
             ? "this source would store the cluster's Secrets in the backup, readable by anyone who can read a target: configure encryption (backstop keygen), or add exclude_kinds: [Secret]"
             : null;
 
-    public override ISource Create(SourceDefinition definition, KubernetesOptions options)
+    public override ISource Create(SourceDefinition definition, KubernetesOptions options, KubernetesDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new KubernetesSource(definition.Name, options) { DrillOptions = definition.Drill.Options as KubernetesDrillOptions };
+        return new KubernetesSource(definition.Name, options) { DrillOptions = drill };
     }
 }
 

@@ -18,9 +18,7 @@ public sealed record MySqlDrillOptions(string? Server, IReadOnlyList<(string? Da
 
 public sealed partial class MySqlSourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["server", "password", "smoke"];
-
-    public override object? ParseDrillOptions(ConfigMap map)
+    public override MySqlDrillOptions? ParseDrill(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         var server = map.String("server");
@@ -74,7 +72,7 @@ internal sealed partial class MySqlSource : IDrillable
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        var drill = scope.Options as MySqlDrillOptions ?? new MySqlDrillOptions(null, []);
+        var drill = DrillOptions ?? new MySqlDrillOptions(null, []);
         var databases = scope.Artifacts.ToDictionary(a => a.Name, a => Uri.UnescapeDataString(Path.GetFileNameWithoutExtension(a.Name)), StringComparer.Ordinal);
         var client = Resolve("client", ["mariadb", "mysql"]);
         var tools = new Dictionary<string, string> { ["client"] = $"{client} {await ToolVersionAsync(client, cancellationToken).ConfigureAwait(false)}" };

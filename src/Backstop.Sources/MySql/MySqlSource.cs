@@ -25,7 +25,7 @@ public sealed record MySqlOptions(
 /// must end with the dump's completion line and create the tables the server reported. The password travels only
 /// over the connector's connection and in a 0600 defaults file in staging (or the source's private folder).
 /// </summary>
-public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions>
+public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions, MySqlDrillOptions>
 {
     public override string Kind => "mysql";
 
@@ -86,10 +86,10 @@ public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions>
             databases, Common.RowCounting.ExactRows(map), tools, timeout);
     }
 
-    public override ISource Create(SourceDefinition definition, MySqlOptions options)
+    public override ISource Create(SourceDefinition definition, MySqlOptions options, MySqlDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new MySqlSource(definition.Name, options, definition.StateDirectory) { DrillOptions = definition.Drill.Options as MySqlDrillOptions };
+        return new MySqlSource(definition.Name, options, definition.StateDirectory) { DrillOptions = drill };
     }
 }
 

@@ -36,9 +36,7 @@ public sealed record PostgresDrillOptions(string? Server, IReadOnlyList<SmokeQue
 
 public sealed partial class PostgresSourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["server", "password", "smoke", "bin", "extensions", "marker_database", "marker_every"];
-
-    public override object? ParseDrillOptions(ConfigMap map)
+    public override PostgresDrillOptions? ParseDrill(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         var server = map.String("server");
@@ -101,7 +99,7 @@ internal sealed partial class PostgresSource : IDrillable
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        var drill = scope.Options as PostgresDrillOptions ?? new PostgresDrillOptions(null, [], null);
+        var drill = DrillOptions ?? new PostgresDrillOptions(null, [], null);
         if (options.Physical)
         {
             return await OpenRecoveryAsync(scope, drill, cancellationToken).ConfigureAwait(false);

@@ -31,7 +31,7 @@ public sealed record PostgresOptions(
 /// checked with <c>pg_restore --list</c> while it streams. The password only ever travels in the child's
 /// environment.
 /// </summary>
-public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
+public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions, PostgresDrillOptions>
 {
     public override string Kind => "postgres";
 
@@ -146,10 +146,10 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions>
 
     public override IReadOnlyList<ArchiveStretch>? Lineage(IEnumerable<ArchiveFile> files) => PostgresSource.TimelineLineage(files);
 
-    public override ISource Create(SourceDefinition definition, PostgresOptions options)
+    public override ISource Create(SourceDefinition definition, PostgresOptions options, PostgresDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new PostgresSource(definition.Name, options) { DrillOptions = definition.Drill.Options as PostgresDrillOptions, Archive = definition.Archive };
+        return new PostgresSource(definition.Name, options) { DrillOptions = drill, Archive = definition.Archive };
     }
 }
 

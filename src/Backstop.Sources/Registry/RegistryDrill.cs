@@ -18,9 +18,7 @@ public sealed record RegistryDrillOptions(Uri? Registry)
 
 public sealed partial class RegistrySourceKind
 {
-    public override IReadOnlyList<string> DrillKeys { get; } = ["registry", "user", "password"];
-
-    public override object? ParseDrillOptions(ConfigMap map)
+    public override RegistryDrillOptions? ParseDrill(ConfigMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
         var options = new RegistryDrillOptions(map.ServerUrl("registry", "http://127.0.0.1:5000")) { User = map.String("user"), Password = map.Secret("password") };

@@ -15,7 +15,7 @@ public sealed record RegistryOptions(Uri Url, string? User, SecretRef? Password,
 /// attestations, SBOMs: by the referrers API, or by the cosign tag schema <c>sha256-HEX.sig/.att/.sbom</c>), and every
 /// blob, streamed and checked against its digest. Restores with <c>skopeo copy oci:DIR:TAG docker://…</c>.
 /// </summary>
-public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions>
+public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions, RegistryDrillOptions>
 {
     public override int RecoveryOrder => RecoveryStage.Images;
 
@@ -81,10 +81,10 @@ public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions>
         return new RegistryOptions(uri, user, password, repositories, tags, map.BoolOr("referrers", true), map.Timeout("timeout", TimeSpan.FromHours(6)));
     }
 
-    public override ISource Create(SourceDefinition definition, RegistryOptions options)
+    public override ISource Create(SourceDefinition definition, RegistryOptions options, RegistryDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new RegistrySource(definition.Name, options) { DrillOptions = definition.Drill.Options as RegistryDrillOptions };
+        return new RegistrySource(definition.Name, options) { DrillOptions = drill };
     }
 }
 
