@@ -77,8 +77,9 @@ internal sealed record Context(string ConfigFile, bool Json)
             throw new ConfigException($"SNAPSHOT latest: of which source? add --source NAME (defined: {string.Join(", ", config.Sources.Select(d => d.Name))})");
         }
 
-        return snapshots.LastOrDefault(x => x.State == SnapshotState.Committed)
-               ?? throw new ConfigException($"SNAPSHOT latest: source '{sources[0]}' has no committed snapshot yet; see 'backstop list --source {sources[0]}'");
+        // The same snapshot restore and drill take for latest: the newest with a verified copy on a configured target.
+        return SnapshotNames.Latest(snapshots, config.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal), config.File)
+               ?? throw new ConfigException($"SNAPSHOT latest: source '{sources[0]}' has no committed snapshot with a verified copy yet; see 'backstop list --source {sources[0]}'");
     }
 
     /// <summary>True when progress may be drawn live: a terminal, and no JSON.</summary>

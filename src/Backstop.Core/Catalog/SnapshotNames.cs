@@ -11,8 +11,38 @@ namespace Backstop.Core.Catalog;
 public static class SnapshotNames
 {
     /// <summary>
-    /// The snapshot <paramref name="name"/> means among <paramref name="snapshots"/> (oldest first): null for <c>latest</c>,
-    /// which each verb chooses its own way. A prefix that fits several is refused, listing them.
+    /// What <c>latest</c> means for every verb (show, ls, restore, drill): the newest committed snapshot with a verified
+    /// copy on a target the configuration still has, even short of min_copies (after a night whose second target was
+    /// down, the newest data is on the first, and an older snapshot is not what anyone asking for "latest" wants). Null
+    /// when there is none. <paramref name="passedOver"/> gets each newer committed snapshot left out, with why.
+    /// </summary>
+    public static SnapshotInfo? Latest(IReadOnlyList<SnapshotInfo> snapshots, IReadOnlySet<string> targets, string configFile, List<(string Id, string? Why)>? passedOver = null)
+    {
+        ArgumentNullException.ThrowIfNull(snapshots);
+        ArgumentNullException.ThrowIfNull(targets);
+        var committed = snapshots.Where(s => s.State == SnapshotState.Committed).ToList();
+        var chosen = committed.LastOrDefault(s => s.VerifiedTargets.Any(targets.Contains));
+        if (chosen is null || passedOver is null)
+        {
+            return chosen;
+        }
+
+        foreach (var newer in committed.Skip(committed.IndexOf(chosen) + 1))
+        {
+            var elsewhere = newer.VerifiedTargets.Where(t => !targets.Contains(t)).ToList();
+            passedOver.Add((newer.Id, elsewhere.Count > 0
+                ? $"snapshot {newer.Id} is newer but verified only on {string.Join(", ", elsewhere.Select(t => $"'{t}'"))}, no longer in {configFile}; using {chosen.Id}"
+                : newer.CopyProblems.Count > 0
+                    ? $"snapshot {newer.Id} is newer but has no verified copy ({string.Join("; ", newer.CopyProblems)}); using {chosen.Id}"
+                    : null));
+        }
+
+        return chosen;
+    }
+
+    /// <summary>
+    /// The snapshot <paramref name="name"/> means among <paramref name="snapshots"/> (oldest first): null for <c>latest</c>
+    /// (<see cref="Latest"/>). A prefix that fits several is refused, listing them.
     /// </summary>
     public static SnapshotInfo? Resolve(IReadOnlyList<SnapshotInfo> snapshots, string name, string where)
     {

@@ -106,7 +106,8 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             var configured = config.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
             var committed = snapshots.Where(s => s.State == SnapshotState.Committed).ToList();
             var gone = committed.SelectMany(s => s.VerifiedTargets).Where(t => !configured.Contains(t)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-            var chosen = committed.LastOrDefault(s => s.VerifiedTargets.Any(configured.Contains))
+            var passed = new List<(string Id, string? Why)>();
+            var chosen = SnapshotNames.Latest(snapshots, configured, config.File, passed)
                          ?? throw new BackupException(snapshots.Count == 0
                              ? $"the catalog {config.CatalogName} holds no snapshot of '{def.Name}'; if the catalog was lost or replaced, " +
                                "'backstop catalog rebuild' recreates it from the manifests on the targets"
@@ -114,17 +115,12 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
                                  ? $"source '{def.Name}' has verified copies only on {string.Join(", ", gone.Select(t => $"'{t}'"))}, no longer in {config.File}: " +
                                    "add the target back to restore from it"
                                  : $"source '{def.Name}' has no snapshot with a verified copy to restore; see 'backstop list --source {def.Name}'");
-            foreach (var newer in committed.Skip(committed.IndexOf(chosen) + 1))
+            foreach (var (id, why) in passed)
             {
-                _passedOver.Add(newer.Id);
-                var elsewhere = newer.VerifiedTargets.Where(t => !configured.Contains(t)).ToList();
-                if (elsewhere.Count > 0)
+                _passedOver.Add(id);
+                if (why is not null)
                 {
-                    _notes.Add($"snapshot {newer.Id} is newer but verified only on {string.Join(", ", elsewhere.Select(t => $"'{t}'"))}, no longer in {config.File}; restoring {chosen.Id}");
-                }
-                else if (newer.CopyProblems.Count > 0)
-                {
-                    _notes.Add($"snapshot {newer.Id} is newer but has no verified copy ({string.Join("; ", newer.CopyProblems)}); restoring {chosen.Id}");
+                    _notes.Add(why.Replace($"; using {chosen.Id}", $"; restoring {chosen.Id}", StringComparison.Ordinal));
                 }
             }
 

@@ -23,4 +23,29 @@ public sealed class SnapshotNamesTests
             StringComparison.Ordinal);
         Assert.Null(SnapshotNames.Resolve(OneDay, "latest", "source 'db'"));
     }
+
+    private static SnapshotInfo WithCopies(string id, params (string Target, CopyState State)[] copies) =>
+        Snapshot(id) with
+        {
+            Artifacts = [new ArtifactInfo("db.sqlite", "db.sqlite.zst", 1, 1, "", "zstd", new Dictionary<string, long>(), [.. copies.Select(c => new CopyInfo(c.Target, c.State, DateTimeOffset.UnixEpoch, c.State == CopyState.Verified ? null : "it failed"))])],
+        };
+
+    [Fact]
+    public void Latest_is_the_newest_snapshot_with_a_verified_copy_on_a_configured_target_for_every_verb()
+    {
+        IReadOnlyList<SnapshotInfo> history =
+        [
+            WithCopies("20261205T010000Z-aaaa", ("nas", CopyState.Verified), ("s3", CopyState.Verified)),
+            WithCopies("20261205T020000Z-bbbb", ("nas", CopyState.Verified), ("s3", CopyState.Failed)), // short of min_copies: still the latest
+            WithCopies("20261205T030000Z-cccc", ("nas", CopyState.Failed)), // committed once, its only copy since found bad
+            WithCopies("20261205T040000Z-dddd", ("usb", CopyState.Verified)), // only on a target no longer configured
+            Snapshot("20261205T050000Z-eeee") with { State = SnapshotState.Failed },
+        ];
+        var passed = new List<(string Id, string? Why)>();
+        Assert.Equal("20261205T020000Z-bbbb", SnapshotNames.Latest(history, new HashSet<string> { "nas", "s3" }, "backstop.yaml", passed)!.Id);
+        Assert.Equal(["20261205T030000Z-cccc", "20261205T040000Z-dddd"], passed.Select(p => p.Id));
+        Assert.Contains("has no verified copy", passed[0].Why, StringComparison.Ordinal);
+        Assert.Contains("verified only on 'usb', no longer in backstop.yaml", passed[1].Why, StringComparison.Ordinal);
+        Assert.Null(SnapshotNames.Latest(history, new HashSet<string> { "elsewhere" }, "backstop.yaml"));
+    }
 }
