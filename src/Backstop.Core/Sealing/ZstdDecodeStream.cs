@@ -3,7 +3,7 @@ using System.Buffers;
 namespace Backstop.Core.Sealing;
 
 /// <summary>A read-only stream that decompresses zstd frames from an inner stream; a truncated frame is an error.</summary>
-public sealed class ZstdDecodeStream : Stream
+public sealed class ZstdDecodeStream : Util.ReadOnlyStream
 {
     private readonly Stream _inner;
     private readonly bool _leaveOpen;
@@ -25,14 +25,6 @@ public sealed class ZstdDecodeStream : Stream
             throw new OutOfMemoryException("zstd: cannot create a decompression context");
         }
     }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override unsafe int Read(Span<byte> buffer)
     {
@@ -92,13 +84,6 @@ public sealed class ZstdDecodeStream : Stream
         return Read(buffer.Span);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
