@@ -1,6 +1,7 @@
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.IntegrationTests.Support;
+using Backstop.Targets.Common;
 using Backstop.Targets.Rclone;
 using Backstop.Targets.S3;
 using Backstop.Targets.Sftp;

@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
-using Backstop.Targets.Rclone;
+using Backstop.Targets.Common;
 
 namespace Backstop.Targets.Sftp;
 

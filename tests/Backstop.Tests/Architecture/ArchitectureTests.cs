@@ -13,7 +13,6 @@ public sealed partial class ArchitectureTests
     private static readonly HashSet<(string From, string To)> Pending =
     [
         ("Kubernetes", "Files"), // volumes are captured and restored by the files kind's tar-of-paths engine
-        ("Sftp", "Rclone"), // the sftp target is the rclone target with its remote set in the environment
     ];
 
     private static readonly string Root = FindRoot();
