@@ -252,7 +252,7 @@ public sealed class BackupRunner
                     $"staging {_config.StagingPath} is full: no space left on device while the source was captured there; free space or set 'staging' to a larger file system",
                 IOException when e.Message.Contains(Path.TrimEndingDirectorySeparator(_config.StagingPath) + "/", StringComparison.Ordinal) =>
                     $"staging {_config.StagingPath} failed: {e.Message}; check that disk",
-                IOException when DiskSpace.IsDiskFull(e) && e.Message.Contains(Path.GetDirectoryName(Path.GetFullPath(_config.CatalogPath)) ?? "\0", StringComparison.Ordinal) =>
+                IOException when DiskSpace.IsDiskFull(e) && e.Message.Contains(Path.GetDirectoryName(Path.GetFullPath(_config.CatalogPath)) + "/", StringComparison.Ordinal) =>
                     $"the disk of the catalog's folder is full ({e.Message}); free space there and run again",
                 _ => $"{e.GetType().Name}: {e.Message}",
             };

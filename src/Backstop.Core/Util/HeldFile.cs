@@ -37,8 +37,9 @@ public sealed class HeldFile : IDisposable
         });
         if (Posix.Flock((int)stream.SafeFileHandle.DangerousGetHandle(), LockShared | LockNonBlocking) != 0)
         {
+            var why = System.Runtime.InteropServices.Marshal.GetLastPInvokeErrorMessage();
             stream.Dispose();
-            throw new IOException($"cannot lock {path}, which this process has just created");
+            throw new IOException($"cannot lock {path}, which this process has just created ({why}); its folder must be on a local file system that supports flock");
         }
 
         return new HeldFile(stream, path, 0);

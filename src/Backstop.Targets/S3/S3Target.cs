@@ -261,7 +261,12 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
             return said;
         }
 
-        var started = System.Diagnostics.Process.GetCurrentProcess().StartTime.ToUniversalTime();
+        DateTime started;
+        using (var self = System.Diagnostics.Process.GetCurrentProcess())
+        {
+            started = self.StartTime.ToUniversalTime();
+        }
+
         foreach (var (journal, journaled, intents, written) in MultipartJournal.Dead(_journals))
         {
             using var held = journal;
