@@ -3,7 +3,7 @@ using System.Text;
 using Backstop.Core.Plugins;
 using Backstop.Core.Storage;
 using Backstop.Sources.CouchDb;
-using Backstop.Sources.Files;
+using Backstop.Sources.Trees;
 using Backstop.Core.Tar;
 using Backstop.Sources.Redis;
 using Backstop.Sources.Registry;

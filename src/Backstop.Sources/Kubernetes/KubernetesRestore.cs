@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json.Nodes;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Sources.Trees;
 
 namespace Backstop.Sources.Kubernetes;
 
@@ -17,11 +18,11 @@ namespace Backstop.Sources.Kubernetes;
 internal sealed partial class KubernetesSource : IChainRestorable
 {
     /// <summary>A volume's listing is for the next level's change detection: nothing to restore.</summary>
-    public bool Restores(string artifactName) => !Files.FilesSource.IsListing(artifactName);
+    public bool Restores(string artifactName) => !FileTree.IsListing(artifactName);
 
-    /// <summary>A level of a volume's data: its chain into FOLDER/NAMESPACE/CLAIM, as the files source restores one.</summary>
+    /// <summary>A level of a volume's data: its chain into FOLDER/NAMESPACE/CLAIM, restored as a tree.</summary>
     public IChainStage BeginChain(string artifactName, string destination, bool force) =>
-        FilesSourceFor(artifactName).BeginChain(artifactName, VolumeFolder(artifactName, destination), force);
+        FileTree.BeginChain(VolumeFolder(artifactName, destination), force);
 
     /// <summary>FOLDER/NAMESPACE/CLAIM for a volume artifact, whose name comes from a manifest a target handed back: held to Kubernetes' names first.</summary>
     private static string VolumeFolder(string artifactName, string destination)
@@ -84,7 +85,7 @@ internal sealed partial class KubernetesSource : IChainRestorable
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
     {
         var toCluster = destination.StartsWith("kube://", StringComparison.Ordinal);
-        var chosen = artifacts.Where(a => !Files.FilesSource.IsListing(a) && IsVolumeArtifact(a) != toCluster).ToList();
+        var chosen = artifacts.Where(a => !FileTree.IsListing(a) && IsVolumeArtifact(a) != toCluster).ToList();
         return chosen.Count > 0 ? chosen
             : throw new ConfigException(toCluster
                 ? $"--to {destination}: the chosen artifacts are volume data; restore them into a folder (--to DIR)"
@@ -101,9 +102,8 @@ internal sealed partial class KubernetesSource : IChainRestorable
     {
         if (IsVolumeArtifact(artifactName))
         {
-            // Volume data: into FOLDER/NAMESPACE/CLAIM, through the files source's staged restore.
-            var staged = await FilesSourceFor(artifactName).StageAsync(artifactName, content, VolumeFolder(artifactName, destination), force, cancellationToken)
-                .ConfigureAwait(false);
+            // Volume data: into FOLDER/NAMESPACE/CLAIM, through a tree's staged restore.
+            var staged = await FileTree.StageAsync(content, VolumeFolder(artifactName, destination), force, null, cancellationToken).ConfigureAwait(false);
             staged.Publish();
             return staged.Found;
         }

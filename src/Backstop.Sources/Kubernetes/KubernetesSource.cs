@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Sources.Trees;
 
 namespace Backstop.Sources.Kubernetes;
 
@@ -335,10 +336,8 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     }
 
     public IArtifactValidator? ValidatorFor(string artifactName) =>
-        Files.FilesSource.IsListing(artifactName) ? null
-        : IsVolumeArtifact(artifactName) ? FilesSourceFor(artifactName).ValidatorFor(artifactName) : new ResourcesValidator();
-
-    private Files.FilesSource FilesSourceFor(string artifactName) => new(name, new Files.FilesOptions([], []), artifact: artifactName);
+        FileTree.IsListing(artifactName) ? null
+        : IsVolumeArtifact(artifactName) ? new FileTree(name, artifactName).ValidatorFor(artifactName) : new ResourcesValidator();
 
     /// <summary>Re-reads the tar: only <c>NS/Kind.group/NAME.yaml</c> files, each one object whose kind and name are its path's.</summary>
     private sealed class ResourcesValidator : IArtifactValidator
@@ -415,7 +414,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
 
     internal static (string Hold, string Release)? TwoSteps(string artifactName, string storedFile)
     {
-        if (IsVolumeArtifact(artifactName) || Files.FilesSource.IsListing(artifactName))
+        if (IsVolumeArtifact(artifactName) || FileTree.IsListing(artifactName))
         {
             return null;
         }
@@ -429,8 +428,8 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
         return (hold, release);
     }
 
-    public string RestoreRecipe(string artifactName, string storedFile) => IsVolumeArtifact(artifactName) || Files.FilesSource.IsListing(artifactName)
-        ? FilesSourceFor(artifactName).RestoreRecipe(artifactName, storedFile)
+    public string RestoreRecipe(string artifactName, string storedFile) => IsVolumeArtifact(artifactName) || FileTree.IsListing(artifactName)
+        ? FileTree.RestoreRecipe(artifactName, storedFile)
         : $"mkdir -p DEST && zstd -dc {storedFile} | tar -x -C DEST && for d in DEST/{ClusterFolder}/CustomResourceDefinition.apiextensions.k8s.io DEST/{ClusterFolder}/Namespace; " +
         "do if [ -d \"$d\" ]; then kubectl apply -R -f \"$d\" || exit 1; fi; done && kubectl apply -R -f DEST";
 }

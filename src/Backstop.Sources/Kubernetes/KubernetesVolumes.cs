@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Files;
+using Backstop.Sources.Trees;
 
 namespace Backstop.Sources.Kubernetes;
 
@@ -9,8 +9,8 @@ namespace Backstop.Sources.Kubernetes;
 /// Persistent-volume data (<c>pvcs: all | [NAMESPACE/NAME…]</c>): each claim is resolved to its volume; a host-path or
 /// local volume (k3s' local-path provisioner makes these) whose node is this one (<c>node:</c>, else the NODE_NAME
 /// variable a pod gets from the downward API, else the host name) is read from its folder (under <c>host_root</c>
-/// when the node's file system is mounted elsewhere, as in a pod) into <c>pvc/NAMESPACE/NAME.tar</c> with the files
-/// source's own walker, facts files and bytes. What is not on this node, not bound, or not a folder on a node
+/// when the node's file system is mounted elsewhere, as in a pod) into <c>pvc/NAMESPACE/NAME.tar</c> with the
+/// tree walker the files kind uses, facts files and bytes. What is not on this node, not bound, or not a folder on a node
 /// (CSI, NFS, cloud disks) is named in a warning and skipped, never silently. Restore: <c>--to FOLDER</c>.
 /// </summary>
 internal sealed partial class KubernetesSource
@@ -98,8 +98,7 @@ internal sealed partial class KubernetesSource
                                           (options.HostRoot == "/" ? "" : $" (host_root is {options.HostRoot}: is the node's folder mounted there?)"));
             }
 
-            var files = new FilesSource(name, new FilesOptions([folder], []), artifact: VolumeArtifact(ns, claimName));
-            await files.CaptureAsync(sink, cancellationToken).ConfigureAwait(false);
+            await new FileTree(name, VolumeArtifact(ns, claimName)).CaptureAsync(sink, [folder], [], cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -135,7 +135,7 @@ public sealed class ParserProperties(ITestOutputHelper output)
             try
             {
                 using var tar = new MemoryStream(bytes);
-                await Backstop.Sources.Files.TarExtractor.ExtractAsync(tar, dest, CancellationToken.None);
+                await Backstop.Sources.Trees.TarExtractor.ExtractAsync(tar, dest, CancellationToken.None);
                 past.Accepted();
             }
             catch (Exception e) when (e is BackupException or InvalidDataException or EndOfStreamException)

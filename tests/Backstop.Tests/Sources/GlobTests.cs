@@ -1,4 +1,4 @@
-using Backstop.Sources.Files;
+using Backstop.Sources.Trees;
 
 namespace Backstop.Tests.Sources;
 

@@ -1,6 +1,6 @@
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
-using Backstop.Sources.Files;
+using Backstop.Sources.Trees;
 using CsCheck;
 
 namespace Backstop.Tests.Sources;

@@ -1,7 +1,7 @@
 using System.Formats.Tar;
 using Backstop.Core.Plugins;
 using Backstop.Sources.Common;
-using Backstop.Sources.Files;
+using Backstop.Sources.Trees;
 using Backstop.Tests.Support;
 
 namespace Backstop.Tests.Sources;

@@ -1,6 +1,6 @@
 using System.Formats.Tar;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Files;
+using Backstop.Sources.Trees;
 using Backstop.Tests.Support;
 
 namespace Backstop.Tests.Sources;

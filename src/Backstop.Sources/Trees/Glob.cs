@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Backstop.Sources.Files;
+namespace Backstop.Sources.Trees;
 
 /// <summary>
 /// Exclude patterns. A pattern without '/' matches a name at any depth (<c>*.log</c>, <c>node_modules</c>); one

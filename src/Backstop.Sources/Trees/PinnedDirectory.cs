@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using Backstop.Core.Util;
 using Microsoft.Win32.SafeHandles;
 
-namespace Backstop.Sources.Files;
+namespace Backstop.Sources.Trees;
 
 /// <summary>Why a listed child could not be opened.</summary>
 internal enum OpenProblem

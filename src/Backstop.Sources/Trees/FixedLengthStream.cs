@@ -1,4 +1,4 @@
-namespace Backstop.Sources.Files;
+namespace Backstop.Sources.Trees;
 
 /// <summary>
 /// Gives exactly <see cref="Length"/> bytes of a file that may change while read: a tar header has already promised

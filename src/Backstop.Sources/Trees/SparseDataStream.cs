@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace Backstop.Sources.Files;
+namespace Backstop.Sources.Trees;
 
 /// <summary>
 /// The data segments of a sparse file, one after the other, read at their offsets (the holes between are skipped, never

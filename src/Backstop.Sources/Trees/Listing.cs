@@ -2,7 +2,7 @@ using System.Buffers.Text;
 using Backstop.Core.Plugins;
 using Backstop.Core.Util;
 
-namespace Backstop.Sources.Files;
+namespace Backstop.Sources.Trees;
 
 /// <summary>
 /// A level's listing of the tree it walked: for each folder (in walk order) the stat of every entry in it that is not

@@ -2,7 +2,7 @@ using Backstop.Core.Plugins;
 using Backstop.Core.Util;
 using Backstop.Core.Tar;
 
-namespace Backstop.Sources.Files;
+namespace Backstop.Sources.Trees;
 
 /// <summary>
 /// Extracts a tar into a folder and refuses anything that would land outside it: absolute names, <c>..</c>,
