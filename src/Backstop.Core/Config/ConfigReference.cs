@@ -35,48 +35,18 @@ public sealed record KeyDoc(string Key, string Example, string Text)
 /// </summary>
 public static class ConfigReference
 {
-    /// <summary>Top-level keys (the notify list has its own section).</summary>
+    /// <summary>Top-level keys, block by block as the loader reads them (the notify list has its own section).</summary>
     public static IReadOnlyList<KeyDoc> TopKeys { get; } =
     [
-        new("catalog", "", "The catalog: the history of every snapshot, in a SQLite file (a path alone) or a shared PostgreSQL database (url)") { Type = "path, or a mapping" },
-        new("catalog.path", "./state/catalog.db", "The catalog file; relative paths are relative to the configuration file") { Type = "path" },
-        new("catalog.url", "postgresql://backstop@db.example:5432/backstop?sslmode=verify-full",
-            "A shared catalog on PostgreSQL for a fleet (instead of path); the query takes libpq's sslmode, sslrootcert, sslcert, sslkey; no password in it") { Type = "postgresql:// URL", Default = "none: the SQLite file", Instead = "catalog.path" },
-        new("catalog.password", "env:BACKSTOP_CATALOG_PASSWORD", "The catalog user's password") { Type = "secret (env:NAME, file:PATH)", With = "catalog.url" },
-        new("catalog.default_machine", "vps1", "With catalog.url: the machine that runs sources that name no machine") { Default = "the machine that defines them", With = "catalog.url" },
-        new("catalog.keep_failed", "30d", "Failed records older than this leave the catalog at each run (their count stays in backstop_runs_total)"),
-        new("staging", "./state/staging", "Scratch space for a run (spools, format checks); emptied after each run") { Default = "staging beside the catalog" },
-        new("policy.min_copies", "1", "Verified copies a snapshot needs to be valid; a source may say its own"),
-        new("policy.rpo", "24h", "How old the last valid snapshot may be before status says stale (exit 1)"),
-        new("policy.rto", "30m", "A drill slower than this fails; none by default"),
-        new("policy.schedule", "\"0 3 * * *\"", "When serve runs each source (cron, five fields)") { Type = "cron schedule" },
-        new("policy.schedule_timezone", "Europe/Paris", "The zone of every schedule (an IANA name)") { Default = "UTC" },
-        new("policy.drill.every", "7d", "Drill each source this often (serve); a drill older than this makes status say so"),
-        new("policy.drill.schedule", "\"30 4 * * 0\"", "When serve drills each source (cron)") { Type = "cron schedule" },
-        new("compression.level", "3", "zstd level"),
-        new("compression.workers", "2", "zstd threads (0: one)") { Default = "the cores, at most 8" },
-        new("encryption.recipients", "[age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]", "age recipients; every artifact is stored in the age format (.zst.age). `backstop keygen` makes one"),
-        new("encryption.identities", "[\"file:/etc/backstop/key.txt\"]", "age identity files, to restore and to verify --deep (files only, never an inline key)"),
-        new("encryption.passphrase", "env:BACKSTOP_PASSPHRASE", "A passphrase (age scrypt) instead of recipients") { Instead = "encryption.recipients" },
-        new("retention.last", "3", "Keep the newest N valid snapshots (0: the rule is off; all 0: keep everything)"),
-        new("retention.hourly", "0", "Keep the newest snapshot of each of the newest N hours that hold one (UTC)"),
-        new("retention.daily", "7", "… of each of N days"),
-        new("retention.weekly", "4", "… of each of N ISO weeks"),
-        new("retention.monthly", "12", "… of each of N months"),
-        new("retention.yearly", "0", "… of each of N years"),
-        new("serve.parallel", "1", "Sources that serve runs at the same time"),
-        new("serve.listen", "127.0.0.1:8080", "Where serve's dashboard, /api/status and /metrics listen"),
-        new("serve.token", "env:BACKSTOP_TOKEN", "A bearer token the web side requires (needed to listen beyond loopback, where every page, /api/status and /metrics ask for it; never empty)"),
-        new("serve.hostnames", "[backstop.example.org]", "The Host names the web side answers to (others are refused: DNS rebinding)")
-            { Default = "localhost, 127.0.0.1, [::1], this machine's name, the listen address (and this machine's addresses when listening on all)" },
-        new("serve.jitter", "5m", "A random delay up to this before each scheduled start (RandomizedDelaySec for timers)"),
-        new("verify.deep_schedule", "\"0 5 * * 6\"", "When serve runs verify --deep (every copy downloaded and checked)") { Type = "cron schedule" },
-        new("verify.schedule_timezone", "UTC", "The zone of deep_schedule") { Default = "policy.schedule_timezone" },
-        new("doctor.crontabs", "[/etc/crontab, \"/etc/cron.d/*\"]", "Crontabs doctor reads for backup jobs Backstop does not know (globs allowed)") { Default = "/etc/crontab, /etc/cron.d/*, /var/spool/cron/crontabs/*" },
-        new("doctor.systemd", "[/etc/systemd/system]", "Folders of systemd units doctor reads") { Default = "/etc/systemd/system" },
-        new("group", "backup", "A group that shares the catalog and its folder (0660, 2770) with a second user (postgres running wal-push)")
-            { Default = "none: every file Backstop writes is 0600, every folder 0700" },
-        new("machine", "vps1", "The machine this configuration runs on: its sources and local targets live there unless they say otherwise") { Default = "this host's name" },
+        .. CatalogBlock.Keys,
+        .. PolicyBlock.Keys,
+        .. CompressionBlock.Keys,
+        .. EncryptionBlock.Keys,
+        .. Retention.RetentionRules.Keys,
+        .. ServeBlock.Keys,
+        .. VerifyBlock.Keys,
+        .. DoctorBlock.Keys,
+        .. MachineBlock.Keys,
         .. RecoveryOptions.Keys,
         new("notify", "", "Notifiers for every source (see Notifiers)") { Type = "list of notifiers" },
         new("targets", "", "Where copies go (see Targets); at least one") { Type = "list of targets" },
@@ -84,78 +54,18 @@ public static class ConfigReference
     ];
 
     /// <summary>Keys of every target, whatever its kind.</summary>
-    public static IReadOnlyList<KeyDoc> TargetKeys { get; } =
-    [
-        new("name", "nas", "The target's name (letters, digits, '.', '_', '-'); it becomes a folder name"),
-        new("kind", "sftp", "The kind of target (see below)"),
-        new("timeout", "10m", "Bound of each operation on the target; a hung target fails its copy"),
-        new("retries", "3", "Retries of idempotent operations (reads, lists, deletes); writes are never replayed"),
-        new("machine", "nas", "The machine its copies live on (what a disaster scenario loses)") { Default = "the configuration's machine for a local folder, else a machine of its own named after the target" },
-    ];
+    public static IReadOnlyList<KeyDoc> TargetKeys => TargetsBlock.Keys;
 
     /// <summary>Keys of every source, whatever its kind.</summary>
-    public static IReadOnlyList<KeyDoc> SourceKeys { get; } =
-    [
-        new("name", "main-db", "The source's name (letters, digits, '.', '_', '-'); it becomes a folder name"),
-        new("kind", "postgres", "The kind of source (see below)"),
-        new("targets", "[local, nas]", "The targets that take its copies") { Default = "every target" },
-        new("min_copies", "2", "Verified copies a snapshot needs to be valid") { Default = "policy.min_copies" },
-        new("rpo", "6h", "How old the last valid snapshot may be") { Default = "policy.rpo" },
-        new("rto", "1h", "A drill slower than this fails") { Default = "policy.rto" },
-        new("schedule", "\"0 */6 * * *\"", "When serve runs it (cron)") { Type = "cron schedule", Default = "policy.schedule" },
-        new("schedule_timezone", "UTC", "The zone of its schedules") { Default = "policy.schedule_timezone" },
-        new("retention", "{last: 3, daily: 14}", "Its own retention rules (the keys of the top-level retention)") { Type = "mapping", Default = "the top-level retention" },
-        new("drill.every", "7d", "Drill it this often") { Default = "policy.drill.every" },
-        new("drill.schedule", "\"30 4 * * 0\"", "When serve drills it (cron)") { Type = "cron schedule", Default = "policy.drill.schedule" },
-        new("notify", "", "Notifiers for this source only (see Notifiers)") { Type = "list of notifiers" },
-        new("expect", "{min_tables: 30, max_shrink: 50%}", "What a snapshot must hold (see Expectations)") { Type = "mapping" },
-        new("incremental.full_every", "7d", "files and kubernetes: store only what changed since the last snapshot, and start a new full this often (0: every snapshot full)") { Default = "7d" },
-        new("incremental.max_chain", "14", "files and kubernetes: the most levels above a full before a new full starts") { Default = "14" },
-        new("wal.max_rpo", "5m", "postgres, mode: physical: how old the newest archived WAL may be before the source is failing (set the server's archive_timeout below it)"),
-        new("wal.queue_max", "1GiB", "postgres, mode: physical: the WAL the server may hold back while fewer than min_copies targets take it; past it wal-push stores what it can and records a gap (a broken recovery window, never a stopped database)"),
-        new("wal.receive", "false", "postgres, mode: physical: serve receives the WAL itself (pg_receivewal on a replication slot backstop_NAME it creates) where archive_command cannot be set; the backup user needs REPLICATION"),
-        new("machine", "vps1", "The machine it lives on (what a disaster scenario loses)") { Default = "the configuration's machine" },
-        new("needs", "[]", "Sources that must be back before it is restored (a rehearsal's order; by default by kind: registry, etcd, kubernetes, databases, files)") { Default = "none" },
-    ];
+    public static IReadOnlyList<KeyDoc> SourceKeys => SourcesBlock.Keys;
 
     /// <summary>The <c>expect:</c> keys every kind has (besides <c>min_FACT</c> for each of its facts).</summary>
-    public static IReadOnlyList<KeyDoc> ExpectKeys { get; } =
-    [
-        new("min_bytes", "1MiB", "The raw bytes a snapshot must hold at least"),
-        new("max_shrink", "50%", "The most raw bytes and every count may fall against the median of the last five valid snapshots; none turns it off") { Type = "percentage, or none", Default = "50%" },
-        new("on_anomaly", "fail", "What a broken expectation does: fail the snapshot, or warn (valid, degraded)"),
-        new("allow_empty", "false", "Accept a source that holds nothing (an empty source is otherwise degraded)"),
-        new("mount", "true", "Each path must be a mount point (files sources: an unmounted disk is never backed up as empty)"),
-    ];
+    public static IReadOnlyList<KeyDoc> ExpectKeys => ExpectationsBlock.Keys;
 
     /// <summary>Keys of every notifier, then each kind's.</summary>
-    public static IReadOnlyList<KeyDoc> NotifierKeys { get; } =
-    [
-        new("kind", "email", "One of: " + string.Join(", ", Notify.NotifyConfig.Kinds)),
-        new("name", "ops-mail", "Its name in `notify test` and the events") { Default = "KIND#N (KIND@SOURCE#N for a source's)" },
-        new("events", "[failed, stale, recovered]", "The events it is told: failed, degraded, stale, recovered, drill_failed, doctor_failed, rehearsal_failed, success") { Default = "all but success (healthchecks: every run, it is pinged)" },
-        new("digest", "\"0 8 * * 1\"", "Send one digest on this schedule instead of one message per event (cron)") { Type = "cron schedule" },
-        new("schedule_timezone", "Europe/Paris", "The zone of digest") { Default = "UTC" },
-    ];
+    public static IReadOnlyList<KeyDoc> NotifierKeys => Notify.NotifyConfig.Keys;
 
-    public static IReadOnlyList<(string Kind, IReadOnlyList<KeyDoc> Keys)> NotifierKinds { get; } =
-    [
-        ("email", [
-            new("host", "smtp.example.com", "The SMTP server") { Default = "required" },
-            new("port", "587", "Its port") { Default = "465 with security: tls, else 587" },
-            new("security", "starttls", "starttls, tls (implicit, port 465) or none (loopback relays only)"),
-            new("user", "backstop", "SMTP user (with password)"),
-            new("password", "env:SMTP_PASSWORD", "SMTP password (with user)"),
-            new("from", "backstop@example.com", "The sender's address") { Default = "required" },
-            new("to", "[ops@example.com]", "Recipients (at least one)") { Default = "required" },
-        ]),
-        ("webhook", [new("url", "env:WEBHOOK_URL", "An http(s) URL that gets a JSON POST per event (env:NAME keeps a secret path out of the file)") { Default = "required" }]),
-        ("healthchecks", [new("url", "https://hc-ping.com/your-uuid", "A healthchecks.io-style ping URL (/start, /fail)") { Default = "required" }]),
-        ("ntfy", [
-            new("url", "https://ntfy.example.com/backups", "The ntfy topic's URL") { Default = "required" },
-            new("token", "env:NTFY_TOKEN", "An access token"),
-        ]),
-    ];
+    public static IReadOnlyList<(string Kind, IReadOnlyList<KeyDoc> Keys)> NotifierKinds => Notify.NotifyConfig.KindKeys;
 
     /// <summary>The keys every source of this kind has: <c>incremental</c> only for a kind that stores changes.</summary>
     private static IEnumerable<KeyDoc> SourceKeysOf(ISourceKind kind) =>
@@ -232,7 +142,7 @@ public static class ConfigReference
 
     private static void Check(YamlMappingNode node, string path, string what, IReadOnlyList<string> keys, string file, ConfigDocument document)
     {
-        var heads = keys.Select(Head).Where(h => h.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+        var heads = keys.Select(KeyRows.Head).Where(h => h.Length > 0).Distinct(StringComparer.Ordinal).ToList();
         foreach (var (k, v) in node.Children)
         {
             if (k is not YamlScalarNode { Value: { } name } || (path.Length == 0 && name is "targets" or "sources"))
@@ -272,13 +182,6 @@ public static class ConfigReference
         }
     }
 
-    /// <summary>The first name of a dotted key: <c>drill</c> of <c>drill.smoke[].sql</c>.</summary>
-    private static string Head(string key)
-    {
-        var end = key.IndexOfAny(['.', '[']);
-        return end < 0 ? key : key[..end];
-    }
-
     private static YamlNode? Find(YamlMappingNode map, string key) =>
         map.Children.FirstOrDefault(c => c.Key is YamlScalarNode { Value: { } n } && n == key).Value;
 
@@ -310,15 +213,9 @@ public static class ConfigReference
             """);
 
         // Top level: the example has every key, with one target and one source so that it parses.
-        var top = TopKeys.Where(k => k.Type is not "list of targets" and not "list of sources").ToList();
+        var top = TopLevelKeys();
         var filler = LocalTarget(plugins) + FilesSource(plugins);
-        var notifyExample = "notify:\n" + string.Concat(NotifierKinds.Select(n => Item(NotifierKeys.Select(k => k.Key switch
-        {
-            "kind" => k with { Example = n.Kind },
-            "name" => k with { Example = $"{n.Kind}-1" },
-            _ => k,
-        }).Concat(n.Keys).ToList(), 2)));
-        var topUses = Record(plugins, Yaml(top, 0) + notifyExample + filler, top, problems, variant => Yaml(variant, 0) + filler);
+        var topUses = Record(plugins, TopExample(plugins), top, problems, variant => Yaml(variant, 0) + filler);
         Section(md, "## Top level", "", Yaml(top.Where(k => k.Key != "notify").ToList(), 0), TopKeys, "", topUses, problems);
 
         md.Append("## Targets\n\nEvery copy is read back and its SHA-256 matched before it counts.\n\n");
@@ -412,6 +309,21 @@ public static class ConfigReference
             "notify" => k with { Example = "[{kind: webhook, url: \"env:HOOK_URL\", events: [failed]}]" },
             _ => k,
         }).ToList();
+    }
+
+    private static List<KeyDoc> TopLevelKeys() => TopKeys.Where(k => k.Type is not "list of targets" and not "list of sources").ToList();
+
+    /// <summary>A whole configuration with every top-level key and every notifier kind set, one local target and one files source (the tests mutate it).</summary>
+    public static string TopExample(PluginRegistry plugins)
+    {
+        ArgumentNullException.ThrowIfNull(plugins);
+        var notifyExample = "notify:\n" + string.Concat(NotifierKinds.Select(n => Item(NotifierKeys.Select(k => k.Key switch
+        {
+            "kind" => k with { Example = n.Kind },
+            "name" => k with { Example = $"{n.Kind}-1" },
+            _ => k,
+        }).Concat(n.Keys).ToList(), 2)));
+        return Yaml(TopLevelKeys(), 0) + notifyExample + LocalTarget(plugins) + FilesSource(plugins);
     }
 
     /// <summary>A whole configuration that holds one source of this kind with every key set (the reference's example; the tests mutate it).</summary>
@@ -558,7 +470,7 @@ public static class ConfigReference
         var done = new HashSet<string>(StringComparer.Ordinal);
         foreach (var key in keys.Where(k => !k.Key.Contains("[]", StringComparison.Ordinal)))
         {
-            var head = Head(key.Key);
+            var head = KeyRows.Head(key.Key);
             if (head.Length == key.Key.Length)
             {
                 if (key.Example.Length > 0 && done.Add(head))

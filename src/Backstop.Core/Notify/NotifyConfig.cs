@@ -60,6 +60,35 @@ public static class NotifyConfig
 {
     public static readonly IReadOnlyList<string> Kinds = ["email", "webhook", "healthchecks", "ntfy"];
 
+    /// <summary>Keys of every notifier, then each kind's.</summary>
+    public static IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("kind", "email", "One of: " + string.Join(", ", Kinds)),
+        new("name", "ops-mail", "Its name in `notify test` and the events") { Default = "KIND#N (KIND@SOURCE#N for a source's)" },
+        new("events", "[failed, stale, recovered]", "The events it is told: failed, degraded, stale, recovered, drill_failed, doctor_failed, rehearsal_failed, success") { Default = "all but success (healthchecks: every run, it is pinged)" },
+        new("digest", "\"0 8 * * 1\"", "Send one digest on this schedule instead of one message per event (cron)") { Type = "cron schedule" },
+        new("schedule_timezone", "Europe/Paris", "The zone of digest") { Default = "UTC" },
+    ];
+
+    public static IReadOnlyList<(string Kind, IReadOnlyList<KeyDoc> Keys)> KindKeys { get; } =
+    [
+        ("email", [
+            new("host", "smtp.example.com", "The SMTP server") { Default = "required" },
+            new("port", "587", "Its port") { Default = "465 with security: tls, else 587" },
+            new("security", "starttls", "starttls, tls (implicit, port 465) or none (loopback relays only)"),
+            new("user", "backstop", "SMTP user (with password)"),
+            new("password", "env:SMTP_PASSWORD", "SMTP password (with user)"),
+            new("from", "backstop@example.com", "The sender's address") { Default = "required" },
+            new("to", "[ops@example.com]", "Recipients (at least one)") { Default = "required" },
+        ]),
+        ("webhook", [new("url", "env:WEBHOOK_URL", "An http(s) URL that gets a JSON POST per event (env:NAME keeps a secret path out of the file)") { Default = "required" }]),
+        ("healthchecks", [new("url", "https://hc-ping.com/your-uuid", "A healthchecks.io-style ping URL (/start, /fail)") { Default = "required" }]),
+        ("ntfy", [
+            new("url", "https://ntfy.example.com/backups", "The ntfy topic's URL") { Default = "required" },
+            new("token", "env:NTFY_TOKEN", "An access token"),
+        ]),
+    ];
+
     /// <summary>Parses a <c>notify:</c> list (the top level's, or a source's when <paramref name="source"/> is set).</summary>
     public static IReadOnlyList<NotifierDefinition> Parse(ConfigMap parent, string? source)
     {
@@ -91,12 +120,7 @@ public static class NotifyConfig
             };
             var name = map.String("name") ?? $"{kind}{(source is null ? "" : $"@{source}")}#{list.Count(n => n.Kind == kind) + 1}";
             var digest = Schedule.Parse(map, "digest", Schedule.ParseZone(map, TimeZoneInfo.Utc));
-            map.EnsureAllKeysKnown(kind switch
-            {
-                "email" => "email keys are: name, kind, events, digest, schedule_timezone, host, port, security, user, password, from, to",
-                "ntfy" => "ntfy keys are: name, kind, events, digest, schedule_timezone, url, token",
-                _ => $"{kind} keys are: name, kind, events, digest, schedule_timezone, url",
-            });
+            map.EnsureAllKeysKnown(KeyRows.Hint(kind, Keys.Concat(KindKeys.Single(k => k.Kind == kind).Keys)));
             list.Add(new NotifierDefinition(name, kind, events.ToHashSet(StringComparer.Ordinal), options, map.Location, source) { Digest = digest });
         }
 

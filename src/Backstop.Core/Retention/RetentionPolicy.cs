@@ -11,6 +11,17 @@ public sealed record RetentionRules(int Last, int Hourly, int Daily, int Weekly,
 {
     public bool IsEmpty => Last == 0 && Hourly == 0 && Daily == 0 && Weekly == 0 && Monthly == 0 && Yearly == 0;
 
+    /// <summary>The block's keys (the top level's <c>retention:</c>; a source's own takes the same).</summary>
+    public static IReadOnlyList<KeyDoc> Keys { get; } =
+    [
+        new("retention.last", "3", "Keep the newest N valid snapshots (0: the rule is off; all 0: keep everything)"),
+        new("retention.hourly", "0", "Keep the newest snapshot of each of the newest N hours that hold one (UTC)"),
+        new("retention.daily", "7", "… of each of N days"),
+        new("retention.weekly", "4", "… of each of N ISO weeks"),
+        new("retention.monthly", "12", "… of each of N months"),
+        new("retention.yearly", "0", "… of each of N years"),
+    ];
+
     public static RetentionRules? Parse(ConfigMap? map)
     {
         if (map is null)
@@ -21,7 +32,7 @@ public sealed record RetentionRules(int Last, int Hourly, int Daily, int Weekly,
         var rules = new RetentionRules(
             map.IntOr("last", 0, 0, 100_000), map.IntOr("hourly", 0, 0, 100_000), map.IntOr("daily", 0, 0, 100_000),
             map.IntOr("weekly", 0, 0, 100_000), map.IntOr("monthly", 0, 0, 100_000), map.IntOr("yearly", 0, 0, 100_000));
-        map.EnsureAllKeysKnown("retention rules are last, hourly, daily, weekly, monthly, yearly");
+        map.EnsureAllKeysKnown(KeyRows.Hint("retention", Keys, "retention."));
         return rules;
     }
 

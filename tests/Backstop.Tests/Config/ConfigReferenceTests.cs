@@ -196,27 +196,33 @@ public class ConfigReferenceTests
     }
 
     /// <summary>
-    /// Every value of every kind's full example, made wrong two ways (a word where a number or a list goes, a mapping
-    /// where a value goes): the answer is errors with their places, never a crash, and never a config that passes
-    /// with a mapping where a value belongs.
+    /// Every value of every kind's full example, and every top-level key's value (blocks whole too), made wrong three
+    /// ways (a word where a number or a list goes, a mapping where a value goes, a list with a mapping in it): the answer
+    /// is errors with their places, never a crash (no parser leans on a catch-all for a value already reported wrong), and
+    /// never a source or target that passes with a mapping or a list where a value belongs.
     /// </summary>
     [Fact]
     public void A_wrong_value_anywhere_is_an_error_with_its_place_never_a_crash()
     {
         var examples = Registry.SourceKinds.Select(k => ConfigReference.SourceExample(Registry, k))
-            .Concat(Registry.TargetKinds.Select(k => ConfigReference.TargetExample(Registry, k))).ToList();
+            .Concat(Registry.TargetKinds.Select(k => ConfigReference.TargetExample(Registry, k))).Append(ConfigReference.TopExample(Registry)).ToList();
         var tried = 0;
         foreach (var example in examples)
         {
             _ = ConfigLoader.Parse(example, "/etc/backstop/backstop.yaml", Registry);
             var stream = Load(example);
-            var places = Scalars(stream.Documents[0].RootNode).Count;
+            var everywhere = ReferenceEquals(example, examples[^1]); // the top-level example: every key's value, blocks too
+            var places = Scalars(stream.Documents[0].RootNode, !everywhere).Count;
             for (var i = 0; i < places; i++)
             {
-                foreach (var wrong in new Func<YamlNode>[] { () => new YamlScalarNode("%wrong%"), () => new YamlMappingNode(new YamlScalarNode("a"), new YamlScalarNode("b")) })
+                foreach (var wrong in new Func<YamlNode>[]
+                         {
+                             () => new YamlScalarNode("%wrong%"), () => new YamlMappingNode(new YamlScalarNode("a"), new YamlScalarNode("b")),
+                             () => new YamlSequenceNode(new YamlScalarNode("x"), new YamlMappingNode(new YamlScalarNode("a"), new YamlScalarNode("b"))),
+                         })
                 {
                     var mutated = Load(example);
-                    var (parent, key) = Scalars(mutated.Documents[0].RootNode)[i];
+                    var (parent, key) = Scalars(mutated.Documents[0].RootNode, !everywhere)[i];
                     var replacement = wrong();
                     if (parent is YamlMappingNode m)
                     {
@@ -232,7 +238,7 @@ public class ConfigReferenceTests
                     try
                     {
                         _ = ConfigLoader.Parse(text, "/etc/backstop/backstop.yaml", Registry);
-                        Assert.False(replacement is YamlMappingNode && ((YamlScalarNode)key!).Value is not "env",
+                        Assert.False(replacement is YamlMappingNode or YamlSequenceNode && !everywhere && ((YamlScalarNode)key!).Value is not "env",
                             $"a mapping as the value of '{key}' was accepted:\n{text}");
                     }
                     catch (ConfigException e)
@@ -261,7 +267,7 @@ public class ConfigReferenceTests
     }
 
     /// <summary>Every scalar value of a mapping under the sources and targets lists, with its mapping and key.</summary>
-    private static List<(YamlNode Parent, YamlNode? Key)> Scalars(YamlNode root)
+    private static List<(YamlNode Parent, YamlNode? Key)> Scalars(YamlNode root, bool topOnlyInside = true)
     {
         var list = new List<(YamlNode, YamlNode?)>();
         void Walk(YamlNode node, bool inside)
@@ -271,7 +277,7 @@ public class ConfigReferenceTests
                 case YamlMappingNode map:
                     foreach (var (k, v) in map.Children.ToList())
                     {
-                        if (inside && k is YamlScalarNode { Value: not ("name" or "kind") })
+                        if ((inside || !topOnlyInside) && k is YamlScalarNode { Value: not ("name" or "kind" or "targets" or "sources") })
                         {
                             list.Add((map, k));
                         }
