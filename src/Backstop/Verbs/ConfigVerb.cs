@@ -7,7 +7,7 @@ internal static class ConfigVerb
     /// <summary>The configuration reference, made from the documented keys and the parsers; a disagreement is an error.</summary>
     public static async Task<int> ReferenceAsync(CancellationToken cancellationToken)
     {
-        var (markdown, problems) = Core.Config.ConfigReference.Build(Plugins.Registry);
+        var (markdown, problems) = Docs.ConfigReferenceDocument.Build(Plugins.Registry);
         foreach (var problem in problems)
         {
             await Console.Error.WriteLineAsync($"backstop: reference: {problem}").ConfigureAwait(false);

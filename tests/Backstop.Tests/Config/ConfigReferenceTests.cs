@@ -30,7 +30,7 @@ public class ConfigReferenceTests
     [Fact]
     public void The_reference_agrees_with_the_parsers_and_is_up_to_date()
     {
-        var (markdown, problems) = ConfigReference.Build(Registry);
+        var (markdown, problems) = Backstop.Cli.Docs.ConfigReferenceDocument.Build(Registry);
         Assert.Empty(problems);
         var file = Path.Combine(RepositoryRoot(), "docs", "configuration.md");
         Assert.True(File.ReadAllText(file) == markdown,
@@ -52,7 +52,7 @@ public class ConfigReferenceTests
     {
         // A parser that reads a key nobody documented: the check that guards the reference must notice.
         var registry = new Core.Plugins.PluginRegistry([new UndocumentedKind()], Registry.TargetKinds.Select(k => Registry.Target(k)!));
-        var (_, problems) = ConfigReference.Build(registry);
+        var (_, problems) = Backstop.Cli.Docs.ConfigReferenceDocument.Build(registry);
         Assert.Contains(problems, p => p.Contains("reads 'secret_knob'", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("'documented_only' is documented, but the parser did not read it", StringComparison.Ordinal));
     }
@@ -204,8 +204,8 @@ public class ConfigReferenceTests
     [Fact]
     public void A_wrong_value_anywhere_is_an_error_with_its_place_never_a_crash()
     {
-        var examples = Registry.SourceKinds.Select(k => ConfigReference.SourceExample(Registry, k))
-            .Concat(Registry.TargetKinds.Select(k => ConfigReference.TargetExample(Registry, k))).Append(ConfigReference.TopExample(Registry)).ToList();
+        var examples = Registry.SourceKinds.Select(k => Backstop.Cli.Docs.ConfigReferenceDocument.SourceExample(Registry, k))
+            .Concat(Registry.TargetKinds.Select(k => Backstop.Cli.Docs.ConfigReferenceDocument.TargetExample(Registry, k))).Append(Backstop.Cli.Docs.ConfigReferenceDocument.TopExample(Registry)).ToList();
         var tried = 0;
         foreach (var example in examples)
         {

@@ -90,7 +90,7 @@ public sealed class ParserProperties(ITestOutputHelper output)
     public void A_damaged_configuration_is_refused_with_file_line_and_column_never_an_unhandled_error()
     {
         var plugins = new TestPlugins().Registry;
-        var seed = ConfigReference.SourceExample(plugins, "files");
+        var seed = Backstop.Cli.Docs.ConfigReferenceDocument.SourceExample(plugins, "files");
         ConfigLoader.Parse(seed, "/etc/backstop/backstop.yaml", plugins); // the seed is valid
         var past = new PastFirstCheck("configuration (YAML that parses)");
         Mutations.OfText(seed, 4).Sample(text =>
