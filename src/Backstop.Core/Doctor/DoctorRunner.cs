@@ -68,7 +68,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
 
         var tools = preflight.Tools.Count == 0 ? "reachable and readable" : string.Join(", ", preflight.Tools.Select(t => $"{t.Key} {t.Value}"));
         findings.Add(new Finding("preflight", subject, FindingStatus.Ok, tools));
-        if (source is IHealthChecked health)
+        if (source.Capability<IHealthChecked>() is { } health)
         {
             try
             {
@@ -201,7 +201,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
         var inventories = new List<(SourceDefinition Def, ServerInventory Inventory)>();
         foreach (var def in config.Sources)
         {
-            if (plugins.Source(def.Kind)!.Create(def) is IHealthChecked health)
+            if (plugins.Source(def.Kind)!.Create(def).Capability<IHealthChecked>() is { } health)
             {
                 try
                 {
@@ -318,7 +318,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
                     "add a second target (another host or a cloud bucket) and set min_copies: 2"));
             }
 
-            if (plugins.Source(def.Kind)!.Create(def) is not IHealthChecked { Place: var place })
+            if (plugins.Source(def.Kind)!.Create(def).Capability<IHealthChecked>() is not { Place: var place })
             {
                 continue;
             }
@@ -377,7 +377,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
     /// </summary>
     private List<Finding> DrillIsolation(List<SourceDefinition> sources)
     {
-        var servers = sources.Select(d => (d, Server: plugins.Source(d.Kind)!.Create(d) is IDrillable drillable ? drillable.ThrowawayServer : null))
+        var servers = sources.Select(d => (d, Server: plugins.Source(d.Kind)!.Create(d).Capability<IDrillable>() is { } drillable ? drillable.ThrowawayServer : null))
             .Where(x => x.Server is not null).ToList();
         if (servers.Count == 0)
         {

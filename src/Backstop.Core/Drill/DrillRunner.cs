@@ -129,7 +129,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         // A source restored to points of its archive is drilled to one: a recovery marker of the window chosen at random
         // (the end of the archive when there is none), from the newest base snapshot before it.
         var source = plugins.Source(def.Kind)!.Create(def);
-        var toPoint = source is IPointInTimeRestorable { RestoresToPoints: true } && def.Archive is not null;
+        var toPoint = source.Capability<IPointInTimeRestorable>() is { RestoresToPoints: true } && def.Archive is not null;
         var (point, marker) = toPoint ? PickPoint(def, snapshotChoice, notes) : (null, null);
         var restorer = new Restorer(config, plugins, catalog) { ExtraIdentityFiles = ExtraIdentityFiles, Timings = new RestoreTimings(), Point = point };
         restoring = restorer;
@@ -156,7 +156,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             return Result(e.Message);
         }
 
-        if (source is not IDrillable drillable)
+        if (source.Capability<IDrillable>() is not { } drillable)
         {
             return Result($"'{def.Kind}' sources cannot be drilled");
         }
@@ -189,7 +189,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             }
 
             var started = Stopwatch.GetTimestamp();
-            foreach (var name in scratch.Order(snapshot.Artifacts.Select(a => a.Name).Where(n => (source as IRestorable)?.Restores(n) != false).ToList()))
+            foreach (var name in scratch.Order(snapshot.Artifacts.Select(a => a.Name).Where(n => source.Capability<IRestorable>()?.Restores(n) != false).ToList()))
             {
                 Progress?.Invoke($"{def.Name}: restoring {name} into {scratch.Description}");
                 var said = restorer.Notes.Count;

@@ -63,7 +63,7 @@ public static partial class DrillSweeper
             foreach (var line in Leftovers(folder).Where(IsKindLine))
             {
                 string? problem;
-                if (def is null || plugins.Source(def.Kind)?.Create(def) is not IDrillable drillable)
+                if (def is null || plugins.Source(def.Kind)?.Create(def).Capability<IDrillable>() is not { } drillable)
                 {
                     problem = $"a killed drill of '{Util.ServerText.Printable(sourceName ?? "")}' left '{line}', and that source is no longer configured: remove it by hand where its drill ran";
                 }

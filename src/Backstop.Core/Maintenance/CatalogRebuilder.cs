@@ -198,7 +198,7 @@ public sealed class CatalogRebuilder(BackstopConfig config, PluginRegistry plugi
     {
         foreach (var def in config.Sources.Where(s => s.Archive is not null && s.Targets.Contains(target.Name)))
         {
-            var archive = plugins.Source(def.Kind)!.Create(def) as IContinuousArchive;
+            var archive = plugins.Source(def.Kind)!.Create(def).Capability<IContinuousArchive>();
             var prefix = $"{def.Name}/wal/";
             foreach (var o in objects.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal) && !Orphans.IsPartial(o.Key)))
             {

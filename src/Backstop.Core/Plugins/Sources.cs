@@ -166,6 +166,13 @@ public interface ISource
     string RestoreRecipe(string artifactName, string storedFile);
 
     /// <summary>
+    /// The part of this source that has a capability (<see cref="IRestorable"/>, <see cref="IDrillable"/>,
+    /// <see cref="IHealthChecked"/>, <see cref="IContinuousArchive"/>…), or null when it has none. Core asks this, never
+    /// casts: a kind made of small types, one per capability, returns each; by default the source itself is asked.
+    /// </summary>
+    T? Capability<T>() where T : class => this as T;
+
+    /// <summary>
     /// The placeholders <c>--to</c> fills in a stock-tool recipe (<c>restore --explain</c>): DEST for a folder, by
     /// default; a kind that restores into a server parses its own URI into URL, HOST, PORT, USER, DB (never a password).
     /// </summary>

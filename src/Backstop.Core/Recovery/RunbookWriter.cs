@@ -111,7 +111,7 @@ public static class RunbookWriter
         {
             commands.Add(s.Check);
             // A kind that recovers in two steps holds back what must wait for every source (its workloads), run last.
-            if (source is IStagedRecovery staged && staged.RecoverySteps(s.Artifact, ShellWord.QuoteIfNeeded(s.FileName)) is var (hold, last))
+            if (source.Capability<IStagedRecovery>() is { } staged && staged.RecoverySteps(s.Artifact, ShellWord.QuoteIfNeeded(s.FileName)) is var (hold, last))
             {
                 var values = new Dictionary<string, string>(StringComparer.Ordinal) { [ShellWord.QuoteIfNeeded(s.FileName)] = s.Key };
                 if (keyFile is not null)

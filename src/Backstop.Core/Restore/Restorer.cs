@@ -84,7 +84,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     {
         ArgumentNullException.ThrowIfNull(def);
         ArgumentNullException.ThrowIfNull(point);
-        var pitr = plugins.Source(def.Kind)!.Create(def) as IPointInTimeRestorable
+        var pitr = plugins.Source(def.Kind)!.Create(def).Capability<IPointInTimeRestorable>()
                    ?? throw new ConfigException($"--to-time and --to-lsn: '{def.Name}' keeps no continuous archive (a postgres source with mode: physical does)");
         var configured = config.Targets.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
         var committed = catalog.Snapshots(def.Name).Where(s => s.State == SnapshotState.Committed && s.VerifiedTargets.Any(configured.Contains)).ToList();
@@ -155,12 +155,12 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         ArgumentNullException.ThrowIfNull(def);
         ArgumentNullException.ThrowIfNull(snapshot);
         var source = plugins.Source(def.Kind)!.Create(def);
-        var restorable = source as IRestorable
+        var restorable = source.Capability<IRestorable>()
                          ?? throw new BackupException(
                              $"'{def.Kind}' sources cannot be restored by backstop yet; restore with stock tools: 'backstop restore --source {def.Name} --explain' prints how");
         if (Include.Count > 0 || StripPrefix is not null)
         {
-            (source as IPartialRestore ?? throw new ConfigException($"--include and --strip-prefix take part of a files snapshot; '{def.Name}' is a {def.Kind} source"))
+            (source.Capability<IPartialRestore>() ?? throw new ConfigException($"--include and --strip-prefix take part of a files snapshot; '{def.Name}' is a {def.Kind} source"))
                 .Select(Include, StripPrefix);
         }
         var chosenNames = artifact is null
@@ -179,7 +179,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         var planned = restorable.Plan(chosenNames, destination);
 
         // A restore to a point of the archive: whether the archive reaches it is known before anything is written.
-        var pointInTime = Point is not null && source is IPointInTimeRestorable { RestoresToPoints: true } p ? p : null;
+        var pointInTime = Point is not null && source.Capability<IPointInTimeRestorable>() is { RestoresToPoints: true } p ? p : null;
         var archive = pointInTime is null ? null : new ArchiveReader(def.Name, catalog.Archive(def.Name),
             config.Targets.Select(t => GuardedTarget.Create(plugins, t)).ToDictionary(t => t.Name, StringComparer.Ordinal), Identities, catalog.Markers(def.Name));
         if (pointInTime is not null)

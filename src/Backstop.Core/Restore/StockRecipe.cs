@@ -46,7 +46,7 @@ public static class StockRecipe
         ArgumentNullException.ThrowIfNull(where);
         var passphrase = config.Encryption?.Passphrase is not null;
         var chosen = snapshot.Artifacts.Where(a => artifact is null || a.Name == artifact)
-            .Where(a => artifact is not null || (source as IRestorable)?.Restores(a.Name) != false)
+            .Where(a => artifact is not null || source.Capability<IRestorable>()?.Restores(a.Name) != false)
             .SelectMany(a => a.Level > 0 ? Restorer.Levels(snapshot, a) : [(snapshot, a)]).ToList();
         return chosen.Select(level =>
         {

@@ -56,7 +56,7 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
 
     private async Task<ArchivePushResult> PushOnceAsync(SourceDefinition def, string path, CancellationToken cancellationToken)
     {
-        var archive = plugins.Source(def.Kind)!.Create(def) as IContinuousArchive
+        var archive = plugins.Source(def.Kind)!.Create(def).Capability<IContinuousArchive>()
                       ?? throw new ConfigException($"source '{def.Name}' ({def.Kind}) keeps no continuous archive; wal-push takes a postgres source with mode: physical");
         var file = new FileInfo(path);
         if (!file.Exists)

@@ -139,7 +139,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
         // Sources whose archive serve receives itself (wal: {receive: true}): one receiver each, for as long as serve runs.
         var receivers = _own.Sources.Where(d => d.Archive is { Receive: true })
-            .Select(d => (Def: d, Receiver: plugins.Source(d.Kind)?.Create(d) as IArchiveReceiver)).Where(x => x.Receiver is not null)
+            .Select(d => (Def: d, Receiver: plugins.Source(d.Kind)?.Create(d).Capability<IArchiveReceiver>())).Where(x => x.Receiver is not null)
             .Select(x =>
             {
                 log($"{x.Def.Name}: receiving its WAL (wal: {{receive: true}})");
@@ -533,7 +533,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
     /// </summary>
     private async Task MarkAsync(DateTimeOffset now, CancellationToken ct)
     {
-        _marked ??= _own.Sources.Select(d => (Def: d, Source: plugins.Source(d.Kind)?.Create(d) as IRecoveryMarked))
+        _marked ??= _own.Sources.Select(d => (Def: d, Source: plugins.Source(d.Kind)?.Create(d).Capability<IRecoveryMarked>()))
             .Where(x => x.Source?.MarkerEvery is not null).Select(x => (x.Def, x.Source!)).ToList();
         foreach (var (def, source) in _marked)
         {

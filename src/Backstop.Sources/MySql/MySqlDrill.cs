@@ -27,7 +27,7 @@ public sealed partial class MySqlSourceKind
             ServerDestination d;
             try
             {
-                d = ServerDestination.Parse(server, MySqlSource.DrillSchemes, "mysql://user@host:3306", null);
+                d = ServerDestination.Parse(server, MySqlDrill.DrillSchemes, "mysql://user@host:3306", null);
             }
             catch (ConfigException e) when (e.Location is null)
             {
@@ -51,13 +51,13 @@ public sealed partial class MySqlSourceKind
 /// names on a drill server (with drill.password); every database restored through <c>restore</c>'s path with its
 /// DEFINER clauses stripped (tables and rows compared), then the smoke queries.
 /// </summary>
-internal sealed partial class MySqlSource : IDrillable
+internal sealed class MySqlDrill(MySqlServer source, MySqlDrillOptions? drillOptions) : IDrillable
 {
     internal static readonly Dictionary<string, int> DrillSchemes = new(StringComparer.Ordinal) { ["mysql"] = 3306, ["mariadb"] = 3306 };
 
     private const string DrillUser = "backstop_drill";
 
-    public string? ThrowawayServer => DrillOptions?.Server is null ? "a throwaway mariadbd" : null;
+    public string? ThrowawayServer => drillOptions?.Server is null ? "a throwaway mariadbd" : null;
 
     /// <summary>
     /// What the throwaway server's drill user may do: restore a dump and read it back. No FILE (no LOAD_FILE, INTO
@@ -67,19 +67,17 @@ internal sealed partial class MySqlSource : IDrillable
     private const string DrillPrivileges = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENCES, INDEX, ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, " +
                                            "EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, SHOW DATABASES";
 
-    internal MySqlDrillOptions? DrillOptions { get; init; }
-
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        var drill = DrillOptions ?? new MySqlDrillOptions(null, []);
+        var drill = drillOptions ?? new MySqlDrillOptions(null, []);
         var databases = scope.Artifacts.ToDictionary(a => a.Name, a => Uri.UnescapeDataString(Path.GetFileNameWithoutExtension(a.Name)), StringComparer.Ordinal);
-        var client = Resolve("client", ["mariadb", "mysql"]);
-        var tools = new Dictionary<string, string> { ["client"] = $"{client} {await ToolVersionAsync(client, cancellationToken).ConfigureAwait(false)}" };
+        var client = source.Resolve("client", ["mariadb", "mysql"]);
+        var tools = new Dictionary<string, string> { ["client"] = $"{client} {await source.ToolVersionAsync(client, cancellationToken).ConfigureAwait(false)}" };
         if (drill.Server is { } server)
         {
-            var d = ServerDestination.Parse(server, DrillSchemes, "mysql://user@host:3306", options.User);
-            var on = new MySqlSource(name, options with { Host = d.Host, Port = d.Port, User = d.User, Password = drill.Password }, stateDirectory);
+            var d = ServerDestination.Parse(server, DrillSchemes, "mysql://user@host:3306", source.Options.User);
+            var on = source.At(d.Host, d.Port, d.User, drill.Password);
             var scratchNames = new Dictionary<string, string>(StringComparer.Ordinal);
             var i = 0;
             foreach (var database in databases.Values)
@@ -89,7 +87,7 @@ internal sealed partial class MySqlSource : IDrillable
                     .ConfigureAwait(false);
                 if (taken[0][0] != "0")
                 {
-                    throw new BackupException($"source '{name}': the drill server {d.Host}:{d.Port} already has a database named {scratch}; drill again");
+                    throw new BackupException($"source '{source.Source}': the drill server {d.Host}:{d.Port} already has a database named {scratch}; drill again");
                 }
 
                 scratchNames[database] = scratch;
@@ -117,7 +115,7 @@ internal sealed partial class MySqlSource : IDrillable
         }
         catch (BackupException e)
         {
-            throw new BackupException($"source '{name}': the drill loads the dumps into a throwaway server: {e.Message} (apt-get install mariadb-server), or set drill.server");
+            throw new BackupException($"source '{source.Source}': the drill loads the dumps into a throwaway server: {e.Message} (apt-get install mariadb-server), or set drill.server");
         }
 
         var user = await ScratchServer.DrillUserAsync(ct).ConfigureAwait(false);
@@ -129,7 +127,7 @@ internal sealed partial class MySqlSource : IDrillable
         var log = new MemoryStream();
         await ChildProcess.RunCleanToStreamAsync(install,
             ["--no-defaults", $"--user={runAs}", $"--datadir={data}", "--auth-root-authentication-method=socket", "--skip-test-db"],
-            new Dictionary<string, string>(), "/", log, TimeSpan.FromMinutes(10), $"source '{name}': {Path.GetFileName(install)} for the drill's throwaway server", ct)
+            new Dictionary<string, string>(), "/", log, TimeSpan.FromMinutes(10), $"source '{source.Source}': {Path.GetFileName(install)} for the drill's throwaway server", ct)
             .ConfigureAwait(false);
 
         // Loopback is open to every local user while the drill runs: the drill user has a random password, set by an init
@@ -143,8 +141,7 @@ internal sealed partial class MySqlSource : IDrillable
         ScratchFolders.WriteSecret(restorePassword, password);
 
         var port = ScratchServer.FreePort();
-        var local = new MySqlSource(name, options with { Host = "127.0.0.1", Port = port, User = DrillUser, Password = new SecretRef("file:" + restorePassword, default) },
-            stateDirectory);
+        var local = source.At("127.0.0.1", port, DrillUser, new SecretRef("file:" + restorePassword, default));
         ScratchServer server;
         try
         {
@@ -180,7 +177,7 @@ internal sealed partial class MySqlSource : IDrillable
             var header = Encoding.UTF8.GetString(await scope.PeekAsync(databases.Keys.First(), 4096, ct).ConfigureAwait(false));
             var from = header.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("-- Server version", StringComparison.Ordinal))?["-- Server version".Length..].Trim();
             if (from is not null && (from.Contains("MariaDB", StringComparison.OrdinalIgnoreCase) != version.Contains("MariaDB", StringComparison.OrdinalIgnoreCase)
-                                     || MajorMinor(from) != MajorMinor(version)))
+                                     || MySqlServer.MajorMinor(from) != MySqlServer.MajorMinor(version)))
             {
                 scope.Note($"the dumps come from a {from} server and the throwaway server is {version}: what restores here may differ from a restore into the " +
                            "source's own version; set drill.server to a server of that version to drill exactly");
@@ -213,21 +210,17 @@ internal sealed partial class MySqlSource : IDrillable
         ArgumentNullException.ThrowIfNull(leftover);
         if (Common.ScratchNames.ScratchDatabase(leftover) is not { } database)
         {
-            return Common.ScratchNames.NotOurs(name, leftover);
+            return Common.ScratchNames.NotOurs(source.Source, leftover);
         }
 
-        var server = DrillOptions?.Server ?? throw new BackupException($"source '{name}' has no drill.server any more; drop database {database} by hand");
-        var d = ServerDestination.Parse(server, DrillSchemes, "mysql://user@host:3306", options.User);
-        await new MySqlSource(name, options with { Host = d.Host, Port = d.Port, User = d.User, Password = DrillOptions?.Password }, stateDirectory)
-            .QueryAsync(null, $"DROP DATABASE IF EXISTS {Identifier(database)}", cancellationToken).ConfigureAwait(false);
+        var server = drillOptions?.Server ?? throw new BackupException($"source '{source.Source}' has no drill.server any more; drop database {database} by hand");
+        var d = ServerDestination.Parse(server, DrillSchemes, "mysql://user@host:3306", source.Options.User);
+        await source.At(d.Host, d.Port, d.User, drillOptions?.Password)
+            .QueryAsync(null, $"DROP DATABASE IF EXISTS {MySqlServer.Identifier(database)}", cancellationToken).ConfigureAwait(false);
         return null;
     }
 
-    /// <summary>Where this source connects: <c>mysql://user@host:port/</c> and the database.</summary>
-    private string UriOf(string database) =>
-        $"mysql://{Uri.EscapeDataString(options.User)}@{options.Host}:{options.Port.ToString(CultureInfo.InvariantCulture)}/{Uri.EscapeDataString(database)}";
-
-    private sealed class Scratch(MySqlSource at, string description, ScratchServer? server, Dictionary<string, string> databases,
+    private sealed class Scratch(MySqlServer at, string description, ScratchServer? server, Dictionary<string, string> databases,
         Dictionary<string, string> restoredAs, IReadOnlyList<(string? Database, string Sql)> smoke, IReadOnlyDictionary<string, string> tools, List<string> drop)
         : IDrillScratch
     {
@@ -287,7 +280,7 @@ internal sealed partial class MySqlSource : IDrillable
             {
                 try
                 {
-                    await at.QueryAsync(null, $"DROP DATABASE IF EXISTS {Identifier(database)}", CancellationToken.None).ConfigureAwait(false);
+                    await at.QueryAsync(null, $"DROP DATABASE IF EXISTS {MySqlServer.Identifier(database)}", CancellationToken.None).ConfigureAwait(false);
                 }
                 catch (BackupException e)
                 {

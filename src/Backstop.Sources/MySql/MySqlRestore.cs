@@ -12,7 +12,7 @@ namespace Backstop.Sources.MySql;
 /// created is dropped when the load fails; the tables found afterwards are compared with the snapshot's. The password
 /// is the source's, in a 0600 defaults file in the source's private folder.
 /// </summary>
-internal sealed partial class MySqlSource : IRestorable
+internal sealed class MySqlRestore(MySqlServer source, string stateDirectory) : IRestorable
 {
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => Common.RestoreDestination.OneDatabase(artifacts);
 
@@ -23,23 +23,21 @@ internal sealed partial class MySqlSource : IRestorable
         // ?password_file=PATH (a file only this user reads) over MYSQL_PWD; the source's password only to the source's own
         // server (a secret goes only to the server it belongs to). ?definers=strip: see DefinerStrippingStream.
         var query = Uri.TryCreate(destination, UriKind.Absolute, out var uri) ? System.Web.HttpUtility.ParseQueryString(uri.Query) : null;
+        var options = source.Options;
         var own = string.Equals(host, options.Host, StringComparison.OrdinalIgnoreCase) && port == options.Port && user == options.User;
-        var target = new MySqlSource(name, options with
-        {
-            Host = host, Port = port, User = user,
-            Password = query?["password_file"] is { Length: > 0 } passwordFile ? new SecretRef("file:" + passwordFile, default)
-                : System.Environment.GetEnvironmentVariable("MYSQL_PWD") is { Length: > 0 } pwd ? new SecretRef(pwd, default)
-                : own ? options.Password : null,
-        }, stateDirectory);
+        var target = source.At(host, port, user,
+            query?["password_file"] is { Length: > 0 } passwordFile ? new SecretRef("file:" + passwordFile, default)
+            : System.Environment.GetEnvironmentVariable("MYSQL_PWD") is { Length: > 0 } pwd ? new SecretRef(pwd, default)
+            : own ? options.Password : null);
         if (query?["definers"] == "strip")
         {
             content = new DefinerStrippingStream(content);
         }
 
-        target._client = target.Resolve("client", ["mariadb", "mysql"]);
+        var client = target.Resolve("client", ["mariadb", "mysql"]);
         var created = (await target.QueryAsync(null, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = @db", cancellationToken, ("@db", database))
             .ConfigureAwait(false))[0][0] == "0";
-        await target.QueryAsync(null, $"CREATE DATABASE IF NOT EXISTS {Identifier(database)}", cancellationToken).ConfigureAwait(false);
+        await target.QueryAsync(null, $"CREATE DATABASE IF NOT EXISTS {MySqlServer.Identifier(database)}", cancellationToken).ConfigureAwait(false);
         string? defaults = null;
         try
         {
@@ -52,9 +50,9 @@ internal sealed partial class MySqlSource : IRestorable
             // The client reads the password from a 0600 file in the source's private folder (never argv, never /tmp).
             PrivateFolder.Ensure(Path.GetDirectoryName(stateDirectory)!);
             defaults = target.WriteDefaultsFile(PrivateFolder.Ensure(stateDirectory));
-            await ChildProcess.RunWithInputAsync(target._client!,
+            await ChildProcess.RunWithInputAsync(client,
                 [$"--defaults-extra-file={defaults}", "-h", host, "-P", port.ToString(CultureInfo.InvariantCulture), "-u", user, "--protocol=TCP", "--", database],
-                new Dictionary<string, string>(), content, options.Timeout, $"{Path.GetFileName(target._client)} into {database} at {host}:{port}",
+                new Dictionary<string, string>(), content, options.Timeout, $"{Path.GetFileName(client)} into {database} at {host}:{port}",
                 cancellationToken).ConfigureAwait(false);
         }
         catch when (created)
@@ -64,7 +62,7 @@ internal sealed partial class MySqlSource : IRestorable
             // the error says where it stopped.
             try
             {
-                await target.QueryAsync(null, $"DROP DATABASE IF EXISTS {Identifier(database)}", CancellationToken.None).ConfigureAwait(false);
+                await target.QueryAsync(null, $"DROP DATABASE IF EXISTS {MySqlServer.Identifier(database)}", CancellationToken.None).ConfigureAwait(false);
             }
             catch (BackupException e)
             {
@@ -92,11 +90,11 @@ internal sealed partial class MySqlSource : IRestorable
     private const string DestinationExample = "mysql://user@host:3306/dbname";
 
     public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
-        ServerDestination.Parse(destination, Schemes, DestinationExample, options.User).Places;
+        ServerDestination.Parse(destination, Schemes, DestinationExample, source.Options.User).Places;
 
     private (string Host, int Port, string User, string Database) Destination(string destination)
     {
-        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
+        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, source.Options.User);
         return (d.Host, d.Port, d.User, d.RequireDatabase(DestinationExample));
     }
 }

@@ -22,7 +22,7 @@ internal static class RestoreVerb
         var config = context.LoadConfig();
         Context.RequireSources(config, [sourceName]);
         var def = config.Source(sourceName)!;
-        var pitr = Plugins.Registry.Source(def.Kind)!.Create(def) as IPointInTimeRestorable;
+        var pitr = Plugins.Registry.Source(def.Kind)!.Create(def).Capability<IPointInTimeRestorable>();
         if (start && (explain || pitr is not { RestoresToPoints: true }))
         {
             throw new ConfigException(explain ? "--start with --explain: the recipe's last line says how to start it" : $"--start: '{def.Name}' keeps no continuous archive; --start applies to a postgres source with mode: physical");
@@ -170,7 +170,7 @@ internal static class RestoreVerb
     {
         if (toTime is null && toLsn is null)
         {
-            return Plugins.Registry.Source(def.Kind)!.Create(def) is IPointInTimeRestorable { RestoresToPoints: true } ? RestorePoint.End : null;
+            return Plugins.Registry.Source(def.Kind)!.Create(def).Capability<IPointInTimeRestorable>() is { RestoresToPoints: true } ? RestorePoint.End : null;
         }
 
         if (toTime is not null && toLsn is not null)
@@ -223,7 +223,7 @@ internal static class RestoreVerb
         // With no point asked for and an archive that does not reach the base backup's end, the base backup's own
         // recipe is still printed (pg_verifybackup checks what it extracts), saying that it does not start alone.
         List<string> archiveSteps = [];
-        if (point is not null && source is IPointInTimeRestorable { RestoresToPoints: true } pitr)
+        if (point is not null && source.Capability<IPointInTimeRestorable>() is { RestoresToPoints: true } pitr)
         {
             try
             {

@@ -92,6 +92,14 @@ public sealed partial class ArchitectureTests
     }
 
     [Fact]
+    public void Core_and_the_cli_ask_a_source_for_a_capability_never_cast_it()
+    {
+        var casts = Sources("src/Backstop.Core").Concat(Sources("src/Backstop"))
+            .SelectMany(f => CapabilityCast().Matches(f.Text).Select(m => $"{f.Path}: {m.Value}")).ToList();
+        Assert.True(casts.Count == 0, "a source is cast to a capability (ask source.Capability<T>(): a kind may keep it in a part of its own): " + string.Join("; ", casts));
+    }
+
+    [Fact]
     public void Every_pending_crossing_still_exists_so_the_list_only_shrinks()
     {
         foreach (var (from, to) in Pending)
@@ -112,6 +120,9 @@ public sealed partial class ArchitectureTests
             Assert.Contains($"{kind.Kind} → {kind.RestoreTo}", help, StringComparison.Ordinal);
         }
     }
+
+    [GeneratedRegex(@"\b(?:as|is)\s+(?:not\s+)?I(?:Restorable|PartialRestore|Drillable|HealthChecked|ContinuousArchive|PointInTimeRestorable|ArchiveReceiver|RecoveryMarked|StagedRecovery)\b")]
+    private static partial Regex CapabilityCast();
 
     [GeneratedRegex(@":\s*(?:SourceKind|TargetKind)<")]
     private static partial Regex KindDeclaration();
