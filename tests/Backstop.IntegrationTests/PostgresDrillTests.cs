@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Backstop.IntegrationTests.Support;
 using Backstop.Sources.Postgres;
+using PostgresServer = Backstop.IntegrationTests.Support.PostgresServer;
 
 namespace Backstop.IntegrationTests;
 

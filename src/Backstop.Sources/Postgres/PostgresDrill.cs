@@ -83,12 +83,9 @@ public sealed partial class PostgresSourceKind
 /// <c>drill.server</c>'s user with <c>drill.password</c>, and dropped afterwards (globals are not applied to a shared
 /// server). Tables and rows are compared with the snapshot's, then the smoke queries run.
 /// </summary>
-internal sealed partial class PostgresSource : IDrillable
+internal sealed class PostgresDrill(PostgresServer pg, PostgresDrillOptions? drillOptions, PostgresRecoveryDrill recovery) : IDrillable
 {
-    /// <summary>The source's <c>drill:</c> options, for sweeping what a killed drill left on its drill server.</summary>
-    internal PostgresDrillOptions? DrillOptions { get; init; }
-
-    public string? ThrowawayServer => DrillOptions?.Server is null ? "a throwaway PostgreSQL cluster" : null;
+    public string? ThrowawayServer => drillOptions?.Server is null ? "a throwaway PostgreSQL cluster" : null;
 
     /// <summary>The throwaway cluster's bootstrap superuser (not a name a dump's globals would create).</summary>
     private const string DrillSuperuser = "backstop_drill";
@@ -99,14 +96,14 @@ internal sealed partial class PostgresSource : IDrillable
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        var drill = DrillOptions ?? new PostgresDrillOptions(null, [], null);
-        if (options.Physical)
+        var drill = drillOptions ?? new PostgresDrillOptions(null, [], null);
+        if (pg.Options.Physical)
         {
-            return await OpenRecoveryAsync(scope, drill, cancellationToken).ConfigureAwait(false);
+            return await recovery.OpenAsync(scope, drill, cancellationToken).ConfigureAwait(false);
         }
 
-        var tools = await PostgresTools.ResolveAsync(name, options.Tools, cancellationToken).ConfigureAwait(false);
-        var databases = scope.Artifacts.Where(a => a.Name != GlobalsArtifact)
+        var tools = await PostgresTools.ResolveAsync(pg.Source, pg.Options.Tools, cancellationToken).ConfigureAwait(false);
+        var databases = scope.Artifacts.Where(a => a.Name != PostgresSource.GlobalsArtifact)
             .ToDictionary(a => a.Name, a => Uri.UnescapeDataString(a.Name[..^".dump".Length]), StringComparer.Ordinal);
         return drill.Server is { } server
             ? await OpenOnServerAsync(scope, drill, server, databases, tools, cancellationToken).ConfigureAwait(false)
@@ -129,7 +126,7 @@ internal sealed partial class PostgresSource : IDrillable
                 case CustomDumpHeader.Outcome.NeedMore when head.Length == bytes && bytes < CustomDumpHeader.MaxLength:
                     continue;
                 case CustomDumpHeader.Outcome.NeedMore when head.Length == bytes:
-                    throw new BackupException($"source '{name}': the table of contents of {artifact} is larger than {CustomDumpHeader.MaxLength >> 20} MiB");
+                    throw new BackupException($"source '{pg.Source}': the table of contents of {artifact} is larger than {CustomDumpHeader.MaxLength >> 20} MiB");
                 default:
                     return null; // pg_restore says what is wrong with it
             }
@@ -151,12 +148,12 @@ internal sealed partial class PostgresSource : IDrillable
         if (refused.Count > 0)
         {
             throw new BackupException(
-                $"source '{name}': the dumps need the extension(s) {string.Join(", ", refused)}, which drill.extensions does not allow " +
+                $"source '{pg.Source}': the dumps need the extension(s) {string.Join(", ", refused)}, which drill.extensions does not allow " +
                 $"({string.Join(", ", drill.Extensions)}); the drill's superuser runs an extension's install script, so add one to drill.extensions only if you trust it");
         }
 
         var dumpMajor = tocs.Values.OfType<DumpToc>().Select(t => t.ServerMajor).FirstOrDefault(m => m is not null);
-        var (bin, major) = ServerBinaries(drill.Bin, dumpMajor, scope);
+        var (bin, major) = PostgresTools.ServerBinaries(pg.Source, drill.Bin, dumpMajor);
         var user = await ScratchServer.DrillUserAsync(ct).ConfigureAwait(false);
         var root = Common.ScratchFolders.ReachableBy(scope, user, "postgres");
         var data = Path.Combine(root, "data");
@@ -188,7 +185,7 @@ internal sealed partial class PostgresSource : IDrillable
         }
         catch (BackupException e)
         {
-            throw new BackupException($"source '{name}': {e.Message}");
+            throw new BackupException($"source '{pg.Source}': {e.Message}");
         }
         finally
         {
@@ -203,7 +200,7 @@ internal sealed partial class PostgresSource : IDrillable
             {
                 try
                 {
-                    await using var db = await At("127.0.0.1", port, DrillSuperuser, password, throwaway: true).ConnectAsync("postgres", c).ConfigureAwait(false);
+                    await using var db = await pg.At("127.0.0.1", port, DrillSuperuser, password, throwaway: true).ConnectAsync("postgres", c).ConfigureAwait(false);
                     return true;
                 }
                 catch (Exception e) when (e is BackupException or NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
@@ -231,9 +228,9 @@ internal sealed partial class PostgresSource : IDrillable
             scope.Note("the throwaway cluster runs as Backstop's own OS user (Backstop is not root): only the owner role, which is not a superuser, stands between a restored function and that user's files");
         }
 
-        var version = await ToolVersionAsync(Path.Combine(bin, "postgres"), ct).ConfigureAwait(false);
+        var version = await PostgresTools.VersionAsync(Path.Combine(bin, "postgres"), ct).ConfigureAwait(false);
         var cluster = new Login("127.0.0.1", port, DrillOwner, ownerPassword, $"?sslmode=disable&tablespaces=skip&password_file={Uri.EscapeDataString(restorePassword)}");
-        return new Scratch(this, $"a throwaway PostgreSQL {major} cluster on 127.0.0.1:{port} (restored by {DrillOwner}, not a superuser)", postgres, cluster,
+        return new Scratch(pg, $"a throwaway PostgreSQL {major} cluster on 127.0.0.1:{port} (restored by {DrillOwner}, not a superuser)", postgres, cluster,
             cluster with { User = DrillSuperuser, Password = password, Query = $"?sslmode=disable&tablespaces=skip&roles=unprivileged&password_file={Uri.EscapeDataString(superPassword)}" },
             databases, databases.ToDictionary(d => d.Value, d => d.Value, StringComparer.Ordinal), drill.Smoke,
             new Dictionary<string, string>
@@ -250,15 +247,15 @@ internal sealed partial class PostgresSource : IDrillable
     private async Task PrepareOwnerAsync(int port, string password, string ownerPassword, Dictionary<string, string> databases,
         Dictionary<string, DumpToc?> tocs, CancellationToken ct)
     {
-        var superuser = At("127.0.0.1", port, DrillSuperuser, password, throwaway: true);
+        var superuser = pg.At("127.0.0.1", port, DrillSuperuser, password, throwaway: true);
         await using (var admin = await superuser.ConnectAsync("postgres", ct).ConfigureAwait(false))
         {
-            await ScalarAsync(admin, $"CREATE ROLE {DrillOwner} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS PASSWORD '{ownerPassword}'", ct)
+            await PostgresServer.ScalarAsync(admin, $"CREATE ROLE {DrillOwner} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS PASSWORD '{ownerPassword}'", ct)
                 .ConfigureAwait(false);
             foreach (var database in databases.Values.Distinct(StringComparer.Ordinal))
             {
-                var exists = await ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", ct, database).ConfigureAwait(false) is long n && n > 0;
-                await ScalarAsync(admin, exists ? $"ALTER DATABASE {Ident(database)} OWNER TO {DrillOwner}" : $"CREATE DATABASE {Ident(database)} OWNER {DrillOwner}", ct)
+                var exists = await PostgresServer.ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", ct, database).ConfigureAwait(false) is long n && n > 0;
+                await PostgresServer.ScalarAsync(admin, exists ? $"ALTER DATABASE {Ident(database)} OWNER TO {DrillOwner}" : $"CREATE DATABASE {Ident(database)} OWNER {DrillOwner}", ct)
                     .ConfigureAwait(false);
             }
         }
@@ -276,17 +273,17 @@ internal sealed partial class PostgresSource : IDrillable
                 var inSchema = "";
                 if (schema is { Length: > 0 } s && s != "pg_catalog")
                 {
-                    await ScalarAsync(db, $"CREATE SCHEMA IF NOT EXISTS {Ident(s)} AUTHORIZATION {DrillOwner}", ct).ConfigureAwait(false);
+                    await PostgresServer.ScalarAsync(db, $"CREATE SCHEMA IF NOT EXISTS {Ident(s)} AUTHORIZATION {DrillOwner}", ct).ConfigureAwait(false);
                     inSchema = " SCHEMA " + Ident(s);
                 }
 
                 try
                 {
-                    await ScalarAsync(db, $"CREATE EXTENSION IF NOT EXISTS {Ident(extension)}{inSchema}", ct).ConfigureAwait(false);
+                    await PostgresServer.ScalarAsync(db, $"CREATE EXTENSION IF NOT EXISTS {Ident(extension)}{inSchema}", ct).ConfigureAwait(false);
                 }
                 catch (PostgresException e)
                 {
-                    throw new BackupException($"source '{name}': the throwaway cluster cannot create the extension {extension} that {artifact} needs: {e.MessageText}; " +
+                    throw new BackupException($"source '{pg.Source}': the throwaway cluster cannot create the extension {extension} that {artifact} needs: {e.MessageText}; " +
                                               "install the package that provides it on this host (or set drill.server)");
                 }
             }
@@ -300,12 +297,12 @@ internal sealed partial class PostgresSource : IDrillable
         PostgresTools tools, CancellationToken ct)
     {
         var d = ServerDestination.Parse(server, new Dictionary<string, int>(StringComparer.Ordinal) { ["postgresql"] = 5432, ["postgres"] = 5432 },
-            "postgresql://user@host:5432", options.User);
+            "postgresql://user@host:5432", pg.Options.User);
         var scratchNames = new Dictionary<string, string>(StringComparer.Ordinal);
         var i = 0;
-        await using (var admin = await OnServer(d, drill).ConnectAsync("postgres", ct).ConfigureAwait(false))
+        await using (var admin = await pg.OnServer(d, drill.Password).ConnectAsync("postgres", ct).ConfigureAwait(false))
         {
-            if (await ScalarAsync(admin, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", ct).ConfigureAwait(false) is true)
+            if (await PostgresServer.ScalarAsync(admin, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", ct).ConfigureAwait(false) is true)
             {
                 scope.Note($"the drill server's user {d.User} is a superuser: a function in a restored dump runs with its rights there; " +
                            "give drill.server a role with CREATEDB and nothing more");
@@ -314,9 +311,9 @@ internal sealed partial class PostgresSource : IDrillable
             foreach (var (_, database) in databases)
             {
                 var scratch = $"backstop_drill_{scope.Token}_{i++}";
-                if (await ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", ct, scratch).ConfigureAwait(false) is long n && n > 0)
+                if (await PostgresServer.ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", ct, scratch).ConfigureAwait(false) is long n && n > 0)
                 {
-                    throw new BackupException($"source '{name}': the drill server {d.Host}:{d.Port} already has a database named {scratch}; drill again");
+                    throw new BackupException($"source '{pg.Source}': the drill server {d.Host}:{d.Port} already has a database named {scratch}; drill again");
                 }
 
                 scratchNames[database] = scratch;
@@ -324,7 +321,7 @@ internal sealed partial class PostgresSource : IDrillable
             }
         }
 
-        if (scope.Artifacts.Any(a => a.Name == GlobalsArtifact))
+        if (scope.Artifacts.Any(a => a.Name == PostgresSource.GlobalsArtifact))
         {
             scope.Note($"globals.sql (roles) is not applied to the drill server {d.Host}:{d.Port}: roles are shared by every database there; " +
                        "a throwaway cluster (no drill.server) restores them too");
@@ -334,9 +331,9 @@ internal sealed partial class PostgresSource : IDrillable
         var password = drill.Password?.Resolve();
         var passwordFile = Path.Combine(scope.Folder, "server-password");
         ScratchFolders.WriteSecret(passwordFile, password ?? "");
-        var version = await ToolVersionAsync(tools.PgRestore, ct).ConfigureAwait(false);
+        var version = await PostgresTools.VersionAsync(tools.PgRestore, ct).ConfigureAwait(false);
         var login = new Login(d.Host, d.Port, d.User, password, $"?tablespaces=skip&password_file={Uri.EscapeDataString(passwordFile)}");
-        return new Scratch(this, $"scratch databases backstop_drill_{scope.Token}_* on the drill server {d.Host}:{d.Port}", null, login, null,
+        return new Scratch(pg, $"scratch databases backstop_drill_{scope.Token}_* on the drill server {d.Host}:{d.Port}", null, login, null,
             databases, scratchNames, drill.Smoke,
             new Dictionary<string, string> { ["pg_restore"] = $"{tools.PgRestore} {version}" }, drop: scratchNames.Values.ToList());
     }
@@ -347,76 +344,23 @@ internal sealed partial class PostgresSource : IDrillable
         ArgumentNullException.ThrowIfNull(leftover);
         if (Common.ScratchNames.ScratchDatabase(leftover) is not { } database)
         {
-            return Common.ScratchNames.NotOurs(name, leftover);
+            return Common.ScratchNames.NotOurs(pg.Source, leftover);
         }
 
-        var drill = DrillOptions is { Server: { } server } o ? (Server: server, Options: o)
-            : throw new BackupException($"source '{name}' has no drill.server any more; drop database {database} by hand");
+        var drill = drillOptions is { Server: { } server } o ? (Server: server, Options: o)
+            : throw new BackupException($"source '{pg.Source}' has no drill.server any more; drop database {database} by hand");
         var d = ServerDestination.Parse(drill.Server, new Dictionary<string, int>(StringComparer.Ordinal) { ["postgresql"] = 5432, ["postgres"] = 5432 },
-            "postgresql://user@host:5432", options.User);
-        await using var admin = await OnServer(d, drill.Options).ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
-        await ScalarAsync(admin, await DropSqlAsync(admin, database, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            "postgresql://user@host:5432", pg.Options.User);
+        await using var admin = await pg.OnServer(d, drill.Options.Password).ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+        await PostgresServer.ScalarAsync(admin, await DropSqlAsync(admin, database, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         return null;
     }
 
     /// <summary>DROP DATABASE for a scratch database: WITH (FORCE) (closing what still uses it) on PostgreSQL 13 and later, which have it.</summary>
     private static async Task<string> DropSqlAsync(NpgsqlConnection admin, string database, CancellationToken ct)
     {
-        var version = Convert.ToInt64(await ScalarAsync(admin, "SHOW server_version_num", ct).ConfigureAwait(false), CultureInfo.InvariantCulture);
+        var version = Convert.ToInt64(await PostgresServer.ScalarAsync(admin, "SHOW server_version_num", ct).ConfigureAwait(false), CultureInfo.InvariantCulture);
         return $"DROP DATABASE IF EXISTS \"{database}\"{(version >= 130000 ? " WITH (FORCE)" : "")}";
-    }
-
-    /// <summary>This source's settings pointed at the throwaway cluster or a drill server, with the password the restore uses there.</summary>
-    private PostgresSource At(string host, int port, string user, string? password, bool throwaway) =>
-        new(name, options with
-        {
-            Host = host, Port = port, User = user, Password = password is null ? null : new SecretRef(password, default),
-            SslMode = throwaway ? "disable" : options.SslMode,
-        });
-
-    /// <summary>This source's settings pointed at its drill server, with drill.password (never the source's own).</summary>
-    private PostgresSource OnServer(ServerDestination d, PostgresDrillOptions drill) =>
-        new(name, options with { Host = d.Host, Port = d.Port, User = d.User, Password = drill.Password });
-
-    /// <summary>
-    /// The folder of the server binaries: <c>drill.bin</c>, else <c>/usr/lib/postgresql/MAJOR/bin</c> for the dump's
-    /// major version, else the newest installed that is not older than it.
-    /// </summary>
-    private (string Bin, int Major) ServerBinaries(string? configured, int? dumpMajor, DrillScope scope)
-    {
-        static bool Has(string bin) => File.Exists(Path.Combine(bin, "initdb")) && File.Exists(Path.Combine(bin, "postgres"));
-        if (configured is not null)
-        {
-            return Has(configured)
-                ? (configured, int.TryParse(Path.GetFileName(Path.GetDirectoryName(configured)), NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : dumpMajor ?? 0)
-                : throw new BackupException($"source '{name}': drill.bin {configured} has no initdb and postgres; name the folder of the PostgreSQL server binaries");
-        }
-
-        var installed = Directory.Exists(PostgresTools.ClusterDir)
-            ? Directory.GetDirectories(PostgresTools.ClusterDir)
-                .Select(d => (Bin: Path.Combine(d, "bin"), Major: int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1))
-                .Where(d => d.Major > 0 && Has(d.Bin)).OrderBy(d => d.Major).ToList()
-            : [];
-        var exact = installed.FirstOrDefault(i => i.Major == dumpMajor);
-        if (exact.Bin is not null)
-        {
-            return exact;
-        }
-
-        var newer = installed.LastOrDefault(i => dumpMajor is null || i.Major > dumpMajor);
-        return newer.Bin is not null
-            ? newer
-            : throw new BackupException(
-                $"source '{name}': the drill needs PostgreSQL server binaries (initdb, postgres){(dumpMajor is { } dm ? $" of version {dm} or newer" : "")} for its throwaway cluster, " +
-                $"and {PostgresTools.ClusterDir}/*/bin has none: install postgresql{(dumpMajor is { } dm2 ? $"-{dm2}" : "")}, set drill.bin, or set drill.server to a server for scratch databases");
-    }
-
-    private static async Task<string> ToolVersionAsync(string tool, CancellationToken ct)
-    {
-        var output = new MemoryStream();
-        await ChildProcess.RunToStreamAsync(tool, ["--version"], new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30), $"{tool} --version", ct)
-            .ConfigureAwait(false);
-        return System.Text.Encoding.UTF8.GetString(output.ToArray()).Trim();
     }
 
     /// <summary>A role on the scratch server, with the destination query the restore reads its password file from.</summary>
@@ -431,7 +375,7 @@ internal sealed partial class PostgresSource : IDrillable
     /// counts them and runs the smoke queries; <paramref name="globals"/> (the throwaway cluster's superuser, bare roles
     /// only) applies globals.sql, or is null where globals are not applied.
     /// </summary>
-    private sealed class Scratch(PostgresSource source, string description, ScratchServer? server, Login restorer, Login? globals,
+    private sealed class Scratch(PostgresServer source, string description, ScratchServer? server, Login restorer, Login? globals,
         Dictionary<string, string> databases, Dictionary<string, string> restoredAs, IReadOnlyList<SmokeQuery> smoke,
         IReadOnlyDictionary<string, string> tools, List<string> drop) : IDrillScratch
     {
@@ -440,10 +384,10 @@ internal sealed partial class PostgresSource : IDrillable
         public IReadOnlyDictionary<string, string> Tools => tools;
 
         public IReadOnlyList<string> Order(IReadOnlyList<string> artifacts) =>
-            [.. artifacts.Where(a => a == GlobalsArtifact && globals is not null), .. artifacts.Where(a => a != GlobalsArtifact)];
+            [.. artifacts.Where(a => a == PostgresSource.GlobalsArtifact && globals is not null), .. artifacts.Where(a => a != PostgresSource.GlobalsArtifact)];
 
         public string Destination(string artifact) =>
-            artifact == GlobalsArtifact ? globals!.Destination("postgres") : restorer.Destination(restoredAs[databases[artifact]]);
+            artifact == PostgresSource.GlobalsArtifact ? globals!.Destination("postgres") : restorer.Destination(restoredAs[databases[artifact]]);
         public async Task<IReadOnlyList<DrillCheck>> CheckAsync(CancellationToken cancellationToken)
         {
             var checks = new List<DrillCheck>();
@@ -500,7 +444,7 @@ internal sealed partial class PostgresSource : IDrillable
                         .ConnectAsync("postgres", CancellationToken.None).ConfigureAwait(false);
                     foreach (var database in drop)
                     {
-                        await ScalarAsync(admin, await DropSqlAsync(admin, database, CancellationToken.None).ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
+                        await PostgresServer.ScalarAsync(admin, await DropSqlAsync(admin, database, CancellationToken.None).ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
                     }
                 }
                 catch (Exception e) when (e is BackupException or NpgsqlException)

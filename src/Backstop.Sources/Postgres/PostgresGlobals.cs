@@ -11,7 +11,7 @@ namespace Backstop.Sources.Postgres;
 /// rewrite a running server's passwords by surprise); roles that exist as the file has them are left alone; psql runs
 /// with ON_ERROR_STOP, connected to the URI's database when it exists; the roles are compared afterwards.
 /// </summary>
-internal sealed partial class PostgresSource
+internal sealed partial class PostgresRestore
 {
     /// <summary>globals.sql is a few lines per role; anything larger than this is not one.</summary>
     private const long GlobalsLimit = 64L << 20;
@@ -61,7 +61,7 @@ internal sealed partial class PostgresSource
         await using (var admin = await OpenAsync(target, "postgres", ct).ConfigureAwait(false))
         {
             present = await RoleLinesAsync(admin, ct).ConfigureAwait(false);
-            databaseExists = await ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", ct, target.Database)
+            databaseExists = await PostgresServer.ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", ct, target.Database)
                 .ConfigureAwait(false) is long n && n > 0;
         }
 
@@ -97,7 +97,7 @@ internal sealed partial class PostgresSource
         using (var input = new MemoryStream(Encoding.UTF8.GetBytes(script.ToString())))
         {
             await ChildProcess.RunWithInputAsync(psql, ["-d", Conninfo.Of(target.Host, target.Port, target.User, database), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
-                env, input, options.Timeout, $"psql (globals) at {target.Host}:{target.Port}", ct).ConfigureAwait(false);
+                env, input, pg.Options.Timeout, $"psql (globals) at {target.Host}:{target.Port}", ct).ConfigureAwait(false);
         }
 
         // Compared after: every role of the file must be on the server, as the file has it.
@@ -167,7 +167,7 @@ internal sealed partial class PostgresSource
             var psql = Path.Combine(Path.GetDirectoryName(tools.PgRestore)!, "psql");
             using var input = new MemoryStream(Encoding.UTF8.GetBytes(script.ToString()));
             await ChildProcess.RunWithInputAsync(psql, ["-d", Conninfo.Of(target.Host, target.Port, target.User, "postgres"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
-                env, input, options.Timeout, $"psql (roles) at {target.Host}:{target.Port}", ct).ConfigureAwait(false);
+                env, input, pg.Options.Timeout, $"psql (roles) at {target.Host}:{target.Port}", ct).ConfigureAwait(false);
         }
 
         await using var check = await OpenAsync(target, "postgres", ct).ConfigureAwait(false);

@@ -15,12 +15,12 @@ namespace Backstop.Sources.Postgres;
 /// besides pg_default and pg_global is refused (<c>-D -</c> streams one tar). The WAL is not in it: a base backup
 /// becomes a consistent cluster with the segments from its start to its end LSN (continuous archiving).
 /// </summary>
-internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeRestorable
+internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousArchive, IPointInTimeRestorable
 {
     /// <summary>The folder of the restored data folder that holds the WAL it replays (restore_command reads it): the folder is self-contained.</summary>
     internal const string WalFolder = "backstop_wal";
 
-    public bool RestoresToPoints => options.Physical;
+    public bool RestoresToPoints => pg.Options.Physical;
 
     /// <summary>A base backup ends (is consistent) at its end LSN, and at the time its snapshot finished, which is later.</summary>
     public bool Covers(Core.Catalog.SnapshotInfo snapshot, RestorePoint point)
@@ -54,7 +54,7 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
     /// The base backup into DEST, a new server's data folder (0700; refused when not empty unless --force): tar's paths
     /// held inside it. The facts found are the manifest's, with every file it lists there at its size.
     /// </summary>
-    private static async Task<IReadOnlyDictionary<string, long>> ExtractBaseAsync(Stream content, string destination, bool force, CancellationToken cancellationToken)
+    internal static async Task<IReadOnlyDictionary<string, long>> ExtractBaseAsync(Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
         if (destination.Contains("://", StringComparison.Ordinal))
         {
@@ -109,8 +109,8 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         if (point.Time is { } t && (newest is null || t > newest.At))
         {
             throw new BackupException(gap is not null
-                ? $"the WAL archive of '{name}' has a gap after {newest?.Name ?? $"the base backup's start ({FormatLsn(start)})"} (next: {gap.Name}): a recovery cannot pass it; {point} is out of reach"
-                : $"{point} is after the newest archived WAL of '{name}' ({(newest is null ? "none since the base backup" : $"{newest.Name}, archived {Core.Util.Json.Time(newest.At)}")}): the recovery window ends there");
+                ? $"the WAL archive of '{pg.Source}' has a gap after {newest?.Name ?? $"the base backup's start ({FormatLsn(start)})"} (next: {gap.Name}): a recovery cannot pass it; {point} is out of reach"
+                : $"{point} is after the newest archived WAL of '{pg.Source}' ({(newest is null ? "none since the base backup" : $"{newest.Name}, archived {Core.Util.Json.Time(newest.At)}")}): the recovery window ends there");
         }
 
         // A time target stops at the first commit after it, which PostgreSQL must find (since 13, none is fatal): the
@@ -130,12 +130,12 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
 
         if (gap is not null && (point == RestorePoint.End || position is { } beyond && beyond >= (newest?.End ?? start)))
         {
-            throw new BackupException($"the WAL archive of '{name}' has a gap at {FormatLsn(newest?.End ?? start)} (after {newest?.Name ?? "the base backup's start"}, next: {gap.Name}): " +
+            throw new BackupException($"the WAL archive of '{pg.Source}' has a gap at {FormatLsn(newest?.End ?? start)} (after {newest?.Name ?? "the base backup's start"}, next: {gap.Name}): " +
                                       $"a recovery cannot pass it; {point} is out of reach (a point before it, or a restore from a base backup after it, is)");
         }
 
         return needed.Count == 0 || needed[^1].End < facts["end_lsn"]
-            ? throw new BackupException($"the WAL archive of '{name}' does not reach the end of base backup {basis.Id} ({FormatLsn(facts["end_lsn"])}): it cannot become consistent; is archive_command set to backstop wal-push?")
+            ? throw new BackupException($"the WAL archive of '{pg.Source}' does not reach the end of base backup {basis.Id} ({FormatLsn(facts["end_lsn"])}): it cannot become consistent; is archive_command set to backstop wal-push?")
             : needed;
     }
 
@@ -264,7 +264,7 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         await ChildProcess.RunCleanToStreamAsync(program, run, new Dictionary<string, string>(), "/", Stream.Null, TimeSpan.FromMinutes(1), $"pg_ctl start of {folder}",
             cancellationToken).ConfigureAwait(false);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(options.Timeout);
+        deadline.CancelAfter(pg.Options.Timeout);
         var started = System.Diagnostics.Stopwatch.StartNew();
         var seen = false; // the pid file appears once the postmaster runs: its absence means a stop only after that, or after a grace
         try
@@ -299,7 +299,7 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new BackupException($"the server of {folder} did not finish its recovery within {Core.Config.Quantities.FormatDuration(options.Timeout)}; it still runs (log {log})");
+            throw new BackupException($"the server of {folder} did not finish its recovery within {Core.Config.Quantities.FormatDuration(pg.Options.Timeout)}; it still runs (log {log})");
         }
     }
 
@@ -382,9 +382,9 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
     public ArchiveItem Identify(string fileName, long size)
     {
         ArgumentNullException.ThrowIfNull(fileName);
-        if (!options.Physical)
+        if (!pg.Options.Physical)
         {
-            throw new Core.Config.ConfigException($"source '{name}' is mode: dump; a WAL archive belongs to a source with mode: physical");
+            throw new Core.Config.ConfigException($"source '{pg.Source}' is mode: dump; a WAL archive belongs to a source with mode: physical");
         }
 
         var m = WalName().Match(fileName);
@@ -416,19 +416,22 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
 
     [System.Text.RegularExpressions.GeneratedRegex(
         "^(?<tli>[0-9A-F]{8})(?:(?<log>[0-9A-F]{8})(?<seg>[0-9A-F]{8})(?:(?<partial>\\.partial)|(?<backup>\\.[0-9A-F]{8}\\.backup))?|\\.history)$")]
-    private static partial System.Text.RegularExpressions.Regex WalName();
+    internal static partial System.Text.RegularExpressions.Regex WalName();
+
+    private int _serverMajor;
+    private string? _basebackup;
 
     /// <summary>pg_basebackup resolved (at least the server's major version), and the server reached.</summary>
-    private async Task<SourcePreflight> PreflightPhysicalAsync(CancellationToken cancellationToken)
+    public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
-        var tool = PostgresTools.ResolveOneAsync(name, "pg_basebackup", options.Tools, cancellationToken);
-        await using var db = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+        var tool = PostgresTools.ResolveOneAsync(pg.Source, "pg_basebackup", pg.Options.Tools, cancellationToken);
+        await using var db = await pg.ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
         var (path, major, version) = await tool.ConfigureAwait(false);
-        _serverMajor = (int)(Convert.ToInt64(await ScalarAsync(db, "SHOW server_version_num", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture) / 10000);
+        _serverMajor = (int)(Convert.ToInt64(await PostgresServer.ScalarAsync(db, "SHOW server_version_num", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture) / 10000);
         if (major < _serverMajor)
         {
             throw new BackupException(
-                $"source '{name}': the server at {Where} is PostgreSQL {_serverMajor}, newer than {path} ({version}); install postgresql-client-{_serverMajor} or set tools.pg_basebackup");
+                $"source '{pg.Source}': the server at {pg.Where} is PostgreSQL {_serverMajor}, newer than {path} ({version}); install postgresql-client-{_serverMajor} or set tools.pg_basebackup");
         }
 
         _basebackup = path;
@@ -439,33 +442,34 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
         }, 0);
     }
 
-    private async Task CapturePhysicalAsync(ICaptureSink sink, CancellationToken cancellationToken)
+    /// <summary>The base backup, with its manifest checked and its WAL range and facts recorded.</summary>
+    public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         var basebackup = _basebackup ?? throw new InvalidOperationException("preflight first");
         long databases, tables = 0;
-        await using (var db = await ConnectAsync("postgres", cancellationToken).ConfigureAwait(false))
+        await using (var db = await pg.ConnectAsync("postgres", cancellationToken).ConfigureAwait(false))
         {
-            var walLevel = Convert.ToString(await ScalarAsync(db, "SHOW wal_level", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            var walLevel = Convert.ToString(await PostgresServer.ScalarAsync(db, "SHOW wal_level", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
             if (walLevel is "minimal")
             {
-                throw new BackupException($"source '{name}': the server at {Where} has wal_level = minimal: a base backup needs replica (set wal_level = replica and restart it)");
+                throw new BackupException($"source '{pg.Source}': the server at {pg.Where} has wal_level = minimal: a base backup needs replica (set wal_level = replica and restart it)");
             }
 
-            var spaces = await ListAsync(db, "SELECT spcname FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spcname", cancellationToken)
+            var spaces = await PostgresServer.ListAsync(db, "SELECT spcname FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spcname", cancellationToken)
                 .ConfigureAwait(false);
             if (spaces.Count > 0)
             {
                 throw new BackupException(
-                    $"source '{name}': the server at {Where} has tablespace(s) {string.Join(", ", spaces)} besides pg_default: a physical backup streams one tar, " +
+                    $"source '{pg.Source}': the server at {pg.Where} has tablespace(s) {string.Join(", ", spaces)} besides pg_default: a physical backup streams one tar, " +
                     "so it takes clusters with their data in the data folder only; move them (ALTER TABLE … SET TABLESPACE pg_default) or back this server up with mode: dump");
             }
 
-            var names = await ListAsync(db, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", cancellationToken).ConfigureAwait(false);
+            var names = await PostgresServer.ListAsync(db, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", cancellationToken).ConfigureAwait(false);
             databases = names.Count;
             foreach (var database in names)
             {
-                await using var each = await ConnectAsync(database, cancellationToken).ConfigureAwait(false);
-                tables += Convert.ToInt64(await ScalarAsync(each,
+                await using var each = await pg.ConnectAsync(database, cancellationToken).ConfigureAwait(false);
+                tables += Convert.ToInt64(await PostgresServer.ScalarAsync(each,
                     "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') " +
                     "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
             }
@@ -473,8 +477,8 @@ internal sealed partial class PostgresSource : IContinuousArchive, IPointInTimeR
 
         await using var artifact = await sink.BeginArtifactAsync(BaseArtifact, cancellationToken).ConfigureAwait(false);
         await ChildProcess.RunToStreamAsync(basebackup,
-            ["-D", "-", "-Ft", "-X", "none", "--checkpoint=fast", "--label=backstop", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, null)],
-            Environment(), "/", artifact.Content, options.Timeout, $"source '{name}': pg_basebackup at {Where}", cancellationToken).ConfigureAwait(false);
+            ["-D", "-", "-Ft", "-X", "none", "--checkpoint=fast", "--label=backstop", "--no-password", "-d", Conninfo.Of(pg.Options.Host, pg.Options.Port, pg.Options.User, null)],
+            pg.Environment(), "/", artifact.Content, pg.Options.Timeout, $"source '{pg.Source}': pg_basebackup at {pg.Where}", cancellationToken).ConfigureAwait(false);
 
         // The rest (files, bytes, timeline, start and end LSN) is read by the format check from the manifest inside.
         await artifact.CompleteAsync(new Dictionary<string, long>(StringComparer.Ordinal) { ["databases"] = databases, ["tables"] = tables }, cancellationToken)
@@ -631,8 +635,8 @@ internal sealed class BaseBackupValidator : IArtifactValidator
 
             foreach (var r in root.GetProperty("WAL-Ranges").EnumerateArray())
             {
-                ranges.Add((r.GetProperty("Timeline").GetInt64(), PostgresSource.ParseLsn(r.GetProperty("Start-LSN").GetString() ?? ""),
-                    PostgresSource.ParseLsn(r.GetProperty("End-LSN").GetString() ?? "")));
+                ranges.Add((r.GetProperty("Timeline").GetInt64(), PostgresPhysical.ParseLsn(r.GetProperty("Start-LSN").GetString() ?? ""),
+                    PostgresPhysical.ParseLsn(r.GetProperty("End-LSN").GetString() ?? "")));
             }
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)

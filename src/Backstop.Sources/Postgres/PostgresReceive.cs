@@ -11,10 +11,10 @@ namespace Backstop.Sources.Postgres;
 /// serve is down. pg_receivewal writes the segment in progress as <c>NAME.partial</c> and renames it when complete;
 /// serve pushes only complete files. The password travels in the child's environment only.
 /// </summary>
-internal sealed partial class PostgresSource : IArchiveReceiver
+internal sealed class PostgresReceive(PostgresServer pg) : IArchiveReceiver
 {
     /// <summary>The replication slot serve receives on: <c>backstop_</c> and the source's name, lowercase, other characters '_'.</summary>
-    internal string SlotName => Slot(name);
+    internal string SlotName => Slot(pg.Source);
 
     internal static string Slot(string source)
     {
@@ -23,24 +23,24 @@ internal sealed partial class PostgresSource : IArchiveReceiver
     }
 
     public bool IsComplete(string fileName) =>
-        !fileName.EndsWith(".partial", StringComparison.Ordinal) && WalName().IsMatch(fileName);
+        !fileName.EndsWith(".partial", StringComparison.Ordinal) && PostgresPhysical.WalName().IsMatch(fileName);
 
     public async Task ReceiveAsync(string spool, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spool);
-        var (tool, _, version) = await PostgresTools.ResolveOneAsync(name, "pg_receivewal", options.Tools, cancellationToken).ConfigureAwait(false);
-        var conninfo = Conninfo.Of(options.Host, options.Port, options.User, null);
-        await ChildProcess.RunToStreamAsync(tool, ["--create-slot", "--if-not-exists", "--slot", SlotName, "--no-password", "-d", conninfo], Environment(), "/",
-            Stream.Null, TimeSpan.FromMinutes(1), $"source '{name}': pg_receivewal --create-slot {SlotName} at {Where} ({version})", cancellationToken).ConfigureAwait(false);
+        var (tool, _, version) = await PostgresTools.ResolveOneAsync(pg.Source, "pg_receivewal", pg.Options.Tools, cancellationToken).ConfigureAwait(false);
+        var conninfo = Conninfo.Of(pg.Options.Host, pg.Options.Port, pg.Options.User, null);
+        await ChildProcess.RunToStreamAsync(tool, ["--create-slot", "--if-not-exists", "--slot", SlotName, "--no-password", "-d", conninfo], pg.Environment(), "/",
+            Stream.Null, TimeSpan.FromMinutes(1), $"source '{pg.Source}': pg_receivewal --create-slot {SlotName} at {pg.Where} ({version})", cancellationToken).ConfigureAwait(false);
 
         // --no-loop: a lost connection ends it, and serve starts it again (saying so), rather than it retrying unseen.
-        await ChildProcess.RunToStreamAsync(tool, ["-D", spool, "--slot", SlotName, "--no-loop", "--no-password", "-d", conninfo], Environment(), "/",
-            Stream.Null, Timeout.InfiniteTimeSpan, $"source '{name}': pg_receivewal at {Where}", cancellationToken).ConfigureAwait(false);
-        throw new BackupException($"source '{name}': pg_receivewal at {Where} ended (the server closed the stream)");
+        await ChildProcess.RunToStreamAsync(tool, ["-D", spool, "--slot", SlotName, "--no-loop", "--no-password", "-d", conninfo], pg.Environment(), "/",
+            Stream.Null, Timeout.InfiniteTimeSpan, $"source '{pg.Source}': pg_receivewal at {pg.Where}", cancellationToken).ConfigureAwait(false);
+        throw new BackupException($"source '{pg.Source}': pg_receivewal at {pg.Where} ended (the server closed the stream)");
     }
 
     /// <summary>The slot's standing for doctor: it exists, is in use, and how much WAL it holds the server to.</summary>
-    private async Task<IReadOnlyList<Finding>> CheckSlotAsync(Npgsql.NpgsqlConnection db, string subject, CancellationToken ct)
+    internal async Task<IReadOnlyList<Finding>> CheckSlotAsync(Npgsql.NpgsqlConnection db, string subject, CancellationToken ct)
     {
         await using var cmd = new Npgsql.NpgsqlCommand(
             "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, current_setting('max_slot_wal_keep_size') FROM pg_replication_slots WHERE slot_name = $1",

@@ -15,45 +15,40 @@ namespace Backstop.Sources.Postgres;
 /// backstop-drill. The checks read pg_catalog and a plain table (relkind checked first), with search_path pg_catalog:
 /// no function of the restored cluster runs.
 /// </summary>
-internal sealed partial class PostgresSource : IRecoveryMarked
+internal sealed class PostgresRecoveryDrill(PostgresServer pg, PostgresDrillOptions? drillOptions) : IRecoveryMarked
 {
     /// <summary>The marker table, created by the marker writer where it is missing.</summary>
     internal const string MarkerTable = "backstop_pitr_marker";
 
-    /// <summary>For the nested scratch type (a primary constructor's parameters are not members).</summary>
-    private PostgresOptions Settings => options;
-
-    private string SourceName => name;
-
-    public TimeSpan? MarkerEvery => options.Physical && DrillOptions?.MarkerDatabase is not null ? DrillOptions.MarkerEvery : null;
+    public TimeSpan? MarkerEvery => pg.Options.Physical && drillOptions?.MarkerDatabase is not null ? drillOptions.MarkerEvery : null;
 
     /// <summary>One marker row, committed, then the insert position right after its commit (what a drill recovers to).</summary>
     public async Task<RecoveryMarker> WriteMarkerAsync(CancellationToken cancellationToken)
     {
-        var database = DrillOptions?.MarkerDatabase ?? throw new InvalidOperationException("no marker database");
-        await using var db = await ConnectAsync(database, cancellationToken).ConfigureAwait(false);
-        await ScalarAsync(db, "SET statement_timeout = '30s'", cancellationToken).ConfigureAwait(false); // a lock or a missing sync standby never hangs serve
+        var database = drillOptions?.MarkerDatabase ?? throw new InvalidOperationException("no marker database");
+        await using var db = await pg.ConnectAsync(database, cancellationToken).ConfigureAwait(false);
+        await PostgresServer.ScalarAsync(db, "SET statement_timeout = '30s'", cancellationToken).ConfigureAwait(false); // a lock or a missing sync standby never hangs serve
         // Created only when missing: CREATE … IF NOT EXISTS needs CREATE on public (not granted by default since 15) even when the table exists.
-        if (await ScalarAsync(db, $"SELECT to_regclass('public.{MarkerTable}') IS NULL", cancellationToken).ConfigureAwait(false) is true)
+        if (await PostgresServer.ScalarAsync(db, $"SELECT to_regclass('public.{MarkerTable}') IS NULL", cancellationToken).ConfigureAwait(false) is true)
         {
-            await ScalarAsync(db, $"CREATE TABLE IF NOT EXISTS public.{MarkerTable} (seq bigint PRIMARY KEY, lsn pg_lsn NOT NULL, at timestamptz NOT NULL DEFAULT now())",
+            await PostgresServer.ScalarAsync(db, $"CREATE TABLE IF NOT EXISTS public.{MarkerTable} (seq bigint PRIMARY KEY, lsn pg_lsn NOT NULL, at timestamptz NOT NULL DEFAULT now())",
                 cancellationToken).ConfigureAwait(false);
         }
 
         // Its time is the server's now() (the transaction's start: its commit comes later), on the clock commit times use.
-        var row = Convert.ToString(await ScalarAsync(db,
+        var row = Convert.ToString(await PostgresServer.ScalarAsync(db,
             $"INSERT INTO public.{MarkerTable} (seq, lsn) SELECT coalesce(max(seq), 0) + 1, pg_current_wal_insert_lsn() FROM public.{MarkerTable} " +
             "RETURNING seq || ' ' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture)!.Split(' ');
-        var after = Convert.ToString(await ScalarAsync(db, "SELECT pg_current_wal_insert_lsn()::text", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture)!;
-        return new RecoveryMarker(long.Parse(row[0], CultureInfo.InvariantCulture), ParseLsn(after), after,
+        var after = Convert.ToString(await PostgresServer.ScalarAsync(db, "SELECT pg_current_wal_insert_lsn()::text", cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture)!;
+        return new RecoveryMarker(long.Parse(row[0], CultureInfo.InvariantCulture), PostgresPhysical.ParseLsn(after), after,
             DateTimeOffset.Parse(row[1], CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal));
     }
 
-    private async Task<IDrillScratch> OpenRecoveryAsync(DrillScope scope, PostgresDrillOptions drill, CancellationToken ct)
+    internal async Task<IDrillScratch> OpenAsync(DrillScope scope, PostgresDrillOptions drill, CancellationToken ct)
     {
         var user = await ScratchServer.DrillUserAsync(ct).ConfigureAwait(false);
         var root = ScratchFolders.ReachableBy(scope, user, "pg", maxLength: 100);
-        return new RecoveryScratch(this, scope, drill, user, root);
+        return new RecoveryScratch(pg, scope, drill, user, root);
     }
 
     /// <summary>The settings a recovering server must have at least the primary's values of, read by pg_controldata from the restored pg_control.</summary>
@@ -66,7 +61,7 @@ internal sealed partial class PostgresSource : IRecoveryMarked
         ("max_locks_per_xact setting", "max_locks_per_transaction"),
     ];
 
-    private sealed class RecoveryScratch(PostgresSource source, DrillScope scope, PostgresDrillOptions drill, (string Name, int Uid, int Gid)? user, string root)
+    private sealed class RecoveryScratch(PostgresServer source, DrillScope scope, PostgresDrillOptions drill, (string Name, int Uid, int Gid)? user, string root)
         : IDrillScratch
     {
         private readonly string _data = Path.Combine(root, "data");
@@ -90,10 +85,10 @@ internal sealed partial class PostgresSource : IRecoveryMarked
                 throw new BackupException($"the restored PG_VERSION says '{Core.Util.ServerText.Printable(text)}', which is no PostgreSQL major version");
             }
 
-            var (bin, found) = source.ServerBinaries(drill.Bin, major, scope);
+            var (bin, found) = PostgresTools.ServerBinaries(source.Source, drill.Bin, major);
             if (found != major)
             {
-                throw new BackupException($"source '{source.SourceName}': the base backup is PostgreSQL {major}, and a recovery needs the same major version's server: install postgresql-{major} or set drill.bin");
+                throw new BackupException($"source '{source.Source}': the base backup is PostgreSQL {major}, and a recovery needs the same major version's server: install postgresql-{major} or set drill.bin");
             }
 
             var settings = await ControlDataAsync(bin, cancellationToken).ConfigureAwait(false);
@@ -126,7 +121,7 @@ internal sealed partial class PostgresSource : IRecoveryMarked
             {
                 try
                 {
-                    await using var db = await source.At(root, _port, source.Settings.User, null, throwaway: true).ConnectAsync("postgres", c).ConfigureAwait(false);
+                    await using var db = await source.At(root, _port, source.Options.User, null, throwaway: true).ConnectAsync("postgres", c).ConfigureAwait(false);
                     return true;
                 }
                 catch (PostgresException e) when (e.SqlState is "28000" or "3D000")
@@ -137,24 +132,24 @@ internal sealed partial class PostgresSource : IRecoveryMarked
                 {
                     return false; // not listening yet, or replaying (57P03) until consistent
                 }
-            }, source.Settings.Timeout, cancellationToken, stopSignal: 2).ConfigureAwait(false);
-            _tools["postgres"] = $"{Path.Combine(bin, "postgres")} {await ToolVersionAsync(Path.Combine(bin, "postgres"), cancellationToken).ConfigureAwait(false)}";
+            }, source.Options.Timeout, cancellationToken, stopSignal: 2).ConfigureAwait(false);
+            _tools["postgres"] = $"{Path.Combine(bin, "postgres")} {await PostgresTools.VersionAsync(Path.Combine(bin, "postgres"), cancellationToken).ConfigureAwait(false)}";
 
             // The bootstrap superuser's name (OID 10): the checks read as it, so that no row or table is hidden from them.
             try
             {
-                await using var any = await source.At(root, _port, source.Settings.User, null, throwaway: true).ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
-                _superuser = Convert.ToString(await ScalarAsync(any, "SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10", cancellationToken).ConfigureAwait(false),
+                await using var any = await source.At(root, _port, source.Options.User, null, throwaway: true).ConnectAsync("postgres", cancellationToken).ConfigureAwait(false);
+                _superuser = Convert.ToString(await PostgresServer.ScalarAsync(any, "SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10", cancellationToken).ConfigureAwait(false),
                     CultureInfo.InvariantCulture) ?? _superuser;
             }
             catch (Exception e) when (e is BackupException or NpgsqlException)
             {
-                scope.Note($"the backup user '{source.Settings.User}' could not sign in to the recovered cluster ({e.Message}); checking as '{_superuser}'");
+                scope.Note($"the backup user '{source.Options.User}' could not sign in to the recovered cluster ({e.Message}); checking as '{_superuser}'");
             }
 
             // Replayed to the target, then promoted (recovery_target_action = promote): the measured RTO includes it.
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(source.Settings.Timeout);
+            deadline.CancelAfter(source.Options.Timeout);
             while (true)
             {
                 if (_server.Exited)
@@ -165,14 +160,14 @@ internal sealed partial class PostgresSource : IRecoveryMarked
                 try
                 {
                     await using var db = await Superuser().ConnectAsync("postgres", deadline.Token).ConfigureAwait(false);
-                    if (await ScalarAsync(db, "SELECT pg_catalog.pg_is_in_recovery()", deadline.Token).ConfigureAwait(false) is false)
+                    if (await PostgresServer.ScalarAsync(db, "SELECT pg_catalog.pg_is_in_recovery()", deadline.Token).ConfigureAwait(false) is false)
                     {
                         break;
                     }
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
-                    throw new BackupException($"the recovery did not finish within {Core.Config.Quantities.FormatDuration(source.Settings.Timeout)} (the source's timeout): {_server.LogTail()}");
+                    throw new BackupException($"the recovery did not finish within {Core.Config.Quantities.FormatDuration(source.Options.Timeout)} (the source's timeout): {_server.LogTail()}");
                 }
                 catch (Exception e) when (e is BackupException or NpgsqlException)
                 {
@@ -185,7 +180,7 @@ internal sealed partial class PostgresSource : IRecoveryMarked
             Description = $"a throwaway PostgreSQL {major} recovered to {scope.Point ?? RestorePoint.End} (socket in the scratch folder, run as {user?.Name ?? "this user"})";
         }
 
-        private PostgresSource Superuser() => source.At(root, _port, _superuser, null, throwaway: true);
+        private PostgresServer Superuser() => source.At(root, _port, _superuser, null, throwaway: true);
 
         /// <summary>pg_controldata of the restored folder: the settings the primary ran with, which a recovery needs at least.</summary>
         private async Task<IReadOnlyList<(string Setting, string Value)>> ControlDataAsync(string bin, CancellationToken ct)
@@ -212,7 +207,7 @@ internal sealed partial class PostgresSource : IRecoveryMarked
             var checks = new List<DrillCheck>();
             await using (var db = await Superuser().ConnectAsync("postgres", cancellationToken).ConfigureAwait(false))
             {
-                var timeline = Convert.ToInt64(await ScalarAsync(db, "SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()", cancellationToken).ConfigureAwait(false),
+                var timeline = Convert.ToInt64(await PostgresServer.ScalarAsync(db, "SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()", cancellationToken).ConfigureAwait(false),
                     CultureInfo.InvariantCulture);
                 checks.Add(new DrillCheck("recovery", $"promoted at {scope.Point ?? RestorePoint.End}", $"promoted, on timeline {timeline}", true));
             }
@@ -225,8 +220,8 @@ internal sealed partial class PostgresSource : IRecoveryMarked
 
             var database = drill.MarkerDatabase ?? "postgres";
             await using var markers = await Superuser().ConnectAsync(database, cancellationToken).ConfigureAwait(false);
-            await ScalarAsync(markers, "SET search_path = pg_catalog", cancellationToken).ConfigureAwait(false);
-            var kind = Convert.ToString(await ScalarAsync(markers,
+            await PostgresServer.ScalarAsync(markers, "SET search_path = pg_catalog", cancellationToken).ConfigureAwait(false);
+            var kind = Convert.ToString(await PostgresServer.ScalarAsync(markers,
                 "SELECT c.relkind::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = $1",
                 cancellationToken, MarkerTable).ConfigureAwait(false), CultureInfo.InvariantCulture);
             if (kind != "r")
@@ -235,7 +230,7 @@ internal sealed partial class PostgresSource : IRecoveryMarked
                 return checks;
             }
 
-            var newest = await ScalarAsync(markers, $"SELECT pg_catalog.max(seq) FROM public.{MarkerTable}", cancellationToken).ConfigureAwait(false);
+            var newest = await PostgresServer.ScalarAsync(markers, $"SELECT pg_catalog.max(seq) FROM public.{MarkerTable}", cancellationToken).ConfigureAwait(false);
             var found = newest is long n ? n : 0;
             checks.Add(new DrillCheck("markers", $"markers 1…{marker.Seq} (written {Core.Util.Json.Time(marker.At)}, at {marker.Label}), none after",
                 found == 0 ? "no marker" : $"markers up to {found}", found == marker.Seq));

@@ -12,29 +12,29 @@ namespace Backstop.Sources.Postgres;
 /// dropped); the tables and rows found afterwards are compared with the snapshot's. Globals: see <c>RestoreGlobalsAsync</c>. The password comes from PGPASSWORD or the source's configuration,
 /// never from the URI.
 /// </summary>
-internal sealed partial class PostgresSource : IRestorable
+internal sealed partial class PostgresRestore(PostgresServer pg) : IRestorable
 {
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
     {
-        if (options.Physical)
+        if (pg.Options.Physical)
         {
-            return artifacts.Contains(BaseArtifact) ? [BaseArtifact] : artifacts;
+            return artifacts.Contains(PostgresPhysical.BaseArtifact) ? [PostgresPhysical.BaseArtifact] : artifacts;
         }
 
-        var dumps = RestoreDestination.OneDatabase(artifacts.Where(a => a != GlobalsArtifact).ToList());
-        return [.. artifacts.Where(a => a == GlobalsArtifact), .. dumps];
+        var dumps = RestoreDestination.OneDatabase(artifacts.Where(a => a != PostgresSource.GlobalsArtifact).ToList());
+        return [.. artifacts.Where(a => a == PostgresSource.GlobalsArtifact), .. dumps];
     }
 
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)
     {
-        if (options.Physical && artifactName == BaseArtifact)
+        if (pg.Options.Physical && artifactName == PostgresPhysical.BaseArtifact)
         {
-            return await ExtractBaseAsync(content, destination, force, cancellationToken).ConfigureAwait(false);
+            return await PostgresPhysical.ExtractBaseAsync(content, destination, force, cancellationToken).ConfigureAwait(false);
         }
 
         var target = Destination(destination);
-        var tools = _tools ?? await PostgresTools.ResolveAsync(name, options.Tools, cancellationToken).ConfigureAwait(false);
+        var tools = await PostgresTools.ResolveAsync(pg.Source, pg.Options.Tools, cancellationToken).ConfigureAwait(false);
         var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["PGCONNECT_TIMEOUT"] = "30" };
         if (target.Password is { } password)
         {
@@ -42,7 +42,7 @@ internal sealed partial class PostgresSource : IRestorable
         }
 
         var port = target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        if (artifactName == GlobalsArtifact)
+        if (artifactName == PostgresSource.GlobalsArtifact)
         {
             return await RestoreGlobalsAsync(target, tools, env, content, force, cancellationToken).ConfigureAwait(false);
         }
@@ -50,17 +50,17 @@ internal sealed partial class PostgresSource : IRestorable
         var created = false;
         await using (var admin = await OpenAsync(target, "postgres", cancellationToken).ConfigureAwait(false))
         {
-            var exists = await ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", cancellationToken, target.Database)
+            var exists = await PostgresServer.ScalarAsync(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", cancellationToken, target.Database)
                 .ConfigureAwait(false) is long n && n > 0;
             if (!exists)
             {
-                await ScalarAsync(admin, $"CREATE DATABASE \"{target.Database.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", cancellationToken).ConfigureAwait(false);
+                await PostgresServer.ScalarAsync(admin, $"CREATE DATABASE \"{target.Database.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", cancellationToken).ConfigureAwait(false);
                 created = true;
             }
             else if (!force)
             {
                 await using var db = await OpenAsync(target, target.Database, cancellationToken).ConfigureAwait(false);
-                var tables = (long)(await ScalarAsync(db,
+                var tables = (long)(await PostgresServer.ScalarAsync(db,
                     "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
                     cancellationToken).ConfigureAwait(false))!;
                 if (tables > 0)
@@ -105,7 +105,7 @@ internal sealed partial class PostgresSource : IRestorable
         {
             await using (archive)
             {
-                await ChildProcess.RunWithInputAsync(tools.PgRestore, args, env, archive, options.Timeout,
+                await ChildProcess.RunWithInputAsync(tools.PgRestore, args, env, archive, pg.Options.Timeout,
                     $"pg_restore into {target.Database} at {target.Host}:{port}", cancellationToken).ConfigureAwait(false);
             }
         }
@@ -122,10 +122,10 @@ internal sealed partial class PostgresSource : IRestorable
             }
         }
 
-        var restored = new PostgresSource(name, options with
+        var restored = new PostgresServer(pg.Source, pg.Options with
         {
             Host = target.Host, Port = target.Port, User = target.User, Password = target.Password is null ? null : new SecretRef(target.Password, default),
-            SslMode = target.SslMode ?? options.SslMode,
+            SslMode = target.SslMode ?? pg.Options.SslMode,
         });
         var facts = await restored.FactsAsync(target.Database, cancellationToken).ConfigureAwait(false);
         var found = new Dictionary<string, long> { ["databases"] = 1, ["tables"] = facts["tables"] };
@@ -143,7 +143,7 @@ internal sealed partial class PostgresSource : IRestorable
         try
         {
             await using var admin = await OpenAsync(target, "postgres", ct).ConfigureAwait(false);
-            await ScalarAsync(admin, $"DROP DATABASE IF EXISTS \"{target.Database.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", ct).ConfigureAwait(false);
+            await PostgresServer.ScalarAsync(admin, $"DROP DATABASE IF EXISTS \"{target.Database.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is BackupException or NpgsqlException)
         {
@@ -173,7 +173,7 @@ internal sealed partial class PostgresSource : IRestorable
 
     public IReadOnlyDictionary<string, string> RecipePlaces(string destination)
     {
-        if (options.Physical)
+        if (pg.Options.Physical)
         {
             // A base backup becomes a data folder for a new server, never a database on a running one.
             return destination.Contains("://", StringComparison.Ordinal)
@@ -181,20 +181,20 @@ internal sealed partial class PostgresSource : IRestorable
                 : new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = destination };
         }
 
-        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
+        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, pg.Options.User);
         return new Dictionary<string, string>(d.Places, StringComparer.Ordinal) { ["DB_CONNINFO"] = "dbname=" + Conninfo.Quote(d.Database) };
     }
 
     private Target Destination(string destination)
     {
-        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, options.User);
+        var d = ServerDestination.Parse(destination, Schemes, DestinationExample, pg.Options.User);
         var database = d.RequireDatabase(DestinationExample);
         var query = Uri.TryCreate(destination, UriKind.Absolute, out var uri) ? System.Web.HttpUtility.ParseQueryString(uri.Query) : null;
         // ?password_file=PATH (a file only this user reads, as libpq's passfile; empty: no password) over PGPASSWORD. The
         // source's password only goes to the source's own server: a secret goes to the server it belongs to.
         var password = query?["password_file"] is { Length: > 0 } file ? new SecretRef("file:" + file, default).Resolve() is { Length: > 0 } f ? f : null
             : System.Environment.GetEnvironmentVariable("PGPASSWORD") is { Length: > 0 } p ? p
-            : IsSourceServer(d) ? options.Password?.Resolve() : null;
+            : IsSourceServer(d) ? pg.Options.Password?.Resolve() : null;
         return new Target(d.Host, d.Port, d.User, database, password)
         {
             SslMode = query?["sslmode"], SkipTablespaces = query?["tablespaces"] == "skip", UnprivilegedRoles = query?["roles"] == "unprivileged",
@@ -203,7 +203,7 @@ internal sealed partial class PostgresSource : IRestorable
 
     /// <summary>Whether a destination is the source's own server (its host and port, and its user), which its password belongs to.</summary>
     private bool IsSourceServer(ServerDestination d) =>
-        string.Equals(d.Host, options.Host, StringComparison.OrdinalIgnoreCase) && d.Port == options.Port && d.User == options.User;
+        string.Equals(d.Host, pg.Options.Host, StringComparison.OrdinalIgnoreCase) && d.Port == pg.Options.Port && d.User == pg.Options.User;
 
     /// <summary>
     /// For a role that is not a superuser, a <c>pg_restore -L</c> list without what only a superuser may run: the
@@ -220,7 +220,7 @@ internal sealed partial class PostgresSource : IRestorable
         HashSet<string> installed, schemas;
         await using (var db = await OpenAsync(target, target.Database, ct).ConfigureAwait(false))
         {
-            if (await ScalarAsync(db, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", ct).ConfigureAwait(false) is true)
+            if (await PostgresServer.ScalarAsync(db, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", ct).ConfigureAwait(false) is true)
             {
                 return null;
             }
@@ -270,13 +270,13 @@ internal sealed partial class PostgresSource : IRestorable
 
     private async Task<NpgsqlConnection> OpenAsync(Target target, string database, CancellationToken ct)
     {
-        var other = new PostgresSource(name, options with
+        var other = new PostgresServer(pg.Source, pg.Options with
         {
             Host = target.Host,
             Port = target.Port,
             User = target.User,
             Password = target.Password is null ? null : new SecretRef(target.Password, default),
-            SslMode = target.SslMode ?? options.SslMode,
+            SslMode = target.SslMode ?? pg.Options.SslMode,
         });
         return await other.ConnectAsync(database, ct).ConfigureAwait(false);
     }

@@ -141,41 +141,49 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions, Pos
     /// <summary>A base backup replays from its start LSN on its timeline and is consistent at its end LSN (its manifest's WAL range).</summary>
     public override ArchiveRange? BaseRange(IReadOnlyDictionary<string, long> facts) =>
         facts is not null && facts.TryGetValue("timeline", out var tli) && facts.TryGetValue("start_lsn", out var start) && facts.TryGetValue("end_lsn", out var end)
-            ? new ArchiveRange(PostgresSource.TimelineFolder(tli), start, end)
+            ? new ArchiveRange(PostgresPhysical.TimelineFolder(tli), start, end)
             : null;
 
-    public override IReadOnlyList<ArchiveStretch>? Lineage(IEnumerable<ArchiveFile> files) => PostgresSource.TimelineLineage(files);
+    public override IReadOnlyList<ArchiveStretch>? Lineage(IEnumerable<ArchiveFile> files) => PostgresPhysical.TimelineLineage(files);
 
     public override ISource Create(SourceDefinition definition, PostgresOptions options, PostgresDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new PostgresSource(definition.Name, options) { DrillOptions = drill, Archive = definition.Archive };
+        var pg = new PostgresServer(definition.Name, options);
+        var restore = new PostgresRestore(pg);
+        var recovery = new PostgresRecoveryDrill(pg, drill);
+        var receive = new PostgresReceive(pg);
+        return new PostgresSource(pg, new PostgresPhysical(pg), restore, new PostgresDrill(pg, drill, recovery), new PostgresHealth(pg, definition.Archive, receive), receive, recovery);
     }
 }
 
-internal sealed partial class PostgresSource(string name, PostgresOptions options) : ISource
+/// <summary>
+/// A postgres source: the dumps (or, in mode: physical, the base backup its <see cref="PostgresPhysical"/> part takes),
+/// their format checks and stock recipes; and its parts for the rest — restore, drill, recovery markers, health and WAL
+/// receiving — each a type of its own over one <see cref="PostgresServer"/>.
+/// </summary>
+internal sealed class PostgresSource(PostgresServer pg, PostgresPhysical physical, PostgresRestore restore, PostgresDrill drill, PostgresHealth health,
+    PostgresReceive receive, PostgresRecoveryDrill recovery) : ISource
 {
-    /// <summary>mode: physical: the source's wal: block (its RPO goal).</summary>
-    internal Core.Config.ArchivePolicy? Archive { get; init; }
+    public T? Capability<T>() where T : class =>
+        restore as T ?? drill as T ?? health as T ?? physical as T ?? receive as T ?? recovery as T ?? this as T;
+
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) => restore.RecipePlaces(destination);
 
     internal const string GlobalsArtifact = "globals.sql";
     private PostgresTools? _tools;
     private int _serverMajor;
 
-    private string Where => $"{options.Host}:{options.Port}";
-
-    private string? _basebackup;
-
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
-        if (options.Physical)
+        if (pg.Options.Physical)
         {
-            return await PreflightPhysicalAsync(cancellationToken).ConfigureAwait(false);
+            return await physical.PreflightAsync(cancellationToken).ConfigureAwait(false);
         }
 
         // The tools and the server are checked at the same time.
-        var tools = PostgresTools.ResolveAsync(name, options.Tools, cancellationToken);
-        var connect = ConnectAsync("postgres", cancellationToken);
+        var tools = PostgresTools.ResolveAsync(pg.Source, pg.Options.Tools, cancellationToken);
+        var connect = pg.ConnectAsync("postgres", cancellationToken);
         try
         {
             _tools = await tools.ConfigureAwait(false);
@@ -192,12 +200,12 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         }
 
         await using var db = await connect.ConfigureAwait(false);
-        _serverMajor = (int)(Convert.ToInt64(await ScalarAsync(db, "SHOW server_version_num", cancellationToken).ConfigureAwait(false),
+        _serverMajor = (int)(Convert.ToInt64(await PostgresServer.ScalarAsync(db, "SHOW server_version_num", cancellationToken).ConfigureAwait(false),
             System.Globalization.CultureInfo.InvariantCulture) / 10000);
         if (_tools.Major < _serverMajor)
         {
             throw new BackupException(
-                $"source '{name}': the server at {Where} is PostgreSQL {_serverMajor}, newer than {_tools.PgDump} ({_tools.Version}); pg_dump must be at least the server's version: install postgresql-client-{_serverMajor} or set tools.pg_dump");
+                $"source '{pg.Source}': the server at {pg.Where} is PostgreSQL {_serverMajor}, newer than {_tools.PgDump} ({_tools.Version}); pg_dump must be at least the server's version: install postgresql-client-{_serverMajor} or set tools.pg_dump");
         }
 
         return new SourcePreflight(new Dictionary<string, string>
@@ -216,14 +224,14 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        if (options.Physical)
+        if (pg.Options.Physical)
         {
-            await CapturePhysicalAsync(sink, cancellationToken).ConfigureAwait(false);
+            await physical.CaptureAsync(sink, cancellationToken).ConfigureAwait(false);
             return;
         }
 
         var tools = _tools ?? throw new InvalidOperationException("preflight first");
-        var env = Environment();
+        var env = pg.Environment();
         var spool = Path.Combine(sink.StagingDirectory, $"globals-{Guid.NewGuid():N}.sql");
         using var capture = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var globals = Task.Run(() => SpoolGlobalsAsync(tools, env, spool, capture.Token), capture.Token);
@@ -234,14 +242,14 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
             try
             {
                 IReadOnlyList<string> databases;
-                if (options.Databases is { } configured)
+                if (pg.Options.Databases is { } configured)
                 {
                     databases = configured;
                 }
                 else
                 {
-                    await using var db = await ConnectAsync("postgres", capture.Token).ConfigureAwait(false);
-                    databases = await ListAsync(db,
+                    await using var db = await pg.ConnectAsync("postgres", capture.Token).ConfigureAwait(false);
+                    databases = await PostgresServer.ListAsync(db,
                         "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname", capture.Token).ConfigureAwait(false);
                 }
 
@@ -295,9 +303,9 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     private async Task<long> SpoolGlobalsAsync(PostgresTools tools, Dictionary<string, string> env, string spool, CancellationToken ct)
     {
         long roles;
-        await using (var db = await ConnectAsync("postgres", ct).ConfigureAwait(false))
+        await using (var db = await pg.ConnectAsync("postgres", ct).ConfigureAwait(false))
         {
-            roles = Convert.ToInt64(await ScalarAsync(db, "SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_'", ct).ConfigureAwait(false),
+            roles = Convert.ToInt64(await PostgresServer.ScalarAsync(db, "SELECT count(*) FROM pg_roles WHERE rolname !~ '^pg_'", ct).ConfigureAwait(false),
                 System.Globalization.CultureInfo.InvariantCulture);
         }
 
@@ -306,18 +314,18 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
             Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         });
         await ChildProcess.RunToStreamAsync(tools.PgDumpAll,
-            ["--globals-only", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, null)],
-            env, "/", output, options.Timeout, $"source '{name}': pg_dumpall --globals-only at {Where}", ct).ConfigureAwait(false);
+            ["--globals-only", "--no-password", "-d", Conninfo.Of(pg.Options.Host, pg.Options.Port, pg.Options.User, null)],
+            env, "/", output, pg.Options.Timeout, $"source '{pg.Source}': pg_dumpall --globals-only at {pg.Where}", ct).ConfigureAwait(false);
         return roles;
     }
 
     public IArtifactValidator? ValidatorFor(string artifactName) =>
         artifactName == GlobalsArtifact ? new GlobalsValidator()
-        : artifactName == BaseArtifact && options.Physical ? new BaseBackupValidator()
+        : artifactName == PostgresPhysical.BaseArtifact && pg.Options.Physical ? new BaseBackupValidator()
         : new DumpValidator();
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
-        artifactName == BaseArtifact && options.Physical
+        artifactName == PostgresPhysical.BaseArtifact && pg.Options.Physical
             // The data folder, owned by the server's user, 0700; it starts once the WAL from its start to its end LSN is supplied.
             ? $"mkdir -p DEST && chmod 700 DEST && zstd -dc {storedFile} | tar -x -C DEST"
         : artifactName == GlobalsArtifact
@@ -325,37 +333,6 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
             // DB_CONNINFO is dbname='DB' quoted for libpq: a bare name holding '=' would be read as a connection string
             // (another server, with PGPASSWORD); inside a quoted value it is only ever a name.
             : $"createdb -h HOST -p PORT -U USER DB && zstd -dc {storedFile} | pg_restore -h HOST -p PORT -U USER -d DB_CONNINFO --no-owner --exit-on-error --single-transaction";
-
-    private string Port => options.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-
-    /// <summary>The child's environment: the password, never argv.</summary>
-    private Dictionary<string, string> Environment()
-    {
-        var env = new Dictionary<string, string>(StringComparer.Ordinal) { ["PGCONNECT_TIMEOUT"] = "30" };
-        if (options.Password is { } p)
-        {
-            env["PGPASSWORD"] = p.Resolve();
-        }
-        else
-        {
-            // No password configured: libpq's own variables, as Npgsql (preflight, counts) reads them too. Children do
-            // not inherit secret-named variables, so they are handed on here, to pg_dump of this source only.
-            foreach (var inherited in new[] { "PGPASSWORD", "PGPASSFILE" })
-            {
-                if (System.Environment.GetEnvironmentVariable(inherited) is { Length: > 0 } value)
-                {
-                    env[inherited] = value;
-                }
-            }
-        }
-
-        if (options.SslMode is { } ssl)
-        {
-            env["PGSSLMODE"] = ssl;
-        }
-
-        return env;
-    }
 
     /// <summary>
     /// One database's dump and its facts. The rows are counted from the dump's own COPY data by its format check while
@@ -367,15 +344,15 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
     private async Task<Dictionary<string, long>> DumpAsync(PostgresTools tools, string database, Dictionary<string, string> env, Stream output,
         CancellationToken ct)
     {
-        List<string> args = ["-Fc", "-Z0", "--no-password", "-d", Conninfo.Of(options.Host, options.Port, options.User, database)];
-        var what = $"source '{name}': pg_dump of database {database} at {Where}";
-        if (!options.ExactRows)
+        List<string> args = ["-Fc", "-Z0", "--no-password", "-d", Conninfo.Of(pg.Options.Host, pg.Options.Port, pg.Options.User, database)];
+        var what = $"source '{pg.Source}': pg_dump of database {database} at {pg.Where}";
+        if (!pg.Options.ExactRows)
         {
             // The facts are read from the server while pg_dump runs: the dump does not wait for them.
-            var estimated = Task.Run(() => FactsAsync(database, ct), ct); // never holds up pg_dump's start (Npgsql's open is partly synchronous)
+            var estimated = Task.Run(() => pg.FactsAsync(database, ct), ct); // never holds up pg_dump's start (Npgsql's open is partly synchronous)
             try
             {
-                await ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, options.Timeout, what, ct).ConfigureAwait(false);
+                await ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, pg.Options.Timeout, what, ct).ConfigureAwait(false);
             }
             finally
             {
@@ -386,24 +363,24 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
             return await estimated.ConfigureAwait(false);
         }
 
-        await using var db = await ConnectAsync(database, ct).ConfigureAwait(false);
+        await using var db = await pg.ConnectAsync(database, ct).ConfigureAwait(false);
         await using var tx = await db.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
-        await ScalarAsync(db, "SET TRANSACTION READ ONLY", ct).ConfigureAwait(false);
-        var snapshot = (string)(await ScalarAsync(db, "SELECT pg_export_snapshot()", ct).ConfigureAwait(false))!;
+        await PostgresServer.ScalarAsync(db, "SET TRANSACTION READ ONLY", ct).ConfigureAwait(false);
+        var snapshot = (string)(await PostgresServer.ScalarAsync(db, "SELECT pg_export_snapshot()", ct).ConfigureAwait(false))!;
         args.Add("--snapshot=" + snapshot);
         using var dumping = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var dump = ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, options.Timeout, what, dumping.Token);
+        var dump = ChildProcess.RunToStreamAsync(tools.PgDump, args, env, "/", output, pg.Options.Timeout, what, dumping.Token);
         Dictionary<string, long> facts;
         try
         {
-            facts = await CountAsync(db, RowCount.None, ct).ConfigureAwait(false); // the rows: from the dump itself
+            facts = await PostgresServer.CountAsync(db, PostgresServer.RowCount.None, ct).ConfigureAwait(false); // the rows: from the dump itself
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
         {
             // A count that fails stops the dump at once (never hours later), and says why.
             await dumping.CancelAsync().ConfigureAwait(false);
             await Task.WhenAny(dump).ConfigureAwait(false);
-            throw new BackupException($"source '{name}': counting the rows of database {database} at {Where} in the dump's snapshot failed: {e.Message}");
+            throw new BackupException($"source '{pg.Source}': counting the rows of database {database} at {pg.Where} in the dump's snapshot failed: {e.Message}");
         }
         catch
         {
@@ -418,138 +395,5 @@ internal sealed partial class PostgresSource(string name, PostgresOptions option
         return facts;
     }
 
-    private async Task<Dictionary<string, long>> FactsAsync(string database, CancellationToken ct)
-    {
-        await using var db = await ConnectAsync(database, ct).ConfigureAwait(false);
-        return await CountAsync(db, options.ExactRows ? RowCount.Exact : RowCount.Estimated, ct).ConfigureAwait(false);
-    }
 
-    private enum RowCount
-    {
-        /// <summary>Tables only (a dump's rows are counted from its COPY data).</summary>
-        None,
-
-        /// <summary>Every table's rows, counted (a restored database's, compared with the snapshot's).</summary>
-        Exact,
-
-        /// <summary>The planner's estimate, recorded as rows_estimated, never as rows.</summary>
-        Estimated,
-    }
-
-    /// <summary>Tables, and rows counted (exact), the planner's estimate, or none.</summary>
-    private static async Task<Dictionary<string, long>> CountAsync(NpgsqlConnection db, RowCount rowCount, CancellationToken ct)
-    {
-        const string userTables = """
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-            """;
-        var tables = await ListAsync(db, $"SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) {userTables} ORDER BY 1", ct).ConfigureAwait(false);
-        if (rowCount == RowCount.None)
-        {
-            return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count };
-        }
-
-        if (rowCount == RowCount.Estimated)
-        {
-            var estimate = Convert.ToInt64(await ScalarAsync(db, $"SELECT COALESCE(SUM(GREATEST(c.reltuples, 0)), 0)::bigint {userTables} AND c.relkind = 'r'", ct)
-                .ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
-            return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, ["rows_estimated"] = estimate };
-        }
-
-        long rows = 0;
-        foreach (var t in tables)
-        {
-            // Partitioned parents count their partitions' rows; ONLY keeps each row counted once.
-            rows += Convert.ToInt64(await ScalarAsync(db, $"SELECT count(*) FROM ONLY {t}", ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        return new Dictionary<string, long> { ["databases"] = 1, ["tables"] = tables.Count, ["rows"] = rows };
-    }
-
-    private async Task<NpgsqlConnection> ConnectAsync(string database, CancellationToken ct)
-    {
-        var builder = new NpgsqlConnectionStringBuilder
-        {
-            Host = options.Host,
-            Port = options.Port,
-            Username = options.User,
-            Database = database,
-            Timeout = 15,
-            Pooling = false,
-            ApplicationName = "backstop",
-        };
-        if (options.Password is { } p)
-        {
-            builder.Password = p.Resolve();
-        }
-
-        if (options.SslMode is { } ssl)
-        {
-            builder.SslMode = Enum.Parse<SslMode>(ssl.Replace("-", "", StringComparison.Ordinal), ignoreCase: true);
-        }
-
-        var connection = new NpgsqlConnection(builder.ConnectionString);
-        try
-        {
-            await connection.OpenAsync(ct).ConfigureAwait(false);
-            return connection;
-        }
-        catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException)
-        {
-            await connection.DisposeAsync().ConfigureAwait(false);
-            throw new BackupException($"source '{name}': {Explain(e, database)}");
-        }
-    }
-
-    private string Explain(Exception e, string database)
-    {
-        if (e is PostgresException pg)
-        {
-            return pg.SqlState switch
-            {
-                "28P01" => $"password authentication failed for user '{options.User}' at {Where}; check 'password'",
-                "28000" => $"the server at {Where} refused user '{options.User}' (pg_hba.conf): {pg.MessageText}",
-                "3D000" => $"database '{database}' does not exist at {Where}",
-                "57P03" => $"the server at {Where} is starting up or shutting down; try again",
-                _ => $"PostgreSQL at {Where}: {pg.MessageText} ({pg.SqlState})",
-            };
-        }
-
-        var socket = e as SocketException ?? e.InnerException as SocketException;
-        return socket?.SocketErrorCode switch
-        {
-            SocketError.ConnectionRefused => $"connection to PostgreSQL at {Where} refused: is the server running and listening there?",
-            SocketError.HostNotFound or SocketError.NoData => $"host '{options.Host}' not found (DNS); check 'host'",
-            SocketError.TimedOut => $"connection to PostgreSQL at {Where} timed out: check the address and the firewall",
-            _ => $"cannot connect to PostgreSQL at {Where}: {e.Message}",
-        };
-    }
-
-    private static async Task<object?> ScalarAsync(NpgsqlConnection db, string sql, CancellationToken ct, params object[] parameters)
-    {
-        // No command timeout of its own (Npgsql's default, 30 s, would fail a count(*) over a large table); Ctrl-C and
-        // SIGTERM stop it through the token.
-        await using var cmd = new NpgsqlCommand(sql, db) { CommandTimeout = 0 };
-        foreach (var p in parameters)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = p });
-        }
-
-        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false);
-    }
-
-    private static async Task<List<string>> ListAsync(NpgsqlConnection db, string sql, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand(sql, db);
-        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
-        var list = new List<string>();
-        while (await r.ReadAsync(ct).ConfigureAwait(false))
-        {
-            list.Add(r.GetString(0));
-        }
-
-        return list;
-    }
 }

@@ -128,4 +128,45 @@ internal sealed partial record PostgresTools(string PgDump, string PgDumpAll, st
 
         return (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), m.Groups[2].Success ? $"{m.Groups[1].Value}.{m.Groups[2].Value}" : m.Groups[1].Value);
     }
+
+    /// <summary>
+    /// The folder of the server binaries: <c>drill.bin</c>, else <c>/usr/lib/postgresql/MAJOR/bin</c> for the dump's
+    /// major version, else the newest installed that is not older than it.
+    /// </summary>
+    internal static (string Bin, int Major) ServerBinaries(string source, string? configured, int? dumpMajor)
+    {
+        static bool Has(string bin) => File.Exists(Path.Combine(bin, "initdb")) && File.Exists(Path.Combine(bin, "postgres"));
+        if (configured is not null)
+        {
+            return Has(configured)
+                ? (configured, int.TryParse(Path.GetFileName(Path.GetDirectoryName(configured)), NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : dumpMajor ?? 0)
+                : throw new BackupException($"source '{source}': drill.bin {configured} has no initdb and postgres; name the folder of the PostgreSQL server binaries");
+        }
+
+        var installed = Directory.Exists(PostgresTools.ClusterDir)
+            ? Directory.GetDirectories(PostgresTools.ClusterDir)
+                .Select(d => (Bin: Path.Combine(d, "bin"), Major: int.TryParse(Path.GetFileName(d), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1))
+                .Where(d => d.Major > 0 && Has(d.Bin)).OrderBy(d => d.Major).ToList()
+            : [];
+        var exact = installed.FirstOrDefault(i => i.Major == dumpMajor);
+        if (exact.Bin is not null)
+        {
+            return exact;
+        }
+
+        var newer = installed.LastOrDefault(i => dumpMajor is null || i.Major > dumpMajor);
+        return newer.Bin is not null
+            ? newer
+            : throw new BackupException(
+                $"source '{source}': the drill needs PostgreSQL server binaries (initdb, postgres){(dumpMajor is { } dm ? $" of version {dm} or newer" : "")} for its throwaway cluster, " +
+                $"and {PostgresTools.ClusterDir}/*/bin has none: install postgresql{(dumpMajor is { } dm2 ? $"-{dm2}" : "")}, set drill.bin, or set drill.server to a server for scratch databases");
+    }
+
+    internal static async Task<string> VersionAsync(string tool, CancellationToken ct)
+    {
+        var output = new MemoryStream();
+        await ChildProcess.RunToStreamAsync(tool, ["--version"], new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30), $"{tool} --version", ct)
+            .ConfigureAwait(false);
+        return System.Text.Encoding.UTF8.GetString(output.ToArray()).Trim();
+    }
 }

@@ -14,7 +14,7 @@ internal static class WalPushVerb
     {
         var config = context.LoadConfig();
         var candidates = config.Sources.Where(s => source is null || s.Name == source)
-            .Where(s => Plugins.Registry.Source(s.Kind)!.Create(s) is Core.Plugins.IContinuousArchive).ToList();
+            .Where(s => Plugins.Registry.Source(s.Kind)!.Create(s).Capability<Core.Plugins.IContinuousArchive>() is not null).ToList();
         var def = source is not null
             ? config.Source(source) ?? throw new ConfigException($"--source {source}: no source has that name in {config.File}")
             : candidates.Count == 1 ? candidates[0]

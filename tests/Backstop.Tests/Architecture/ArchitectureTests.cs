@@ -121,7 +121,7 @@ public sealed partial class ArchitectureTests
         }
     }
 
-    [GeneratedRegex(@"\b(?:as|is)\s+(?:not\s+)?I(?:Restorable|PartialRestore|Drillable|HealthChecked|ContinuousArchive|PointInTimeRestorable|ArchiveReceiver|RecoveryMarked|StagedRecovery)\b")]
+    [GeneratedRegex(@"\b(?:as|is)\s+(?:not\s+)?(?:[\w.]+\.)?I(?:Restorable|PartialRestore|Drillable|HealthChecked|ContinuousArchive|PointInTimeRestorable|ArchiveReceiver|RecoveryMarked|StagedRecovery)\b")]
     private static partial Regex CapabilityCast();
 
     [GeneratedRegex(@":\s*(?:SourceKind|TargetKind)<")]

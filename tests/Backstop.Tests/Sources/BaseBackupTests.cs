@@ -121,7 +121,7 @@ public sealed class BaseBackupTests
     [InlineData("0/0", 0L)]
     public void Lsns_read_and_write_as_postgresql_does(string text, long value)
     {
-        Assert.Equal(value, PostgresSource.ParseLsn(text));
-        Assert.Equal(text, PostgresSource.FormatLsn(value));
+        Assert.Equal(value, PostgresPhysical.ParseLsn(text));
+        Assert.Equal(text, PostgresPhysical.FormatLsn(value));
     }
 }

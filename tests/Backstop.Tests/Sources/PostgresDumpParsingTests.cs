@@ -188,7 +188,7 @@ public sealed class PostgresDumpParsingTests
     [InlineData("CREATE ROLE ;", null, null)]
     public void A_globals_line_gives_its_role_exactly_as_written_and_what_follows(string line, string? role, string? after)
     {
-        var (r, a) = PostgresSource.BareRole(line, "CREATE ROLE ");
+        var (r, a) = PostgresRestore.BareRole(line, "CREATE ROLE ");
         Assert.Equal(role, r);
         Assert.Equal(after, a);
     }

@@ -11,7 +11,7 @@ public sealed class WalNameTests
         var registry = Cli.Plugins.Registry;
         var config = ConfigLoader.Parse($"targets: [{{ name: local, kind: local, path: /tmp/x }}]\nsources: [{{ name: pg, kind: postgres, mode: {mode} }}]\n",
             "/etc/backstop/backstop.yaml", registry);
-        return (IContinuousArchive)registry.Source("postgres")!.Create(config.Sources[0]);
+        return registry.Source("postgres")!.Create(config.Sources[0]).Capability<IContinuousArchive>()!;
     }
 
     [Theory]
