@@ -16,90 +16,69 @@ internal sealed partial class EtcdSource : IDrillable
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        string etcd;
-        try
-        {
-            etcd = ChildProcess.ResolveTool("etcd");
-        }
-        catch (BackupException e)
-        {
-            throw new BackupException($"source '{name}': the drill runs the snapshot in a scratch etcd member: {e.Message} (apt-get install etcd-server)");
-        }
-
+        var etcd = ScratchServerDrill.Resolve(name, "runs the snapshot in a scratch etcd member", "etcd-server", null, "etcd");
         var restoreTool = Etcdctl() ?? throw new BackupException(
             $"source '{name}': the drill needs etcdutl or etcdctl to turn the snapshot into a member's data (apt-get install etcd-client)");
-        var version = await FirstLineAsync(etcd, ["--version"], cancellationToken).ConfigureAwait(false);
+        var version = await ScratchServerDrill.VersionAsync(etcd, cancellationToken).ConfigureAwait(false);
         // The scratch member runs as backstop-drill (when Backstop is root), its data in a folder that user can reach.
         var user = await ScratchServer.DrillUserAsync(cancellationToken).ConfigureAwait(false);
         var folder = FolderScratch.Create(scope, "etcd");
         var data = Path.Combine(ScratchFolders.ReachableBy(scope, user, "etcd-member"), "member");
-        ScratchServer? running = null;
         var clientPort = 0;
         // A member restored from a cluster without authentication would answer anyone on loopback: it gets a root user
         // with a random password, and authentication on, as soon as it listens.
         var checking = options;
 
-        return new FolderScratch($"a scratch etcd member ({version}) restored from {folder}/{Artifact}", folder, async ct =>
-        {
-            var scratch = new EtcdSource(name, checking with { Endpoints = [new Uri($"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}")] });
-            await scratch.PreflightAsync(ct).ConfigureAwait(false); // connects, and logs in with the source's user when the snapshot has auth on
-            using var http = Client(TimeSpan.FromMinutes(5));
-            var (keys, revision) = await scratch.CountAsync(http, scratch._endpoint!, ct).ConfigureAwait(false);
-            var recorded = scope.Artifacts.Single(a => a.Name == Artifact).Facts;
-            var checks = new List<DrillCheck>();
-            foreach (var (fact, found) in new[] { ("keys", keys), ("revision", revision) })
+        return ScratchServerDrill.Loading($"a scratch etcd member ({version}) restored from {folder}/{Artifact}", folder,
+            new Dictionary<string, string> { ["etcd"] = $"{etcd} {version}", ["restore"] = restoreTool }, start: async ct =>
             {
-                if (recorded.TryGetValue(fact, out var expected))
+                clientPort = ScratchServer.FreePort();
+                var peerPort = ScratchServer.FreePort();
+                var peer = $"http://127.0.0.1:{peerPort.ToString(CultureInfo.InvariantCulture)}";
+                var client = $"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}";
+                var env = new Dictionary<string, string> { ["ETCDCTL_API"] = "3" };
+                await ChildProcess.RunToStreamAsync(restoreTool,
+                    ["snapshot", "restore", Path.Combine(folder, Artifact), "--data-dir", data, "--name", "drill", "--initial-cluster", $"drill={peer}",
+                     "--initial-advertise-peer-urls", peer],
+                    env, scope.Folder, Stream.Null, options.Timeout, $"source '{name}': {Path.GetFileName(restoreTool)} snapshot restore", ct).ConfigureAwait(false);
+                ScratchServer.GiveTo(user, Path.GetDirectoryName(data)!);
+                var running = await ScratchServer.StartAsync(scope, "etcd", etcd,
+                    ["--name", "drill", "--data-dir", data, "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                     "--initial-advertise-peer-urls", peer, "--initial-cluster", $"drill={peer}", "--initial-cluster-state", "existing"],
+                    user, c => HealthyAsync(client, c), TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
+                if (options.User is null)
                 {
-                    checks.Add(new DrillCheck($"{fact} in the scratch etcd member", expected.ToString(CultureInfo.InvariantCulture),
-                        found.ToString(CultureInfo.InvariantCulture), expected == found));
+                    checking = await LockAsync(new Uri(client), scope, ct).ConfigureAwait(false);
                 }
-            }
 
-            return checks;
-        }, new Dictionary<string, string> { ["etcd"] = $"{etcd} {version}", ["restore"] = restoreTool }, load: async ct =>
-        {
-            clientPort = ScratchServer.FreePort();
-            var peerPort = ScratchServer.FreePort();
-            var peer = $"http://127.0.0.1:{peerPort.ToString(CultureInfo.InvariantCulture)}";
-            var client = $"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}";
-            var env = new Dictionary<string, string> { ["ETCDCTL_API"] = "3" };
-            await ChildProcess.RunToStreamAsync(restoreTool,
-                ["snapshot", "restore", Path.Combine(folder, Artifact), "--data-dir", data, "--name", "drill", "--initial-cluster", $"drill={peer}",
-                 "--initial-advertise-peer-urls", peer],
-                env, scope.Folder, Stream.Null, options.Timeout, $"source '{name}': {Path.GetFileName(restoreTool)} snapshot restore", ct).ConfigureAwait(false);
-            ScratchServer.GiveTo(user, Path.GetDirectoryName(data)!);
-            running = await ScratchServer.StartAsync(scope, "etcd", etcd,
-                ["--name", "drill", "--data-dir", data, "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
-                 "--initial-advertise-peer-urls", peer, "--initial-cluster", $"drill={peer}", "--initial-cluster-state", "existing"],
-                user, async c =>
-                {
-                    try
-                    {
-                        using var http = Client(TimeSpan.FromSeconds(2));
-                        using var health = await http.GetAsync(new Uri($"{client}/health"), c).ConfigureAwait(false);
-                        return health.IsSuccessStatusCode;
-                    }
-                    catch (HttpRequestException)
-                    {
-                        return false;
-                    }
-                    catch (TaskCanceledException) when (!c.IsCancellationRequested)
-                    {
-                        return false;
-                    }
-                }, TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
-            if (options.User is null)
+                return running;
+            }, check: async ct =>
             {
-                checking = await LockAsync(new Uri(client), scope, ct).ConfigureAwait(false);
-            }
-        }, stop: async () =>
+                var scratch = new EtcdSource(name, checking with { Endpoints = [new Uri($"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}")] });
+                await scratch.PreflightAsync(ct).ConfigureAwait(false); // connects, and logs in with the source's user when the snapshot has auth on
+                using var http = Client(TimeSpan.FromMinutes(5));
+                var (keys, revision) = await scratch.CountAsync(http, scratch._endpoint!, ct).ConfigureAwait(false);
+                return ScratchServerDrill.Compare(scope, Artifact, "the scratch etcd member", ("keys", keys), ("revision", revision));
+            });
+    }
+
+    /// <summary>Whether the member at <paramref name="client"/> answers its health endpoint yet.</summary>
+    private static async Task<bool> HealthyAsync(string client, CancellationToken c)
+    {
+        try
         {
-            if (running is not null)
-            {
-                await running.DisposeAsync().ConfigureAwait(false);
-            }
-        });
+            using var http = Client(TimeSpan.FromSeconds(2));
+            using var health = await http.GetAsync(new Uri($"{client}/health"), c).ConfigureAwait(false);
+            return health.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+        catch (TaskCanceledException) when (!c.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     /// <summary>Turns authentication on in the scratch member: a root user with a random password; the options to reach it.</summary>
@@ -121,14 +100,6 @@ internal sealed partial class EtcdSource : IDrillable
         }
 
         return options with { User = "root", Password = new Core.Config.SecretRef(password, default) };
-    }
-
-    private static async Task<string> FirstLineAsync(string tool, IReadOnlyList<string> args, CancellationToken ct)
-    {
-        var output = new MemoryStream();
-        await ChildProcess.RunToStreamAsync(tool, args, new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30), $"{tool} --version", ct)
-            .ConfigureAwait(false);
-        return System.Text.Encoding.UTF8.GetString(output.ToArray()).Split('\n')[0].Trim();
     }
 }
 

@@ -107,16 +107,9 @@ internal sealed class MySqlDrill(MySqlServer source, MySqlDrillOptions? drillOpt
     private async Task<IDrillScratch> OpenThrowawayAsync(DrillScope scope, MySqlDrillOptions drill, Dictionary<string, string> databases,
         Dictionary<string, string> tools, CancellationToken ct)
     {
-        string install, daemon;
-        try
-        {
-            install = ResolveFirst("mariadb-install-db", "mysql_install_db");
-            daemon = ResolveFirst("mariadbd", "mysqld");
-        }
-        catch (BackupException e)
-        {
-            throw new BackupException($"source '{source.Source}': the drill loads the dumps into a throwaway server: {e.Message} (apt-get install mariadb-server), or set drill.server");
-        }
+        const string Purpose = "loads the dumps into a throwaway server";
+        var install = ScratchServerDrill.Resolve(source.Source, Purpose, "mariadb-server", "set drill.server", "mariadb-install-db", "mysql_install_db");
+        var daemon = ScratchServerDrill.Resolve(source.Source, Purpose, "mariadb-server", "set drill.server", "mariadbd", "mysqld");
 
         var user = await ScratchServer.DrillUserAsync(ct).ConfigureAwait(false);
         var root = ScratchFolders.ReachableBy(scope, user, "mariadb", maxLength: 100);
@@ -185,23 +178,6 @@ internal sealed class MySqlDrill(MySqlServer source, MySqlDrillOptions? drillOpt
         }
         return new Scratch(local, $"a throwaway {version} server on 127.0.0.1:{port}", server, databases,
             databases.Values.ToDictionary(d => d, d => d, StringComparer.Ordinal), drill.Smoke, tools, []) { PasswordFile = restorePassword };
-    }
-
-    private static string ResolveFirst(params string[] names)
-    {
-        foreach (var n in names.SkipLast(1))
-        {
-            try
-            {
-                return ChildProcess.ResolveTool(n);
-            }
-            catch (BackupException)
-            {
-                // the next name
-            }
-        }
-
-        return ChildProcess.ResolveTool(names[^1]);
     }
 
     /// <summary>Drops a scratch database a killed drill left on the drill server.</summary>

@@ -228,7 +228,7 @@ internal sealed class PostgresDrill(PostgresServer pg, PostgresDrillOptions? dri
             scope.Note("the throwaway cluster runs as Backstop's own OS user (Backstop is not root): only the owner role, which is not a superuser, stands between a restored function and that user's files");
         }
 
-        var version = await PostgresTools.VersionAsync(Path.Combine(bin, "postgres"), ct).ConfigureAwait(false);
+        var version = await ScratchServerDrill.VersionAsync(Path.Combine(bin, "postgres"), ct).ConfigureAwait(false);
         var cluster = new Login("127.0.0.1", port, DrillOwner, ownerPassword, $"?sslmode=disable&tablespaces=skip&password_file={Uri.EscapeDataString(restorePassword)}");
         return new Scratch(pg, $"a throwaway PostgreSQL {major} cluster on 127.0.0.1:{port} (restored by {DrillOwner}, not a superuser)", postgres, cluster,
             cluster with { User = DrillSuperuser, Password = password, Query = $"?sslmode=disable&tablespaces=skip&roles=unprivileged&password_file={Uri.EscapeDataString(superPassword)}" },
@@ -331,7 +331,7 @@ internal sealed class PostgresDrill(PostgresServer pg, PostgresDrillOptions? dri
         var password = drill.Password?.Resolve();
         var passwordFile = Path.Combine(scope.Folder, "server-password");
         ScratchFolders.WriteSecret(passwordFile, password ?? "");
-        var version = await PostgresTools.VersionAsync(tools.PgRestore, ct).ConfigureAwait(false);
+        var version = await ScratchServerDrill.VersionAsync(tools.PgRestore, ct).ConfigureAwait(false);
         var login = new Login(d.Host, d.Port, d.User, password, $"?tablespaces=skip&password_file={Uri.EscapeDataString(passwordFile)}");
         return new Scratch(pg, $"scratch databases backstop_drill_{scope.Token}_* on the drill server {d.Host}:{d.Port}", null, login, null,
             databases, scratchNames, drill.Smoke,

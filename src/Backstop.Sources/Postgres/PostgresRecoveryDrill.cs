@@ -133,7 +133,7 @@ internal sealed class PostgresRecoveryDrill(PostgresServer pg, PostgresDrillOpti
                     return false; // not listening yet, or replaying (57P03) until consistent
                 }
             }, source.Options.Timeout, cancellationToken, stopSignal: 2).ConfigureAwait(false);
-            _tools["postgres"] = $"{Path.Combine(bin, "postgres")} {await PostgresTools.VersionAsync(Path.Combine(bin, "postgres"), cancellationToken).ConfigureAwait(false)}";
+            _tools["postgres"] = $"{Path.Combine(bin, "postgres")} {await ScratchServerDrill.VersionAsync(Path.Combine(bin, "postgres"), cancellationToken).ConfigureAwait(false)}";
 
             // The bootstrap superuser's name (OID 10): the checks read as it, so that no row or table is hidden from them.
             try

@@ -161,12 +161,4 @@ internal sealed partial record PostgresTools(string PgDump, string PgDumpAll, st
                 $"source '{source}': the drill needs PostgreSQL server binaries (initdb, postgres){(dumpMajor is { } dm ? $" of version {dm} or newer" : "")} for its throwaway cluster, " +
                 $"and {PostgresTools.ClusterDir}/*/bin has none: install postgresql{(dumpMajor is { } dm2 ? $"-{dm2}" : "")}, set drill.bin, or set drill.server to a server for scratch databases");
     }
-
-    internal static async Task<string> VersionAsync(string tool, CancellationToken ct)
-    {
-        var output = new MemoryStream();
-        await ChildProcess.RunToStreamAsync(tool, ["--version"], new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30), $"{tool} --version", ct)
-            .ConfigureAwait(false);
-        return System.Text.Encoding.UTF8.GetString(output.ToArray()).Trim();
-    }
 }

@@ -17,21 +17,11 @@ internal sealed partial class RedisSource : IDrillable
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        string server;
-        try
-        {
-            server = ChildProcess.ResolveTool("redis-server");
-        }
-        catch (BackupException e)
-        {
-            throw new BackupException($"source '{name}': the drill loads the RDB into a scratch redis-server: {e.Message} (apt-get install redis-server)");
-        }
-
-        var version = await VersionAsync(server, cancellationToken).ConfigureAwait(false);
+        var server = ScratchServerDrill.Resolve(name, "loads the RDB into a scratch redis-server", "redis-server", null, "redis-server");
+        var version = Version(await ScratchServerDrill.VersionAsync(server, cancellationToken).ConfigureAwait(false));
         // The scratch server runs as backstop-drill (when Backstop is root): an RDB is hostile until proven otherwise.
         var user = await ScratchServer.DrillUserAsync(cancellationToken).ConfigureAwait(false);
         var folder = ScratchFolders.ReachableBy(scope, user, "redis");
-        ScratchServer? running = null;
         var port = 0;
         // Loopback is open to every local user while the drill runs: the scratch server asks for a password of its
         // own, given in a 0600 config file of the server's user (never argv, which ps shows).
@@ -54,76 +44,54 @@ internal sealed partial class RedisSource : IDrillable
             }
         }
 
-        return new FolderScratch($"a scratch redis-server {version} loading {folder}/{Artifact}", folder, async ct =>
+        async Task<bool> ReadyAsync(CancellationToken c)
         {
-            await using var redis = await ConnectAsync(TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
-            var keyspace = await redis.CommandAsync(ct, "INFO", "keyspace").ConfigureAwait(false) ?? "";
-            long keys = 0, databases = 0;
-            var perDb = new List<string>();
-            foreach (var line in keyspace.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("db", StringComparison.Ordinal) && l.Contains(':', StringComparison.Ordinal)))
+            try
             {
-                var count = long.Parse(line.Split(':')[1].Split(',').First(f => f.StartsWith("keys=", StringComparison.Ordinal))[5..], CultureInfo.InvariantCulture);
-                keys += count;
-                databases++;
-                perDb.Add($"{line.Split(':')[0]}={count}");
+                await using var redis = await ConnectAsync(TimeSpan.FromSeconds(2), c).ConfigureAwait(false);
+                var persistence = await redis.CommandAsync(c, "INFO", "persistence").ConfigureAwait(false) ?? "";
+                // "loading:0" as a whole line: Redis 7 also has "async_loading:0", which says nothing about the RDB.
+                return persistence.Split('\n').Any(l => l.Trim() == "loading:0");
             }
+            catch (Exception e) when (e is SocketException or IOException or RedisErrorException)
+            {
+                return false; // not listening yet, or still loading
+            }
+        }
 
-            scope.Note($"the scratch redis-server holds {(perDb.Count == 0 ? "no keys" : string.Join(", ", perDb))}");
-            var recorded = scope.Artifacts.Single(a => a.Name == Artifact).Facts;
-            var checks = new List<DrillCheck>();
-            foreach (var (fact, found) in new[] { ("keys", keys), ("databases", databases) })
+        return ScratchServerDrill.Loading($"a scratch redis-server {version} loading {folder}/{Artifact}", folder,
+            new Dictionary<string, string> { ["redis-server"] = $"{server} {version}" }, start: ct =>
             {
-                if (recorded.TryGetValue(fact, out var expected))
+                ScratchServer.GiveTo(user, folder); // the restored RDB and the config, to the server's user
+                port = ScratchServer.FreePort();
+                // Started as a replica (of a port nothing listens on): a primary drops keys whose TTL passed while it loads the
+                // RDB, and the snapshot's count has them; a replica loads every key the file holds.
+                var nowhere = ScratchServer.FreePort();
+                return ScratchServer.StartAsync(scope, "redis-server", server,
+                    [conf, "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", Artifact,
+                     "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", "",
+                     "--replicaof", "127.0.0.1", nowhere.ToString(CultureInfo.InvariantCulture)],
+                    user, ReadyAsync, options.Timeout, ct);
+            }, check: async ct =>
+            {
+                await using var redis = await ConnectAsync(TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
+                var keyspace = await redis.CommandAsync(ct, "INFO", "keyspace").ConfigureAwait(false) ?? "";
+                long keys = 0, databases = 0;
+                var perDb = new List<string>();
+                foreach (var line in keyspace.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("db", StringComparison.Ordinal) && l.Contains(':', StringComparison.Ordinal)))
                 {
-                    checks.Add(new DrillCheck($"{fact} in the scratch redis-server", expected.ToString(CultureInfo.InvariantCulture),
-                        found.ToString(CultureInfo.InvariantCulture), expected == found));
+                    var count = long.Parse(line.Split(':')[1].Split(',').First(f => f.StartsWith("keys=", StringComparison.Ordinal))[5..], CultureInfo.InvariantCulture);
+                    keys += count;
+                    databases++;
+                    perDb.Add($"{line.Split(':')[0]}={count}");
                 }
-            }
 
-            return checks;
-        }, new Dictionary<string, string> { ["redis-server"] = $"{server} {version}" }, load: async ct =>
-        {
-            ScratchServer.GiveTo(user, folder); // the restored RDB and the config, to the server's user
-            port = ScratchServer.FreePort();
-            // Started as a replica (of a port nothing listens on): a primary drops keys whose TTL passed while it loads the
-            // RDB, and the snapshot's count has them; a replica loads every key the file holds.
-            var nowhere = ScratchServer.FreePort();
-            running = await ScratchServer.StartAsync(scope, "redis-server", server,
-                [conf, "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", Artifact,
-                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", "",
-                 "--replicaof", "127.0.0.1", nowhere.ToString(CultureInfo.InvariantCulture)],
-                user, ReadyAsync, options.Timeout, ct).ConfigureAwait(false);
-
-            async Task<bool> ReadyAsync(CancellationToken c)
-            {
-                try
-                {
-                    await using var redis = await ConnectAsync(TimeSpan.FromSeconds(2), c).ConfigureAwait(false);
-                    var persistence = await redis.CommandAsync(c, "INFO", "persistence").ConfigureAwait(false) ?? "";
-                    // "loading:0" as a whole line: Redis 7 also has "async_loading:0", which says nothing about the RDB.
-                    return persistence.Split('\n').Any(l => l.Trim() == "loading:0");
-                }
-                catch (Exception e) when (e is SocketException or IOException or RedisErrorException)
-                {
-                    return false; // not listening yet, or still loading
-                }
-            }
-        }, stop: async () =>
-        {
-            if (running is not null)
-            {
-                await running.DisposeAsync().ConfigureAwait(false);
-            }
-        });
+                scope.Note($"the scratch redis-server holds {(perDb.Count == 0 ? "no keys" : string.Join(", ", perDb))}");
+                return ScratchServerDrill.Compare(scope, Artifact, "the scratch redis-server", ("keys", keys), ("databases", databases));
+            });
     }
 
-    private static async Task<string> VersionAsync(string server, CancellationToken ct)
-    {
-        var output = new MemoryStream();
-        await ChildProcess.RunToStreamAsync(server, ["--version"], new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30),
-            "redis-server --version", ct).ConfigureAwait(false);
-        var text = System.Text.Encoding.UTF8.GetString(output.ToArray());
-        var v = text.Split(' ').FirstOrDefault(w => w.StartsWith("v=", StringComparison.Ordinal));
-        return v is null ? text.Trim() : v[2..];
-    }
+    /// <summary>The version in what <c>redis-server --version</c> prints ("Redis server v=7.0.15 sha=…").</summary>
+    private static string Version(string text) =>
+        text.Split(' ').FirstOrDefault(w => w.StartsWith("v=", StringComparison.Ordinal)) is { } v ? v[2..] : text;
 }
