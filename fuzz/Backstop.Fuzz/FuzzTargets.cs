@@ -138,7 +138,7 @@ public static class FuzzTargets
         var config = "{\"architecture\":\"amd64\",\"os\":\"linux\"}"u8.ToArray();
         var layer = Encoding.UTF8.GetBytes(new string('l', 600));
         var manifest = Encoding.UTF8.GetBytes(
-            $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryClient.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest(config)}\",\"size\":{config.Length}}}," +
+            $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryNames.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest(config)}\",\"size\":{config.Length}}}," +
             $"\"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"{Digest(layer)}\",\"size\":{layer.Length}}}]}}");
         var stream = new MemoryStream();
         var writer = OciLayoutWriter.CreateAsync(stream, CancellationToken.None).GetAwaiter().GetResult();
@@ -147,7 +147,7 @@ public static class FuzzTargets
             writer.AddAsync(Digest(config), config, CancellationToken.None).GetAwaiter().GetResult();
             writer.AddAsync(Digest(layer), layer.Length, new MemoryStream(layer), "layer", CancellationToken.None).GetAwaiter().GetResult();
             writer.AddAsync(Digest(manifest), manifest, CancellationToken.None).GetAwaiter().GetResult();
-            writer.FinishAsync([new Descriptor(RegistryClient.OciManifest, Digest(manifest), manifest.Length, new Dictionary<string, string> { [OciLayoutWriter.RefName] = "v1" })],
+            writer.FinishAsync([new Descriptor(RegistryNames.OciManifest, Digest(manifest), manifest.Length, new Dictionary<string, string> { [OciLayoutWriter.RefName] = "v1" })],
                 new Dictionary<string, string>(), CancellationToken.None).GetAwaiter().GetResult();
         }
         finally

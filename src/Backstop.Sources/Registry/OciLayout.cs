@@ -42,7 +42,7 @@ internal sealed class OciLayoutWriter : IAsyncDisposable
     /// <summary>A blob whose bytes are in hand (a manifest): its digest is what they hash to.</summary>
     public async Task AddAsync(string digest, byte[] bytes, CancellationToken cancellationToken)
     {
-        if (RegistryClient.Digest(bytes) != digest)
+        if (RegistryNames.Digest(bytes) != digest)
         {
             throw new BackupException($"blob {digest} does not hash to its digest");
         }
@@ -80,7 +80,7 @@ internal sealed class OciLayoutWriter : IAsyncDisposable
         {
             json.WriteStartObject();
             json.WriteNumber("schemaVersion", 2);
-            json.WriteString("mediaType", RegistryClient.OciIndex);
+            json.WriteString("mediaType", RegistryNames.OciIndex);
             json.WriteStartArray("manifests");
             foreach (var d in manifests)
             {
@@ -315,7 +315,7 @@ internal static class OciLayoutReader
 
             if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile))
             {
-                throw new BackupException($"{what}: the layout holds '{RegistryClient.Printable(name)}', a {entry.EntryType}; an OCI layout has only files and folders");
+                throw new BackupException($"{what}: the layout holds '{RegistryNames.Printable(name)}', a {entry.EntryType}; an OCI layout has only files and folders");
             }
 
             var data = entry.DataStream ?? Stream.Null;
@@ -337,13 +337,13 @@ internal static class OciLayoutReader
 
             if (name == "index.json")
             {
-                index = await ReadSmallAsync(data, RegistryClient.MaxManifestBytes * 4, what + " index.json", cancellationToken).ConfigureAwait(false);
+                index = await ReadSmallAsync(data, RegistryNames.MaxManifestBytes * 4, what + " index.json", cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
-            if (!name.StartsWith("blobs/sha256/", StringComparison.Ordinal) || !RegistryClient.IsDigest("sha256:" + name["blobs/sha256/".Length..]))
+            if (!name.StartsWith("blobs/sha256/", StringComparison.Ordinal) || !RegistryNames.IsDigest("sha256:" + name["blobs/sha256/".Length..]))
             {
-                throw new BackupException($"{what}: the layout holds '{RegistryClient.Printable(name)}', which is not oci-layout, index.json or blobs/sha256/<hex>");
+                throw new BackupException($"{what}: the layout holds '{RegistryNames.Printable(name)}', which is not oci-layout, index.json or blobs/sha256/<hex>");
             }
 
             var digest = "sha256:" + name["blobs/sha256/".Length..];
@@ -355,20 +355,20 @@ internal static class OciLayoutReader
             var size = entry.Length;
             blobs[digest] = size;
             var blobWhat = $"{what}: blob {digest}";
-            if (size <= RegistryClient.MaxManifestBytes && keptBytes + size > KeptLimit)
+            if (size <= RegistryNames.MaxManifestBytes && keptBytes + size > KeptLimit)
             {
                 throw new BackupException($"{what}: its manifests pass {KeptLimit >> 20} MiB; no repository's are that large");
             }
 
-            if (size <= RegistryClient.MaxManifestBytes)
+            if (size <= RegistryNames.MaxManifestBytes)
             {
                 var bytes = await ReadSmallAsync(data, (int)size, blobWhat, cancellationToken).ConfigureAwait(false);
-                if (RegistryClient.Digest(bytes) != digest)
+                if (RegistryNames.Digest(bytes) != digest)
                 {
-                    throw new BackupException($"{blobWhat} hashes to {RegistryClient.Digest(bytes)}, not to its name: a corrupt or substituted blob");
+                    throw new BackupException($"{blobWhat} hashes to {RegistryNames.Digest(bytes)}, not to its name: a corrupt or substituted blob");
                 }
 
-                if (RegistryClient.MediaTypeOf(bytes) is not null)
+                if (RegistryNames.MediaTypeOf(bytes) is not null)
                 {
                     kept[digest] = bytes; // a manifest: what the graph is walked from (its bytes are small)
                     keptBytes += size;
@@ -406,9 +406,9 @@ internal static class OciLayoutReader
         foreach (var d in top)
         {
             // Tags become URL paths on restore: held to the tag grammar (no '/', '?', '..'), like names from a registry.
-            if (d.Annotations.TryGetValue(OciLayoutWriter.RefName, out var tag) && !RegistryClient.IsTag(tag))
+            if (d.Annotations.TryGetValue(OciLayoutWriter.RefName, out var tag) && !RegistryNames.IsTag(tag))
             {
-                throw new BackupException($"{what}: index.json tags {d.Digest} as '{RegistryClient.Printable(tag)}', which is not a tag");
+                throw new BackupException($"{what}: index.json tags {d.Digest} as '{RegistryNames.Printable(tag)}', which is not a tag");
             }
         }
 
@@ -439,15 +439,15 @@ internal static class OciLayoutReader
                 throw new BackupException($"{what}: manifest {d.Digest} is {bytes.Length} bytes, its descriptor says {d.Size}");
             }
 
-            var mediaType = RegistryClient.MediaTypeOf(bytes)
-                            ?? throw new BackupException($"{what}: {d.Digest} is not a manifest of a known type ({RegistryClient.Printable(d.MediaType)})");
-            if (RegistryClient.IsManifest(d.MediaType) && RegistryClient.IsIndex(d.MediaType) != RegistryClient.IsIndex(mediaType))
+            var mediaType = RegistryNames.MediaTypeOf(bytes)
+                            ?? throw new BackupException($"{what}: {d.Digest} is not a manifest of a known type ({RegistryNames.Printable(d.MediaType)})");
+            if (RegistryNames.IsManifest(d.MediaType) && RegistryNames.IsIndex(d.MediaType) != RegistryNames.IsIndex(mediaType))
             {
-                throw new BackupException($"{what}: {d.Digest} is named as {RegistryClient.Printable(d.MediaType)} but is {mediaType}");
+                throw new BackupException($"{what}: {d.Digest} is named as {RegistryNames.Printable(d.MediaType)} but is {mediaType}");
             }
 
             manifests.Add((d with { MediaType = mediaType }, bytes));
-            if (RegistryClient.IsIndex(mediaType))
+            if (RegistryNames.IsIndex(mediaType))
             {
                 foreach (var child in Descriptor.ListOf(bytes, "manifests", $"{what}: index {d.Digest}"))
                 {
@@ -509,7 +509,7 @@ internal static class OciLayoutReader
         }
 
         var repository = Uri.UnescapeDataString(artifact[..^".oci.tar".Length]);
-        return RegistryClient.IsRepository(repository) ? repository : null;
+        return RegistryNames.IsRepository(repository) ? repository : null;
     }
 
     internal static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);

@@ -175,7 +175,7 @@ internal sealed partial class RegistrySource : IDrillable
                 }
 
                 bytes += m.Bytes.Length;
-                if (RegistryClient.IsIndex(m.MediaType))
+                if (RegistryNames.IsIndex(m.MediaType))
                 {
                     foreach (var child in Descriptor.ListOf(m.Bytes, "manifests", repository))
                     {
@@ -238,7 +238,7 @@ internal sealed partial class RegistrySource : IDrillable
                     foreach (var tag in await client.TagsAsync(repository, CancellationToken.None).ConfigureAwait(false))
                     {
                         if (await client.ManifestAsync(repository, tag, CancellationToken.None).ConfigureAwait(false) is { } m
-                            && !await client.DeleteManifestAsync(repository, m.Digest, CancellationToken.None).ConfigureAwait(false))
+                            && !await client.Push.DeleteManifestAsync(repository, m.Digest, CancellationToken.None).ConfigureAwait(false))
                         {
                             kept.Add(repository);
                             break;

@@ -25,7 +25,7 @@ internal sealed partial class RegistrySource : IBlobRestorable
         var source = OciLayoutReader.RepositoryOf(artifactName)
                      ?? throw new BackupException($"artifact {artifactName} does not name a repository; restore it with the stock recipe (restore --explain)");
         var repository = prefix.Length > 0 ? $"{prefix}/{source}" : source;
-        if (!RegistryClient.IsRepository(repository) || repository.Length > 255)
+        if (!RegistryNames.IsRepository(repository) || repository.Length > 255)
         {
             throw new BackupException($"--to {destination}: {repository} is not a repository name");
         }
@@ -48,7 +48,7 @@ internal sealed partial class RegistrySource : IBlobRestorable
             var data = await open().ConfigureAwait(false);
             try
             {
-                if (await client.PushBlobAsync(repository, digest, size, () => data, from, cancellationToken).ConfigureAwait(false))
+                if (await client.Push.PushBlobAsync(repository, digest, size, () => data, from, cancellationToken).ConfigureAwait(false))
                 {
                     mounted++;
                 }
@@ -99,13 +99,13 @@ internal sealed partial class RegistrySource : IBlobRestorable
         var byDigest = layout.Manifests.ToDictionary(m => m.Manifest.Digest, StringComparer.Ordinal);
         foreach (var (m, bytes) in ChildrenFirst(layout.Index, byDigest))
         {
-            await client.PutManifestAsync(repository, m.Digest, bytes, m.MediaType, cancellationToken).ConfigureAwait(false);
+            await client.Push.PutManifestAsync(repository, m.Digest, bytes, m.MediaType, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var (tag, d) in layout.Tags)
         {
             var (m, bytes) = byDigest[d.Digest];
-            await client.PutManifestAsync(repository, tag, bytes, m.MediaType, cancellationToken).ConfigureAwait(false);
+            await client.Push.PutManifestAsync(repository, tag, bytes, m.MediaType, cancellationToken).ConfigureAwait(false);
         }
 
         // Read back: every manifest hashed again, every tag resolved to the digest restored, every blob there with its size.
@@ -162,7 +162,7 @@ internal sealed partial class RegistrySource : IBlobRestorable
                 return;
             }
 
-            if (RegistryClient.IsIndex(m.Manifest.MediaType))
+            if (RegistryNames.IsIndex(m.Manifest.MediaType))
             {
                 foreach (var child in Descriptor.ListOf(m.Bytes, "manifests", m.Manifest.Digest))
                 {

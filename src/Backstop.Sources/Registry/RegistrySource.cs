@@ -56,7 +56,7 @@ public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions, Reg
         var repositories = map.AllOrList("repositories");
         foreach (var r in repositories ?? [])
         {
-            if (!RegistryClient.IsRepository(r))
+            if (!RegistryNames.IsRepository(r))
             {
                 throw map.Error("repositories", $"'{r}' is not a repository name (lowercase letters, digits, '.', '_', '-', and '/' between parts)");
             }
@@ -65,7 +65,7 @@ public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions, Reg
         var tags = map.AllOrList("tags");
         foreach (var t in tags ?? [])
         {
-            if (!RegistryClient.IsTag(t))
+            if (!RegistryNames.IsTag(t))
             {
                 throw map.Error("tags", $"'{t}' is not a tag (letters, digits, '_', '.', '-'; at most 128)");
             }
@@ -163,7 +163,7 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
                     : throw new BackupException($"source '{name}': {repository}@{reference} is named by an index but the registry at {client.Where} does not have it");
             }
 
-            if (expected is not null && (expected.Size != m.Bytes.Length || (RegistryClient.IsManifest(expected.MediaType) && expected.MediaType != m.MediaType)))
+            if (expected is not null && (expected.Size != m.Bytes.Length || (RegistryNames.IsManifest(expected.MediaType) && expected.MediaType != m.MediaType)))
             {
                 throw new BackupException($"source '{name}': {repository}@{reference} is {m.Bytes.Length} bytes of {m.MediaType}; its descriptor says {expected.Size} of {expected.MediaType}");
             }
@@ -171,7 +171,7 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
             if (done.Add(m.Digest))
             {
                 var what = $"{repository}@{m.Digest}";
-                if (RegistryClient.IsIndex(m.MediaType))
+                if (RegistryNames.IsIndex(m.MediaType))
                 {
                     foreach (var child in Descriptor.ListOf(m.Bytes, "manifests", what))
                     {
@@ -414,7 +414,7 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
         }
 
         var prefix = uri.AbsolutePath.Trim('/');
-        if (prefix.Length > 0 && !RegistryClient.IsRepository(prefix))
+        if (prefix.Length > 0 && !RegistryNames.IsRepository(prefix))
         {
             throw new ConfigException($"--to {destination}: '{prefix}' is not a repository prefix (lowercase letters, digits, '.', '_', '-', '/')");
         }

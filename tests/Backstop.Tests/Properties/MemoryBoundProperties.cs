@@ -116,7 +116,7 @@ public sealed class MemoryBoundProperties(ITestOutputHelper output)
         var layerDigest = "sha256:" + Convert.ToHexStringLower(sha.GetHashAndReset());
         var config = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}"u8.ToArray();
         var manifest = Encoding.UTF8.GetBytes(
-            $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryClient.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest(config)}\",\"size\":{config.Length}}}," +
+            $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryNames.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest(config)}\",\"size\":{config.Length}}}," +
             $"\"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"{layerDigest}\",\"size\":{Large}}}]}}");
         var layers = 0L;
         Peak(async () =>
@@ -132,7 +132,7 @@ public sealed class MemoryBoundProperties(ITestOutputHelper output)
                     await writer.AddAsync(Digest(config), config, CancellationToken.None);
                     await writer.AddAsync(layerDigest, Large, new Generated([], Large, 7, []), "layer", CancellationToken.None);
                     await writer.AddAsync(Digest(manifest), manifest, CancellationToken.None);
-                    await writer.FinishAsync([new Descriptor(RegistryClient.OciManifest, Digest(manifest), manifest.Length, new Dictionary<string, string> { [OciLayoutWriter.RefName] = "v1" })],
+                    await writer.FinishAsync([new Descriptor(RegistryNames.OciManifest, Digest(manifest), manifest.Length, new Dictionary<string, string> { [OciLayoutWriter.RefName] = "v1" })],
                         new Dictionary<string, string>(), CancellationToken.None);
                 }
             });

@@ -217,9 +217,9 @@ public sealed class SourceParserProperties(ITestOutputHelper output)
     [Fact]
     public void A_registry_challenge_of_any_text_is_parsed_without_throwing()
     {
-        Gen.String.Sample(s => RegistryClient.ParseChallenge(s), iter: 5000);
+        Gen.String.Sample(s => RegistrySession.ParseChallenge(s), iter: 5000);
         Mutations.OfText("realm=\"https://auth.example/token\",service=\"registry.example\",scope=\"repository:app:pull,push\"", 6)
-            .Sample(s => RegistryClient.ParseChallenge(s), iter: 5000);
+            .Sample(s => RegistrySession.ParseChallenge(s), iter: 5000);
     }
 
     /// <summary>A registry's answers: an image manifest and an index as registries send them, damaged.</summary>
@@ -228,13 +228,13 @@ public sealed class SourceParserProperties(ITestOutputHelper output)
     {
         var layer = "sha256:" + new string('a', 64);
         var config = "sha256:" + new string('b', 64);
-        var manifest = $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryClient.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config}\",\"size\":1469}}," +
+        var manifest = $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryNames.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config}\",\"size\":1469}}," +
                        $"\"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"{layer}\",\"size\":2811478,\"annotations\":{{\"org.opencontainers.image.title\":\"rootfs\"}}}}]}}";
-        var index = $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryClient.OciIndex}\",\"manifests\":[{{\"mediaType\":\"{RegistryClient.OciManifest}\",\"digest\":\"{layer}\",\"size\":528,\"platform\":{{\"architecture\":\"amd64\",\"os\":\"linux\"}}}}]}}";
+        var index = $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryNames.OciIndex}\",\"manifests\":[{{\"mediaType\":\"{RegistryNames.OciManifest}\",\"digest\":\"{layer}\",\"size\":528,\"platform\":{{\"architecture\":\"amd64\",\"os\":\"linux\"}}}}]}}";
         var past = new PastFirstCheck("registry manifests and indexes (valid JSON of a known type)");
         void Check(byte[] bytes)
         {
-            var type = RegistryClient.MediaTypeOf(bytes);
+            var type = RegistryNames.MediaTypeOf(bytes);
             (type is null ? (Action)past.Refused : past.Accepted)();
             foreach (var read in new Func<IReadOnlyList<Descriptor>>[]
                      {
@@ -247,7 +247,7 @@ public sealed class SourceParserProperties(ITestOutputHelper output)
                 {
                     foreach (var d in read())
                     {
-                        Assert.True(RegistryClient.IsDigest(d.Digest) && d.Size >= 0, $"a descriptor read with digest '{d.Digest}' and size {d.Size}");
+                        Assert.True(RegistryNames.IsDigest(d.Digest) && d.Size >= 0, $"a descriptor read with digest '{d.Digest}' and size {d.Size}");
                     }
                 }
                 catch (BackupException e)

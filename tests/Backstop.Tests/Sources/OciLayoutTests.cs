@@ -21,7 +21,7 @@ public sealed class OciLayoutTests
         var layer = new byte[3000];
         new Random(3).NextBytes(layer);
         var manifest = Encoding.UTF8.GetBytes(
-            $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryClient.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest(config)}\",\"size\":{config.Length}}}," +
+            $"{{\"schemaVersion\":2,\"mediaType\":\"{RegistryNames.OciManifest}\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest(config)}\",\"size\":{config.Length}}}," +
             $"\"layers\":[{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"{Digest(layer)}\",\"size\":{layer.Length}}}]}}");
         var output = new MemoryStream();
         await using (var writer = await OciLayoutWriter.CreateAsync(output, CancellationToken.None))
@@ -29,7 +29,7 @@ public sealed class OciLayoutTests
             await writer.AddAsync(Digest(config), config, CancellationToken.None);
             await writer.AddAsync(Digest(layer), layer.Length, new MemoryStream(layer), "layer", CancellationToken.None);
             await writer.AddAsync(Digest(manifest), manifest, CancellationToken.None);
-            await writer.FinishAsync([new Descriptor(RegistryClient.OciManifest, Digest(manifest), manifest.Length, new Dictionary<string, string> { [OciLayoutWriter.RefName] = "v1" })],
+            await writer.FinishAsync([new Descriptor(RegistryNames.OciManifest, Digest(manifest), manifest.Length, new Dictionary<string, string> { [OciLayoutWriter.RefName] = "v1" })],
                 new Dictionary<string, string>(), CancellationToken.None);
         }
 
@@ -166,7 +166,7 @@ public sealed class OciLayoutTests
     [InlineData("App/api", false)]
     [InlineData("app//api", false)]
     [InlineData("app/api/", false)]
-    public void Repository_names_follow_the_distribution_grammar(string name, bool valid) => Assert.Equal(valid, RegistryClient.IsRepository(name));
+    public void Repository_names_follow_the_distribution_grammar(string name, bool valid) => Assert.Equal(valid, RegistryNames.IsRepository(name));
 
     [Fact]
     public void A_link_header_and_a_token_challenge_are_parsed()
@@ -174,7 +174,7 @@ public sealed class OciLayoutTests
         using var response = new HttpResponseMessage();
         response.Headers.TryAddWithoutValidation("Link", "</v2/_catalog?last=r099&n=100>; rel=\"next\"");
         Assert.Equal("/v2/_catalog?last=r099&n=100", RegistryClient.NextLink(response));
-        var fields = RegistryClient.ParseChallenge("realm=\"https://auth.example/token\",service=\"registry\",scope=\"repository:app/api:pull\"");
+        var fields = RegistrySession.ParseChallenge("realm=\"https://auth.example/token\",service=\"registry\",scope=\"repository:app/api:pull\"");
         Assert.Equal("https://auth.example/token", fields["realm"]);
         Assert.Equal("repository:app/api:pull", fields["scope"]);
     }
