@@ -38,24 +38,22 @@ public sealed partial class RegistrySourceKind
 /// manifest and blob read whole and hashed against its digest — and counted against the snapshot's facts. The
 /// throwaway registry is stopped; on a drill registry the scratch manifests are deleted (where it allows deletes).
 /// </summary>
-internal sealed partial class RegistrySource : IDrillable
+internal sealed class RegistryDrill(RegistryAccess access, RegistryDrillOptions? drillOptions) : IDrillable
 {
-    internal RegistryDrillOptions? DrillOptions { get; init; }
-
-    public string? ThrowawayServer => DrillOptions?.Registry is null ? "a throwaway docker-registry" : null;
+    public string? ThrowawayServer => drillOptions?.Registry is null ? "a throwaway docker-registry" : null;
 
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         var prefix = $"backstop-drill-{scope.Token}";
-        if (DrillOptions?.Registry is { } configured)
+        if (drillOptions?.Registry is { } configured)
         {
             // drill.user and drill.password, never the source's (unless the drill registry is the source's own).
-            var given = DrillOptions is { User: { } u, Password: { } p } ? (u, p) : ((string, SecretRef)?)null;
-            using var probe = ClientFor(configured, given);
+            var given = drillOptions is { User: { } u, Password: { } p } ? (u, p) : ((string, SecretRef)?)null;
+            using var probe = access.ClientFor(configured, given);
             await probe.PingAsync(cancellationToken).ConfigureAwait(false);
             scope.Note($"pushed into {prefix}/ on the drill registry {probe.Where}");
-            return new Scratch(this, configured, prefix, null, scope.Artifacts, new Dictionary<string, string>(), given, CredentialsFile(scope, given));
+            return new Scratch(access, configured, prefix, null, scope.Artifacts, new Dictionary<string, string>(), given, CredentialsFile(scope, given));
         }
 
         string program;
@@ -65,7 +63,7 @@ internal sealed partial class RegistrySource : IDrillable
         }
         catch (BackupException)
         {
-            throw new BackupException($"source '{name}': a registry drill needs a registry to push into: install Debian's docker-registry (a throwaway one is started), or set drill.registry");
+            throw new BackupException($"source '{access.Source}': a registry drill needs a registry to push into: install Debian's docker-registry (a throwaway one is started), or set drill.registry");
         }
 
         // The throwaway registry runs as backstop-drill (when Backstop is root) and asks for random credentials: while the
@@ -111,7 +109,7 @@ internal sealed partial class RegistrySource : IDrillable
         await ChildProcess.RunToStreamAsync(program, ["--version"], new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30), "docker-registry --version", cancellationToken)
             .ConfigureAwait(false);
         var version = System.Text.Encoding.UTF8.GetString(output.ToArray()).Trim();
-        return new Scratch(this, url, prefix, server, scope.Artifacts, new Dictionary<string, string> { ["docker-registry"] = $"{program} {version}" },
+        return new Scratch(access, url, prefix, server, scope.Artifacts, new Dictionary<string, string> { ["docker-registry"] = $"{program} {version}" },
             login, CredentialsFile(scope, login));
     }
 
@@ -128,7 +126,7 @@ internal sealed partial class RegistrySource : IDrillable
         return file;
     }
 
-    private sealed class Scratch(RegistrySource source, Uri registry, string prefix, ScratchServer? server, IReadOnlyList<DrillArtifact> artifacts,
+    private sealed class Scratch(RegistryAccess source, Uri registry, string prefix, ScratchServer? server, IReadOnlyList<DrillArtifact> artifacts,
         IReadOnlyDictionary<string, string> tools, (string User, SecretRef Password)? credentials, string? credentialsFile) : IDrillScratch
     {
         public string Description => server is null
@@ -185,7 +183,7 @@ internal sealed partial class RegistrySource : IDrillable
                     return;
                 }
 
-                foreach (var (blob, foreign) in Parts(m.Bytes, repository))
+                foreach (var (blob, foreign) in RegistrySource.Parts(m.Bytes, repository))
                 {
                     if (foreign || blobs.ContainsKey(blob.Digest))
                     {

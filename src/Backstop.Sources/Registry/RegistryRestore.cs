@@ -10,7 +10,7 @@ namespace Backstop.Sources.Registry;
 /// refused unless --force. Afterwards every manifest is read back and hashed, every tag resolved, every blob's size
 /// asked: the facts returned are what the registry then holds.
 /// </summary>
-internal sealed partial class RegistrySource : IBlobRestorable
+internal sealed class RegistryRestore(RegistryAccess access) : IBlobRestorable
 {
     /// <summary>The snapshot's shared blobs (layers and configs stored apart), from the copy being restored.</summary>
     public IBlobSource? Blobs { get; set; }
@@ -21,7 +21,7 @@ internal sealed partial class RegistrySource : IBlobRestorable
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)
     {
-        var (url, prefix) = Destination(destination, out var credentials);
+        var (url, prefix) = RegistrySource.Destination(destination, out var credentials);
         var source = OciLayoutReader.RepositoryOf(artifactName)
                      ?? throw new BackupException($"artifact {artifactName} does not name a repository; restore it with the stock recipe (restore --explain)");
         var repository = prefix.Length > 0 ? $"{prefix}/{source}" : source;
@@ -30,7 +30,7 @@ internal sealed partial class RegistrySource : IBlobRestorable
             throw new BackupException($"--to {destination}: {repository} is not a repository name");
         }
 
-        using var client = ClientFor(url, credentials);
+        using var client = access.ClientFor(url, credentials);
         await client.PingAsync(cancellationToken).ConfigureAwait(false);
         var present = new Dictionary<string, long>(StringComparer.Ordinal);
         var mounted = 0;

@@ -84,30 +84,24 @@ public sealed partial class RegistrySourceKind : SourceKind<RegistryOptions, Reg
     public override ISource Create(SourceDefinition definition, RegistryOptions options, RegistryDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new RegistrySource(definition.Name, options) { DrillOptions = drill };
+        var access = new RegistryAccess(definition.Name, options);
+        return new RegistrySource(access, new RegistryRestore(access), new RegistryDrill(access, drill), new RegistryHealth(access));
     }
 }
 
-internal sealed partial class RegistrySource(string name, RegistryOptions options) : ISource, IRestorable
+/// <summary>
+/// A registry source: every image of its repositories captured as an OCI layout per repository, with the format check and
+/// stock recipe; its parts for the rest — restore, drill and health — each a type of its own over one <see cref="RegistryAccess"/>.
+/// </summary>
+internal sealed class RegistrySource(RegistryAccess access, RegistryRestore restore, RegistryDrill drill, RegistryHealth health) : ISource
 {
     private static readonly string[] ReferrerSuffixes = ["", ".sig", ".att", ".sbom"];
 
-    private RegistryClient Client() => ClientFor(options.Url);
-
-    /// <summary>
-    /// A client of another registry (a restore's or a drill's): with the credentials given for it, else with this
-    /// source's only when it is this source's own registry (scheme, host and port) — a secret goes only to the server it
-    /// belongs to — else with none.
-    /// </summary>
-    internal RegistryClient ClientFor(Uri registry, (string User, SecretRef Password)? given = null) =>
-        given is { } g ? new(registry, g.User, g.Password, options.Timeout)
-        : Uri.Compare(registry, options.Url, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0
-            ? new(registry, options.User, options.Password, options.Timeout)
-            : new(registry, null, null, options.Timeout);
+    public T? Capability<T>() where T : class => restore as T ?? drill as T ?? health as T ?? this as T;
 
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
-        using var client = Client();
+        using var client = access.Client();
         var version = await client.PingAsync(cancellationToken).ConfigureAwait(false);
         return new SourcePreflight(new Dictionary<string, string> { ["registry"] = $"{client.Where} {version}" }, 0);
     }
@@ -115,8 +109,8 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        using var client = Client();
-        var repositories = options.Repositories ?? (await client.RepositoriesAsync(cancellationToken).ConfigureAwait(false)).Order(StringComparer.Ordinal).ToList();
+        using var client = access.Client();
+        var repositories = access.Options.Repositories ?? (await client.RepositoriesAsync(cancellationToken).ConfigureAwait(false)).Order(StringComparer.Ordinal).ToList();
         foreach (var repository in repositories)
         {
             await CaptureRepositoryAsync(client, repository, sink, cancellationToken).ConfigureAwait(false);
@@ -128,11 +122,11 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
         var all = await client.TagsAsync(repository, cancellationToken).ConfigureAwait(false);
         var allTags = all.ToHashSet(StringComparer.Ordinal);
         var wanted = new List<string>();
-        foreach (var tag in options.Tags ?? [.. all.Order(StringComparer.Ordinal)])
+        foreach (var tag in access.Options.Tags ?? [.. all.Order(StringComparer.Ordinal)])
         {
             if (!allTags.Contains(tag))
             {
-                throw new BackupException($"source '{name}': repository {repository} on {client.Where} has no tag '{tag}' (listed in tags:)");
+                throw new BackupException($"source '{access.Source}': repository {repository} on {client.Where} has no tag '{tag}' (listed in tags:)");
             }
 
             wanted.Add(tag);
@@ -147,25 +141,25 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
         var untagged = new Dictionary<string, Descriptor>(StringComparer.Ordinal);
         var manifests = 0;
         var blobs = new HashSet<string>(StringComparer.Ordinal);
-        bool? referrersApi = options.Referrers ? null : false;
+        bool? referrersApi = access.Options.Referrers ? null : false;
         var done = new HashSet<string>(StringComparer.Ordinal);
 
         async Task<Descriptor?> StoreAsync(string reference, Descriptor? expected, int depth)
         {
             if (depth > 8)
             {
-                throw new BackupException($"source '{name}': manifests in {repository} are nested more than 8 deep at {reference}");
+                throw new BackupException($"source '{access.Source}': manifests in {repository} are nested more than 8 deep at {reference}");
             }
 
             if (await client.ManifestAsync(repository, reference, cancellationToken).ConfigureAwait(false) is not { } m)
             {
                 return expected is null ? null
-                    : throw new BackupException($"source '{name}': {repository}@{reference} is named by an index but the registry at {client.Where} does not have it");
+                    : throw new BackupException($"source '{access.Source}': {repository}@{reference} is named by an index but the registry at {client.Where} does not have it");
             }
 
             if (expected is not null && (expected.Size != m.Bytes.Length || (RegistryNames.IsManifest(expected.MediaType) && expected.MediaType != m.MediaType)))
             {
-                throw new BackupException($"source '{name}': {repository}@{reference} is {m.Bytes.Length} bytes of {m.MediaType}; its descriptor says {expected.Size} of {expected.MediaType}");
+                throw new BackupException($"source '{access.Source}': {repository}@{reference} is {m.Bytes.Length} bytes of {m.MediaType}; its descriptor says {expected.Size} of {expected.MediaType}");
             }
 
             if (done.Add(m.Digest))
@@ -256,7 +250,7 @@ internal sealed partial class RegistrySource(string name, RegistryOptions option
             index.Add(d with { Annotations = new Dictionary<string, string> { [OciLayoutWriter.RefName] = tag } });
 
             // The cosign tag schema: signatures, attestations and SBOMs of a manifest are tags named after its digest.
-            if (options.Referrers)
+            if (access.Options.Referrers)
             {
                 foreach (var digest in done.ToList())
                 {
