@@ -26,35 +26,33 @@ public sealed partial class KubernetesSourceKind
 /// cluster; the objects there are counted against the backup's count for that namespace; then the namespace is
 /// deleted (and by the next drill or run, if this one is killed).
 /// </summary>
-internal sealed partial class KubernetesSource : IDrillable
+internal sealed class KubernetesDrill(KubernetesAccess kube, KubernetesDrillOptions? drillOptions) : IDrillable
 {
-    internal KubernetesDrillOptions? DrillOptions { get; init; }
-
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        var facts = scope.Artifacts.Single(a => a.Name == ArtifactName).Facts; // volume data is not drilled (a folder restore, proven by restore itself)
-        var from = DrillOptions?.Namespace
+        var facts = scope.Artifacts.Single(a => a.Name == KubernetesSource.ArtifactName).Facts; // volume data is not drilled (a folder restore, proven by restore itself)
+        var from = drillOptions?.Namespace
                    ?? facts.Where(f => f.Key.StartsWith("ns/", StringComparison.Ordinal)).OrderByDescending(f => f.Value).ThenBy(f => f.Key, StringComparer.Ordinal)
                        .Select(f => f.Key[3..]).FirstOrDefault()
-                   ?? throw new BackupException($"source '{name}': the snapshot holds no namespaced object to drill");
+                   ?? throw new BackupException($"source '{kube.Source}': the snapshot holds no namespaced object to drill");
         if (!facts.TryGetValue("ns/" + from, out var expected))
         {
-            throw new BackupException($"source '{name}': the snapshot holds no object of namespace '{from}' (drill.namespace)");
+            throw new BackupException($"source '{kube.Source}': the snapshot holds no object of namespace '{from}' (drill.namespace)");
         }
 
         var scratch = $"backstop-drill-{scope.Token}";
-        using var client = Client();
+        using var client = kube.Client();
         _ = await client.GetAsync("/version", cancellationToken).ConfigureAwait(false);
         var (status, _) = await client.SendAsync(HttpMethod.Get, $"/api/v1/namespaces/{scratch}", null, cancellationToken).ConfigureAwait(false);
         if (status != HttpStatusCode.NotFound)
         {
-            throw new BackupException($"source '{name}': the cluster {client.Server} already has a namespace {scratch}; drill again");
+            throw new BackupException($"source '{kube.Source}': the cluster {client.Server} already has a namespace {scratch}; drill again");
         }
 
         scope.Leave("ns:" + scratch);
         scope.Note($"the {expected.ToString(CultureInfo.InvariantCulture)} objects of namespace {from} restored into the scratch namespace {scratch} on {client.Server}");
-        return new Scratch(this, from, scratch, expected);
+        return new Scratch(kube, from, scratch, expected);
     }
 
     /// <summary>Deletes a scratch namespace a killed drill left.</summary>
@@ -63,23 +61,23 @@ internal sealed partial class KubernetesSource : IDrillable
         ArgumentNullException.ThrowIfNull(leftover);
         if (!System.Text.RegularExpressions.Regex.IsMatch(leftover, "^ns:backstop-drill-[0-9a-f]{12}$"))
         {
-            return $"a killed drill of '{name}' recorded '{leftover}', which is not a drill's scratch namespace; left alone";
+            return $"a killed drill of '{kube.Source}' recorded '{leftover}', which is not a drill's scratch namespace; left alone";
         }
 
-        using var client = Client();
+        using var client = kube.Client();
         var (status, body) = await client.SendAsync(HttpMethod.Delete, $"/api/v1/namespaces/{leftover[3..]}", null, cancellationToken).ConfigureAwait(false);
         return (int)status is >= 200 and <= 299 || status == HttpStatusCode.NotFound
             ? null
             : $"the scratch namespace {leftover[3..]} a killed drill left on {client.Server} could not be deleted ({KubeClient.Reason(status, body)}); delete it by hand";
     }
 
-    private sealed class Scratch(KubernetesSource source, string from, string scratch, long expected) : IDrillScratch
+    private sealed class Scratch(KubernetesAccess source, string from, string scratch, long expected) : IDrillScratch
     {
         public string Description => $"the scratch namespace {scratch} (objects of {from})";
 
         public IReadOnlyDictionary<string, string> Tools { get; } = new Dictionary<string, string>();
 
-        public IReadOnlyList<string> Order(IReadOnlyList<string> artifacts) => artifacts.Where(a => a == ArtifactName).ToList();
+        public IReadOnlyList<string> Order(IReadOnlyList<string> artifacts) => artifacts.Where(a => a == KubernetesSource.ArtifactName).ToList();
 
         public string Destination(string artifact) => $"kube:///{scratch}?namespace={from}";
 
@@ -92,7 +90,7 @@ internal sealed partial class KubernetesSource : IDrillable
             {
                 await foreach (var o in client.ListAsync(r, scratch, null, cancellationToken).ConfigureAwait(false))
                 {
-                    if (!Skip(r, o))
+                    if (!KubernetesSource.Skip(r, o))
                     {
                         there++;
                     }
@@ -101,7 +99,7 @@ internal sealed partial class KubernetesSource : IDrillable
 
             // What the restore put there (created, or found made by the cluster: a default service account, the root CA
             // config map) is all listed back; with what a drill leaves out (pods, ingresses…) it is the backup's count.
-            var (put, leftOut) = DrillResults.TryRemove(scratch, out var recorded) ? recorded : (0, 0);
+            var (put, leftOut) = KubernetesRestore.DrillResults.TryRemove(scratch, out var recorded) ? recorded : (0, 0);
             return
             [
                 new DrillCheck($"objects of {from} restored or left out as unsafe in a drill", expected.ToString(CultureInfo.InvariantCulture),

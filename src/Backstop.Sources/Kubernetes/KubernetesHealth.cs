@@ -4,13 +4,13 @@ using Backstop.Core.Plugins;
 namespace Backstop.Sources.Kubernetes;
 
 /// <summary><c>doctor</c> for a cluster: the namespaces, and the persistent volume claims, that no source covers.</summary>
-internal sealed partial class KubernetesSource : IHealthChecked
+internal sealed class KubernetesHealth(KubernetesAccess kube) : IHealthChecked
 {
     public SourcePlace Place => new(null, []);
 
     public async Task<IReadOnlyList<ServerInventory>> InventoriesAsync(CancellationToken cancellationToken)
     {
-        using var client = Client();
+        using var client = kube.Client();
         var resources = await client.DiscoverAsync(cancellationToken).ConfigureAwait(false);
         var namespaces = new List<string>();
         await foreach (var ns in client.ListAsync(resources.First(r => r.KindGroup == "Namespace"), null, null, cancellationToken).ConfigureAwait(false))
@@ -30,13 +30,13 @@ internal sealed partial class KubernetesSource : IHealthChecked
             }
         }
 
-        var wanted = options.Namespaces?.ToHashSet(StringComparer.Ordinal);
-        IReadOnlyList<string> coveredClaims = options.Pvcs is null ? []
-            : options.Pvcs is ["all"] ? claims.Where(c => wanted is null || wanted.Contains(c[..c.IndexOf('/', StringComparison.Ordinal)])).ToList()
-            : options.Pvcs;
+        var wanted = kube.Options.Namespaces?.ToHashSet(StringComparer.Ordinal);
+        IReadOnlyList<string> coveredClaims = kube.Options.Pvcs is null ? []
+            : kube.Options.Pvcs is ["all"] ? claims.Where(c => wanted is null || wanted.Contains(c[..c.IndexOf('/', StringComparison.Ordinal)])).ToList()
+            : kube.Options.Pvcs;
         return
         [
-            new ServerInventory($"kubernetes {client.Server} namespaces", namespaces.Order(StringComparer.Ordinal).ToList(), options.Namespaces) { Noun = "namespace", Key = "namespaces" },
+            new ServerInventory($"kubernetes {client.Server} namespaces", namespaces.Order(StringComparer.Ordinal).ToList(), kube.Options.Namespaces) { Noun = "namespace", Key = "namespaces" },
             new ServerInventory($"kubernetes {client.Server} volume claims", claims.Order(StringComparer.Ordinal).ToList(), coveredClaims)
             {
                 Noun = "persistent volume claim", Key = "pvcs",

@@ -15,7 +15,7 @@ namespace Backstop.Sources.Kubernetes;
 /// <c>--force</c> replaces it: updated), or failed with the API's reason. What fails does not stop the rest (a
 /// disaster restore takes what it can), but the restore fails, naming every object that did not go back.
 /// </summary>
-internal sealed partial class KubernetesSource : IChainRestorable
+internal sealed class KubernetesRestore(KubernetesAccess kube) : IChainRestorable
 {
     /// <summary>A volume's listing is for the next level's change detection: nothing to restore.</summary>
     public bool Restores(string artifactName) => !FileTree.IsListing(artifactName);
@@ -27,8 +27,8 @@ internal sealed partial class KubernetesSource : IChainRestorable
     /// <summary>FOLDER/NAMESPACE/CLAIM for a volume artifact, whose name comes from a manifest a target handed back: held to Kubernetes' names first.</summary>
     private static string VolumeFolder(string artifactName, string destination)
     {
-        var parts = Uri.UnescapeDataString(artifactName[..^".tar".Length])[VolumePrefix.Length..].Split('/');
-        if (!IsVolumeArtifact(artifactName) || parts.Length != 2 || !KubeNames.IsName(parts[0]) || parts[0].Contains('.', StringComparison.Ordinal) || !KubeNames.IsName(parts[1])
+        var parts = Uri.UnescapeDataString(artifactName[..^".tar".Length])[KubernetesSource.VolumePrefix.Length..].Split('/');
+        if (!KubernetesSource.IsVolumeArtifact(artifactName) || parts.Length != 2 || !KubeNames.IsName(parts[0]) || parts[0].Contains('.', StringComparison.Ordinal) || !KubeNames.IsName(parts[1])
             || parts[1].Contains(':', StringComparison.Ordinal))
         {
             throw new BackupException($"artifact {KubeClient.Printable(artifactName)} does not name NAMESPACE/CLAIM; refused");
@@ -85,7 +85,7 @@ internal sealed partial class KubernetesSource : IChainRestorable
     public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination)
     {
         var toCluster = destination.StartsWith("kube://", StringComparison.Ordinal);
-        var chosen = artifacts.Where(a => !FileTree.IsListing(a) && IsVolumeArtifact(a) != toCluster).ToList();
+        var chosen = artifacts.Where(a => !FileTree.IsListing(a) && KubernetesSource.IsVolumeArtifact(a) != toCluster).ToList();
         return chosen.Count > 0 ? chosen
             : throw new ConfigException(toCluster
                 ? $"--to {destination}: the chosen artifacts are volume data; restore them into a folder (--to DIR)"
@@ -100,7 +100,7 @@ internal sealed partial class KubernetesSource : IChainRestorable
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)
     {
-        if (IsVolumeArtifact(artifactName))
+        if (KubernetesSource.IsVolumeArtifact(artifactName))
         {
             // Volume data: into FOLDER/NAMESPACE/CLAIM, through a tree's staged restore.
             var staged = await FileTree.StageAsync(content, VolumeFolder(artifactName, destination), force, null, cancellationToken).ConfigureAwait(false);
@@ -109,15 +109,15 @@ internal sealed partial class KubernetesSource : IChainRestorable
         }
 
         var (context, targetNamespace, from) = Destination(destination);
-        if (context is not null && options.Kubeconfig is null)
+        if (context is not null && kube.Options.Kubeconfig is null)
         {
             throw new ConfigException($"--to {destination}: the source has no kubeconfig to take the context '{context}' from; leave the context out (kube:///NAMESPACE)");
         }
 
-        using var client = KubeClient.Create(options.Kubeconfig, context ?? options.Context);
+        using var client = KubeClient.Create(kube.Options.Kubeconfig, context ?? kube.Options.Context);
         var objects = new List<(string KindGroup, JsonObject Object)>();
         long bytes = 0;
-        await foreach (var (kindGroup, _, o) in ReadAsync(content, cancellationToken).ConfigureAwait(false))
+        await foreach (var (kindGroup, _, o) in KubernetesSource.ReadAsync(content, cancellationToken).ConfigureAwait(false))
         {
             bytes += o.ToJsonString().Length;
             if (bytes > 512L << 20)
@@ -178,7 +178,7 @@ internal sealed partial class KubernetesSource : IChainRestorable
         {
             foreach (var r in results.Where(r => targetNamespace is null || r.KindGroup != "Namespace"))
             {
-                Count(found, r.KindGroup, targetNamespace is null ? r.Namespace : null);
+                KubernetesSource.Count(found, r.KindGroup, targetNamespace is null ? r.Namespace : null);
             }
 
             if (targetNamespace is not null)

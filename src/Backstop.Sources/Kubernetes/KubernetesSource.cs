@@ -129,21 +129,24 @@ public sealed partial class KubernetesSourceKind : SourceKind<KubernetesOptions,
     public override ISource Create(SourceDefinition definition, KubernetesOptions options, KubernetesDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new KubernetesSource(definition.Name, options) { DrillOptions = drill };
+        var kube = new KubernetesAccess(definition.Name, options);
+        return new KubernetesSource(kube, new KubernetesRestore(kube), new KubernetesDrill(kube, drill), new KubernetesHealth(kube));
     }
 }
 
-internal sealed partial class KubernetesSource(string name, KubernetesOptions options) : ISource, IStagedRecovery
+/// <summary>
+/// A kubernetes source: the cluster's objects (and the volumes on this node) captured, with their format checks, stock
+/// recipes and recovery in two steps; its parts for the rest — restore, drill and health — each a type of its own over
+/// one <see cref="KubernetesAccess"/>.
+/// </summary>
+internal sealed partial class KubernetesSource(KubernetesAccess kube, KubernetesRestore restore, KubernetesDrill drill, KubernetesHealth health) : ISource, IStagedRecovery
 {
+    public T? Capability<T>() where T : class => restore as T ?? drill as T ?? health as T ?? this as T;
+
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) => restore.RecipePlaces(destination);
+
     internal const string ArtifactName = "resources.tar";
     internal const string ClusterFolder = "_cluster";
-
-    /// <summary>Kinds never stored: what the cluster makes and remakes on its own.</summary>
-    private static readonly HashSet<string> Never = new(StringComparer.Ordinal)
-    {
-        "Event", "Event.events.k8s.io", "Node", "Endpoints", "EndpointSlice.discovery.k8s.io", "Lease.coordination.k8s.io", "ComponentStatus",
-        "Binding", "PodMetrics.metrics.k8s.io", "NodeMetrics.metrics.k8s.io",
-    };
 
     /// <summary>Kinds whose objects a controller makes again: left out when a controller owns them.</summary>
     private static readonly HashSet<string> Owned = new(StringComparer.Ordinal)
@@ -151,32 +154,21 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
         "Pod", "ReplicaSet.apps", "ControllerRevision.apps", "Job.batch",
     };
 
-    internal KubeClient Client() => KubeClient.Create(options.Kubeconfig, options.Context);
-
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
-        using var client = Client();
+        using var client = kube.Client();
         var version = await client.GetAsync("/version", cancellationToken).ConfigureAwait(false);
         return new SourcePreflight(new Dictionary<string, string> { ["kubernetes"] = $"{client.Server} {version["gitVersion"].Str() ?? "?"}" }, 0);
     }
 
-    /// <summary>The kinds this source takes, after the filters.</summary>
-    internal IReadOnlyList<KubeResource> Selected(IReadOnlyList<KubeResource> all) =>
-        all.Where(r => !Never.Contains(r.KindGroup) && r.Group != "metrics.k8s.io")
-            .Where(r => r.Namespaced || options.ClusterResources || r.KindGroup == "Namespace")
-            .Where(r => options.IncludeKinds.Count == 0 || options.IncludeKinds.Any(r.Matches) || r.KindGroup == "Namespace")
-            .Where(r => !options.ExcludeKinds.Any(r.Matches))
-            .GroupBy(r => r.KindGroup, StringComparer.Ordinal).Select(g => g.First()) // a kind served by two groups' versions: once
-            .OrderBy(r => r.KindGroup, StringComparer.Ordinal).ToList();
-
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        using var client = Client();
+        using var client = kube.Client();
         var discovered = await client.DiscoverAsync(cancellationToken).ConfigureAwait(false);
-        var resources = Selected(discovered);
+        var resources = kube.Selected(discovered);
         var namespaceKind = resources.FirstOrDefault(r => r.KindGroup == "Namespace")
-                            ?? throw new BackupException($"source '{name}': the API server {client.Server} serves no Namespace kind");
+                            ?? throw new BackupException($"source '{kube.Source}': the API server {client.Server} serves no Namespace kind");
         var all = new List<JsonObject>();
         await foreach (var ns in client.ListAsync(namespaceKind, null, null, cancellationToken).ConfigureAwait(false))
         {
@@ -184,12 +176,12 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
         }
 
         var existing = all.Select(n => n["metadata"]?["name"].Str() ?? "").ToHashSet(StringComparer.Ordinal);
-        foreach (var missing in options.Namespaces?.Where(n => !existing.Contains(n)) ?? [])
+        foreach (var missing in kube.Options.Namespaces?.Where(n => !existing.Contains(n)) ?? [])
         {
-            throw new BackupException($"source '{name}': namespace '{missing}' does not exist on {client.Server} (listed in namespaces:)");
+            throw new BackupException($"source '{kube.Source}': namespace '{missing}' does not exist on {client.Server} (listed in namespaces:)");
         }
 
-        var wanted = options.Namespaces?.ToHashSet(StringComparer.Ordinal) ?? existing;
+        var wanted = kube.Options.Namespaces?.ToHashSet(StringComparer.Ordinal) ?? existing;
         var facts = new Dictionary<string, long>(StringComparer.Ordinal);
         await using (var artifact = await sink.BeginArtifactAsync(ArtifactName, cancellationToken).ConfigureAwait(false))
         {
@@ -218,7 +210,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
 
                 foreach (var ns in all.Where(n => wanted.Contains(n["metadata"]?["name"].Str() ?? "")))
                 {
-                    if (options.LabelSelector is null || options.Namespaces is not null)
+                    if (kube.Options.LabelSelector is null || kube.Options.Namespaces is not null)
                     {
                         await WriteAsync(namespaceKind, ns).ConfigureAwait(false);
                     }
@@ -226,10 +218,10 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
 
                 foreach (var r in resources.Where(r => r.KindGroup != "Namespace"))
                 {
-                    var scopes = !r.Namespaced ? [null] : options.Namespaces is null ? new string?[] { null } : options.Namespaces.Select(n => (string?)n).ToArray();
+                    var scopes = !r.Namespaced ? [null] : kube.Options.Namespaces is null ? new string?[] { null } : kube.Options.Namespaces.Select(n => (string?)n).ToArray();
                     foreach (var scope in scopes)
                     {
-                        await foreach (var o in client.ListAsync(r, scope, options.LabelSelector, cancellationToken).ConfigureAwait(false))
+                        await foreach (var o in client.ListAsync(r, scope, kube.Options.LabelSelector, cancellationToken).ConfigureAwait(false))
                         {
                             var ns = o["metadata"]?["namespace"].Str();
                             if (r.Namespaced && (ns is null || !wanted.Contains(ns)) || Skip(r, o))
@@ -264,7 +256,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
     }
 
     /// <summary>What a controller makes again, and tokens the cluster issues itself.</summary>
-    private static bool Skip(KubeResource r, JsonObject o)
+    internal static bool Skip(KubeResource r, JsonObject o)
     {
         if (Owned.Contains(r.KindGroup) && o["metadata"]?["ownerReferences"] is JsonArray owners && owners.Any(x => x?["controller"].Flag() == true))
         {
@@ -337,7 +329,7 @@ internal sealed partial class KubernetesSource(string name, KubernetesOptions op
 
     public IArtifactValidator? ValidatorFor(string artifactName) =>
         FileTree.IsListing(artifactName) ? null
-        : IsVolumeArtifact(artifactName) ? new FileTree(name, artifactName).ValidatorFor(artifactName) : new ResourcesValidator();
+        : IsVolumeArtifact(artifactName) ? new FileTree(kube.Source, artifactName).ValidatorFor(artifactName) : new ResourcesValidator();
 
     /// <summary>Re-reads the tar: only <c>NS/Kind.group/NAME.yaml</c> files, each one object whose kind and name are its path's.</summary>
     private sealed class ResourcesValidator : IArtifactValidator

@@ -21,17 +21,17 @@ internal sealed partial class KubernetesSource
 
     internal static bool IsVolumeArtifact(string artifact) => artifact.StartsWith(Core.Util.SafeNames.Encode(VolumePrefix), StringComparison.Ordinal) && artifact.EndsWith(".tar", StringComparison.Ordinal);
 
-    private string Node => options.Node ?? Environment.GetEnvironmentVariable("NODE_NAME") ?? Environment.MachineName;
+    private string Node => kube.Options.Node ?? Environment.GetEnvironmentVariable("NODE_NAME") ?? Environment.MachineName;
 
     private async Task CaptureVolumesAsync(KubeClient client, ICaptureSink sink, IReadOnlyList<KubeResource> all, ISet<string> wanted, CancellationToken cancellationToken)
     {
-        if (options.Pvcs is not { } selection)
+        if (kube.Options.Pvcs is not { } selection)
         {
             return;
         }
 
         var claimKind = all.FirstOrDefault(r => r.KindGroup == "PersistentVolumeClaim")
-                        ?? throw new BackupException($"source '{name}': the API server {client.Server} serves no PersistentVolumeClaim kind");
+                        ?? throw new BackupException($"source '{kube.Source}': the API server {client.Server} serves no PersistentVolumeClaim kind");
         var claims = new List<JsonObject>();
         await foreach (var c in client.ListAsync(claimKind, null, null, cancellationToken).ConfigureAwait(false))
         {
@@ -42,7 +42,7 @@ internal sealed partial class KubernetesSource
         var chosen = selection.Count == 1 && selection[0] == "all"
             ? claims.Where(c => wanted.Contains(c["metadata"]?["namespace"].Str() ?? "")).OrderBy(Key, StringComparer.Ordinal).ToList()
             : selection.Select(s => claims.FirstOrDefault(c => Key(c) == s)
-                                    ?? throw new BackupException($"source '{name}': there is no PersistentVolumeClaim {s} on {client.Server} (listed in pvcs:)")).ToList();
+                                    ?? throw new BackupException($"source '{kube.Source}': there is no PersistentVolumeClaim {s} on {client.Server} (listed in pvcs:)")).ToList();
         foreach (var claim in chosen)
         {
             var key = Key(claim);
@@ -91,14 +91,14 @@ internal sealed partial class KubernetesSource
                 continue;
             }
 
-            var folder = Path.Combine(options.HostRoot, path.TrimStart('/'));
+            var folder = Path.Combine(kube.Options.HostRoot, path.TrimStart('/'));
             if (!Directory.Exists(folder))
             {
-                throw new BackupException($"source '{name}': volume {volume} of claim {key} should be at {folder} on this node ({Node}), but that folder does not exist" +
-                                          (options.HostRoot == "/" ? "" : $" (host_root is {options.HostRoot}: is the node's folder mounted there?)"));
+                throw new BackupException($"source '{kube.Source}': volume {volume} of claim {key} should be at {folder} on this node ({Node}), but that folder does not exist" +
+                                          (kube.Options.HostRoot == "/" ? "" : $" (host_root is {kube.Options.HostRoot}: is the node's folder mounted there?)"));
             }
 
-            await new FileTree(name, VolumeArtifact(ns, claimName)).CaptureAsync(sink, [folder], [], cancellationToken).ConfigureAwait(false);
+            await new FileTree(kube.Source, VolumeArtifact(ns, claimName)).CaptureAsync(sink, [folder], [], cancellationToken).ConfigureAwait(false);
         }
     }
 
