@@ -1,9 +1,23 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 
 namespace Backstop.Cli.Verbs;
 
 internal static class ConfigVerb
 {
+    /// <summary>The <c>config</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var config = new Command("config", "Configuration");
+        var check = new Command("check", "Validate the configuration and print the expectations in force per source");
+        check.SetAction((p, ct) => ConfigVerb.CheckAsync(Context.From(p), ct));
+        config.Add(check);
+        var reference = new Command("reference", "Print the configuration reference (Markdown): every key of every kind, its type, default and an example; docs/configuration.md is this");
+        reference.SetAction((p, ct) => ConfigVerb.ReferenceAsync(ct));
+        config.Add(reference);
+        return config;
+    }
+
     /// <summary>The configuration reference, made from the documented keys and the parsers; a disagreement is an error.</summary>
     public static async Task<int> ReferenceAsync(CancellationToken cancellationToken)
     {

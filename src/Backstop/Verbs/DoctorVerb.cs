@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Doctor;
@@ -8,6 +9,19 @@ namespace Backstop.Cli.Verbs;
 
 internal static class DoctorVerb
 {
+    /// <summary>The <c>doctor</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var doctorSources = new Option<string[]>("--source", "-s") { Description = "Only this source and its targets (repeatable)", HelpName = "NAME" };
+        var doctor = new Command("doctor",
+            "Check everything backups depend on without backing anything up: every source's and target's preflight (tools, credentials, a probe " +
+            "object), free space, replication, databases no source covers, crontabs and timers, single points of failure, freshness, drills, " +
+            "clocks, the configuration file's permissions. Exit 1 when a check fails; warnings alone exit 0");
+        doctor.Add(doctorSources);
+        doctor.SetAction((p, ct) => DoctorVerb.ExecuteAsync(Context.From(p), p.GetValue(doctorSources) ?? [], ct));
+        return doctor;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();

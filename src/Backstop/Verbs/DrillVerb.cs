@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Drill;
@@ -7,6 +8,32 @@ namespace Backstop.Cli.Verbs;
 
 internal static class DrillVerb
 {
+    /// <summary>The <c>drill</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var drillSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
+        var drillSnapshot = new Option<string?>("--snapshot")
+        {
+            Description = "Which snapshot: latest (default), random (any valid one), or an id (with one --source)", HelpName = "ID|latest|random",
+        };
+        var drillIdentity = new Option<string[]>("--identity", "-i") { Description = "An age identity file for encrypted snapshots (besides encryption.identities)", HelpName = "FILE" };
+        var drill = new Command("drill",
+            "Prove a backup restores: restore a snapshot into a scratch place Backstop creates and always removes (a folder, a throwaway server), " +
+            "compare its facts, run the kind's checks and smoke queries, and measure the restore (the RTO). Recorded, with an evidence file in drills/ " +
+            "beside the catalog. Exit 0 when every drill passed, 1 otherwise");
+        var drillTarget = new Option<string?>("--target", "-t")
+        {
+            Description = "Restore from this target's copy only (by default a source's drills rotate over its targets, least recently drilled first)", HelpName = "NAME",
+        };
+        drill.Add(drillSources);
+        drill.Add(drillSnapshot);
+        drill.Add(drillIdentity);
+        drill.Add(drillTarget);
+        drill.SetAction((p, ct) => DrillVerb.ExecuteAsync(Context.From(p), p.GetValue(drillSources) ?? [], p.GetValue(drillSnapshot), p.GetValue(drillIdentity) ?? [],
+            p.GetValue(drillTarget), ct));
+        return drill;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, string? snapshot, IReadOnlyList<string> identityFiles,
         string? target, CancellationToken cancellationToken)
     {

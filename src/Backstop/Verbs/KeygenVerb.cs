@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Sealing.Age;
@@ -7,6 +8,16 @@ namespace Backstop.Cli.Verbs;
 /// <summary><c>backstop keygen -o FILE</c>: a new X25519 identity in age's identity-file format, readable by age itself.</summary>
 internal static class KeygenVerb
 {
+    /// <summary>The <c>keygen</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var keygenOutput = new Option<string>("--output", "-o") { Description = "The identity file to write (created 0600, never overwritten)", HelpName = "FILE", Required = true };
+        var keygen = new Command("keygen", "Make an age identity for encryption: writes the secret key file and prints its recipient (age1…)");
+        keygen.Add(keygenOutput);
+        keygen.SetAction((p, ct) => Task.FromResult(KeygenVerb.Execute(Context.From(p), p.GetValue(keygenOutput)!)));
+        return keygen;
+    }
+
     public static int Execute(Context context, string output)
     {
         var path = Path.GetFullPath(output);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
@@ -7,6 +8,20 @@ namespace Backstop.Cli.Verbs;
 
 internal static class ListVerb
 {
+    /// <summary>The <c>list</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var listSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
+        var listAll = new Option<bool>("--all") { Description = "Also the failed records older than each source's last backup (hidden by default)" };
+        var list = new Command("list", "Snapshots, newest last; failed records only since each source's last backup, unless --all");
+        var listMachines = new Option<string[]>("--machine", "-m") { Description = "Only the snapshots of the sources this machine runs (repeatable; adds to --source)", HelpName = "NAME" };
+        list.Add(listSources);
+        list.Add(listAll);
+        list.Add(listMachines);
+        list.SetAction((p, ct) => ListVerb.ExecuteAsync(Context.From(p), p.GetValue(listSources) ?? [], p.GetValue(listAll), ct, p.GetValue(listMachines) ?? []));
+        return list;
+    }
+
     /// <param name="all">Also the failed records before each source's newest committed snapshot (hidden by default: they are history).</param>
     public static Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool all, CancellationToken cancellationToken,
         IReadOnlyCollection<string>? machines = null)

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
@@ -17,6 +18,22 @@ namespace Backstop.Cli.Verbs;
 /// </summary>
 internal static class LsVerb
 {
+    /// <summary>The <c>ls</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var lsSnapshot = new Argument<string>("SNAPSHOT") { Description = "A snapshot id, a prefix only it has, or latest (with --source)" };
+        var lsPath = new Argument<string?>("PATH") { Description = "Only this path and what is under it (as backed up: /srv/app)", Arity = ArgumentArity.ZeroOrOne };
+        var lsSources = new Option<string[]>("--source", "-s") { Description = "The source whose snapshot is meant (for latest, or to narrow a prefix)", HelpName = "NAME" };
+        var lsArtifact = new Option<string?>("--artifact") { Description = "Only this artifact (see show); by default every tar artifact", HelpName = "NAME" };
+        var ls = new Command("ls", "What a snapshot's tar artifacts hold, streamed from a stored copy: mode, owner, size, time, name (--json: one object per entry)");
+        ls.Add(lsSnapshot);
+        ls.Add(lsPath);
+        ls.Add(lsSources);
+        ls.Add(lsArtifact);
+        ls.SetAction((p, ct) => LsVerb.ExecuteAsync(Context.From(p), p.GetValue(lsSnapshot)!, p.GetValue(lsPath), p.GetValue(lsSources) ?? [], p.GetValue(lsArtifact), ct));
+        return ls;
+    }
+
     /// <summary>Whether a tar entry is the path asked for or under it; a relative path may start at any folder.</summary>
     private static bool Under(string entry, string path, bool relative)
     {

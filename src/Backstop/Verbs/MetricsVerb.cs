@@ -1,7 +1,21 @@
+using System.CommandLine;
 namespace Backstop.Cli.Verbs;
 
 internal static class MetricsVerb
 {
+    /// <summary>The <c>metrics</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var textfile = new Option<string?>("--textfile")
+        {
+            Description = "Write them into this file for node_exporter's textfile collector (atomically: written aside, then renamed)", HelpName = "PATH",
+        };
+        var metrics = new Command("metrics", "The Prometheus metrics of what the catalog recorded (state per source, last success, age, RPO, copies, drills, runs), on stdout or --textfile");
+        metrics.Add(textfile);
+        metrics.SetAction((p, ct) => MetricsVerb.ExecuteAsync(Context.From(p), p.GetValue(textfile), ct));
+        return metrics;
+    }
+
     /// <summary><c>metrics [--textfile PATH]</c>: the Prometheus metrics, on stdout or into node_exporter's textfile (atomically).</summary>
     public static async Task<int> ExecuteAsync(Context context, string? textfile, CancellationToken cancellationToken)
     {

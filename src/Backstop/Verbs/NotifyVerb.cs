@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Spectre.Console;
 
@@ -5,6 +6,16 @@ namespace Backstop.Cli.Verbs;
 
 internal static class NotifyVerb
 {
+    /// <summary>The <c>notify</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var notifyTest = new Command("test", "Send a test message to every notifier (exit 1 when one could not be delivered)");
+        notifyTest.SetAction((p, ct) => NotifyVerb.TestAsync(Context.From(p), ct));
+        var notify = new Command("notify", "Notifiers (notify: in the configuration)");
+        notify.Add(notifyTest);
+        return notify;
+    }
+
     /// <summary><c>notify test</c>: a test message to every notifier; exit 1 when one could not be delivered.</summary>
     public static async Task<int> TestAsync(Context context, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Locking;
@@ -9,6 +10,20 @@ namespace Backstop.Cli.Verbs;
 /// <summary><c>backstop prune [--dry-run] [--force] [--source NAME]</c>: apply retention, saying for each snapshot why it stays or goes.</summary>
 internal static class PruneVerb
 {
+    /// <summary>The <c>prune</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
+        var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
+        var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };
+        var prune = new Command("prune", "Apply retention: remove snapshots no rule keeps (never the newest valid one)");
+        prune.Add(pruneSources);
+        prune.Add(pruneDryRun);
+        prune.Add(pruneForce);
+        prune.SetAction((p, ct) => PruneVerb.ExecuteAsync(Context.From(p), p.GetValue(pruneSources) ?? [], p.GetValue(pruneDryRun), p.GetValue(pruneForce), ct));
+        return prune;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool dryRun, bool force, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();

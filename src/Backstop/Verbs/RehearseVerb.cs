@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Drill;
@@ -8,6 +9,20 @@ namespace Backstop.Cli.Verbs;
 
 internal static class RehearseVerb
 {
+    /// <summary>The <c>rehearse</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var scenarioName = new Argument<string>("SCENARIO") { Description = "A scenario of recovery.scenarios" };
+        var rehearse = new Command("rehearse",
+            "Rehearse a disaster: rebuild the view of the snapshots from the targets the scenario leaves (never the live catalog), restore every " +
+            "source it loses from the surviving copies only, in dependency order, into scratch places with each kind's drill checks, measure the " +
+            "total against the scenario's rto, and write the runbook that was just run (runbook-SCENARIO.md in drills/). Exit 0 when every restore " +
+            "passed within the objective, 1 otherwise");
+        rehearse.Add(scenarioName);
+        rehearse.SetAction((p, ct) => RehearseVerb.ExecuteAsync(Context.From(p), p.GetValue(scenarioName)!, ct));
+        return rehearse;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, string scenario, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();

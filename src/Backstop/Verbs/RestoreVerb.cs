@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
@@ -10,10 +11,57 @@ namespace Backstop.Cli.Verbs;
 
 internal static class RestoreVerb
 {
-    public static async Task<int> ExecuteAsync(Context context, string sourceName, string? snapshotId, string? artifact, string? destination,
-        bool force, bool explain, IReadOnlyList<string> identityFiles, IReadOnlyList<string> include, string? stripPrefix, CancellationToken cancellationToken,
-        string? toTime = null, string? toLsn = null, bool start = false)
+    /// <summary>The <c>restore</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
     {
+        var restoreSource = new Option<string>("--source", "-s") { Description = "The source to restore", HelpName = "NAME", Required = true };
+        var restoreSnapshot = new Option<string?>("--snapshot") { Description = "A snapshot id, a prefix only it has (at least 4 characters), or latest (the default: the newest with a verified copy)", HelpName = "ID" };
+        var restoreArtifact = new Option<string?>("--artifact") { Description = "Only this artifact (see show)", HelpName = "NAME" };
+        var restoreTo = new Option<string?>("--to")
+        {
+            Description = CommandLine.RestoreToHelp(Plugins.Registry),
+            HelpName = "DEST",
+        };
+        var restoreForce = new Option<bool>("--force") { Description = "Restore over a destination that is not empty" };
+        var restoreExplain = new Option<bool>("--explain") { Description = "Print the stock-tool commands that restore it without backstop" };
+        var restoreIdentity = new Option<string[]>("--identity", "-i") { Description = "An age identity file for encrypted snapshots (besides encryption.identities)", HelpName = "FILE" };
+        var restoreInclude = new Option<string[]>("--include")
+        {
+            Description = "Files snapshots: only the paths this glob matches, and what is under them (repeatable; /srv/app/config, *.conf, /etc/nginx/**)",
+            HelpName = "GLOB",
+        };
+        var restoreStrip = new Option<string?>("--strip-prefix")
+        {
+            Description = "Files snapshots: restore paths relative to this one (/srv/app/config/x lands as DEST/x with --strip-prefix /srv/app/config); the rest is left out",
+            HelpName = "PATH",
+        };
+        var restoreToTime = new Option<string?>("--to-time")
+        {
+            Description = "A source with a continuous archive (postgres, mode: physical): recover to this time, with its zone ('2026-12-05 14:03:00+00'), from the newest base backup before it and the archived WAL",
+            HelpName = "TIME",
+        };
+        var restoreToLsn = new Option<string?>("--to-lsn") { Description = "As --to-time, to this position of the archive (an LSN: 0/16B3748)", HelpName = "LSN" };
+        var restoreStart = new Option<bool>("--start")
+        {
+            Description = "A restore to a point (postgres, mode: physical): also start the restored server on a free loopback port and wait until it has replayed to the point and promoted; it keeps running",
+        };
+        var restore = new Command("restore", "Restore a snapshot (its hash is checked first; another target is used when a copy is bad)");
+        foreach (var o in new Option[] { restoreSource, restoreSnapshot, restoreArtifact, restoreTo, restoreForce, restoreExplain, restoreIdentity, restoreInclude, restoreStrip,
+                     restoreToTime, restoreToLsn, restoreStart })
+        {
+            restore.Add(o);
+        }
+
+        restore.SetAction((p, ct) => ExecuteAsync(Context.From(p), new RestoreRequest(p.GetValue(restoreSource)!, p.GetValue(restoreSnapshot),
+            p.GetValue(restoreArtifact), p.GetValue(restoreTo), p.GetValue(restoreForce), p.GetValue(restoreExplain), p.GetValue(restoreIdentity) ?? [],
+            p.GetValue(restoreInclude) ?? [], p.GetValue(restoreStrip), p.GetValue(restoreToTime), p.GetValue(restoreToLsn), p.GetValue(restoreStart)), ct));
+        return restore;
+    }
+
+    public static async Task<int> ExecuteAsync(Context context, RestoreRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var (sourceName, snapshotId, artifact, destination, force, explain, identityFiles, include, stripPrefix, toTime, toLsn, start) = request;
         if (explain && (include.Count > 0 || stripPrefix is not null))
         {
             throw new ConfigException("--include and --strip-prefix: the stock recipe restores the whole artifact; name paths after it to tar -x instead");
@@ -275,3 +323,7 @@ internal static class RestoreVerb
         return ExitCodes.Ok;
     }
 }
+
+/// <summary>What <c>restore</c> was asked: the source, which snapshot (or a point of its archive), which artifact, where, and how.</summary>
+internal sealed record RestoreRequest(string Source, string? Snapshot, string? Artifact, string? Destination, bool Force, bool Explain,
+    IReadOnlyList<string> IdentityFiles, IReadOnlyList<string> Include, string? StripPrefix, string? ToTime, string? ToLsn, bool Start);

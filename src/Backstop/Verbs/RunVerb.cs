@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
@@ -8,6 +9,44 @@ namespace Backstop.Cli.Verbs;
 
 internal static class RunVerb
 {
+    /// <summary>The <c>run</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var sources = new Option<string[]>("--source", "-s")
+        {
+            Description = "Only this source (repeatable)",
+            HelpName = "NAME",
+            AllowMultipleArgumentsPerToken = false,
+        };
+
+        var noPrune = new Option<bool>("--no-prune")
+        {
+            Description = "Do not apply retention after the run (by default each source whose backup is valid is pruned by its rules)",
+        };
+        var acceptShrink = new Option<bool>("--accept-shrink")
+        {
+            Description = "Accept, for this run only, a count that fell to 0 or a shrink past max_shrink (needs --source); recorded on the snapshot, and history restarts there",
+        };
+        var run = new Command("run", "Back up now: capture, seal, ship, verify, commit; then apply retention to the sources backed up. Exit 0 all good, 1 a backup failed, 3 all valid but some degraded (a copy failed, an expectation warned)");
+        run.Add(sources);
+        run.Add(noPrune);
+        var wait = new Option<string?>("--wait")
+        {
+            Description = "When another run holds the lock, wait for it (up to DURATION, default 24h) instead of exiting 75; says so on stderr",
+            HelpName = "DURATION",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var full = new Option<bool>("--full")
+        {
+            Description = "Store everything anew: each incremental source starts a new chain with a full snapshot (level 0), and shared blobs (registry layers) are sent again",
+        };
+        run.Add(acceptShrink);
+        run.Add(wait);
+        run.Add(full);
+        run.SetAction((p, ct) => RunVerb.ExecuteAsync(Context.From(p), p.GetValue(sources) ?? [], !p.GetValue(noPrune), p.GetValue(acceptShrink), CommandLine.WaitOf(p, wait), ct, p.GetValue(full)));
+        return run;
+    }
+
     /// <param name="wait">null: a held lock exits 75 at once; else how long to wait for it (--wait[=DURATION]).</param>
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool prune, bool acceptShrink, TimeSpan? wait,
         CancellationToken cancellationToken, bool full = false)

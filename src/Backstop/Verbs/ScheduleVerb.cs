@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using Backstop.Core.Config;
@@ -14,6 +15,27 @@ namespace Backstop.Cli.Verbs;
 /// </summary>
 internal static class ScheduleVerb
 {
+    /// <summary>The <c>schedule</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var installSystemd = new Option<bool>("--systemd") { Description = "Write a systemd service that runs 'backstop serve'" };
+        var installUser = new Option<bool>("--user") { Description = "A user service (~/.config/systemd/user) instead of a system one (/etc/systemd/system)" };
+        var installDir = new Option<string?>("--dir") { Description = "Write the unit into this folder instead", HelpName = "DIR" };
+        var installTimers = new Option<bool>("--timers")
+        {
+            Description = "Instead of a serve service, a oneshot service and a timer per schedule (each source's run, drill.schedule, verify.deep_schedule): systemd is the scheduler",
+        };
+        var install = new Command("install", "Install serve as a systemd service, or run services with timers (--timers), with absolute paths (written, not enabled; the command to enable them is printed)");
+        install.Add(installSystemd);
+        install.Add(installTimers);
+        install.Add(installUser);
+        install.Add(installDir);
+        install.SetAction((p, ct) => ScheduleVerb.InstallAsync(Context.From(p), p.GetValue(installSystemd), p.GetValue(installUser), p.GetValue(installDir), p.GetValue(installTimers), ct));
+        var schedule = new Command("schedule", "Running on a schedule");
+        schedule.Add(install);
+        return schedule;
+    }
+
     private const string Header = "# Written by `backstop schedule install";
 
     public static Task<int> InstallAsync(Context context, bool systemd, bool user, string? dir, bool timers, CancellationToken cancellationToken)

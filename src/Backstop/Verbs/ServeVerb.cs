@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Net;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
@@ -18,6 +19,16 @@ namespace Backstop.Cli.Verbs;
 /// </summary>
 internal static class ServeVerb
 {
+    /// <summary>The <c>serve</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var serve = new Command("serve",
+            "Run the schedules in the foreground (plain log lines for systemd or Kubernetes): backups, drills and deep verifies when due, " +
+            "catching up at start, never two of one source at once; notifications; /metrics, /api/status and /healthz on serve.listen (127.0.0.1:8080)");
+        serve.SetAction((p, ct) => ServeVerb.ExecuteAsync(Context.From(p), ct));
+        return serve;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();

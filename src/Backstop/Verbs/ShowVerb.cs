@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
@@ -7,6 +8,18 @@ namespace Backstop.Cli.Verbs;
 
 internal static class ShowVerb
 {
+    /// <summary>The <c>show</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var snapshot = new Argument<string>("SNAPSHOT") { Description = "A snapshot id, a prefix of one only it has (at least 4 characters), or latest (see list)" };
+        var showSources = new Option<string[]>("--source", "-s") { Description = "The source whose snapshot is meant (for latest, or to narrow a prefix)", HelpName = "NAME" };
+        var show = new Command("show", "A snapshot's artifacts, copies and facts");
+        show.Add(snapshot);
+        show.Add(showSources);
+        show.SetAction((p, ct) => ShowVerb.ExecuteAsync(Context.From(p), p.GetValue(snapshot)!, p.GetValue(showSources) ?? [], ct));
+        return show;
+    }
+
     /// <param name="id">An id, a prefix only one snapshot has, or <c>latest</c> (of <paramref name="only"/>, or of the one source).</param>
     public static Task<int> ExecuteAsync(Context context, string id, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
@@ -7,6 +8,18 @@ namespace Backstop.Cli.Verbs;
 
 internal static class StatusVerb
 {
+    /// <summary>The <c>status</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var statusSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable); the exit code is theirs", HelpName = "NAME" };
+        var status = new Command("status", "Per source: state, last valid backup and its age against the RPO, copies. Exit 0 when every source shown is ok, 1 otherwise");
+        var statusMachines = new Option<string[]>("--machine", "-m") { Description = "Only the sources this machine runs (repeatable; adds to --source)", HelpName = "NAME" };
+        status.Add(statusSources);
+        status.Add(statusMachines);
+        status.SetAction((p, ct) => StatusVerb.ExecuteAsync(Context.From(p), p.GetValue(statusSources) ?? [], ct, p.GetValue(statusMachines) ?? []));
+        return status;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, CancellationToken cancellationToken,
         IReadOnlyCollection<string>? machines = null)
     {

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
@@ -8,6 +9,18 @@ namespace Backstop.Cli.Verbs;
 
 internal static class VerifyVerb
 {
+    /// <summary>The <c>verify</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var verifySources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
+        var deep = new Option<bool>("--deep") { Description = "Read every copy back and check its SHA-256 and format, not only its size" };
+        var verify = new Command("verify", "Check that every copy still exists with the right size (--deep: and content)");
+        verify.Add(verifySources);
+        verify.Add(deep);
+        verify.SetAction((p, ct) => VerifyVerb.ExecuteAsync(Context.From(p), p.GetValue(verifySources) ?? [], p.GetValue(deep), ct));
+        return verify;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool deep, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();

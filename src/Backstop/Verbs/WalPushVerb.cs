@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Backstop.Core.Config;
 using Backstop.Core.Run;
 
@@ -10,6 +11,21 @@ namespace Backstop.Cli.Verbs;
 /// </summary>
 internal static class WalPushVerb
 {
+    /// <summary>The <c>wal-push</c> command: its arguments and options, and what it runs.</summary>
+    internal static Command Declare()
+    {
+        var walPath = new Argument<string>("PATH") { Description = "The WAL file (archive_command's %p)" };
+        var walSource = new Option<string?>("--source", "-s") { Description = "The physical postgres source it belongs to (needed when there are several)", HelpName = "NAME" };
+        var walPush = new Command("wal-push",
+            "PostgreSQL's archive_command (archive_command = 'backstop -c FILE wal-push %p'): ship one WAL file to the source's targets through " +
+            "the same pipeline as a backup, read it back, and record the LSN range it covers. Exit 0 once min_copies targets hold it (idempotent for " +
+            "the same content; other content under the same name is refused), non-zero otherwise (PostgreSQL keeps it and retries). Never waits for the run lock");
+        walPush.Add(walPath);
+        walPush.Add(walSource);
+        walPush.SetAction((p, ct) => WalPushVerb.ExecuteAsync(Context.From(p), p.GetValue(walSource), p.GetValue(walPath)!, ct));
+        return walPush;
+    }
+
     public static async Task<int> ExecuteAsync(Context context, string? source, string path, CancellationToken cancellationToken)
     {
         var config = context.LoadConfig();
