@@ -72,7 +72,7 @@ internal static class Program
             {
                 // A verb with no JSON form of its own (metrics, schedule install, config reference): its text went to
                 // stderr, and stdout is still one document.
-                Rendering.JsonOutput.Write(new { ExitCode = code, Output = "this verb has no JSON form; its text is on stderr" });
+                Rendering.JsonOutput.Write(new Rendering.NoJsonFormDocument(code, "this verb has no JSON form; its text is on stderr"));
             }
 
             return code;

@@ -24,7 +24,7 @@ internal static class JsonOutput
 
     public static bool Claimed => _stdout is not null;
 
-    public static void Write(object document)
+    public static void Write<TDocument>(TDocument document) where TDocument : class
     {
         (_stdout ?? Console.Out).WriteLine(JsonSerializer.Serialize(document, Json.Options));
         Written = true;
@@ -35,7 +35,7 @@ internal static class JsonOutput
     {
         if (Claimed && !Written)
         {
-            Write(new { Error = error, ExitCode = exitCode });
+            Write(new ErrorDocument(error, exitCode));
         }
     }
 }

@@ -95,7 +95,7 @@ internal static class CatalogVerb
         var result = await new CatalogRebuilder(config, Plugins.Registry, observer).RebuildAsync(catalog, cancellationToken).ConfigureAwait(false);
         if (context.Json)
         {
-            JsonOutput.Write(new { result.Snapshots, result.Sources, result.Problems });
+            JsonOutput.Write(new RebuildDocument(result.Snapshots, result.Sources, result.Problems));
         }
         else
         {

@@ -41,11 +41,8 @@ internal static class ConfigVerb
         catch (Core.Config.ConfigException e) when (context.Json)
         {
             // Every error, with its place as fields, for an editor or a CI step.
-            JsonOutput.Write(new
-            {
-                Valid = false,
-                Errors = e.Errors.Select(x => new { x.Location?.File, x.Location?.Line, x.Location?.Column, Message = x.Reason, x.UnknownKey }),
-            });
+            JsonOutput.Write(new ConfigErrorsDocument(false,
+                [.. e.Errors.Select(x => new ConfigErrorDocument(x.Location?.File, x.Location?.Line, x.Location?.Column, x.Reason, x.UnknownKey))]));
             return Task.FromResult(ExitCodes.Usage);
         }
 
@@ -66,21 +63,18 @@ internal static class ConfigVerb
         var missing = secrets.Where(x => x.Error is not null).ToList();
         if (context.Json)
         {
-            JsonOutput.Write(new
-            {
-                Valid = missing.Count == 0,
-                Secrets = secrets.Select(x => new { x.Ref.Reference, Location = x.Ref.Location.ToString(), Resolved = x.Error is null, x.Error }),
+            JsonOutput.Write(new ConfigCheckDocument(
+                missing.Count == 0,
+                [.. secrets.Select(x => new SecretDocument(x.Ref.Reference, x.Ref.Location.ToString(), x.Error is null, x.Error))],
                 config.File,
-                Catalog = config.CatalogName,
-                Staging = config.StagingPath,
+                config.CatalogName,
+                config.StagingPath,
                 config.Machine,
-                Targets = config.Targets.Select(t => new { t.Name, t.Kind }),
-                Sources = config.Sources.Select(s => new
-                {
-                    s.Name, s.Kind, s.Machine, RunsHere = config.RunsHere(s), s.Targets, s.MinCopies, RpoSeconds = (long)s.Rpo.TotalSeconds,
-                    Expectations = s.Expect.Describe(Plugins.Registry.Source(s.Kind)!.CountFacts),
-                }),
-            });
+                [.. config.Targets.Select(t => new ConfigTargetDocument(t.Name, t.Kind))],
+                [
+                    .. config.Sources.Select(s => new ConfigSourceDocument(s.Name, s.Kind, s.Machine, config.RunsHere(s), s.Targets, s.MinCopies, (long)s.Rpo.TotalSeconds,
+                        s.Expect.Describe(Plugins.Registry.Source(s.Kind)!.CountFacts))),
+                ]));
         }
         else if (missing.Count > 0)
         {

@@ -37,10 +37,7 @@ internal static class DoctorVerb
 
         if (context.Json)
         {
-            JsonOutput.Write(new
-            {
-                Checks = findings.Select(f => new { f.Check, f.Subject, Status = f.Status.ToString().ToLowerInvariant(), f.Message, f.Fix }),
-            });
+            JsonOutput.Write(new DoctorDocument([.. findings.Select(f => new DoctorCheckDocument(f.Check, f.Subject, f.Status.ToString().ToLowerInvariant(), f.Message, f.Fix))]));
         }
         else
         {

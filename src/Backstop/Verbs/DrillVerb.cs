@@ -64,7 +64,7 @@ internal static class DrillVerb
 
         if (context.Json)
         {
-            JsonOutput.Write(new { Drills = results });
+            JsonOutput.Write(new DrillsDocument(results));
         }
         else
         {

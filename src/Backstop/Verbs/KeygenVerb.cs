@@ -62,7 +62,7 @@ internal static class KeygenVerb
 
         if (context.Json)
         {
-            JsonOutput.Write(new { Recipient = identity.PublicKey, IdentityFile = path });
+            JsonOutput.Write(new KeygenDocument(identity.PublicKey, path));
         }
         else
         {

@@ -39,7 +39,7 @@ internal static class ListVerb
         var drills = catalog.Drills().ToLookup(d => d.Snapshot, StringComparer.Ordinal);
         if (context.Json)
         {
-            JsonOutput.Write(new { Snapshots = snapshots.Select(s => Describe(s, config, drills[s.Id].ToList())), HiddenFailed = hidden });
+            JsonOutput.Write(new ListDocument([.. snapshots.Select(s => Describe(s, config, drills[s.Id].ToList()))], hidden));
             return Task.FromResult(ExitCodes.Ok);
         }
 
@@ -72,14 +72,13 @@ internal static class ListVerb
         return Task.FromResult(ExitCodes.Ok);
     }
 
-    internal static object Describe(SnapshotInfo s, BackstopConfig config, IReadOnlyList<DrillInfo> drills) => new
-    {
-        Snapshot = s.Id,
+    internal static SnapshotDocument Describe(SnapshotInfo s, BackstopConfig config, IReadOnlyList<DrillInfo> drills) => new(
+        s.Id,
         s.Source,
         s.Kind,
-        State = s.State.ToString().ToLowerInvariant(),
-        Condition = s.Condition(config.Source(s.Source)?.MinCopies ?? 1),
-        Valid = s.IsValid(config.Source(s.Source)?.MinCopies ?? 1),
+        s.State.ToString().ToLowerInvariant(),
+        s.Condition(config.Source(s.Source)?.MinCopies ?? 1),
+        s.IsValid(config.Source(s.Source)?.MinCopies ?? 1),
         s.StartedAt,
         s.FinishedAt,
         s.Host,
@@ -87,23 +86,13 @@ internal static class ListVerb
         s.Parent,
         s.RawBytes,
         s.StoredBytes,
-        VerifiedCopies = s.VerifiedTargets,
+        s.VerifiedTargets,
         s.Facts,
         s.Warnings,
         s.Error,
-        Artifacts = s.Artifacts.Select(a => new
-        {
-            a.Name,
-            File = a.FileName,
-            a.RawBytes,
-            a.StoredBytes,
-            a.Sha256,
-            a.Compression,
-            a.Facts,
-            a.Reported,
-            a.Level,
-            Copies = a.Copies.Select(c => new { c.Target, State = c.State.ToString().ToLowerInvariant(), c.CheckedAt, c.Error }),
-        }),
-        Drills = drills.Select(d => new { d.At, d.Passed, d.Seconds, d.RtoSeconds, d.RtoMet, d.Error, d.Evidence }),
-    };
+        [
+            .. s.Artifacts.Select(a => new ArtifactDocument(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, a.Compression, a.Facts, a.Reported, a.Level,
+                [.. a.Copies.Select(c => new CopyDocument(c.Target, c.State.ToString().ToLowerInvariant(), c.CheckedAt, c.Error))])),
+        ],
+        [.. drills.Select(d => new SnapshotDrillDocument(d.At, d.Passed, d.Seconds, d.RtoSeconds, d.RtoMet, d.Error, d.Evidence))]);
 }

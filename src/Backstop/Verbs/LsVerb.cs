@@ -69,7 +69,7 @@ internal static class LsVerb
         var prefix = path?.Trim('/');
         var relative = path is not null && !path.StartsWith('/');
         var identities = Sealed.Identities(config.Encryption);
-        var entries = new List<object>();
+        var entries = new List<LsEntryDocument>();
         var shown = 0;
         foreach (var a in tars)
         {
@@ -97,13 +97,9 @@ internal static class LsVerb
                 var mtime = DateTimeOffset.UnixEpoch.AddTicks(e.MTimeNs / 100);
                 if (context.Json)
                 {
-                    entries.Add(new
-                    {
-                        Artifact = a.Name, Name = "/" + entryName, Type = type, Mode = Convert.ToString(e.Mode, 8).PadLeft(4, '0'),
-                        e.Uid, e.Gid, e.Size, Mtime = mtime, Link = linkName.Length > 0 ? linkName : null,
-                        Xattrs = e.Xattrs.Count > 0 ? e.Xattrs.Select(x => x.Key).ToList() : null, Acl = e.AclAccess is not null || e.AclDefault is not null ? true : (bool?)null,
-                        Sparse = e.Sparse is not null ? true : (bool?)null, Level = level.Artifact.Level, StoredIn = level.Snapshot.Id,
-                    });
+                    entries.Add(new LsEntryDocument(a.Name, "/" + entryName, type, Convert.ToString(e.Mode, 8).PadLeft(4, '0'), e.Uid, e.Gid, e.Size, mtime,
+                        linkName.Length > 0 ? linkName : null, e.Xattrs.Count > 0 ? e.Xattrs.Select(x => x.Key).ToList() : null,
+                        e.AclAccess is not null || e.AclDefault is not null ? true : null, e.Sparse is not null ? true : null, level.Artifact.Level, level.Snapshot.Id));
                 }
                 else
                 {
@@ -119,7 +115,7 @@ internal static class LsVerb
 
         if (context.Json)
         {
-            JsonOutput.Write(new { Snapshot = snapshot.Id, Source = snapshot.Source, Entries = entries });
+            JsonOutput.Write(new LsDocument(snapshot.Id, snapshot.Source, entries));
         }
         else if (shown == 0 && prefix is not null)
         {

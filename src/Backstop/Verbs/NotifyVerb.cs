@@ -31,7 +31,7 @@ internal static class NotifyVerb
         var results = await notifier.TestAsync(cancellationToken).ConfigureAwait(false);
         if (context.Json)
         {
-            JsonOutput.Write(new { Notifiers = results.Select(r => new { Name = r.Notifier, Delivered = r.Error is null, r.Error }) });
+            JsonOutput.Write(new NotifyTestDocument([.. results.Select(r => new NotifierTestDocument(r.Notifier, r.Error is null, r.Error))]));
         }
         else
         {

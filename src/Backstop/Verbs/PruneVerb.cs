@@ -49,14 +49,11 @@ internal static class PruneVerb
         var pending = lines.Count(l => l.Pending);
         if (context.Json)
         {
-            JsonOutput.Write(new
-            {
-                DryRun = dryRun,
-                Snapshots = lines.Select(l => new
-                {
-                    l.Source, l.Target, l.Snapshot, l.Time, Action = l.Keep ? "keep" : dryRun ? "would remove" : l.Pending ? "removal pending" : "removed", l.Why,
-                }),
-            });
+            JsonOutput.Write(new PruneDocument(dryRun,
+            [
+                .. lines.Select(l => new PruneLineDocument(l.Source, l.Target, l.Snapshot, l.Time,
+                    l.Keep ? "keep" : dryRun ? "would remove" : l.Pending ? "removal pending" : "removed", l.Why)),
+            ]));
             return pending == 0 ? ExitCodes.Ok : ExitCodes.Failed;
         }
 

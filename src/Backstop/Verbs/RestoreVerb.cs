@@ -158,15 +158,8 @@ internal static class RestoreVerb
 
         if (context.Json)
         {
-            JsonOutput.Write(new
-            {
-                Snapshot = snapshot.Id,
-                Source = def.Name,
-                To = destination,
-                Unrestorable = passedOver,
-                restorer.Notes,
-                Artifacts = results.Select(r => new { r.Artifact, From = r.Target, r.SkippedCopies, r.Recorded, r.Found, r.Mismatch }),
-            });
+            JsonOutput.Write(new RestoreDocument(snapshot.Id, def.Name, destination, passedOver, restorer.Notes,
+                [.. results.Select(r => new RestoredArtifactDocument(r.Artifact, r.Target, r.SkippedCopies, r.Recorded, r.Found, r.Mismatch))]));
         }
         else
         {
@@ -265,7 +258,7 @@ internal static class RestoreVerb
                 Path.Combine(local, Core.Storage.Layout.Key(at.Source, at.Id, a.FileName)),
                 Path.Combine(local, Core.Storage.Layout.Key(at.Source, at.Id, Core.Storage.Layout.ManifestName)),
                 Path.Combine(local, Core.Storage.Layout.BlobFolder(at.Source).TrimEnd('/')));
-        }).Select(s => new { s.Artifact, s.Snapshot, s.Level, s.File, s.Sha256, s.Check, s.Restore }).ToList();
+        }).Select(s => new ExplainStepDocument(s.Artifact, s.Snapshot, s.Level, s.File, s.Sha256, s.Check, s.Restore)).ToList();
 
         // A restore to a point: the archive's files up to it, and what replays them (DEST filled where --to says it).
         // With no point asked for and an archive that does not reach the base backup's end, the base backup's own
@@ -288,7 +281,7 @@ internal static class RestoreVerb
         }
         if (context.Json)
         {
-            JsonOutput.Write(new { Snapshot = snapshot.Id, Source = def.Name, Point = point?.ToString(), Steps = steps, Archive = archiveSteps });
+            JsonOutput.Write(new ExplainDocument(snapshot.Id, def.Name, point?.ToString(), steps, archiveSteps));
             return ExitCodes.Ok;
         }
 

@@ -104,24 +104,12 @@ internal static class RunVerb
 
         if (context.Json)
         {
-            JsonOutput.Write(new
-            {
-                Snapshots = results.Select(s => new
-                {
-                    Snapshot = s.Id,
-                    s.Source,
-                    State = s.State.ToString().ToLowerInvariant(),
-                    s.StartedAt,
-                    s.FinishedAt,
-                    s.RawBytes,
-                    s.StoredBytes,
-                    VerifiedCopies = s.VerifiedTargets.Count,
-                    s.Facts,
-                    s.Warnings,
-                    Degraded = s.State == SnapshotState.Committed ? StatusReport.DegradedReasons(config.Source(s.Source)!, s) : [],
-                    s.Error,
-                }),
-            });
+            JsonOutput.Write(new RunDocument(
+            [
+                .. results.Select(s => new RunSnapshotDocument(s.Id, s.Source, s.State.ToString().ToLowerInvariant(), s.StartedAt, s.FinishedAt, s.RawBytes,
+                    s.StoredBytes, s.VerifiedTargets.Count, s.Facts, s.Warnings,
+                    s.State == SnapshotState.Committed ? StatusReport.DegradedReasons(config.Source(s.Source)!, s) : [], s.Error)),
+            ]));
         }
 
         if (results.Any(r => r.State != SnapshotState.Committed))

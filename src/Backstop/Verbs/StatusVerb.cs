@@ -94,65 +94,36 @@ internal static class StatusVerb
     /// last_valid.copies (state per configured target) and the notifiers' failures.
     /// </summary>
     /// <param name="fleet">With a shared catalog, every agent it has heard of: then each source names its machine, and the machines are listed.</param>
-    internal static object Document(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers,
-        IReadOnlyList<ScenarioStatus> scenarios, IReadOnlyList<MachineInfo>? fleet = null, DateTimeOffset? now = null)
-    {
-        var document = Contract(config, statuses, failingNotifiers, scenarios, fleet is not null);
-        return fleet is null
-            ? document
-            : new
-            {
-                document.Sources,
-                document.Notifiers,
-                document.Scenarios,
-                Machines = fleet.Select(m => new { m.Name, m.SeenAt, EverySeconds = (long?)m.Every?.TotalSeconds, Stale = m.IsStale(now ?? DateTimeOffset.UtcNow) }),
-            };
-    }
-
-    private static ContractDocument Contract(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers,
-        IReadOnlyList<ScenarioStatus> scenarios, bool shared) => new(
-            statuses.Select(s => new SourceDocument(
-                s.Name,
-                s.Kind,
-                s.State.ToString().ToLowerInvariant(),
-                s.LastValid is { } v ? new { v.Snapshot, v.FinishedAt, v.StoredBytes, v.VerifiedCopies, v.Copies } : null,
-                s.LastRun is { } r ? new { r.Snapshot, r.State, r.Error } : null,
-                s.RpoSeconds,
-                s.RpoMet,
-                s.LastDrill is { } d ? new { d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Target } : null)
-            {
-                Archive = s.Archive is { } a
-                    ? new ArchiveDocument(a.From, a.To, a.FromSnapshot, a.NewestFile, a.Files, a.RpoSeconds, a.MaxRpoSeconds, a.RpoMet, [.. a.Failing, .. a.Degraded])
-                    : null,
-                Machine = shared ? s.Machine : null,
-            }).ToList(),
+    internal static StatusDocument Document(Core.Config.BackstopConfig config, IReadOnlyList<SourceStatus> statuses, IReadOnlyList<NotificationInfo> failingNotifiers,
+        IReadOnlyList<ScenarioStatus> scenarios, IReadOnlyList<MachineInfo>? fleet = null, DateTimeOffset? now = null) =>
+        new(
+            [
+                .. statuses.Select(s => new StatusSourceDocument(
+                    s.Name,
+                    s.Kind,
+                    s.State.ToString().ToLowerInvariant(),
+                    s.LastValid,
+                    s.LastRun,
+                    s.RpoSeconds,
+                    s.RpoMet,
+                    s.LastDrill is { } d ? new StatusDrillDocument(d.Snapshot, d.Passed, d.Seconds, d.At, d.RtoSeconds, d.RtoMet, d.Target) : null)
+                {
+                    Archive = s.Archive is { } a
+                        ? new StatusArchiveDocument(a.From, a.To, a.FromSnapshot, a.NewestFile, a.Files, a.RpoSeconds, a.MaxRpoSeconds, a.RpoMet, [.. a.Failing, .. a.Degraded])
+                        : null,
+                    Machine = fleet is not null ? s.Machine : null,
+                }),
+            ],
             // A notifier whose last delivery failed: people may not have been told (never changes the sources' states).
-            config.Notify.Select(n => (object)new
-            {
-                n.Name,
-                n.Kind,
-                Failing = failingNotifiers.FirstOrDefault(f => f.Notifier == n.Name) is { } f ? new { f.At, f.Event, f.Subject, f.Error } : null,
-            }).ToList(),
+            [
+                .. config.Notify.Select(n => new StatusNotifierDocument(n.Name, n.Kind,
+                    failingNotifiers.FirstOrDefault(f => f.Notifier == n.Name) is { } f ? new NotifierFailureDocument(f.At, f.Event, f.Subject, f.Error) : null)),
+            ],
             // Each disaster scenario with its last rehearsal (rehearse SCENARIO): the estate's measured RTO against the objective.
-            scenarios);
-
-    /// <summary>The contract's document: sources, notifiers, scenarios.</summary>
-    private sealed record ContractDocument(IReadOnlyList<SourceDocument> Sources, IReadOnlyList<object> Notifiers, IReadOnlyList<ScenarioStatus> Scenarios);
-
-    /// <summary>One source of the contract; <see cref="Archive"/> only for a source that keeps a continuous archive (wal:).</summary>
-    internal sealed record SourceDocument(string Name, string Kind, string State, object? LastValid, object? LastRun, long RpoSeconds, bool RpoMet, object? LastDrill)
-    {
-        [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
-        public ArchiveDocument? Archive { get; init; }
-
-        /// <summary>The machine that runs the source: with a shared catalog only (one process runs every source otherwise).</summary>
-        [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
-        public string? Machine { get; init; }
-    }
-
-    /// <summary>The window a restore to a point reaches (from the oldest base that becomes consistent to the newest file reached without a gap), the current RPO, and what is wrong with it.</summary>
-    internal sealed record ArchiveDocument(DateTimeOffset? From, DateTimeOffset? To, string? FromSnapshot, string? NewestFile, int Files, long? RpoSeconds, long MaxRpoSeconds,
-        bool RpoMet, IReadOnlyList<string> Problems);
+            scenarios)
+        {
+            Machines = fleet?.Select(m => new MachineDocument(m.Name, m.SeenAt, (long?)m.Every?.TotalSeconds, m.IsStale(now ?? DateTimeOffset.UtcNow))).ToList(),
+        };
 
     private static void RenderScenarios(IReadOnlyList<ScenarioStatus> scenarios, DateTimeOffset now)
     {

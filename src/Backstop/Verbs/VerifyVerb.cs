@@ -33,14 +33,9 @@ internal static class VerifyVerb
         var bad = checks.Where(c => c.State != CopyState.Verified || c.Error is not null).ToList();
         if (context.Json)
         {
-            JsonOutput.Write(new
-            {
-                Deep = deep,
-                Checked = checks.Count,
-                Failed = bad.Count,
-                Copies = checks.Select(c => new { c.Source, c.Snapshot, c.Artifact, c.Target, State = c.State.ToString().ToLowerInvariant(), c.Error }),
-                Lacking = report.Lacking.Select(l => new { l.Source, l.Snapshot, l.Target, l.State, l.Error }),
-            });
+            JsonOutput.Write(new VerifyDocument(deep, checks.Count, bad.Count,
+                [.. checks.Select(c => new VerifiedCopyDocument(c.Source, c.Snapshot, c.Artifact, c.Target, c.State.ToString().ToLowerInvariant(), c.Error))],
+                [.. report.Lacking.Select(l => new LackingCopyDocument(l.Source, l.Snapshot, l.Target, l.State, l.Error))]));
         }
         else
         {

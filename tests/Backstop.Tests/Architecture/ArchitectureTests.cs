@@ -100,6 +100,14 @@ public sealed partial class ArchitectureTests
     }
 
     [Fact]
+    public void Every_json_document_of_the_cli_is_a_declared_type_never_an_anonymous_object()
+    {
+        var anonymous = Sources("src/Backstop").SelectMany(f => AnonymousObject().Matches(f.Text).Select(m => $"{f.Path} at {f.Text[..m.Index].Count(c => c == '\n') + 1}"))
+            .ToList();
+        Assert.True(anonymous.Count == 0, "an anonymous object in the CLI (declare the document in Rendering/Documents.cs): " + string.Join("; ", anonymous));
+    }
+
+    [Fact]
     public void Every_pending_crossing_still_exists_so_the_list_only_shrinks()
     {
         foreach (var (from, to) in Pending)
@@ -123,6 +131,9 @@ public sealed partial class ArchitectureTests
 
     [GeneratedRegex(@"\b(?:as|is)\s+(?:not\s+)?(?:[\w.]+\.)?I(?:Restorable|PartialRestore|Drillable|HealthChecked|ContinuousArchive|PointInTimeRestorable|ArchiveReceiver|RecoveryMarked|StagedRecovery)\b")]
     private static partial Regex CapabilityCast();
+
+    [GeneratedRegex(@"\bnew\s*\{")]
+    private static partial Regex AnonymousObject();
 
     [GeneratedRegex(@":\s*(?:SourceKind|TargetKind)<")]
     private static partial Regex KindDeclaration();
