@@ -21,7 +21,7 @@ internal sealed record Context(string ConfigFile, bool Json)
         var catalog = CatalogStore.Open(config);
         if (config.Group is { } group && config.CatalogServer is null)
         {
-            Core.Util.SharedState.ShareWith(config.CatalogPath, group);
+            Core.FileSystem.SharedState.ShareWith(config.CatalogPath, group);
         }
 
         return catalog;

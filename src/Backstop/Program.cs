@@ -13,7 +13,7 @@ internal static class Program
     {
         // Everything Backstop writes (catalog, staging, local targets, evidence, logs) is its user's alone unless a
         // mode is given on purpose (the metrics textfile 0644; group: for the catalog).
-        Core.Util.PosixUsers.SetUmask(0b000_111_111);
+        Core.FileSystem.PosixUsers.SetUmask(0b000_111_111);
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -39,7 +39,7 @@ internal static class Program
                 var names = unknown.StartsWith('-')
                     ? command.Options.Concat(root.Options.Where(o => o.Recursive)).SelectMany(o => o.Aliases.Prepend(o.Name))
                     : command.Subcommands.SelectMany(c => c.Aliases.Prepend(c.Name));
-                var meant = Core.Util.Spelling.Closest(unknown.Split('=')[0], names);
+                var meant = Core.Text.Spelling.Closest(unknown.Split('=')[0], names);
                 var what = unknown.StartsWith('-') ? "option" : command.Subcommands.Count > 0 ? "command" : "argument";
                 await Console.Error.WriteLineAsync($"backstop: error: unknown {what} '{unknown}'" +
                                                    (meant is not null ? $"; did you mean '{meant}'?" : "") +
@@ -118,7 +118,7 @@ internal static class Program
             Rendering.JsonOutput.Failure(e.Message, ExitCodes.Failed);
             return ExitCodes.Failed;
         }
-        catch (IOException e) when (Backstop.Core.Util.DiskSpace.IsDiskFull(e))
+        catch (IOException e) when (Backstop.Core.FileSystem.DiskSpace.IsDiskFull(e))
         {
             var message = $"a disk Backstop writes to is full ({e.Message}): free space where the catalog, its private folder and staging are (df -h) and run again; nothing unproven was recorded as good";
             await Console.Error.WriteLineAsync($"backstop: error: {message}").ConfigureAwait(false);

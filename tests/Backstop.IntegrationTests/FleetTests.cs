@@ -208,7 +208,7 @@ public sealed class FleetTests : IClassFixture<PostgresServer>, IClassFixture<S3
         RunningCli.WaitUntil(() => Leader().StartsWith("backstop nodeB ", StringComparison.Ordinal), "nodeB taking over", TimeSpan.FromSeconds(60));
         var healed = DateTimeOffset.UtcNow;
         proxy.Heal();
-        RunningCli.WaitUntil(() => Sql($"SELECT count(*) FROM machines WHERE name = 'nodeA' AND seen_at > '{Core.Util.Json.Time(healed)}'") == "1",
+        RunningCli.WaitUntil(() => Sql($"SELECT count(*) FROM machines WHERE name = 'nodeA' AND seen_at > '{Core.Text.Json.Time(healed)}'") == "1",
             "nodeA reporting again", TimeSpan.FromSeconds(90));
         Thread.Sleep(6000);
         Assert.StartsWith("backstop nodeB ", Leader(), StringComparison.Ordinal); // the old leader, back, does not lead again

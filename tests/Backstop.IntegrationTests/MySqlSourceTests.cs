@@ -191,11 +191,11 @@ public sealed class MySqlSourceTests : IClassFixture<MariaDbServer>, IDisposable
         var snapshot = _box.Snapshots().Single();
         Assert.Equal(names.Length * 10 + 15, snapshot.GetProperty("facts").GetProperty("rows").GetInt64());
         var artifacts = snapshot.GetProperty("artifacts").EnumerateArray().Select(a => a.GetProperty("name").GetString()!).ToList();
-        Assert.Equal(names.Select(n => Backstop.Core.Util.SafeNames.Encode(n) + ".sql").Order(StringComparer.Ordinal), artifacts.Order(StringComparer.Ordinal));
+        Assert.Equal(names.Select(n => Backstop.Core.Text.SafeNames.Encode(n) + ".sql").Order(StringComparer.Ordinal), artifacts.Order(StringComparer.Ordinal));
         Assert.All(Directory.GetFiles(_box["backups"], "*", SearchOption.AllDirectories), f => Assert.StartsWith(_box["backups/my/"], f, StringComparison.Ordinal));
 
         var into = $"--into 'restored' {suffix}";
-        var restore = Run("restore", "--source", "my", "--artifact", Backstop.Core.Util.SafeNames.Encode(names[1]) + ".sql",
+        var restore = Run("restore", "--source", "my", "--artifact", Backstop.Core.Text.SafeNames.Encode(names[1]) + ".sql",
             "--to", $"mysql://{MariaDbServer.User}@127.0.0.1:{_db.Port}/{Uri.EscapeDataString(into)}");
         Assert.True(restore.ExitCode == 0, restore.ToString());
         Assert.Equal("11", _db.RootSql($"SELECT COUNT(*) FROM {Quoted(into)}.t"));

@@ -401,14 +401,14 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
         var artifacts = _box.Snapshots().Single().GetProperty("artifacts").EnumerateArray().Select(a => a.GetProperty("name").GetString()!).ToList();
         foreach (var n in names)
         {
-            Assert.Contains(Backstop.Core.Util.SafeNames.Encode(n) + ".dump", artifacts);
+            Assert.Contains(Backstop.Core.Text.SafeNames.Encode(n) + ".dump", artifacts);
         }
 
         Assert.All(Directory.GetFiles(_box["backups"], "*", SearchOption.AllDirectories), f => Assert.StartsWith(_box["backups/pg/"], f, StringComparison.Ordinal));
 
         // Restored under a hostile name of its own: the same rows, and nothing else contacted.
         var into = $"host=127.0.0.1 port={decoyPort} dbname=restored{suffix}";
-        var restore = Run("restore", "--source", "pg", "--artifact", Backstop.Core.Util.SafeNames.Encode(names[0]) + ".dump",
+        var restore = Run("restore", "--source", "pg", "--artifact", Backstop.Core.Text.SafeNames.Encode(names[0]) + ".dump",
             "--to", $"postgresql://postgres@127.0.0.1:{Port}/{Uri.EscapeDataString(into)}");
         Assert.True(restore.ExitCode == 0, restore.ToString());
         Assert.Equal("10", _pg.Scalar(Conninfo(into), "SELECT count(*) FROM t"));
@@ -416,7 +416,7 @@ public sealed class PostgresSourceTests : IClassFixture<PostgresServer>, IDispos
 
         // The stock recipe, run literally, does the same: the name is never read as a connection string.
         var explainedInto = $"host=127.0.0.1 port={decoyPort} dbname=explained{suffix}";
-        var explain = Run("restore", "--source", "pg", "--explain", "--artifact", Backstop.Core.Util.SafeNames.Encode(names[0]) + ".dump",
+        var explain = Run("restore", "--source", "pg", "--explain", "--artifact", Backstop.Core.Text.SafeNames.Encode(names[0]) + ".dump",
             "--to", $"postgresql://postgres@127.0.0.1:{Port}/{Uri.EscapeDataString(explainedInto)}");
         Assert.True(explain.ExitCode == 0, explain.ToString());
         var script = string.Join("\n", explain.Stdout.Split('\n').Where(l => !l.StartsWith('#')));

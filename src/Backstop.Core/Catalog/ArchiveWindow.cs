@@ -91,7 +91,7 @@ public sealed record ArchiveWindow(
             var unstored = newer.Where(a => !usableNames.Contains(a.Name)).ToList();
             failing.Add($"the archive breaks after {to.Name}: {newer.Count} newer file(s) up to {newer[^1].Name} cannot be reached" +
                         (unstored.Count > 0 ? $" ({unstored[0].Name} has no verified copy on any target: {FirstError(unstored[0]) ?? "never stored"})" : " (a file between them was never archived)") +
-                        $"; restores end at {Util.Json.Time(to.At)} until a new base backup (backstop run --source {def.Name}) starts a new window");
+                        $"; restores end at {Text.Json.Time(to.At)} until a new base backup (backstop run --source {def.Name}) starts a new window");
         }
         else if (rpo > maxRpo)
         {
@@ -101,7 +101,7 @@ public sealed record ArchiveWindow(
 
         foreach (var (last, next) in gaps.Values.Where(g => g.Last.At < to.At))
         {
-            degraded.Add($"the archive has a gap after {last.Name} (next: {next.Name}): no restore reaches a point between {Util.Json.Time(last.At)} and the next base snapshot");
+            degraded.Add($"the archive has a gap after {last.Name} (next: {next.Name}): no restore reaches a point between {Text.Json.Time(last.At)} and the next base snapshot");
         }
 
         // Each file of the window on each configured target: a copy that is not verified weakens it.

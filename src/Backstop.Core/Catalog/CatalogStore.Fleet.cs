@@ -69,7 +69,7 @@ public sealed partial class CatalogStore
             INSERT INTO machines(name, seen_at, pid, version, every_seconds) VALUES (@n, @t, @p, @v, @e)
             ON CONFLICT(name) DO UPDATE SET seen_at = excluded.seen_at, pid = excluded.pid, version = excluded.version, every_seconds = excluded.every_seconds
             """,
-            ("@n", name), ("@t", Time(now)), ("@p", (long)Environment.ProcessId), ("@v", Util.BuildInfo.Version),
+            ("@n", name), ("@t", Time(now)), ("@p", (long)Environment.ProcessId), ("@v", Text.BuildInfo.Version),
             ("@e", every is { } e ? (long)Math.Ceiling(e.TotalSeconds) : null));
         cmd.ExecuteNonQuery();
     }

@@ -605,7 +605,7 @@ public sealed partial class CatalogStore : IDisposable
 
     public void Dispose() => _db.Dispose();
 
-    internal static string Time(DateTimeOffset t) => Util.Json.Time(t);
+    internal static string Time(DateTimeOffset t) => Text.Json.Time(t);
 
     private static DateTimeOffset ParseTime(string s) =>
         DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);

@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Globalization;
 using Backstop.Core.Config;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Microsoft.Data.Sqlite;
 
 namespace Backstop.Core.Catalog;

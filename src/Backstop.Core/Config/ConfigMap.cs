@@ -477,7 +477,7 @@ public sealed class ConfigMap
                 continue;
             }
 
-            var suggestion = Util.Spelling.Closest(name, _known);
+            var suggestion = Text.Spelling.Closest(name, _known);
             var more = suggestion is not null ? $" (did you mean '{suggestion}'?)" : hint is not null ? $" ({hint})" : "";
             Document.Report(new ConfigException(At(k), $"{Describe(name)}: unknown key{more}") { UnknownKey = true });
         }

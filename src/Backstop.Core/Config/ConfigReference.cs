@@ -152,7 +152,7 @@ public static class ConfigReference
             var full = path.Length == 0 ? name : $"{path}.{name}";
             if (!heads.Contains(name))
             {
-                var near = Util.Spelling.Closest(name, heads);
+                var near = Text.Spelling.Closest(name, heads);
                 document.Suspect(new ConfigException(where,
                     $"{full}: unknown key{(near is null ? "" : $" (did you mean '{near}'?)")}; {(what.Length == 0 ? "top-level" : what)} keys are: {string.Join(", ", heads)}") { UnknownKey = true });
                 continue;

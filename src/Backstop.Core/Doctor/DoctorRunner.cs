@@ -2,7 +2,7 @@ using System.Globalization;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 
 namespace Backstop.Core.Doctor;
 
@@ -292,12 +292,12 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
             {
                 null => new Finding("scenario", subject, scenario.Every is null ? FindingStatus.Warn : FindingStatus.Fail,
                     $"never rehearsed: nobody knows whether the estate comes back within {Quantities.FormatDuration(scenario.Rto)}", $"run 'backstop rehearse {scenario.Name}'"),
-                { Passed: false } r => new Finding("scenario", subject, FindingStatus.Fail, $"the last rehearsal ({Util.Json.Time(r.At)}) failed: {r.Error}",
+                { Passed: false } r => new Finding("scenario", subject, FindingStatus.Fail, $"the last rehearsal ({Text.Json.Time(r.At)}) failed: {r.Error}",
                     $"fix it, then 'backstop rehearse {scenario.Name}'"),
                 { } r when scenario.Every is { } every && now - r.At > every => new Finding("scenario", subject, FindingStatus.Fail,
                     $"the last rehearsal is {Quantities.FormatDuration(now - r.At)} old, more than every: {Quantities.FormatDuration(every)}", $"run 'backstop rehearse {scenario.Name}'"),
                 { } r => new Finding("scenario", subject, plan.Unrecoverable.Count > 0 ? FindingStatus.Warn : FindingStatus.Ok,
-                    $"the last rehearsal ({Util.Json.Time(r.At)}) passed: back in {Drill.DrillRunner.Seconds(r.Seconds)}, rto {Quantities.FormatDuration(scenario.Rto)}"),
+                    $"the last rehearsal ({Text.Json.Time(r.At)}) passed: back in {Drill.DrillRunner.Seconds(r.Seconds)}, rto {Quantities.FormatDuration(scenario.Rto)}"),
             });
         }
 

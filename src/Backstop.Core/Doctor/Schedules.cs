@@ -1,7 +1,8 @@
 using System.Globalization;
 using System.Text;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
+using Backstop.Core.Text;
 
 namespace Backstop.Core.Doctor;
 

@@ -13,16 +13,16 @@ public static class DrillEvidence
     public static string Write(string folder, DrillResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
-        Util.PrivateFolder.Ensure(folder);
-        var name = $"{result.At.UtcDateTime:yyyyMMdd'T'HHmmss'Z'}-{Util.SafeNames.Encode(result.Source)}-{result.Snapshot ?? "none"}";
+        FileSystem.PrivateFolder.Ensure(folder);
+        var name = $"{result.At.UtcDateTime:yyyyMMdd'T'HHmmss'Z'}-{Text.SafeNames.Encode(result.Source)}-{result.Snapshot ?? "none"}";
         var json = Path.Combine(folder, name + ".json");
         var markdown = Path.Combine(folder, name + ".md");
         Atomic(markdown, Markdown(result));
-        Atomic(json, System.Text.Json.JsonSerializer.Serialize(result with { Evidence = json }, Util.Json.Options) + "\n");
+        Atomic(json, System.Text.Json.JsonSerializer.Serialize(result with { Evidence = json }, Text.Json.Options) + "\n");
         return json;
     }
 
-    private static void Atomic(string path, string text) => Util.AtomicFile.WriteText(path, UnixFileMode.UserRead | UnixFileMode.UserWrite, text);
+    private static void Atomic(string path, string text) => FileSystem.AtomicFile.WriteText(path, UnixFileMode.UserRead | UnixFileMode.UserWrite, text);
 
     /// <summary>The report: verdict, what was restored from where, each check, timings, tools.</summary>
     public static string Markdown(DrillResult r)
@@ -31,7 +31,7 @@ public static class DrillEvidence
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"# Restore drill of `{r.Source}` ({r.Kind}): {(r.Passed ? "PASSED" : "FAILED")}");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"- When: {Util.Json.Time(r.At)} on host `{r.Host}`");
+        md.AppendLine(CultureInfo.InvariantCulture, $"- When: {Text.Json.Time(r.At)} on host `{r.Host}`");
         md.AppendLine(CultureInfo.InvariantCulture, $"- Snapshot: `{r.Snapshot ?? "none"}`");
         md.AppendLine(CultureInfo.InvariantCulture, $"- Scratch place: {r.Scratch ?? "not set up"} (removed afterwards)");
         md.AppendLine("- Measured RTO: " + r.Seconds.ToString("0.000", CultureInfo.InvariantCulture) + " s" +

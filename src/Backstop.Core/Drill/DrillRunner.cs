@@ -312,7 +312,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
         }
 
         var marker = candidates[System.Security.Cryptography.RandomNumberGenerator.GetInt32(candidates.Count)];
-        notes.Add($"recovering to marker {marker.Seq} (written {Util.Json.Time(marker.At)}, at {marker.Label}), chosen at random among the {candidates.Count} the window holds");
+        notes.Add($"recovering to marker {marker.Seq} (written {Text.Json.Time(marker.At)}, at {marker.Label}), chosen at random among the {candidates.Count} the window holds");
         return (new RestorePoint(null, marker.Label), marker);
     }
 
@@ -361,10 +361,10 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
     /// <summary>The drill's private scratch folder in the staging folder (0700), named after this process for the sweep.</summary>
     private string CreateScratchFolder(SourceDefinition def)
     {
-        Util.PrivateFolder.Ensure(config.StagingPath); // adopted only when it is a folder of this user's own, never a link
-        var folder = Path.Combine(config.StagingPath, Util.Stale.Name(ScratchPrefix));
+        FileSystem.PrivateFolder.Ensure(config.StagingPath); // adopted only when it is a folder of this user's own, never a link
+        var folder = Path.Combine(config.StagingPath, FileSystem.Stale.Name(ScratchPrefix));
         Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        Util.PrivateFolder.WriteFile(folder, DrillSweeper.SourceFile, System.Text.Encoding.UTF8.GetBytes(def.Name));
+        FileSystem.PrivateFolder.WriteFile(folder, DrillSweeper.SourceFile, System.Text.Encoding.UTF8.GetBytes(def.Name));
         return folder;
     }
 
@@ -412,7 +412,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
             if (result.Snapshot is not null)
             {
                 catalog.AddDrill(new DrillInfo(0, def.Name, result.Snapshot, result.At, result.Passed, result.Seconds, result.Phases.GetValueOrDefault("setup"),
-                    result.RtoSeconds, result.RtoMet, result.Error, evidence, System.Text.Json.JsonSerializer.Serialize(result, Util.Json.Options))
+                    result.RtoSeconds, result.RtoMet, result.Error, evidence, System.Text.Json.JsonSerializer.Serialize(result, Text.Json.Options))
                 {
                     Target = result.Copies.FirstOrDefault()?.Target,
                 });
@@ -425,7 +425,7 @@ public sealed class DrillRunner(BackstopConfig config, PluginRegistry plugins, C
     }
 
     /// <summary>This program's version, for the evidence.</summary>
-    private static string BackstopVersion => Util.BuildInfo.Version;
+    private static string BackstopVersion => Text.BuildInfo.Version;
 
     private static double Round(TimeSpan t) => Math.Round(t.TotalSeconds, 3);
 

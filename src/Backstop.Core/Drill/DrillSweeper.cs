@@ -42,21 +42,21 @@ public static partial class DrillSweeper
 
         // A killed rehearsal's scratch (its catalog view); the drills it ran left folders of their own, swept below.
         foreach (var folder in Directory.EnumerateDirectories(config.StagingPath, Recovery.RehearsalRunner.ScratchPrefix + "*")
-                     .Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), Recovery.RehearsalRunner.ScratchPrefix)).ToList())
+                     .Where(f => FileSystem.Stale.OwnerIsGone(Path.GetFileName(f), Recovery.RehearsalRunner.ScratchPrefix)).ToList())
         {
             said.AddRange(RemoveFolder(folder));
             said.Add($"removed what a killed rehearsal left in {folder}");
         }
 
         foreach (var folder in Directory.EnumerateDirectories(config.StagingPath, DrillRunner.ScratchPrefix + "*")
-                     .Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), DrillRunner.ScratchPrefix)).ToList())
+                     .Where(f => FileSystem.Stale.OwnerIsGone(Path.GetFileName(f), DrillRunner.ScratchPrefix)).ToList())
         {
             var sourceName = ReadOrNull(Path.Combine(folder, SourceFile));
             var def = sourceName is null ? null : config.Source(sourceName);
             var kept = new List<string>();
             foreach (var line in Leftovers(folder).Where(l => !ProcessLine().IsMatch(l) && !IsFolderLine(l) && !IsKindLine(l)))
             {
-                said.Add($"a killed drill{(sourceName is null ? "" : $" of '{Util.ServerText.Printable(sourceName)}'")} recorded '{Util.ServerText.Printable(line)}' in {folder}, " +
+                said.Add($"a killed drill{(sourceName is null ? "" : $" of '{Text.ServerText.Printable(sourceName)}'")} recorded '{Text.ServerText.Printable(line)}' in {folder}, " +
                          "which is not a line Backstop writes: ignored");
             }
 
@@ -65,7 +65,7 @@ public static partial class DrillSweeper
                 string? problem;
                 if (def is null || plugins.Source(def.Kind)?.Create(def).Capability<IDrillable>() is not { } drillable)
                 {
-                    problem = $"a killed drill of '{Util.ServerText.Printable(sourceName ?? "")}' left '{line}', and that source is no longer configured: remove it by hand where its drill ran";
+                    problem = $"a killed drill of '{Text.ServerText.Printable(sourceName ?? "")}' left '{line}', and that source is no longer configured: remove it by hand where its drill ran";
                 }
                 else
                 {
@@ -96,7 +96,7 @@ public static partial class DrillSweeper
 
             said.AddRange(RemoveFolder(folder));
             var removed = Leftovers(folder).Where(IsKindLine).Select(l => $"'{l}'").ToList();
-            said.Add($"removed what a killed drill{(sourceName is null ? "" : $" of '{Util.ServerText.Printable(sourceName)}'")} left in {folder}" +
+            said.Add($"removed what a killed drill{(sourceName is null ? "" : $" of '{Text.ServerText.Printable(sourceName)}'")} left in {folder}" +
                      (removed.Count > 0 ? $" ({string.Join(", ", removed)})" : ""));
         }
 
@@ -112,7 +112,7 @@ public static partial class DrillSweeper
         var problems = new List<string>();
         foreach (var line in Leftovers(folder).Where(l => ProcessLine().IsMatch(l)))
         {
-            Util.ProcessIdentity.KillIfSame(line[4..]);
+            FileSystem.ProcessIdentity.KillIfSame(line[4..]);
         }
 
         foreach (var line in Leftovers(folder).Where(IsFolderLine))

@@ -3,8 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
-using static Backstop.Core.Util.Posix;
+using static Backstop.Core.FileSystem.Posix;
 using Microsoft.Win32.SafeHandles;
 
 namespace Backstop.Core.Locking;

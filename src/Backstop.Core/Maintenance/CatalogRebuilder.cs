@@ -4,7 +4,8 @@ using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Run;
 using Backstop.Core.Storage;
-using Backstop.Core.Util;
+using Backstop.Core.Streams;
+using Backstop.Core.Text;
 using Backstop.Core.Verify;
 
 namespace Backstop.Core.Maintenance;

@@ -143,7 +143,7 @@ internal sealed class Sweeper(BackstopConfig config, CatalogStore catalog, RunOb
         }
 
         // The spool of a database restore whose process is gone (killed): a whole copy of a dump.
-        foreach (var f in spools.Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), Restorer.SpoolPrefix)))
+        foreach (var f in spools.Where(f => FileSystem.Stale.OwnerIsGone(Path.GetFileName(f), Restorer.SpoolPrefix)))
         {
             try
             {

@@ -157,7 +157,7 @@ public static class MetricsExporter
         ArgumentNullException.ThrowIfNull(path);
         // 0644: node_exporter reads it, and it holds no secret. Created new under a random name (a link planted in the
         // textfile folder is never followed), then renamed.
-        await Util.AtomicFile.WriteAsync(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+        await FileSystem.AtomicFile.WriteAsync(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
             (file, ct) => WriteAsync(config, catalog, file, ct), cancellationToken).ConfigureAwait(false);
     }
 }

@@ -68,7 +68,7 @@ internal sealed class WebhookSink(UrlNotifier o, HttpClient http) : ISink
         {
             // Serialized first: sent with a Content-Length, never chunked (some receivers refuse chunked requests).
             Content = new ByteArrayContent(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
-                new { @event = n.Event, source = n.Source, kind = n.Kind, state = n.State, snapshot = n.Snapshot, error = n.Error, at = Util.Json.Time(n.At), text = n.Text }))
+                new { @event = n.Event, source = n.Source, kind = n.Kind, state = n.State, snapshot = n.Snapshot, error = n.Error, at = Text.Json.Time(n.At), text = n.Text }))
             {
                 Headers = { ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json") { CharSet = "utf-8" } },
             },

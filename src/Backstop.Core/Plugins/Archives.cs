@@ -28,7 +28,7 @@ public sealed record RestorePoint(DateTimeOffset? Time, string? Position)
 {
     public static RestorePoint End { get; } = new(null, null);
 
-    public override string ToString() => Time is { } t ? Util.Json.Time(t) : Position ?? "the end of the archive";
+    public override string ToString() => Time is { } t ? Text.Json.Time(t) : Position ?? "the end of the archive";
 }
 
 /// <summary>

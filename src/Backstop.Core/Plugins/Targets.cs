@@ -118,7 +118,7 @@ public interface ITarget
     /// shell-quoted; credentials never in it (the tool's own configuration, or a placeholder a person fills).
     /// </summary>
     string FetchCommand(string key, string localPath) =>
-        $"# copy {key} from target '{Name}' ({Where}) to {Util.ShellWord.Quote(localPath)} with the tool that reads it";
+        $"# copy {key} from target '{Name}' ({Where}) to {Text.ShellWord.Quote(localPath)} with the tool that reads it";
 }
 
 /// <summary>An object being written. Disposing it without <see cref="CommitAsync"/> removes what was written.</summary>

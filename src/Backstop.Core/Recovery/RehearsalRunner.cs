@@ -143,8 +143,8 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
             notes.Add(said);
         }
 
-        Util.PrivateFolder.Ensure(config.StagingPath);
-        var scratch = Path.Combine(config.StagingPath, Util.Stale.Name(ScratchPrefix));
+        FileSystem.PrivateFolder.Ensure(config.StagingPath);
+        var scratch = Path.Combine(config.StagingPath, FileSystem.Stale.Name(ScratchPrefix));
         Directory.CreateDirectory(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
@@ -194,7 +194,7 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
         long free;
         try
         {
-            free = Util.DiskSpace.FreeBytes(view.StagingPath);
+            free = FileSystem.DiskSpace.FreeBytes(view.StagingPath);
         }
         catch (IOException)
         {
@@ -330,7 +330,7 @@ public sealed class RehearsalRunner(BackstopConfig config, PluginRegistry plugin
 
         result = result with { Runbook = runbook };
         catalog.AddRehearsal(new RehearsalInfo(0, result.Scenario, result.At, result.Passed, result.Seconds, result.RtoSeconds, result.RtoMet, result.Error, runbook,
-            System.Text.Json.JsonSerializer.Serialize(result, Util.Json.Options)));
+            System.Text.Json.JsonSerializer.Serialize(result, Text.Json.Options)));
         catalog.AddEvent(result.Passed ? "info" : "error", null, null, result.Passed
             ? $"rehearsal of {result.Scenario} passed in {DrillRunner.Seconds(result.Seconds)} (rto {Quantities.FormatDuration(TimeSpan.FromSeconds(result.RtoSeconds))})"
             : $"rehearsal of {result.Scenario} failed: {result.Error}");

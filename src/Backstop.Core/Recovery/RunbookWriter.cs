@@ -5,7 +5,8 @@ using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Restore;
 using Backstop.Core.Storage;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
+using Backstop.Core.Text;
 
 namespace Backstop.Core.Recovery;
 

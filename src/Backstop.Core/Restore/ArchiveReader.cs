@@ -40,7 +40,7 @@ internal sealed class ArchiveReader(string source, IReadOnlyList<ArchiveInfo> ar
 
                 string sha;
                 await using (read)
-                await using (var content = new Util.BoundedReadStream(Sealed.Open(read.Stored, file.StoredFile, identities), file.RawBytes,
+                await using (var content = new Streams.BoundedReadStream(Sealed.Open(read.Stored, file.StoredFile, identities), file.RawBytes,
                                  () => new BackupException($"{CopyRead.Where(targets[copy.Target], key)} decodes to more than the {file.RawBytes} bytes recorded")))
                 await using (var output = new FileStream(temp, new FileStreamOptions
                              {

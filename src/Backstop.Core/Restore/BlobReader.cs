@@ -123,7 +123,7 @@ internal sealed class BlobReader(ITarget target, string source, string snapshotI
     }
 
     /// <summary>The content, hashed as it passes: at its end the size and the SHA-256 must be the digest's.</summary>
-    private sealed class Checked(BlobReader owner, CopyRead read, Stream content, BlobInfo blob, string digest, string where) : Util.ReadOnlyStream
+    private sealed class Checked(BlobReader owner, CopyRead read, Stream content, BlobInfo blob, string digest, string where) : Streams.ReadOnlyStream
     {
         private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         private long _read;

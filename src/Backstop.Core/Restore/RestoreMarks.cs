@@ -14,7 +14,7 @@ public static class RestoreMarks
 
     /// <summary>
     /// Marks <paramref name="snapshot"/> as being read by this process until the result is disposed. The mark is held
-    /// with a lock (<see cref="Util.HeldFile"/>), so a mark is alive exactly while its process is: a pid alone cannot
+    /// with a lock (<see cref="FileSystem.HeldFile"/>), so a mark is alive exactly while its process is: a pid alone cannot
     /// tell, as every container's first process is 1.
     /// </summary>
     public static IDisposable Mark(BackstopConfig config, string snapshot)
@@ -26,13 +26,13 @@ public static class RestoreMarks
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             try
             {
-                return new Held(Util.HeldFile.Create(path));
+                return new Held(FileSystem.HeldFile.Create(path));
             }
             catch (IOException) when (File.Exists(path))
             {
                 // The mark of a dead process that had this pid (a container's first process, a killed run's pid reused).
-                Util.HeldFile.TakeAbandoned(path)?.Delete();
-                return new Held(Util.HeldFile.Create(path));
+                FileSystem.HeldFile.TakeAbandoned(path)?.Delete();
+                return new Held(FileSystem.HeldFile.Create(path));
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -77,7 +77,7 @@ public static class RestoreMarks
     {
         try
         {
-            if (Util.HeldFile.TakeAbandoned(mark) is not { } dead)
+            if (FileSystem.HeldFile.TakeAbandoned(mark) is not { } dead)
             {
                 return false;
             }
@@ -92,7 +92,7 @@ public static class RestoreMarks
     }
 
     /// <summary>The mark, removed when the restore ends.</summary>
-    private sealed class Held(Util.HeldFile file) : IDisposable
+    private sealed class Held(FileSystem.HeldFile file) : IDisposable
     {
         public void Dispose()
         {

@@ -91,7 +91,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         return committed.LastOrDefault(s => pitr.Covers(s, point))
                ?? throw new BackupException(committed.Count == 0
                    ? $"'{def.Name}' has no base backup with a verified copy to start from"
-                   : $"{point} is before the recovery window of '{def.Name}': its oldest base backup, {committed[0].Id}, ended at {Util.Json.Time(committed[0].FinishedAt!.Value)}");
+                   : $"{point} is before the recovery window of '{def.Name}': its oldest base backup, {committed[0].Id}, ended at {Text.Json.Time(committed[0].FinishedAt!.Value)}");
     }
 
     public SnapshotInfo FindSnapshot(SourceDefinition def, string? snapshot)
@@ -541,7 +541,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
             try
             {
                 var stored = spool is null ? await t.OpenReadAsync(key, cancellationToken).ConfigureAwait(false) : File.OpenRead(spool);
-                await using var hashed = new Util.HashingReadStream(stored);
+                await using var hashed = new Streams.HashingReadStream(stored);
                 var found = await ThroughPipelineAsync(hashed, a.FileName, a.RawBytes,
                     content => restorable.RestoreAsync(a.Name, content, destination, force, cancellationToken), cancellationToken).ConfigureAwait(false);
                 if (!string.Equals(await hashed.FinishAsync(cancellationToken).ConfigureAwait(false), a.Sha256, StringComparison.Ordinal))
@@ -587,19 +587,19 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         string path;
         try
         {
-            Util.PrivateFolder.Ensure(config.StagingPath); // adopted only when it is a folder of this user's own, never a link
-            foreach (var old in Directory.EnumerateFiles(config.StagingPath, SpoolPrefix + "*").Where(f => Util.Stale.OwnerIsGone(Path.GetFileName(f), SpoolPrefix)))
+            FileSystem.PrivateFolder.Ensure(config.StagingPath); // adopted only when it is a folder of this user's own, never a link
+            foreach (var old in Directory.EnumerateFiles(config.StagingPath, SpoolPrefix + "*").Where(f => FileSystem.Stale.OwnerIsGone(Path.GetFileName(f), SpoolPrefix)))
             {
                 File.Delete(old); // left by a restore that was killed
             }
 
-            if (Util.DiskSpace.FreeBytes(config.StagingPath) < a.StoredBytes + (64L << 20))
+            if (FileSystem.DiskSpace.FreeBytes(config.StagingPath) < a.StoredBytes + (64L << 20))
             {
                 _notes.Add($"staging {config.StagingPath} has no room for a {a.StoredBytes}-byte spool of {a.FileName}: the copy is checked whole, then read again");
                 return (null, null, null);
             }
 
-            path = Path.Combine(config.StagingPath, Util.Stale.Name(SpoolPrefix) + "-" + a.FileName);
+            path = Path.Combine(config.StagingPath, FileSystem.Stale.Name(SpoolPrefix) + "-" + a.FileName);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -689,12 +689,12 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
         try
         {
             var timings = Timings;
-            await using (var hashed = new Util.ReadAheadStream(timings?.Fetching(stored) ?? stored, asyncReads: true))
+            await using (var hashed = new Streams.ReadAheadStream(timings?.Fetching(stored) ?? stored, asyncReads: true))
             {
                 await using (var decoded = Sealed.Open(timings?.DecodeInput(hashed) ?? hashed, fileName, Identities))
-                await using (var bounded = new Util.BoundedReadStream(decoded, rawBytes, () => new DecodesTooLongException(
+                await using (var bounded = new Streams.BoundedReadStream(decoded, rawBytes, () => new DecodesTooLongException(
                                  $"{fileName} decodes to more than the {rawBytes} bytes its snapshot recorded: not the copy that was stored, and nothing more of it was written")))
-                await using (var content = new Util.ReadAheadStream(timings?.DecodeOutput(bounded) ?? bounded))
+                await using (var content = new Streams.ReadAheadStream(timings?.DecodeOutput(bounded) ?? bounded))
                 {
                     var loading = System.Diagnostics.Stopwatch.GetTimestamp();
                     try

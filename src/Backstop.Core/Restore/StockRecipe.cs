@@ -57,7 +57,7 @@ public static class StockRecipe
             var values = new Dictionary<string, string>(places, StringComparer.Ordinal);
             if (paths is not null)
             {
-                values[Util.ShellWord.QuoteIfNeeded(a.FileName)] = paths.File; // the recipe names the stored file as one shell word
+                values[Text.ShellWord.QuoteIfNeeded(a.FileName)] = paths.File; // the recipe names the stored file as one shell word
                 values["MANIFEST"] = paths.Manifest;
                 values["BLOBS"] = paths.Blobs;
             }
@@ -68,7 +68,7 @@ public static class StockRecipe
             }
 
             var recipe = FillIn(Run.BackupRunner.Recipe(source, a.Name, a.FileName, passphrase), values);
-            var check = $"echo {Util.ShellWord.Quote($"{a.Sha256}  {(paths is not null ? file : a.FileName)}")} | sha256sum -c";
+            var check = $"echo {Text.ShellWord.Quote($"{a.Sha256}  {(paths is not null ? file : a.FileName)}")} | sha256sum -c";
             var blobs = at.Blobs.Count == 0 ? [] : at.Blobs.Select(b => b.FileName).ToList();
             return new RecipeStep(a.Name, at.Id, a.Level, a.FileName, key, a.Sha256, file, check, recipe) { Blobs = blobs };
         }).ToList();
@@ -96,7 +96,7 @@ public static class StockRecipe
 
         var pattern = string.Join("|", values.Keys.OrderByDescending(k => k.Length).Select(k =>
             k.All(c => char.IsAsciiLetterUpper(c) || c == '_') ? $@"(?<![\w.]){k}(?![\w.])" : System.Text.RegularExpressions.Regex.Escape(k)));
-        return System.Text.RegularExpressions.Regex.Replace(recipe, pattern, m => Util.ShellWord.Quote(values[m.Value]));
+        return System.Text.RegularExpressions.Regex.Replace(recipe, pattern, m => Text.ShellWord.Quote(values[m.Value]));
     }
 
     /// <summary>
@@ -118,7 +118,7 @@ public static class StockRecipe
         var needed = pitr.Needs(basis, point, reader);
         var setup = pitr.Recovery(basis, point);
         var byName = archive.ToDictionary(a => a.Name, StringComparer.Ordinal);
-        var decrypt = config.Encryption?.Passphrase is not null ? "age -d" : "age -d -i " + (keyFile is null ? "KEY_FILE" : Util.ShellWord.Quote(keyFile));
+        var decrypt = config.Encryption?.Passphrase is not null ? "age -d" : "age -d -i " + (keyFile is null ? "KEY_FILE" : Text.ShellWord.Quote(keyFile));
         var folder = $"DEST/{setup.ArchiveFolder}";
         var history = archive.Where(a => a.Name.EndsWith(".history", StringComparison.Ordinal) && a.Copies.Any(c => c.State == CopyState.Verified)).ToList();
         var steps = new List<string>
@@ -129,15 +129,15 @@ public static class StockRecipe
         };
         foreach (var file in needed.Select(n => byName[n.Name]).Concat(history))
         {
-            var stored = local(file) is { } path ? Util.ShellWord.Quote(path) : $"{Util.ShellWord.Quote(Layout.ArchiveKey(basis.Source, file.Folder, file.StoredFile))} (copied from a target first)";
+            var stored = local(file) is { } path ? Text.ShellWord.Quote(path) : $"{Text.ShellWord.Quote(Layout.ArchiveKey(basis.Source, file.Folder, file.StoredFile))} (copied from a target first)";
             var into = $"{folder}/{file.Name}";
             var decode = Sealing.Sealed.IsEncrypted(file.StoredFile) ? $"{decrypt} {stored} | zstd -dc > {into}" : $"zstd -dc {stored} > {into}";
-            steps.Add($"{decode} && echo {Util.ShellWord.Quote($"{file.Sha256}  ")}{into} | sha256sum -c --quiet");
+            steps.Add($"{decode} && echo {Text.ShellWord.Quote($"{file.Sha256}  ")}{into} | sha256sum -c --quiet");
         }
 
         steps.Add($"# What makes the server replay to {point}{(point == RestorePoint.End ? "" : ", then promote")}");
         steps.AddRange(setup.EmptyFiles.Select(f => $"touch DEST/{f}"));
-        steps.AddRange(setup.IfMissing.Select(f => $"[ -e DEST/{f.Key} ] || printf '%s' {Util.ShellWord.Quote(f.Value)} > DEST/{f.Key}"));
+        steps.AddRange(setup.IfMissing.Select(f => $"[ -e DEST/{f.Key} ] || printf '%s' {Text.ShellWord.Quote(f.Value)} > DEST/{f.Key}"));
         steps.Add($"cat >> DEST/{setup.ConfigFile} <<'BACKSTOP'\n{setup.ConfigText.Trim('\n')}\nBACKSTOP");
         if (setup.Owner is { } owner)
         {

@@ -98,7 +98,7 @@ public sealed class ArchivePusher(BackstopConfig config, PluginRegistry plugins,
             await using (writer.ConfigureAwait(false))
             {
                 // Hashed again as it is sent: what is stored is what was hashed, or nothing counts.
-                await using (var hashing = new Util.HashingReadStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan)))
+                await using (var hashing = new Streams.HashingReadStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan)))
                 {
                     await hashing.CopyToAsync(writer, cancellationToken).ConfigureAwait(false);
                     if (await hashing.FinishAsync(cancellationToken).ConfigureAwait(false) != sha)

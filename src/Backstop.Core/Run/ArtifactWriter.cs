@@ -5,7 +5,7 @@ using Backstop.Core.Plugins;
 using Backstop.Core.Sealing.Age;
 using Backstop.Core.Sealing;
 using Backstop.Core.Storage;
-using Backstop.Core.Util;
+using Backstop.Core.Streams;
 using Backstop.Core.Verify;
 
 namespace Backstop.Core.Run;

@@ -5,7 +5,9 @@ using Backstop.Core.Maintenance;
 using Backstop.Core.Plugins;
 using Backstop.Core.Sealing;
 using Backstop.Core.Storage;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
+using Backstop.Core.Streams;
+using Backstop.Core.Text;
 using Backstop.Core.Verify;
 
 namespace Backstop.Core.Run;

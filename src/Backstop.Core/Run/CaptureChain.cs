@@ -32,7 +32,7 @@ internal sealed class CaptureChain(string cache, string snapshot, string? parent
         if (!File.Exists(path))
         {
             // Not on this machine (a rebuilt catalog, a new machine, a lost state folder): read from a target, once.
-            Util.PrivateFolder.Ensure(cache);
+            FileSystem.PrivateFolder.Ensure(cache);
             Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             if (fetch is null || !await fetch(listingArtifact, path, cancellationToken).ConfigureAwait(false))
             {
@@ -45,7 +45,7 @@ internal sealed class CaptureChain(string cache, string snapshot, string? parent
 
     public Stream CreateListing(string artifactName)
     {
-        Util.PrivateFolder.Ensure(cache);
+        FileSystem.PrivateFolder.Ensure(cache);
         Directory.CreateDirectory(Folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         return new FileStream(Path.Combine(Folder, Safe(artifactName)), new FileStreamOptions
         {
@@ -93,5 +93,5 @@ internal sealed class CaptureChain(string cache, string snapshot, string? parent
     }
 
     private static string Safe(string artifactName) =>
-        Util.SafeNames.IsSafeFileName(artifactName) ? artifactName : throw new BackupException($"'{artifactName}' is not a safe artifact name for a listing");
+        Text.SafeNames.IsSafeFileName(artifactName) ? artifactName : throw new BackupException($"'{artifactName}' is not a safe artifact name for a listing");
 }

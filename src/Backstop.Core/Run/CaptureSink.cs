@@ -32,7 +32,7 @@ internal sealed class CaptureSink(
 
     public async Task<IArtifactWriter> BeginArtifactAsync(string name, CancellationToken cancellationToken)
     {
-        if (!Util.SafeNames.IsSafeFileName(name))
+        if (!Text.SafeNames.IsSafeFileName(name))
         {
             throw new BackupException($"the '{source}' source named an artifact '{name}', which is not a safe file name (a source must encode names it gets from a server)");
         }

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.Streams;
 
 namespace Backstop.Core.Run;
 

@@ -3,7 +3,7 @@ using System.Buffers;
 namespace Backstop.Core.Sealing;
 
 /// <summary>A read-only stream that decompresses zstd frames from an inner stream; a truncated frame is an error.</summary>
-public sealed class ZstdDecodeStream : Util.ReadOnlyStream
+public sealed class ZstdDecodeStream : Streams.ReadOnlyStream
 {
     private readonly Stream _inner;
     private readonly bool _leaveOpen;

@@ -1,4 +1,4 @@
-using Backstop.Core.Util;
+using Backstop.Core.Streams;
 
 namespace Backstop.Core.Sealing;
 

@@ -250,7 +250,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
         foreach (var (job, at) in _next.Where(j => j.Value > now).OrderBy(j => j.Value))
         {
-            log($"{job.Name}: next at {Util.Json.Time(at)}");
+            log($"{job.Name}: next at {Text.Json.Time(at)}");
         }
     }
 
@@ -325,8 +325,8 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
             if (_busy.Contains(key) || (key == "*" && _busy.Count > 0) || _busy.Contains("*"))
             {
-                log($"{job.Name}: the slot of {Util.Json.Time(slot)} is skipped: a job of the same source is still running");
-                Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Util.Json.Time(slot)}: the previous one was still running");
+                log($"{job.Name}: the slot of {Text.Json.Time(slot)} is skipped: a job of the same source is still running");
+                Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Text.Json.Time(slot)}: the previous one was still running");
                 return;
             }
 
@@ -353,8 +353,8 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                     {
                         if (config.CatalogServer is not null && (session is null || session.IsBroken))
                         {
-                            log($"{job.Name}: the slot of {Util.Json.Time(slot)} is skipped: no lock session on the shared catalog yet (it is opened again within a minute)");
-                            Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Util.Json.Time(slot)}: no lock session on the shared catalog");
+                            log($"{job.Name}: the slot of {Text.Json.Time(slot)} is skipped: no lock session on the shared catalog yet (it is opened again within a minute)");
+                            Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Text.Json.Time(slot)}: no lock session on the shared catalog");
                             sourceLock = null;
                             return;
                         }
@@ -362,8 +362,8 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                         if (sourceLock is { } key && !session!.TryTake(key))
                         {
                             var holder = session.Holder(key) ?? "another agent";
-                            log($"{job.Name}: the slot of {Util.Json.Time(slot)} is skipped: {holder} holds the source's lock");
-                            Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Util.Json.Time(slot)}: {holder} holds the source's lock on the shared catalog");
+                            log($"{job.Name}: the slot of {Text.Json.Time(slot)} is skipped: {holder} holds the source's lock");
+                            Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Text.Json.Time(slot)}: {holder} holds the source's lock on the shared catalog");
                             sourceLock = null;
                             return;
                         }
@@ -475,7 +475,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                     _lock = RunLock.Acquire(config.LockPath);
                     if (said)
                     {
-                        log($"{job.Name}: the run lock is free again; the slot of {Util.Json.Time(slot)} runs now");
+                        log($"{job.Name}: the run lock is free again; the slot of {Text.Json.Time(slot)} runs now");
                     }
 
                     return;
@@ -486,7 +486,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                     {
                         said = true;
                         log($"{job.Name}: waiting: {e.Message}");
-                        Record("warn", job.Source, $"serve: {job.Name}, slot of {Util.Json.Time(slot)}, waited for another run holding the lock ({e.Message})");
+                        Record("warn", job.Source, $"serve: {job.Name}, slot of {Text.Json.Time(slot)}, waited for another run holding the lock ({e.Message})");
                     }
 
                     await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);

@@ -1,5 +1,5 @@
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.Streams;
 
 namespace Backstop.Core.Storage;
 

@@ -156,7 +156,7 @@ public sealed class GuardedTarget : ITarget
     }
 
     /// <summary>Each read has the deadline: a target that stops sending fails the read, named.</summary>
-    private sealed class ReadStream(GuardedTarget target, string key, Stream inner) : Util.ReadOnlyStream
+    private sealed class ReadStream(GuardedTarget target, string key, Stream inner) : Streams.ReadOnlyStream
     {
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
             await target.RunAsync(target._once, "read", key, ct => inner.ReadAsync(buffer, ct).AsTask(), cancellationToken).ConfigureAwait(false);

@@ -4,7 +4,7 @@ using Backstop.Core.Plugins;
 using Backstop.Core.Run;
 using Backstop.Core.Sealing;
 using Backstop.Core.Storage;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 
 namespace Backstop.Core.Verify;
 

@@ -67,7 +67,7 @@ internal sealed partial class CommandSource : IDrillable
             var checks = new List<DrillCheck>();
             foreach (var artifact in scope.Artifacts)
             {
-                var file = Core.Util.SafeNames.Inside(folder, artifact.Name);
+                var file = Core.Text.SafeNames.Inside(folder, artifact.Name);
                 var args = drill.Command.Skip(1).Select(a => a == "{file}" ? file : a).ToList();
                 if (!drill.Command.Skip(1).Contains("{file}"))
                 {

@@ -50,7 +50,7 @@ public sealed partial class CommandSourceKind : SourceKind<CommandOptions, Comma
         var env = (map.StringMap("env") ?? []).Select(e => (e.Key, new SecretRef(e.Value, e.Location))).ToList();
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(1));
         var artifact = map.StringOr("artifact", "output");
-        if (!Core.Util.SafeNames.IsSafeFileName(artifact))
+        if (!Core.Text.SafeNames.IsSafeFileName(artifact))
         {
             throw map.Error("artifact", "an artifact name is a plain file name (no '/', '\\', control character, '..' or leading '.'), like dump.sql");
         }
@@ -106,5 +106,5 @@ internal sealed partial class CommandSource(string name, CommandOptions options)
 
     public IArtifactValidator? ValidatorFor(string artifactName) => null;
 
-    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{Core.Util.ShellWord.QuoteIfNeeded(artifactName)}";
+    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{Core.Text.ShellWord.QuoteIfNeeded(artifactName)}";
 }

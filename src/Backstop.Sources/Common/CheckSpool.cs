@@ -1,4 +1,4 @@
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 
 namespace Backstop.Sources.Common;
 

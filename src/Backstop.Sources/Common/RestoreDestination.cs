@@ -11,7 +11,7 @@ public static class RestoreDestination
         var path = Path.GetFullPath(destination);
         if (Directory.Exists(path) || destination.EndsWith('/'))
         {
-            path = Core.Util.SafeNames.Inside(path, name);
+            path = Core.Text.SafeNames.Inside(path, name);
         }
 
         if (Directory.Exists(path))

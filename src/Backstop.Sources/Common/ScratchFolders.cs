@@ -1,5 +1,5 @@
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 
 namespace Backstop.Sources.Common;
 

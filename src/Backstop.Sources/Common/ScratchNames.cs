@@ -21,5 +21,5 @@ public static partial class ScratchNames
 
     /// <summary>What the sweep says of a leftover that is not a drill's scratch database.</summary>
     public static string NotOurs(string source, string leftover) =>
-        $"a killed drill of '{source}' recorded '{Core.Util.ServerText.Printable(leftover)}', which is not a drill's scratch database; left alone";
+        $"a killed drill of '{source}' recorded '{Core.Text.ServerText.Printable(leftover)}', which is not a drill's scratch database; left alone";
 }

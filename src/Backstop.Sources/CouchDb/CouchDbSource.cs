@@ -1,4 +1,4 @@
-using Backstop.Core.Util;
+using Backstop.Core.Text;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -363,7 +363,7 @@ internal sealed partial class CouchDbSource(string name, CouchDbOptions options)
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         var buffer = new byte[64 << 10];
         var n = await body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-        return Backstop.Core.Util.ServerText.Printable(System.Text.Encoding.UTF8.GetString(buffer, 0, n).Trim());
+        return Backstop.Core.Text.ServerText.Printable(System.Text.Encoding.UTF8.GetString(buffer, 0, n).Trim());
     }
 
     /// <summary>The largest answer read whole (a database's information, the list of databases): beyond it, a server is not answering as CouchDB does.</summary>
@@ -400,7 +400,7 @@ internal sealed partial class CouchDbSource(string name, CouchDbOptions options)
             }
 
             await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-            return await Backstop.Core.Util.ServerText.ReadAtMostAsync(body, AnswerLimit,
+            return await Backstop.Core.Text.ServerText.ReadAtMostAsync(body, AnswerLimit,
                 () => new BackupException($"source '{name}': CouchDB at {Where} answered {path} with more than {AnswerLimit >> 20} MiB, which no CouchDB answer to it is"), ct)
                 .ConfigureAwait(false);
         }

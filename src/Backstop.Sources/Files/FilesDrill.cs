@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Files;

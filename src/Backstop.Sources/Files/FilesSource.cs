@@ -1,6 +1,6 @@
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Backstop.Sources.Trees;
 
 namespace Backstop.Sources.Files;

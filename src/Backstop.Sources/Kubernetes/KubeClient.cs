@@ -235,7 +235,7 @@ internal sealed class KubeClient : k8s.Kubernetes
         while (next is not null);
     }
 
-    internal static string Printable(string text) => Backstop.Core.Util.ServerText.Printable(text);
+    internal static string Printable(string text) => Backstop.Core.Text.ServerText.Printable(text);
 }
 
 /// <summary>Values read from what a server or an archive sends: the wrong type is "absent", never an exception.</summary>

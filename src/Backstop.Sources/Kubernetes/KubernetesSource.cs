@@ -350,7 +350,7 @@ internal sealed partial class KubernetesSource(KubernetesAccess kube, Kubernetes
     internal static async IAsyncEnumerable<(string KindGroup, string? Namespace, JsonObject Object)> ReadAsync(Stream content,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var reader = new TarReader(new Backstop.Core.Util.ForwardOnlyStream(content), leaveOpen: true);
+        using var reader = new TarReader(new Backstop.Core.Streams.ForwardOnlyStream(content), leaveOpen: true);
         while (await Backstop.Sources.Common.TarEntries.NextAsync(reader, "the cluster's archive", cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var path = entry.Name;

@@ -17,9 +17,9 @@ internal sealed partial class KubernetesSource
 {
     internal const string VolumePrefix = "pvc/";
 
-    internal static string VolumeArtifact(string ns, string claim) => Core.Util.SafeNames.Encode($"{VolumePrefix}{ns}/{claim}") + ".tar";
+    internal static string VolumeArtifact(string ns, string claim) => Core.Text.SafeNames.Encode($"{VolumePrefix}{ns}/{claim}") + ".tar";
 
-    internal static bool IsVolumeArtifact(string artifact) => artifact.StartsWith(Core.Util.SafeNames.Encode(VolumePrefix), StringComparison.Ordinal) && artifact.EndsWith(".tar", StringComparison.Ordinal);
+    internal static bool IsVolumeArtifact(string artifact) => artifact.StartsWith(Core.Text.SafeNames.Encode(VolumePrefix), StringComparison.Ordinal) && artifact.EndsWith(".tar", StringComparison.Ordinal);
 
     private string Node => kube.Options.Node ?? Environment.GetEnvironmentVariable("NODE_NAME") ?? Environment.MachineName;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Backstop.Sources.Common;
 
 namespace Backstop.Sources.MySql;

@@ -1,4 +1,4 @@
-using Backstop.Core.Util;
+using Backstop.Core.Text;
 using System.Globalization;
 using System.Text;
 using Backstop.Core.Config;

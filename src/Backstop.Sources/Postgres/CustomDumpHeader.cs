@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.Streams;
 using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Postgres;

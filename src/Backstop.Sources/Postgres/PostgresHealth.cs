@@ -90,11 +90,11 @@ internal sealed class PostgresHealth(PostgresServer pg, Core.Config.ArchivePolic
                 var failed = r.GetInt64(0);
                 findings.Add(r.GetBoolean(4)
                     ? new Finding("wal archiving", subject, FindingStatus.Fail,
-                        $"the archiver is failing now: {failed} failure(s), the last on {Core.Util.ServerText.Printable(r.IsDBNull(1) ? "?" : r.GetString(1))} at " +
-                        $"{Core.Util.Json.Time(r.GetFieldValue<DateTimeOffset>(2))}, nothing archived since",
+                        $"the archiver is failing now: {failed} failure(s), the last on {Core.Text.ServerText.Printable(r.IsDBNull(1) ? "?" : r.GetString(1))} at " +
+                        $"{Core.Text.Json.Time(r.GetFieldValue<DateTimeOffset>(2))}, nothing archived since",
                         "read the server's log for the lines of backstop wal-push; the WAL piles up in pg_wal until it succeeds")
                     : new Finding("wal archiving", subject, FindingStatus.Ok,
-                        r.IsDBNull(3) ? "the archiver has archived nothing yet and never failed" : $"the archiver is working (last archived {Core.Util.Json.Time(r.GetFieldValue<DateTimeOffset>(3))}; {failed} failure(s) since the statistics were reset)"));
+                        r.IsDBNull(3) ? "the archiver has archived nothing yet and never failed" : $"the archiver is working (last archived {Core.Text.Json.Time(r.GetFieldValue<DateTimeOffset>(3))}; {failed} failure(s) since the statistics were reset)"));
             }
         }
 

@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.Streams;
 using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Postgres;
@@ -46,7 +46,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
         }
         catch (FormatException)
         {
-            throw new Core.Config.ConfigException($"--to-lsn {Core.Util.ServerText.Printable(lsn)}: an LSN is written like 0/16B3748 (hex, a slash, hex)");
+            throw new Core.Config.ConfigException($"--to-lsn {Core.Text.ServerText.Printable(lsn)}: an LSN is written like 0/16B3748 (hex, a slash, hex)");
         }
     }
 
@@ -76,7 +76,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
             var full = Path.Combine(folder, path);
             if (!File.Exists(full) || new FileInfo(full).Length != size)
             {
-                throw new BackupException($"{Core.Util.ServerText.Printable(path)} is not in {folder} as the backup manifest lists it ({size} bytes)");
+                throw new BackupException($"{Core.Text.ServerText.Printable(path)} is not in {folder} as the backup manifest lists it ({size} bytes)");
             }
         }
 
@@ -110,7 +110,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
         {
             throw new BackupException(gap is not null
                 ? $"the WAL archive of '{pg.Source}' has a gap after {newest?.Name ?? $"the base backup's start ({FormatLsn(start)})"} (next: {gap.Name}): a recovery cannot pass it; {point} is out of reach"
-                : $"{point} is after the newest archived WAL of '{pg.Source}' ({(newest is null ? "none since the base backup" : $"{newest.Name}, archived {Core.Util.Json.Time(newest.At)}")}): the recovery window ends there");
+                : $"{point} is after the newest archived WAL of '{pg.Source}' ({(newest is null ? "none since the base backup" : $"{newest.Name}, archived {Core.Text.Json.Time(newest.At)}")}): the recovery window ends there");
         }
 
         // A time target stops at the first commit after it, which PostgreSQL must find (since 13, none is fatal): the
@@ -162,7 +162,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
                    $"restore_command = 'cp {WalFolder}/%f \"%p\"'\n" + target +
                    (target.Length > 0 ? "recovery_target_action = 'promote'\n" : "") +
                    "archive_mode = 'off'\narchive_command = ''\n";
-        var owner = System.Environment.UserName == "root" && Core.Util.PosixUsers.Lookup("postgres") is not null ? "postgres" : null;
+        var owner = System.Environment.UserName == "root" && Core.FileSystem.PosixUsers.Lookup("postgres") is not null ? "postgres" : null;
         // A server that kept its configuration outside its data folder (Debian's /etc/postgresql/…) left none in the
         // backup: without them pg_ctl refuses to start. Written only where missing: local peer, and passwords on loopback.
         return new RecoverySetup(WalFolder, ["recovery.signal"], "postgresql.auto.conf", text, owner, "pg_ctl -D DEST start")
@@ -233,7 +233,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
         var text = (await File.ReadAllTextAsync(Path.Combine(folder, "PG_VERSION"), cancellationToken).ConfigureAwait(false)).Trim();
         if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var major))
         {
-            throw new BackupException($"{folder}/PG_VERSION says '{Core.Util.ServerText.Printable(text)}', which is no PostgreSQL major version");
+            throw new BackupException($"{folder}/PG_VERSION says '{Core.Text.ServerText.Printable(text)}', which is no PostgreSQL major version");
         }
 
         var bin = Path.Combine(PostgresTools.ClusterDir, major.ToString(CultureInfo.InvariantCulture), "bin");
@@ -252,7 +252,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
         var log = Path.Combine(folder, "backstop-start.log");
         var run = new List<string>();
         var program = Path.Combine(bin, "pg_ctl");
-        if (Core.Util.PosixUsers.IsRoot && Core.Util.PosixUsers.Lookup("postgres") is { } ids)
+        if (Core.FileSystem.PosixUsers.IsRoot && Core.FileSystem.PosixUsers.Lookup("postgres") is { } ids)
         {
             run.AddRange([$"--reuid={ids.Uid}", $"--regid={ids.Gid}", "--clear-groups", "--", program]);
             program = ChildProcess.ResolveTool("setpriv");
@@ -260,7 +260,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
 
         // pg_ctl hands -o to a shell: the folder is quoted there.
         run.AddRange(["-D", folder, "-l", log, "-W", "start", "-o",
-            $"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={Core.Util.ShellWord.Quote(folder)} -c archive_mode=off"]);
+            $"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={Core.Text.ShellWord.Quote(folder)} -c archive_mode=off"]);
         await ChildProcess.RunCleanToStreamAsync(program, run, new Dictionary<string, string>(), "/", Stream.Null, TimeSpan.FromMinutes(1), $"pg_ctl start of {folder}",
             cancellationToken).ConfigureAwait(false);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -390,7 +390,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
         var m = WalName().Match(fileName);
         if (!m.Success)
         {
-            throw new BackupException($"'{Core.Util.ServerText.Printable(fileName)}' is not a WAL segment, partial segment, history or backup history file name");
+            throw new BackupException($"'{Core.Text.ServerText.Printable(fileName)}' is not a WAL segment, partial segment, history or backup history file name");
         }
 
         var timeline = m.Groups["tli"].Value;
@@ -492,7 +492,7 @@ internal sealed partial class PostgresPhysical(PostgresServer pg) : IContinuousA
         return slash > 0 && uint.TryParse(lsn[..slash], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var high)
                          && uint.TryParse(lsn[(slash + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var low)
             ? (long)(((ulong)high << 32) | low)
-            : throw new FormatException($"'{Core.Util.ServerText.Printable(lsn)}' is not an LSN");
+            : throw new FormatException($"'{Core.Text.ServerText.Printable(lsn)}' is not an LSN");
     }
 
     internal static string FormatLsn(long lsn) => $"{(ulong)lsn >> 32:X}/{(ulong)lsn & 0xFFFFFFFF:X}";
@@ -524,7 +524,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
                 sizes[path] = entry.Length;
                 if (path == "backup_manifest")
                 {
-                    manifest = await Core.Util.ServerText.ReadAtMostAsync(entry.DataStream ?? Stream.Null, ManifestLimit,
+                    manifest = await Core.Text.ServerText.ReadAtMostAsync(entry.DataStream ?? Stream.Null, ManifestLimit,
                         () => new BackupException($"its backup_manifest is larger than {ManifestLimit >> 20} MiB"), cancellationToken).ConfigureAwait(false);
                     continue;
                 }
@@ -563,12 +563,12 @@ internal sealed class BaseBackupValidator : IArtifactValidator
         {
             if (!sizes.TryGetValue(path, out var inTar))
             {
-                throw new BackupException($"the backup manifest lists {Core.Util.ServerText.Printable(path)}, which the base backup does not hold");
+                throw new BackupException($"the backup manifest lists {Core.Text.ServerText.Printable(path)}, which the base backup does not hold");
             }
 
             if (inTar != size)
             {
-                throw new BackupException($"{Core.Util.ServerText.Printable(path)} is {inTar} bytes in the base backup; its manifest says {size}");
+                throw new BackupException($"{Core.Text.ServerText.Printable(path)} is {inTar} bytes in the base backup; its manifest says {size}");
             }
 
             if (algorithm == "CRC32C" && crcs.TryGetValue(path, out var crc))
@@ -579,7 +579,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
                 var found = Convert.ToHexStringLower(bytes);
                 if (!string.Equals(found, checksum, StringComparison.OrdinalIgnoreCase))
                 {
-                    throw new BackupException($"{Core.Util.ServerText.Printable(path)} does not hold what its manifest says (CRC-32C {found}, the manifest {Core.Util.ServerText.Printable(checksum ?? "")}): altered or damaged");
+                    throw new BackupException($"{Core.Text.ServerText.Printable(path)} does not hold what its manifest says (CRC-32C {found}, the manifest {Core.Text.ServerText.Printable(checksum ?? "")}): altered or damaged");
                 }
 
                 checkedFiles++;
@@ -618,7 +618,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
             var recorded = root.GetProperty("Manifest-Checksum").GetString();
             if (!string.Equals(recorded, actual, StringComparison.Ordinal))
             {
-                throw new BackupException($"the backup manifest's checksum is {Core.Util.ServerText.Printable(recorded ?? "")}, but its content hashes to {actual}: it was altered or cut");
+                throw new BackupException($"the backup manifest's checksum is {Core.Text.ServerText.Printable(recorded ?? "")}, but its content hashes to {actual}: it was altered or cut");
             }
 
             foreach (var f in root.GetProperty("Files").EnumerateArray())

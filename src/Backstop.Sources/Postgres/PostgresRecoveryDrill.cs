@@ -82,7 +82,7 @@ internal sealed class PostgresRecoveryDrill(PostgresServer pg, PostgresDrillOpti
             var text = (await File.ReadAllTextAsync(Path.Combine(_data, "PG_VERSION"), cancellationToken).ConfigureAwait(false)).Trim();
             if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var major) || major is < 10 or > 99)
             {
-                throw new BackupException($"the restored PG_VERSION says '{Core.Util.ServerText.Printable(text)}', which is no PostgreSQL major version");
+                throw new BackupException($"the restored PG_VERSION says '{Core.Text.ServerText.Printable(text)}', which is no PostgreSQL major version");
             }
 
             var (bin, found) = PostgresTools.ServerBinaries(source.Source, drill.Bin, major);
@@ -232,7 +232,7 @@ internal sealed class PostgresRecoveryDrill(PostgresServer pg, PostgresDrillOpti
 
             var newest = await PostgresServer.ScalarAsync(markers, $"SELECT pg_catalog.max(seq) FROM public.{MarkerTable}", cancellationToken).ConfigureAwait(false);
             var found = newest is long n ? n : 0;
-            checks.Add(new DrillCheck("markers", $"markers 1…{marker.Seq} (written {Core.Util.Json.Time(marker.At)}, at {marker.Label}), none after",
+            checks.Add(new DrillCheck("markers", $"markers 1…{marker.Seq} (written {Core.Text.Json.Time(marker.At)}, at {marker.Label}), none after",
                 found == 0 ? "no marker" : $"markers up to {found}", found == marker.Seq));
             return checks;
         }

@@ -1,4 +1,4 @@
-using Backstop.Core.Util;
+using Backstop.Core.Text;
 using System.Net.Sockets;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;

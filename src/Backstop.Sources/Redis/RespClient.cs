@@ -82,7 +82,7 @@ internal sealed class RespClient : IAsyncDisposable
                 if (!int.TryParse(line.AsSpan(1), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var length) || length > BulkLimit)
                 {
                     // A reply that is not a length, or one larger than any answer Backstop asks for: never allocated.
-                    throw new IOException($"unexpected reply from Redis: a bulk string of '{Backstop.Core.Util.ServerText.Printable(line[1..Math.Min(line.Length, 24)])}' bytes");
+                    throw new IOException($"unexpected reply from Redis: a bulk string of '{Backstop.Core.Text.ServerText.Printable(line[1..Math.Min(line.Length, 24)])}' bytes");
                 }
 
                 if (length < 0)

@@ -299,7 +299,7 @@ internal static class OciLayoutReader
     public static async Task<Layout> ReadAsync(Stream tar, Func<string, long, Stream, Task>? large, string what, CancellationToken cancellationToken)
     {
         // Read as a forward-only stream, whatever the caller's stream says it can do: the tar is read once, in order.
-        var reader = new TarReader(new Backstop.Core.Util.ForwardOnlyStream(tar), leaveOpen: true);
+        var reader = new TarReader(new Backstop.Core.Streams.ForwardOnlyStream(tar), leaveOpen: true);
         var blobs = new Dictionary<string, long>(StringComparer.Ordinal);
         var kept = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         long keptBytes = 0;
@@ -496,10 +496,10 @@ internal static class OciLayoutReader
     }
 
     private static Task<byte[]> ReadSmallAsync(Stream data, int limit, string what, CancellationToken cancellationToken) =>
-        Core.Util.ServerText.ReadAtMostAsync(data, limit, () => new BackupException($"{what} is larger than {limit} bytes"), cancellationToken);
+        Core.Text.ServerText.ReadAtMostAsync(data, limit, () => new BackupException($"{what} is larger than {limit} bytes"), cancellationToken);
 
     /// <summary>The name Backstop gives a repository's layout artifact, and back.</summary>
-    public static string ArtifactName(string repository) => Core.Util.SafeNames.Encode(repository) + ".oci.tar";
+    public static string ArtifactName(string repository) => Core.Text.SafeNames.Encode(repository) + ".oci.tar";
 
     public static string? RepositoryOf(string artifact)
     {

@@ -98,5 +98,5 @@ internal static partial class RegistryNames
         }
     }
 
-    internal static string Printable(string text) => Core.Util.ServerText.Printable(text);
+    internal static string Printable(string text) => Core.Text.ServerText.Printable(text);
 }

@@ -242,7 +242,7 @@ internal sealed class RegistrySession : IDisposable
         }
 
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        return await Core.Util.ServerText.ReadAtMostAsync(stream, limit,
+        return await Core.Text.ServerText.ReadAtMostAsync(stream, limit,
             () => new BackupException($"the registry at {Where} sent more than {limit} bytes for {Printable(what)}; refused"), cancellationToken).ConfigureAwait(false);
     }
 

@@ -352,7 +352,7 @@ internal sealed class RegistrySource(RegistryAccess access, RegistryRestore rest
             ? "case \"$f\" in *.zst.age) age -d -i KEY_FILE BLOBS/\"$f\" | zstd -dc ;; *) age -d -i KEY_FILE BLOBS/\"$f\" ;; esac"
             : "case \"$f\" in *.zst) zstd -dc BLOBS/\"$f\" ;; *) cat BLOBS/\"$f\" ;; esac";
         return $"d=$(mktemp -d) && zstd -dc {storedFile} | tar -x -C \"$d\" && " +
-               $"(for f in $(jq -r --arg a {Core.Util.ShellWord.Quote(artifactName)} '.artifacts[] | select(.name == $a) | (.blobs // [])[].file' MANIFEST); " +
+               $"(for f in $(jq -r --arg a {Core.Text.ShellWord.Quote(artifactName)} '.artifacts[] | select(.name == $a) | (.blobs // [])[].file' MANIFEST); " +
                $"do printf %s \"$f\" | grep -qxE '[0-9a-f]{{64}}(\\.zst)?(\\.age)?' && {copy} > \"$d/blobs/sha256/${{f%%.*}}\" || exit 1; done) && " +
                $"(for t in $(jq -r '.manifests[].annotations[\"{OciLayoutWriter.RefName}\"] // empty' \"$d/index.json\"); " +
                $"do skopeo copy --all --preserve-digests --dest-tls-verify=TLS_VERIFY oci:\"$d\":\"$t\" docker://REGISTRY/{repository}:\"$t\" || exit 1; done); s=$?; rm -rf \"$d\"; [ $s = 0 ]";

@@ -20,7 +20,7 @@ internal sealed partial class SqliteSource : IDrillable
             foreach (var artifact in scope.Artifacts)
             {
                 ct.ThrowIfCancellationRequested();
-                var path = Core.Util.SafeNames.Inside(folder, artifact.Name);
+                var path = Core.Text.SafeNames.Inside(folder, artifact.Name);
                 try
                 {
                     using var db = Open(path, SqliteOpenMode.ReadOnly);

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Microsoft.Data.Sqlite;
 
 namespace Backstop.Sources.Sqlite;
@@ -180,7 +180,7 @@ internal sealed partial class SqliteSource(string name, SqliteOptions options, s
         : stateDirectory.Length > 0 ? new DatabaseValidator(stateDirectory, isPrivate: true)
         : throw new InvalidOperationException("an SQLite source needs its state folder (set by the configuration loader)");
 
-    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{Core.Util.ShellWord.QuoteIfNeeded(artifactName)}";
+    public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{Core.Text.ShellWord.QuoteIfNeeded(artifactName)}";
 
     private static SqliteConnection Open(string path, SqliteOpenMode mode)
     {

@@ -1,6 +1,6 @@
 using Backstop.Core.Plugins;
 using Backstop.Core.Tar;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 
 namespace Backstop.Sources.Trees;
 

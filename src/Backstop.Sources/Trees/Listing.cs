@@ -1,6 +1,6 @@
 using System.Buffers.Text;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 
 namespace Backstop.Sources.Trees;
 

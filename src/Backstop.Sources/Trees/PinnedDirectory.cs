@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Microsoft.Win32.SafeHandles;
 
 namespace Backstop.Sources.Trees;

@@ -1,5 +1,5 @@
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Backstop.Core.Tar;
 
 namespace Backstop.Sources.Trees;
@@ -358,9 +358,9 @@ internal static class TarExtractor
 
         try
         {
-            return Core.Util.SafeNames.Inside(root, name, allowRoot: true); // the one containment check every restore path goes through
+            return Core.Text.SafeNames.Inside(root, name, allowRoot: true); // the one containment check every restore path goes through
         }
-        catch (Core.Util.PathOutsideException)
+        catch (Core.Text.PathOutsideException)
         {
             throw new BackupException($"refused: tar entry '{name}' would land outside the destination");
         }

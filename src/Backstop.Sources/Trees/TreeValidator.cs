@@ -1,6 +1,5 @@
 using Backstop.Core.Plugins;
 using Backstop.Core.Tar;
-using Backstop.Core.Util;
 
 namespace Backstop.Sources.Trees;
 

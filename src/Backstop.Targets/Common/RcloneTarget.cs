@@ -47,7 +47,7 @@ public class RcloneTarget : ITarget
 
     /// <summary>rclone itself, with the remote as configured for it (<c>rclone config</c> on the machine that fetches).</summary>
     public virtual string FetchCommand(string key, string localPath) =>
-        $"rclone copyto {Backstop.Core.Util.ShellWord.Quote(PathOf(key))} {Backstop.Core.Util.ShellWord.Quote(localPath)}";
+        $"rclone copyto {Backstop.Core.Text.ShellWord.Quote(PathOf(key))} {Backstop.Core.Text.ShellWord.Quote(localPath)}";
 
     private string PathOf(string key)
     {
@@ -503,7 +503,7 @@ public class RcloneTarget : ITarget
     }
 
     /// <summary>The stdout of <c>rclone cat</c>; at its end the exit code must be 0, or reading fails with rclone's message.</summary>
-    private sealed class ProcessReadStream(RcloneTarget target, Process process, string key) : Backstop.Core.Util.ReadOnlyStream
+    private sealed class ProcessReadStream(RcloneTarget target, Process process, string key) : Backstop.Core.Streams.ReadOnlyStream
     {
         private readonly Stream _out = process.StandardOutput.BaseStream;
         private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();

@@ -2,7 +2,8 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
+using Backstop.Core.Text;
 
 namespace Backstop.Targets.Local;
 

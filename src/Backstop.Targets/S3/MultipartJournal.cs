@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 
 namespace Backstop.Targets.S3;
 

@@ -117,9 +117,9 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
 
     /// <summary>The AWS CLI, with the bucket's credentials in its own configuration (never on the line).</summary>
     public string FetchCommand(string key, string localPath) =>
-        $"aws s3 cp {Backstop.Core.Util.ShellWord.Quote($"s3://{_options.Bucket}/{_options.Prefix}{key}")} {Backstop.Core.Util.ShellWord.Quote(localPath)}" +
-        (_options.Endpoint is { } e ? $" --endpoint-url {Backstop.Core.Util.ShellWord.Quote(e.GetLeftPart(UriPartial.Authority))}" : "") +
-        $" --region {Backstop.Core.Util.ShellWord.Quote(_options.Region)}";
+        $"aws s3 cp {Backstop.Core.Text.ShellWord.Quote($"s3://{_options.Bucket}/{_options.Prefix}{key}")} {Backstop.Core.Text.ShellWord.Quote(localPath)}" +
+        (_options.Endpoint is { } e ? $" --endpoint-url {Backstop.Core.Text.ShellWord.Quote(e.GetLeftPart(UriPartial.Authority))}" : "") +
+        $" --region {Backstop.Core.Text.ShellWord.Quote(_options.Region)}";
 
     public TargetCapabilities Capabilities { get; } = new(AtomicPublish: true, FreeSpaceQuery: false, ServerSideChecksum: true);
 
@@ -589,7 +589,7 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
     }
 
     /// <summary>The body of a GET, disposing the response with it.</summary>
-    private sealed class ResponseStream(GetObjectResponse response) : Backstop.Core.Util.ReadOnlyStream
+    private sealed class ResponseStream(GetObjectResponse response) : Backstop.Core.Streams.ReadOnlyStream
     {
         private readonly Stream _body = response.ResponseStream;
 

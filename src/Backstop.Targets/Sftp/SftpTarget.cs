@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Backstop.Targets.Common;
 
 namespace Backstop.Targets.Sftp;
@@ -104,7 +104,7 @@ public sealed class SftpTarget : RcloneTarget
     /// <summary>OpenSSH's sftp, with the NAS's key (SSH_KEY) and its host key checked as known_hosts says.</summary>
     public override string FetchCommand(string key, string localPath) =>
         $"sftp -P {_options.Port.ToString(CultureInfo.InvariantCulture)} -i SSH_KEY -o StrictHostKeyChecking=yes " +
-        $"{Backstop.Core.Util.ShellWord.Quote($"{_options.User}@{_options.Host}:{_options.Path.TrimEnd('/')}/{key}")} {Backstop.Core.Util.ShellWord.Quote(localPath)}";
+        $"{Backstop.Core.Text.ShellWord.Quote($"{_options.User}@{_options.Host}:{_options.Path.TrimEnd('/')}/{key}")} {Backstop.Core.Text.ShellWord.Quote(localPath)}";
 
     /// <summary>
     /// A known_hosts file holding only the pinned key (rclone checks the server against it), in the target's private

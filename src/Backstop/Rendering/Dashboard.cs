@@ -26,7 +26,7 @@ internal static class Dashboard
 
     private static string Page(string title, string body) =>
         $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"30\"><title>{H(title)}</title>" +
-        $"<style>{Style}</style></head><body>{body}<p class=\"muted\">backstop on {H(Environment.MachineName)} · {Core.Util.Json.Time(DateTimeOffset.UtcNow)}</p></body></html>";
+        $"<style>{Style}</style></head><body>{body}<p class=\"muted\">backstop on {H(Environment.MachineName)} · {Core.Text.Json.Time(DateTimeOffset.UtcNow)}</p></body></html>";
 
     private static string Age(TimeSpan t) => Terminal.Age(t);
 
@@ -75,7 +75,7 @@ internal static class Dashboard
                 .Append(CultureInfo.InvariantCulture, $"<td>{H(s.Kind)}</td><td class=\"{state}\" title=\"{H(string.Join("; ", s.Reasons))}\">{state}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{H(s.LastValid?.Snapshot ?? "none")}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{(s.LastValid is { } lv ? Age(now - lv.FinishedAt) : "-")} / {Quantities.FormatDuration(TimeSpan.FromSeconds(s.RpoSeconds))}{(s.RpoMet ? "" : " <span class=\"stale\">missed</span>")}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td>{copies}</td><td>{drill}</td><td>{(nextRun == default ? "<span class=\"muted\">not scheduled</span>" : Core.Util.Json.Time(nextRun))}</td>");
+                .Append(CultureInfo.InvariantCulture, $"<td>{copies}</td><td>{drill}</td><td>{(nextRun == default ? "<span class=\"muted\">not scheduled</span>" : Core.Text.Json.Time(nextRun))}</td>");
             if (actions)
             {
                 // Only this agent's own sources: another machine's agent runs the others.
@@ -129,7 +129,7 @@ internal static class Dashboard
                     ? "<td><span class=\"muted\">never</span></td><td>-</td>"
                     : $"<td><span class=\"{(last.Passed ? "ok" : "failed")}\" title=\"{H(last.Error ?? "")}\">{(last.Passed ? "passed" : "failed")}</span> {Age(now - last.At)} ago</td>" +
                       $"<td>{last.Seconds.ToString("0.0", CultureInfo.InvariantCulture)}s{(last.RtoMet ? "" : " <span class=\"failed\">over the objective</span>")}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td>{H(path)}</td><td>{(due == default ? "<span class=\"muted\">by hand</span>" : Core.Util.Json.Time(due))}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{H(path)}</td><td>{(due == default ? "<span class=\"muted\">by hand</span>" : Core.Text.Json.Time(due))}</td>")
                 .Append(last?.Runbook is null ? "<td>-</td>" : $"<td><a href=\"/runbook/{Uri.EscapeDataString(s.Name)}\">runbook</a></td>")
                 .Append("</tr>");
         }
@@ -170,27 +170,27 @@ internal static class Dashboard
             var css = state == "valid" ? "ok" : state is "short" or "unverified" or "running" or "pruned" ? "degraded" : "failed";
             var copies = string.Join("<br>", s.Artifacts.SelectMany(a => a.Copies).GroupBy(c => c.Target).Select(g =>
                 $"{H(g.Key)}: {H(g.All(c => c.State == CopyState.Verified) ? "verified" : g.First(c => c.State != CopyState.Verified).State.ToString().ToLowerInvariant())}"));
-            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(s.Id)}</td><td class=\"{css}\">{H(state)}</td><td>{Core.Util.Json.Time(s.StartedAt)}</td>")
+            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(s.Id)}</td><td class=\"{css}\">{H(state)}</td><td>{Core.Text.Json.Time(s.StartedAt)}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{Quantities.FormatSize(s.StoredBytes)}</td><td>{copies}</td><td>{H(s.Error ?? string.Join("; ", s.Warnings))}</td></tr>");
         }
 
         b.Append("</table><h2>Drills</h2><table><tr><th>when</th><th>snapshot</th><th>result</th><th>RTO measured</th><th>objective</th><th>error</th></tr>");
         foreach (var d in catalog.Drills(def.Name).Reverse().Take(30))
         {
-            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Util.Json.Time(d.At)}</td><td>{H(d.Snapshot)}</td><td class=\"{(d.Passed ? "ok" : "failed")}\">{(d.Passed ? "passed" : "failed")}</td>")
+            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Text.Json.Time(d.At)}</td><td>{H(d.Snapshot)}</td><td class=\"{(d.Passed ? "ok" : "failed")}\">{(d.Passed ? "passed" : "failed")}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{d.Seconds.ToString("0.0", CultureInfo.InvariantCulture)}s</td><td>{(d.RtoSeconds is { } r ? Quantities.FormatDuration(TimeSpan.FromSeconds(r)) : "-")}</td><td>{H(d.Error)}</td></tr>");
         }
 
         b.Append("</table><h2>Events</h2><table><tr><th>when</th><th>level</th><th>message</th></tr>");
         foreach (var e in catalog.Events(500).Where(e => e.Source == def.Name).Take(50))
         {
-            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Util.Json.Time(e.At)}</td><td class=\"{(e.Level == "error" ? "failed" : e.Level == "warn" ? "degraded" : "muted")}\">{H(e.Level)}</td><td>{H(e.Message)}</td></tr>");
+            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Text.Json.Time(e.At)}</td><td class=\"{(e.Level == "error" ? "failed" : e.Level == "warn" ? "degraded" : "muted")}\">{H(e.Level)}</td><td>{H(e.Message)}</td></tr>");
         }
 
         b.Append("</table><h2>Notification failures</h2><table><tr><th>when</th><th>notifier</th><th>event</th><th>error</th></tr>");
         foreach (var n in catalog.Notifications().Where(n => !n.Delivered && (n.Subject == def.Name || n.Subject is null)).Take(30))
         {
-            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Util.Json.Time(n.At)}</td><td>{H(n.Notifier)}</td><td>{H(n.Event)}</td><td>{H(n.Error)}</td></tr>");
+            b.Append(CultureInfo.InvariantCulture, $"<tr><td>{Core.Text.Json.Time(n.At)}</td><td>{H(n.Notifier)}</td><td>{H(n.Event)}</td><td>{H(n.Error)}</td></tr>");
         }
 
         b.Append("</table>");
@@ -212,7 +212,7 @@ internal static class Dashboard
         string X(DateTimeOffset at) => (Pad + (W - 2 * Pad) * (points.Count == 1 ? 0.5 : (at - first).TotalSeconds / span)).ToString("0.#", CultureInfo.InvariantCulture);
         string Y(double v) => (Hgt - Pad - (Hgt - 2 * Pad) * v / max).ToString("0.#", CultureInfo.InvariantCulture);
         var line = string.Join(" ", points.Select(p => $"{X(p.At)},{Y(p.Value)}"));
-        var dots = string.Concat(points.Select(p => $"<circle cx=\"{X(p.At)}\" cy=\"{Y(p.Value)}\" r=\"2.5\" fill=\"#0969da\"><title>{Core.Util.Json.Time(p.At)}: {H(label(p.Value))}</title></circle>"));
+        var dots = string.Concat(points.Select(p => $"<circle cx=\"{X(p.At)}\" cy=\"{Y(p.Value)}\" r=\"2.5\" fill=\"#0969da\"><title>{Core.Text.Json.Time(p.At)}: {H(label(p.Value))}</title></circle>"));
         return $"<svg width=\"{W}\" height=\"{Hgt}\" viewBox=\"0 0 {W} {Hgt}\" role=\"img\" aria-label=\"chart\"><rect width=\"{W}\" height=\"{Hgt}\" fill=\"#f6f8fa\"/>" +
                $"<polyline points=\"{line}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"/>{dots}" +
                $"<text x=\"{W - Pad}\" y=\"14\" text-anchor=\"end\" font-size=\"12\">max {H(label(max))}, last {H(label(points[^1].Value))}</text></svg>";

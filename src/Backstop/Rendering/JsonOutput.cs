@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Backstop.Core.Util;
+using Backstop.Core.Text;
 
 namespace Backstop.Cli.Rendering;
 

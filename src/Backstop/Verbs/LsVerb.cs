@@ -6,7 +6,8 @@ using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Sealing;
 using Backstop.Core.Sealing.Age;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
+using Backstop.Core.Streams;
 using Backstop.Core.Tar;
 
 namespace Backstop.Cli.Verbs;
@@ -104,11 +105,11 @@ internal static class LsVerb
                 else
                 {
                     // Names come from an archive: a control character in one (an escape sequence) is shown as '?', never sent to the terminal.
-                    var link = e.Type is PaxType.SymbolicLink ? $" -> {Core.Util.ServerText.Escape(linkName)}"
-                        : e.Type is PaxType.HardLink ? $" link to /{Core.Util.ServerText.Escape(linkName)}" : "";
+                    var link = e.Type is PaxType.SymbolicLink ? $" -> {Core.Text.ServerText.Escape(linkName)}"
+                        : e.Type is PaxType.HardLink ? $" link to /{Core.Text.ServerText.Escape(linkName)}" : "";
                     var where = levels.Count > 1 && e.Type != PaxType.Directory ? $"  (level {level.Artifact.Level}, {level.Snapshot.Id})" : "";
                     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Size,12} {mtime.UtcDateTime:yyyy-MM-dd HH:mm} /{Core.Util.ServerText.Escape(entryName)}{link}{where}"));
+                        $"{Mode(e)} {e.Uid}/{e.Gid} {e.Size,12} {mtime.UtcDateTime:yyyy-MM-dd HH:mm} /{Core.Text.ServerText.Escape(entryName)}{link}{where}"));
                 }
             }
         }

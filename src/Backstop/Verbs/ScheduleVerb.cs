@@ -67,7 +67,7 @@ internal static class ScheduleVerb
         foreach (var (name, text) in units)
         {
             var path = Path.Combine(folder, name);
-            Backstop.Core.Util.AtomicFile.WriteText(path, (UnixFileMode)0x1A4, text); // 0644, as systemd units are; never through a planted link
+            Backstop.Core.FileSystem.AtomicFile.WriteText(path, (UnixFileMode)0x1A4, text); // 0644, as systemd units are; never through a planted link
             Console.WriteLine($"wrote {path}");
         }
 

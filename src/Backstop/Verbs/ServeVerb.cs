@@ -54,7 +54,7 @@ internal static class ServeVerb
             if (path != "/healthz" && !access.HostAllowed(http.Request))
             {
                 // DNS rebinding: a page of another site whose name now points here. Only names of this server are served.
-                await Results.Text($"refused: the Host '{Core.Util.ServerText.Printable(http.Request.Host.Host)}' is not one of this server's names; " +
+                await Results.Text($"refused: the Host '{Core.Text.ServerText.Printable(http.Request.Host.Host)}' is not one of this server's names; " +
                                    "add it to serve.hostnames\n", statusCode: StatusCodes.Status421MisdirectedRequest).ExecuteAsync(http).ConfigureAwait(false);
                 return;
             }
@@ -175,7 +175,7 @@ internal static class ServeVerb
             var statuses = StatusReport.Compute(config, catalog, DateTimeOffset.UtcNow);
             var failing = Core.Notify.Notifier.Failing(catalog).Where(n => config.Notify.Any(d => d.Name == n.Notifier)).ToList();
             var fleet = catalog.IsShared ? catalog.Machines() : null;
-            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing, ScenarioStatus.Compute(config, catalog), fleet, DateTimeOffset.UtcNow), Core.Util.Json.Options), "application/json").ExecuteAsync(http);
+            return Results.Text(System.Text.Json.JsonSerializer.Serialize(StatusVerb.Document(config, statuses, failing, ScenarioStatus.Compute(config, catalog), fleet, DateTimeOffset.UtcNow), Core.Text.Json.Options), "application/json").ExecuteAsync(http);
         });
 
         try

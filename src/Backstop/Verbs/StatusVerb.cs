@@ -172,7 +172,7 @@ internal static class StatusVerb
             var a = s.Archive!;
             Terminal.Out.MarkupLine(a.To is not { } to
                 ? $"  [bold]{Markup.Escape(s.Name)}[/]: [red]no recovery window[/] (no base snapshot reaches consistency with the archived WAL)"
-                : $"  [bold]{Markup.Escape(s.Name)}[/]: recovery window {Core.Util.Json.Time(a.From!.Value)} → {Core.Util.Json.Time(to)} ({a.Files} archived file(s)), " +
+                : $"  [bold]{Markup.Escape(s.Name)}[/]: recovery window {Core.Text.Json.Time(a.From!.Value)} → {Core.Text.Json.Time(to)} ({a.Files} archived file(s)), " +
                   $"current RPO {Quantities.FormatDuration(TimeSpan.FromSeconds(a.RpoSeconds ?? 0))}{(a.RpoMet ? "" : " [red]over[/]")} (wal.max_rpo {Quantities.FormatDuration(TimeSpan.FromSeconds(a.MaxRpoSeconds))})");
         }
 

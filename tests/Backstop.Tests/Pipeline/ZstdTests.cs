@@ -10,7 +10,7 @@ public class ZstdTests
         using (var encoder = new ZstdEncoder(3, workers, (block, length) =>
                {
                    output.Write(block, 0, length);
-                   Backstop.Core.Util.BlockPool.Return(block);
+                   Backstop.Core.Streams.BlockPool.Return(block);
                }))
         {
             for (var i = 0; i < data.Length; i += 70_000)

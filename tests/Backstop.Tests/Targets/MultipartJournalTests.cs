@@ -45,14 +45,14 @@ public sealed class HeldFileTests : IDisposable
     public void A_held_file_is_taken_only_once_its_owner_lets_it_go_and_by_one_taker()
     {
         var path = _dir["mark"];
-        var owner = Backstop.Core.Util.HeldFile.Create(path);
+        var owner = Backstop.Core.FileSystem.HeldFile.Create(path);
         owner.Append("begin\n"u8);
-        Assert.Null(Backstop.Core.Util.HeldFile.TakeAbandoned(path)); // alive (even in this very process)
+        Assert.Null(Backstop.Core.FileSystem.HeldFile.TakeAbandoned(path)); // alive (even in this very process)
         owner.Dispose(); // what the kernel does when the owner dies, however it dies
-        using var taken = Backstop.Core.Util.HeldFile.TakeAbandoned(path);
+        using var taken = Backstop.Core.FileSystem.HeldFile.TakeAbandoned(path);
         Assert.NotNull(taken);
         Assert.Equal("begin\n", taken.ReadAllText());
-        Assert.Null(Backstop.Core.Util.HeldFile.TakeAbandoned(path)); // a second sweeper does not take it too
+        Assert.Null(Backstop.Core.FileSystem.HeldFile.TakeAbandoned(path)); // a second sweeper does not take it too
     }
 
     [Fact]
@@ -61,7 +61,7 @@ public sealed class HeldFileTests : IDisposable
         var path = _dir.Write("journal", "intent k\n");
         using var holder = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("flock", ["-s", path, "sleep", "60"]))!;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (Backstop.Core.Util.HeldFile.TakeAbandoned(path) is { } early)
+        while (Backstop.Core.FileSystem.HeldFile.TakeAbandoned(path) is { } early)
         {
             early.Dispose(); // flock(1) has not taken it yet
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "flock(1) never took the lock");
@@ -70,9 +70,9 @@ public sealed class HeldFileTests : IDisposable
 
         holder.Kill(entireProcessTree: true);
         holder.WaitForExit();
-        Backstop.Core.Util.HeldFile? taken;
+        Backstop.Core.FileSystem.HeldFile? taken;
         clock.Restart();
-        while ((taken = Backstop.Core.Util.HeldFile.TakeAbandoned(path)) is null)
+        while ((taken = Backstop.Core.FileSystem.HeldFile.TakeAbandoned(path)) is null)
         {
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "the lock stayed after its holders were killed");
             Thread.Sleep(20); // its child (sleep), which holds the lock too, is gone a moment after flock(1)

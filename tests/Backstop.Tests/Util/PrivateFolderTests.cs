@@ -1,5 +1,5 @@
 using Backstop.Core.Plugins;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 using Backstop.Tests.Support;
 
 namespace Backstop.Tests.Util;

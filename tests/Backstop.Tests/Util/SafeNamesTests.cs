@@ -1,5 +1,5 @@
 using Backstop.Core.Storage;
-using Backstop.Core.Util;
+using Backstop.Core.Text;
 
 namespace Backstop.Tests.Util;
 

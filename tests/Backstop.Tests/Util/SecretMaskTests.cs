@@ -1,5 +1,5 @@
 using Backstop.Core.Doctor;
-using Backstop.Core.Util;
+using Backstop.Core.Text;
 
 namespace Backstop.Tests.Util;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Backstop.Core.Util;
+using Backstop.Core.FileSystem;
 
 namespace Backstop.Tests.Util;
 

@@ -18,7 +18,7 @@ internal static class MachineBlock
 
     public static string? Group(ConfigMap top) =>
         top.String("group") is { } g
-            ? Util.PosixUsers.GroupId(g) is not null ? g : throw top.Error("group", $"no group named '{g}' exists on this host; create it (groupadd {g}) or name another")
+            ? FileSystem.PosixUsers.GroupId(g) is not null ? g : throw top.Error("group", $"no group named '{g}' exists on this host; create it (groupadd {g}) or name another")
             : null;
 
     /// <summary>A <c>machine:</c> key (top level, a source, a target): a name, or null when absent.</summary>

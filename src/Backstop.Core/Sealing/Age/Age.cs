@@ -510,7 +510,7 @@ public sealed class AgeEncryptor : IDisposable
 }
 
 /// <summary>Decrypts an age stream while it is read; any truncation or alteration is an error, never a short read.</summary>
-public sealed class AgeDecryptStream : Util.ReadOnlyStream
+public sealed class AgeDecryptStream : Streams.ReadOnlyStream
 {
     private const int SealedChunk = AgeFormat.ChunkSize + AgeFormat.TagSize;
     private readonly Stream _input;

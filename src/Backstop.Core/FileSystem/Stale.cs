@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 /// <summary>
 /// Leftovers named after the process that made them (<c>PREFIX + PID + "-s" + START + "-…"</c>), so that a later

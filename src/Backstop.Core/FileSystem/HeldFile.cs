@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 /// <summary>
 /// A file that says its owner is alive by a lock, not by a process id: the owner holds it open with a shared flock for

@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Text;
 
 /// <summary>This build of backstop, as evidence and reports name it.</summary>
 public static class BuildInfo

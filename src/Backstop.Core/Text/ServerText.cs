@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Text;
 
 /// <summary>What a server or an archive sends, made safe to print and bounded to read.</summary>
 public static class ServerText

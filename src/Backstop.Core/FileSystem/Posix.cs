@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 /// <summary>The few libc calls .NET does not expose: flock, directory fsync, lstat with inode and owner, user names, rename, lean file writes.</summary>
 public static partial class Posix

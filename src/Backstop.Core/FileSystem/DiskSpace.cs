@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 public static class DiskSpace
 {

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Streams;
 
 /// <summary>
 /// The 1 MiB blocks the pipeline streams through its stages. A bounded free list of its own: unlike the shared

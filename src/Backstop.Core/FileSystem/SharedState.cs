@@ -1,6 +1,6 @@
 using Backstop.Core.Plugins;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 /// <summary>
 /// <c>group:</c>: the catalog's folder (setgid, 2770) and the catalog with its WAL, shared memory and lock files (0660)

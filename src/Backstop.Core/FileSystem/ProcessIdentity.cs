@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 /// <summary>
 /// A process named so that a later process can tell it is still the same one: its pid and its start time in clock

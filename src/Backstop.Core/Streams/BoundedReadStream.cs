@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Streams;
 
 /// <summary>
 /// A stream read no further than a known length: one byte past it throws what <c>tooLong</c> makes. A restore reads a

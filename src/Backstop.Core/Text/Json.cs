@@ -3,7 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Text;
 
 /// <summary>How Backstop writes JSON everywhere (manifests, --json): snake_case, readable, UTC times ending in Z.</summary>
 public static class Json

@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Streams;
 
 /// <summary>
 /// A stream read once, in order, whatever the stream under it claims to do: a TarReader over it never seeks (the

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Text;
 
 /// <summary>
 /// Text read from a host (a crontab line, a unit's ExecStart=) before it is printed or sent: the values of variables

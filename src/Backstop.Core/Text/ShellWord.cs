@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Text;
 
 /// <summary>
 /// Words of a recipe a person pastes into a shell: a stored file's name may hold anything a server's database name

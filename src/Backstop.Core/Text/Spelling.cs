@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Text;
 
 /// <summary>"Did you mean": the closest of some names to a mistyped one, by edit distance.</summary>
 public static class Spelling

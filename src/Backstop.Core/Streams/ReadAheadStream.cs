@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Streams;
 
 /// <summary>
 /// Reads an inner stream on its own thread, up to four 1 MiB blocks ahead, so that what produces the bytes (reading

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Backstop.Core.Plugins;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 /// <summary>
 /// Backstop's private state beside the catalog (never under a shared temporary folder): a real folder owned by this

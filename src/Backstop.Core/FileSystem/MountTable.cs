@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 /// <summary>The mount points this process sees (<c>/proc/self/mountinfo</c>, field 5, octal escapes undone).</summary>
 public static class MountTable

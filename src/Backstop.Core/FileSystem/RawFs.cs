@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.FileSystem;
 
 /// <summary>
 /// File-system calls on names as the bytes the kernel holds. A Linux name is any bytes but '/' and NUL; .NET decodes

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Streams;
 
 /// <summary>A read-only pass-through that hashes (SHA-256) and counts every byte read.</summary>
 public sealed class HashingReadStream(Stream inner) : Stream

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Text;
 
 /// <summary>
 /// Names that become file names and object keys (artifacts, their stored files) come from servers (database names)

@@ -1,4 +1,4 @@
-namespace Backstop.Core.Util;
+namespace Backstop.Core.Streams;
 
 /// <summary>
 /// What every forward-only, read-only stream of ours shares: a subclass reads into a span (and, when it has real
