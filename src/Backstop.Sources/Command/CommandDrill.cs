@@ -1,6 +1,7 @@
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Scratch;
 
 namespace Backstop.Sources.Command;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Sources.Scratch;
 
 namespace Backstop.Sources.CouchDb;
 
@@ -55,9 +56,9 @@ internal sealed partial class CouchDbSource : IDrillable
     public async Task<string?> SweepAsync(string leftover, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(leftover);
-        if (Common.ScratchNames.ScratchDatabase(leftover) is not { } database)
+        if (ScratchNames.ScratchDatabase(leftover) is not { } database)
         {
-            return Common.ScratchNames.NotOurs(name, leftover);
+            return ScratchNames.NotOurs(name, leftover);
         }
 
         var server = new CouchDbSource(name, options with { Url = DrillServer });

@@ -1,4 +1,3 @@
-using Backstop.Core.Text;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -6,9 +5,10 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Backstop.Core.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.CouchDb;
 
@@ -75,7 +75,7 @@ internal sealed partial class CouchDbSource(string name, CouchDbOptions options)
 {
     private const int Page = 500;
 
-    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => Common.RestoreDestination.OneDatabase(artifacts);
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => RestoreDestination.OneDatabase(artifacts);
 
     private static readonly Dictionary<string, int> Schemes = new(StringComparer.Ordinal) { ["http"] = 5984, ["https"] = 6984 };
 

@@ -7,7 +7,8 @@ using System.Text;
 using System.Text.Json;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Etcd;
 
@@ -115,7 +116,7 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
 
     /// <summary>Writes <c>snapshot.db</c> into a folder, for <c>etcdctl snapshot restore</c>; its trailing hash is checked.</summary>
     public Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken) =>
-        Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, Validator(), cancellationToken);
+        RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, Validator(), cancellationToken);
 
     /// <summary>
     /// The tool whose <c>snapshot status</c> reads the revision out of a snapshot file: etcdutl (etcd 3.5 and later; 3.6

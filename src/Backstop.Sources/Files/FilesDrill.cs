@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.FileSystem;
-using Backstop.Sources.Common;
+using Backstop.Sources.Scratch;
 
 namespace Backstop.Sources.Files;
 

@@ -4,6 +4,8 @@ using System.Text.Json.Nodes;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Sources.Trees;
+using Backstop.Core.Streams;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Kubernetes;
 
@@ -350,8 +352,8 @@ internal sealed partial class KubernetesSource(KubernetesAccess kube, Kubernetes
     internal static async IAsyncEnumerable<(string KindGroup, string? Namespace, JsonObject Object)> ReadAsync(Stream content,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var reader = new TarReader(new Backstop.Core.Streams.ForwardOnlyStream(content), leaveOpen: true);
-        while (await Backstop.Sources.Common.TarEntries.NextAsync(reader, "the cluster's archive", cancellationToken).ConfigureAwait(false) is { } entry)
+        using var reader = new TarReader(new ForwardOnlyStream(content), leaveOpen: true);
+        while (await TarEntries.NextAsync(reader, "the cluster's archive", cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var path = entry.Name;
             if (entry.EntryType is TarEntryType.ExtendedAttributes or TarEntryType.GlobalExtendedAttributes)

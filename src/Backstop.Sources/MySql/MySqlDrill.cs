@@ -2,7 +2,8 @@ using System.Globalization;
 using System.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Scratch;
 using MySqlConnector;
 
 namespace Backstop.Sources.MySql;
@@ -184,9 +185,9 @@ internal sealed class MySqlDrill(MySqlServer source, MySqlDrillOptions? drillOpt
     public async Task<string?> SweepAsync(string leftover, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(leftover);
-        if (Common.ScratchNames.ScratchDatabase(leftover) is not { } database)
+        if (ScratchNames.ScratchDatabase(leftover) is not { } database)
         {
-            return Common.ScratchNames.NotOurs(source.Source, leftover);
+            return ScratchNames.NotOurs(source.Source, leftover);
         }
 
         var server = drillOptions?.Server ?? throw new BackupException($"source '{source.Source}' has no drill.server any more; drop database {database} by hand");

@@ -2,7 +2,8 @@ using System.Globalization;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.FileSystem;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.MySql;
 
@@ -14,7 +15,7 @@ namespace Backstop.Sources.MySql;
 /// </summary>
 internal sealed class MySqlRestore(MySqlServer source, string stateDirectory) : IRestorable
 {
-    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => Common.RestoreDestination.OneDatabase(artifacts);
+    public IReadOnlyList<string> Plan(IReadOnlyList<string> artifacts, string destination) => RestoreDestination.OneDatabase(artifacts);
 
     public async Task<IReadOnlyDictionary<string, long>> RestoreAsync(string artifactName, Stream content, string destination, bool force,
         CancellationToken cancellationToken)

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
 using MySqlConnector;
 
 namespace Backstop.Sources.MySql;

@@ -1,10 +1,12 @@
-using Backstop.Core.Text;
 using System.Globalization;
 using System.Text;
+using Backstop.Core.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
 using MySqlConnector;
+using Backstop.Sources.Databases;
+using Backstop.Sources.Scratch;
 
 namespace Backstop.Sources.MySql;
 
@@ -46,7 +48,7 @@ public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions, MySqlDril
         new("tools.client", "/usr/bin/mariadb", "The client that restores") { Default = "mariadb, else mysql" },
         new("drill.server", "mysql://drill@10.0.0.9:3306", "Restore into scratch databases on this server instead of a throwaway one") { Default = "a throwaway server (mariadbd)" },
         new("drill.password", "env:DRILL_MYSQL_PWD", "The drill server user's password (the source's password never goes to a drill server)") { Default = "none" },
-        .. Common.SmokeQueries.Keys,
+        .. SmokeQueries.Keys,
     ];
 
     public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows"];
@@ -83,7 +85,7 @@ public sealed partial class MySqlSourceKind : SourceKind<MySqlOptions, MySqlDril
 
         return new MySqlOptions(
             map.StringOr("host", "127.0.0.1"), map.IntOr("port", 3306, 1, 65535), map.StringOr("user", "root"), map.Secret("password"),
-            databases, Common.RowCounting.ExactRows(map), tools, timeout);
+            databases, RowCounting.ExactRows(map), tools, timeout);
     }
 
     public override ISource Create(SourceDefinition definition, MySqlOptions options, MySqlDrillOptions? drill)

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using Backstop.Core.Plugins;
 using Backstop.Core.Streams;
-using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Postgres;
 

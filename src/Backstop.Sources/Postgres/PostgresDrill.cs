@@ -1,7 +1,8 @@
 using System.Globalization;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Scratch;
 using Npgsql;
 
 namespace Backstop.Sources.Postgres;
@@ -57,7 +58,7 @@ public sealed partial class PostgresSourceKind
             }
         }
 
-        return new PostgresDrillOptions(server, Common.SmokeQueries.Parse(map).Select(q => new SmokeQuery(q.Database, q.Sql)).ToList(), map.PathValue("bin"))
+        return new PostgresDrillOptions(server, SmokeQueries.Parse(map).Select(q => new SmokeQuery(q.Database, q.Sql)).ToList(), map.PathValue("bin"))
         {
             Extensions = map.StringList("extensions") ?? PostgresDrillOptions.TrustedExtensions,
             Password = map.Secret("password"),
@@ -155,7 +156,7 @@ internal sealed class PostgresDrill(PostgresServer pg, PostgresDrillOptions? dri
         var dumpMajor = tocs.Values.OfType<DumpToc>().Select(t => t.ServerMajor).FirstOrDefault(m => m is not null);
         var (bin, major) = PostgresTools.ServerBinaries(pg.Source, drill.Bin, dumpMajor);
         var user = await ScratchServer.DrillUserAsync(ct).ConfigureAwait(false);
-        var root = Common.ScratchFolders.ReachableBy(scope, user, "postgres");
+        var root = ScratchFolders.ReachableBy(scope, user, "postgres");
         var data = Path.Combine(root, "data");
         var run = user is { } u ? (Program: ChildProcess.ResolveTool("setpriv"), Prefix: new[] { $"--reuid={u.Uid}", $"--regid={u.Gid}", "--clear-groups", "--" })
             : (Program: (string?)null, Prefix: Array.Empty<string>());
@@ -342,9 +343,9 @@ internal sealed class PostgresDrill(PostgresServer pg, PostgresDrillOptions? dri
     public async Task<string?> SweepAsync(string leftover, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(leftover);
-        if (Common.ScratchNames.ScratchDatabase(leftover) is not { } database)
+        if (ScratchNames.ScratchDatabase(leftover) is not { } database)
         {
-            return Common.ScratchNames.NotOurs(pg.Source, leftover);
+            return ScratchNames.NotOurs(pg.Source, leftover);
         }
 
         var drill = drillOptions is { Server: { } server } o ? (Server: server, Options: o)
@@ -425,7 +426,7 @@ internal sealed class PostgresDrill(PostgresServer pg, PostgresDrillOptions? dri
                 }
 
                 var value = r.IsDBNull(0) ? null : r.GetValue(0);
-                return new DrillCheck(label, Expected, value is null ? "NULL" : Convert.ToString(value, CultureInfo.InvariantCulture) ?? "", Common.SmokeQueries.Passes(value));
+                return new DrillCheck(label, Expected, value is null ? "NULL" : Convert.ToString(value, CultureInfo.InvariantCulture) ?? "", SmokeQueries.Passes(value));
             }
             catch (PostgresException e)
             {

@@ -1,6 +1,6 @@
 using System.Text;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
 using Npgsql;
 
 namespace Backstop.Sources.Postgres;

@@ -5,7 +5,8 @@ using System.Text;
 using System.Text.Json;
 using Backstop.Core.Plugins;
 using Backstop.Core.Streams;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Postgres;
 
@@ -516,7 +517,7 @@ internal sealed class BaseBackupValidator : IArtifactValidator
         byte[]? manifest = null;
         var label = false;
         var buffer = new byte[1 << 20];
-        while (await Backstop.Sources.Common.TarEntries.NextAsync(reader, "the base backup's tar", cancellationToken).ConfigureAwait(false) is { } entry)
+        while (await TarEntries.NextAsync(reader, "the base backup's tar", cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var path = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
             if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile)

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
 
 namespace Backstop.Sources.Postgres;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Scratch;
 using Npgsql;
 
 namespace Backstop.Sources.Postgres;

@@ -1,8 +1,10 @@
-using Backstop.Core.Text;
 using System.Net.Sockets;
+using Backstop.Core.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Databases;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Scratch;
 using Npgsql;
 
 namespace Backstop.Sources.Postgres;
@@ -125,7 +127,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions, Pos
             map.Secret("password"),
             databases,
             sslMode,
-            Common.RowCounting.ExactRows(map),
+            RowCounting.ExactRows(map),
             tools,
             timeout)
         {

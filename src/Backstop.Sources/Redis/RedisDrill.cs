@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Scratch;
 
 namespace Backstop.Sources.Redis;
 

@@ -4,7 +4,9 @@ using System.Net.Sockets;
 using System.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Databases;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Redis;
 
@@ -34,7 +36,7 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
         new("user", "backup", "An ACL user (Redis 6+)") { Default = "default" },
         new("password", "env:REDIS_PASSWORD", "Its password (AUTH); only ever sent to the server") { Default = "none" },
         new("timeout", "1h", "The most fetching the RDB may take"),
-        .. Common.Replication.Keys,
+        .. Replication.Keys,
     ];
 
     public override IReadOnlyList<string> Facts { get; } = ["keys", "databases"];
@@ -66,7 +68,7 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
 
     /// <summary>Writes <c>dump.rdb</c> into a folder (for a redis-server started with that --dir), checked as it was stored.</summary>
     public Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken) =>
-        Common.RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, Validator(), cancellationToken);
+        RestoreDestination.CheckedFileInFolderAsync(destination, Artifact, force, content, Validator(), cancellationToken);
 
     /// <summary>redis-check-rdb, the stock tool that reads every key of an RDB, when it is installed (redis-tools).</summary>
     private static string? CheckTool()

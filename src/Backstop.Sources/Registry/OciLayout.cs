@@ -4,6 +4,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Backstop.Core.Plugins;
+using Backstop.Core.Streams;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Registry;
 
@@ -145,7 +147,7 @@ internal sealed class OciLayoutWriter : IAsyncDisposable
 /// Exactly <c>size</c> bytes of a blob, hashed as they pass: a stream that ends early, runs long or hashes to another
 /// digest throws, naming the blob. Seekable only so that the tar writer reads the length up front.
 /// </summary>
-internal sealed class DigestCheckedStream(Stream inner, long size, string digest, string what, IDisposable? owner = null) : Common.KnownLengthStream(size)
+internal sealed class DigestCheckedStream(Stream inner, long size, string digest, string what, IDisposable? owner = null) : KnownLengthStream(size)
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private bool _checked;
@@ -299,13 +301,13 @@ internal static class OciLayoutReader
     public static async Task<Layout> ReadAsync(Stream tar, Func<string, long, Stream, Task>? large, string what, CancellationToken cancellationToken)
     {
         // Read as a forward-only stream, whatever the caller's stream says it can do: the tar is read once, in order.
-        var reader = new TarReader(new Backstop.Core.Streams.ForwardOnlyStream(tar), leaveOpen: true);
+        var reader = new TarReader(new ForwardOnlyStream(tar), leaveOpen: true);
         var blobs = new Dictionary<string, long>(StringComparer.Ordinal);
         var kept = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         long keptBytes = 0;
         byte[]? index = null;
         var layoutSeen = false;
-        while (await Common.TarEntries.NextAsync(reader, what, cancellationToken).ConfigureAwait(false) is { } entry)
+        while (await TarEntries.NextAsync(reader, what, cancellationToken).ConfigureAwait(false) is { } entry)
         {
             var name = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
             if (entry.EntryType == TarEntryType.Directory && name.TrimEnd('/') is "" or "blobs" or "blobs/sha256")

@@ -1,7 +1,8 @@
 using System.Globalization;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Processes;
+using Backstop.Sources.Scratch;
 
 namespace Backstop.Sources.Registry;
 

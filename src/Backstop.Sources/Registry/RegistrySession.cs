@@ -7,7 +7,6 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-
 using static Backstop.Sources.Registry.RegistryNames;
 
 namespace Backstop.Sources.Registry;

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
 
 namespace Backstop.Sources.Registry;
 

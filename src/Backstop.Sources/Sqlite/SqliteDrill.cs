@@ -1,5 +1,5 @@
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Scratch;
 using Microsoft.Data.Sqlite;
 
 namespace Backstop.Sources.Sqlite;

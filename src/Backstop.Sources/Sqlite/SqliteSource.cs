@@ -3,6 +3,7 @@ using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.FileSystem;
 using Microsoft.Data.Sqlite;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Sqlite;
 
@@ -50,8 +51,8 @@ internal sealed partial class SqliteSource(string name, SqliteOptions options, s
     /// <summary>Writes the database file, then checks it as the backup was checked: integrity, tables and rows.</summary>
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
-        var path = Common.RestoreDestination.File(destination, artifactName, force);
-        var aside = await Common.Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
+        var path = RestoreDestination.File(destination, artifactName, force);
+        var aside = await Staging.WriteAsideAsync(path, content, cancellationToken).ConfigureAwait(false);
         try
         {
             using var db = Open(aside.Temp, SqliteOpenMode.ReadOnly);
@@ -221,7 +222,7 @@ internal sealed partial class SqliteSource(string name, SqliteOptions options, s
         public async Task<IReadOnlyDictionary<string, long>> ReadFactsAsync(Stream content, CancellationToken cancellationToken)
         {
             long pageSize = 0, pages = 0, length = 0;
-            return await Common.CheckSpool.RunAsync(folder, isPrivate, ".db", async spool =>
+            return await CheckSpool.RunAsync(folder, isPrivate, ".db", async spool =>
             {
                 var header = new byte[100];
                 var n = await content.ReadAtLeastAsync(header, 100, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);

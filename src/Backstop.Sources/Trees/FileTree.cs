@@ -1,6 +1,7 @@
 using Backstop.Core.Plugins;
 using Backstop.Core.Tar;
 using Backstop.Core.FileSystem;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Trees;
 
@@ -105,7 +106,7 @@ internal sealed class FileTree(string source, string artifact)
 
     /// <summary>Begins a restore into <paramref name="destination"/>, of the whole tree or of <paramref name="selection"/>.</summary>
     public static IChainStage BeginChain(string destination, bool force, TreeSelection? selection = null) =>
-        new ChainStage(selection, Common.Staging.Folder.Begin(destination, force));
+        new ChainStage(selection, Staging.Folder.Begin(destination, force));
 
     /// <summary>
     /// Extracts into a staging folder inside the destination; publishing moves its top-level names into place. A full
@@ -127,7 +128,7 @@ internal sealed class FileTree(string source, string artifact)
     }
 
     /// <summary>A chain's levels extracted in order into one staging folder; the tree's facts counted once the last is in.</summary>
-    private sealed class ChainStage(TreeSelection? selection, Common.Staging.Folder folder) : IChainStage
+    private sealed class ChainStage(TreeSelection? selection, Staging.Folder folder) : IChainStage
     {
         private TarExtractor.TarExtraction? _last;
         private readonly Dictionary<string, PaxEntry> _folders = new(StringComparer.Ordinal);

@@ -1,6 +1,7 @@
 using Backstop.Core.Plugins;
 using Backstop.Core.FileSystem;
 using Backstop.Core.Tar;
+using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Trees;
 
@@ -335,7 +336,7 @@ internal static class TarExtractor
             Posix.Close(fd);
         }
 
-        foreach (var name in present.Where(n => !names.Contains(n) && !n.StartsWith(Common.Staging.Prefix, StringComparison.Ordinal) && (only is null || only(n))))
+        foreach (var name in present.Where(n => !names.Contains(n) && !n.StartsWith(Staging.Prefix, StringComparison.Ordinal) && (only is null || only(n))))
         {
             RawFs.RemoveTree(folder + "/" + name);
         }

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Streams;
 
 namespace Backstop.Targets.Common;
 
@@ -503,7 +504,7 @@ public class RcloneTarget : ITarget
     }
 
     /// <summary>The stdout of <c>rclone cat</c>; at its end the exit code must be 0, or reading fails with rclone's message.</summary>
-    private sealed class ProcessReadStream(RcloneTarget target, Process process, string key) : Backstop.Core.Streams.ReadOnlyStream
+    private sealed class ProcessReadStream(RcloneTarget target, Process process, string key) : ReadOnlyStream
     {
         private readonly Stream _out = process.StandardOutput.BaseStream;
         private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();

@@ -8,6 +8,7 @@ using Amazon.S3;
 using Amazon.S3.Model;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
+using Backstop.Core.Streams;
 
 namespace Backstop.Targets.S3;
 
@@ -589,7 +590,7 @@ public sealed class S3Target : ITarget, IServerClock, IDisposable
     }
 
     /// <summary>The body of a GET, disposing the response with it.</summary>
-    private sealed class ResponseStream(GetObjectResponse response) : Backstop.Core.Streams.ReadOnlyStream
+    private sealed class ResponseStream(GetObjectResponse response) : ReadOnlyStream
     {
         private readonly Stream _body = response.ResponseStream;
 

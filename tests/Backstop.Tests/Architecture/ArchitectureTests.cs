@@ -5,7 +5,7 @@ namespace Backstop.Tests.Architecture;
 /// <summary>
 /// The plugin contract, kept true by reading the sources: Core and the CLI never name a source or target kind (only the
 /// one registration file, <c>src/Backstop/Plugins.cs</c>, does), never compare a kind's name, and a kind never reaches
-/// into another kind's folder; what two kinds share lives in a folder that declares no kind (<c>Sources/Trees</c>, <c>Sources/Common</c>) or in Core.
+/// into another kind's folder; what two kinds share lives in a folder that declares no kind (<c>Sources/Trees</c>, <c>Sources/Scratch</c>…) or in Core.
 /// </summary>
 public sealed partial class ArchitectureTests
 {
@@ -44,7 +44,7 @@ public sealed partial class ArchitectureTests
         var targets = Kinds("Backstop.Targets");
         Assert.Equal(Backstop.Cli.Plugins.Registry.SourceKinds.Count(), sources.Length);
         Assert.Equal(Backstop.Cli.Plugins.Registry.TargetKinds.Count(), targets.Length);
-        Assert.DoesNotContain("Common", sources);
+        Assert.DoesNotContain("Scratch", sources);
         Assert.DoesNotContain("Trees", sources);
     }
 
@@ -88,7 +88,7 @@ public sealed partial class ArchitectureTests
             }
         }
 
-        Assert.True(crossings.Count == 0, "kinds call each other (move what they share to Common or Core): " + string.Join("; ", crossings));
+        Assert.True(crossings.Count == 0, "kinds call each other (move what they share to a shared folder or Core): " + string.Join("; ", crossings));
     }
 
     [Fact]

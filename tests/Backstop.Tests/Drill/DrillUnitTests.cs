@@ -3,7 +3,7 @@ using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Drill;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Scratch;
 using Backstop.Sources.Postgres;
 using Backstop.Targets.Local;
 

@@ -1,4 +1,5 @@
 using Backstop.Core.Sealing;
+using Backstop.Core.Streams;
 
 namespace Backstop.Tests.Pipeline;
 
@@ -10,7 +11,7 @@ public class ZstdTests
         using (var encoder = new ZstdEncoder(3, workers, (block, length) =>
                {
                    output.Write(block, 0, length);
-                   Backstop.Core.Streams.BlockPool.Return(block);
+                   BlockPool.Return(block);
                }))
         {
             for (var i = 0; i < data.Length; i += 70_000)

@@ -1,6 +1,6 @@
 using System.Formats.Tar;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Common;
+using Backstop.Sources.Restoring;
 using Backstop.Sources.Trees;
 using Backstop.Tests.Support;
 

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Scratch;
 
 /// <summary>
 /// The names drills give what they make on servers (scratch databases <c>backstop_drill_TOKEN_N</c>), read back from

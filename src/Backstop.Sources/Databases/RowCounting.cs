@@ -1,6 +1,6 @@
 using Backstop.Core.Config;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Databases;
 
 /// <summary>The <c>exact_rows</c> key the database kinds share (PostgreSQL, MySQL/MariaDB).</summary>
 internal static class RowCounting

@@ -1,6 +1,6 @@
 using Backstop.Core.Plugins;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Scratch;
 
 /// <summary>
 /// A drill's scratch place that is a folder inside the drill's own scratch folder (files, sqlite, command, and the

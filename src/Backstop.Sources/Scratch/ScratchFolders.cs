@@ -1,7 +1,7 @@
 using Backstop.Core.Plugins;
 using Backstop.Core.FileSystem;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Scratch;
 
 /// <summary>Folders a drill's scratch server writes to, owned by the user it runs as.</summary>
 public static class ScratchFolders

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Backstop.Sources.Processes;
 using Backstop.Core.Plugins;
 using Backstop.Core.FileSystem;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Scratch;
 
 /// <summary>
 /// A throwaway server for a drill (redis-server, postgres, etcd, mariadbd): started without a shell on a free

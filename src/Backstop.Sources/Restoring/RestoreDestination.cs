@@ -1,6 +1,6 @@
 using Backstop.Core.Plugins;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Restoring;
 
 /// <summary>Where a restore may write: the rules every file-shaped restore shares.</summary>
 public static class RestoreDestination

@@ -1,7 +1,8 @@
 using System.Globalization;
+using Backstop.Sources.Processes;
 using Backstop.Core.Plugins;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Scratch;
 
 /// <summary>
 /// What every drill on a scratch server shares (Redis, etcd, MariaDB, PostgreSQL): the server program found, or a message

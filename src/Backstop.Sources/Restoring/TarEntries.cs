@@ -1,6 +1,6 @@
 using System.Formats.Tar;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Restoring;
 
 /// <summary>
 /// The next entry of a tar read with .NET's <see cref="TarReader"/>, for archives Backstop did not write (a layout from a

@@ -1,7 +1,7 @@
 using Backstop.Core.Plugins;
 using Backstop.Core.FileSystem;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Restoring;
 
 /// <summary>
 /// Where a file-shaped restore is written before its copy has proven its SHA-256: a hidden folder inside the

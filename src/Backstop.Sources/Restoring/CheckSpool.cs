@@ -1,6 +1,6 @@
 using Backstop.Core.FileSystem;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Restoring;
 
 /// <summary>
 /// A format check that needs the stored bytes as a file (SQLite opens it, redis-check-rdb and etcdctl read it): the

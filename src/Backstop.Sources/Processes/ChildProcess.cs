@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Backstop.Core.Plugins;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Processes;
 
 /// <summary>
 /// What every source that runs a program needs: the program resolved to an absolute path at preflight (PATH is

@@ -1,4 +1,4 @@
-namespace Backstop.Sources.Common;
+namespace Backstop.Core.Streams;
 
 /// <summary>
 /// A stream read once, forward, whose length is known before the first byte: it says it can seek only so that a tar

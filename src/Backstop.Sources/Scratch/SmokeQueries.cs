@@ -1,6 +1,6 @@
 using Backstop.Core.Config;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Scratch;
 
 /// <summary>
 /// <c>drill: {smoke: ["SELECT …", {database: NAME, sql: "SELECT …"}]}</c> for the SQL kinds: a plain string runs in the

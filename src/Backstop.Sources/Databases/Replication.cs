@@ -1,7 +1,7 @@
 using System.Globalization;
 using Backstop.Core.Config;
 
-namespace Backstop.Sources.Common;
+namespace Backstop.Sources.Databases;
 
 /// <summary>
 /// <c>replication: {min_replicas: N, max_lag: 5m, replicas: [host:port…]}</c> on a postgres or redis source: what
