@@ -2,7 +2,7 @@ using Backstop.Core.Config;
 
 namespace Backstop.Core.Checks;
 
-public enum FindingSeverity
+public enum BreachSeverity
 {
     /// <summary>Recorded on the snapshot, which counts but is degraded.</summary>
     Warn,
@@ -15,7 +15,7 @@ public enum FindingSeverity
 }
 
 /// <summary>One broken expectation, with the numbers.</summary>
-public sealed record Finding(FindingSeverity Severity, string Message);
+public sealed record Breach(BreachSeverity Severity, string Message);
 
 /// <summary>One artifact's raw size and facts.</summary>
 public sealed record ArtifactShape(string Name, long RawBytes, IReadOnlyDictionary<string, long> Facts)
@@ -55,7 +55,7 @@ public static class ExpectationChecker
     /// <param name="acceptShrink">This run accepts a fall to 0 or a shrink (<c>run --accept-shrink</c>).</param>
     /// <param name="source">The source's name, for the hint that says how to accept a shrink.</param>
     /// <param name="historyAccepted">The history starts at a snapshot whose shrink the user accepted (an emptiness they chose).</param>
-    public static IReadOnlyList<Finding> Check(
+    public static IReadOnlyList<Breach> Check(
         Expectations expect,
         IReadOnlyList<string> countFacts,
         SnapshotShape now,
@@ -68,20 +68,20 @@ public static class ExpectationChecker
         ArgumentNullException.ThrowIfNull(countFacts);
         ArgumentNullException.ThrowIfNull(now);
         ArgumentNullException.ThrowIfNull(history);
-        var findings = new List<Finding>();
+        var breaches = new List<Breach>();
         if (now.Artifacts.Count == 0)
         {
-            findings.Add(new Finding(FindingSeverity.Fail, "the source produced no artifact"));
+            breaches.Add(new Breach(BreachSeverity.Fail, "the source produced no artifact"));
         }
 
         foreach (var a in now.Artifacts.Where(a => a.RawBytes == 0))
         {
-            findings.Add(new Finding(FindingSeverity.Fail, $"artifact {a.Name} is empty (0 bytes): an empty dump is never a backup"));
+            breaches.Add(new Breach(BreachSeverity.Fail, $"artifact {a.Name} is empty (0 bytes): an empty dump is never a backup"));
         }
 
         if (expect.MinBytes is { } minBytes && now.RawBytes < minBytes)
         {
-            findings.Add(new Finding(FindingSeverity.Fail,
+            breaches.Add(new Breach(BreachSeverity.Fail,
                 $"the snapshot holds {now.RawBytes} bytes ({Quantities.FormatSize(now.RawBytes)}), less than expect.min_bytes {minBytes} ({Quantities.FormatSize(minBytes)})"));
         }
 
@@ -90,28 +90,28 @@ public static class ExpectationChecker
             var have = now.Facts.GetValueOrDefault(fact);
             if (have < min)
             {
-                findings.Add(new Finding(FindingSeverity.Fail, $"the source reported {have} {fact}, fewer than expect.min_{fact} {min}"));
+                breaches.Add(new Breach(BreachSeverity.Fail, $"the source reported {have} {fact}, fewer than expect.min_{fact} {min}"));
             }
         }
 
-        var anomaly = acceptShrink ? FindingSeverity.Accepted : expect.OnAnomaly == AnomalyAction.Warn ? FindingSeverity.Warn : FindingSeverity.Fail;
+        var anomaly = acceptShrink ? BreachSeverity.Accepted : expect.OnAnomaly == AnomalyAction.Warn ? BreachSeverity.Warn : BreachSeverity.Fail;
         // How to accept it, unless accepted: said once, after the last finding it applies to (never once per fact).
         var hint = acceptShrink ? "" : $"; if this is intended, run once with --source {source} --accept-shrink";
-        var beforeShrinks = findings.Count;
+        var beforeShrinks = breaches.Count;
         var fellToZero = new HashSet<string>(StringComparer.Ordinal);
         if (!expect.AllowEmpty && history.Count > 0)
         {
-            CheckFallToZero(countFacts, now, history[^1], anomaly, hint, fellToZero, findings);
+            CheckFallToZero(countFacts, now, history[^1], anomaly, hint, fellToZero, breaches);
         }
 
         if (expect.MaxShrinkPercent is { } maxShrink && history.Count > 0)
         {
             var recent = history.TakeLast(HistoryDepth).ToList();
-            CheckShrink("bytes", now.RawBytes, recent.Select(h => h.RawBytes).ToList(), maxShrink, anomaly, hint, findings);
+            CheckShrink("bytes", now.RawBytes, recent.Select(h => h.RawBytes).ToList(), maxShrink, anomaly, hint, breaches);
             foreach (var fact in countFacts.Where(f => !fellToZero.Contains(f) && now.Facts.ContainsKey(f)))
             {
                 var past = recent.Where(h => h.Facts.ContainsKey(fact)).Select(h => h.Facts[fact]).ToList();
-                CheckShrink(fact, now.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, hint, findings);
+                CheckShrink(fact, now.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, hint, breaches);
             }
 
             // Per artifact, where the total could hide it (one database of several losing its tables).
@@ -125,21 +125,21 @@ public static class ExpectationChecker
                         continue;
                     }
 
-                    CheckShrink($"artifact {a.Name}: bytes", a.Compared, pastA.Select(p => p.Compared).ToList(), maxShrink, anomaly, hint, findings);
+                    CheckShrink($"artifact {a.Name}: bytes", a.Compared, pastA.Select(p => p.Compared).ToList(), maxShrink, anomaly, hint, breaches);
                     foreach (var fact in countFacts.Where(f => !fellToZero.Contains(a.Name + "/" + f) && a.Facts.ContainsKey(f)))
                     {
                         var past = pastA.Where(p => p.Facts.ContainsKey(fact)).Select(p => p.Facts[fact]).ToList();
-                        CheckShrink($"artifact {a.Name}: {fact}", a.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, hint, findings);
+                        CheckShrink($"artifact {a.Name}: {fact}", a.Facts.GetValueOrDefault(fact), past, maxShrink, anomaly, hint, breaches);
                     }
                 }
             }
         }
 
-        if (findings.Count > beforeShrinks && hint.Length > 0)
+        if (breaches.Count > beforeShrinks && hint.Length > 0)
         {
-            for (var i = beforeShrinks; i < findings.Count - 1; i++)
+            for (var i = beforeShrinks; i < breaches.Count - 1; i++)
             {
-                findings[i] = findings[i] with { Message = findings[i].Message.Replace(hint, "", StringComparison.Ordinal) };
+                breaches[i] = breaches[i] with { Message = breaches[i].Message.Replace(hint, "", StringComparison.Ordinal) };
             }
         }
 
@@ -149,12 +149,12 @@ public static class ExpectationChecker
         if (!expect.AllowEmpty && !historyAccepted && !acceptShrink && content.Count > 0 && content.All(f => now.Facts.GetValueOrDefault(f) == 0)
             && history.All(h => content.All(f => h.Facts.GetValueOrDefault(f) == 0)))
         {
-            findings.Add(new Finding(FindingSeverity.Warn,
+            breaches.Add(new Breach(BreachSeverity.Warn,
                 $"{(history.Count == 0 ? "the first snapshot" : "the source has never held anything and this snapshot")} holds nothing ({string.Join(", ", content.Select(f => f + " 0"))}): " +
                 "check that the source points at the data (a disk or share that is not mounted, a wrong path, database or server); if it is meant to be empty, set expect: {allow_empty: true}"));
         }
 
-        return findings;
+        return breaches;
     }
 
     /// <summary>The median, as the lower middle for an even count (integer arithmetic only).</summary>
@@ -166,8 +166,8 @@ public static class ExpectationChecker
     }
 
     /// <summary>A count that was above 0 in the last valid snapshot and is 0 now, in total, per artifact, or an artifact gone.</summary>
-    private static void CheckFallToZero(IReadOnlyList<string> countFacts, SnapshotShape now, SnapshotShape last, FindingSeverity severity, string hint,
-        HashSet<string> fellToZero, List<Finding> findings)
+    private static void CheckFallToZero(IReadOnlyList<string> countFacts, SnapshotShape now, SnapshotShape last, BreachSeverity severity, string hint,
+        HashSet<string> fellToZero, List<Breach> breaches)
     {
         var since = last.Snapshot is null ? "the last valid snapshot" : $"the last valid snapshot {last.Snapshot}";
         foreach (var fact in countFacts.Where(now.Facts.ContainsKey))
@@ -175,7 +175,7 @@ public static class ExpectationChecker
             if (last.Facts.GetValueOrDefault(fact) is var was && was > 0 && now.Facts[fact] == 0)
             {
                 fellToZero.Add(fact);
-                findings.Add(new Finding(severity,
+                breaches.Add(new Breach(severity,
                     $"{fact} fell to 0 from {was} in {since}: the source looks emptied (an unmounted disk, a wiped or dropped database?){hint}"));
             }
         }
@@ -193,7 +193,7 @@ public static class ExpectationChecker
             {
                 if (!counted.All(fellToZero.Contains))
                 {
-                    findings.Add(new Finding(severity,
+                    breaches.Add(new Breach(severity,
                         $"artifact {a.Name} ({string.Join(", ", counted.Select(f => $"{a.Facts[f]} {f}"))} in {since}) is gone: a database dropped or renamed?{hint}"));
                 }
 
@@ -205,14 +205,14 @@ public static class ExpectationChecker
                 fellToZero.Add(a.Name + "/" + fact);
                 if (!fellToZero.Contains(fact))
                 {
-                    findings.Add(new Finding(severity,
+                    breaches.Add(new Breach(severity,
                         $"artifact {a.Name}: {fact} fell to 0 from {a.Facts[fact]} in {since}: emptied or wiped?{hint}"));
                 }
             }
         }
     }
 
-    private static void CheckShrink(string what, long now, IReadOnlyList<long> past, int maxShrink, FindingSeverity severity, string hint, List<Finding> findings)
+    private static void CheckShrink(string what, long now, IReadOnlyList<long> past, int maxShrink, BreachSeverity severity, string hint, List<Breach> breaches)
     {
         var median = Median(past);
         if (median <= 0)
@@ -224,7 +224,7 @@ public static class ExpectationChecker
         if ((Int128)now * 100 < (Int128)median * (100 - maxShrink))
         {
             var shrink = (int)(((Int128)(median - now) * 100) / median);
-            findings.Add(new Finding(severity,
+            breaches.Add(new Breach(severity,
                 $"{what} shrank by {shrink}% ({now} against a median of {median} over the last {past.Count} valid snapshots), more than expect.max_shrink {maxShrink}%{(hint.Length == 0 ? "" : hint + ", or set expect: {max_shrink: none}")}"));
         }
     }

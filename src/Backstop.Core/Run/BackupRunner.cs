@@ -191,19 +191,19 @@ public sealed class BackupRunner
             var shapes = artifacts.Select(a => Shape(def, a.Name, a.RawBytes, a.Facts)).ToList();
             var shape = new SnapshotShape(id, shapes.Sum(a => a.Compared), facts, shapes);
             var (history, historyAccepted) = ValidHistory(def);
-            var findings = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, history, AcceptShrink, historyAccepted, def.Name);
-            var failures = findings.Where(f => f.Severity == FindingSeverity.Fail).Select(f => f.Message).ToList();
+            var breaches = ExpectationChecker.Check(def.Expect, _plugins.Source(def.Kind)!.CountFacts, shape, history, AcceptShrink, historyAccepted, def.Name);
+            var failures = breaches.Where(f => f.Severity == BreachSeverity.Fail).Select(f => f.Message).ToList();
             if (failures.Count > 0)
             {
                 throw new BackupException("expectations not met: " + string.Join("; ", failures));
             }
 
-            if (AcceptShrink && findings.All(f => f.Severity != FindingSeverity.Accepted))
+            if (AcceptShrink && breaches.All(f => f.Severity != BreachSeverity.Accepted))
             {
                 _observer.Notice($"{def.Name}: --accept-shrink given, but nothing shrank: nothing was accepted");
             }
 
-            var warnings = sink.Warnings.Concat(findings.Select(f => f.Severity == FindingSeverity.Accepted
+            var warnings = sink.Warnings.Concat(breaches.Select(f => f.Severity == BreachSeverity.Accepted
                 ? ExpectationChecker.AcceptedPrefix + f.Message + " (run --accept-shrink)"
                 : "expectation: " + f.Message)).ToList();
             RequireCopies(def, targets, artifacts);

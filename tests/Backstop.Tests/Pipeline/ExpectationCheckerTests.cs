@@ -8,7 +8,7 @@ public class ExpectationCheckerTests
     private static readonly Dictionary<string, long> NoFacts = [];
     private static readonly string[] Counts = ["tables", "rows"];
 
-    private static IReadOnlyList<Finding> Check(Expectations e, long raw, Dictionary<string, long>? facts = null, params SnapshotShape[] history) =>
+    private static IReadOnlyList<Breach> Check(Expectations e, long raw, Dictionary<string, long>? facts = null, params SnapshotShape[] history) =>
         ExpectationChecker.Check(e, Counts, SnapshotShape.Single(raw, facts ?? NoFacts), history);
 
     private static SnapshotShape Past(long raw, long tables, string? id = null) =>
@@ -28,7 +28,7 @@ public class ExpectationCheckerTests
     public void An_empty_artifact_always_fails()
     {
         var f = Check(Expectations.None, 0);
-        Assert.Contains(f, x => x.Severity == FindingSeverity.Fail && x.Message.Contains("empty", StringComparison.Ordinal));
+        Assert.Contains(f, x => x.Severity == BreachSeverity.Fail && x.Message.Contains("empty", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -63,7 +63,7 @@ public class ExpectationCheckerTests
     {
         var e = Expectations.None with { MaxShrinkPercent = 10, OnAnomaly = AnomalyAction.Warn };
         var f = Check(e, 10, null, SnapshotShape.Single(1000, NoFacts));
-        Assert.Equal(FindingSeverity.Warn, Assert.Single(f).Severity);
+        Assert.Equal(BreachSeverity.Warn, Assert.Single(f).Severity);
     }
 
     [Fact]
@@ -80,7 +80,7 @@ public class ExpectationCheckerTests
         var f = Check(Expectations.Default, 900, new() { ["tables"] = 0, ["rows"] = 0 },
             SnapshotShape.Single(1000, new Dictionary<string, long> { ["tables"] = 30, ["rows"] = 500 }, "20260101T000000Z-aaaa"));
         var tables = Assert.Single(f, x => x.Message.StartsWith("tables fell to 0 from 30", StringComparison.Ordinal));
-        Assert.Equal(FindingSeverity.Fail, tables.Severity);
+        Assert.Equal(BreachSeverity.Fail, tables.Severity);
         Assert.Contains("20260101T000000Z-aaaa", tables.Message, StringComparison.Ordinal);
         Assert.Contains(f, x => x.Message.StartsWith("rows fell to 0 from 500", StringComparison.Ordinal));
         // How to accept it is said once, after the last finding it applies to, not once per fact.
@@ -93,9 +93,9 @@ public class ExpectationCheckerTests
     {
         var history = Enumerable.Range(0, 5).Select(_ => Past(1000, 30)).ToArray();
         Assert.Contains(Check(Expectations.Default, 1000, new() { ["tables"] = 1 }, history),
-            x => x.Severity == FindingSeverity.Fail && x.Message.StartsWith("tables shrank by 96%", StringComparison.Ordinal));
+            x => x.Severity == BreachSeverity.Fail && x.Message.StartsWith("tables shrank by 96%", StringComparison.Ordinal));
         Assert.Contains(Check(Expectations.Default, 400, new() { ["tables"] = 30 }, history),
-            x => x.Severity == FindingSeverity.Fail && x.Message.StartsWith("bytes shrank by 60%", StringComparison.Ordinal));
+            x => x.Severity == BreachSeverity.Fail && x.Message.StartsWith("bytes shrank by 60%", StringComparison.Ordinal));
         Assert.Empty(Check(Expectations.Default with { MaxShrinkPercent = null }, 400, new() { ["tables"] = 1 }, history));
     }
 
@@ -105,7 +105,7 @@ public class ExpectationCheckerTests
         var before = Databases("s1", Db("big.dump", 100_000, 40, 100_000), Db("small.dump", 5_000, 12, 300));
         var now = Databases(null, Db("big.dump", 100_000, 40, 100_000), Db("small.dump", 4_000, 0, 0));
         var f = ExpectationChecker.Check(Expectations.Default, Counts, now, [before]);
-        Assert.Contains(f, x => x.Severity == FindingSeverity.Fail && x.Message.StartsWith("artifact small.dump: tables fell to 0 from 12", StringComparison.Ordinal));
+        Assert.Contains(f, x => x.Severity == BreachSeverity.Fail && x.Message.StartsWith("artifact small.dump: tables fell to 0 from 12", StringComparison.Ordinal));
         Assert.DoesNotContain(f, x => x.Message.StartsWith("tables", StringComparison.Ordinal));
 
         var halved = Databases(null, Db("big.dump", 100_000, 40, 100_000), Db("small.dump", 5_000, 5, 300));
@@ -135,7 +135,7 @@ public class ExpectationCheckerTests
     {
         var f = Assert.Single(ExpectationChecker.Check(Expectations.Default, ["databases", "tables"], SnapshotShape.Single(2048,
             new Dictionary<string, long> { ["databases"] = 1, ["tables"] = 0 }), []));
-        Assert.Equal(FindingSeverity.Warn, f.Severity);
+        Assert.Equal(BreachSeverity.Warn, f.Severity);
         Assert.Contains("the first snapshot holds nothing (tables 0)", f.Message, StringComparison.Ordinal);
         Assert.Contains("allow_empty: true", f.Message, StringComparison.Ordinal);
         Assert.Empty(ExpectationChecker.Check(Expectations.Default, ["tables"], SnapshotShape.Single(2048,
@@ -147,7 +147,7 @@ public class ExpectationCheckerTests
     {
         var empty = SnapshotShape.Single(2048, new Dictionary<string, long> { ["tables"] = 0 });
         var f = Assert.Single(ExpectationChecker.Check(Expectations.Default, ["tables"], empty, [empty, empty]));
-        Assert.Equal(FindingSeverity.Warn, f.Severity);
+        Assert.Equal(BreachSeverity.Warn, f.Severity);
         Assert.Contains("has never held anything", f.Message, StringComparison.Ordinal);
     }
 
@@ -157,7 +157,7 @@ public class ExpectationCheckerTests
         var f = ExpectationChecker.Check(Expectations.Default, Counts, SnapshotShape.Single(100, new Dictionary<string, long> { ["tables"] = 0 }),
             [Past(1000, 30)], acceptShrink: true);
         Assert.NotEmpty(f);
-        Assert.All(f, x => Assert.Equal(FindingSeverity.Accepted, x.Severity));
+        Assert.All(f, x => Assert.Equal(BreachSeverity.Accepted, x.Severity));
         Assert.All(f, x => Assert.DoesNotContain("--accept-shrink", x.Message, StringComparison.Ordinal));
     }
 
