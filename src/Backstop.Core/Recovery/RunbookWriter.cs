@@ -121,7 +121,7 @@ public static class RunbookWriter
                 }
 
                 var passphrase = config.Encryption?.Passphrase is not null;
-                commands.Add(StockRecipe.FillIn(Run.BackupRunner.Sealing(hold, s.Artifact, s.FileName, passphrase), values));
+                commands.Add(StockRecipe.FillIn(StockRecipe.WithDecryption(hold, s.Artifact, s.FileName, passphrase), values));
                 later.Add(StockRecipe.FillIn(last, values));
             }
             else

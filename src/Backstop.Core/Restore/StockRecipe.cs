@@ -67,7 +67,7 @@ public static class StockRecipe
                 values["KEY_FILE"] = keyFile;
             }
 
-            var recipe = FillIn(Run.BackupRunner.Recipe(source, a.Name, a.FileName, passphrase), values);
+            var recipe = FillIn(Recipe(source, a.Name, a.FileName, passphrase), values);
             var check = $"echo {Text.ShellWord.Quote($"{a.Sha256}  {(paths is not null ? file : a.FileName)}")} | sha256sum -c";
             var blobs = at.Blobs.Count == 0 ? [] : at.Blobs.Select(b => b.FileName).ToList();
             return new RecipeStep(a.Name, at.Id, a.Level, a.FileName, key, a.Sha256, file, check, recipe) { Blobs = blobs };
@@ -156,5 +156,38 @@ public static class StockRecipe
         public IReadOnlyList<RecoveryMarker> Markers => markers;
 
         public Task FetchAsync(string name, string path, CancellationToken cancellationToken) => throw new InvalidOperationException("a recipe reads nothing");
+    }
+
+    /// <summary>The stock-tool recipe (the stored file's name shell-quoted): for an encrypted artifact, age -d first, then the source's own recipe.</summary>
+    /// <remarks>A passphrase-sealed file is opened by age asking for the passphrase (no -i: an identity would stop it asking).</remarks>
+    public static string Recipe(ISource source, string artifact, string fileName, bool passphrase) =>
+        WithDecryption(source.RestoreRecipe(artifact, Text.ShellWord.QuoteIfNeeded(fileName)), artifact, fileName, passphrase);
+
+    /// <summary>A recipe that reads the stored file (named as one shell word), with <c>age -d</c> in front when the file is sealed.</summary>
+    public static string WithDecryption(string recipe, string artifact, string fileName, bool passphrase)
+    {
+        // The stored file's name is one shell word: it may hold whatever a server's database name held.
+        var file = Text.ShellWord.QuoteIfNeeded(fileName);
+        if (!Sealing.Sealed.IsEncrypted(fileName))
+        {
+            return recipe;
+        }
+
+        if (recipe.StartsWith('#'))
+        {
+            return recipe; // nothing to restore (a listing): a comment says so
+        }
+
+        // Decrypted into the pipe, never into a file: a recipe leaves no clear copy behind (in the current folder or anywhere).
+        var decrypt = passphrase ? $"age -d {file}" : $"age -d -i KEY_FILE {file}";
+        var piped = recipe.Replace($"zstd -dc {file}", $"{decrypt} | zstd -dc", StringComparison.Ordinal)
+            .Replace($"zstd -d < {file}", $"{decrypt} | zstd -d", StringComparison.Ordinal);
+        if (passphrase)
+        {
+            recipe = recipe.Replace("age -d -i KEY_FILE ", "age -d ", StringComparison.Ordinal); // other sealed files it reads (shared blobs) ask too
+            piped = piped.Replace("age -d -i KEY_FILE ", "age -d ", StringComparison.Ordinal);
+        }
+        return piped != recipe ? piped
+            : throw new InvalidOperationException($"the {artifact} recipe reads {fileName} other than through zstd -dc or zstd -d <; it cannot be decrypted into a pipe");
     }
 }

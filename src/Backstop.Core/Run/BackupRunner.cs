@@ -3,6 +3,7 @@ using Backstop.Core.Checks;
 using Backstop.Core.Config;
 using Backstop.Core.Maintenance;
 using Backstop.Core.Plugins;
+using Backstop.Core.Restore;
 using Backstop.Core.Sealing;
 using Backstop.Core.Storage;
 using Backstop.Core.FileSystem;
@@ -214,7 +215,7 @@ public sealed class BackupRunner
                 Manifest.CurrentFormat, id, new ManifestSource(def.Name, def.Kind), host, started, DateTimeOffset.UtcNow, tools, raw,
                 artifacts.Sum(a => a.StoredBytes), facts, warnings,
                 artifacts.Select(a => new ManifestArtifact(a.Name, a.FileName, a.RawBytes, a.StoredBytes, a.Sha256, "zstd",
-                    _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, Recipe(source, a.Name, a.FileName, _config.Encryption?.Passphrase is not null),
+                    _recipients?.Select(r => r.Describe).ToList() ?? [], a.Facts, StockRecipe.Recipe(source, a.Name, a.FileName, _config.Encryption?.Passphrase is not null),
                     a.Reported) { Level = a.Level > 0 ? a.Level : null, Blobs = a.Blobs.Count > 0 ? a.Blobs : null }).ToList())
             {
                 Parent = chained ? chain!.Parent : null,
@@ -285,39 +286,6 @@ public sealed class BackupRunner
         {
             Sweeper.TryDeleteDirectory(staging, _observer);
         }
-    }
-
-    /// <summary>The stock-tool recipe (the stored file's name shell-quoted): for an encrypted artifact, age -d first, then the source's own recipe.</summary>
-    /// <remarks>A passphrase-sealed file is opened by age asking for the passphrase (no -i: an identity would stop it asking).</remarks>
-    internal static string Recipe(ISource source, string artifact, string fileName, bool passphrase) =>
-        Sealing(source.RestoreRecipe(artifact, ShellWord.QuoteIfNeeded(fileName)), artifact, fileName, passphrase);
-
-    /// <summary>A recipe that reads the stored file (named as one shell word), with <c>age -d</c> in front when the file is sealed.</summary>
-    internal static string Sealing(string recipe, string artifact, string fileName, bool passphrase)
-    {
-        // The stored file's name is one shell word: it may hold whatever a server's database name held.
-        var file = ShellWord.QuoteIfNeeded(fileName);
-        if (!Sealed.IsEncrypted(fileName))
-        {
-            return recipe;
-        }
-
-        if (recipe.StartsWith('#'))
-        {
-            return recipe; // nothing to restore (a listing): a comment says so
-        }
-
-        // Decrypted into the pipe, never into a file: a recipe leaves no clear copy behind (in the current folder or anywhere).
-        var decrypt = passphrase ? $"age -d {file}" : $"age -d -i KEY_FILE {file}";
-        var piped = recipe.Replace($"zstd -dc {file}", $"{decrypt} | zstd -dc", StringComparison.Ordinal)
-            .Replace($"zstd -d < {file}", $"{decrypt} | zstd -d", StringComparison.Ordinal);
-        if (passphrase)
-        {
-            recipe = recipe.Replace("age -d -i KEY_FILE ", "age -d ", StringComparison.Ordinal); // other sealed files it reads (shared blobs) ask too
-            piped = piped.Replace("age -d -i KEY_FILE ", "age -d ", StringComparison.Ordinal);
-        }
-        return piped != recipe ? piped
-            : throw new InvalidOperationException($"the {artifact} recipe reads {fileName} other than through zstd -dc or zstd -d <; it cannot be decrypted into a pipe");
     }
 
     /// <summary>
