@@ -30,15 +30,13 @@ public sealed partial class CommandSourceKind
     }
 }
 
-internal sealed partial class CommandSource : IDrillable
+internal sealed class CommandDrill(string name, CommandDrillOptions? drillOptions) : IDrillable
 {
-    internal CommandDrillOptions? DrillOptions { get; init; }
-
     public Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         var folder = FolderScratch.Create(scope, "command");
-        var drill = DrillOptions;
+        var drill = drillOptions;
         var tools = new Dictionary<string, string>();
         string? program = null;
         if (drill is not null)

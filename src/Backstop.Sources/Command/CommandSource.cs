@@ -61,11 +61,13 @@ public sealed partial class CommandSourceKind : SourceKind<CommandOptions, Comma
     }
 
     public override ISource Create(SourceDefinition definition, CommandOptions options, CommandDrillOptions? drill) =>
-        new CommandSource(definition.Name, options) { DrillOptions = drill };
+        new CommandSource(definition.Name, options, new CommandDrill(definition.Name, drill));
 }
 
-internal sealed partial class CommandSource(string name, CommandOptions options) : ISource, IStagedRestorable
+internal sealed class CommandSource(string name, CommandOptions options, CommandDrill drill) : ISource, IStagedRestorable
 {
+    public T? Capability<T>() where T : class => drill as T ?? this as T;
+
     public async Task<StagedRestore> StageAsync(string artifactName, Stream content, string destination, bool force, CancellationToken cancellationToken)
     {
         var path = RestoreDestination.File(destination, artifactName, force);

@@ -26,15 +26,13 @@ public sealed partial class FilesSourceKind
 /// restored files is compared with the live files that have not changed since the snapshot (same size and time), so
 /// a capture that stored wrong bytes is found.
 /// </summary>
-internal sealed partial class FilesSource : IDrillable
+internal sealed class FilesDrill(FilesDrillOptions? drillOptions) : IDrillable
 {
-    internal FilesDrillOptions? DrillOptions { get; init; }
-
     public Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         var folder = FolderScratch.Create(scope, "files");
-        var share = DrillOptions?.SpotCheckPercent ?? 0;
+        var share = drillOptions?.SpotCheckPercent ?? 0;
         return Task.FromResult<IDrillScratch>(new FolderScratch($"the scratch folder {folder}", folder,
             ct => share > 0 ? SpotCheckAsync(folder, share, scope, ct) : Task.FromResult<IReadOnlyList<DrillCheck>>([])));
     }
@@ -95,7 +93,7 @@ internal sealed partial class FilesSource : IDrillable
 }
 
 /// <summary>Where a files source's data lives, for <c>doctor</c>'s single-point-of-failure check.</summary>
-internal sealed partial class FilesSource : IHealthChecked
+internal sealed class FilesHealth(FilesOptions options) : IHealthChecked
 {
     public SourcePlace Place => new(null, options.Paths);
 }

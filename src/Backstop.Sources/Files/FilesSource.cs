@@ -73,14 +73,19 @@ public sealed partial class FilesSourceKind : SourceKind<FilesOptions, FilesDril
     public override ISource Create(SourceDefinition definition, FilesOptions options, FilesDrillOptions? drill)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new FilesSource(definition.Name, options, definition.Expect.Mount) { DrillOptions = drill };
+        return new FilesSource(definition.Name, options, new FilesDrill(drill), new FilesHealth(options), definition.Expect.Mount);
     }
 }
 
-/// <summary>A files source: its paths as one tree artifact (<see cref="FileTree"/>), checked for mounts first when asked.</summary>
-internal sealed partial class FilesSource(string name, FilesOptions options, bool requireMounts = false)
+/// <summary>
+/// A files source: its paths as one tree artifact (<see cref="FileTree"/>), checked for mounts first when asked, and restored
+/// (whole, by chain, or in part); its drill and health are parts of their own.
+/// </summary>
+internal sealed class FilesSource(string name, FilesOptions options, FilesDrill drill, FilesHealth health, bool requireMounts = false)
     : ISource, IStagedRestorable, IChainRestorable, IPartialRestore
 {
+    public T? Capability<T>() where T : class => drill as T ?? health as T ?? this as T;
+
     internal const string ArtifactName = "files.tar";
     private readonly FileTree _tree = new(name, ArtifactName);
     private TreeSelection? _selection;

@@ -10,7 +10,7 @@ namespace Backstop.Sources.Redis;
 /// <c>redis-server</c> on a free loopback port loads it (the load phase: a real recovery starts a server on the file);
 /// the keys and databases that server holds are compared with the snapshot's. Nothing is saved by that server.
 /// </summary>
-internal sealed partial class RedisSource : IDrillable
+internal sealed class RedisDrill(string name, RedisOptions options) : IDrillable
 {
     public string? ThrowawayServer => "a scratch redis-server";
 
@@ -59,7 +59,7 @@ internal sealed partial class RedisSource : IDrillable
             }
         }
 
-        return ScratchServerDrill.Loading($"a scratch redis-server {version} loading {folder}/{Artifact}", folder,
+        return ScratchServerDrill.Loading($"a scratch redis-server {version} loading {folder}/{RedisSource.Artifact}", folder,
             new Dictionary<string, string> { ["redis-server"] = $"{server} {version}" }, start: ct =>
             {
                 ScratchServer.GiveTo(user, folder); // the restored RDB and the config, to the server's user
@@ -68,7 +68,7 @@ internal sealed partial class RedisSource : IDrillable
                 // RDB, and the snapshot's count has them; a replica loads every key the file holds.
                 var nowhere = ScratchServer.FreePort();
                 return ScratchServer.StartAsync(scope, "redis-server", server,
-                    [conf, "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", Artifact,
+                    [conf, "--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", folder, "--dbfilename", RedisSource.Artifact,
                      "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", "",
                      "--replicaof", "127.0.0.1", nowhere.ToString(CultureInfo.InvariantCulture)],
                     user, ReadyAsync, options.Timeout, ct);
@@ -87,7 +87,7 @@ internal sealed partial class RedisSource : IDrillable
                 }
 
                 scope.Note($"the scratch redis-server holds {(perDb.Count == 0 ? "no keys" : string.Join(", ", perDb))}");
-                return ScratchServerDrill.Compare(scope, Artifact, "the scratch redis-server", ("keys", keys), ("databases", databases));
+                return ScratchServerDrill.Compare(scope, RedisSource.Artifact, "the scratch redis-server", ("keys", keys), ("databases", databases));
             });
     }
 

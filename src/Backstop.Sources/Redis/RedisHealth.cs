@@ -7,20 +7,20 @@ namespace Backstop.Sources.Redis;
 /// <c>doctor</c> for Redis: <c>replication: {min_replicas: N, max_lag: 10s}</c> against <c>INFO replication</c> on the
 /// source (replicas connected and online, how far behind).
 /// </summary>
-internal sealed partial class RedisSource : IHealthChecked
+internal sealed class RedisHealth(RedisServer server) : IHealthChecked
 {
-    public SourcePlace Place => new(options.Host, []);
+    public SourcePlace Place => new(server.Options.Host, []);
 
     public async Task<IReadOnlyList<Finding>> CheckHealthAsync(CancellationToken cancellationToken)
     {
-        if (options.Replication is not { } want)
+        if (server.Options.Replication is not { } want)
         {
             return [];
         }
 
-        await using var redis = await ConnectAsync(cancellationToken).ConfigureAwait(false);
-        var info = (await CommandAsync(redis, cancellationToken, "INFO", "replication").ConfigureAwait(false) ?? "").Split('\n').Select(l => l.Trim()).ToList();
-        var subject = $"source '{name}' ({Where})";
+        await using var redis = await server.ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var info = (await server.CommandAsync(redis, cancellationToken, "INFO", "replication").ConfigureAwait(false) ?? "").Split('\n').Select(l => l.Trim()).ToList();
+        var subject = $"source '{server.Source}' ({server.Where})";
         var role = info.FirstOrDefault(l => l.StartsWith("role:", StringComparison.Ordinal))?[5..];
         if (role != "master")
         {

@@ -57,12 +57,15 @@ public sealed class RedisSourceKind : SourceKind<RedisOptions>
     public override ISource Create(SourceDefinition definition, RedisOptions options)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new RedisSource(definition.Name, options, definition.StateDirectory);
+        var redis = new RedisServer(definition.Name, options);
+        return new RedisSource(redis, new RedisDrill(definition.Name, options), new RedisHealth(redis), definition.StateDirectory);
     }
 }
 
-internal sealed partial class RedisSource(string name, RedisOptions options, string stateDirectory = "") : ISource, IStagedRestorable
+internal sealed partial class RedisSource(RedisServer server, RedisDrill drill, RedisHealth health, string stateDirectory = "") : ISource, IStagedRestorable
 {
+    public T? Capability<T>() where T : class => drill as T ?? health as T ?? this as T;
+
     /// <summary>The run's staging folder while capturing (the format check spools the RDB there for redis-check-rdb).</summary>
     private string? _staging;
 
@@ -90,12 +93,10 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
 
     internal const string Artifact = "dump.rdb";
 
-    private string Where => $"{options.Host}:{options.Port}";
-
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
-        await using var redis = await ConnectAsync(cancellationToken).ConfigureAwait(false);
-        var info = await CommandAsync(redis, cancellationToken, "INFO", "server").ConfigureAwait(false) ?? "";
+        await using var redis = await server.ConnectAsync(cancellationToken).ConfigureAwait(false);
+        var info = await server.CommandAsync(redis, cancellationToken, "INFO", "server").ConfigureAwait(false) ?? "";
         var version = info.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("redis_version:", StringComparison.Ordinal))?[14..] ?? "?";
         return new SourcePreflight(new Dictionary<string, string> { ["redis-server"] = version }, 0);
     }
@@ -103,9 +104,9 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        await using var redis = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        await using var redis = await server.ConnectAsync(cancellationToken).ConfigureAwait(false);
         _staging = sink.StagingDirectory;
-        var keyspace = await CommandAsync(redis, cancellationToken, "INFO", "keyspace").ConfigureAwait(false) ?? "";
+        var keyspace = await server.CommandAsync(redis, cancellationToken, "INFO", "keyspace").ConfigureAwait(false) ?? "";
         long keys = 0, databases = 0;
         foreach (var line in keyspace.Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("db", StringComparison.Ordinal) && l.Contains(':', StringComparison.Ordinal)))
         {
@@ -116,18 +117,18 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
 
         await using var artifact = await sink.BeginArtifactAsync(Artifact, cancellationToken).ConfigureAwait(false);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(options.Timeout);
+        timeout.CancelAfter(server.Options.Timeout);
         try
         {
             await SyncAsync(redis, artifact.Content, timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new BackupException($"source '{name}': the RDB transfer from {Where} did not finish within {Quantities.FormatDuration(options.Timeout)}");
+            throw new BackupException($"source '{server.Source}': the RDB transfer from {server.Where} did not finish within {Quantities.FormatDuration(server.Options.Timeout)}");
         }
         catch (IOException e)
         {
-            throw new BackupException($"source '{name}': the RDB transfer from {Where} broke off: {e.Message}");
+            throw new BackupException($"source '{server.Source}': the RDB transfer from {server.Where} broke off: {e.Message}");
         }
 
         // With redis-check-rdb the keys and databases are read from the RDB itself (INFO was taken before the fork, and a
@@ -150,14 +151,14 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
         if (header.StartsWith('-'))
         {
             var hint = header.StartsWith("-NOPERM", StringComparison.Ordinal)
-                ? $": the backup needs the replication command; grant it with ACL SETUSER {options.User ?? "default"} +sync (or +@admin)"
+                ? $": the backup needs the replication command; grant it with ACL SETUSER {server.Options.User ?? "default"} +sync (or +@admin)"
                 : "";
-            throw new BackupException($"source '{name}': Redis at {Where} refused SYNC: {header[1..]}{hint}");
+            throw new BackupException($"source '{server.Source}': Redis at {server.Where} refused SYNC: {header[1..]}{hint}");
         }
 
         if (!header.StartsWith('$'))
         {
-            throw new BackupException($"source '{name}': unexpected answer to SYNC from {Where}: {header[..Math.Min(40, header.Length)]}");
+            throw new BackupException($"source '{server.Source}': unexpected answer to SYNC from {server.Where}: {header[..Math.Min(40, header.Length)]}");
         }
 
         var buffer = new byte[1 << 17];
@@ -214,65 +215,6 @@ internal sealed partial class RedisSource(string name, RedisOptions options, str
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
         $"mkdir -p DEST && zstd -d < {storedFile} > DEST/dump.rdb && redis-check-rdb DEST/dump.rdb  # then: redis-server --dir DEST --appendonly no";
-
-    private async Task<RespClient> ConnectAsync(CancellationToken ct)
-    {
-        RespClient redis;
-        try
-        {
-            redis = await RespClient.ConnectAsync(options.Host, options.Port, TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
-        }
-        catch (SocketException e)
-        {
-            throw new BackupException(e.SocketErrorCode == SocketError.ConnectionRefused
-                ? $"source '{name}': connection to Redis at {Where} refused: is the server running and listening there?"
-                : $"source '{name}': cannot connect to Redis at {Where}: {e.Message}");
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new BackupException($"source '{name}': connection to Redis at {Where} timed out: check the address and the firewall");
-        }
-
-        try
-        {
-            if (options.Password is { } p)
-            {
-                var secret = p.Resolve();
-                await CommandAsync(redis, ct, options.User is { } user ? ["AUTH", user, secret] : ["AUTH", secret]).ConfigureAwait(false);
-            }
-
-            await CommandAsync(redis, ct, "PING").ConfigureAwait(false);
-            return redis;
-        }
-        catch
-        {
-            await redis.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-    }
-
-    private async Task<string?> CommandAsync(RespClient redis, CancellationToken ct, params string[] args)
-    {
-        try
-        {
-            return await redis.CommandAsync(ct, args).ConfigureAwait(false);
-        }
-        catch (RedisErrorException e)
-        {
-            var verb = args[0];
-            throw new BackupException(e.Message switch
-            {
-                var m when m.StartsWith("WRONGPASS", StringComparison.Ordinal) || m.Contains("invalid password", StringComparison.Ordinal) =>
-                    $"source '{name}': authentication to Redis at {Where} failed: check 'password' (and 'user')",
-                var m when m.StartsWith("NOAUTH", StringComparison.Ordinal) => $"source '{name}': Redis at {Where} requires a password: set 'password'",
-                var m => $"source '{name}': Redis at {Where} answered {verb} with: {m}",
-            });
-        }
-        catch (IOException e)
-        {
-            throw new BackupException($"source '{name}': Redis at {Where}: {e.Message}");
-        }
-    }
 
     /// <summary>
     /// An RDB file: <c>REDIS</c> and a 4-digit version, the EOF opcode (0xFF), and the CRC64 of everything before it.

@@ -8,7 +8,7 @@ namespace Backstop.Sources.Sqlite;
 /// An SQLite drill: the database file is restored into a scratch folder (the restore counts its tables and rows,
 /// compared with the snapshot's), then opened again on its own and put through <c>PRAGMA integrity_check</c>.
 /// </summary>
-internal sealed partial class SqliteSource : IDrillable
+internal sealed class SqliteDrill : IDrillable
 {
     public Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
@@ -23,8 +23,8 @@ internal sealed partial class SqliteSource : IDrillable
                 var path = Core.Text.SafeNames.Inside(folder, artifact.Name);
                 try
                 {
-                    using var db = Open(path, SqliteOpenMode.ReadOnly);
-                    var result = string.Join("; ", Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()));
+                    using var db = SqliteSource.Open(path, SqliteOpenMode.ReadOnly);
+                    var result = string.Join("; ", SqliteSource.Query(db, "PRAGMA integrity_check").Select(r => r[0]?.ToString()));
                     checks.Add(new DrillCheck($"{artifact.Name}: PRAGMA integrity_check", "ok", result, result == "ok"));
                 }
                 finally
@@ -34,12 +34,12 @@ internal sealed partial class SqliteSource : IDrillable
             }
 
             return Task.FromResult<IReadOnlyList<DrillCheck>>(checks);
-        }, new Dictionary<string, string> { ["sqlite"] = "built in " + SqliteVersion() }));
+        }, new Dictionary<string, string> { ["sqlite"] = "built in " + SqliteSource.SqliteVersion() }));
     }
 }
 
 /// <summary>Where an SQLite source's data lives, for <c>doctor</c>'s single-point-of-failure check.</summary>
-internal sealed partial class SqliteSource : IHealthChecked
+internal sealed class SqliteHealth(SqliteOptions options) : IHealthChecked
 {
     public SourcePlace Place => new(null, [options.Path]);
 }

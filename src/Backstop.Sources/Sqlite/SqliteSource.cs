@@ -39,12 +39,14 @@ public sealed class SqliteSourceKind : SourceKind<SqliteOptions>
     public override ISource Create(SourceDefinition definition, SqliteOptions options)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new SqliteSource(definition.Name, options, definition.StateDirectory);
+        return new SqliteSource(definition.Name, options, new SqliteDrill(), new SqliteHealth(options), definition.StateDirectory);
     }
 }
 
-internal sealed partial class SqliteSource(string name, SqliteOptions options, string stateDirectory = "") : ISource, IStagedRestorable
+internal sealed class SqliteSource(string name, SqliteOptions options, SqliteDrill drill, SqliteHealth health, string stateDirectory = "") : ISource, IStagedRestorable
 {
+    public T? Capability<T>() where T : class => drill as T ?? health as T ?? this as T;
+
     /// <summary>The run's staging folder while capturing (the format check spools there); null otherwise.</summary>
     private string? _staging;
 
@@ -183,7 +185,7 @@ internal sealed partial class SqliteSource(string name, SqliteOptions options, s
 
     public string RestoreRecipe(string artifactName, string storedFile) => $"zstd -d < {storedFile} > DEST/{Core.Text.ShellWord.QuoteIfNeeded(artifactName)}";
 
-    private static SqliteConnection Open(string path, SqliteOpenMode mode)
+    internal static SqliteConnection Open(string path, SqliteOpenMode mode)
     {
         SQLitePCL.Batteries_V2.Init();
         var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = mode, Pooling = false }.ToString());
@@ -191,7 +193,7 @@ internal sealed partial class SqliteSource(string name, SqliteOptions options, s
         return c;
     }
 
-    private static List<object?[]> Query(SqliteConnection db, string sql)
+    internal static List<object?[]> Query(SqliteConnection db, string sql)
     {
         using var cmd = db.CreateCommand();
         cmd.CommandText = sql;
@@ -207,7 +209,7 @@ internal sealed partial class SqliteSource(string name, SqliteOptions options, s
         return list;
     }
 
-    private static string SqliteVersion()
+    internal static string SqliteVersion()
     {
         using var db = Open(":memory:", SqliteOpenMode.Memory);
         return (string)Query(db, "SELECT sqlite_version()")[0][0]!;

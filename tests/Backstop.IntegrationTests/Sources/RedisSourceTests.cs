@@ -1,5 +1,6 @@
 using Backstop.IntegrationTests.Support;
 using Backstop.Sources.Redis;
+using RedisServer = Backstop.IntegrationTests.Support.RedisServer;
 
 namespace Backstop.IntegrationTests.Sources;
 
