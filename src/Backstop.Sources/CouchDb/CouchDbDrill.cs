@@ -23,17 +23,16 @@ public sealed partial class CouchDbSourceKind
 /// (<c>_bulk_docs</c> with <c>new_edits: false</c>); documents are counted and compared; the scratch databases are
 /// deleted afterwards (and by the next drill, if this one is killed).
 /// </summary>
-internal sealed partial class CouchDbSource : IDrillable
+internal sealed class CouchDbDrill(CouchDbServer source, CouchDbDrillOptions? drillOptions) : IDrillable
 {
-    internal CouchDbDrillOptions? DrillOptions { get; init; }
 
-    private Uri DrillServer => DrillOptions?.Server ?? options.Url;
+    private Uri DrillServer => drillOptions?.Server ?? source.Options.Url;
 
     public async Task<IDrillScratch> OpenScratchAsync(DrillScope scope, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        var server = new CouchDbSource(name, options with { Url = DrillServer });
-        await server.PreflightAsync(cancellationToken).ConfigureAwait(false); // reachable, credentials accepted
+        var server = source.At(DrillServer);
+        await server.VersionAsync(cancellationToken).ConfigureAwait(false); // reachable, credentials accepted
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
         using var http = server.Client();
         var i = 0;
@@ -42,7 +41,7 @@ internal sealed partial class CouchDbSource : IDrillable
             var scratch = $"backstop_drill_{scope.Token}_{i++}";
             if (await server.GetRawAsync(http, "/" + scratch, cancellationToken).ConfigureAwait(false) is not null)
             {
-                throw new BackupException($"source '{name}': the server {server.Where} already has a database named {scratch}; drill again");
+                throw new BackupException($"source '{source.Source}': the server {server.Where} already has a database named {scratch}; drill again");
             }
 
             names[artifact.Name] = scratch;
@@ -58,10 +57,10 @@ internal sealed partial class CouchDbSource : IDrillable
         ArgumentNullException.ThrowIfNull(leftover);
         if (ScratchNames.ScratchDatabase(leftover) is not { } database)
         {
-            return ScratchNames.NotOurs(name, leftover);
+            return ScratchNames.NotOurs(source.Source, leftover);
         }
 
-        var server = new CouchDbSource(name, options with { Url = DrillServer });
+        var server = source.At(DrillServer);
         using var http = server.Client();
         using var deleted = await http.DeleteAsync(new Uri("/" + database, UriKind.Relative), cancellationToken).ConfigureAwait(false);
         return deleted.IsSuccessStatusCode || deleted.StatusCode == System.Net.HttpStatusCode.NotFound
@@ -69,9 +68,8 @@ internal sealed partial class CouchDbSource : IDrillable
             : $"the scratch database {database} a killed drill left on {server.Where} could not be deleted: HTTP {(int)deleted.StatusCode}; delete it by hand";
     }
 
-    private string UrlOf(string database) => new Uri(options.Url, "/" + database).ToString();
 
-    private sealed class Scratch(CouchDbSource server, Dictionary<string, string> names) : IDrillScratch
+    private sealed class Scratch(CouchDbServer server, Dictionary<string, string> names) : IDrillScratch
     {
         public string Description => $"scratch databases backstop_drill_* on {server.Where}";
 
