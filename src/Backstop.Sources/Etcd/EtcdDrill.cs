@@ -10,7 +10,7 @@ namespace Backstop.Sources.Etcd;
 /// <c>etcdutl</c>/<c>etcdctl snapshot restore</c> makes a member's data from it and a scratch <c>etcd</c> runs that member
 /// on free loopback ports (the load phase); its revision and key count are compared with the snapshot's.
 /// </summary>
-internal sealed partial class EtcdSource : IDrillable
+internal sealed class EtcdDrill(string name, EtcdOptions options) : IDrillable
 {
     public string? ThrowawayServer => "a scratch etcd member";
 
@@ -18,7 +18,7 @@ internal sealed partial class EtcdSource : IDrillable
     {
         ArgumentNullException.ThrowIfNull(scope);
         var etcd = ScratchServerDrill.Resolve(name, "runs the snapshot in a scratch etcd member", "etcd-server", null, "etcd");
-        var restoreTool = Etcdctl() ?? throw new BackupException(
+        var restoreTool = EtcdSource.Etcdctl() ?? throw new BackupException(
             $"source '{name}': the drill needs etcdutl or etcdctl to turn the snapshot into a member's data (apt-get install etcd-client)");
         var version = await ScratchServerDrill.VersionAsync(etcd, cancellationToken).ConfigureAwait(false);
         // The scratch member runs as backstop-drill (when Backstop is root), its data in a folder that user can reach.
@@ -30,7 +30,7 @@ internal sealed partial class EtcdSource : IDrillable
         // with a random password, and authentication on, as soon as it listens.
         var checking = options;
 
-        return ScratchServerDrill.Loading($"a scratch etcd member ({version}) restored from {folder}/{Artifact}", folder,
+        return ScratchServerDrill.Loading($"a scratch etcd member ({version}) restored from {folder}/{EtcdSource.Artifact}", folder,
             new Dictionary<string, string> { ["etcd"] = $"{etcd} {version}", ["restore"] = restoreTool }, start: async ct =>
             {
                 clientPort = ScratchServer.FreePort();
@@ -39,7 +39,7 @@ internal sealed partial class EtcdSource : IDrillable
                 var client = $"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}";
                 var env = new Dictionary<string, string> { ["ETCDCTL_API"] = "3" };
                 await ChildProcess.RunToStreamAsync(restoreTool,
-                    ["snapshot", "restore", Path.Combine(folder, Artifact), "--data-dir", data, "--name", "drill", "--initial-cluster", $"drill={peer}",
+                    ["snapshot", "restore", Path.Combine(folder, EtcdSource.Artifact), "--data-dir", data, "--name", "drill", "--initial-cluster", $"drill={peer}",
                      "--initial-advertise-peer-urls", peer],
                     env, scope.Folder, Stream.Null, options.Timeout, $"source '{name}': {Path.GetFileName(restoreTool)} snapshot restore", ct).ConfigureAwait(false);
                 ScratchServer.GiveTo(user, Path.GetDirectoryName(data)!);
@@ -55,11 +55,11 @@ internal sealed partial class EtcdSource : IDrillable
                 return running;
             }, check: async ct =>
             {
-                var scratch = new EtcdSource(name, checking with { Endpoints = [new Uri($"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}")] });
-                await scratch.PreflightAsync(ct).ConfigureAwait(false); // connects, and logs in with the source's user when the snapshot has auth on
-                using var http = Client(TimeSpan.FromMinutes(5));
-                var (keys, revision) = await scratch.CountAsync(http, scratch._endpoint!, ct).ConfigureAwait(false);
-                return ScratchServerDrill.Compare(scope, Artifact, "the scratch etcd member", ("keys", keys), ("revision", revision));
+                var scratch = new EtcdServer(name, checking with { Endpoints = [new Uri($"http://127.0.0.1:{clientPort.ToString(CultureInfo.InvariantCulture)}")] });
+                await scratch.ConnectAsync(ct).ConfigureAwait(false); // connects, and logs in with the source's user when the snapshot has auth on
+                using var http = EtcdServer.Client(TimeSpan.FromMinutes(5));
+                var (keys, revision) = await scratch.CountAsync(http, scratch.Endpoint, ct).ConfigureAwait(false);
+                return ScratchServerDrill.Compare(scope, EtcdSource.Artifact, "the scratch etcd member", ("keys", keys), ("revision", revision));
             });
     }
 
@@ -68,7 +68,7 @@ internal sealed partial class EtcdSource : IDrillable
     {
         try
         {
-            using var http = Client(TimeSpan.FromSeconds(2));
+            using var http = EtcdServer.Client(TimeSpan.FromSeconds(2));
             using var health = await http.GetAsync(new Uri($"{client}/health"), c).ConfigureAwait(false);
             return health.IsSuccessStatusCode;
         }
@@ -86,8 +86,8 @@ internal sealed partial class EtcdSource : IDrillable
     private async Task<EtcdOptions> LockAsync(Uri client, DrillScope scope, CancellationToken ct)
     {
         var password = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24));
-        var open = new EtcdSource(name, options with { Endpoints = [client] }) { _endpoint = client };
-        using var http = Client(TimeSpan.FromSeconds(30));
+        var open = EtcdServer.Open(name, options, client);
+        using var http = EtcdServer.Client(TimeSpan.FromSeconds(30));
         try
         {
             await open.PostAsync(http, client, "/v3/auth/user/add", new { name = "root", password }, ct).ConfigureAwait(false);
@@ -102,10 +102,4 @@ internal sealed partial class EtcdSource : IDrillable
 
         return options with { User = "root", Password = new Core.Config.SecretRef(password, default) };
     }
-}
-
-/// <summary>Where an etcd source's data lives, for <c>doctor</c>'s single-point-of-failure check.</summary>
-internal sealed partial class EtcdSource : IHealthChecked
-{
-    public SourcePlace Place => new(options.Endpoints.Count == 1 ? options.Endpoints[0].Host : $"a cluster of {options.Endpoints.Count} endpoints", []);
 }

@@ -100,16 +100,15 @@ public sealed class EtcdSourceKind : SourceKind<EtcdOptions>
     public override ISource Create(SourceDefinition definition, EtcdOptions options)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return new EtcdSource(definition.Name, options, definition.StateDirectory);
+        return new EtcdSource(new EtcdServer(definition.Name, options), new EtcdDrill(definition.Name, options), new EtcdHealth(definition.Name, options),
+            definition.StateDirectory);
     }
 }
 
-internal sealed partial class EtcdSource(string name, EtcdOptions options, string stateDirectory = "") : ISource, IStagedRestorable
+/// <summary>An etcd source: the snapshot captured with its check and stock recipe, and staged for a restore; drill and health are parts of their own.</summary>
+internal sealed class EtcdSource(EtcdServer server, EtcdDrill drill, EtcdHealth health, string stateDirectory = "") : ISource, IStagedRestorable
 {
-    /// <summary>k3s' own etcd snapshots, when this is k3s' etcd: on, and the newest within two of its intervals.</summary>
-    public Task<IReadOnlyList<Finding>> CheckHealthAsync(CancellationToken cancellationToken) =>
-        Task.FromResult(K3sSnapshots.Check(name, options, DateTimeOffset.UtcNow));
-
+    public T? Capability<T>() where T : class => drill as T ?? health as T ?? this as T;
 
     /// <summary>The run's staging folder while capturing (the format check spools the snapshot there for etcdctl).</summary>
     private string? _staging;
@@ -122,7 +121,7 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
     /// The tool whose <c>snapshot status</c> reads the revision out of a snapshot file: etcdutl (etcd 3.5 and later; 3.6
     /// dropped it from etcdctl), else etcdctl; null when neither is installed.
     /// </summary>
-    private static string? Etcdctl()
+    internal static string? Etcdctl()
     {
         foreach (var tool in new[] { "etcdutl", "etcdctl" })
         {
@@ -145,53 +144,27 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
             : new SnapshotValidator();
 
     internal const string Artifact = "snapshot.db";
-    private Uri? _endpoint;
-    private string? _token;
 
     public async Task<SourcePreflight> PreflightAsync(CancellationToken cancellationToken)
     {
-        var failures = new List<string>();
-        foreach (var endpoint in options.Endpoints)
-        {
-            using var http = SourceClient(TimeSpan.FromSeconds(15));
-            try
-            {
-                var version = await http.GetFromJsonAsync<JsonElement>(new Uri(endpoint, "/version"), cancellationToken).ConfigureAwait(false);
-                _endpoint = endpoint;
-                _token = await AuthenticateAsync(http, cancellationToken).ConfigureAwait(false);
-                return new SourcePreflight(new Dictionary<string, string>
-                {
-                    ["etcd"] = version.TryGetProperty("etcdserver", out var v) ? v.GetString() ?? "?" : "?",
-                    ["endpoint"] = endpoint.ToString(),
-                }, 0);
-            }
-            catch (HttpRequestException e)
-            {
-                failures.Add(Explain(endpoint, e));
-            }
-            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                failures.Add($"{Authority(endpoint)} timed out");
-            }
-        }
-
-        throw new BackupException($"source '{name}': no etcd endpoint answered: {string.Join("; ", failures)}");
+        var version = await server.ConnectAsync(cancellationToken).ConfigureAwait(false);
+        return new SourcePreflight(new Dictionary<string, string> { ["etcd"] = version, ["endpoint"] = server.Endpoint.ToString() }, 0);
     }
 
     public async Task CaptureAsync(ICaptureSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
-        var endpoint = _endpoint ?? throw new InvalidOperationException("preflight first");
+        var endpoint = server.Endpoint;
         _staging = sink.StagingDirectory;
-        using var http = SourceClient(options.Timeout);
-        var (keys, revision) = await CountAsync(http, endpoint, cancellationToken).ConfigureAwait(false);
+        using var http = server.SourceClient(server.Options.Timeout);
+        var (keys, revision) = await server.CountAsync(http, endpoint, cancellationToken).ConfigureAwait(false);
 
         await using var artifact = await sink.BeginArtifactAsync(Artifact, cancellationToken).ConfigureAwait(false);
-        using var request = Request(endpoint, "/v3/maintenance/snapshot", new { });
+        using var request = server.Request(endpoint, "/v3/maintenance/snapshot", new { });
         try
         {
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
-            await EnsureOkAsync(response, "/v3/maintenance/snapshot", cancellationToken).ConfigureAwait(false);
+            await server.EnsureOkAsync(response, "/v3/maintenance/snapshot", cancellationToken).ConfigureAwait(false);
             await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
             using var reader = new StreamReader(body, Encoding.UTF8);
             long remaining = -1;
@@ -206,7 +179,7 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
                 using var message = JsonDocument.Parse(line);
                 if (message.RootElement.TryGetProperty("error", out var error))
                 {
-                    throw new BackupException($"source '{name}': etcd at {Authority(endpoint)} stopped the snapshot: {error}");
+                    throw new BackupException($"source '{server.Source}': etcd at {EtcdServer.Authority(endpoint)} stopped the snapshot: {error}");
                 }
 
                 var result = message.RootElement.GetProperty("result");
@@ -220,16 +193,16 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
 
             if (remaining != 0)
             {
-                throw new BackupException($"source '{name}': the snapshot stream from {Authority(endpoint)} ended with {remaining} bytes still to come");
+                throw new BackupException($"source '{server.Source}': the snapshot stream from {EtcdServer.Authority(endpoint)} ended with {remaining} bytes still to come");
             }
         }
         catch (HttpRequestException e)
         {
-            throw new BackupException($"source '{name}': {Explain(endpoint, e)}");
+            throw new BackupException($"source '{server.Source}': {server.Explain(endpoint, e)}");
         }
         catch (IOException e)
         {
-            throw new BackupException($"source '{name}': the snapshot stream from {Authority(endpoint)} broke off: {e.Message}");
+            throw new BackupException($"source '{server.Source}': the snapshot stream from {EtcdServer.Authority(endpoint)} broke off: {e.Message}");
         }
 
         // With etcdctl the revision is read from the snapshot itself (the one asked before it may be older on a busy
@@ -247,136 +220,6 @@ internal sealed partial class EtcdSource(string name, EtcdOptions options, strin
 
     public string RestoreRecipe(string artifactName, string storedFile) =>
         $"mkdir -p DEST && zstd -d < {storedFile} > DEST/snapshot.db && ETCDCTL_API=3 etcdctl snapshot restore DEST/snapshot.db --data-dir DEST/data  # then: etcd --data-dir DEST/data";
-
-    /// <summary>The live keys and the current revision, from one count-only range over the whole key space.</summary>
-    private async Task<(long Keys, long Revision)> CountAsync(HttpClient http, Uri endpoint, CancellationToken ct)
-    {
-        var count = await PostAsync(http, endpoint, "/v3/kv/range", new
-        {
-            key = Convert.ToBase64String([0]),
-            range_end = Convert.ToBase64String([0]),
-            count_only = true,
-        }, ct).ConfigureAwait(false);
-        var keys = count.TryGetProperty("count", out var c) ? long.Parse(c.GetString() ?? "0", CultureInfo.InvariantCulture) : 0;
-        return (keys, long.Parse(count.GetProperty("header").GetProperty("revision").GetString() ?? "0", CultureInfo.InvariantCulture));
-    }
-
-    private static HttpClient Client(TimeSpan timeout) => new(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15) })
-    {
-        Timeout = timeout,
-    };
-
-    /// <summary>
-    /// A client for the source's cluster: with <c>cacert</c>, the server's certificate must chain to that CA alone (and
-    /// name the host); with <c>cert</c> and <c>key</c>, the client certificate is presented (read from PEM each time).
-    /// </summary>
-    private HttpClient SourceClient(TimeSpan timeout)
-    {
-        if (options.CaCert is null && options.Cert is null)
-        {
-            return Client(timeout);
-        }
-
-        var tls = new System.Net.Security.SslClientAuthenticationOptions();
-        try
-        {
-            if (options.CaCert is { } ca)
-            {
-                var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
-                {
-                    TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
-                    RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
-                };
-                policy.CustomTrustStore.AddRange(LoadPem(ca));
-                tls.CertificateChainPolicy = policy;
-            }
-
-            if (options.Cert is { } cert)
-            {
-                tls.ClientCertificates = [System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(cert, options.Key)];
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
-        {
-            throw new BackupException($"source '{name}': the TLS files cannot be read ({e.Message}); cacert, cert and key are PEM files this user can read " +
-                                      "(k3s keeps them under /var/lib/rancher/k3s/server/tls/etcd/)");
-        }
-
-        return new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15), SslOptions = tls }) { Timeout = timeout };
-    }
-
-    private static System.Security.Cryptography.X509Certificates.X509Certificate2Collection LoadPem(string path)
-    {
-        var all = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
-        all.ImportFromPemFile(path);
-        return all.Count > 0 ? all : throw new CryptographicException($"{path} holds no PEM certificate");
-    }
-
-    private async Task<string?> AuthenticateAsync(HttpClient http, CancellationToken ct)
-    {
-        if (options.User is null)
-        {
-            return null;
-        }
-
-        var auth = await PostAsync(http, _endpoint!, "/v3/auth/authenticate", new { name = options.User, password = options.Password!.Resolve() }, ct)
-            .ConfigureAwait(false);
-        return auth.GetProperty("token").GetString();
-    }
-
-    private HttpRequestMessage Request(Uri endpoint, string path, object body)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(endpoint, path)) { Content = JsonContent.Create(body) };
-        if (_token is not null)
-        {
-            request.Headers.TryAddWithoutValidation("Authorization", _token);
-        }
-
-        return request;
-    }
-
-    private async Task<JsonElement> PostAsync(HttpClient http, Uri endpoint, string path, object body, CancellationToken ct)
-    {
-        using var request = Request(endpoint, path, body);
-        try
-        {
-            using var response = await http.SendAsync(request, ct).ConfigureAwait(false);
-            await EnsureOkAsync(response, path, ct).ConfigureAwait(false);
-            return await response.Content.ReadFromJsonAsync<JsonElement>(ct).ConfigureAwait(false);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new BackupException($"source '{name}': {Explain(endpoint, e)}");
-        }
-    }
-
-    private async Task EnsureOkAsync(HttpResponseMessage response, string path, CancellationToken ct)
-    {
-        if (response.IsSuccessStatusCode)
-        {
-            return;
-        }
-
-        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
-        var what = text.Contains("authentication failed", StringComparison.OrdinalIgnoreCase) || text.Contains("invalid auth", StringComparison.OrdinalIgnoreCase)
-            ? "authentication failed: check 'user' and 'password'"
-            : text.Contains("user name is empty", StringComparison.OrdinalIgnoreCase) || response.StatusCode == HttpStatusCode.Unauthorized
-                ? "the cluster requires authentication: set 'user' and 'password'"
-                : $"HTTP {(int)response.StatusCode}: {text.Trim()[..Math.Min(200, text.Trim().Length)]}";
-        throw new BackupException($"source '{name}': etcd answered {path} with {what}");
-    }
-
-    private static string Authority(Uri endpoint) => $"{endpoint.Host}:{endpoint.Port}";
-
-    private string Explain(Uri endpoint, HttpRequestException e) =>
-        e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused }
-            ? $"connection to etcd at {Authority(endpoint)} refused: is the server running and listening there?"
-            : e.InnerException is System.Security.Authentication.AuthenticationException
-                ? $"etcd at {Authority(endpoint)}: the TLS handshake failed ({e.InnerException.Message}): " +
-                  (options.CaCert is null ? "set cacert to the CA that signed the server's certificate" : $"the server's certificate must be signed by {options.CaCert} and name {endpoint.Host}")
-                : e.InnerException is IOException && endpoint.Scheme == "https" && options.Cert is null
-                    ? $"etcd at {Authority(endpoint)} closed the TLS connection ({e.Message}): a cluster with --client-cert-auth needs a client certificate (cert and key)"
-                    : $"etcd at {Authority(endpoint)}: {e.Message}";
 
     /// <summary>
     /// An etcd snapshot ends with the SHA-256 of everything before it (what <c>etcdctl snapshot restore</c> checks). With
