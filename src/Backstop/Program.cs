@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using Backstop.Core.Config;
 using Backstop.Core.Locking;
 using Backstop.Core.Plugins;
-using Backstop.Cli.Verbs;
 
 namespace Backstop.Cli;
 

@@ -8,7 +8,6 @@ using Backstop.Core.Sealing;
 using Backstop.Core.Storage;
 using Backstop.Core.FileSystem;
 using Backstop.Core.Streams;
-using Backstop.Core.Text;
 using Backstop.Core.Verify;
 
 namespace Backstop.Core.Run;

@@ -1,14 +1,10 @@
-using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using Backstop.Core.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.CouchDb;
 

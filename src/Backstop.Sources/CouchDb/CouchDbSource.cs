@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -8,7 +7,6 @@ using System.Text.Json;
 using Backstop.Core.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.CouchDb;
 

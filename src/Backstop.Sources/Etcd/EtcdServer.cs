@@ -3,11 +3,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
-using Backstop.Core.Config;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Processes;
 using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Etcd;

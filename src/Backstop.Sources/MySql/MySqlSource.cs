@@ -1,10 +1,8 @@
-using System.Globalization;
 using System.Text;
 using Backstop.Core.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Sources.Processes;
-using MySqlConnector;
 using Backstop.Sources.Databases;
 using Backstop.Sources.Scratch;
 

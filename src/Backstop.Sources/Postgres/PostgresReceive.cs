@@ -1,4 +1,3 @@
-using System.Globalization;
 using Backstop.Core.Plugins;
 using Backstop.Sources.Processes;
 

@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using Backstop.Core.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;

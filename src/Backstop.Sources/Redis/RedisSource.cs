@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Net.Sockets;
 using System.Text;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;

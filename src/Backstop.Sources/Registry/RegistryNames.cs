@@ -1,11 +1,8 @@
-using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 
 namespace Backstop.Sources.Registry;

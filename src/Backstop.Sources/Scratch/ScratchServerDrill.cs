@@ -45,9 +45,10 @@ public static class ScratchServerDrill
     /// <summary>What a program prints for <paramref name="args"/> (<c>--version</c> by default), its first line.</summary>
     public static async Task<string> VersionAsync(string program, CancellationToken cancellationToken, params string[] args)
     {
+        string[] argv = args.Length == 0 ? ["--version"] : args;
         using var output = new MemoryStream();
-        await ChildProcess.RunToStreamAsync(program, args.Length == 0 ? ["--version"] : args, new Dictionary<string, string>(), "/", output,
-            TimeSpan.FromSeconds(30), $"{program} {string.Join(' ', args.Length == 0 ? ["--version"] : args)}", cancellationToken).ConfigureAwait(false);
+        await ChildProcess.RunToStreamAsync(program, argv, new Dictionary<string, string>(), "/", output, TimeSpan.FromSeconds(30),
+            $"{program} {string.Join(' ', argv)}", cancellationToken).ConfigureAwait(false);
         return System.Text.Encoding.UTF8.GetString(output.ToArray()).Split('\n')[0].Trim();
     }
 

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
-using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Streams;
 

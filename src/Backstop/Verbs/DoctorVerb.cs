@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Backstop.Cli.Rendering;
-using Backstop.Core.Config;
 using Backstop.Core.Doctor;
 using Backstop.Core.Plugins;
 using Spectre.Console;

@@ -3,7 +3,6 @@ using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Restore;
-using Backstop.Core.Run;
 using Backstop.Core.Storage;
 using Spectre.Console;
 

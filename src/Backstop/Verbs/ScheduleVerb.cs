@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
 using Backstop.Core.Config;
 
 namespace Backstop.Cli.Verbs;

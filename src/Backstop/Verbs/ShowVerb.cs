@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Backstop.Cli.Rendering;
-using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Spectre.Console;
 

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Backstop.Cli.Rendering;
 using Backstop.Core.Catalog;
-using Backstop.Core.Config;
 using Backstop.Core.Verify;
 using Spectre.Console;
 

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Backstop.IntegrationTests.Support;
 using Microsoft.Playwright;
 

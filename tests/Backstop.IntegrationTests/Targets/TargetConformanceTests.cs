@@ -2,7 +2,6 @@ using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.IntegrationTests.Support;
 using Backstop.Targets.Common;
-using Backstop.Targets.Rclone;
 using Backstop.Targets.S3;
 using Backstop.Targets.Sftp;
 using Backstop.Tests.Targets;
