@@ -212,7 +212,7 @@ public sealed class Sandbox : IDisposable
     }
 }
 
-public sealed class RunningCli(Process process) : IDisposable
+public sealed partial class RunningCli(Process process) : IDisposable
 {
     private readonly Task<string> _stdout = process.StandardOutput.ReadToEndAsync();
     private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();
@@ -261,7 +261,10 @@ public sealed class RunningCli(Process process) : IDisposable
     /// <summary>SIGKILL to backstop and its children: what the OOM killer or a power cut does.</summary>
     public void KillHard()
     {
-        // backstop first, so it cannot react to its children dying; then the children it left.
+        // Frozen at once by a syscall (SIGSTOP), so the moment a test chose is the moment it dies: finding the children
+        // with pgrep takes a process start, long enough under load for an upload the test caught midway to finish.
+        // Then backstop first, so it cannot react to its children dying; then the children it left.
+        _ = SendSignal(Pid, 19);
         var pid = Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var children = Sandbox.Exec("pgrep", "-P", pid).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Sandbox.Exec("kill", "-KILL", pid);
@@ -271,6 +274,9 @@ public sealed class RunningCli(Process process) : IDisposable
             Sandbox.Exec("kill", "-KILL", child.Trim());
         }
     }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int SendSignal(int pid, int signal);
 
     public void Signal(string signal) => Sandbox.Exec("kill", "-" + signal, Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
