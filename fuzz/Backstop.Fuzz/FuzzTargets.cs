@@ -71,7 +71,9 @@ public static class FuzzTargets
             System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("rm", ["-rf", "--", root]))!.WaitForExit();
             if (beside is not ["dest"])
             {
+#pragma warning disable CA2219 // A write beside the destination is the finding: it outranks whatever the extraction threw.
                 throw new InvalidOperationException($"the extraction wrote beside its destination: {string.Join(", ", beside)}");
+#pragma warning restore CA2219
             }
         }
     }
@@ -118,11 +120,11 @@ public static class FuzzTargets
     {
         var body = new List<byte>();
         body.AddRange("REDIS0011"u8.ToArray());
-        body.AddRange(new byte[] { 0xFA, 9 });
+        body.AddRange([0xFA, 9]);
         body.AddRange("redis-ver"u8.ToArray());
         body.Add(5);
         body.AddRange("7.2.4"u8.ToArray());
-        body.AddRange(new byte[] { 0xFE, 0x00, 0xFB, 0x01, 0x00, 0x00, 0x03 });
+        body.AddRange([0xFE, 0x00, 0xFB, 0x01, 0x00, 0x00, 0x03]);
         body.AddRange("key"u8.ToArray());
         body.Add(5);
         body.AddRange("value"u8.ToArray());

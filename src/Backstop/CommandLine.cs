@@ -35,29 +35,30 @@ internal static class CommandLine
             Exit codes: 0 all good; 1 something failed (a backup, a copy check, a restore, a drill, a doctor check, or status
             with a source not ok); 2 usage or configuration error (file:line:column or the flag); 3 run: every snapshot valid,
             some degraded; 75 another run holds the lock (run --wait waits instead); 130 interrupted.
-            """);
-        root.Add(Config);
-        root.Add(Json);
-
-        root.Add(RunVerb.Declare());
-        root.Add(StatusVerb.Declare());
-        root.Add(ListVerb.Declare());
-        root.Add(ShowVerb.Declare());
-        root.Add(LsVerb.Declare());
-        root.Add(VerifyVerb.Declare());
-        root.Add(RestoreVerb.Declare());
-        root.Add(DrillVerb.Declare());
-        root.Add(WalPushVerb.Declare());
-        root.Add(RehearseVerb.Declare());
-        root.Add(DoctorVerb.Declare());
-        root.Add(NotifyVerb.Declare());
-        root.Add(MetricsVerb.Declare());
-        root.Add(ServeVerb.Declare());
-        root.Add(ScheduleVerb.Declare());
-        root.Add(PruneVerb.Declare());
-        root.Add(KeygenVerb.Declare());
-        root.Add(ConfigVerb.Declare());
-        root.Add(CatalogVerb.Declare());
+            """)
+        {
+            Config,
+            Json,
+            RunVerb.Declare(),
+            StatusVerb.Declare(),
+            ListVerb.Declare(),
+            ShowVerb.Declare(),
+            LsVerb.Declare(),
+            VerifyVerb.Declare(),
+            RestoreVerb.Declare(),
+            DrillVerb.Declare(),
+            WalPushVerb.Declare(),
+            RehearseVerb.Declare(),
+            DoctorVerb.Declare(),
+            NotifyVerb.Declare(),
+            MetricsVerb.Declare(),
+            ServeVerb.Declare(),
+            ScheduleVerb.Declare(),
+            PruneVerb.Declare(),
+            KeygenVerb.Declare(),
+            ConfigVerb.Declare(),
+            CatalogVerb.Declare()
+        };
 
         return root;
     }

@@ -110,7 +110,7 @@ public sealed partial class CatalogStore
         {
             var n = rows.GetString(0);
             result.Add(new ArchiveInfo(source, n, rows.GetString(1), rows.GetInt64(2), rows.GetInt64(3), rows.GetInt64(4), rows.GetString(5), rows.GetString(6),
-                ParseTime(rows.GetString(7)), copies.GetValueOrDefault(n) ?? []) { StoredBytes = sizes.GetValueOrDefault(n) ?? new Dictionary<string, long>(), Detail = Str(rows, 8) });
+                ParseTime(rows.GetString(7)), copies.GetValueOrDefault(n) ?? []) { StoredBytes = sizes.GetValueOrDefault(n) ?? [], Detail = Str(rows, 8) });
         }
 
         return result;

@@ -28,6 +28,7 @@ public sealed record ArtifactShape(string Name, long RawBytes, IReadOnlyDictiona
 public sealed record SnapshotShape(string? Snapshot, long RawBytes, IReadOnlyDictionary<string, long> Facts, IReadOnlyList<ArtifactShape> Artifacts)
 {
     /// <summary>A shape of one artifact named "a" (tests and single-artifact sources).</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "A shape of a single artifact; the name reads as the word, not the type.")]
     public static SnapshotShape Single(long rawBytes, IReadOnlyDictionary<string, long> facts, string? snapshot = null) =>
         new(snapshot, rawBytes, facts, [new ArtifactShape("a", rawBytes, facts)]);
 }
@@ -212,7 +213,7 @@ public static class ExpectationChecker
         }
     }
 
-    private static void CheckShrink(string what, long now, IReadOnlyList<long> past, int maxShrink, BreachSeverity severity, string hint, List<Breach> breaches)
+    private static void CheckShrink(string what, long now, List<long> past, int maxShrink, BreachSeverity severity, string hint, List<Breach> breaches)
     {
         var median = Median(past);
         if (median <= 0)

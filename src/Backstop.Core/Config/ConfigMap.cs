@@ -50,6 +50,7 @@ public sealed class ConfigMap
 
     public ConfigException Error(string key, string message) => new(LocationOf(key), $"{Describe(key)}: {message}");
 
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "Named for the YAML value it reads, beside Int, Bool and List; every kind's parser calls it.")]
     public string? String(string key)
     {
         Record(key, "string");
@@ -128,6 +129,7 @@ public sealed class ConfigMap
 
     public string ResolvePath(string value) => System.IO.Path.GetFullPath(System.IO.Path.Combine(_baseDirectory, ExpandHome(value)));
 
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "Named for the value it reads, beside String and Bool; every kind's parser calls it.")]
     public int? Int(string key, int min = int.MinValue, int max = int.MaxValue)
     {
         Record(key, Range(min, max));

@@ -152,11 +152,31 @@ public static class Quantities
     public static string FormatDuration(TimeSpan t)
     {
         var s = (long)Math.Round(t.TotalSeconds);
-        if (s % 86400 == 0 && s > 0) return $"{s / 86400}d";
-        if (s % 3600 == 0 && s > 0) return $"{s / 3600}h";
-        if (s % 60 == 0 && s > 0) return $"{s / 60}m";
-        if (s < 3600) return $"{s}s";
-        if (s < 86400) return $"{s / 3600}h{s % 3600 / 60}m";
+        if (s % 86400 == 0 && s > 0)
+        {
+            return $"{s / 86400}d";
+        }
+
+        if (s % 3600 == 0 && s > 0)
+        {
+            return $"{s / 3600}h";
+        }
+
+        if (s % 60 == 0 && s > 0)
+        {
+            return $"{s / 60}m";
+        }
+
+        if (s < 3600)
+        {
+            return $"{s}s";
+        }
+
+        if (s < 86400)
+        {
+            return $"{s / 3600}h{s % 3600 / 60}m";
+        }
+
         return $"{s / 86400}d{s % 86400 / 3600}h";
     }
 

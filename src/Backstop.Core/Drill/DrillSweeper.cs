@@ -172,7 +172,7 @@ public static partial class DrillSweeper
         }
     }
 
-    private static IReadOnlyList<string> Leftovers(string folder)
+    private static string[] Leftovers(string folder)
     {
         var text = ReadOrNull(Path.Combine(folder, DrillScope.LeftoversFile));
         return text is null ? [] : text.Split('\n', StringSplitOptions.RemoveEmptyEntries);

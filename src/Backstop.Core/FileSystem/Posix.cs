@@ -183,7 +183,7 @@ public static partial class Posix
 
         private NewFile(string path, int fd) => (_path, _fd) = (path, fd);
 
-        /// <summary>Creates <paramref name="path"/> (mode 0600 until <see cref="Finish"/>); null when the name exists.</summary>
+        /// <summary>Creates <paramref name="path"/> (mode 0600 until <see cref="Finish(bool, int, int, uint, DateTimeOffset)"/>); null when the name exists.</summary>
         public static NewFile? TryCreate(string path)
         {
             var fd = Open(path, OWronly | OCreat | OExcl | ONofollow | OCloexec, 0x180);
@@ -233,7 +233,7 @@ public static partial class Posix
         private byte[]? _acl;
 
         /// <summary>
-        /// Extended attributes and the access ACL (kernel form) that <see cref="Finish"/> sets through the descriptor,
+        /// Extended attributes and the access ACL (kernel form) that <see cref="Finish(bool, int, int, uint, DateTimeOffset)"/> sets through the descriptor,
         /// after the owner: a change of owner clears <c>security.capability</c>.
         /// </summary>
         public void SetAttributes(IReadOnlyList<KeyValuePair<string, byte[]>> xattrs, byte[]? acl) => (_xattrs, _acl) = (xattrs, acl);
@@ -317,7 +317,7 @@ public static partial class Posix
             }
         }
 
-        /// <summary>Closes the descriptor when <see cref="Finish"/> was not reached (an error on the way).</summary>
+        /// <summary>Closes the descriptor when <see cref="Finish(bool, int, int, uint, DateTimeOffset)"/> was not reached (an error on the way).</summary>
         public void Dispose()
         {
             if (_fd >= 0)

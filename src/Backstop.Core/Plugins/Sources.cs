@@ -380,6 +380,7 @@ public interface IStagedRestorable : IRestorable
 /// </summary>
 public interface IPartialRestore
 {
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1716", Justification = "A keyword only in Visual Basic; kinds are written in C#.")]
     void Select(IReadOnlyList<string> include, string? stripPrefix);
 }
 

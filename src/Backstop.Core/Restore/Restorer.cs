@@ -261,7 +261,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// the key does not open a copy that proves good) is thrown, with what was staged removed.
     /// </summary>
     private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> StagedAsync(IStagedRestorable restorable,
-        SnapshotInfo snapshot, ArtifactInfo a, string key, IReadOnlyList<ITarget> candidates, string destination, bool force,
+        SnapshotInfo snapshot, ArtifactInfo a, string key, List<ITarget> candidates, string destination, bool force,
         CancellationToken cancellationToken)
     {
         Sealed.RequireIdentities(a.FileName, Identities);
@@ -358,7 +358,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// unreadable on a target discards the staging and the next target is tried: a chain is restored from one target.
     /// </summary>
     private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> ChainAsync(IChainRestorable restorable,
-        SnapshotInfo snapshot, ArtifactInfo a, IReadOnlyList<ITarget> candidates, string destination, bool force, CancellationToken cancellationToken)
+        SnapshotInfo snapshot, ArtifactInfo a, List<ITarget> candidates, string destination, bool force, CancellationToken cancellationToken)
     {
         var levels = Levels(snapshot, a);
         foreach (var (_, level) in levels)
@@ -504,7 +504,7 @@ public sealed class Restorer(BackstopConfig config, PluginRegistry plugins, Cata
     /// then restored from there. Without room for the spool, the copy is checked whole, then read a second time.
     /// </summary>
     private async Task<(string Target, List<string> Skipped, IReadOnlyDictionary<string, long> Found)> CheckedFirstAsync(IRestorable restorable,
-        SnapshotInfo snapshot, ArtifactInfo a, string key, IReadOnlyList<ITarget> candidates, string destination, bool force,
+        SnapshotInfo snapshot, ArtifactInfo a, string key, List<ITarget> candidates, string destination, bool force,
         CancellationToken cancellationToken)
     {
         Sealed.RequireIdentities(a.FileName, Identities);

@@ -155,7 +155,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
     /// earlier one, go. Timeline history files and partial segments stay (small, and a timeline's lineage). Nothing goes
     /// while no base is kept on the target.
     /// </summary>
-    private async Task PruneArchiveAsync(SourceDefinition def, IReadOnlyDictionary<string, ITarget> targets, bool dryRun, HashSet<(string Snapshot, string Target)> going,
+    private async Task PruneArchiveAsync(SourceDefinition def, Dictionary<string, ITarget> targets, bool dryRun, HashSet<(string Snapshot, string Target)> going,
         List<PruneLine> lines, CancellationToken ct)
     {
         if (def.Archive is not { } policy)
@@ -216,7 +216,7 @@ public sealed class Pruner(BackstopConfig config, PluginRegistry plugins, Catalo
     /// run lock, like a run of the source.
     /// </summary>
     /// <param name="going">Snapshots this prune removes (or, dry, would remove) from a target.</param>
-    private async Task PruneBlobsAsync(SourceDefinition def, IReadOnlyDictionary<string, ITarget> targets, bool dryRun, HashSet<(string Snapshot, string Target)> going,
+    private async Task PruneBlobsAsync(SourceDefinition def, Dictionary<string, ITarget> targets, bool dryRun, HashSet<(string Snapshot, string Target)> going,
         List<PruneLine> lines, CancellationToken ct)
     {
         var snapshots = catalog.Snapshots(def.Name);

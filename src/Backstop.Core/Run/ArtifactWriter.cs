@@ -27,6 +27,7 @@ internal sealed class Block(byte[] data, int length, int users)
 }
 
 /// <summary>One stage fed with blocks through a bounded queue on its own thread (hashing, or one target's copy).</summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "Its queue is completed when the stage ends, and a BlockingCollection holds no OS handle unless a wait handle is asked of it, which nothing here does.")]
 internal abstract class BlockStage
 {
     private const int QueueDepth = 4;
@@ -248,7 +249,7 @@ internal sealed class ArtifactWriter : Stream, IArtifactWriter
         IReadOnlyList<AgeRecipient>? recipients, ArtifactProgress progress, CancellationToken cancellationToken) =>
         StartAsync(fileName, fileName, key, targets, compression, recipients, progress, null, compress: true, cancellationToken);
 
-    /// <summary>A shared blob (<see cref="Layout.BlobKey"/>): zstd only when <paramref name="compress"/>, sealed when encrypted; no format check.</summary>
+    /// <summary>A shared blob (<see cref="Layout.BlobKey"/>): zstd only when its name says so (<see cref="Layout.IsCompressedBlob"/>), sealed when encrypted; no format check.</summary>
     public static Task<ArtifactWriter> StartBlobAsync(string source, string file, IReadOnlyList<ITarget> targets, Config.CompressionOptions compression,
         IReadOnlyList<AgeRecipient>? recipients, ArtifactProgress progress, CancellationToken cancellationToken) =>
         StartAsync(file, file, Layout.BlobKey(source, file), targets, compression, recipients, progress, null, Layout.IsCompressedBlob(file), cancellationToken);

@@ -22,7 +22,9 @@ public sealed class ZstdDecodeStream : Streams.ReadOnlyStream
         _dctx = ZstdNative.CreateDCtx();
         if (_dctx == 0)
         {
+#pragma warning disable CA2201 // libzstd returns no context only when its allocation failed: that is an out-of-memory.
             throw new OutOfMemoryException("zstd: cannot create a decompression context");
+#pragma warning restore CA2201
         }
     }
 

@@ -20,7 +20,9 @@ internal sealed unsafe class ZstdEncoder : IDisposable
         _cctx = ZstdNative.CreateCCtx();
         if (_cctx == 0)
         {
+#pragma warning disable CA2201 // libzstd returns no context only when its allocation failed: that is an out-of-memory.
             throw new OutOfMemoryException("zstd: cannot create a compression context");
+#pragma warning restore CA2201
         }
 
         try

@@ -11,6 +11,16 @@ public abstract class ReadOnlyStream : Stream
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    /// <summary>
+    /// Reads synchronously unless a subclass has real asynchronous work. Without this, a subclass that overrides only
+    /// the span read would loop: Stream's own memory read calls back into the array read above.
+    /// </summary>
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(Read(buffer.Span));
+    }
+
     public sealed override bool CanRead => true;
 
     public sealed override bool CanSeek => false;

@@ -1,7 +1,4 @@
-using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
-using System.Text;
 using System.Text.Json;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
@@ -18,7 +15,7 @@ internal sealed class CouchDbRestore(CouchDbServer server) : IRestorable
 
     private const string DestinationExample = "http://host:5984/dbname";
 
-    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
+    public static IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
         ServerDestination.Parse(destination, Schemes, DestinationExample, null).Places;
 
     /// <summary>

@@ -3,7 +3,6 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 
 namespace Backstop.Sources.CouchDb;

@@ -1,8 +1,3 @@
-using System.Net;
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
-using System.Net.Sockets;
-using System.Text;
 using System.Text.Json;
 using Backstop.Core.Text;
 using Backstop.Core.Config;
@@ -75,7 +70,7 @@ internal sealed class CouchDbSource(CouchDbServer server, CouchDbRestore restore
 {
     public T? Capability<T>() where T : class => restore as T ?? drill as T ?? health as T ?? this as T;
 
-    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) => restore.RecipePlaces(destination);
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) => CouchDbRestore.RecipePlaces(destination);
 
     internal const int Page = 500;
 

@@ -5,7 +5,6 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Backstop.Core.Plugins;
-using Backstop.Sources.Restoring;
 
 namespace Backstop.Sources.Etcd;
 

@@ -92,7 +92,7 @@ internal sealed class KubernetesRestore(KubernetesAccess kube) : IChainRestorabl
                 : $"--to {destination}: the snapshot's objects go into a cluster (--to kube://[CONTEXT][/NAMESPACE]); a folder takes volume data, and this snapshot has none");
     }
 
-    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
+    public static IReadOnlyDictionary<string, string> RecipePlaces(string destination) =>
         destination.StartsWith("kube://", StringComparison.Ordinal)
             ? throw new ConfigException("--to: the stock recipe unpacks into a folder and applies it with kubectl to its current context: give a folder (--to DIR)")
             : new Dictionary<string, string>(StringComparer.Ordinal) { ["DEST"] = destination };

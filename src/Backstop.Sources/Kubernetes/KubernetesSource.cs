@@ -145,7 +145,7 @@ internal sealed partial class KubernetesSource(KubernetesAccess kube, Kubernetes
 {
     public T? Capability<T>() where T : class => restore as T ?? drill as T ?? health as T ?? this as T;
 
-    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) => restore.RecipePlaces(destination);
+    public IReadOnlyDictionary<string, string> RecipePlaces(string destination) => KubernetesRestore.RecipePlaces(destination);
 
     internal const string ArtifactName = "resources.tar";
     internal const string ClusterFolder = "_cluster";
@@ -220,7 +220,7 @@ internal sealed partial class KubernetesSource(KubernetesAccess kube, Kubernetes
 
                 foreach (var r in resources.Where(r => r.KindGroup != "Namespace"))
                 {
-                    var scopes = !r.Namespaced ? [null] : kube.Options.Namespaces is null ? new string?[] { null } : kube.Options.Namespaces.Select(n => (string?)n).ToArray();
+                    var scopes = !r.Namespaced ? [null] : kube.Options.Namespaces is null ? [null] : kube.Options.Namespaces.Select(n => (string?)n).ToArray();
                     foreach (var scope in scopes)
                     {
                         await foreach (var o in client.ListAsync(r, scope, kube.Options.LabelSelector, cancellationToken).ConfigureAwait(false))

@@ -23,7 +23,7 @@ internal sealed partial class KubernetesSource
 
     private string Node => kube.Options.Node ?? Environment.GetEnvironmentVariable("NODE_NAME") ?? Environment.MachineName;
 
-    private async Task CaptureVolumesAsync(KubeClient client, ICaptureSink sink, IReadOnlyList<KubeResource> all, ISet<string> wanted, CancellationToken cancellationToken)
+    private async Task CaptureVolumesAsync(KubeClient client, ICaptureSink sink, IReadOnlyList<KubeResource> all, HashSet<string> wanted, CancellationToken cancellationToken)
     {
         if (kube.Options.Pvcs is not { } selection)
         {

@@ -73,6 +73,9 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions, Pos
 
     public override IReadOnlyList<string> Facts { get; } = ["databases", "tables", "rows", "roles", "files", "bytes", "timeline", "start_lsn", "end_lsn"];
 
+    /// <summary>Keys of a logical dump that a physical backup (the whole cluster) refuses.</summary>
+    private static readonly string[] DumpOnlyKeys = ["databases", "exact_rows"];
+
     public override IReadOnlyList<string> CountFacts { get; } = ["databases", "tables", "rows"];
 
     public override PostgresOptions Parse(ConfigMap map)
@@ -114,7 +117,7 @@ public sealed partial class PostgresSourceKind : SourceKind<PostgresOptions, Pos
         }
         var timeout = map.Timeout("timeout", TimeSpan.FromHours(6));
         var physical = map.EnumOr("mode", false, ("dump", false), ("physical", true));
-        foreach (var dumpOnly in new[] { "databases", "exact_rows" }.Where(k => physical && map.Has(k)))
+        foreach (var dumpOnly in DumpOnlyKeys.Where(k => physical && map.Has(k)))
         {
             throw map.Error(dumpOnly, "applies to mode: dump; a physical backup takes the whole cluster, every database");
         }

@@ -132,7 +132,7 @@ internal sealed partial class RedisSource(RedisServer server, RedisDrill drill, 
 
         // With redis-check-rdb the keys and databases are read from the RDB itself (INFO was taken before the fork, and a
         // busy server moves on); without it, INFO's figures are recorded, marked reported.
-        await artifact.CompleteAsync(CheckTool() is null ? new Dictionary<string, long> { ["keys"] = keys, ["databases"] = databases } : new Dictionary<string, long>(),
+        await artifact.CompleteAsync(CheckTool() is null ? new Dictionary<string, long> { ["keys"] = keys, ["databases"] = databases } : [],
             cancellationToken).ConfigureAwait(false);
     }
 

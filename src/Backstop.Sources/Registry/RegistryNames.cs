@@ -1,9 +1,6 @@
-using System.Net;
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Backstop.Core.Plugins;
 
 namespace Backstop.Sources.Registry;
 

@@ -3,7 +3,7 @@ using Backstop.Core.Streams;
 namespace Backstop.Sources.Trees;
 
 /// <summary>
-/// Gives exactly <see cref="Length"/> bytes of a file that may change while read: a tar header has already promised
+/// Gives exactly <c>length</c> bytes of a file that may change while read: a tar header has already promised
 /// that size. Bytes past it are cut, a shortfall is filled with zeros, and either is reported as a change.
 /// </summary>
 internal sealed class FixedLengthStream(Stream inner, long length) : KnownLengthStream(length)

@@ -32,10 +32,10 @@ internal static class TarExtractor
     /// <param name="place">With <paramref name="select"/>: where a name lands, whether the selection takes it or not (the strip prefix alone).</param>
     public static Task<TarExtraction> ExtractAsync(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select = null, bool level = false,
         bool deferFolders = false, Func<string, string?>? place = null) =>
-        Task.Run(() => Extract(tar, RawFs.FromPath(root), cancellationToken, select, level, deferFolders, place), cancellationToken);
+        Task.Run(() => Extract(tar, RawFs.FromPath(root), select, level, deferFolders, place, cancellationToken), cancellationToken);
 
-    private static TarExtraction Extract(Stream tar, string root, CancellationToken cancellationToken, Func<string, string?>? select, bool level, bool deferFolders,
-        Func<string, string?>? place)
+    private static TarExtraction Extract(Stream tar, string root, Func<string, string?>? select, bool level, bool deferFolders,
+        Func<string, string?>? place, CancellationToken cancellationToken)
     {
         long files = 0, bytes = 0, folders = 0, symlinks = 0, specials = 0;
         var directories = new List<(string Path, PaxEntry Entry)>();

@@ -15,6 +15,7 @@ namespace Backstop.Targets.Common;
 /// secrets therefore never appear on a command line. Shared by the kinds built on rclone: <c>rclone</c> (a remote of
 /// the user's rclone configuration) and <c>sftp</c> (a remote defined in the child's environment, its host key pinned).
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "SemaphoreSlim holds an OS handle only once its AvailableWaitHandle is read, which nothing here does; there is nothing to release.")]
 public class RcloneTarget : ITarget
 {
     private const string PartialSuffix = ".partial";
@@ -302,6 +303,9 @@ public class RcloneTarget : ITarget
         };
     }
 
+    /// <summary>How long rclone waits and how often it retries before a command fails (kept short: a copy that fails is reported, and the next run sends it again).</summary>
+    private static readonly string[] Patience = ["--contimeout", "15s", "--low-level-retries", "2", "--retries", "1"];
+
     private Process Start(IReadOnlyList<string> args, bool redirectInput)
     {
         var psi = new ProcessStartInfo(Program)
@@ -311,7 +315,7 @@ public class RcloneTarget : ITarget
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--contimeout", "15s", "--low-level-retries", "2", "--retries", "1" }.Concat(args))
+        foreach (var a in Patience.Concat(args))
         {
             psi.ArgumentList.Add(a);
         }

@@ -211,7 +211,7 @@ internal static class ConfigReferenceDocument
     }
 
     /// <summary>A recorded key nobody documented is a problem, and so is a documented key no parser reads.</summary>
-    private static void Documented(IReadOnlyDictionary<string, KeyUse> uses, string prefix, IReadOnlyList<KeyDoc> docs, string what, List<string> problems,
+    private static void Documented(Dictionary<string, KeyUse> uses, string prefix, IReadOnlyList<KeyDoc> docs, string what, List<string> problems,
         IEnumerable<KeyDoc>? alsoAllowed = null)
     {
         var documented = docs.Concat(alsoAllowed ?? []).Select(d => prefix + d.Key).ToHashSet(StringComparer.Ordinal);

@@ -151,7 +151,7 @@ internal static class Dashboard
         $"<input type=\"password\" name=\"token\" placeholder=\"token\" size=\"8\" aria-label=\"token\"><button>{what} now</button></form>";
 
     /// <summary>One source: its history as charts, snapshots and copies, drills, events and notification failures.</summary>
-    public static string Source(BackstopConfig config, CatalogStore catalog, SourceDefinition def)
+    public static string Source(CatalogStore catalog, SourceDefinition def)
     {
         var now = DateTimeOffset.UtcNow;
         var snapshots = catalog.Snapshots(def.Name);

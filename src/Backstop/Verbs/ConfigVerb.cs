@@ -10,7 +10,7 @@ internal static class ConfigVerb
     {
         var config = new Command("config", "Configuration");
         var check = new Command("check", "Validate the configuration and print the expectations in force per source");
-        check.SetAction((p, ct) => ConfigVerb.CheckAsync(Context.From(p), ct));
+        check.SetAction((p, ct) => ConfigVerb.CheckAsync(Context.From(p)));
         config.Add(check);
         var reference = new Command("reference", "Print the configuration reference (Markdown): every key of every kind, its type, default and an example; docs/configuration.md is this");
         reference.SetAction((p, ct) => ConfigVerb.ReferenceAsync(ct));
@@ -31,7 +31,7 @@ internal static class ConfigVerb
         return problems.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
-    public static Task<int> CheckAsync(Context context, CancellationToken cancellationToken)
+    public static Task<int> CheckAsync(Context context)
     {
         Core.Config.BackstopConfig config;
         try

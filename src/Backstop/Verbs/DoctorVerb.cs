@@ -15,8 +15,10 @@ internal static class DoctorVerb
         var doctor = new Command("doctor",
             "Check everything backups depend on without backing anything up: every source's and target's preflight (tools, credentials, a probe " +
             "object), free space, replication, databases no source covers, crontabs and timers, single points of failure, freshness, drills, " +
-            "clocks, the configuration file's permissions. Exit 1 when a check fails; warnings alone exit 0");
-        doctor.Add(doctorSources);
+            "clocks, the configuration file's permissions. Exit 1 when a check fails; warnings alone exit 0")
+        {
+            doctorSources
+        };
         doctor.SetAction((p, ct) => DoctorVerb.ExecuteAsync(Context.From(p), p.GetValue(doctorSources) ?? [], ct));
         return doctor;
     }

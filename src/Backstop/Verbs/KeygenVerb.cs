@@ -12,8 +12,10 @@ internal static class KeygenVerb
     internal static Command Declare()
     {
         var keygenOutput = new Option<string>("--output", "-o") { Description = "The identity file to write (created 0600, never overwritten)", HelpName = "FILE", Required = true };
-        var keygen = new Command("keygen", "Make an age identity for encryption: writes the secret key file and prints its recipient (age1…)");
-        keygen.Add(keygenOutput);
+        var keygen = new Command("keygen", "Make an age identity for encryption: writes the secret key file and prints its recipient (age1…)")
+        {
+            keygenOutput
+        };
         keygen.SetAction((p, ct) => Task.FromResult(KeygenVerb.Execute(Context.From(p), p.GetValue(keygenOutput)!)));
         return keygen;
     }

@@ -18,13 +18,12 @@ internal static class ListVerb
         list.Add(listSources);
         list.Add(listAll);
         list.Add(listMachines);
-        list.SetAction((p, ct) => ListVerb.ExecuteAsync(Context.From(p), p.GetValue(listSources) ?? [], p.GetValue(listAll), ct, p.GetValue(listMachines) ?? []));
+        list.SetAction((p, ct) => ListVerb.ExecuteAsync(Context.From(p), p.GetValue(listSources) ?? [], p.GetValue(listAll), p.GetValue(listMachines) ?? []));
         return list;
     }
 
     /// <param name="all">Also the failed records before each source's newest committed snapshot (hidden by default: they are history).</param>
-    public static Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool all, CancellationToken cancellationToken,
-        IReadOnlyCollection<string>? machines = null)
+    public static Task<int> ExecuteAsync(Context context, IReadOnlyCollection<string> only, bool all, IReadOnlyCollection<string>? machines = null)
     {
         var config = context.LoadConfig();
         Context.RequireSources(config, only);

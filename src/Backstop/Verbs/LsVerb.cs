@@ -26,11 +26,13 @@ internal static class LsVerb
         var lsPath = new Argument<string?>("PATH") { Description = "Only this path and what is under it (as backed up: /srv/app)", Arity = ArgumentArity.ZeroOrOne };
         var lsSources = new Option<string[]>("--source", "-s") { Description = "The source whose snapshot is meant (for latest, or to narrow a prefix)", HelpName = "NAME" };
         var lsArtifact = new Option<string?>("--artifact") { Description = "Only this artifact (see show); by default every tar artifact", HelpName = "NAME" };
-        var ls = new Command("ls", "What a snapshot's tar artifacts hold, streamed from a stored copy: mode, owner, size, time, name (--json: one object per entry)");
-        ls.Add(lsSnapshot);
-        ls.Add(lsPath);
-        ls.Add(lsSources);
-        ls.Add(lsArtifact);
+        var ls = new Command("ls", "What a snapshot's tar artifacts hold, streamed from a stored copy: mode, owner, size, time, name (--json: one object per entry)")
+        {
+            lsSnapshot,
+            lsPath,
+            lsSources,
+            lsArtifact
+        };
         ls.SetAction((p, ct) => LsVerb.ExecuteAsync(Context.From(p), p.GetValue(lsSnapshot)!, p.GetValue(lsPath), p.GetValue(lsSources) ?? [], p.GetValue(lsArtifact), ct));
         return ls;
     }
@@ -48,8 +50,7 @@ internal static class LsVerb
             return false;
         }
 
-        var at = ("/" + entry + "/").IndexOf("/" + path + "/", StringComparison.Ordinal);
-        return at >= 0;
+        return ("/" + entry + "/").Contains("/" + path + "/", StringComparison.Ordinal);
     }
 
     public static async Task<int> ExecuteAsync(Context context, string name, string? path, IReadOnlyCollection<string> only, string? artifact, CancellationToken cancellationToken)

@@ -10,8 +10,10 @@ internal static class MetricsVerb
         {
             Description = "Write them into this file for node_exporter's textfile collector (atomically: written aside, then renamed)", HelpName = "PATH",
         };
-        var metrics = new Command("metrics", "The Prometheus metrics of what the catalog recorded (state per source, last success, age, RPO, copies, drills, runs), on stdout or --textfile");
-        metrics.Add(textfile);
+        var metrics = new Command("metrics", "The Prometheus metrics of what the catalog recorded (state per source, last success, age, RPO, copies, drills, runs), on stdout or --textfile")
+        {
+            textfile
+        };
         metrics.SetAction((p, ct) => MetricsVerb.ExecuteAsync(Context.From(p), p.GetValue(textfile), ct));
         return metrics;
     }

@@ -11,8 +11,10 @@ internal static class NotifyVerb
     {
         var notifyTest = new Command("test", "Send a test message to every notifier (exit 1 when one could not be delivered)");
         notifyTest.SetAction((p, ct) => NotifyVerb.TestAsync(Context.From(p), ct));
-        var notify = new Command("notify", "Notifiers (notify: in the configuration)");
-        notify.Add(notifyTest);
+        var notify = new Command("notify", "Notifiers (notify: in the configuration)")
+        {
+            notifyTest
+        };
         return notify;
     }
 

@@ -16,10 +16,12 @@ internal static class PruneVerb
         var pruneSources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var pruneDryRun = new Option<bool>("--dry-run", "-n") { Description = "Only say what would be removed, and why each snapshot stays" };
         var pruneForce = new Option<bool>("--force") { Description = "Prune even a source whose newest snapshot is not valid" };
-        var prune = new Command("prune", "Apply retention: remove snapshots no rule keeps (never the newest valid one)");
-        prune.Add(pruneSources);
-        prune.Add(pruneDryRun);
-        prune.Add(pruneForce);
+        var prune = new Command("prune", "Apply retention: remove snapshots no rule keeps (never the newest valid one)")
+        {
+            pruneSources,
+            pruneDryRun,
+            pruneForce
+        };
         prune.SetAction((p, ct) => PruneVerb.ExecuteAsync(Context.From(p), p.GetValue(pruneSources) ?? [], p.GetValue(pruneDryRun), p.GetValue(pruneForce), ct));
         return prune;
     }

@@ -17,8 +17,10 @@ internal static class RehearseVerb
             "Rehearse a disaster: rebuild the view of the snapshots from the targets the scenario leaves (never the live catalog), restore every " +
             "source it loses from the surviving copies only, in dependency order, into scratch places with each kind's drill checks, measure the " +
             "total against the scenario's rto, and write the runbook that was just run (runbook-SCENARIO.md in drills/). Exit 0 when every restore " +
-            "passed within the objective, 1 otherwise");
-        rehearse.Add(scenarioName);
+            "passed within the objective, 1 otherwise")
+        {
+            scenarioName
+        };
         rehearse.SetAction((p, ct) => RehearseVerb.ExecuteAsync(Context.From(p), p.GetValue(scenarioName)!, ct));
         return rehearse;
     }

@@ -3,7 +3,6 @@ using Backstop.Cli.Rendering;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Restore;
-using Backstop.Core.Storage;
 using Spectre.Console;
 
 namespace Backstop.Cli.Verbs;
@@ -77,7 +76,7 @@ internal static class RestoreVerb
 
         using var catalog = Context.OpenCatalog(config);
         // A source with a continuous archive restores to a point of it: the one asked for, else the end of the archive.
-        var point = Point(def, snapshotId, toTime, toLsn, explain);
+        var point = Point(def, snapshotId, toTime, toLsn);
         var restorer = new Restorer(config, Plugins.Registry, catalog)
         {
             ExtraIdentityFiles = identityFiles.Select(Path.GetFullPath).ToList(), Include = include, StripPrefix = stripPrefix, Point = point,
@@ -205,8 +204,11 @@ internal static class RestoreVerb
         return results.Any(r => r.Mismatch is not null) ? ExitCodes.Failed : passedOver.Count > 0 ? ExitCodes.Degraded : ExitCodes.Ok;
     }
 
-    /// <summary>The stock-tool commands that restore each artifact without Backstop, with the stored file's hash to check first.</summary>
-    private static RestorePoint? Point(SourceDefinition def, string? snapshotId, string? toTime, string? toLsn, bool explain)
+    /// <summary>
+    /// Where a restore ends: the point <c>--to-time</c> or <c>--to-lsn</c> names, the end of the archive for a kind that
+    /// restores to points when neither is given, or null for a kind that does not.
+    /// </summary>
+    private static RestorePoint? Point(SourceDefinition def, string? snapshotId, string? toTime, string? toLsn)
     {
         if (toTime is null && toLsn is null)
         {

@@ -27,9 +27,11 @@ internal static class RunVerb
         {
             Description = "Accept, for this run only, a count that fell to 0 or a shrink past max_shrink (needs --source); recorded on the snapshot, and history restarts there",
         };
-        var run = new Command("run", "Back up now: capture, seal, ship, verify, commit; then apply retention to the sources backed up. Exit 0 all good, 1 a backup failed, 3 all valid but some degraded (a copy failed, an expectation warned)");
-        run.Add(sources);
-        run.Add(noPrune);
+        var run = new Command("run", "Back up now: capture, seal, ship, verify, commit; then apply retention to the sources backed up. Exit 0 all good, 1 a backup failed, 3 all valid but some degraded (a copy failed, an expectation warned)")
+        {
+            sources,
+            noPrune
+        };
         var wait = new Option<string?>("--wait")
         {
             Description = "When another run holds the lock, wait for it (up to DURATION, default 24h) instead of exiting 75; says so on stderr",

@@ -24,20 +24,24 @@ internal static class ScheduleVerb
         {
             Description = "Instead of a serve service, a oneshot service and a timer per schedule (each source's run, drill.schedule, verify.deep_schedule): systemd is the scheduler",
         };
-        var install = new Command("install", "Install serve as a systemd service, or run services with timers (--timers), with absolute paths (written, not enabled; the command to enable them is printed)");
-        install.Add(installSystemd);
-        install.Add(installTimers);
-        install.Add(installUser);
-        install.Add(installDir);
-        install.SetAction((p, ct) => ScheduleVerb.InstallAsync(Context.From(p), p.GetValue(installSystemd), p.GetValue(installUser), p.GetValue(installDir), p.GetValue(installTimers), ct));
-        var schedule = new Command("schedule", "Running on a schedule");
-        schedule.Add(install);
+        var install = new Command("install", "Install serve as a systemd service, or run services with timers (--timers), with absolute paths (written, not enabled; the command to enable them is printed)")
+        {
+            installSystemd,
+            installTimers,
+            installUser,
+            installDir
+        };
+        install.SetAction((p, ct) => ScheduleVerb.InstallAsync(Context.From(p), p.GetValue(installSystemd), p.GetValue(installUser), p.GetValue(installDir), p.GetValue(installTimers)));
+        var schedule = new Command("schedule", "Running on a schedule")
+        {
+            install
+        };
         return schedule;
     }
 
     private const string Header = "# Written by `backstop schedule install";
 
-    public static Task<int> InstallAsync(Context context, bool systemd, bool user, string? dir, bool timers, CancellationToken cancellationToken)
+    public static Task<int> InstallAsync(Context context, bool systemd, bool user, string? dir, bool timers)
     {
         if (!systemd)
         {

@@ -117,7 +117,7 @@ internal static class ServeVerb
             }
 
             using var catalog = Context.OpenCatalog(config);
-            return Results.Content(Dashboard.Source(config, catalog, def), "text/html; charset=utf-8").ExecuteAsync(http);
+            return Results.Content(Dashboard.Source(catalog, def), "text/html; charset=utf-8").ExecuteAsync(http);
         });
         app.MapGet("/runbook/{name}", http =>
         {

@@ -12,15 +12,17 @@ internal static class ShowVerb
     {
         var snapshot = new Argument<string>("SNAPSHOT") { Description = "A snapshot id, a prefix of one only it has (at least 4 characters), or latest (see list)" };
         var showSources = new Option<string[]>("--source", "-s") { Description = "The source whose snapshot is meant (for latest, or to narrow a prefix)", HelpName = "NAME" };
-        var show = new Command("show", "A snapshot's artifacts, copies and facts");
-        show.Add(snapshot);
-        show.Add(showSources);
-        show.SetAction((p, ct) => ShowVerb.ExecuteAsync(Context.From(p), p.GetValue(snapshot)!, p.GetValue(showSources) ?? [], ct));
+        var show = new Command("show", "A snapshot's artifacts, copies and facts")
+        {
+            snapshot,
+            showSources
+        };
+        show.SetAction((p, ct) => ShowVerb.ExecuteAsync(Context.From(p), p.GetValue(snapshot)!, p.GetValue(showSources) ?? []));
         return show;
     }
 
     /// <param name="id">An id, a prefix only one snapshot has, or <c>latest</c> (of <paramref name="only"/>, or of the one source).</param>
-    public static Task<int> ExecuteAsync(Context context, string id, IReadOnlyCollection<string> only, CancellationToken cancellationToken)
+    public static Task<int> ExecuteAsync(Context context, string id, IReadOnlyCollection<string> only)
     {
         var config = context.LoadConfig();
         using var catalog = Context.OpenCatalog(config);

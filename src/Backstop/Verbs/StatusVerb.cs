@@ -137,7 +137,7 @@ internal static class StatusVerb
         }
     }
 
-    private static void Render(IReadOnlyList<SourceStatus> statuses, DateTimeOffset now, bool shared)
+    private static void Render(List<SourceStatus> statuses, DateTimeOffset now, bool shared)
     {
         if (statuses.Count == 0)
         {

@@ -13,9 +13,11 @@ internal static class VerifyVerb
     {
         var verifySources = new Option<string[]>("--source", "-s") { Description = "Only this source (repeatable)", HelpName = "NAME" };
         var deep = new Option<bool>("--deep") { Description = "Read every copy back and check its SHA-256 and format, not only its size" };
-        var verify = new Command("verify", "Check that every copy still exists with the right size (--deep: and content)");
-        verify.Add(verifySources);
-        verify.Add(deep);
+        var verify = new Command("verify", "Check that every copy still exists with the right size (--deep: and content)")
+        {
+            verifySources,
+            deep
+        };
         verify.SetAction((p, ct) => VerifyVerb.ExecuteAsync(Context.From(p), p.GetValue(verifySources) ?? [], p.GetValue(deep), ct));
         return verify;
     }

@@ -19,9 +19,11 @@ internal static class WalPushVerb
         var walPush = new Command("wal-push",
             "PostgreSQL's archive_command (archive_command = 'backstop -c FILE wal-push %p'): ship one WAL file to the source's targets through " +
             "the same pipeline as a backup, read it back, and record the LSN range it covers. Exit 0 once min_copies targets hold it (idempotent for " +
-            "the same content; other content under the same name is refused), non-zero otherwise (PostgreSQL keeps it and retries). Never waits for the run lock");
-        walPush.Add(walPath);
-        walPush.Add(walSource);
+            "the same content; other content under the same name is refused), non-zero otherwise (PostgreSQL keeps it and retries). Never waits for the run lock")
+        {
+            walPath,
+            walSource
+        };
         walPush.SetAction((p, ct) => WalPushVerb.ExecuteAsync(Context.From(p), p.GetValue(walSource), p.GetValue(walPath)!, ct));
         return walPush;
     }

@@ -53,7 +53,7 @@ public sealed class KubernetesSourceTests : IDisposable
     }
 
     /// <summary>The second audit's estate, small: two namespaces, config, a secret, a service, a deployment and what its controller made, a ledger CRD and its objects, and what must never be stored.</summary>
-    private void Populate(KubeApiServer api)
+    private static void Populate(KubeApiServer api)
     {
         foreach (var ns in new[] { "shop", "ledger" })
         {
@@ -303,7 +303,7 @@ public sealed class KubernetesSourceTests : IDisposable
         _api.Add(Obj("v1", "PersistentVolume", null, "nfs-1", new JsonObject { ["spec"] = new JsonObject { ["nfs"] = new JsonObject { ["server"] = "nas", ["path"] = "/export" } } }));
         foreach (var (claim, bound) in new[] { ("data", "pvc-11"), ("peer", "pvc-12"), ("shared", "nfs-1"), ("pending", (string?)null) })
         {
-            _api.Add(Obj("v1", "PersistentVolumeClaim", "ledger", claim, new JsonObject { ["spec"] = bound is null ? new JsonObject() : new JsonObject { ["volumeName"] = bound } }));
+            _api.Add(Obj("v1", "PersistentVolumeClaim", "ledger", claim, new JsonObject { ["spec"] = bound is null ? [] : new JsonObject { ["volumeName"] = bound } }));
         }
 
         Config($", exclude_kinds: [Secret], pvcs: all, node: node-a, host_root: {_box["hostfs"]}", encrypted: false);

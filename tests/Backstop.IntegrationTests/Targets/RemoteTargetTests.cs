@@ -35,7 +35,7 @@ public sealed class RemoteTargetTests : IDisposable
             $"catalog: ./state/catalog.db\nstaging: ./state/staging\npolicy: {{ min_copies: {minCopies}, rpo: 24h }}\ntargets:\n" +
             targets + $"sources:\n  - {{ name: files, kind: files, paths: [./data]{sourceExtra} }}\n");
 
-    private string LocalYaml => "  - { name: local, kind: local, path: ./backups }\n";
+    private static string LocalYaml => "  - { name: local, kind: local, path: ./backups }\n";
 
     private CliResult Run(params string[] args) => _box.Run(args, new Dictionary<string, string>(S3Server.Env) { ["BACKSTOP_DEBUG"] = "1" });
 
@@ -264,6 +264,6 @@ public sealed class RemoteTargetTests : IDisposable
         Assert.DoesNotContain(Directory.GetFileSystemEntries(_box["restored"]), e => Path.GetFileName(e).StartsWith(".backstop-restore-", StringComparison.Ordinal));
     }
 
-    private string Snapshot(CliResult run) =>
+    private static string Snapshot(CliResult run) =>
         System.Text.RegularExpressions.Regex.Match(run.All, @"snapshot (\d{8}T\d{6}Z-[0-9a-f]{4}) started").Groups[1].Value;
 }

@@ -25,15 +25,15 @@ public sealed class ParserProperties(ITestOutputHelper output)
     {
         Gen.String.Sample(s =>
         {
-            Quantities.TryParseSize(s, out _, out _);
-            Quantities.TryParseDuration(s, out _, out _);
-            Quantities.TryParsePercent(s, out _, out _);
+            _ = Quantities.TryParseSize(s, out _, out _);
+            _ = Quantities.TryParseDuration(s, out _, out _);
+            _ = Quantities.TryParsePercent(s, out _, out _);
         }, iter: 20000);
         Mutations.OfText("1.5GiB 30m 2d12h 75%", 4).Sample(s =>
         {
-            Quantities.TryParseSize(s, out _, out _);
-            Quantities.TryParseDuration(s, out _, out _);
-            Quantities.TryParsePercent(s, out _, out _);
+            _ = Quantities.TryParseSize(s, out _, out _);
+            _ = Quantities.TryParseDuration(s, out _, out _);
+            _ = Quantities.TryParsePercent(s, out _, out _);
         }, iter: 20000);
 
         // What FormatSize prints reads back within its rounding (one decimal of its unit).

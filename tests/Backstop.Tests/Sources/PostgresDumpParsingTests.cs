@@ -16,7 +16,7 @@ public sealed class PostgresDumpParsingTests
     {
         var b = new List<byte>();
         b.AddRange("PGDMP"u8.ToArray());
-        b.AddRange(new byte[] { 1, (byte)vmin, 0, 4, 8, 1 });
+        b.AddRange([1, (byte)vmin, 0, 4, 8, 1]);
         void Int(long v)
         {
             b.Add((byte)(v < 0 ? 1 : 0));

@@ -26,7 +26,7 @@ public sealed class StagingTests : IDisposable
             ModificationTime = Then.AddTicks(1234567),
         };
 
-    private async Task<StagedRestore> Stage(string dest, bool force, params TarEntry[] entries)
+    private static async Task<StagedRestore> Stage(string dest, bool force, params TarEntry[] entries)
     {
         var folder = Staging.Folder.Begin(dest, force);
         var extraction = await TarExtractor.ExtractAsync(Tar(entries), folder.Path, CancellationToken.None);

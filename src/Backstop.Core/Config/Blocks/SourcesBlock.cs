@@ -137,12 +137,15 @@ internal static class SourcesBlock
     }
 
     /// <summary>A source's <c>drill:</c> block: when (falling back to the policy's), and the kind's own keys, which the kind parses.</summary>
+    /// <summary>The <c>drill:</c> keys of every source; a kind adds its own (<see cref="ISourceKind.DrillKeys"/>).</summary>
+    private static readonly string[] PolicyDrillKeys = ["every", "schedule"];
+
     private static DrillPolicy Drill(ConfigMap? map, ISourceKind kind, PolicySettings policy, TimeZoneInfo zone, TimeSpan? rto)
     {
         var every = Durations.Positive(map, "every") ?? policy.DrillEvery;
         var schedule = (map is null ? null : Schedule.Parse(map, "schedule", zone)) ?? policy.DrillSchedule;
         var options = map is null ? null : kind.ParseDrillOptions(map);
-        map?.EnsureAllKeysKnown($"drill keys of a {kind.Kind} source are: {string.Join(", ", new[] { "every", "schedule" }.Concat(kind.DrillKeys))}");
+        map?.EnsureAllKeysKnown($"drill keys of a {kind.Kind} source are: {string.Join(", ", PolicyDrillKeys.Concat(kind.DrillKeys))}");
         return new DrillPolicy(every, rto, options) { Schedule = schedule };
     }
 
