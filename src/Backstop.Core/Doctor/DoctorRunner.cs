@@ -76,7 +76,7 @@ public sealed class DoctorRunner(BackstopConfig config, PluginRegistry plugins, 
             }
             catch (Exception e) when (e is BackupException or ConfigException or IOException)
             {
-                findings.Add(new Finding("replication", subject, FindingStatus.Fail, e.Message));
+                findings.Add(new Finding("health", subject, FindingStatus.Fail, e.Message)); // the kind's own check could not run: not only replication
             }
         }
 

@@ -2,6 +2,7 @@ using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Plugins;
 using Backstop.Core.Run;
+using Microsoft.Extensions.Logging;
 
 namespace Backstop.Core.Serve;
 
@@ -12,7 +13,7 @@ namespace Backstop.Core.Serve;
 /// again after a pause that grows to a minute; the first failure of a streak is said (log and event), and so is the
 /// recovery. Never under the run lock, like the server's own archiving.
 /// </summary>
-public sealed class ArchiveReceiving(BackstopConfig config, PluginRegistry plugins, SourceDefinition def, IArchiveReceiver receiver, Action<string> log)
+public sealed class ArchiveReceiving(BackstopConfig config, PluginRegistry plugins, SourceDefinition def, IArchiveReceiver receiver, ILogger log)
 {
     /// <summary>How often the spool is looked at while the receiver runs (tests shorten it).</summary>
     public TimeSpan Poll { get; init; } = TimeSpan.FromSeconds(1);
@@ -133,7 +134,7 @@ public sealed class ArchiveReceiving(BackstopConfig config, PluginRegistry plugi
 
     private void Say(string level, string message)
     {
-        log(message);
+        ServeLog.Event(log, ServeLog.Level(level), message);
         try
         {
             using var catalog = CatalogStore.Open(config);
@@ -141,7 +142,7 @@ public sealed class ArchiveReceiving(BackstopConfig config, PluginRegistry plugi
         }
         catch (Exception e) when (e is IOException or System.Data.Common.DbException)
         {
-            log($"could not record '{message}': {e.Message}");
+            ServeLog.NotRecorded(log, message, e.Message);
         }
     }
 }

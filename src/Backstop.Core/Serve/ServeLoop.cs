@@ -3,6 +3,7 @@ using Backstop.Core.Config;
 using Backstop.Core.Locking;
 using Backstop.Core.Plugins;
 using Backstop.Core.Run;
+using Microsoft.Extensions.Logging;
 
 namespace Backstop.Core.Serve;
 
@@ -26,7 +27,7 @@ public sealed record ServeJob(string Kind, string? Source, Schedule? Schedule, T
 /// even when nothing runs). Cancelling stops what runs cleanly; the runs record themselves as interrupted.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "SemaphoreSlim holds an OS handle only once its AvailableWaitHandle is read, which nothing here does; there is nothing to release.")]
-public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Func<RunObserver> observer, Action<string> log)
+public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Func<RunObserver> observer, ILogger log)
 {
     private readonly Dictionary<ServeJob, DateTimeOffset> _next = [];
     private readonly HashSet<string> _busy = new(StringComparer.Ordinal);
@@ -77,7 +78,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             _next[job] = DateTimeOffset.MinValue;
         }
 
-        log($"{kind} {source}: asked for now (dashboard)");
+        ServeLog.AskedForNow(log, kind, source);
     }
 
     private Timer? _collector;
@@ -133,7 +134,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         PlanAtStart(now);
         if (_next.Count == 0)
         {
-            log("no source has a schedule (schedule: \"0 3 * * *\" per source or in policy): serve only evaluates states and notifies");
+            ServeLog.NothingScheduled(log);
         }
 
         var nextEvaluation = now;
@@ -143,7 +144,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             .Select(d => (Def: d, Receiver: plugins.Source(d.Kind)?.Create(d).Capability<IArchiveReceiver>())).Where(x => x.Receiver is not null)
             .Select(x =>
             {
-                log($"{x.Def.Name}: receiving its WAL (wal: {{receive: true}})");
+                ServeLog.Receiving(log, x.Def.Name);
                 return new ArchiveReceiving(config, plugins, x.Def, x.Receiver!, log).RunAsync(cancellationToken);
             }).ToList();
         try
@@ -190,13 +191,13 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
         if (left.Length > 0)
         {
-            log($"stopping: waiting for {left.Length} job(s) to record their interruption");
+            ServeLog.Stopping(log, left.Length);
         }
 
         await Task.WhenAll(left.Append(_marking ?? Task.CompletedTask).Concat(receivers).Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default))).ConfigureAwait(false);
         _collector?.Dispose();
         _locks?.Dispose();
-        log("stopped");
+        ServeLog.Stopped(log);
     }
 
     /// <summary>
@@ -217,7 +218,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                 _next[job] = behind ? now : schedule.Next(now) ?? DateTimeOffset.MaxValue;
                 if (behind)
                 {
-                    log($"{def.Name}: catch-up: {(status.LastValid is null ? "never backed up" : $"its newest valid backup ({status.LastValid.Snapshot}) is older than its schedule's interval")}; running now");
+                    ServeLog.CatchUp(log, def.Name, status.LastValid is null ? "never backed up" : $"its newest valid backup ({status.LastValid.Snapshot}) is older than its schedule's interval");
                 }
             }
 
@@ -251,7 +252,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
         foreach (var (job, at) in _next.Where(j => j.Value > now).OrderBy(j => j.Value))
         {
-            log($"{job.Name}: next at {Text.Json.Time(at)}");
+            ServeLog.NextAt(log, job.Name, Text.Json.Time(at));
         }
     }
 
@@ -293,13 +294,13 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                 try
                 {
                     using var catalog = CatalogStore.Open(config);
-                    using var notifier = new Notify.Notifier(config, catalog, log);
+                    using var notifier = new Notify.Notifier(config, catalog, line => ServeLog.Progress(log, line));
                     await notifier.DigestAsync(job.Notifier!, ct).ConfigureAwait(false);
-                    log($"{job.Name}: sent");
+                    ServeLog.Sent(log, job.Name);
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
                 {
-                    log($"{job.Name}: failed: {e.Message}"); // Decision: a digest that cannot be made is said; serve goes on
+                    ServeLog.JobFailed(log, job.Name, e.Message); // Decision: a digest that cannot be made is said; serve goes on
                 }
             }, CancellationToken.None);
             lock (_running)
@@ -326,7 +327,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
 
             if (_busy.Contains(key) || (key == "*" && _busy.Count > 0) || _busy.Contains("*"))
             {
-                log($"{job.Name}: the slot of {Text.Json.Time(slot)} is skipped: a job of the same source is still running");
+                ServeLog.SkippedBusy(log, job.Name, Text.Json.Time(slot));
                 Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Text.Json.Time(slot)}: the previous one was still running");
                 return;
             }
@@ -354,7 +355,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                     {
                         if (config.CatalogServer is not null && (session is null || session.IsBroken))
                         {
-                            log($"{job.Name}: the slot of {Text.Json.Time(slot)} is skipped: no lock session on the shared catalog yet (it is opened again within a minute)");
+                            ServeLog.SkippedNoSession(log, job.Name, Text.Json.Time(slot));
                             Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Text.Json.Time(slot)}: no lock session on the shared catalog");
                             sourceLock = null;
                             return;
@@ -363,7 +364,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                         if (sourceLock is { } key && !session!.TryTake(key))
                         {
                             var holder = session.Holder(key) ?? "another agent";
-                            log($"{job.Name}: the slot of {Text.Json.Time(slot)} is skipped: {holder} holds the source's lock");
+                            ServeLog.SkippedLocked(log, job.Name, Text.Json.Time(slot), holder);
                             Record("warn", job.Source, $"serve: {job.Name} skipped its slot of {Text.Json.Time(slot)}: {holder} holds the source's lock on the shared catalog");
                             sourceLock = null;
                             return;
@@ -388,12 +389,12 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                log($"{job.Name}: stopped by serve's shutdown");
+                ServeLog.JobStopped(log, job.Name);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // Decision: one job's failure is its own; serve goes on with the others and the next slots.
-                log($"{job.Name}: failed: {e.Message}");
+                ServeLog.JobFailed(log, job.Name, e.Message);
                 Record("error", job.Source, $"serve: {job.Name} failed: {e.Message}");
             }
             finally
@@ -417,42 +418,55 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         switch (job.Kind)
         {
             case "run":
-                log($"{job.Source}: run started");
+                ServeLog.RunStarted(log, job.Source!);
                 // Each snapshot's outcome is said once, by the run's observer (committed or FAILED, with why): never again here.
                 await RunJob.RunAsync(_own, plugins, catalog, observer(), [job.Source!], prune: true, acceptShrink: false, ct).ConfigureAwait(false);
 
                 break;
             case "drill":
-                log($"{job.Source}: drill started");
-                var drills = await new Drill.DrillRunner(config, plugins, catalog) { Progress = line => log(line) }.RunAsync([job.Source!], null, ct).ConfigureAwait(false);
-                using (var notifier = new Notify.Notifier(config, catalog, log))
+                ServeLog.DrillStarted(log, job.Source!);
+                var drills = await new Drill.DrillRunner(config, plugins, catalog) { Progress = line => ServeLog.Progress(log, line) }.RunAsync([job.Source!], null, ct).ConfigureAwait(false);
+                using (var notifier = new Notify.Notifier(config, catalog, line => ServeLog.Progress(log, line)))
                 {
                     await notifier.DrillsFinishedAsync(drills, ct).ConfigureAwait(false);
                 }
 
                 foreach (var d in drills)
                 {
-                    log(d.Passed ? $"{d.Source}: drill passed, restored in {Drill.DrillRunner.Seconds(d.Seconds)}" : $"{d.Source}: drill FAILED: {d.Error}");
+                    if (d.Passed)
+                    {
+                        ServeLog.DrillPassed(log, d.Source, Drill.DrillRunner.Seconds(d.Seconds));
+                    }
+                    else
+                    {
+                        ServeLog.DrillFailed(log, d.Source, d.Error);
+                    }
                 }
 
                 break;
             case "rehearse":
-                log($"{job.Scenario}: rehearsal started");
-                var rehearsal = await new Recovery.RehearsalRunner(config, plugins, catalog) { Progress = line => log(line) }.RunAsync(job.Scenario!, ct).ConfigureAwait(false);
-                using (var notifier = new Notify.Notifier(config, catalog, log))
+                ServeLog.RehearsalStarted(log, job.Scenario!);
+                var rehearsal = await new Recovery.RehearsalRunner(config, plugins, catalog) { Progress = line => ServeLog.Progress(log, line) }.RunAsync(job.Scenario!, ct).ConfigureAwait(false);
+                using (var notifier = new Notify.Notifier(config, catalog, line => ServeLog.Progress(log, line)))
                 {
                     await notifier.RehearsalFinishedAsync(rehearsal, ct).ConfigureAwait(false);
                 }
 
-                log(rehearsal.Passed
-                    ? $"{job.Scenario}: rehearsal passed, the estate back in {Drill.DrillRunner.Seconds(rehearsal.Seconds)}"
-                    : $"{job.Scenario}: rehearsal FAILED: {rehearsal.Error}");
+                if (rehearsal.Passed)
+                {
+                    ServeLog.RehearsalPassed(log, job.Scenario!, Drill.DrillRunner.Seconds(rehearsal.Seconds));
+                }
+                else
+                {
+                    ServeLog.RehearsalFailed(log, job.Scenario!, rehearsal.Error);
+                }
+
                 break;
             default:
-                log("verify --deep started");
+                ServeLog.VerifyStarted(log);
                 var report = await new Verify.VerifyRunner(_own, plugins, catalog).RunAsync([], deep: true, ct).ConfigureAwait(false);
                 var bad = report.Copies.Count(c => c.State != CopyState.Verified);
-                log($"verify --deep: {report.Copies.Count} copies read back, {bad} not verified");
+                ServeLog.VerifyFinished(log, report.Copies.Count, bad);
                 break;
         }
     }
@@ -476,7 +490,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                     _lock = RunLock.Acquire(config.LockPath);
                     if (said)
                     {
-                        log($"{job.Name}: the run lock is free again; the slot of {Text.Json.Time(slot)} runs now");
+                        ServeLog.LockFree(log, job.Name, Text.Json.Time(slot));
                     }
 
                     return;
@@ -486,7 +500,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                     if (!said)
                     {
                         said = true;
-                        log($"{job.Name}: waiting: {e.Message}");
+                        ServeLog.Waiting(log, job.Name, e.Message);
                         Record("warn", job.Source, $"serve: {job.Name}, slot of {Text.Json.Time(slot)}, waited for another run holding the lock ({e.Message})");
                     }
 
@@ -551,7 +565,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
                 catalog.RecordMarker(def.Name, marker);
                 if (_markerFailing.Remove(def.Name))
                 {
-                    log($"{def.Name}: recovery markers are written again (marker {marker.Seq} at {marker.Label})");
+                    ServeLog.MarkersAgain(log, def.Name, marker.Seq, marker.Label);
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -562,9 +576,8 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             {
                 if (_markerFailing.Add(def.Name))
                 {
-                    var message = $"{def.Name}: the recovery marker could not be written ({e.Message}); drills recover to older markers until it can";
-                    log(message);
-                    Record("warn", def.Name, message);
+                    ServeLog.MarkerFailing(log, def.Name, e.Message);
+                    Record("warn", def.Name, $"{def.Name}: the recovery marker could not be written ({e.Message}); drills recover to older markers until it can");
                 }
             }
         }
@@ -580,12 +593,12 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         try
         {
             using var catalog = CatalogStore.Open(config);
-            using var notifier = new Notify.Notifier(config, catalog, log);
+            using var notifier = new Notify.Notifier(config, catalog, line => ServeLog.Progress(log, line));
             await notifier.EvaluateAsync(ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is BackupException or IOException or System.Data.Common.DbException)
         {
-            log($"evaluating the sources' states failed: {e.Message}");
+            ServeLog.StatesFailed(log, e.Message);
         }
     }
 
@@ -614,8 +627,14 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
             var leading = _locks!.TryTake(FleetLocks.LeaderKey);
             if (leading != _leader)
             {
-                log(leading ? $"serve: this agent ({config.Machine}) now leads the fleet's duties (notifications, digests, rehearsals)"
-                    : $"serve: this agent no longer leads the fleet's duties; {_locks.Holder(FleetLocks.LeaderKey) ?? "another agent"} does");
+                if (leading)
+                {
+                    ServeLog.Leads(log, config.Machine);
+                }
+                else
+                {
+                    ServeLog.LeadsNoLonger(log, _locks.Holder(FleetLocks.LeaderKey) ?? "another agent");
+                }
             }
 
             _leader = leading;
@@ -624,7 +643,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         {
             if (_leader && config.CatalogServer is not null)
             {
-                log($"serve: the catalog cannot be reached ({e.Message}); this agent stops leading until it can");
+                ServeLog.CatalogUnreachable(log, e.Message);
                 _locks?.Release(FleetLocks.LeaderKey); // another may lead meanwhile (a lost session has let it go already)
             }
 
@@ -644,7 +663,7 @@ public sealed class ServeLoop(BackstopConfig config, PluginRegistry plugins, Fun
         }
         catch (Exception e) when (e is BackupException or IOException or System.Data.Common.DbException)
         {
-            log($"could not record '{message}': {e.Message}");
+            ServeLog.NotRecorded(log, message, e.Message);
         }
     }
 }

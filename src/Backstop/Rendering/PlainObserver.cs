@@ -2,12 +2,26 @@ using System.Globalization;
 using Backstop.Core.Catalog;
 using Backstop.Core.Config;
 using Backstop.Core.Run;
+using Microsoft.Extensions.Logging;
 
 namespace Backstop.Cli.Rendering;
 
-/// <summary>Plain log lines, one per event: for logs, cron mail and pipes (stderr when stdout carries JSON).</summary>
-internal sealed class PlainObserver(TextWriter output) : RunObserver
+/// <summary>
+/// Plain lines, one per event: for logs, cron mail and pipes (stderr when stdout carries JSON). Under serve they go
+/// through serve's log instead, each at its level (a failed snapshot an error, a warning or a degraded copy a warning).
+/// </summary>
+internal sealed partial class PlainObserver : RunObserver
 {
+    private readonly TextWriter? _output;
+    private readonly ILogger? _log;
+
+    public PlainObserver(TextWriter output) => _output = output;
+
+    public PlainObserver(ILogger log) => _log = log;
+
+    [LoggerMessage(EventId = 101, Message = "{Line}")]
+    private static partial void RunLine(ILogger logger, LogLevel level, string line);
+
     private static string Now => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     public override void Notice(string message) => Line($"notice: {message}");
@@ -64,28 +78,39 @@ internal sealed class PlainObserver(TextWriter output) : RunObserver
         StopTicking(p => p.Source == result.Source); // a failed artifact never finished
         foreach (var w in result.Warnings)
         {
-            Line($"{result.Source}: warning: {w}");
+            Line($"{result.Source}: warning: {w}", LogLevel.Warning);
         }
 
         if (result.State == SnapshotState.Committed)
         {
             foreach (var problem in result.CopyProblems)
             {
-                Line($"{result.Source}: DEGRADED: {problem}");
+                Line($"{result.Source}: DEGRADED: {problem}", LogLevel.Warning);
             }
         }
 
-        Line(result.State == SnapshotState.Committed
-            ? $"{result.Source}: snapshot {result.Id} committed: {Quantities.FormatSize(result.RawBytes)} → {Quantities.FormatSize(result.StoredBytes)}, verified on {string.Join(", ", result.VerifiedTargets)}"
-            : $"{result.Source}: snapshot {result.Id} FAILED: {result.Error}");
+        if (result.State == SnapshotState.Committed)
+        {
+            Line($"{result.Source}: snapshot {result.Id} committed: {Quantities.FormatSize(result.RawBytes)} → {Quantities.FormatSize(result.StoredBytes)}, verified on {string.Join(", ", result.VerifiedTargets)}");
+        }
+        else
+        {
+            Line($"{result.Source}: snapshot {result.Id} FAILED: {result.Error}", LogLevel.Error);
+        }
     }
 
-    private void Line(string text)
+    private void Line(string text, LogLevel level = LogLevel.Information)
     {
-        lock (output)
+        if (_log is not null)
         {
-            output.WriteLine($"{Now} {text}");
-            output.Flush();
+            RunLine(_log, level, text);
+            return;
+        }
+
+        lock (_output!)
+        {
+            _output.WriteLine($"{Now} {text}");
+            _output.Flush();
         }
     }
 }

@@ -16,8 +16,11 @@ namespace Backstop.Cli.Verbs;
 /// (<see cref="ServeLoop"/>) and serves <c>/metrics</c>, <c>/api/status</c> and <c>/healthz</c> on loopback by default.
 /// SIGTERM and Ctrl-C stop it cleanly: what runs is cancelled and records itself.
 /// </summary>
-internal static class ServeVerb
+internal static partial class ServeVerb
 {
+    [LoggerMessage(100, LogLevel.Information, "listening on http://{Endpoint}; {Scheduled} scheduled source(s), parallel {Parallel}")]
+    private static partial void Listening(ILogger logger, string endpoint, int scheduled, int parallel);
+
     /// <summary>The <c>serve</c> command: its arguments and options, and what it runs.</summary>
     internal static Command Declare()
     {
@@ -38,8 +41,17 @@ internal static class ServeVerb
             catalog.AddEvent("info", null, null, $"serve started (pid {Environment.ProcessId}), listening on {endpoint}");
         }
 
-        void Log(string line) => Console.Out.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-dd'T'HH:mm:ss'Z'} {line}");
-        var loop = new ServeLoop(config, Plugins.Registry, () => new PlainObserver(Console.Out), Log);
+        // One line per event on stdout (journald and Kubernetes collect it): the UTC time, the level, serve[event id], the message.
+        // Disposed last, which writes out what the console logger still queues.
+        using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss'Z' ";
+            o.ColorBehavior = Microsoft.Extensions.Logging.Console.LoggerColorBehavior.Disabled;
+        }));
+        var log = logging.CreateLogger("serve");
+        var loop = new ServeLoop(config, Plugins.Registry, () => new PlainObserver(log), log);
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders(); // serve's own lines only; a request log would drown them
@@ -186,7 +198,7 @@ internal static class ServeVerb
             throw new ConfigException($"serve.listen {config.Serve.Listen}: cannot listen there ({e.Message}); choose another address or port");
         }
 
-        Log($"serve: listening on http://{endpoint}; {config.Sources.Count(s => s.Schedule is not null)} scheduled source(s), parallel {config.Serve.Parallel}");
+        Listening(log, endpoint.ToString(), config.Sources.Count(s => s.Schedule is not null), config.Serve.Parallel);
         try
         {
             await loop.RunAsync(cancellationToken).ConfigureAwait(false);

@@ -113,7 +113,7 @@ public sealed class ServeTests : IDisposable
     }
 
     [Fact]
-    public void A_failed_scheduled_run_is_logged_once()
+    public void A_failed_scheduled_run_is_logged_once_at_the_error_level()
     {
         _box.WriteConfig(Yaml.LocalTarget() + Serve() + "sources:\n" + Yaml.Command("broken", "echo refused >&2; exit 3", ", schedule: \"0 3 * * *\""));
         using var serve = _box.Start("serve");
@@ -121,7 +121,11 @@ public sealed class ServeTests : IDisposable
         serve.Signal("TERM");
         var r = serve.Wait(TimeSpan.FromSeconds(30));
         var id = _box.Snapshots().Single().GetProperty("snapshot").GetString()!;
-        Assert.Single(r.Stdout.Split('\n'), l => l.Contains($"snapshot {id} FAILED", StringComparison.Ordinal));
+        var line = Assert.Single(r.Stdout.Split('\n'), l => l.Contains($"snapshot {id} FAILED", StringComparison.Ordinal));
+
+        // One line per event through serve's log: the UTC time, the level (journald and Kubernetes filter on it), serve[event id].
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ fail: serve\[\d+\] broken: snapshot ", line);
+        Assert.Matches(@"(?m)^\S+ info: serve\[\d+\] broken: run started$", r.Stdout);
     }
 
     [Fact]

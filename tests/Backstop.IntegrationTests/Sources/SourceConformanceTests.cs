@@ -1,5 +1,6 @@
 using System.Globalization;
 using Backstop.IntegrationTests.Support;
+using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 
 namespace Backstop.IntegrationTests.Sources;
@@ -8,9 +9,9 @@ namespace Backstop.IntegrationTests.Sources;
 /// The source conformance suite, run against every kind with the real program and real servers: data whose names are
 /// hostile (newlines, quotes, '../', a leading '-', non-ASCII) is captured, the format check's facts agree with the
 /// source's (or are marked reported), each artifact restores into a fresh place with the same facts, and the restored
-/// data, read with the kind's own client, holds those names as they were. Nothing is written outside the sandbox.
-/// PostgreSQL and MySQL run the same checks in <c>PostgresSourceTests</c> / <c>MySqlSourceTests</c>
-/// (<c>Hostile_database_names_are_data_never_code…</c>), where their server fixtures live.
+/// data, read with the kind's own client, holds those names as they were. Nothing is written outside the sandbox. And a
+/// source that refuses (nothing listens, nothing is there) fails its run with a cause in words, leaves nothing that
+/// counts as a backup, and doctor names it. All ten kinds run it; a new kind adds a subclass here.
 /// </summary>
 public abstract class SourceConformance : IDisposable
 {
@@ -29,6 +30,9 @@ public abstract class SourceConformance : IDisposable
 
     /// <summary>Reads what was restored with the kind's own tools and checks the hostile names and their values.</summary>
     protected abstract void CheckRestored(string artifact, string destination);
+
+    /// <summary>The source's configuration (one list item named s) where what it reads from refuses: nothing listens, or nothing is there.</summary>
+    protected abstract string Refusing();
 
     public virtual void Dispose()
     {
@@ -64,6 +68,25 @@ public abstract class SourceConformance : IDisposable
         string[] ours = ["backstop.yaml", "backups", "state", "data", "app.db", "out"];
         Assert.All(Directory.GetFileSystemEntries(Box.Root), e => Assert.Contains(Path.GetFileName(e), ours));
     }
+
+    [Fact]
+    public void A_source_that_refuses_fails_its_run_and_doctor_says_why_and_nothing_counts_as_a_backup()
+    {
+        Box.WriteConfig(Yaml.LocalTarget() + "doctor: { crontabs: [], systemd: [] }\n" + "sources:\n" + Refusing());
+        var run = Box.Run(["run"], Env);
+        Assert.True(run.ExitCode == 1, run.ToString());
+        var failed = System.Text.RegularExpressions.Regex.Match(run.All, "^\\S+ s: snapshot \\S+ FAILED: (.+)$", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.True(failed.Success, run.ToString());
+        Assert.DoesNotContain("Exception", run.All, StringComparison.Ordinal); // a cause in words, no stack trace
+        Assert.All(Box.Snapshots(), snapshot => Assert.False(snapshot.GetProperty("valid").GetBoolean(), snapshot.ToString()));
+        Assert.Empty(Directory.Exists(Box["backups"]) ? Directory.GetFiles(Box["backups"], Backstop.Core.Storage.Layout.ManifestName, SearchOption.AllDirectories) : []);
+
+        var doctor = Box.Run(["doctor", "--json"], Env);
+        Assert.True(doctor.ExitCode == 1, doctor.ToString());
+        var checks = System.Text.Json.JsonDocument.Parse(doctor.Stdout).RootElement.GetProperty("checks").EnumerateArray().ToList();
+        Assert.Contains(checks, c => c.GetProperty("subject").GetString()!.StartsWith("source 's'", StringComparison.Ordinal)
+                                     && c.GetProperty("status").GetString() == "fail" && c.GetProperty("message").GetString()!.Length > 0);
+    }
 }
 
 public sealed class FilesSourceConformance : SourceConformance
@@ -77,6 +100,8 @@ public sealed class FilesSourceConformance : SourceConformance
 
         return "  - { name: s, kind: files, paths: [./data] }\n";
     }
+
+    protected override string Refusing() => "  - { name: s, kind: files, paths: [./data-unmounted] }\n";
 
     protected override string DestinationFor(string artifact) => Box["out/files"];
 
@@ -111,6 +136,8 @@ public sealed class SqliteSourceConformance : SourceConformance
         return "  - { name: s, kind: sqlite, path: ./app.db }\n";
     }
 
+    protected override string Refusing() => "  - { name: s, kind: sqlite, path: ./data/gone.db }\n";
+
     protected override string DestinationFor(string artifact) => Box["out/restored.db"];
 
     protected override void CheckRestored(string artifact, string destination)
@@ -134,6 +161,8 @@ public sealed class CommandSourceConformance : SourceConformance
         Box.Shell("mkdir -p data && printf '../../escape\\n' > data/raw.bin && head -c 256 /dev/zero | tr '\\0' '\\377' >> data/raw.bin && printf '\\000end' >> data/raw.bin");
         return Yaml.Command("s", "cat data/raw.bin");
     }
+
+    protected override string Refusing() => "  - { name: s, kind: command, command: [no-such-dump-tool, --all], artifact: dump.out }\n";
 
     protected override string DestinationFor(string artifact) => Box["out/"];
 
@@ -164,6 +193,8 @@ public sealed class RedisSourceConformance : SourceConformance
 
         return $"  - {{ name: s, kind: redis, host: 127.0.0.1, port: {_redis.Port} }}\n";
     }
+
+    protected override string Refusing() => $"  - {{ name: s, kind: redis, host: 127.0.0.1, port: {PostgresServer.FreePort()} }}\n";
 
     protected override string DestinationFor(string artifact) => Box["out/redis"];
 
@@ -197,6 +228,8 @@ public sealed class EtcdSourceConformance : SourceConformance
 
         return $"  - {{ name: s, kind: etcd, endpoints: [{_etcd.Endpoint}] }}\n";
     }
+
+    protected override string Refusing() => $"  - {{ name: s, kind: etcd, endpoints: [http://127.0.0.1:{PostgresServer.FreePort()}] }}\n";
 
     protected override string DestinationFor(string artifact) => Box["out/etcd"];
 
@@ -240,6 +273,8 @@ public sealed class CouchDbSourceConformance : SourceConformance, IClassFixture<
         return $"  - {{ name: s, kind: couchdb, url: \"{_couch.Url}\", databases: [\"{_db}\"] }}\n";
     }
 
+    protected override string Refusing() => $"  - {{ name: s, kind: couchdb, url: \"http://127.0.0.1:{PostgresServer.FreePort()}\", databases: [\"{_db}\"] }}\n";
+
     protected override string DestinationFor(string artifact) => $"{_couch.Url}/{Uri.EscapeDataString("restored/" + _db)}";
 
     protected override void CheckRestored(string artifact, string destination)
@@ -249,5 +284,190 @@ public sealed class CouchDbSourceConformance : SourceConformance, IClassFixture<
             var doc = _couch.SendAsync(HttpMethod.Get, $"/{Uri.EscapeDataString("restored/" + _db)}/{Uri.EscapeDataString(n)}").GetAwaiter().GetResult();
             Assert.Equal(i, doc.GetProperty("v").GetInt32());
         }
+    }
+}
+
+public sealed class PostgresSourceConformance : SourceConformance, IClassFixture<PostgresServer>
+{
+    private readonly PostgresServer _pg;
+    private readonly string _db = "conformance_" + Guid.NewGuid().ToString("N")[..8];
+
+    public PostgresSourceConformance(PostgresServer pg) => _pg = pg;
+
+    protected override IDictionary<string, string>? Env { get; } = new Dictionary<string, string> { ["PG_TEST_PASSWORD"] = PostgresServer.Password };
+
+    private static string Quoted(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    private string Source(int port) =>
+        $"  - {{ name: s, kind: postgres, host: 127.0.0.1, port: {port}, user: postgres, password: \"env:PG_TEST_PASSWORD\", databases: [{_db}] }}\n";
+
+    /// <summary>Tables named with the hostile names (a database's own hostile names are <c>PostgresSourceTests</c>' job).</summary>
+    protected override string Fill()
+    {
+        _pg.Sql("postgres", $"CREATE DATABASE {_db}");
+        _pg.Sql(_db, string.Concat(Hostile.Select((n, i) => $"CREATE TABLE {Quoted(n)} (v text); INSERT INTO {Quoted(n)} VALUES ('value {i}');")));
+        return Source(_pg.Port);
+    }
+
+    protected override string Refusing() => Source(PostgresServer.FreePort());
+
+    protected override string DestinationFor(string artifact) =>
+        $"postgresql://postgres@127.0.0.1:{_pg.Port}/{(artifact == "globals.sql" ? "postgres" : _db + "_restored")}";
+
+    protected override void CheckRestored(string artifact, string destination)
+    {
+        if (artifact == "globals.sql")
+        {
+            Assert.Equal("t", _pg.Scalar("postgres", "SELECT rolsuper FROM pg_roles WHERE rolname = 'postgres'")); // the roles, as they were
+            return;
+        }
+
+        foreach (var (n, i) in Hostile.Select((n, i) => (n, i)))
+        {
+            Assert.Equal($"value {i}", _pg.Scalar(_db + "_restored", $"SELECT v FROM {Quoted(n)}"));
+        }
+    }
+}
+
+public sealed class MySqlSourceConformance : SourceConformance, IClassFixture<MariaDbServer>
+{
+    private readonly MariaDbServer _my;
+    private readonly string _db = "conformance_" + Guid.NewGuid().ToString("N")[..8];
+
+    public MySqlSourceConformance(MariaDbServer my) => _my = my;
+
+    protected override IDictionary<string, string>? Env { get; } = new Dictionary<string, string> { ["MY_TEST_PASSWORD"] = MariaDbServer.Password };
+
+    private static string Quoted(string name) => "`" + name.Replace("`", "``", StringComparison.Ordinal) + "`";
+
+    private string Source(int port) =>
+        $"  - {{ name: s, kind: mysql, host: 127.0.0.1, port: {port}, user: {MariaDbServer.User}, password: \"env:MY_TEST_PASSWORD\", databases: [{_db}] }}\n";
+
+    /// <summary>Tables named with the hostile names (a database's own hostile names are <c>MySqlSourceTests</c>' job).</summary>
+    protected override string Fill()
+    {
+        _my.RootSql($"CREATE DATABASE {_db}; USE {_db}; " +
+                    string.Concat(Hostile.Select((n, i) => $"CREATE TABLE {Quoted(n)} (v TEXT); INSERT INTO {Quoted(n)} VALUES ('value {i}');")));
+        return Source(_my.Port);
+    }
+
+    protected override string Refusing() => Source(PostgresServer.FreePort());
+
+    protected override string DestinationFor(string artifact) => $"mysql://{MariaDbServer.User}@127.0.0.1:{_my.Port}/{_db}_restored";
+
+    protected override void CheckRestored(string artifact, string destination)
+    {
+        foreach (var (n, i) in Hostile.Select((n, i) => (n, i)))
+        {
+            Assert.Equal($"value {i}", _my.RootSql($"SELECT v FROM {_db}_restored.{Quoted(n)}"));
+        }
+    }
+}
+
+public sealed class RegistrySourceConformance : SourceConformance
+{
+    private readonly RegistryServer _registry = new();
+    private readonly RegistryServer _fresh = new();
+
+    /// <summary>A registry takes no hostile name (the distribution spec's grammar); these are at its edges: every separator, nesting, a 128-character tag.</summary>
+    private static readonly (string Repository, string Tag)[] Names = [("a/b.c_d-e/f", "v1.0_rc-1"), ("x--y/z__w", new string('t', 128)), ("0/1/2/3", "latest")];
+
+    protected override string Fill()
+    {
+        foreach (var (repository, tag) in Names)
+        {
+            var images = new OciImages(Box["data/" + Guid.NewGuid().ToString("N")[..8]]);
+            images.Tag(tag, repository.Replace('/', '-'));
+            _registry.Push(images.Dir, tag, repository);
+        }
+
+        return $"  - {{ name: s, kind: registry, url: \"{_registry.Url}\" }}\n";
+    }
+
+    protected override string Refusing() => $"  - {{ name: s, kind: registry, url: \"http://127.0.0.1:{PostgresServer.FreePort()}\" }}\n";
+
+    protected override string DestinationFor(string artifact) => _fresh.Url;
+
+    protected override void CheckRestored(string artifact, string destination)
+    {
+        var (repository, tag) = Assert.Single(Names, x => Backstop.Sources.Registry.OciLayoutReader.ArtifactName(x.Repository) == artifact);
+        Assert.Equal(_registry.Digest(repository, tag), _fresh.Digest(repository, tag));
+    }
+
+    public override void Dispose()
+    {
+        _registry.Dispose();
+        _fresh.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>Against the Kubernetes API fixture (no API server can be installed here; see <c>KubeApiServer</c>).</summary>
+public sealed class KubernetesSourceConformance : SourceConformance
+{
+    private readonly KubeApiServer _api = new();
+    private readonly KubeApiServer _fresh = new();
+
+    private static JsonObject Obj(string kind, string? ns, string name, JsonObject? data = null)
+    {
+        var meta = new JsonObject { ["name"] = name };
+        if (ns is not null)
+        {
+            meta["namespace"] = ns;
+        }
+
+        var o = new JsonObject { ["apiVersion"] = "v1", ["kind"] = kind, ["metadata"] = meta };
+        if (data is not null)
+        {
+            o["data"] = data;
+        }
+
+        return o;
+    }
+
+    /// <summary>Object names are DNS labels (the API refuses others); the hostile names are the values of a ConfigMap.</summary>
+    protected override string Fill()
+    {
+        _api.Add(Obj("Namespace", null, "conformance"));
+        var data = new JsonObject();
+        foreach (var (n, i) in Hostile.Select((n, i) => (n, i)))
+        {
+            data[$"k{i}"] = n;
+        }
+
+        _api.Add(Obj("ConfigMap", "conformance", "hostile", data));
+        Directory.CreateDirectory(Box["data"]);
+        return $"  - {{ name: s, kind: kubernetes, kubeconfig: {_api.WriteKubeconfig(Box["data/kubeconfig"], _fresh)}, exclude_kinds: [Secret] }}\n";
+    }
+
+    protected override string Refusing()
+    {
+        Directory.CreateDirectory(Box["data"]);
+        string kubeconfig;
+        using (var gone = new KubeApiServer())
+        {
+            kubeconfig = gone.WriteKubeconfig(Box["data/kubeconfig"]);
+        }
+
+        return $"  - {{ name: s, kind: kubernetes, kubeconfig: {kubeconfig}, exclude_kinds: [Secret] }}\n";
+    }
+
+    protected override string DestinationFor(string artifact) => "kube://other";
+
+    protected override void CheckRestored(string artifact, string destination)
+    {
+        var restored = _fresh.Get("", "configmaps", "conformance", "hostile");
+        Assert.NotNull(restored);
+        foreach (var (n, i) in Hostile.Select((n, i) => (n, i)))
+        {
+            Assert.Equal(n, restored["data"]![$"k{i}"]!.GetValue<string>());
+        }
+    }
+
+    public override void Dispose()
+    {
+        _api.Dispose();
+        _fresh.Dispose();
+        base.Dispose();
     }
 }
