@@ -44,6 +44,8 @@ dotnet restore Backstop.slnx --nologo -v quiet || { echo "tests: 0 passed, 1 fai
 dotnet build Backstop.slnx -c Release --no-restore --nologo -v quiet -clp:ErrorsOnly || { echo "tests: 0 passed, 1 failed"; exit 1; }
 
 passed=0; failed=0; skipped=0; status=0
+deaths="${TMPDIR:-/tmp}/backstop-fixture-deaths.log"  # a test server that died on its own says why here (ServerProcess)
+rm -f "$deaths"
 for project in tests/Backstop.Tests tests/Backstop.IntegrationTests; do
   echo "== $project"
   log="$(mktemp)"
@@ -63,6 +65,10 @@ for project in tests/Backstop.Tests tests/Backstop.IntegrationTests; do
   rm -f "$log"
 done
 
+if [ -s "$deaths" ]; then
+  echo "== test servers that died on their own during the tests"
+  cat "$deaths"
+fi
 [ "$failed" -gt 0 ] && status=1
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status

@@ -38,6 +38,36 @@ public sealed class ServerProcess : IDisposable
 
         _process.StandardOutput.ReadToEndAsync();
         _stderr = _process.StandardError.ReadToEndAsync();
+        _name = $"{Path.GetFileName(program)}, pid {_process.Id} (installed as {install})";
+        _process.EnableRaisingEvents = true;
+        _process.Exited += (_, _) => RecordDeath();
+    }
+
+    private readonly string _name;
+    private volatile bool _killing;
+
+    /// <summary>
+    /// Where a server that died on its own (not by <see cref="Kill"/>) is recorded, with its exit code and stderr: the
+    /// tests then fail with "connection refused" from Backstop, and test.sh prints this file to say why the server went.
+    /// </summary>
+    public static string DeathLog => Path.Combine(Path.GetTempPath(), "backstop-fixture-deaths.log");
+
+    private void RecordDeath()
+    {
+        if (_killing)
+        {
+            return;
+        }
+
+        try
+        {
+            var stderr = _stderr.Wait(TimeSpan.FromSeconds(5)) ? _stderr.Result : "(its stderr did not end)";
+            File.AppendAllText(DeathLog, $"{DateTimeOffset.UtcNow:O} {_name} exited on its own with {_process.ExitCode}; its stderr:\n{stderr}\n");
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            // the record is a diagnosis only
+        }
     }
 
     public string Root { get; }
@@ -69,6 +99,7 @@ public sealed class ServerProcess : IDisposable
     /// <summary>Kills the server and keeps its folder (a server that goes down and comes back later).</summary>
     public void Kill()
     {
+        _killing = true;
         try
         {
             _process.Kill(entireProcessTree: true);
@@ -81,7 +112,11 @@ public sealed class ServerProcess : IDisposable
     }
 
     /// <summary>Stops the process with a signal (SIGSTOP freezes it: a server that hangs with its port open).</summary>
-    public void Signal(int signal) => _ = Posix.Kill(_process.Id, signal);
+    public void Signal(int signal)
+    {
+        _killing |= signal is not (Posix.SigStop or Posix.SigCont); // a test's own signal is no death to report
+        _ = Posix.Kill(_process.Id, signal);
+    }
 
     public void Dispose()
     {
