@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging;
 namespace Backstop.Cli.Verbs;
 
 /// <summary>
-/// <c>serve</c>: a foreground process that logs plain lines (systemd and Kubernetes collect them), runs the schedules
+/// <c>serve</c>: a foreground process that logs a line per event (systemd and Kubernetes collect them), runs the schedules
 /// (<see cref="ServeLoop"/>) and serves <c>/metrics</c>, <c>/api/status</c> and <c>/healthz</c> on loopback by default.
 /// SIGTERM and Ctrl-C stop it cleanly: what runs is cancelled and records itself.
 /// </summary>
