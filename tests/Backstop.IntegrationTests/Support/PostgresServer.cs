@@ -93,11 +93,28 @@ public sealed class PostgresServer : IDisposable
         }
     }
 
+    private static readonly HashSet<int> HandedOut = [];
+
+    /// <summary>
+    /// A loopback port free now, never one handed out before in this test run: two fixtures starting at once (test
+    /// classes run in parallel) could otherwise be given one port, and the one that binds second would take the first's
+    /// answers for its own until the first goes away.
+    /// </summary>
     public static int FreePort()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        while (true)
+        {
+            using var l = new TcpListener(IPAddress.Loopback, 0);
+            l.Start();
+            var port = ((IPEndPoint)l.LocalEndpoint).Port;
+            lock (HandedOut)
+            {
+                if (HandedOut.Add(port))
+                {
+                    return port;
+                }
+            }
+        }
     }
 
     private static bool IsRoot => Environment.UserName == "root";

@@ -82,6 +82,8 @@ public sealed class ServerProcess : IDisposable
             Assert.True(sw.Elapsed < (timeout ?? TimeSpan.FromSeconds(60)), $"{what} did not answer in time");
             Thread.Sleep(150);
         }
+
+        Assert.False(_process.HasExited, $"{what} exited at start, yet its port answered (another server has it): {(_process.HasExited ? _stderr.Result : "")}");
     }
 
     private static bool Answers(Func<bool> ready)
