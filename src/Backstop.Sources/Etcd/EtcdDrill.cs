@@ -47,9 +47,18 @@ internal sealed class EtcdDrill(string name, EtcdOptions options) : IDrillable
                     ["--name", "drill", "--data-dir", data, "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
                      "--initial-advertise-peer-urls", peer, "--initial-cluster", $"drill={peer}", "--initial-cluster-state", "existing"],
                     user, c => HealthyAsync(client, c), TimeSpan.FromMinutes(2), ct).ConfigureAwait(false);
-                if (options.User is null)
+                try
                 {
-                    checking = await LockAsync(new Uri(client), scope, ct).ConfigureAwait(false);
+                    if (options.User is null)
+                    {
+                        checking = await LockAsync(new Uri(client), scope, ct).ConfigureAwait(false);
+                    }
+                }
+                catch
+                {
+                    // Not handed back yet, so the scratch's end would not stop it: a cancelled or failed lock stops it here.
+                    await running.DisposeAsync().ConfigureAwait(false);
+                    throw;
                 }
 
                 return running;
